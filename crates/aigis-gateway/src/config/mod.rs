@@ -1,0 +1,278 @@
+//! Configuration: `aigis.toml` is read in two steps, the raw serde mirror (`raw.rs`) and
+//! validation (`validate.rs`) that collects every error with its key path, line and a hint,
+//! then assembles the typed [`Config`] the gateway runs on. There is one loader: the CLI's
+//! `config check`, startup and SIGHUP reload all call [`load`].
+
+mod raw;
+mod units;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use units::{glob_match, parse_duration, parse_size};
+
+/// A loaded, validated configuration and the warnings found while loading it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Problems that do not stop the gateway (e.g. an unset `env:` secret).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// The typed configuration the gateway runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`
+    pub server: Server,
+    /// `[[upstreams]]`, in file order.
+    pub upstreams: Vec<Upstream>,
+    /// `[[routes]]`, in file order.
+    pub routes: Vec<Route>,
+}
+
+/// `[server]`: listeners and request limits.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// The public API listener.
+    pub listen: SocketAddr,
+    /// The admin listener (`/healthz`, `/readyz`, `/metrics`). Never expose it publicly.
+    pub admin_listen: SocketAddr,
+    /// Limits applied to every request before anything else.
+    pub limits: RequestLimits,
+    /// Requests in flight at once; more are refused with 429.
+    pub max_concurrent: usize,
+    /// The largest non-streamed upstream response the gateway reads.
+    pub max_response: usize,
+    /// How long shutdown waits for in-flight requests and streams.
+    pub shutdown_grace: Duration,
+    /// TLS for the public listener; plain HTTP when absent.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Request limits checked by the `parse` stage.
+#[derive(Debug, Clone)]
+pub struct RequestLimits {
+    /// Largest request body, in bytes (413 beyond).
+    pub max_body: usize,
+    /// Largest total size of request headers, in bytes (431 beyond).
+    pub max_header: usize,
+    /// Deepest JSON nesting.
+    pub max_json_depth: usize,
+    /// Most messages (or embedding inputs) in one request.
+    pub max_messages: usize,
+    /// Longest single JSON string, in bytes.
+    pub max_string: usize,
+    /// Largest `n` (choices per request).
+    pub max_n: u64,
+}
+
+/// PEM files for a TLS listener, resolved against the config's folder.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+}
+
+/// The wire protocol an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamKind {
+    /// OpenAI-compatible: OpenAI, vLLM, Ollama, llama.cpp server, LiteLLM, …
+    OpenAi,
+    /// Anthropic Messages API.
+    Anthropic,
+    /// Built in: answers with the last user message (no model needed).
+    Echo,
+}
+
+impl UpstreamKind {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Echo => "echo",
+        }
+    }
+}
+
+/// One upstream provider.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Unique name.
+    pub name: String,
+    /// Wire protocol.
+    pub kind: UpstreamKind,
+    /// Base URL, e.g. `https://api.openai.com/v1` (absent for `echo`).
+    pub base_url: Option<http::Uri>,
+    /// The credential the gateway injects; `None` when not configured or not set.
+    pub api_key: Option<Secret>,
+    /// `true` when `api_key` was configured but its `env:` variable is unset.
+    pub api_key_missing: bool,
+    /// Extra CA certificates (PEM) trusted for this upstream, besides the system roots.
+    pub ca: Option<PathBuf>,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Requests in flight to this upstream at once.
+    pub max_concurrent: usize,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker refuses before letting one trial request through.
+    pub breaker_cooldown: Duration,
+}
+
+/// Per-upstream timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// TCP (and TLS) connection set-up.
+    pub connect: Duration,
+    /// From sending the request to the response headers.
+    pub first_byte: Duration,
+    /// Longest silence between two chunks of a response body.
+    pub idle: Duration,
+    /// Whole exchange, streams included.
+    pub total: Duration,
+}
+
+/// One route: which models go to which upstreams.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Unique name.
+    pub name: String,
+    /// Exact model names or globs (`*`, `?`).
+    pub models: Vec<String>,
+    /// Indices into [`Config::upstreams`], in failover order.
+    pub upstreams: Vec<usize>,
+    /// Cap on requested completion tokens.
+    pub max_tokens: Option<u64>,
+    /// Visible to policies as `resource.classification`.
+    pub classification: Option<String>,
+}
+
+impl Config {
+    /// The route serving `model`: an exact name wins over a glob; among globs, file order.
+    pub fn route_for(&self, model: &str) -> Option<&Route> {
+        self.routes
+            .iter()
+            .find(|r| r.models.iter().any(|m| m == model))
+            .or_else(|| {
+                self.routes
+                    .iter()
+                    .find(|r| r.models.iter().any(|m| glob_match(m, model)))
+            })
+    }
+
+    /// The upstream kind a route speaks (all its upstreams share one, checked at load).
+    pub fn route_kind(&self, route: &Route) -> UpstreamKind {
+        route
+            .upstreams
+            .first()
+            .and_then(|&i| self.upstreams.get(i))
+            .map_or(UpstreamKind::OpenAi, |u| u.kind)
+    }
+}
+
+/// A secret value resolved from `env:` or `file:`. Never printed.
+#[derive(Clone)]
+pub struct Secret(Box<str>);
+
+impl Secret {
+    /// The secret itself, for injecting into an upstream request.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How serious a config problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// The config cannot be used.
+    Error,
+    /// The config works, with a caveat.
+    Warning,
+}
+
+/// One problem found in a config file.
+#[derive(Debug, Clone)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub level: Level,
+    /// Dotted key path, e.g. `server.listen` or `upstreams[1].timeouts.idle`.
+    pub path: String,
+    /// 1-based line of the key in the file, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.level {
+            Level::Error => "error",
+            Level::Warning => "warning",
+        };
+        match self.line {
+            Some(line) => write!(f, "line {line}: {level}: `{}`: {}", self.path, self.message)?,
+            None => write!(f, "{level}: `{}`: {}", self.path, self.message)?,
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A config that cannot be used, with every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("{} has {} error(s):\n{}", file.display(), errors.len(), render(errors))]
+pub struct ConfigError {
+    /// The file that was read.
+    pub file: PathBuf,
+    /// Every error (warnings are included when `--strict` turned them into errors).
+    pub errors: Vec<Diagnostic>,
+}
+
+fn render(diags: &[Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads and validates a config file. With `strict`, warnings are errors.
+pub fn load(path: &Path, strict: bool) -> Result<Loaded, ConfigError> {
+    let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        errors: vec![Diagnostic {
+            level: Level::Error,
+            path: String::new(),
+            line: None,
+            message: format!("cannot read the file: {e}"),
+            hint: Some("check the path given to --config".into()),
+        }],
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&src, base, strict).map_err(|errors| ConfigError {
+        file: path.to_path_buf(),
+        errors,
+    })
+}
+
+/// Validates config text; relative `file:` paths resolve from `base`.
+pub fn parse(src: &str, base: &Path, strict: bool) -> Result<Loaded, Vec<Diagnostic>> {
+    validate::validate(src, base, strict)
+}

@@ -1,0 +1,90 @@
+//! The serde mirror of `aigis.toml`: plain strings and numbers, every key optional where a
+//! default exists, unknown keys rejected. Nothing here is validated; see `validate.rs`.
+
+use serde::Deserialize;
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub max_body: Option<String>,
+    pub max_header: Option<String>,
+    pub max_json_depth: Option<u32>,
+    pub max_messages: Option<u32>,
+    pub max_string: Option<String>,
+    pub max_n: Option<u32>,
+    pub max_concurrent: Option<u32>,
+    pub max_response: Option<String>,
+    pub shutdown_grace: Option<String>,
+    pub tls: Option<Tls>,
+}
+
+/// `[server.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: String,
+    pub key: String,
+}
+
+/// One `[[upstreams]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub name: String,
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub ca: Option<String>,
+    pub timeouts: Option<Timeouts>,
+    pub max_concurrent: Option<u32>,
+    pub circuit_breaker: Option<CircuitBreaker>,
+}
+
+/// `timeouts = { connect, first_byte, idle, total }`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    pub connect: Option<String>,
+    pub first_byte: Option<String>,
+    pub idle: Option<String>,
+    pub total: Option<String>,
+}
+
+/// `circuit_breaker = { failures, cooldown }`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreaker {
+    pub failures: Option<u32>,
+    pub cooldown: Option<String>,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: String,
+    pub models: Vec<String>,
+    pub upstream: OneOrMany,
+    pub max_tokens: Option<u32>,
+    pub classification: Option<String>,
+}
+
+/// `upstream = "a"` or `upstream = ["a", "b"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
+}

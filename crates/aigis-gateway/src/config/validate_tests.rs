@@ -1,0 +1,156 @@
+use super::*;
+
+fn errors(src: &str) -> Vec<Diagnostic> {
+    match validate(src, Path::new("."), false) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e,
+    }
+}
+
+const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[[upstreams]]
+name = "echo"
+kind = "echo"
+
+[[routes]]
+name = "try-me"
+models = ["echo", "echo-*"]
+upstream = "echo"
+max_tokens = 100
+"#;
+
+#[test]
+fn good_config_loads_with_defaults() {
+    let loaded = validate(GOOD, Path::new("."), true).unwrap();
+    let c = loaded.config;
+    assert_eq!(c.server.limits.max_body, 4 << 20);
+    assert_eq!(c.upstreams[0].kind, UpstreamKind::Echo);
+    assert_eq!(c.route_for("echo-2").unwrap().name, "try-me");
+    assert!(c.route_for("gpt-4o").is_none());
+    assert!(loaded.warnings.is_empty());
+}
+
+#[test]
+fn wrong_type_names_key_and_line() {
+    let src = "[server]\n\nlisten = 12\n";
+    let e = errors(src);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].path, "server.listen");
+    assert_eq!(e[0].line, Some(3));
+    assert!(e[0].hint.as_deref().unwrap().contains("127.0.0.1:8080"));
+}
+
+#[test]
+fn every_error_is_reported() {
+    let src = r#"
+[server]
+lisen = "127.0.0.1:1"
+
+[[upstreams]]
+name = "a"
+kind = "opnai"
+
+[[upstreams]]
+name = "b"
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+api_key = "sk-inline-secret"
+timeouts = { idle = "30 seconds" }
+
+[[routes]]
+name = "r"
+models = ["gpt-4o*"]
+upstream = "c"
+"#;
+    let e = errors(src);
+    let paths: Vec<_> = e.iter().map(|d| (d.path.as_str(), d.line)).collect();
+    assert!(paths.contains(&("server.lisen", Some(3))), "{paths:?}");
+    assert!(paths.contains(&("upstreams[0].kind", Some(7))), "{paths:?}");
+    assert!(paths.contains(&("upstreams[1].api_key", Some(13))), "{paths:?}");
+    assert!(paths.contains(&("upstreams[1].timeouts.idle", Some(14))), "{paths:?}");
+    assert!(paths.contains(&("routes[0].upstream", Some(19))), "{paths:?}");
+    let lisen = e.iter().find(|d| d.path == "server.lisen").unwrap();
+    assert_eq!(lisen.hint.as_deref(), Some("did you mean `listen`?"));
+    // The inline secret is never echoed back.
+    assert!(!e.iter().any(|d| d.to_string().contains("sk-inline-secret")));
+}
+
+#[test]
+fn later_sections_are_named() {
+    let e = errors("[identity.api_keys]\nstore = \"sqlite:x\"\n");
+    assert_eq!(e[0].path, "identity");
+    assert!(e[0].message.contains("not supported"));
+}
+
+#[test]
+fn syntax_error_has_line() {
+    let e = errors("[server]\nlisten = \"127.0.0.1:1\n");
+    assert_eq!(e[0].line, Some(2));
+}
+
+#[test]
+fn unset_env_secret_is_warning_unless_strict() {
+    let src = r#"
+[[upstreams]]
+name = "o"
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+api_key = "env:AIGIS_TEST_SURELY_UNSET_VAR"
+"#;
+    let loaded = validate(src, Path::new("."), false).unwrap();
+    assert!(loaded.config.upstreams[0].api_key_missing);
+    assert!(loaded.warnings.iter().any(|w| w.path == "upstreams[0].api_key" && w.line == Some(6)));
+    let strict = validate(src, Path::new("."), true).unwrap_err();
+    assert!(strict.iter().any(|d| d.path == "upstreams[0].api_key"));
+}
+
+#[test]
+fn mixed_kinds_and_duplicates_are_errors() {
+    let src = r#"
+[[upstreams]]
+name = "o"
+kind = "openai"
+base_url = "http://127.0.0.1:1/v1"
+
+[[upstreams]]
+name = "a"
+kind = "anthropic"
+base_url = "http://127.0.0.1:2"
+
+[[routes]]
+name = "r"
+models = ["m"]
+upstream = ["o", "a"]
+
+[[routes]]
+name = "r"
+models = ["m"]
+upstream = "o"
+"#;
+    let e = errors(src);
+    assert!(e.iter().any(|d| d.message.contains("mixes upstream kinds")));
+    assert!(e.iter().any(|d| d.message.contains("duplicate route name")));
+    assert!(e.iter().any(|d| d.message.contains("already served")));
+}
+
+#[test]
+fn file_paths_resolve_from_config_folder() {
+    let dir = std::env::temp_dir().join(format!("aigis-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("key.txt"), "sk-from-file\n").unwrap();
+    let src = r#"
+[[upstreams]]
+name = "o"
+kind = "openai"
+base_url = "http://127.0.0.1:1/v1"
+api_key = "file:key.txt"
+"#;
+    let loaded = validate(src, &dir, false).unwrap();
+    assert_eq!(loaded.config.upstreams[0].api_key.as_ref().unwrap().expose(), "sk-from-file");
+    assert!(!format!("{:?}", loaded.config).contains("sk-from-file"));
+    std::fs::remove_dir_all(dir).ok();
+}
