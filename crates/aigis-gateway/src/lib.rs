@@ -1,3 +1,36 @@
-//! placeholder
-#![allow(missing_docs)]
+//! # aigis-gateway
+//!
+//! An OpenAI-compatible reverse proxy that every call to a model passes through. A request
+//! flows through one stage per module, composed in one place ([`pipeline`]):
+//!
+//! ```text
+//! listen (TCP / TLS 1.3, X25519MLKEM768 preferred)
+//!   -> parse    (endpoint, JSON depth, sizes, message count, n)          parse.rs
+//!   -> resolve  (model -> route -> upstreams, per-route max_tokens cap)  resolve.rs
+//!   -> forward  (pooled client, timeouts, failover before first byte,
+//!                circuit breaker, per-upstream concurrency cap)          forward/
+//!   -> record   (access log without content, metrics)                    pipeline.rs
+//! ```
+//!
+//! Identity, authorization, admission limits and content inspection join between `resolve`
+//! and `forward` as they land.
+//!
+//! ## Non-goals
+//! No translation between OpenAI and Anthropic formats; no open proxying (only configured
+//! upstreams are reachable); no response caching.
+
+#![deny(missing_docs)]
+
+mod admin;
+pub mod body;
 pub mod config;
+pub mod error;
+pub mod forward;
+pub mod metrics;
+pub mod parse;
+mod pipeline;
+pub mod resolve;
+mod server;
+pub mod tls;
+
+pub use server::{Gateway, Runtime, StartError};

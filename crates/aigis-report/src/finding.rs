@@ -170,7 +170,10 @@ impl Evidence {
             MASK_SHORT.to_owned()
         } else {
             let prefix: String = secret.chars().take(MASK_KEEP_PREFIX).collect();
-            let suffix: String = secret.chars().skip(count.saturating_sub(MASK_KEEP_SUFFIX)).collect();
+            let suffix: String = secret
+                .chars()
+                .skip(count.saturating_sub(MASK_KEEP_SUFFIX))
+                .collect();
             format!("{prefix}{MASK}{suffix}")
         };
         Self { text, masked: true }

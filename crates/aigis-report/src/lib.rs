@@ -6,6 +6,28 @@
 //! [`Format::Table`], [`Format::Json`] or [`Format::Sarif`] (2.1.0) document and exits with
 //! [`Report::exit_code`].
 //!
+//! ```
+//! use aigis_report::{Evidence, Finding, Format, Location, NotScanned, Report, Severity};
+//!
+//! let mut report = Report::new("aigis", "0.1.0");
+//! report.add(
+//!     Finding::new(
+//!         "AIG-PICKLE-001",
+//!         Severity::Critical,
+//!         "pickle imports os.system",
+//!         Location::new("model.zip").with_member("archive/data.pkl").with_byte_offset(52),
+//!     )
+//!     .with_evidence(Evidence::text("GLOBAL os system"))
+//!     .with_help("load it with weights_only=True or convert it to safetensors"),
+//! );
+//! report.add_not_scanned(NotScanned::new("huge.bin", "larger than the 4 GiB size limit"));
+//!
+//! let mut out = Vec::new();
+//! report.render(Format::Sarif, &mut out)?;
+//! assert_eq!(report.exit_code("high".parse()?), 1); // a finding wins over "not scanned"
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # The contract
 //!
 //! - **Exit codes.** `0` ([`EXIT_CLEAN`]): no finding at or above `--fail-on` and everything was

@@ -82,7 +82,10 @@ mod tests {
     #[test]
     fn parses_every_name_it_prints() {
         for severity in Severity::ALL {
-            assert_eq!(severity.to_string().parse::<Severity>().ok(), Some(severity));
+            assert_eq!(
+                severity.to_string().parse::<Severity>().ok(),
+                Some(severity)
+            );
         }
         assert_eq!("HIGH".parse::<Severity>().ok(), Some(Severity::High));
     }

@@ -1,0 +1,177 @@
+//! Every way a request can fail, and the one function that turns a failure into the response
+//! the caller sees: OpenAI's `{"error":{"message","type","param","code"}}` on OpenAI endpoints,
+//! Anthropic's `{"type":"error","error":{"type","message"}}` on `/v1/messages`. Messages never
+//! contain prompt text or credentials.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::{Body, full};
+
+/// Which API family's error shape the caller expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// OpenAI-compatible endpoints.
+    OpenAi,
+    /// Anthropic Messages API.
+    Anthropic,
+}
+
+/// A request the gateway refuses or cannot complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// No such endpoint.
+    #[error("unknown path `{0}`; see GET /v1/models and the OpenAI API reference")]
+    NotFound(String),
+    /// Endpoint exists, method does not.
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
+    /// Request body over `server.max_body`.
+    #[error("request body exceeds the limit of {0} bytes (server.max_body)")]
+    BodyTooLarge(usize),
+    /// Request headers over `server.max_header`.
+    #[error("request headers exceed the limit of {0} bytes (server.max_header)")]
+    HeadersTooLarge(usize),
+    /// The body is not acceptable; `param` names the field.
+    #[error("{message}")]
+    Invalid {
+        /// The offending field, as a JSON path.
+        param: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// No route serves this model.
+    #[error("the model `{0}` does not exist or you do not have access to it")]
+    ModelNotFound(String),
+    /// The model is served, but through another endpoint family.
+    #[error("the model `{model}` is served through {expected}, not this endpoint")]
+    WrongEndpoint {
+        /// Requested model.
+        model: String,
+        /// Where to send it instead.
+        expected: &'static str,
+    },
+    /// `server.max_concurrent` requests are already in flight.
+    #[error("the gateway is at its concurrent request limit; retry shortly")]
+    Overloaded,
+    /// Every upstream of the route is refusing (breaker open, at capacity, or no credential).
+    #[error("no upstream can take this request now ({0}); retry shortly")]
+    Unavailable(String),
+    /// Connecting to or talking to the upstream failed.
+    #[error("upstream `{upstream}` failed: {detail}")]
+    Upstream {
+        /// Upstream name.
+        upstream: String,
+        /// What went wrong (no secrets, no content).
+        detail: String,
+    },
+    /// The upstream did not answer in time.
+    #[error("upstream `{upstream}` timed out ({which} timeout)")]
+    Timeout {
+        /// Upstream name.
+        upstream: String,
+        /// `connect`, `first_byte`, `idle` or `total`.
+        which: &'static str,
+    },
+    /// The upstream's non-streamed response is over `server.max_response`.
+    #[error("upstream `{0}` sent a response larger than server.max_response")]
+    ResponseTooLarge(String),
+}
+
+impl GatewayError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound(_) | Self::ModelNotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::Invalid { .. } | Self::WrongEndpoint { .. } => StatusCode::BAD_REQUEST,
+            Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Upstream { .. } | Self::ResponseTooLarge(_) => StatusCode::BAD_GATEWAY,
+            Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// OpenAI-style (`type`, `code`).
+    fn openai_kind(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::NotFound(_) => ("invalid_request_error", "unknown_url"),
+            Self::MethodNotAllowed(_) => ("invalid_request_error", "method_not_allowed"),
+            Self::BodyTooLarge(_) => ("invalid_request_error", "request_too_large"),
+            Self::HeadersTooLarge(_) => ("invalid_request_error", "headers_too_large"),
+            Self::Invalid { .. } => ("invalid_request_error", "invalid_value"),
+            Self::ModelNotFound(_) => ("invalid_request_error", "model_not_found"),
+            Self::WrongEndpoint { .. } => ("invalid_request_error", "wrong_endpoint"),
+            Self::Overloaded => ("rate_limit_error", "gateway_overloaded"),
+            Self::Unavailable(_) => ("api_error", "upstream_unavailable"),
+            Self::Upstream { .. } => ("api_error", "upstream_error"),
+            Self::Timeout { .. } => ("api_error", "upstream_timeout"),
+            Self::ResponseTooLarge(_) => ("api_error", "upstream_response_too_large"),
+        }
+    }
+
+    fn anthropic_type(&self) -> &'static str {
+        match self.status().as_u16() {
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            503 => "overloaded_error",
+            504 => "timeout_error",
+            500.. => "api_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { param, .. } => Some(param),
+            Self::ModelNotFound(_) | Self::WrongEndpoint { .. } => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// The JSON error body in `family`'s shape.
+    pub fn body(&self, family: Family) -> serde_json::Value {
+        let message = self.to_string();
+        match family {
+            Family::OpenAi => {
+                let (kind, code) = self.openai_kind();
+                serde_json::json!({"error": {
+                    "message": message, "type": kind, "param": self.param(), "code": code,
+                }})
+            }
+            Family::Anthropic => serde_json::json!({
+                "type": "error",
+                "error": {"type": self.anthropic_type(), "message": message},
+            }),
+        }
+    }
+
+    /// The error as a complete HTTP response.
+    pub fn into_response(self, family: Family) -> Response<Body> {
+        let mut resp = Response::new(full(Bytes::from(self.body(family).to_string())));
+        *resp.status_mut() = self.status();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if matches!(self, Self::Overloaded | Self::Unavailable(_)) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+
+    /// The error as the last event of a server-sent-events stream, which the OpenAI and
+    /// Anthropic SDKs raise as an error (OpenAI streams then end with `[DONE]`).
+    pub fn sse_event(&self, family: Family) -> Bytes {
+        let body = self.body(family);
+        Bytes::from(match family {
+            Family::OpenAi => format!("data: {body}\n\ndata: [DONE]\n\n"),
+            Family::Anthropic => format!("event: error\ndata: {body}\n\n"),
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! The `forward` stage: send the request to the route's upstreams in order, failing over only
+//! before the first byte reached the client, and relay the answer: streams chunk by chunk,
+//! other bodies read whole (bounded) so a failure still becomes a clean error response.
+//! A circuit breaker and a concurrency cap protect each upstream.
+
+mod breaker;
+mod client;
+pub mod echo;
+mod provider;
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue, Request, Response, header};
+use http_body_util::Full;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::body::{self, Body, Keepalive, Relay};
+use crate::config::{Upstream, UpstreamKind};
+use crate::error::GatewayError;
+use crate::metrics::{GaugeGuard, Metrics};
+use crate::parse::Parsed;
+
+pub use breaker::Breaker;
+
+/// An upstream with its live state: connection pool, breaker, concurrency permits.
+pub struct UpstreamState {
+    /// Its configuration.
+    pub config: Upstream,
+    client: Option<client::UpstreamClient>,
+    breaker: Breaker,
+    permits: Arc<Semaphore>,
+}
+
+impl UpstreamState {
+    /// Builds the live state (and the client pool) for an upstream.
+    pub fn new(config: Upstream) -> Result<Self, String> {
+        let client = match config.kind {
+            UpstreamKind::Echo => None,
+            _ => Some(client::build(config.timeouts.connect, config.ca.as_deref())?),
+        };
+        Ok(Self {
+            breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
+            permits: Arc::new(Semaphore::new(config.max_concurrent)),
+            client,
+            config,
+        })
+    }
+
+    /// Whether the breaker is refusing requests.
+    pub fn is_open(&self) -> bool {
+        self.breaker.is_open()
+    }
+}
+
+/// What `forward` produced.
+pub struct Forwarded {
+    /// The response for the client.
+    pub response: Response<Body>,
+    /// The upstream that answered.
+    pub upstream: String,
+}
+
+/// One request's forwarding inputs.
+pub struct Outbound<'a> {
+    /// The validated request.
+    pub parsed: &'a Parsed,
+    /// The client's headers (filtered before use).
+    pub headers: &'a HeaderMap,
+    /// The gateway's request id.
+    pub request_id: &'a HeaderValue,
+    /// Largest non-streamed response read.
+    pub max_response: usize,
+}
+
+/// Sends the request to the first upstream of `upstreams` that takes it. `keep` (the
+/// gateway's admission permit) is held until the response or stream ends.
+pub async fn forward(
+    upstreams: &[&UpstreamState],
+    out: Outbound<'_>,
+    keep: Keepalive,
+    metrics: &Metrics,
+) -> Result<Forwarded, GatewayError> {
+    let mut last_err = GatewayError::Unavailable("the route has no upstream".into());
+    let mut keep = Some(keep);
+    for (i, up) in upstreams.iter().enumerate() {
+        let is_last = i + 1 == upstreams.len();
+        let name = &up.config.name;
+        if !up.breaker.allow() {
+            metrics.upstream_outcome(name, "circuit_open");
+            last_err = GatewayError::Unavailable(format!("circuit open for `{name}`"));
+            continue;
+        }
+        let Ok(permit) = up.permits.clone().try_acquire_owned() else {
+            metrics.upstream_outcome(name, "busy");
+            last_err = GatewayError::Unavailable(format!("`{name}` is at its max_concurrent"));
+            continue;
+        };
+        match attempt(up, &out, permit, &mut keep, is_last, metrics).await {
+            Ok(response) => return Ok(Forwarded { response, upstream: name.clone() }),
+            Err(e) => {
+                tracing::warn!(upstream = %name, error = %e, "upstream attempt failed");
+                last_err = e;
+            }
+        }
+    }
+    Err(last_err)
+}
+
+/// One try at one upstream. `Err` means "try the next one" (nothing reached the client).
+async fn attempt(
+    up: &UpstreamState,
+    out: &Outbound<'_>,
+    permit: OwnedSemaphorePermit,
+    keep: &mut Option<Keepalive>,
+    is_last: bool,
+    metrics: &Metrics,
+) -> Result<Response<Body>, GatewayError> {
+    let cfg = &up.config;
+    let Some(client) = &up.client else {
+        metrics.upstream_outcome(&cfg.name, "ok");
+        return Ok(echo::answer(out.parsed, out.request_id.to_str().unwrap_or_default()));
+    };
+    if cfg.api_key_missing {
+        metrics.upstream_outcome(&cfg.name, "no_credential");
+        return Err(GatewayError::Upstream {
+            upstream: cfg.name.clone(),
+            detail: "its api_key environment variable is not set".into(),
+        });
+    }
+    let upstream_err = |detail: String| GatewayError::Upstream { upstream: cfg.name.clone(), detail };
+    let base = cfg.base_url.as_ref().map(ToString::to_string).unwrap_or_default();
+    let uri = format!("{}{}", base.trim_end_matches('/'), out.parsed.endpoint.upstream_path());
+    let headers = provider::request_headers(cfg.kind, out.headers, cfg.api_key.as_ref(), out.request_id)
+        .map_err(upstream_err)?;
+    let mut req = Request::post(uri)
+        .body(Full::new(out.parsed.raw.clone()))
+        .map_err(|e| upstream_err(e.to_string()))?;
+    *req.headers_mut() = headers;
+
+    let deadline = Instant::now() + cfg.timeouts.total;
+    let first_byte = deadline.min(Instant::now() + cfg.timeouts.first_byte);
+    let timeout = |which| GatewayError::Timeout { upstream: cfg.name.clone(), which };
+    let resp = match tokio::time::timeout_at(first_byte, client.request(req)).await {
+        Err(_) => {
+            up.breaker.failure();
+            metrics.upstream_outcome(&cfg.name, "timeout");
+            return Err(timeout(if first_byte < deadline { "first_byte" } else { "total" }));
+        }
+        Ok(Err(e)) => {
+            up.breaker.failure();
+            let connect = e.is_connect();
+            metrics.upstream_outcome(&cfg.name, if connect { "connect_error" } else { "error" });
+            let detail = std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+            return Err(if connect && detail.contains("timed out") {
+                timeout("connect")
+            } else {
+                upstream_err(detail)
+            });
+        }
+        Ok(Ok(resp)) => resp,
+    };
+    let status = resp.status();
+    if status.is_server_error() {
+        up.breaker.failure();
+    } else {
+        up.breaker.success();
+    }
+    if !is_last && (status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS) {
+        metrics.upstream_outcome(&cfg.name, if status.is_server_error() { "5xx" } else { "429" });
+        return Err(upstream_err(format!("answered {status}")));
+    }
+    metrics.upstream_outcome(&cfg.name, if status.is_server_error() { "5xx" } else { "ok" });
+
+    let (parts, incoming) = resp.into_parts();
+    let streaming = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut response = Response::new(body::full(bytes::Bytes::new()));
+    *response.status_mut() = parts.status;
+    *response.headers_mut() = provider::response_headers(&parts.headers);
+    let family = out.parsed.endpoint.family();
+    if streaming {
+        let keep: Keepalive = Box::new((permit, keep.take(), GaugeGuard::new(&metrics.active_streams)));
+        let relay = Relay::new(incoming, cfg.name.clone(), family, cfg.timeouts.idle, deadline, keep);
+        *response.body_mut() = http_body_util::BodyExt::boxed(relay);
+    } else {
+        let bytes = body::collect(incoming, &cfg.name, out.max_response, cfg.timeouts.idle, deadline).await?;
+        *response.body_mut() = body::full(bytes);
+    }
+    Ok(response)
+}

@@ -1,0 +1,110 @@
+//! Prometheus metrics, served on the admin listener at `/metrics`. Labels never carry prompt
+//! content, credentials or caller-chosen strings of unbounded variety (model names are
+//! reported as the route that served them).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RequestLabels {
+    pub endpoint: &'static str,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct EndpointLabels {
+    pub endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct UpstreamLabels {
+    pub upstream: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TlsLabels {
+    pub group: String,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReloadLabels {
+    pub result: &'static str,
+}
+
+/// The gateway's metrics.
+pub struct Metrics {
+    registry: Registry,
+    pub(crate) requests: Family<RequestLabels, Counter>,
+    pub(crate) duration: Family<EndpointLabels, Histogram>,
+    pub(crate) upstream: Family<UpstreamLabels, Counter>,
+    pub(crate) tls: Family<TlsLabels, Counter>,
+    pub(crate) reloads: Family<ReloadLabels, Counter>,
+    pub(crate) active_streams: Gauge,
+    pub(crate) in_flight: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("aigis");
+        let requests = Family::default();
+        registry.register("requests", "Requests answered, by endpoint, route and status", requests.clone());
+        let duration = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 18))
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Time to response headers (streams: to the first byte), by endpoint",
+            duration.clone(),
+        );
+        let upstream = Family::default();
+        registry.register("upstream_requests", "Upstream attempts, by upstream and outcome", upstream.clone());
+        let tls = Family::default();
+        registry.register("tls_handshakes", "Completed TLS handshakes, by key-exchange group and version", tls.clone());
+        let reloads = Family::default();
+        registry.register("config_reloads", "Config reloads, by result", reloads.clone());
+        let active_streams = Gauge::default();
+        registry.register("active_streams", "Streamed responses being relayed now", active_streams.clone());
+        let in_flight = Gauge::default();
+        registry.register("in_flight_requests", "Requests being handled now", in_flight.clone());
+        Self { registry, requests, duration, upstream, tls, reloads, active_streams, in_flight }
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub(crate) fn upstream_outcome(&self, upstream: &str, outcome: &'static str) {
+        self.upstream
+            .get_or_create(&UpstreamLabels { upstream: upstream.to_owned(), outcome })
+            .inc();
+    }
+}
+
+/// Decrements a gauge when dropped (an in-flight request or a stream that ended, however).
+pub(crate) struct GaugeGuard(Gauge);
+
+impl GaugeGuard {
+    pub(crate) fn new(g: &Gauge) -> Self {
+        g.inc();
+        Self(g.clone())
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

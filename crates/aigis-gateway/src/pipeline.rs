@@ -1,0 +1,185 @@
+//! The only place the gateway's stages are composed, in request order:
+//!
+//! ```text
+//! parse -> resolve -> forward -> record
+//! ```
+//!
+//! (identify, authorize, admit and inspect join between resolve and forward as their issues
+//! land.) Each stage returns a typed outcome or a [`GatewayError`]; the error becomes the
+//! response in exactly one place, [`GatewayError::into_response`].
+
+use std::sync::Arc;
+
+use http::{HeaderValue, Method, Request, Response, header};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::body::{self, Body};
+use crate::error::{Family, GatewayError};
+use crate::forward::{self, Outbound};
+use crate::metrics::{EndpointLabels, GaugeGuard, RequestLabels};
+use crate::parse::{self, Endpoint};
+use crate::resolve::resolve;
+use crate::server::{Runtime, Shared};
+
+/// What the access log and metrics record about one request (never content).
+#[derive(Default)]
+struct Served {
+    endpoint: Option<Endpoint>,
+    model: Option<String>,
+    route: Option<String>,
+    upstream: Option<String>,
+    stream: bool,
+}
+
+/// Handles one request on the public listener.
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let _in_flight = GaugeGuard::new(&shared.metrics.in_flight);
+    let request_id = request_id(&req);
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let runtime = shared.runtime.load_full();
+    let mut served = Served::default();
+    let mut response = match serve(&shared, &runtime, req, &request_id, &mut served).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(served.endpoint.map_or(Family::OpenAi, Endpoint::family)),
+    };
+    response.headers_mut().insert("x-request-id", request_id.clone());
+    record(&shared, &served, &method, &path, &request_id, response.status().as_u16(), started);
+    response
+}
+
+async fn serve(
+    shared: &Shared,
+    runtime: &Runtime,
+    req: Request<Incoming>,
+    request_id: &HeaderValue,
+    served: &mut Served,
+) -> Result<Response<Body>, GatewayError> {
+    let config = &runtime.config;
+    let limits = &config.server.limits;
+    let path = req.uri().path();
+    if path == "/v1/models" || path.starts_with("/v1/models/") {
+        return models(runtime, req.method(), path.strip_prefix("/v1/models/"));
+    }
+    let endpoint = Endpoint::from_path(path).ok_or_else(|| GatewayError::NotFound(path.to_owned()))?;
+    served.endpoint = Some(endpoint);
+    if req.method() != Method::POST {
+        return Err(GatewayError::MethodNotAllowed(req.method().to_string()));
+    }
+    let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if header_bytes > limits.max_header {
+        return Err(GatewayError::HeadersTooLarge(limits.max_header));
+    }
+    let too_large = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .is_some_and(|n| n > limits.max_body);
+    if too_large {
+        return Err(GatewayError::BodyTooLarge(limits.max_body));
+    }
+    let admission = shared.admission.clone().try_acquire_owned().map_err(|_| GatewayError::Overloaded)?;
+    let (parts, incoming) = req.into_parts();
+    let raw = body::read_limited(incoming, limits.max_body)
+        .await
+        .map_err(|e| GatewayError::Invalid { param: "body".into(), message: format!("reading the body failed: {e}") })?
+        .ok_or(GatewayError::BodyTooLarge(limits.max_body))?;
+
+    let parsed = parse::parse(endpoint, raw, limits)?;
+    served.model = Some(parsed.model.clone());
+    served.stream = parsed.stream;
+
+    let resolved = resolve(config, &parsed)?;
+    served.route = Some(resolved.route.name.clone());
+
+    let upstreams: Vec<_> = resolved.route.upstreams.iter().filter_map(|&i| runtime.upstreams.get(i)).collect();
+    let forwarded = forward::forward(
+        &upstreams,
+        Outbound {
+            parsed: &parsed,
+            headers: &parts.headers,
+            request_id,
+            max_response: config.server.max_response,
+        },
+        Box::new(admission),
+        &shared.metrics,
+    )
+    .await?;
+    served.upstream = Some(forwarded.upstream);
+    Ok(forwarded.response)
+}
+
+/// `GET /v1/models` and `GET /v1/models/{id}`: the exact model names the routes serve.
+fn models(runtime: &Runtime, method: &Method, id: Option<&str>) -> Result<Response<Body>, GatewayError> {
+    if method != Method::GET {
+        return Err(GatewayError::MethodNotAllowed(method.to_string()));
+    }
+    let config = &runtime.config;
+    let entry = |model: &str, route: &crate::config::Route| {
+        serde_json::json!({"id": model, "object": "model", "created": 0, "owned_by": route.name})
+    };
+    let json = match id {
+        Some(id) => {
+            let route = config.route_for(id).ok_or_else(|| GatewayError::ModelNotFound(id.to_owned()))?;
+            entry(id, route)
+        }
+        None => {
+            let mut data: Vec<_> = config
+                .routes
+                .iter()
+                .flat_map(|r| r.models.iter().filter(|m| !m.contains(['*', '?'])).map(move |m| entry(m, r)))
+                .collect();
+            data.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+            serde_json::json!({"object": "list", "data": data})
+        }
+    };
+    let mut resp = Response::new(body::full(json.to_string()));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
+/// Propagates a sane client `x-request-id`, or makes one.
+fn request_id<B>(req: &Request<B>) -> HeaderValue {
+    req.headers()
+        .get("x-request-id")
+        .filter(|v| {
+            v.len() <= 128 && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+                .unwrap_or(HeaderValue::from_static("unknown"))
+        })
+}
+
+/// The `record` stage: one access-log line and the request metrics. Never content.
+fn record(
+    shared: &Shared,
+    served: &Served,
+    method: &Method,
+    path: &str,
+    request_id: &HeaderValue,
+    status: u16,
+    started: Instant,
+) {
+    let elapsed = started.elapsed();
+    let endpoint = served.endpoint.map_or("other", Endpoint::as_str);
+    let route = served.route.clone().unwrap_or_else(|| "-".into());
+    let m = &shared.metrics;
+    m.requests.get_or_create(&RequestLabels { endpoint, route, status }).inc();
+    m.duration.get_or_create(&EndpointLabels { endpoint }).observe(elapsed.as_secs_f64());
+    tracing::info!(
+        target: "aigis::access",
+        request_id = request_id.to_str().unwrap_or_default(),
+        method = %method,
+        path = %path,
+        status,
+        model = served.model.as_deref().unwrap_or("-"),
+        route = served.route.as_deref().unwrap_or("-"),
+        upstream = served.upstream.as_deref().unwrap_or("-"),
+        stream = served.stream,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+}

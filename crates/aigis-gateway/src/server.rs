@@ -1,0 +1,250 @@
+//! Listeners and lifecycle: bind the public and admin listeners, serve HTTP/1.1 and HTTP/2
+//! (TLS or plain), swap the configuration atomically on reload, and drain in-flight requests
+//! and streams on shutdown within `server.shutdown_grace`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admin;
+use crate::config::{self, Config, ConfigError, Diagnostic};
+use crate::forward::UpstreamState;
+use crate::metrics::{Metrics, ReloadLabels, TlsLabels};
+use crate::pipeline;
+
+/// Everything one configuration generation needs; swapped whole on reload.
+pub struct Runtime {
+    /// The configuration.
+    pub config: Config,
+    /// Live upstream state, indexed like `config.upstreams`.
+    pub upstreams: Vec<UpstreamState>,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Runtime {
+    /// Builds clients and TLS state for `config`.
+    pub fn build(config: Config) -> Result<Self, StartError> {
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|u| UpstreamState::new(u.clone()).map_err(|e| StartError::Upstream(u.name.clone(), e)))
+            .collect::<Result<_, _>>()?;
+        let tls = config
+            .server
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::acceptor(t).map_err(StartError::Tls))
+            .transpose()?;
+        Ok(Self { config, upstreams, tls })
+    }
+}
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    pub(crate) runtime: ArcSwap<Runtime>,
+    pub(crate) metrics: Metrics,
+    pub(crate) admission: Arc<Semaphore>,
+}
+
+/// Why the gateway could not start (or a reload could not be applied).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Binding a listener failed.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// The TLS files are unusable.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// An upstream's client could not be built.
+    #[error("upstream `{0}`: {1}")]
+    Upstream(String, String),
+    /// The new config file is invalid (reload only).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Reload was asked of a gateway started without a config file.
+    #[error("this gateway was not started from a config file")]
+    NoConfigFile,
+}
+
+/// A running gateway.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    public_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    source: Option<(PathBuf, bool)>,
+    stop: watch::Sender<bool>,
+    public_task: JoinHandle<()>,
+    admin_task: JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Binds both listeners and starts serving. `source` (path, strict) enables [`Self::reload`].
+    pub async fn start(config: Config, source: Option<(PathBuf, bool)>) -> Result<Self, StartError> {
+        let server = config.server.clone();
+        let runtime = Runtime::build(config)?;
+        let public = TcpListener::bind(server.listen).await.map_err(|e| StartError::Bind(server.listen, e))?;
+        let admin = TcpListener::bind(server.admin_listen)
+            .await
+            .map_err(|e| StartError::Bind(server.admin_listen, e))?;
+        let (public_addr, admin_addr) = (local(&public, server.listen), local(&admin, server.admin_listen));
+        let shared = Arc::new(Shared {
+            runtime: ArcSwap::from_pointee(runtime),
+            metrics: Metrics::default(),
+            admission: Arc::new(Semaphore::new(server.max_concurrent)),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let public_task = tokio::spawn(serve_public(public, shared.clone(), stop_rx.clone()));
+        let admin_task = tokio::spawn(admin::serve(admin, shared.clone(), stop_rx));
+        tracing::info!(%public_addr, %admin_addr, tls = server.tls.is_some(), "aigis gateway listening");
+        Ok(Self { shared, public_addr, admin_addr, source, stop, public_task, admin_task })
+    }
+
+    /// The public API address (useful with port 0).
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public_addr
+    }
+
+    /// The admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn metrics(&self) -> String {
+        self.shared.metrics.encode()
+    }
+
+    /// Re-reads the config file and swaps it in atomically. On any error the running
+    /// configuration stays in force. Listener addresses and `max_concurrent` need a restart.
+    pub fn reload(&self) -> Result<Vec<Diagnostic>, StartError> {
+        let result = self.try_reload();
+        let label = if result.is_ok() { "ok" } else { "rejected" };
+        self.shared.metrics.reloads.get_or_create(&ReloadLabels { result: label }).inc();
+        match &result {
+            Ok(_) => tracing::info!("configuration reloaded"),
+            Err(e) => tracing::error!(error = %e, "reload rejected; the previous configuration keeps serving"),
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<Vec<Diagnostic>, StartError> {
+        let (path, strict) = self.source.as_ref().ok_or(StartError::NoConfigFile)?;
+        let loaded = config::load(path, *strict)?;
+        let old = self.shared.runtime.load();
+        let (new_server, old_server) = (&loaded.config.server, &old.config.server);
+        if new_server.listen != old_server.listen
+            || new_server.admin_listen != old_server.admin_listen
+            || new_server.max_concurrent != old_server.max_concurrent
+        {
+            tracing::warn!("listen, admin_listen and max_concurrent changes take effect at the next restart");
+        }
+        let runtime = Runtime::build(loaded.config)?;
+        self.shared.runtime.store(Arc::new(runtime));
+        Ok(loaded.warnings)
+    }
+
+    /// Stops accepting, then waits up to `shutdown_grace` for in-flight requests and streams.
+    pub async fn shutdown(self) {
+        let grace = self.shared.runtime.load().config.server.shutdown_grace;
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(grace + Duration::from_millis(100), self.public_task).await.is_err() {
+            tracing::warn!("shutdown grace period over; remaining connections dropped");
+        }
+        self.admin_task.abort();
+    }
+
+    /// Serves until SIGTERM or SIGINT (graceful shutdown); SIGHUP reloads the config.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        loop {
+            tokio::select! {
+                _ = hup.recv() => { let _ = self.reload(); }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+        self.shutdown().await;
+        Ok(())
+    }
+}
+
+fn local(l: &TcpListener, fallback: SocketAddr) -> SocketAddr {
+    l.local_addr().unwrap_or(fallback)
+}
+
+async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let shared = shared.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move { connection(tcp, shared, watcher).await });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    let grace = shared.runtime.load().config.server.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after the shutdown grace period");
+    }
+}
+
+async fn connection(tcp: TcpStream, shared: Arc<Shared>, watcher: hyper_util::server::graceful::Watcher) {
+    let runtime = shared.runtime.load_full();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let max_header = runtime.config.server.limits.max_header;
+    builder.http1().max_buf_size(max_header.max(8192) + 8192).timer(hyper_util::rt::TokioTimer::new());
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(max_header).unwrap_or(u32::MAX))
+        .timer(hyper_util::rt::TokioTimer::new());
+    let svc_shared = shared.clone();
+    let service = service_fn(move |req| {
+        let shared = svc_shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(pipeline::handle(shared, req).await) }
+    });
+    let result = match &runtime.tls {
+        None => watcher.watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned()).await,
+        Some(acceptor) => {
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!("TLS handshake timed out"),
+            };
+            let (_, conn) = tls.get_ref();
+            let group = conn.negotiated_key_exchange_group().map_or_else(|| "none".into(), |g| format!("{:?}", g.name()));
+            let version = conn.protocol_version().map_or_else(|| "none".into(), |v| format!("{v:?}"));
+            shared.metrics.tls.get_or_create(&TlsLabels { group, version }).inc();
+            watcher.watch(builder.serve_connection(TokioIo::new(tls), service).into_owned()).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
