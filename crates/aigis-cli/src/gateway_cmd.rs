@@ -1,0 +1,71 @@
+//! `aigis gateway`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use aigis_gateway::Gateway;
+use aigis_gateway::config;
+use anyhow::Context;
+
+/// The quick-start config, used when `--config` is not given.
+const EMBEDDED: &str = include_str!("../../../examples/quickstart.toml");
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The config file (see docs/gateway.md). Default: the embedded quick start.
+    #[arg(long, short, value_name = "FILE", env = "AIGIS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Treat config warnings (such as an unset `env:` secret) as errors.
+    #[arg(long)]
+    strict: bool,
+    /// Log format on stderr. Logs never contain prompts, responses or credentials.
+    #[arg(long, value_enum, default_value = "json")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format);
+    let (loaded, source) = match &args.config {
+        Some(path) => (config::load(path, args.strict)?, Some((path.clone(), args.strict))),
+        None => {
+            let loaded = config::parse(EMBEDDED, std::path::Path::new("."), args.strict)
+                .map_err(|errors| config::ConfigError { file: "<embedded quickstart>".into(), errors })?;
+            (loaded, None)
+        }
+    };
+    for w in &loaded.warnings {
+        tracing::warn!(path = %w.path, line = w.line, hint = w.hint.as_deref(), "config: {}", w.message);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let gateway = Gateway::start(loaded.config, source).await?;
+        eprintln!(
+            "aigis gateway on http://{} (admin on http://{})",
+            gateway.public_addr(),
+            gateway.admin_addr()
+        );
+        gateway.run_until_signal().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIGIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
