@@ -274,8 +274,6 @@ fn sse(state: &Arc<State>, chunks: Vec<Bytes>, delay: Duration) -> Response<Body
                 return;
             }
         }
-        // Wait until the body is fully consumed or dropped before counting it complete.
-        tx.closed().await;
         state.completed_streams.fetch_add(1, Ordering::SeqCst);
     });
     let frames = futures_stream(rx);
