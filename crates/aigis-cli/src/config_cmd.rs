@@ -33,7 +33,11 @@ pub enum Format {
 }
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
-    let Command::Check { file, strict, format } = cmd;
+    let Command::Check {
+        file,
+        strict,
+        format,
+    } = cmd;
     if !file.is_file() {
         anyhow::bail!("cannot read {}: no such file", file.display());
     }
@@ -51,7 +55,10 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             if valid {
                 println!("{}: valid ({warnings} warning(s))", file.display());
             } else {
-                println!("{}: invalid ({errors} error(s), {warnings} warning(s))", file.display());
+                println!(
+                    "{}: invalid ({errors} error(s), {warnings} warning(s))",
+                    file.display()
+                );
             }
         }
         Format::Json => {
@@ -60,7 +67,11 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
     }
-    Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn json(d: &Diagnostic) -> serde_json::Value {

@@ -34,10 +34,17 @@ enum LogFormat {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
     let (loaded, source) = match &args.config {
-        Some(path) => (config::load(path, args.strict)?, Some((path.clone(), args.strict))),
+        Some(path) => (
+            config::load(path, args.strict)?,
+            Some((path.clone(), args.strict)),
+        ),
         None => {
-            let loaded = config::parse(EMBEDDED, std::path::Path::new("."), args.strict)
-                .map_err(|errors| config::ConfigError { file: "<embedded quickstart>".into(), errors })?;
+            let loaded = config::parse(EMBEDDED, std::path::Path::new("."), args.strict).map_err(
+                |errors| config::ConfigError {
+                    file: "<embedded quickstart>".into(),
+                    errors,
+                },
+            )?;
             (loaded, None)
         }
     };
@@ -63,9 +70,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AIGIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
         LogFormat::Text => builder.init(),
     }
 }

@@ -16,7 +16,11 @@ use crate::body::{self, Body};
 use crate::config::UpstreamKind;
 use crate::server::Shared;
 
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -44,11 +48,16 @@ async fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
             let mut r = Response::new(body::full(shared.metrics.encode()));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             );
             r
         }
-        _ => json(StatusCode::NOT_FOUND, &serde_json::json!({"error": "not found"})),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({"error": "not found"}),
+        ),
     }
 }
 
@@ -56,27 +65,55 @@ async fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
 /// breaker is open.
 async fn ready(shared: &Shared) -> Response<Body> {
     let runtime = shared.runtime.load_full();
-    let checks = runtime.upstreams.iter().filter(|u| u.config.kind != UpstreamKind::Echo).map(|u| async move {
-        let uri = u.config.base_url.as_ref()?;
-        let host = uri.host()?.trim_start_matches('[').trim_end_matches(']').to_owned();
-        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
-        let reachable = matches!(
-            tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect((host.as_str(), port))).await,
-            Ok(Ok(_))
-        );
-        (!reachable || u.is_open()).then(|| u.config.name.clone())
-    });
-    let failing: Vec<String> = futures_util::future::join_all(checks).await.into_iter().flatten().collect();
+    let checks = runtime
+        .upstreams
+        .iter()
+        .filter(|u| u.config.kind != UpstreamKind::Echo)
+        .map(|u| async move {
+            let uri = u.config.base_url.as_ref()?;
+            let host = uri
+                .host()?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = uri
+                .port_u16()
+                .unwrap_or(if uri.scheme_str() == Some("https") {
+                    443
+                } else {
+                    80
+                });
+            let reachable = matches!(
+                tokio::time::timeout(
+                    Duration::from_secs(1),
+                    tokio::net::TcpStream::connect((host.as_str(), port))
+                )
+                .await,
+                Ok(Ok(_))
+            );
+            (!reachable || u.is_open()).then(|| u.config.name.clone())
+        });
+    let failing: Vec<String> = futures_util::future::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     if failing.is_empty() {
         json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
     } else {
-        json(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({"status": "not ready", "unavailable": failing}))
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "not ready", "unavailable": failing}),
+        )
     }
 }
 
 fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
     let mut r = Response::new(body::full(v.to_string()));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }

@@ -86,7 +86,9 @@ impl http_body::Body for Relay {
                     let next = Instant::now() + this.idle;
                     this.idle_timer.as_mut().reset(next);
                     match frame.into_data() {
-                        Ok(data) if !data.is_empty() => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                        Ok(data) if !data.is_empty() => {
+                            return Poll::Ready(Some(Ok(Frame::data(data))));
+                        }
                         // Trailers and empty chunks carry nothing for the client.
                         _ => {}
                     }
@@ -137,7 +139,11 @@ pub async fn collect(
         let frame = tokio::time::timeout_at(deadline.min(Instant::now() + idle), inner.frame());
         let frame = frame.await.map_err(|_| GatewayError::Timeout {
             upstream: upstream.to_owned(),
-            which: if Instant::now() >= deadline { "total" } else { "idle" },
+            which: if Instant::now() >= deadline {
+                "total"
+            } else {
+                "idle"
+            },
         })?;
         match frame {
             None => return Ok(buf.freeze()),

@@ -54,7 +54,11 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("aigis");
         let requests = Family::default();
-        registry.register("requests", "Requests answered, by endpoint, route and status", requests.clone());
+        registry.register(
+            "requests",
+            "Requests answered, by endpoint, route and status",
+            requests.clone(),
+        );
         let duration = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_25, 2.0, 18))
         });
@@ -64,16 +68,45 @@ impl Default for Metrics {
             duration.clone(),
         );
         let upstream = Family::default();
-        registry.register("upstream_requests", "Upstream attempts, by upstream and outcome", upstream.clone());
+        registry.register(
+            "upstream_requests",
+            "Upstream attempts, by upstream and outcome",
+            upstream.clone(),
+        );
         let tls = Family::default();
-        registry.register("tls_handshakes", "Completed TLS handshakes, by key-exchange group and version", tls.clone());
+        registry.register(
+            "tls_handshakes",
+            "Completed TLS handshakes, by key-exchange group and version",
+            tls.clone(),
+        );
         let reloads = Family::default();
-        registry.register("config_reloads", "Config reloads, by result", reloads.clone());
+        registry.register(
+            "config_reloads",
+            "Config reloads, by result",
+            reloads.clone(),
+        );
         let active_streams = Gauge::default();
-        registry.register("active_streams", "Streamed responses being relayed now", active_streams.clone());
+        registry.register(
+            "active_streams",
+            "Streamed responses being relayed now",
+            active_streams.clone(),
+        );
         let in_flight = Gauge::default();
-        registry.register("in_flight_requests", "Requests being handled now", in_flight.clone());
-        Self { registry, requests, duration, upstream, tls, reloads, active_streams, in_flight }
+        registry.register(
+            "in_flight_requests",
+            "Requests being handled now",
+            in_flight.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            duration,
+            upstream,
+            tls,
+            reloads,
+            active_streams,
+            in_flight,
+        }
     }
 }
 
@@ -88,7 +121,10 @@ impl Metrics {
 
     pub(crate) fn upstream_outcome(&self, upstream: &str, outcome: &'static str) {
         self.upstream
-            .get_or_create(&UpstreamLabels { upstream: upstream.to_owned(), outcome })
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_owned(),
+                outcome,
+            })
             .inc();
     }
 }

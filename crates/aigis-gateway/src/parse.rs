@@ -3,6 +3,8 @@
 //! any allocation), shape, message count, string sizes and `n`. Each violation is a 400 that
 //! names the field.
 
+use std::fmt::Write as _;
+
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -121,12 +123,20 @@ fn invalid(param: impl Into<String>, message: impl Into<String>) -> GatewayError
 }
 
 /// Validates a request body for `endpoint` against `limits`.
-pub fn parse(endpoint: Endpoint, raw: Bytes, limits: &RequestLimits) -> Result<Parsed, GatewayError> {
+pub fn parse(
+    endpoint: Endpoint,
+    raw: Bytes,
+    limits: &RequestLimits,
+) -> Result<Parsed, GatewayError> {
     check_depth(&raw, limits.max_json_depth)?;
     let json: Value = serde_json::from_slice(&raw).map_err(|e| {
         invalid(
             "body",
-            format!("the body is not valid JSON (line {}, column {}): {e}", e.line(), e.column()),
+            format!(
+                "the body is not valid JSON (line {}, column {}): {e}",
+                e.line(),
+                e.column()
+            ),
         )
     })?;
     let Some(obj) = json.as_object() else {
@@ -135,7 +145,12 @@ pub fn parse(endpoint: Endpoint, raw: Bytes, limits: &RequestLimits) -> Result<P
     check_strings(&json, limits.max_string, &mut String::new())?;
     let model = match obj.get("model") {
         Some(Value::String(m)) if !m.is_empty() && m.len() <= 256 => m.clone(),
-        Some(_) => return Err(invalid("model", "`model` must be a non-empty string of at most 256 bytes")),
+        Some(_) => {
+            return Err(invalid(
+                "model",
+                "`model` must be a non-empty string of at most 256 bytes",
+            ));
+        }
         None => return Err(invalid("model", "you must provide a model parameter")),
     };
     let stream = match obj.get("stream") {
@@ -151,7 +166,11 @@ pub fn parse(endpoint: Endpoint, raw: Bytes, limits: &RequestLimits) -> Result<P
         Some(Value::Array(items)) if items.len() > limits.max_messages => {
             return Err(invalid(
                 list,
-                format!("`{list}` has {} items; the limit is {} (server.max_messages)", items.len(), limits.max_messages),
+                format!(
+                    "`{list}` has {} items; the limit is {} (server.max_messages)",
+                    items.len(),
+                    limits.max_messages
+                ),
             ));
         }
         Some(Value::Array(items)) if items.is_empty() && endpoint != Endpoint::Responses => {
@@ -160,19 +179,35 @@ pub fn parse(endpoint: Endpoint, raw: Bytes, limits: &RequestLimits) -> Result<P
         Some(Value::Array(_) | Value::String(_)) => {}
         Some(Value::Null) | None if !required => {}
         Some(_) if !matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Messages) => {
-            return Err(invalid(list, format!("`{list}` must be a string or an array")));
+            return Err(invalid(
+                list,
+                format!("`{list}` must be a string or an array"),
+            ));
         }
         Some(_) => return Err(invalid(list, format!("`{list}` must be an array"))),
-        None => return Err(invalid(list, format!("missing required parameter `{list}`"))),
+        None => {
+            return Err(invalid(
+                list,
+                format!("missing required parameter `{list}`"),
+            ));
+        }
     }
     if endpoint == Endpoint::Messages && !obj.contains_key("max_tokens") {
-        return Err(invalid("max_tokens", "missing required parameter `max_tokens`"));
+        return Err(invalid(
+            "max_tokens",
+            "missing required parameter `max_tokens`",
+        ));
     }
     for field in endpoint.max_tokens_fields() {
         match obj.get(*field) {
             None | Some(Value::Null) => {}
             Some(v) if v.as_u64().is_some_and(|n| n > 0) => {}
-            Some(_) => return Err(invalid(*field, format!("`{field}` must be a positive integer"))),
+            Some(_) => {
+                return Err(invalid(
+                    *field,
+                    format!("`{field}` must be a positive integer"),
+                ));
+            }
         }
     }
     match obj.get("n") {
@@ -182,12 +217,21 @@ pub fn parse(endpoint: Endpoint, raw: Bytes, limits: &RequestLimits) -> Result<P
             _ => {
                 return Err(invalid(
                     "n",
-                    format!("`n` must be an integer from 1 to {} (server.max_n)", limits.max_n),
+                    format!(
+                        "`n` must be an integer from 1 to {} (server.max_n)",
+                        limits.max_n
+                    ),
                 ));
             }
         },
     }
-    Ok(Parsed { endpoint, model, stream, json, raw })
+    Ok(Parsed {
+        endpoint,
+        model,
+        stream,
+        json,
+        raw,
+    })
 }
 
 /// Rejects JSON nested deeper than `max` by scanning the bytes, so a hostile body cannot make
@@ -211,7 +255,9 @@ fn check_depth(raw: &[u8], max: usize) -> Result<(), GatewayError> {
                 if depth > max {
                     return Err(invalid(
                         "body",
-                        format!("JSON nesting deeper than {max} levels at byte {offset} (server.max_json_depth)"),
+                        format!(
+                            "JSON nesting deeper than {max} levels at byte {offset} (server.max_json_depth)"
+                        ),
                     ));
                 }
             }
@@ -225,15 +271,22 @@ fn check_depth(raw: &[u8], max: usize) -> Result<(), GatewayError> {
 /// Rejects any string (or object key) longer than `max` bytes, naming its JSON path.
 fn check_strings(v: &Value, max: usize, path: &mut String) -> Result<(), GatewayError> {
     let too_long = |path: &str, len: usize| {
-        let param = if path.is_empty() { "body".to_owned() } else { path.to_owned() };
-        invalid(param, format!("a string of {len} bytes exceeds the limit of {max} (server.max_string)"))
+        let param = if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path.to_owned()
+        };
+        invalid(
+            param,
+            format!("a string of {len} bytes exceeds the limit of {max} (server.max_string)"),
+        )
     };
     match v {
         Value::String(s) if s.len() > max => Err(too_long(path, s.len())),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 let len = path.len();
-                path.push_str(&format!("[{i}]"));
+                let _ = write!(path, "[{i}]");
                 check_strings(item, max, path)?;
                 path.truncate(len);
             }
@@ -263,7 +316,14 @@ mod tests {
     use super::*;
 
     fn limits() -> RequestLimits {
-        RequestLimits { max_body: 1 << 20, max_header: 1 << 15, max_json_depth: 8, max_messages: 3, max_string: 64, max_n: 2 }
+        RequestLimits {
+            max_body: 1 << 20,
+            max_header: 1 << 15,
+            max_json_depth: 8,
+            max_messages: 3,
+            max_string: 64,
+            max_n: 2,
+        }
     }
 
     fn param(body: &str, endpoint: Endpoint) -> String {
@@ -294,28 +354,68 @@ mod tests {
         assert_eq!(param(r#"{"messages":[{}]}"#, chat), "model");
         assert_eq!(param(r#"{"model":"m"}"#, chat), "messages");
         assert_eq!(param(r#"{"model":"m","messages":[]}"#, chat), "messages");
-        assert_eq!(param(r#"{"model":"m","messages":[{},{},{},{}]}"#, chat), "messages");
+        assert_eq!(
+            param(r#"{"model":"m","messages":[{},{},{},{}]}"#, chat),
+            "messages"
+        );
         assert_eq!(param(r#"{"model":"m","messages":[{}],"n":3}"#, chat), "n");
-        assert_eq!(param(r#"{"model":"m","messages":[{}],"max_tokens":-1}"#, chat), "max_tokens");
-        assert_eq!(param(r#"{"model":"m","messages":[{}],"stream":"yes"}"#, chat), "stream");
+        assert_eq!(
+            param(r#"{"model":"m","messages":[{}],"max_tokens":-1}"#, chat),
+            "max_tokens"
+        );
+        assert_eq!(
+            param(r#"{"model":"m","messages":[{}],"stream":"yes"}"#, chat),
+            "stream"
+        );
         let long = "x".repeat(65);
-        assert_eq!(param(&format!(r#"{{"model":"m","messages":[{{"content":"{long}"}}]}}"#), chat), "messages[0].content");
-        assert_eq!(param(r#"{"model":"m","messages":[[[[[[[[[]]]]]]]]]}"#, chat), "body");
-        assert_eq!(param(r#"{"model":"m","messages":[{}]}"#, Endpoint::Messages), "max_tokens");
+        assert_eq!(
+            param(
+                &format!(r#"{{"model":"m","messages":[{{"content":"{long}"}}]}}"#),
+                chat
+            ),
+            "messages[0].content"
+        );
+        assert_eq!(
+            param(r#"{"model":"m","messages":[[[[[[[[[]]]]]]]]]}"#, chat),
+            "body"
+        );
+        assert_eq!(
+            param(r#"{"model":"m","messages":[{}]}"#, Endpoint::Messages),
+            "max_tokens"
+        );
         assert_eq!(param(r#"{"model":"m"}"#, Endpoint::Embeddings), "input");
-        assert_eq!(param(r#"{"model":"m","input":"x","stream":true}"#, Endpoint::Embeddings), "stream");
+        assert_eq!(
+            param(
+                r#"{"model":"m","input":"x","stream":true}"#,
+                Endpoint::Embeddings
+            ),
+            "stream"
+        );
     }
 
     #[test]
     fn depth_scan_ignores_brackets_in_strings() {
         let body = r#"{"model":"m","messages":[{"content":"[[[[[[[[[[[[[[[[\"{{{{{{{{{{{"}]}"#;
-        assert!(parse(Endpoint::ChatCompletions, Bytes::from_static(body.as_bytes()), &limits()).is_ok());
+        assert!(
+            parse(
+                Endpoint::ChatCompletions,
+                Bytes::from_static(body.as_bytes()),
+                &limits()
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn paths_map_to_endpoints() {
-        assert_eq!(Endpoint::from_path("/v1/chat/completions"), Some(Endpoint::ChatCompletions));
-        assert_eq!(Endpoint::from_path("/v1/messages"), Some(Endpoint::Messages));
+        assert_eq!(
+            Endpoint::from_path("/v1/chat/completions"),
+            Some(Endpoint::ChatCompletions)
+        );
+        assert_eq!(
+            Endpoint::from_path("/v1/messages"),
+            Some(Endpoint::Messages)
+        );
         assert_eq!(Endpoint::from_path("/v2/anything"), None);
     }
 }

@@ -44,8 +44,18 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         Ok(r) => r,
         Err(e) => e.into_response(served.endpoint.map_or(Family::OpenAi, Endpoint::family)),
     };
-    response.headers_mut().insert("x-request-id", request_id.clone());
-    record(&shared, &served, &method, &path, &request_id, response.status().as_u16(), started);
+    response
+        .headers_mut()
+        .insert("x-request-id", request_id.clone());
+    record(
+        &shared,
+        &served,
+        &method,
+        &path,
+        &request_id,
+        response.status().as_u16(),
+        started,
+    );
     response
 }
 
@@ -62,12 +72,17 @@ async fn serve(
     if path == "/v1/models" || path.starts_with("/v1/models/") {
         return models(runtime, req.method(), path.strip_prefix("/v1/models/"));
     }
-    let endpoint = Endpoint::from_path(path).ok_or_else(|| GatewayError::NotFound(path.to_owned()))?;
+    let endpoint =
+        Endpoint::from_path(path).ok_or_else(|| GatewayError::NotFound(path.to_owned()))?;
     served.endpoint = Some(endpoint);
     if req.method() != Method::POST {
         return Err(GatewayError::MethodNotAllowed(req.method().to_string()));
     }
-    let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
     if header_bytes > limits.max_header {
         return Err(GatewayError::HeadersTooLarge(limits.max_header));
     }
@@ -79,11 +94,18 @@ async fn serve(
     if too_large {
         return Err(GatewayError::BodyTooLarge(limits.max_body));
     }
-    let admission = shared.admission.clone().try_acquire_owned().map_err(|_| GatewayError::Overloaded)?;
+    let admission = shared
+        .admission
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| GatewayError::Overloaded)?;
     let (parts, incoming) = req.into_parts();
     let raw = body::read_limited(incoming, limits.max_body)
         .await
-        .map_err(|e| GatewayError::Invalid { param: "body".into(), message: format!("reading the body failed: {e}") })?
+        .map_err(|e| GatewayError::Invalid {
+            param: "body".into(),
+            message: format!("reading the body failed: {e}"),
+        })?
         .ok_or(GatewayError::BodyTooLarge(limits.max_body))?;
 
     let parsed = parse::parse(endpoint, raw, limits)?;
@@ -93,7 +115,12 @@ async fn serve(
     let resolved = resolve(config, &parsed)?;
     served.route = Some(resolved.route.name.clone());
 
-    let upstreams: Vec<_> = resolved.route.upstreams.iter().filter_map(|&i| runtime.upstreams.get(i)).collect();
+    let upstreams: Vec<_> = resolved
+        .route
+        .upstreams
+        .iter()
+        .filter_map(|&i| runtime.upstreams.get(i))
+        .collect();
     let forwarded = forward::forward(
         &upstreams,
         Outbound {
@@ -111,31 +138,43 @@ async fn serve(
 }
 
 /// `GET /v1/models` and `GET /v1/models/{id}`: the exact model names the routes serve.
-fn models(runtime: &Runtime, method: &Method, id: Option<&str>) -> Result<Response<Body>, GatewayError> {
+fn models(
+    runtime: &Runtime,
+    method: &Method,
+    id: Option<&str>,
+) -> Result<Response<Body>, GatewayError> {
     if method != Method::GET {
         return Err(GatewayError::MethodNotAllowed(method.to_string()));
     }
     let config = &runtime.config;
-    let entry = |model: &str, route: &crate::config::Route| {
-        serde_json::json!({"id": model, "object": "model", "created": 0, "owned_by": route.name})
-    };
+    let entry = |model: &str, route: &crate::config::Route| serde_json::json!({"id": model, "object": "model", "created": 0, "owned_by": route.name});
     let json = match id {
         Some(id) => {
-            let route = config.route_for(id).ok_or_else(|| GatewayError::ModelNotFound(id.to_owned()))?;
+            let route = config
+                .route_for(id)
+                .ok_or_else(|| GatewayError::ModelNotFound(id.to_owned()))?;
             entry(id, route)
         }
         None => {
             let mut data: Vec<_> = config
                 .routes
                 .iter()
-                .flat_map(|r| r.models.iter().filter(|m| !m.contains(['*', '?'])).map(move |m| entry(m, r)))
+                .flat_map(|r| {
+                    r.models
+                        .iter()
+                        .filter(|m| !m.contains(['*', '?']))
+                        .map(move |m| entry(m, r))
+                })
                 .collect();
             data.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
             serde_json::json!({"object": "list", "data": data})
         }
     };
     let mut resp = Response::new(body::full(json.to_string()));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }
 
@@ -144,7 +183,10 @@ fn request_id<B>(req: &Request<B>) -> HeaderValue {
     req.headers()
         .get("x-request-id")
         .filter(|v| {
-            v.len() <= 128 && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+            v.len() <= 128
+                && v.as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
         })
         .cloned()
         .unwrap_or_else(|| {
@@ -167,8 +209,16 @@ fn record(
     let endpoint = served.endpoint.map_or("other", Endpoint::as_str);
     let route = served.route.clone().unwrap_or_else(|| "-".into());
     let m = &shared.metrics;
-    m.requests.get_or_create(&RequestLabels { endpoint, route, status }).inc();
-    m.duration.get_or_create(&EndpointLabels { endpoint }).observe(elapsed.as_secs_f64());
+    m.requests
+        .get_or_create(&RequestLabels {
+            endpoint,
+            route,
+            status,
+        })
+        .inc();
+    m.duration
+        .get_or_create(&EndpointLabels { endpoint })
+        .observe(elapsed.as_secs_f64());
     tracing::info!(
         target: "aigis::access",
         request_id = request_id.to_str().unwrap_or_default(),

@@ -20,18 +20,26 @@ pub fn resolve<'c>(config: &'c Config, parsed: &Parsed) -> Result<Resolved<'c>, 
         .ok_or_else(|| GatewayError::ModelNotFound(parsed.model.clone()))?;
     let expected = match (parsed.endpoint.family(), config.route_kind(route)) {
         (Family::OpenAi, UpstreamKind::Anthropic) => Some("/v1/messages"),
-        (Family::Anthropic, UpstreamKind::OpenAi) => Some("the OpenAI endpoints (/v1/chat/completions, …)"),
+        (Family::Anthropic, UpstreamKind::OpenAi) => {
+            Some("the OpenAI endpoints (/v1/chat/completions, …)")
+        }
         _ => None,
     };
     if let Some(expected) = expected {
-        return Err(GatewayError::WrongEndpoint { model: parsed.model.clone(), expected });
+        return Err(GatewayError::WrongEndpoint {
+            model: parsed.model.clone(),
+            expected,
+        });
     }
     if let (Some(cap), Some((field, n))) = (route.max_tokens, parsed.requested_tokens())
         && n > cap
     {
         return Err(GatewayError::Invalid {
             param: field.to_owned(),
-            message: format!("`{field}` is {n}; route `{}` allows at most {cap}", route.name),
+            message: format!(
+                "`{field}` is {n}; route `{}` allows at most {cap}",
+                route.name
+            ),
         });
     }
     Ok(Resolved { route })

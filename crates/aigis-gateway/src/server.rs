@@ -38,7 +38,9 @@ impl Runtime {
         let upstreams = config
             .upstreams
             .iter()
-            .map(|u| UpstreamState::new(u.clone()).map_err(|e| StartError::Upstream(u.name.clone(), e)))
+            .map(|u| {
+                UpstreamState::new(u.clone()).map_err(|e| StartError::Upstream(u.name.clone(), e))
+            })
             .collect::<Result<_, _>>()?;
         let tls = config
             .server
@@ -46,7 +48,11 @@ impl Runtime {
             .as_ref()
             .map(|t| crate::tls::acceptor(t).map_err(StartError::Tls))
             .transpose()?;
-        Ok(Self { config, upstreams, tls })
+        Ok(Self {
+            config,
+            upstreams,
+            tls,
+        })
     }
 }
 
@@ -91,14 +97,22 @@ pub struct Gateway {
 
 impl Gateway {
     /// Binds both listeners and starts serving. `source` (path, strict) enables [`Self::reload`].
-    pub async fn start(config: Config, source: Option<(PathBuf, bool)>) -> Result<Self, StartError> {
+    pub async fn start(
+        config: Config,
+        source: Option<(PathBuf, bool)>,
+    ) -> Result<Self, StartError> {
         let server = config.server.clone();
         let runtime = Runtime::build(config)?;
-        let public = TcpListener::bind(server.listen).await.map_err(|e| StartError::Bind(server.listen, e))?;
+        let public = TcpListener::bind(server.listen)
+            .await
+            .map_err(|e| StartError::Bind(server.listen, e))?;
         let admin = TcpListener::bind(server.admin_listen)
             .await
             .map_err(|e| StartError::Bind(server.admin_listen, e))?;
-        let (public_addr, admin_addr) = (local(&public, server.listen), local(&admin, server.admin_listen));
+        let (public_addr, admin_addr) = (
+            local(&public, server.listen),
+            local(&admin, server.admin_listen),
+        );
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
             metrics: Metrics::default(),
@@ -108,7 +122,15 @@ impl Gateway {
         let public_task = tokio::spawn(serve_public(public, shared.clone(), stop_rx.clone()));
         let admin_task = tokio::spawn(admin::serve(admin, shared.clone(), stop_rx));
         tracing::info!(%public_addr, %admin_addr, tls = server.tls.is_some(), "aigis gateway listening");
-        Ok(Self { shared, public_addr, admin_addr, source, stop, public_task, admin_task })
+        Ok(Self {
+            shared,
+            public_addr,
+            admin_addr,
+            source,
+            stop,
+            public_task,
+            admin_task,
+        })
     }
 
     /// The public API address (useful with port 0).
@@ -131,10 +153,16 @@ impl Gateway {
     pub fn reload(&self) -> Result<Vec<Diagnostic>, StartError> {
         let result = self.try_reload();
         let label = if result.is_ok() { "ok" } else { "rejected" };
-        self.shared.metrics.reloads.get_or_create(&ReloadLabels { result: label }).inc();
+        self.shared
+            .metrics
+            .reloads
+            .get_or_create(&ReloadLabels { result: label })
+            .inc();
         match &result {
             Ok(_) => tracing::info!("configuration reloaded"),
-            Err(e) => tracing::error!(error = %e, "reload rejected; the previous configuration keeps serving"),
+            Err(e) => {
+                tracing::error!(error = %e, "reload rejected; the previous configuration keeps serving")
+            }
         }
         result
     }
@@ -148,7 +176,9 @@ impl Gateway {
             || new_server.admin_listen != old_server.admin_listen
             || new_server.max_concurrent != old_server.max_concurrent
         {
-            tracing::warn!("listen, admin_listen and max_concurrent changes take effect at the next restart");
+            tracing::warn!(
+                "listen, admin_listen and max_concurrent changes take effect at the next restart"
+            );
         }
         let runtime = Runtime::build(loaded.config)?;
         self.shared.runtime.store(Arc::new(runtime));
@@ -159,7 +189,10 @@ impl Gateway {
     pub async fn shutdown(self) {
         let grace = self.shared.runtime.load().config.server.shutdown_grace;
         let _ = self.stop.send(true);
-        if tokio::time::timeout(grace + Duration::from_millis(100), self.public_task).await.is_err() {
+        if tokio::time::timeout(grace + Duration::from_millis(100), self.public_task)
+            .await
+            .is_err()
+        {
             tracing::warn!("shutdown grace period over; remaining connections dropped");
         }
         self.admin_task.abort();
@@ -210,16 +243,26 @@ async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watc
     }
     drop(listener);
     let grace = shared.runtime.load().config.server.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after the shutdown grace period");
     }
 }
 
-async fn connection(tcp: TcpStream, shared: Arc<Shared>, watcher: hyper_util::server::graceful::Watcher) {
+async fn connection(
+    tcp: TcpStream,
+    shared: Arc<Shared>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
     let runtime = shared.runtime.load_full();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let max_header = runtime.config.server.limits.max_header;
-    builder.http1().max_buf_size(max_header.max(8192) + 8192).timer(hyper_util::rt::TokioTimer::new());
+    builder
+        .http1()
+        .max_buf_size(max_header.max(8192) + 8192)
+        .timer(hyper_util::rt::TokioTimer::new());
     builder
         .http2()
         .max_header_list_size(u32::try_from(max_header).unwrap_or(u32::MAX))
@@ -230,18 +273,41 @@ async fn connection(tcp: TcpStream, shared: Arc<Shared>, watcher: hyper_util::se
         async move { Ok::<_, std::convert::Infallible>(pipeline::handle(shared, req).await) }
     });
     let result = match &runtime.tls {
-        None => watcher.watch(builder.serve_connection(TokioIo::new(tcp), service).into_owned()).await,
+        None => {
+            watcher
+                .watch(
+                    builder
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .into_owned(),
+                )
+                .await
+        }
         Some(acceptor) => {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
-                Err(_) => return tracing::debug!("TLS handshake timed out"),
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!("TLS handshake timed out"),
+                };
             let (_, conn) = tls.get_ref();
-            let group = conn.negotiated_key_exchange_group().map_or_else(|| "none".into(), |g| format!("{:?}", g.name()));
-            let version = conn.protocol_version().map_or_else(|| "none".into(), |v| format!("{v:?}"));
-            shared.metrics.tls.get_or_create(&TlsLabels { group, version }).inc();
-            watcher.watch(builder.serve_connection(TokioIo::new(tls), service).into_owned()).await
+            let group = conn
+                .negotiated_key_exchange_group()
+                .map_or_else(|| "none".into(), |g| format!("{:?}", g.name()));
+            let version = conn
+                .protocol_version()
+                .map_or_else(|| "none".into(), |v| format!("{v:?}"));
+            shared
+                .metrics
+                .tls
+                .get_or_create(&TlsLabels { group, version })
+                .inc();
+            watcher
+                .watch(
+                    builder
+                        .serve_connection(TokioIo::new(tls), service)
+                        .into_owned(),
+                )
+                .await
         }
     };
     if let Err(e) = result {

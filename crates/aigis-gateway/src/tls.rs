@@ -19,12 +19,21 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
         .and_then(Iterator::collect)
-        .map_err(|e| format!("cannot read certificates from {}: {e}", files.cert.display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot read certificates from {}: {e}",
+                files.cert.display()
+            )
+        })?;
     if certs.is_empty() {
         return Err(format!("no certificate in {}", files.cert.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| format!("cannot read the private key from {}: {e}", files.key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        format!(
+            "cannot read the private key from {}: {e}",
+            files.key.display()
+        )
+    })?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?

@@ -24,22 +24,56 @@ const ECHO: &str = "[[upstreams]]\nname = \"echo\"\nkind = \"echo\"\n";
 async fn reload_keeps_the_old_config_when_the_new_one_is_broken() {
     let d = dir("reload");
     let file = d.join("aigis.toml");
-    std::fs::write(&file, format!("{SERVER}{ECHO}{}", route("r", "[\"echo\"]", "\"echo\""))).unwrap();
+    std::fs::write(
+        &file,
+        format!("{SERVER}{ECHO}{}", route("r", "[\"echo\"]", "\"echo\"")),
+    )
+    .unwrap();
     let loaded = aigis_gateway::config::load(&file, false).unwrap();
-    let gw = Gateway::start(loaded.config, Some((file.clone(), false))).await.unwrap();
+    let gw = Gateway::start(loaded.config, Some((file.clone(), false)))
+        .await
+        .unwrap();
     let a = gw.public_addr();
-    assert_eq!(post(a, "/v1/chat/completions", &chat("echo", false)).await.status, 200);
+    assert_eq!(
+        post(a, "/v1/chat/completions", &chat("echo", false))
+            .await
+            .status,
+        200
+    );
 
     std::fs::write(&file, format!("{SERVER}listen = 12\n{ECHO}")).unwrap();
     let err = gw.reload().unwrap_err().to_string();
     assert!(err.contains("line"), "{err}");
-    assert_eq!(post(a, "/v1/chat/completions", &chat("echo", false)).await.status, 200, "old config serves on");
-    assert!(gw.metrics().contains("aigis_config_reloads_total{result=\"rejected\"} 1"));
+    assert_eq!(
+        post(a, "/v1/chat/completions", &chat("echo", false))
+            .await
+            .status,
+        200,
+        "old config serves on"
+    );
+    assert!(
+        gw.metrics()
+            .contains("aigis_config_reloads_total{result=\"rejected\"} 1")
+    );
 
-    std::fs::write(&file, format!("{SERVER}{ECHO}{}", route("r", "[\"echo-2\"]", "\"echo\""))).unwrap();
+    std::fs::write(
+        &file,
+        format!("{SERVER}{ECHO}{}", route("r", "[\"echo-2\"]", "\"echo\"")),
+    )
+    .unwrap();
     gw.reload().unwrap();
-    assert_eq!(post(a, "/v1/chat/completions", &chat("echo", false)).await.status, 404);
-    assert_eq!(post(a, "/v1/chat/completions", &chat("echo-2", false)).await.status, 200);
+    assert_eq!(
+        post(a, "/v1/chat/completions", &chat("echo", false))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        post(a, "/v1/chat/completions", &chat("echo-2", false))
+            .await
+            .status,
+        200
+    );
     std::fs::remove_dir_all(d).ok();
 }
 
@@ -51,7 +85,10 @@ fn write_cert(d: &std::path::Path) -> CertificateDer<'static> {
     cert.cert.der().clone()
 }
 
-fn client_config(ca: &CertificateDer<'static>, groups: Option<Vec<&'static dyn rustls::crypto::SupportedKxGroup>>) -> rustls::ClientConfig {
+fn client_config(
+    ca: &CertificateDer<'static>,
+    groups: Option<Vec<&'static dyn rustls::crypto::SupportedKxGroup>>,
+) -> rustls::ClientConfig {
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     if let Some(groups) = groups {
         provider.kx_groups = groups;
@@ -67,11 +104,25 @@ fn client_config(ca: &CertificateDer<'static>, groups: Option<Vec<&'static dyn r
 
 /// Connects, sends one HTTP/1.1 request, returns (negotiated group, response head line).
 async fn tls_get(gw: &Gateway, config: rustls::ClientConfig) -> (String, String) {
-    let tcp = tokio::net::TcpStream::connect(gw.public_addr()).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(gw.public_addr())
+        .await
+        .unwrap();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
-    let group = format!("{:?}", tls.get_ref().1.negotiated_key_exchange_group().unwrap().name());
-    tls.write_all(b"GET /v1/models HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let group = format!(
+        "{:?}",
+        tls.get_ref()
+            .1
+            .negotiated_key_exchange_group()
+            .unwrap()
+            .name()
+    );
+    tls.write_all(b"GET /v1/models HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = String::new();
     tls.read_to_string(&mut out).await.ok();
     (group, out.lines().next().unwrap_or_default().to_owned())
@@ -99,8 +150,14 @@ async fn tls_prefers_post_quantum_and_accepts_classical_clients() {
     assert_eq!(status, "HTTP/1.1 200 OK");
 
     let metrics = gw.metrics();
-    assert!(metrics.contains("group=\"X25519MLKEM768\",version=\"TLSv1_3\"} 1"), "{metrics}");
-    assert!(metrics.contains("group=\"X25519\",version=\"TLSv1_3\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("group=\"X25519MLKEM768\",version=\"TLSv1_3\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("group=\"X25519\",version=\"TLSv1_3\"} 1"),
+        "{metrics}"
+    );
     std::fs::remove_dir_all(d).ok();
 }
 
@@ -117,10 +174,21 @@ async fn reload_picks_up_new_certificates() {
         ),
     )
     .unwrap();
-    let gw = Gateway::start(aigis_gateway::config::load(&file, false).unwrap().config, Some((file, false))).await.unwrap();
-    assert_eq!(tls_get(&gw, client_config(&first, None)).await.1, "HTTP/1.1 200 OK");
+    let gw = Gateway::start(
+        aigis_gateway::config::load(&file, false).unwrap().config,
+        Some((file, false)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        tls_get(&gw, client_config(&first, None)).await.1,
+        "HTTP/1.1 200 OK"
+    );
     let second = write_cert(&d);
     gw.reload().unwrap();
-    assert_eq!(tls_get(&gw, client_config(&second, None)).await.1, "HTTP/1.1 200 OK");
+    assert_eq!(
+        tls_get(&gw, client_config(&second, None)).await.1,
+        "HTTP/1.1 200 OK"
+    );
     std::fs::remove_dir_all(d).ok();
 }

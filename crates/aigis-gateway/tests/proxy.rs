@@ -12,7 +12,10 @@ use support::*;
 
 #[tokio::test]
 async fn routes_by_exact_name_and_glob() {
-    let (a, b) = (mock(Behavior::default()).await, mock(Behavior::default()).await);
+    let (a, b) = (
+        mock(Behavior::default()).await,
+        mock(Behavior::default()).await,
+    );
     let cfg = format!(
         "{SERVER}{}{}{}{}",
         upstream("a", &a.base_url(), ""),
@@ -21,14 +24,39 @@ async fn routes_by_exact_name_and_glob() {
         route("glob", "[\"gpt-4o*\"]", "\"b\""),
     );
     let gw = gateway(&cfg).await;
-    assert_eq!(post(gw.public_addr(), "/v1/chat/completions", &chat("gpt-4o-mini", false)).await.status, 200);
-    let r = post(gw.public_addr(), "/v1/chat/completions", &chat("gpt-4o-2024", false)).await;
+    assert_eq!(
+        post(
+            gw.public_addr(),
+            "/v1/chat/completions",
+            &chat("gpt-4o-mini", false)
+        )
+        .await
+        .status,
+        200
+    );
+    let r = post(
+        gw.public_addr(),
+        "/v1/chat/completions",
+        &chat("gpt-4o-2024", false),
+    )
+    .await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.json()["choices"][0]["message"]["content"], "mock reply to: hello gateway");
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "mock reply to: hello gateway"
+    );
     assert_eq!((a.requests().len(), b.requests().len()), (1, 1));
     assert_eq!(a.requests()[0].path, "/v1/chat/completions");
-    let r = post(gw.public_addr(), "/v1/chat/completions", &chat("claude-3", false)).await;
-    assert_eq!((r.status, r.error_code().as_str()), (404, "model_not_found"));
+    let r = post(
+        gw.public_addr(),
+        "/v1/chat/completions",
+        &chat("claude-3", false),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "model_not_found")
+    );
     // Only exact names are listed.
     let models = get(gw.public_addr(), "/v1/models").await.json();
     assert_eq!(models["data"].as_array().unwrap().len(), 1);
@@ -38,24 +66,66 @@ async fn routes_by_exact_name_and_glob() {
 #[tokio::test]
 async fn every_endpoint_reaches_the_upstream() {
     let m = mock(Behavior::default()).await;
-    let gw = gateway(&format!("{SERVER}{}{}", upstream("m", &m.base_url(), ""), route("r", "[\"m*\"]", "\"m\""))).await;
+    let gw = gateway(&format!(
+        "{SERVER}{}{}",
+        upstream("m", &m.base_url(), ""),
+        route("r", "[\"m*\"]", "\"m\"")
+    ))
+    .await;
     let a = gw.public_addr();
-    assert_eq!(post(a, "/v1/completions", r#"{"model":"m","prompt":"hi"}"#).await.status, 200);
-    assert_eq!(post(a, "/v1/embeddings", r#"{"model":"m","input":"hi"}"#).await.status, 200);
-    assert_eq!(post(a, "/v1/responses", r#"{"model":"m","input":"hi"}"#).await.status, 200);
+    assert_eq!(
+        post(a, "/v1/completions", r#"{"model":"m","prompt":"hi"}"#)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        post(a, "/v1/embeddings", r#"{"model":"m","input":"hi"}"#)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        post(a, "/v1/responses", r#"{"model":"m","input":"hi"}"#)
+            .await
+            .status,
+        200
+    );
     let paths: Vec<String> = m.requests().into_iter().map(|r| r.path).collect();
-    assert_eq!(paths, ["/v1/completions", "/v1/embeddings", "/v1/responses"]);
-    let r = post(a, "/v1/messages", r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#).await;
-    assert_eq!(r.status, 400, "an OpenAI route is not served on /v1/messages");
-    assert_eq!(r.json()["type"], "error", "Anthropic endpoints answer in Anthropic's error shape");
+    assert_eq!(
+        paths,
+        ["/v1/completions", "/v1/embeddings", "/v1/responses"]
+    );
+    let r = post(
+        a,
+        "/v1/messages",
+        r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
+    )
+    .await;
+    assert_eq!(
+        r.status, 400,
+        "an OpenAI route is not served on /v1/messages"
+    );
+    assert_eq!(
+        r.json()["type"],
+        "error",
+        "Anthropic endpoints answer in Anthropic's error shape"
+    );
 }
 
 #[tokio::test]
 async fn fails_over_before_the_first_byte() {
-    let broken = mock(Behavior { status: Some(503), ..Behavior::default() }).await;
+    let broken = mock(Behavior {
+        status: Some(503),
+        ..Behavior::default()
+    })
+    .await;
     let good = mock(Behavior::default()).await;
     // A closed port: connection refused.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let cfg = format!(
         "{SERVER}{}{}{}{}",
         upstream("closed", &format!("http://{closed}/v1"), ""),
@@ -68,15 +138,31 @@ async fn fails_over_before_the_first_byte() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!((broken.requests().len(), good.requests().len()), (1, 1));
     let metrics = gw.metrics();
-    assert!(metrics.contains("upstream=\"closed\",outcome=\"connect_error\""), "{metrics}");
-    assert!(metrics.contains("upstream=\"broken\",outcome=\"5xx\""), "{metrics}");
+    assert!(
+        metrics.contains("upstream=\"closed\",outcome=\"connect_error\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("upstream=\"broken\",outcome=\"5xx\""),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn last_upstream_error_reaches_the_client_unchanged() {
     let m = mock(Behavior::default()).await;
-    let gw = gateway(&format!("{SERVER}{}{}", upstream("m", &m.base_url(), ""), route("r", "[\"mock-*\"]", "\"m\""))).await;
-    let r = post(gw.public_addr(), "/v1/chat/completions", &chat("mock-status-500", false)).await;
+    let gw = gateway(&format!(
+        "{SERVER}{}{}",
+        upstream("m", &m.base_url(), ""),
+        route("r", "[\"mock-*\"]", "\"m\"")
+    ))
+    .await;
+    let r = post(
+        gw.public_addr(),
+        "/v1/chat/completions",
+        &chat("mock-status-500", false),
+    )
+    .await;
     assert_eq!(r.status, 500);
     assert_eq!(r.error_code(), "mock_error");
 }
@@ -86,7 +172,11 @@ async fn no_client_credential_reaches_the_upstream() {
     let m = mock(Behavior::default()).await;
     let dir = tempdir();
     std::fs::write(dir.join("key"), "sk-upstream-secret\n").unwrap();
-    let cfg = format!("{SERVER}{}{}", upstream("m", &m.base_url(), "api_key = \"file:key\""), route("r", "[\"m\"]", "\"m\""));
+    let cfg = format!(
+        "{SERVER}{}{}",
+        upstream("m", &m.base_url(), "api_key = \"file:key\""),
+        route("r", "[\"m\"]", "\"m\"")
+    );
     let gw = gateway_in(&cfg, &dir).await;
     let r = send(
         gw.public_addr(),
@@ -107,12 +197,24 @@ async fn no_client_credential_reaches_the_upstream() {
     .await;
     assert_eq!(r.status, 200);
     let seen = &m.requests()[0];
-    assert!(seen.headers.iter().all(|(_, v)| !v.contains("client-secret")), "{:?}", seen.headers);
-    assert_eq!(seen.header("authorization"), Some("Bearer sk-upstream-secret"));
+    assert!(
+        seen.headers
+            .iter()
+            .all(|(_, v)| !v.contains("client-secret")),
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(
+        seen.header("authorization"),
+        Some("Bearer sk-upstream-secret")
+    );
     assert_eq!(seen.header("x-request-id"), Some("trace-123"));
     assert_eq!(r.headers["x-request-id"], "trace-123");
     assert_eq!(r.headers["x-upstream-request-id"], "mock-upstream-id");
-    assert!(r.headers.get("set-cookie").is_none(), "upstream cookies are not passed on");
+    assert!(
+        r.headers.get("set-cookie").is_none(),
+        "upstream cookies are not passed on"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -125,26 +227,71 @@ async fn request_limits_answer_with_named_errors() {
     );
     let gw = gateway(&cfg).await;
     let a = gw.public_addr();
-    let big = format!(r#"{{"model":"echo","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(4096));
+    let big = format!(
+        r#"{{"model":"echo","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(4096)
+    );
     let r = post(a, "/v1/chat/completions", &big).await;
-    assert_eq!((r.status, r.error_code().as_str()), (413, "request_too_large"));
-    let r = post(a, "/v1/chat/completions", r#"{"model":"echo","max_tokens":101,"messages":[{"role":"user","content":"x"}]}"#).await;
-    assert_eq!((r.status, r.json()["error"]["param"].as_str()), (400, Some("max_tokens")));
-    let r = post(a, "/v1/chat/completions", r#"{"model":"echo","messages":[{},{},{}]}"#).await;
-    assert_eq!((r.status, r.json()["error"]["param"].as_str()), (400, Some("messages")));
-    let r = post(a, "/v1/chat/completions", r#"{"model":"echo","n":5,"messages":[{}]}"#).await;
-    assert_eq!((r.status, r.json()["error"]["param"].as_str()), (400, Some("n")));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (413, "request_too_large")
+    );
+    let r = post(
+        a,
+        "/v1/chat/completions",
+        r#"{"model":"echo","max_tokens":101,"messages":[{"role":"user","content":"x"}]}"#,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["error"]["param"].as_str()),
+        (400, Some("max_tokens"))
+    );
+    let r = post(
+        a,
+        "/v1/chat/completions",
+        r#"{"model":"echo","messages":[{},{},{}]}"#,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["error"]["param"].as_str()),
+        (400, Some("messages"))
+    );
+    let r = post(
+        a,
+        "/v1/chat/completions",
+        r#"{"model":"echo","n":5,"messages":[{}]}"#,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["error"]["param"].as_str()),
+        (400, Some("n"))
+    );
     assert_eq!(post(a, "/v1/unknown", "{}").await.status, 404);
-    assert_eq!(post(a, "/admin/keys", "{}").await.status, 404, "no admin routes on the public listener");
+    assert_eq!(
+        post(a, "/admin/keys", "{}").await.status,
+        404,
+        "no admin routes on the public listener"
+    );
     assert_eq!(get(a, "/v1/chat/completions").await.status, 405);
     let long = "x".repeat(40 * 1024);
-    let r = send(a, Method::POST, "/v1/chat/completions", &[("x-long", &long)], "{}").await;
+    let r = send(
+        a,
+        Method::POST,
+        "/v1/chat/completions",
+        &[("x-long", &long)],
+        "{}",
+    )
+    .await;
     assert!(r.status == 431, "{}", r.status);
 }
 
 #[tokio::test]
 async fn first_byte_timeout_is_504() {
-    let m = mock(Behavior { latency: Duration::from_secs(3), ..Behavior::default() }).await;
+    let m = mock(Behavior {
+        latency: Duration::from_secs(3),
+        ..Behavior::default()
+    })
+    .await;
     let cfg = format!(
         "{SERVER}{}{}",
         upstream("m", &m.base_url(), "timeouts = { first_byte = \"200ms\" }"),
@@ -153,16 +300,31 @@ async fn first_byte_timeout_is_504() {
     let gw = gateway(&cfg).await;
     let started = std::time::Instant::now();
     let r = post(gw.public_addr(), "/v1/chat/completions", &chat("m", false)).await;
-    assert_eq!((r.status, r.error_code().as_str()), (504, "upstream_timeout"));
-    assert!(started.elapsed() < Duration::from_secs(3), "the gateway answered before the upstream");
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (504, "upstream_timeout")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the gateway answered before the upstream"
+    );
 }
 
 #[tokio::test]
 async fn idle_stream_ends_with_an_error_event_and_done() {
-    let m = mock(Behavior { chunk_delay: Duration::from_secs(3), ..Behavior::default() }).await;
-    let cfg = format!("{SERVER}{}{}", upstream("m", &m.base_url(), "timeouts = { idle = \"300ms\" }"), route("r", "[\"m\"]", "\"m\""));
+    let m = mock(Behavior {
+        chunk_delay: Duration::from_secs(3),
+        ..Behavior::default()
+    })
+    .await;
+    let cfg = format!(
+        "{SERVER}{}{}",
+        upstream("m", &m.base_url(), "timeouts = { idle = \"300ms\" }"),
+        route("r", "[\"m\"]", "\"m\"")
+    );
     let gw = gateway(&cfg).await;
-    let (status, mut body) = open_stream(gw.public_addr(), "/v1/chat/completions", &chat("m", true)).await;
+    let (status, mut body) =
+        open_stream(gw.public_addr(), "/v1/chat/completions", &chat("m", true)).await;
     assert_eq!(status, 200);
     let mut all = String::new();
     while let Some(t) = next_text(&mut body).await {
@@ -178,9 +340,20 @@ async fn streams_are_relayed_chunk_by_chunk() {
     // The upstream holds chunk 2 back until the client has seen chunk 1: a gateway that
     // buffered the stream would never deliver chunk 1 and this test would time out.
     let gate = Arc::new(tokio::sync::Notify::new());
-    let m = mock(Behavior { gate: Some(gate.clone()), chunks: 3, ..Behavior::default() }).await;
-    let gw = gateway(&format!("{SERVER}{}{}", upstream("m", &m.base_url(), ""), route("r", "[\"m\"]", "\"m\""))).await;
-    let (status, mut body) = open_stream(gw.public_addr(), "/v1/chat/completions", &chat("m", true)).await;
+    let m = mock(Behavior {
+        gate: Some(gate.clone()),
+        chunks: 3,
+        ..Behavior::default()
+    })
+    .await;
+    let gw = gateway(&format!(
+        "{SERVER}{}{}",
+        upstream("m", &m.base_url(), ""),
+        route("r", "[\"m\"]", "\"m\"")
+    ))
+    .await;
+    let (status, mut body) =
+        open_stream(gw.public_addr(), "/v1/chat/completions", &chat("m", true)).await;
     assert_eq!(status, 200);
     let first = next_text(&mut body).await.unwrap();
     assert!(first.contains("mock "), "{first}");
@@ -195,31 +368,65 @@ async fn streams_are_relayed_chunk_by_chunk() {
 
 #[tokio::test]
 async fn client_disconnect_cancels_the_upstream_stream() {
-    let m = mock(Behavior { chunks: 50, chunk_delay: Duration::from_millis(50), ..Behavior::default() }).await;
-    let gw = gateway(&format!("{SERVER}{}{}", upstream("m", &m.base_url(), ""), route("r", "[\"m\"]", "\"m\""))).await;
-    let (_, mut body) = open_stream(gw.public_addr(), "/v1/chat/completions", &chat("m", true)).await;
+    let m = mock(Behavior {
+        chunks: 50,
+        chunk_delay: Duration::from_millis(50),
+        ..Behavior::default()
+    })
+    .await;
+    let gw = gateway(&format!(
+        "{SERVER}{}{}",
+        upstream("m", &m.base_url(), ""),
+        route("r", "[\"m\"]", "\"m\"")
+    ))
+    .await;
+    let (_, mut body) =
+        open_stream(gw.public_addr(), "/v1/chat/completions", &chat("m", true)).await;
     next_text(&mut body).await.unwrap();
     drop(body);
-    assert!(eventually(|| m.cancelled() == 1).await, "the upstream stream was not cancelled");
+    assert!(
+        eventually(|| m.cancelled() == 1).await,
+        "the upstream stream was not cancelled"
+    );
     assert_eq!(m.completed_streams(), 0);
     assert!(eventually(|| gw.metrics().contains("aigis_active_streams 0")).await);
 }
 
 #[tokio::test]
 async fn circuit_breaker_stops_calling_a_failing_upstream() {
-    let m = mock(Behavior { status: Some(500), ..Behavior::default() }).await;
+    let m = mock(Behavior {
+        status: Some(500),
+        ..Behavior::default()
+    })
+    .await;
     let cfg = format!(
         "{SERVER}{}{}",
-        upstream("m", &m.base_url(), "circuit_breaker = { failures = 2, cooldown = \"1m\" }"),
+        upstream(
+            "m",
+            &m.base_url(),
+            "circuit_breaker = { failures = 2, cooldown = \"1m\" }"
+        ),
         route("r", "[\"m\"]", "\"m\"")
     );
     let gw = gateway(&cfg).await;
     for _ in 0..2 {
-        assert_eq!(post(gw.public_addr(), "/v1/chat/completions", &chat("m", false)).await.status, 500);
+        assert_eq!(
+            post(gw.public_addr(), "/v1/chat/completions", &chat("m", false))
+                .await
+                .status,
+            500
+        );
     }
     let r = post(gw.public_addr(), "/v1/chat/completions", &chat("m", false)).await;
-    assert_eq!((r.status, r.error_code().as_str()), (503, "upstream_unavailable"));
-    assert_eq!(m.requests().len(), 2, "the open breaker kept the third request away");
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (503, "upstream_unavailable")
+    );
+    assert_eq!(
+        m.requests().len(),
+        2,
+        "the open breaker kept the third request away"
+    );
     assert_eq!(get_admin(&gw, "/readyz").await, 503);
 }
 
@@ -229,8 +436,16 @@ async fn get_admin(gw: &aigis_gateway::Gateway, path: &str) -> u16 {
 
 #[tokio::test]
 async fn concurrency_caps_refuse_instead_of_queueing() {
-    let m = mock(Behavior { latency: Duration::from_millis(500), ..Behavior::default() }).await;
-    let cfg = format!("{SERVER}{}{}", upstream("m", &m.base_url(), "max_concurrent = 1"), route("r", "[\"m\"]", "\"m\""));
+    let m = mock(Behavior {
+        latency: Duration::from_millis(500),
+        ..Behavior::default()
+    })
+    .await;
+    let cfg = format!(
+        "{SERVER}{}{}",
+        upstream("m", &m.base_url(), "max_concurrent = 1"),
+        route("r", "[\"m\"]", "\"m\"")
+    );
     let gw = gateway(&cfg).await;
     let a = gw.public_addr();
     let body = chat("m", false);
@@ -253,7 +468,10 @@ async fn concurrency_caps_refuse_instead_of_queueing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         post(a, "/v1/chat/completions", &chat("m", false)).await
     });
-    assert_eq!((r1.status, r2.status, r2.error_code().as_str()), (200, 429, "gateway_overloaded"));
+    assert_eq!(
+        (r1.status, r2.status, r2.error_code().as_str()),
+        (200, 429, "gateway_overloaded")
+    );
 }
 
 #[tokio::test]
@@ -267,23 +485,49 @@ async fn anthropic_messages_pass_through_with_the_upstream_key() {
         route("c", "[\"claude-*\"]", "\"claude\"")
     );
     let gw = gateway_in(&cfg, &dir).await;
-    let body = r#"{"model":"claude-x","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
-    let r = send(gw.public_addr(), Method::POST, "/v1/messages", &[("x-api-key", "client-key"), ("anthropic-version", "2023-06-01")], body).await;
+    let body =
+        r#"{"model":"claude-x","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = send(
+        gw.public_addr(),
+        Method::POST,
+        "/v1/messages",
+        &[
+            ("x-api-key", "client-key"),
+            ("anthropic-version", "2023-06-01"),
+        ],
+        body,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["type"], "message");
     let seen = &m.requests()[0];
     assert_eq!(seen.path, "/v1/messages");
     assert_eq!(seen.header("x-api-key"), Some("sk-ant-upstream"));
     assert_eq!(seen.header("anthropic-version"), Some("2023-06-01"));
-    let r = post(gw.public_addr(), "/v1/chat/completions", &chat("claude-x", false)).await;
+    let r = post(
+        gw.public_addr(),
+        "/v1/chat/completions",
+        &chat("claude-x", false),
+    )
+    .await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "wrong_endpoint"));
     std::fs::remove_dir_all(dir).ok();
 }
 
 #[tokio::test]
 async fn shutdown_drains_in_flight_streams() {
-    let m = mock(Behavior { chunks: 5, chunk_delay: Duration::from_millis(100), ..Behavior::default() }).await;
-    let gw = gateway(&format!("{SERVER}{}{}", upstream("m", &m.base_url(), ""), route("r", "[\"m\"]", "\"m\""))).await;
+    let m = mock(Behavior {
+        chunks: 5,
+        chunk_delay: Duration::from_millis(100),
+        ..Behavior::default()
+    })
+    .await;
+    let gw = gateway(&format!(
+        "{SERVER}{}{}",
+        upstream("m", &m.base_url(), ""),
+        route("r", "[\"m\"]", "\"m\"")
+    ))
+    .await;
     let addr = gw.public_addr();
     let (_, mut body) = open_stream(addr, "/v1/chat/completions", &chat("m", true)).await;
     let shutdown = tokio::spawn(gw.shutdown());
@@ -291,9 +535,15 @@ async fn shutdown_drains_in_flight_streams() {
     while let Some(t) = next_text(&mut body).await {
         all.push_str(&t);
     }
-    assert!(all.ends_with("data: [DONE]\n\n"), "the stream was cut: {all}");
+    assert!(
+        all.ends_with("data: [DONE]\n\n"),
+        "the stream was cut: {all}"
+    );
     shutdown.await.unwrap();
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
 }
 
 fn tempdir() -> std::path::PathBuf {
@@ -305,5 +555,9 @@ fn tempdir() -> std::path::PathBuf {
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }

@@ -45,7 +45,14 @@ pub struct Behavior {
 
 impl Default for Behavior {
     fn default() -> Self {
-        Self { latency: Duration::ZERO, chunks: 4, chunk_delay: Duration::ZERO, status: None, fail_first: 0, gate: None }
+        Self {
+            latency: Duration::ZERO,
+            chunks: 4,
+            chunk_delay: Duration::ZERO,
+            status: None,
+            fail_first: 0,
+            gate: None,
+        }
     }
 }
 
@@ -65,7 +72,10 @@ pub struct Recorded {
 impl Recorded {
     /// The value of a header, if present.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -96,7 +106,10 @@ impl Mock {
     pub async fn start(addr: SocketAddr, behavior: Behavior) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(State { behavior, ..State::default() });
+        let state = Arc::new(State {
+            behavior,
+            ..State::default()
+        });
         let task = tokio::spawn(serve(listener, state.clone()));
         Ok(Self { addr, state, task })
     }
@@ -113,7 +126,11 @@ impl Mock {
 
     /// Every request received so far.
     pub fn requests(&self) -> Vec<Recorded> {
-        self.state.requests.lock().map(|r| r.clone()).unwrap_or_default()
+        self.state
+            .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 
     /// Streams abandoned by their client before the end.
@@ -130,7 +147,9 @@ impl Mock {
 /// Serves until the task is aborted.
 async fn serve(listener: TcpListener, state: Arc<State>) {
     loop {
-        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let state = state.clone();
         tokio::spawn(async move {
@@ -147,7 +166,13 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
 
 /// Starts the mock on an existing listener (used by the binary).
 pub fn spawn_on(listener: TcpListener, behavior: Behavior) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(serve(listener, Arc::new(State { behavior, ..State::default() })))
+    tokio::spawn(serve(
+        listener,
+        Arc::new(State {
+            behavior,
+            ..State::default()
+        }),
+    ))
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -164,29 +189,52 @@ fn full(status: StatusCode, content_type: &str, body: String) -> Response<Body> 
 
 fn directive(model: &str, name: &str) -> Option<u64> {
     let parts: Vec<&str> = model.split('-').collect();
-    parts.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse().ok())
+    parts
+        .windows(2)
+        .find(|w| w[0] == name)
+        .and_then(|w| w[1].parse().ok())
 }
 
 async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default();
     let headers = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     if let Ok(mut r) = state.requests.lock() {
-        r.push(Recorded { method: parts.method.to_string(), path: parts.uri.path().to_owned(), headers, body: body.clone() });
+        r.push(Recorded {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            headers,
+            body: body.clone(),
+        });
     }
     let n = state.served.fetch_add(1, Ordering::SeqCst);
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let model = json.get("model").and_then(Value::as_str).unwrap_or("mock").to_owned();
+    let model = json
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock")
+        .to_owned();
     let b = &state.behavior;
     let latency = directive(&model, "latency").map_or(b.latency, Duration::from_millis);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let status = directive(&model, "status").and_then(|s| u16::try_from(s).ok()).or(b.status);
+    let status = directive(&model, "status")
+        .and_then(|s| u16::try_from(s).ok())
+        .or(b.status);
     let status = if n < b.fail_first { Some(500) } else { status };
     if let Some(code) = status {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -229,13 +277,22 @@ async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
 }
 
 fn last_user_text(json: &Value) -> String {
-    let from_list = json.get("messages").and_then(Value::as_array).and_then(|m| {
-        m.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-    });
+    let from_list = json
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| {
+            m.iter()
+                .rev()
+                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        });
     match from_list.and_then(|m| m.get("content")) {
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
-        None => json.get("prompt").or(json.get("input")).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).unwrap_or_default(),
+        None => json
+            .get("prompt")
+            .or(json.get("input"))
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .unwrap_or_default(),
     }
 }
 
@@ -249,7 +306,12 @@ fn chat_chunks(model: &str, text: &str, chunks: usize) -> Vec<Bytes> {
     };
     let mut out: Vec<Bytes> = chars
         .chunks(per)
-        .map(|c| chunk(json!({"content": c.iter().collect::<String>()}), Value::Null))
+        .map(|c| {
+            chunk(
+                json!({"content": c.iter().collect::<String>()}),
+                Value::Null,
+            )
+        })
         .collect();
     out.push(chunk(json!({}), json!("stop")));
     out.push(Bytes::from_static(b"data: [DONE]\n\n"));

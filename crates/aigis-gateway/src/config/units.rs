@@ -39,7 +39,11 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "KB" => 1_000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        _ => return Err(format!("`{s}` has no known unit (B, KiB, MiB, GiB, KB, MB, GB)")),
+        _ => {
+            return Err(format!(
+                "`{s}` has no known unit (B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
     };
     n.checked_mul(factor)
         .ok_or_else(|| format!("`{s}` is too large"))
@@ -81,7 +85,7 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_mins(10)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("ten s").is_err());

@@ -4,6 +4,7 @@
 //! a span-keeping parse of the same text, its line.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,7 +40,9 @@ fn path_string(segs: &[Seg]) -> String {
                 s.push('.');
                 s.push_str(k);
             }
-            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+            Seg::Index(i) => {
+                let _ = write!(s, "[{i}]");
+            }
         }
     }
     s
@@ -106,7 +109,11 @@ pub(super) fn validate(src: &str, base: &Path, strict: bool) -> Result<Loaded, V
         .filter(|d| d.level == Level::Error)
         .cloned()
         .collect();
-    match (server, upstreams.into_iter().collect::<Option<Vec<_>>>(), routes) {
+    match (
+        server,
+        upstreams.into_iter().collect::<Option<Vec<_>>>(),
+        routes,
+    ) {
         (Some(server), Some(upstreams), Some(routes)) if errors.is_empty() => Ok(Loaded {
             config: Config {
                 server,
@@ -195,7 +202,9 @@ impl Validator<'_> {
             self.error(
                 &segs,
                 format!("`[{name}]` is not supported by this version of aigis"),
-                Some("remove the section; docs/gateway.md lists the keys this version reads".into()),
+                Some(
+                    "remove the section; docs/gateway.md lists the keys this version reads".into(),
+                ),
             );
         } else {
             let hint = did_you_mean(name, SECTIONS)
@@ -229,10 +238,14 @@ impl Validator<'_> {
             Ok(t) => Some(t),
             Err(e) => {
                 let mut segs = at.to_vec();
-                for seg in e.path().iter() {
+                for seg in e.path() {
                     match seg {
-                        serde_path_to_error::Segment::Seq { index } => segs.push(Seg::Index(*index)),
-                        serde_path_to_error::Segment::Map { key } => segs.push(Seg::Key(key.clone())),
+                        serde_path_to_error::Segment::Seq { index } => {
+                            segs.push(Seg::Index(*index))
+                        }
+                        serde_path_to_error::Segment::Map { key } => {
+                            segs.push(Seg::Key(key.clone()))
+                        }
                         _ => {}
                     }
                 }
@@ -246,7 +259,9 @@ impl Validator<'_> {
                     }
                 } else if let Some(field) = missing_field(&message) {
                     hint = Some(format!("add `{field} = …`"));
-                    hint = key_hint(&field).map(|h| format!("add `{field}`: {h}")).or(hint);
+                    hint = key_hint(&field)
+                        .map(|h| format!("add `{field}`: {h}"))
+                        .or(hint);
                 } else if let Some(Seg::Key(k)) = segs.last() {
                     hint = key_hint(k).map(str::to_owned);
                 }
@@ -394,13 +409,18 @@ impl Validator<'_> {
             }
         };
         let base_url = match (&u.base_url, kind) {
-            (Some(_), UpstreamKind::Echo) | (None, UpstreamKind::OpenAi | UpstreamKind::Anthropic) => {
+            (Some(_), UpstreamKind::Echo)
+            | (None, UpstreamKind::OpenAi | UpstreamKind::Anthropic) => {
                 let msg = if kind == UpstreamKind::Echo {
                     "the built-in `echo` upstream takes no `base_url`"
                 } else {
                     "missing `base_url`"
                 };
-                self.error(&key(&at, "base_url"), msg, key_hint("base_url").map(str::to_owned));
+                self.error(
+                    &key(&at, "base_url"),
+                    msg,
+                    key_hint("base_url").map(str::to_owned),
+                );
                 return None;
             }
             (None, UpstreamKind::Echo) => None,
@@ -416,10 +436,26 @@ impl Validator<'_> {
         };
         let t = u.timeouts.unwrap_or_default();
         let tat = key(&at, "timeouts");
-        let connect = self.duration(&key(&tat, "connect"), t.connect.as_deref(), Duration::from_secs(5));
-        let first_byte = self.duration(&key(&tat, "first_byte"), t.first_byte.as_deref(), Duration::from_secs(60));
-        let idle = self.duration(&key(&tat, "idle"), t.idle.as_deref(), Duration::from_secs(30));
-        let total = self.duration(&key(&tat, "total"), t.total.as_deref(), Duration::from_secs(600));
+        let connect = self.duration(
+            &key(&tat, "connect"),
+            t.connect.as_deref(),
+            Duration::from_secs(5),
+        );
+        let first_byte = self.duration(
+            &key(&tat, "first_byte"),
+            t.first_byte.as_deref(),
+            Duration::from_mins(1),
+        );
+        let idle = self.duration(
+            &key(&tat, "idle"),
+            t.idle.as_deref(),
+            Duration::from_secs(30),
+        );
+        let total = self.duration(
+            &key(&tat, "total"),
+            t.total.as_deref(),
+            Duration::from_mins(10),
+        );
         let (Some((api_key, api_key_missing)), Some(ca)) = (secret, ca) else {
             return None;
         };
@@ -493,7 +529,11 @@ impl Validator<'_> {
             return match std::fs::read_to_string(&path) {
                 Ok(v) if !v.trim().is_empty() => Some((Some(Secret(v.trim().into())), false)),
                 Ok(_) => {
-                    self.error(segs, format!("secret file `{}` is empty", path.display()), None);
+                    self.error(
+                        segs,
+                        format!("secret file `{}` is empty", path.display()),
+                        None,
+                    );
                     None
                 }
                 Err(e) => {
@@ -530,20 +570,35 @@ impl Validator<'_> {
             };
             let at = [Seg::Key("routes".into()), Seg::Index(i)];
             if !names.insert(r.name.clone()) {
-                self.error(&key(&at, "name"), format!("duplicate route name `{}`", r.name), None);
+                self.error(
+                    &key(&at, "name"),
+                    format!("duplicate route name `{}`", r.name),
+                    None,
+                );
             }
             if r.models.is_empty() || r.models.iter().any(String::is_empty) {
-                self.error(&key(&at, "models"), "needs at least one non-empty model name or glob", key_hint("models").map(str::to_owned));
+                self.error(
+                    &key(&at, "models"),
+                    "needs at least one non-empty model name or glob",
+                    key_hint("models").map(str::to_owned),
+                );
             }
             for m in r.models.iter().filter(|m| !m.contains(['*', '?'])) {
                 if !exact.insert(m.clone()) {
-                    self.error(&key(&at, "models"), format!("model `{m}` is already served by an earlier route"), None);
+                    self.error(
+                        &key(&at, "models"),
+                        format!("model `{m}` is already served by an earlier route"),
+                        None,
+                    );
                 }
             }
             let mut indices = Vec::new();
             let mut kinds = HashSet::new();
             for name in r.upstream.into_vec() {
-                match upstreams.iter().position(|u| u.as_ref().is_some_and(|u| u.name == name)) {
+                match upstreams
+                    .iter()
+                    .position(|u| u.as_ref().is_some_and(|u| u.name == name))
+                {
                     Some(idx) => {
                         if let Some(u) = &upstreams[idx] {
                             kinds.insert(u.kind.as_str());
@@ -551,10 +606,22 @@ impl Validator<'_> {
                         indices.push(idx);
                     }
                     None => {
-                        let known: Vec<&str> = upstreams.iter().flatten().map(|u| u.name.as_str()).collect();
-                        let hint = did_you_mean(&name, &known)
-                            .or_else(|| Some(format!("define it in an [[upstreams]] table (known: {})", known.join(", "))));
-                        self.error(&key(&at, "upstream"), format!("no upstream named `{name}`"), hint);
+                        let known: Vec<&str> = upstreams
+                            .iter()
+                            .flatten()
+                            .map(|u| u.name.as_str())
+                            .collect();
+                        let hint = did_you_mean(&name, &known).or_else(|| {
+                            Some(format!(
+                                "define it in an [[upstreams]] table (known: {})",
+                                known.join(", ")
+                            ))
+                        });
+                        self.error(
+                            &key(&at, "upstream"),
+                            format!("no upstream named `{name}`"),
+                            hint,
+                        );
                         ok = false;
                     }
                 }
@@ -567,7 +634,10 @@ impl Validator<'_> {
                 kinds.sort_unstable();
                 self.error(
                     &key(&at, "upstream"),
-                    format!("mixes upstream kinds ({}); this version does not translate between them", kinds.join(", ")),
+                    format!(
+                        "mixes upstream kinds ({}); this version does not translate between them",
+                        kinds.join(", ")
+                    ),
                     Some("give each kind its own route".into()),
                 );
             }
@@ -594,7 +664,7 @@ impl Validator<'_> {
     }
 }
 
-/// `unknown field `lisen`, expected one of `listen`, `admin_listen``
+/// Parses serde's "unknown field `lisen`, expected one of `listen`, …" message.
 fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
     let rest = message.strip_prefix("unknown field `")?;
     let (field, rest) = rest.split_once('`')?;

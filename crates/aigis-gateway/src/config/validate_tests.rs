@@ -70,9 +70,18 @@ upstream = "c"
     let paths: Vec<_> = e.iter().map(|d| (d.path.as_str(), d.line)).collect();
     assert!(paths.contains(&("server.lisen", Some(3))), "{paths:?}");
     assert!(paths.contains(&("upstreams[0].kind", Some(7))), "{paths:?}");
-    assert!(paths.contains(&("upstreams[1].api_key", Some(13))), "{paths:?}");
-    assert!(paths.contains(&("upstreams[1].timeouts.idle", Some(14))), "{paths:?}");
-    assert!(paths.contains(&("routes[0].upstream", Some(19))), "{paths:?}");
+    assert!(
+        paths.contains(&("upstreams[1].api_key", Some(13))),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&("upstreams[1].timeouts.idle", Some(14))),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&("routes[0].upstream", Some(19))),
+        "{paths:?}"
+    );
     let lisen = e.iter().find(|d| d.path == "server.lisen").unwrap();
     assert_eq!(lisen.hint.as_deref(), Some("did you mean `listen`?"));
     // The inline secret is never echoed back.
@@ -103,7 +112,12 @@ api_key = "env:AIGIS_TEST_SURELY_UNSET_VAR"
 "#;
     let loaded = validate(src, Path::new("."), false).unwrap();
     assert!(loaded.config.upstreams[0].api_key_missing);
-    assert!(loaded.warnings.iter().any(|w| w.path == "upstreams[0].api_key" && w.line == Some(6)));
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.path == "upstreams[0].api_key" && w.line == Some(6))
+    );
     let strict = validate(src, Path::new("."), true).unwrap_err();
     assert!(strict.iter().any(|d| d.path == "upstreams[0].api_key"));
 }
@@ -150,7 +164,14 @@ base_url = "http://127.0.0.1:1/v1"
 api_key = "file:key.txt"
 "#;
     let loaded = validate(src, &dir, false).unwrap();
-    assert_eq!(loaded.config.upstreams[0].api_key.as_ref().unwrap().expose(), "sk-from-file");
+    assert_eq!(
+        loaded.config.upstreams[0]
+            .api_key
+            .as_ref()
+            .unwrap()
+            .expose(),
+        "sk-from-file"
+    );
     assert!(!format!("{:?}", loaded.config).contains("sk-from-file"));
     std::fs::remove_dir_all(dir).ok();
 }

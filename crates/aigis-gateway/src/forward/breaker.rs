@@ -25,7 +25,11 @@ struct State {
 impl Breaker {
     /// A closed breaker.
     pub fn new(failures: u32, cooldown: Duration) -> Self {
-        Self { failures, cooldown, state: Mutex::default() }
+        Self {
+            failures,
+            cooldown,
+            state: Mutex::default(),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

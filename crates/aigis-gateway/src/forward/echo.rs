@@ -15,24 +15,42 @@ use crate::parse::{Endpoint, Parsed};
 pub fn answer(parsed: &Parsed, request_id: &str) -> Response<Body> {
     let text = last_user_text(parsed);
     let words: Vec<&str> = text.split_inclusive(' ').collect();
-    let limit = parsed.requested_tokens().map_or(usize::MAX, |(_, n)| usize::try_from(n).unwrap_or(usize::MAX));
+    let limit = parsed.requested_tokens().map_or(usize::MAX, |(_, n)| {
+        usize::try_from(n).unwrap_or(usize::MAX)
+    });
     let truncated = words.len() > limit;
     let words = &words[..words.len().min(limit)];
     let a = Answer {
-        id: request_id.chars().filter(char::is_ascii_alphanumeric).take(24).collect(),
+        id: request_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(24)
+            .collect(),
         model: &parsed.model,
-        created: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         words,
         truncated,
         prompt_tokens: text.split_whitespace().count(),
     };
     let (content_type, body) = match (parsed.endpoint, parsed.stream) {
-        (Endpoint::Embeddings, _) => ("application/json", body::full(embeddings(parsed).to_string())),
-        (endpoint, false) => ("application/json", body::full(a.complete(endpoint).to_string())),
-        (endpoint, true) => ("text/event-stream", body::stream(a.events(endpoint, parsed))),
+        (Endpoint::Embeddings, _) => (
+            "application/json",
+            body::full(embeddings(parsed).to_string()),
+        ),
+        (endpoint, false) => (
+            "application/json",
+            body::full(a.complete(endpoint).to_string()),
+        ),
+        (endpoint, true) => (
+            "text/event-stream",
+            body::stream(a.events(endpoint, parsed)),
+        ),
     };
     let mut resp = Response::new(body);
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -61,7 +79,11 @@ fn last_user_text(parsed: &Parsed) -> String {
     let j = &parsed.json;
     let from_messages = |list: &Value| {
         list.as_array()
-            .and_then(|m| m.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user")))
+            .and_then(|m| {
+                m.iter()
+                    .rev()
+                    .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+            })
             .and_then(|m| m.get("content"))
             .map(text_of)
     };
@@ -147,13 +169,17 @@ impl Answer<'_> {
                            "created": self.created, "model": self.model, "choices": [choice]})
                 };
                 if chat {
-                    out.push(data(chunk(json!({"role": "assistant", "content": ""}), Value::Null)));
+                    out.push(data(chunk(
+                        json!({"role": "assistant", "content": ""}),
+                        Value::Null,
+                    )));
                 }
                 for w in self.words {
                     out.push(data(chunk(json!({"content": w}), Value::Null)));
                 }
                 out.push(data(chunk(json!({}), json!(self.finish(endpoint)))));
-                let include_usage = parsed.json.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
+                let include_usage = parsed.json.pointer("/stream_options/include_usage")
+                    == Some(&Value::Bool(true));
                 if include_usage {
                     let mut usage = self.complete(endpoint);
                     usage["choices"] = json!([]);
@@ -167,30 +193,51 @@ impl Answer<'_> {
                 let mut created = done.clone();
                 created["status"] = json!("in_progress");
                 created["output"] = json!([]);
-                out.push(event("response.created", json!({"type": "response.created", "sequence_number": 0, "response": created})));
+                out.push(event(
+                    "response.created",
+                    json!({"type": "response.created", "sequence_number": 0, "response": created}),
+                ));
                 for (i, w) in self.words.iter().enumerate() {
                     out.push(event("response.output_text.delta", json!({
                         "type": "response.output_text.delta", "sequence_number": i + 1,
                         "item_id": format!("msg_{}", self.id), "output_index": 0, "content_index": 0, "delta": w})));
                 }
-                out.push(event("response.completed", json!({"type": "response.completed",
-                    "sequence_number": self.words.len() + 1, "response": done})));
+                out.push(event(
+                    "response.completed",
+                    json!({"type": "response.completed",
+                    "sequence_number": self.words.len() + 1, "response": done}),
+                ));
             }
             Endpoint::Messages | Endpoint::Embeddings => {
                 let mut start = self.complete(endpoint);
                 start["content"] = json!([]);
                 start["stop_reason"] = Value::Null;
-                out.push(event("message_start", json!({"type": "message_start", "message": start})));
-                out.push(event("content_block_start", json!({"type": "content_block_start", "index": 0,
-                    "content_block": {"type": "text", "text": ""}})));
+                out.push(event(
+                    "message_start",
+                    json!({"type": "message_start", "message": start}),
+                ));
+                out.push(event(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "text", "text": ""}}),
+                ));
                 for w in self.words {
-                    out.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-                        "delta": {"type": "text_delta", "text": w}})));
+                    out.push(event(
+                        "content_block_delta",
+                        json!({"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "text_delta", "text": w}}),
+                    ));
                 }
-                out.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
-                out.push(event("message_delta", json!({"type": "message_delta",
+                out.push(event(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": 0}),
+                ));
+                out.push(event(
+                    "message_delta",
+                    json!({"type": "message_delta",
                     "delta": {"stop_reason": self.finish(endpoint), "stop_sequence": null},
-                    "usage": {"output_tokens": self.words.len()}})));
+                    "usage": {"output_tokens": self.words.len()}}),
+                ));
                 out.push(event("message_stop", json!({"type": "message_stop"})));
             }
         }
@@ -201,11 +248,19 @@ impl Answer<'_> {
 /// Deterministic unit vectors derived from each input's bytes (FNV-1a seeded).
 fn embeddings(parsed: &Parsed) -> Value {
     let inputs: Vec<String> = match parsed.json.get("input") {
-        Some(Value::Array(items)) => items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned)).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+            .collect(),
         Some(Value::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     };
-    let dims = parsed.json.get("dimensions").and_then(Value::as_u64).unwrap_or(16).clamp(1, 4096);
+    let dims = parsed
+        .json
+        .get("dimensions")
+        .and_then(Value::as_u64)
+        .unwrap_or(16)
+        .clamp(1, 4096);
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
@@ -216,12 +271,20 @@ fn embeddings(parsed: &Parsed) -> Value {
                     for b in text.bytes().chain(d.to_le_bytes()) {
                         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
                     }
-                    #[expect(clippy::cast_precision_loss, reason = "a pseudo-random value in [-1, 1)")]
+                    #[expect(
+                        clippy::cast_precision_loss,
+                        reason = "a pseudo-random value in [-1, 1)"
+                    )]
                     let x = (h >> 11) as f64 / (1u64 << 52) as f64 - 1.0;
                     x
                 })
                 .collect();
-            let norm = raw.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::EPSILON);
+            let norm = raw
+                .iter()
+                .map(|x| x * x)
+                .sum::<f64>()
+                .sqrt()
+                .max(f64::EPSILON);
             let embedding: Vec<f64> = raw.iter().map(|x| x / norm).collect();
             json!({"object": "embedding", "index": index, "embedding": embedding})
         })

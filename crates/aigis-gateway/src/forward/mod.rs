@@ -37,7 +37,10 @@ impl UpstreamState {
     pub fn new(config: Upstream) -> Result<Self, String> {
         let client = match config.kind {
             UpstreamKind::Echo => None,
-            _ => Some(client::build(config.timeouts.connect, config.ca.as_deref())?),
+            _ => Some(client::build(
+                config.timeouts.connect,
+                config.ca.as_deref(),
+            )?),
         };
         Ok(Self {
             breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
@@ -97,7 +100,12 @@ pub async fn forward(
             continue;
         };
         match attempt(up, &out, permit, &mut keep, is_last, metrics).await {
-            Ok(response) => return Ok(Forwarded { response, upstream: name.clone() }),
+            Ok(response) => {
+                return Ok(Forwarded {
+                    response,
+                    upstream: name.clone(),
+                });
+            }
             Err(e) => {
                 tracing::warn!(upstream = %name, error = %e, "upstream attempt failed");
                 last_err = e;
@@ -119,7 +127,10 @@ async fn attempt(
     let cfg = &up.config;
     let Some(client) = &up.client else {
         metrics.upstream_outcome(&cfg.name, "ok");
-        return Ok(echo::answer(out.parsed, out.request_id.to_str().unwrap_or_default()));
+        return Ok(echo::answer(
+            out.parsed,
+            out.request_id.to_str().unwrap_or_default(),
+        ));
     };
     if cfg.api_key_missing {
         metrics.upstream_outcome(&cfg.name, "no_credential");
@@ -128,11 +139,23 @@ async fn attempt(
             detail: "its api_key environment variable is not set".into(),
         });
     }
-    let upstream_err = |detail: String| GatewayError::Upstream { upstream: cfg.name.clone(), detail };
-    let base = cfg.base_url.as_ref().map(ToString::to_string).unwrap_or_default();
-    let uri = format!("{}{}", base.trim_end_matches('/'), out.parsed.endpoint.upstream_path());
-    let headers = provider::request_headers(cfg.kind, out.headers, cfg.api_key.as_ref(), out.request_id)
-        .map_err(upstream_err)?;
+    let upstream_err = |detail: String| GatewayError::Upstream {
+        upstream: cfg.name.clone(),
+        detail,
+    };
+    let base = cfg
+        .base_url
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let uri = format!(
+        "{}{}",
+        base.trim_end_matches('/'),
+        out.parsed.endpoint.upstream_path()
+    );
+    let headers =
+        provider::request_headers(cfg.kind, out.headers, cfg.api_key.as_ref(), out.request_id)
+            .map_err(upstream_err)?;
     let mut req = Request::post(uri)
         .body(Full::new(out.parsed.raw.clone()))
         .map_err(|e| upstream_err(e.to_string()))?;
@@ -140,18 +163,26 @@ async fn attempt(
 
     let deadline = Instant::now() + cfg.timeouts.total;
     let first_byte = deadline.min(Instant::now() + cfg.timeouts.first_byte);
-    let timeout = |which| GatewayError::Timeout { upstream: cfg.name.clone(), which };
+    let timeout = |which| GatewayError::Timeout {
+        upstream: cfg.name.clone(),
+        which,
+    };
     let resp = match tokio::time::timeout_at(first_byte, client.request(req)).await {
         Err(_) => {
             up.breaker.failure();
             metrics.upstream_outcome(&cfg.name, "timeout");
-            return Err(timeout(if first_byte < deadline { "first_byte" } else { "total" }));
+            return Err(timeout(if first_byte < deadline {
+                "first_byte"
+            } else {
+                "total"
+            }));
         }
         Ok(Err(e)) => {
             up.breaker.failure();
             let connect = e.is_connect();
             metrics.upstream_outcome(&cfg.name, if connect { "connect_error" } else { "error" });
-            let detail = std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+            let detail =
+                std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
             return Err(if connect && detail.contains("timed out") {
                 timeout("connect")
             } else {
@@ -167,10 +198,24 @@ async fn attempt(
         up.breaker.success();
     }
     if !is_last && (status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS) {
-        metrics.upstream_outcome(&cfg.name, if status.is_server_error() { "5xx" } else { "429" });
+        metrics.upstream_outcome(
+            &cfg.name,
+            if status.is_server_error() {
+                "5xx"
+            } else {
+                "429"
+            },
+        );
         return Err(upstream_err(format!("answered {status}")));
     }
-    metrics.upstream_outcome(&cfg.name, if status.is_server_error() { "5xx" } else { "ok" });
+    metrics.upstream_outcome(
+        &cfg.name,
+        if status.is_server_error() {
+            "5xx"
+        } else {
+            "ok"
+        },
+    );
 
     let (parts, incoming) = resp.into_parts();
     let streaming = parts
@@ -183,11 +228,29 @@ async fn attempt(
     *response.headers_mut() = provider::response_headers(&parts.headers);
     let family = out.parsed.endpoint.family();
     if streaming {
-        let keep: Keepalive = Box::new((permit, keep.take(), GaugeGuard::new(&metrics.active_streams)));
-        let relay = Relay::new(incoming, cfg.name.clone(), family, cfg.timeouts.idle, deadline, keep);
+        let keep: Keepalive = Box::new((
+            permit,
+            keep.take(),
+            GaugeGuard::new(&metrics.active_streams),
+        ));
+        let relay = Relay::new(
+            incoming,
+            cfg.name.clone(),
+            family,
+            cfg.timeouts.idle,
+            deadline,
+            keep,
+        );
         *response.body_mut() = http_body_util::BodyExt::boxed(relay);
     } else {
-        let bytes = body::collect(incoming, &cfg.name, out.max_response, cfg.timeouts.idle, deadline).await?;
+        let bytes = body::collect(
+            incoming,
+            &cfg.name,
+            out.max_response,
+            cfg.timeouts.idle,
+            deadline,
+        )
+        .await?;
         *response.body_mut() = body::full(bytes);
     }
     Ok(response)

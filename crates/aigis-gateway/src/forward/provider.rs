@@ -31,16 +31,23 @@ pub fn request_headers(
             h.insert(HeaderName::from_static(name), v.clone());
         }
     }
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(HeaderName::from_static("x-request-id"), request_id.clone());
     let secret = |s: &str| {
-        let mut v = HeaderValue::from_str(s).map_err(|_| "the upstream credential is not a valid header value".to_owned())?;
+        let mut v = HeaderValue::from_str(s)
+            .map_err(|_| "the upstream credential is not a valid header value".to_owned())?;
         v.set_sensitive(true);
         Ok::<_, String>(v)
     };
     match (kind, key) {
         (UpstreamKind::OpenAi, Some(k)) => {
-            h.insert(http::header::AUTHORIZATION, secret(&format!("Bearer {}", k.expose()))?);
+            h.insert(
+                http::header::AUTHORIZATION,
+                secret(&format!("Bearer {}", k.expose()))?,
+            );
         }
         (UpstreamKind::Anthropic, key) => {
             if let Some(k) = key {
@@ -86,7 +93,10 @@ pub fn response_headers(upstream: &HeaderMap) -> HeaderMap {
             continue;
         }
         if n == "x-request-id" {
-            out.append(HeaderName::from_static("x-upstream-request-id"), value.clone());
+            out.append(
+                HeaderName::from_static("x-upstream-request-id"),
+                value.clone(),
+            );
         } else {
             out.append(name.clone(), value.clone());
         }
@@ -114,7 +124,10 @@ mod tests {
         }
         let rid = HeaderValue::from_static("req-1");
         let h = request_headers(UpstreamKind::OpenAi, &client, None, &rid).unwrap();
-        assert!(h.iter().all(|(_, v)| !v.to_str().unwrap().contains("client")));
+        assert!(
+            h.iter()
+                .all(|(_, v)| !v.to_str().unwrap().contains("client"))
+        );
         assert_eq!(h["user-agent"], "OpenAI/Python");
         assert!(h.get("accept-encoding").is_none());
     }
@@ -122,7 +135,10 @@ mod tests {
     #[test]
     fn hop_by_hop_and_listed_headers_are_dropped() {
         let mut up = HeaderMap::new();
-        up.insert("connection", HeaderValue::from_static("close, x-secret-hop"));
+        up.insert(
+            "connection",
+            HeaderValue::from_static("close, x-secret-hop"),
+        );
         up.insert("x-secret-hop", HeaderValue::from_static("1"));
         up.insert("set-cookie", HeaderValue::from_static("a=b"));
         up.insert("x-request-id", HeaderValue::from_static("up-1"));

@@ -1,6 +1,12 @@
 //! Shared helpers for the gateway's integration tests: start mocks and a gateway from TOML,
 //! and a small HTTP client.
-#![allow(dead_code, clippy::missing_panics_doc, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    clippy::missing_panics_doc,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,12 +25,15 @@ use hyper_util::rt::TokioExecutor;
 pub const SERVER: &str = "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n";
 
 pub async fn mock(behavior: Behavior) -> Mock {
-    Mock::start("127.0.0.1:0".parse().unwrap(), behavior).await.unwrap()
+    Mock::start("127.0.0.1:0".parse().unwrap(), behavior)
+        .await
+        .unwrap()
 }
 
 /// Starts a gateway from config text (relative paths resolve from `base`).
 pub async fn gateway_in(toml: &str, base: &Path) -> Gateway {
-    let loaded = aigis_gateway::config::parse(toml, base, false).unwrap_or_else(|e| panic!("config: {e:#?}"));
+    let loaded = aigis_gateway::config::parse(toml, base, false)
+        .unwrap_or_else(|e| panic!("config: {e:#?}"));
     Gateway::start(loaded.config, None).await.unwrap()
 }
 
@@ -43,7 +52,10 @@ impl Resp {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
     pub fn error_code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -51,22 +63,45 @@ fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build(HttpConnector::new())
 }
 
-fn request(addr: SocketAddr, method: Method, path: &str, headers: &[(&str, &str)], body: &str) -> Request<Full<Bytes>> {
-    let mut req = Request::builder().method(method).uri(format!("http://{addr}{path}"));
+fn request(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Request<Full<Bytes>> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    req.header("content-type", "application/json").body(Full::new(Bytes::from(body.to_owned()))).unwrap()
+    req.header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
 }
 
-pub async fn send(addr: SocketAddr, method: Method, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
-    let resp = tokio::time::timeout(Duration::from_secs(20), client().request(request(addr, method, path, headers, body)))
-        .await
-        .expect("response within 20 s")
-        .unwrap();
+pub async fn send(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Resp {
+    let resp = tokio::time::timeout(
+        Duration::from_secs(20),
+        client().request(request(addr, method, path, headers, body)),
+    )
+    .await
+    .expect("response within 20 s")
+    .unwrap();
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    Resp { status: parts.status.as_u16(), headers: parts.headers, body: String::from_utf8_lossy(&body).into_owned() }
+    Resp {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
 }
 
 pub async fn post(addr: SocketAddr, path: &str, body: &str) -> Resp {
@@ -79,14 +114,19 @@ pub async fn get(addr: SocketAddr, path: &str) -> Resp {
 
 /// Opens a streamed request and returns the response head and its body to read frame by frame.
 pub async fn open_stream(addr: SocketAddr, path: &str, body: &str) -> (u16, Incoming) {
-    let resp = client().request(request(addr, Method::POST, path, &[], body)).await.unwrap();
+    let resp = client()
+        .request(request(addr, Method::POST, path, &[], body))
+        .await
+        .unwrap();
     (resp.status().as_u16(), resp.into_body())
 }
 
 /// The next data frame of a body as text, or `None` at its end.
 pub async fn next_text(body: &mut Incoming) -> Option<String> {
     loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame()).await.expect("a frame within 10 s")?;
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("a frame within 10 s")?;
         if let Ok(data) = frame.unwrap().into_data() {
             return Some(String::from_utf8_lossy(&data).into_owned());
         }
