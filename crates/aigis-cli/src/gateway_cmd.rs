@@ -31,7 +31,7 @@ enum LogFormat {
     Text,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
     let (loaded, source) = match &args.config {
         Some(path) => (

@@ -35,7 +35,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Gateway(args) => gateway_cmd::run(args),
+        Command::Gateway(args) => gateway_cmd::run(&args),
         Command::Config(cmd) => config_cmd::run(cmd),
     };
     match result {

@@ -161,37 +161,60 @@ pub fn parse(
     if stream && endpoint == Endpoint::Embeddings {
         return Err(invalid("stream", "embeddings cannot be streamed"));
     }
+    check_list(endpoint, obj, limits)?;
+    check_counts(endpoint, obj, limits)?;
+    Ok(Parsed {
+        endpoint,
+        model,
+        stream,
+        json,
+        raw,
+    })
+}
+
+/// The list field (`messages`, `prompt` or `input`): present when required, the right type,
+/// not empty, and at most `max_messages` long.
+fn check_list(
+    endpoint: Endpoint,
+    obj: &serde_json::Map<String, Value>,
+    limits: &RequestLimits,
+) -> Result<(), GatewayError> {
     let (list, required) = endpoint.list_field();
+    let array_only = matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Messages);
     match obj.get(list) {
-        Some(Value::Array(items)) if items.len() > limits.max_messages => {
-            return Err(invalid(
-                list,
-                format!(
-                    "`{list}` has {} items; the limit is {} (server.max_messages)",
-                    items.len(),
-                    limits.max_messages
-                ),
-            ));
-        }
+        Some(Value::Array(items)) if items.len() > limits.max_messages => Err(invalid(
+            list,
+            format!(
+                "`{list}` has {} items; the limit is {} (server.max_messages)",
+                items.len(),
+                limits.max_messages
+            ),
+        )),
         Some(Value::Array(items)) if items.is_empty() && endpoint != Endpoint::Responses => {
-            return Err(invalid(list, format!("`{list}` must not be empty")));
+            Err(invalid(list, format!("`{list}` must not be empty")))
         }
-        Some(Value::Array(_) | Value::String(_)) => {}
-        Some(Value::Null) | None if !required => {}
-        Some(_) if !matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Messages) => {
-            return Err(invalid(
-                list,
-                format!("`{list}` must be a string or an array"),
-            ));
-        }
-        Some(_) => return Err(invalid(list, format!("`{list}` must be an array"))),
-        None => {
-            return Err(invalid(
-                list,
-                format!("missing required parameter `{list}`"),
-            ));
-        }
+        Some(Value::Array(_)) => Ok(()),
+        Some(Value::String(_)) if !array_only => Ok(()),
+        Some(Value::Null) | None if !required => Ok(()),
+        None => Err(invalid(
+            list,
+            format!("missing required parameter `{list}`"),
+        )),
+        Some(_) if array_only => Err(invalid(list, format!("`{list}` must be an array"))),
+        Some(_) => Err(invalid(
+            list,
+            format!("`{list}` must be a string or an array"),
+        )),
     }
+}
+
+/// Token counts are positive integers (`max_tokens` is required by Anthropic), and `n` is
+/// within `max_n`.
+fn check_counts(
+    endpoint: Endpoint,
+    obj: &serde_json::Map<String, Value>,
+    limits: &RequestLimits,
+) -> Result<(), GatewayError> {
     if endpoint == Endpoint::Messages && !obj.contains_key("max_tokens") {
         return Err(invalid(
             "max_tokens",
@@ -211,27 +234,16 @@ pub fn parse(
         }
     }
     match obj.get("n") {
-        None | Some(Value::Null) => {}
-        Some(v) => match v.as_u64() {
-            Some(n) if (1..=limits.max_n).contains(&n) => {}
-            _ => {
-                return Err(invalid(
-                    "n",
-                    format!(
-                        "`n` must be an integer from 1 to {} (server.max_n)",
-                        limits.max_n
-                    ),
-                ));
-            }
-        },
+        None | Some(Value::Null) => Ok(()),
+        Some(v) if v.as_u64().is_some_and(|n| (1..=limits.max_n).contains(&n)) => Ok(()),
+        Some(_) => Err(invalid(
+            "n",
+            format!(
+                "`n` must be an integer from 1 to {} (server.max_n)",
+                limits.max_n
+            ),
+        )),
     }
-    Ok(Parsed {
-        endpoint,
-        model,
-        stream,
-        json,
-        raw,
-    })
 }
 
 /// Rejects JSON nested deeper than `max` by scanning the bytes, so a hostile body cannot make
@@ -354,6 +366,7 @@ mod tests {
         assert_eq!(param(r#"{"messages":[{}]}"#, chat), "model");
         assert_eq!(param(r#"{"model":"m"}"#, chat), "messages");
         assert_eq!(param(r#"{"model":"m","messages":[]}"#, chat), "messages");
+        assert_eq!(param(r#"{"model":"m","messages":"hi"}"#, chat), "messages");
         assert_eq!(
             param(r#"{"model":"m","messages":[{},{},{},{}]}"#, chat),
             "messages"

@@ -161,7 +161,7 @@ impl Gateway {
         match &result {
             Ok(_) => tracing::info!("configuration reloaded"),
             Err(e) => {
-                tracing::error!(error = %e, "reload rejected; the previous configuration keeps serving")
+                tracing::error!(error = %e, "reload rejected; the previous configuration keeps serving");
             }
         }
         result

@@ -241,10 +241,10 @@ impl Validator<'_> {
                 for seg in e.path() {
                     match seg {
                         serde_path_to_error::Segment::Seq { index } => {
-                            segs.push(Seg::Index(*index))
+                            segs.push(Seg::Index(*index));
                         }
                         serde_path_to_error::Segment::Map { key } => {
-                            segs.push(Seg::Key(key.clone()))
+                            segs.push(Seg::Key(key.clone()));
                         }
                         _ => {}
                     }
@@ -592,55 +592,10 @@ impl Validator<'_> {
                     );
                 }
             }
-            let mut indices = Vec::new();
-            let mut kinds = HashSet::new();
-            for name in r.upstream.into_vec() {
-                match upstreams
-                    .iter()
-                    .position(|u| u.as_ref().is_some_and(|u| u.name == name))
-                {
-                    Some(idx) => {
-                        if let Some(u) = &upstreams[idx] {
-                            kinds.insert(u.kind.as_str());
-                        }
-                        indices.push(idx);
-                    }
-                    None => {
-                        let known: Vec<&str> = upstreams
-                            .iter()
-                            .flatten()
-                            .map(|u| u.name.as_str())
-                            .collect();
-                        let hint = did_you_mean(&name, &known).or_else(|| {
-                            Some(format!(
-                                "define it in an [[upstreams]] table (known: {})",
-                                known.join(", ")
-                            ))
-                        });
-                        self.error(
-                            &key(&at, "upstream"),
-                            format!("no upstream named `{name}`"),
-                            hint,
-                        );
-                        ok = false;
-                    }
-                }
-            }
-            if indices.is_empty() && ok {
-                self.error(&key(&at, "upstream"), "needs at least one upstream", None);
-            }
-            if kinds.len() > 1 {
-                let mut kinds: Vec<_> = kinds.into_iter().collect();
-                kinds.sort_unstable();
-                self.error(
-                    &key(&at, "upstream"),
-                    format!(
-                        "mixes upstream kinds ({}); this version does not translate between them",
-                        kinds.join(", ")
-                    ),
-                    Some("give each kind its own route".into()),
-                );
-            }
+            let Some(indices) = self.route_upstreams(&at, r.upstream.into_vec(), upstreams) else {
+                ok = false;
+                continue;
+            };
             if r.max_tokens == Some(0) {
                 self.error(&key(&at, "max_tokens"), "must be at least 1", None);
             }
@@ -661,6 +616,67 @@ impl Validator<'_> {
             );
         }
         ok.then_some(out)
+    }
+
+    /// Resolves a route's upstream names to indices; all must exist and share one kind.
+    fn route_upstreams(
+        &mut self,
+        at: &[Seg],
+        names: Vec<String>,
+        upstreams: &[Option<Upstream>],
+    ) -> Option<Vec<usize>> {
+        let at = key(at, "upstream");
+        let known: Vec<&str> = upstreams
+            .iter()
+            .flatten()
+            .map(|u| u.name.as_str())
+            .collect();
+        let mut indices = Vec::new();
+        for name in names {
+            match upstreams
+                .iter()
+                .position(|u| u.as_ref().is_some_and(|u| u.name == name))
+            {
+                Some(idx) => indices.push(idx),
+                None => {
+                    let hint = did_you_mean(&name, &known).or_else(|| {
+                        Some(format!(
+                            "define it in an [[upstreams]] table (known: {})",
+                            known.join(", ")
+                        ))
+                    });
+                    self.error(&at, format!("no upstream named `{name}`"), hint);
+                    return None;
+                }
+            }
+        }
+        if indices.is_empty() {
+            self.error(
+                &at,
+                "needs at least one upstream",
+                key_hint("upstream").map(str::to_owned),
+            );
+            return None;
+        }
+        let mut kinds: Vec<&str> = indices
+            .iter()
+            .filter_map(|&i| upstreams[i].as_ref())
+            .map(|u| u.kind.as_str())
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        if kinds.len() > 1 {
+            self.error(
+                &at,
+                format!(
+                    "mixes upstream kinds ({}); this version does not translate between them",
+                    kinds.join(", ")
+                ),
+                Some("give each kind its own route".into()),
+            );
+            return None;
+        }
+        Some(indices)
     }
 }
 

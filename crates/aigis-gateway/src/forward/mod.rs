@@ -127,22 +127,80 @@ async fn attempt(
     let cfg = &up.config;
     let Some(client) = &up.client else {
         metrics.upstream_outcome(&cfg.name, "ok");
-        return Ok(echo::answer(
-            out.parsed,
-            out.request_id.to_str().unwrap_or_default(),
-        ));
+        let request_id = out.request_id.to_str().unwrap_or_default();
+        return Ok(echo::answer(out.parsed, request_id));
     };
-    if cfg.api_key_missing {
-        metrics.upstream_outcome(&cfg.name, "no_credential");
+    let deadline = Instant::now() + cfg.timeouts.total;
+    let resp = send(up, client, out, deadline, metrics).await?;
+    let status = resp.status();
+    let outcome = match status.as_u16() {
+        500.. => "5xx",
+        429 => "429",
+        _ => "ok",
+    };
+    metrics.upstream_outcome(&cfg.name, outcome);
+    if status.is_server_error() {
+        up.breaker.failure();
+    } else {
+        up.breaker.success();
+    }
+    if !is_last && outcome != "ok" {
         return Err(GatewayError::Upstream {
             upstream: cfg.name.clone(),
-            detail: "its api_key environment variable is not set".into(),
+            detail: format!("answered {status}"),
         });
     }
+    let (parts, incoming) = resp.into_parts();
+    let streaming = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let body = if streaming {
+        let keep: Keepalive = Box::new((
+            permit,
+            keep.take(),
+            GaugeGuard::new(&metrics.active_streams),
+        ));
+        let family = out.parsed.endpoint.family();
+        let relay = Relay::new(
+            incoming,
+            cfg.name.clone(),
+            family,
+            cfg.timeouts.idle,
+            deadline,
+            keep,
+        );
+        http_body_util::BodyExt::boxed(relay)
+    } else {
+        let limit = out.max_response;
+        body::full(body::collect(incoming, &cfg.name, limit, cfg.timeouts.idle, deadline).await?)
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = parts.status;
+    *response.headers_mut() = provider::response_headers(&parts.headers);
+    Ok(response)
+}
+
+/// Sends the request and waits for the response head within the first-byte timeout.
+async fn send(
+    up: &UpstreamState,
+    client: &client::UpstreamClient,
+    out: &Outbound<'_>,
+    deadline: Instant,
+    metrics: &Metrics,
+) -> Result<Response<hyper::body::Incoming>, GatewayError> {
+    let cfg = &up.config;
     let upstream_err = |detail: String| GatewayError::Upstream {
         upstream: cfg.name.clone(),
         detail,
     };
+    if cfg.api_key_missing {
+        metrics.upstream_outcome(&cfg.name, "no_credential");
+        return Err(upstream_err(
+            "its api_key environment variable is not set".into(),
+        ));
+    }
     let base = cfg
         .base_url
         .as_ref()
@@ -161,21 +219,21 @@ async fn attempt(
         .map_err(|e| upstream_err(e.to_string()))?;
     *req.headers_mut() = headers;
 
-    let deadline = Instant::now() + cfg.timeouts.total;
     let first_byte = deadline.min(Instant::now() + cfg.timeouts.first_byte);
     let timeout = |which| GatewayError::Timeout {
         upstream: cfg.name.clone(),
         which,
     };
-    let resp = match tokio::time::timeout_at(first_byte, client.request(req)).await {
+    match tokio::time::timeout_at(first_byte, client.request(req)).await {
+        Ok(Ok(resp)) => Ok(resp),
         Err(_) => {
             up.breaker.failure();
             metrics.upstream_outcome(&cfg.name, "timeout");
-            return Err(timeout(if first_byte < deadline {
+            Err(timeout(if first_byte < deadline {
                 "first_byte"
             } else {
                 "total"
-            }));
+            }))
         }
         Ok(Err(e)) => {
             up.breaker.failure();
@@ -183,75 +241,11 @@ async fn attempt(
             metrics.upstream_outcome(&cfg.name, if connect { "connect_error" } else { "error" });
             let detail =
                 std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
-            return Err(if connect && detail.contains("timed out") {
+            Err(if connect && detail.contains("timed out") {
                 timeout("connect")
             } else {
                 upstream_err(detail)
-            });
+            })
         }
-        Ok(Ok(resp)) => resp,
-    };
-    let status = resp.status();
-    if status.is_server_error() {
-        up.breaker.failure();
-    } else {
-        up.breaker.success();
     }
-    if !is_last && (status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS) {
-        metrics.upstream_outcome(
-            &cfg.name,
-            if status.is_server_error() {
-                "5xx"
-            } else {
-                "429"
-            },
-        );
-        return Err(upstream_err(format!("answered {status}")));
-    }
-    metrics.upstream_outcome(
-        &cfg.name,
-        if status.is_server_error() {
-            "5xx"
-        } else {
-            "ok"
-        },
-    );
-
-    let (parts, incoming) = resp.into_parts();
-    let streaming = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    let mut response = Response::new(body::full(bytes::Bytes::new()));
-    *response.status_mut() = parts.status;
-    *response.headers_mut() = provider::response_headers(&parts.headers);
-    let family = out.parsed.endpoint.family();
-    if streaming {
-        let keep: Keepalive = Box::new((
-            permit,
-            keep.take(),
-            GaugeGuard::new(&metrics.active_streams),
-        ));
-        let relay = Relay::new(
-            incoming,
-            cfg.name.clone(),
-            family,
-            cfg.timeouts.idle,
-            deadline,
-            keep,
-        );
-        *response.body_mut() = http_body_util::BodyExt::boxed(relay);
-    } else {
-        let bytes = body::collect(
-            incoming,
-            &cfg.name,
-            out.max_response,
-            cfg.timeouts.idle,
-            deadline,
-        )
-        .await?;
-        *response.body_mut() = body::full(bytes);
-    }
-    Ok(response)
 }
