@@ -69,6 +69,7 @@ def main():
         s.settimeout(5)
         try:
             s.connect((a.host, a.port))
+            s.settimeout(None)  # blocking again, so MSG_DONTWAIT peeks never wait
             socks.append(s)
         except OSError:
             failed += 1

@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn aigis(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aigis")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_aigis"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -39,15 +42,27 @@ fn every_shipped_example_is_valid() {
 
 #[test]
 fn config_check_names_key_line_and_hint() {
-    let path = temp_file("bad.toml", "[server]\nlisten = 12\n\n[[upstreams]]\nname = \"o\"\nkind = \"openai\"\n");
+    let path = temp_file(
+        "bad.toml",
+        "[server]\nlisten = 12\n\n[[upstreams]]\nname = \"o\"\nkind = \"openai\"\n",
+    );
     let out = aigis(&["config", "check", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(text.contains("line 2: error: `server.listen`"), "{text}");
     assert!(text.contains("hint: an address in quotes"), "{text}");
-    assert!(text.contains("line 4: error: `upstreams[0].base_url`"), "{text}");
+    assert!(
+        text.contains("line 4: error: `upstreams[0].base_url`"),
+        "{text}"
+    );
 
-    let out = aigis(&["config", "check", "--format", "json", path.to_str().unwrap()]);
+    let out = aigis(&[
+        "config",
+        "check",
+        "--format",
+        "json",
+        path.to_str().unwrap(),
+    ]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["valid"], false);
     assert_eq!(json["diagnostics"][0]["path"], "server.listen");

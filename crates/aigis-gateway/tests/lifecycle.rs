@@ -192,3 +192,86 @@ async fn reload_picks_up_new_certificates() {
     );
     std::fs::remove_dir_all(d).ok();
 }
+
+#[tokio::test]
+async fn http2_over_tls_with_alpn() {
+    let d = dir("h2");
+    let ca = write_cert(&d);
+    let cfg = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n{ECHO}{}",
+        route("r", "[\"echo\"]", "\"echo\"")
+    );
+    let gw = gateway_in(&cfg, &d).await;
+    let mut config = client_config(&ca, None);
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(gw.public_addr())
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post("https://localhost/v1/chat/completions")
+        .body(http_body_util::Full::new(bytes::Bytes::from(chat(
+            "echo", false,
+        ))))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[tokio::test]
+async fn upstream_tls_uses_the_configured_ca_and_post_quantum_key_exchange() {
+    // Gateway A terminates TLS in front of the mock; gateway B reaches A as an HTTPS upstream
+    // that it trusts through `ca`.
+    let d = dir("upstream-tls");
+    write_cert(&d);
+    let m = mock(aigis_mock_upstream::Behavior::default()).await;
+    let a = gateway_in(
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n{}{}",
+            upstream("m", &m.base_url(), ""),
+            route("r", "[\"m\"]", "\"m\"")
+        ),
+        &d,
+    )
+    .await;
+    let b_upstream = format!("https://localhost:{}/v1", a.public_addr().port());
+    let b = gateway_in(
+        &format!(
+            "{SERVER}{}{}",
+            upstream("a", &b_upstream, "ca = \"cert.pem\""),
+            route("r", "[\"m\"]", "\"a\"")
+        ),
+        &d,
+    )
+    .await;
+    let r = post(b.public_addr(), "/v1/chat/completions", &chat("m", false)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        a.metrics()
+            .contains("group=\"X25519MLKEM768\",version=\"TLSv1_3\"} 1"),
+        "{}",
+        a.metrics()
+    );
+    // Without the CA, B refuses A's self-signed certificate.
+    let c = gateway(&format!(
+        "{SERVER}{}{}",
+        upstream("a", &b_upstream, ""),
+        route("r", "[\"m\"]", "\"a\"")
+    ))
+    .await;
+    let r = post(c.public_addr(), "/v1/chat/completions", &chat("m", false)).await;
+    assert_eq!((r.status, r.error_code().as_str()), (502, "upstream_error"));
+    std::fs::remove_dir_all(d).ok();
+}
