@@ -5,7 +5,7 @@
 //! directives in the model name, so tests that go through the gateway can steer it:
 //! `mock-status-500` answers 500, `mock-latency-200` waits 200 ms before the headers,
 //! `mock-chunks-3` streams 3 content chunks, `mock-delay-50` waits 50 ms between chunks.
-//! Every request is recorded (method, path, headers, body) for header-hygiene tests, and a
+//! The first 10,000 requests are recorded (method, path, headers, body) for header-hygiene tests, and a
 //! stream whose client went away is counted as cancelled.
 
 #![allow(clippy::missing_panics_doc)]
@@ -177,6 +177,9 @@ pub fn spawn_on(listener: TcpListener, behavior: Behavior) -> tokio::task::JoinH
 
 type Body = BoxBody<Bytes, Infallible>;
 
+/// Requests kept for inspection; benchmarks send millions, tests a handful.
+const MAX_RECORDED: usize = 10_000;
+
 fn full(status: StatusCode, content_type: &str, body: String) -> Response<Body> {
     Response::builder()
         .status(status)
@@ -212,7 +215,9 @@ async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
             )
         })
         .collect();
-    if let Ok(mut r) = state.requests.lock() {
+    if let Ok(mut r) = state.requests.lock()
+        && r.len() < MAX_RECORDED
+    {
         r.push(Recorded {
             method: parts.method.to_string(),
             path: parts.uri.path().to_owned(),
