@@ -18,7 +18,7 @@ BODY = (
 )
 
 
-def worker(url, deadline, lat, errs, lock):
+def worker(url, deadline, pause, lat, errs, lock):
     u = urllib.parse.urlsplit(url)
     conn = None
     mine, bad_status, bad_sock = [], 0, 0
@@ -33,6 +33,8 @@ def worker(url, deadline, lat, errs, lock):
             mine.append((time.perf_counter() - t0) * 1e6)
             if not 200 <= resp.status < 400:
                 bad_status += 1
+            if pause:
+                time.sleep(pause)
         except (OSError, http.client.HTTPException):
             bad_sock += 1
             if conn is not None:
@@ -59,12 +61,13 @@ def main():
     ap.add_argument("--url", required=True)
     ap.add_argument("--conns", type=int, default=4)
     ap.add_argument("--duration", type=float, default=3.0)
+    ap.add_argument("--pause-ms", type=float, default=0.0, help="wait after each response")
     a = ap.parse_args()
     lat, errs, lock = [], [0, 0], threading.Lock()
     start = time.monotonic()
     deadline = start + a.duration
     ts = [
-        threading.Thread(target=worker, args=(a.url, deadline, lat, errs, lock))
+        threading.Thread(target=worker, args=(a.url, deadline, a.pause_ms / 1000.0, lat, errs, lock))
         for _ in range(a.conns)
     ]
     for t in ts:

@@ -6,6 +6,16 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"model":"mock-1","messages":[{"role":"system","content":"You are terse."},'
   .. '{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16,"temperature":0}'
 
+-- BENCH_PAUSE_MS=N: each connection waits N ms after a response before its next request, so a
+-- few connections give a moderate, roughly fixed request rate (the low-load run). The pause is
+-- not part of the measured latency.
+local pause = tonumber(os.getenv("BENCH_PAUSE_MS") or "")
+if pause and pause > 0 then
+  function delay()
+    return pause
+  end
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   local secs = summary.duration / 1e6

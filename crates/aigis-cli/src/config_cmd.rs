@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use aigis_gateway::config::{self, Diagnostic, Level};
 
+use crate::Format;
+
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Validate a config file and report every problem with its key path, line and a hint.
@@ -22,14 +24,6 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Format {
-    /// Human-readable lines.
-    Table,
-    /// A JSON object: `{"file", "valid", "diagnostics": [{level, path, line, message, hint}]}`.
-    Json,
 }
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {

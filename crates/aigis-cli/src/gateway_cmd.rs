@@ -4,11 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aigis_gateway::Gateway;
-use aigis_gateway::config;
 use anyhow::Context;
-
-/// The quick-start config, used when `--config` is not given.
-const EMBEDDED: &str = include_str!("../../../examples/quickstart.toml");
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -33,21 +29,8 @@ enum LogFormat {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
-    let (loaded, source) = match &args.config {
-        Some(path) => (
-            config::load(path, args.strict)?,
-            Some((path.clone(), args.strict)),
-        ),
-        None => {
-            let loaded = config::parse(EMBEDDED, std::path::Path::new("."), args.strict).map_err(
-                |errors| config::ConfigError {
-                    file: "<embedded quickstart>".into(),
-                    errors,
-                },
-            )?;
-            (loaded, None)
-        }
-    };
+    let loaded = crate::load_config(args.config.as_deref(), args.strict)?;
+    let source = args.config.clone().map(|p| (p, args.strict));
     for w in &loaded.warnings {
         tracing::warn!(path = %w.path, line = w.line, hint = w.hint.as_deref(), "config: {}", w.message);
     }

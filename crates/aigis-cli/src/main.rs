@@ -3,6 +3,8 @@
 
 mod config_cmd;
 mod gateway_cmd;
+mod keys_cmd;
+mod policy_cmd;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,43 @@ enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(config_cmd::Command),
+    /// Create, list, revoke and rotate API keys (offline, in the store the config names).
+    #[command(subcommand)]
+    Keys(keys_cmd::Command),
+    /// Explain authorization decisions offline.
+    #[command(subcommand)]
+    Policy(policy_cmd::Command),
+}
+
+/// Output format of commands that report.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable.
+    Table,
+    /// JSON.
+    Json,
+}
+
+/// The quick-start config, used when `--config` is not given.
+pub const EMBEDDED_CONFIG: &str = include_str!("../../../examples/quickstart.toml");
+
+/// Loads `path`, or the embedded quick start (paths relative to the current folder).
+pub fn load_config(
+    path: Option<&std::path::Path>,
+    strict: bool,
+) -> anyhow::Result<aigis_gateway::config::Loaded> {
+    use aigis_gateway::config;
+    Ok(match path {
+        Some(p) => config::load(p, strict)?,
+        None => {
+            config::parse(EMBEDDED_CONFIG, std::path::Path::new("."), strict).map_err(|errors| {
+                config::ConfigError {
+                    file: "<embedded quickstart>".into(),
+                    errors,
+                }
+            })?
+        }
+    })
 }
 
 fn main() -> ExitCode {
@@ -37,6 +76,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Gateway(args) => gateway_cmd::run(&args),
         Command::Config(cmd) => config_cmd::run(cmd),
+        Command::Keys(cmd) => keys_cmd::run(cmd),
+        Command::Policy(cmd) => policy_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -30,6 +30,18 @@ pub enum GatewayError {
     /// Request body over `server.max_body`.
     #[error("request body exceeds the limit of {0} bytes (server.max_body)")]
     BodyTooLarge(usize),
+    /// No credential, or one that is not accepted (the reason is logged, never returned).
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// Too many failed authentications from this source or for this key.
+    #[error("too many failed authentication attempts; retry in {0} s")]
+    AuthThrottled(u64),
+    /// The policies do not allow this.
+    #[error("you are not allowed to {0}")]
+    Forbidden(String),
+    /// The credential store cannot be reached; the gateway fails closed.
+    #[error("authentication is temporarily unavailable; retry shortly")]
+    AuthUnavailable,
     /// Request headers over `server.max_header`.
     #[error("request headers exceed the limit of {0} bytes (server.max_header)")]
     HeadersTooLarge(usize),
@@ -84,6 +96,10 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NotFound(_) | Self::ModelNotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::AuthThrottled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -99,6 +115,10 @@ impl GatewayError {
     fn openai_kind(&self) -> (&'static str, &'static str) {
         match self {
             Self::NotFound(_) => ("invalid_request_error", "unknown_url"),
+            Self::Unauthenticated(_) => ("authentication_error", "invalid_api_key"),
+            Self::AuthThrottled(_) => ("rate_limit_error", "too_many_auth_failures"),
+            Self::Forbidden(_) => ("permission_error", "permission_denied"),
+            Self::AuthUnavailable => ("api_error", "auth_unavailable"),
             Self::MethodNotAllowed(_) => ("invalid_request_error", "method_not_allowed"),
             Self::BodyTooLarge(_) => ("invalid_request_error", "request_too_large"),
             Self::HeadersTooLarge(_) => ("invalid_request_error", "headers_too_large"),
@@ -115,6 +135,8 @@ impl GatewayError {
 
     fn anthropic_type(&self) -> &'static str {
         match self.status().as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
             404 => "not_found_error",
             413 => "request_too_large",
             429 => "rate_limit_error",
@@ -158,9 +180,22 @@ impl GatewayError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if matches!(self, Self::Overloaded | Self::Unavailable(_)) {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match &self {
+            Self::Overloaded | Self::Unavailable(_) | Self::AuthUnavailable => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::AuthThrottled(secs) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+            }
+            Self::Unauthenticated(_) => {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"aigis\""),
+                );
+            }
+            _ => {}
         }
         resp
     }

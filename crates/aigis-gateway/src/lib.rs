@@ -4,16 +4,18 @@
 //! flows through one stage per module, composed in one place ([`pipeline`]):
 //!
 //! ```text
-//! listen (TCP / TLS 1.3, X25519MLKEM768 preferred)
-//!   -> parse    (endpoint, JSON depth, sizes, message count, n)          parse.rs
-//!   -> resolve  (model -> route -> upstreams, per-route max_tokens cap)  resolve.rs
-//!   -> forward  (pooled client, timeouts, failover before first byte,
-//!                circuit breaker, per-upstream concurrency cap)          forward/
-//!   -> record   (access log without content, metrics)                    pipeline.rs
+//! listen    (TCP / TLS 1.3, X25519MLKEM768 preferred)
+//!   -> identify  (API key -> Principal; failures throttled)               identify/
+//!   -> parse     (endpoint, JSON depth, sizes, message count, n)          parse.rs
+//!   -> resolve   (model -> route -> upstreams, per-route max_tokens cap)  resolve.rs
+//!   -> authorize (Cedar, default deny -> Authorized)                      authorize/
+//!   -> forward   (pooled client, timeouts, failover before first byte,
+//!                 circuit breaker, per-upstream concurrency cap)          forward/
+//!   -> record    (access log without content, metrics)                    pipeline.rs
 //! ```
 //!
-//! Identity, authorization, admission limits and content inspection join between `resolve`
-//! and `forward` as they land.
+//! Admission limits and content inspection join between `authorize` and `forward` as they
+//! land.
 //!
 //! ## Non-goals
 //! No translation between OpenAI and Anthropic formats; no open proxying (only configured
@@ -22,10 +24,12 @@
 #![deny(missing_docs)]
 
 mod admin;
+pub mod authorize;
 pub mod body;
 pub mod config;
 pub mod error;
 pub mod forward;
+pub mod identify;
 pub mod metrics;
 pub mod parse;
 mod pipeline;

@@ -34,6 +34,17 @@ pub(crate) struct TlsLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AuthLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct SecurityLabels {
+    pub event: &'static str,
+    pub subject: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ReloadLabels {
     pub result: &'static str,
 }
@@ -46,6 +57,8 @@ pub struct Metrics {
     pub(crate) upstream: Family<UpstreamLabels, Counter>,
     pub(crate) tls: Family<TlsLabels, Counter>,
     pub(crate) reloads: Family<ReloadLabels, Counter>,
+    pub(crate) auth_failures: Family<AuthLabels, Counter>,
+    pub(crate) security_events: Family<SecurityLabels, Counter>,
     pub(crate) active_streams: Gauge,
     pub(crate) in_flight: Gauge,
 }
@@ -85,6 +98,18 @@ impl Default for Metrics {
             "Config reloads, by result",
             reloads.clone(),
         );
+        let auth_failures = Family::default();
+        registry.register(
+            "auth_failures",
+            "Failed authentications, by kind",
+            auth_failures.clone(),
+        );
+        let security_events = Family::default();
+        registry.register(
+            "security_events",
+            "Security events (e.g. bursts of failed authentications), by event and subject",
+            security_events.clone(),
+        );
         let active_streams = Gauge::default();
         registry.register(
             "active_streams",
@@ -104,6 +129,8 @@ impl Default for Metrics {
             upstream,
             tls,
             reloads,
+            auth_failures,
+            security_events,
             active_streams,
             in_flight,
         }
@@ -117,6 +144,19 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    pub(crate) fn auth_failure(&self, kind: &'static str) {
+        self.auth_failures.get_or_create(&AuthLabels { kind }).inc();
+    }
+
+    pub(crate) fn security_event(&self, event: &'static str, subject: &str) {
+        self.security_events
+            .get_or_create(&SecurityLabels {
+                event,
+                subject: subject.to_owned(),
+            })
+            .inc();
     }
 
     pub(crate) fn upstream_outcome(&self, upstream: &str, outcome: &'static str) {

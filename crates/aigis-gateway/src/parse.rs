@@ -50,6 +50,16 @@ impl Endpoint {
         }
     }
 
+    /// The Cedar action the endpoint performs.
+    pub fn action(self) -> &'static str {
+        match self {
+            Self::ChatCompletions | Self::Messages => "chat",
+            Self::Completions => "complete",
+            Self::Embeddings => "embed",
+            Self::Responses => "responses",
+        }
+    }
+
     /// Which API family (and error shape) the endpoint belongs to.
     pub fn family(self) -> Family {
         match self {

@@ -1,22 +1,27 @@
 //! The only place the gateway's stages are composed, in request order:
 //!
 //! ```text
-//! parse -> resolve -> forward -> record
+//! identify -> parse -> resolve -> authorize -> forward -> record
 //! ```
 //!
-//! (identify, authorize, admit and inspect join between resolve and forward as their issues
-//! land.) Each stage returns a typed outcome or a [`GatewayError`]; the error becomes the
+//! (admit and inspect join between authorize and forward as their issues land.) Callers are
+//! identified before their body is read, so an unauthenticated caller cannot make the
+//! gateway parse megabytes or learn which models exist. Each stage returns a typed outcome or a [`GatewayError`]; the error becomes the
 //! response in exactly one place, [`GatewayError::into_response`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{HeaderValue, Method, Request, Response, header};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
+use crate::authorize::{self, Authorized, ModelResource, RequestFacts};
 use crate::body::{self, Body};
+use crate::config::Route;
 use crate::error::{Family, GatewayError};
 use crate::forward::{self, Outbound};
+use crate::identify::{FailureKind, Principal};
 use crate::metrics::{EndpointLabels, GaugeGuard, RequestLabels};
 use crate::parse::{self, Endpoint};
 use crate::resolve::resolve;
@@ -30,17 +35,23 @@ struct Served {
     route: Option<String>,
     upstream: Option<String>,
     stream: bool,
+    principal: Option<String>,
+    policies: Vec<String>,
 }
 
 /// Handles one request on the public listener.
-pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let started = Instant::now();
     let _in_flight = GaugeGuard::new(&shared.metrics.in_flight);
     let request_id = request_id(&req);
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let runtime = shared.runtime.load_full();
     let mut served = Served::default();
-    let mut response = match serve(&shared, &runtime, req, &request_id, &mut served).await {
+    let mut response = match serve(&shared, &runtime, peer, req, &request_id, &mut served).await {
         Ok(r) => r,
         Err(e) => e.into_response(served.endpoint.map_or(Family::OpenAi, Endpoint::family)),
     };
@@ -62,6 +73,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
 async fn serve(
     shared: &Shared,
     runtime: &Runtime,
+    peer: SocketAddr,
     req: Request<Incoming>,
     request_id: &HeaderValue,
     served: &mut Served,
@@ -69,12 +81,31 @@ async fn serve(
     let config = &runtime.config;
     let limits = &config.server.limits;
     let path = req.uri().path();
-    if path == "/v1/models" || path.starts_with("/v1/models/") {
-        return models(runtime, req.method(), path.strip_prefix("/v1/models/"));
+    let endpoint = Endpoint::from_path(path);
+    let is_models = path == "/v1/models" || path.starts_with("/v1/models/");
+    if endpoint.is_none() && !is_models {
+        return Err(GatewayError::NotFound(path.to_owned()));
     }
-    let endpoint =
-        Endpoint::from_path(path).ok_or_else(|| GatewayError::NotFound(path.to_owned()))?;
-    served.endpoint = Some(endpoint);
+    served.endpoint = endpoint;
+    let (principal, auth) = identify(shared, runtime, req.headers(), peer).await?;
+    served.principal = Some(principal.id.clone());
+    if is_models {
+        let facts = RequestFacts {
+            source_ip: peer.ip(),
+            listener: "public",
+            max_tokens: 0,
+            stream: false,
+        };
+        return models(
+            runtime,
+            req.method(),
+            path.strip_prefix("/v1/models/"),
+            &principal,
+            auth,
+            facts,
+        );
+    }
+    let endpoint = endpoint.ok_or_else(|| GatewayError::NotFound(path.to_owned()))?;
     if req.method() != Method::POST {
         return Err(GatewayError::MethodNotAllowed(req.method().to_string()));
     }
@@ -115,6 +146,28 @@ async fn serve(
     let resolved = resolve(config, &parsed)?;
     served.route = Some(resolved.route.name.clone());
 
+    let facts = RequestFacts {
+        source_ip: peer.ip(),
+        listener: "public",
+        max_tokens: parsed.requested_tokens().map_or(0, |(_, n)| n),
+        stream: parsed.stream,
+    };
+    let authorized = authorize_model(
+        runtime,
+        &principal,
+        auth,
+        endpoint.action(),
+        &parsed.model,
+        resolved.route,
+        facts,
+    )
+    .map_err(|_| GatewayError::Forbidden(format!("use the model `{}`", parsed.model)));
+    served.policies = match &authorized {
+        Ok(a) => a.decision.policies.clone(),
+        Err(_) => Vec::new(),
+    };
+    let authorized = authorized?;
+
     let upstreams: Vec<_> = resolved
         .route
         .upstreams
@@ -130,6 +183,7 @@ async fn serve(
             max_response: config.server.max_response,
         },
         Box::new(admission),
+        authorized,
         &shared.metrics,
     )
     .await?;
@@ -137,21 +191,122 @@ async fn serve(
     Ok(forwarded.response)
 }
 
-/// `GET /v1/models` and `GET /v1/models/{id}`: the exact model names the routes serve.
+/// The `identify` stage as the pipeline sees it: the principal and how it authenticated,
+/// or the one error every failure looks like to the caller.
+async fn identify(
+    shared: &Shared,
+    runtime: &Runtime,
+    headers: &http::HeaderMap,
+    peer: SocketAddr,
+) -> Result<(Principal, &'static str), GatewayError> {
+    let Some(identity) = &runtime.identity else {
+        return Ok((Principal::anonymous(), "anonymous"));
+    };
+    let result = identity
+        .identify(&shared.throttle, headers, peer.ip())
+        .await;
+    for kind in shared.throttle.take_events() {
+        shared.metrics.security_event("auth_failure_burst", &kind);
+    }
+    let failure = match result {
+        Ok(p) => return Ok((p, "api_key")),
+        Err(f) => f,
+    };
+    let kind = match failure.kind {
+        FailureKind::Missing => "missing",
+        FailureKind::Invalid => "invalid",
+        FailureKind::Throttled => "throttled",
+        FailureKind::Unavailable => "unavailable",
+    };
+    shared.metrics.auth_failure(kind);
+    tracing::warn!(
+        target: "aigis::security",
+        event = "auth_failed",
+        kind,
+        reason = %failure.reason,
+        key_prefix = failure.prefix.as_deref().unwrap_or("-"),
+        source_ip = %peer.ip(),
+        "authentication failed"
+    );
+    Err(match failure.kind {
+        FailureKind::Missing => GatewayError::Unauthenticated(
+            "missing credential: send your aigis key as `Authorization: Bearer <key>` or `x-api-key`",
+        ),
+        FailureKind::Invalid => GatewayError::Unauthenticated("invalid credential"),
+        FailureKind::Throttled => GatewayError::AuthThrottled(
+            shared
+                .throttle
+                .blocked(peer.ip(), None)
+                .map_or(1, |d| d.as_secs().max(1)),
+        ),
+        FailureKind::Unavailable => GatewayError::AuthUnavailable,
+    })
+}
+
+/// The `authorize` stage for a model request.
+fn authorize_model(
+    runtime: &Runtime,
+    principal: &Principal,
+    auth: &str,
+    action: &str,
+    model: &str,
+    route: &Route,
+    facts: RequestFacts,
+) -> Result<Authorized, authorize::Decision> {
+    let config = &runtime.config;
+    let provider = config.route_kind(route).as_str();
+    let resource = ModelResource {
+        model,
+        route: &route.name,
+        provider,
+        classification: route.classification.as_deref().unwrap_or("unclassified"),
+        tags: &route.tags,
+    };
+    let result = authorize::authorize(config.policy.as_deref(), runtime.open_mode(), |p| {
+        p.authorize_model(principal, auth, action, &resource, facts)
+    });
+    if let Err(d) = &result {
+        tracing::info!(
+            target: "aigis::security",
+            event = "denied",
+            principal = %principal.id,
+            action,
+            model,
+            errors = ?d.errors,
+            "request denied by policy"
+        );
+    }
+    result
+}
+
+/// `GET /v1/models` and `GET /v1/models/{id}`: the exact model names the routes serve that
+/// the caller may use.
 fn models(
     runtime: &Runtime,
     method: &Method,
     id: Option<&str>,
+    principal: &Principal,
+    auth: &str,
+    facts: RequestFacts,
 ) -> Result<Response<Body>, GatewayError> {
     if method != Method::GET {
         return Err(GatewayError::MethodNotAllowed(method.to_string()));
     }
     let config = &runtime.config;
-    let entry = |model: &str, route: &crate::config::Route| serde_json::json!({"id": model, "object": "model", "created": 0, "owned_by": route.name});
+    let may_use = |model: &str, route: &Route| {
+        authorize::MODEL_ACTIONS
+            .iter()
+            .chain(["models:list"].iter())
+            .any(|action| {
+                authorize_model(runtime, principal, auth, action, model, route, facts).is_ok()
+            })
+    };
+    let entry = |model: &str, route: &Route| serde_json::json!({"id": model, "object": "model", "created": 0, "owned_by": route.name});
     let json = match id {
         Some(id) => {
             let route = config
                 .route_for(id)
+                .filter(|r| may_use(id, r))
                 .ok_or_else(|| GatewayError::ModelNotFound(id.to_owned()))?;
             entry(id, route)
         }
@@ -163,8 +318,10 @@ fn models(
                     r.models
                         .iter()
                         .filter(|m| !m.contains(['*', '?']))
-                        .map(move |m| entry(m, r))
+                        .map(move |m| (m, r))
                 })
+                .filter(|(m, r)| may_use(m, r))
+                .map(|(m, r)| entry(m, r))
                 .collect();
             data.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
             serde_json::json!({"object": "list", "data": data})
@@ -229,6 +386,8 @@ fn record(
         route = served.route.as_deref().unwrap_or("-"),
         upstream = served.upstream.as_deref().unwrap_or("-"),
         stream = served.stream,
+        principal = served.principal.as_deref().unwrap_or("-"),
+        policies = ?served.policies,
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );

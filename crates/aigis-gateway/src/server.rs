@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::admin;
 use crate::config::{self, Config, ConfigError, Diagnostic};
 use crate::forward::UpstreamState;
+use crate::identify::{Identity, KeySpec, Throttle};
 use crate::metrics::{Metrics, ReloadLabels, TlsLabels};
 use crate::pipeline;
 
@@ -29,12 +30,27 @@ pub struct Runtime {
     pub config: Config,
     /// Live upstream state, indexed like `config.upstreams`.
     pub upstreams: Vec<UpstreamState>,
+    /// Identity methods (`None`: every caller is anonymous).
+    pub identity: Option<Identity>,
     tls: Option<TlsAcceptor>,
 }
 
 impl Runtime {
-    /// Builds clients and TLS state for `config`.
-    pub fn build(config: Config) -> Result<Self, StartError> {
+    /// Whether neither identity nor policies are configured: everything is allowed.
+    pub fn open_mode(&self) -> bool {
+        self.identity.is_none() && self.config.policy.is_none()
+    }
+
+    /// Builds clients, TLS state and the key store for `config`.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let identity = match &config.identity {
+            Some(i) => Some(
+                Identity::open(i)
+                    .await
+                    .map_err(|e| StartError::Identity(e.to_string()))?,
+            ),
+            None => None,
+        };
         let upstreams = config
             .upstreams
             .iter()
@@ -51,6 +67,7 @@ impl Runtime {
         Ok(Self {
             config,
             upstreams,
+            identity,
             tls,
         })
     }
@@ -61,6 +78,61 @@ pub(crate) struct Shared {
     pub(crate) runtime: ArcSwap<Runtime>,
     pub(crate) metrics: Metrics,
     pub(crate) admission: Arc<Semaphore>,
+    /// Failed-authentication counts; they survive reloads.
+    pub(crate) throttle: Throttle,
+    /// The config file and `--strict`, for reloads.
+    source: Option<(PathBuf, bool)>,
+}
+
+impl Shared {
+    /// Re-reads the config file and swaps it in atomically; on any error the running
+    /// configuration stays in force.
+    pub(crate) async fn reload(&self) -> Result<Vec<Diagnostic>, StartError> {
+        let result = self.try_reload().await;
+        let label = if result.is_ok() { "ok" } else { "rejected" };
+        self.metrics
+            .reloads
+            .get_or_create(&ReloadLabels { result: label })
+            .inc();
+        match &result {
+            Ok(_) => tracing::info!("configuration reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "reload rejected; the previous configuration keeps serving");
+            }
+        }
+        result
+    }
+
+    async fn try_reload(&self) -> Result<Vec<Diagnostic>, StartError> {
+        let (path, strict) = self.source.as_ref().ok_or(StartError::NoConfigFile)?;
+        let loaded = config::load(path, *strict)?;
+        let old = self.runtime.load();
+        let (new_server, old_server) = (&loaded.config.server, &old.config.server);
+        if new_server.listen != old_server.listen
+            || new_server.admin_listen != old_server.admin_listen
+            || new_server.max_concurrent != old_server.max_concurrent
+        {
+            tracing::warn!(
+                "listen, admin_listen and max_concurrent changes take effect at the next restart"
+            );
+        }
+        let runtime = Runtime::build(loaded.config).await?;
+        announce_mode(&runtime);
+        self.runtime.store(Arc::new(runtime));
+        Ok(loaded.warnings)
+    }
+}
+
+/// Says loudly, at start and at every reload, when the gateway lets callers through unchecked.
+fn announce_mode(runtime: &Runtime) {
+    if runtime.open_mode() {
+        tracing::warn!(
+            target: "aigis::security",
+            "OPEN MODE: no [identity] and no [policy] configured; every caller is anonymous and allowed"
+        );
+    } else if runtime.config.policy.is_none() {
+        tracing::warn!(target: "aigis::security", "no [policy] configured: every request is denied (default deny)");
+    }
 }
 
 /// Why the gateway could not start (or a reload could not be applied).
@@ -76,6 +148,9 @@ pub enum StartError {
     /// An upstream's client could not be built.
     #[error("upstream `{0}`: {1}")]
     Upstream(String, String),
+    /// The key store or pepper cannot be opened.
+    #[error("identity: {0}")]
+    Identity(String),
     /// The new config file is invalid (reload only).
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -89,7 +164,6 @@ pub struct Gateway {
     shared: Arc<Shared>,
     public_addr: SocketAddr,
     admin_addr: SocketAddr,
-    source: Option<(PathBuf, bool)>,
     stop: watch::Sender<bool>,
     public_task: JoinHandle<()>,
     admin_task: JoinHandle<()>,
@@ -102,7 +176,9 @@ impl Gateway {
         source: Option<(PathBuf, bool)>,
     ) -> Result<Self, StartError> {
         let server = config.server.clone();
-        let runtime = Runtime::build(config)?;
+        let runtime = Runtime::build(config).await?;
+        announce_mode(&runtime);
+        bootstrap_admin_key(&runtime).await?;
         let public = TcpListener::bind(server.listen)
             .await
             .map_err(|e| StartError::Bind(server.listen, e))?;
@@ -117,6 +193,8 @@ impl Gateway {
             runtime: ArcSwap::from_pointee(runtime),
             metrics: Metrics::default(),
             admission: Arc::new(Semaphore::new(server.max_concurrent)),
+            throttle: Throttle::default(),
+            source,
         });
         let (stop, stop_rx) = watch::channel(false);
         let public_task = tokio::spawn(serve_public(public, shared.clone(), stop_rx.clone()));
@@ -126,7 +204,6 @@ impl Gateway {
             shared,
             public_addr,
             admin_addr,
-            source,
             stop,
             public_task,
             admin_task,
@@ -150,39 +227,8 @@ impl Gateway {
 
     /// Re-reads the config file and swaps it in atomically. On any error the running
     /// configuration stays in force. Listener addresses and `max_concurrent` need a restart.
-    pub fn reload(&self) -> Result<Vec<Diagnostic>, StartError> {
-        let result = self.try_reload();
-        let label = if result.is_ok() { "ok" } else { "rejected" };
-        self.shared
-            .metrics
-            .reloads
-            .get_or_create(&ReloadLabels { result: label })
-            .inc();
-        match &result {
-            Ok(_) => tracing::info!("configuration reloaded"),
-            Err(e) => {
-                tracing::error!(error = %e, "reload rejected; the previous configuration keeps serving");
-            }
-        }
-        result
-    }
-
-    fn try_reload(&self) -> Result<Vec<Diagnostic>, StartError> {
-        let (path, strict) = self.source.as_ref().ok_or(StartError::NoConfigFile)?;
-        let loaded = config::load(path, *strict)?;
-        let old = self.shared.runtime.load();
-        let (new_server, old_server) = (&loaded.config.server, &old.config.server);
-        if new_server.listen != old_server.listen
-            || new_server.admin_listen != old_server.admin_listen
-            || new_server.max_concurrent != old_server.max_concurrent
-        {
-            tracing::warn!(
-                "listen, admin_listen and max_concurrent changes take effect at the next restart"
-            );
-        }
-        let runtime = Runtime::build(loaded.config)?;
-        self.shared.runtime.store(Arc::new(runtime));
-        Ok(loaded.warnings)
+    pub async fn reload(&self) -> Result<Vec<Diagnostic>, StartError> {
+        self.shared.reload().await
     }
 
     /// Stops accepting, then waits up to `shutdown_grace` for in-flight requests and streams.
@@ -206,7 +252,7 @@ impl Gateway {
         let mut int = signal(SignalKind::interrupt())?;
         loop {
             tokio::select! {
-                _ = hup.recv() => { let _ = self.reload(); }
+                _ = hup.recv() => { let _ = self.reload().await; }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }
@@ -226,11 +272,11 @@ async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watc
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _peer)) => {
+                Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
                     let shared = shared.clone();
                     let watcher = graceful.watcher();
-                    tokio::spawn(async move { connection(tcp, shared, watcher).await });
+                    tokio::spawn(async move { connection(tcp, peer, shared, watcher).await });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -253,6 +299,7 @@ async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watc
 
 async fn connection(
     tcp: TcpStream,
+    peer: SocketAddr,
     shared: Arc<Shared>,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
@@ -270,7 +317,7 @@ async fn connection(
     let svc_shared = shared.clone();
     let service = service_fn(move |req| {
         let shared = svc_shared.clone();
-        async move { Ok::<_, std::convert::Infallible>(pipeline::handle(shared, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(pipeline::handle(shared, peer, req).await) }
     });
     let result = match &runtime.tls {
         None => {
@@ -313,4 +360,44 @@ async fn connection(
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
     }
+}
+
+/// On a first start with `bootstrap_admin = true` and an empty store, creates an admin key and
+/// prints it once on stderr. It is never logged or shown again.
+async fn bootstrap_admin_key(runtime: &Runtime) -> Result<(), StartError> {
+    let wanted = runtime
+        .config
+        .identity
+        .as_ref()
+        .and_then(|i| i.api_keys.as_ref())
+        .is_some_and(|k| k.bootstrap_admin);
+    let Some(keys) = runtime.identity.as_ref().and_then(|i| i.api_keys.as_ref()) else {
+        return Ok(());
+    };
+    if !wanted
+        || !keys
+            .store()
+            .list()
+            .await
+            .map_err(|e| StartError::Identity(e.to_string()))?
+            .is_empty()
+    {
+        return Ok(());
+    }
+    let spec = KeySpec {
+        name: "admin".into(),
+        kind: "user".into(),
+        roles: vec!["admin".into()],
+        ..KeySpec::default()
+    };
+    let key = keys
+        .create(spec)
+        .await
+        .map_err(|e| StartError::Identity(e.to_string()))?;
+    tracing::info!(key_prefix = %key.record.prefix, "created the first admin key");
+    eprintln!(
+        "\n  aigis: created the first admin key. It is shown once; store it now:\n\n    {}\n\n  Use it as `Authorization: Bearer <key>`. Create more with `aigis keys create`.\n",
+        key.secret
+    );
+    Ok(())
 }

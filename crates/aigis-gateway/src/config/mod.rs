@@ -32,6 +32,44 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     /// `[[routes]]`, in file order.
     pub routes: Vec<Route>,
+    /// `[identity]`; `None` means every caller is anonymous (open mode, logged loudly).
+    pub identity: Option<IdentityConfig>,
+    /// `[policy]`; `None` without `[identity]` means everything is allowed (open mode), with
+    /// `[identity]` it means everything is denied.
+    pub policy: Option<std::sync::Arc<crate::authorize::Policies>>,
+}
+
+/// `[identity]`
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// `[identity.api_keys]`
+    pub api_keys: Option<ApiKeysConfig>,
+}
+
+/// `[identity.api_keys]`
+#[derive(Debug, Clone)]
+pub struct ApiKeysConfig {
+    /// `sqlite:PATH` (resolved against the config folder) or `postgres://…`.
+    pub store: String,
+    /// The pepper new keys are made with.
+    pub pepper: Pepper,
+    /// Its version (stored with each key).
+    pub pepper_version: u32,
+    /// Older peppers by version, so keys made with them keep working.
+    pub previous_peppers: std::collections::BTreeMap<u32, Secret>,
+    /// How long a key lookup is cached (revocation delay); zero = every request.
+    pub cache_ttl: Duration,
+    /// Create and print a first admin key when the store has no key.
+    pub bootstrap_admin: bool,
+}
+
+/// Where the API-key pepper comes from.
+#[derive(Debug, Clone)]
+pub enum Pepper {
+    /// From `env:` or `file:`.
+    Secret(Secret),
+    /// Not configured: a random pepper kept in this file (created on first use, mode 0600).
+    Generated(PathBuf),
 }
 
 /// `[server]`: listeners and request limits.
@@ -152,6 +190,8 @@ pub struct Route {
     pub max_tokens: Option<u64>,
     /// Visible to policies as `resource.classification`.
     pub classification: Option<String>,
+    /// Visible to policies as `resource.tags`.
+    pub tags: Vec<String>,
 }
 
 impl Config {
@@ -182,6 +222,11 @@ impl Config {
 pub struct Secret(Box<str>);
 
 impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<Box<str>>) -> Self {
+        Self(value.into())
+    }
+
     /// The secret itself, for injecting into an upstream request.
     pub fn expose(&self) -> &str {
         &self.0

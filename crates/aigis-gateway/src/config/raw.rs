@@ -70,6 +70,45 @@ pub struct Route {
     pub upstream: OneOrMany,
     pub max_tokens: Option<u32>,
     pub classification: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// `[identity]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    pub api_keys: Option<ApiKeys>,
+}
+
+/// `[identity.api_keys]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeys {
+    pub store: String,
+    pub pepper: Option<String>,
+    pub pepper_version: Option<u32>,
+    pub previous_peppers: Option<std::collections::BTreeMap<String, String>>,
+    pub cache_ttl: Option<String>,
+    pub bootstrap_admin: Option<bool>,
+}
+
+/// `[policy]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub policies: Vec<String>,
+}
+
+/// `[cluster]`
+#[derive(Debug, Deserialize)]
+#[expect(
+    dead_code,
+    reason = "the fleet stores (limits, ledger) read these as they land"
+)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub postgres: Option<String>,
+    pub redis: Option<String>,
 }
 
 /// `upstream = "a"` or `upstream = ["a", "b"]`.

@@ -19,11 +19,16 @@ use super::{
     Upstream, UpstreamKind,
 };
 
-const SECTIONS: &[&str] = &["server", "upstreams", "routes"];
-/// Sections proposed in the design that later versions read; named so the error is precise.
-const LATER_SECTIONS: &[&str] = &[
-    "identity", "policy", "limits", "prices", "guard", "ledger", "cluster",
+const SECTIONS: &[&str] = &[
+    "server",
+    "upstreams",
+    "routes",
+    "identity",
+    "policy",
+    "cluster",
 ];
+/// Sections proposed in the design that later versions read; named so the error is precise.
+const LATER_SECTIONS: &[&str] = &["limits", "prices", "guard", "ledger"];
 
 #[derive(Clone)]
 enum Seg {
@@ -102,6 +107,28 @@ pub(super) fn validate(src: &str, base: &Path, strict: bool) -> Result<Loaded, V
         .map(|(i, u)| u.and_then(|u| v.upstream(i, u)))
         .collect();
     let routes = v.routes(routes, &upstreams);
+    let cluster = v.section::<raw::Cluster>(&table, "cluster");
+    let identity = v.section::<raw::Identity>(&table, "identity");
+    let identity = identity.map(|i| v.identity(i, cluster.as_ref()));
+    let policy = v
+        .section::<raw::Policy>(&table, "policy")
+        .map(|p| v.policy(&p));
+    if identity.is_none() && policy.is_none() {
+        v.push(
+            Level::Warning,
+            &[Seg::Key("identity".into())],
+            "no [identity] and no [policy]: every caller is anonymous and allowed (open mode)"
+                .into(),
+            Some("configure [identity.api_keys] and [policy] before exposing the gateway".into()),
+        );
+    } else if policy.is_none() {
+        v.push(
+            Level::Warning,
+            &[Seg::Key("policy".into())],
+            "no [policy]: every request will be denied (default deny)".into(),
+            Some("add [policy] policies = [\"file:policies/*.cedar\"]".into()),
+        );
+    }
 
     let errors: Vec<Diagnostic> = v
         .diags
@@ -119,6 +146,8 @@ pub(super) fn validate(src: &str, base: &Path, strict: bool) -> Result<Loaded, V
                 server,
                 upstreams,
                 routes,
+                identity: identity.flatten(),
+                policy: policy.flatten(),
             },
             warnings: v.diags,
         }),
@@ -605,6 +634,7 @@ impl Validator<'_> {
                 upstreams: indices,
                 max_tokens: r.max_tokens.map(u64::from),
                 classification: r.classification,
+                tags: r.tags.unwrap_or_default(),
             });
         }
         if out.is_empty() && ok {
@@ -724,6 +754,9 @@ fn key_hint(key: &str) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+#[path = "validate_identity.rs"]
+mod identity;
 
 #[cfg(test)]
 #[path = "validate_tests.rs"]

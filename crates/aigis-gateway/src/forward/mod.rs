@@ -15,6 +15,7 @@ use http_body_util::Full;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use crate::authorize::Authorized;
 use crate::body::{self, Body, Keepalive, Relay};
 use crate::config::{Upstream, UpstreamKind};
 use crate::error::GatewayError;
@@ -82,6 +83,7 @@ pub async fn forward(
     upstreams: &[&UpstreamState],
     out: Outbound<'_>,
     keep: Keepalive,
+    _authorized: Authorized,
     metrics: &Metrics,
 ) -> Result<Forwarded, GatewayError> {
     let mut last_err = GatewayError::Unavailable("the route has no upstream".into());

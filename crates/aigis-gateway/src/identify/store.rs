@@ -1,0 +1,361 @@
+//! Where API keys live: embedded SQLite by default, PostgreSQL for a fleet. Both hold the same
+//! schema, created and upgraded by the numbered migrations below. Only HMACs of keys are
+//! stored, never keys.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::Mutex as AsyncMutex;
+
+/// A stored API key (without the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Stable id (UUID).
+    pub id: String,
+    /// The public lookup part of the key (`aigis_<prefix>_…`).
+    pub prefix: String,
+    /// Human name, e.g. `ci-bot`.
+    pub name: String,
+    /// `user` or `service`.
+    pub kind: String,
+    /// Teams the key acts for.
+    pub teams: Vec<String>,
+    /// Roles, e.g. `reader`, `admin`.
+    pub roles: Vec<String>,
+    /// HMAC-SHA256(pepper, key).
+    pub hash: Vec<u8>,
+    /// Which pepper made `hash`.
+    pub pepper_version: u32,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds; `None` = never.
+    pub expires_at: Option<i64>,
+    /// Unix seconds; `None` = active.
+    pub revoked_at: Option<i64>,
+}
+
+/// A store failure (the message never contains key material).
+#[derive(Debug, thiserror::Error)]
+#[error("key store: {0}")]
+pub struct StoreError(pub String);
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+/// Schema migrations, applied in order, each once. Same SQL for SQLite and PostgreSQL.
+const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS aigis_api_keys (
+        id TEXT PRIMARY KEY,
+        prefix TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        teams TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        pepper_version INTEGER NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT,
+        revoked_at BIGINT
+    )"];
+
+const COLUMNS: &str = "id, prefix, name, kind, teams, roles, hash, pepper_version, created_at, expires_at, revoked_at";
+
+/// An opened key store.
+#[derive(Clone)]
+pub enum KeyStore {
+    /// Embedded SQLite file.
+    Sqlite(Arc<Mutex<rusqlite::Connection>>),
+    /// PostgreSQL (one connection, reconnected on failure).
+    Postgres(Arc<Postgres>),
+}
+
+/// A PostgreSQL connection that reconnects when it breaks.
+pub struct Postgres {
+    url: String,
+    client: AsyncMutex<Option<tokio_postgres::Client>>,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite(_) => "KeyStore::Sqlite",
+            Self::Postgres(_) => "KeyStore::Postgres",
+        })
+    }
+}
+
+fn join(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+fn split(s: &str) -> Vec<String> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .filter_map(|i| {
+            s.get(2 * i..2 * i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect()
+}
+
+impl KeyStore {
+    /// Opens (and migrates) `sqlite:PATH` or `postgres://…`.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.to_owned();
+            let conn = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+                if let Some(dir) = std::path::Path::new(&path).parent() {
+                    std::fs::create_dir_all(dir).map_err(err)?;
+                }
+                let conn = rusqlite::Connection::open(&path).map_err(err)?;
+                conn.pragma_update(None, "journal_mode", "WAL")
+                    .map_err(err)?;
+                conn.pragma_update(None, "busy_timeout", 5000)
+                    .map_err(err)?;
+                for m in MIGRATIONS {
+                    conn.execute_batch(m).map_err(err)?;
+                }
+                Ok(conn)
+            })
+            .await
+            .map_err(err)??;
+            return Ok(Self::Sqlite(Arc::new(Mutex::new(conn))));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pg = Postgres {
+                url: url.to_owned(),
+                client: AsyncMutex::new(None),
+            };
+            let client = pg.connect().await?;
+            for m in MIGRATIONS {
+                client.batch_execute(m).await.map_err(err)?;
+            }
+            *pg.client.lock().await = Some(client);
+            return Ok(Self::Postgres(Arc::new(pg)));
+        }
+        Err(StoreError(format!(
+            "unsupported store URL (use sqlite:PATH or postgres://…): {}",
+            redact_url(url)
+        )))
+    }
+
+    async fn sqlite<T: Send + 'static>(
+        conn: &Arc<Mutex<rusqlite::Connection>>,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&conn).map_err(err)
+        })
+        .await
+        .map_err(err)?
+    }
+
+    /// The key with this prefix, if any.
+    pub async fn by_prefix(&self, prefix: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM aigis_api_keys WHERE prefix = $1");
+        self.query(sql, vec![prefix.to_owned()])
+            .await
+            .map(|mut v| v.pop())
+    }
+
+    /// Every key, oldest first.
+    pub async fn list(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.query(
+            format!("SELECT {COLUMNS} FROM aigis_api_keys ORDER BY created_at, name"),
+            vec![],
+        )
+        .await
+    }
+
+    async fn query(&self, sql: String, params: Vec<String>) -> Result<Vec<KeyRecord>, StoreError> {
+        match self {
+            Self::Sqlite(conn) => {
+                Self::sqlite(conn, move |c| {
+                    let mut stmt = c.prepare_cached(&sql.replace("$1", "?1"))?;
+                    let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                        Ok(KeyRecord {
+                            id: r.get(0)?,
+                            prefix: r.get(1)?,
+                            name: r.get(2)?,
+                            kind: r.get(3)?,
+                            teams: split(&r.get::<_, String>(4)?),
+                            roles: split(&r.get::<_, String>(5)?),
+                            hash: unhex(&r.get::<_, String>(6)?),
+                            pepper_version: r.get(7)?,
+                            created_at: r.get(8)?,
+                            expires_at: r.get(9)?,
+                            revoked_at: r.get(10)?,
+                        })
+                    })?;
+                    rows.collect()
+                })
+                .await
+            }
+            Self::Postgres(pg) => {
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                let guard = pg.client().await?;
+                let rows = guard
+                    .as_ref()
+                    .ok_or_else(no_connection)?
+                    .query(&sql, &refs)
+                    .await
+                    .map_err(err)?;
+                Ok(rows
+                    .iter()
+                    .map(|r| KeyRecord {
+                        id: r.get(0),
+                        prefix: r.get(1),
+                        name: r.get(2),
+                        kind: r.get(3),
+                        teams: split(r.get(4)),
+                        roles: split(r.get(5)),
+                        hash: unhex(r.get(6)),
+                        pepper_version: u32::try_from(r.get::<_, i32>(7)).unwrap_or(0),
+                        created_at: r.get(8),
+                        expires_at: r.get(9),
+                        revoked_at: r.get(10),
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Stores a new key.
+    pub async fn insert(&self, k: &KeyRecord) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO aigis_api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        );
+        let k = k.clone();
+        match self {
+            Self::Sqlite(conn) => {
+                let sql = (1..=11)
+                    .rev()
+                    .fold(sql, |s, i| s.replace(&format!("${i}"), &format!("?{i}")));
+                Self::sqlite(conn, move |c| {
+                    c.execute(
+                        &sql,
+                        rusqlite::params![
+                            k.id,
+                            k.prefix,
+                            k.name,
+                            k.kind,
+                            join(&k.teams),
+                            join(&k.roles),
+                            hex(&k.hash),
+                            k.pepper_version,
+                            k.created_at,
+                            k.expires_at,
+                            k.revoked_at
+                        ],
+                    )
+                    .map(|_| ())
+                })
+                .await
+            }
+            Self::Postgres(pg) => {
+                let (teams, roles, hash) = (join(&k.teams), join(&k.roles), hex(&k.hash));
+                let version = i32::try_from(k.pepper_version).unwrap_or(i32::MAX);
+                let guard = pg.client().await?;
+                guard
+                    .as_ref()
+                    .ok_or_else(no_connection)?
+                    .execute(
+                        &sql,
+                        &[
+                            &k.id,
+                            &k.prefix,
+                            &k.name,
+                            &k.kind,
+                            &teams,
+                            &roles,
+                            &hash,
+                            &version,
+                            &k.created_at,
+                            &k.expires_at,
+                            &k.revoked_at,
+                        ],
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(err)
+            }
+        }
+    }
+
+    /// Revokes the active key whose id, prefix or name is `which`; returns how many were revoked.
+    pub async fn revoke(&self, which: &str, now: i64) -> Result<u64, StoreError> {
+        let sql = "UPDATE aigis_api_keys SET revoked_at = $1 WHERE revoked_at IS NULL AND (id = $2 OR prefix = $2 OR name = $2)";
+        let which = which.to_owned();
+        match self {
+            Self::Sqlite(conn) => {
+                let sql = sql.replace("$1", "?1").replace("$2", "?2");
+                Self::sqlite(conn, move |c| {
+                    c.execute(&sql, rusqlite::params![now, which])
+                        .map(|n| n as u64)
+                })
+                .await
+            }
+            Self::Postgres(pg) => {
+                let guard = pg.client().await?;
+                guard
+                    .as_ref()
+                    .ok_or_else(no_connection)?
+                    .execute(sql, &[&now, &which])
+                    .await
+                    .map_err(err)
+            }
+        }
+    }
+}
+
+fn no_connection() -> StoreError {
+    StoreError("no database connection".into())
+}
+
+impl Postgres {
+    async fn connect(&self) -> Result<tokio_postgres::Client, StoreError> {
+        let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| StoreError(format!("cannot connect to {}: {e}", redact_url(&self.url))))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "key store connection closed");
+            }
+        });
+        Ok(client)
+    }
+
+    /// The connection, re-established first if it was closed.
+    async fn client(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, Option<tokio_postgres::Client>>, StoreError> {
+        let mut guard = self.client.lock().await;
+        if guard.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
+            *guard = Some(self.connect().await?);
+        }
+        Ok(guard)
+    }
+}
+
+/// A store URL for messages: the password, if any, is hidden.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
