@@ -1,6 +1,6 @@
 //! The admin listener: `/healthz` (the process answers), `/readyz` (every upstream is
-//! reachable and no breaker is open) and `/metrics` (Prometheus). Bind it to loopback or a
-//! private interface only.
+//! reachable and no breaker is open), `/metrics` (Prometheus) and the authenticated admin API
+//! (`admin_api.rs`). Bind it to loopback or a private interface only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,12 +24,12 @@ pub(crate) async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
+                let Ok((tcp, peer)) = accepted else { continue };
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let shared = shared.clone();
-                        async move { Ok::<_, std::convert::Infallible>(route(&shared, &req).await) }
+                        async move { Ok::<_, std::convert::Infallible>(route(&shared, peer, req).await) }
                     });
                     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
@@ -40,7 +40,14 @@ pub(crate) async fn serve(
     }
 }
 
-async fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
+async fn route(
+    shared: &Shared,
+    peer: std::net::SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    if req.uri().path().starts_with("/admin/") {
+        return crate::admin_api::handle(shared, peer, req).await;
+    }
     match req.uri().path() {
         "/healthz" => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         "/readyz" => ready(shared).await,

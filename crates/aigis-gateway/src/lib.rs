@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod admin_api;
 pub mod authorize;
 pub mod body;
 pub mod config;

@@ -42,7 +42,7 @@ async fn reload_keeps_the_old_config_when_the_new_one_is_broken() {
     );
 
     std::fs::write(&file, format!("{SERVER}listen = 12\n{ECHO}")).unwrap();
-    let err = gw.reload().unwrap_err().to_string();
+    let err = gw.reload().await.unwrap_err().to_string();
     assert!(err.contains("line"), "{err}");
     assert_eq!(
         post(a, "/v1/chat/completions", &chat("echo", false))
@@ -61,7 +61,7 @@ async fn reload_keeps_the_old_config_when_the_new_one_is_broken() {
         format!("{SERVER}{ECHO}{}", route("r", "[\"echo-2\"]", "\"echo\"")),
     )
     .unwrap();
-    gw.reload().unwrap();
+    gw.reload().await.unwrap();
     assert_eq!(
         post(a, "/v1/chat/completions", &chat("echo", false))
             .await
@@ -185,7 +185,7 @@ async fn reload_picks_up_new_certificates() {
         "HTTP/1.1 200 OK"
     );
     let second = write_cert(&d);
-    gw.reload().unwrap();
+    gw.reload().await.unwrap();
     assert_eq!(
         tls_get(&gw, client_config(&second, None)).await.1,
         "HTTP/1.1 200 OK"

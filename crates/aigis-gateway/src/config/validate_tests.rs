@@ -25,13 +25,18 @@ max_tokens = 100
 
 #[test]
 fn good_config_loads_with_defaults() {
-    let loaded = validate(GOOD, Path::new("."), true).unwrap();
+    let loaded = validate(GOOD, Path::new("."), false).unwrap();
     let c = loaded.config;
     assert_eq!(c.server.limits.max_body, 4 << 20);
     assert_eq!(c.upstreams[0].kind, UpstreamKind::Echo);
     assert_eq!(c.route_for("echo-2").unwrap().name, "try-me");
     assert!(c.route_for("gpt-4o").is_none());
-    assert!(loaded.warnings.is_empty());
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(loaded.warnings[0].message.contains("open mode"));
+    assert!(
+        validate(GOOD, Path::new("."), true).is_err(),
+        "--strict refuses open mode"
+    );
 }
 
 #[test]
@@ -90,8 +95,8 @@ upstream = "c"
 
 #[test]
 fn later_sections_are_named() {
-    let e = errors("[identity.api_keys]\nstore = \"sqlite:x\"\n");
-    assert_eq!(e[0].path, "identity");
+    let e = errors("[ledger]\nstore = \"sqlite:x\"\n");
+    assert_eq!(e[0].path, "ledger");
     assert!(e[0].message.contains("not supported"));
 }
 

@@ -113,6 +113,16 @@ impl KeyStore {
                 if let Some(dir) = std::path::Path::new(&path).parent() {
                     std::fs::create_dir_all(dir).map_err(err)?;
                 }
+                // The store holds key HMACs: readable by the gateway's user only.
+                if !std::path::Path::new(&path).exists() {
+                    use std::os::unix::fs::OpenOptionsExt as _;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&path)
+                        .map_err(err)?;
+                }
                 let conn = rusqlite::Connection::open(&path).map_err(err)?;
                 conn.pragma_update(None, "journal_mode", "WAL")
                     .map_err(err)?;

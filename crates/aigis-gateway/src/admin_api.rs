@@ -1,0 +1,224 @@
+//! The admin API on the admin listener (never the public one): key management, reload and
+//! status. Every call needs an aigis key with the `admin` role and, when policies are loaded,
+//! a permit for the `admin:*` action.
+//!
+//! ```text
+//! GET  /admin/status             gateway, routes and upstream health
+//! GET  /admin/keys               keys (never their secrets)
+//! POST /admin/keys               {"name", "teams", "roles", "kind", "expires"} -> the new key, once
+//! POST /admin/keys/{key}/revoke  by id, prefix or name
+//! POST /admin/keys/{key}/rotate  new key with the same attributes; the old one is revoked
+//! POST /admin/reload             re-read the config file
+//! ```
+
+use std::net::SocketAddr;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use crate::authorize::RequestFacts;
+use crate::body::{self, Body};
+use crate::error::{Family, GatewayError};
+use crate::identify::{ApiKeys, KeyRecord, KeySpec, api_key};
+use crate::server::Shared;
+
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+    #[serde(default)]
+    teams: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    kind: String,
+    expires: Option<String>,
+}
+
+/// Handles `/admin/…`.
+pub(crate) async fn handle(
+    shared: &Shared,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    match serve(shared, peer, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(Family::OpenAi),
+    }
+}
+
+fn action_of(method: &Method, path: &str) -> Option<&'static str> {
+    match (method, path) {
+        (&Method::GET, "/admin/status") => Some("admin:status"),
+        (&Method::POST, "/admin/reload") => Some("admin:reload"),
+        (&Method::GET | &Method::POST, "/admin/keys") => Some("admin:keys"),
+        (&Method::POST, p)
+            if p.starts_with("/admin/keys/")
+                && (p.ends_with("/revoke") || p.ends_with("/rotate")) =>
+        {
+            Some("admin:keys")
+        }
+        _ => None,
+    }
+}
+
+async fn serve(
+    shared: &Shared,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, GatewayError> {
+    let path = req.uri().path().to_owned();
+    let action =
+        action_of(req.method(), &path).ok_or_else(|| GatewayError::NotFound(path.clone()))?;
+    let runtime = shared.runtime.load_full();
+    let identity = runtime.identity.as_ref().ok_or_else(|| {
+        GatewayError::Forbidden("use the admin API: it needs [identity] configured".into())
+    })?;
+    let principal = identity.identify(&shared.throttle, req.headers(), peer.ip()).await.map_err(|f| {
+        tracing::warn!(target: "aigis::security", event = "admin_auth_failed", reason = %f.reason, source_ip = %peer.ip());
+        GatewayError::Unauthenticated("invalid credential")
+    })?;
+    let facts = RequestFacts {
+        source_ip: peer.ip(),
+        listener: "admin",
+        max_tokens: 0,
+        stream: false,
+    };
+    let allowed = principal.has_role("admin")
+        && runtime.config.policy.as_deref().is_none_or(|p| {
+            p.authorize_admin(&principal, "api_key", action, facts)
+                .allowed
+        });
+    tracing::info!(target: "aigis::security", event = "admin_call", principal = %principal.id, action, path = %path, allowed);
+    if !allowed {
+        return Err(GatewayError::Forbidden(format!("perform {action}")));
+    }
+    let keys = identity
+        .api_keys
+        .as_ref()
+        .ok_or_else(|| GatewayError::NotFound(path.clone()))?;
+    let store_err = |e: crate::identify::StoreError| GatewayError::Upstream {
+        upstream: "key store".into(),
+        detail: e.0,
+    };
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/admin/status") => Ok(json(StatusCode::OK, &status(shared))),
+        (Method::POST, "/admin/reload") => match shared.reload().await {
+            Ok(warnings) => Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({"reloaded": true, "warnings": warnings.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+            )),
+            Err(e) => Ok(json(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &serde_json::json!({"reloaded": false, "error": e.to_string()}),
+            )),
+        },
+        (Method::GET, "/admin/keys") => {
+            let list = keys.store().list().await.map_err(store_err)?;
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({"keys": list.iter().map(key_json).collect::<Vec<_>>()}),
+            ))
+        }
+        (Method::POST, "/admin/keys") => {
+            let body = body::read_limited(req.into_body(), MAX_ADMIN_BODY)
+                .await
+                .ok()
+                .flatten()
+                .ok_or(GatewayError::BodyTooLarge(MAX_ADMIN_BODY))?;
+            let new: NewKey = serde_json::from_slice(&body).map_err(|e| GatewayError::Invalid {
+                param: "body".into(),
+                message: e.to_string(),
+            })?;
+            let expires_in = new
+                .expires
+                .map(|e| crate::config::parse_duration(&e))
+                .transpose()
+                .map_err(|m| GatewayError::Invalid {
+                    param: "expires".into(),
+                    message: m,
+                })?;
+            let spec = KeySpec {
+                name: new.name,
+                kind: new.kind,
+                teams: new.teams,
+                roles: new.roles,
+                expires_in,
+            };
+            created(keys, spec).await
+        }
+        (_, p) => {
+            let rest = p.trim_start_matches("/admin/keys/");
+            let (which, verb) = rest.rsplit_once('/').unwrap_or((rest, ""));
+            let now = api_key::now();
+            if verb == "revoke" {
+                let n = keys.store().revoke(which, now).await.map_err(store_err)?;
+                return Ok(json(StatusCode::OK, &serde_json::json!({"revoked": n})));
+            }
+            let list = keys.store().list().await.map_err(store_err)?;
+            let old = list
+                .into_iter()
+                .find(|k| {
+                    k.revoked_at.is_none()
+                        && (k.id == which || k.prefix == which || k.name == which)
+                })
+                .ok_or_else(|| GatewayError::NotFound(p.to_owned()))?;
+            let spec = KeySpec {
+                name: old.name,
+                kind: old.kind,
+                teams: old.teams,
+                roles: old.roles,
+                expires_in: None,
+            };
+            let response = created(keys, spec).await?;
+            keys.store().revoke(&old.id, now).await.map_err(store_err)?;
+            Ok(response)
+        }
+    }
+}
+
+async fn created(keys: &ApiKeys, spec: KeySpec) -> Result<Response<Body>, GatewayError> {
+    let new = keys
+        .create(spec)
+        .await
+        .map_err(|e| GatewayError::Upstream {
+            upstream: "key store".into(),
+            detail: e.0,
+        })?;
+    let mut v = key_json(&new.record);
+    v["key"] = serde_json::Value::String(new.secret);
+    Ok(json(StatusCode::CREATED, &v))
+}
+
+fn key_json(k: &KeyRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": k.id, "prefix": k.prefix, "name": k.name, "kind": k.kind, "teams": k.teams,
+        "roles": k.roles, "created_at": k.created_at, "expires_at": k.expires_at, "revoked_at": k.revoked_at,
+    })
+}
+
+fn status(shared: &Shared) -> serde_json::Value {
+    let rt = shared.runtime.load();
+    serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "open_mode": rt.open_mode(),
+        "policies": rt.config.policy.as_ref().map_or(0, |p| p.len()),
+        "routes": rt.config.routes.iter().map(|r| serde_json::json!({"name": r.name, "models": r.models})).collect::<Vec<_>>(),
+        "upstreams": rt.upstreams.iter().map(|u| serde_json::json!({
+            "name": u.config.name, "kind": u.config.kind.as_str(), "circuit_open": u.is_open()
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(body::full(v.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
