@@ -88,9 +88,24 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Resp {
+    send_from(None, addr, method, path, headers, body).await
+}
+
+/// Like [`send`], from a chosen loopback source address (e.g. 127.0.0.7).
+pub async fn send_from(
+    source: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Resp {
+    let mut connector = HttpConnector::new();
+    connector.set_local_address(source);
+    let client = Client::builder(TokioExecutor::new()).build(connector);
     let resp = tokio::time::timeout(
         Duration::from_secs(20),
-        client().request(request(addr, method, path, headers, body)),
+        client.request(request(addr, method, path, headers, body)),
     )
     .await
     .expect("response within 20 s")

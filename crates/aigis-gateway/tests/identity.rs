@@ -1,0 +1,537 @@
+//! Zero trust at the gateway: API keys, throttling, Cedar default deny and the admin API.
+//! Every refused request must leave the upstream untouched (asserted on the mock's log).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aigis_gateway::Gateway;
+use aigis_gateway::identify::{self, ApiKeys, KeySpec};
+use aigis_mock_upstream::{Behavior, Mock};
+use http::Method;
+use support::*;
+
+const POLICY: &str = include_str!("../../../examples/policies/teams.cedar");
+
+struct Fixture {
+    gw: Gateway,
+    mock: Mock,
+    keys: ApiKeys,
+    dir: PathBuf,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("aigis-id-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn config(mock: &Mock, store: &str) -> String {
+    format!(
+        "{SERVER}[identity.api_keys]\nstore = \"{store}\"\npepper = \"file:pepper\"\ncache_ttl = \"0\"\n\
+         [policy]\npolicies = [\"file:teams.cedar\"]\n{}\
+         [[routes]]\nname = \"search\"\nmodels = [\"search-small\"]\nupstream = \"m\"\nclassification = \"internal\"\n\
+         [[routes]]\nname = \"finance\"\nmodels = [\"finance-llm\"]\nupstream = \"m\"\nclassification = \"confidential\"\n\
+         [[routes]]\nname = \"public\"\nmodels = [\"public-echo\"]\nupstream = \"m\"\nclassification = \"public\"\n",
+        upstream("m", &mock.base_url(), "")
+    )
+}
+
+async fn fixture_with_store(name: &str, store: Option<String>) -> Fixture {
+    let dir = dir(name);
+    std::fs::write(
+        dir.join("pepper"),
+        "test-pepper-0123456789abcdef0123456789abcdef",
+    )
+    .unwrap();
+    std::fs::write(dir.join("teams.cedar"), POLICY).unwrap();
+    let mock = mock(Behavior::default()).await;
+    let store = store.unwrap_or_else(|| "sqlite:keys.db".into());
+    let loaded = aigis_gateway::config::parse(&config(&mock, &store), &dir, false).unwrap();
+    let api = loaded.config.identity.clone().unwrap().api_keys.unwrap();
+    let keys = identify::open_api_keys(&api).await.unwrap();
+    let gw = Gateway::start(loaded.config, None).await.unwrap();
+    Fixture {
+        gw,
+        mock,
+        keys,
+        dir,
+    }
+}
+
+async fn fixture(name: &str) -> Fixture {
+    fixture_with_store(name, None).await
+}
+
+async fn key(keys: &ApiKeys, name: &str, teams: &[&str], roles: &[&str]) -> String {
+    let spec = KeySpec {
+        name: name.into(),
+        kind: "service".into(),
+        teams: teams.iter().map(|s| (*s).to_owned()).collect(),
+        roles: roles.iter().map(|s| (*s).to_owned()).collect(),
+        expires_in: None,
+    };
+    keys.create(spec).await.unwrap().secret
+}
+
+async fn chat_as(f: &Fixture, headers: &[(&str, &str)], model: &str) -> Resp {
+    send(
+        f.gw.public_addr(),
+        Method::POST,
+        "/v1/chat/completions",
+        headers,
+        &chat(model, false),
+    )
+    .await
+}
+
+fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
+
+#[tokio::test]
+async fn valid_keys_pass_in_either_header() {
+    let f = fixture("valid").await;
+    let k = key(&f.keys, "search-bot", &["search"], &[]).await;
+    assert_eq!(
+        chat_as(&f, &[("authorization", &bearer(&k))], "search-small")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        chat_as(&f, &[("x-api-key", &k)], "search-small")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        chat_as(
+            &f,
+            &[("authorization", &bearer(&k)), ("x-api-key", &k)],
+            "search-small"
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(f.mock.requests().len(), 3);
+    // The client's aigis key never reaches the upstream.
+    assert!(
+        f.mock
+            .requests()
+            .iter()
+            .all(|r| r.headers.iter().all(|(_, v)| !v.contains(&k)))
+    );
+}
+
+#[tokio::test]
+async fn bad_credentials_get_401_and_never_reach_the_upstream() {
+    let f = fixture("bad").await;
+    let good = key(&f.keys, "search-bot", &["search"], &[]).await;
+    let other = key(&f.keys, "other", &["search"], &[]).await;
+    let wrong_secret = format!("{}{}", &good[..good.len() - 4], "0000");
+    let unknown = format!("aigis_{}_{}", "0".repeat(12), "1".repeat(64));
+    let long = format!("Bearer {}", "a".repeat(9000));
+    let cases: Vec<Vec<(&str, String)>> = vec![
+        vec![],
+        vec![("authorization", "Bearer ".into())],
+        vec![("authorization", "Bearer    ".into())],
+        vec![("x-api-key", "   ".into())],
+        vec![("authorization", long)],
+        vec![("authorization", "Basic dXNlcjpwYXNz".into())],
+        vec![("authorization", bearer(&wrong_secret))],
+        vec![("authorization", bearer(&unknown))],
+        vec![("authorization", "Bearer aigis_not_a_key".into())],
+        vec![
+            ("authorization", bearer(&good)),
+            ("x-api-key", other.clone()),
+        ],
+        vec![("authorization", "Bearer sk-proj-some-openai-key".into())],
+    ];
+    for (i, headers) in cases.iter().enumerate() {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        // Each case from its own loopback address, so failure throttling stays out of the way.
+        let source = std::net::IpAddr::from([127, 0, 0, 10 + u8::try_from(i).unwrap()]);
+        let body = chat("search-small", false);
+        let r = send_from(
+            Some(source),
+            f.gw.public_addr(),
+            Method::POST,
+            "/v1/chat/completions",
+            &h,
+            &body,
+        )
+        .await;
+        assert_eq!(r.status, 401, "case {i}: {}", r.body);
+        assert_eq!(r.headers["www-authenticate"], "Bearer realm=\"aigis\"");
+        assert_eq!(r.json()["error"]["type"], "authentication_error");
+        // Refusals are indistinguishable: no "expired" vs "unknown" in the response.
+        assert!(
+            !r.body.contains("expired")
+                && !r.body.contains("unknown")
+                && !r.body.contains("revoked")
+        );
+    }
+    // Non-ASCII bytes in the header.
+    let mut req = http::Request::post(format!("http://{}/v1/chat/completions", f.gw.public_addr()));
+    req = req.header(
+        "authorization",
+        http::HeaderValue::from_bytes("Bearer aigis_é".as_bytes()).unwrap(),
+    );
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let resp = client
+        .request(
+            req.body(http_body_util::Full::new(bytes::Bytes::from(chat(
+                "search-small",
+                false,
+            ))))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(f.mock.requests().is_empty(), "nothing reached the upstream");
+}
+
+#[tokio::test]
+async fn revoked_and_expired_keys_are_refused() {
+    let f = fixture("revoked").await;
+    let k = key(&f.keys, "soon-revoked", &["search"], &[]).await;
+    assert_eq!(
+        chat_as(&f, &[("x-api-key", &k)], "search-small")
+            .await
+            .status,
+        200
+    );
+    f.keys
+        .store()
+        .revoke("soon-revoked", identify::api_key::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        chat_as(&f, &[("x-api-key", &k)], "search-small")
+            .await
+            .status,
+        401,
+        "cache_ttl = 0: revoked at once"
+    );
+    let spec = KeySpec {
+        name: "expired".into(),
+        teams: vec!["search".into()],
+        expires_in: Some(Duration::ZERO),
+        ..KeySpec::default()
+    };
+    let expired = f.keys.create(spec).await.unwrap().secret;
+    assert_eq!(
+        chat_as(&f, &[("x-api-key", &expired)], "search-small")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(f.mock.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn policies_keep_each_team_on_its_models() {
+    let f = fixture("policy").await;
+    let search = key(&f.keys, "search-bot", &["search"], &[]).await;
+    let finance = key(&f.keys, "finance-bot", &["finance"], &[]).await;
+    let admin = key(&f.keys, "admin", &[], &["admin"]).await;
+    let cases = [
+        (&search, "search-small", 200),
+        (&search, "finance-llm", 403),
+        (&search, "public-echo", 200),
+        (&finance, "finance-llm", 200),
+        (&finance, "search-small", 403),
+        (&admin, "search-small", 403),
+    ];
+    for (k, model, status) in cases {
+        let r = chat_as(&f, &[("x-api-key", k)], model).await;
+        assert_eq!(r.status, status, "{model}: {}", r.body);
+        if status == 403 {
+            assert_eq!(r.json()["error"]["code"], "permission_denied");
+        }
+    }
+    assert_eq!(
+        f.mock.requests().len(),
+        3,
+        "denied requests never reached the upstream"
+    );
+    // A context condition: finance may not ask for more than 2000 tokens.
+    let body =
+        r#"{"model":"finance-llm","max_tokens":3000,"messages":[{"role":"user","content":"x"}]}"#;
+    let r = send(
+        f.gw.public_addr(),
+        Method::POST,
+        "/v1/chat/completions",
+        &[("x-api-key", &finance)],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // The model list shows only what the caller may use.
+    let models = send(
+        f.gw.public_addr(),
+        Method::GET,
+        "/v1/models",
+        &[("x-api-key", &search)],
+        "",
+    )
+    .await
+    .json();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["public-echo", "search-small"]);
+    let r = send(
+        f.gw.public_addr(),
+        Method::GET,
+        "/v1/models/finance-llm",
+        &[("x-api-key", &search)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        send(f.gw.public_addr(), Method::GET, "/v1/models", &[], "")
+            .await
+            .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_and_raise_a_security_event() {
+    let f = fixture("throttle").await;
+    let good = key(&f.keys, "search-bot", &["search"], &[]).await;
+    let bad = format!("aigis_{}_{}", "a".repeat(12), "b".repeat(64));
+    for _ in 0..5 {
+        assert_eq!(
+            chat_as(&f, &[("x-api-key", &bad)], "search-small")
+                .await
+                .status,
+            401
+        );
+    }
+    let r = chat_as(&f, &[("x-api-key", &good)], "search-small").await;
+    assert_eq!(
+        r.status, 429,
+        "the source is blocked, even with a good key: {}",
+        r.body
+    );
+    assert_eq!(r.error_code(), "too_many_auth_failures");
+    assert!(r.headers.contains_key("retry-after"));
+    let metrics = f.gw.metrics();
+    assert!(
+        metrics.contains(
+            "aigis_security_events_total{event=\"auth_failure_burst\",subject=\"source\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("aigis_auth_failures_total{kind=\"invalid\"} 5"),
+        "{metrics}"
+    );
+    assert!(f.mock.requests().is_empty());
+}
+
+#[tokio::test]
+async fn admin_api_needs_the_admin_role_and_is_not_on_the_public_listener() {
+    let f = fixture("admin").await;
+    let admin = key(&f.keys, "root", &[], &["admin"]).await;
+    let reader = key(&f.keys, "reader", &["search"], &["reader"]).await;
+    let (public, admin_addr) = (f.gw.public_addr(), f.gw.admin_addr());
+    for path in ["/admin/keys", "/admin/status"] {
+        let r = send(public, Method::GET, path, &[("x-api-key", &admin)], "").await;
+        assert_eq!(
+            r.status, 404,
+            "{path} must not exist on the public listener"
+        );
+    }
+    assert_eq!(
+        send(admin_addr, Method::GET, "/admin/keys", &[], "")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        send(
+            admin_addr,
+            Method::GET,
+            "/admin/keys",
+            &[("x-api-key", &reader)],
+            ""
+        )
+        .await
+        .status,
+        403
+    );
+    let list = send(
+        admin_addr,
+        Method::GET,
+        "/admin/keys",
+        &[("x-api-key", &admin)],
+        "",
+    )
+    .await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.json()["keys"].as_array().unwrap().len(), 2);
+    assert!(
+        !list.body.contains("hash"),
+        "no secrets or hashes in listings"
+    );
+
+    let created = send(
+        admin_addr,
+        Method::POST,
+        "/admin/keys",
+        &[("x-api-key", &admin)],
+        r#"{"name":"via-api","teams":["search"]}"#,
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let new_key = created.json()["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        chat_as(&f, &[("x-api-key", &new_key)], "search-small")
+            .await
+            .status,
+        200
+    );
+
+    let rotated = send(
+        admin_addr,
+        Method::POST,
+        "/admin/keys/via-api/rotate",
+        &[("x-api-key", &admin)],
+        "",
+    )
+    .await;
+    assert_eq!(rotated.status, 201);
+    let rotated_key = rotated.json()["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        chat_as(&f, &[("x-api-key", &new_key)], "search-small")
+            .await
+            .status,
+        401,
+        "the old key is revoked"
+    );
+    assert_eq!(
+        chat_as(&f, &[("x-api-key", &rotated_key)], "search-small")
+            .await
+            .status,
+        200
+    );
+
+    let revoked = send(
+        admin_addr,
+        Method::POST,
+        "/admin/keys/via-api/revoke",
+        &[("x-api-key", &admin)],
+        "",
+    )
+    .await;
+    assert_eq!(revoked.json()["revoked"], 1);
+    assert_eq!(
+        chat_as(&f, &[("x-api-key", &rotated_key)], "search-small")
+            .await
+            .status,
+        401
+    );
+    let status = send(
+        admin_addr,
+        Method::GET,
+        "/admin/status",
+        &[("x-api-key", &admin)],
+        "",
+    )
+    .await;
+    assert_eq!(status.json()["policies"], 5);
+}
+
+#[tokio::test]
+async fn postgres_store_works_like_sqlite() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    let f = fixture_with_store("postgres", Some(db.url.clone())).await;
+    let k = key(&f.keys, "pg-bot", &["search"], &[]).await;
+    assert_eq!(
+        chat_as(&f, &[("x-api-key", &k)], "search-small")
+            .await
+            .status,
+        200
+    );
+    f.keys
+        .store()
+        .revoke("pg-bot", identify::api_key::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        chat_as(&f, &[("x-api-key", &k)], "search-small")
+            .await
+            .status,
+        401
+    );
+    drop(f);
+    db.drop_database().await;
+}
+
+/// A private database on the shared PostgreSQL server, dropped at the end of the test.
+struct PgDatabase {
+    url: String,
+    name: String,
+}
+
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+impl PgDatabase {
+    async fn create() -> Option<Self> {
+        let Ok((client, conn)) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls).await
+        else {
+            assert!(
+                std::env::var("AIGIS_REQUIRE_SERVICES").is_err(),
+                "PostgreSQL is required but not reachable"
+            );
+            eprintln!("skipping: PostgreSQL is not reachable at 127.0.0.1:5432");
+            return None;
+        };
+        tokio::spawn(conn);
+        let name = format!("aigis_test_{}", uuid::Uuid::new_v4().simple());
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        Some(Self {
+            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            name,
+        })
+    }
+
+    async fn drop_database(self) {
+        let (client, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await
+            .unwrap();
+    }
+}
