@@ -515,6 +515,10 @@ SILENT_KB=$(sed -n 's/.*silent_kb=\([0-9]*\).*/\1/p' "$OUT/idle-conns.txt" 2>/de
   echo "| aigis RSS with $IDLE_CONNS idle connections | ${IDLE_MB:-–} MB | < 50 MB | $(verdict "$IDLE_MB" 50 lt) |"
   echo
   echo "Idle connections: $(sed -n 's/^IDLE //p' "$OUT/idle-conns.txt" 2>/dev/null)"
+  if grep -qE '^busy_compile_jobs=([1-9]|0/[1-9])' "$OUT"/*.env 2>/dev/null; then
+    echo "**Warning: other compile jobs shared the machine during some runs; those numbers are noisy.**"
+    echo
+  fi
   echo "Other compile jobs (rustc/cc1) seen before/after each throughput run: $(for c in direct aigis nginx litellm; do b=$(get $c busy_compile_jobs); [[ -n $b ]] && printf '%s %s; ' "$c" "$b"; done)"
 } >"$OUT/summary.md"
 

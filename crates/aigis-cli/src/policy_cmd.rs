@@ -41,8 +41,8 @@ pub struct CheckArgs {
     /// `user` or `service`.
     #[arg(long, default_value = "service", value_parser = ["user", "service"])]
     kind: String,
-    /// How the principal authenticated: `api_key`, `oidc`, `mtls` or `anonymous`.
-    #[arg(long, default_value = "api_key")]
+    /// How the principal authenticated.
+    #[arg(long, default_value = "api_key", value_parser = ["api_key", "oidc", "mtls", "anonymous"])]
     auth: String,
     /// The action: chat, complete, embed, responses, models:list, admin:keys, admin:reload, admin:status.
     #[arg(long)]
@@ -86,6 +86,12 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         teams: a.teams.clone(),
         roles: a.roles.clone(),
         attributes: a.attrs.iter().cloned().collect::<BTreeMap<_, _>>(),
+        auth: match a.auth.as_str() {
+            "oidc" => "oidc",
+            "mtls" => "mtls",
+            "anonymous" => "anonymous",
+            _ => "api_key",
+        },
     };
     let facts = RequestFacts {
         source_ip: a.source_ip,
@@ -95,7 +101,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     };
     let (decision, resource) = if a.action.starts_with("admin:") {
         (
-            policies.authorize_admin(&principal, &a.auth, &a.action, facts),
+            policies.authorize_admin(&principal, &a.action, facts),
             serde_json::json!({"type": "Gateway"}),
         )
     } else {
@@ -116,7 +122,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         let json = serde_json::json!({"type": "Model", "id": model, "route": route.name,
             "provider": resource.provider, "classification": resource.classification, "tags": route.tags});
         (
-            policies.authorize_model(&principal, &a.auth, &a.action, &resource, facts),
+            policies.authorize_model(&principal, &a.action, &resource, facts),
             json,
         )
     };

@@ -88,10 +88,11 @@ async fn serve(
         stream: false,
     };
     let allowed = principal.has_role("admin")
-        && runtime.config.policy.as_deref().is_none_or(|p| {
-            p.authorize_admin(&principal, "api_key", action, facts)
-                .allowed
-        });
+        && runtime
+            .config
+            .policy
+            .as_deref()
+            .is_none_or(|p| p.authorize_admin(&principal, action, facts).allowed);
     tracing::info!(target: "aigis::security", event = "admin_call", principal = %principal.id, action, path = %path, allowed);
     if !allowed {
         return Err(GatewayError::Forbidden(format!("perform {action}")));

@@ -87,7 +87,7 @@ async fn serve(
         return Err(GatewayError::NotFound(path.to_owned()));
     }
     served.endpoint = endpoint;
-    let (principal, auth) = identify(shared, runtime, req.headers(), peer).await?;
+    let principal = identify(shared, runtime, req.headers(), peer).await?;
     served.principal = Some(principal.id.clone());
     if is_models {
         let facts = RequestFacts {
@@ -101,7 +101,6 @@ async fn serve(
             req.method(),
             path.strip_prefix("/v1/models/"),
             &principal,
-            auth,
             facts,
         );
     }
@@ -155,7 +154,6 @@ async fn serve(
     let authorized = authorize_model(
         runtime,
         &principal,
-        auth,
         endpoint.action(),
         &parsed.model,
         resolved.route,
@@ -198,9 +196,9 @@ async fn identify(
     runtime: &Runtime,
     headers: &http::HeaderMap,
     peer: SocketAddr,
-) -> Result<(Principal, &'static str), GatewayError> {
+) -> Result<Principal, GatewayError> {
     let Some(identity) = &runtime.identity else {
-        return Ok((Principal::anonymous(), "anonymous"));
+        return Ok(Principal::anonymous());
     };
     let result = identity
         .identify(&shared.throttle, headers, peer.ip())
@@ -209,7 +207,7 @@ async fn identify(
         shared.metrics.security_event("auth_failure_burst", &kind);
     }
     let failure = match result {
-        Ok(p) => return Ok((p, "api_key")),
+        Ok(p) => return Ok(p),
         Err(f) => f,
     };
     let kind = match failure.kind {
@@ -247,7 +245,6 @@ async fn identify(
 fn authorize_model(
     runtime: &Runtime,
     principal: &Principal,
-    auth: &str,
     action: &str,
     model: &str,
     route: &Route,
@@ -263,7 +260,7 @@ fn authorize_model(
         tags: &route.tags,
     };
     let result = authorize::authorize(config.policy.as_deref(), runtime.open_mode(), |p| {
-        p.authorize_model(principal, auth, action, &resource, facts)
+        p.authorize_model(principal, action, &resource, facts)
     });
     if let Err(d) = &result {
         tracing::info!(
@@ -286,7 +283,6 @@ fn models(
     method: &Method,
     id: Option<&str>,
     principal: &Principal,
-    auth: &str,
     facts: RequestFacts,
 ) -> Result<Response<Body>, GatewayError> {
     if method != Method::GET {
@@ -297,9 +293,7 @@ fn models(
         authorize::MODEL_ACTIONS
             .iter()
             .chain(["models:list"].iter())
-            .any(|action| {
-                authorize_model(runtime, principal, auth, action, model, route, facts).is_ok()
-            })
+            .any(|action| authorize_model(runtime, principal, action, model, route, facts).is_ok())
     };
     let entry = |model: &str, route: &Route| serde_json::json!({"id": model, "object": "model", "created": 0, "owned_by": route.name});
     let json = match id {

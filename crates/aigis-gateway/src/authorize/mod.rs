@@ -235,7 +235,6 @@ impl Policies {
     pub fn authorize_model(
         &self,
         principal: &Principal,
-        auth: &str,
         action_name: &str,
         model: &ModelResource<'_>,
         facts: RequestFacts,
@@ -265,21 +264,19 @@ impl Policies {
             attrs.into_iter().collect(),
             std::collections::HashSet::new(),
         );
-        self.decide(principal, auth, action_name, resource, entity.ok(), facts)
+        self.decide(principal, action_name, resource, entity.ok(), facts)
     }
 
     /// May `principal` do an admin action?
     pub fn authorize_admin(
         &self,
         principal: &Principal,
-        auth: &str,
         action_name: &str,
         facts: RequestFacts,
     ) -> Decision {
         let resource = uid("Aigis::Gateway", "gateway");
         self.decide(
             principal,
-            auth,
             action_name,
             resource.clone(),
             Some(Entity::with_uid(resource)),
@@ -290,7 +287,6 @@ impl Policies {
     fn decide(
         &self,
         principal: &Principal,
-        auth: &str,
         action_name: &str,
         resource: EntityUid,
         resource_entity: Option<Entity>,
@@ -321,7 +317,7 @@ impl Policies {
             ),
             (
                 "auth".to_owned(),
-                RestrictedExpression::new_string(auth.to_owned()),
+                RestrictedExpression::new_string(principal.auth.to_owned()),
             ),
         ];
         let tags = principal

@@ -44,6 +44,51 @@ pub struct Config {
 pub struct IdentityConfig {
     /// `[identity.api_keys]`
     pub api_keys: Option<ApiKeysConfig>,
+    /// `[[identity.oidc]]`
+    pub oidc: Vec<OidcConfig>,
+}
+
+/// One trusted OIDC issuer.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// Unique name, part of principal ids (`oidc:NAME#SUB`).
+    pub name: String,
+    /// The exact `iss` value.
+    pub issuer: String,
+    /// Accepted `aud` values (one must match).
+    pub audiences: Vec<String>,
+    /// Where the signing keys come from.
+    pub jwks: JwksSource,
+    /// Accepted signature algorithms (asymmetric only).
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// Claim names: subject, roles, teams, display name.
+    pub claims: ClaimNames,
+    /// Tolerance for `exp`, `nbf` and `iat`.
+    pub clock_skew: Duration,
+}
+
+/// Where an issuer's JWKS comes from.
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    /// `ISSUER/.well-known/openid-configuration` names it.
+    Discovery,
+    /// A JWKS URL.
+    Url(String),
+    /// A local JWKS file (read at start and reload).
+    File(PathBuf),
+}
+
+/// Which claims fill the principal.
+#[derive(Debug, Clone)]
+pub struct ClaimNames {
+    /// Subject claim (default `sub`).
+    pub subject: String,
+    /// Roles claim (default `roles`), a string or a list.
+    pub roles: String,
+    /// Teams claim (default `groups`), a string or a list.
+    pub teams: String,
+    /// Display-name claim (default `name`).
+    pub name: String,
 }
 
 /// `[identity.api_keys]`

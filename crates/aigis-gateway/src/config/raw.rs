@@ -78,6 +78,30 @@ pub struct Route {
 #[serde(deny_unknown_fields)]
 pub struct Identity {
     pub api_keys: Option<ApiKeys>,
+    pub oidc: Option<Vec<Oidc>>,
+}
+
+/// One `[[identity.oidc]]` issuer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Oidc {
+    pub name: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub jwks: String,
+    pub algorithms: Vec<String>,
+    pub claims: Option<Claims>,
+    pub clock_skew: Option<String>,
+}
+
+/// `claims = { subject, roles, teams, name }`: which token claims fill the principal.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claims {
+    pub subject: Option<String>,
+    pub roles: Option<String>,
+    pub teams: Option<String>,
+    pub name: Option<String>,
 }
 
 /// `[identity.api_keys]`

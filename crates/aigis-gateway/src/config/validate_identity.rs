@@ -8,7 +8,9 @@ use serde::de::DeserializeOwned;
 
 use super::{Seg, Validator, key, raw};
 use crate::authorize::Policies;
-use crate::config::{ApiKeysConfig, IdentityConfig, Level, Pepper};
+use crate::config::{
+    ApiKeysConfig, ClaimNames, IdentityConfig, JwksSource, Level, OidcConfig, Pepper,
+};
 
 impl Validator<'_> {
     /// Deserializes an optional top-level table.
@@ -26,15 +28,31 @@ impl Validator<'_> {
         raw: raw::Identity,
         cluster: Option<&raw::Cluster>,
     ) -> Option<IdentityConfig> {
-        let at = [Seg::Key("identity".into()), Seg::Key("api_keys".into())];
+        let oidc: Vec<OidcConfig> = raw
+            .oidc
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, o)| self.oidc(i, o))
+            .collect();
         let Some(k) = raw.api_keys else {
-            self.error(
-                &[Seg::Key("identity".into())],
-                "no identity method configured",
-                Some("add [identity.api_keys] with a `store`".into()),
-            );
-            return None;
+            if oidc.is_empty() {
+                self.error(
+                    &[Seg::Key("identity".into())],
+                    "no identity method configured",
+                    Some(
+                        "add [identity.api_keys] with a `store`, or an [[identity.oidc]] issuer"
+                            .into(),
+                    ),
+                );
+                return None;
+            }
+            return Some(IdentityConfig {
+                api_keys: None,
+                oidc,
+            });
         };
+        let at = [Seg::Key("identity".into()), Seg::Key("api_keys".into())];
         let store = if let Some(path) = k.store.strip_prefix("sqlite:") {
             if cluster.is_some() {
                 self.error(
@@ -107,6 +125,109 @@ impl Validator<'_> {
                 cache_ttl,
                 bootstrap_admin: k.bootstrap_admin.unwrap_or(false),
             }),
+            oidc,
+        })
+    }
+
+    fn oidc(&mut self, i: usize, o: raw::Oidc) -> Option<OidcConfig> {
+        let at = [
+            Seg::Key("identity".into()),
+            Seg::Key("oidc".into()),
+            Seg::Index(i),
+        ];
+        let loopback = |u: &str| {
+            u.parse::<http::Uri>()
+                .ok()
+                .and_then(|u| u.host().map(str::to_owned))
+                .is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]")
+        };
+        let url_ok =
+            |u: &str| u.starts_with("https://") || (u.starts_with("http://") && loopback(u));
+        if !url_ok(&o.issuer) {
+            self.error(
+                &key(&at, "issuer"),
+                "the issuer must be an https:// URL",
+                Some("plain http is accepted for loopback test issuers only".into()),
+            );
+            return None;
+        }
+        if o.audiences.is_empty() {
+            self.error(
+                &key(&at, "audiences"),
+                "at least one audience is required",
+                Some("the `aud` your IdP puts in tokens for aigis".into()),
+            );
+            return None;
+        }
+        let mut algorithms = Vec::new();
+        for a in &o.algorithms {
+            match a.as_str() {
+                "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384"
+                | "EdDSA" => {
+                    if let Ok(alg) = a.parse::<jsonwebtoken::Algorithm>() {
+                        algorithms.push(alg);
+                    }
+                }
+                "HS256" | "HS384" | "HS512" => {
+                    self.error(
+                        &key(&at, "algorithms"),
+                        format!("`{a}` is refused: a symmetric algorithm cannot be verified with an issuer's public keys"),
+                        Some("use RS256, PS256, ES256 or EdDSA".into()),
+                    );
+                    return None;
+                }
+                other => {
+                    self.error(
+                        &key(&at, "algorithms"),
+                        format!("`{other}` is not an accepted signature algorithm"),
+                        Some(
+                            "one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA"
+                                .into(),
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        if algorithms.is_empty() {
+            self.error(
+                &key(&at, "algorithms"),
+                "list the accepted algorithms",
+                Some("e.g. [\"ES256\", \"RS256\"]".into()),
+            );
+            return None;
+        }
+        let jwks = match o.jwks.as_str() {
+            "discovery" => JwksSource::Discovery,
+            u if url_ok(u) => JwksSource::Url(u.to_owned()),
+            f if f.starts_with("file:") => JwksSource::File(self.file(&key(&at, "jwks"), f)?),
+            _ => {
+                self.error(
+                    &key(&at, "jwks"),
+                    "unknown JWKS source",
+                    Some("\"discovery\", an https:// URL or \"file:PATH\"".into()),
+                );
+                return None;
+            }
+        };
+        let c = o.claims.unwrap_or_default();
+        Some(OidcConfig {
+            name: o.name,
+            issuer: o.issuer,
+            audiences: o.audiences,
+            jwks,
+            algorithms,
+            claims: ClaimNames {
+                subject: c.subject.unwrap_or_else(|| "sub".into()),
+                roles: c.roles.unwrap_or_else(|| "roles".into()),
+                teams: c.teams.unwrap_or_else(|| "groups".into()),
+                name: c.name.unwrap_or_else(|| "name".into()),
+            },
+            clock_skew: self.duration(
+                &key(&at, "clock_skew"),
+                o.clock_skew.as_deref(),
+                Duration::from_secs(60),
+            )?,
         })
     }
 

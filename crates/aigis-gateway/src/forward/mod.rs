@@ -4,7 +4,7 @@
 //! A circuit breaker and a concurrency cap protect each upstream.
 
 mod breaker;
-mod client;
+pub(crate) mod client;
 pub mod echo;
 mod provider;
 

@@ -181,6 +181,7 @@ impl ApiKeys {
             teams: record.teams,
             roles: record.roles,
             attributes: BTreeMap::from([("key_prefix".to_owned(), record.prefix)]),
+            auth: "api_key",
         })
     }
 

@@ -5,6 +5,7 @@
 //! exponential back-off and raise a security event.
 
 pub mod api_key;
+pub mod jwt;
 pub mod store;
 mod throttle;
 
@@ -33,8 +34,10 @@ pub struct Principal {
     pub teams: Vec<String>,
     /// Roles.
     pub roles: Vec<String>,
-    /// Other attributes (string-valued), visible to policies as `principal.attributes`.
+    /// Other attributes (string-valued), visible to policies as tags.
     pub attributes: BTreeMap<String, String>,
+    /// How it authenticated: `api_key`, `oidc`, `mtls` or `anonymous`.
+    pub auth: &'static str,
 }
 
 impl Principal {
@@ -47,6 +50,7 @@ impl Principal {
             teams: Vec::new(),
             roles: Vec::new(),
             attributes: BTreeMap::new(),
+            auth: "anonymous",
         }
     }
 
@@ -124,13 +128,15 @@ impl Failure {
 pub struct Identity {
     /// API keys, when `[identity.api_keys]` is configured.
     pub api_keys: Option<ApiKeys>,
+    /// Trusted OIDC issuers.
+    pub issuers: Vec<jwt::Issuer>,
 }
 
 /// The one credential a request presents.
 enum Credential<'a> {
     ApiKey(&'a str),
     /// A bearer token that is not an aigis key (an OIDC/JWT token).
-    Bearer,
+    Bearer(&'a str),
 }
 
 fn credential(headers: &HeaderMap) -> Result<Credential<'_>, Failure> {
@@ -165,7 +171,7 @@ fn credential(headers: &HeaderMap) -> Result<Credential<'_>, Failure> {
         }
         (Some(""), _) | (None, Some("")) => Err(Failure::invalid("empty credential")),
         (Some(t), _) if t.starts_with("aigis_") => Ok(Credential::ApiKey(t)),
-        (Some(_), _) => Ok(Credential::Bearer),
+        (Some(t), _) => Ok(Credential::Bearer(t)),
         (None, Some(k)) => Ok(Credential::ApiKey(k)),
         (None, None) => Err(Failure {
             kind: FailureKind::Missing,
@@ -182,7 +188,15 @@ impl Identity {
             Some(k) => Some(open_api_keys(k).await?),
             None => None,
         };
-        Ok(Self { api_keys })
+        let mut issuers = Vec::new();
+        for o in &config.oidc {
+            issuers.push(
+                jwt::Issuer::new(o.clone())
+                    .await
+                    .map_err(|e| StoreError(format!("oidc issuer `{}`: {e}", o.name)))?,
+            );
+        }
+        Ok(Self { api_keys, issuers })
     }
 
     /// Identifies the caller of a request from `source`.
@@ -228,9 +242,17 @@ impl Identity {
                 }
                 keys.verify(key).await
             }
-            Credential::Bearer => Err(Failure::invalid(
-                "bearer token is not an aigis key and no OIDC issuer accepts it",
-            )),
+            Credential::Bearer(token) => {
+                let iss = jwt::peek_issuer(token).ok_or_else(|| {
+                    Failure::invalid("bearer token is neither an aigis key nor a JWT")
+                })?;
+                let issuer = self
+                    .issuers
+                    .iter()
+                    .find(|i| i.issuer() == iss)
+                    .ok_or_else(|| Failure::invalid(format!("jwt: untrusted issuer {iss:?}")))?;
+                issuer.verify(token).await
+            }
         }
     }
 }
