@@ -77,7 +77,7 @@ async fn serve(
     let identity = runtime.identity.as_ref().ok_or_else(|| {
         GatewayError::Forbidden("use the admin API: it needs [identity] configured".into())
     })?;
-    let principal = identity.identify(&shared.throttle, req.headers(), peer.ip()).await.map_err(|f| {
+    let principal = identity.identify(&shared.throttle, req.headers(), peer.ip(), None).await.map_err(|f| {
         tracing::warn!(target: "aigis::security", event = "admin_auth_failed", reason = %f.reason, source_ip = %peer.ip());
         GatewayError::Unauthenticated("invalid credential")
     })?;

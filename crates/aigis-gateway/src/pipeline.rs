@@ -27,6 +27,15 @@ use crate::parse::{self, Endpoint};
 use crate::resolve::resolve;
 use crate::server::{Runtime, Shared};
 
+/// The connection a request arrived on.
+#[derive(Clone)]
+pub(crate) struct Peer {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// The principal of a verified client certificate (mTLS), if one was presented.
+    pub client_cert: Option<Arc<Principal>>,
+}
+
 /// What the access log and metrics record about one request (never content).
 #[derive(Default)]
 struct Served {
@@ -42,7 +51,7 @@ struct Served {
 /// Handles one request on the public listener.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
-    peer: SocketAddr,
+    peer: Peer,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let started = Instant::now();
@@ -51,7 +60,7 @@ pub(crate) async fn handle(
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let runtime = shared.runtime.load_full();
     let mut served = Served::default();
-    let mut response = match serve(&shared, &runtime, peer, req, &request_id, &mut served).await {
+    let mut response = match serve(&shared, &runtime, &peer, req, &request_id, &mut served).await {
         Ok(r) => r,
         Err(e) => e.into_response(served.endpoint.map_or(Family::OpenAi, Endpoint::family)),
     };
@@ -73,7 +82,7 @@ pub(crate) async fn handle(
 async fn serve(
     shared: &Shared,
     runtime: &Runtime,
-    peer: SocketAddr,
+    peer: &Peer,
     req: Request<Incoming>,
     request_id: &HeaderValue,
     served: &mut Served,
@@ -88,6 +97,7 @@ async fn serve(
     }
     served.endpoint = endpoint;
     let principal = identify(shared, runtime, req.headers(), peer).await?;
+    let peer = peer.addr;
     served.principal = Some(principal.id.clone());
     if is_models {
         let facts = RequestFacts {
@@ -195,13 +205,15 @@ async fn identify(
     shared: &Shared,
     runtime: &Runtime,
     headers: &http::HeaderMap,
-    peer: SocketAddr,
+    peer: &Peer,
 ) -> Result<Principal, GatewayError> {
+    let client_cert = peer.client_cert.as_deref();
     let Some(identity) = &runtime.identity else {
-        return Ok(Principal::anonymous());
+        return Ok(client_cert.cloned().unwrap_or_else(Principal::anonymous));
     };
+    let peer = peer.addr;
     let result = identity
-        .identify(&shared.throttle, headers, peer.ip())
+        .identify(&shared.throttle, headers, peer.ip(), client_cert)
         .await;
     for kind in shared.throttle.take_events() {
         shared.metrics.security_event("auth_failure_burst", &kind);

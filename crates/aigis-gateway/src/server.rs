@@ -22,7 +22,7 @@ use crate::config::{self, Config, ConfigError, Diagnostic};
 use crate::forward::UpstreamState;
 use crate::identify::{Identity, KeySpec, Throttle};
 use crate::metrics::{Metrics, ReloadLabels, TlsLabels};
-use crate::pipeline;
+use crate::pipeline::{self, Peer};
 
 /// Everything one configuration generation needs; swapped whole on reload.
 pub struct Runtime {
@@ -314,13 +314,19 @@ async fn connection(
         .http2()
         .max_header_list_size(u32::try_from(max_header).unwrap_or(u32::MAX))
         .timer(hyper_util::rt::TokioTimer::new());
-    let svc_shared = shared.clone();
-    let service = service_fn(move |req| {
-        let shared = svc_shared.clone();
-        async move { Ok::<_, std::convert::Infallible>(pipeline::handle(shared, peer, req).await) }
-    });
+    let service = |peer: Peer| {
+        let shared = shared.clone();
+        service_fn(move |req| {
+            let (shared, peer) = (shared.clone(), peer.clone());
+            async move { Ok::<_, std::convert::Infallible>(pipeline::handle(shared, peer, req).await) }
+        })
+    };
     let result = match &runtime.tls {
         None => {
+            let service = service(Peer {
+                addr: peer,
+                client_cert: None,
+            });
             watcher
                 .watch(
                     builder
@@ -348,6 +354,15 @@ async fn connection(
                 .tls
                 .get_or_create(&TlsLabels { group, version })
                 .inc();
+            let client_cert = conn
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| crate::identify::mtls::principal(leaf))
+                .map(Arc::new);
+            let service = service(Peer {
+                addr: peer,
+                client_cert,
+            });
             watcher
                 .watch(
                     builder

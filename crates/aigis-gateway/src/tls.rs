@@ -1,6 +1,7 @@
 //! rustls for the public listener: TLS 1.3 only, aws-lc-rs provider with X25519MLKEM768
 //! preferred (classical X25519 and P-256 still accepted), ALPN `h2` and `http/1.1`, certificates
-//! from PEM files read at start and at every reload.
+//! from PEM files read at start and at every reload, and optional or required client
+//! certificates (mTLS) verified against `client_ca`.
 
 use std::sync::Arc;
 
@@ -8,7 +9,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::TlsFiles;
+use crate::config::{ClientAuth, TlsFiles};
+use rustls::server::WebPkiClientVerifier;
 
 /// The aws-lc-rs provider the listener and upstream clients use.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -34,10 +36,32 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
             files.key.display()
         )
     })?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
+        .map_err(|e| e.to_string())?;
+    let builder = match (&files.client_ca, files.client_auth) {
+        (Some(ca), ClientAuth::Optional | ClientAuth::Required) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca)
+                .map_err(|e| format!("cannot read {}: {e}", ca.display()))?
+            {
+                let cert = cert.map_err(|e| format!("bad certificate in {}: {e}", ca.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("unusable CA in {}: {e}", ca.display()))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+            let verifier = if files.client_auth == ClientAuth::Optional {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder
+                .with_client_cert_verifier(verifier.build().map_err(|e| format!("client CA: {e}"))?)
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("certificate and key do not work together: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

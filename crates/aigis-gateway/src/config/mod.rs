@@ -160,6 +160,21 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// Private key (PEM).
     pub key: PathBuf,
+    /// CAs that issue client certificates (mTLS).
+    pub client_ca: Option<PathBuf>,
+    /// Whether clients must present a certificate.
+    pub client_auth: ClientAuth,
+}
+
+/// Client-certificate policy of the TLS listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Not asked for.
+    Off,
+    /// Verified when presented; callers may also authenticate otherwise.
+    Optional,
+    /// Every connection must present a certificate from `client_ca`.
+    Required,
 }
 
 /// The wire protocol an upstream speaks.

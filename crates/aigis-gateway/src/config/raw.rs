@@ -27,6 +27,8 @@ pub struct Server {
 pub struct Tls {
     pub cert: String,
     pub key: String,
+    pub client_ca: Option<String>,
+    pub client_auth: Option<String>,
 }
 
 /// One `[[upstreams]]` entry.

@@ -15,8 +15,8 @@ use toml_edit::{Item, TableLike, Value};
 use super::raw;
 use super::units::{parse_duration, parse_size};
 use super::{
-    Config, Diagnostic, Level, Loaded, RequestLimits, Route, Secret, Server, Timeouts, TlsFiles,
-    Upstream, UpstreamKind,
+    ClientAuth, Config, Diagnostic, Level, Loaded, RequestLimits, Route, Secret, Server, Timeouts,
+    TlsFiles, Upstream, UpstreamKind,
 };
 
 const SECTIONS: &[&str] = &[
@@ -397,9 +397,37 @@ impl Validator<'_> {
             let tat = key(&at, "tls");
             let cert = self.file(&key(&tat, "cert"), &t.cert);
             let key_file = self.file(&key(&tat, "key"), &t.key);
+            let client_ca = t
+                .client_ca
+                .as_deref()
+                .map(|c| self.file(&key(&tat, "client_ca"), c));
+            let client_auth = match (t.client_auth.as_deref(), &client_ca) {
+                (None | Some("off"), None) => ClientAuth::Off,
+                (None | Some("optional"), Some(_)) => ClientAuth::Optional,
+                (Some("required"), Some(_)) => ClientAuth::Required,
+                (Some("off"), Some(_)) => ClientAuth::Off,
+                (Some("optional" | "required"), None) => {
+                    self.error(
+                        &key(&tat, "client_ca"),
+                        "client certificates need a `client_ca`",
+                        Some("the PEM file of the CA(s) that issue client certificates".into()),
+                    );
+                    return None;
+                }
+                (Some(other), _) => {
+                    self.error(
+                        &key(&tat, "client_auth"),
+                        format!("unknown client_auth `{other}`"),
+                        Some("\"off\", \"optional\" or \"required\"".into()),
+                    );
+                    return None;
+                }
+            };
             Some(TlsFiles {
                 cert: cert?,
                 key: key_file?,
+                client_ca: client_ca.flatten(),
+                client_auth,
             })
         });
         Some(Server {

@@ -6,6 +6,7 @@
 
 pub mod api_key;
 pub mod jwt;
+pub mod mtls;
 pub mod store;
 mod throttle;
 
@@ -199,12 +200,14 @@ impl Identity {
         Ok(Self { api_keys, issuers })
     }
 
-    /// Identifies the caller of a request from `source`.
+    /// Identifies the caller of a request from `source`; `client_cert` is the principal of a
+    /// verified client certificate, used when no header credential is present.
     pub async fn identify(
         &self,
         throttle: &Throttle,
         headers: &HeaderMap,
         source: IpAddr,
+        client_cert: Option<&Principal>,
     ) -> Result<Principal, Failure> {
         if let Some(wait) = throttle.blocked(source, None) {
             return Err(Failure {
@@ -213,7 +216,11 @@ impl Identity {
                 prefix: None,
             });
         }
-        let result = self.check(throttle, headers).await;
+        let result = match (self.check(throttle, headers).await, client_cert) {
+            // No header credential: a verified client certificate identifies the caller.
+            (Err(f), Some(p)) if f.kind == FailureKind::Missing => Ok(p.clone()),
+            (r, _) => r,
+        };
         match &result {
             Ok(p) => throttle.success(source, p.attributes.get("key_prefix").map(String::as_str)),
             Err(f) if f.kind == FailureKind::Invalid => {
