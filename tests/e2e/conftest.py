@@ -56,6 +56,13 @@ listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
 max_body = "64KiB"
 
+[identity.api_keys]
+store = "sqlite:keys.db"
+cache_ttl = "0"
+
+[policy]
+policies = ["builtin:quickstart"]
+
 [[upstreams]]
 name = "mock"
 kind = "openai"
@@ -76,6 +83,11 @@ name = "echo"
 models = ["echo"]
 upstream = "echo"
 """)
+    created = subprocess.run(
+        [AIGIS_BIN, "keys", "create", "--config", str(config), "--name", "e2e", "--role", "reader", "--format", "json"],
+        check=True, capture_output=True, text=True,
+    )
+    client_key = json.loads(created.stdout)["key"]
     log = work / "gateway.log"
     env = dict(os.environ, AIGIS_E2E_UPSTREAM_KEY=UPSTREAM_KEY, AIGIS_LOG="debug")
     with open(log, "w") as log_file:
@@ -88,7 +100,8 @@ upstream = "echo"
         return None
 
     info = _wait_for(listening, "the gateway to listen")
-    yield {"url": f"http://{info['public_addr']}", "admin": f"http://{info['admin_addr']}", "log": log, "proc": proc}
+    yield {"url": f"http://{info['public_addr']}", "admin": f"http://{info['admin_addr']}", "log": log, "proc": proc,
+           "key": client_key}
     proc.terminate()
     proc.wait(timeout=30)
 
@@ -98,7 +111,7 @@ def client(gateway):
     import openai
 
     # max_retries=0: errors must surface as they are, not be hidden by client retries.
-    return openai.OpenAI(base_url=gateway["url"] + "/v1", api_key="client-key-not-for-upstream", max_retries=0)
+    return openai.OpenAI(base_url=gateway["url"] + "/v1", api_key=gateway["key"], max_retries=0)
 
 
 def fetch(url):

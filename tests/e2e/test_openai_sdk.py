@@ -95,6 +95,14 @@ def test_invalid_request_names_the_field(client):
     SEEN.append(err.value.response.text)
 
 
+def test_wrong_key_is_401(gateway):
+    bad = openai.OpenAI(base_url=gateway["url"] + "/v1", api_key="aigis_" + "0" * 12 + "_" + "1" * 64, max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as err:
+        bad.chat.completions.create(model="mock", messages=[{"role": "user", "content": CANARY}])
+    assert err.value.status_code == 401
+    SEEN.append(err.value.response.text)
+
+
 def test_zz_no_secret_or_prompt_in_logs_metrics_or_responses(gateway):
     metrics = fetch(gateway["admin"] + "/metrics")
     assert "aigis_requests_total" in metrics
@@ -103,5 +111,7 @@ def test_zz_no_secret_or_prompt_in_logs_metrics_or_responses(gateway):
     places = {"log": log, "metrics": metrics, "responses": "\n".join(SEEN)}
     for name, text in places.items():
         assert UPSTREAM_KEY not in text, f"upstream key leaked into {name}"
+        assert gateway["key"] not in text, f"the client's aigis key leaked into {name}"
+        assert gateway["key"].split("_")[2] not in text, f"the aigis key's secret part leaked into {name}"
         assert CANARY not in text, f"prompt text leaked into {name}"
     assert len(SEEN) >= 8, "the suite recorded what it saw"
