@@ -7,17 +7,30 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId,
-    EntityTypeName, EntityUid, PolicyId, PolicySet, Request, RestrictedExpression, Schema,
-    ValidationMode, Validator,
+    EntityTypeName, EntityUid, PolicyId, PolicySet, PrincipalConstraint, Request,
+    RestrictedExpression, Schema, ValidationMode, Validator,
 };
 
 use crate::identify::Principal;
 
 /// The schema every policy is validated against.
 pub const SCHEMA: &str = include_str!("schema.cedarschema");
+
+/// Assembled policy subsets kept at most (cleared in bulk beyond it).
+const MAX_ASSEMBLED: usize = 4096;
+
+/// One action's policies, split by what their principal constraint names.
+#[derive(Default)]
+struct ActionIndex {
+    /// No principal constraint (or only a type): may apply to anyone.
+    any: Vec<cedar_policy::Policy>,
+    /// `principal == X`, `principal in X`: apply only when the principal is X or in X.
+    by_principal: HashMap<EntityUid, Vec<cedar_policy::Policy>>,
+}
 
 /// The actions a request can ask for.
 pub const MODEL_ACTIONS: &[&str] = &["chat", "complete", "embed", "responses"];
@@ -35,7 +48,9 @@ pub struct PolicyError {
 /// Validated policies, indexed by action.
 pub struct Policies {
     schema: Schema,
-    by_action: HashMap<String, PolicySet>,
+    by_action: HashMap<String, ActionIndex>,
+    /// Policy sets already assembled for an (action, principal groups) combination.
+    assembled: Mutex<HashMap<(String, Vec<EntityUid>), Arc<PolicySet>>>,
     count: usize,
     authorizer: Authorizer,
 }
@@ -186,7 +201,7 @@ impl Policies {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let mut by_action: HashMap<String, PolicySet> = HashMap::new();
+        let mut by_action: HashMap<String, ActionIndex> = HashMap::new();
         let names: Vec<&str> = MODEL_ACTIONS
             .iter()
             .copied()
@@ -199,21 +214,74 @@ impl Policies {
                     ActionConstraint::Eq(a) => a == action(name),
                     ActionConstraint::In(list) => list.contains(&action(name)),
                 };
-                if applies {
-                    // Ids are unique in `all`, so adding to a subset cannot collide.
-                    let _ = by_action
-                        .entry((*name).to_owned())
-                        .or_default()
-                        .add(policy.clone());
+                if !applies {
+                    continue;
+                }
+                let index = by_action.entry((*name).to_owned()).or_default();
+                match policy.principal_constraint() {
+                    PrincipalConstraint::Eq(p)
+                    | PrincipalConstraint::In(p)
+                    | PrincipalConstraint::IsIn(_, p) => {
+                        index
+                            .by_principal
+                            .entry(p)
+                            .or_default()
+                            .push(policy.clone());
+                    }
+                    PrincipalConstraint::Any | PrincipalConstraint::Is(_) => {
+                        index.any.push(policy.clone())
+                    }
                 }
             }
         }
         Ok(Self {
             schema,
             by_action,
+            assembled: Mutex::default(),
             count: all.policies().count(),
             authorizer: Authorizer::new(),
         })
+    }
+
+    /// The policies that can apply to `principal` doing `action_name`: those with no principal
+    /// constraint plus those naming the principal, one of its teams or one of its roles.
+    /// Principals are only ever `in` their own teams and roles, so nothing else can match.
+    fn relevant(
+        &self,
+        action_name: &str,
+        principal: &EntityUid,
+        groups: &[EntityUid],
+    ) -> Option<Arc<PolicySet>> {
+        let index = self.by_action.get(action_name)?;
+        let mut keys: Vec<EntityUid> = std::iter::once(principal)
+            .chain(groups)
+            .filter(|g| index.by_principal.contains_key(g))
+            .cloned()
+            .collect();
+        keys.sort_unstable_by_key(ToString::to_string);
+        let cache_key = (action_name.to_owned(), keys);
+        let mut cache = self
+            .assembled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(set) = cache.get(&cache_key) {
+            return Some(set.clone());
+        }
+        let mut set = PolicySet::new();
+        for policy in index
+            .any
+            .iter()
+            .chain(cache_key.1.iter().flat_map(|k| &index.by_principal[k]))
+        {
+            // Ids are unique in the loaded set, so adding to a subset cannot collide.
+            let _ = set.add(policy.clone());
+        }
+        if cache.len() >= MAX_ASSEMBLED {
+            cache.clear();
+        }
+        let set = Arc::new(set);
+        cache.insert(cache_key, set.clone());
+        Some(set)
     }
 
     /// How many policies are loaded.
@@ -297,15 +365,16 @@ impl Policies {
             policies: Vec::new(),
             errors,
         };
-        let Some(set) = self.by_action.get(action_name) else {
-            return deny(Vec::new());
-        };
         let principal_uid = uid("Aigis::Principal", &principal.id);
-        let parents = principal
+        let parents: Vec<EntityUid> = principal
             .teams
             .iter()
             .map(|t| uid("Aigis::Team", t))
-            .chain(principal.roles.iter().map(|r| uid("Aigis::Role", r)));
+            .chain(principal.roles.iter().map(|r| uid("Aigis::Role", r)))
+            .collect();
+        let Some(set) = self.relevant(action_name, &principal_uid, &parents) else {
+            return deny(Vec::new());
+        };
         let attrs = [
             (
                 "name".to_owned(),
@@ -360,7 +429,7 @@ impl Policies {
             (Ok(e), Ok(r)) => (e, r),
             (Err(e), _) | (_, Err(e)) => return deny(vec![e]),
         };
-        let response = self.authorizer.is_authorized(&request, set, &entities);
+        let response = self.authorizer.is_authorized(&request, &set, &entities);
         Decision {
             allowed: response.decision() == CedarDecision::Allow,
             policies: response
