@@ -51,6 +51,10 @@ pub struct Policies {
     by_action: HashMap<String, ActionIndex>,
     /// Policy sets already assembled for an (action, principal groups) combination.
     assembled: Mutex<HashMap<(String, Vec<EntityUid>), Arc<PolicySet>>>,
+    /// Principal and resource entities, by everything policies can see of them.
+    entities: Memo<String, Arc<Entities>>,
+    /// Request contexts, by their inputs.
+    contexts: Memo<(IpAddr, &'static str, u64, bool, i64), Arc<Context>>,
     count: usize,
     authorizer: Authorizer,
 }
@@ -238,6 +242,8 @@ impl Policies {
             schema,
             by_action,
             assembled: Mutex::default(),
+            entities: Memo::default(),
+            contexts: Memo::default(),
             count: all.policies().count(),
             authorizer: Authorizer::new(),
         })
@@ -308,31 +314,38 @@ impl Policies {
         facts: RequestFacts,
     ) -> Decision {
         let resource = uid("Aigis::Model", model.model);
-        let tags = model
-            .tags
-            .iter()
-            .map(|t| RestrictedExpression::new_string(t.clone()));
-        let attrs = [
-            (
-                "route".to_owned(),
-                RestrictedExpression::new_string(model.route.to_owned()),
-            ),
-            (
-                "provider".to_owned(),
-                RestrictedExpression::new_string(model.provider.to_owned()),
-            ),
-            (
-                "classification".to_owned(),
-                RestrictedExpression::new_string(model.classification.to_owned()),
-            ),
-            ("tags".to_owned(), RestrictedExpression::new_set(tags)),
-        ];
-        let entity = Entity::new(
-            resource.clone(),
-            attrs.into_iter().collect(),
-            std::collections::HashSet::new(),
+        let key = format!(
+            "model|{}|{}|{}|{}|{:?}",
+            model.model, model.route, model.provider, model.classification, model.tags
         );
-        self.decide(principal, action_name, resource, entity.ok(), facts)
+        let entity = || {
+            let tags = model
+                .tags
+                .iter()
+                .map(|t| RestrictedExpression::new_string(t.clone()));
+            let attrs = [
+                (
+                    "route".to_owned(),
+                    RestrictedExpression::new_string(model.route.to_owned()),
+                ),
+                (
+                    "provider".to_owned(),
+                    RestrictedExpression::new_string(model.provider.to_owned()),
+                ),
+                (
+                    "classification".to_owned(),
+                    RestrictedExpression::new_string(model.classification.to_owned()),
+                ),
+                ("tags".to_owned(), RestrictedExpression::new_set(tags)),
+            ];
+            Entity::new(
+                resource.clone(),
+                attrs.into_iter().collect(),
+                std::collections::HashSet::new(),
+            )
+            .ok()
+        };
+        self.decide(principal, action_name, resource.clone(), key, entity, facts)
     }
 
     /// May `principal` do an admin action?
@@ -343,11 +356,13 @@ impl Policies {
         facts: RequestFacts,
     ) -> Decision {
         let resource = uid("Aigis::Gateway", "gateway");
+        let entity = || Some(Entity::with_uid(resource.clone()));
         self.decide(
             principal,
             action_name,
             resource.clone(),
-            Some(Entity::with_uid(resource)),
+            "gateway".into(),
+            entity,
             facts,
         )
     }
@@ -357,7 +372,8 @@ impl Policies {
         principal: &Principal,
         action_name: &str,
         resource: EntityUid,
-        resource_entity: Option<Entity>,
+        resource_key: String,
+        resource_entity: impl FnOnce() -> Option<Entity>,
         facts: RequestFacts,
     ) -> Decision {
         let deny = |errors: Vec<String>| Decision {
@@ -375,55 +391,33 @@ impl Policies {
         let Some(set) = self.relevant(action_name, &principal_uid, &parents) else {
             return deny(Vec::new());
         };
-        let attrs = [
-            (
-                "name".to_owned(),
-                RestrictedExpression::new_string(principal.name.clone()),
-            ),
-            (
-                "kind".to_owned(),
-                RestrictedExpression::new_string(principal.kind.as_str().to_owned()),
-            ),
-            (
-                "auth".to_owned(),
-                RestrictedExpression::new_string(principal.auth.to_owned()),
-            ),
-        ];
-        let tags = principal
-            .attributes
-            .iter()
-            .map(|(k, v)| (k.clone(), RestrictedExpression::new_string(v.clone())));
-        let entities = Entity::new_with_tags(principal_uid.clone(), attrs, parents, tags)
-            .map_err(|e| e.to_string())
-            .and_then(|p| {
-                Entities::from_entities([p].into_iter().chain(resource_entity), None)
-                    .map_err(|e| e.to_string())
+        let entities = self
+            .entities
+            .get_or_try(entity_key(principal, &resource_key), || {
+                build_entities(principal, principal_uid.clone(), parents, resource_entity())
             });
         let hour = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs() / 3600 % 24).unwrap_or(0));
-        let context = Context::from_pairs([
-            (
-                "source_ip".to_owned(),
-                RestrictedExpression::new_ip(facts.source_ip.to_string()),
-            ),
-            (
-                "listener".to_owned(),
-                RestrictedExpression::new_string(facts.listener.to_owned()),
-            ),
-            (
-                "max_tokens".to_owned(),
-                RestrictedExpression::new_long(i64::try_from(facts.max_tokens).unwrap_or(i64::MAX)),
-            ),
-            (
-                "stream".to_owned(),
-                RestrictedExpression::new_bool(facts.stream),
-            ),
-            ("hour_utc".to_owned(), RestrictedExpression::new_long(hour)),
-        ]);
-        let request = context.map_err(|e| e.to_string()).and_then(|c| {
-            Request::new(principal_uid, action(action_name), resource, c, None)
-                .map_err(|e| e.to_string())
+        let context_key = (
+            facts.source_ip,
+            facts.listener,
+            facts.max_tokens,
+            facts.stream,
+            hour,
+        );
+        let context = self
+            .contexts
+            .get_or_try(context_key, || build_context(facts, hour));
+        let request = context.and_then(|c| {
+            Request::new(
+                principal_uid,
+                action(action_name),
+                resource,
+                Context::clone(&c),
+                None,
+            )
+            .map_err(|e| e.to_string())
         });
         let (entities, request) = match (entities, request) {
             (Ok(e), Ok(r)) => (e, r),
@@ -444,6 +438,112 @@ impl Policies {
                 .collect(),
         }
     }
+}
+
+/// A small map that forgets everything when full: policies' inputs repeat (the same keys,
+/// models and clients), so a bulk clear is rare and cheap.
+struct Memo<K, V> {
+    map: Mutex<HashMap<K, V>>,
+}
+
+impl<K, V> Default for Memo<K, V> {
+    fn default() -> Self {
+        Self {
+            map: Mutex::default(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
+    fn get_or_try(&self, key: K, make: impl FnOnce() -> Result<V, String>) -> Result<V, String> {
+        if let Some(v) = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(v.clone());
+        }
+        let v = make()?;
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= MAX_ASSEMBLED {
+            map.clear();
+        }
+        map.insert(key, v.clone());
+        Ok(v)
+    }
+}
+
+/// Everything about the principal that policies can see, plus the resource: the entity cache key.
+fn entity_key(p: &Principal, resource_key: &str) -> String {
+    format!(
+        "{}|{}|{}|{:?}|{:?}|{:?}|{}|{resource_key}",
+        p.id,
+        p.name,
+        p.kind.as_str(),
+        p.teams,
+        p.roles,
+        p.attributes,
+        p.auth
+    )
+}
+
+fn build_entities(
+    principal: &Principal,
+    principal_uid: EntityUid,
+    parents: Vec<EntityUid>,
+    resource: Option<Entity>,
+) -> Result<Arc<Entities>, String> {
+    let attrs = [
+        (
+            "name".to_owned(),
+            RestrictedExpression::new_string(principal.name.clone()),
+        ),
+        (
+            "kind".to_owned(),
+            RestrictedExpression::new_string(principal.kind.as_str().to_owned()),
+        ),
+        (
+            "auth".to_owned(),
+            RestrictedExpression::new_string(principal.auth.to_owned()),
+        ),
+    ];
+    let tags = principal
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), RestrictedExpression::new_string(v.clone())));
+    let entity =
+        Entity::new_with_tags(principal_uid, attrs, parents, tags).map_err(|e| e.to_string())?;
+    Entities::from_entities([entity].into_iter().chain(resource), None)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+fn build_context(facts: RequestFacts, hour: i64) -> Result<Arc<Context>, String> {
+    Context::from_pairs([
+        (
+            "source_ip".to_owned(),
+            RestrictedExpression::new_ip(facts.source_ip.to_string()),
+        ),
+        (
+            "listener".to_owned(),
+            RestrictedExpression::new_string(facts.listener.to_owned()),
+        ),
+        (
+            "max_tokens".to_owned(),
+            RestrictedExpression::new_long(i64::try_from(facts.max_tokens).unwrap_or(i64::MAX)),
+        ),
+        (
+            "stream".to_owned(),
+            RestrictedExpression::new_bool(facts.stream),
+        ),
+        ("hour_utc".to_owned(), RestrictedExpression::new_long(hour)),
+    ])
+    .map(Arc::new)
+    .map_err(|e| e.to_string())
 }
 
 fn miette_text(e: &dyn std::fmt::Display) -> String {
