@@ -246,6 +246,7 @@ rss_kb() {
 busy() { # other compile jobs sharing the machine (noise)
   echo "$(($(pgrep -c -x rustc || true) + $(pgrep -c -x cc1 || true) + $(pgrep -c -x cc1plus || true)))"
 }
+steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; } # time the hypervisor gave to others
 load() { # outfile conns seconds url [pause-ms]
   local out=$1 c=$2 d=$3 url=$4 pause=${5:-0}
   if [[ $LOADGEN == wrk ]]; then
@@ -277,8 +278,8 @@ run_case() { # name url root-pid-or-"-": writes $OUT/<name>.env
   load "$OUT/$name.warmup.txt" "$CONNS" "$WARM" "$url" || true
   [[ $root != - ]] && mapfile -t pids < <(descendants "$root")
   hi=$OUT/$name.c$CONNS.txt lo=$OUT/$name.lowload.txt
-  local busy_before
-  busy_before=$(busy)
+  local busy_before steal0
+  busy_before=$(busy) steal0=$(steal_ticks)
   c0=$(cpu_ticks "${pids[@]}") m0=$(cpu_ticks "$MOCK_PID")
   load "$hi" "$CONNS" "$DUR" "$url" || log "case $name: load generator failed (see $hi)"
   c1=$(cpu_ticks "${pids[@]}") m1=$(cpu_ticks "$MOCK_PID")
@@ -305,6 +306,7 @@ run_case() { # name url root-pid-or-"-": writes $OUT/<name>.env
       else { print "cpu_us_per_req=\nmock_cpu_us_per_req=" } }'
     echo "rss_kb=$rss"
     echo "busy_compile_jobs=$busy_before/$(busy)"
+    echo "steal_ms=$((($(steal_ticks) - steal0) * 1000 / CLK_TCK))"
   } >"$OUT/$name.env"
   log "case $name: $(field "$hi" rps) req/s at $CONNS conns; low load $(field "$lo" rps) req/s, p99 $(field "$lo" p99_us) us"
 }
@@ -536,7 +538,7 @@ SILENT_KB=$(sed -n 's/.*silent_kb=\([0-9]*\).*/\1/p' "$OUT/idle-conns.txt" 2>/de
     echo "**Warning: other compile jobs shared the machine during some runs; those numbers are noisy.**"
     echo
   fi
-  echo "Other compile jobs (rustc/cc1) seen before/after each throughput run: $(for c in direct aigis nginx litellm; do b=$(get $c busy_compile_jobs); [[ -n $b ]] && printf '%s %s; ' "$c" "$b"; done)"
+  echo "Noise per case: other compile jobs (rustc/cc1) before/after the throughput run, and CPU time stolen by the hypervisor during both runs: $(for c in direct aigis nginx litellm; do b=$(get $c busy_compile_jobs); [[ -n $b ]] && printf '%s %s jobs, %s ms stolen; ' "$c" "$b" "$(get $c steal_ms)"; done)"
 } >"$OUT/summary.md"
 
 echo
