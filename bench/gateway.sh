@@ -243,8 +243,18 @@ rss_kb() {
   done
   echo "$t"
 }
-busy() { # other compile jobs sharing the machine (noise)
-  echo "$(($(pgrep -c -x rustc || true) + $(pgrep -c -x cc1 || true) + $(pgrep -c -x cc1plus || true)))"
+BUSY_RE='^(rustc|cc1|cc1plus|ld|ld.lld|rust-lld|clippy-driver|rustdoc|cargo)$'
+busy() { # compiler and linker processes sharing the machine (noise)
+  ps -eo comm= | grep -cE "$BUSY_RE" || true
+}
+start_noise_sampler() { # file: the number of compile jobs, twice a second, until stopped
+  (while :; do busy; sleep 0.5; done) >"$1" 2>/dev/null &
+  NOISE_PID=$!
+  STARTED+=("$NOISE_PID")
+}
+stop_noise_sampler() { # file: prints the most compile jobs seen at once
+  stop_tree "$NOISE_PID"
+  sort -n "$1" | tail -1
 }
 steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; } # time the hypervisor gave to others
 load() { # outfile conns seconds url [pause-ms]
@@ -278,8 +288,9 @@ run_case() { # name url root-pid-or-"-": writes $OUT/<name>.env
   load "$OUT/$name.warmup.txt" "$CONNS" "$WARM" "$url" || true
   [[ $root != - ]] && mapfile -t pids < <(descendants "$root")
   hi=$OUT/$name.c$CONNS.txt lo=$OUT/$name.lowload.txt
-  local busy_before steal0
-  busy_before=$(busy) steal0=$(steal_ticks)
+  local steal0
+  start_noise_sampler "$OUT/$name.noise"
+  steal0=$(steal_ticks)
   c0=$(cpu_ticks "${pids[@]}") m0=$(cpu_ticks "$MOCK_PID")
   load "$hi" "$CONNS" "$DUR" "$url" || log "case $name: load generator failed (see $hi)"
   c1=$(cpu_ticks "${pids[@]}") m1=$(cpu_ticks "$MOCK_PID")
@@ -305,7 +316,7 @@ run_case() { # name url root-pid-or-"-": writes $OUT/<name>.env
       if (r > 0) { printf "cpu_us_per_req=%.1f\nmock_cpu_us_per_req=%.1f\n", t * 1e6 / hz / r, m * 1e6 / hz / r }
       else { print "cpu_us_per_req=\nmock_cpu_us_per_req=" } }'
     echo "rss_kb=$rss"
-    echo "busy_compile_jobs=$busy_before/$(busy)"
+    echo "max_compile_jobs=$(stop_noise_sampler "$OUT/$name.noise")"
     echo "steal_ms=$((($(steal_ticks) - steal0) * 1000 / CLK_TCK))"
   } >"$OUT/$name.env"
   log "case $name: $(field "$hi" rps) req/s at $CONNS conns; low load $(field "$lo" rps) req/s, p99 $(field "$lo" p99_us) us"
@@ -327,7 +338,7 @@ run_case() { # name url root-pid-or-"-": writes $OUT/<name>.env
   ((SKIP_LITELLM)) || echo "litellm: $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))') (python $("$VENV/bin/python" -V 2>&1 | cut -d' ' -f2))"
   echo "clock ticks: $CLK_TCK"
   echo "loadavg at start: $(cat /proc/loadavg)"
-  echo "other compile jobs at start (rustc/cc1): $(busy)"
+  echo "compile jobs at start (rustc/cc/ld/cargo...): $(busy)"
   echo "--- lscpu | head -20"
   lscpu | head -20
 } >"$OUT/machine.txt"
@@ -372,6 +383,7 @@ cat "$OUT/idle-conns.txt" >&2
 PAIRED_DIFFS=()
 if ((AIGIS_OK)); then
   log "added latency: $PAIR_ROUNDS paired low-load rounds of ${PAIR_DUR}s (direct, then aigis)"
+  start_noise_sampler "$OUT/paired.noise"
   for r in $(seq 1 "$PAIR_ROUNDS"); do
     load "$OUT/paired-$r-direct.txt" "$LOW_CONNS" "$PAIR_DUR" "http://127.0.0.1:$P_MOCK/v1/chat/completions" "$LOW_PAUSE_MS" || true
     load "$OUT/paired-$r-aigis.txt" "$LOW_CONNS" "$PAIR_DUR" "http://127.0.0.1:$P_AIGIS/v1/chat/completions" "$LOW_PAUSE_MS" || true
@@ -381,6 +393,7 @@ if ((AIGIS_OK)); then
     [[ -n $d && -n $a ]] && PAIRED_DIFFS+=("$(awk -v a="$a" -v d="$d" 'BEGIN { printf "%.3f", (a - d) / 1000 }')")
     echo "round $r: direct p50 $(field "$OUT/paired-$r-direct.txt" p50_us) us p99 $d us; aigis p50 $(field "$OUT/paired-$r-aigis.txt" p50_us) us p99 $a us" >>"$OUT/paired.txt"
   done
+  echo "max_compile_jobs=$(stop_noise_sampler "$OUT/paired.noise")" >>"$OUT/paired.txt"
 fi
 kill -0 "$AIGIS_PID" 2>/dev/null || { AIGIS_OK=0; log "aigis died"; }
 stop_tree "$AIGIS_PID"
@@ -534,11 +547,11 @@ SILENT_KB=$(sed -n 's/.*silent_kb=\([0-9]*\).*/\1/p' "$OUT/idle-conns.txt" 2>/de
   echo "| aigis RSS with $IDLE_CONNS idle connections | ${IDLE_MB:-–} MB | < 50 MB | $(verdict "$IDLE_MB" 50 lt) |"
   echo
   echo "Idle connections: $(sed -n 's/^IDLE //p' "$OUT/idle-conns.txt" 2>/dev/null)"
-  if grep -qE '^busy_compile_jobs=([1-9]|0/[1-9])' "$OUT"/*.env 2>/dev/null; then
+  if grep -qE '^max_compile_jobs=[1-9]' "$OUT"/*.env 2>/dev/null || grep -q '^max_compile_jobs=[1-9]' "$OUT/paired.txt" 2>/dev/null; then
     echo "**Warning: other compile jobs shared the machine during some runs; those numbers are noisy.**"
     echo
   fi
-  echo "Noise per case: other compile jobs (rustc/cc1) before/after the throughput run, and CPU time stolen by the hypervisor during both runs: $(for c in direct aigis nginx litellm; do b=$(get $c busy_compile_jobs); [[ -n $b ]] && printf '%s %s jobs, %s ms stolen; ' "$c" "$b" "$(get $c steal_ms)"; done)"
+  echo "Noise: most compile jobs (rustc, cc, ld, cargo...) seen at once, and CPU time stolen by the hypervisor, during each case's runs: $(for c in direct aigis nginx litellm; do b=$(get $c max_compile_jobs); [[ -n $b ]] && printf '%s %s jobs, %s ms stolen; ' "$c" "$b" "$(get $c steal_ms)"; done)paired rounds $(sed -n 's/^max_compile_jobs=//p' "$OUT/paired.txt" 2>/dev/null) jobs."
 } >"$OUT/summary.md"
 
 echo

@@ -1,4 +1,5 @@
 //! The `aigis` binary as users run it: exit codes, messages and the shipped examples.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -101,10 +101,6 @@ async fn serve(
         .api_keys
         .as_ref()
         .ok_or_else(|| GatewayError::NotFound(path.clone()))?;
-    let store_err = |e: crate::identify::StoreError| GatewayError::Upstream {
-        upstream: "key store".into(),
-        detail: e.0,
-    };
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/admin/status") => Ok(json(StatusCode::OK, &status(shared))),
         (Method::POST, "/admin/reload") => match shared.reload().await {
@@ -117,6 +113,22 @@ async fn serve(
                 &serde_json::json!({"reloaded": false, "error": e.to_string()}),
             )),
         },
+        (method, path) => keys_route(keys, &method, path, req).await,
+    }
+}
+
+/// `/admin/keys…`: list, create, revoke, rotate.
+async fn keys_route(
+    keys: &ApiKeys,
+    method: &Method,
+    path: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, GatewayError> {
+    let store_err = |e: crate::identify::StoreError| GatewayError::Upstream {
+        upstream: "key store".into(),
+        detail: e.0,
+    };
+    match (method.clone(), path) {
         (Method::GET, "/admin/keys") => {
             let list = keys.store().list().await.map_err(store_err)?;
             Ok(json(

@@ -118,36 +118,7 @@ async fn serve(
     if req.method() != Method::POST {
         return Err(GatewayError::MethodNotAllowed(req.method().to_string()));
     }
-    let header_bytes: usize = req
-        .headers()
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    if header_bytes > limits.max_header {
-        return Err(GatewayError::HeadersTooLarge(limits.max_header));
-    }
-    let too_large = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .is_some_and(|n| n > limits.max_body);
-    if too_large {
-        return Err(GatewayError::BodyTooLarge(limits.max_body));
-    }
-    let admission = shared
-        .admission
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| GatewayError::Overloaded)?;
-    let (parts, incoming) = req.into_parts();
-    let raw = body::read_limited(incoming, limits.max_body)
-        .await
-        .map_err(|e| GatewayError::Invalid {
-            param: "body".into(),
-            message: format!("reading the body failed: {e}"),
-        })?
-        .ok_or(GatewayError::BodyTooLarge(limits.max_body))?;
-
+    let (parts, raw, admission) = read_body(shared, req, limits).await?;
     let parsed = parse::parse(endpoint, raw, limits)?;
     served.model = Some(parsed.model.clone());
     served.stream = parsed.stream;
@@ -197,6 +168,52 @@ async fn serve(
     .await?;
     served.upstream = Some(forwarded.upstream);
     Ok(forwarded.response)
+}
+
+/// Checks the header and body limits, takes a concurrency permit (held until the response or
+/// stream ends) and reads the body.
+async fn read_body(
+    shared: &Shared,
+    req: Request<Incoming>,
+    limits: &crate::config::RequestLimits,
+) -> Result<
+    (
+        http::request::Parts,
+        bytes::Bytes,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
+    GatewayError,
+> {
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > limits.max_header {
+        return Err(GatewayError::HeadersTooLarge(limits.max_header));
+    }
+    let too_large = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .is_some_and(|n| n > limits.max_body);
+    if too_large {
+        return Err(GatewayError::BodyTooLarge(limits.max_body));
+    }
+    let admission = shared
+        .admission
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| GatewayError::Overloaded)?;
+    let (parts, incoming) = req.into_parts();
+    let raw = body::read_limited(incoming, limits.max_body)
+        .await
+        .map_err(|e| GatewayError::Invalid {
+            param: "body".into(),
+            message: format!("reading the body failed: {e}"),
+        })?
+        .ok_or(GatewayError::BodyTooLarge(limits.max_body))?;
+    Ok((parts, raw, admission))
 }
 
 /// The `identify` stage as the pipeline sees it: the principal and how it authenticated,

@@ -50,7 +50,7 @@ pub struct Policies {
     schema: Schema,
     by_action: HashMap<String, ActionIndex>,
     /// Policy sets already assembled for an (action, principal groups) combination.
-    assembled: Mutex<HashMap<(String, Vec<EntityUid>), Arc<PolicySet>>>,
+    assembled: Memo<(String, Vec<EntityUid>), Arc<PolicySet>>,
     /// Principal and resource entities, by everything policies can see of them.
     entities: Memo<String, Arc<Entities>>,
     /// Request contexts, by their inputs.
@@ -90,6 +90,10 @@ pub struct RequestFacts {
 /// Proof that the `authorize` stage allowed a request. Only this module can build it, and
 /// `forward` takes it by value, so a path that skips authorization does not compile.
 #[derive(Debug)]
+#[expect(
+    clippy::manual_non_exhaustive,
+    reason = "the private field is the point: only this module can build it"
+)]
 pub struct Authorized {
     /// The decision that allowed the request.
     pub decision: Decision,
@@ -200,7 +204,7 @@ impl Policies {
         }
         let result = Validator::new(schema.clone()).validate(&all, ValidationMode::Strict);
         for e in result.validation_errors() {
-            errors.push(fail(&e.policy_id().to_string(), miette_text(e)));
+            errors.push(fail(e.policy_id().as_ref(), miette_text(e)));
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -233,7 +237,7 @@ impl Policies {
                             .push(policy.clone());
                     }
                     PrincipalConstraint::Any | PrincipalConstraint::Is(_) => {
-                        index.any.push(policy.clone())
+                        index.any.push(policy.clone());
                     }
                 }
             }
@@ -241,7 +245,7 @@ impl Policies {
         Ok(Self {
             schema,
             by_action,
-            assembled: Mutex::default(),
+            assembled: Memo::default(),
             entities: Memo::default(),
             contexts: Memo::default(),
             count: all.policies().count(),
@@ -265,29 +269,21 @@ impl Policies {
             .cloned()
             .collect();
         keys.sort_unstable_by_key(ToString::to_string);
-        let cache_key = (action_name.to_owned(), keys);
-        let mut cache = self
+        let set = self
             .assembled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(set) = cache.get(&cache_key) {
-            return Some(set.clone());
-        }
-        let mut set = PolicySet::new();
-        for policy in index
-            .any
-            .iter()
-            .chain(cache_key.1.iter().flat_map(|k| &index.by_principal[k]))
-        {
-            // Ids are unique in the loaded set, so adding to a subset cannot collide.
-            let _ = set.add(policy.clone());
-        }
-        if cache.len() >= MAX_ASSEMBLED {
-            cache.clear();
-        }
-        let set = Arc::new(set);
-        cache.insert(cache_key, set.clone());
-        Some(set)
+            .get_or_try((action_name.to_owned(), keys.clone()), || {
+                let mut set = PolicySet::new();
+                for policy in index
+                    .any
+                    .iter()
+                    .chain(keys.iter().flat_map(|k| &index.by_principal[k]))
+                {
+                    // Ids are unique in the loaded set, so adding to a subset cannot collide.
+                    let _ = set.add(policy.clone());
+                }
+                Ok(Arc::new(set))
+            });
+        set.ok()
     }
 
     /// How many policies are loaded.
@@ -345,7 +341,14 @@ impl Policies {
             )
             .ok()
         };
-        self.decide(principal, action_name, resource.clone(), key, entity, facts)
+        self.decide(
+            principal,
+            action_name,
+            resource.clone(),
+            &key,
+            entity,
+            facts,
+        )
     }
 
     /// May `principal` do an admin action?
@@ -361,7 +364,7 @@ impl Policies {
             principal,
             action_name,
             resource.clone(),
-            "gateway".into(),
+            "gateway",
             entity,
             facts,
         )
@@ -372,7 +375,7 @@ impl Policies {
         principal: &Principal,
         action_name: &str,
         resource: EntityUid,
-        resource_key: String,
+        resource_key: &str,
         resource_entity: impl FnOnce() -> Option<Entity>,
         facts: RequestFacts,
     ) -> Decision {
@@ -393,7 +396,7 @@ impl Policies {
         };
         let entities = self
             .entities
-            .get_or_try(entity_key(principal, &resource_key), || {
+            .get_or_try(entity_key(principal, resource_key), || {
                 build_entities(principal, principal_uid.clone(), parents, resource_entity())
             });
         let hour = std::time::SystemTime::now()

@@ -402,10 +402,9 @@ impl Validator<'_> {
                 .as_deref()
                 .map(|c| self.file(&key(&tat, "client_ca"), c));
             let client_auth = match (t.client_auth.as_deref(), &client_ca) {
-                (None | Some("off"), None) => ClientAuth::Off,
+                (None | Some("off"), None) | (Some("off"), Some(_)) => ClientAuth::Off,
                 (None | Some("optional"), Some(_)) => ClientAuth::Optional,
                 (Some("required"), Some(_)) => ClientAuth::Required,
-                (Some("off"), Some(_)) => ClientAuth::Off,
                 (Some("optional" | "required"), None) => {
                     self.error(
                         &key(&tat, "client_ca"),

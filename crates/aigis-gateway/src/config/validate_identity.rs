@@ -226,7 +226,7 @@ impl Validator<'_> {
             clock_skew: self.duration(
                 &key(&at, "clock_skew"),
                 o.clock_skew.as_deref(),
-                Duration::from_secs(60),
+                Duration::from_mins(1),
             )?,
         })
     }

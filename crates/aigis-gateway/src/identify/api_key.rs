@@ -57,7 +57,7 @@ fn random_hex(bytes: usize) -> Result<String, StoreError> {
     let mut buf = vec![0u8; bytes];
     aws_lc_rs::rand::fill(&mut buf)
         .map_err(|_| StoreError("the system random generator failed".into()))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(super::to_hex(&buf))
 }
 
 /// Splits a presented key into its prefix, or `None` when it is not shaped like an aigis key.

@@ -269,8 +269,8 @@ impl Issuer {
         };
         let (body, max_age) = self.get(&url).await?;
         let max_age = max_age
-            .unwrap_or(Duration::from_secs(600))
-            .clamp(Duration::from_secs(60), Duration::from_secs(86_400));
+            .unwrap_or(Duration::from_mins(10))
+            .clamp(Duration::from_mins(1), Duration::from_hours(24));
         self.install(&body, max_age)
     }
 

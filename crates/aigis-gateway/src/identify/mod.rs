@@ -224,7 +224,7 @@ impl Identity {
         match &result {
             Ok(p) => throttle.success(source, p.attributes.get("key_prefix").map(String::as_str)),
             Err(f) if f.kind == FailureKind::Invalid => {
-                throttle.failure(source, f.prefix.as_deref())
+                throttle.failure(source, f.prefix.as_deref());
             }
             Err(_) => {}
         }
@@ -298,7 +298,7 @@ fn generated_pepper(path: &std::path::Path) -> Result<crate::config::Secret, Sto
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes)
         .map_err(|_| StoreError("the system random generator failed".into()))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = to_hex(&bytes);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
@@ -318,4 +318,15 @@ fn generated_pepper(path: &std::path::Path) -> Result<crate::config::Secret, Sto
         .map_err(|e| StoreError(format!("cannot write {}: {e}", path.display())))?;
     tracing::info!(path = %path.display(), "created a new API-key pepper file; back it up with the key store");
     Ok(crate::config::Secret::new(hex))
+}
+
+/// Lower-case hex.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

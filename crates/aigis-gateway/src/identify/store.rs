@@ -91,9 +91,7 @@ fn split(s: &str) -> Vec<String> {
     serde_json::from_str(s).unwrap_or_default()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use super::to_hex as hex;
 
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len() / 2)

@@ -12,9 +12,9 @@ use tokio::time::Instant;
 
 /// Failures allowed before blocking starts.
 pub const FREE_FAILURES: u32 = 5;
-const MAX_BLOCK: Duration = Duration::from_secs(15 * 60);
+const MAX_BLOCK: Duration = Duration::from_mins(15);
 /// A quiet period after which the count starts over.
-const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+const FORGET_AFTER: Duration = Duration::from_mins(15);
 /// Entries kept at most (oldest evicted in bulk beyond it).
 const MAX_ENTRIES: usize = 100_000;
 
