@@ -37,7 +37,7 @@ fn api_key_verify(bencher: divan::Bencher) {
             1,
             Secret::new("bench-pepper-0123456789abcdef0123456789abcdef"),
         )]);
-        ApiKeys::new(store, peppers, 1, Duration::from_secs(3600))
+        ApiKeys::new(store, peppers, 1, Duration::from_hours(1))
     });
     let spec = KeySpec {
         name: "bench".into(),

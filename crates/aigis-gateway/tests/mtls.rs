@@ -1,6 +1,6 @@
 //! mTLS: client certificates from the configured CA identify callers (SPIFFE ID or subject);
 //! certificates from any other CA never get through.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
 mod support;
 

@@ -1,5 +1,5 @@
 //! The gateway's data path against real mock upstreams over loopback.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
 mod support;
 
