@@ -33,7 +33,7 @@ impl Ca {
     /// Issues a leaf: (certificate DER, PKCS#8 key DER, PEMs).
     fn issue(
         &self,
-        params: CertificateParams,
+        params: &CertificateParams,
     ) -> (
         CertificateDer<'static>,
         PrivateKeyDer<'static>,
@@ -61,7 +61,7 @@ impl Ca {
         if let Some(s) = spiffe {
             params.subject_alt_names = vec![SanType::URI(s.try_into().unwrap())];
         }
-        let (cert, key, _, _) = self.issue(params);
+        let (cert, key, _, _) = self.issue(&params);
         (cert, key)
     }
 }
@@ -69,7 +69,7 @@ impl Ca {
 fn setup(dir: &Path, ca: &Ca) {
     let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let (_, _, cert, key) = ca.issue(params);
+    let (_, _, cert, key) = ca.issue(&params);
     std::fs::write(dir.join("cert.pem"), cert).unwrap();
     std::fs::write(dir.join("key.pem"), key).unwrap();
     std::fs::write(dir.join("clients-ca.pem"), ca.issuer.pem()).unwrap();
