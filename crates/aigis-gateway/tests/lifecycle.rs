@@ -1,6 +1,11 @@
 //! Reload and TLS: a broken config never replaces a working one, and the public listener
 //! negotiates X25519MLKEM768 with a default rustls client while classical clients still connect.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    clippy::many_single_char_names
+)]
 
 mod support;
 
