@@ -42,7 +42,11 @@ fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
-/// Schema migrations, applied in order, each once. Same SQL for SQLite and PostgreSQL.
+/// Records which migrations a database has had.
+const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS aigis_key_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
+
+/// Schema migrations, applied in order, each once (version = index + 1). Same SQL for SQLite
+/// and PostgreSQL. Append only: never edit a migration that has shipped.
 const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS aigis_api_keys (
         id TEXT PRIMARY KEY,
         prefix TEXT NOT NULL UNIQUE,
@@ -140,10 +144,34 @@ impl KeyStore {
                 url: url.to_owned(),
                 client: AsyncMutex::new(None),
             };
-            let client = pg.connect().await?;
-            for m in MIGRATIONS {
-                client.batch_execute(m).await.map_err(err)?;
+            let mut client = pg.connect().await?;
+            client.batch_execute(MIGRATIONS_TABLE).await.map_err(err)?;
+            // One gateway migrates at a time: the others wait on the advisory lock.
+            let tx = client.transaction().await.map_err(err)?;
+            tx.batch_execute("SELECT pg_advisory_xact_lock(7151100)")
+                .await
+                .map_err(err)?;
+            let applied: i64 = tx
+                .query_one(
+                    "SELECT COALESCE(MAX(version), 0)::BIGINT FROM aigis_key_migrations",
+                    &[],
+                )
+                .await
+                .map_err(err)?
+                .get(0);
+            for (version, m) in (1i64..)
+                .zip(MIGRATIONS)
+                .skip(usize::try_from(applied).unwrap_or(0))
+            {
+                tx.batch_execute(m).await.map_err(err)?;
+                tx.execute(
+                    "INSERT INTO aigis_key_migrations (version, applied_at) VALUES ($1, $2)",
+                    &[&version, &super::api_key::now()],
+                )
+                .await
+                .map_err(err)?;
             }
+            tx.commit().await.map_err(err)?;
             *pg.client.lock().await = Some(client);
             return Ok(Self::Postgres(Arc::new(pg)));
         }
