@@ -222,7 +222,9 @@ http_ok() { curl -sf -o /dev/null --max-time 2 "$1"; }
 
 BODY='{"model":"mock-1","messages":[{"role":"user","content":"ping"}],"max_tokens":16}'
 check_chat() { # url: one chat completion answered by the mock
-  curl -sS --max-time 15 -H 'Content-Type: application/json' -d "$BODY" "$1" | tee /dev/stderr |
+  local auth=()
+  [[ -n ${BENCH_AUTH:-} ]] && auth=(-H "Authorization: Bearer $BENCH_AUTH")
+  curl -sS --max-time 15 -H 'Content-Type: application/json' "${auth[@]}" -d "$BODY" "$1" | tee /dev/stderr |
     grep -q 'mock reply to: ping'
 }
 
@@ -398,6 +400,27 @@ fi
 kill -0 "$AIGIS_PID" 2>/dev/null || { AIGIS_OK=0; log "aigis died"; }
 stop_tree "$AIGIS_PID"
 
+# ---------------------------------------------------------------- (b') aigis with zero trust
+# The same gateway with an API key checked on every request (cache_ttl 5 s, as by default)
+# and the built-in Cedar policy set: the cost of identify + authorize.
+if ((!SMOKE)); then
+  sed -e '/^\[\[upstreams\]\]/,$!d' "$RUN/aigis.toml" >"$RUN/upstreams.toml"
+  {
+    printf '[server]\nlisten = "127.0.0.1:%s"\nadmin_listen = "127.0.0.1:%s"\n\n' "$P_AIGIS" "$P_ADMIN"
+    printf '[identity.api_keys]\nstore = "sqlite:keys.db"\n\n[policy]\npolicies = ["builtin:quickstart"]\n\n'
+    cat "$RUN/upstreams.toml"
+  } >"$RUN/aigis-auth.toml"
+  BENCH_AUTH=$("$AIGIS" keys create --config "$RUN/aigis-auth.toml" --name bench --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+  export BENCH_AUTH
+  "${SUT_PIN[@]}" "$AIGIS" gateway --config "$RUN/aigis-auth.toml" --log-format json >"$RUN/aigis-auth.out" 2>"$RUN/aigis-auth.log" &
+  AUTH_PID=$!
+  STARTED+=("$AUTH_PID")
+  wait_until "$AUTH_PID" "aigis (auth)" 15 http_ok "http://127.0.0.1:$P_ADMIN/healthz" || die "aigis (auth) did not start"
+  run_case aigis_auth "http://127.0.0.1:$P_AIGIS/v1/chat/completions" "$AUTH_PID" || AIGIS_OK=0
+  unset BENCH_AUTH
+  stop_tree "$AUTH_PID"
+fi
+
 # ---------------------------------------------------------------- (c) nginx
 if ((!SKIP_NGINX)); then
   mkdir -p "$RUN/nginx/tmp"
@@ -516,9 +539,10 @@ SILENT_KB=$(sed -n 's/.*silent_kb=\([0-9]*\).*/\1/p' "$OUT/idle-conns.txt" 2>/de
   echo
   echo "| case | req/s @$CONNS conns | p50 ms | p99 ms | low load req/s | low load p50 ms | low load p99 ms | proxy CPU-µs/req | mock CPU-µs/req | proxy RSS MB | errors |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for c in direct aigis nginx litellm; do
+  for c in direct aigis aigis_auth nginx litellm; do
     case $c in
       direct) label="(a) direct to mock" ;; aigis) label="(b) aigis" ;;
+      aigis_auth) label="(b') aigis, API key + Cedar" ;;
       nginx) label="(c) nginx proxy_pass" ;; litellm) label="(d) LiteLLM proxy" ;;
     esac
     st=$(get $c status)
@@ -532,7 +556,7 @@ SILENT_KB=$(sed -n 's/.*silent_kb=\([0-9]*\).*/\1/p' "$OUT/idle-conns.txt" 2>/de
       [[ $c == nginx ]] && note=$NGINX_NOTE
       [[ $c == litellm ]] && note=$LITELLM_NOTE
       [[ -n $st ]] && note=${note:-$st}
-      ((SMOKE)) && [[ $c == nginx || $c == litellm ]] && continue
+      ((SMOKE)) && [[ $c == nginx || $c == litellm || $c == aigis_auth ]] && continue
       echo "| $label | ${note:-not run} | | | | | | | | | |"
     fi
   done
@@ -543,6 +567,7 @@ SILENT_KB=$(sed -n 's/.*silent_kb=\([0-9]*\).*/\1/p' "$OUT/idle-conns.txt" 2>/de
   echo "| added p99 over direct, low load (median of ${#PAIRED_DIFFS[@]} paired rounds: ${PAIRED_DIFFS[*]:-–} ms) | ${ADDED_LOW:-–} ms | ≤ 1 ms | $lat_verdict |"
   echo "| (for reference) added p99 over direct @$CONNS conns | ${ADDED_HI:-–} ms | – | – |"
   ((SMOKE)) || echo "| aigis req/s ÷ nginx req/s @$CONNS conns | ${RPS_RATIO:-–}× | ≥ 0.8× | $(verdict "$RPS_RATIO" 0.8 ge) |"
+  ((SMOKE)) || echo "| (for reference) identify + authorize cost: aigis_auth − aigis CPU-µs/req | $(awk -v a="$(get aigis_auth cpu_us_per_req)" -v b="$(get aigis cpu_us_per_req)" 'BEGIN { if (a != "" && b != "") printf "%.1f", a - b; else print "–" }') µs | – | – |"
   ((SMOKE)) || echo "| LiteLLM CPU-µs/req ÷ aigis CPU-µs/req | ${CPU_RATIO:-–}× | ≥ 50× | $(verdict "$CPU_RATIO" 50 ge) |"
   echo "| aigis RSS with $IDLE_CONNS idle connections | ${IDLE_MB:-–} MB | < 50 MB | $(verdict "$IDLE_MB" 50 lt) |"
   echo

@@ -3,6 +3,11 @@
 -- The model name matches the bench route (aigis `mock*`, the LiteLLM model_name).
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+-- BENCH_AUTH=KEY: send an aigis API key (the auth-enabled case).
+local auth = os.getenv("BENCH_AUTH")
+if auth and auth ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. auth
+end
 wrk.body = '{"model":"mock-1","messages":[{"role":"system","content":"You are terse."},'
   .. '{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16,"temperature":0}'
 

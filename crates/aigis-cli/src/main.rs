@@ -10,11 +10,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc: the gateway allocates per request (JSON, headers, bodies); glibc malloc cost about
-/// 8% of the gateway's CPU in profiles, mimalloc less than half of that.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The security layer for AI infrastructure: one binary that puts zero trust in front of every
 /// model, inspects what goes in and out, and proves what happened.
 #[derive(Parser)]
