@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::body::{self, Body};
+use crate::body::{self, Body, json};
 use crate::config::UpstreamKind;
 use crate::server::Shared;
 
@@ -113,14 +113,4 @@ async fn ready(shared: &Shared) -> Response<Body> {
             &serde_json::json!({"status": "not ready", "unavailable": failing}),
         )
     }
-}
-
-fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
-    let mut r = Response::new(body::full(v.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
 }

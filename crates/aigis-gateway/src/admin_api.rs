@@ -13,12 +13,12 @@
 
 use std::net::SocketAddr;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
 use crate::authorize::RequestFacts;
-use crate::body::{self, Body};
+use crate::body::{self, Body, json};
 use crate::error::{Family, GatewayError};
 use crate::identify::{ApiKeys, KeyRecord, KeySpec, api_key};
 use crate::server::Shared;
@@ -224,14 +224,4 @@ fn status(shared: &Shared) -> serde_json::Value {
             "name": u.config.name, "kind": u.config.kind.as_str(), "circuit_open": u.is_open()
         })).collect::<Vec<_>>(),
     })
-}
-
-fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
-    let mut r = Response::new(body::full(v.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
 }

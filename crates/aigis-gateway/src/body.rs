@@ -18,6 +18,17 @@ use crate::error::{Family, GatewayError};
 /// The body type of every response the gateway sends.
 pub type Body = BoxBody<Bytes, Infallible>;
 
+/// A JSON response.
+pub fn json(status: http::StatusCode, v: &serde_json::Value) -> http::Response<Body> {
+    let mut r = http::Response::new(full(v.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 /// A complete body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed()

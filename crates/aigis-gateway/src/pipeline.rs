@@ -350,12 +350,7 @@ fn models(
             serde_json::json!({"object": "list", "data": data})
         }
     };
-    let mut resp = Response::new(body::full(json.to_string()));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(resp)
+    Ok(body::json(http::StatusCode::OK, &json))
 }
 
 /// Propagates a sane client `x-request-id`, or makes one.
