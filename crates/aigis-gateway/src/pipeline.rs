@@ -5,9 +5,10 @@
 //! ```
 //!
 //! (admit and inspect join between authorize and forward as their issues land.) Callers are
-//! identified before their body is read, so an unauthenticated caller cannot make the
-//! gateway parse megabytes or learn which models exist. Each stage returns a typed outcome or a [`GatewayError`]; the error becomes the
-//! response in exactly one place, [`GatewayError::into_response`].
+//! identified before their body is read, so an unauthenticated caller cannot make the gateway
+//! parse megabytes or learn which models exist. Each stage returns a typed outcome or a
+//! [`GatewayError`]; the error becomes the response in exactly one place,
+//! [`GatewayError::into_response`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
