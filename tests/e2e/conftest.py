@@ -101,9 +101,9 @@ upstream = "echo"
 
     info = _wait_for(listening, "the gateway to listen")
     yield {"url": f"http://{info['public_addr']}", "admin": f"http://{info['admin_addr']}", "log": log, "proc": proc,
-           "key": client_key}
+           "key": client_key, "config": config}
     proc.terminate()
-    proc.wait(timeout=30)
+    assert proc.wait(timeout=30) == 0, "SIGTERM drains and exits cleanly"
 
 
 @pytest.fixture()

@@ -103,6 +103,31 @@ def test_wrong_key_is_401(gateway):
     SEEN.append(err.value.response.text)
 
 
+def test_sighup_reload_keeps_serving_on_a_broken_config(gateway, client):
+    import os
+    import signal
+    import time
+
+    config = gateway["config"]
+    good = config.read_text()
+    try:
+        config.write_text(good + "\n[server]\nlisten = 12\n")
+        os.kill(gateway["proc"].pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "reload rejected" not in gateway["log"].read_text():
+            assert time.monotonic() < deadline, "the broken reload was not logged"
+            time.sleep(0.05)
+        reply = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "still here"}])
+        assert reply.choices[0].message.content == "still here"
+    finally:
+        config.write_text(good)
+    os.kill(gateway["proc"].pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "configuration reloaded" not in gateway["log"].read_text():
+        assert time.monotonic() < deadline, "the good reload was not logged"
+        time.sleep(0.05)
+
+
 def test_zz_no_secret_or_prompt_in_logs_metrics_or_responses(gateway):
     metrics = fetch(gateway["admin"] + "/metrics")
     assert "aigis_requests_total" in metrics
