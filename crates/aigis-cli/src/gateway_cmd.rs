@@ -34,7 +34,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     for w in &loaded.warnings {
         tracing::warn!(path = %w.path, line = w.line, hint = w.hint.as_deref(), "config: {}", w.message);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One worker per core this process may run on (taskset and cgroup limits included); on a
+    // single core the current-thread scheduler avoids the work-stealing machinery.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut builder = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(cores);
+        b
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -57,11 +67,14 @@ fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
+        LogFormat::Json => {
+            aigis_gateway::access_log::use_json_lines();
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .init();
+        }
         LogFormat::Text => builder.init(),
     }
 }

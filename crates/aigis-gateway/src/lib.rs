@@ -23,6 +23,7 @@
 
 #![deny(missing_docs)]
 
+pub mod access_log;
 mod admin;
 mod admin_api;
 pub mod authorize;

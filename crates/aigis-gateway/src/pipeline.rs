@@ -17,6 +17,7 @@ use http::{HeaderValue, Method, Request, Response, header};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
+use crate::access_log;
 use crate::authorize::{self, Authorized, ModelResource, RequestFacts};
 use crate::body::{self, Body};
 use crate::config::Route;
@@ -395,19 +396,17 @@ fn record(
     m.duration
         .get_or_create(&EndpointLabels { endpoint })
         .observe(elapsed.as_secs_f64());
-    tracing::info!(
-        target: "aigis::access",
-        request_id = request_id.to_str().unwrap_or_default(),
-        method = %method,
-        path = %path,
+    access_log::write(&access_log::Entry {
+        request_id: request_id.to_str().unwrap_or_default(),
+        method: method.as_str(),
+        path,
         status,
-        model = served.model.as_deref().unwrap_or("-"),
-        route = served.route.as_deref().unwrap_or("-"),
-        upstream = served.upstream.as_deref().unwrap_or("-"),
-        stream = served.stream,
-        principal = served.principal.as_deref().unwrap_or("-"),
-        policies = ?served.policies,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
+        model: served.model.as_deref().unwrap_or("-"),
+        route: served.route.as_deref().unwrap_or("-"),
+        upstream: served.upstream.as_deref().unwrap_or("-"),
+        stream: served.stream,
+        principal: served.principal.as_deref().unwrap_or("-"),
+        policies: &served.policies,
+        latency_ms: elapsed.as_secs_f64() * 1000.0,
+    });
 }
