@@ -155,23 +155,10 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 format,
             } => {
                 let keys = open(&target).await?;
-                let list = keys.store().list().await?;
-                let old = list
-                    .iter()
-                    .filter(|k| k.revoked_at.is_none())
-                    .find(|k| k.id == key || k.prefix == key || k.name == key)
+                let new = keys
+                    .rotate(&key)
+                    .await?
                     .with_context(|| format!("no active key has the id, prefix or name `{key}`"))?;
-                let spec = KeySpec {
-                    name: old.name.clone(),
-                    kind: old.kind.clone(),
-                    teams: old.teams.clone(),
-                    roles: old.roles.clone(),
-                    expires_in: None,
-                };
-                let new = keys.create(spec).await?;
-                keys.store()
-                    .revoke(&old.id, identify::api_key::now())
-                    .await?;
                 print_new(&new.secret, &new.record, format);
             }
         }
@@ -193,11 +180,9 @@ fn status(k: &KeyRecord) -> String {
 }
 
 fn json(k: &KeyRecord) -> serde_json::Value {
-    serde_json::json!({
-        "id": k.id, "prefix": k.prefix, "name": k.name, "kind": k.kind, "teams": k.teams,
-        "roles": k.roles, "created_at": k.created_at, "expires_at": k.expires_at,
-        "revoked_at": k.revoked_at, "status": status(k),
-    })
+    let mut v = k.public_json();
+    v["status"] = serde_json::Value::String(status(k));
+    v
 }
 
 fn print_new(secret: &str, record: &KeyRecord, format: Format) {

@@ -20,14 +20,15 @@ use serde::Deserialize;
 use crate::authorize::RequestFacts;
 use crate::body::{self, Body, json};
 use crate::error::{Family, GatewayError};
-use crate::identify::{ApiKeys, KeyRecord, KeySpec, api_key};
+use crate::identify::{ApiKeys, KeyRecord, KeySpec, NewKey, api_key};
 use crate::server::Shared;
 
 const MAX_ADMIN_BODY: usize = 64 * 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewKey {
+/// The body of `POST /admin/keys`.
+struct KeyRequest {
     name: String,
     #[serde(default)]
     teams: Vec<String>,
@@ -133,7 +134,7 @@ async fn keys_route(
             let list = keys.store().list().await.map_err(store_err)?;
             Ok(json(
                 StatusCode::OK,
-                &serde_json::json!({"keys": list.iter().map(key_json).collect::<Vec<_>>()}),
+                &serde_json::json!({"keys": list.iter().map(KeyRecord::public_json).collect::<Vec<_>>()}),
             ))
         }
         (Method::POST, "/admin/keys") => {
@@ -142,10 +143,11 @@ async fn keys_route(
                 .ok()
                 .flatten()
                 .ok_or(GatewayError::BodyTooLarge(MAX_ADMIN_BODY))?;
-            let new: NewKey = serde_json::from_slice(&body).map_err(|e| GatewayError::Invalid {
-                param: "body".into(),
-                message: e.to_string(),
-            })?;
+            let new: KeyRequest =
+                serde_json::from_slice(&body).map_err(|e| GatewayError::Invalid {
+                    param: "body".into(),
+                    message: e.to_string(),
+                })?;
             let expires_in = new
                 .expires
                 .map(|e| crate::config::parse_duration(&e))
@@ -161,56 +163,35 @@ async fn keys_route(
                 roles: new.roles,
                 expires_in,
             };
-            created(keys, spec).await
+            let new = keys.create(spec).await.map_err(store_err)?;
+            Ok(created_response(&new))
         }
         (_, p) => {
             let rest = p.trim_start_matches("/admin/keys/");
             let (which, verb) = rest.rsplit_once('/').unwrap_or((rest, ""));
-            let now = api_key::now();
             if verb == "revoke" {
-                let n = keys.store().revoke(which, now).await.map_err(store_err)?;
+                let n = keys
+                    .store()
+                    .revoke(which, api_key::now())
+                    .await
+                    .map_err(store_err)?;
                 return Ok(json(StatusCode::OK, &serde_json::json!({"revoked": n})));
             }
-            let list = keys.store().list().await.map_err(store_err)?;
-            let old = list
-                .into_iter()
-                .find(|k| {
-                    k.revoked_at.is_none()
-                        && (k.id == which || k.prefix == which || k.name == which)
-                })
+            let new = keys
+                .rotate(which)
+                .await
+                .map_err(store_err)?
                 .ok_or_else(|| GatewayError::NotFound(p.to_owned()))?;
-            let spec = KeySpec {
-                name: old.name,
-                kind: old.kind,
-                teams: old.teams,
-                roles: old.roles,
-                expires_in: None,
-            };
-            let response = created(keys, spec).await?;
-            keys.store().revoke(&old.id, now).await.map_err(store_err)?;
-            Ok(response)
+            Ok(created_response(&new))
         }
     }
 }
 
-async fn created(keys: &ApiKeys, spec: KeySpec) -> Result<Response<Body>, GatewayError> {
-    let new = keys
-        .create(spec)
-        .await
-        .map_err(|e| GatewayError::Upstream {
-            upstream: "key store".into(),
-            detail: e.0,
-        })?;
-    let mut v = key_json(&new.record);
-    v["key"] = serde_json::Value::String(new.secret);
-    Ok(json(StatusCode::CREATED, &v))
-}
-
-fn key_json(k: &KeyRecord) -> serde_json::Value {
-    serde_json::json!({
-        "id": k.id, "prefix": k.prefix, "name": k.name, "kind": k.kind, "teams": k.teams,
-        "roles": k.roles, "created_at": k.created_at, "expires_at": k.expires_at, "revoked_at": k.revoked_at,
-    })
+/// `201` with the new key (shown this once) and its record.
+fn created_response(new: &NewKey) -> Response<Body> {
+    let mut v = new.record.public_json();
+    v["key"] = serde_json::Value::String(new.secret.clone());
+    json(StatusCode::CREATED, &v)
 }
 
 fn status(shared: &Shared) -> serde_json::Value {

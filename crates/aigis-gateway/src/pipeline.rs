@@ -265,7 +265,7 @@ async fn identify(
         FailureKind::Throttled => GatewayError::AuthThrottled(
             shared
                 .throttle
-                .blocked(peer.ip(), None)
+                .blocked_source(peer.ip())
                 .map_or(1, |d| d.as_secs().max(1)),
         ),
         FailureKind::Unavailable => GatewayError::AuthUnavailable,

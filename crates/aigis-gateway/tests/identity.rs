@@ -28,13 +28,6 @@ impl Drop for Fixture {
     }
 }
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("aigis-id-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&d).ok();
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn config(mock: &Mock, store: &str) -> String {
     format!(
         "{SERVER}[identity.api_keys]\nstore = \"{store}\"\npepper = \"file:pepper\"\ncache_ttl = \"0\"\n\
@@ -47,7 +40,7 @@ fn config(mock: &Mock, store: &str) -> String {
 }
 
 async fn fixture_with_store(name: &str, store: Option<String>) -> Fixture {
-    let dir = dir(name);
+    let dir = tempdir(name);
     std::fs::write(
         dir.join("pepper"),
         "test-pepper-0123456789abcdef0123456789abcdef",

@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use aigis_gateway::Gateway;
@@ -17,17 +16,11 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("aigis-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 const ECHO: &str = "[[upstreams]]\nname = \"echo\"\nkind = \"echo\"\n";
 
 #[tokio::test]
 async fn reload_keeps_the_old_config_when_the_new_one_is_broken() {
-    let d = dir("reload");
+    let d = tempdir("reload");
     let file = d.join("aigis.toml");
     std::fs::write(
         &file,
@@ -135,7 +128,7 @@ async fn tls_get(gw: &Gateway, config: rustls::ClientConfig) -> (String, String)
 
 #[tokio::test]
 async fn tls_prefers_post_quantum_and_accepts_classical_clients() {
-    let d = dir("tls");
+    let d = tempdir("tls");
     let ca = write_cert(&d);
     let cfg = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[server.tls]\ncert = \"file:cert.pem\"\nkey = \"file:key.pem\"\n{ECHO}{}",
@@ -168,7 +161,7 @@ async fn tls_prefers_post_quantum_and_accepts_classical_clients() {
 
 #[tokio::test]
 async fn reload_picks_up_new_certificates() {
-    let d = dir("certreload");
+    let d = tempdir("certreload");
     let first = write_cert(&d);
     let file = d.join("aigis.toml");
     std::fs::write(
@@ -200,7 +193,7 @@ async fn reload_picks_up_new_certificates() {
 
 #[tokio::test]
 async fn http2_over_tls_with_alpn() {
-    let d = dir("h2");
+    let d = tempdir("h2");
     let ca = write_cert(&d);
     let cfg = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n{ECHO}{}",
@@ -239,7 +232,7 @@ async fn http2_over_tls_with_alpn() {
 async fn upstream_tls_uses_the_configured_ca_and_post_quantum_key_exchange() {
     // Gateway A terminates TLS in front of the mock; gateway B reaches A as an HTTPS upstream
     // that it trusts through `ca`.
-    let d = dir("upstream-tls");
+    let d = tempdir("upstream-tls");
     write_cert(&d);
     let m = mock(aigis_mock_upstream::Behavior::default()).await;
     let a = gateway_in(

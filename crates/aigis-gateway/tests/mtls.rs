@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use aigis_mock_upstream::Behavior;
@@ -83,16 +83,6 @@ when { principal.auth == "mtls" && principal.hasTag("trust_domain") && principal
     .unwrap();
 }
 
-fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "aigis-mtls-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// Sends one chat request over TLS with an optional client certificate; returns the status
 /// line, or the error that ended the connection.
 async fn call(
@@ -134,7 +124,7 @@ async fn call(
 
 #[tokio::test]
 async fn client_certificates_identify_workloads() {
-    let d = tempdir();
+    let d = tempdir("mtls");
     let ca = Ca::new("aigis test ca");
     setup(&d, &ca);
     let m = mock(Behavior::default()).await;

@@ -4,7 +4,6 @@
 mod support;
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -100,22 +99,12 @@ fn token(key: &SigningKey, claims: &serde_json::Value) -> String {
     jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
 }
 
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "aigis-oidc-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[tokio::test]
 async fn oidc_tokens_are_verified_and_attacks_refused() {
     let k1 = signing_key("k1");
     let idp = idp(vec![k1.jwk.clone()]).await;
     let m = mock(Behavior::default()).await;
-    let d = dir();
+    let d = tempdir("oidc");
     std::fs::write(d.join("teams.cedar"), POLICY).unwrap();
     let cfg = format!(
         "{SERVER}[[identity.oidc]]\nname = \"corp\"\nissuer = \"{}\"\naudiences = [\"aigis\"]\njwks = \"discovery\"\nalgorithms = [\"ES256\"]\n\

@@ -170,13 +170,9 @@ async fn last_upstream_error_reaches_the_client_unchanged() {
 #[tokio::test]
 async fn no_client_credential_reaches_the_upstream() {
     let m = mock(Behavior::default()).await;
-    let dir = tempdir();
+    let dir = tempdir("proxy");
     std::fs::write(dir.join("key"), "sk-upstream-secret\n").unwrap();
-    let cfg = format!(
-        "{SERVER}{}{}",
-        upstream("m", &m.base_url(), "api_key = \"file:key\""),
-        route("r", "[\"m\"]", "\"m\"")
-    );
+    let cfg = one_route(&m, "api_key = \"file:key\"");
     let gw = gateway_in(&cfg, &dir).await;
     let r = send(
         gw.public_addr(),
@@ -292,11 +288,7 @@ async fn first_byte_timeout_is_504() {
         ..Behavior::default()
     })
     .await;
-    let cfg = format!(
-        "{SERVER}{}{}",
-        upstream("m", &m.base_url(), "timeouts = { first_byte = \"200ms\" }"),
-        route("r", "[\"m\"]", "\"m\"")
-    );
+    let cfg = one_route(&m, "timeouts = { first_byte = \"200ms\" }");
     let gw = gateway(&cfg).await;
     let started = std::time::Instant::now();
     let r = post(gw.public_addr(), "/v1/chat/completions", &chat("m", false)).await;
@@ -317,11 +309,7 @@ async fn idle_stream_ends_with_an_error_event_and_done() {
         ..Behavior::default()
     })
     .await;
-    let cfg = format!(
-        "{SERVER}{}{}",
-        upstream("m", &m.base_url(), "timeouts = { idle = \"300ms\" }"),
-        route("r", "[\"m\"]", "\"m\"")
-    );
+    let cfg = one_route(&m, "timeouts = { idle = \"300ms\" }");
     let gw = gateway(&cfg).await;
     let (status, mut body) =
         open_stream(gw.public_addr(), "/v1/chat/completions", &chat("m", true)).await;
@@ -346,12 +334,7 @@ async fn streams_are_relayed_chunk_by_chunk() {
         ..Behavior::default()
     })
     .await;
-    let gw = gateway(&format!(
-        "{SERVER}{}{}",
-        upstream("m", &m.base_url(), ""),
-        route("r", "[\"m\"]", "\"m\"")
-    ))
-    .await;
+    let gw = gateway(&one_route(&m, "")).await;
     let (status, mut body) =
         open_stream(gw.public_addr(), "/v1/chat/completions", &chat("m", true)).await;
     assert_eq!(status, 200);
@@ -374,12 +357,7 @@ async fn client_disconnect_cancels_the_upstream_stream() {
         ..Behavior::default()
     })
     .await;
-    let gw = gateway(&format!(
-        "{SERVER}{}{}",
-        upstream("m", &m.base_url(), ""),
-        route("r", "[\"m\"]", "\"m\"")
-    ))
-    .await;
+    let gw = gateway(&one_route(&m, "")).await;
     let (_, mut body) =
         open_stream(gw.public_addr(), "/v1/chat/completions", &chat("m", true)).await;
     next_text(&mut body).await.unwrap();
@@ -399,15 +377,7 @@ async fn circuit_breaker_stops_calling_a_failing_upstream() {
         ..Behavior::default()
     })
     .await;
-    let cfg = format!(
-        "{SERVER}{}{}",
-        upstream(
-            "m",
-            &m.base_url(),
-            "circuit_breaker = { failures = 2, cooldown = \"1m\" }"
-        ),
-        route("r", "[\"m\"]", "\"m\"")
-    );
+    let cfg = one_route(&m, "circuit_breaker = { failures = 2, cooldown = \"1m\" }");
     let gw = gateway(&cfg).await;
     for _ in 0..2 {
         assert_eq!(
@@ -441,11 +411,7 @@ async fn concurrency_caps_refuse_instead_of_queueing() {
         ..Behavior::default()
     })
     .await;
-    let cfg = format!(
-        "{SERVER}{}{}",
-        upstream("m", &m.base_url(), "max_concurrent = 1"),
-        route("r", "[\"m\"]", "\"m\"")
-    );
+    let cfg = one_route(&m, "max_concurrent = 1");
     let gw = gateway(&cfg).await;
     let a = gw.public_addr();
     let body = chat("m", false);
@@ -477,7 +443,7 @@ async fn concurrency_caps_refuse_instead_of_queueing() {
 #[tokio::test]
 async fn anthropic_messages_pass_through_with_the_upstream_key() {
     let m = mock(Behavior::default()).await;
-    let dir = tempdir();
+    let dir = tempdir("proxy");
     std::fs::write(dir.join("key"), "sk-ant-upstream").unwrap();
     let cfg = format!(
         "{SERVER}[[upstreams]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"http://{}\"\napi_key = \"file:key\"\n{}",
@@ -522,12 +488,7 @@ async fn shutdown_drains_in_flight_streams() {
         ..Behavior::default()
     })
     .await;
-    let gw = gateway(&format!(
-        "{SERVER}{}{}",
-        upstream("m", &m.base_url(), ""),
-        route("r", "[\"m\"]", "\"m\"")
-    ))
-    .await;
+    let gw = gateway(&one_route(&m, "")).await;
     let addr = gw.public_addr();
     let (_, mut body) = open_stream(addr, "/v1/chat/completions", &chat("m", true)).await;
     let shutdown = tokio::spawn(gw.shutdown());
@@ -544,20 +505,4 @@ async fn shutdown_drains_in_flight_streams() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "no longer accepting"
     );
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("aigis-test-{}", uuid_like()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
 }

@@ -186,7 +186,7 @@ impl Policies {
             let set = match PolicySet::from_str(text) {
                 Ok(s) => s,
                 Err(e) => {
-                    errors.push(fail(file, format!("{:?}", miette_text(&e))));
+                    errors.push(fail(file, e.to_string()));
                     continue;
                 }
             };
@@ -204,7 +204,7 @@ impl Policies {
         }
         let result = Validator::new(schema.clone()).validate(&all, ValidationMode::Strict);
         for e in result.validation_errors() {
-            errors.push(fail(e.policy_id().as_ref(), miette_text(e)));
+            errors.push(fail(e.policy_id().as_ref(), e.to_string()));
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -547,10 +547,6 @@ fn build_context(facts: RequestFacts, hour: i64) -> Result<Arc<Context>, String>
     ])
     .map(Arc::new)
     .map_err(|e| e.to_string())
-}
-
-fn miette_text(e: &dyn std::fmt::Display) -> String {
-    e.to_string()
 }
 
 /// Policies built into the binary, named `builtin:NAME` in `[policy] policies`.

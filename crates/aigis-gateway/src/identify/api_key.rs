@@ -142,6 +142,28 @@ impl ApiKeys {
         Ok(NewKey { secret, record })
     }
 
+    /// Replaces the active key named `which` (id, prefix or name) with a new key of the same
+    /// name, kind, teams and roles, and revokes the old one. `None` when no active key matches.
+    pub async fn rotate(&self, which: &str) -> Result<Option<NewKey>, StoreError> {
+        let list = self.store.list().await?;
+        let Some(old) = list
+            .into_iter()
+            .find(|k| k.revoked_at.is_none() && k.is_named(which))
+        else {
+            return Ok(None);
+        };
+        let spec = KeySpec {
+            name: old.name,
+            kind: old.kind,
+            teams: old.teams,
+            roles: old.roles,
+            expires_in: None,
+        };
+        let new = self.create(spec).await?;
+        self.store.revoke(&old.id, now()).await?;
+        Ok(Some(new))
+    }
+
     /// Verifies a presented key. Every failure looks the same to the caller; the reason is
     /// for the log.
     pub async fn verify(&self, presented: &str) -> Result<Principal, Failure> {

@@ -209,7 +209,7 @@ impl Identity {
         source: IpAddr,
         client_cert: Option<&Principal>,
     ) -> Result<Principal, Failure> {
-        if let Some(wait) = throttle.blocked(source, None) {
+        if let Some(wait) = throttle.blocked_source(source) {
             return Err(Failure {
                 kind: FailureKind::Throttled,
                 reason: format!("source throttled for {wait:?}"),

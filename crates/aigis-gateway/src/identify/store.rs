@@ -33,6 +33,22 @@ pub struct KeyRecord {
     pub revoked_at: Option<i64>,
 }
 
+impl KeyRecord {
+    /// The record as shown to operators: everything but the HMAC.
+    pub fn public_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id, "prefix": self.prefix, "name": self.name, "kind": self.kind,
+            "teams": self.teams, "roles": self.roles, "created_at": self.created_at,
+            "expires_at": self.expires_at, "revoked_at": self.revoked_at,
+        })
+    }
+
+    /// Whether `which` names this key by id, prefix or name.
+    pub fn is_named(&self, which: &str) -> bool {
+        self.id == which || self.prefix == which || self.name == which
+    }
+}
+
 /// A store failure (the message never contains key material).
 #[derive(Debug, thiserror::Error)]
 #[error("key store: {0}")]

@@ -48,7 +48,7 @@ impl Throttle {
     }
 
     /// How long `source` is still blocked, if it is.
-    pub fn blocked(&self, source: IpAddr, _prefix: Option<&str>) -> Option<Duration> {
+    pub fn blocked_source(&self, source: IpAddr) -> Option<Duration> {
         self.remaining(&Subject::Source(source))
     }
 
@@ -137,20 +137,20 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..FREE_FAILURES - 1 {
             t.failure(ip, Some("abc"));
-            assert!(t.blocked(ip, None).is_none());
+            assert!(t.blocked_source(ip).is_none());
         }
         t.failure(ip, Some("abc"));
-        assert_eq!(t.blocked(ip, None), Some(Duration::from_secs(1)));
+        assert_eq!(t.blocked_source(ip), Some(Duration::from_secs(1)));
         assert!(t.blocked_prefix("abc").is_some());
         assert_eq!(t.take_events(), ["source", "key_prefix"]);
         t.failure(ip, None);
-        assert_eq!(t.blocked(ip, None), Some(Duration::from_secs(2)));
+        assert_eq!(t.blocked_source(ip), Some(Duration::from_secs(2)));
         tokio::time::advance(Duration::from_secs(3)).await;
-        assert!(t.blocked(ip, None).is_none());
+        assert!(t.blocked_source(ip).is_none());
         t.success(ip, Some("abc"));
         t.failure(ip, None);
         assert!(
-            t.blocked(ip, None).is_none(),
+            t.blocked_source(ip).is_none(),
             "a success started the count over"
         );
     }

@@ -22,6 +22,26 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+/// A fresh, empty folder for one test (unique per process and call).
+pub fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "aigis-{name}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A config with one OpenAI-compatible upstream `m` (with `extra` keys) serving model `m`.
+pub fn one_route(mock: &Mock, extra: &str) -> String {
+    format!(
+        "{SERVER}{}{}",
+        upstream("m", &mock.base_url(), extra),
+        route("r", "[\"m\"]", "\"m\"")
+    )
+}
+
 pub const SERVER: &str = "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n";
 
 pub async fn mock(behavior: Behavior) -> Mock {
