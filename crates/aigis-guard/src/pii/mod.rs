@@ -1,0 +1,1 @@
+//! PII recognisers (to be written).

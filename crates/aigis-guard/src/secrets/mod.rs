@@ -1,0 +1,1 @@
+//! Secret recognisers (to be written).
