@@ -3,6 +3,9 @@
 //! Detectors work on `&str` and report [`Detection`]s whose spans are byte offsets into the text
 //! they were given. No I/O, no HTTP types: the gateway and `aigis guard scan` both embed it.
 
+pub mod eval;
+pub mod injection;
+pub mod normalize;
 pub mod pii;
 pub mod secrets;
 
