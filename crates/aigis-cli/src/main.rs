@@ -3,6 +3,7 @@
 
 mod config_cmd;
 mod gateway_cmd;
+mod guard_cmd;
 mod keys_cmd;
 mod policy_cmd;
 
@@ -38,6 +39,9 @@ enum Command {
     /// Explain authorization decisions offline.
     #[command(subcommand)]
     Policy(policy_cmd::Command),
+    /// Detect prompt injection, jailbreaks, PII and secrets offline; evaluate and train the detector.
+    #[command(subcommand)]
+    Guard(guard_cmd::Command),
 }
 
 /// Output format of commands that report.
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::Config(cmd) => config_cmd::run(cmd),
         Command::Keys(cmd) => keys_cmd::run(cmd),
         Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Guard(cmd) => guard_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

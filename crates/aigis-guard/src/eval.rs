@@ -43,8 +43,15 @@ struct Raw {
 pub fn parse_jsonl(input: &str, field: &str) -> Result<Vec<Sample>, Vec<SampleError>> {
     let mut samples = Vec::new();
     let mut errors = Vec::new();
-    for (i, line) in input.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let error = |message: String| SampleError { line: i + 1, message };
+    for (i, line) in input
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let error = |message: String| SampleError {
+            line: i + 1,
+            message,
+        };
         let raw: Raw = match serde_json::from_str(line) {
             Ok(raw) => raw,
             Err(e) => {
@@ -57,7 +64,9 @@ pub fn parse_jsonl(input: &str, field: &str) -> Result<Vec<Sample>, Vec<SampleEr
             serde_json::Value::Number(n) if n.as_u64() == Some(0) => false,
             serde_json::Value::Number(n) if n.as_u64() == Some(1) => true,
             other => {
-                errors.push(error(format!("`label` must be 0, 1, true or false, not {other}")));
+                errors.push(error(format!(
+                    "`label` must be 0, 1, true or false, not {other}"
+                )));
                 continue;
             }
         };
@@ -72,7 +81,11 @@ pub fn parse_jsonl(input: &str, field: &str) -> Result<Vec<Sample>, Vec<SampleEr
             category: raw.category.unwrap_or_default(),
         });
     }
-    if errors.is_empty() { Ok(samples) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(samples)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Confusion counts and ranking quality of scores against labels at one threshold.
@@ -95,7 +108,14 @@ pub struct Metrics {
 impl Metrics {
     /// Counts `scored` (score, label) pairs, calling a score at or above `threshold` positive.
     pub fn new(scored: &[(f32, bool)], threshold: f32) -> Self {
-        let mut m = Self { n: scored.len(), tp: 0, fp: 0, tn: 0, fn_: 0, roc_auc: roc_auc(scored) };
+        let mut m = Self {
+            n: scored.len(),
+            tp: 0,
+            fp: 0,
+            tn: 0,
+            fn_: 0,
+            roc_auc: roc_auc(scored),
+        };
         for &(score, label) in scored {
             match (score >= threshold, label) {
                 (true, true) => m.tp += 1,
@@ -132,7 +152,11 @@ impl Metrics {
     /// Harmonic mean of precision and recall.
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
     /// FP / (FP + TN).
     pub fn fpr(&self) -> f64 {
@@ -152,7 +176,8 @@ impl fmt::Display for Metrics {
             self.recall(),
             self.f1(),
             self.fpr(),
-            self.roc_auc.map_or_else(|| "-".to_owned(), |a| format!("{a:.4}"))
+            self.roc_auc
+                .map_or_else(|| "-".to_owned(), |a| format!("{a:.4}"))
         )
     }
 }
@@ -205,7 +230,11 @@ mod tests {
         let ok = parse_jsonl("{\"text\":\"a\",\"label\":1,\"source\":\"s\"}\n\n{\"prompt\":\"b\",\"text\":\"c\",\"label\":false}\n", "text").unwrap();
         assert_eq!(ok.len(), 2);
         assert!(ok[0].label && !ok[1].label);
-        let errors = parse_jsonl("{\"text\":\"a\",\"label\":2}\nnot json\n{\"label\":1}", "text").unwrap_err();
+        let errors = parse_jsonl(
+            "{\"text\":\"a\",\"label\":2}\nnot json\n{\"label\":1}",
+            "text",
+        )
+        .unwrap_err();
         assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [1, 2, 3]);
         assert!(errors[2].message.contains("`text`"));
     }

@@ -44,20 +44,33 @@ impl Model {
         if !(10..=24).contains(&bits) {
             return Err(ModelError("hash width out of range"));
         }
-        let float = |at: usize| f32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let float = |at: usize| {
+            f32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
         let (bias, scale) = (float(12), float(16));
         let body = &bytes[HEADER..];
         if body.len() != 2 << bits {
             return Err(ModelError("truncated or oversized weights"));
         }
-        let weights = body.chunks_exact(2).map(|w| f32::from(i16::from_le_bytes([w[0], w[1]])) * scale).collect();
-        Ok(Self { bits, bias, weights })
+        let weights = body
+            .chunks_exact(2)
+            .map(|w| f32::from(i16::from_le_bytes([w[0], w[1]])) * scale)
+            .collect();
+        Ok(Self {
+            bits,
+            bias,
+            weights,
+        })
     }
 
     /// Writes the weights file, quantising weights to 16 bits.
     pub fn to_bytes(&self) -> Vec<u8> {
         let max = self.weights.iter().fold(0f32, |m, w| m.max(w.abs()));
-        let scale = if max > 0.0 { max / f32::from(i16::MAX) } else { 1.0 };
+        let scale = if max > 0.0 {
+            max / f32::from(i16::MAX)
+        } else {
+            1.0
+        };
         let mut out = Vec::with_capacity(HEADER + 2 * self.weights.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&[self.bits, 0, 0, 0]);
@@ -79,7 +92,11 @@ impl Model {
             sum += self.weights[i as usize];
             n += 1;
         });
-        if n == 0 { self.bias } else { self.bias + sum / (n as f32).sqrt() }
+        if n == 0 {
+            self.bias
+        } else {
+            self.bias + sum / (n as f32).sqrt()
+        }
     }
 }
 
@@ -87,7 +104,9 @@ const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 fn fnv(seed: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(seed, |h, b| (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME))
+    bytes
+        .iter()
+        .fold(seed, |h, b| (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME))
 }
 
 /// Calls `f` with the bucket of every feature of `text`.
@@ -95,7 +114,10 @@ fn features(text: &str, bits: u8, mut f: impl FnMut(u32)) {
     let bucket = |h: u64| u32::try_from(h >> (64 - u32::from(bits))).unwrap_or(0);
     let mut prev: Option<u64> = None;
     let mut padded = Vec::with_capacity(64);
-    for word in text.split(|c: char| !c.is_alphanumeric() && c != '\'').filter(|w| !w.is_empty()) {
+    for word in text
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+    {
         let w = fnv(FNV_OFFSET, word.as_bytes());
         f(bucket(fnv(w, b"w")));
         if let Some(p) = prev {
@@ -113,7 +135,10 @@ fn features(text: &str, bits: u8, mut f: impl FnMut(u32)) {
         }
     }
     // Runs of punctuation carry structure (`<|`, `###`, `]]`).
-    for run in text.split(|c: char| c.is_alphanumeric() || c.is_whitespace()).filter(|r| r.len() >= 2) {
+    for run in text
+        .split(|c: char| c.is_alphanumeric() || c.is_whitespace())
+        .filter(|r| r.len() >= 2)
+    {
         f(bucket(fnv(FNV_OFFSET, run.as_bytes()) ^ 0x5555));
     }
 }
@@ -146,7 +171,13 @@ pub struct TrainOptions {
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        Self { bits: 18, epochs: 12, learning_rate: 0.5, l2: 1e-6, seed: 0x5eed }
+        Self {
+            bits: 18,
+            epochs: 12,
+            learning_rate: 0.5,
+            l2: 1e-6,
+            seed: 0x5eed,
+        }
     }
 }
 
@@ -162,7 +193,13 @@ pub fn train(examples: &[Example], options: TrainOptions) -> Model {
         .collect();
     let positives = examples.iter().filter(|e| e.label).count().max(1) as f32;
     let negatives = (examples.len() as f32 - positives).max(1.0);
-    let class_weight = |y: f32| if y > 0.5 { examples.len() as f32 / (2.0 * positives) } else { examples.len() as f32 / (2.0 * negatives) };
+    let class_weight = |y: f32| {
+        if y > 0.5 {
+            examples.len() as f32 / (2.0 * positives)
+        } else {
+            examples.len() as f32 / (2.0 * negatives)
+        }
+    };
 
     let mut weights = vec![0f32; 1 << options.bits];
     let mut bias = 0f32;
@@ -191,7 +228,11 @@ pub fn train(examples: &[Example], options: TrainOptions) -> Model {
             }
         }
     }
-    Model { bits: options.bits, bias, weights }
+    Model {
+        bits: options.bits,
+        bias,
+        weights,
+    }
 }
 
 /// The logistic function.
@@ -204,15 +245,31 @@ mod tests {
     use super::*;
 
     fn example(text: &str, label: bool) -> Example {
-        Example { text: text.into(), offset: 0.0, label }
+        Example {
+            text: text.into(),
+            offset: 0.0,
+            label,
+        }
     }
 
     #[test]
     fn learns_and_round_trips_through_the_file_format() {
         let data: Vec<Example> = (0..50)
-            .flat_map(|i| [example(&format!("please ignore everything number {i}"), true), example(&format!("what is the weather number {i}"), false)])
+            .flat_map(|i| {
+                [
+                    example(&format!("please ignore everything number {i}"), true),
+                    example(&format!("what is the weather number {i}"), false),
+                ]
+            })
             .collect();
-        let model = train(&data, TrainOptions { bits: 12, epochs: 5, ..TrainOptions::default() });
+        let model = train(
+            &data,
+            TrainOptions {
+                bits: 12,
+                epochs: 5,
+                ..TrainOptions::default()
+            },
+        );
         assert!(model.logit("ignore everything") > 0.0);
         assert!(model.logit("the weather") < 0.0);
         let back = Model::from_bytes(&model.to_bytes()).unwrap();
@@ -222,8 +279,19 @@ mod tests {
     #[test]
     fn rejects_bad_files() {
         assert!(Model::from_bytes(b"nope").is_err());
-        let mut bytes = train(&[example("a", true)], TrainOptions { bits: 10, epochs: 1, ..TrainOptions::default() }).to_bytes();
+        let mut bytes = train(
+            &[example("a", true)],
+            TrainOptions {
+                bits: 10,
+                epochs: 1,
+                ..TrainOptions::default()
+            },
+        )
+        .to_bytes();
         bytes.pop();
-        assert_eq!(Model::from_bytes(&bytes), Err(ModelError("truncated or oversized weights")));
+        assert_eq!(
+            Model::from_bytes(&bytes),
+            Err(ModelError("truncated or oversized weights"))
+        );
     }
 }

@@ -12,7 +12,11 @@ pub fn examples(samples: &[Sample], signatures: &Signatures) -> Vec<Example> {
         .map(|s| {
             let text = normalize(&s.text).text;
             let offset = signatures.offset(&text);
-            Example { text, offset, label: s.label }
+            Example {
+                text,
+                offset,
+                label: s.label,
+            }
         })
         .collect()
 }

@@ -1,0 +1,594 @@
+//! `aigis guard scan | eval | train`: the guard engine offline.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use aigis_guard::eval::{Metrics, Sample, parse_jsonl, percentile};
+use aigis_guard::injection::model::{TrainOptions, train};
+use aigis_guard::injection::{Injection, Model, training};
+use aigis_guard::profile::{self, Profile, ProfileSpec};
+use aigis_guard::{Action, Decision, Finding, Guard, Part, Policy, Source};
+use aigis_report::{Evidence, Location, NotScanned, Report, Severity};
+use anyhow::{Context, bail};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Scan text or JSONL for prompt injection, jailbreaks, PII, secrets and hidden characters.
+    ///
+    /// A plain file is one text; a `.jsonl` file (or --jsonl) is one text per line, read from
+    /// --field. Findings are printed with masked evidence (never the secret itself).
+    ///
+    /// Exit codes: 0 = no finding at or above --fail-on, 1 = such findings, 2 = the input could
+    /// not be scanned (unreadable, over --max-bytes, bad JSONL).
+    ///
+    /// Examples:
+    ///   aigis guard scan prompt.txt
+    ///   cat prompts.jsonl | aigis guard scan --jsonl --field prompt --format sarif -
+    ///   aigis guard scan --profile strict --detectors pii,secrets notes.md
+    Scan(ScanArgs),
+    /// Measure the injection detector (and the whole profile) on labelled JSONL.
+    ///
+    /// Each line needs the text field and `label` (1 = attack). Prints accuracy, balanced
+    /// accuracy, precision, recall, F1, FPR, ROC AUC and latency percentiles, overall and per
+    /// `source` and `category`.
+    ///
+    /// Example: aigis guard eval --data validation.jsonl --data hard-negatives.jsonl
+    Eval(EvalArgs),
+    /// Train the injection model's weights from labelled JSONL (reproducible: fixed seed).
+    ///
+    /// Example (the committed weights):
+    ///   aigis guard train --data ../shared/data/guard/injection/s-labs-train.jsonl \
+    ///     --data ../shared/data/guard/injection/neuralchemy-train.jsonl \
+    ///     --data crates/aigis-guard/data/train/trigger-words.jsonl \
+    ///     --validation ../shared/data/guard/injection/s-labs-validation.jsonl \
+    ///     --validation ../shared/data/guard/injection/neuralchemy-validation.jsonl \
+    ///     --out crates/aigis-guard/model/injection.bin
+    Train(TrainArgs),
+}
+
+/// Which profile, from where.
+#[derive(clap::Args)]
+struct ProfileArgs {
+    /// Guard profile: strict, balanced, permissive, or one defined in --config.
+    #[arg(long, default_value = "balanced")]
+    profile: String,
+    /// A gateway config whose `[guard.profiles.*]` define more profiles.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    profile: ProfileArgs,
+    /// Detectors to run (comma-separated): injection, pii, secrets, invisible, banned, topics.
+    /// Default: all.
+    #[arg(long, value_delimiter = ',')]
+    detectors: Vec<String>,
+    /// Treat the text as a tool result or retrieved document (indirect-injection threshold).
+    #[arg(long)]
+    indirect: bool,
+    /// Read JSONL (one record per line) even without a `.jsonl` extension.
+    #[arg(long)]
+    jsonl: bool,
+    /// The JSONL field holding the text.
+    #[arg(long, default_value = "text")]
+    field: String,
+    /// Lowest severity that makes the exit code 1: critical, high, medium, low, info.
+    #[arg(long, default_value = "medium")]
+    fail_on: Severity,
+    /// Refuse inputs larger than this many bytes (exit 2).
+    #[arg(long, default_value_t = 64 << 20)]
+    max_bytes: u64,
+    /// Output format; `jsonl` prints one decision per input record.
+    #[arg(long, value_enum, default_value = "table")]
+    format: ScanFormat,
+    /// The file to scan, or `-` for standard input.
+    input: PathBuf,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScanFormat {
+    Table,
+    Json,
+    Jsonl,
+    Sarif,
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    profile: ProfileArgs,
+    /// Labelled JSONL (repeat for several files).
+    #[arg(long, required = true)]
+    data: Vec<PathBuf>,
+    /// The JSONL field holding the text.
+    #[arg(long, default_value = "text")]
+    field: String,
+    /// Evaluate these weights instead of the built-in ones.
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: crate::Format,
+}
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Training JSONL (repeat).
+    #[arg(long, required = true)]
+    data: Vec<PathBuf>,
+    /// Validation JSONL, for the printed metrics only (repeat).
+    #[arg(long)]
+    validation: Vec<PathBuf>,
+    /// Where to write the weights.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// log2 of the hash buckets.
+    #[arg(long, default_value_t = TrainOptions::default().bits)]
+    bits: u8,
+    /// Passes over the data.
+    #[arg(long, default_value_t = TrainOptions::default().epochs)]
+    epochs: u32,
+}
+
+pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Scan(args) => scan(&args),
+        Command::Eval(args) => eval(&args),
+        Command::Train(args) => train_cmd(&args),
+    }
+}
+
+fn load_profile(args: &ProfileArgs) -> anyhow::Result<Profile> {
+    let specs: BTreeMap<String, ProfileSpec> = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            #[derive(serde::Deserialize)]
+            struct File {
+                #[serde(default)]
+                guard: Guard,
+            }
+            #[derive(serde::Deserialize, Default)]
+            struct Guard {
+                #[serde(default)]
+                profiles: BTreeMap<String, ProfileSpec>,
+            }
+            toml::from_str::<File>(&text)
+                .with_context(|| format!("{}: invalid [guard] section", path.display()))?
+                .guard
+                .profiles
+        }
+        None => BTreeMap::new(),
+    };
+    let mut profiles =
+        profile::resolve(&specs).map_err(|errors| anyhow::anyhow!(errors.join("\n")))?;
+    profiles.remove(&args.profile).with_context(|| {
+        format!(
+            "unknown profile `{}`; available: {}",
+            args.profile,
+            profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// One text to scan and where it came from.
+struct Record {
+    line: Option<u64>,
+    text: String,
+}
+
+fn read_input(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let reader: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?,
+        )
+    };
+    reader
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > max {
+        bail!("larger than --max-bytes ({max} bytes)");
+    }
+    Ok(bytes)
+}
+
+fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    let mut profile = load_profile(&args.profile)?;
+    if !args.detectors.is_empty() {
+        let known = [
+            "injection",
+            "pii",
+            "secrets",
+            "invisible",
+            "banned",
+            "topics",
+        ];
+        if let Some(bad) = args.detectors.iter().find(|d| !known.contains(&d.as_str())) {
+            bail!("unknown detector `{bad}`; known: {}", known.join(", "));
+        }
+        let on = |name: &str| args.detectors.iter().any(|d| d == name);
+        let off = |a: &mut Action, name: &str| {
+            if !on(name) {
+                *a = Action::Off;
+            }
+        };
+        off(&mut profile.injection.action, "injection");
+        off(&mut profile.pii.action, "pii");
+        off(&mut profile.secrets, "secrets");
+        off(&mut profile.invisible, "invisible");
+        off(&mut profile.banned.action, "banned");
+        off(&mut profile.topics.action, "topics");
+    }
+    let policy = Policy::new(profile)?;
+    let guard = Guard::new();
+    let name = if args.input == Path::new("-") {
+        "<stdin>".to_owned()
+    } else {
+        args.input.display().to_string()
+    };
+    let mut report = Report::new("aigis guard", env!("CARGO_PKG_VERSION"));
+    let source = if args.indirect {
+        Source::Tool
+    } else {
+        Source::User
+    };
+    let jsonl = args.jsonl || args.input.extension().is_some_and(|e| e == "jsonl");
+
+    let records = match read_input(&args.input, args.max_bytes) {
+        Ok(bytes) => records(&bytes, jsonl, &args.field, &name, &mut report),
+        Err(e) => {
+            report.add_not_scanned(NotScanned::new(&name, format!("{e:#}")));
+            Vec::new()
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    for record in &records {
+        let decision = guard.inspect(
+            &policy,
+            &[Part {
+                text: &record.text,
+                source,
+            }],
+            None,
+        );
+        if let ScanFormat::Jsonl = args.format {
+            let line = serde_json::json!({ "line": record.line, "blocked": decision.blocked, "findings": decision.findings });
+            writeln!(out, "{line}")?;
+        }
+        add_findings(&mut report, &name, record, &decision);
+    }
+    let format = match args.format {
+        ScanFormat::Table => Some(aigis_report::Format::Table),
+        ScanFormat::Json => Some(aigis_report::Format::Json),
+        ScanFormat::Sarif => Some(aigis_report::Format::Sarif),
+        ScanFormat::Jsonl => None,
+    };
+    if let Some(format) = format {
+        report.render(format, &mut out)?;
+    } else {
+        for n in report.not_scanned() {
+            eprintln!("not scanned: {}: {}", n.path(), n.reason());
+        }
+    }
+    Ok(ExitCode::from(
+        u8::try_from(report.exit_code(args.fail_on)).unwrap_or(2),
+    ))
+}
+
+fn records(bytes: &[u8], jsonl: bool, field: &str, name: &str, report: &mut Report) -> Vec<Record> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(e) => {
+            report.add(aigis_report::Finding::new(
+                "AIG-GUARD-INVALID-UTF8",
+                Severity::Low,
+                "input is not valid UTF-8; invalid bytes were replaced with U+FFFD and the rest scanned",
+                Location::new(name).with_byte_offset(e.valid_up_to() as u64),
+            ));
+            String::from_utf8_lossy(bytes)
+        }
+    };
+    if !jsonl {
+        return vec![Record {
+            line: None,
+            text: text.into_owned(),
+        }];
+    }
+    let mut out = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let line_no = i as u64 + 1;
+        match serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get(field)?.as_str().map(str::to_owned))
+        {
+            Some(text) => out.push(Record {
+                line: Some(line_no),
+                text,
+            }),
+            None => report.add_not_scanned(NotScanned::new(
+                format!("{name}:{line_no}"),
+                format!("not a JSON object with a string field `{field}`"),
+            )),
+        }
+    }
+    out
+}
+
+fn add_findings(report: &mut Report, name: &str, record: &Record, decision: &Decision) {
+    for f in &decision.findings {
+        let (rule, severity, message) = describe(f);
+        let mut location = Location::new(name).with_byte_offset(f.detection.span.start as u64);
+        if let Some(line) = record.line {
+            location = location.with_line(line);
+        }
+        let value = record
+            .text
+            .get(f.detection.span.clone())
+            .unwrap_or_default();
+        let evidence = match f.detection.detector {
+            aigis_guard::Detector::Pii | aigis_guard::Detector::Secrets => Evidence::masked(value),
+            _ => Evidence::text(value.chars().take(120).collect::<String>()),
+        };
+        let mut finding = aigis_report::Finding::new(rule, severity, message, location)
+            .with_evidence(evidence)
+            .with_tag(format!("action:{}", f.action.as_str()))
+            .with_tag(f.version);
+        if let Some(encoding) = f.encoding {
+            finding = finding.with_tag(format!(
+                "encoding:{}",
+                serde_json::to_value(encoding)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or("")
+            ));
+        }
+        report.add(finding);
+    }
+}
+
+fn describe(f: &Finding) -> (String, Severity, String) {
+    use aigis_guard::Detector;
+    let d = &f.detection;
+    match d.detector {
+        Detector::Injection => {
+            let signals: Vec<&str> = f.signals.iter().map(|s| s.id).collect();
+            let why = if signals.is_empty() {
+                "learned model".to_owned()
+            } else {
+                signals.join(", ")
+            };
+            let rule = if d.kind == "indirect-prompt-injection" {
+                "AIG-GUARD-INDIRECT-INJECTION"
+            } else {
+                "AIG-GUARD-INJECTION"
+            };
+            (
+                rule.into(),
+                Severity::High,
+                format!("{} (score {:.2}; {why})", d.kind.replace('-', " "), d.score),
+            )
+        }
+        Detector::Secrets => (
+            format!("AIG-GUARD-SECRET-{}", d.kind),
+            Severity::High,
+            format!("{} credential", d.kind),
+        ),
+        Detector::Pii => {
+            let severity = if d.validated || d.score >= 0.8 {
+                Severity::Medium
+            } else {
+                Severity::Low
+            };
+            let checked = if d.validated { ", checksum valid" } else { "" };
+            (
+                format!("AIG-GUARD-PII-{}", d.kind),
+                severity,
+                format!("{} (score {:.2}{checked})", d.kind, d.score),
+            )
+        }
+        Detector::Invisible => (
+            "AIG-GUARD-INVISIBLE".into(),
+            Severity::Medium,
+            format!("{} hide text from reviewers", d.kind.replace('-', " ")),
+        ),
+        Detector::Banned => (
+            "AIG-GUARD-BANNED".into(),
+            Severity::Medium,
+            format!("matches the profile's {}", d.kind.replace('-', " ")),
+        ),
+        Detector::Topic => (
+            "AIG-GUARD-TOPIC".into(),
+            Severity::Medium,
+            format!("mentions {}", d.kind),
+        ),
+    }
+}
+
+fn load_samples(paths: &[PathBuf], field: &str) -> anyhow::Result<Vec<Sample>> {
+    let mut all = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let samples = parse_jsonl(&text, field).map_err(|errors| {
+            let shown: Vec<String> = errors.iter().take(5).map(ToString::to_string).collect();
+            anyhow::anyhow!(
+                "{}: {} bad lines:\n  {}",
+                path.display(),
+                errors.len(),
+                shown.join("\n  ")
+            )
+        })?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        all.extend(samples.into_iter().map(|mut s| {
+            if s.source.is_empty() {
+                s.source.clone_from(&stem);
+            }
+            s
+        }));
+    }
+    Ok(all)
+}
+
+fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    let profile = load_profile(&args.profile)?;
+    let threshold = profile.injection.threshold;
+    let policy = Policy::new(profile)?;
+    let guard = match &args.weights {
+        Some(path) => Guard::with_injection(Injection::with_model(Model::from_bytes(
+            &std::fs::read(path)?,
+        )?)),
+        None => Guard::new(),
+    };
+    let samples = load_samples(&args.data, &args.field)?;
+    let mut injection = Vec::with_capacity(samples.len());
+    let mut profile_hits = Vec::with_capacity(samples.len());
+    let mut micros = Vec::with_capacity(samples.len());
+    for s in &samples {
+        let t = Instant::now();
+        let verdict = guard.injection_verdict(&s.text);
+        micros.push(t.elapsed().as_secs_f64() * 1e6);
+        injection.push((verdict.score, s.label));
+        let decision = guard.inspect(
+            &policy,
+            &[Part {
+                text: &s.text,
+                source: Source::User,
+            }],
+            None,
+        );
+        let flagged = decision.findings.iter().any(|f| f.action != Action::Off);
+        profile_hits.push((if flagged { 1.0 } else { 0.0 }, s.label));
+    }
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, s) in samples.iter().enumerate() {
+        groups.entry("all".into()).or_default().push(i);
+        groups
+            .entry(format!("source={}", s.source))
+            .or_default()
+            .push(i);
+        if !s.category.is_empty() {
+            groups
+                .entry(format!("source={} category={}", s.source, s.category))
+                .or_default()
+                .push(i);
+        }
+    }
+    let pick = |v: &[(f32, bool)], idx: &[usize]| idx.iter().map(|&i| v[i]).collect::<Vec<_>>();
+    let mut rows = Vec::new();
+    for (group, idx) in &groups {
+        rows.push((
+            "injection",
+            group.clone(),
+            Metrics::new(&pick(&injection, idx), threshold),
+        ));
+        rows.push((
+            "all-detectors",
+            group.clone(),
+            Metrics::new(&pick(&profile_hits, idx), 0.5),
+        ));
+    }
+    let latency = [0.5, 0.9, 0.99].map(|q| percentile(&mut micros, q));
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        crate::Format::Json => {
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|(detector, group, m)| {
+                    serde_json::json!({"detector": detector, "group": group, "n": m.n, "accuracy": m.accuracy(), "balanced_accuracy": m.balanced_accuracy(),
+                        "precision": m.precision(), "recall": m.recall(), "f1": m.f1(), "fpr": m.fpr(), "roc_auc": m.roc_auc})
+                })
+                .collect();
+            let doc = serde_json::json!({"profile": args.profile.profile, "threshold": threshold, "rows": rows,
+                "injection_latency_us": {"p50": latency[0], "p90": latency[1], "p99": latency[2]}});
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        }
+        crate::Format::Table => {
+            writeln!(
+                out,
+                "profile {} (injection threshold {threshold:.2})",
+                args.profile.profile
+            )?;
+            writeln!(
+                out,
+                "{:<14} {:<52} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
+                "detector", "group", "n", "acc", "bal_acc", "prec", "recall", "f1", "fpr", "auc"
+            )?;
+            for (detector, group, m) in &rows {
+                let auc = m
+                    .roc_auc
+                    .map_or_else(|| "-".to_owned(), |a| format!("{a:.4}"));
+                writeln!(
+                    out,
+                    "{detector:<14} {group:<52} {:>6} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {auc:>7}",
+                    m.n,
+                    m.accuracy(),
+                    m.balanced_accuracy(),
+                    m.precision(),
+                    m.recall(),
+                    m.f1(),
+                    m.fpr()
+                )?;
+            }
+            writeln!(
+                out,
+                "injection latency per text (normalise + decode + score): p50 {:.1} µs, p90 {:.1} µs, p99 {:.1} µs",
+                latency[0], latency[1], latency[2]
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn train_cmd(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    let samples = load_samples(&args.data, "text")?;
+    let injection = Injection::new();
+    let examples = training::examples(&samples, injection.signatures());
+    let options = TrainOptions {
+        bits: args.bits,
+        epochs: args.epochs,
+        ..TrainOptions::default()
+    };
+    let started = Instant::now();
+    let model = train(&examples, options);
+    eprintln!(
+        "trained on {} examples in {:.1}s",
+        examples.len(),
+        started.elapsed().as_secs_f64()
+    );
+    std::fs::write(&args.out, model.to_bytes())
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let trained = Injection::with_model(Model::from_bytes(&model.to_bytes())?);
+    for path in &args.validation {
+        let samples = load_samples(std::slice::from_ref(path), "text")?;
+        let scored: Vec<(f32, bool)> = samples
+            .iter()
+            .map(|s| {
+                (
+                    trained
+                        .assess(&aigis_guard::normalize::normalize(&s.text).text)
+                        .score,
+                    s.label,
+                )
+            })
+            .collect();
+        println!("{}: {}", path.display(), Metrics::new(&scored, 0.5));
+    }
+    println!("wrote {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}

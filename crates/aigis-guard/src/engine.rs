@@ -1,0 +1,514 @@
+//! The engine: run every detector over the parts of an input, decide, and rewrite.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::Regex;
+
+use crate::injection::{self, Injection, Signal};
+use crate::normalize::{self, Encoding, Limits, Normalized};
+use crate::pii::Pii;
+use crate::profile::{Action, Profile, placeholder_name};
+use crate::secrets::Secrets;
+use crate::vault::Vault;
+use crate::{Detection, Detector};
+
+/// Who wrote a part of the input; decides the injection threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The end user.
+    User,
+    /// The application's system or developer prompt.
+    System,
+    /// A previous model turn sent back.
+    Assistant,
+    /// A tool result or retrieved document: indirect injection.
+    Tool,
+}
+
+impl Source {
+    fn indirect(self) -> bool {
+        self == Self::Tool
+    }
+}
+
+/// One text of an input (a message's content, a completion prompt, an embedding input).
+#[derive(Debug, Clone, Copy)]
+pub struct Part<'a> {
+    /// The text.
+    pub text: &'a str,
+    /// Who wrote it.
+    pub source: Source,
+}
+
+/// A detection with what the policy does about it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Finding {
+    /// Index of the part it was found in.
+    pub part: usize,
+    /// What was found; `span` is in the part's original text.
+    pub detection: Detection,
+    /// What the policy does about it.
+    pub action: Action,
+    /// When found inside an encoded payload: the outermost encoding (the span is the payload's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<Encoding>,
+    /// For injection: the signatures that fired, with spans in the original text.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<SignalAt>,
+    /// Detector and weights version.
+    pub version: &'static str,
+}
+
+/// A fired signature with its span in the original text.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SignalAt {
+    /// Signature id.
+    pub id: &'static str,
+    /// Weight in logits.
+    pub weight: f32,
+    /// Byte range in the part's original text.
+    pub span: Range<usize>,
+}
+
+/// The outcome of inspecting an input.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Decision {
+    /// True when a finding's action is `block`.
+    pub blocked: bool,
+    /// Every finding, in part order then position.
+    pub findings: Vec<Finding>,
+    /// For each part, the rewritten text when a `redact` or `pseudonymize` action changed it.
+    #[serde(skip)]
+    pub rewritten: Vec<Option<String>>,
+}
+
+/// A profile compiled for matching (banned substrings, patterns and topics).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    profile: Profile,
+    banned: Option<AhoCorasick>,
+    patterns: Vec<Regex>,
+    topics: Option<(AhoCorasick, Vec<String>)>,
+}
+
+impl Policy {
+    /// Compiles a profile. Fails only on an invalid banned pattern.
+    pub fn new(profile: Profile) -> Result<Self, regex::Error> {
+        let lower = |words: &[String]| {
+            words
+                .iter()
+                .map(|w| normalize::normalize(w).text)
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+        };
+        let automaton = |words: &[String]| {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(words)
+                .ok()
+                .filter(|_| !words.is_empty())
+        };
+        let banned = automaton(&lower(&profile.banned.substrings));
+        let patterns = profile
+            .banned
+            .patterns
+            .iter()
+            .map(|p| Regex::new(p))
+            .collect::<Result<_, _>>()?;
+        let mut words = Vec::new();
+        let mut names = Vec::new();
+        for (topic, list) in &profile.topics.lists {
+            for word in lower(list) {
+                words.push(word);
+                names.push(topic.clone());
+            }
+        }
+        let topics = automaton(&words).map(|a| (a, names));
+        Ok(Self {
+            profile,
+            banned,
+            patterns,
+            topics,
+        })
+    }
+
+    /// The profile this policy was compiled from.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+}
+
+/// The guard engine: detectors compiled once, shared by every request.
+#[derive(Debug)]
+pub struct Guard {
+    injection: Injection,
+    pii: Pii,
+    secrets: Secrets,
+    limits: Limits,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Guard {
+    /// Compiles every detector with the built-in rules and weights.
+    pub fn new() -> Self {
+        Self::with_injection(Injection::new())
+    }
+
+    /// The engine with another injection detector (e.g. weights under evaluation).
+    pub fn with_injection(injection: Injection) -> Self {
+        Self {
+            injection,
+            pii: Pii::new(),
+            secrets: Secrets::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// The injection verdict on one text, for evaluation: the worst of the text and every payload
+    /// decoded from it.
+    pub fn injection_verdict(&self, text: &str) -> injection::Verdict {
+        let normalized = normalize::normalize(text);
+        let mut verdict = self.injection.assess(&normalized.text);
+        for d in normalize::decode_segments(text, self.limits) {
+            let v = self.injection.assess(&normalize::normalize(&d.text).text);
+            if v.score > verdict.score {
+                verdict = v;
+            }
+        }
+        verdict
+    }
+
+    /// Inspects every part under `policy`. With a vault and caller, `pseudonymize` placeholders are
+    /// remembered so [`Vault::restore`] can put the values back in the response.
+    pub fn inspect(
+        &self,
+        policy: &Policy,
+        parts: &[Part<'_>],
+        vault: Option<(&Vault, &str)>,
+    ) -> Decision {
+        let mut decision = Decision::default();
+        let mut numbering = Numbering::default();
+        for (index, part) in parts.iter().enumerate() {
+            let start = decision.findings.len();
+            self.inspect_part(policy, index, *part, &mut decision.findings);
+            let found = &mut decision.findings[start..];
+            found.sort_by_key(|f| (f.detection.span.start, f.detection.span.end));
+            let rewritten = rewrite(part.text, found, &mut numbering, vault);
+            decision.rewritten.push(rewritten);
+        }
+        decision.blocked = decision.findings.iter().any(|f| f.action == Action::Block);
+        decision
+    }
+
+    fn inspect_part(
+        &self,
+        policy: &Policy,
+        part: usize,
+        Part { text, source }: Part<'_>,
+        out: &mut Vec<Finding>,
+    ) {
+        let p = &policy.profile;
+        let normalized = normalize::normalize(text);
+        let decoded = normalize::decode_segments(text, self.limits);
+        let finding = |detection: Detection,
+                       action: Action,
+                       encoding: Option<Encoding>,
+                       version: &'static str| Finding {
+            part,
+            detection,
+            action,
+            encoding,
+            signals: Vec::new(),
+            version,
+        };
+
+        if p.invisible != Action::Off {
+            out.extend(
+                normalized
+                    .hidden
+                    .iter()
+                    .map(|d| finding(d.clone(), p.invisible, None, "normalize/1")),
+            );
+        }
+
+        if p.injection.action != Action::Off {
+            let threshold = if source.indirect() {
+                p.injection.indirect_threshold
+            } else {
+                p.injection.threshold
+            };
+            self.injection_finding(
+                part,
+                text,
+                &normalized,
+                &decoded,
+                threshold,
+                p.injection.action,
+                source,
+                out,
+            );
+        }
+
+        let mut found = Vec::new();
+        let scan = |text: &str, found: &mut Vec<Detection>| {
+            if p.secrets != Action::Off {
+                self.secrets.scan(text, found);
+            }
+            if p.pii.action != Action::Off {
+                self.pii.scan(text, found);
+            }
+        };
+        scan(text, &mut found);
+        let direct = found.len();
+        for d in &decoded {
+            let mut inner = Vec::new();
+            scan(&d.text, &mut inner);
+            found.extend(inner.into_iter().map(|mut x| {
+                x.span = d.span.clone();
+                x
+            }));
+        }
+        let secrets: Vec<Range<usize>> = found
+            .iter()
+            .filter(|d| d.detector == Detector::Secrets)
+            .map(|d| d.span.clone())
+            .collect();
+        for (i, d) in found.into_iter().enumerate() {
+            let encoding = (i >= direct)
+                .then(|| {
+                    decoded
+                        .iter()
+                        .find(|s| s.span == d.span)
+                        .map(|s| s.encoding)
+                })
+                .flatten();
+            match d.detector {
+                Detector::Secrets => out.push(finding(d, p.secrets, encoding, "secrets/1")),
+                Detector::Pii => {
+                    let wanted =
+                        p.pii.entities.is_empty() || p.pii.entities.iter().any(|e| *e == d.kind);
+                    let inside_secret = secrets
+                        .iter()
+                        .any(|s| s.start < d.span.end && d.span.start < s.end);
+                    if wanted && !inside_secret && d.score >= p.pii.min_score {
+                        out.push(finding(d, p.pii.action, encoding, "pii/1"));
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        if p.banned.action != Action::Off {
+            if let Some(banned) = &policy.banned {
+                for m in banned.find_iter(&normalized.text) {
+                    let span = normalized.original_span(m.range());
+                    out.push(finding(
+                        custom(Detector::Banned, "banned-substring".into(), span),
+                        p.banned.action,
+                        None,
+                        "banned/1",
+                    ));
+                }
+            }
+            for (i, re) in policy.patterns.iter().enumerate() {
+                for m in re.find_iter(text) {
+                    out.push(finding(
+                        custom(
+                            Detector::Banned,
+                            format!("banned-pattern-{}", i + 1),
+                            m.range(),
+                        ),
+                        p.banned.action,
+                        None,
+                        "banned/1",
+                    ));
+                }
+            }
+        }
+        if p.topics.action != Action::Off {
+            if let Some((topics, names)) = &policy.topics {
+                let bytes = normalized.text.as_bytes();
+                let mut seen = Vec::new();
+                for m in topics.find_iter(&normalized.text) {
+                    let whole = (m.start() == 0 || !is_word(bytes[m.start() - 1]))
+                        && bytes.get(m.end()).is_none_or(|b| !is_word(*b));
+                    let name = &names[m.pattern().as_usize()];
+                    if whole && !seen.contains(name) {
+                        seen.push(name.clone());
+                        let span = normalized.original_span(m.range());
+                        out.push(finding(
+                            custom(Detector::Topic, format!("topic:{name}"), span),
+                            p.topics.action,
+                            None,
+                            "topics/1",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn injection_finding(
+        &self,
+        part: usize,
+        text: &str,
+        normalized: &Normalized,
+        decoded: &[normalize::Decoded],
+        threshold: f32,
+        action: Action,
+        source: Source,
+        out: &mut Vec<Finding>,
+    ) {
+        let verdict = self.injection.assess(&normalized.text);
+        let mut best = (
+            verdict.score,
+            None,
+            verdict
+                .signals
+                .iter()
+                .map(|s| at(s, normalized.original_span(s.span.clone())))
+                .collect::<Vec<_>>(),
+        );
+        for d in decoded {
+            let v = self.injection.assess(&normalize::normalize(&d.text).text);
+            if v.score > best.0 {
+                best = (
+                    v.score,
+                    Some(d),
+                    v.signals.iter().map(|s| at(s, d.span.clone())).collect(),
+                );
+            }
+        }
+        let (score, carrier, signals) = best;
+        if score < threshold {
+            return;
+        }
+        let span = match (carrier, signals.first()) {
+            (Some(d), _) => d.span.clone(),
+            (None, Some(_)) => {
+                signals.iter().map(|s| s.span.start).min().unwrap_or(0)
+                    ..signals
+                        .iter()
+                        .map(|s| s.span.end)
+                        .max()
+                        .unwrap_or(text.len())
+            }
+            (None, None) => 0..text.len(),
+        };
+        let kind = if source.indirect() {
+            "indirect-prompt-injection"
+        } else {
+            "prompt-injection"
+        };
+        out.push(Finding {
+            part,
+            detection: Detection {
+                detector: Detector::Injection,
+                kind: kind.into(),
+                span,
+                score,
+                validated: false,
+            },
+            action,
+            encoding: carrier.map(|d| d.encoding),
+            signals,
+            version: injection::VERSION,
+        });
+    }
+}
+
+fn at(signal: &Signal, span: Range<usize>) -> SignalAt {
+    SignalAt {
+        id: signal.id,
+        weight: signal.weight,
+        span,
+    }
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b >= 0x80
+}
+
+fn custom(detector: Detector, kind: String, span: Range<usize>) -> Detection {
+    Detection {
+        detector,
+        kind: kind.into(),
+        span,
+        score: 1.0,
+        validated: true,
+    }
+}
+
+/// Placeholder numbers for one request: the same value gets the same placeholder.
+#[derive(Default)]
+struct Numbering {
+    by_value: HashMap<(String, String), String>,
+    counters: HashMap<String, u32>,
+}
+
+impl Numbering {
+    fn placeholder(&mut self, kind: &str, value: &str) -> String {
+        let key = (kind.to_owned(), value.to_owned());
+        if let Some(p) = self.by_value.get(&key) {
+            return p.clone();
+        }
+        let n = self.counters.entry(kind.to_owned()).or_default();
+        *n += 1;
+        let p = format!("[{kind}_{n}]");
+        self.by_value.insert(key, p.clone());
+        p
+    }
+}
+
+/// Applies the rewriting actions of `found` (sorted by span) to `text`. Overlapping spans are
+/// merged into the earliest, longest one, so replacements never overlap.
+fn rewrite(
+    text: &str,
+    found: &[Finding],
+    numbering: &mut Numbering,
+    vault: Option<(&Vault, &str)>,
+) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    let mut changed = false;
+    for f in found.iter().filter(|f| f.action.rewrites()) {
+        let span = &f.detection.span;
+        if span.start < at
+            || span.end > text.len()
+            || !text.is_char_boundary(span.start)
+            || !text.is_char_boundary(span.end)
+        {
+            continue;
+        }
+        out.push_str(&text[at..span.start]);
+        let value = &text[span.clone()];
+        match f.detection.detector {
+            Detector::Invisible => {}
+            Detector::Secrets => out.push_str(&numbering.placeholder("SECRET", value)),
+            _ => {
+                let kind = placeholder_name(&f.detection.kind).to_ascii_uppercase();
+                match (f.action, vault) {
+                    (Action::Pseudonymize, Some((vault, caller))) => {
+                        out.push_str(&vault.pseudonym(caller, &kind, value))
+                    }
+                    _ => out.push_str(&numbering.placeholder(&kind, value)),
+                }
+            }
+        }
+        at = span.end;
+        changed = true;
+    }
+    changed.then(|| {
+        out.push_str(&text[at..]);
+        out
+    })
+}

@@ -1,0 +1,444 @@
+//! Guard profiles: what each detector does when it fires, and at what threshold.
+//!
+//! Three built-in profiles, `strict`, `balanced` (the default) and `permissive`; a user profile
+//! names one of them (or another user profile) in `extends` and overrides only what it sets.
+//!
+//! | | strict | balanced | permissive |
+//! |---|---|---|---|
+//! | injection (direct: user, system, assistant text) | block at 0.30 | block at 0.50 | flag at 0.80 |
+//! | injection (indirect: tool results, documents) | block at 0.40 | block at 0.70 | flag at 0.90 |
+//! | invisible and bidi characters | block | redact (strip) | flag |
+//! | PII | redact, every entity, score ≥ 0.4 | flag, every entity, score ≥ 0.5 | flag, score ≥ 0.8 |
+//! | secrets | block | redact | flag |
+//! | banned substrings and patterns, topics | block | block | flag |
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// What to do when a detector fires.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Do not run the detector.
+    Off,
+    /// Allow, and record the finding.
+    Flag,
+    /// Replace the value with a typed placeholder such as `[EMAIL_1]`.
+    Redact,
+    /// Replace the value with a placeholder that is restored in the response for the same
+    /// caller (see [`crate::Vault`]).
+    Pseudonymize,
+    /// Refuse the request.
+    Block,
+}
+
+impl Action {
+    /// The spelling used in config and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Flag => "flag",
+            Self::Redact => "redact",
+            Self::Pseudonymize => "pseudonymize",
+            Self::Block => "block",
+        }
+    }
+
+    /// True for the actions that rewrite the text.
+    pub fn rewrites(self) -> bool {
+        matches!(self, Self::Redact | Self::Pseudonymize)
+    }
+}
+
+/// Prompt-injection policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InjectionPolicy {
+    /// `block`, `flag` or `off` (injection cannot be redacted).
+    pub action: Action,
+    /// Score at or above which text from the user, system or assistant is an injection.
+    pub threshold: f32,
+    /// Score at or above which tool results and retrieved documents are an injection.
+    pub indirect_threshold: f32,
+}
+
+/// PII policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PiiPolicy {
+    /// Action for every entity type in `entities`.
+    pub action: Action,
+    /// Entity types acted on (`EMAIL_ADDRESS`, `CREDIT_CARD`, ...); empty means all.
+    pub entities: Vec<String>,
+    /// Minimum confidence for a detection to count.
+    pub min_score: f32,
+}
+
+/// Custom banned substrings (matched on normalised text, so obfuscation does not hide them) and
+/// regular expressions (matched on the original text).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BannedPolicy {
+    /// Action when one matches.
+    pub action: Action,
+    /// Case-insensitive substrings.
+    pub substrings: Vec<String>,
+    /// Regular expressions (`regex` crate syntax, linear time).
+    pub patterns: Vec<String>,
+}
+
+/// Topic word-lists: a topic fires when any of its words or phrases appears as whole words.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TopicsPolicy {
+    /// Action when a topic fires.
+    pub action: Action,
+    /// Topic name -> words and phrases.
+    pub lists: BTreeMap<String, Vec<String>>,
+}
+
+/// A complete profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// Prompt injection and jailbreaks.
+    pub injection: InjectionPolicy,
+    /// Invisible and bidi-control characters (`redact` strips them).
+    pub invisible: Action,
+    /// Personal data.
+    pub pii: PiiPolicy,
+    /// Credentials (`redact` and `pseudonymize` both redact: a secret is never restored).
+    pub secrets: Action,
+    /// Banned substrings and patterns.
+    pub banned: BannedPolicy,
+    /// Topic word-lists.
+    pub topics: TopicsPolicy,
+}
+
+impl Default for Action {
+    fn default() -> Self {
+        Self::Block
+    }
+}
+
+/// Names of the built-in profiles.
+pub const BUILTIN: [&str; 3] = ["strict", "balanced", "permissive"];
+
+impl Profile {
+    /// A built-in profile by name.
+    pub fn builtin(name: &str) -> Option<Self> {
+        let (inj, threshold, indirect, invisible, pii, pii_score, secrets, custom) = match name {
+            "strict" => (
+                Action::Block,
+                0.30,
+                0.40,
+                Action::Block,
+                Action::Redact,
+                0.4,
+                Action::Block,
+                Action::Block,
+            ),
+            "balanced" => (
+                Action::Block,
+                0.50,
+                0.70,
+                Action::Redact,
+                Action::Flag,
+                0.5,
+                Action::Redact,
+                Action::Block,
+            ),
+            "permissive" => (
+                Action::Flag,
+                0.80,
+                0.90,
+                Action::Flag,
+                Action::Flag,
+                0.8,
+                Action::Flag,
+                Action::Flag,
+            ),
+            _ => return None,
+        };
+        Some(Self {
+            injection: InjectionPolicy {
+                action: inj,
+                threshold,
+                indirect_threshold: indirect,
+            },
+            invisible,
+            pii: PiiPolicy {
+                action: pii,
+                entities: Vec::new(),
+                min_score: pii_score,
+            },
+            secrets,
+            banned: BannedPolicy {
+                action: custom,
+                ..BannedPolicy::default()
+            },
+            topics: TopicsPolicy {
+                action: custom,
+                ..TopicsPolicy::default()
+            },
+        })
+    }
+}
+
+/// A user profile as written in config: everything optional, `extends` names its base.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSpec {
+    /// The profile this one starts from (default `balanced`).
+    pub extends: Option<String>,
+    /// Injection overrides.
+    pub injection: Option<InjectionSpec>,
+    /// Invisible-character action.
+    pub invisible: Option<ActionSpec>,
+    /// PII overrides.
+    pub pii: Option<PiiSpec>,
+    /// Secrets action.
+    pub secrets: Option<ActionSpec>,
+    /// Banned substrings and patterns (added to the base's).
+    pub banned: Option<BannedSpec>,
+    /// Topic lists (added to the base's).
+    pub topics: Option<TopicsSpec>,
+}
+
+/// `{ action = "..." }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    /// The action.
+    pub action: Action,
+}
+
+/// Injection overrides.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectionSpec {
+    /// Action.
+    pub action: Option<Action>,
+    /// Direct threshold.
+    pub threshold: Option<f32>,
+    /// Indirect threshold.
+    pub indirect_threshold: Option<f32>,
+}
+
+/// PII overrides.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PiiSpec {
+    /// Action.
+    pub action: Option<Action>,
+    /// Entity types (short aliases such as `EMAIL`, `PHONE`, `IBAN` accepted).
+    pub entities: Option<Vec<String>>,
+    /// Minimum confidence.
+    pub min_score: Option<f32>,
+}
+
+/// Banned additions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BannedSpec {
+    /// Action.
+    pub action: Option<Action>,
+    /// Substrings.
+    #[serde(default)]
+    pub substrings: Vec<String>,
+    /// Regular expressions.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+}
+
+/// Topic additions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsSpec {
+    /// Action.
+    pub action: Option<Action>,
+    /// Topic name -> words.
+    #[serde(default)]
+    pub lists: BTreeMap<String, Vec<String>>,
+}
+
+/// The canonical entity name for an alias (`EMAIL` -> `EMAIL_ADDRESS`).
+pub fn canonical_entity(name: &str) -> String {
+    let upper = name.to_ascii_uppercase();
+    match upper.as_str() {
+        "EMAIL" => "EMAIL_ADDRESS".into(),
+        "PHONE" => "PHONE_NUMBER".into(),
+        "IBAN" => "IBAN_CODE".into(),
+        "IP" => "IP_ADDRESS".into(),
+        "SSN" => "US_SSN".into(),
+        _ => upper,
+    }
+}
+
+/// The short placeholder name for an entity type (`EMAIL_ADDRESS` -> `EMAIL`).
+pub fn placeholder_name(kind: &str) -> &str {
+    match kind {
+        "EMAIL_ADDRESS" => "EMAIL",
+        "PHONE_NUMBER" => "PHONE",
+        "IBAN_CODE" => "IBAN",
+        "IP_ADDRESS" => "IP",
+        other => other,
+    }
+}
+
+/// Resolves user profiles over the built-ins, following `extends` chains. Every problem is
+/// reported as `profile NAME: what is wrong`.
+pub fn resolve(
+    specs: &BTreeMap<String, ProfileSpec>,
+) -> Result<BTreeMap<String, Profile>, Vec<String>> {
+    let mut out: BTreeMap<String, Profile> = BUILTIN
+        .iter()
+        .filter_map(|n| Some(((*n).to_owned(), Profile::builtin(n)?)))
+        .collect();
+    let mut errors = Vec::new();
+    for name in specs.keys() {
+        let mut chain = vec![name.as_str()];
+        let mut base = specs[name].extends.as_deref().unwrap_or("balanced");
+        while let Some(spec) = specs.get(base).filter(|_| !BUILTIN.contains(&base)) {
+            if chain.contains(&base) {
+                errors.push(format!(
+                    "profile {name}: `extends` forms a cycle ({} -> {base})",
+                    chain.join(" -> ")
+                ));
+                break;
+            }
+            chain.push(base);
+            base = spec.extends.as_deref().unwrap_or("balanced");
+        }
+        let Some(mut profile) = Profile::builtin(base) else {
+            if !errors
+                .iter()
+                .any(|e| e.starts_with(&format!("profile {name}:")))
+            {
+                errors.push(format!(
+                    "profile {name}: extends unknown profile `{base}`; built-in profiles are {}",
+                    BUILTIN.join(", ")
+                ));
+            }
+            continue;
+        };
+        for step in chain.iter().rev() {
+            apply(&mut profile, &specs[*step], step, &mut errors);
+        }
+        out.insert(name.clone(), profile);
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn apply(p: &mut Profile, spec: &ProfileSpec, name: &str, errors: &mut Vec<String>) {
+    let check_score = |errors: &mut Vec<String>, what: &str, v: Option<f32>| {
+        if let Some(v) = v.filter(|v| !(0.0..=1.0).contains(v)) {
+            errors.push(format!(
+                "profile {name}: {what} must be between 0 and 1, not {v}"
+            ));
+        }
+    };
+    if let Some(i) = &spec.injection {
+        check_score(errors, "injection.threshold", i.threshold);
+        check_score(errors, "injection.indirect_threshold", i.indirect_threshold);
+        if let Some(a) = i.action {
+            if a.rewrites() {
+                errors.push(format!("profile {name}: injection.action can be block, flag or off; an injection cannot be redacted"));
+            }
+            p.injection.action = a;
+        }
+        p.injection.threshold = i.threshold.unwrap_or(p.injection.threshold);
+        p.injection.indirect_threshold = i
+            .indirect_threshold
+            .unwrap_or(p.injection.indirect_threshold);
+    }
+    if let Some(a) = &spec.invisible {
+        p.invisible = a.action;
+    }
+    if let Some(pii) = &spec.pii {
+        check_score(errors, "pii.min_score", pii.min_score);
+        p.pii.action = pii.action.unwrap_or(p.pii.action);
+        p.pii.min_score = pii.min_score.unwrap_or(p.pii.min_score);
+        if let Some(entities) = &pii.entities {
+            p.pii.entities = entities.iter().map(|e| canonical_entity(e)).collect();
+        }
+    }
+    if let Some(a) = &spec.secrets {
+        p.secrets = a.action;
+    }
+    if let Some(b) = &spec.banned {
+        p.banned.action = b.action.unwrap_or(p.banned.action);
+        p.banned.substrings.extend(b.substrings.iter().cloned());
+        for pattern in &b.patterns {
+            if let Err(e) = regex::Regex::new(pattern) {
+                errors.push(format!(
+                    "profile {name}: banned pattern {pattern:?} is not a valid regex: {e}"
+                ));
+            }
+        }
+        p.banned.patterns.extend(b.patterns.iter().cloned());
+    }
+    if let Some(t) = &spec.topics {
+        p.topics.action = t.action.unwrap_or(p.topics.action);
+        p.topics.lists.extend(t.lists.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn specs(toml: &str) -> BTreeMap<String, ProfileSpec> {
+        toml::from_str(toml).unwrap()
+    }
+
+    #[test]
+    fn user_profiles_extend_builtins_and_each_other() {
+        let resolved = resolve(&specs(
+            r#"
+            [base]
+            extends = "strict"
+            pii = { action = "pseudonymize", entities = ["EMAIL", "PHONE"] }
+            [child]
+            extends = "base"
+            injection = { threshold = 0.6 }
+            banned = { substrings = ["project x"] }
+            "#,
+        ))
+        .unwrap();
+        let child = &resolved["child"];
+        assert_eq!(child.pii.action, Action::Pseudonymize);
+        assert_eq!(child.pii.entities, ["EMAIL_ADDRESS", "PHONE_NUMBER"]);
+        assert!((child.injection.threshold - 0.6).abs() < f32::EPSILON);
+        assert_eq!(child.secrets, Action::Block);
+        assert_eq!(child.banned.substrings, ["project x"]);
+        assert_eq!(resolved["balanced"], Profile::builtin("balanced").unwrap());
+    }
+
+    #[test]
+    fn reports_every_problem() {
+        let errors = resolve(&specs(
+            r#"
+            [a]
+            extends = "b"
+            [b]
+            extends = "a"
+            [c]
+            extends = "nope"
+            injection = { action = "redact", threshold = 2.0 }
+            banned = { patterns = ["("] }
+            "#,
+        ))
+        .unwrap_err();
+        let all = errors.join("\n");
+        assert!(all.contains("profile a: `extends` forms a cycle"), "{all}");
+        assert!(
+            all.contains("profile c: extends unknown profile `nope`"),
+            "{all}"
+        );
+        let errors = resolve(&specs("[c]\ninjection = { action = \"redact\", threshold = 2.0 }\nbanned = { patterns = [\"(\"] }")).unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+    }
+}
