@@ -368,7 +368,7 @@ pub fn au_tfn_valid(v: &[u8]) -> bool {
             .sum(),
         _ => return false,
     };
-    sum % 11 == 0
+    sum.is_multiple_of(11)
 }
 
 const BASE58: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";

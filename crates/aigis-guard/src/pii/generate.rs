@@ -104,10 +104,8 @@ pub fn credit_card(rng: &mut Rng) -> String {
     let mut out = Vec::new();
     let mut pos = 0;
     for (i, g) in groups.iter().enumerate() {
-        if i > 0 {
-            if let Some(s) = sep {
-                out.push(s);
-            }
+        if let (true, Some(s)) = (i > 0, sep) {
+            out.push(s);
         }
         out.extend_from_slice(&body[pos..pos + g]);
         pos += g;

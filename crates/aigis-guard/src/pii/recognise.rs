@@ -189,10 +189,8 @@ pub fn digits(text: &str, span: Range<usize>, out: &mut Vec<Candidate>) {
                 push(out, K::UsPassport, false);
             }
         }
-        10 if groups == [10] || groups == [3, 3, 4] => {
-            if ck::nhs_valid(&d) {
-                push(out, K::UkNhs, true);
-            }
+        10 if (groups == [10] || groups == [3, 3, 4]) && ck::nhs_valid(&d) => {
+            push(out, K::UkNhs, true);
         }
         11 if groups == [11] || groups == [2, 3, 3, 3] => {
             if ck::pesel_valid(&d) && groups == [11] {
@@ -375,10 +373,7 @@ pub fn mac(span: Range<usize>, out: &mut Vec<Candidate>) {
 pub fn uuid(text: &str, span: Range<usize>, out: &mut Vec<Candidate>) {
     let b = text.as_bytes();
     let version = b.get(span.start + 14).copied().unwrap_or(0);
-    let variant = b
-        .get(span.start + 19)
-        .map(u8::to_ascii_lowercase)
-        .unwrap_or(0);
+    let variant = b.get(span.start + 19).map_or(0, u8::to_ascii_lowercase);
     let validated =
         (b'1'..=b'8').contains(&version) && matches!(variant, b'8' | b'9' | b'a' | b'b');
     out.push(Candidate {
@@ -463,7 +458,7 @@ pub fn alnum_id(text: &str, span: Range<usize>, out: &mut Vec<Candidate>) {
             span: span.clone(),
             validated,
             score: None,
-        })
+        });
     };
     match v.len() {
         9 if ck::nif_valid(&v) => push(K::EsNif, true),
