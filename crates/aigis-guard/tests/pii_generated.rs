@@ -401,3 +401,40 @@ fn generated_pii_evaluation() {
         assert!(f >= 0.95, "{name}: F1 {f:.3} < 0.95\n{table}");
     }
 }
+
+/// Throughput on prose with a little PII; run in release:
+/// `cargo test --release -p aigis-guard --test pii_generated -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing; run on demand in release mode"]
+fn throughput_report() {
+    let para = "The quarterly report was reviewed by the committee on Tuesday, and the members agreed \
+        that the new onboarding flow should ship in 2025 after two more rounds of testing. Please \
+        reach out to jane.doe@example.com or call (415) 555-2671 if anything is unclear; the card \
+        ending 4111 1111 1111 1111 will be charged. Version 3.2 fixed 17 issues across 4 modules. ";
+    let kb: String = para.repeat(3)[..1024].to_owned();
+    let doc: String = para.repeat(100_000 / para.len() + 1);
+    let prose = "Plain prose without personal data: the committee met on Tuesday and agreed that the \
+        onboarding flow ships next quarter after two more rounds of review by the whole team. ";
+    let prose_kb: String = prose.repeat(8)[..1024].to_owned();
+    let prose_doc: String = prose.repeat(100_000 / prose.len() + 1);
+    let pii = Pii::new();
+    let mut out = Vec::new();
+    for (name, text, iters) in [
+        ("1 KB, 3 each of email/phone/card", &kb, 20_000u32),
+        ("100 KB, same density", &doc, 200),
+        ("1 KB prose, no PII", &prose_kb, 20_000),
+        ("100 KB prose, no PII", &prose_doc, 200),
+    ] {
+        let start = std::time::Instant::now();
+        for _ in 0..iters {
+            out.clear();
+            pii.scan(std::hint::black_box(text), &mut out);
+        }
+        let per = start.elapsed() / iters;
+        println!(
+            "{name}: {per:?} per scan, {:.0} MB/s, {} detections",
+            text.len() as f64 / per.as_secs_f64() / 1e6,
+            out.len()
+        );
+    }
+}

@@ -161,7 +161,7 @@ impl Pii {
     }
 
     fn candidates(&self, text: &str, out: &mut Vec<Candidate>) {
-        let mut phone_parses = 0usize;
+        let mut phones = Vec::new();
         for idx in &self.set.matches(text) {
             let Some((shape, re)) = self.patterns.get(idx) else {
                 continue;
@@ -183,12 +183,7 @@ impl Pii {
                 let span = m.range();
                 match shape {
                     Shape::Digits => recognise::digits(text, span, out),
-                    Shape::Phone => {
-                        if phone_parses < MAX_PHONE_PARSES {
-                            phone_parses += 1;
-                            recognise::phone(text, span, self.region, out);
-                        }
-                    }
+                    Shape::Phone => phones.push(span),
                     Shape::Email => recognise::email(text, span, out),
                     Shape::Url => recognise::url(text, span, out),
                     Shape::Ipv4 => recognise::ipv4(text, span, out),
@@ -208,6 +203,24 @@ impl Pii {
                     }),
                     Shape::Person => {}
                 }
+            }
+        }
+        // Phone parsing is the expensive step: skip spans a checksummed value already owns.
+        let mut owned: Vec<(usize, usize)> = out
+            .iter()
+            .filter(|c| c.validated)
+            .map(|c| (c.span.start, c.span.end))
+            .collect();
+        owned.sort_unstable();
+        for span in phones.into_iter().take(MAX_PHONE_PARSES) {
+            let i = owned.partition_point(|&(start, _)| start < span.end);
+            let covered = owned[..i]
+                .iter()
+                .rev()
+                .take(4)
+                .any(|&(_, end)| end > span.start);
+            if !covered {
+                recognise::phone(text, span, self.region, out);
             }
         }
     }

@@ -247,6 +247,9 @@ pub fn phone(
         return;
     }
     let s = &text[span.clone()];
+    if !s.starts_with('+') && region == phonenumber::country::Id::US && !nanp_shape(s) {
+        return;
+    }
     let parsed = if s.starts_with('+') {
         phonenumber::parse(None, s)
     } else {
@@ -260,6 +263,18 @@ pub fn phone(
             score: None,
         });
     }
+}
+
+/// Necessary (not sufficient) shape of a North American number, checked before the parser:
+/// 10 digits, or 11 starting with 1, with area code and exchange starting 2-9.
+fn nanp_shape(s: &str) -> bool {
+    let d: Vec<u8> = s.bytes().filter(u8::is_ascii_digit).collect();
+    let d = match d.len() {
+        10 => &d[..],
+        11 if d[0] == b'1' => &d[1..],
+        _ => return false,
+    };
+    d[0] >= b'2' && d[3] >= b'2'
 }
 
 /// E-mail structure: local part 1-64 without leading/trailing/double dots, domain ≤ 253.
