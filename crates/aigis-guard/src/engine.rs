@@ -142,12 +142,19 @@ impl Policy {
 }
 
 /// The guard engine: detectors compiled once, shared by every request.
-#[derive(Debug)]
 pub struct Guard {
     injection: Injection,
     pii: Pii,
     secrets: Secrets,
     limits: Limits,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("injection", &injection::VERSION)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Guard {

@@ -84,20 +84,36 @@ impl Model {
         out
     }
 
-    /// The model's logit for a normalised text (without the signatures' offset).
+    /// The model's logit for a normalised text (without the signatures' offset). Each distinct
+    /// feature counts once, so repeating a sentence does not amplify it.
     pub fn logit(&self, text: &str) -> f32 {
-        let mut sum = 0f32;
-        let mut n = 0u32;
-        features(text, self.bits, |i| {
-            sum += self.weights[i as usize];
-            n += 1;
-        });
-        if n == 0 {
-            self.bias
-        } else {
-            self.bias + sum / (n as f32).sqrt()
-        }
+        SEEN.with_borrow_mut(|seen| {
+            seen.resize(1 << self.bits.saturating_sub(6), 0);
+            let mut sum = 0f32;
+            let mut set = Vec::with_capacity(text.len() * 2);
+            features(text, self.bits, |i| {
+                let (word, bit) = ((i >> 6) as usize, 1u64 << (i & 63));
+                if seen[word] & bit == 0 {
+                    seen[word] |= bit;
+                    set.push(i);
+                    sum += self.weights[i as usize];
+                }
+            });
+            for i in &set {
+                seen[(*i >> 6) as usize] = 0;
+            }
+            if set.is_empty() {
+                self.bias
+            } else {
+                self.bias + sum / (set.len() as f32).sqrt()
+            }
+        })
     }
+}
+
+thread_local! {
+    /// A bitset of the features seen in the text being scored, cleared after each text.
+    static SEEN: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -112,7 +128,8 @@ fn fnv(seed: u64, bytes: &[u8]) -> u64 {
 /// Calls `f` with the bucket of every feature of `text`.
 fn features(text: &str, bits: u8, mut f: impl FnMut(u32)) {
     let bucket = |h: u64| u32::try_from(h >> (64 - u32::from(bits))).unwrap_or(0);
-    let mut prev: Option<u64> = None;
+    // The hashes of the last three words, for bigrams and skip-bigrams.
+    let mut recent: [Option<u64>; 3] = [None; 3];
     let mut padded = Vec::with_capacity(64);
     for word in text
         .split(|c: char| !c.is_alphanumeric() && c != '\'')
@@ -120,10 +137,12 @@ fn features(text: &str, bits: u8, mut f: impl FnMut(u32)) {
     {
         let w = fnv(FNV_OFFSET, word.as_bytes());
         f(bucket(fnv(w, b"w")));
-        if let Some(p) = prev {
-            f(bucket(fnv(p ^ w.rotate_left(17), b"b")));
+        for (distance, p) in recent.iter().enumerate() {
+            if let Some(p) = p {
+                f(bucket(fnv(p ^ w.rotate_left(17), &[b'b', distance as u8])));
+            }
         }
-        prev = Some(w);
+        recent = [Some(w), recent[0], recent[1]];
         padded.clear();
         padded.push(b'^');
         padded.extend_from_slice(word.as_bytes());
@@ -188,6 +207,8 @@ pub fn train(examples: &[Example], options: TrainOptions) -> Model {
         .map(|e| {
             let mut idx = Vec::new();
             features(&e.text, options.bits, |i| idx.push(i));
+            idx.sort_unstable();
+            idx.dedup();
             (idx, e.offset, if e.label { 1.0 } else { 0.0 })
         })
         .collect();
