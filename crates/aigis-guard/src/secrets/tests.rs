@@ -1,0 +1,550 @@
+//! Tests for the secrets detector.
+//!
+//! Samples are generated at test time from each rule's own pattern (walking its regex syntax
+//! tree with a fixed-seed xorshift generator), then fixed up so checksummed values carry a valid
+//! checksum. No literal credential is stored in this file.
+
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+use super::checks::{self, Check};
+use super::rules::SPECS;
+use super::{Secrets, Spec};
+use crate::{Detection, Detector};
+
+fn secrets() -> &'static Secrets {
+    static S: OnceLock<Secrets> = OnceLock::new();
+    S.get_or_init(Secrets::new)
+}
+
+fn scan(text: &str) -> Vec<Detection> {
+    let mut out = Vec::new();
+    secrets().scan(text, &mut out);
+    out
+}
+
+/// xorshift64*: deterministic, dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % (n.max(1) as u64)).unwrap()
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next().to_le_bytes()[3]).collect()
+    }
+    fn from(&mut self, alphabet: &[u8], n: usize) -> String {
+        (0..n)
+            .map(|_| char::from(alphabet[self.below(alphabet.len())]))
+            .collect()
+    }
+}
+
+const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Generates a string matching `hir`, recording the span of the capture group `s`.
+struct Generator<'a> {
+    rng: &'a mut Rng,
+    out: String,
+    secret: Option<Range<usize>>,
+}
+
+impl Generator<'_> {
+    fn class_char(&mut self, contains: impl Fn(char) -> bool) -> char {
+        let printable: Vec<char> = (0x20u8..0x7f)
+            .map(char::from)
+            .filter(|&c| contains(c))
+            .collect();
+        let alnum: Vec<char> = printable
+            .iter()
+            .copied()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let pool = if alnum.is_empty() { printable } else { alnum };
+        pool[self.rng.below(pool.len())]
+    }
+
+    fn repetitions(&mut self, min: usize, max: Option<usize>, greedy: bool) -> usize {
+        match max {
+            Some(_) if !greedy => min,
+            Some(max) if min >= 4 || max >= 16 => {
+                let lo = min.max(max.min(24));
+                let hi = max.min(lo + 16);
+                lo + self.rng.below(hi - lo + 1)
+            }
+            Some(max) => min + self.rng.below(max.min(min + 4) - min + 1),
+            None if min >= 4 => min + 16 + self.rng.below(8),
+            None if greedy => min + self.rng.below(2),
+            None => min,
+        }
+    }
+
+    fn walk(&mut self, hir: &Hir) {
+        match hir.kind() {
+            HirKind::Empty | HirKind::Look(_) => {}
+            HirKind::Literal(lit) => self.out.push_str(std::str::from_utf8(&lit.0).unwrap()),
+            HirKind::Class(Class::Unicode(c)) => {
+                let ch = self
+                    .class_char(|ch| c.ranges().iter().any(|r| r.start() <= ch && ch <= r.end()));
+                self.out.push(ch);
+            }
+            HirKind::Class(Class::Bytes(c)) => {
+                let ch = self.class_char(|ch| {
+                    u8::try_from(ch)
+                        .is_ok_and(|b| c.ranges().iter().any(|r| r.start() <= b && b <= r.end()))
+                });
+                self.out.push(ch);
+            }
+            HirKind::Repetition(rep) => {
+                let n = self.repetitions(rep.min as usize, rep.max.map(|m| m as usize), rep.greedy);
+                for _ in 0..n {
+                    self.walk(&rep.sub);
+                }
+            }
+            HirKind::Capture(cap) => {
+                let start = self.out.len();
+                self.walk(&cap.sub);
+                if cap.name.as_deref() == Some("s") {
+                    self.secret = Some(start..self.out.len());
+                }
+            }
+            HirKind::Concat(parts) => parts.iter().for_each(|h| self.walk(h)),
+            HirKind::Alternation(alts) => {
+                let i = self.rng.below(alts.len());
+                self.walk(&alts[i]);
+            }
+        }
+    }
+}
+
+fn jwt(rng: &mut Rng, header: &str) -> String {
+    let payload = format!(
+        r#"{{"sub":"{}","iat":{}}}"#,
+        rng.from(b"0123456789", 12),
+        1_700_000_000 + rng.below(1000)
+    );
+    let sig = rng.from(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+        43,
+    );
+    format!(
+        "{}.{}.{sig}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    )
+}
+
+fn pem(label: &str, body: &[u8], headers: &str) -> String {
+    let b64 = STANDARD.encode(body);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{headers}{}\n-----END {label}-----",
+        lines.join("\n")
+    )
+}
+
+fn pgp(body: &[u8], crc: u32) -> String {
+    let crc = STANDARD.encode(&crc.to_be_bytes()[1..]);
+    let b64 = STANDARD.encode(body);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n{}\n={crc}\n-----END PGP PRIVATE KEY BLOCK-----",
+        lines.join("\n")
+    )
+}
+
+fn age_key(rng: &mut Rng) -> String {
+    let charset = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    let mut data: Vec<u8> = (0..52)
+        .map(|_| u8::try_from(rng.below(32)).unwrap())
+        .collect();
+    let pm = checks::bech32_polymod(checks::bech32_values(
+        "age-secret-key-",
+        &[data.clone(), vec![0; 6]].concat(),
+    )) ^ 1;
+    data.extend((0..6).map(|i| u8::try_from((pm >> (5 * (5 - i))) & 31).unwrap()));
+    let s: String = data
+        .iter()
+        .map(|&v| char::from(charset[usize::from(v)]))
+        .collect();
+    format!("age-secret-key-1{s}").to_ascii_uppercase()
+}
+
+fn label_of(value: &str) -> String {
+    value
+        .trim_start_matches("-----BEGIN ")
+        .split("-----")
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Replaces the generated secret with one that passes the rule's check.
+fn valid_value(check: Check, rng: &mut Rng, generated: &str) -> String {
+    match check {
+        Check::None => generated.to_owned(),
+        Check::Crc32Base62 => {
+            let keep = &generated[..generated.len() - 6];
+            let random = &keep.as_bytes()[keep.len() - 30..];
+            format!(
+                "{keep}{}",
+                std::str::from_utf8(&checks::crc32_base62(random)).unwrap()
+            )
+        }
+        Check::AgeBech32 => age_key(rng),
+        Check::Jwt => jwt(rng, r#"{"alg":"HS256","typ":"JWT"}"#),
+        Check::PemDer => {
+            let mut der = vec![0x30, 0x82, 0x01, 0x20];
+            der.extend(rng.bytes(288));
+            pem(&label_of(generated), &der, "")
+        }
+        Check::PemOpenSsh => {
+            let mut body = b"openssh-key-v1\0".to_vec();
+            body.extend(rng.bytes(200));
+            pem("OPENSSH PRIVATE KEY", &body, "")
+        }
+        Check::PgpArmor => {
+            let mut body = vec![0x95];
+            body.extend(rng.bytes(300));
+            pgp(&body, checks::crc24(&body))
+        }
+        Check::DiscordBot => {
+            let id = format!("1{}", rng.from(b"0123456789", 17));
+            format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode(id),
+                rng.from(ALNUM, 6),
+                rng.from(ALNUM, 38)
+            )
+        }
+        Check::BasicAuth => {
+            STANDARD.encode(format!("user{}:{}", rng.below(1000), rng.from(ALNUM, 16)))
+        }
+    }
+}
+
+/// A check-failing variant of a valid value.
+fn invalid_value(check: Check, rng: &mut Rng, valid: &str) -> String {
+    match check {
+        Check::None => unreachable!(),
+        Check::Crc32Base62 => {
+            let (head, last) = valid.split_at(valid.len() - 1);
+            format!("{head}{}", if last == "A" { "B" } else { "A" })
+        }
+        Check::AgeBech32 => {
+            let mut b = valid.as_bytes().to_vec();
+            let i = 20;
+            b[i] = if b[i] == b'Q' { b'P' } else { b'Q' };
+            String::from_utf8(b).unwrap()
+        }
+        Check::Jwt => {
+            let (_, rest) = valid.split_once('.').unwrap();
+            format!(
+                "{}.{rest}",
+                URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT","x":1}"#)
+            )
+        }
+        Check::PemDer => {
+            let mut der = vec![0x31, 0x82, 0x01, 0x20];
+            der.extend(rng.bytes(288));
+            pem(&label_of(valid), &der, "")
+        }
+        Check::PemOpenSsh => pem("OPENSSH PRIVATE KEY", &rng.bytes(200), ""),
+        Check::PgpArmor => {
+            let mut body = vec![0x95];
+            body.extend(rng.bytes(300));
+            pgp(&body, checks::crc24(&body) ^ 1)
+        }
+        Check::DiscordBot => {
+            let (_, rest) = valid.split_once('.').unwrap();
+            format!(
+                "{}.{rest}",
+                URL_SAFE_NO_PAD.encode(format!("M{}", rng.from(ALNUM, 17)))
+            )
+        }
+        Check::BasicAuth => STANDARD.encode(format!("nocolon{}", rng.from(ALNUM, 16))),
+    }
+}
+
+/// A full sample for `spec`: the generated match with the secret span, check-valid.
+fn sample(spec: &Spec, rng: &mut Rng) -> (String, Range<usize>) {
+    let hir = regex_syntax::Parser::new().parse(spec.pattern).unwrap();
+    let mut g = Generator {
+        rng,
+        out: String::new(),
+        secret: None,
+    };
+    g.walk(&hir);
+    let (text, span) = (g.out, g.secret.unwrap_or(0..0));
+    let span = if span.is_empty() { 0..text.len() } else { span };
+    let value = valid_value(spec.check, g.rng, &text[span.clone()]);
+    let spliced = format!("{}{value}{}", &text[..span.start], &text[span.end..]);
+    (spliced, span.start..span.start + value.len())
+}
+
+const PREFIX: &str = "Please keep this safe: ";
+const SUFFIX: &str = " and do not share it.";
+
+#[test]
+fn every_rule_detects_its_generated_samples() {
+    let mut failures = Vec::new();
+    for (i, spec) in SPECS.iter().enumerate() {
+        for round in 0..3u64 {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((i as u64) << 8) ^ round);
+            let (sample, span) = sample(spec, &mut rng);
+            let text = format!("{PREFIX}{sample}{SUFFIX}");
+            let want = PREFIX.len() + span.start..PREFIX.len() + span.end;
+            let found = scan(&text);
+            let hit = found.iter().find(|d| d.kind == spec.id && d.span == want);
+            match hit {
+                Some(d) => {
+                    assert_eq!(d.detector, Detector::Secrets);
+                    assert!((0.0..=1.0).contains(&d.score));
+                    assert_eq!(d.validated, spec.check != Check::None, "{}", spec.id);
+                }
+                None => failures.push(format!("{}: {text:?} -> {found:?}", spec.id)),
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn checksum_invalid_values_are_not_reported() {
+    let mut failures = Vec::new();
+    for (i, spec) in SPECS
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.check != Check::None)
+    {
+        for round in 0..3u64 {
+            let mut rng = Rng(0xD1B5_4A32_D192_ED03 ^ ((i as u64) << 8) ^ round);
+            let (sample, span) = sample(spec, &mut rng);
+            let bad = invalid_value(spec.check, &mut rng, &sample[span.clone()]);
+            let text = format!(
+                "{PREFIX}{}{bad}{}{SUFFIX}",
+                &sample[..span.start],
+                &sample[span.end..]
+            );
+            let found = scan(&text);
+            if !found.is_empty() {
+                failures.push(format!("{}: {text:?} -> {found:?}", spec.id));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn rule_table_is_large_unique_and_kebab_case() {
+    let rules = secrets().rules();
+    assert_eq!(rules.len(), SPECS.len(), "every pattern compiles");
+    assert!(rules.len() >= 150, "{} rules", rules.len());
+    let mut ids: Vec<&str> = rules.iter().map(|r| r.id).collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(before, ids.len(), "duplicate rule ids");
+    for r in rules {
+        let kebab = r.id.split('-').all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+        assert!(kebab, "{} is not kebab-case", r.id);
+        assert!(
+            !r.keywords.is_empty() && !r.description.is_empty(),
+            "{}",
+            r.id
+        );
+        assert!((0.0..=1.0).contains(&r.confidence), "{}", r.id);
+    }
+}
+
+#[test]
+fn github_token_in_password_assignment_is_reported_once_as_github() {
+    let mut rng = Rng(7);
+    let spec = SPECS.iter().find(|s| s.id == "github-pat").unwrap();
+    let (token, _) = sample(spec, &mut rng);
+    let text = format!("DB_PASSWORD={token}\n");
+    let found = scan(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, "github-pat");
+    assert_eq!(found[0].span, 12..12 + token.len());
+    assert!(found[0].validated);
+}
+
+#[test]
+fn github_token_checksum_is_base62_crc32_of_random_part() {
+    // Independent computation: CRC32 of the 30 random characters, base62, padded to 6.
+    let random = "0123456789abcdefghijABCDEFGHIJ";
+    let mut n = crc32fast::hash(random.as_bytes());
+    let mut digits = Vec::new();
+    for _ in 0..6 {
+        digits.push(ALNUM[(n % 62) as usize]);
+        n /= 62;
+    }
+    digits.reverse();
+    let token = format!("ghp_{random}{}", String::from_utf8(digits).unwrap());
+    let found = scan(&format!("token {token} here"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].validated);
+}
+
+#[test]
+fn generic_secrets_need_entropy_and_reject_placeholders() {
+    for text in [
+        "password = changeme",
+        "password: \"<your-password>\"",
+        "api_key = ${OPENAI_API_KEY}",
+        "secret: ****************",
+        "api_key: xxxxxxxxxxxxxxxxxxxx",
+        "password = self.password",
+        "token = get_token()",
+        "password=password",
+        "PASSWORD: %DB_PASSWORD%",
+        "The password: required for login.",
+        "postgres://user:password@localhost/db",
+        "postgres://user:${PGPASSWORD}@localhost/db",
+    ] {
+        assert!(scan(text).is_empty(), "{text:?} -> {:?}", scan(text));
+    }
+    let found = scan("db_password = 'Xk9#mQ2$vLp7'");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, "generic-password");
+    assert_eq!(found[0].span, 15..27);
+    let found = scan("DATABASE_URL=postgres://app:Zq8vN3xLw1@db.internal:5432/app");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, "postgres-connection-string");
+}
+
+#[test]
+fn ordinary_text_has_no_secrets() {
+    let mut rng = Rng(42);
+    let uuid = format!(
+        "{}-{}-{}-{}-{}",
+        rng.from(b"0123456789abcdef", 8),
+        rng.from(b"0123456789abcdef", 4),
+        rng.from(b"0123456789abcdef", 4),
+        rng.from(b"0123456789abcdef", 4),
+        rng.from(b"0123456789abcdef", 12)
+    );
+    let sha = rng.from(b"0123456789abcdef", 40);
+    let image = STANDARD.encode(
+        [
+            &b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"[..],
+            &rng.bytes(3000),
+            &[0u8; 200],
+        ]
+        .concat(),
+    );
+    let prose = STANDARD.encode("The quick brown fox jumps over the lazy dog. ".repeat(40));
+    for text in [
+        "Summarise the attached quarterly report and list the three biggest risks. Ask the secret \
+         santa organiser which token of appreciation fits; the API key concept is explained later.",
+        "fn main() { let key = config.api_key.clone(); let token = auth.token(); println!(\"{key}\"); }",
+        "import os\napi_key = os.environ[\"OPENAI_API_KEY\"]\npassword = getpass.getpass()\n",
+        &format!("request id {uuid} finished; commit {sha} deployed"),
+        &format!("data:image/png;base64,{image}"),
+        &prose,
+        "Use `-----BEGIN RSA PRIVATE KEY-----` headers for PKCS#1 keys.",
+        "The age tool prints AGE-SECRET-KEY-1 followed by the key.",
+        "ghp_ tokens are 40 characters; sk-proj- keys are longer.",
+        "max_tokens=4096, temperature=0.7, top_p=1",
+    ] {
+        let found = scan(text);
+        assert!(found.is_empty(), "{text:?} -> {found:?}");
+    }
+}
+
+#[test]
+fn adversarial_inputs_stay_bounded() {
+    let inputs = [
+        "AKIA".repeat(250_000),
+        "=".repeat(1_000_000),
+        "password=".repeat(100_000),
+        "eyJ".repeat(300_000),
+        format!("eyJhbGciOi{}", "A".repeat(1_000_000)),
+        "-----BEGIN RSA PRIVATE KEY-----\n".repeat(30_000),
+        "ghp_".repeat(250_000),
+        "sk-".repeat(300_000),
+    ];
+    for input in &inputs {
+        let start = std::time::Instant::now();
+        let found = scan(input);
+        let elapsed = start.elapsed();
+        assert!(
+            elapsed.as_secs() < 20,
+            "{} bytes took {elapsed:?}",
+            input.len()
+        );
+        for d in &found {
+            assert!(input.is_char_boundary(d.span.start) && input.is_char_boundary(d.span.end));
+        }
+    }
+}
+
+#[test]
+#[ignore = "throughput measurement; run with --release --ignored --nocapture"]
+fn throughput() {
+    let prose = "The committee reviewed the proposal in detail and asked the team to explain how the \
+                 migration would affect existing customers, what the rollback plan looked like, and \
+                 whether the new pricing tiers had been tested with a representative sample. ";
+    let kb = prose.repeat(1024 / prose.len() + 1)[..1024].to_owned();
+    let big = prose.repeat(100 * 1024 / prose.len() + 1);
+    let s = secrets();
+    let mut out = Vec::new();
+    let n = 20_000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        out.clear();
+        s.scan(std::hint::black_box(&kb), &mut out);
+    }
+    let per = t.elapsed() / n;
+    let t = std::time::Instant::now();
+    for _ in 0..50 {
+        out.clear();
+        s.scan(std::hint::black_box(&big), &mut out);
+    }
+    #[expect(clippy::cast_precision_loss, reason = "measurement")]
+    let mbps = (big.len() * 50) as f64 / t.elapsed().as_secs_f64() / 1e6;
+    println!(
+        "1 KB prose: {per:?} per scan; 100 KB prose: {mbps:.0} MB/s; found {}",
+        out.len()
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn scan_never_panics_and_spans_are_boundaries(text in "\\PC{0,300}", prefix in "(ghp_|sk-|AKIA|eyJ|password=|-----BEGIN |postgres://a:|)") {
+        let text = format!("{prefix}{text}");
+        let found = scan(&text);
+        for d in &found {
+            proptest::prop_assert!(d.span.start < d.span.end && d.span.end <= text.len());
+            proptest::prop_assert!(text.is_char_boundary(d.span.start) && text.is_char_boundary(d.span.end));
+        }
+    }
+}
