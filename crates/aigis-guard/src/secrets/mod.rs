@@ -60,7 +60,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder};
 
 use crate::{Detection, Detector};
@@ -149,7 +149,9 @@ impl Secrets {
         for (i, rule) in rules.iter().enumerate() {
             for &kw in rule.spec.keywords {
                 if let Some(p) = patterns.iter().position(|&k| k == kw) {
-                    keyword_rules[p].push(i);
+                    if !keyword_rules[p].contains(&i) {
+                        keyword_rules[p].push(i);
+                    }
                 } else {
                     patterns.push(kw);
                     keyword_rules.push(vec![i]);
@@ -163,6 +165,8 @@ impl Secrets {
         let keywords = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            // A full DFA: one table lookup per byte, which is what keeps keyword-free text fast.
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .ok();
         Secrets {

@@ -341,9 +341,9 @@ pub(super) static SPECS: &[Spec] = &[
     ctx("packagist-token", "Private Packagist token", &["packagist"], assign!("packagist", "packagist_[a-z]{3}_[a-f0-9]{68}")).confidence(0.9),
     ctx("sonatype-password", "Sonatype / Maven Central token password", &["sonatype", "ossrh"], assign!("sonatype|ossrh", r"[A-Za-z0-9+/]{44}")),
     // ---- Infrastructure and developer SaaS ----------------------------------------------------
-    tok("vault-service-token", "HashiCorp Vault service token", &["hvs."], r"hvs\.[A-Za-z0-9_\-]{90,120}", 0.95),
-    tok("vault-batch-token", "HashiCorp Vault batch token", &["hvb."], r"hvb\.[A-Za-z0-9_\-]{138,300}", 0.95),
-    tok("vault-recovery-token", "HashiCorp Vault recovery token", &["hvr."], r"hvr\.[A-Za-z0-9_\-]{90,120}", 0.95),
+    tok("vault-service-token", "HashiCorp Vault service token", &["hvs."], r"hvs\.[A-Za-z0-9_\-]{24,300}", 0.95),
+    tok("vault-batch-token", "HashiCorp Vault batch token", &["hvb."], r"hvb\.[A-Za-z0-9_\-]{24,400}", 0.95),
+    tok("vault-recovery-token", "HashiCorp Vault recovery token", &["hvr."], r"hvr\.[A-Za-z0-9_\-]{24,300}", 0.95),
     ctx("vault-legacy-token", "HashiCorp Vault legacy service token", &["vault"], assign!("vault", r"s\.[A-Za-z0-9]{24}")),
     tok("terraform-cloud-token", "Terraform Cloud / HCP Terraform API token", &[".atlasv1."], r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_\-=]{60,70}", 0.95).before(14),
     tok("doppler-personal-token", "Doppler personal token", &["dp.pt."], "dp\\.pt\\.[A-Za-z0-9]{43}", 0.95),

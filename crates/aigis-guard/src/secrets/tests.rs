@@ -332,6 +332,293 @@ fn every_rule_detects_its_generated_samples() {
     );
 }
 
+const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const HEX: &[u8] = b"0123456789abcdef";
+const B64URL_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const B64_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Values built from the providers' published formats (prefix, length, alphabet), independently
+/// of the rule patterns: `(rule id, text before, secret, text after)`.
+#[expect(clippy::too_many_lines, reason = "one entry per provider format")]
+fn published_samples(rng: &mut Rng) -> Vec<(&'static str, String, String, &'static str)> {
+    let npm_random = rng.from(ALNUM, 30);
+    let npm = format!(
+        "npm_{npm_random}{}",
+        std::str::from_utf8(&checks::crc32_base62(npm_random.as_bytes())).unwrap()
+    );
+    let mut der = vec![
+        0x30, 0x82, 0x04, 0xa4, 0x02, 0x01, 0x00, 0x02, 0x82, 0x01, 0x01, 0x00,
+    ];
+    der.extend(rng.bytes(1100));
+    vec![
+        (
+            "aws-access-key-id",
+            "export AWS_ACCESS_KEY_ID=".into(),
+            format!("AKIA{}", rng.from(B32, 16)),
+            "\n",
+        ),
+        (
+            "aws-secret-access-key",
+            "aws_secret_access_key = ".into(),
+            rng.from(B64_CHARS, 40),
+            "\n",
+        ),
+        (
+            "gcp-api-key",
+            "key=".into(),
+            format!("AIza{}", rng.from(B64URL_CHARS, 35)),
+            "&q=x",
+        ),
+        (
+            "github-fine-grained-pat",
+            "GH_TOKEN=".into(),
+            format!("github_pat_{}_{}", rng.from(ALNUM, 22), rng.from(ALNUM, 59)),
+            "",
+        ),
+        (
+            "gitlab-pat",
+            "PRIVATE-TOKEN: ".into(),
+            format!("glpat-{}", rng.from(B64URL_CHARS, 20)),
+            "",
+        ),
+        (
+            "stripe-secret-key",
+            "Stripe.api_key = '".into(),
+            format!("sk_live_{}", rng.from(ALNUM, 99)),
+            "'",
+        ),
+        (
+            "slack-bot-token",
+            "SLACK_BOT_TOKEN=".into(),
+            format!(
+                "xoxb-{}-{}-{}",
+                rng.from(b"0123456789", 12),
+                rng.from(b"0123456789", 13),
+                rng.from(ALNUM, 24)
+            ),
+            "",
+        ),
+        (
+            "slack-webhook",
+            "POST ".into(),
+            format!(
+                "https://hooks.slack.com/services/T{}/B{}/{}",
+                rng.from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 8),
+                rng.from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 10),
+                rng.from(ALNUM, 24)
+            ),
+            " now",
+        ),
+        (
+            "anthropic-api-key",
+            "x-api-key: ".into(),
+            format!("sk-ant-api03-{}AA", rng.from(B64URL_CHARS, 93)),
+            "",
+        ),
+        (
+            "openai-project-key",
+            "OPENAI_API_KEY=".into(),
+            format!(
+                "sk-proj-{}T3BlbkFJ{}",
+                rng.from(B64URL_CHARS, 74),
+                rng.from(B64URL_CHARS, 74)
+            ),
+            "",
+        ),
+        (
+            "openai-legacy-key",
+            "openai.api_key = \"".into(),
+            format!("sk-{}T3BlbkFJ{}", rng.from(ALNUM, 20), rng.from(ALNUM, 20)),
+            "\"",
+        ),
+        (
+            "huggingface-token",
+            "HF_TOKEN=".into(),
+            format!("hf_{}", rng.from(&ALNUM[10..], 34)),
+            "",
+        ),
+        (
+            "groq-api-key",
+            "GROQ_API_KEY=".into(),
+            format!("gsk_{}", rng.from(ALNUM, 52)),
+            "",
+        ),
+        (
+            "sendgrid-api-key",
+            "SENDGRID_API_KEY=".into(),
+            format!(
+                "SG.{}.{}",
+                rng.from(B64URL_CHARS, 22),
+                rng.from(B64URL_CHARS, 43)
+            ),
+            "",
+        ),
+        (
+            "npm-token",
+            "//registry.npmjs.org/:_authToken=".into(),
+            npm,
+            "",
+        ),
+        (
+            "pypi-token",
+            "password = ".into(),
+            format!("pypi-AgEIcHlwaS5vcmc{}", rng.from(B64URL_CHARS, 150)),
+            "",
+        ),
+        (
+            "docker-hub-pat",
+            "docker login -u me -p ".into(),
+            format!("dckr_pat_{}", rng.from(B64URL_CHARS, 27)),
+            "",
+        ),
+        (
+            "vault-service-token",
+            "VAULT_TOKEN=".into(),
+            format!("hvs.{}", rng.from(B64URL_CHARS, 91)),
+            "",
+        ),
+        (
+            "terraform-cloud-token",
+            "token = \"".into(),
+            format!("{}.atlasv1.{}", rng.from(ALNUM, 14), rng.from(ALNUM, 67)),
+            "\"",
+        ),
+        (
+            "doppler-personal-token",
+            "DOPPLER_TOKEN=".into(),
+            format!("dp.pt.{}", rng.from(ALNUM, 43)),
+            "",
+        ),
+        (
+            "shopify-access-token",
+            "X-Shopify-Access-Token: ".into(),
+            format!("shpat_{}", rng.from(HEX, 32)),
+            "",
+        ),
+        (
+            "postman-api-key",
+            "X-Api-Key: ".into(),
+            format!("PMAK-{}-{}", rng.from(HEX, 24), rng.from(HEX, 34)),
+            "",
+        ),
+        (
+            "databricks-token",
+            "DATABRICKS_TOKEN=".into(),
+            format!("dapi{}", rng.from(HEX, 32)),
+            "",
+        ),
+        (
+            "linear-api-key",
+            "Authorization: ".into(),
+            format!("lin_api_{}", rng.from(ALNUM, 40)),
+            "",
+        ),
+        (
+            "newrelic-user-key",
+            "NEW_RELIC_API_KEY=".into(),
+            format!(
+                "NRAK-{}",
+                rng.from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 27)
+            ),
+            "",
+        ),
+        (
+            "twilio-api-key",
+            "TWILIO_API_KEY=".into(),
+            format!("SK{}", rng.from(HEX, 32)),
+            "",
+        ),
+        (
+            "digitalocean-pat",
+            "DIGITALOCEAN_TOKEN=".into(),
+            format!("dop_v1_{}", rng.from(HEX, 64)),
+            "",
+        ),
+        (
+            "telegram-bot-token",
+            "TELEGRAM_BOT_TOKEN=".into(),
+            format!(
+                "{}:AA{}",
+                rng.from(b"0123456789", 10),
+                rng.from(B64URL_CHARS, 33)
+            ),
+            "",
+        ),
+        (
+            "azure-storage-connection-string",
+            "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=".into(),
+            format!("{}==", rng.from(B64_CHARS, 86)),
+            ";EndpointSuffix=core.windows.net",
+        ),
+        (
+            "private-key-rsa",
+            "key:\n".into(),
+            pem("RSA PRIVATE KEY", &der, ""),
+            "\n",
+        ),
+        (
+            "private-key-rsa",
+            "key:\n".into(),
+            pem(
+                "RSA PRIVATE KEY",
+                &rng.bytes(1200),
+                "Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,0123456789ABCDEF0123456789ABCDEF\n\n",
+            ),
+            "\n",
+        ),
+        (
+            "jwt",
+            "Authorization: Bearer ".into(),
+            jwt(rng, r#"{"alg":"RS256","kid":"k1"}"#),
+            "",
+        ),
+        (
+            "age-secret-key",
+            "# created: 2024-01-01\n".into(),
+            age_key(rng),
+            "\n",
+        ),
+        (
+            "mongodb-connection-string",
+            "MONGO_URL=mongodb+srv://app:".into(),
+            rng.from(ALNUM, 20),
+            "@cluster0.example.net/db",
+        ),
+        (
+            "jdbc-password",
+            "url=jdbc:sqlserver://db:1433;databaseName=app;user=sa;password=".into(),
+            rng.from(ALNUM, 16),
+            ";encrypt=true",
+        ),
+        (
+            "url-basic-auth",
+            "git clone https://deploy:".into(),
+            rng.from(ALNUM, 20),
+            "@git.example.org/repo.git",
+        ),
+        (
+            "generic-api-key",
+            "\"apiKey\": \"".into(),
+            rng.from(ALNUM, 32),
+            "\",",
+        ),
+    ]
+}
+
+#[test]
+fn published_formats_are_detected() {
+    let mut rng = Rng(0x5EED);
+    for (id, before, secret, after) in published_samples(&mut rng) {
+        let text = format!("{before}{secret}{after}");
+        let want = before.len()..before.len() + secret.len();
+        let found = scan(&text);
+        assert!(
+            found.iter().any(|d| d.kind == id && d.span == want),
+            "{id}: {text:?} -> {found:?}"
+        );
+    }
+}
+
 #[test]
 fn checksum_invalid_values_are_not_reported() {
     let mut failures = Vec::new();
@@ -474,6 +761,10 @@ fn ordinary_text_has_no_secrets() {
         "The age tool prints AGE-SECRET-KEY-1 followed by the key.",
         "ghp_ tokens are 40 characters; sk-proj- keys are longer.",
         "max_tokens=4096, temperature=0.7, top_p=1",
+        "password: ${DB_PASSWORD}\ntoken_url: https://auth.internal/oauth/token\nsecret_name: my-app-secret\n\
+         api_key_header = \"X-API-Key\"\nclientSecret: process.env.CLIENT_SECRET\naccessToken = response.access_token\n",
+        "const headers = { Authorization: `Bearer ${token}` }; // token from the session",
+        "Les mots de passe (password) doivent être changés — 密码 password：请勿分享 🔑",
     ] {
         let found = scan(text);
         assert!(found.is_empty(), "{text:?} -> {found:?}");
@@ -524,17 +815,46 @@ fn throughput() {
         s.scan(std::hint::black_box(&kb), &mut out);
     }
     let per = t.elapsed() / n;
-    let t = std::time::Instant::now();
-    for _ in 0..50 {
-        out.clear();
-        s.scan(std::hint::black_box(&big), &mut out);
+    // Best of 5 rounds: the machine is shared, the minimum is the least disturbed.
+    let mut best = std::time::Duration::MAX;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            out.clear();
+            s.scan(std::hint::black_box(&big), &mut out);
+        }
+        best = best.min(t.elapsed());
     }
     #[expect(clippy::cast_precision_loss, reason = "measurement")]
-    let mbps = (big.len() * 50) as f64 / t.elapsed().as_secs_f64() / 1e6;
+    let mbps = (big.len() * 20) as f64 / best.as_secs_f64() / 1e6;
     println!(
         "1 KB prose: {per:?} per scan; 100 KB prose: {mbps:.0} MB/s; found {}",
         out.len()
     );
+    let ac = s.keywords.as_ref().unwrap();
+    let hits: Vec<_> = ac
+        .find_overlapping_iter(&kb)
+        .map(|m| &kb[m.range()])
+        .collect();
+    println!(
+        "keyword hits in 1 KB: {hits:?}; automaton {} patterns, {} bytes",
+        ac.patterns_len(),
+        ac.memory_usage()
+    );
+    let t = std::time::Instant::now();
+    let mut n = 0;
+    for _ in 0..50 {
+        n += ac.find_overlapping_iter(std::hint::black_box(&big)).count();
+    }
+    #[expect(clippy::cast_precision_loss, reason = "measurement")]
+    let mbps = (big.len() * 50) as f64 / t.elapsed().as_secs_f64() / 1e6;
+    println!("automaton alone: {mbps:.0} MB/s ({n} hits)");
+}
+
+#[test]
+fn detector_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Secrets>();
 }
 
 proptest::proptest! {
