@@ -332,10 +332,15 @@ fn candidate(r: usize, rule: &Rule, text: &str, mut span: Range<usize>) -> Optio
         return None;
     }
     let value = text.get(span.clone())?;
-    if spec.kind != Kind::Token && is_placeholder(value) {
+    // Cheapest filters first: most generic candidates in code are identifiers or calls.
+    if spec.kind == Kind::Generic && !looks_secret(value) {
         return None;
     }
-    if spec.kind == Kind::Generic && !looks_secret(value) {
+    let placeholder = match spec.kind {
+        Kind::Token => is_token_placeholder(value),
+        Kind::Context | Kind::Generic => is_placeholder(value),
+    };
+    if placeholder {
         return None;
     }
     let entropy = shannon_entropy(value);
@@ -478,13 +483,32 @@ const PLACEHOLDER_VALUES: &[&str] = &[
 ];
 
 fn is_placeholder(value: &str) -> bool {
-    let lower = value.to_ascii_lowercase();
-    let first = lower.chars().next();
-    PLACEHOLDER_MARKERS.iter().any(|m| lower.contains(m))
-        || PLACEHOLDER_VALUES.contains(&lower.as_str())
-        || lower.chars().all(|c| Some(c) == first)
-        || lower.starts_with('$')
-        || lower.starts_with('%')
+    let first = value.bytes().next();
+    PLACEHOLDER_MARKERS
+        .iter()
+        .any(|m| contains_ignore_case(value, m))
+        || PLACEHOLDER_VALUES
+            .iter()
+            .any(|v| value.eq_ignore_ascii_case(v))
+        || value.bytes().all(|b| Some(b) == first)
+        || value.starts_with(['$', '%'])
+}
+
+/// ASCII case-insensitive substring test without allocating (`needle` is lowercase ASCII).
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Documentation stand-ins in an otherwise well-formed token (`AKIA…EXAMPLE`, `ghp_xxxxx…`).
+/// Narrower than [`is_placeholder`]: random token bodies must essentially never trip it.
+fn is_token_placeholder(value: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        "example", "xxxxx", "*****", "00000000", "12345678", "abcdefgh",
+    ];
+    MARKERS.iter().any(|m| contains_ignore_case(value, m))
 }
 
 /// Shape test for generic values: a digit or mixed case with length, and not an identifier path

@@ -46,7 +46,7 @@ pub(super) struct Spec {
     pub window: u16,
 }
 
-/// A token with a distinctive literal prefix.
+/// A token with a distinctive literal prefix (or a complete structure such as a PEM block).
 const fn tok(
     id: &'static str,
     description: &'static str,
@@ -61,7 +61,9 @@ const fn tok(
         pattern,
         confidence,
         check: Check::None,
-        min_entropy: 0.0,
+        // Even a prefixed token is random after its prefix; documentation stand-ins
+        // (`sk_live_000…`, `AKIA` + `AAAA…`) are not.
+        min_entropy: 3.0,
         kind: Kind::Token,
         before: 0,
         window: 0,
@@ -117,7 +119,7 @@ macro_rules! assign {
         concat!(
             "(?i:",
             $kw,
-            r#")[\w.\-]{0,24}?["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>"#,
+            r#")[[:word:].\-]{0,24}?["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>"#,
             $value,
             ")"
         )
@@ -150,7 +152,7 @@ pub(super) static SPECS: &[Spec] = &[
     tok("private-key-openssh", "OpenSSH private key block", &["-----BEGIN OPENSSH PRIVATE KEY-----"], pem!("OPENSSH PRIVATE KEY"), 0.97).check(Check::PemOpenSsh).window(16100),
     tok("private-key-pgp", "OpenPGP private key block (ASCII armor)", &["-----BEGIN PGP PRIVATE KEY BLOCK-----"], pem!("PGP PRIVATE KEY BLOCK"), 0.97).check(Check::PgpArmor).window(16100),
     tok("private-key-ssh2", "SSH.com / SECSH encrypted private key block", &["---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----"], r#"---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----[A-Za-z0-9+/=\s:,\-"\\]{16,}?---- END SSH2 ENCRYPTED PRIVATE KEY ----"#, 0.9).window(16100),
-    tok("private-key-putty", "PuTTY private key file (.ppk)", &["PuTTY-User-Key-File-"], r"PuTTY-User-Key-File-[23]: [a-z0-9\-@.]{3,40}\r?\nEncryption: [a-z0-9\-]{3,20}\r?\nComment: [^\r\n]{0,200}\r?\nPublic-Lines: \d{1,3}\r?\n[A-Za-z0-9+/=\r\n]{16,}?(?:Key-Derivation|Private-Lines)[^\n]*\n[\s\S]{16,}?Private-MAC: [0-9a-f]{40,64}", 0.95).window(16100),
+    tok("private-key-putty", "PuTTY private key file (.ppk)", &["PuTTY-User-Key-File-"], r"PuTTY-User-Key-File-[23]: [a-z0-9\-@.]{3,40}\r?\nEncryption: [a-z0-9\-]{3,20}\r?\nComment: [^\r\n]*\r?\nPublic-Lines: [0-9]{1,3}\r?\n[A-Za-z0-9+/=\r\n]{16,}?(?:Key-Derivation|Private-Lines)[^\n]*\n[\s\S]{16,}?Private-MAC: [0-9a-f]{40,64}", 0.95).window(16100),
     tok("private-key-json-escaped", "PEM private key inside a JSON string (\\n-escaped)", &["-----BEGIN PRIVATE KEY-----\\n", "-----BEGIN RSA PRIVATE KEY-----\\n"], r"-----BEGIN (?:RSA )?PRIVATE KEY-----\\n(?:[A-Za-z0-9+/=]{1,80}\\n){4,200}-----END (?:RSA )?PRIVATE KEY-----", 0.95).window(16100),
     tok("age-secret-key", "age encryption secret key (bech32)", &["AGE-SECRET-KEY-1"], "AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}", 0.9).check(Check::AgeBech32),
     tok("kubeconfig-client-key", "Kubernetes client-key-data (base64 PEM private key)", &["client-key-data"], r"client-key-data:\s{0,4}(?P<s>LS0tLS1CRUdJTi[A-Za-z0-9+/=]{60,})", 0.95).window(12100),
@@ -159,8 +161,8 @@ pub(super) static SPECS: &[Spec] = &[
     // ---- AWS ----------------------------------------------------------------------------------
     tok("aws-access-key-id", "AWS long-term access key id", &["AKIA"], "AKIA[A-Z2-7]{16}", 0.9),
     tok("aws-temporary-access-key-id", "AWS temporary (STS) access key id", &["ASIA"], "ASIA[A-Z2-7]{16}", 0.85),
-    ctx("aws-secret-access-key", "AWS secret access key assigned to an aws_secret… name", &["aws"], r#"(?i:aws)[\w.\-]{0,24}?(?i:secret)[\w.\-]{0,24}?["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>[A-Za-z0-9/+]{40})"#).confidence(0.9).entropy(3.5),
-    tok("aws-secret-near-key-id", "40-character AWS secret access key within a few lines after an access key id", &["AKIA", "ASIA"], r"(?:AKIA|ASIA)[A-Z2-7]{16}[^A-Za-z0-9/+][\s\S]{0,160}?[^A-Za-z0-9/+](?P<s>[A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)", 0.85).entropy(4.0),
+    ctx("aws-secret-access-key", "AWS secret access key assigned to an aws_secret… name", &["aws"], r#"(?i:aws)[[:word:].\-]{0,24}?(?i:secret)[[:word:].\-]{0,24}?["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>[A-Za-z0-9/+]{40})"#).confidence(0.9).entropy(3.5),
+    tok("aws-secret-near-key-id", "40-character AWS secret access key within a few lines after an access key id", &["AKIA", "ASIA"], r"(?:AKIA|ASIA)[A-Z2-7]{16}[^A-Za-z0-9/+][\x00-\x7F]{0,160}?[^A-Za-z0-9/+](?P<s>[A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)", 0.85).entropy(4.0),
     ctx("aws-session-token", "AWS session token assigned to an aws_session_token name", &["aws"], r#"(?i:aws[_\-]session[_\-]token)["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>[A-Za-z0-9/+=]{100,})"#).confidence(0.9),
     tok("aws-mws-key", "Amazon Marketplace Web Service auth token", &["amzn.mws."], r"amzn\.mws\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", 0.9),
     // ---- Google Cloud / Firebase --------------------------------------------------------------
@@ -175,10 +177,10 @@ pub(super) static SPECS: &[Spec] = &[
     tok("azure-storage-connection-string", "Azure Storage connection string with account key", &["defaultendpointsprotocol="], r"(?i:DefaultEndpointsProtocol=https?;AccountName=[a-z0-9]{3,24};AccountKey=)(?P<s>[A-Za-z0-9+/]{86}==)", 0.97),
     tok("azure-storage-account-key", "Azure Storage account key", &["accountkey="], r"(?i:AccountKey=)(?P<s>[A-Za-z0-9+/]{86}==)", 0.9),
     tok("azure-cosmosdb-connection-string", "Azure Cosmos DB connection string", &["accountendpoint=https://"], r"(?i:AccountEndpoint=https://)[a-z0-9\-]{3,44}\.documents\.azure\.com:443/;(?i:AccountKey=)(?P<s>[A-Za-z0-9+/]{86}==)", 0.97),
-    tok("azure-service-bus-connection-string", "Azure Service Bus / Event Hubs shared access key", &["endpoint=sb://"], r"(?i:Endpoint=sb://)[a-z0-9\-]{3,50}\.servicebus\.windows\.net/;(?i:SharedAccessKeyName=)[\w\-]{1,64};(?i:SharedAccessKey=)(?P<s>[A-Za-z0-9+/]{43}=)", 0.95),
+    tok("azure-service-bus-connection-string", "Azure Service Bus / Event Hubs shared access key", &["endpoint=sb://"], r"(?i:Endpoint=sb://)[a-z0-9\-]{3,50}\.servicebus\.windows\.net/;(?i:SharedAccessKeyName=)[[:word:]\-]{1,64};(?i:SharedAccessKey=)(?P<s>[A-Za-z0-9+/]{43}=)", 0.95),
     tok("azure-app-configuration-connection-string", "Azure App Configuration connection string", &[".azconfig.io;"], r"(?i:Endpoint=)https://[a-z0-9\-]{5,50}\.azconfig\.io;(?i:Id=)[A-Za-z0-9+/=\-:]{4,40};(?i:Secret=)(?P<s>[A-Za-z0-9+/]{43}=)", 0.95).before(70),
-    tok("azure-sas-token", "Azure shared access signature (SAS) query", &["sv=20"], r"sv=20\d\d-\d\d-\d\d&[A-Za-z0-9%&=.:\-]{0,400}?sig=(?P<s>[A-Za-z0-9%+/]{30,120}(?:%3D|=){0,2})", 0.85),
-    tok("azure-ad-client-secret", "Microsoft Entra ID (Azure AD) client secret", &["Q~"], r"[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}", 0.85).before(4),
+    tok("azure-sas-token", "Azure shared access signature (SAS) query", &["sv=20"], r"sv=20[0-9][0-9]-[0-9][0-9]-[0-9][0-9]&[A-Za-z0-9%&=.:\-]*?sig=(?P<s>[A-Za-z0-9%+/]{30,120}(?:%3D|=){0,2})", 0.85),
+    tok("azure-ad-client-secret", "Microsoft Entra ID (Azure AD) client secret", &["Q~"], r"[A-Za-z0-9_~.\-]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34}", 0.85).before(4),
     ctx("azure-devops-pat", "Azure DevOps personal access token (legacy 52-char)", &["devops"], assign!("devops", "[a-z2-7]{52}")),
     ctx("azure-openai-key", "Azure OpenAI API key", &["azure_openai", "azure-openai"], assign!(r"azure[_\-]openai", "[a-f0-9]{32}")),
     // ---- Other cloud providers ----------------------------------------------------------------
@@ -198,7 +200,7 @@ pub(super) static SPECS: &[Spec] = &[
     tok("cloudflare-origin-ca-key", "Cloudflare Origin CA key", &["v1.0-"], "v1\\.0-[a-f0-9]{24}-[a-f0-9]{146}", 0.9),
     ctx("cloudflare-api-token", "Cloudflare API token", &["cloudflare", "cf_api"], assign!("cloudflare|cf_api", r"[A-Za-z0-9_\-]{40}")),
     ctx("cloudflare-global-api-key", "Cloudflare global API key", &["cloudflare", "cf_api"], assign!("cloudflare|cf_api", "[a-f0-9]{37}")),
-    tok("databricks-token", "Databricks personal access token", &["dapi"], r"dapi[a-f0-9]{32}(?:-\d)?", 0.85),
+    tok("databricks-token", "Databricks personal access token", &["dapi"], r"dapi[a-f0-9]{32}(?:-[0-9])?", 0.85),
     ctx("ovh-application-secret", "OVHcloud application secret", &["ovh"], assign!("ovh", "[A-Za-z0-9]{32}")),
     // ---- Version control / CI -----------------------------------------------------------------
     tok("github-pat", "GitHub personal access token (classic)", &["ghp_"], "ghp_[A-Za-z0-9]{36}", 0.95).check(Check::Crc32Base62),
@@ -267,7 +269,7 @@ pub(super) static SPECS: &[Spec] = &[
     tok("anthropic-api-key", "Anthropic API key", &["sk-ant-api03-"], r"sk-ant-api03-[A-Za-z0-9_\-]{93}AA", 0.97),
     tok("anthropic-admin-key", "Anthropic admin API key", &["sk-ant-admin01-"], r"sk-ant-admin01-[A-Za-z0-9_\-]{93}AA", 0.97),
     tok("groq-api-key", "Groq API key", &["gsk_"], "gsk_[A-Za-z0-9]{52}", 0.95),
-    tok("huggingface-token", "Hugging Face user access token", &["hf_"], "hf_[A-Za-z]{34}", 0.9),
+    tok("huggingface-token", "Hugging Face user access token", &["hf_"], "hf_[A-Za-z]{34}", 0.9).entropy(3.8),
     tok("huggingface-org-token", "Hugging Face organization API token", &["api_org_"], "api_org_[A-Za-z]{34}", 0.9),
     tok("replicate-api-token", "Replicate API token", &["r8_"], "r8_[A-Za-z0-9]{37}", 0.9),
     ctx("cohere-api-key", "Cohere API key", &["cohere", "co_api_key"], assign!("cohere|co_api_key", "[A-Za-z0-9]{40}")),
@@ -319,7 +321,7 @@ pub(super) static SPECS: &[Spec] = &[
     ctx("mandrill-api-key", "Mandrill API key", &["mandrill"], assign!("mandrill", r"[A-Za-z0-9_\-]{22}")),
     ctx("mailjet-secret-key", "Mailjet API secret key", &["mailjet"], assign!("mailjet", "[a-f0-9]{32}")),
     tok("mailersend-api-token", "MailerSend API token", &["mlsn."], "mlsn\\.[a-f0-9]{64}", 0.95),
-    tok("resend-api-key", "Resend API key", &["re_"], "re_[A-Za-z0-9]{8,10}_[A-Za-z0-9]{20,30}", 0.8),
+    tok("resend-api-key", "Resend API key", &["re_"], "re_[A-Za-z0-9]{8,10}_[A-Za-z0-9]{20,30}", 0.8).entropy(3.8),
     tok("teams-webhook", "Microsoft Teams incoming webhook URL", &[".webhook.office.com/webhookb2/"], r"https://[a-z0-9\-]{2,40}\.webhook\.office\.com/webhookb2/[A-Za-z0-9@\-]{36,90}/IncomingWebhook/[a-f0-9]{32}/[A-Za-z0-9\-]{36}(?:/[A-Za-z0-9_\-]{10,80})?", 0.95).before(50),
     ctx("vonage-api-secret", "Vonage (Nexmo) API secret", &["vonage", "nexmo"], assign!("vonage|nexmo", "[A-Za-z0-9]{16}")),
     ctx("messagebird-api-key", "MessageBird API key", &["messagebird"], assign!("messagebird", "[A-Za-z0-9]{25}")),
@@ -412,7 +414,7 @@ pub(super) static SPECS: &[Spec] = &[
     ctx("segment-write-key", "Segment write key", &["segment"], assign!("segment", "[A-Za-z0-9]{32}")),
     ctx("mongodb-atlas-private-key", "MongoDB Atlas API private key", &["atlas"], assign!("atlas", "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")),
     ctx("confluent-api-secret", "Confluent Cloud API secret", &["confluent"], assign!("confluent", r"[A-Za-z0-9+/]{64}")),
-    ctx("snowflake-password", "Snowflake account password", &["snowflake"], assign!("snowflake", r"[^\s'\x22`]{12,64}")),
+    ctx("snowflake-password", "Snowflake account password", &["snowflake"], assign!("snowflake", r"[^\s'\x22`]{12,}")),
     ctx("asana-pat", "Asana personal access token", &["asana"], assign!("asana", "[0-9]/[0-9]{10,20}(?::|/)[A-Za-z0-9]{32}")),
     ctx("jira-api-token", "Jira API token (legacy 24-char)", &["jira"], assign!("jira", "[A-Za-z0-9]{24}")),
     ctx("twitter-bearer-token", "X / Twitter app bearer token", &["twitter"], assign!("twitter", "AAAAAAAAAAAAAAAAAAAAA[A-Za-z0-9%]{30,120}")).confidence(0.9).entropy(0.0),
@@ -426,24 +428,24 @@ pub(super) static SPECS: &[Spec] = &[
     ctx("box-client-secret", "Box client secret", &["box_client", "box-client"], assign!("box[_\\-]client", "[A-Za-z0-9]{32}")),
     ctx("kubernetes-token", "Kubernetes service account token assigned to a kube… name", &["kube"], assign!("kube", r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*")).check(Check::Jwt).confidence(0.9).entropy(0.0).window(14200),
     // ---- Connection strings and URLs with credentials -----------------------------------------
-    ctx("postgres-connection-string", "PostgreSQL URI with password", &["postgres"], r"(?i:postgres(?:ql)?)://[^\s:/@'\x22]{1,64}:(?P<s>[^\s:/@'\x22]{1,128})@[^\s'\x22]", ).confidence(0.9).entropy(0.0),
-    ctx("mysql-connection-string", "MySQL / MariaDB URI with password", &["mysql", "mariadb"], r"(?i:mysql|mariadb)(?:\+[a-z]{2,12})?://[^\s:/@'\x22]{1,64}:(?P<s>[^\s:/@'\x22]{1,128})@[^\s'\x22]").confidence(0.9).entropy(0.0),
-    ctx("mongodb-connection-string", "MongoDB (mongodb / mongodb+srv) URI with password", &["mongodb"], r"(?i:mongodb)(?:\+srv)?://[^\s:/@'\x22]{1,64}:(?P<s>[^\s:/@'\x22]{1,128})@[^\s'\x22]").confidence(0.9).entropy(0.0),
-    ctx("redis-connection-string", "Redis URI with password", &["redis"], r"(?i:rediss?)://[^\s:/@'\x22]{0,64}:(?P<s>[^\s:/@'\x22]{1,128})@[^\s'\x22]").confidence(0.9).entropy(0.0),
-    ctx("amqp-connection-string", "AMQP (RabbitMQ) URI with password", &["amqp"], r"(?i:amqps?)://[^\s:/@'\x22]{1,64}:(?P<s>[^\s:/@'\x22]{1,128})@[^\s'\x22]").confidence(0.9).entropy(0.0),
-    ctx("mssql-connection-string", "SQL Server URI with password", &["sqlserver", "mssql"], r"(?i:sqlserver|mssql)(?:\+[a-z]{2,12})?://[^\s:/@'\x22]{1,64}:(?P<s>[^\s:/@'\x22]{1,128})@[^\s'\x22]").confidence(0.9).entropy(0.0),
-    ctx("ldap-connection-string", "LDAP URI with bind password", &["ldap"], r"(?i:ldaps?)://[^\s:/@'\x22]{1,64}:(?P<s>[^\s:/@'\x22]{1,128})@[^\s'\x22]").confidence(0.85).entropy(0.0),
-    ctx("ftp-connection-string", "FTP / SFTP URI with password", &["ftp"], r"(?i:s?ftps?)://[^\s:/@'\x22]{1,64}:(?P<s>[^\s:/@'\x22]{1,128})@[^\s'\x22]").confidence(0.85).entropy(0.0).before(1),
-    ctx("smtp-connection-string", "SMTP URI with password", &["smtp"], r"(?i:smtps?)://[^\s:/@'\x22]{1,64}:(?P<s>[^\s:/@'\x22]{1,128})@[^\s'\x22]").confidence(0.85).entropy(0.0),
-    ctx("jdbc-password", "JDBC URL with a password parameter", &["jdbc:"], r"(?i:jdbc:)[a-z0-9]{2,20}:[^\s'\x22]{0,300}?[;?&](?i:password|pwd)=(?P<s>[^;&\s'\x22]{1,128})").confidence(0.85).entropy(0.0).window(450),
-    ctx("url-basic-auth", "Credentials embedded in a URL (scheme://user:password@host)", &["://"], r"[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@'\x22]{1,64}:(?P<s>[^\s:/@'\x22]{1,128})@[A-Za-z0-9\-]").confidence(0.75).entropy(0.0).before(22),
-    ctx("curl-basic-auth", "curl -u user:password on a command line", &["curl"], r#"(?i:curl)\s[^\n]{0,200}?\s(?:-u|--user)\s{1,4}["']?[^\s:'"]{1,64}:(?P<s>[^\s'"]{1,128})"#).confidence(0.75).entropy(0.0).window(420),
+    ctx("postgres-connection-string", "PostgreSQL URI with password", &["postgres"], r"(?i:postgres(?:ql)?)://[^\s:/@'\x22]+:(?P<s>[^\s:/@'\x22]+)@[^\s'\x22]", ).confidence(0.9).entropy(0.0),
+    ctx("mysql-connection-string", "MySQL / MariaDB URI with password", &["mysql", "mariadb"], r"(?i:mysql|mariadb)(?:\+[a-z]{2,12})?://[^\s:/@'\x22]+:(?P<s>[^\s:/@'\x22]+)@[^\s'\x22]").confidence(0.9).entropy(0.0),
+    ctx("mongodb-connection-string", "MongoDB (mongodb / mongodb+srv) URI with password", &["mongodb"], r"(?i:mongodb)(?:\+srv)?://[^\s:/@'\x22]+:(?P<s>[^\s:/@'\x22]+)@[^\s'\x22]").confidence(0.9).entropy(0.0),
+    ctx("redis-connection-string", "Redis URI with password", &["redis"], r"(?i:rediss?)://[^\s:/@'\x22]*:(?P<s>[^\s:/@'\x22]+)@[^\s'\x22]").confidence(0.9).entropy(0.0),
+    ctx("amqp-connection-string", "AMQP (RabbitMQ) URI with password", &["amqp"], r"(?i:amqps?)://[^\s:/@'\x22]+:(?P<s>[^\s:/@'\x22]+)@[^\s'\x22]").confidence(0.9).entropy(0.0),
+    ctx("mssql-connection-string", "SQL Server URI with password", &["sqlserver", "mssql"], r"(?i:sqlserver|mssql)(?:\+[a-z]{2,12})?://[^\s:/@'\x22]+:(?P<s>[^\s:/@'\x22]+)@[^\s'\x22]").confidence(0.9).entropy(0.0),
+    ctx("ldap-connection-string", "LDAP URI with bind password", &["ldap"], r"(?i:ldaps?)://[^\s:/@'\x22]+:(?P<s>[^\s:/@'\x22]+)@[^\s'\x22]").confidence(0.85).entropy(0.0),
+    ctx("ftp-connection-string", "FTP / SFTP URI with password", &["ftp"], r"(?i:s?ftps?)://[^\s:/@'\x22]+:(?P<s>[^\s:/@'\x22]+)@[^\s'\x22]").confidence(0.85).entropy(0.0).before(1),
+    ctx("smtp-connection-string", "SMTP URI with password", &["smtp"], r"(?i:smtps?)://[^\s:/@'\x22]+:(?P<s>[^\s:/@'\x22]+)@[^\s'\x22]").confidence(0.85).entropy(0.0),
+    ctx("jdbc-password", "JDBC URL with a password parameter", &["jdbc:"], r"(?i:jdbc:)[a-z0-9]{2,20}:[^\s'\x22]*?[;?&](?i:password|pwd)=(?P<s>[^;&\s'\x22]+)").confidence(0.85).entropy(0.0).window(450),
+    ctx("url-basic-auth", "Credentials embedded in a URL (scheme://user:password@host)", &["://"], r"[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@'\x22]+:(?P<s>[^\s:/@'\x22]+)@[A-Za-z0-9\-]").confidence(0.75).entropy(0.0).before(22),
+    ctx("curl-basic-auth", "curl -u user:password on a command line", &["curl"], r#"(?i:curl)\s[^\n]*?\s(?:-u|--user)\s{1,4}["']?[^\s:'"]+:(?P<s>[^\s'"]+)"#).confidence(0.75).entropy(0.0).window(420),
     tok("authorization-basic", "HTTP Basic authorization header value (decodes to user:password)", &["basic "], r"(?i:basic)\s{1,4}(?P<s>[A-Za-z0-9+/]{8,400}={0,2})", 0.85).check(Check::BasicAuth),
     // ---- Generic assignments (last: most specific rules above win) ----------------------------
     ctx("authorization-bearer", "HTTP bearer token", &["bearer"], r"(?i:bearer)\s{1,4}(?P<s>[A-Za-z0-9_\-.~+/]{16,}={0,2})").confidence(0.65).entropy(3.0).window(2050).generic(),
-    ctx("generic-password", "Password assigned in code or configuration", &["password", "passwd", "passphrase", "pwd"], r#"(?i:password|passwd|passphrase|pwd)[\w.\-]{0,24}?["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>[^\s"'`,;<>]{6,128})"#).confidence(0.6).entropy(2.3).generic(),
-    ctx("generic-api-key", "API key assigned in code or configuration", &["apikey", "api_key", "api-key", "access_key", "access-key", "accesskey"], r#"(?i:api[_\-]?key|access[_\-]?key)[\w.\-]{0,24}?["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>[^\s"'`,;<>]{12,256})"#).confidence(0.6).generic(),
-    ctx("generic-secret", "Secret assigned in code or configuration", &["secret"], r#"(?i:secret)[\w.\-]{0,24}?["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>[^\s"'`,;<>]{12,256})"#).confidence(0.6).generic(),
-    ctx("generic-token", "Token assigned in code or configuration", &["token"], r#"(?i:token)[\w.\-]{0,24}?["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>[^\s"'`,;<>]{16,})"#).confidence(0.55).window(2100).generic(),
-    ctx("generic-credential", "Credential assigned in code or configuration", &["credential", "private_key", "private-key", "client_secret"], r#"(?i:credential|private[_\-]key|client_secret)[\w.\-]{0,24}?["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>[^\s"'`,;<>]{12,256})"#).confidence(0.55).generic(),
+    ctx("generic-password", "Password assigned in code or configuration", &["password", "passwd", "passphrase", "pwd"], r#"(?i:password|passwd|passphrase|pwd)[[:word:].\-]{0,24}?["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>[^\s"'`,;<>]{6,})"#).confidence(0.6).entropy(2.3).generic(),
+    ctx("generic-api-key", "API key assigned in code or configuration", &["apikey", "api_key", "api-key", "access_key", "access-key", "accesskey"], r#"(?i:api[_\-]?key|access[_\-]?key)[[:word:].\-]{0,24}?["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>[^\s"'`,;<>]{12,})"#).confidence(0.6).generic(),
+    ctx("generic-secret", "Secret assigned in code or configuration", &["secret"], r#"(?i:secret)[[:word:].\-]{0,24}?["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>[^\s"'`,;<>]{12,})"#).confidence(0.6).generic(),
+    ctx("generic-token", "Token assigned in code or configuration", &["token"], r#"(?i:token)[[:word:].\-]{0,24}?["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>[^\s"'`,;<>]{16,})"#).confidence(0.55).window(2100).generic(),
+    ctx("generic-credential", "Credential assigned in code or configuration", &["credential", "private_key", "private-key", "client_secret"], r#"(?i:credential|private[_\-]key|client_secret)[[:word:].\-]{0,24}?["']?\s{0,4}(?:=>|:=|[:=])\s{0,4}["']?(?P<s>[^\s"'`,;<>]{12,})"#).confidence(0.55).generic(),
 ];
