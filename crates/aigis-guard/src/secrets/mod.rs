@@ -18,7 +18,11 @@
 //! Rules live in `rules.rs`, one line each, written from the providers' published token formats.
 //! A rule declares literal *keywords* (its prefix, or the provider name for context rules) and a
 //! `regex` pattern that starts at a keyword; the named group `s` marks the secret value when the
-//! match includes surrounding context. [`Secrets::new`] builds one Aho-Corasick automaton over
+//! match includes surrounding context. A keyword containing an uppercase letter (`AKIA`, `SK`)
+//! must match exactly; an all-lowercase one (`ghp_`, `password`) matches in any case. Patterns
+//! use ASCII classes (`[[:word:]]`, `[0-9]`) and unbounded rather than large counted repetitions
+//! of wide classes, which keeps both the automata and capture extraction small.
+//! [`Secrets::new`] builds one Aho-Corasick automaton over
 //! every keyword. [`Secrets::scan`] makes one pass of that automaton; only rules whose keywords
 //! occur run their regex, and only in a window after each keyword occurrence (windows of one rule
 //! are merged, so the regex work per rule is linear in the text, whatever the input). Text
@@ -44,8 +48,19 @@
 //! - Discord bot tokens: the first segment is the base64 of a numeric id.
 //! - HTTP Basic credentials decode to `user:password`.
 //!
-//! Generic and context rules additionally require a minimum Shannon entropy and reject
-//! placeholders (`xxxx`, `changeme`, `<your-key>`, `${VAR}`, `****`, …).
+//! Every rule also has a Shannon-entropy floor on the value (3 bits/byte for tokens, set per rule
+//! elsewhere). Token rules reject documentation stand-ins (`…EXAMPLE`, `xxxxx`, `00000000`);
+//! context and generic rules reject placeholders (`changeme`, `<your-key>`, `${VAR}`, `****`,
+//! `process.env…`, …); generic values must also look random (a digit, or long mixed case) and
+//! not be an identifier path or a call (`self.password`, `get_token()`).
+//!
+//! # Cost
+//! Measured with the ignored `throughput` test (`cargo test --release -p aigis-guard --lib
+//! secrets::tests::throughput -- --ignored --nocapture`, shared 2-core machine, best of runs):
+//! about 3 µs per 1 KB of prose and 300–400 MB/s on 100 KB of prose (the automaton pass is the
+//! whole cost); 45–75 MB/s on code dense in `password`/`token`/`api_key` words, where the
+//! generic rules run on most of the text; 1 MB adversarial inputs (`AKIA…`, `=…`, a base64 blob)
+//! take 2–25 ms, `password=` repeated 100 000 times about 100 ms.
 //!
 //! # Non-goals
 //! No network verification of keys; no decoding of base64/hex-wrapped text before scanning
