@@ -929,7 +929,70 @@ fn detector_is_shareable_across_threads() {
     assert_send_sync::<Secrets>();
 }
 
+/// Pieces of keywords, separators and token alphabets, for inputs that reach deep into rules.
+const FRAGMENTS: &[&str] = &[
+    "ghp_",
+    "npm_",
+    "AKIA",
+    "ASIA",
+    "sk-",
+    "sk-ant-api03-",
+    "sk_live_",
+    "xoxb-",
+    "eyJ",
+    "AGE-SECRET-KEY-1",
+    "-----BEGIN RSA PRIVATE KEY-----\n",
+    "-----END RSA PRIVATE KEY-----",
+    "-----BEGIN PGP PRIVATE KEY BLOCK-----\n",
+    "password",
+    "api_key",
+    "token",
+    "secret",
+    "Bearer ",
+    "Basic ",
+    "postgres://",
+    "://",
+    "jdbc:x:",
+    "@",
+    ":",
+    "=",
+    "\"",
+    "'",
+    ";",
+    ".",
+    "\n",
+    " ",
+    "-",
+    "_",
+    "==",
+    "Q~",
+    "-us1",
+    "NRAL",
+    "AAAA",
+    "0123456789abcdef",
+    "ABCDEFGHIJKLMNOP",
+    "qrstuvwxyz",
+    "QPZRY9X8",
+    "é",
+    "🔑",
+    "\u{202e}",
+];
+
 proptest::proptest! {
+    #[test]
+    fn scan_handles_keyword_soup(parts in proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..80)) {
+        let text = parts.concat();
+        let found = scan(&text);
+        let mut last_end = 0;
+        for d in &found {
+            proptest::prop_assert!(d.span.start < d.span.end && d.span.end <= text.len());
+            proptest::prop_assert!(text.is_char_boundary(d.span.start) && text.is_char_boundary(d.span.end));
+            proptest::prop_assert!(d.span.start >= last_end, "overlapping or unsorted spans");
+            proptest::prop_assert!((0.0..=1.0).contains(&d.score));
+            last_end = d.span.end;
+        }
+    }
+
     #[test]
     fn scan_never_panics_and_spans_are_boundaries(text in "\\PC{0,300}", prefix in "(ghp_|sk-|AKIA|eyJ|password=|-----BEGIN |postgres://a:|)") {
         let text = format!("{prefix}{text}");
