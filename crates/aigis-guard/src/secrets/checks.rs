@@ -29,6 +29,9 @@ pub(super) enum Check {
     DiscordBot,
     /// HTTP Basic credentials: base64 of `user:password`.
     BasicAuth,
+    /// PyPI token: the part after `pypi-` is a base64url macaroon (v2 binary format) ending in a
+    /// 32-byte signature field. Confirms but never rejects: the prefix alone is distinctive.
+    PypiMacaroon,
 }
 
 /// Outcome of a check.
@@ -48,6 +51,11 @@ impl Check {
         self != Check::None
     }
 
+    /// Whether a failed check drops the candidate (rather than reporting it unvalidated).
+    pub(super) fn rejects(self) -> bool {
+        !matches!(self, Check::None | Check::PypiMacaroon)
+    }
+
     pub(super) fn run(self, value: &str) -> Verdict {
         let ok = match self {
             Check::None => return Verdict::Plausible,
@@ -63,8 +71,16 @@ impl Check {
             Check::PgpArmor => pgp_valid(value),
             Check::DiscordBot => discord_valid(value),
             Check::BasicAuth => basic_valid(value),
+            Check::PypiMacaroon => value
+                .strip_prefix("pypi-")
+                .and_then(|body| B64URL.decode(body).ok())
+                .is_some_and(|m| macaroon_v2_valid(&m)),
         };
-        if ok { Verdict::Valid } else { Verdict::Reject }
+        match (ok, self.rejects()) {
+            (true, _) => Verdict::Valid,
+            (false, true) => Verdict::Reject,
+            (false, false) => Verdict::Plausible,
+        }
     }
 }
 
@@ -272,4 +288,69 @@ fn basic_valid(value: &str) -> bool {
         }
         None => false,
     }
+}
+
+/// Cursor over untrusted bytes; every read is bounds-checked.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.bytes.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+    /// Unsigned LEB128, at most 4 bytes (lengths in a token are small).
+    fn varint(&mut self) -> Option<usize> {
+        let mut n = 0usize;
+        for shift in [0, 7, 14, 21] {
+            let b = self.byte()?;
+            n |= usize::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(n);
+            }
+        }
+        None
+    }
+    fn skip(&mut self, n: usize) -> Option<()> {
+        let end = self.pos.checked_add(n)?;
+        (end <= self.bytes.len()).then(|| self.pos = end)
+    }
+    /// Fields up to and including the end-of-section byte; returns the field types seen.
+    fn section(&mut self) -> Option<u32> {
+        let mut seen = 0u32;
+        loop {
+            match self.byte()? {
+                0 => return Some(seen),
+                t @ 1..=31 => {
+                    seen |= 1 << t;
+                    let len = self.varint()?;
+                    self.skip(len)?;
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Macaroon v2 binary serialisation: version 2, a header section with an identifier (field 2),
+/// caveat sections, an empty section, then the signature field (6) of exactly 32 bytes.
+fn macaroon_v2_valid(bytes: &[u8]) -> bool {
+    const MAX_CAVEATS: usize = 256;
+    let mut r = Reader { bytes, pos: 0 };
+    if r.byte() != Some(2) || r.section().is_none_or(|seen| seen & (1 << 2) == 0) {
+        return false;
+    }
+    for _ in 0..MAX_CAVEATS {
+        if r.bytes.get(r.pos) == Some(&0) {
+            r.pos += 1;
+            return r.byte() == Some(6) && r.varint() == Some(32) && r.bytes.len() - r.pos == 32;
+        }
+        if r.section().is_none() {
+            return false;
+        }
+    }
+    false
 }

@@ -47,6 +47,9 @@
 //!   tagged packet and match its CRC-24 line when present.
 //! - Discord bot tokens: the first segment is the base64 of a numeric id.
 //! - HTTP Basic credentials decode to `user:password`.
+//! - PyPI tokens: the part after `pypi-` decodes to a v2 macaroon (header with identifier,
+//!   caveat sections, 32-byte signature field). This check confirms but never rejects, since the
+//!   `pypi-AgEIcHlwaS5vcmc` prefix (the encoded `pypi.org` location) is already distinctive.
 //!
 //! Every rule also has a Shannon-entropy floor on the value (3 bits/byte for tokens, set per rule
 //! elsewhere). Token rules reject documentation stand-ins (`…EXAMPLE`, `xxxxx`, `00000000`);

@@ -330,8 +330,8 @@ pub(super) static SPECS: &[Spec] = &[
     ctx("intercom-access-token", "Intercom access token", &["intercom"], assign!("intercom", r"dG9rO[A-Za-z0-9+/=_\-]{50,70}")),
     // ---- Package registries -------------------------------------------------------------------
     tok("npm-token", "npm access token", &["npm_"], "npm_[A-Za-z0-9]{36}", 0.95).check(Check::Crc32Base62),
-    tok("pypi-token", "PyPI API token (macaroon for pypi.org)", &["pypi-AgEIcHlwaS5vcmc"], r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,300}", 0.97),
-    tok("pypi-test-token", "TestPyPI API token (macaroon for test.pypi.org)", &["pypi-AgENdGVzdC5weXBpLm9yZw"], r"pypi-AgENdGVzdC5weXBpLm9yZw[A-Za-z0-9_\-]{50,300}", 0.9),
+    tok("pypi-token", "PyPI API token (macaroon for pypi.org)", &["pypi-AgEIcHlwaS5vcmc"], r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,300}", 0.97).check(Check::PypiMacaroon),
+    tok("pypi-test-token", "TestPyPI API token (macaroon for test.pypi.org)", &["pypi-AgENdGVzdC5weXBpLm9yZw"], r"pypi-AgENdGVzdC5weXBpLm9yZw[A-Za-z0-9_\-]{50,300}", 0.9).check(Check::PypiMacaroon),
     tok("rubygems-api-key", "RubyGems API key", &["rubygems_"], "rubygems_[a-f0-9]{48}", 0.95),
     tok("nuget-api-key", "NuGet API key", &["oy2"], "oy2[a-z0-9]{43}", 0.85),
     tok("docker-hub-pat", "Docker Hub personal access token", &["dckr_pat_"], r"dckr_pat_[A-Za-z0-9_\-]{27}", 0.95),

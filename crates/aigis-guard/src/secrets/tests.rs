@@ -239,13 +239,34 @@ fn valid_value(check: Check, rng: &mut Rng, generated: &str) -> String {
         Check::BasicAuth => {
             STANDARD.encode(format!("user{}:{}", rng.below(1000), rng.from(ALNUM, 16)))
         }
+        Check::PypiMacaroon => {
+            let location = if generated.starts_with("pypi-AgEN") {
+                "test.pypi.org"
+            } else {
+                "pypi.org"
+            };
+            let identifier = format!(r#"{{"nonce":"{}","version":1}}"#, rng.from(HEX, 32));
+            let caveat = format!(
+                r#"{{"version":1,"permissions":"user","x":"{}"}}"#,
+                rng.from(HEX, 8)
+            );
+            let mut m = vec![2, 1, u8::try_from(location.len()).unwrap()];
+            m.extend_from_slice(location.as_bytes());
+            m.extend([2, u8::try_from(identifier.len()).unwrap()]);
+            m.extend_from_slice(identifier.as_bytes());
+            m.extend([0, 2, u8::try_from(caveat.len()).unwrap()]);
+            m.extend_from_slice(caveat.as_bytes());
+            m.extend([0, 0, 6, 32]);
+            m.extend(rng.bytes(32));
+            format!("pypi-{}", URL_SAFE_NO_PAD.encode(m))
+        }
     }
 }
 
 /// A check-failing variant of a valid value.
 fn invalid_value(check: Check, rng: &mut Rng, valid: &str) -> String {
     match check {
-        Check::None => unreachable!(),
+        Check::None | Check::PypiMacaroon => unreachable!("not a rejecting check"),
         Check::Crc32Base62 => {
             let (head, last) = valid.split_at(valid.len() - 1);
             format!("{head}{}", if last == "A" { "B" } else { "A" })
@@ -626,11 +647,7 @@ fn published_formats_are_detected() {
 #[test]
 fn checksum_invalid_values_are_not_reported() {
     let mut failures = Vec::new();
-    for (i, spec) in SPECS
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.check != Check::None)
-    {
+    for (i, spec) in SPECS.iter().enumerate().filter(|(_, s)| s.check.rejects()) {
         for round in 0..3u64 {
             let mut rng = Rng(0xD1B5_4A32_D192_ED03 ^ ((i as u64) << 8) ^ round);
             let (sample, span) = sample(spec, &mut rng);
@@ -977,6 +994,43 @@ const FRAGMENTS: &[&str] = &[
     "🔑",
     "\u{202e}",
 ];
+
+#[test]
+fn pypi_macaroon_structure_confirms_but_does_not_reject() {
+    let spec = SPECS.iter().find(|s| s.id == "pypi-token").unwrap();
+    let (token, _) = sample(spec, &mut Rng(11));
+    let found = scan(&format!("password = {token}"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].validated);
+    let unstructured = format!("pypi-AgEIcHlwaS5vcmc{}", Rng(12).from(B64URL_CHARS, 120));
+    let found = scan(&format!("password = {unstructured}"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, "pypi-token");
+    assert!(!found[0].validated);
+}
+
+const ALL_CHECKS: &[Check] = &[
+    Check::None,
+    Check::Crc32Base62,
+    Check::AgeBech32,
+    Check::Jwt,
+    Check::PemDer,
+    Check::PemOpenSsh,
+    Check::PgpArmor,
+    Check::DiscordBot,
+    Check::BasicAuth,
+    Check::PypiMacaroon,
+];
+
+proptest::proptest! {
+    #[test]
+    fn checks_never_panic(check in proptest::sample::select(ALL_CHECKS), text in "\\PC{0,200}", bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+        check.run(&text);
+        check.run(&format!("pypi-{}", URL_SAFE_NO_PAD.encode(&bytes)));
+        check.run(&format!("{}.{}.x", URL_SAFE_NO_PAD.encode(&bytes), URL_SAFE_NO_PAD.encode(&bytes)));
+        check.run(&format!("-----BEGIN X-----\n{}\n=AAAA\n-----END X-----", STANDARD.encode(&bytes)));
+    }
+}
 
 proptest::proptest! {
     #[test]
