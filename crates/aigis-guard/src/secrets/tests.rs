@@ -830,6 +830,13 @@ fn throughput() {
                  whether the new pricing tiers had been tested with a representative sample. ";
     let kb = prose.repeat(1024 / prose.len() + 1)[..1024].to_owned();
     let big = prose.repeat(100 * 1024 / prose.len() + 1);
+    let t = std::time::Instant::now();
+    let fresh = Secrets::new();
+    println!(
+        "Secrets::new: {:?} for {} rules",
+        t.elapsed(),
+        fresh.rules().len()
+    );
     let s = secrets();
     let mut out = Vec::new();
     let n = 20_000;
