@@ -862,6 +862,30 @@ fn throughput() {
         "1 KB prose: {per:?} per scan; 100 KB prose: {mbps:.0} MB/s; found {}",
         out.len()
     );
+    keyword_dense_and_adversarial(s);
+    let ac = s.keywords.as_ref().unwrap();
+    let hits: Vec<_> = ac
+        .find_overlapping_iter(&kb)
+        .map(|m| &kb[m.range()])
+        .collect();
+    println!(
+        "keyword hits in 1 KB: {hits:?}; automaton {} patterns, {} bytes",
+        ac.patterns_len(),
+        ac.memory_usage()
+    );
+    let t = std::time::Instant::now();
+    let mut n = 0;
+    for _ in 0..50 {
+        n += ac.find_overlapping_iter(std::hint::black_box(&big)).count();
+    }
+    #[expect(clippy::cast_precision_loss, reason = "measurement")]
+    let mbps = (big.len() * 50) as f64 / t.elapsed().as_secs_f64() / 1e6;
+    println!("automaton alone: {mbps:.0} MB/s ({n} hits)");
+}
+
+/// Part of [`throughput`]: keyword-dense code (with per-rule costs) and adversarial inputs.
+fn keyword_dense_and_adversarial(s: &Secrets) {
+    let mut out = Vec::new();
     let code = "def refresh(session, password_field='password'):\n    token = session.get_token()\n    \
                 headers = {'Authorization': f'Bearer {token}', 'X-Api-Key': settings.api_key}\n    \
                 url = 'https://api.internal/v1/secrets?limit=100'\n    return requests.post(url, headers=headers)\n";
@@ -914,24 +938,6 @@ fn throughput() {
         s.scan(&input, &mut out);
         println!("{name}: {:?}", t.elapsed());
     }
-    let ac = s.keywords.as_ref().unwrap();
-    let hits: Vec<_> = ac
-        .find_overlapping_iter(&kb)
-        .map(|m| &kb[m.range()])
-        .collect();
-    println!(
-        "keyword hits in 1 KB: {hits:?}; automaton {} patterns, {} bytes",
-        ac.patterns_len(),
-        ac.memory_usage()
-    );
-    let t = std::time::Instant::now();
-    let mut n = 0;
-    for _ in 0..50 {
-        n += ac.find_overlapping_iter(std::hint::black_box(&big)).count();
-    }
-    #[expect(clippy::cast_precision_loss, reason = "measurement")]
-    let mbps = (big.len() * 50) as f64 / t.elapsed().as_secs_f64() / 1e6;
-    println!("automaton alone: {mbps:.0} MB/s ({n} hits)");
 }
 
 #[test]
