@@ -28,6 +28,7 @@ pub(crate) struct Entry<'a> {
     pub stream: bool,
     pub principal: &'a str,
     pub policies: &'a [String],
+    pub guard: &'a [String],
     pub latency_ms: f64,
 }
 
@@ -41,7 +42,7 @@ pub(crate) fn write(e: &Entry<'_>) {
             target: "aigis::access",
             request_id = e.request_id, method = e.method, path = e.path, status = e.status,
             model = e.model, route = e.route, upstream = e.upstream, stream = e.stream,
-            principal = e.principal, policies = ?e.policies, latency_ms = e.latency_ms,
+            principal = e.principal, policies = ?e.policies, guard = ?e.guard, latency_ms = e.latency_ms,
             "request"
         );
         return;
@@ -67,16 +68,19 @@ pub(crate) fn write(e: &Entry<'_>) {
     }
     let _ = write!(line, ",\"stream\":{}", e.stream);
     field(&mut line, "principal", e.principal);
-    line.push_str(",\"policies\":[");
-    for (i, p) in e.policies.iter().enumerate() {
-        if i > 0 {
-            line.push(',');
+    for (name, list) in [("policies", e.policies), ("guard", e.guard)] {
+        let _ = write!(line, ",\"{name}\":[");
+        for (i, p) in list.iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            string(&mut line, p);
         }
-        string(&mut line, p);
+        line.push(']');
     }
     let _ = writeln!(
         line,
-        "],\"latency_ms\":{:.3},\"target\":\"aigis::access\"}}",
+        ",\"latency_ms\":{:.3},\"target\":\"aigis::access\"}}",
         e.latency_ms
     );
     // A failed log write must not fail the request.

@@ -53,6 +53,14 @@ pub enum GatewayError {
         /// What is wrong.
         message: String,
     },
+    /// The guard blocked the request; `param` names the field, never its content.
+    #[error("{message}")]
+    ContentPolicy {
+        /// The field, as a JSON path.
+        param: String,
+        /// What was found, without the offending text.
+        message: String,
+    },
     /// No route serves this model.
     #[error("the model `{0}` does not exist or you do not have access to it")]
     ModelNotFound(String),
@@ -101,7 +109,9 @@ impl GatewayError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::Invalid { .. } | Self::WrongEndpoint { .. } => StatusCode::BAD_REQUEST,
+            Self::Invalid { .. } | Self::WrongEndpoint { .. } | Self::ContentPolicy { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Overloaded | Self::AuthThrottled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream { .. } | Self::ResponseTooLarge(_) => StatusCode::BAD_GATEWAY,
@@ -121,6 +131,7 @@ impl GatewayError {
             Self::BodyTooLarge(_) => ("invalid_request_error", "request_too_large"),
             Self::HeadersTooLarge(_) => ("invalid_request_error", "headers_too_large"),
             Self::Invalid { .. } => ("invalid_request_error", "invalid_value"),
+            Self::ContentPolicy { .. } => ("invalid_request_error", "content_policy_violation"),
             Self::ModelNotFound(_) => ("invalid_request_error", "model_not_found"),
             Self::WrongEndpoint { .. } => ("invalid_request_error", "wrong_endpoint"),
             Self::Overloaded => ("rate_limit_error", "gateway_overloaded"),
@@ -147,7 +158,7 @@ impl GatewayError {
 
     fn param(&self) -> Option<&str> {
         match self {
-            Self::Invalid { param, .. } => Some(param),
+            Self::Invalid { param, .. } | Self::ContentPolicy { param, .. } => Some(param),
             Self::ModelNotFound(_) | Self::WrongEndpoint { .. } => Some("model"),
             _ => None,
         }

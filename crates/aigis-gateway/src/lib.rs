@@ -32,6 +32,7 @@ pub mod config;
 pub mod error;
 pub mod forward;
 pub mod identify;
+pub mod inspect;
 pub mod metrics;
 pub mod parse;
 mod pipeline;

@@ -39,6 +39,12 @@ pub(crate) struct AuthLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct GuardLabels {
+    detector: String,
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct SecurityLabels {
     pub event: &'static str,
     pub subject: String,
@@ -59,6 +65,7 @@ pub struct Metrics {
     pub(crate) reloads: Family<ReloadLabels, Counter>,
     pub(crate) auth_failures: Family<AuthLabels, Counter>,
     pub(crate) security_events: Family<SecurityLabels, Counter>,
+    pub(crate) guard: Family<GuardLabels, Counter>,
     pub(crate) active_streams: Gauge,
     pub(crate) in_flight: Gauge,
 }
@@ -110,6 +117,12 @@ impl Default for Metrics {
             "Security events (e.g. bursts of failed authentications), by event and subject",
             security_events.clone(),
         );
+        let guard = Family::default();
+        registry.register(
+            "guard_findings",
+            "Guard findings on requests, by detector and action",
+            guard.clone(),
+        );
         let active_streams = Gauge::default();
         registry.register(
             "active_streams",
@@ -131,6 +144,7 @@ impl Default for Metrics {
             reloads,
             auth_failures,
             security_events,
+            guard,
             active_streams,
             in_flight,
         }
@@ -148,6 +162,18 @@ impl Metrics {
 
     pub(crate) fn auth_failure(&self, kind: &'static str) {
         self.auth_failures.get_or_create(&AuthLabels { kind }).inc();
+    }
+
+    /// Counts `detector:kind:action` findings by detector and action.
+    pub(crate) fn guard_findings(&self, findings: &[String]) {
+        for f in findings {
+            let mut parts = f.split(':');
+            let detector = parts.next().unwrap_or_default().to_owned();
+            let action = parts.next_back().unwrap_or_default().to_owned();
+            self.guard
+                .get_or_create(&GuardLabels { detector, action })
+                .inc();
+        }
     }
 
     pub(crate) fn security_event(&self, event: &'static str, subject: &str) {

@@ -1,10 +1,10 @@
 //! The only place the gateway's stages are composed, in request order:
 //!
 //! ```text
-//! identify -> parse -> resolve -> authorize -> forward -> record
+//! identify -> parse -> resolve -> authorize -> inspect -> forward -> record
 //! ```
 //!
-//! (admit and inspect join between authorize and forward as their issues land.) Callers are
+//! (admit joins between authorize and inspect when its issue lands.) Callers are
 //! identified before their body is read, so an unauthenticated caller cannot make the gateway
 //! parse megabytes or learn which models exist. Each stage returns a typed outcome or a
 //! [`GatewayError`]; the error becomes the response in exactly one place,
@@ -24,6 +24,7 @@ use crate::config::Route;
 use crate::error::{Family, GatewayError};
 use crate::forward::{self, Outbound};
 use crate::identify::{FailureKind, Principal};
+use crate::inspect;
 use crate::metrics::{EndpointLabels, GaugeGuard, RequestLabels};
 use crate::parse::{self, Endpoint};
 use crate::resolve::resolve;
@@ -48,6 +49,7 @@ struct Served {
     stream: bool,
     principal: Option<String>,
     policies: Vec<String>,
+    guard: Vec<String>,
 }
 
 /// Handles one request on the public listener.
@@ -121,7 +123,7 @@ async fn serve(
         return Err(GatewayError::MethodNotAllowed(req.method().to_string()));
     }
     let (parts, raw, admission) = read_body(shared, req, limits).await?;
-    let parsed = parse::parse(endpoint, raw, limits)?;
+    let mut parsed = parse::parse(endpoint, raw, limits)?;
     served.model = Some(parsed.model.clone());
     served.stream = parsed.stream;
 
@@ -149,6 +151,30 @@ async fn serve(
     };
     let authorized = authorized?;
 
+    let policy = resolved
+        .route
+        .guard
+        .as_deref()
+        .and_then(|name| Some((name, config.guard.policies.get(name)?.as_ref())));
+    let inspected = inspect::inspect(
+        &shared.guard,
+        policy,
+        &shared.vault,
+        &principal.id,
+        &mut parsed,
+    );
+    let findings = match &inspected {
+        Ok(i) => i.findings.as_slice(),
+        Err(_) => &[],
+    };
+    shared.metrics.guard_findings(findings);
+    if let Err(e) = &inspected {
+        tracing::warn!(target: "aigis::security", event = "guard_block", principal = %principal.id, route = %resolved.route.name, reason = %e, "request blocked by the guard");
+    }
+    let inspected = inspected?;
+    served.guard.clone_from(&inspected.findings);
+    let pseudonymized = inspected.pseudonymized;
+
     let upstreams: Vec<_> = resolved
         .route
         .upstreams
@@ -165,11 +191,54 @@ async fn serve(
         },
         Box::new(admission),
         authorized,
+        inspected,
         &shared.metrics,
     )
     .await?;
     served.upstream = Some(forwarded.upstream);
+    if pseudonymized && !parsed.stream {
+        return Ok(restore_pseudonyms(&shared.vault, &principal.id, forwarded.response).await);
+    }
     Ok(forwarded.response)
+}
+
+fn restore_strings(vault: &aigis_guard::Vault, caller: &str, value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) if s.contains('[') => *s = vault.restore(caller, s),
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| restore_strings(vault, caller, v)),
+        serde_json::Value::Object(map) => map
+            .values_mut()
+            .for_each(|v| restore_strings(vault, caller, v)),
+        _ => {}
+    }
+}
+
+/// Puts the caller's pseudonymised values back into a complete (non-streamed) response.
+/// Streamed responses carry the placeholders as they are (restoring across chunk boundaries
+/// belongs to response-side inspection).
+async fn restore_pseudonyms(
+    vault: &aigis_guard::Vault,
+    caller: &str,
+    response: Response<Body>,
+) -> Response<Body> {
+    use http_body_util::BodyExt as _;
+    let (mut parts, body) = response.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    // Restore inside JSON strings, so a value is re-escaped as JSON wherever it lands.
+    let restored = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(mut json) => {
+            restore_strings(vault, caller, &mut json);
+            bytes::Bytes::from(json.to_string())
+        }
+        Err(_) => bytes,
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, body::full(restored))
 }
 
 /// Checks the header and body limits, takes a concurrency permit (held until the response or
@@ -407,6 +476,7 @@ fn record(
         stream: served.stream,
         principal: served.principal.as_deref().unwrap_or("-"),
         policies: &served.policies,
+        guard: &served.guard,
         latency_ms: elapsed.as_secs_f64() * 1000.0,
     });
 }

@@ -80,6 +80,10 @@ pub(crate) struct Shared {
     pub(crate) admission: Arc<Semaphore>,
     /// Failed-authentication counts; they survive reloads.
     pub(crate) throttle: Throttle,
+    /// The guard engine (detectors compiled once; profiles live in the config).
+    pub(crate) guard: aigis_guard::Guard,
+    /// Pseudonyms issued to callers; sized by the config at startup.
+    pub(crate) vault: aigis_guard::Vault,
     /// The config file and `--strict`, for reloads.
     source: Option<(PathBuf, bool)>,
 }
@@ -189,7 +193,13 @@ impl Gateway {
             local(&public, server.listen),
             local(&admin, server.admin_listen),
         );
+        let vault = aigis_guard::Vault::new(
+            runtime.config.guard.vault_capacity,
+            runtime.config.guard.vault_ttl,
+        );
         let shared = Arc::new(Shared {
+            guard: aigis_guard::Guard::new(),
+            vault,
             runtime: ArcSwap::from_pointee(runtime),
             metrics: Metrics::default(),
             admission: Arc::new(Semaphore::new(server.max_concurrent)),

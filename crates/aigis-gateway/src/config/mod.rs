@@ -37,6 +37,19 @@ pub struct Config {
     /// `[policy]`; `None` without `[identity]` means everything is allowed (open mode), with
     /// `[identity]` it means everything is denied.
     pub policy: Option<std::sync::Arc<crate::authorize::Policies>>,
+    /// `[guard]`: the compiled profiles routes use.
+    pub guard: GuardConfig,
+}
+
+/// `[guard]`
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    /// Every profile (built-in and user), compiled.
+    pub policies: std::collections::BTreeMap<String, std::sync::Arc<aigis_guard::Policy>>,
+    /// Entries the pseudonymisation vault holds at most.
+    pub vault_capacity: usize,
+    /// How long a caller's pseudonyms live after their last use.
+    pub vault_ttl: std::time::Duration,
 }
 
 /// `[identity]`
@@ -252,6 +265,8 @@ pub struct Route {
     pub classification: Option<String>,
     /// Visible to policies as `resource.tags`.
     pub tags: Vec<String>,
+    /// The guard profile inspecting this route's requests; `None` when `guard = "off"`.
+    pub guard: Option<String>,
 }
 
 impl Config {

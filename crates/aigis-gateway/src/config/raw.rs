@@ -73,6 +73,25 @@ pub struct Route {
     pub max_tokens: Option<u32>,
     pub classification: Option<String>,
     pub tags: Option<Vec<String>>,
+    pub guard: Option<String>,
+}
+
+/// `[guard]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guard {
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub profiles: std::collections::BTreeMap<String, aigis_guard::profile::ProfileSpec>,
+    pub vault: Option<Vault>,
+}
+
+/// `[guard.vault]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vault {
+    pub capacity: Option<u32>,
+    pub ttl: Option<String>,
 }
 
 /// `[identity]`

@@ -26,9 +26,10 @@ const SECTIONS: &[&str] = &[
     "identity",
     "policy",
     "cluster",
+    "guard",
 ];
 /// Sections proposed in the design that later versions read; named so the error is precise.
-const LATER_SECTIONS: &[&str] = &["limits", "prices", "guard", "ledger"];
+const LATER_SECTIONS: &[&str] = &["limits", "prices", "ledger"];
 
 #[derive(Clone)]
 enum Seg {
@@ -106,7 +107,8 @@ pub(super) fn validate(src: &str, base: &Path, strict: bool) -> Result<Loaded, V
         .enumerate()
         .map(|(i, u)| u.and_then(|u| v.upstream(i, u)))
         .collect();
-    let routes = v.routes(routes, &upstreams);
+    let mut routes = v.routes(routes, &upstreams);
+    let guard = v.guard(&table, routes.as_deref_mut());
     let cluster = v.section::<raw::Cluster>(&table, "cluster");
     let identity = v.section::<raw::Identity>(&table, "identity");
     let identity = identity.map(|i| v.identity(i, cluster.as_ref()));
@@ -140,17 +142,21 @@ pub(super) fn validate(src: &str, base: &Path, strict: bool) -> Result<Loaded, V
         server,
         upstreams.into_iter().collect::<Option<Vec<_>>>(),
         routes,
+        guard,
     ) {
-        (Some(server), Some(upstreams), Some(routes)) if errors.is_empty() => Ok(Loaded {
-            config: Config {
-                server,
-                upstreams,
-                routes,
-                identity: identity.flatten(),
-                policy: policy.flatten(),
-            },
-            warnings: v.diags,
-        }),
+        (Some(server), Some(upstreams), Some(routes), Some(guard)) if errors.is_empty() => {
+            Ok(Loaded {
+                config: Config {
+                    server,
+                    upstreams,
+                    routes,
+                    identity: identity.flatten(),
+                    policy: policy.flatten(),
+                    guard,
+                },
+                warnings: v.diags,
+            })
+        }
         _ => Err(errors),
     }
 }
@@ -662,6 +668,7 @@ impl Validator<'_> {
                 max_tokens: r.max_tokens.map(u64::from),
                 classification: r.classification,
                 tags: r.tags.unwrap_or_default(),
+                guard: r.guard,
             });
         }
         if out.is_empty() && ok {
@@ -782,6 +789,8 @@ fn key_hint(key: &str) -> Option<&'static str> {
     })
 }
 
+#[path = "validate_guard.rs"]
+mod guard;
 #[path = "validate_identity.rs"]
 mod identity;
 

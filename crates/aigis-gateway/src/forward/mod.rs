@@ -84,6 +84,7 @@ pub async fn forward(
     out: Outbound<'_>,
     keep: Keepalive,
     _authorized: Authorized,
+    _inspected: crate::inspect::RequestInspected,
     metrics: &Metrics,
 ) -> Result<Forwarded, GatewayError> {
     let mut last_err = GatewayError::Unavailable("the route has no upstream".into());
