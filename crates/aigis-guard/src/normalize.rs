@@ -54,8 +54,8 @@ impl Default for Limits {
 pub struct Normalized {
     /// The normalised text: lowercase, NFKC, de-obfuscated.
     pub text: String,
-    /// For each byte of `text`, the original character it came from (start, end).
-    origin: Vec<(u32, u32)>,
+    /// For each byte of `text`, the original character it came from (see [`Origin`]).
+    origin: Vec<Origin>,
     /// Hidden characters found on the way (invisible, bidi), with original spans.
     pub hidden: Vec<Detection>,
 }
@@ -66,9 +66,30 @@ impl Normalized {
         if self.origin.is_empty() || range.start >= range.end {
             return 0..0;
         }
-        let start = self.origin[range.start.min(self.origin.len() - 1)].0 as usize;
-        let end = self.origin[(range.end - 1).min(self.origin.len() - 1)].1 as usize;
+        let start = self.origin[range.start.min(self.origin.len() - 1)].start();
+        let end = self.origin[(range.end - 1).min(self.origin.len() - 1)].end();
         start..end.max(start)
+    }
+}
+
+/// An original character's byte offset (low 30 bits) and UTF-8 length minus one (high 2 bits):
+/// 4 bytes per byte of normalised text. Texts over 1 GiB are not normalised past that point.
+#[derive(Debug, Clone, Copy, Default)]
+struct Origin(u32);
+
+impl Origin {
+    const MAX: usize = (1 << 30) - 1;
+
+    fn new(at: usize, c: char) -> Self {
+        let at = u32::try_from(at.min(Self::MAX)).unwrap_or(0);
+        let len = u32::try_from(c.len_utf8() - 1).unwrap_or(0);
+        Self(at | (len << 30))
+    }
+    fn start(self) -> usize {
+        (self.0 & 0x3FFF_FFFF) as usize
+    }
+    fn end(self) -> usize {
+        self.start() + (self.0 >> 30) as usize + 1
     }
 }
 
@@ -76,7 +97,7 @@ impl Normalized {
 #[derive(Clone, Copy)]
 struct Mapped {
     c: char,
-    from: (u32, u32),
+    from: Origin,
 }
 
 /// Normalises `original` (see the module docs). Never fails; linear in the input.
@@ -86,12 +107,15 @@ pub fn normalize(original: &str) -> Normalized {
     let mut hidden_run: Option<(&'static str, Range<usize>)> = None;
     let mut prev_is_letter = false;
     for (at, c) in original.char_indices() {
-        let from = (offset(at), offset(at + c.len_utf8()));
+        if at > Origin::MAX {
+            break;
+        }
+        let from = Origin::new(at, c);
         match hidden_kind(c, prev_is_letter) {
             Some(kind) => {
                 match &mut hidden_run {
-                    Some((k, run)) if *k == kind && run.end == at => run.end = from.1 as usize,
-                    _ => flush(&mut hidden, hidden_run.replace((kind, at..from.1 as usize))),
+                    Some((k, run)) if *k == kind && run.end == at => run.end = from.end(),
+                    _ => flush(&mut hidden, hidden_run.replace((kind, at..from.end()))),
                 }
                 continue;
             }
@@ -130,10 +154,6 @@ pub fn normalize(original: &str) -> Normalized {
         origin,
         hidden,
     }
-}
-
-fn offset(at: usize) -> u32 {
-    u32::try_from(at).unwrap_or(u32::MAX)
 }
 
 fn flush(hidden: &mut Vec<Detection>, run: Option<(&'static str, Range<usize>)>) {
@@ -216,11 +236,19 @@ fn fold_words(chars: &[Mapped]) -> Vec<Mapped> {
             Some((last, body)) if last.c.is_whitespace() => (body, Some(*last)),
             _ => (token, None),
         };
-        word.clear();
-        word.extend(body.iter().map(|m| m.c));
-        let mixed = !word.is_ascii() && !word.is_single_script();
-        let letters = body.iter().filter(|m| m.c.is_alphabetic()).count();
-        let leety = letters >= 2 && body.len() >= 3 && body.iter().any(|m| leet(m.c).is_some());
+        let mixed = !body.iter().all(|m| m.c.is_ascii()) && {
+            word.clear();
+            word.extend(body.iter().map(|m| m.c));
+            !word.is_single_script()
+        };
+        let leety = body.len() >= 3
+            && body.iter().any(|m| leet(m.c).is_some())
+            && body.iter().filter(|m| m.c.is_alphabetic()).count() >= 2;
+        if !mixed && !leety {
+            out.extend_from_slice(body);
+            out.extend(tail);
+            continue;
+        }
         for (i, m) in body.iter().enumerate() {
             if mixed && !m.c.is_ascii() {
                 let mut buf = [0u8; 4];

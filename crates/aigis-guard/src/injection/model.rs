@@ -130,7 +130,6 @@ fn features(text: &str, bits: u8, mut f: impl FnMut(u32)) {
     let bucket = |h: u64| u32::try_from(h >> (64 - u32::from(bits))).unwrap_or(0);
     // The hashes of the last three words, for bigrams and skip-bigrams.
     let mut recent: [Option<u64>; 3] = [None; 3];
-    let mut padded = Vec::with_capacity(64);
     for word in text
         .split(|c: char| !c.is_alphanumeric() && c != '\'')
         .filter(|w| !w.is_empty())
@@ -143,13 +142,18 @@ fn features(text: &str, bits: u8, mut f: impl FnMut(u32)) {
             }
         }
         recent = [Some(w), recent[0], recent[1]];
-        padded.clear();
-        padded.push(b'^');
-        padded.extend_from_slice(word.as_bytes());
-        padded.push(b'$');
-        for n in 3..=5 {
-            for gram in padded.windows(n) {
-                f(bucket(fnv(FNV_OFFSET ^ n as u64, gram)));
+        // Character 3-, 4- and 5-grams of `^word$`: the last five bytes live in a shift
+        // register, so each gram costs one multiply (Fibonacci hashing) instead of a hash pass.
+        let mut register = u64::from(b'^');
+        for (i, &b) in word.as_bytes().iter().chain(b"$").enumerate() {
+            register = (register << 8) | u64::from(b);
+            for n in 3..=5usize {
+                if i + 2 >= n {
+                    let gram = register & ((1u64 << (8 * n)) - 1);
+                    f(bucket(
+                        (gram | ((n as u64) << 56)).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    ));
+                }
             }
         }
     }
@@ -158,7 +162,7 @@ fn features(text: &str, bits: u8, mut f: impl FnMut(u32)) {
         .split(|c: char| c.is_alphanumeric() || c.is_whitespace())
         .filter(|r| r.len() >= 2)
     {
-        f(bucket(fnv(FNV_OFFSET, run.as_bytes()) ^ 0x5555));
+        f(bucket(fnv(FNV_OFFSET ^ 0x5555, run.as_bytes())));
     }
 }
 

@@ -4,8 +4,9 @@
 //! and a pattern. All patterns are compiled into one [`RegexSet`] (one lazy-DFA pass); only the
 //! signatures that fired are run again to find their spans. Patterns are written for the
 //! normalised text, so they need no case-insensitivity and see through leetspeak, homoglyphs and
-//! padding. `\b` means an ASCII word boundary (so the DFA never falls back to a slower engine);
-//! patterns for scripts without spaces do not use it.
+//! padding. Patterns are byte-oriented (`unicode(false)`): `\b`, `\s` and `\S` are ASCII classes
+//! and `.` is one byte, so gaps in patterns for non-Latin scripts are counted in UTF-8 bytes
+//! (three per CJK character). This keeps every automaton small enough for the lazy DFA.
 //!
 //! Weights: about 3 for phrasings that are hardly ever benign ("ignore all previous
 //! instructions", `<|im_start|>system`), 1.5–2 for strong hints, under 1 for words that only add
@@ -14,7 +15,7 @@
 
 use std::ops::Range;
 
-use regex::{Regex, RegexSet};
+use regex::bytes::{Regex, RegexBuilder};
 
 /// One built-in signature.
 struct Signature {
@@ -110,27 +111,27 @@ const SIGNATURES: &[Signature] = &[
     Signature {
         id: "override.zh",
         weight: 3.0,
-        pattern: r"(?:忽略|无视|忘记|忽视|無視|忘記|不要理会|不要遵守)(?:之前|以上|上面|先前|前面|所有|全部|此前|你的|一切)?.{0,6}?(?:指令|指示|规则|規則|说明|提示|要求|设定)",
+        pattern: r"(?:忽略|无视|忘记|忽视|無視|忘記|不要理会|不要遵守)(?:之前|以上|上面|先前|前面|所有|全部|此前|你的|一切)?.{0,18}?(?:指令|指示|规则|規則|说明|提示|要求|设定)",
     },
     Signature {
         id: "override.ja",
         weight: 3.0,
-        pattern: r"(?:(?:以前|前|上記|これまで|すべて)の?(?:指示|命令|ルール|指令).{0,6}?(?:無視|忘れ))|(?:指示|命令|ルール)を無視",
+        pattern: r"(?:(?:以前|前|上記|これまで|すべて)の?(?:指示|命令|ルール|指令).{0,18}?(?:無視|忘れ))|(?:指示|命令|ルール)を無視",
     },
     Signature {
         id: "override.ko",
         weight: 3.0,
-        pattern: r"(?:이전|위의|모든|기존)\s*(?:의\s*)?(?:지시|지침|명령|규칙).{0,8}?(?:무시|잊어)",
+        pattern: r"(?:이전|위의|모든|기존)\s*(?:의\s*)?(?:지시|지침|명령|규칙).{0,24}?(?:무시|잊어)",
     },
     Signature {
         id: "override.ar",
         weight: 3.0,
-        pattern: r"(?:تجاهل|انس|اتجاهل)\s+.{0,24}?(?:التعليمات|الأوامر|القواعد|التوجيهات)",
+        pattern: r"(?:تجاهل|انس|اتجاهل)\s+.{0,48}?(?:التعليمات|الأوامر|القواعد|التوجيهات)",
     },
     Signature {
         id: "override.hi",
         weight: 3.0,
-        pattern: r"(?:पिछले|पिछली|सभी|पहले)\s+.{0,16}?(?:निर्देश|नियम|निर्देशों).{0,16}?(?:अनदेखा|भूल|नज़रअंदाज़|नजरअंदाज)",
+        pattern: r"(?:पिछले|पिछली|सभी|पहले)\s+.{0,48}?(?:निर्देश|नियम|निर्देशों).{0,48}?(?:अनदेखा|भूल|नज़रअंदाज़|नजरअंदाज)",
     },
     // Prompt leaks.
     Signature {
@@ -161,7 +162,7 @@ const SIGNATURES: &[Signature] = &[
     Signature {
         id: "leak.multilingual",
         weight: 2.0,
-        pattern: r"(?:muestra|revela|montre|révèle|zeig|verrate|mostra|rivela|покажи|раскрой|显示|告诉我|泄露|表示して|教えて)\S*\s*.{0,16}?(?:prompt del sistema|instrucciones del sistema|prompt système|instructions système|systemprompt|system-prompt|prompt di sistema|системный промпт|системные инструкции|系统提示|系统指令|システムプロンプト)",
+        pattern: r"(?:muestra|revela|montre|révèle|zeig|verrate|mostra|rivela|покажи|раскрой|显示|告诉我|泄露|表示して|教えて)\S*\s*.{0,48}?(?:prompt del sistema|instrucciones del sistema|prompt système|instructions système|systemprompt|system-prompt|prompt di sistema|системный промпт|системные инструкции|系统提示|系统指令|システムプロンプト)",
     },
     // Role-delimiter spoofing and fake turns.
     Signature {
@@ -304,26 +305,30 @@ pub struct Signal {
     pub span: Range<usize>,
 }
 
-/// The compiled lexical tier.
+/// The compiled lexical tier. Each signature is its own regex: the `regex` crate gives every
+/// one a literal prefilter (most start with a word alternation), which measured several times
+/// faster than one `RegexSet`, whose combined automaton has no prefilter and thrashes its cache.
 #[derive(Debug, Clone)]
 pub struct Signatures {
-    set: RegexSet,
     each: Vec<Regex>,
 }
 
 impl Signatures {
     /// Compiles the built-in signatures.
     pub fn new() -> Self {
-        let patterns: Vec<String> = SIGNATURES.iter().map(|s| expand(s.pattern)).collect();
         // Built-in constants covered by tests: a failure is a build defect.
         #[allow(clippy::expect_used)]
-        let set = RegexSet::new(&patterns).expect("built-in signatures compile");
-        #[allow(clippy::expect_used)]
-        let each = patterns
+        let each = SIGNATURES
             .iter()
-            .map(|p| Regex::new(p).expect("built-in signature compiles"))
+            .map(|s| {
+                RegexBuilder::new(&expand(s.pattern))
+                    .unicode(false)
+                    .dfa_size_limit(16 << 20)
+                    .build()
+                    .expect("built-in signature compiles")
+            })
             .collect();
-        Self { set, each }
+        Self { each }
     }
 
     /// Number of built-in signatures.
@@ -338,15 +343,14 @@ impl Signatures {
 
     /// Every signature that fires on `text` (normalised), first match of each.
     pub fn scan(&self, text: &str) -> Vec<Signal> {
-        self.set
-            .matches(text)
+        self.each
             .iter()
-            .filter_map(|i| {
-                let m = self.each[i].find(text)?;
+            .zip(SIGNATURES)
+            .filter_map(|(re, s)| {
                 Some(Signal {
-                    id: SIGNATURES[i].id,
-                    weight: SIGNATURES[i].weight,
-                    span: m.range(),
+                    id: s.id,
+                    weight: s.weight,
+                    span: re.find(text.as_bytes())?.range(),
                 })
             })
             .collect()
@@ -354,10 +358,11 @@ impl Signatures {
 
     /// Sum of the weights of the signatures that fire on `text`, each counted once.
     pub fn offset(&self, text: &str) -> f32 {
-        self.set
-            .matches(text)
+        self.each
             .iter()
-            .map(|i| SIGNATURES[i].weight)
+            .zip(SIGNATURES)
+            .filter(|(re, _)| re.is_match(text.as_bytes()))
+            .map(|(_, s)| s.weight)
             .sum()
     }
 }
@@ -375,7 +380,6 @@ fn expand(pattern: &str) -> String {
         .replace("{RULES}", RULES)
         .replace("{LEAK_VERB}", LEAK_VERB)
         .replace("{LEAK_OBJECT}", LEAK_OBJECT)
-        .replace(r"\b", r"(?-u:\b)")
 }
 
 #[cfg(test)]
