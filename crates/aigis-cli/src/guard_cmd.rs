@@ -143,22 +143,24 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The `[guard]` part of a gateway config, for `--config`.
+#[derive(serde::Deserialize)]
+struct ConfigFile {
+    #[serde(default)]
+    guard: GuardSection,
+}
+#[derive(serde::Deserialize, Default)]
+struct GuardSection {
+    #[serde(default)]
+    profiles: BTreeMap<String, ProfileSpec>,
+}
+
 fn load_profile(args: &ProfileArgs) -> anyhow::Result<Profile> {
     let specs: BTreeMap<String, ProfileSpec> = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            #[derive(serde::Deserialize)]
-            struct File {
-                #[serde(default)]
-                guard: Guard,
-            }
-            #[derive(serde::Deserialize, Default)]
-            struct Guard {
-                #[serde(default)]
-                profiles: BTreeMap<String, ProfileSpec>,
-            }
-            toml::from_str::<File>(&text)
+            toml::from_str::<ConfigFile>(&text)
                 .with_context(|| format!("{}: invalid [guard] section", path.display()))?
                 .guard
                 .profiles
@@ -504,6 +506,16 @@ fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let latency = [0.5, 0.9, 0.99].map(|q| percentile(&mut micros, q));
+    print_eval(args, threshold, &rows, latency)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_eval(
+    args: &EvalArgs,
+    threshold: f32,
+    rows: &[(&str, String, Metrics)],
+    latency: [f64; 3],
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match args.format {
         crate::Format::Json => {
@@ -529,7 +541,7 @@ fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 "{:<14} {:<52} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
                 "detector", "group", "n", "acc", "bal_acc", "prec", "recall", "f1", "fpr", "auc"
             )?;
-            for (detector, group, m) in &rows {
+            for (detector, group, m) in rows {
                 let auc = m
                     .roc_auc
                     .map_or_else(|| "-".to_owned(), |a| format!("{a:.4}"));
@@ -552,7 +564,7 @@ fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn train_cmd(args: &TrainArgs) -> anyhow::Result<ExitCode> {

@@ -151,28 +151,14 @@ async fn serve(
     };
     let authorized = authorized?;
 
-    let policy = resolved
-        .route
-        .guard
-        .as_deref()
-        .and_then(|name| Some((name, config.guard.policies.get(name)?.as_ref())));
-    let inspected = inspect::inspect(
-        &shared.guard,
-        policy,
-        &shared.vault,
-        &principal.id,
+    let inspected = inspect_request(
+        shared,
+        runtime,
+        resolved.route,
+        &principal,
         &mut parsed,
-    );
-    let findings = match &inspected {
-        Ok(i) => i.findings.as_slice(),
-        Err(_) => &[],
-    };
-    shared.metrics.guard_findings(findings);
-    if let Err(e) = &inspected {
-        tracing::warn!(target: "aigis::security", event = "guard_block", principal = %principal.id, route = %resolved.route.name, reason = %e, "request blocked by the guard");
-    }
-    let inspected = inspected?;
-    served.guard.clone_from(&inspected.findings);
+        served,
+    )?;
     let pseudonymized = inspected.pseudonymized;
 
     let upstreams: Vec<_> = resolved
@@ -239,6 +225,41 @@ async fn restore_pseudonyms(
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, body::full(restored))
+}
+
+/// The `inspect` stage under the route's guard profile, with its metrics and security log.
+fn inspect_request(
+    shared: &Shared,
+    runtime: &Runtime,
+    route: &Route,
+    principal: &Principal,
+    parsed: &mut parse::Parsed,
+    served: &mut Served,
+) -> Result<inspect::RequestInspected, GatewayError> {
+    let config = &runtime.config;
+    let policy = route
+        .guard
+        .as_deref()
+        .and_then(|name| Some((name, config.guard.policies.get(name)?.as_ref())));
+    let inspected = inspect::inspect(&shared.guard, policy, &shared.vault, &principal.id, parsed);
+    let findings = match &inspected {
+        Ok(i) => i.findings.as_slice(),
+        Err(_) => &[],
+    };
+    shared.metrics.guard_findings(findings);
+    if let Err(e) = &inspected {
+        tracing::warn!(
+            target: "aigis::security",
+            event = "guard_block",
+            principal = %principal.id,
+            route = %route.name,
+            reason = %e,
+            "request blocked by the guard"
+        );
+    }
+    let inspected = inspected?;
+    served.guard.clone_from(&inspected.findings);
+    Ok(inspected)
 }
 
 /// Checks the header and body limits, takes a concurrency permit (held until the response or

@@ -265,7 +265,7 @@ impl Guard {
         }
 
         let mut found = Vec::new();
-        let scan = |text: &str, found: &mut Vec<Detection>| {
+        let run_detectors = |text: &str, found: &mut Vec<Detection>| {
             if p.secrets != Action::Off {
                 self.secrets.scan(text, found);
             }
@@ -273,11 +273,11 @@ impl Guard {
                 self.pii.scan(text, found);
             }
         };
-        scan(text, &mut found);
+        run_detectors(text, &mut found);
         let direct = found.len();
         for d in &decoded {
             let mut inner = Vec::new();
-            scan(&d.text, &mut inner);
+            run_detectors(&d.text, &mut inner);
             found.extend(inner.into_iter().map(|mut x| {
                 x.span = d.span.clone();
                 x
@@ -313,54 +313,7 @@ impl Guard {
             }
         }
 
-        if p.banned.action != Action::Off {
-            if let Some(banned) = &policy.banned {
-                for m in banned.find_iter(&normalized.text) {
-                    let span = normalized.original_span(m.range());
-                    out.push(finding(
-                        custom(Detector::Banned, "banned-substring".into(), span),
-                        p.banned.action,
-                        None,
-                        "banned/1",
-                    ));
-                }
-            }
-            for (i, re) in policy.patterns.iter().enumerate() {
-                for m in re.find_iter(text) {
-                    out.push(finding(
-                        custom(
-                            Detector::Banned,
-                            format!("banned-pattern-{}", i + 1),
-                            m.range(),
-                        ),
-                        p.banned.action,
-                        None,
-                        "banned/1",
-                    ));
-                }
-            }
-        }
-        if p.topics.action != Action::Off {
-            if let Some((topics, names)) = &policy.topics {
-                let bytes = normalized.text.as_bytes();
-                let mut seen = Vec::new();
-                for m in topics.find_iter(&normalized.text) {
-                    let whole = (m.start() == 0 || !is_word(bytes[m.start() - 1]))
-                        && bytes.get(m.end()).is_none_or(|b| !is_word(*b));
-                    let name = &names[m.pattern().as_usize()];
-                    if whole && !seen.contains(name) {
-                        seen.push(name.clone());
-                        let span = normalized.original_span(m.range());
-                        out.push(finding(
-                            custom(Detector::Topic, format!("topic:{name}"), span),
-                            p.topics.action,
-                            None,
-                            "topics/1",
-                        ));
-                    }
-                }
-            }
-        }
+        custom_findings(policy, part, text, &normalized, out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -430,6 +383,76 @@ impl Guard {
             signals,
             version: injection::VERSION,
         });
+    }
+}
+
+/// Findings of the profile's banned substrings and patterns and topic lists.
+fn custom_findings(
+    policy: &Policy,
+    part: usize,
+    text: &str,
+    normalized: &Normalized,
+    out: &mut Vec<Finding>,
+) {
+    let p = &policy.profile;
+    let finding = |detection: Detection,
+                   action: Action,
+                   encoding: Option<Encoding>,
+                   version: &'static str| Finding {
+        part,
+        detection,
+        action,
+        encoding,
+        signals: Vec::new(),
+        version,
+    };
+    if p.banned.action != Action::Off {
+        if let Some(banned) = &policy.banned {
+            for m in banned.find_iter(&normalized.text) {
+                let span = normalized.original_span(m.range());
+                out.push(finding(
+                    custom(Detector::Banned, "banned-substring".into(), span),
+                    p.banned.action,
+                    None,
+                    "banned/1",
+                ));
+            }
+        }
+        for (i, re) in policy.patterns.iter().enumerate() {
+            for m in re.find_iter(text) {
+                out.push(finding(
+                    custom(
+                        Detector::Banned,
+                        format!("banned-pattern-{}", i + 1),
+                        m.range(),
+                    ),
+                    p.banned.action,
+                    None,
+                    "banned/1",
+                ));
+            }
+        }
+    }
+    if p.topics.action != Action::Off
+        && let Some((topics, names)) = &policy.topics
+    {
+        let bytes = normalized.text.as_bytes();
+        let mut seen = Vec::new();
+        for m in topics.find_iter(&normalized.text) {
+            let whole = (m.start() == 0 || !is_word(bytes[m.start() - 1]))
+                && bytes.get(m.end()).is_none_or(|b| !is_word(*b));
+            let name = &names[m.pattern().as_usize()];
+            if whole && !seen.contains(name) {
+                seen.push(name.clone());
+                let span = normalized.original_span(m.range());
+                out.push(finding(
+                    custom(Detector::Topic, format!("topic:{name}"), span),
+                    p.topics.action,
+                    None,
+                    "topics/1",
+                ));
+            }
+        }
     }
 }
 
@@ -505,7 +528,7 @@ fn rewrite(
                 let kind = placeholder_name(&f.detection.kind).to_ascii_uppercase();
                 match (f.action, vault) {
                     (Action::Pseudonymize, Some((vault, caller))) => {
-                        out.push_str(&vault.pseudonym(caller, &kind, value))
+                        out.push_str(&vault.pseudonym(caller, &kind, value));
                     }
                     _ => out.push_str(&numbering.placeholder(&kind, value)),
                 }

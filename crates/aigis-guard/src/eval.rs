@@ -1,5 +1,8 @@
 //! Labelled samples and detection metrics, for `aigis guard train` and `aigis guard eval`.
 
+// Counts stay far below 2^52, where f64 is exact.
+#![allow(clippy::cast_precision_loss)]
+
 use std::fmt;
 
 use serde::Deserialize;

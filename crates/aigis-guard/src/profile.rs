@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 /// What to do when a detector fires.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
@@ -32,6 +32,7 @@ pub enum Action {
     /// caller (see [`crate::Vault`]).
     Pseudonymize,
     /// Refuse the request.
+    #[default]
     Block,
 }
 
@@ -111,12 +112,6 @@ pub struct Profile {
     pub banned: BannedPolicy,
     /// Topic word-lists.
     pub topics: TopicsPolicy,
-}
-
-impl Default for Action {
-    fn default() -> Self {
-        Self::Block
-    }
 }
 
 /// Names of the built-in profiles.

@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn restores_only_for_the_same_caller() {
-        let vault = Vault::new(100, Duration::from_secs(60));
+        let vault = Vault::new(100, Duration::from_mins(1));
         let p = vault.pseudonym("alice", "EMAIL", "a@example.com");
         assert_eq!(p, "[EMAIL_1]");
         assert_eq!(
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn bounded_in_size_and_time() {
-        let vault = Vault::new(2, Duration::from_secs(60));
+        let vault = Vault::new(2, Duration::from_mins(1));
         vault.pseudonym("a", "EMAIL", "1");
         vault.pseudonym("b", "EMAIL", "2");
         vault.pseudonym("c", "EMAIL", "3");

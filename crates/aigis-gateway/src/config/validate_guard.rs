@@ -88,7 +88,7 @@ impl Validator<'_> {
         let ttl = self.duration(
             &key(&key(&at, "vault"), "ttl"),
             vault.ttl.as_deref(),
-            Duration::from_secs(3600),
+            Duration::from_hours(1),
         )?;
         Some(GuardConfig {
             policies,

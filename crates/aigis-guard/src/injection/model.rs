@@ -16,6 +16,9 @@
 //! `AIGISNG1` (8 bytes), `bits` (u8), 3 zero bytes, `bias` (f32 LE), `scale` (f32 LE), then
 //! 2^`bits` weights as i16 LE; a weight is `i16 * scale`.
 
+// Counts (features per text, examples) stay far below 2^23, where f32 is exact.
+#![allow(clippy::cast_precision_loss)]
+
 use thiserror::Error;
 
 const MAGIC: &[u8; 8] = b"AIGISNG1";
@@ -40,8 +43,8 @@ impl Model {
         if bytes.len() < HEADER || &bytes[..8] != MAGIC {
             return Err(ModelError("not an aigis n-gram model (bad magic)"));
         }
-        let bits = bytes[8];
-        if !(10..=24).contains(&bits) {
+        let width = bytes[8];
+        if !(10..=24).contains(&width) {
             return Err(ModelError("hash width out of range"));
         }
         let float = |at: usize| {
@@ -49,7 +52,7 @@ impl Model {
         };
         let (bias, scale) = (float(12), float(16));
         let body = &bytes[HEADER..];
-        if body.len() != 2 << bits {
+        if body.len() != 2 << width {
             return Err(ModelError("truncated or oversized weights"));
         }
         let weights = body
@@ -57,7 +60,7 @@ impl Model {
             .map(|w| f32::from(i16::from_le_bytes([w[0], w[1]])) * scale)
             .collect();
         Ok(Self {
-            bits,
+            bits: width,
             bias,
             weights,
         })
@@ -136,9 +139,9 @@ fn features(text: &str, bits: u8, mut f: impl FnMut(u32)) {
     {
         let w = fnv(FNV_OFFSET, word.as_bytes());
         f(bucket(fnv(w, b"w")));
-        for (distance, p) in recent.iter().enumerate() {
+        for (distance, p) in (0u8..).zip(recent) {
             if let Some(p) = p {
-                f(bucket(fnv(p ^ w.rotate_left(17), &[b'b', distance as u8])));
+                f(bucket(fnv(p ^ w.rotate_left(17), &[b'b', distance])));
             }
         }
         recent = [Some(w), recent[0], recent[1]];
@@ -239,17 +242,17 @@ pub fn train(examples: &[Example], options: TrainOptions) -> Model {
             order.swap(i, usize::try_from(rng % (i as u64 + 1)).unwrap_or(0));
         }
         for &k in &order {
-            let (idx, offset, y) = &encoded[k];
+            let (idx, offset, label) = &encoded[k];
             let norm = 1.0 / (idx.len().max(1) as f32).sqrt();
-            let z = bias + offset + idx.iter().map(|&i| weights[i as usize]).sum::<f32>() * norm;
-            let p = sigmoid(z);
+            let logit =
+                bias + offset + idx.iter().map(|&i| weights[i as usize]).sum::<f32>() * norm;
             let rate = options.learning_rate / (1.0 + step * 1e-5);
             step += 1.0;
-            let g = (p - y) * class_weight(*y) * rate;
-            bias -= g * 0.1;
+            let gradient = (sigmoid(logit) - label) * class_weight(*label) * rate;
+            bias -= gradient * 0.1;
             for &i in idx {
-                let w = &mut weights[i as usize];
-                *w -= g * norm + options.l2 * rate * *w;
+                let weight = &mut weights[i as usize];
+                *weight -= gradient * norm + options.l2 * rate * *weight;
             }
         }
     }
