@@ -62,6 +62,25 @@ pub struct Finding {
     pub version: &'static str,
 }
 
+impl Finding {
+    fn new(
+        part: usize,
+        detection: Detection,
+        action: Action,
+        encoding: Option<Encoding>,
+        version: &'static str,
+    ) -> Self {
+        Self {
+            part,
+            detection,
+            action,
+            encoding,
+            signals: Vec::new(),
+            version,
+        }
+    }
+}
+
 /// A fired signature with its span in the original text.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SignalAt {
@@ -225,16 +244,8 @@ impl Guard {
         let p = &policy.profile;
         let normalized = normalize::normalize(text);
         let decoded = normalize::decode_segments(text, self.limits);
-        let finding = |detection: Detection,
-                       action: Action,
-                       encoding: Option<Encoding>,
-                       version: &'static str| Finding {
-            part,
-            detection,
-            action,
-            encoding,
-            signals: Vec::new(),
-            version,
+        let finding = |detection, action, encoding, version| {
+            Finding::new(part, detection, action, encoding, version)
         };
 
         if p.invisible != Action::Off {
@@ -395,16 +406,8 @@ fn custom_findings(
     out: &mut Vec<Finding>,
 ) {
     let p = &policy.profile;
-    let finding = |detection: Detection,
-                   action: Action,
-                   encoding: Option<Encoding>,
-                   version: &'static str| Finding {
-        part,
-        detection,
-        action,
-        encoding,
-        signals: Vec::new(),
-        version,
+    let finding = |detection, action, encoding, version| {
+        Finding::new(part, detection, action, encoding, version)
     };
     if p.banned.action != Action::Off {
         if let Some(banned) = &policy.banned {

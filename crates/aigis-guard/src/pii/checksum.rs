@@ -443,11 +443,13 @@ pub fn btc_base58_valid(s: &[u8]) -> bool {
     double_sha256_prefix(&raw[..21]) == raw[21..]
 }
 
-const BECH32_CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+/// The bech32 data alphabet (BIP-173).
+pub(crate) const BECH32_CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 const BECH32_CONST: u32 = 1;
 const BECH32M_CONST: u32 = 0x2bc8_30a3;
 
-fn bech32_polymod(values: impl Iterator<Item = u8>) -> u32 {
+/// The BIP-173 checksum polymod over `values`.
+pub(crate) fn bech32_polymod(values: impl IntoIterator<Item = u8>) -> u32 {
     const GEN: [u32; 5] = [
         0x3b6a_57b2,
         0x2650_8e6d,

@@ -120,29 +120,7 @@ fn crc32_base62_valid(token: &str) -> bool {
     crc32_base62(random) == checksum
 }
 
-const BECH32_CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
-
-/// The BIP-173 checksum polymod over `values`.
-pub(super) fn bech32_polymod(values: impl IntoIterator<Item = u8>) -> u32 {
-    const GEN: [u32; 5] = [
-        0x3b6a_57b2,
-        0x2650_8e6d,
-        0x1ea1_19fa,
-        0x3d42_33dd,
-        0x2a14_62b3,
-    ];
-    let mut chk: u32 = 1;
-    for v in values {
-        let top = chk >> 25;
-        chk = ((chk & 0x01ff_ffff) << 5) ^ u32::from(v);
-        for (i, g) in GEN.iter().enumerate() {
-            if (top >> i) & 1 == 1 {
-                chk ^= g;
-            }
-        }
-    }
-    chk
-}
+pub(super) use crate::pii::checksum::{BECH32_CHARSET, bech32_polymod};
 
 /// HRP expansion then data values, as the polymod input.
 pub(super) fn bech32_values(hrp: &str, data: &[u8]) -> Vec<u8> {
