@@ -4,7 +4,8 @@
 #   bash bench/gateway.sh            # all four cases, about 2.5 minutes (plus builds/installs)
 #   bash bench/gateway.sh --smoke    # direct + aigis only, short runs, < 60 s, installs nothing
 #
-# Cases: (a) direct to the mock upstream, (b) through aigis, (c) through nginx proxy_pass with
+# Cases: (a) direct to the mock upstream, (b) through aigis (passthrough: guard off), (b') with an
+# API key and Cedar, (b'') with the balanced guard profile, (c) through nginx proxy_pass with
 # upstream keepalive, (d) through the LiteLLM proxy. The load generator (wrk, one thread) is pinned
 # to core 0; the system under test AND the mock upstream are pinned to core 1, in every case. So a
 # proxy shares its core with the mock exactly as the direct case's mock has it alone: the numbers
@@ -367,6 +368,10 @@ base_url = "http://127.0.0.1:$P_MOCK/v1"
 name = "bench"
 models = ["mock*", "gpt-*"]
 upstream = "mock"
+
+# Passthrough: the guard is measured separately in case (b'').
+[guard]
+profile = "off"
 EOF
 # Access log (one JSON line per request) goes to a file, as it would in production.
 "${SUT_PIN[@]}" "$AIGIS" gateway --config "$RUN/aigis.toml" --log-format json >"$RUN/aigis.out" 2>"$RUN/aigis.log" &
@@ -419,6 +424,15 @@ if ((!SMOKE)); then
   run_case aigis_auth "http://127.0.0.1:$P_AIGIS/v1/chat/completions" "$AUTH_PID" || AIGIS_OK=0
   unset BENCH_AUTH
   stop_tree "$AUTH_PID"
+
+  # (b'') the passthrough config with the `balanced` guard profile: the cost of inspect.
+  sed -e 's/^profile = "off"/profile = "balanced"/' "$RUN/aigis.toml" >"$RUN/aigis-guard.toml"
+  "${SUT_PIN[@]}" "$AIGIS" gateway --config "$RUN/aigis-guard.toml" --log-format json >"$RUN/aigis-guard.out" 2>"$RUN/aigis-guard.log" &
+  GUARD_PID=$!
+  STARTED+=("$GUARD_PID")
+  wait_until "$GUARD_PID" "aigis (guard)" 15 http_ok "http://127.0.0.1:$P_ADMIN/healthz" || die "aigis (guard) did not start"
+  run_case aigis_guard "http://127.0.0.1:$P_AIGIS/v1/chat/completions" "$GUARD_PID" || AIGIS_OK=0
+  stop_tree "$GUARD_PID"
 fi
 
 # ---------------------------------------------------------------- (c) nginx
@@ -539,10 +553,11 @@ SILENT_KB=$(sed -n 's/.*silent_kb=\([0-9]*\).*/\1/p' "$OUT/idle-conns.txt" 2>/de
   echo
   echo "| case | req/s @$CONNS conns | p50 ms | p99 ms | low load req/s | low load p50 ms | low load p99 ms | proxy CPU-µs/req | mock CPU-µs/req | proxy RSS MB | errors |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for c in direct aigis aigis_auth nginx litellm; do
+  for c in direct aigis aigis_auth aigis_guard nginx litellm; do
     case $c in
       direct) label="(a) direct to mock" ;; aigis) label="(b) aigis" ;;
       aigis_auth) label="(b') aigis, API key + Cedar" ;;
+      aigis_guard) label="(b'') aigis, guard (balanced)" ;;
       nginx) label="(c) nginx proxy_pass" ;; litellm) label="(d) LiteLLM proxy" ;;
     esac
     st=$(get $c status)
@@ -556,7 +571,7 @@ SILENT_KB=$(sed -n 's/.*silent_kb=\([0-9]*\).*/\1/p' "$OUT/idle-conns.txt" 2>/de
       [[ $c == nginx ]] && note=$NGINX_NOTE
       [[ $c == litellm ]] && note=$LITELLM_NOTE
       [[ -n $st ]] && note=${note:-$st}
-      ((SMOKE)) && [[ $c == nginx || $c == litellm || $c == aigis_auth ]] && continue
+      ((SMOKE)) && [[ $c == nginx || $c == litellm || $c == aigis_auth || $c == aigis_guard ]] && continue
       echo "| $label | ${note:-not run} | | | | | | | | | |"
     fi
   done
@@ -568,6 +583,7 @@ SILENT_KB=$(sed -n 's/.*silent_kb=\([0-9]*\).*/\1/p' "$OUT/idle-conns.txt" 2>/de
   echo "| (for reference) added p99 over direct @$CONNS conns | ${ADDED_HI:-–} ms | – | – |"
   ((SMOKE)) || echo "| aigis req/s ÷ nginx req/s @$CONNS conns | ${RPS_RATIO:-–}× | ≥ 0.8× | $(verdict "$RPS_RATIO" 0.8 ge) |"
   ((SMOKE)) || echo "| (for reference) identify + authorize cost: aigis_auth − aigis CPU-µs/req | $(awk -v a="$(get aigis_auth cpu_us_per_req)" -v b="$(get aigis cpu_us_per_req)" 'BEGIN { if (a != "" && b != "") printf "%.1f", a - b; else print "–" }') µs | – | – |"
+  ((SMOKE)) || echo "| (for reference) guard inspect cost: aigis_guard − aigis CPU-µs/req | $(awk -v a="$(get aigis_guard cpu_us_per_req)" -v b="$(get aigis cpu_us_per_req)" 'BEGIN { if (a != "" && b != "") printf "%.1f", a - b; else print "–" }') µs | – | – |"
   ((SMOKE)) || echo "| LiteLLM CPU-µs/req ÷ aigis CPU-µs/req | ${CPU_RATIO:-–}× | ≥ 50× | $(verdict "$CPU_RATIO" 50 ge) |"
   echo "| aigis RSS with $IDLE_CONNS idle connections | ${IDLE_MB:-–} MB | < 50 MB | $(verdict "$IDLE_MB" 50 lt) |"
   echo

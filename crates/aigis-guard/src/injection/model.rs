@@ -198,8 +198,8 @@ pub struct TrainOptions {
 impl Default for TrainOptions {
     fn default() -> Self {
         Self {
-            bits: 18,
-            epochs: 12,
+            bits: 16,
+            epochs: 20,
             learning_rate: 0.5,
             l2: 1e-6,
             seed: 0x5eed,
