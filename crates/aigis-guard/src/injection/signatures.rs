@@ -15,6 +15,7 @@
 
 use std::ops::Range;
 
+use aho_corasick::AhoCorasick;
 use regex::bytes::{Regex, RegexBuilder};
 
 /// One built-in signature.
@@ -188,7 +189,7 @@ const SIGNATURES: &[Signature] = &[
     Signature {
         id: "delimiter.turn-label",
         weight: 0.8,
-        pattern: r"(?:^|\s|\W)(?:system|assistant|developer)\s*:\s*\S",
+        pattern: r"\b(?:system|assistant|developer)\s*:\s*\S",
     },
     Signature {
         id: "delimiter.end-of-input",
@@ -310,8 +311,34 @@ pub struct Signal {
 /// faster than one `RegexSet`, whose combined automaton has no prefilter and thrashes its cache.
 #[derive(Debug, Clone)]
 pub struct Signatures {
-    each: Vec<Regex>,
+    each: Vec<(Regex, Option<AhoCorasick>)>,
 }
+
+/// Words at least one of which must appear before a signature's regex runs. Only for
+/// signatures whose pattern starts with common words (`tell`, `the`, `ai`), where the regex's own
+/// prefilter fires on most texts: the gate makes them cost one literal scan on benign text.
+const GATES: &[(&str, &[&str])] = &[
+    (
+        "leak.show-prompt",
+        &[
+            "prompt",
+            "instruction",
+            "config",
+            "directive",
+            "guideline",
+            "rules",
+            "initiali",
+            "hidden text",
+            "secret",
+            "context window",
+            "training data",
+        ],
+    ),
+    (
+        "jailbreak.persona-unrestricted",
+        &["without", "with no", "has no", "free from"],
+    ),
+];
 
 impl Signatures {
     /// Compiles the built-in signatures.
@@ -321,11 +348,16 @@ impl Signatures {
         let each = SIGNATURES
             .iter()
             .map(|s| {
-                RegexBuilder::new(&expand(s.pattern))
+                let re = RegexBuilder::new(&expand(s.pattern))
                     .unicode(false)
                     .dfa_size_limit(16 << 20)
                     .build()
-                    .expect("built-in signature compiles")
+                    .expect("built-in signature compiles");
+                let gate = GATES
+                    .iter()
+                    .find(|(id, _)| *id == s.id)
+                    .map(|(_, words)| AhoCorasick::new(*words).expect("built-in gate compiles"));
+                (re, gate)
             })
             .collect();
         Self { each }
@@ -341,11 +373,21 @@ impl Signatures {
         self.each.is_empty()
     }
 
-    /// Every signature that fires on `text` (normalised), first match of each.
-    pub fn scan(&self, text: &str) -> Vec<Signal> {
+    /// The signatures whose gate (if any) lets them run on `text`.
+    fn candidates<'a>(
+        &'a self,
+        text: &'a str,
+    ) -> impl Iterator<Item = (&'a Regex, &'static Signature)> + 'a {
         self.each
             .iter()
             .zip(SIGNATURES)
+            .filter(move |((_, gate), _)| gate.as_ref().is_none_or(|g| g.is_match(text)))
+            .map(|((re, _), s)| (re, s))
+    }
+
+    /// Every signature that fires on `text` (normalised), first match of each.
+    pub fn scan(&self, text: &str) -> Vec<Signal> {
+        self.candidates(text)
             .filter_map(|(re, s)| {
                 Some(Signal {
                     id: s.id,
@@ -358,9 +400,7 @@ impl Signatures {
 
     /// Sum of the weights of the signatures that fire on `text`, each counted once.
     pub fn offset(&self, text: &str) -> f32 {
-        self.each
-            .iter()
-            .zip(SIGNATURES)
+        self.candidates(text)
             .filter(|(re, _)| re.is_match(text.as_bytes()))
             .map(|(_, s)| s.weight)
             .sum()
@@ -393,6 +433,13 @@ mod tests {
             .into_iter()
             .map(|s| s.id)
             .collect()
+    }
+
+    #[test]
+    fn gates_name_real_signatures() {
+        for (id, _) in GATES {
+            assert!(SIGNATURES.iter().any(|s| s.id == *id), "{id}");
+        }
     }
 
     #[test]
