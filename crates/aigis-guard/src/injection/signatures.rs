@@ -323,6 +323,7 @@ const GATES: &[(&str, &[&str])] = &[
         &[
             "prompt",
             "instruction",
+            "system message",
             "config",
             "directive",
             "guideline",
