@@ -135,8 +135,13 @@ pub fn normalize(original: &str) -> Normalized {
         }
     }
     flush(&mut hidden, hidden_run);
-    let chars = fold_words(&chars);
-    let chars = collapse_padding(&chars);
+    // Most text needs neither pass: check before copying.
+    let chars = fold_words(&chars).unwrap_or(chars);
+    let chars = if has_padding_run(&chars) {
+        collapse_padding(&chars)
+    } else {
+        chars
+    };
     let mut text = String::with_capacity(chars.len());
     let mut origin = Vec::with_capacity(chars.len());
     let mut last_space = true;
@@ -226,24 +231,35 @@ fn leet_in_context(body: &[Mapped], i: usize) -> bool {
     }
 }
 
+/// Whether a token is a mixed-script word (skeletons apply) and whether it mixes letters with leet
+/// digits or symbols (leet folding applies).
+fn token_folds(body: &[Mapped], word: &mut String) -> (bool, bool) {
+    let mixed = !body.iter().all(|m| m.c.is_ascii()) && {
+        word.clear();
+        word.extend(body.iter().map(|m| m.c));
+        !word.is_single_script()
+    };
+    let leety = body.len() >= 3
+        && body.iter().any(|m| leet(m.c).is_some())
+        && body.iter().filter(|m| m.c.is_alphabetic()).count() >= 2;
+    (mixed, leety)
+}
+
 /// Per token (a run of non-whitespace): confusable skeletons for mixed-script words and leetspeak
-/// folding for tokens that mix letters with leet digits or symbols.
-fn fold_words(chars: &[Mapped]) -> Vec<Mapped> {
-    let mut out = Vec::with_capacity(chars.len());
+/// folding for tokens that mix letters with leet digits or symbols. `None` when no token needs it.
+fn fold_words(chars: &[Mapped]) -> Option<Vec<Mapped>> {
     let mut word = String::new();
+    let tokens = || chars.split(|m| m.c.is_whitespace());
+    if !tokens().any(|body| token_folds(body, &mut word) != (false, false)) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(chars.len());
     for token in chars.split_inclusive(|m| m.c.is_whitespace()) {
         let (body, tail) = match token.split_last() {
             Some((last, body)) if last.c.is_whitespace() => (body, Some(*last)),
             _ => (token, None),
         };
-        let mixed = !body.iter().all(|m| m.c.is_ascii()) && {
-            word.clear();
-            word.extend(body.iter().map(|m| m.c));
-            !word.is_single_script()
-        };
-        let leety = body.len() >= 3
-            && body.iter().any(|m| leet(m.c).is_some())
-            && body.iter().filter(|m| m.c.is_alphabetic()).count() >= 2;
+        let (mixed, leety) = token_folds(body, &mut word);
         if !mixed && !leety {
             out.extend_from_slice(body);
             out.extend(tail);
@@ -269,7 +285,18 @@ fn fold_words(chars: &[Mapped]) -> Vec<Mapped> {
         }
         out.extend(tail);
     }
-    out
+    Some(out)
+}
+
+/// Whether `chars` holds a run [`collapse_padding`] would join (its cheap first check: four lone
+/// alphanumeric characters at every other position).
+fn has_padding_run(chars: &[Mapped]) -> bool {
+    let lone = |j: usize| {
+        chars.get(j).is_some_and(|m| m.c.is_alphanumeric())
+            && (j == 0 || !chars[j - 1].c.is_alphanumeric())
+            && chars.get(j + 1).is_none_or(|n| !n.c.is_alphanumeric())
+    };
+    (0..chars.len()).any(|i| lone(i) && lone(i + 2) && lone(i + 4) && lone(i + 6))
 }
 
 /// Joins runs of four or more single alphanumeric characters separated by one padding character
