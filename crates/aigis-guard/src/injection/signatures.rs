@@ -267,6 +267,17 @@ const SIGNATURES: &[Signature] = &[
         weight: 0.3,
         pattern: r"\bhypothetical(?:ly)?\b|\bfor (?:educational|research) purposes only\b",
     },
+    // Goal hijacking and code execution.
+    Signature {
+        id: "hijack.pwned",
+        weight: 2.0,
+        pattern: r"\bp[o0]?w[n]+(?:e|3)?d\b",
+    },
+    Signature {
+        id: "exec.shell",
+        weight: 2.0,
+        pattern: r"\b(?:execute|exec|run|eval)\s*:\s*.{0,40}?(?:rm -rf|sudo |curl |wget |eval\(|whoami|/bin/sh|bash -c|chmod )",
+    },
     // Indirect injection, as found in tool results and retrieved documents.
     Signature {
         id: "indirect.addressed-to-ai",
