@@ -241,7 +241,7 @@ fn inspect_request(
         .guard
         .as_deref()
         .and_then(|name| Some((name, config.guard.policies.get(name)?.as_ref())));
-    let inspected = inspect::inspect(&shared.guard, policy, &shared.vault, &principal.id, parsed);
+    let inspected = inspect::inspect(shared.guard(), policy, &shared.vault, &principal.id, parsed);
     let findings = match &inspected {
         Ok(i) => i.findings.as_slice(),
         Err(_) => &[],
