@@ -41,15 +41,15 @@ struct Field {
     source: Source,
 }
 
-/// Runs the guard over `parsed` under `policy` (`None`: the route's guard is off).
+/// Runs `guard` over `parsed` under the named profile's `policy`; `None` when the route's guard
+/// is off (the guard is then never touched, so a gateway without guarded routes never builds it).
 pub fn inspect(
-    guard: &Guard,
-    policy: Option<(&str, &Policy)>,
+    guarded: Option<(&Guard, &str, &Policy)>,
     vault: &Vault,
     caller: &str,
     parsed: &mut Parsed,
 ) -> Result<RequestInspected, GatewayError> {
-    let Some((profile, policy)) = policy else {
+    let Some((guard, profile, policy)) = guarded else {
         return Ok(RequestInspected {
             findings: Vec::new(),
             pseudonymized: false,

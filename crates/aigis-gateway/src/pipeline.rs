@@ -237,11 +237,14 @@ fn inspect_request(
     served: &mut Served,
 ) -> Result<inspect::RequestInspected, GatewayError> {
     let config = &runtime.config;
-    let policy = route
-        .guard
-        .as_deref()
-        .and_then(|name| Some((name, config.guard.policies.get(name)?.as_ref())));
-    let inspected = inspect::inspect(shared.guard(), policy, &shared.vault, &principal.id, parsed);
+    let policy = route.guard.as_deref().and_then(|name| {
+        Some((
+            shared.guard(),
+            name,
+            config.guard.policies.get(name)?.as_ref(),
+        ))
+    });
+    let inspected = inspect::inspect(policy, &shared.vault, &principal.id, parsed);
     let findings = match &inspected {
         Ok(i) => i.findings.as_slice(),
         Err(_) => &[],
