@@ -102,6 +102,9 @@ struct Mapped {
 
 /// Normalises `original` (see the module docs). Never fails; linear in the input.
 pub fn normalize(original: &str) -> Normalized {
+    if let Some(plain) = plain_ascii(original) {
+        return plain;
+    }
     let mut hidden = Vec::new();
     let mut chars = Vec::with_capacity(original.len());
     let mut hidden_run: Option<(&'static str, Range<usize>)> = None;
@@ -291,12 +294,54 @@ fn fold_words(chars: &[Mapped]) -> Option<Vec<Mapped>> {
 /// Whether `chars` holds a run [`collapse_padding`] would join (its cheap first check: four lone
 /// alphanumeric characters at every other position).
 fn has_padding_run(chars: &[Mapped]) -> bool {
+    padding_run_in(chars.len(), |j| chars[j].c.is_alphanumeric())
+}
+
+/// [`has_padding_run`] over any sequence of `len` items, `alnum(j)` telling item `j`'s class.
+fn padding_run_in(len: usize, alnum: impl Fn(usize) -> bool) -> bool {
     let lone = |j: usize| {
-        chars.get(j).is_some_and(|m| m.c.is_alphanumeric())
-            && (j == 0 || !chars[j - 1].c.is_alphanumeric())
-            && chars.get(j + 1).is_none_or(|n| !n.c.is_alphanumeric())
+        j < len && alnum(j) && (j == 0 || !alnum(j - 1)) && (j + 1 >= len || !alnum(j + 1))
     };
-    (0..chars.len()).any(|i| lone(i) && lone(i + 2) && lone(i + 4) && lone(i + 6))
+    (0..len).any(|i| lone(i) && lone(i + 2) && lone(i + 4) && lone(i + 6))
+}
+
+/// The fast path of [`normalize`] for ASCII text that needs no folding (most prompts): one pass
+/// that lowercases and collapses whitespace, with no intermediate copies. `None` when the text
+/// is not ASCII, is too long for the origin map, or has a token to fold or a padding run.
+fn plain_ascii(original: &str) -> Option<Normalized> {
+    let bytes = original.as_bytes();
+    if !original.is_ascii() || bytes.len() > Origin::MAX {
+        return None;
+    }
+    let folds = original.split(|c: char| c.is_whitespace()).any(|token| {
+        token.len() >= 3
+            && token.chars().any(|c| leet(c).is_some())
+            && token.bytes().filter(u8::is_ascii_alphabetic).count() >= 2
+    });
+    if folds || padding_run_in(bytes.len(), |j| bytes[j].is_ascii_alphanumeric()) {
+        return None;
+    }
+    let mut text = String::with_capacity(bytes.len());
+    let mut origin = Vec::with_capacity(bytes.len());
+    let mut last_space = true;
+    for (at, c) in original.char_indices() {
+        let c = if c.is_whitespace() {
+            ' '
+        } else {
+            c.to_ascii_lowercase()
+        };
+        if c == ' ' && last_space {
+            continue;
+        }
+        last_space = c == ' ';
+        text.push(c);
+        origin.push(Origin::new(at, c));
+    }
+    Some(Normalized {
+        text,
+        origin,
+        hidden: Vec::new(),
+    })
 }
 
 /// Joins runs of four or more single alphanumeric characters separated by one padding character
@@ -651,7 +696,22 @@ mod tests {
         assert!(decode_segments(&many, Limits::default()).len() <= Limits::default().max_segments);
     }
 
+    /// The slow path, for comparison with the fast one.
+    fn slow(s: &str) -> String {
+        let mut padded = s.to_owned();
+        padded.push('\u{E0100}'); // a dropped character: not ASCII, so the slow path runs
+        normalize(&padded).text
+    }
+
     proptest::proptest! {
+        #[test]
+        fn the_ascii_fast_path_matches_the_general_one(s in "[ -~\t\n\x0b\x0c\r]{0,80}|[a-zA-Z .,?\n]{0,80}") {
+            if let Some(fast) = plain_ascii(&s) {
+                let general = slow(&s);
+                proptest::prop_assert_eq!(fast.text.trim_end(), general.trim_end());
+            }
+        }
+
         #[test]
         fn spans_always_map_into_the_original(s in "\\PC{0,64}") {
             let n = normalize(&s);
