@@ -121,24 +121,12 @@ fn summary(decision: &Decision) -> Vec<String> {
         .map(|f| {
             format!(
                 "{}:{}:{}",
-                detector_name(f.detection.detector),
+                f.detection.detector.as_str(),
                 f.detection.kind,
                 f.action.as_str()
             )
         })
         .collect()
-}
-
-/// The metric and log label of a detector.
-pub fn detector_name(d: Detector) -> &'static str {
-    match d {
-        Detector::Injection => "injection",
-        Detector::Invisible => "invisible",
-        Detector::Pii => "pii",
-        Detector::Secrets => "secrets",
-        Detector::Banned => "banned",
-        Detector::Topic => "topic",
-    }
 }
 
 fn describe(detector: Detector, kind: &str) -> String {

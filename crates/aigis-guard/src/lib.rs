@@ -52,6 +52,20 @@ pub enum Detector {
     Topic,
 }
 
+impl Detector {
+    /// The name used in logs, metrics and JSON (`injection`, `pii`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Injection => "injection",
+            Self::Invisible => "invisible",
+            Self::Pii => "pii",
+            Self::Secrets => "secrets",
+            Self::Banned => "banned",
+            Self::Topic => "topic",
+        }
+    }
+}
+
 /// One thing a detector found.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Detection {

@@ -375,16 +375,6 @@ impl Signatures {
         Self { each }
     }
 
-    /// Number of built-in signatures.
-    pub fn len(&self) -> usize {
-        self.each.len()
-    }
-
-    /// Always false: there are built-in signatures.
-    pub fn is_empty(&self) -> bool {
-        self.each.is_empty()
-    }
-
     /// The signatures whose gate (if any) lets them run on `text`.
     fn candidates<'a>(
         &'a self,
