@@ -433,6 +433,23 @@ if ((!SMOKE)); then
   wait_until "$GUARD_PID" "aigis (guard)" 15 http_ok "http://127.0.0.1:$P_ADMIN/healthz" || die "aigis (guard) did not start"
   run_case aigis_guard "http://127.0.0.1:$P_AIGIS/v1/chat/completions" "$GUARD_PID" || AIGIS_OK=0
   stop_tree "$GUARD_PID"
+
+  # (b3) limits that never refuse (a request rate and a token quota per principal), first
+  # counted in the process, then (b4) in the machine's Redis under a prefix of this run's
+  # own: the cost of admit + settle, and what the Redis round trip adds.
+  LIMITS='[[limits]]\nname = "rpm"\nscope = "principal"\nrequests = "1G/min"\n\n[[limits]]\nname = "tpm"\nscope = "principal"\ntokens = "1G/min"\n'
+  for mode in limits fleet; do
+    { cat "$RUN/aigis.toml"; printf '\n%b' "$LIMITS"
+      [[ $mode == fleet ]] && printf '\n[cluster]\nredis = "redis://127.0.0.1:6379"\nkey_prefix = "aigis_bench_%s"\n' "$$"
+    } >"$RUN/aigis-$mode.toml"
+    "${SUT_PIN[@]}" "$AIGIS" gateway --config "$RUN/aigis-$mode.toml" --log-format json >"$RUN/aigis-$mode.out" 2>"$RUN/aigis-$mode.log" &
+    LIM_PID=$!
+    STARTED+=("$LIM_PID")
+    wait_until "$LIM_PID" "aigis ($mode)" 15 http_ok "http://127.0.0.1:$P_ADMIN/healthz" || die "aigis ($mode) did not start"
+    run_case "aigis_$mode" "http://127.0.0.1:$P_AIGIS/v1/chat/completions" "$LIM_PID" || AIGIS_OK=0
+    stop_tree "$LIM_PID"
+  done
+  redis-cli --scan --pattern "aigis_bench_$$:*" 2>/dev/null | xargs -r redis-cli del >/dev/null 2>&1 || true
 fi
 
 # ---------------------------------------------------------------- (c) nginx
@@ -553,11 +570,13 @@ SILENT_KB=$(sed -n 's/.*silent_kb=\([0-9]*\).*/\1/p' "$OUT/idle-conns.txt" 2>/de
   echo
   echo "| case | req/s @$CONNS conns | p50 ms | p99 ms | low load req/s | low load p50 ms | low load p99 ms | proxy CPU-µs/req | mock CPU-µs/req | proxy RSS MB | errors |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for c in direct aigis aigis_auth aigis_guard nginx litellm; do
+  for c in direct aigis aigis_auth aigis_guard aigis_limits aigis_fleet nginx litellm; do
     case $c in
       direct) label="(a) direct to mock" ;; aigis) label="(b) aigis" ;;
       aigis_auth) label="(b') aigis, API key + Cedar" ;;
       aigis_guard) label="(b'') aigis, guard (balanced)" ;;
+      aigis_limits) label="(b3) aigis, limits in process" ;;
+      aigis_fleet) label="(b4) aigis, limits in Redis" ;;
       nginx) label="(c) nginx proxy_pass" ;; litellm) label="(d) LiteLLM proxy" ;;
     esac
     st=$(get $c status)
@@ -571,7 +590,7 @@ SILENT_KB=$(sed -n 's/.*silent_kb=\([0-9]*\).*/\1/p' "$OUT/idle-conns.txt" 2>/de
       [[ $c == nginx ]] && note=$NGINX_NOTE
       [[ $c == litellm ]] && note=$LITELLM_NOTE
       [[ -n $st ]] && note=${note:-$st}
-      ((SMOKE)) && [[ $c == nginx || $c == litellm || $c == aigis_auth || $c == aigis_guard ]] && continue
+      ((SMOKE)) && [[ $c != direct && $c != aigis ]] && continue
       echo "| $label | ${note:-not run} | | | | | | | | | |"
     fi
   done

@@ -88,22 +88,28 @@ upstream = "echo"
         check=True, capture_output=True, text=True,
     )
     client_key = json.loads(created.stdout)["key"]
-    log = work / "gateway.log"
+    running = launch_gateway(config, work / "gateway.log")
+    yield dict(running, key=client_key, config=config)
+    running["proc"].terminate()
+    assert running["proc"].wait(timeout=30) == 0, "SIGTERM drains and exits cleanly"
+
+
+def launch_gateway(config, log):
+    """Starts `aigis gateway --config CONFIG` logging to LOG; returns its URLs and process."""
     env = dict(os.environ, AIGIS_E2E_UPSTREAM_KEY=UPSTREAM_KEY, AIGIS_LOG="debug")
     with open(log, "w") as log_file:
         proc = subprocess.Popen([AIGIS_BIN, "gateway", "--config", str(config)], stderr=log_file, env=env)
 
     def listening():
+        if proc.poll() is not None:
+            raise RuntimeError(f"the gateway exited: {log.read_text()}")
         for line in log.read_text().splitlines():
             if line.startswith("{") and json.loads(line).get("message") == "aigis gateway listening":
                 return json.loads(line)
         return None
 
     info = _wait_for(listening, "the gateway to listen")
-    yield {"url": f"http://{info['public_addr']}", "admin": f"http://{info['admin_addr']}", "log": log, "proc": proc,
-           "key": client_key, "config": config}
-    proc.terminate()
-    assert proc.wait(timeout=30) == 0, "SIGTERM drains and exits cleanly"
+    return {"url": f"http://{info['public_addr']}", "admin": f"http://{info['admin_addr']}", "log": log, "proc": proc}
 
 
 @pytest.fixture()

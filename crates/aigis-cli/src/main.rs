@@ -5,6 +5,7 @@ mod config_cmd;
 mod gateway_cmd;
 mod guard_cmd;
 mod keys_cmd;
+mod limits_cmd;
 mod policy_cmd;
 
 use std::process::ExitCode;
@@ -36,6 +37,9 @@ enum Command {
     /// Create, list, revoke and rotate API keys (offline, in the store the config names).
     #[command(subcommand)]
     Keys(keys_cmd::Command),
+    /// See a caller's usage of every limit; count prompt tokens as the gateway does.
+    #[command(subcommand)]
+    Limits(limits_cmd::Command),
     /// Explain authorization decisions offline.
     #[command(subcommand)]
     Policy(policy_cmd::Command),
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Command::Gateway(args) => gateway_cmd::run(&args),
         Command::Config(cmd) => config_cmd::run(cmd),
         Command::Keys(cmd) => keys_cmd::run(cmd),
+        Command::Limits(cmd) => limits_cmd::run(cmd),
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Guard(cmd) => guard_cmd::run(cmd),
     };

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! GET  /admin/status             gateway, routes and upstream health
+//! GET  /admin/limits?principal=…&team=…&model=…&route=…&ip=…   usage of every limit
 //! GET  /admin/keys               keys (never their secrets)
 //! POST /admin/keys               {"name", "teams", "roles", "kind", "expires"} -> the new key, once
 //! POST /admin/keys/{key}/revoke  by id, prefix or name
@@ -53,7 +54,7 @@ pub(crate) async fn handle(
 
 fn action_of(method: &Method, path: &str) -> Option<&'static str> {
     match (method, path) {
-        (&Method::GET, "/admin/status") => Some("admin:status"),
+        (&Method::GET, "/admin/status" | "/admin/limits") => Some("admin:status"),
         (&Method::POST, "/admin/reload") => Some("admin:reload"),
         (&Method::GET | &Method::POST, "/admin/keys") => Some("admin:keys"),
         (&Method::POST, p)
@@ -97,6 +98,16 @@ async fn serve(
     tracing::info!(target: "aigis::security", event = "admin_call", principal = %principal.id, action, path = %path, allowed);
     if !allowed {
         return Err(GatewayError::Forbidden(format!("perform {action}")));
+    }
+    if path == "/admin/limits" {
+        let values = limit_query(req.uri().query().unwrap_or(""));
+        let status = crate::admit::status(&shared.limiter, &runtime.config.limits, &values)
+            .await
+            .map_err(|e| GatewayError::Upstream {
+                upstream: "limit store".into(),
+                detail: e.0,
+            })?;
+        return Ok(json(StatusCode::OK, &status));
     }
     let keys = identity
         .api_keys
@@ -192,6 +203,52 @@ fn created_response(new: &NewKey) -> Response<Body> {
     let mut v = new.record.public_json();
     v["key"] = serde_json::Value::String(new.secret.clone());
     json(StatusCode::CREATED, &v)
+}
+
+/// The scope values of `GET /admin/limits` (`team` may repeat).
+fn limit_query(query: &str) -> crate::admit::ScopeValues {
+    let mut v = crate::admit::ScopeValues::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, val) = pair.split_once('=').unwrap_or((pair, ""));
+        let val = percent_decode(val);
+        match k {
+            "principal" => v.principal = Some(val),
+            "team" => v.teams.push(val),
+            "model" => v.model = Some(val),
+            "route" => v.route = Some(val),
+            "ip" => v.ip = Some(val),
+            _ => {}
+        }
+    }
+    v
+}
+
+/// Decodes `%XX` escapes and `+` (as a space) of a query value; bad escapes stay as they are.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (c, hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn status(shared: &Shared) -> serde_json::Value {

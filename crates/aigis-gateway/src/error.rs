@@ -94,6 +94,12 @@ pub enum GatewayError {
         /// `connect`, `first_byte`, `idle` or `total`.
         which: &'static str,
     },
+    /// A limit refused the request (429).
+    #[error("{}", .0.message)]
+    Limited(Box<crate::admit::Refusal>),
+    /// The limit store cannot be reached and a limit that applies fails closed (503).
+    #[error("limits cannot be checked right now (the limit store is unreachable); retry shortly")]
+    LimitsUnavailable,
     /// The upstream's non-streamed response is over `server.max_response`.
     #[error("upstream `{0}` sent a response larger than server.max_response")]
     ResponseTooLarge(String),
@@ -112,8 +118,12 @@ impl GatewayError {
             Self::Invalid { .. } | Self::WrongEndpoint { .. } | Self::ContentPolicy { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            Self::Overloaded | Self::AuthThrottled(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded | Self::AuthThrottled(_) | Self::Limited(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::Unavailable(_) | Self::AuthUnavailable | Self::LimitsUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Upstream { .. } | Self::ResponseTooLarge(_) => StatusCode::BAD_GATEWAY,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -135,6 +145,9 @@ impl GatewayError {
             Self::ModelNotFound(_) => ("invalid_request_error", "model_not_found"),
             Self::WrongEndpoint { .. } => ("invalid_request_error", "wrong_endpoint"),
             Self::Overloaded => ("rate_limit_error", "gateway_overloaded"),
+            Self::Limited(r) if r.quota => ("insufficient_quota", "insufficient_quota"),
+            Self::Limited(_) => ("rate_limit_error", "rate_limit_exceeded"),
+            Self::LimitsUnavailable => ("api_error", "limits_unavailable"),
             Self::Unavailable(_) => ("api_error", "upstream_unavailable"),
             Self::Upstream { .. } => ("api_error", "upstream_error"),
             Self::Timeout { .. } => ("api_error", "upstream_timeout"),
@@ -190,7 +203,15 @@ impl GatewayError {
             HeaderValue::from_static("application/json"),
         );
         match &self {
-            Self::Overloaded | Self::Unavailable(_) | Self::AuthUnavailable => {
+            Self::Limited(r) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(r.retry_after_secs));
+                resp.headers_mut().extend(r.headers.clone());
+            }
+            Self::Overloaded
+            | Self::Unavailable(_)
+            | Self::AuthUnavailable
+            | Self::LimitsUnavailable => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }

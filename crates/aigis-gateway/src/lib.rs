@@ -9,13 +9,14 @@
 //!   -> parse     (endpoint, JSON depth, sizes, message count, n)          parse.rs
 //!   -> resolve   (model -> route -> upstreams, per-route max_tokens cap)  resolve.rs
 //!   -> authorize (Cedar, default deny -> Authorized)                      authorize/
+//!   -> admit     (rate, token, concurrency and budget limits, local or
+//!                 Redis -> Admitted + Ticket)                              admit/
+//!   -> inspect   (guard: block / redact / pseudonymize -> RequestInspected) inspect.rs
 //!   -> forward   (pooled client, timeouts, failover before first byte,
 //!                 circuit breaker, per-upstream concurrency cap)          forward/
+//!   -> settle    (the Ticket against actual usage; streams metered)      settle.rs
 //!   -> record    (access log without content, metrics)                    pipeline.rs
 //! ```
-//!
-//! Admission limits and content inspection join between `authorize` and `forward` as they
-//! land.
 //!
 //! ## Non-goals
 //! No translation between OpenAI and Anthropic formats; no open proxying (only configured
@@ -25,6 +26,8 @@
 
 pub mod access_log;
 mod admin;
+pub mod admin_client;
+pub mod admit;
 mod admin_api;
 pub mod authorize;
 pub mod body;
@@ -38,6 +41,7 @@ pub mod parse;
 mod pipeline;
 pub mod resolve;
 mod server;
+mod settle;
 pub mod tls;
 
 pub use server::{Gateway, Runtime, StartError};

@@ -51,6 +51,12 @@ pub(crate) struct SecurityLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LimitLabels {
+    pub limit: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ReloadLabels {
     pub result: &'static str,
 }
@@ -66,6 +72,7 @@ pub struct Metrics {
     pub(crate) auth_failures: Family<AuthLabels, Counter>,
     pub(crate) security_events: Family<SecurityLabels, Counter>,
     pub(crate) guard: Family<GuardLabels, Counter>,
+    pub(crate) limits: LimitEvents,
     pub(crate) active_streams: Gauge,
     pub(crate) in_flight: Gauge,
 }
@@ -123,6 +130,14 @@ impl Default for Metrics {
             "Guard findings on requests, by detector and action",
             guard.clone(),
         );
+        let limits = LimitEvents::default();
+        registry.register(
+            "limit_events",
+            "Limit refusals, streams cut off, and requests let through unmetered or refused \
+             because the limit store was unreachable (outcome: refused, cut_off, \
+             store_error_open, store_error_closed)",
+            limits.0.clone(),
+        );
         let active_streams = Gauge::default();
         registry.register(
             "active_streams",
@@ -145,6 +160,7 @@ impl Default for Metrics {
             auth_failures,
             security_events,
             guard,
+            limits,
             active_streams,
             in_flight,
         }
@@ -176,6 +192,10 @@ impl Metrics {
         }
     }
 
+    pub(crate) fn limit_event(&self, limit: &str, outcome: &'static str) {
+        self.limits.inc(limit, outcome);
+    }
+
     pub(crate) fn security_event(&self, event: &'static str, subject: &str) {
         self.security_events
             .get_or_create(&SecurityLabels {
@@ -189,6 +209,21 @@ impl Metrics {
         self.upstream
             .get_or_create(&UpstreamLabels {
                 upstream: upstream.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+}
+
+/// `aigis_limit_events_total`, cheap to clone into a metered stream.
+#[derive(Clone, Default)]
+pub(crate) struct LimitEvents(Family<LimitLabels, Counter>);
+
+impl LimitEvents {
+    pub(crate) fn inc(&self, limit: &str, outcome: &'static str) {
+        self.0
+            .get_or_create(&LimitLabels {
+                limit: limit.to_owned(),
                 outcome,
             })
             .inc();

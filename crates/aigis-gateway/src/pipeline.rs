@@ -1,10 +1,10 @@
 //! The only place the gateway's stages are composed, in request order:
 //!
 //! ```text
-//! identify -> parse -> resolve -> authorize -> inspect -> forward -> record
+//! identify -> parse -> resolve -> authorize -> admit -> inspect -> forward -> settle -> record
 //! ```
 //!
-//! (admit joins between authorize and inspect when its issue lands.) Callers are
+//! Callers are
 //! identified before their body is read, so an unauthenticated caller cannot make the gateway
 //! parse megabytes or learn which models exist. Each stage returns a typed outcome or a
 //! [`GatewayError`]; the error becomes the response in exactly one place,
@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::access_log;
+use crate::admit;
 use crate::authorize::{self, Authorized, ModelResource, RequestFacts};
 use crate::body::{self, Body};
 use crate::config::Route;
@@ -151,14 +152,23 @@ async fn serve(
     };
     let authorized = authorized?;
 
-    let inspected = inspect_request(
+    let (admitted, mut ticket, rate_headers) =
+        admit_request(shared, runtime, resolved.route, &principal, peer.ip(), &parsed).await?;
+    let strip_usage =
+        ticket.is_metered() && parsed.stream && crate::settle::request_stream_usage(&mut parsed);
+
+    // A request refused from here on never reached a model: it used no tokens.
+    let inspected = match inspect_request(
         shared,
         runtime,
         resolved.route,
         &principal,
         &mut parsed,
         served,
-    )?;
+    ) {
+        Ok(i) => i,
+        Err(e) => return Err(ticket.cancel(e).await),
+    };
     let pseudonymized = inspected.pseudonymized;
 
     let upstreams: Vec<_> = resolved
@@ -167,7 +177,7 @@ async fn serve(
         .iter()
         .filter_map(|&i| runtime.upstreams.get(i))
         .collect();
-    let forwarded = forward::forward(
+    let forwarded = match forward::forward(
         &upstreams,
         Outbound {
             parsed: &parsed,
@@ -177,15 +187,30 @@ async fn serve(
         },
         Box::new(admission),
         authorized,
+        admitted,
         inspected,
         &shared.metrics,
     )
-    .await?;
+    .await
+    {
+        Ok(f) => f,
+        Err(e) => return Err(ticket.cancel(e).await),
+    };
     served.upstream = Some(forwarded.upstream);
+    let family = parsed.endpoint.family();
+    let response = crate::settle::settle(
+        ticket,
+        forwarded.response,
+        rate_headers,
+        family,
+        strip_usage,
+        &shared.metrics,
+    )
+    .await;
     if pseudonymized && !parsed.stream {
-        return Ok(restore_pseudonyms(&shared.vault, &principal.id, forwarded.response).await);
+        return Ok(restore_pseudonyms(&shared.vault, &principal.id, response).await);
     }
-    Ok(forwarded.response)
+    Ok(response)
 }
 
 fn restore_strings(vault: &aigis_guard::Vault, caller: &str, value: &mut serde_json::Value) {
@@ -225,6 +250,25 @@ async fn restore_pseudonyms(
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, body::full(restored))
+}
+
+/// The `admit` stage with its inputs from the earlier stages.
+async fn admit_request(
+    shared: &Shared,
+    runtime: &Runtime,
+    route: &Route,
+    principal: &Principal,
+    ip: std::net::IpAddr,
+    parsed: &parse::Parsed,
+) -> Result<(admit::Admitted, admit::Ticket, http::HeaderMap), GatewayError> {
+    let request = admit::Request {
+        principal,
+        route,
+        ip,
+        parsed,
+    };
+    let limits = &runtime.config.limits;
+    admit::admit(&shared.limiter, limits, &request, &shared.metrics).await
 }
 
 /// The `inspect` stage under the route's guard profile, with its metrics and security log.

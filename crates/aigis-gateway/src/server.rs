@@ -83,6 +83,9 @@ pub(crate) struct Shared {
     /// The guard engine, compiled once when the first config that uses it is loaded (about
     /// 15 MB and 100 ms; a gateway whose routes all run with `guard = "off"` never pays it).
     guard: std::sync::OnceLock<aigis_guard::Guard>,
+    /// Limit counters kept in this process, and the fleet's store when configured; they
+    /// survive reloads.
+    pub(crate) limiter: crate::admit::Limiter,
     /// Pseudonyms issued to callers; sized by the config at startup.
     pub(crate) vault: aigis_guard::Vault,
     /// The config file and `--strict`, for reloads.
@@ -218,6 +221,7 @@ impl Gateway {
             metrics: Metrics::default(),
             admission: Arc::new(Semaphore::new(server.max_concurrent)),
             throttle: Throttle::default(),
+            limiter: crate::admit::Limiter::default(),
             source,
         });
         shared.prepare_guard(&shared.runtime.load().config);

@@ -3,6 +3,7 @@
 //! then assembles the typed [`Config`] the gateway runs on. There is one loader: the CLI's
 //! `config check`, startup and SIGHUP reload all call [`load`].
 
+mod limits;
 mod raw;
 mod units;
 mod validate;
@@ -12,6 +13,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use limits::{
+    Budget, BudgetUnit, Limit, LimitsConfig, OnStoreError, Price, Quantity, Rate, RedisStore,
+    Scope, TokenKind, Tokenizer, Window,
+};
 pub use units::{glob_match, parse_duration, parse_size};
 
 /// A loaded, validated configuration and the warnings found while loading it.
@@ -39,6 +44,8 @@ pub struct Config {
     pub policy: Option<std::sync::Arc<crate::authorize::Policies>>,
     /// `[guard]`: the compiled profiles routes use.
     pub guard: GuardConfig,
+    /// `[[limits]]`, `[[prices]]` and the fleet's limit store.
+    pub limits: LimitsConfig,
 }
 
 /// `[guard]`
@@ -267,6 +274,8 @@ pub struct Route {
     pub tags: Vec<String>,
     /// The guard profile inspecting this route's requests; `None` when `guard = "off"`.
     pub guard: Option<String>,
+    /// How prompt tokens are counted for token limits and budgets.
+    pub tokenizer: Tokenizer,
 }
 
 impl Config {

@@ -74,6 +74,33 @@ pub struct Route {
     pub classification: Option<String>,
     pub tags: Option<Vec<String>>,
     pub guard: Option<String>,
+    pub tokenizer: Option<String>,
+}
+
+/// One `[[limits]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    pub name: String,
+    pub scope: OneOrMany,
+    pub requests: Option<String>,
+    pub tokens: Option<String>,
+    pub prompt_tokens: Option<String>,
+    pub completion_tokens: Option<String>,
+    pub concurrent: Option<u32>,
+    pub budget: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub routes: Option<Vec<String>>,
+    pub on_store_error: Option<String>,
+}
+
+/// One `[[prices]]` entry (USD per million tokens).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub model: String,
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
 }
 
 /// `[guard]`
@@ -146,14 +173,13 @@ pub struct Policy {
 
 /// `[cluster]`
 #[derive(Debug, Deserialize)]
-#[expect(
-    dead_code,
-    reason = "the fleet stores (limits, ledger) read these as they land"
-)]
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
+    #[expect(dead_code, reason = "the ledger reads it when it lands")]
     pub postgres: Option<String>,
     pub redis: Option<String>,
+    pub key_prefix: Option<String>,
+    pub store_timeout: Option<String>,
 }
 
 /// `upstream = "a"` or `upstream = ["a", "b"]`.

@@ -27,9 +27,11 @@ const SECTIONS: &[&str] = &[
     "policy",
     "cluster",
     "guard",
+    "limits",
+    "prices",
 ];
 /// Sections proposed in the design that later versions read; named so the error is precise.
-const LATER_SECTIONS: &[&str] = &["limits", "prices", "ledger"];
+const LATER_SECTIONS: &[&str] = &["ledger"];
 
 #[derive(Clone)]
 enum Seg {
@@ -110,6 +112,7 @@ pub(super) fn validate(src: &str, base: &Path, strict: bool) -> Result<Loaded, V
     let mut routes = v.routes(routes, &upstreams);
     let guard = v.guard(&table, routes.as_deref_mut());
     let cluster = v.section::<raw::Cluster>(&table, "cluster");
+    let limits = v.limits(&table, cluster.as_ref(), routes.as_deref());
     let identity = v.section::<raw::Identity>(&table, "identity");
     let identity = identity.map(|i| v.identity(i, cluster.as_ref()));
     let policy = v
@@ -143,8 +146,11 @@ pub(super) fn validate(src: &str, base: &Path, strict: bool) -> Result<Loaded, V
         upstreams.into_iter().collect::<Option<Vec<_>>>(),
         routes,
         guard,
+        limits,
     ) {
-        (Some(server), Some(upstreams), Some(routes), Some(guard)) if errors.is_empty() => {
+        (Some(server), Some(upstreams), Some(routes), Some(guard), Some(limits))
+            if errors.is_empty() =>
+        {
             Ok(Loaded {
                 config: Config {
                     server,
@@ -153,6 +159,7 @@ pub(super) fn validate(src: &str, base: &Path, strict: bool) -> Result<Loaded, V
                     identity: identity.flatten(),
                     policy: policy.flatten(),
                     guard,
+                    limits,
                 },
                 warnings: v.diags,
             })
@@ -661,6 +668,17 @@ impl Validator<'_> {
             if r.max_tokens == Some(0) {
                 self.error(&key(&at, "max_tokens"), "must be at least 1", None);
             }
+            let tokenizer = match r.tokenizer.as_deref() {
+                None => super::Tokenizer::Auto,
+                Some(t) => super::Tokenizer::parse(t).unwrap_or_else(|| {
+                    self.error(
+                        &key(&at, "tokenizer"),
+                        format!("unknown tokenizer `{t}`"),
+                        Some("use auto, o200k_base, cl100k_base or estimate".into()),
+                    );
+                    super::Tokenizer::Auto
+                }),
+            };
             out.push(Route {
                 name: r.name,
                 models: r.models,
@@ -669,6 +687,7 @@ impl Validator<'_> {
                 classification: r.classification,
                 tags: r.tags.unwrap_or_default(),
                 guard: r.guard,
+                tokenizer,
             });
         }
         if out.is_empty() && ok {
@@ -791,6 +810,8 @@ fn key_hint(key: &str) -> Option<&'static str> {
 
 #[path = "validate_guard.rs"]
 mod guard;
+#[path = "validate_limits.rs"]
+mod limits;
 #[path = "validate_identity.rs"]
 mod identity;
 

@@ -180,3 +180,45 @@ api_key = "file:key.txt"
     assert!(!format!("{:?}", loaded.config).contains("sk-from-file"));
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn limits_are_validated_with_their_key_and_line() {
+    let src = format!(
+        "{GOOD}\n[[limits]]\nname = \"a\"\nscope = \"principal\"\nrequests = \"10/fortnight\"\n\
+         \n[[limits]]\nname = \"b\"\nscope = \"tenant\"\nrequests = \"1/s\"\n\
+         \n[[limits]]\nname = \"c\"\nscope = \"team\"\nrequests = \"1/s\"\ntokens = \"5/s\"\n\
+         \n[[limits]]\nname = \"d\"\nscope = \"team\"\nbudget = \"5USD/month\"\nroutes = [\"nope\"]\n\
+         \n[[limits]]\nname = \"e\"\nscope = \"ip\"\nconcurrent = 2\non_store_error = \"maybe\"\n\
+         \n[cluster]\nredis = \"http://x\"\n"
+    );
+    let errs = errors(&src);
+    let find = |path: &str| {
+        errs.iter()
+            .find(|d| d.path == path)
+            .unwrap_or_else(|| panic!("no error at {path}: {errs:#?}"))
+    };
+    assert!(find("limits[0].requests").message.contains("fortnight"));
+    assert!(find("limits[0].requests").line.is_some());
+    assert!(find("limits[1].scope").message.contains("tenant"));
+    assert!(find("limits[2]").message.contains("requests, tokens"));
+    assert!(find("limits[3].routes").message.contains("nope"));
+    assert!(find("prices").message.contains("USD"));
+    assert!(find("limits[4].on_store_error").message.contains("maybe"));
+    assert!(find("cluster.redis").message.contains("redis://"));
+}
+
+#[test]
+fn limits_load_into_typed_config() {
+    let src = format!(
+        "{GOOD}\n[[limits]]\nname = \"t\"\nscope = [\"team\", \"model\"]\ntokens = \"2M/day\"\n\
+         models = [\"echo*\"]\non_store_error = \"fail-open\"\n\
+         \n[[limits]]\nname = \"g\"\nscope = \"global\"\nbudget = \"1M tokens/month\"\n\
+         \n[cluster]\nredis = \"redis://127.0.0.1:6379\"\nkey_prefix = \"x\"\n"
+    );
+    let c = validate(&src, Path::new("."), false).unwrap().config;
+    let l = &c.limits.limits;
+    assert_eq!(l[0].scope, [super::super::Scope::Team, super::super::Scope::Model]);
+    assert_eq!(l[0].on_store_error, super::super::OnStoreError::FailOpen);
+    assert!(l[1].scope.is_empty(), "global is one counter");
+    assert_eq!(c.limits.redis.as_ref().unwrap().key_prefix, "x");
+}

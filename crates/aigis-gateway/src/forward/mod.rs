@@ -84,6 +84,7 @@ pub async fn forward(
     out: Outbound<'_>,
     keep: Keepalive,
     _authorized: Authorized,
+    _admitted: crate::admit::Admitted,
     _inspected: crate::inspect::RequestInspected,
     metrics: &Metrics,
 ) -> Result<Forwarded, GatewayError> {

@@ -1,0 +1,232 @@
+//! Limit counters in Redis, shared by every gateway of a fleet: each batch is one call of an
+//! atomic Lua script (`limits.lua`, loaded once and called by its SHA) that uses the Redis
+//! server's clock, so gateways with skewed clocks still agree.
+//!
+//! A first tier in front of Redis remembers counters that Redis has reported used up (not
+//! even one unit fits) and refuses them locally until Redis said they would refill; it never
+//! refuses anything Redis has not refused first.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::cell::{Kind, Reading, Refused};
+use super::store::{Charge, Op, StoreError, Verdict};
+use crate::config::RedisStore;
+
+/// How long a concurrency slot lives in Redis if its gateway dies without releasing it.
+pub(crate) const CONCURRENCY_LEASE: Duration = Duration::from_secs(30 * 60);
+/// After a failed connection attempt, requests fail fast for this long instead of each
+/// waiting for its own connection timeout.
+const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
+/// Most entries the first tier remembers.
+const MAX_EXHAUSTED: usize = 100_000;
+
+/// A Redis-backed limit store.
+pub(crate) struct Fleet {
+    config: RedisStore,
+    client: redis::Client,
+    conn: tokio::sync::Mutex<Option<ConnectionManager>>,
+    retry_at: Mutex<Option<Instant>>,
+    exhausted: Mutex<HashMap<String, Instant>>,
+    script: redis::Script,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("key_prefix", &self.config.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fleet {
+    /// A store for `config`; connects on first use (a gateway starts while Redis is down).
+    pub(crate) fn new(config: RedisStore) -> Result<Self, StoreError> {
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| StoreError(format!("invalid Redis URL: {e}")))?;
+        Ok(Self {
+            config,
+            client,
+            conn: tokio::sync::Mutex::new(None),
+            retry_at: Mutex::new(None),
+            exhausted: Mutex::new(HashMap::new()),
+            script: redis::Script::new(include_str!("limits.lua")),
+        })
+    }
+
+    /// The configuration this store was built from.
+    pub(crate) fn config(&self) -> &RedisStore {
+        &self.config
+    }
+
+    /// Applies `charges` atomically in Redis.
+    pub(crate) async fn apply(
+        &self,
+        op: Op,
+        ticket: &str,
+        charges: &[Charge],
+    ) -> Result<Verdict, StoreError> {
+        if op == Op::Check
+            && let Some(v) = self.refused_locally(charges)
+        {
+            return Ok(v);
+        }
+        let mut conn = self.connection().await?;
+        let mut invocation = self.script.prepare_invoke();
+        invocation
+            .arg(op_name(op))
+            .arg(ticket);
+        for c in charges {
+            invocation.key(format!("{}:{}", self.config.key_prefix, c.key));
+            let (kind, limit, param) = match c.kind {
+                Kind::Rate { limit, period_us } => ("r", limit, period_us),
+                Kind::Window { limit, ends_us } => ("w", limit, ends_us),
+                Kind::Concurrency { limit } => (
+                    "c",
+                    limit,
+                    u64::try_from(CONCURRENCY_LEASE.as_micros()).unwrap_or(u64::MAX),
+                ),
+            };
+            invocation.arg(kind).arg(limit).arg(param).arg(c.amount);
+        }
+        let reply: Vec<i64> = tokio::time::timeout(
+            self.config.timeout,
+            invocation.invoke_async(&mut conn),
+        )
+        .await
+        .map_err(|_| StoreError(format!("Redis did not answer within {:?}", self.config.timeout)))?
+        .map_err(|e| StoreError(format!("Redis: {e}")))?;
+        let verdict = parse_reply(&reply, charges.len())?;
+        if let Verdict::Refused { index, refused } = &verdict
+            && refused.exhausted
+            && let Some(c) = charges.get(*index).filter(|c| c.monotone)
+        {
+            self.remember_exhausted(&c.key, refused.retry_us);
+        }
+        Ok(verdict)
+    }
+
+    fn refused_locally(&self, charges: &[Charge]) -> Option<Verdict> {
+        let mut exhausted = self.exhausted.lock().ok()?;
+        let now = Instant::now();
+        for (index, c) in charges.iter().enumerate() {
+            match exhausted.get(&c.key) {
+                Some(&until) if until > now => {
+                    let retry = until - now;
+                    return Some(Verdict::Refused {
+                        index,
+                        refused: Refused {
+                            retry_us: u64::try_from(retry.as_micros()).unwrap_or(u64::MAX),
+                            exhausted: true,
+                        },
+                    });
+                }
+                Some(_) => {
+                    exhausted.remove(&c.key);
+                }
+                None => {}
+            }
+        }
+        None
+    }
+
+    fn remember_exhausted(&self, key: &str, retry_us: u64) {
+        if retry_us == u64::MAX {
+            return;
+        }
+        if let Ok(mut exhausted) = self.exhausted.lock() {
+            let now = Instant::now();
+            if exhausted.len() >= MAX_EXHAUSTED {
+                exhausted.retain(|_, until| *until > now);
+            }
+            if exhausted.len() < MAX_EXHAUSTED {
+                exhausted.insert(key.to_owned(), now + Duration::from_micros(retry_us));
+            }
+        }
+    }
+
+    /// The shared connection, connecting (once at a time, with back-off) when there is none.
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let mut guard = self.conn.lock().await;
+        if let Some(conn) = guard.as_ref() {
+            return Ok(conn.clone());
+        }
+        let now = Instant::now();
+        if let Ok(retry_at) = self.retry_at.lock()
+            && retry_at.is_some_and(|t| t > now)
+        {
+            return Err(StoreError("Redis is unreachable (retrying shortly)".into()));
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.config.timeout))
+            .set_response_timeout(Some(self.config.timeout))
+            .set_number_of_retries(1);
+        let connected = tokio::time::timeout(
+            self.config.timeout * 4,
+            ConnectionManager::new_with_config(self.client.clone(), config),
+        )
+        .await;
+        match connected {
+            Ok(Ok(conn)) => {
+                *guard = Some(conn.clone());
+                Ok(conn)
+            }
+            Ok(Err(e)) => {
+                self.back_off(now);
+                Err(StoreError(format!("cannot connect to Redis: {e}")))
+            }
+            Err(_) => {
+                self.back_off(now);
+                Err(StoreError("connecting to Redis timed out".into()))
+            }
+        }
+    }
+
+    fn back_off(&self, now: Instant) {
+        if let Ok(mut retry_at) = self.retry_at.lock() {
+            *retry_at = Some(now + RECONNECT_BACKOFF);
+        }
+    }
+}
+
+fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::Check => "check",
+        Op::Force => "force",
+        Op::Refund => "refund",
+        Op::Release => "release",
+        Op::Peek => "peek",
+    }
+}
+
+fn parse_reply(reply: &[i64], n: usize) -> Result<Verdict, StoreError> {
+    let bad = || StoreError(format!("unexpected reply from the limits script: {reply:?}"));
+    let [status, index, retry, exhausted, rest @ ..] = reply else {
+        return Err(bad());
+    };
+    let to_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
+    if *status == 0 {
+        let index = usize::try_from(*index - 1).map_err(|_| bad())?;
+        return Ok(Verdict::Refused {
+            index,
+            refused: Refused {
+                retry_us: if *retry < 0 { u64::MAX } else { to_u64(*retry) },
+                exhausted: *exhausted == 1,
+            },
+        });
+    }
+    if rest.len() != 2 * n {
+        return Err(bad());
+    }
+    Ok(Verdict::Applied(
+        rest.chunks_exact(2)
+            .map(|p| Reading {
+                remaining: to_u64(p[0]),
+                reset_us: to_u64(p[1]),
+            })
+            .collect(),
+    ))
+}

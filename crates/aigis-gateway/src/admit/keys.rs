@@ -1,0 +1,166 @@
+//! Counter keys: one per combination of a limit's scope values, plus the calendar window
+//! for budgets. Values a caller controls (model names on a glob route, IP addresses) are
+//! hashed when they are long or unusual, so keys stay short and printable.
+
+use crate::config::{Limit, Quantity, Scope, Window};
+
+/// The scope values of one request (or of a status query, where some may be unknown).
+#[derive(Debug, Default)]
+pub(crate) struct Values {
+    pub principal: Option<String>,
+    pub teams: Vec<String>,
+    pub model: Option<String>,
+    pub route: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl Values {
+    /// The values of a request.
+    pub(super) fn of(req: &super::Request<'_>) -> Self {
+        Self {
+            principal: Some(req.principal.id.clone()),
+            teams: req.principal.teams.clone(),
+            model: Some(req.parsed.model.clone()),
+            route: Some(req.route.name.clone()),
+            ip: Some(req.ip.to_string()),
+        }
+    }
+}
+
+/// Longest scope value kept verbatim in a key.
+const MAX_PLAIN_VALUE: usize = 64;
+
+/// One counter a request touches.
+pub(super) struct CellKey {
+    pub key: String,
+    /// When a budget's calendar window ends (0 for other limits).
+    pub window_end_us: u64,
+}
+
+/// The counters `limit` keeps for `values`: the cross product of its scope values. A team
+/// scope with a principal in no team yields none (team limits apply to team members), as
+/// does a scope whose value is unknown.
+pub(super) fn cell_keys(limit: &Limit, values: &Values, now_us: u64) -> Vec<CellKey> {
+    let mut combos: Vec<String> = vec![String::new()];
+    for scope in &limit.scope {
+        let one = |v: &Option<String>| v.iter().cloned().collect::<Vec<_>>();
+        let values: Vec<String> = match scope {
+            Scope::Principal => one(&values.principal),
+            Scope::Team => values.teams.clone(),
+            Scope::Model => one(&values.model),
+            Scope::Route => one(&values.route),
+            Scope::Ip => one(&values.ip),
+        };
+        combos = combos
+            .iter()
+            .flat_map(|prefix| {
+                values.iter().map(move |v| {
+                    let sep = if prefix.is_empty() { "" } else { "|" };
+                    format!("{prefix}{sep}{}={}", scope.as_str(), plain(v))
+                })
+            })
+            .collect();
+    }
+    let (suffix, window_end_us) = match limit.quantity {
+        Quantity::Budget(b) => {
+            let (id, end) = window(b.window, now_us);
+            (format!(":{id}"), end)
+        }
+        _ => (String::new(), 0),
+    };
+    combos
+        .into_iter()
+        .map(|c| CellKey {
+            key: format!("l:{}:{c}{suffix}", plain(&limit.name)),
+            window_end_us,
+        })
+        .collect()
+}
+
+/// `v` itself when short and plain, else `#` and the first 32 hex digits of its SHA-256.
+fn plain(v: &str) -> String {
+    let ok = v.len() <= MAX_PLAIN_VALUE
+        && v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:@/#+".contains(&b));
+    if ok {
+        return v.to_owned();
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, v.as_bytes());
+    let hex: String = digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("#{hex}")
+}
+
+/// The calendar window (UTC) containing `now_us`: its id (`2026-11` or `2026-11-28`) and
+/// when it ends, in microseconds since the epoch.
+pub(super) fn window(w: Window, now_us: u64) -> (String, u64) {
+    const DAY_US: u64 = 86_400_000_000;
+    let day = now_us / DAY_US;
+    let (y, m, d) = civil_from_days(day);
+    match w {
+        Window::Day => (format!("{y:04}-{m:02}-{d:02}"), (day + 1) * DAY_US),
+        Window::Month => {
+            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            (format!("{y:04}-{m:02}"), days_from_civil(ny, nm, 1) * DAY_US)
+        }
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+/// (year, month, day) to days since 1970-01-01 (inverse of [`civil_from_days`]).
+fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_windows() {
+        // 2026-11-28T21:00:00Z
+        let now = 1_795_899_600 * 1_000_000;
+        let (id, end) = window(Window::Day, now);
+        assert_eq!(id, "2026-11-28");
+        assert_eq!(end, 1_795_910_400 * 1_000_000); // 2026-11-29T00:00Z
+        let (id, end) = window(Window::Month, now);
+        assert_eq!(id, "2026-11");
+        assert_eq!(end, 1_796_083_200 * 1_000_000); // 2026-12-01T00:00Z
+        let (id, _) = window(Window::Month, 1_798_761_600 * 1_000_000); // 2027-01-01
+        assert_eq!(id, "2027-01");
+        for days in [0, 59, 365, 10_957, 20_000, 100_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn odd_values_are_hashed() {
+        assert_eq!(plain("key:abc-1"), "key:abc-1");
+        let h = plain("model with spaces");
+        assert!(h.starts_with('#') && h.len() == 33);
+        assert_ne!(plain(&"a".repeat(65)), "a".repeat(65));
+    }
+}

@@ -1,0 +1,734 @@
+//! The `admit` stage: rate limits, token quotas, concurrency caps and budgets, checked after
+//! authorization and before the request is inspected or forwarded.
+//!
+//! Every `[[limits]]` entry that applies to a request becomes one or more counters ("cells",
+//! one per combination of its scope values: principal, each team, model, route, IP). The
+//! request is charged against all of them in one atomic batch: requests count 1, token limits
+//! and budgets are charged a **reservation** (prompt tokens counted now plus the completion
+//! tokens the request may produce), concurrency caps hold a slot. Either every cell admits
+//! and all are charged, or the request gets a 429 naming the limit it hit and none is charged.
+//!
+//! The resulting [`Ticket`] is settled when the response ends: with the upstream's reported
+//! `usage` when there is one, otherwise with what was counted. Streams are metered as they
+//! flow ([`Ticket::extend`]); a stream that would cross a hard limit is ended with an error
+//! event. Dropping an unsettled ticket (a client that went away) releases its slots and keeps
+//! what was charged.
+
+pub mod cell;
+mod fleet;
+mod keys;
+pub mod store;
+pub mod tokens;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderMap, HeaderValue};
+
+use crate::config::{
+    BudgetUnit, Limit, LimitsConfig, OnStoreError, Price, Quantity, Route, TokenKind,
+};
+use crate::error::GatewayError;
+use crate::identify::Principal;
+use crate::metrics::Metrics;
+use crate::parse::Parsed;
+use cell::{Kind, Reading, Refused};
+use fleet::Fleet;
+use store::{Charge, Local, Op, StoreError, Verdict, now_us};
+use tokens::Counter;
+
+pub(crate) use keys::Values as ScopeValues;
+
+/// Completion tokens reserved for a request that sets no `max_tokens` on a route without a
+/// `max_tokens` cap. Settlement charges what was actually produced.
+pub const DEFAULT_COMPLETION_RESERVE: u64 = 1024;
+/// A stream's reservation grows in steps of this many tokens as it runs past it.
+const EXTEND_STEP: u64 = 32;
+
+/// Proof that the `admit` stage let the request through; only this module can make one.
+#[derive(Debug)]
+pub struct Admitted(());
+
+/// A 429: which limit, what the caller may do, and the `x-ratelimit-*` headers.
+#[derive(Debug)]
+pub struct Refusal {
+    /// What the caller reads (its own limit only; never other tenants' data).
+    pub message: String,
+    /// Seconds until a retry can succeed (`Retry-After`).
+    pub retry_after_secs: u64,
+    /// `x-ratelimit-*` headers.
+    pub headers: HeaderMap,
+    /// A spending budget (`insufficient_quota`) rather than a rate.
+    pub quota: bool,
+    /// The limit's name.
+    pub limit: String,
+}
+
+/// Where counters live: this process, and the fleet store when `[cluster] redis` is set.
+/// Lives as long as the gateway (counters survive config reloads).
+#[derive(Debug, Default)]
+pub(crate) struct Limiter {
+    local: Arc<Local>,
+    fleet: Mutex<Option<Arc<Fleet>>>,
+}
+
+#[derive(Debug, Clone)]
+enum Store {
+    Local(Arc<Local>),
+    Fleet(Arc<Fleet>),
+}
+
+impl Store {
+    async fn apply(&self, op: Op, ticket: &str, charges: &[Charge]) -> Result<Verdict, StoreError> {
+        match self {
+            Self::Local(l) => l.apply(op, charges, now_us()),
+            Self::Fleet(f) => f.apply(op, ticket, charges).await,
+        }
+    }
+}
+
+impl Limiter {
+    /// The store `config` asks for (the fleet store is built once per Redis URL and prefix).
+    fn store(&self, config: &LimitsConfig) -> Result<Store, StoreError> {
+        let Some(redis) = &config.redis else {
+            return Ok(Store::Local(self.local.clone()));
+        };
+        let mut fleet = self
+            .fleet
+            .lock()
+            .map_err(|_| StoreError("poisoned".into()))?;
+        match fleet.as_ref() {
+            Some(f) if f.config().url == redis.url && f.config().key_prefix == redis.key_prefix => {
+                Ok(Store::Fleet(f.clone()))
+            }
+            _ => {
+                let f = Arc::new(Fleet::new(redis.clone())?);
+                *fleet = Some(f.clone());
+                Ok(Store::Fleet(f))
+            }
+        }
+    }
+}
+
+/// Everything `admit` looks at.
+pub(crate) struct Request<'a> {
+    pub principal: &'a Principal,
+    pub route: &'a Route,
+    pub ip: IpAddr,
+    pub parsed: &'a Parsed,
+}
+
+/// How one cell's charge follows from a request's token counts.
+#[derive(Debug, Clone)]
+enum Measure {
+    Request,
+    Tokens(TokenKind),
+    Cost(Price),
+    Held,
+}
+
+impl Measure {
+    fn amount(&self, prompt: u64, completion: u64) -> u64 {
+        match self {
+            Self::Request | Self::Held => 1,
+            Self::Tokens(TokenKind::Prompt) => prompt,
+            Self::Tokens(TokenKind::Completion) => completion,
+            Self::Tokens(TokenKind::Total) => prompt + completion,
+            Self::Cost(price) => price.micro_usd(prompt, completion),
+        }
+    }
+
+    /// Whether the charge changes with the completion (settled and metered).
+    fn follows_completion(&self) -> bool {
+        matches!(
+            self,
+            Self::Tokens(TokenKind::Completion | TokenKind::Total) | Self::Cost(_)
+        )
+    }
+}
+
+/// One charged cell of a ticket.
+#[derive(Debug, Clone)]
+struct Item {
+    limit: Arc<Limit>,
+    charge: Charge,
+    measure: Measure,
+}
+
+/// The admission a request holds until its response ends; settle it with the actual usage.
+#[must_use = "a ticket must be settled (or dropped, which keeps the reservation)"]
+pub struct Ticket {
+    store: Option<Store>,
+    id: String,
+    items: Vec<Item>,
+    counter: Counter,
+    prompt: u64,
+    reserved_completion: u64,
+    /// Completion tokens seen so far on a metered stream.
+    streamed: Option<u64>,
+    settled: bool,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("cells", &self.items.len())
+            .field("prompt", &self.prompt)
+            .field("reserved_completion", &self.reserved_completion)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Token usage an upstream reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Prompt (input) tokens.
+    pub prompt: u64,
+    /// Completion (output) tokens.
+    pub completion: u64,
+}
+
+impl Usage {
+    /// Reads OpenAI (`prompt_tokens`/`completion_tokens`), Responses and Anthropic
+    /// (`input_tokens`/`output_tokens`) usage objects.
+    pub fn from_json(usage: &serde_json::Value) -> Option<Self> {
+        let get = |a: &str, b: &str| {
+            usage
+                .get(a)
+                .or_else(|| usage.get(b))
+                .and_then(serde_json::Value::as_u64)
+        };
+        let prompt = get("prompt_tokens", "input_tokens");
+        let completion = get("completion_tokens", "output_tokens");
+        (prompt.is_some() || completion.is_some()).then(|| Self {
+            prompt: prompt.unwrap_or(0),
+            completion: completion.unwrap_or(0),
+        })
+    }
+}
+
+/// The `admit` stage: charges every applicable limit or refuses with the one that was hit.
+pub(crate) async fn admit(
+    limiter: &Limiter,
+    config: &LimitsConfig,
+    req: &Request<'_>,
+    metrics: &Metrics,
+) -> Result<(Admitted, Ticket, HeaderMap), GatewayError> {
+    let model = req.parsed.model.as_str();
+    let applicable: Vec<&Limit> = config
+        .limits
+        .iter()
+        .filter(|l| l.models.is_empty() || l.models.iter().any(|m| crate::config::glob_match(m, model)))
+        .filter(|l| l.routes.is_empty() || l.routes.contains(&req.route.name))
+        .collect();
+    let counter = Counter::for_model(req.route.tokenizer, model);
+    let counts_tokens = applicable
+        .iter()
+        .any(|l| matches!(l.quantity, Quantity::Tokens(..) | Quantity::Budget(_)));
+    let prompt = if counts_tokens { counter.prompt(req.parsed) } else { 0 };
+    let reserved_completion = reserve(req);
+    let now = now_us();
+    let values = keys::Values::of(req);
+    let mut items = Vec::new();
+    for limit in applicable {
+        let limit = Arc::new(limit.clone());
+        for key in keys::cell_keys(&limit, &values, now) {
+            let (kind, measure) = cell_for(&limit, config, model, key.window_end_us)?;
+            let amount = measure.amount(prompt, reserved_completion);
+            items.push(Item {
+                limit: limit.clone(),
+                charge: Charge {
+                    key: key.key,
+                    kind,
+                    amount,
+                    monotone: matches!(measure, Measure::Request),
+                },
+                measure,
+            });
+        }
+    }
+    let mut ticket = Ticket {
+        store: None,
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        items,
+        counter,
+        prompt,
+        reserved_completion,
+        streamed: None,
+        settled: false,
+    };
+    if ticket.items.is_empty() {
+        return Ok((Admitted(()), ticket, HeaderMap::new()));
+    }
+    let charges: Vec<Charge> = ticket.items.iter().map(|i| i.charge.clone()).collect();
+    let outcome = match limiter.store(config) {
+        Ok(store) => {
+            let verdict = store.apply(Op::Check, &ticket.id, &charges).await;
+            ticket.store = Some(store);
+            verdict
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(Verdict::Applied(readings)) => {
+            let headers = rate_headers(&ticket.items, &readings);
+            Ok((Admitted(()), ticket, headers))
+        }
+        Ok(Verdict::Refused { index, refused }) => {
+            let items = std::mem::take(&mut ticket.items);
+            let item = items.get(index).ok_or(GatewayError::LimitsUnavailable)?;
+            metrics.limit_event(&item.limit.name, "refused");
+            Err(GatewayError::Limited(Box::new(refusal(item, refused))))
+        }
+        Err(e) => {
+            let items = std::mem::take(&mut ticket.items);
+            store_failed(&items, &e, metrics)?;
+            Ok((Admitted(()), ticket, HeaderMap::new()))
+        }
+    }
+}
+
+/// Completion tokens to reserve: what the request asks for, else the route's cap, else the
+/// default (embeddings produce none).
+fn reserve(req: &Request<'_>) -> u64 {
+    if req.parsed.endpoint == crate::parse::Endpoint::Embeddings {
+        return 0;
+    }
+    req.parsed
+        .requested_tokens()
+        .map(|(_, n)| n)
+        .or(req.route.max_tokens)
+        .unwrap_or(DEFAULT_COMPLETION_RESERVE)
+}
+
+/// The cell kind and measure of `limit` for a request for `model`.
+fn cell_for(
+    limit: &Limit,
+    config: &LimitsConfig,
+    model: &str,
+    window_end_us: u64,
+) -> Result<(Kind, Measure), GatewayError> {
+    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    Ok(match limit.quantity {
+        Quantity::Requests(r) => (
+            Kind::Rate { limit: r.amount, period_us: micros(r.period) },
+            Measure::Request,
+        ),
+        Quantity::Tokens(kind, r) => (
+            Kind::Rate { limit: r.amount, period_us: micros(r.period) },
+            Measure::Tokens(kind),
+        ),
+        Quantity::Concurrent(n) => (Kind::Concurrency { limit: u64::from(n) }, Measure::Held),
+        Quantity::Budget(b) => {
+            let measure = match b.unit {
+                BudgetUnit::Tokens => Measure::Tokens(TokenKind::Total),
+                BudgetUnit::MicroUsd => match config.price(model) {
+                    Some(p) => Measure::Cost(p.clone()),
+                    None => {
+                        tracing::error!(
+                            limit = %limit.name,
+                            model,
+                            "a USD budget applies but no [[prices]] entry matches the model; refusing (fail closed)"
+                        );
+                        return Err(GatewayError::LimitsUnavailable);
+                    }
+                },
+            };
+            (Kind::Window { limit: b.amount, ends_us: window_end_us }, measure)
+        }
+    })
+}
+
+/// The caller-facing 429 for a refused charge.
+fn refusal(item: &Item, refused: Refused) -> Refusal {
+    let limit = &item.limit;
+    let scope = if limit.scope.is_empty() {
+        "for everyone".to_owned()
+    } else {
+        let names: Vec<&str> = limit.scope.iter().map(|s| s.as_str()).collect();
+        format!("per {}", names.join(" and "))
+    };
+    let what = match limit.quantity {
+        Quantity::Requests(r) => format!("{} requests per {}", r.amount, fmt_duration(r.period)),
+        Quantity::Tokens(k, r) => {
+            let kind = match k {
+                TokenKind::Prompt => "prompt tokens",
+                TokenKind::Completion => "completion tokens",
+                TokenKind::Total => "tokens",
+            };
+            format!("{} {kind} per {}", r.amount, fmt_duration(r.period))
+        }
+        Quantity::Concurrent(n) => format!("{n} concurrent requests"),
+        Quantity::Budget(b) => {
+            let window = match b.window {
+                crate::config::Window::Day => "day",
+                crate::config::Window::Month => "month",
+            };
+            #[expect(clippy::cast_precision_loss, reason = "display only")]
+            let usd = b.amount as f64 / 1e6;
+            match b.unit {
+                BudgetUnit::MicroUsd => format!("{usd:.2} USD per {window}"),
+                BudgetUnit::Tokens => format!("{} tokens per {window}", b.amount),
+            }
+        }
+    };
+    let quota = matches!(limit.quantity, Quantity::Budget(_));
+    let never = refused.retry_us == u64::MAX;
+    let retry_after_secs = if never { 0 } else { refused.retry_us.div_ceil(1_000_000).max(1) };
+    let message = if never {
+        format!(
+            "limit `{}` ({what} {scope}) can never admit this request: it needs {} at once; \
+             lower max_tokens or shorten the prompt",
+            limit.name, item.charge.amount
+        )
+    } else if quota {
+        format!(
+            "budget `{}` ({what} {scope}) is used up; it resets in {}",
+            limit.name,
+            fmt_duration(std::time::Duration::from_micros(refused.retry_us))
+        )
+    } else {
+        format!(
+            "rate limit `{}` reached ({what} {scope}); retry in {retry_after_secs} s",
+            limit.name
+        )
+    };
+    let mut headers = HeaderMap::new();
+    if let Some(unit) = header_unit(&item.measure) {
+        let (limit_n, reset) = match limit.quantity {
+            Quantity::Requests(r) | Quantity::Tokens(_, r) => (r.amount, refused.retry_us),
+            _ => (0, refused.retry_us),
+        };
+        insert_rate_headers(&mut headers, unit, limit_n, 0, reset);
+    }
+    Refusal {
+        message,
+        retry_after_secs,
+        headers,
+        quota,
+        limit: limit.name.clone(),
+    }
+}
+
+/// The limit store failed: refuse if any limit involved fails closed, else let the request
+/// through unmetered. Both are counted and logged.
+fn store_failed(items: &[Item], e: &StoreError, metrics: &Metrics) -> Result<(), GatewayError> {
+    let closed = items
+        .iter()
+        .find(|i| i.limit.on_store_error == OnStoreError::FailClosed);
+    let mut seen = std::collections::HashSet::new();
+    for item in items.iter().filter(|i| seen.insert(i.limit.name.clone())) {
+        let outcome = if closed.is_some() { "store_error_closed" } else { "store_error_open" };
+        metrics.limit_event(&item.limit.name, outcome);
+    }
+    match closed {
+        Some(item) => {
+            tracing::error!(
+                target: "aigis::security",
+                event = "limit_store_error",
+                error = %e,
+                limit = %item.limit.name,
+                "limit store unreachable; refusing requests (on_store_error = fail-closed)"
+            );
+            Err(GatewayError::LimitsUnavailable)
+        }
+        None => {
+            tracing::warn!(
+                target: "aigis::security",
+                event = "limit_store_error",
+                error = %e,
+                "limit store unreachable; letting the request through UNMETERED (on_store_error = fail-open)"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Which `x-ratelimit-*-{unit}` family a measure reports under.
+fn header_unit(measure: &Measure) -> Option<&'static str> {
+    match measure {
+        Measure::Request => Some("requests"),
+        Measure::Tokens(_) => Some("tokens"),
+        Measure::Cost(_) | Measure::Held => None,
+    }
+}
+
+/// OpenAI-style `x-ratelimit-*` headers from the tightest rate cell of each unit.
+fn rate_headers(items: &[Item], readings: &[Reading]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for unit in ["requests", "tokens"] {
+        let tightest = items
+            .iter()
+            .zip(readings)
+            .filter(|(i, _)| header_unit(&i.measure) == Some(unit))
+            .filter(|(i, _)| matches!(i.charge.kind, Kind::Rate { .. }))
+            .min_by_key(|(_, r)| r.remaining);
+        if let Some((item, r)) = tightest
+            && let Kind::Rate { limit, .. } = item.charge.kind
+        {
+            insert_rate_headers(&mut headers, unit, limit, r.remaining, r.reset_us);
+        }
+    }
+    headers
+}
+
+fn insert_rate_headers(h: &mut HeaderMap, unit: &str, limit: u64, remaining: u64, reset_us: u64) {
+    let mut put = |name: String, value: String| {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::try_from(name),
+            HeaderValue::from_str(&value),
+        ) {
+            h.insert(n, v);
+        }
+    };
+    if limit > 0 {
+        put(format!("x-ratelimit-limit-{unit}"), limit.to_string());
+        put(format!("x-ratelimit-remaining-{unit}"), remaining.to_string());
+    }
+    put(
+        format!("x-ratelimit-reset-{unit}"),
+        fmt_duration(std::time::Duration::from_micros(reset_us)),
+    );
+}
+
+/// `17ms`, `1.5s`, `6m0s`, `2h0m0s`, `3d2h`: the shape OpenAI's reset headers use.
+pub(crate) fn fmt_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    let s = d.as_secs();
+    match s {
+        _ if ms < 1000 => format!("{ms}ms"),
+        0..60 => {
+            let tenths = (ms % 1000) / 100;
+            if tenths == 0 { format!("{s}s") } else { format!("{s}.{tenths}s") }
+        }
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h{}m{}s", s / 3600, s % 3600 / 60, s % 60),
+        _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+impl Ticket {
+    /// Whether the ticket holds anything to settle (no limit applied: nothing to meter).
+    pub fn is_metered(&self) -> bool {
+        !self.items.is_empty()
+    }
+
+    /// Whether any limit follows this request's token usage (so its stream must be metered).
+    pub fn meters_tokens(&self) -> bool {
+        self.items.iter().any(|i| i.measure.follows_completion())
+    }
+
+    /// The counter streamed text is measured with.
+    pub fn counter(&self) -> Counter {
+        self.counter
+    }
+
+    /// Grows the reservation as a stream passes it; `Err` means a hard limit would be
+    /// crossed and the stream must end. `completion` is the tokens streamed so far.
+    pub async fn extend(&mut self, completion: u64) -> Result<(), Refusal> {
+        self.streamed = Some(completion);
+        if completion <= self.reserved_completion {
+            return Ok(());
+        }
+        let Some(store) = self.store.clone() else {
+            return Ok(());
+        };
+        // Grow by a step (fewer store round trips); near the limit, by exactly what is needed.
+        let step = completion.max(self.reserved_completion + EXTEND_STEP);
+        let mut last = None;
+        for target in [step, completion] {
+            let (indices, charges) = self.deltas(self.prompt, target);
+            if charges.is_empty() {
+                self.reserved_completion = target;
+                return Ok(());
+            }
+            match store.apply(Op::Check, &self.id, &charges).await {
+                Ok(Verdict::Applied(_)) => {
+                    for (i, c) in indices.iter().zip(&charges) {
+                        if let Some(item) = self.items.get_mut(*i) {
+                            item.charge.amount += c.amount;
+                        }
+                    }
+                    self.reserved_completion = target;
+                    return Ok(());
+                }
+                Ok(Verdict::Refused { index, refused }) => {
+                    last = indices
+                        .get(index)
+                        .and_then(|i| self.items.get(*i))
+                        .map(|item| refusal(item, refused));
+                }
+                // The store is unreachable mid-stream: settlement charges what was used.
+                Err(_) => return Ok(()),
+            }
+        }
+        last.map_or(Ok(()), Err)
+    }
+
+    /// Per completion-following item, the charge that brings it to (`prompt`, `completion`)
+    /// — only the ones that grow.
+    fn deltas(&self, prompt: u64, completion: u64) -> (Vec<usize>, Vec<Charge>) {
+        self.items
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.measure.follows_completion())
+            .filter_map(|(n, i)| {
+                let target = i.measure.amount(prompt, completion);
+                (target > i.charge.amount).then(|| {
+                    (n, Charge { amount: target - i.charge.amount, ..i.charge.clone() })
+                })
+            })
+            .unzip()
+    }
+
+    /// Settles a request that never reached a model (refused by a later stage, or no upstream
+    /// took it): it used no tokens. Returns `err` for the caller to pass on.
+    pub async fn cancel<E>(&mut self, err: E) -> E {
+        let ticket = std::mem::replace(self, Self::empty());
+        ticket.settle(Some(Usage::default())).await;
+        err
+    }
+
+    /// A ticket that holds nothing.
+    fn empty() -> Self {
+        Self {
+            store: None,
+            id: String::new(),
+            items: Vec::new(),
+            counter: Counter::Estimate,
+            prompt: 0,
+            reserved_completion: 0,
+            streamed: None,
+            settled: true,
+        }
+    }
+
+    /// Settles the ticket with the upstream's usage (or, without one, the prompt estimate
+    /// and the completion tokens counted on the stream, else the reservation).
+    pub async fn settle(mut self, usage: Option<Usage>) {
+        self.settled = true;
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        for (op, charges) in self.settlement(usage) {
+            if let Err(e) = store.apply(op, &self.id, &charges).await {
+                tracing::warn!(error = %e, "could not settle a limit ticket");
+            }
+        }
+    }
+
+    /// The batches that settle this ticket: releases, refunds and extra charges.
+    fn settlement(&self, usage: Option<Usage>) -> Vec<(Op, Vec<Charge>)> {
+        let (prompt, completion) = match usage {
+            Some(u) => (u.prompt, u.completion),
+            None => (self.prompt, self.streamed.unwrap_or(self.reserved_completion)),
+        };
+        let (mut release, mut refund, mut force) = (Vec::new(), Vec::new(), Vec::new());
+        for item in &self.items {
+            let c = &item.charge;
+            if matches!(item.measure, Measure::Held) {
+                release.push(c.clone());
+                continue;
+            }
+            let target = item.measure.amount(prompt, completion);
+            match target.cmp(&c.amount) {
+                std::cmp::Ordering::Less => refund.push(Charge { amount: c.amount - target, ..c.clone() }),
+                std::cmp::Ordering::Greater => force.push(Charge { amount: target - c.amount, ..c.clone() }),
+                std::cmp::Ordering::Equal => {}
+            }
+        }
+        [(Op::Release, release), (Op::Refund, refund), (Op::Force, force)]
+            .into_iter()
+            .filter(|(_, c)| !c.is_empty())
+            .collect()
+    }
+}
+
+impl Drop for Ticket {
+    /// A ticket dropped unsettled (the client went away): release its slots and settle a
+    /// metered stream with what it streamed; a non-streamed reservation stays charged.
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        let batches = self.settlement(None);
+        let id = std::mem::take(&mut self.id);
+        match store {
+            Store::Local(local) => {
+                for (op, charges) in batches {
+                    let _ = local.apply(op, &charges, now_us());
+                }
+            }
+            Store::Fleet(fleet) => {
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    handle.spawn(async move {
+                        for (op, charges) in batches {
+                            let _ = fleet.apply(op, &id, &charges).await;
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Current usage of every limit for the given scope values (`aigis limits status`): one entry
+/// per counter, or a note naming the values a limit needs that were not given.
+pub(crate) async fn status(
+    limiter: &Limiter,
+    config: &LimitsConfig,
+    values: &ScopeValues,
+) -> Result<serde_json::Value, StoreError> {
+    let store = limiter.store(config)?;
+    let now = now_us();
+    let mut out = Vec::new();
+    for limit in &config.limits {
+        let cells = keys::cell_keys(limit, values, now);
+        if cells.is_empty() {
+            let scope: Vec<&str> = limit.scope.iter().map(|s| s.as_str()).collect();
+            out.push(serde_json::json!({
+                "limit": limit.name, "scope": scope,
+                "note": "no counter for the values given (pass the scope's values, e.g. --team)",
+            }));
+            continue;
+        }
+        for cell in cells {
+            let model = values.model.as_deref().unwrap_or("");
+            let Ok((kind, _)) = cell_for(limit, config, model, cell.window_end_us) else {
+                continue;
+            };
+            let charge = Charge {
+                key: cell.key.clone(),
+                kind,
+                amount: 0,
+                monotone: false,
+            };
+            let reading = match store.apply(Op::Peek, "status", &[charge]).await? {
+                Verdict::Applied(r) => r.first().copied().unwrap_or_default(),
+                Verdict::Refused { .. } => Reading::default(),
+            };
+            let max = match kind {
+                Kind::Rate { limit, .. } | Kind::Window { limit, .. } | Kind::Concurrency { limit } => limit,
+            };
+            out.push(serde_json::json!({
+                "limit": limit.name,
+                "counter": cell.key,
+                "unit": limit.quantity.unit(),
+                "max": max,
+                "used": max.saturating_sub(reading.remaining),
+                "remaining": reading.remaining,
+                "resets_in": fmt_duration(std::time::Duration::from_micros(reading.reset_us)),
+            }));
+        }
+    }
+    Ok(serde_json::json!({
+        "store": if config.redis.is_some() { "redis" } else { "local" },
+        "limits": out,
+    }))
+}
+
+#[cfg(test)]
+mod tests;
