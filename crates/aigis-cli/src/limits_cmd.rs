@@ -107,7 +107,10 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let (status, body) = runtime.block_on(aigis_gateway::admin_client::get(&url, &args.key))?;
     if status != 200 {
-        bail!("the gateway answered {status}: {}", String::from_utf8_lossy(&body));
+        bail!(
+            "the gateway answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
     }
     let json: serde_json::Value =
         serde_json::from_slice(&body).context("the gateway's answer is not JSON")?;
@@ -119,11 +122,11 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_table(json: &serde_json::Value) {
+    println!("store: {}", json["store"].as_str().unwrap_or("unknown"));
     println!(
-        "store: {}",
-        json["store"].as_str().unwrap_or("unknown")
+        "{:<24} {:<48} {:>14} {:>14}  RESETS IN",
+        "LIMIT", "COUNTER", "USED", "REMAINING"
     );
-    println!("{:<24} {:<48} {:>14} {:>14}  {}", "LIMIT", "COUNTER", "USED", "REMAINING", "RESETS IN");
     for l in json["limits"].as_array().into_iter().flatten() {
         let name = l["limit"].as_str().unwrap_or("");
         if let Some(note) = l["note"].as_str() {
@@ -169,8 +172,8 @@ fn tokens(args: &TokensArgs) -> anyhow::Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Value = serde_json::from_str(&line)
-            .with_context(|| format!("line {}: not JSON", i + 1))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("line {}: not JSON", i + 1))?;
         let n = match &value {
             serde_json::Value::String(s) => counter.count(s),
             serde_json::Value::Object(_) => counter.chat_prompt(&value),

@@ -29,7 +29,13 @@ fn busy_store() -> Local {
     let local = Local::default();
     let now = now_us();
     for i in 0..100_000 {
-        local.apply(Op::Check, &[rate(&format!("l:other:principal=key:{i}"))], now).unwrap();
+        local
+            .apply(
+                Op::Check,
+                &[rate(&format!("l:other:principal=key:{i}"))],
+                now,
+            )
+            .unwrap();
     }
     local
 }
@@ -54,8 +60,8 @@ fn local_check_batch_of_3(bencher: divan::Bencher) {
 
 #[divan::bench]
 fn count_1kib_prompt_o200k(bencher: divan::Bencher) {
-    let text = "The quick brown fox jumps over the lazy dog while the gateway counts tokens. "
-        .repeat(14);
+    let text =
+        "The quick brown fox jumps over the lazy dog while the gateway counts tokens. ".repeat(14);
     let counter = Counter::O200k;
     counter.count("warm up");
     bencher.bench_local(|| counter.count(&text));

@@ -26,9 +26,9 @@
 
 pub mod access_log;
 mod admin;
+mod admin_api;
 pub mod admin_client;
 pub mod admit;
-mod admin_api;
 pub mod authorize;
 pub mod body;
 pub mod config;

@@ -131,29 +131,17 @@ async fn serve(
     let resolved = resolve(config, &parsed)?;
     served.route = Some(resolved.route.name.clone());
 
-    let facts = RequestFacts {
-        source_ip: peer.ip(),
-        listener: "public",
-        max_tokens: parsed.requested_tokens().map_or(0, |(_, n)| n),
-        stream: parsed.stream,
-    };
-    let authorized = authorize_model(
-        runtime,
-        &principal,
-        endpoint.action(),
-        &parsed.model,
-        resolved.route,
-        facts,
-    )
-    .map_err(|_| GatewayError::Forbidden(format!("use the model `{}`", parsed.model)));
-    served.policies = match &authorized {
-        Ok(a) => a.decision.policies.clone(),
-        Err(_) => Vec::new(),
-    };
-    let authorized = authorized?;
+    let authorized = authorize_request(runtime, &principal, &parsed, resolved.route, peer, served)?;
 
-    let (admitted, mut ticket, rate_headers) =
-        admit_request(shared, runtime, resolved.route, &principal, peer.ip(), &parsed).await?;
+    let (admitted, mut ticket, rate_headers) = admit_request(
+        shared,
+        runtime,
+        resolved.route,
+        &principal,
+        peer.ip(),
+        &parsed,
+    )
+    .await?;
     let strip_usage =
         ticket.is_metered() && parsed.stream && crate::settle::request_stream_usage(&mut parsed);
 
@@ -171,12 +159,7 @@ async fn serve(
     };
     let pseudonymized = inspected.pseudonymized;
 
-    let upstreams: Vec<_> = resolved
-        .route
-        .upstreams
-        .iter()
-        .filter_map(|&i| runtime.upstreams.get(i))
-        .collect();
+    let upstreams = runtime.upstreams_of(resolved.route);
     let forwarded = match forward::forward(
         &upstreams,
         Outbound {
@@ -250,6 +233,31 @@ async fn restore_pseudonyms(
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, body::full(restored))
+}
+
+/// The `authorize` stage for a parsed model request; the deciding policies go to the log.
+fn authorize_request(
+    runtime: &Runtime,
+    principal: &Principal,
+    parsed: &parse::Parsed,
+    route: &Route,
+    peer: SocketAddr,
+    served: &mut Served,
+) -> Result<Authorized, GatewayError> {
+    let facts = RequestFacts {
+        source_ip: peer.ip(),
+        listener: "public",
+        max_tokens: parsed.requested_tokens().map_or(0, |(_, n)| n),
+        stream: parsed.stream,
+    };
+    let action = parsed.endpoint.action();
+    let authorized = authorize_model(runtime, principal, action, &parsed.model, route, facts)
+        .map_err(|_| GatewayError::Forbidden(format!("use the model `{}`", parsed.model)));
+    served.policies = match &authorized {
+        Ok(a) => a.decision.policies.clone(),
+        Err(_) => Vec::new(),
+    };
+    authorized
 }
 
 /// The `admit` stage with its inputs from the earlier stages.

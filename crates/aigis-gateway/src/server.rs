@@ -41,6 +41,15 @@ impl Runtime {
         self.identity.is_none() && self.config.policy.is_none()
     }
 
+    /// The live upstreams of `route`, in failover order.
+    pub(crate) fn upstreams_of(&self, route: &config::Route) -> Vec<&UpstreamState> {
+        route
+            .upstreams
+            .iter()
+            .filter_map(|&i| self.upstreams.get(i))
+            .collect()
+    }
+
     /// Builds clients, TLS state and the key store for `config`.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let identity = match &config.identity {

@@ -72,7 +72,10 @@ async fn settle_complete(ticket: Ticket, response: Response<Body>) -> Response<B
 /// had not asked itself (then the usage-only event is not passed on).
 pub(crate) fn request_stream_usage(parsed: &mut crate::parse::Parsed) -> bool {
     use crate::parse::Endpoint;
-    if !matches!(parsed.endpoint, Endpoint::ChatCompletions | Endpoint::Completions) {
+    if !matches!(
+        parsed.endpoint,
+        Endpoint::ChatCompletions | Endpoint::Completions
+    ) {
         return false;
     }
     let asked = parsed
@@ -138,7 +141,10 @@ impl Metered {
             family,
             pending: BytesMut::new(),
             completion: 0,
-            usage: Usage { prompt: 0, completion: 0 },
+            usage: Usage {
+                prompt: 0,
+                completion: 0,
+            },
             reported: false,
             strip_usage,
             metering: true,
@@ -304,7 +310,9 @@ fn delta_texts(json: &Value) -> Vec<&str> {
             let content = delta.and_then(|d| d.get("content")).and_then(Value::as_str);
             out.extend(content);
             out.extend(c.get("text").and_then(Value::as_str));
-            let calls = delta.and_then(|d| d.get("tool_calls")).and_then(Value::as_array);
+            let calls = delta
+                .and_then(|d| d.get("tool_calls"))
+                .and_then(Value::as_array);
             for call in calls.into_iter().flatten() {
                 out.extend(call.pointer("/function/arguments").and_then(Value::as_str));
             }
@@ -314,9 +322,12 @@ fn delta_texts(json: &Value) -> Vec<&str> {
         Some("content_block_delta") => {
             let d = json.get("delta");
             out.extend(d.and_then(|d| d.get("text")).and_then(Value::as_str));
-            out.extend(d.and_then(|d| d.get("partial_json")).and_then(Value::as_str));
+            out.extend(
+                d.and_then(|d| d.get("partial_json"))
+                    .and_then(Value::as_str),
+            );
         }
-        Some(t) if t.ends_with(".delta") => {
+        Some(t) if t.rsplit('.').next() == Some("delta") => {
             out.extend(json.get("delta").and_then(Value::as_str));
         }
         _ => {}
@@ -372,12 +383,25 @@ mod tests {
         let anthropic =
             event_json(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"yo\"}}").unwrap();
         assert_eq!(delta_texts(&anthropic), ["yo"]);
-        let responses = event_json(br#"data: {"type":"response.output_text.delta","delta":"x"}"#).unwrap();
+        let responses =
+            event_json(br#"data: {"type":"response.output_text.delta","delta":"x"}"#).unwrap();
         assert_eq!(delta_texts(&responses), ["x"]);
-        let mut usage = Usage { prompt: 0, completion: 0 };
-        let last = event_json(br#"data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#).unwrap();
+        let mut usage = Usage {
+            prompt: 0,
+            completion: 0,
+        };
+        let last = event_json(
+            br#"data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#,
+        )
+        .unwrap();
         assert_eq!(read_usage(&last, &mut usage), Some(true));
-        assert_eq!(usage, Usage { prompt: 7, completion: 3 });
+        assert_eq!(
+            usage,
+            Usage {
+                prompt: 7,
+                completion: 3
+            }
+        );
         assert!(event_json(b"data: [DONE]").is_none());
     }
 }

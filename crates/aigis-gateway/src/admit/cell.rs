@@ -123,12 +123,7 @@ pub fn rate_refund(tat: u64, now: u64, limit: u64, period_us: u64, amount: u64) 
 }
 
 /// Counter cells (window, concurrency): the new count if `amount` fits under `limit`.
-pub fn count_charge(
-    used: u64,
-    limit: u64,
-    amount: u64,
-    reset_us: u64,
-) -> Result<u64, Refused> {
+pub fn count_charge(used: u64, limit: u64, amount: u64, reset_us: u64) -> Result<u64, Refused> {
     let new = used.saturating_add(amount);
     if new <= limit {
         Ok(new)
@@ -173,7 +168,10 @@ mod tests {
         assert_eq!(rate_reading(tat, now, 1000, HOUR).remaining, 400);
         assert!(rate_charge(tat, now, 1000, HOUR, 401).is_err());
         let refused = rate_charge(tat, now, 1000, HOUR, 401).unwrap_err();
-        assert!(!refused.exhausted, "400 still fit, so the cell is not used up");
+        assert!(
+            !refused.exhausted,
+            "400 still fit, so the cell is not used up"
+        );
         let tat = rate_refund(tat, now, 1000, HOUR, 500);
         assert_eq!(rate_reading(tat, now, 1000, HOUR).remaining, 900);
         // A refund never grants more than the full allowance.

@@ -17,7 +17,7 @@ use super::store::{Charge, Op, StoreError, Verdict};
 use crate::config::RedisStore;
 
 /// How long a concurrency slot lives in Redis if its gateway dies without releasing it.
-pub(crate) const CONCURRENCY_LEASE: Duration = Duration::from_secs(30 * 60);
+pub(crate) const CONCURRENCY_LEASE: Duration = Duration::from_mins(30);
 /// After a failed connection attempt, requests fail fast for this long instead of each
 /// waiting for its own connection timeout.
 const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
@@ -76,9 +76,7 @@ impl Fleet {
         }
         let mut conn = self.connection().await?;
         let mut invocation = self.script.prepare_invoke();
-        invocation
-            .arg(op_name(op))
-            .arg(ticket);
+        invocation.arg(op_name(op)).arg(ticket);
         for c in charges {
             invocation.key(format!("{}:{}", self.config.key_prefix, c.key));
             let (kind, limit, param) = match c.kind {
@@ -92,13 +90,16 @@ impl Fleet {
             };
             invocation.arg(kind).arg(limit).arg(param).arg(c.amount);
         }
-        let reply: Vec<i64> = tokio::time::timeout(
-            self.config.timeout,
-            invocation.invoke_async(&mut conn),
-        )
-        .await
-        .map_err(|_| StoreError(format!("Redis did not answer within {:?}", self.config.timeout)))?
-        .map_err(|e| StoreError(format!("Redis: {e}")))?;
+        let reply: Vec<i64> =
+            tokio::time::timeout(self.config.timeout, invocation.invoke_async(&mut conn))
+                .await
+                .map_err(|_| {
+                    StoreError(format!(
+                        "Redis did not answer within {:?}",
+                        self.config.timeout
+                    ))
+                })?
+                .map_err(|e| StoreError(format!("Redis: {e}")))?;
         let verdict = parse_reply(&reply, charges.len())?;
         if let Verdict::Refused { index, refused } = &verdict
             && refused.exhausted
@@ -203,7 +204,11 @@ fn op_name(op: Op) -> &'static str {
 }
 
 fn parse_reply(reply: &[i64], n: usize) -> Result<Verdict, StoreError> {
-    let bad = || StoreError(format!("unexpected reply from the limits script: {reply:?}"));
+    let bad = || {
+        StoreError(format!(
+            "unexpected reply from the limits script: {reply:?}"
+        ))
+    };
     let [status, index, retry, exhausted, rest @ ..] = reply else {
         return Err(bad());
     };

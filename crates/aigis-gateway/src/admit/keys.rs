@@ -2,6 +2,8 @@
 //! for budgets. Values a caller controls (model names on a glob route, IP addresses) are
 //! hashed when they are long or unusual, so keys stay short and printable.
 
+use std::fmt::Write as _;
+
 use crate::config::{Limit, Quantity, Scope, Window};
 
 /// The scope values of one request (or of a status query, where some may be unknown).
@@ -80,18 +82,17 @@ pub(super) fn cell_keys(limit: &Limit, values: &Values, now_us: u64) -> Vec<Cell
 /// `v` itself when short and plain, else `#` and the first 32 hex digits of its SHA-256.
 fn plain(v: &str) -> String {
     let ok = v.len() <= MAX_PLAIN_VALUE
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:@/#+".contains(&b));
     if ok {
         return v.to_owned();
     }
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, v.as_bytes());
-    let hex: String = digest.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("#{hex}")
+    let mut out = String::from("#");
+    for b in &digest.as_ref()[..16] {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 /// The calendar window (UTC) containing `now_us`: its id (`2026-11` or `2026-11-28`) and
@@ -104,7 +105,10 @@ pub(super) fn window(w: Window, now_us: u64) -> (String, u64) {
         Window::Day => (format!("{y:04}-{m:02}-{d:02}"), (day + 1) * DAY_US),
         Window::Month => {
             let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-            (format!("{y:04}-{m:02}"), days_from_civil(ny, nm, 1) * DAY_US)
+            (
+                format!("{y:04}-{m:02}"),
+                days_from_civil(ny, nm, 1) * DAY_US,
+            )
         }
     }
 }

@@ -218,14 +218,20 @@ pub(crate) async fn admit(
     let applicable: Vec<&Limit> = config
         .limits
         .iter()
-        .filter(|l| l.models.is_empty() || l.models.iter().any(|m| crate::config::glob_match(m, model)))
+        .filter(|l| {
+            l.models.is_empty() || l.models.iter().any(|m| crate::config::glob_match(m, model))
+        })
         .filter(|l| l.routes.is_empty() || l.routes.contains(&req.route.name))
         .collect();
     let counter = Counter::for_model(req.route.tokenizer, model);
     let counts_tokens = applicable
         .iter()
         .any(|l| matches!(l.quantity, Quantity::Tokens(..) | Quantity::Budget(_)));
-    let prompt = if counts_tokens { counter.prompt(req.parsed) } else { 0 };
+    let prompt = if counts_tokens {
+        counter.prompt(req.parsed)
+    } else {
+        0
+    };
     let reserved_completion = reserve(req);
     let now = now_us();
     let values = keys::Values::of(req);
@@ -311,14 +317,25 @@ fn cell_for(
     let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     Ok(match limit.quantity {
         Quantity::Requests(r) => (
-            Kind::Rate { limit: r.amount, period_us: micros(r.period) },
+            Kind::Rate {
+                limit: r.amount,
+                period_us: micros(r.period),
+            },
             Measure::Request,
         ),
         Quantity::Tokens(kind, r) => (
-            Kind::Rate { limit: r.amount, period_us: micros(r.period) },
+            Kind::Rate {
+                limit: r.amount,
+                period_us: micros(r.period),
+            },
             Measure::Tokens(kind),
         ),
-        Quantity::Concurrent(n) => (Kind::Concurrency { limit: u64::from(n) }, Measure::Held),
+        Quantity::Concurrent(n) => (
+            Kind::Concurrency {
+                limit: u64::from(n),
+            },
+            Measure::Held,
+        ),
         Quantity::Budget(b) => {
             let measure = match b.unit {
                 BudgetUnit::Tokens => Measure::Tokens(TokenKind::Total),
@@ -334,7 +351,13 @@ fn cell_for(
                     }
                 },
             };
-            (Kind::Window { limit: b.amount, ends_us: window_end_us }, measure)
+            (
+                Kind::Window {
+                    limit: b.amount,
+                    ends_us: window_end_us,
+                },
+                measure,
+            )
         }
     })
 }
@@ -374,7 +397,11 @@ fn refusal(item: &Item, refused: Refused) -> Refusal {
     };
     let quota = matches!(limit.quantity, Quantity::Budget(_));
     let never = refused.retry_us == u64::MAX;
-    let retry_after_secs = if never { 0 } else { refused.retry_us.div_ceil(1_000_000).max(1) };
+    let retry_after_secs = if never {
+        0
+    } else {
+        refused.retry_us.div_ceil(1_000_000).max(1)
+    };
     let message = if never {
         format!(
             "limit `{}` ({what} {scope}) can never admit this request: it needs {} at once; \
@@ -418,7 +445,11 @@ fn store_failed(items: &[Item], e: &StoreError, metrics: &Metrics) -> Result<(),
         .find(|i| i.limit.on_store_error == OnStoreError::FailClosed);
     let mut seen = std::collections::HashSet::new();
     for item in items.iter().filter(|i| seen.insert(i.limit.name.clone())) {
-        let outcome = if closed.is_some() { "store_error_closed" } else { "store_error_open" };
+        let outcome = if closed.is_some() {
+            "store_error_closed"
+        } else {
+            "store_error_open"
+        };
         metrics.limit_event(&item.limit.name, outcome);
     }
     match closed {
@@ -483,7 +514,10 @@ fn insert_rate_headers(h: &mut HeaderMap, unit: &str, limit: u64, remaining: u64
     };
     if limit > 0 {
         put(format!("x-ratelimit-limit-{unit}"), limit.to_string());
-        put(format!("x-ratelimit-remaining-{unit}"), remaining.to_string());
+        put(
+            format!("x-ratelimit-remaining-{unit}"),
+            remaining.to_string(),
+        );
     }
     put(
         format!("x-ratelimit-reset-{unit}"),
@@ -499,7 +533,11 @@ pub(crate) fn fmt_duration(d: std::time::Duration) -> String {
         _ if ms < 1000 => format!("{ms}ms"),
         0..60 => {
             let tenths = (ms % 1000) / 100;
-            if tenths == 0 { format!("{s}s") } else { format!("{s}.{tenths}s") }
+            if tenths == 0 {
+                format!("{s}s")
+            } else {
+                format!("{s}.{tenths}s")
+            }
         }
         60..3600 => format!("{}m{}s", s / 60, s % 60),
         3600..86_400 => format!("{}h{}m{}s", s / 3600, s % 3600 / 60, s % 60),
@@ -575,7 +613,13 @@ impl Ticket {
             .filter_map(|(n, i)| {
                 let target = i.measure.amount(prompt, completion);
                 (target > i.charge.amount).then(|| {
-                    (n, Charge { amount: target - i.charge.amount, ..i.charge.clone() })
+                    (
+                        n,
+                        Charge {
+                            amount: target - i.charge.amount,
+                            ..i.charge.clone()
+                        },
+                    )
                 })
             })
             .unzip()
@@ -621,7 +665,10 @@ impl Ticket {
     fn settlement(&self, usage: Option<Usage>) -> Vec<(Op, Vec<Charge>)> {
         let (prompt, completion) = match usage {
             Some(u) => (u.prompt, u.completion),
-            None => (self.prompt, self.streamed.unwrap_or(self.reserved_completion)),
+            None => (
+                self.prompt,
+                self.streamed.unwrap_or(self.reserved_completion),
+            ),
         };
         let (mut release, mut refund, mut force) = (Vec::new(), Vec::new(), Vec::new());
         for item in &self.items {
@@ -632,15 +679,25 @@ impl Ticket {
             }
             let target = item.measure.amount(prompt, completion);
             match target.cmp(&c.amount) {
-                std::cmp::Ordering::Less => refund.push(Charge { amount: c.amount - target, ..c.clone() }),
-                std::cmp::Ordering::Greater => force.push(Charge { amount: target - c.amount, ..c.clone() }),
+                std::cmp::Ordering::Less => refund.push(Charge {
+                    amount: c.amount - target,
+                    ..c.clone()
+                }),
+                std::cmp::Ordering::Greater => force.push(Charge {
+                    amount: target - c.amount,
+                    ..c.clone()
+                }),
                 std::cmp::Ordering::Equal => {}
             }
         }
-        [(Op::Release, release), (Op::Refund, refund), (Op::Force, force)]
-            .into_iter()
-            .filter(|(_, c)| !c.is_empty())
-            .collect()
+        [
+            (Op::Release, release),
+            (Op::Refund, refund),
+            (Op::Force, force),
+        ]
+        .into_iter()
+        .filter(|(_, c)| !c.is_empty())
+        .collect()
     }
 }
 
@@ -711,7 +768,9 @@ pub(crate) async fn status(
                 Verdict::Refused { .. } => Reading::default(),
             };
             let max = match kind {
-                Kind::Rate { limit, .. } | Kind::Window { limit, .. } | Kind::Concurrency { limit } => limit,
+                Kind::Rate { limit, .. }
+                | Kind::Window { limit, .. }
+                | Kind::Concurrency { limit } => limit,
             };
             out.push(serde_json::json!({
                 "limit": limit.name,

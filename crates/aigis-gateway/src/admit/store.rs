@@ -92,7 +92,11 @@ impl Local {
             .slots
             .lock()
             .map_err(|_| StoreError("poisoned".into()))?;
-        if self.ops.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0 {
+        if self
+            .ops
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
             slots.retain(|_, s| s.expires_us > now);
         }
         let current = |slots: &HashMap<String, Slot>, c: &Charge| {
@@ -202,7 +206,10 @@ mod tests {
         let now = 1_000;
         let batch = [rate("a", 10, 1), rate("b", 2, 1)];
         for _ in 0..2 {
-            assert!(matches!(local.apply(Op::Check, &batch, now), Ok(Verdict::Applied(_))));
+            assert!(matches!(
+                local.apply(Op::Check, &batch, now),
+                Ok(Verdict::Applied(_))
+            ));
         }
         // `b` is used up, so `a` must not be charged either.
         assert!(matches!(
@@ -224,9 +231,21 @@ mod tests {
             amount: 1,
             monotone: false,
         }];
-        assert!(matches!(local.apply(Op::Check, &c, 5), Ok(Verdict::Applied(_))));
-        assert!(matches!(local.apply(Op::Check, &c, 5), Ok(Verdict::Refused { .. })));
-        assert!(matches!(local.apply(Op::Release, &c, 5), Ok(Verdict::Applied(_))));
-        assert!(matches!(local.apply(Op::Check, &c, 5), Ok(Verdict::Applied(_))));
+        assert!(matches!(
+            local.apply(Op::Check, &c, 5),
+            Ok(Verdict::Applied(_))
+        ));
+        assert!(matches!(
+            local.apply(Op::Check, &c, 5),
+            Ok(Verdict::Refused { .. })
+        ));
+        assert!(matches!(
+            local.apply(Op::Release, &c, 5),
+            Ok(Verdict::Applied(_))
+        ));
+        assert!(matches!(
+            local.apply(Op::Check, &c, 5),
+            Ok(Verdict::Applied(_))
+        ));
     }
 }

@@ -44,10 +44,16 @@ fn parsed(body: &str) -> Parsed {
         max_string: 1 << 20,
         max_n: 1,
     };
-    parse::parse(Endpoint::ChatCompletions, bytes::Bytes::from(body.to_owned()), &limits).unwrap()
+    parse::parse(
+        Endpoint::ChatCompletions,
+        bytes::Bytes::from(body.to_owned()),
+        &limits,
+    )
+    .unwrap()
 }
 
-const HELLO: &str = r#"{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"hello world"}]}"#;
+const HELLO: &str =
+    r#"{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"hello world"}]}"#;
 
 async fn try_admit(
     limiter: &Limiter,
@@ -73,7 +79,10 @@ async fn requests_are_limited_per_principal_with_openai_headers() {
     for left in (0..3).rev() {
         let (_, ticket, headers) = try_admit(&limiter, &cfg, &alice, HELLO).await.unwrap();
         assert_eq!(headers["x-ratelimit-limit-requests"], "3");
-        assert_eq!(headers["x-ratelimit-remaining-requests"], left.to_string().as_str());
+        assert_eq!(
+            headers["x-ratelimit-remaining-requests"],
+            left.to_string().as_str()
+        );
         ticket.settle(None).await;
     }
     let Err(GatewayError::Limited(r)) = try_admit(&limiter, &cfg, &alice, HELLO).await else {
@@ -102,7 +111,10 @@ async fn token_reservations_are_settled_with_actual_usage() {
         }))
         .await;
     let (_, ticket, headers) = try_admit(&limiter, &cfg, &alice, HELLO).await.unwrap();
-    assert_eq!(headers["x-ratelimit-remaining-tokens"], "71", "10 used, 19 reserved");
+    assert_eq!(
+        headers["x-ratelimit-remaining-tokens"], "71",
+        "10 used, 19 reserved"
+    );
     drop(ticket); // a dropped non-streamed ticket keeps its reservation
     let big = r#"{"model":"gpt-4o","max_tokens":90,"messages":[{"role":"user","content":"hi"}]}"#;
     let Err(GatewayError::Limited(r)) = try_admit(&limiter, &cfg, &alice, big).await else {
@@ -126,7 +138,10 @@ async fn a_refused_batch_charges_nothing() {
     let alice = principal("alice", &["search"]);
     let (_, t, headers) = try_admit(&limiter, &cfg, &alice, HELLO).await.unwrap();
     t.settle(None).await;
-    assert_eq!(headers["x-ratelimit-remaining-requests"], "0", "the tightest limit is reported");
+    assert_eq!(
+        headers["x-ratelimit-remaining-requests"], "0",
+        "the tightest limit is reported"
+    );
     for _ in 0..5 {
         assert!(try_admit(&limiter, &cfg, &alice, HELLO).await.is_err());
     }
@@ -162,8 +177,16 @@ async fn budgets_charge_priced_cost_and_refuse_as_quota() {
     let Err(GatewayError::Limited(r)) = try_admit(&limiter, &cfg, &alice, HELLO).await else {
         panic!("the second reservation does not fit");
     };
-    assert!(r.quota && r.message.contains("budget `spend`"), "{}", r.message);
-    t.settle(Some(Usage { prompt: 9, completion: 0 })).await; // 23 micro-USD used
+    assert!(
+        r.quota && r.message.contains("budget `spend`"),
+        "{}",
+        r.message
+    );
+    t.settle(Some(Usage {
+        prompt: 9,
+        completion: 0,
+    }))
+    .await; // 23 micro-USD used
     assert!(try_admit(&limiter, &cfg, &alice, HELLO).await.is_ok());
 }
 
@@ -187,9 +210,9 @@ fn durations_read_like_openai_reset_headers() {
     use std::time::Duration;
     assert_eq!(fmt_duration(Duration::from_millis(17)), "17ms");
     assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
-    assert_eq!(fmt_duration(Duration::from_secs(360)), "6m0s");
-    assert_eq!(fmt_duration(Duration::from_secs(7200)), "2h0m0s");
-    assert_eq!(fmt_duration(Duration::from_secs(3 * 86_400 + 7200)), "3d2h");
+    assert_eq!(fmt_duration(Duration::from_mins(6)), "6m0s");
+    assert_eq!(fmt_duration(Duration::from_hours(2)), "2h0m0s");
+    assert_eq!(fmt_duration(Duration::from_hours(3 * 24 + 2)), "3d2h");
 }
 
 /// The Redis script and the in-process store agree, charge by charge, on a random workload
@@ -206,31 +229,45 @@ async fn the_redis_script_agrees_with_the_local_store() {
     let local = Local::default();
     let far = now_us() + 86_400_000_000;
     let kinds = [
-        Kind::Rate { limit: 7, period_us: 3_600_000_000 },
-        Kind::Rate { limit: 1000, period_us: 86_400_000_000 },
-        Kind::Window { limit: 50, ends_us: far },
+        Kind::Rate {
+            limit: 7,
+            period_us: 3_600_000_000,
+        },
+        Kind::Rate {
+            limit: 1000,
+            period_us: 86_400_000_000,
+        },
+        Kind::Window {
+            limit: 50,
+            ends_us: far,
+        },
     ];
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move |n: u64| {
+    let mut next = move |n: usize| {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        seed % n
+        usize::try_from(seed % n as u64).unwrap()
     };
     for round in 0..200 {
-        let n = 1 + next(3) as usize;
+        let n = 1 + next(3);
         let charges: Vec<Charge> = (0..n)
             .map(|_| {
-                let k = next(kinds.len() as u64) as usize;
+                let k = next(kinds.len());
                 let kind = kinds[k];
                 let amount = match kind {
-                    Kind::Rate { limit: 1000, .. } => next(300),
-                    _ => 1 + next(4),
+                    Kind::Rate { limit: 1000, .. } => next(300) as u64,
+                    _ => 1 + next(4) as u64,
                 };
-                Charge { key: format!("k{k}"), kind, amount, monotone: false }
+                Charge {
+                    key: format!("k{k}"),
+                    kind,
+                    amount,
+                    monotone: false,
+                }
             })
             .collect();
-        let op = [Op::Check, Op::Check, Op::Check, Op::Refund, Op::Force][next(5) as usize];
+        let op = [Op::Check, Op::Check, Op::Check, Op::Refund, Op::Force][next(5)];
         let remote = fleet.apply(op, "t", &charges).await.unwrap();
         let here = local.apply(op, &charges, now_us()).unwrap();
         // Rate readings depend on the exact microsecond; compare outcomes and counters.
@@ -248,8 +285,42 @@ async fn the_redis_script_agrees_with_the_local_store() {
             _ => panic!("round {round}: redis {remote:?} vs local {here:?} for {op:?} {charges:?}"),
         }
     }
+    drop_keys(&prefix).await;
+}
+
+/// Deletes this test's keys from the shared Redis.
+async fn drop_keys(prefix: &str) {
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// Concurrency slots are a set of request ids with a lease; the first tier refuses a request
+/// counter Redis refused outright without asking again.
+#[tokio::test]
+async fn redis_concurrency_slots_and_the_first_tier() {
+    let prefix = format!("aigis_test_{}", uuid::Uuid::new_v4().simple());
+    let fleet = Fleet::new(crate::config::RedisStore {
+        url: "redis://127.0.0.1:6379".into(),
+        key_prefix: prefix.clone(),
+        timeout: std::time::Duration::from_secs(2),
+    })
+    .unwrap();
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     // Concurrency slots in Redis are a set of request (ticket) ids with a lease.
-    let slot = |_: ()| Charge {
+    let slot = |()| Charge {
         key: "slots".into(),
         kind: Kind::Concurrency { limit: 2 },
         amount: 1,
@@ -261,15 +332,19 @@ async fn the_redis_script_agrees_with_the_local_store() {
     }
     fleet.apply(Op::Release, "a", &[slot(())]).await.unwrap();
     let v = fleet.apply(Op::Check, "c", &[slot(())]).await.unwrap();
-    assert!(matches!(v, Verdict::Applied(ref r) if r[0].remaining == 0), "{v:?}");
+    assert!(
+        matches!(v, Verdict::Applied(ref r) if r[0].remaining == 0),
+        "{v:?}"
+    );
 
     // The first tier: once Redis refused a request counter outright, this gateway refuses it
     // without asking (shown by deleting the counter behind its back).
-    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let rpm = [Charge {
         key: "rpm".into(),
-        kind: Kind::Rate { limit: 2, period_us: 3_600_000_000 },
+        kind: Kind::Rate {
+            limit: 2,
+            period_us: 3_600_000_000,
+        },
         amount: 1,
         monotone: true,
     }];
@@ -277,18 +352,24 @@ async fn the_redis_script_agrees_with_the_local_store() {
         let v = fleet.apply(Op::Check, "r", &rpm).await.unwrap();
         assert_eq!(matches!(v, Verdict::Applied(_)), admitted);
     }
-    let _: () = redis::cmd("DEL").arg(format!("{prefix}:rpm")).query_async(&mut conn).await.unwrap();
-    let v = fleet.apply(Op::Check, "r", &rpm).await.unwrap();
-    assert!(matches!(v, Verdict::Refused { refused: Refused { exhausted: true, .. }, .. }));
-
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}:rpm"))
         .query_async(&mut conn)
         .await
         .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await.unwrap();
-    }
+    let v = fleet.apply(Op::Check, "r", &rpm).await.unwrap();
+    assert!(matches!(
+        v,
+        Verdict::Refused {
+            refused: Refused {
+                exhausted: true,
+                ..
+            },
+            ..
+        }
+    ));
+
+    drop_keys(&prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -304,7 +385,11 @@ async fn a_budget_under_a_race_never_overspends_by_more_than_one_reservation() {
             let who = principal(&format!("p{i}"), &["t"]);
             match try_admit(&limiter, &cfg, &who, HELLO).await {
                 Ok((_, t, _)) => {
-                    t.settle(Some(Usage { prompt: 9, completion: 10 })).await;
+                    t.settle(Some(Usage {
+                        prompt: 9,
+                        completion: 10,
+                    }))
+                    .await;
                     1
                 }
                 Err(_) => 0,

@@ -100,10 +100,13 @@ impl Counter {
             .map(|m| {
                 let name = m.get("name").and_then(Value::as_str);
                 PER_MESSAGE
-                    + m.get("role").and_then(Value::as_str).map_or(0, |r| self.count(r))
+                    + m.get("role")
+                        .and_then(Value::as_str)
+                        .map_or(0, |r| self.count(r))
                     + name.map_or(0, |n| self.count(n) + 1)
                     + self.text_in(m.get("content"))
-                    + m.get("tool_calls").map_or(0, |t| self.count(&t.to_string()))
+                    + m.get("tool_calls")
+                        .map_or(0, |t| self.count(&t.to_string()))
             })
             .sum();
         body + REPLY_PRIMING
@@ -142,7 +145,9 @@ impl Counter {
             Some(Value::String(s)) => self.count(s),
             Some(Value::Array(items)) => items.iter().map(|i| self.text_in(Some(i))).sum(),
             Some(Value::Object(o)) => {
-                o.get("text").and_then(Value::as_str).map_or(0, |t| self.count(t))
+                o.get("text")
+                    .and_then(Value::as_str)
+                    .map_or(0, |t| self.count(t))
                     + self.text_in(o.get("content"))
             }
             _ => 0,
@@ -160,7 +165,10 @@ mod tests {
         assert_eq!(Counter::for_model(auto, "gpt-4o-mini"), Counter::O200k);
         assert_eq!(Counter::for_model(auto, "gpt-4"), Counter::Cl100k);
         assert_eq!(Counter::for_model(auto, "llama3:8b"), Counter::Estimate);
-        assert_eq!(Counter::for_model(Tokenizer::Cl100k, "llama3"), Counter::Cl100k);
+        assert_eq!(
+            Counter::for_model(Tokenizer::Cl100k, "llama3"),
+            Counter::Cl100k
+        );
     }
 
     #[test]

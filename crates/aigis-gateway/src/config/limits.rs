@@ -202,7 +202,10 @@ impl Price {
             reason = "token counts are far below 2^52 and prices are validated non-negative"
         )]
         let cost = (prompt as f64)
-            .mul_add(self.input_per_mtok, completion as f64 * self.output_per_mtok)
+            .mul_add(
+                self.input_per_mtok,
+                completion as f64 * self.output_per_mtok,
+            )
             .ceil() as u64;
         cost
     }
@@ -237,9 +240,9 @@ impl Tokenizer {
 
 /// Parses `"600/min"`, `"2M/day"`, `"10/s"`, `"100/5m"`.
 pub fn parse_rate(s: &str) -> Result<Rate, String> {
-    let (amount, per) = s
-        .split_once('/')
-        .ok_or_else(|| format!("`{s}` is not a rate; write it as AMOUNT/PERIOD, e.g. \"600/min\""))?;
+    let (amount, per) = s.split_once('/').ok_or_else(|| {
+        format!("`{s}` is not a rate; write it as AMOUNT/PERIOD, e.g. \"600/min\"")
+    })?;
     let amount = parse_amount(amount.trim())?;
     let period = parse_period(per.trim())?;
     if amount == 0 {
@@ -303,7 +306,7 @@ fn parse_amount(s: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not an amount (e.g. 600, 2k, 1.5M)"))?;
     let n = n * scale;
-    if !n.is_finite() || n < 0.0 || n > 1e15 || n.fract() != 0.0 {
+    if !n.is_finite() || !(0.0..=1e15).contains(&n) || n.fract() != 0.0 {
         return Err(format!("`{s}` must be a whole number of at most 10^15"));
     }
     #[expect(
@@ -317,14 +320,14 @@ fn parse_amount(s: &str) -> Result<u64, String> {
 fn parse_period(s: &str) -> Result<Duration, String> {
     let d = match s {
         "s" | "sec" | "second" => Duration::from_secs(1),
-        "min" | "minute" => Duration::from_secs(60),
-        "h" | "hour" => Duration::from_secs(3600),
-        "d" | "day" => Duration::from_secs(86_400),
+        "min" | "minute" => Duration::from_mins(1),
+        "h" | "hour" => Duration::from_hours(1),
+        "d" | "day" => Duration::from_hours(24),
         other => parse_duration(other).map_err(|_| {
             format!("`{other}` is not a period; use s, min, hour, day or a duration like 5m")
         })?,
     };
-    if d < Duration::from_millis(1) || d > Duration::from_secs(366 * 86_400) {
+    if d < Duration::from_millis(1) || d > Duration::from_hours(366 * 24) {
         return Err(format!("the period `{s}` must be between 1ms and a year"));
     }
     Ok(d)
@@ -337,11 +340,11 @@ mod tests {
     #[test]
     fn rates_parse_with_suffixes_and_periods() {
         let r = parse_rate("600/min").unwrap();
-        assert_eq!((r.amount, r.period), (600, Duration::from_secs(60)));
+        assert_eq!((r.amount, r.period), (600, Duration::from_mins(1)));
         let r = parse_rate("2M/day").unwrap();
-        assert_eq!((r.amount, r.period), (2_000_000, Duration::from_secs(86_400)));
+        assert_eq!((r.amount, r.period), (2_000_000, Duration::from_hours(24)));
         let r = parse_rate("1.5k/5m").unwrap();
-        assert_eq!((r.amount, r.period), (1500, Duration::from_secs(300)));
+        assert_eq!((r.amount, r.period), (1500, Duration::from_mins(5)));
         for bad in ["600", "0/min", "x/min", "10/fortnight", "1.5/min", "-1/s"] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
@@ -359,7 +362,13 @@ mod tests {
             (b.amount, b.unit, b.window),
             (10_000_000, BudgetUnit::Tokens, Window::Day)
         );
-        for bad in ["500/month", "500USD", "500USD/week", "0USD/day", "-5USD/day"] {
+        for bad in [
+            "500/month",
+            "500USD",
+            "500USD/week",
+            "0USD/day",
+            "-5USD/day",
+        ] {
             assert!(parse_budget(bad).is_err(), "{bad}");
         }
     }

@@ -810,10 +810,10 @@ fn key_hint(key: &str) -> Option<&'static str> {
 
 #[path = "validate_guard.rs"]
 mod guard;
-#[path = "validate_limits.rs"]
-mod limits;
 #[path = "validate_identity.rs"]
 mod identity;
+#[path = "validate_limits.rs"]
+mod limits;
 
 #[cfg(test)]
 #[path = "validate_tests.rs"]

@@ -23,14 +23,22 @@ impl Validator<'_> {
     ) -> Option<LimitsConfig> {
         let raw_limits: Vec<Option<raw::Limit>> = self.list(table, "limits");
         let raw_prices: Vec<Option<raw::Price>> = self.list(table, "prices");
-        let mut ok = raw_limits.iter().all(Option::is_some)
-            && raw_prices.iter().all(Option::is_some);
+        let mut ok =
+            raw_limits.iter().all(Option::is_some) && raw_prices.iter().all(Option::is_some);
         let mut names = HashSet::new();
         let mut limits = Vec::new();
-        for (i, l) in raw_limits.into_iter().enumerate().filter_map(|(i, l)| Some((i, l?))) {
+        for (i, l) in raw_limits
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, l)| Some((i, l?)))
+        {
             let at = [Seg::Key("limits".into()), Seg::Index(i)];
             if !names.insert(l.name.clone()) {
-                self.error(&key(&at, "name"), format!("duplicate limit name `{}`", l.name), None);
+                self.error(
+                    &key(&at, "name"),
+                    format!("duplicate limit name `{}`", l.name),
+                    None,
+                );
             }
             match self.limit(&at, l, routes) {
                 Some(limit) => limits.push(limit),
@@ -38,7 +46,11 @@ impl Validator<'_> {
             }
         }
         let mut prices = Vec::new();
-        for (i, p) in raw_prices.into_iter().enumerate().filter_map(|(i, p)| Some((i, p?))) {
+        for (i, p) in raw_prices
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i, p?)))
+        {
             let at = [Seg::Key("prices".into()), Seg::Index(i)];
             let valid = |v: f64| v.is_finite() && (0.0..=1e6).contains(&v);
             if !valid(p.input_per_mtok) || !valid(p.output_per_mtok) {
@@ -55,14 +67,17 @@ impl Validator<'_> {
                 output_per_mtok: p.output_per_mtok,
             });
         }
-        let cost_budget = limits.iter().any(|l| {
-            matches!(l.quantity, Quantity::Budget(b) if b.unit == BudgetUnit::MicroUsd)
-        });
+        let cost_budget = limits
+            .iter()
+            .any(|l| matches!(l.quantity, Quantity::Budget(b) if b.unit == BudgetUnit::MicroUsd));
         if cost_budget && prices.is_empty() {
             self.error(
                 &[Seg::Key("prices".into())],
                 "a limit has a budget in USD but there is no [[prices]] entry",
-                Some("add [[prices]] model = \"gpt-4o*\" input_per_mtok = 2.5 output_per_mtok = 10".into()),
+                Some(
+                    "add [[prices]] model = \"gpt-4o*\" input_per_mtok = 2.5 output_per_mtok = 10"
+                        .into(),
+                ),
             );
             ok = false;
         }
@@ -146,7 +161,11 @@ impl Validator<'_> {
                 format!(
                     "a limit sets exactly one of requests, tokens, prompt_tokens, \
                      completion_tokens, concurrent, budget (this one sets {})",
-                    if set.is_empty() { "none".into() } else { set.join(", ") }
+                    if set.is_empty() {
+                        "none".into()
+                    } else {
+                        set.join(", ")
+                    }
                 ),
                 Some("split it into several [[limits]] entries, one per quantity".into()),
             );
@@ -154,12 +173,39 @@ impl Validator<'_> {
         }
         let rate = |v: &Option<String>| v.as_deref().map(parse_rate);
         let (field, result) = match () {
-            () if l.requests.is_some() => ("requests", rate(&l.requests).map(|r| r.map(Quantity::Requests))),
-            () if l.tokens.is_some() => ("tokens", rate(&l.tokens).map(|r| r.map(|r| Quantity::Tokens(TokenKind::Total, r)))),
-            () if l.prompt_tokens.is_some() => ("prompt_tokens", rate(&l.prompt_tokens).map(|r| r.map(|r| Quantity::Tokens(TokenKind::Prompt, r)))),
-            () if l.completion_tokens.is_some() => ("completion_tokens", rate(&l.completion_tokens).map(|r| r.map(|r| Quantity::Tokens(TokenKind::Completion, r)))),
-            () if l.budget.is_some() => ("budget", l.budget.as_deref().map(|b| parse_budget(b).map(Quantity::Budget))),
-            () => ("concurrent", l.concurrent.map(|n| if n == 0 { Err("must be at least 1".into()) } else { Ok(Quantity::Concurrent(n)) })),
+            () if l.requests.is_some() => (
+                "requests",
+                rate(&l.requests).map(|r| r.map(Quantity::Requests)),
+            ),
+            () if l.tokens.is_some() => (
+                "tokens",
+                rate(&l.tokens).map(|r| r.map(|r| Quantity::Tokens(TokenKind::Total, r))),
+            ),
+            () if l.prompt_tokens.is_some() => (
+                "prompt_tokens",
+                rate(&l.prompt_tokens).map(|r| r.map(|r| Quantity::Tokens(TokenKind::Prompt, r))),
+            ),
+            () if l.completion_tokens.is_some() => (
+                "completion_tokens",
+                rate(&l.completion_tokens)
+                    .map(|r| r.map(|r| Quantity::Tokens(TokenKind::Completion, r))),
+            ),
+            () if l.budget.is_some() => (
+                "budget",
+                l.budget
+                    .as_deref()
+                    .map(|b| parse_budget(b).map(Quantity::Budget)),
+            ),
+            () => (
+                "concurrent",
+                l.concurrent.map(|n| {
+                    if n == 0 {
+                        Err("must be at least 1".into())
+                    } else {
+                        Ok(Quantity::Concurrent(n))
+                    }
+                }),
+            ),
         };
         match result? {
             Ok(q) => Some(q),

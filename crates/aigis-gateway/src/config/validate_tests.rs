@@ -217,7 +217,10 @@ fn limits_load_into_typed_config() {
     );
     let c = validate(&src, Path::new("."), false).unwrap().config;
     let l = &c.limits.limits;
-    assert_eq!(l[0].scope, [super::super::Scope::Team, super::super::Scope::Model]);
+    assert_eq!(
+        l[0].scope,
+        [super::super::Scope::Team, super::super::Scope::Model]
+    );
     assert_eq!(l[0].on_store_error, super::super::OnStoreError::FailOpen);
     assert!(l[1].scope.is_empty(), "global is one counter");
     assert_eq!(c.limits.redis.as_ref().unwrap().key_prefix, "x");
