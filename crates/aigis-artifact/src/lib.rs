@@ -8,7 +8,11 @@
 
 #![deny(missing_docs)]
 
+pub mod container;
+pub mod detect;
 pub mod formats;
+pub mod reader;
+pub mod scan;
 
 use std::io::{Read, Seek};
 

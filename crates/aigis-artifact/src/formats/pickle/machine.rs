@@ -1,0 +1,890 @@
+//! A symbolic pickle virtual machine over the full opcode set of protocols 0–5. It executes
+//! nothing: it tracks enough of the stack and memo to resolve every import (GLOBAL, INST,
+//! STACK_GLOBAL from any string opcode or through the memo) and to see what is called.
+
+use std::collections::HashMap;
+use std::io;
+use std::rc::Rc;
+
+use aigis_report::Severity;
+
+use super::catalogue::{self, Verdict};
+use super::stream::{Short, Stream};
+use super::text::{decode_raw_unicode_escape, decode_string_repr, valid_dotted};
+use super::value::{MAX_TRACKED_ITEMS, Obj, V};
+use crate::reader::{MAX_KEPT_OPERAND, MAX_MEMO_ENTRIES, MAX_PICKLE_OPS, MAX_PICKLE_STACK};
+
+/// One imported global.
+#[derive(Debug, Clone)]
+pub struct Import {
+    /// Module as written in the file.
+    pub module: String,
+    /// Name as written (may be dotted).
+    pub name: String,
+    /// Offset of the opcode that imported it.
+    pub offset: u64,
+    /// GLOBAL, INST or STACK_GLOBAL.
+    pub opcode: &'static str,
+    /// Offset and opcode of the first call, if it is called.
+    pub called: Option<(u64, &'static str)>,
+    /// A call's result was thrown away by POP (a call made only for its side effect).
+    pub discarded: bool,
+}
+
+/// Something noteworthy besides imports.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Rule id.
+    pub rule: &'static str,
+    /// Severity.
+    pub severity: Severity,
+    /// What it means.
+    pub message: String,
+    /// Where.
+    pub offset: u64,
+    /// The opcode and operands.
+    pub evidence: String,
+    /// About the stream's shape rather than its imports: dropped when the input never turned
+    /// out to be a pickle (no STOP reached in a file without a pickle header).
+    pub structural: bool,
+}
+
+/// Bytes inside the pickle that are themselves a pickle (to be scanned recursively).
+#[derive(Debug)]
+pub struct Nested {
+    /// Offset of the operand.
+    pub offset: u64,
+    /// The decoded pickle bytes.
+    pub bytes: Vec<u8>,
+    /// raw, hex, base64, loader-argument.
+    pub how: &'static str,
+}
+
+/// How one pickle ended.
+#[derive(Debug)]
+pub enum End {
+    /// STOP reached.
+    Stop,
+    /// The data ended before the first opcode.
+    Empty,
+    /// A byte that is not an opcode, or an operand that cannot be decoded.
+    Invalid(u64, String),
+    /// The data ended inside the pickle.
+    Truncated(u64, String),
+    /// A `MAX_*` limit was hit.
+    Limit(u64, String),
+    /// The source failed.
+    Io(io::Error),
+}
+
+/// The machine's state.
+#[derive(Default)]
+pub struct Machine {
+    stack: Vec<V>,
+    marks: Vec<Vec<V>>,
+    memo: HashMap<u64, V>,
+    frame_end: Option<u64>,
+    ops: u64,
+    /// In a TorchScript archive (its `__torch__` classes are resolved by TorchScript).
+    pub torchscript: bool,
+    /// Every import, in order.
+    pub imports: Vec<Import>,
+    /// Everything else noteworthy.
+    pub events: Vec<Event>,
+    /// Nested pickles found in operands.
+    pub nested: Vec<Nested>,
+    /// The last PROTO operand seen.
+    pub proto: Option<u8>,
+}
+
+enum Step {
+    Go,
+    Stop,
+}
+
+fn op_name(op: u8) -> &'static str {
+    match op {
+        b'c' => "GLOBAL",
+        b'i' => "INST",
+        0x93 => "STACK_GLOBAL",
+        b'R' => "REDUCE",
+        b'b' => "BUILD",
+        b'o' => "OBJ",
+        0x81 => "NEWOBJ",
+        0x92 => "NEWOBJ_EX",
+        _ => "opcode",
+    }
+}
+
+impl Machine {
+    /// A machine; `torchscript` allows TorchScript's `__torch__` classes.
+    pub fn new(torchscript: bool) -> Self {
+        Self {
+            torchscript,
+            ..Self::default()
+        }
+    }
+
+    /// Runs one pickle (up to and including STOP) from the stream's position. The memo is kept
+    /// across calls, as one `Unpickler` keeps it across `load()` calls.
+    pub fn run_one(&mut self, s: &mut Stream) -> End {
+        self.stack.clear();
+        self.marks.clear();
+        self.frame_end = None;
+        let mut first = true;
+        loop {
+            let at = s.pos();
+            let op = match s.byte() {
+                Ok(Some(op)) => op,
+                Ok(None) if first => return End::Empty,
+                Ok(None) => return End::Truncated(at, "the data ends before STOP".into()),
+                Err(e) => return short(at, e),
+            };
+            first = false;
+            self.ops += 1;
+            if self.ops > MAX_PICKLE_OPS {
+                return End::Limit(at, format!("more than {MAX_PICKLE_OPS} pickle opcodes"));
+            }
+            if self.stack.len() + self.marks.len() > MAX_PICKLE_STACK {
+                return End::Limit(at, format!("pickle stack deeper than {MAX_PICKLE_STACK}"));
+            }
+            match self.step(op, at, s) {
+                Ok(Step::Go) => {}
+                Ok(Step::Stop) => return End::Stop,
+                Err(Fail::Short(e)) => return short(at, e),
+                Err(Fail::Invalid(m)) => return End::Invalid(at, m),
+                Err(Fail::Limit(m)) => return End::Limit(at, m),
+            }
+        }
+    }
+
+    fn pop(&mut self) -> V {
+        self.stack.pop().unwrap_or(V::Other)
+    }
+
+    fn top(&self) -> V {
+        self.stack.last().cloned().unwrap_or(V::Other)
+    }
+
+    fn pop_mark(&mut self) -> Vec<V> {
+        let items = std::mem::take(&mut self.stack);
+        self.stack = self.marks.pop().unwrap_or_default();
+        items
+    }
+
+    fn event(&mut self, rule: &'static str, severity: Severity, offset: u64, message: String, evidence: String, structural: bool) {
+        self.events.push(Event {
+            rule,
+            severity,
+            message,
+            offset,
+            evidence,
+            structural,
+        });
+    }
+
+    fn import(&mut self, module: String, name: String, offset: u64, opcode: &'static str) -> usize {
+        self.imports.push(Import {
+            module,
+            name,
+            offset,
+            opcode,
+            called: None,
+            discarded: false,
+        });
+        self.imports.len() - 1
+    }
+
+    fn memo_put(&mut self, key: u64, at: u64) -> Result<(), Fail> {
+        if self.memo.len() >= MAX_MEMO_ENTRIES && !self.memo.contains_key(&key) {
+            self.event(
+                "AIG-PICKLE-RESOURCE",
+                Severity::Medium,
+                at,
+                format!("the pickle defines more than {MAX_MEMO_ENTRIES} memo entries (memory exhaustion pattern)"),
+                "PUT".into(),
+                true,
+            );
+            return Err(Fail::Limit(format!("more than {MAX_MEMO_ENTRIES} memo entries")));
+        }
+        let v = self.top();
+        self.memo.insert(key, v);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, key: u64, at: u64) {
+        match self.memo.get(&key) {
+            Some(v) => self.stack.push(v.clone()),
+            None => {
+                // The real unpickler stops here with a KeyError; the opcodes before still ran.
+                self.event(
+                    "AIG-PICKLE-MEMO",
+                    Severity::Medium,
+                    at,
+                    format!("memo key {key} is read before it is written (the load fails here; scanners that crash on it miss what came before)"),
+                    format!("GET {key}"),
+                    true,
+                );
+                self.stack.push(V::Unresolved);
+            }
+        }
+    }
+
+    /// A call of `callee` with `args` by `opcode` at `at`; returns the result value.
+    fn call(&mut self, callee: V, args: V, at: u64, opcode: &'static str) -> V {
+        match &callee {
+            V::Global(i) => {
+                let i = *i;
+                if let Some(imp) = self.imports.get_mut(i) {
+                    imp.called.get_or_insert((at, opcode));
+                    let loader = catalogue::is_loader(&imp.module, &imp.name);
+                    if loader {
+                        self.loader_args(&args, at);
+                    }
+                }
+                V::Called(Rc::new(Obj {
+                    import: Some(i),
+                    args,
+                    state: None.into(),
+                }))
+            }
+            _ => {
+                let what = match callee {
+                    V::Called(ref o) => match o.import.and_then(|i| self.imports.get(i)) {
+                        Some(imp) => format!("the result of calling {}.{}", imp.module, imp.name),
+                        None => "the result of another call".to_owned(),
+                    },
+                    V::Unresolved => "a global that cannot be resolved".to_owned(),
+                    _ => "a value that is not an imported callable".to_owned(),
+                };
+                self.event(
+                    "AIG-PICKLE-INDIRECT-CALL",
+                    Severity::High,
+                    at,
+                    format!("{opcode} calls {what} (getattr/attrgetter-style indirection hides the real callable)"),
+                    opcode.to_owned(),
+                    false,
+                );
+                V::Called(Rc::new(Obj {
+                    import: None,
+                    args,
+                    state: None.into(),
+                }))
+            }
+        }
+    }
+
+    fn loader_args(&mut self, args: &V, at: u64) {
+        let V::Tuple(items) = args else { return };
+        for item in items.iter() {
+            let bytes = match item {
+                V::Bytes(b) => b.to_vec(),
+                V::Str(s) => s.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')).collect(),
+                _ => continue,
+            };
+            self.nested.push(Nested {
+                offset: at,
+                bytes,
+                how: "argument of a pickle loader",
+            });
+        }
+    }
+
+    /// Checks a bytes or text operand for an embedded pickle (raw, hex or base64).
+    fn operand(&mut self, bytes: &[u8], at: u64) {
+        if let Some((decoded, how)) = super::nested::embedded_pickle(bytes) {
+            self.nested.push(Nested {
+                offset: at,
+                bytes: decoded,
+                how,
+            });
+        }
+    }
+
+    fn push_bytes(&mut self, s: &mut Stream, n: u64, at: u64, what: &str) -> Result<(), Fail> {
+        if n > MAX_KEPT_OPERAND {
+            s.skip(n, what)?;
+            self.stack.push(V::Other);
+            return Ok(());
+        }
+        let b = s.take(n, what)?;
+        self.operand(&b, at);
+        self.stack.push(V::Bytes(b.into()));
+        Ok(())
+    }
+
+    fn push_text(&mut self, s: &mut Stream, n: u64, at: u64, what: &str) -> Result<(), Fail> {
+        if n > MAX_KEPT_OPERAND {
+            s.skip(n, what)?;
+            self.stack.push(V::Other);
+            return Ok(());
+        }
+        let b = s.take(n, what)?;
+        self.operand(&b, at);
+        let text = String::from_utf8_lossy(&b);
+        self.stack.push(V::Str(text.as_ref().into()));
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_lines, reason = "one arm per opcode reads best as one match")]
+    fn step(&mut self, op: u8, at: u64, s: &mut Stream) -> Result<Step, Fail> {
+        match op {
+            b'(' => {
+                let cur = std::mem::take(&mut self.stack);
+                self.marks.push(cur);
+            }
+            b'.' => return Ok(Step::Stop),
+            b'0' => {
+                let v = self.pop();
+                if let V::Called(o) = v {
+                    if let Some(imp) = o.import.and_then(|i| self.imports.get_mut(i)) {
+                        imp.discarded = true;
+                    }
+                }
+            }
+            b'1' => {
+                self.pop_mark();
+            }
+            b'2' => {
+                let v = self.top();
+                self.stack.push(v);
+            }
+            b'F' => {
+                s.line("FLOAT")?;
+                self.stack.push(V::Other);
+            }
+            b'I' | b'L' => {
+                let line = s.line("INT")?;
+                let text = String::from_utf8_lossy(&line);
+                let t = text.trim().trim_end_matches('L');
+                let v = match t {
+                    "01" => V::Int(1),
+                    "00" => V::Int(0),
+                    _ => t.parse().map(V::Int).unwrap_or(V::Other),
+                };
+                self.stack.push(v);
+            }
+            b'J' => {
+                let n = s.uint(4, "BININT")?;
+                let v = i64::from(i32::from_le_bytes(u32::try_from(n).unwrap_or(0).to_le_bytes()));
+                self.stack.push(V::Int(v));
+            }
+            b'K' => {
+                let n = s.uint(1, "BININT1")?;
+                self.stack.push(V::Int(i64::try_from(n).unwrap_or(0)));
+            }
+            b'M' => {
+                let n = s.uint(2, "BININT2")?;
+                self.stack.push(V::Int(i64::try_from(n).unwrap_or(0)));
+            }
+            b'N' => self.stack.push(V::None),
+            0x88 => self.stack.push(V::Int(1)),
+            0x89 => self.stack.push(V::Int(0)),
+            b'G' => {
+                s.take(8, "BINFLOAT")?;
+                self.stack.push(V::Other);
+            }
+            0x8a => {
+                let n = s.uint(1, "LONG1")?;
+                let b = s.take(n, "LONG1")?;
+                self.stack.push(long_value(&b));
+            }
+            0x8b => {
+                let n = s.uint(4, "LONG4")?;
+                if n > MAX_KEPT_OPERAND {
+                    s.skip(n, "LONG4")?;
+                    self.stack.push(V::Other);
+                } else {
+                    let b = s.take(n, "LONG4")?;
+                    self.stack.push(long_value(&b));
+                }
+            }
+            b'P' => {
+                let line = s.line("PERSID")?;
+                self.event(
+                    "AIG-PICKLE-PERSID",
+                    Severity::Medium,
+                    at,
+                    "text persistent id: the loading application's persistent_load decides what it resolves to".into(),
+                    format!("PERSID {}", String::from_utf8_lossy(&line)),
+                    true,
+                );
+                self.stack.push(V::Other);
+            }
+            b'Q' => {
+                let pid = self.pop();
+                self.persistent_id(&pid, at);
+                self.stack.push(V::Other);
+            }
+            b'R' => {
+                let args = self.pop();
+                let callee = self.pop();
+                let v = self.call(callee, args, at, "REDUCE");
+                self.stack.push(v);
+            }
+            b'S' => {
+                let line = s.line("STRING")?;
+                let b = decode_string_repr(&line)
+                    .ok_or_else(|| Fail::Invalid("STRING operand is not a quoted string".into()))?;
+                self.operand(&b, at);
+                let text: String = b.iter().map(|&c| char::from(c)).collect();
+                self.stack.push(V::Str(text.into()));
+            }
+            b'T' => {
+                let n = s.uint(4, "BINSTRING")?;
+                self.push_text(s, n, at, "BINSTRING")?;
+            }
+            b'U' => {
+                let n = s.uint(1, "SHORT_BINSTRING")?;
+                self.push_text(s, n, at, "SHORT_BINSTRING")?;
+            }
+            b'V' => {
+                let line = s.line("UNICODE")?;
+                self.operand(&line, at);
+                self.stack.push(V::Str(decode_raw_unicode_escape(&line).into()));
+            }
+            b'X' => {
+                let n = s.uint(4, "BINUNICODE")?;
+                self.push_text(s, n, at, "BINUNICODE")?;
+            }
+            0x8c => {
+                let n = s.uint(1, "SHORT_BINUNICODE")?;
+                self.push_text(s, n, at, "SHORT_BINUNICODE")?;
+            }
+            0x8d => {
+                let n = s.uint(8, "BINUNICODE8")?;
+                self.push_text(s, n, at, "BINUNICODE8")?;
+            }
+            b'B' => {
+                let n = s.uint(4, "BINBYTES")?;
+                self.push_bytes(s, n, at, "BINBYTES")?;
+            }
+            b'C' => {
+                let n = s.uint(1, "SHORT_BINBYTES")?;
+                self.push_bytes(s, n, at, "SHORT_BINBYTES")?;
+            }
+            0x8e => {
+                let n = s.uint(8, "BINBYTES8")?;
+                self.push_bytes(s, n, at, "BINBYTES8")?;
+            }
+            0x96 => {
+                let n = s.uint(8, "BYTEARRAY8")?;
+                self.push_bytes(s, n, at, "BYTEARRAY8")?;
+            }
+            0x97 => {
+                self.event(
+                    "AIG-PICKLE-OUT-OF-BAND",
+                    Severity::Low,
+                    at,
+                    "out-of-band buffer (protocol 5): its bytes are supplied by the loader, not the file".into(),
+                    "NEXT_BUFFER".into(),
+                    true,
+                );
+                self.stack.push(V::Other);
+            }
+            0x98 => {}
+            b'a' => {
+                self.pop();
+            }
+            b'e' | 0x90 => {
+                self.pop_mark();
+            }
+            b'b' => {
+                let state = self.pop();
+                let obj = self.top();
+                self.build(&obj, state, at, s)?;
+            }
+            b'c' => {
+                let module = s.line("GLOBAL module")?;
+                let name = s.line("GLOBAL name")?;
+                let (module, name) = global_names(&module, &name)?;
+                let i = self.import(module, name, at, "GLOBAL");
+                self.stack.push(V::Global(i));
+            }
+            b'i' => {
+                let module = s.line("INST module")?;
+                let name = s.line("INST name")?;
+                let (module, name) = global_names(&module, &name)?;
+                let i = self.import(module, name, at, "INST");
+                let args = V::tuple(self.pop_mark());
+                let v = self.call(V::Global(i), args, at, "INST");
+                self.stack.push(v);
+            }
+            0x93 => {
+                let name = self.pop();
+                let module = self.pop();
+                match (module.as_str(), name.as_str()) {
+                    (Some(m), Some(n)) => {
+                        let i = self.import(m.to_owned(), n.to_owned(), at, "STACK_GLOBAL");
+                        self.stack.push(V::Global(i));
+                    }
+                    _ => {
+                        self.event(
+                            "AIG-PICKLE-UNRESOLVED-GLOBAL",
+                            Severity::High,
+                            at,
+                            "STACK_GLOBAL operands are not both strings (type confusion or a memo trick): the imported name cannot be known statically".into(),
+                            format!("STACK_GLOBAL {} {}", describe(&module), describe(&name)),
+                            false,
+                        );
+                        self.stack.push(V::Unresolved);
+                    }
+                }
+            }
+            0x82..=0x84 => {
+                let n = match op {
+                    0x82 => 1,
+                    0x83 => 2,
+                    _ => 4,
+                };
+                let code = s.uint(n, "EXT")?;
+                self.event(
+                    "AIG-PICKLE-EXT",
+                    Severity::High,
+                    at,
+                    format!("extension code {code} imports whatever copyreg's extension registry maps it to in the loading process: the callable cannot be checked"),
+                    format!("EXT{n} {code}"),
+                    false,
+                );
+                self.stack.push(V::Unresolved);
+            }
+            b'd' => {
+                let items = self.pop_mark();
+                self.stack.push(dict_from(items));
+            }
+            b'}' => self.stack.push(V::Dict(Rc::default())),
+            b'l' => {
+                self.pop_mark();
+                self.stack.push(V::Other);
+            }
+            b']' | 0x8f => self.stack.push(V::Other),
+            0x91 => {
+                self.pop_mark();
+                self.stack.push(V::Other);
+            }
+            b's' => {
+                let v = self.pop();
+                let k = self.pop();
+                if let Some(V::Dict(d)) = self.stack.last() {
+                    let mut d = d.borrow_mut();
+                    if d.len() < MAX_TRACKED_ITEMS {
+                        d.push((k, v));
+                    }
+                }
+            }
+            b'u' => {
+                let items = self.pop_mark();
+                if let Some(V::Dict(d)) = self.stack.last() {
+                    let mut d = d.borrow_mut();
+                    let mut it = items.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        if d.len() < MAX_TRACKED_ITEMS {
+                            d.push((k, v));
+                        }
+                    }
+                }
+            }
+            b'g' => {
+                let line = s.line("GET")?;
+                let key = parse_key(&line)?;
+                self.memo_get(key, at);
+            }
+            b'h' => {
+                let key = s.uint(1, "BINGET")?;
+                self.memo_get(key, at);
+            }
+            b'j' => {
+                let key = s.uint(4, "LONG_BINGET")?;
+                self.memo_get(key, at);
+            }
+            b'p' => {
+                let line = s.line("PUT")?;
+                let key = parse_key(&line)?;
+                self.memo_put(key, at)?;
+            }
+            b'q' => {
+                let key = s.uint(1, "BINPUT")?;
+                self.memo_put(key, at)?;
+            }
+            b'r' => {
+                let key = s.uint(4, "LONG_BINPUT")?;
+                self.memo_put(key, at)?;
+            }
+            0x94 => {
+                let key = self.memo.len() as u64;
+                self.memo_put(key, at)?;
+            }
+            b't' => {
+                let items = self.pop_mark();
+                self.stack.push(V::tuple(items));
+            }
+            b')' => self.stack.push(V::tuple(Vec::new())),
+            0x85..=0x87 => {
+                let n = usize::from(op - 0x84);
+                let at_least = self.stack.len().saturating_sub(n);
+                let items = self.stack.split_off(at_least);
+                self.stack.push(V::tuple(items));
+            }
+            b'o' => {
+                let mut items = self.pop_mark();
+                let callee = if items.is_empty() { V::Other } else { items.remove(0) };
+                let v = self.call(callee, V::tuple(items), at, "OBJ");
+                self.stack.push(v);
+            }
+            0x81 => {
+                let args = self.pop();
+                let cls = self.pop();
+                let v = self.call(cls, args, at, "NEWOBJ");
+                self.stack.push(v);
+            }
+            0x92 => {
+                let _kwargs = self.pop();
+                let args = self.pop();
+                let cls = self.pop();
+                let v = self.call(cls, args, at, "NEWOBJ_EX");
+                self.stack.push(v);
+            }
+            0x80 => {
+                let p = s.uint(1, "PROTO")?;
+                self.proto = u8::try_from(p).ok();
+                if p > 5 {
+                    return Err(Fail::Invalid(format!("unsupported pickle protocol {p}")));
+                }
+            }
+            0x95 => {
+                let n = s.uint(8, "FRAME")?;
+                if let Some(end) = self.frame_end {
+                    if s.pos() - 9 < end {
+                        self.event(
+                            "AIG-PICKLE-FRAME",
+                            Severity::Medium,
+                            at,
+                            format!("a new FRAME starts {} bytes before the previous one ends (the standard loader refuses this; lenient readers see different opcodes)", end - (s.pos() - 9)),
+                            format!("FRAME {n}"),
+                            true,
+                        );
+                    }
+                }
+                if n > s.remaining() {
+                    self.event(
+                        "AIG-PICKLE-FRAME",
+                        Severity::Medium,
+                        at,
+                        format!("FRAME declares {n} bytes but only {} remain", s.remaining()),
+                        format!("FRAME {n}"),
+                        true,
+                    );
+                }
+                self.frame_end = s.pos().checked_add(n);
+            }
+            other => {
+                return Err(Fail::Invalid(format!("byte 0x{other:02x} is not a pickle opcode")));
+            }
+        }
+        Ok(Step::Go)
+    }
+
+    fn persistent_id(&mut self, pid: &V, at: u64) {
+        let tag = pid.item(0).and_then(V::as_str);
+        let class = pid.item(1);
+        if tag == Some("storage") {
+            if let Some(V::Global(i)) = class {
+                if let Some(imp) = self.imports.get(*i) {
+                    if catalogue::classify(&imp.module, &imp.name, false) == Verdict::Safe {
+                        return;
+                    }
+                }
+            }
+        }
+        let what = match tag {
+            Some("module") => "a legacy torch.save of a whole module: the persistent id carries the module's Python source".to_owned(),
+            Some(t) => format!("persistent id tagged `{t}` is not PyTorch's ('storage', <storage class>, …)"),
+            None => "persistent id is not PyTorch's ('storage', <storage class>, …) tuple".to_owned(),
+        };
+        self.event(
+            "AIG-PICKLE-PERSID",
+            Severity::Medium,
+            at,
+            format!("{what}: the loading application's persistent_load decides what it becomes"),
+            format!("BINPERSID {}", describe(pid)),
+            true,
+        );
+    }
+
+    fn build(&mut self, obj: &V, state: V, at: u64, s: &mut Stream) -> Result<(), Fail> {
+        match obj {
+            V::Global(i) => {
+                let name = self
+                    .imports
+                    .get(*i)
+                    .map(|imp| format!("{}.{}", imp.module, imp.name))
+                    .unwrap_or_default();
+                self.event(
+                    "AIG-PICKLE-BUILD-GLOBAL",
+                    Severity::Critical,
+                    at,
+                    format!("BUILD sets attributes on the module or class {name} itself: it can rebind names that an allowlist trusts (sys.modules tampering)"),
+                    format!("BUILD on {name}"),
+                    false,
+                );
+            }
+            V::Called(o) => {
+                *o.state.borrow_mut() = Some(state);
+                let wrapper = o
+                    .import
+                    .and_then(|i| self.imports.get(i))
+                    .is_some_and(|imp| catalogue::is_joblib_wrapper(&imp.module, &imp.name));
+                if wrapper {
+                    let o = Rc::clone(o);
+                    self.joblib_array(&o, at, s)?;
+                }
+            }
+            V::Unresolved => {
+                self.event(
+                    "AIG-PICKLE-BUILD-GLOBAL",
+                    Severity::High,
+                    at,
+                    "BUILD sets attributes on an object whose origin cannot be resolved".into(),
+                    "BUILD".into(),
+                    false,
+                );
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// joblib writes each array's raw bytes (or, for object arrays, a separate pickle) right
+    /// after the BUILD of its `NumpyArrayWrapper`; the pickle resumes after them.
+    fn joblib_array(&mut self, wrapper: &Obj, at: u64, s: &mut Stream) -> Result<(), Fail> {
+        let state = wrapper.state.borrow().clone().unwrap_or(V::Other);
+        let layout = super::joblib::ArrayLayout::from_state(&state);
+        let Some(layout) = layout else {
+            return Err(Fail::Limit(
+                "joblib array header (dtype/shape) could not be read, so where the pickle resumes is unknown".into(),
+            ));
+        };
+        if layout.allow_mmap {
+            let pad = s.uint(1, "joblib alignment padding length")?;
+            s.skip(pad, "joblib alignment padding")?;
+        }
+        if layout.object {
+            let mut sub = Machine::new(self.torchscript);
+            let end = sub.run_one(s);
+            self.imports.append(&mut sub.imports);
+            self.events.append(&mut sub.events);
+            self.nested.append(&mut sub.nested);
+            self.ops += sub.ops;
+            return match end {
+                End::Stop => Ok(()),
+                End::Limit(_, m) => Err(Fail::Limit(m)),
+                End::Io(e) => Err(Fail::Short(Short::Io(e))),
+                End::Empty | End::Truncated(..) => Err(Fail::Short(Short::Truncated(
+                    "joblib object array pickle is cut short".into(),
+                ))),
+                End::Invalid(o, m) => Err(Fail::Invalid(format!(
+                    "joblib object array pickle (from offset {at}) is invalid at {o}: {m}"
+                ))),
+            };
+        }
+        s.skip(layout.nbytes, "joblib array data")?;
+        Ok(())
+    }
+}
+
+/// Why a step failed.
+pub enum Fail {
+    /// The data ended or could not be read.
+    Short(Short),
+    /// Not a valid opcode or operand.
+    Invalid(String),
+    /// A `MAX_*` limit.
+    Limit(String),
+}
+
+impl From<Short> for Fail {
+    fn from(s: Short) -> Self {
+        Fail::Short(s)
+    }
+}
+
+fn short(at: u64, e: Short) -> End {
+    match e {
+        Short::Truncated(m) => End::Truncated(at, m),
+        Short::Io(e) => End::Io(e),
+    }
+}
+
+fn global_names(module: &[u8], name: &[u8]) -> Result<(String, String), Fail> {
+    let module = std::str::from_utf8(module)
+        .map_err(|_| Fail::Invalid("GLOBAL module name is not UTF-8".into()))?;
+    let name =
+        std::str::from_utf8(name).map_err(|_| Fail::Invalid("GLOBAL name is not UTF-8".into()))?;
+    // The real loader imports the module by name: a name that is not a dotted identifier
+    // cannot be imported, so the load stops here.
+    if !valid_dotted(module) || !valid_dotted(name) {
+        return Err(Fail::Invalid(format!(
+            "GLOBAL `{}` `{}` is not an importable name",
+            module.escape_debug(),
+            name.escape_debug()
+        )));
+    }
+    Ok((module.to_owned(), name.to_owned()))
+}
+
+fn parse_key(line: &[u8]) -> Result<u64, Fail> {
+    std::str::from_utf8(line)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| Fail::Invalid("memo key is not a number".into()))
+}
+
+fn long_value(b: &[u8]) -> V {
+    if b.len() > 8 {
+        return V::Other;
+    }
+    let mut buf = if b.last().is_some_and(|&x| x & 0x80 != 0) {
+        [0xffu8; 8]
+    } else {
+        [0u8; 8]
+    };
+    for (d, s) in buf.iter_mut().zip(b) {
+        *d = *s;
+    }
+    V::Int(i64::from_le_bytes(buf))
+}
+
+fn dict_from(items: Vec<V>) -> V {
+    let mut pairs = Vec::new();
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        if pairs.len() < MAX_TRACKED_ITEMS {
+            pairs.push((k, v));
+        }
+    }
+    V::Dict(Rc::new(pairs.into()))
+}
+
+/// A short description of a value for evidence.
+pub fn describe(v: &V) -> String {
+    match v {
+        V::Str(s) => format!("{:?}", s.chars().take(80).collect::<String>()),
+        V::Bytes(b) => format!("<{} bytes>", b.len()),
+        V::Int(i) => i.to_string(),
+        V::None => "None".into(),
+        V::Global(_) => "<global>".into(),
+        V::Unresolved => "<unresolved>".into(),
+        V::Called(_) => "<object>".into(),
+        V::Tuple(items) => {
+            let parts: Vec<String> = items.iter().take(6).map(describe).collect();
+            format!("({})", parts.join(", "))
+        }
+        V::Dict(_) => "{…}".into(),
+        V::Other => "<value>".into(),
+    }
+}
+
+/// The opcode name for evidence.
+pub fn opcode_name(op: u8) -> &'static str {
+    op_name(op)
+}
