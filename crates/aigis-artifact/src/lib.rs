@@ -12,6 +12,7 @@ pub mod container;
 pub mod detect;
 pub mod formats;
 pub mod reader;
+pub mod rules;
 pub mod scan;
 
 use std::io::{Read, Seek};

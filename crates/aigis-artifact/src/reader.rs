@@ -14,7 +14,7 @@ pub const MAX_DEPTH: u32 = 8;
 /// the zip-bomb bound (a scan that would need more reports "not scanned").
 pub const MAX_TOTAL_DECOMPRESSED: u64 = 8 << 30;
 /// Largest compressed member or wrapper payload that is decompressed into memory to be scanned.
-pub const MAX_MEMBER_IN_MEMORY: u64 = 512 << 20;
+pub const MAX_MEMBER_IN_MEMORY: u64 = 256 << 20;
 /// Most entries read from one zip central directory or one tar archive.
 pub const MAX_ARCHIVE_ENTRIES: usize = 200_000;
 /// Longest zip member name, tar name or pickle string kept as text.

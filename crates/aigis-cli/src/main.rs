@@ -6,6 +6,7 @@ mod gateway_cmd;
 mod guard_cmd;
 mod keys_cmd;
 mod policy_cmd;
+mod scan_cmd;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,8 @@ enum Command {
     /// Detect prompt injection, jailbreaks, PII and secrets offline; evaluate and train the detector.
     #[command(subcommand)]
     Guard(guard_cmd::Command),
+    /// Scan model files (PyTorch, pickle, joblib, NumPy, archives) for code that runs on load.
+    Scan(scan_cmd::Args),
 }
 
 /// Output format of commands that report.
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys_cmd::run(cmd),
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Guard(cmd) => guard_cmd::run(cmd),
+        Command::Scan(args) => scan_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

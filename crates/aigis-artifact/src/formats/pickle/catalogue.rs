@@ -60,7 +60,6 @@ const SAFE_EXACT: &[&str] = &[
     "torch._tensor._rebuild_from_type_v2",
     "torch.storage.UntypedStorage",
     "torch.storage.TypedStorage",
-    "torch.storage._load_from_bytes",
     "torch.Size",
     "torch.device",
     "torch.dtype",
@@ -335,6 +334,11 @@ const DANGEROUS_EXACT: &[(&str, &str)] = &[
 pub fn classify(module: &str, name: &str, torchscript: bool) -> Verdict {
     let module = canonical_module(module);
     let full = format!("{module}.{name}");
+    // Exact allowlist entries win over a dangerous parent (joblib's array wrapper lives in the
+    // joblib package, whose load functions are dangerous).
+    if SAFE_EXACT.contains(&full.as_str()) {
+        return Verdict::Safe;
+    }
     if let Some(why) = dangerous(&full) {
         return Verdict::Dangerous(why);
     }
