@@ -176,7 +176,10 @@ mod tests {
     fn magic_wins_over_extension() {
         assert_eq!(detect(b"PK\x03\x04rest", "x.txt"), Kind::Zip);
         assert_eq!(detect(b"\x80\x04\x95", "weights.safetensors"), Kind::Pickle);
-        assert_eq!(detect(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":1}", "x.bin"), Kind::Safetensors);
+        assert_eq!(
+            detect(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":1}", "x.bin"),
+            Kind::Safetensors
+        );
         assert_eq!(detect(b"\x89PNG\r\n\x1a\n", "model.pt"), Kind::Unknown);
         assert_eq!(detect(b"x\x9c\x01\x02", "m.joblib"), Kind::Zlib);
         assert_eq!(detect(b"\x08\x07\x12\x04", "model.onnx"), Kind::Onnx);

@@ -79,7 +79,9 @@ pub fn read_at(
         )));
     }
     if len > max {
-        return Err(invalid(format!("{len} bytes is above the {max}-byte limit")));
+        return Err(invalid(format!(
+            "{len} bytes is above the {max}-byte limit"
+        )));
     }
     let n = usize::try_from(len).map_err(|_| invalid("length does not fit in memory"))?;
     let mut buf = vec![0; n];

@@ -39,7 +39,8 @@ fn report(path: &Path) -> Report {
 
 fn describe(r: &Report) -> String {
     let mut out = Vec::new();
-    r.render(aigis_report::Format::Table, &mut out).expect("render");
+    r.render(aigis_report::Format::Table, &mut out)
+        .expect("render");
     String::from_utf8_lossy(&out).into_owned()
 }
 
@@ -72,11 +73,19 @@ fn every_generated_sample_gives_its_exit_code() {
                 describe(&r)
             ));
         }
-        if name.starts_with("benign_") && (!r.findings().is_empty() || !r.not_scanned().is_empty()) {
-            failures.push(format!("{name}: benign sample is not silent\n{}", describe(&r)));
+        if name.starts_with("benign_") && (!r.findings().is_empty() || !r.not_scanned().is_empty())
+        {
+            failures.push(format!(
+                "{name}: benign sample is not silent\n{}",
+                describe(&r)
+            ));
         }
     }
-    println!("{} generated samples, {} failed", rows.len(), failures.len());
+    println!(
+        "{} generated samples, {} failed",
+        rows.len(),
+        failures.len()
+    );
     assert!(rows.len() > 60);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

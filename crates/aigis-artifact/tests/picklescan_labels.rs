@@ -18,7 +18,10 @@ fn shared_dir() -> Option<PathBuf> {
         "AIGIS_REQUIRE_SHARED=1 but {} is missing",
         dir.display()
     );
-    eprintln!("notice: {} not found; skipping the picklescan label test", dir.display());
+    eprintln!(
+        "notice: {} not found; skipping the picklescan label test",
+        dir.display()
+    );
     None
 }
 
@@ -53,7 +56,9 @@ fn every_label_is_met() {
         checked += 1;
         if got != expected {
             let mut out = Vec::new();
-            report.render(aigis_report::Format::Table, &mut out).expect("render");
+            report
+                .render(aigis_report::Format::Table, &mut out)
+                .expect("render");
             failures.push(format!(
                 "{path}: expected exit {expected}, got {got} ({})\n{}",
                 cols.get(3).unwrap_or(&""),
@@ -61,7 +66,10 @@ fn every_label_is_met() {
             ));
         }
     }
-    println!("{checked} labelled samples checked, {} failed", failures.len());
+    println!(
+        "{checked} labelled samples checked, {} failed",
+        failures.len()
+    );
     assert!(checked > 100, "only {checked} labels read");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

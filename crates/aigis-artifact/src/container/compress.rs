@@ -7,7 +7,9 @@ use std::io::{self, BufReader, Read, SeekFrom, Write};
 
 use crate::detect::Kind;
 use crate::formats::pickle::{self, Options};
-use crate::reader::{Budget, MAX_MEMBER_IN_MEMORY, MAX_TOTAL_DECOMPRESSED, invalid, limit, read_bounded};
+use crate::reader::{
+    Budget, MAX_MEMBER_IN_MEMORY, MAX_TOTAL_DECOMPRESSED, invalid, limit, read_bounded,
+};
 use crate::scan::Ctx;
 use crate::{Input, Outcome};
 
@@ -22,7 +24,10 @@ struct Bounded<'a> {
 impl Write for Bounded<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.buf.len() as u64 + data.len() as u64 > self.max {
-            return Err(limit(format!("decompresses to more than {} bytes", self.max)));
+            return Err(limit(format!(
+                "decompresses to more than {} bytes",
+                self.max
+            )));
         }
         if !self.budget.take(data.len() as u64) {
             return Err(limit(format!(
@@ -77,7 +82,10 @@ fn decode(r: &mut dyn Read, kind: Kind, ctx: &Ctx) -> io::Result<Vec<u8>> {
             lzma_rs::lzma_decompress(&mut BufReader::new(r), &mut w).map_err(lzma_error)?;
             Ok(w.buf)
         }
-        other => Err(invalid(format!("{} is not a compression wrapper", other.name()))),
+        other => Err(invalid(format!(
+            "{} is not a compression wrapper",
+            other.name()
+        ))),
     }
 }
 
@@ -86,7 +94,8 @@ pub fn scan(ctx: &Ctx, input: &mut Input, kind: Kind, name: &str, opts: Options)
     let mut out = Outcome::default();
     let origin = input.origin.clone();
     if let Err(e) = input.source.seek(SeekFrom::Start(0)) {
-        out.not_scanned.push(origin.not_scanned(format!("cannot read: {e}")));
+        out.not_scanned
+            .push(origin.not_scanned(format!("cannot read: {e}")));
         return out;
     }
     let mut src = (&mut *input.source).take(input.len);
@@ -97,7 +106,13 @@ pub fn scan(ctx: &Ctx, input: &mut Input, kind: Kind, name: &str, opts: Options)
                 .filter(|(_, ext)| matches!(*ext, "gz" | "bz2" | "xz" | "lzma" | "zst" | "z"))
                 .map_or(name, |(stem, _)| stem);
             let child = origin.child(kind.name());
-            out.merge(super::scan_memory(&ctx.deeper(), &data, child, inner_name, opts));
+            out.merge(super::scan_memory(
+                &ctx.deeper(),
+                &data,
+                child,
+                inner_name,
+                opts,
+            ));
         }
         // zlib and LZMA-alone headers are short and could be the start of a protocol 0/1
         // pickle instead, so a failed decode falls back to reading the bytes as a pickle.
@@ -105,7 +120,8 @@ pub fn scan(ctx: &Ctx, input: &mut Input, kind: Kind, name: &str, opts: Options)
             out.merge(pickle::scan_with(ctx, input, opts));
         }
         Err(e) if e.kind() == io::ErrorKind::QuotaExceeded => {
-            out.not_scanned.push(origin.not_scanned(format!("{} wrapper: {e}", kind.name())));
+            out.not_scanned
+                .push(origin.not_scanned(format!("{} wrapper: {e}", kind.name())));
         }
         Err(e) => {
             out.not_scanned.push(origin.not_scanned(format!(

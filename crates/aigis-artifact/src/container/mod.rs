@@ -27,7 +27,5 @@ pub fn scan_memory(ctx: &Ctx, bytes: &[u8], origin: Origin, name: &str, opts: Op
 /// Whether an archive member name would escape the extraction directory.
 pub fn escapes(name: &str) -> bool {
     let n = name.replace('\\', "/");
-    n.starts_with('/')
-        || n.get(1..3) == Some(":/")
-        || n.split('/').any(|part| part == "..")
+    n.starts_with('/') || n.get(1..3) == Some(":/") || n.split('/').any(|part| part == "..")
 }

@@ -13,11 +13,13 @@ pub fn scan(ctx: &Ctx, input: &mut Input) -> Outcome {
     let mut out = Outcome::default();
     let origin = input.origin.clone();
     if let Err(e) = input.source.seek(SeekFrom::Start(0)) {
-        out.not_scanned.push(origin.not_scanned(format!("cannot read: {e}")));
+        out.not_scanned
+            .push(origin.not_scanned(format!("cannot read: {e}")));
         return out;
     }
     let mut reader =
-        match sevenz_rust2::ArchiveReader::new(&mut *input.source, sevenz_rust2::Password::empty()) {
+        match sevenz_rust2::ArchiveReader::new(&mut *input.source, sevenz_rust2::Password::empty())
+        {
             Ok(r) => r,
             Err(e) => {
                 out.not_scanned
@@ -45,7 +47,9 @@ pub fn scan(ctx: &Ctx, input: &mut Input) -> Outcome {
                 &name,
                 Options::default(),
             )),
-            Err(e) => found.not_scanned.push(origin.child(&name).not_scanned(e.to_string())),
+            Err(e) => found
+                .not_scanned
+                .push(origin.child(&name).not_scanned(e.to_string())),
         }
         Ok(true)
     });
@@ -55,9 +59,8 @@ pub fn scan(ctx: &Ctx, input: &mut Input) -> Outcome {
             .push(origin.not_scanned(format!("7z archive cannot be decoded: {e}")));
     }
     if count > MAX_ARCHIVE_ENTRIES {
-        out.not_scanned.push(
-            origin.not_scanned(format!("more than {MAX_ARCHIVE_ENTRIES} entries")),
-        );
+        out.not_scanned
+            .push(origin.not_scanned(format!("more than {MAX_ARCHIVE_ENTRIES} entries")));
     }
     out
 }

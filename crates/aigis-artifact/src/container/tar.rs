@@ -20,7 +20,13 @@ pub fn checksum_ok(h: &[u8]) -> bool {
     let sum: u64 = h
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(b)
+            }
+        })
         .sum();
     declared == sum && h.first().is_some_and(|&b| b != 0)
 }
@@ -63,15 +69,15 @@ pub fn scan(ctx: &Ctx, input: &mut Input) -> Outcome {
     while pos + 512 <= len {
         count += 1;
         if count > MAX_ARCHIVE_ENTRIES {
-            out.not_scanned.push(origin.not_scanned(format!(
-                "more than {MAX_ARCHIVE_ENTRIES} tar entries"
-            )));
+            out.not_scanned
+                .push(origin.not_scanned(format!("more than {MAX_ARCHIVE_ENTRIES} tar entries")));
             break;
         }
         let h = match read_at(input.source, len, pos, 512, 512) {
             Ok(h) => h,
             Err(e) => {
-                out.not_scanned.push(origin.not_scanned(format!("tar header at {pos}: {e}")));
+                out.not_scanned
+                    .push(origin.not_scanned(format!("tar header at {pos}: {e}")));
                 break;
             }
         };
@@ -103,7 +109,8 @@ pub fn scan(ctx: &Ctx, input: &mut Input) -> Outcome {
         }
         match typeflag {
             b'L' | b'x' => {
-                let body = read_at(input.source, len, data, size, MAX_NAME_BYTES as u64).unwrap_or_default();
+                let body = read_at(input.source, len, data, size, MAX_NAME_BYTES as u64)
+                    .unwrap_or_default();
                 long_name = if typeflag == b'L' {
                     Some(cstr(&body))
                 } else {

@@ -230,7 +230,9 @@ fn central_directory(input: &mut Input, eocd: u64) -> io::Result<Vec<Entry>> {
         let name_bytes = cd
             .get(i + 46..i + 46 + nlen)
             .ok_or_else(|| invalid("central directory name runs past its end"))?;
-        let extra = cd.get(i + 46 + nlen..i + 46 + nlen + xlen).unwrap_or_default();
+        let extra = cd
+            .get(i + 46 + nlen..i + 46 + nlen + xlen)
+            .unwrap_or_default();
         // ZIP64 extended information: only the fields whose 32-bit value is saturated.
         let mut j = 0usize;
         while j + 4 <= extra.len() {
@@ -282,7 +284,13 @@ fn central_directory(input: &mut Input, eocd: u64) -> io::Result<Vec<Entry>> {
 fn local_entry(input: &mut Input, at: u64, h: &[u8]) -> io::Result<Entry> {
     let nlen = u64::from(u16_at(h, 26));
     let xlen = u64::from(u16_at(h, 28));
-    let name = read_at(input.source, input.len, at + 30, nlen, MAX_NAME_BYTES as u64)?;
+    let name = read_at(
+        input.source,
+        input.len,
+        at + 30,
+        nlen,
+        MAX_NAME_BYTES as u64,
+    )?;
     let name = String::from_utf8_lossy(&name).into_owned();
     Ok(Entry {
         name: name.clone(),
@@ -301,7 +309,13 @@ fn local_entry(input: &mut Input, at: u64, h: &[u8]) -> io::Result<Entry> {
     })
 }
 
-fn finding(rule: &'static str, message: String, origin: &Origin, entry: &Entry, evidence: String) -> Finding {
+fn finding(
+    rule: &'static str,
+    message: String,
+    origin: &Origin,
+    entry: &Entry,
+    evidence: String,
+) -> Finding {
     Finding::new(rule, Severity::Medium, message, origin.child(&entry.name).at(entry.local_offset))
         .with_evidence(Evidence::text(evidence))
         .with_help("Archives whose headers disagree are read differently by different tools; a scanner that trusts one view can miss what PyTorch loads. Rebuild the archive from trusted sources.")
@@ -316,20 +330,47 @@ fn check_entries(entries: &[Entry], origin: &Origin, out: &mut Outcome) {
             continue;
         }
         if e.name != e.local_name {
-            out.findings.push(finding("AIG-ZIP-NAME-MISMATCH", format!("central directory names the member `{}` but its local header says `{}`", e.name, e.local_name), origin, e, format!("CD `{}` / local `{}`", e.name, e.local_name)));
+            out.findings.push(finding(
+                "AIG-ZIP-NAME-MISMATCH",
+                format!(
+                    "central directory names the member `{}` but its local header says `{}`",
+                    e.name, e.local_name
+                ),
+                origin,
+                e,
+                format!("CD `{}` / local `{}`", e.name, e.local_name),
+            ));
         }
         let odd = (e.flags | e.local_flags) & 0x61;
         if odd != 0 || (e.flags & !0x8) != (e.local_flags & !0x8) {
             out.findings.push(finding("AIG-ZIP-FLAGS", format!("member `{}` has unusual general-purpose flags (0x01 encrypted, 0x20 patched, 0x40 strong encryption) or flags that differ between headers: strict readers skip or refuse it, PyTorch reads it", e.name), origin, e, format!("flags CD 0x{:04x} / local 0x{:04x}", e.flags, e.local_flags)));
         }
         if super::escapes(&e.name) || super::escapes(&e.local_name) {
-            out.findings.push(finding("AIG-ZIP-PATH", format!("member name `{}` escapes the extraction directory (zip slip)", e.name), origin, e, e.name.clone()));
+            out.findings.push(finding(
+                "AIG-ZIP-PATH",
+                format!(
+                    "member name `{}` escapes the extraction directory (zip slip)",
+                    e.name
+                ),
+                origin,
+                e,
+                e.name.clone(),
+            ));
         }
         if e.made_by >> 8 == 3 && (e.external >> 16) & 0o170_000 == 0o120_000 {
             out.findings.push(finding("AIG-ZIP-SYMLINK", format!("member `{}` is a symbolic link: extracting it can redirect later writes or reads", e.name), origin, e, format!("mode 0o{:o}", e.external >> 16)));
         }
         if !seen.insert(e.name.as_str()) {
-            out.findings.push(finding("AIG-ZIP-DUPLICATE", format!("member name `{}` appears more than once: readers pick different copies", e.name), origin, e, e.name.clone()));
+            out.findings.push(finding(
+                "AIG-ZIP-DUPLICATE",
+                format!(
+                    "member name `{}` appears more than once: readers pick different copies",
+                    e.name
+                ),
+                origin,
+                e,
+                e.name.clone(),
+            ));
         }
     }
     let mut ranges: Vec<&Entry> = entries.iter().collect();
@@ -346,7 +387,10 @@ fn check_entries(entries: &[Entry], origin: &Origin, out: &mut Outcome) {
 fn scan_member(ctx: &Ctx, input: &mut Input, e: &Entry, origin: &Origin, out: &mut Outcome) {
     let child = origin.child(&e.name);
     let len = input.len;
-    if e.data_offset.checked_add(e.csize).is_none_or(|end| end > len) {
+    if e.data_offset
+        .checked_add(e.csize)
+        .is_none_or(|end| end > len)
+    {
         out.not_scanned.push(child.not_scanned(format!(
             "member data {}+{} runs past the end of the archive",
             e.data_offset, e.csize
@@ -360,7 +404,13 @@ fn scan_member(ctx: &Ctx, input: &mut Input, e: &Entry, origin: &Origin, out: &m
         ..Options::default()
     };
     if e.name.ends_with(".py") && ctx.torchscript {
-        out.merge(crate::formats::torch::scan_code_member(input, e.data_offset, e.csize, e.method, &child));
+        out.merge(crate::formats::torch::scan_code_member(
+            input,
+            e.data_offset,
+            e.csize,
+            e.method,
+            &child,
+        ));
         return;
     }
     if e.method == 0 {
@@ -428,8 +478,8 @@ fn plaintext(win: &mut Window, len: u64) -> bool {
         len,
         origin: Origin::file(""),
     };
-    let prefix = crate::reader::read_prefix(input.source, crate::reader::SNIFF_BYTES)
-        .unwrap_or_default();
+    let prefix =
+        crate::reader::read_prefix(input.source, crate::reader::SNIFF_BYTES).unwrap_or_default();
     if crate::detect::detect(&prefix, "") != crate::detect::Kind::Unknown {
         return true;
     }
@@ -437,14 +487,25 @@ fn plaintext(win: &mut Window, len: u64) -> bool {
         return false;
     };
     let mut m = crate::formats::pickle::machine::Machine::new(false);
-    matches!(m.run_one(&mut s), crate::formats::pickle::machine::End::Stop)
+    matches!(
+        m.run_one(&mut s),
+        crate::formats::pickle::machine::End::Stop
+    )
 }
 
 /// Decompresses one member into memory within the member and total limits.
 pub fn decompress(r: &mut dyn Read, method: u16, ctx: &Ctx) -> io::Result<Vec<u8>> {
     match method {
-        8 => read_bounded(&mut flate2::read::DeflateDecoder::new(r), MAX_MEMBER_IN_MEMORY, &ctx.budget),
-        12 => read_bounded(&mut bzip2::read::BzDecoder::new(r), MAX_MEMBER_IN_MEMORY, &ctx.budget),
+        8 => read_bounded(
+            &mut flate2::read::DeflateDecoder::new(r),
+            MAX_MEMBER_IN_MEMORY,
+            &ctx.budget,
+        ),
+        12 => read_bounded(
+            &mut bzip2::read::BzDecoder::new(r),
+            MAX_MEMBER_IN_MEMORY,
+            &ctx.budget,
+        ),
         93 => {
             let mut d = ruzstd::decoding::StreamingDecoder::new(r)
                 .map_err(|e| invalid(format!("zstd: {e}")))?;

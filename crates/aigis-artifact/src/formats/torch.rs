@@ -28,21 +28,41 @@ const SUSPICIOUS: &[(&str, &str)] = &[
 ];
 
 /// Scans one TorchScript source member (`code/…/*.py`).
-pub fn scan_code_member(input: &mut Input, offset: u64, csize: u64, method: u16, origin: &Origin) -> Outcome {
+pub fn scan_code_member(
+    input: &mut Input,
+    offset: u64,
+    csize: u64,
+    method: u16,
+    origin: &Origin,
+) -> Outcome {
     let mut out = Outcome::default();
     let budget = Budget::new();
     let mut win = Window::new(input.source, offset, csize);
     let data = match method {
-        0 => read_bounded(&mut (&mut win).take(MAX_SOURCE_BYTES + 1), MAX_SOURCE_BYTES, &budget),
-        8 => read_bounded(&mut flate2::read::DeflateDecoder::new(&mut win), MAX_SOURCE_BYTES, &budget),
+        0 => read_bounded(
+            &mut (&mut win).take(MAX_SOURCE_BYTES + 1),
+            MAX_SOURCE_BYTES,
+            &budget,
+        ),
+        8 => read_bounded(
+            &mut flate2::read::DeflateDecoder::new(&mut win),
+            MAX_SOURCE_BYTES,
+            &budget,
+        ),
         m => {
-            out.not_scanned.push(origin.not_scanned(format!("TorchScript source with compression method {m}")));
+            out.not_scanned.push(
+                origin.not_scanned(format!("TorchScript source with compression method {m}")),
+            );
             return out;
         }
     };
     match data {
-        Ok(d) => out.findings.extend(scan_source(&String::from_utf8_lossy(&d), origin)),
-        Err(e) => out.not_scanned.push(origin.not_scanned(format!("TorchScript source: {e}"))),
+        Ok(d) => out
+            .findings
+            .extend(scan_source(&String::from_utf8_lossy(&d), origin)),
+        Err(e) => out
+            .not_scanned
+            .push(origin.not_scanned(format!("TorchScript source: {e}"))),
     }
     out
 }
@@ -53,16 +73,29 @@ pub fn scan_source(text: &str, origin: &Origin) -> Vec<Finding> {
     for (n, line) in text.lines().enumerate() {
         let t = line.trim_start();
         let lineno = n as u64 + 1;
-        if let Some(rest) = t.strip_prefix("import ").or_else(|| t.strip_prefix("from ")) {
+        if let Some(rest) = t
+            .strip_prefix("import ")
+            .or_else(|| t.strip_prefix("from "))
+        {
             let module = rest.split([' ', ',', '.']).next().unwrap_or("");
             if !matches!(module, "__torch__" | "torch" | "typing" | "__future__") {
-                findings.push(code_finding(origin, lineno, line, format!("TorchScript source imports `{module}`")));
+                findings.push(code_finding(
+                    origin,
+                    lineno,
+                    line,
+                    format!("TorchScript source imports `{module}`"),
+                ));
                 continue;
             }
         }
         for (word, why) in SUSPICIOUS {
             if contains_call_or_attr(t, word) {
-                findings.push(code_finding(origin, lineno, line, format!("TorchScript source uses `{word}`: {why}")));
+                findings.push(code_finding(
+                    origin,
+                    lineno,
+                    line,
+                    format!("TorchScript source uses `{word}`: {why}"),
+                ));
                 break;
             }
         }

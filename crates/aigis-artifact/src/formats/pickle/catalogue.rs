@@ -185,11 +185,17 @@ const SAFE_CLASS_MODULES: &[&str] = &[
 
 /// Known-dangerous modules: every name in them (and in their submodules) is critical.
 const DANGEROUS_MODULES: &[(&str, &str)] = &[
-    ("os", "process execution and file system access (system, popen, exec*, spawn*)"),
+    (
+        "os",
+        "process execution and file system access (system, popen, exec*, spawn*)",
+    ),
     ("subprocess", "runs commands"),
     ("pty", "spawns processes with a terminal"),
     ("socket", "opens network connections"),
-    ("ssl", "network access (get_server_certificate reaches any host)"),
+    (
+        "ssl",
+        "network access (get_server_certificate reaches any host)",
+    ),
     ("shutil", "copies, moves and deletes files"),
     ("webbrowser", "launches programs with URLs"),
     ("runpy", "runs modules and scripts"),
@@ -199,7 +205,10 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
     ("_ctypes", "calls native code"),
     ("cffi", "calls native code"),
     ("importlib", "imports arbitrary modules"),
-    ("pkgutil", "resolves and imports arbitrary names (resolve_name)"),
+    (
+        "pkgutil",
+        "resolves and imports arbitrary names (resolve_name)",
+    ),
     ("zipimport", "imports code from archives"),
     ("marshal", "decodes code objects"),
     ("pickle", "loads another pickle (nested payload)"),
@@ -208,9 +217,18 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
     ("joblib", "loads pickles from files (joblib.load)"),
     ("shelve", "loads pickles from files"),
     ("sys", "interpreter internals (sys.modules rebinding, exit)"),
-    ("types", "builds code and function objects (CodeType, FunctionType)"),
-    ("operator", "attrgetter/methodcaller/call reach any attribute or method"),
-    ("functools", "partial/reduce call other callables indirectly"),
+    (
+        "types",
+        "builds code and function objects (CodeType, FunctionType)",
+    ),
+    (
+        "operator",
+        "attrgetter/methodcaller/call reach any attribute or method",
+    ),
+    (
+        "functools",
+        "partial/reduce call other callables indirectly",
+    ),
     ("asyncio", "runs subprocesses and opens connections"),
     ("multiprocessing", "starts processes"),
     ("concurrent", "runs callables in workers"),
@@ -224,7 +242,10 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
     ("trace", "runs source under the tracer"),
     ("timeit", "runs source (timeit)"),
     ("doctest", "runs source (debug_script)"),
-    ("pydoc", "runs pagers (pipepager) and imports names (locate)"),
+    (
+        "pydoc",
+        "runs pagers (pipepager) and imports names (locate)",
+    ),
     ("idlelib", "IDE internals that run source and commands"),
     ("lib2to3", "loads pickled grammars"),
     ("distutils", "builds and writes files, runs compilers"),
@@ -235,20 +256,29 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
     ("_aix_support", "runs commands (_read_cmd_output)"),
     ("_osx_support", "runs commands (_read_output)"),
     ("_pyrepl", "runs pagers and source"),
-    ("test", "CPython's test helpers run interpreters and commands"),
+    (
+        "test",
+        "CPython's test helpers run interpreters and commands",
+    ),
     ("imaplib", "IMAP4_stream runs a command"),
     ("smtplib", "network access"),
     ("ftplib", "network access"),
     ("telnetlib", "network access"),
     ("poplib", "network access"),
     ("nntplib", "network access"),
-    ("http", "network access (http.client connections, http.server)"),
+    (
+        "http",
+        "network access (http.client connections, http.server)",
+    ),
     ("urllib", "network and file access (urlopen, urlretrieve)"),
     ("requests", "network access"),
     ("aiohttp", "network access"),
     ("httpx", "network access"),
     ("io", "opens files (FileIO, open)"),
-    ("logging", "creates and writes files (FileHandler), listens on sockets (config.listen)"),
+    (
+        "logging",
+        "creates and writes files (FileHandler), listens on sockets (config.listen)",
+    ),
     ("tempfile", "creates files"),
     ("glob", "enumerates the file system"),
     ("platform", "runs commands to identify the system"),
@@ -264,14 +294,29 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
     ("torch.serialization", "loads other pickles (torch.load)"),
     ("torch.hub", "downloads and runs repository code"),
     ("torch.package", "imports code from packages"),
-    ("torch.jit", "loads TorchScript and runs source (execWrapper)"),
-    ("torch._inductor", "compiles and runs generated code (codecache)"),
+    (
+        "torch.jit",
+        "loads TorchScript and runs source (execWrapper)",
+    ),
+    (
+        "torch._inductor",
+        "compiles and runs generated code (codecache)",
+    ),
     ("torch._dynamo", "evaluates guard source"),
-    ("torch.fx", "evaluates generated source (symbolic_shapes guards)"),
+    (
+        "torch.fx",
+        "evaluates generated source (symbolic_shapes guards)",
+    ),
     ("torch.utils.bottleneck", "runs scripts under profilers"),
     ("torch.utils.collect_env", "runs commands"),
-    ("torch.utils.cpp_extension", "compiles and loads native code"),
-    ("torch.utils.data.datapipes", "decoders load pickles and files"),
+    (
+        "torch.utils.cpp_extension",
+        "compiles and loads native code",
+    ),
+    (
+        "torch.utils.data.datapipes",
+        "decoders load pickles and files",
+    ),
     ("torch.utils._config_module", "loads pickled configs"),
     ("torch.testing", "test helpers that run code"),
     ("torch.distributed", "RPC runs remote callables"),
@@ -281,10 +326,22 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
     ("numpy.ctypeslib", "loads shared libraries"),
     ("numpy.lib.npyio", "loads pickles from files"),
     ("keras.src.saving", "loads models with code"),
-    ("aigis", "the scanner's own modules: tampering with the scanner"),
-    ("picklescan", "a scanner's own modules: tampering with the scanner"),
-    ("modelscan", "a scanner's own modules: tampering with the scanner"),
-    ("fickling", "a scanner's own modules: tampering with the scanner"),
+    (
+        "aigis",
+        "the scanner's own modules: tampering with the scanner",
+    ),
+    (
+        "picklescan",
+        "a scanner's own modules: tampering with the scanner",
+    ),
+    (
+        "modelscan",
+        "a scanner's own modules: tampering with the scanner",
+    ),
+    (
+        "fickling",
+        "a scanner's own modules: tampering with the scanner",
+    ),
 ];
 
 /// Known-dangerous single callables in modules that are otherwise unremarkable.
@@ -292,10 +349,22 @@ const DANGEROUS_EXACT: &[(&str, &str)] = &[
     ("builtins.eval", "evaluates Python source"),
     ("builtins.exec", "runs Python source"),
     ("builtins.execfile", "runs a Python file"),
-    ("builtins.compile", "compiles Python source into code objects"),
-    ("builtins.getattr", "reaches any attribute (getattr chains to os.system)"),
-    ("builtins.setattr", "rebinds attributes of modules and classes"),
-    ("builtins.delattr", "removes attributes of modules and classes"),
+    (
+        "builtins.compile",
+        "compiles Python source into code objects",
+    ),
+    (
+        "builtins.getattr",
+        "reaches any attribute (getattr chains to os.system)",
+    ),
+    (
+        "builtins.setattr",
+        "rebinds attributes of modules and classes",
+    ),
+    (
+        "builtins.delattr",
+        "removes attributes of modules and classes",
+    ),
     ("builtins.__import__", "imports arbitrary modules"),
     ("builtins.open", "opens files"),
     ("builtins.file", "opens files"),
@@ -315,7 +384,10 @@ const DANGEROUS_EXACT: &[(&str, &str)] = &[
     ("uuid._get_command_stdout", "runs a command"),
     ("torch.load", "loads another pickle (nested payload)"),
     ("torch._load_global_deps", "loads shared libraries"),
-    ("torch.storage._load_from_bytes_unsafe", "loads pickled bytes"),
+    (
+        "torch.storage._load_from_bytes_unsafe",
+        "loads pickled bytes",
+    ),
     ("numpy.load", "loads pickles from files (allow_pickle)"),
     ("numpy.fromfile", "reads files"),
     ("numpy.tofile", "writes files"),
@@ -473,8 +545,16 @@ mod tests {
             assert_eq!(classify(m, n, false), Verdict::Safe, "{m}.{n}");
         }
         assert_eq!(classify("torch", "Storagex", false), Verdict::Unknown);
-        assert_eq!(classify("torch._utils", "os.system", false), Verdict::Dangerous("process execution and file system access (system, popen, exec*, spawn*)"));
-        assert_eq!(classify("sklearn.linear_model", "load_it", false), Verdict::Unknown);
+        assert_eq!(
+            classify("torch._utils", "os.system", false),
+            Verdict::Dangerous(
+                "process execution and file system access (system, popen, exec*, spawn*)"
+            )
+        );
+        assert_eq!(
+            classify("sklearn.linear_model", "load_it", false),
+            Verdict::Unknown
+        );
         assert_eq!(classify("__torch__.M", "Net", true), Verdict::Safe);
         assert_eq!(classify("__torch__.M", "Net", false), Verdict::Unknown);
     }

@@ -25,7 +25,9 @@ impl ArrayLayout {
             .as_ref()
             .and_then(|s| s.item(5).and_then(V::as_int))
             .filter(|&n| n > 0);
-        let object = code.trim_start_matches(['<', '>', '|', '=']).starts_with('O');
+        let object = code
+            .trim_start_matches(['<', '>', '|', '='])
+            .starts_with('O');
         let allow_mmap = state.get("allow_mmap").and_then(|v| v.as_int()) == Some(1);
         if object {
             return Some(Self {

@@ -172,7 +172,15 @@ impl Machine {
         items
     }
 
-    fn event(&mut self, rule: &'static str, severity: Severity, offset: u64, message: String, evidence: String, structural: bool) {
+    fn event(
+        &mut self,
+        rule: &'static str,
+        severity: Severity,
+        offset: u64,
+        message: String,
+        evidence: String,
+        structural: bool,
+    ) {
         self.events.push(Event {
             rule,
             severity,
@@ -205,7 +213,9 @@ impl Machine {
                 "PUT".into(),
                 true,
             );
-            return Err(Fail::Limit(format!("more than {MAX_MEMO_ENTRIES} memo entries")));
+            return Err(Fail::Limit(format!(
+                "more than {MAX_MEMO_ENTRIES} memo entries"
+            )));
         }
         let v = self.top();
         self.memo.insert(key, v);
@@ -279,7 +289,10 @@ impl Machine {
         for item in items.iter() {
             let bytes = match item {
                 V::Bytes(b) => b.to_vec(),
-                V::Str(s) => s.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')).collect(),
+                V::Str(s) => s
+                    .chars()
+                    .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+                    .collect(),
                 _ => continue,
             };
             self.nested.push(Nested {
@@ -326,7 +339,10 @@ impl Machine {
         Ok(())
     }
 
-    #[allow(clippy::too_many_lines, reason = "one arm per opcode reads best as one match")]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one arm per opcode reads best as one match"
+    )]
     fn step(&mut self, op: u8, at: u64, s: &mut Stream) -> Result<Step, Fail> {
         match op {
             b'(' => {
@@ -366,7 +382,9 @@ impl Machine {
             }
             b'J' => {
                 let n = s.uint(4, "BININT")?;
-                let v = i64::from(i32::from_le_bytes(u32::try_from(n).unwrap_or(0).to_le_bytes()));
+                let v = i64::from(i32::from_le_bytes(
+                    u32::try_from(n).unwrap_or(0).to_le_bytes(),
+                ));
                 self.stack.push(V::Int(v));
             }
             b'K' => {
@@ -441,7 +459,8 @@ impl Machine {
             b'V' => {
                 let line = s.line("UNICODE")?;
                 self.operand(&line, at);
-                self.stack.push(V::Str(decode_raw_unicode_escape(&line).into()));
+                self.stack
+                    .push(V::Str(decode_raw_unicode_escape(&line).into()));
             }
             b'X' => {
                 let n = s.uint(4, "BINUNICODE")?;
@@ -627,7 +646,11 @@ impl Machine {
             }
             b'o' => {
                 let mut items = self.pop_mark();
-                let callee = if items.is_empty() { V::Other } else { items.remove(0) };
+                let callee = if items.is_empty() {
+                    V::Other
+                } else {
+                    items.remove(0)
+                };
                 let v = self.call(callee, V::tuple(items), at, "OBJ");
                 self.stack.push(v);
             }
@@ -678,7 +701,9 @@ impl Machine {
                 self.frame_end = s.pos().checked_add(n);
             }
             other => {
-                return Err(Fail::Invalid(format!("byte 0x{other:02x} is not a pickle opcode")));
+                return Err(Fail::Invalid(format!(
+                    "byte 0x{other:02x} is not a pickle opcode"
+                )));
             }
         }
         Ok(Step::Go)

@@ -61,7 +61,8 @@ pub fn scan_with(ctx: &Ctx, input: &mut Input, opts: Options) -> Outcome {
     let mut s = match Stream::new(input.source, input.len, 0) {
         Ok(s) => s,
         Err(e) => {
-            out.not_scanned.push(origin.not_scanned(format!("cannot read: {e}")));
+            out.not_scanned
+                .push(origin.not_scanned(format!("cannot read: {e}")));
             return out;
         }
     };
@@ -89,7 +90,13 @@ pub fn scan_with(ctx: &Ctx, input: &mut Input, opts: Options) -> Outcome {
                     // Raw storage bytes follow the pickles of a legacy checkpoint.
                 } else if at == start && stops > 0 {
                     {
-                        notes.push((at, format!("{} bytes of data follow the last STOP (not a pickle: {msg})", s.len() - at)));
+                        notes.push((
+                            at,
+                            format!(
+                                "{} bytes of data follow the last STOP (not a pickle: {msg})",
+                                s.len() - at
+                            ),
+                        ));
                     }
                 } else if stops > 0 || m.proto.is_some() || opts.known_pickle {
                     notes.push((at, format!("the pickle stream breaks at offset {at}: {msg}; the standard loader fails here, after running everything before it")));
@@ -97,11 +104,13 @@ pub fn scan_with(ctx: &Ctx, input: &mut Input, opts: Options) -> Outcome {
                 break;
             }
             End::Limit(at, msg) => {
-                out.not_scanned.push(origin.not_scanned(format!("{msg} (at offset {at})")));
+                out.not_scanned
+                    .push(origin.not_scanned(format!("{msg} (at offset {at})")));
                 break;
             }
             End::Io(e) => {
-                out.not_scanned.push(origin.not_scanned(format!("read error: {e}")));
+                out.not_scanned
+                    .push(origin.not_scanned(format!("read error: {e}")));
                 break;
             }
         }
@@ -131,7 +140,8 @@ pub fn scan_with(ctx: &Ctx, input: &mut Input, opts: Options) -> Outcome {
     for n in &m.nested {
         let child = origin.child(&format!("pickle@{}", n.offset));
         if ctx.depth >= MAX_DEPTH {
-            out.not_scanned.push(child.not_scanned(format!("nested deeper than {MAX_DEPTH} levels")));
+            out.not_scanned
+                .push(child.not_scanned(format!("nested deeper than {MAX_DEPTH} levels")));
             continue;
         }
         let inner = scan_bytes(&ctx.deeper(), &n.bytes, child.clone(), Options::default());
@@ -186,7 +196,9 @@ fn report_imports(m: &Machine, origin: &Origin, opts: Options, out: &mut Outcome
             Verdict::Safe if discarded => Some(Finding::new(
                 "AIG-PICKLE-DISCARDED-CALL",
                 Severity::Medium,
-                format!("{module}.{name} is called and its result thrown away (POP): a call made only for its side effect"),
+                format!(
+                    "{module}.{name} is called and its result thrown away (POP): a call made only for its side effect"
+                ),
                 origin.at(offset),
             )),
             Verdict::Safe => None,
@@ -200,7 +212,11 @@ fn report_imports(m: &Machine, origin: &Origin, opts: Options, out: &mut Outcome
                 origin.at(offset),
             )),
             Verdict::Unknown => {
-                let dotted = if name.contains('.') { " (a dotted attribute chain)" } else { "" };
+                let dotted = if name.contains('.') {
+                    " (a dotted attribute chain)"
+                } else {
+                    ""
+                };
                 let (sev, rule, verb) = if called.is_some() || name.contains('.') {
                     (Severity::High, "AIG-PICKLE-UNKNOWN-CALL", "calls")
                 } else {
@@ -209,13 +225,19 @@ fn report_imports(m: &Machine, origin: &Origin, opts: Options, out: &mut Outcome
                 Some(Finding::new(
                     rule,
                     sev,
-                    format!("pickle {verb} {module}.{name}{dotted}, which is not on the allowlist of names normal model files use; importing module {module} runs its code"),
+                    format!(
+                        "pickle {verb} {module}.{name}{dotted}, which is not on the allowlist of names normal model files use; importing module {module} runs its code"
+                    ),
                     origin.at(offset),
                 ))
             }
         };
         if let Some(f) = finding {
-            let help = if f.severity() == Severity::Critical { HELP_DANGEROUS } else { HELP_UNKNOWN };
+            let help = if f.severity() == Severity::Critical {
+                HELP_DANGEROUS
+            } else {
+                HELP_UNKNOWN
+            };
             out.findings.push(
                 f.with_evidence(Evidence::text(evidence))
                     .with_help(help)

@@ -7,7 +7,9 @@ const MIN_NESTED: usize = 8;
 
 /// Whether `b` starts like a protocol 2–5 pickle.
 fn looks_like_pickle(b: &[u8]) -> bool {
-    b.len() >= MIN_NESTED && b.first() == Some(&0x80) && b.get(1).is_some_and(|p| (2..=5).contains(p))
+    b.len() >= MIN_NESTED
+        && b.first() == Some(&0x80)
+        && b.get(1).is_some_and(|p| (2..=5).contains(p))
 }
 
 /// The pickle embedded in an operand, decoded, and how it was encoded.
@@ -74,9 +76,15 @@ mod tests {
         let p = b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00".to_vec();
         assert!(embedded_pickle(&p).is_some());
         let hex: String = p.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(embedded_pickle(hex.as_bytes()).map(|x| x.1), Some("hex-encoded pickle"));
+        assert_eq!(
+            embedded_pickle(hex.as_bytes()).map(|x| x.1),
+            Some("hex-encoded pickle")
+        );
         let b64 = base64::engine::general_purpose::STANDARD.encode(&p);
-        assert_eq!(embedded_pickle(b64.as_bytes()).map(|x| x.1), Some("base64-encoded pickle"));
+        assert_eq!(
+            embedded_pickle(b64.as_bytes()).map(|x| x.1),
+            Some("base64-encoded pickle")
+        );
         assert!(embedded_pickle(b"hello world, not a pickle").is_none());
     }
 }

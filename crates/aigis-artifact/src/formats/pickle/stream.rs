@@ -72,10 +72,12 @@ impl<'a> Stream<'a> {
         }
         let size = usize::try_from(n).map_err(|_| Short::Io(invalid("length too large")))?;
         let mut out = vec![0u8; size];
-        self.inner.read_exact(&mut out).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => Short::Truncated(format!("{what} is cut short")),
-            _ => Short::Io(e),
-        })?;
+        self.inner
+            .read_exact(&mut out)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => Short::Truncated(format!("{what} is cut short")),
+                _ => Short::Io(e),
+            })?;
         self.pos += n;
         Ok(out)
     }

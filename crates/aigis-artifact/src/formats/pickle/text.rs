@@ -96,9 +96,7 @@ pub fn valid_dotted(s: &str) -> bool {
     !s.is_empty()
         && s.split('.').all(|part| {
             let mut chars = part.chars();
-            chars
-                .next()
-                .is_some_and(|c| c == '_' || c.is_alphabetic())
+            chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
                 && chars.all(|c| c == '_' || c.is_alphanumeric())
         })
 }
@@ -110,7 +108,10 @@ mod tests {
     #[test]
     fn string_reprs() {
         assert_eq!(decode_string_repr(b"'os'").as_deref(), Some(&b"os"[..]));
-        assert_eq!(decode_string_repr(b"\"a\\x41\\n\"").as_deref(), Some(&b"aA\n"[..]));
+        assert_eq!(
+            decode_string_repr(b"\"a\\x41\\n\"").as_deref(),
+            Some(&b"aA\n"[..])
+        );
         assert_eq!(decode_string_repr(b"'a\\'b'").as_deref(), Some(&b"a'b"[..]));
         assert_eq!(decode_string_repr(b"os"), None);
         assert_eq!(decode_raw_unicode_escape(b"sys\\u0074em"), "system");
