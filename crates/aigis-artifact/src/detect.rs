@@ -139,7 +139,7 @@ fn is_safetensors(p: &[u8]) -> bool {
         return false;
     };
     let len = u64::from_le_bytes(len);
-    len >= 2 && len < (100 << 20) && p.get(8) == Some(&b'{')
+    (2..(100 << 20)).contains(&len) && p.get(8) == Some(&b'{')
 }
 
 /// RFC 1950 header: deflate with a valid check value.
@@ -165,7 +165,7 @@ fn is_lzma_alone(p: &[u8]) -> bool {
 /// Starts with a protobuf field key of wire type 0 or 2 for a small field number.
 fn is_protobuf(p: &[u8]) -> bool {
     p.first()
-        .is_some_and(|&k| (k & 0x07 == 0 || k & 0x07 == 2) && (k >> 3) >= 1 && (k >> 3) <= 20)
+        .is_some_and(|&k| matches!(k & 0x07, 0 | 2) && (1..=20).contains(&(k >> 3)))
 }
 
 #[cfg(test)]

@@ -58,6 +58,10 @@ fn cstr(b: &[u8]) -> String {
 }
 
 /// Scans a tar archive and every regular member in it.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one pass over the headers reads best in order"
+)]
 pub fn scan(ctx: &Ctx, input: &mut Input) -> Outcome {
     let mut out = Outcome::default();
     let origin = input.origin.clone();

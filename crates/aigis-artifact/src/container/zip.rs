@@ -376,10 +376,10 @@ fn check_entries(entries: &[Entry], origin: &Origin, out: &mut Outcome) {
     let mut ranges: Vec<&Entry> = entries.iter().collect();
     ranges.sort_by_key(|e| e.local_offset);
     for pair in ranges.windows(2) {
-        if let [a, b] = pair {
-            if a.data_offset.saturating_add(a.csize) > b.local_offset {
-                out.findings.push(finding("AIG-ZIP-OVERLAP", format!("members `{}` and `{}` overlap (the same bytes read twice: a zip-bomb and parser-confusion technique)", a.name, b.name), origin, b, format!("{}+{} > {}", a.data_offset, a.csize, b.local_offset)));
-            }
+        if let [a, b] = pair
+            && a.data_offset.saturating_add(a.csize) > b.local_offset
+        {
+            out.findings.push(finding("AIG-ZIP-OVERLAP", format!("members `{}` and `{}` overlap (the same bytes read twice: a zip-bomb and parser-confusion technique)", a.name, b.name), origin, b, format!("{}+{} > {}", a.data_offset, a.csize, b.local_offset)));
         }
     }
 }
@@ -399,11 +399,11 @@ fn scan_member(ctx: &Ctx, input: &mut Input, e: &Entry, origin: &Origin, out: &m
     }
     let encrypted = (e.flags | e.local_flags) & 0x1 != 0;
     let opts = Options {
-        known_pickle: e.name.ends_with(".pkl"),
+        known_pickle: e.name.to_ascii_lowercase().ends_with(".pkl"),
         torchscript: ctx.torchscript,
         ..Options::default()
     };
-    if e.name.ends_with(".py") && ctx.torchscript {
+    if e.name.to_ascii_lowercase().ends_with(".py") && ctx.torchscript {
         out.merge(crate::formats::torch::scan_code_member(
             input,
             e.data_offset,
@@ -422,10 +422,10 @@ fn scan_member(ctx: &Ctx, input: &mut Input, e: &Entry, origin: &Origin, out: &m
             ));
             return;
         }
-        if let Ok(crc) = crc {
-            if crc != e.crc {
-                out.findings.push(finding("AIG-ZIP-CRC", format!("member `{}` fails its CRC-32 check: strict readers refuse it, PyTorch loads it anyway", e.name), origin, e, format!("declared 0x{:08x}, actual 0x{crc:08x}", e.crc)));
-            }
+        if let Ok(crc) = crc
+            && crc != e.crc
+        {
+            out.findings.push(finding("AIG-ZIP-CRC", format!("member `{}` fails its CRC-32 check: strict readers refuse it, PyTorch loads it anyway", e.name), origin, e, format!("declared 0x{:08x}, actual 0x{crc:08x}", e.crc)));
         }
         let mut sub = Input {
             source: &mut win,

@@ -483,12 +483,9 @@ pub fn is_loader(module: &str, name: &str) -> bool {
     matches!(
         (module.as_str(), name),
         ("pickle", "loads" | "load" | "_loads")
-            | ("torch", "load")
+            | ("torch" | "numpy", "load")
             | ("torch.serialization", "load" | "_load")
-            | ("numpy", "load")
-            | ("dill", "loads")
-            | ("cloudpickle", "loads")
-            | ("marshal", "loads")
+            | ("dill" | "cloudpickle" | "marshal", "loads")
     )
 }
 

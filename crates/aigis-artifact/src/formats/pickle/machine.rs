@@ -241,8 +241,8 @@ impl Machine {
     }
 
     /// A call of `callee` with `args` by `opcode` at `at`; returns the result value.
-    fn call(&mut self, callee: V, args: V, at: u64, opcode: &'static str) -> V {
-        match &callee {
+    fn call(&mut self, callee: &V, args: V, at: u64, opcode: &'static str) -> V {
+        match callee {
             V::Global(i) => {
                 let i = *i;
                 if let Some(imp) = self.imports.get_mut(i) {
@@ -260,7 +260,7 @@ impl Machine {
             }
             _ => {
                 let what = match callee {
-                    V::Called(ref o) => match o.import.and_then(|i| self.imports.get(i)) {
+                    V::Called(o) => match o.import.and_then(|i| self.imports.get(i)) {
                         Some(imp) => format!("the result of calling {}.{}", imp.module, imp.name),
                         None => "the result of another call".to_owned(),
                     },
@@ -352,13 +352,14 @@ impl Machine {
             b'.' => return Ok(Step::Stop),
             b'0' => {
                 let v = self.pop();
-                if let V::Called(o) = v {
-                    if let Some(imp) = o.import.and_then(|i| self.imports.get_mut(i)) {
-                        imp.discarded = true;
-                    }
+                if let V::Called(o) = v
+                    && let Some(imp) = o.import.and_then(|i| self.imports.get_mut(i))
+                {
+                    imp.discarded = true;
                 }
             }
-            b'1' => {
+            b'1' | b'e' | 0x90 => {
+                // POP_MARK, APPENDS, ADDITEMS: list and set contents are not tracked.
                 self.pop_mark();
             }
             b'2' => {
@@ -376,7 +377,7 @@ impl Machine {
                 let v = match t {
                     "01" => V::Int(1),
                     "00" => V::Int(0),
-                    _ => t.parse().map(V::Int).unwrap_or(V::Other),
+                    _ => t.parse().map_or(V::Other, V::Int),
                 };
                 self.stack.push(v);
             }
@@ -437,7 +438,7 @@ impl Machine {
             b'R' => {
                 let args = self.pop();
                 let callee = self.pop();
-                let v = self.call(callee, args, at, "REDUCE");
+                let v = self.call(&callee, args, at, "REDUCE");
                 self.stack.push(v);
             }
             b'S' => {
@@ -505,9 +506,6 @@ impl Machine {
             b'a' => {
                 self.pop();
             }
-            b'e' | 0x90 => {
-                self.pop_mark();
-            }
             b'b' => {
                 let state = self.pop();
                 let obj = self.top();
@@ -526,7 +524,7 @@ impl Machine {
                 let (module, name) = global_names(&module, &name)?;
                 let i = self.import(module, name, at, "INST");
                 let args = V::tuple(self.pop_mark());
-                let v = self.call(V::Global(i), args, at, "INST");
+                let v = self.call(&V::Global(i), args, at, "INST");
                 self.stack.push(v);
             }
             0x93 => {
@@ -572,15 +570,11 @@ impl Machine {
                 self.stack.push(dict_from(items));
             }
             b'}' => self.stack.push(V::Dict(Rc::default())),
-            b'l' => {
+            b'l' | 0x91 => {
                 self.pop_mark();
                 self.stack.push(V::Other);
             }
             b']' | 0x8f => self.stack.push(V::Other),
-            0x91 => {
-                self.pop_mark();
-                self.stack.push(V::Other);
-            }
             b's' => {
                 let v = self.pop();
                 let k = self.pop();
@@ -651,20 +645,20 @@ impl Machine {
                 } else {
                     items.remove(0)
                 };
-                let v = self.call(callee, V::tuple(items), at, "OBJ");
+                let v = self.call(&callee, V::tuple(items), at, "OBJ");
                 self.stack.push(v);
             }
             0x81 => {
                 let args = self.pop();
                 let cls = self.pop();
-                let v = self.call(cls, args, at, "NEWOBJ");
+                let v = self.call(&cls, args, at, "NEWOBJ");
                 self.stack.push(v);
             }
             0x92 => {
                 let _kwargs = self.pop();
                 let args = self.pop();
                 let cls = self.pop();
-                let v = self.call(cls, args, at, "NEWOBJ_EX");
+                let v = self.call(&cls, args, at, "NEWOBJ_EX");
                 self.stack.push(v);
             }
             0x80 => {
@@ -676,9 +670,10 @@ impl Machine {
             }
             0x95 => {
                 let n = s.uint(8, "FRAME")?;
-                if let Some(end) = self.frame_end {
-                    if s.pos() - 9 < end {
-                        self.event(
+                if let Some(end) = self.frame_end
+                    && s.pos() - 9 < end
+                {
+                    self.event(
                             "AIG-PICKLE-FRAME",
                             Severity::Medium,
                             at,
@@ -686,7 +681,6 @@ impl Machine {
                             format!("FRAME {n}"),
                             true,
                         );
-                    }
                 }
                 if n > s.remaining() {
                     self.event(
@@ -712,14 +706,12 @@ impl Machine {
     fn persistent_id(&mut self, pid: &V, at: u64) {
         let tag = pid.item(0).and_then(V::as_str);
         let class = pid.item(1);
-        if tag == Some("storage") {
-            if let Some(V::Global(i)) = class {
-                if let Some(imp) = self.imports.get(*i) {
-                    if catalogue::classify(&imp.module, &imp.name, false) == Verdict::Safe {
-                        return;
-                    }
-                }
-            }
+        if tag == Some("storage")
+            && let Some(V::Global(i)) = class
+            && let Some(imp) = self.imports.get(*i)
+            && catalogue::classify(&imp.module, &imp.name, false) == Verdict::Safe
+        {
+            return;
         }
         let what = match tag {
             Some("module") => "a legacy torch.save of a whole module: the persistent id carries the module's Python source".to_owned(),

@@ -55,6 +55,10 @@ pub fn scan(input: &mut Input) -> Outcome {
 }
 
 /// Scans a pickle stream (one or more concatenated pickles).
+#[allow(
+    clippy::too_many_lines,
+    reason = "the stream loop and the reporting read best in order"
+)]
 pub fn scan_with(ctx: &Ctx, input: &mut Input, opts: Options) -> Outcome {
     let mut out = Outcome::default();
     let origin = input.origin.clone();
@@ -174,10 +178,12 @@ pub fn scan_bytes(ctx: &Ctx, bytes: &[u8], origin: Origin, opts: Options) -> Out
     scan_with(ctx, &mut input, opts)
 }
 
+/// First offset, opcode, first call and "result discarded" of one distinct import.
+type Seen = (u64, &'static str, Option<(u64, &'static str)>, bool);
+
 fn report_imports(m: &Machine, origin: &Origin, opts: Options, out: &mut Outcome) {
     // One finding per distinct name: a checkpoint may import the same global thousands of times.
-    let mut seen: BTreeMap<(&str, &str), (u64, &'static str, Option<(u64, &'static str)>, bool)> =
-        BTreeMap::new();
+    let mut seen: BTreeMap<(&str, &str), Seen> = BTreeMap::new();
     for imp in &m.imports {
         let e = seen
             .entry((imp.module.as_str(), imp.name.as_str()))

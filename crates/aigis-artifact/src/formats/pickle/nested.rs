@@ -58,10 +58,9 @@ pub fn embedded_pickle(b: &[u8]) -> Option<(Vec<u8>, &'static str)> {
         if let Ok(d) = engine
             .decode(&clean)
             .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(&clean))
+            && looks_like_pickle(&d)
         {
-            if looks_like_pickle(&d) {
-                return Some((d, "base64-encoded pickle"));
-            }
+            return Some((d, "base64-encoded pickle"));
         }
     }
     None
@@ -75,7 +74,11 @@ mod tests {
     fn encodings() {
         let p = b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00".to_vec();
         assert!(embedded_pickle(&p).is_some());
-        let hex: String = p.iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = p.iter().fold(String::new(), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        });
         assert_eq!(
             embedded_pickle(hex.as_bytes()).map(|x| x.1),
             Some("hex-encoded pickle")

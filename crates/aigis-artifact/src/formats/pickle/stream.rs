@@ -47,6 +47,7 @@ impl<'a> Stream<'a> {
     }
 
     /// Total length.
+    #[allow(clippy::len_without_is_empty, reason = "a stream, not a collection")]
     pub fn len(&self) -> u64 {
         self.len
     }

@@ -1,6 +1,10 @@
 //! Decoding of the text operands of protocol 0 (STRING reprs, raw-unicode-escape) and the check
 //! that an imported name is importable at all.
 
+#[allow(
+    clippy::many_single_char_names,
+    reason = "byte-level decoder: quote, char, escape, index"
+)]
 /// Decodes a Python 2 style quoted string repr (`'abc'`, `"a\x00"`) as written by STRING.
 pub fn decode_string_repr(line: &[u8]) -> Option<Vec<u8>> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
