@@ -210,3 +210,15 @@ pub fn scan_files(files: &[PathBuf], jobs: usize, progress: &(dyn Fn() + Sync)) 
 pub fn max_severity(o: &Outcome) -> Option<Severity> {
     o.findings.iter().map(aigis_report::Finding::severity).max()
 }
+
+/// Scans bytes held in memory as if they were a file named `name` (fuzzing, tests, callers
+/// that already hold the bytes).
+pub fn scan_bytes(bytes: &[u8], name: &str) -> Outcome {
+    let mut cur = std::io::Cursor::new(bytes);
+    let mut input = Input {
+        source: &mut cur,
+        len: bytes.len() as u64,
+        origin: Origin::file(name),
+    };
+    scan_input(&Ctx::default(), &mut input, name, Options::default())
+}

@@ -3,7 +3,10 @@
 //! finding at all, and every attack technique must give its expected exit code. Each
 //! technique also has a named regression test below.
 
-#![allow(clippy::expect_used, reason = "test helpers fail the test on broken fixtures")]
+#![allow(
+    clippy::expect_used,
+    reason = "test helpers fail the test on broken fixtures"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
