@@ -40,6 +40,10 @@ OUT=${OUT:-$ROOT/bench/results/scan-$(date -u +%Y%m%d)-$COMMIT}
 mkdir -p "$WORK" "$OUT"
 PY=${AIGIS_PYTHON:-python3}
 
+# AIGIS_BIN=path skips the build; AIGIS_BIN=.../examples/scan_files (the library without the
+# CLI: `cargo build --release -p aigis-artifact --example scan_files`) is called without `scan`.
+AIGIS_ARGS=(scan --quiet)
+[[ ${AIGIS_BIN:-} == */scan_files ]] && AIGIS_ARGS=()
 if [[ -n "${AIGIS_BIN:-}" ]]; then
   AIGIS=$AIGIS_BIN
 else
@@ -64,7 +68,7 @@ tools=(aigis)
 run_tool() { # tool file -> exit code
   local rc=0
   case "$1" in
-    aigis) timeout 120 "$AIGIS" scan --quiet --format json "$2" >/dev/null 2>&1 || rc=$? ;;
+    aigis) timeout 120 "$AIGIS" "${AIGIS_ARGS[@]}" "$2" >/dev/null 2>&1 || rc=$? ;;
     picklescan) timeout 120 "$VENV/bin/picklescan" -p "$2" >/dev/null 2>&1 || rc=$? ;;
     modelscan) timeout 120 "$VENV/bin/modelscan" -p "$2" >/dev/null 2>&1 || rc=$? ;;
     fickling) timeout 120 "$VENV/bin/fickling" --check-safety "$2" >/dev/null 2>&1 || rc=$? ;;
@@ -97,7 +101,7 @@ printf 'tool\tseconds\tmax_rss_kib\texit\tstartup_seconds\n' >"$OUT/timing.tsv"
 timed() { # label file -> "seconds rss exit"
   local t=$1 f=$2 rc=0 cmd
   case "$t" in
-    aigis) cmd=("$AIGIS" scan --quiet "$f") ;;
+    aigis) cmd=("$AIGIS" "${AIGIS_ARGS[@]}" "$f") ;;
     picklescan) cmd=("$VENV/bin/picklescan" -p "$f") ;;
     modelscan) cmd=("$VENV/bin/modelscan" -p "$f") ;;
     fickling) cmd=("$VENV/bin/fickling" --check-safety "$f") ;;
