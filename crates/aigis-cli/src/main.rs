@@ -43,7 +43,7 @@ enum Command {
     /// Detect prompt injection, jailbreaks, PII and secrets offline; evaluate and train the detector.
     #[command(subcommand)]
     Guard(guard_cmd::Command),
-    /// Scan model files (PyTorch, pickle, joblib, NumPy, archives) for code that runs on load.
+    // The about text and the long help come from `scan_cmd::Args`.
     Scan(scan_cmd::Args),
 }
 

@@ -9,7 +9,9 @@ modules registered in sys.modules, so `pickle` writes exactly the globals the re
 write (torch.save's persistent ids, numpy.ndarray.__reduce__, joblib's NumpyArrayWrapper), and
 attack pickles are assembled opcode by opcode. Deterministic: the same bytes on every run.
 
-Usage: make_samples.py OUT_DIR [--big-mib N]   (N: also write big_torch.pt with N MiB of tensors)
+Usage: make_samples.py OUT_DIR [--big-mib N] [--many-tensors N]
+  --big-mib N        only write big_torch.pt with N MiB of tensor data
+  --many-tensors N   only write many_tensors.pt: N layers (2N+1 tensors), a large data.pkl
 """
 
 import base64
@@ -313,6 +315,11 @@ def main():
     if "--big-mib" in sys.argv:
         big = int(sys.argv[sys.argv.index("--big-mib") + 1])
         big_torch_zip(os.path.join(OUT, "big_torch.pt"), big)
+        return
+    if "--many-tensors" in sys.argv:
+        n = int(sys.argv[sys.argv.index("--many-tensors") + 1])
+        sd, storages = state_dict(n_layers=n, width=2)
+        torch_zip(os.path.join(OUT, "many_tensors.pt"), torch_pickle(sd), storages)
         return
     sd, storages = state_dict()
     pkl = torch_pickle(sd)

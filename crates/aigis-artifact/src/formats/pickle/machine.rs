@@ -81,12 +81,56 @@ pub enum End {
     Io(io::Error),
 }
 
+/// The memo: pickles number their entries densely from 0 (MEMOIZE always does), so a vector
+/// serves them; sparse keys (PUT with arbitrary numbers) go to a map.
+#[derive(Default)]
+struct Memo {
+    dense: Vec<Option<V>>,
+    sparse: HashMap<u64, V>,
+    len: usize,
+}
+
+impl Memo {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&self, key: u64) -> Option<&V> {
+        usize::try_from(key)
+            .ok()
+            .and_then(|i| self.dense.get(i))
+            .and_then(Option::as_ref)
+            .or_else(|| self.sparse.get(&key))
+    }
+
+    fn insert(&mut self, key: u64, v: V) {
+        let dense_limit = self.dense.len().max(1024).saturating_mul(2);
+        match usize::try_from(key) {
+            Ok(i) if i < dense_limit => {
+                if i >= self.dense.len() {
+                    self.dense.resize(i + 1, None);
+                }
+                if let Some(slot) = self.dense.get_mut(i)
+                    && slot.replace(v).is_none()
+                {
+                    self.len += 1;
+                }
+            }
+            _ => {
+                if self.sparse.insert(key, v).is_none() {
+                    self.len += 1;
+                }
+            }
+        }
+    }
+}
+
 /// The machine's state.
 #[derive(Default)]
 pub struct Machine {
     stack: Vec<V>,
     marks: Vec<Vec<V>>,
-    memo: HashMap<u64, V>,
+    memo: Memo,
     frame_end: Option<u64>,
     ops: u64,
     /// In a TorchScript archive (its `__torch__` classes are resolved by TorchScript).
@@ -194,7 +238,7 @@ impl Machine {
     }
 
     fn memo_put(&mut self, key: u64, at: u64) -> Result<(), Fail> {
-        if self.memo.len() >= MAX_MEMO_ENTRIES && !self.memo.contains_key(&key) {
+        if self.memo.len() >= MAX_MEMO_ENTRIES && self.memo.get(key).is_none() {
             self.event(
                 "AIG-PICKLE-RESOURCE",
                 Severity::Medium,
@@ -213,7 +257,7 @@ impl Machine {
     }
 
     fn memo_get(&mut self, key: u64, at: u64) {
-        match self.memo.get(&key) {
+        match self.memo.get(key) {
             Some(v) => self.stack.push(v.clone()),
             None => {
                 // The real unpickler stops here with a KeyError; the opcodes before still ran.
