@@ -1,5 +1,10 @@
 //! `aigis scan` end to end: exit codes 0/1/2, JSON and SARIF output, directory walks.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test helpers fail the test on broken fixtures"
+)]
+
 use std::path::Path;
 use std::process::Command;
 
