@@ -8,7 +8,12 @@
 
 #![deny(missing_docs)]
 
+pub mod container;
+pub mod detect;
 pub mod formats;
+pub mod reader;
+pub mod rules;
+pub mod scan;
 
 use std::io::{Read, Seek};
 

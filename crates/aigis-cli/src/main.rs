@@ -7,6 +7,7 @@ mod guard_cmd;
 mod keys_cmd;
 mod limits_cmd;
 mod policy_cmd;
+mod scan_cmd;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,8 @@ enum Command {
     /// Detect prompt injection, jailbreaks, PII and secrets offline; evaluate and train the detector.
     #[command(subcommand)]
     Guard(guard_cmd::Command),
+    // The about text and the long help come from `scan_cmd::Args`.
+    Scan(scan_cmd::Args),
 }
 
 /// Output format of commands that report.
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
         Command::Limits(cmd) => limits_cmd::run(cmd),
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Guard(cmd) => guard_cmd::run(cmd),
+        Command::Scan(args) => scan_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

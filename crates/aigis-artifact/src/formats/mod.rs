@@ -1,2 +1,6 @@
 //! One module per model file format. Each exposes `sniff(prefix: &[u8]) -> bool` (does this
 //! look like the format, by content) and `scan(input: &mut Input) -> Outcome`.
+
+pub mod numpy;
+pub mod pickle;
+pub mod torch;

@@ -1,0 +1,224 @@
+//! The scanner: walks files and directories, recognises each input by content, dispatches it
+//! to its format parser (recursing into containers) and collects an [`Outcome`] per file.
+//! Files are scanned in parallel; memory stays bounded whatever the file size because parsers
+//! read through [`crate::reader`] and only the parts that can carry code.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use aigis_report::{NotScanned, Severity};
+
+use crate::detect::{Kind, detect};
+use crate::formats::pickle::{self, Options};
+use crate::reader::{Budget, MAX_DEPTH, SNIFF_BYTES, read_prefix};
+use crate::{Input, Origin, Outcome, container, formats};
+
+/// State shared down one top-level input's recursion: nesting depth and the decompression
+/// budget (the zip-bomb bound).
+#[derive(Debug, Clone, Default)]
+pub struct Ctx {
+    /// Containers and nested pickles entered so far.
+    pub depth: u32,
+    /// Decompressed bytes left for this input.
+    pub budget: Budget,
+    /// Inside a TorchScript archive.
+    pub torchscript: bool,
+}
+
+impl Ctx {
+    /// The context one level deeper.
+    #[must_use]
+    pub fn deeper(&self) -> Ctx {
+        Ctx {
+            depth: self.depth + 1,
+            budget: self.budget.clone(),
+            torchscript: self.torchscript,
+        }
+    }
+}
+
+/// First bytes of a legacy (non-zip) `torch.save` file: protocol 2, then the magic number
+/// 0x1950a86a20f9469cfc6c as a LONG1.
+const TORCH_LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
+
+/// Recognises `input` by content and scans it with the matching parser. `name` is the file or
+/// member name (a secondary hint only, for magic-less formats).
+pub fn scan_input(ctx: &Ctx, input: &mut Input, name: &str, opts: Options) -> Outcome {
+    let mut out = Outcome::default();
+    if ctx.depth > MAX_DEPTH {
+        out.not_scanned.push(
+            input
+                .origin
+                .not_scanned(format!("nested deeper than {MAX_DEPTH} containers")),
+        );
+        return out;
+    }
+    let prefix = match read_prefix(input.source, SNIFF_BYTES) {
+        Ok(p) => p,
+        Err(e) => {
+            out.not_scanned
+                .push(input.origin.not_scanned(format!("cannot read: {e}")));
+            return out;
+        }
+    };
+    let kind = detect(&prefix, name);
+    match kind {
+        Kind::Zip => container::zip::scan(ctx, input),
+        Kind::Tar => container::tar::scan(ctx, input),
+        Kind::Gzip | Kind::Zlib | Kind::Bzip2 | Kind::Xz | Kind::Lzma | Kind::Zstd => {
+            container::compress::scan(ctx, input, kind, name, opts)
+        }
+        Kind::SevenZ => container::sevenz::scan(ctx, input),
+        Kind::Npy => formats::numpy::scan_npy(ctx, input),
+        Kind::Pickle => {
+            let legacy = prefix.starts_with(TORCH_LEGACY_MAGIC);
+            let opts = Options {
+                trailing_ok: opts.trailing_ok || legacy,
+                torchscript: opts.torchscript || ctx.torchscript,
+                ..opts
+            };
+            pickle::scan_with(ctx, input, opts)
+        }
+        // lead: wire formats::safetensors::scan, formats::gguf::scan, formats::hdf5::scan
+        // (then formats::keras for its model_config), formats::onnx::scan and
+        // formats::savedmodel::scan here at merge (the formats branch writes them).
+        Kind::Safetensors | Kind::Gguf | Kind::Hdf5 | Kind::Onnx | Kind::SavedModel => {
+            out.not_scanned.push(input.origin.not_scanned(format!(
+                "format {} not yet supported by this build",
+                kind.name()
+            )));
+            out
+        }
+        Kind::Unknown => {
+            let opts = Options {
+                torchscript: opts.torchscript || ctx.torchscript,
+                ..opts
+            };
+            pickle::scan_with(ctx, input, opts)
+        }
+    }
+}
+
+/// Scans one file on disk.
+pub fn scan_file(path: &Path) -> Outcome {
+    let display = path.display().to_string();
+    let origin = Origin::file(display.clone());
+    let mut out = Outcome::default();
+    let file = File::open(path).and_then(|f| f.metadata().map(|m| (f, m.len())));
+    let (mut file, len) = match file {
+        Ok(x) => x,
+        Err(e) => {
+            out.not_scanned
+                .push(origin.not_scanned(format!("cannot open: {e}")));
+            return out;
+        }
+    };
+    let mut input = Input {
+        source: &mut file,
+        len,
+        origin,
+    };
+    scan_input(&Ctx::default(), &mut input, &display, Options::default())
+}
+
+/// Every file to scan under `paths`: files as given, directories walked without following
+/// symbolic links out of the tree. Inputs that cannot be walked are returned as not scanned.
+pub fn collect_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<NotScanned>) {
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    for path in paths {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => {
+                let root = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                walk(path, &root, &mut files, &mut skipped);
+            }
+            Ok(_) => files.push(path.clone()),
+            Err(e) => skipped.push(NotScanned::new(
+                path.display().to_string(),
+                format!("cannot read: {e}"),
+            )),
+        }
+    }
+    (files, skipped)
+}
+
+fn walk(dir: &Path, root: &Path, files: &mut Vec<PathBuf>, skipped: &mut Vec<NotScanned>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            skipped.push(NotScanned::new(
+                dir.display().to_string(),
+                format!("cannot list: {e}"),
+            ));
+            return;
+        }
+    };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(std::fs::DirEntry::path);
+    for entry in entries {
+        let path = entry.path();
+        let Ok(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            walk(&path, root, files, skipped);
+        } else if ft.is_symlink() {
+            match std::fs::canonicalize(&path) {
+                Ok(target) if target.starts_with(root) => {
+                    if target.is_file() {
+                        // Reached through the tree anyway when it is a regular file inside it.
+                        files.push(path);
+                    }
+                }
+                Ok(target) => skipped.push(NotScanned::new(
+                    path.display().to_string(),
+                    format!(
+                        "symbolic link to {} outside the scanned tree is not followed; scan the target directly",
+                        target.display()
+                    ),
+                )),
+                Err(e) => skipped.push(NotScanned::new(
+                    path.display().to_string(),
+                    format!("dangling symbolic link: {e}"),
+                )),
+            }
+        } else if ft.is_file() {
+            files.push(path);
+        }
+    }
+}
+
+/// Scans `files` on `jobs` threads (0 = one per core), calling `progress` after each file.
+/// Outcomes come back in the order of `files`.
+pub fn scan_files(files: &[PathBuf], jobs: usize, progress: &(dyn Fn() + Sync)) -> Vec<Outcome> {
+    use rayon::prelude::*;
+    let run = || {
+        files
+            .par_iter()
+            .map(|f| {
+                let o = scan_file(f);
+                progress();
+                o
+            })
+            .collect()
+    };
+    match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
+        Ok(pool) => pool.install(run),
+        Err(_) => run(),
+    }
+}
+
+/// The most severe finding in an outcome (for callers that summarise).
+pub fn max_severity(o: &Outcome) -> Option<Severity> {
+    o.findings.iter().map(aigis_report::Finding::severity).max()
+}
+
+/// Scans bytes held in memory as if they were a file named `name` (fuzzing, tests, callers
+/// that already hold the bytes).
+pub fn scan_bytes(bytes: &[u8], name: &str) -> Outcome {
+    let mut cur = std::io::Cursor::new(bytes);
+    let mut input = Input {
+        source: &mut cur,
+        len: bytes.len() as u64,
+        origin: Origin::file(name),
+    };
+    scan_input(&Ctx::default(), &mut input, name, Options::default())
+}
