@@ -2,6 +2,7 @@
 //! look like the format, by content) and `scan(input: &mut Input) -> Outcome`.
 
 mod bounded;
+mod chat_template;
 mod json_entries;
 
 pub mod safetensors;
