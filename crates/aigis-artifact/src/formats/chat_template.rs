@@ -782,4 +782,4 @@ fn token_analysis(source: &str, analysis: &mut Analysis) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
