@@ -6,6 +6,7 @@ mod chat_template;
 mod json_entries;
 
 pub mod gguf;
+pub mod hf;
 pub mod safetensors;
 
 use aigis_report::{Evidence, Finding, Location, Severity};
