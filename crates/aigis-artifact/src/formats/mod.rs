@@ -7,6 +7,7 @@ mod json_entries;
 
 pub mod gguf;
 pub mod hf;
+pub mod keras;
 pub mod safetensors;
 
 use aigis_report::{Evidence, Finding, Location, Severity};
