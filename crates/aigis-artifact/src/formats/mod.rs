@@ -4,10 +4,12 @@
 mod bounded;
 mod chat_template;
 mod json_entries;
+mod protobuf;
 
 pub mod gguf;
 pub mod hf;
 pub mod keras;
+pub mod onnx;
 pub mod safetensors;
 
 use aigis_report::{Evidence, Finding, Location, Severity};
