@@ -11,6 +11,7 @@ pub mod hf;
 pub mod keras;
 pub mod onnx;
 pub mod safetensors;
+pub mod savedmodel;
 
 use aigis_report::{Evidence, Finding, Location, Severity};
 
