@@ -7,6 +7,7 @@ mod json_entries;
 mod protobuf;
 
 pub mod gguf;
+pub mod hdf5;
 pub mod hf;
 pub mod keras;
 pub mod onnx;
