@@ -25,7 +25,8 @@
 use std::collections::HashMap;
 
 use aigis_report::Severity;
-use minijinja::machinery::{self, Span, Token, ast};
+use minijinja::machinery::{self, Span, Token, WhitespaceConfig, ast};
+use minijinja::syntax::SyntaxConfig;
 
 /// Templates longer than this are not analysed (reported as not scanned by the caller).
 pub(crate) const MAX_TEMPLATE_LEN: usize = 1024 * 1024;
@@ -171,8 +172,8 @@ pub(crate) fn analyse(template: &str) -> Analysis {
     match machinery::parse(
         &source,
         "chat_template",
-        Default::default(),
-        Default::default(),
+        syntax(),
+        WhitespaceConfig::default(),
     ) {
         Ok(stmt) => {
             let mut walk = Walk {
@@ -188,6 +189,13 @@ pub(crate) fn analyse(template: &str) -> Analysis {
         }
     }
     analysis
+}
+
+/// The default delimiters. `SyntaxConfig` is a unit struct unless minijinja's `custom_syntax`
+/// feature is on (another crate in the build may turn it on), so it is built with `default()`.
+#[allow(clippy::default_constructed_unit_structs)]
+fn syntax() -> SyntaxConfig {
+    SyntaxConfig::default()
 }
 
 /// Hugging Face's renderer adds `{% generation %}…{% endgeneration %}` (assistant-mask markers)
@@ -618,7 +626,7 @@ impl Walk<'_, '_> {
             E::BinOp(b) => {
                 let left = self.fold(&b.left, d)?;
                 let right = self.fold(&b.right, d)?;
-                fold_binop(&b.op, left, right)
+                fold_binop(b.op, left, right)
             }
             E::Filter(f) => {
                 let value = self.fold(f.expr.as_ref()?, d)?;
@@ -649,7 +657,7 @@ impl Walk<'_, '_> {
     }
 }
 
-fn fold_binop(op: &ast::BinOpKind, left: Folded, right: Folded) -> Option<Folded> {
+fn fold_binop(op: ast::BinOpKind, left: Folded, right: Folded) -> Option<Folded> {
     use ast::BinOpKind as B;
     let cap = |s: String| (s.len() <= 4096).then_some(Folded::Str(s));
     match (op, left, right) {
@@ -716,7 +724,7 @@ fn token_analysis(source: &str, analysis: &mut Analysis) {
     let mut previous: Option<Token<'_>> = None;
     let mut joined = String::new();
     let mut joining = false;
-    for token in machinery::tokenize(source, false, Default::default(), Default::default()) {
+    for token in machinery::tokenize(source, false, syntax(), WhitespaceConfig::default()) {
         let (token, span) = match token {
             Ok(t) => t,
             Err(err) => {
@@ -773,9 +781,8 @@ fn token_analysis(source: &str, analysis: &mut Analysis) {
                 });
             }
         }
-        if !matches!(token, Token::Tilde | Token::Plus) {
-            previous = Some(token);
-        } else if !joining {
+        // Keep the literal before `~`/`+` as `previous`, so the next literal joins it.
+        if !joining {
             previous = Some(token);
         }
     }

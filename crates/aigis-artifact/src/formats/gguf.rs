@@ -175,7 +175,7 @@ fn scalar_size(t: u32) -> Option<u64> {
 /// (block size in elements, bytes per block) of each ggml tensor type.
 fn ggml_type(t: u32) -> Option<(u64, u64)> {
     Some(match t {
-        0 => (1, 4),           // F32
+        0 | 26 => (1, 4),      // F32, I32
         1 | 30 | 25 => (1, 2), // F16, BF16, I16
         2 | 20 => (32, 18),    // Q4_0, IQ4_NL
         3 => (32, 20),         // Q4_1
@@ -196,7 +196,6 @@ fn ggml_type(t: u32) -> Option<(u64, u64)> {
         22 => (256, 82),       // IQ2_S
         23 => (256, 136),      // IQ4_XS
         24 => (1, 1),          // I8
-        26 => (1, 4),          // I32
         27 | 28 => (1, 8),     // I64, F64
         29 => (256, 56),       // IQ1_M
         34 => (256, 54),       // TQ1_0
@@ -504,8 +503,7 @@ impl Scan {
         let align = self.alignment;
         let data_start = end_of_infos
             .checked_add(align - 1)
-            .map(|v| v / align * align)
-            .unwrap_or(u64::MAX);
+            .map_or(u64::MAX, |v| v / align * align);
         let data_len = r.stream.len().saturating_sub(data_start);
         let mut spans = Vec::new();
         for info in infos {

@@ -289,7 +289,7 @@ impl File<'_, '_> {
         let flags = *data.get(1).unwrap_or(&0);
         let pos = 2 + if flags & 1 != 0 { 2 } else { 0 };
         let heap = uint(data, pos, self.offset_size).unwrap_or(UNDEFINED);
-        let undefined = heap == u64::MAX >> (64 - 8 * self.offset_size as u32);
+        let undefined = heap == u64::MAX >> (64 - 8 * self.offset_size);
         if undefined {
             Ok(())
         } else {
@@ -304,8 +304,8 @@ impl File<'_, '_> {
         let bad = || malformed(at, "attribute message truncated");
         let version = *d.first().ok_or_else(bad)?;
         let name_size = usize::try_from(uint(d, 2, 2).ok_or_else(bad)?).unwrap_or(0);
-        let dt_size = usize::try_from(uint(d, 4, 2).ok_or_else(bad)?).unwrap_or(0);
-        let ds_size = usize::try_from(uint(d, 6, 2).ok_or_else(bad)?).unwrap_or(0);
+        let type_size = usize::try_from(uint(d, 4, 2).ok_or_else(bad)?).unwrap_or(0);
+        let space_size = usize::try_from(uint(d, 6, 2).ok_or_else(bad)?).unwrap_or(0);
         let (pad, mut pos): (fn(usize) -> usize, usize) = match version {
             1 => (align8, 8),
             2 => (|n| n, 8),
@@ -322,10 +322,10 @@ impl File<'_, '_> {
             .trim_end_matches('\0')
             .to_owned();
         pos += pad(name_size);
-        let dt = d.get(pos..pos + dt_size).ok_or_else(bad)?;
-        pos += pad(dt_size);
-        let ds = d.get(pos..pos + ds_size).ok_or_else(bad)?;
-        pos += pad(ds_size);
+        let dt = d.get(pos..pos + type_size).ok_or_else(bad)?;
+        pos += pad(type_size);
+        let ds = d.get(pos..pos + space_size).ok_or_else(bad)?;
+        pos += pad(space_size);
         let rank = *ds.get(1).unwrap_or(&0);
         if rank != 0 {
             return Ok(None); // arrays (layer_names, weight_names) carry no model structure
@@ -362,12 +362,12 @@ impl File<'_, '_> {
                 "global heap collection without GCOL signature",
             ));
         }
-        let size = uint(&head, 8, self.length_size).ok_or_else(bad)?;
-        let heap = self.read(gcol, size, "global heap collection")?;
+        let collection_size = uint(&head, 8, self.length_size).ok_or_else(bad)?;
+        let objects = self.read(gcol, collection_size, "global heap collection")?;
         let mut pos = 8 + self.length_size;
-        while pos + 8 + self.length_size <= heap.len() {
-            let id = uint(&heap, pos, 2).unwrap_or(0);
-            let obj_size = uint(&heap, pos + 8, self.length_size).unwrap_or(0);
+        while pos + 8 + self.length_size <= objects.len() {
+            let id = uint(&objects, pos, 2).unwrap_or(0);
+            let obj_size = uint(&objects, pos + 8, self.length_size).unwrap_or(0);
             let data = pos + 8 + self.length_size;
             if id == 0 {
                 break;
@@ -375,7 +375,7 @@ impl File<'_, '_> {
             let obj_len = usize::try_from(obj_size).map_err(|_| bad())?;
             if id == index {
                 let take = obj_len.min(usize::try_from(len).unwrap_or(usize::MAX));
-                return heap
+                return objects
                     .get(data..data + take)
                     .map(<[u8]>::to_vec)
                     .ok_or_else(bad);

@@ -11,6 +11,8 @@
 //! `trust_remote_code: true` key inside a config file is `medium`.
 
 use aigis_report::{Evidence, Finding, Location, Severity};
+use std::path::Path;
+
 use serde_json::Value;
 
 use super::bounded;
@@ -33,7 +35,10 @@ pub fn applies_to(file_name: &str) -> bool {
         .rsplit(['/', '\\', '!'])
         .next()
         .unwrap_or(file_name);
-    name.ends_with("config.json") || name == "chat_template.json" || name.ends_with(".jinja")
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with("config.json")
+        || lower == "chat_template.json"
+        || Path::new(&lower).extension().is_some_and(|e| e == "jinja")
 }
 
 /// Whether `prefix` looks like a JSON side file that matters: an object mentioning a chat
@@ -62,7 +67,7 @@ pub fn scan(input: &mut Input<'_>) -> Outcome {
         }
     };
     let name = origin.member.as_deref().unwrap_or(&origin.file);
-    if name.ends_with(".jinja") {
+    if name.to_ascii_lowercase().ends_with(".jinja") {
         let text = String::from_utf8_lossy(&bytes);
         return super::template_findings(&text, &origin.at(0), &origin, TEMPLATE_FIX);
     }

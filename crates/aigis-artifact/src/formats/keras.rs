@@ -210,7 +210,8 @@ impl Walk<'_> {
             Value::Array(items) => {
                 for (i, child) in items.iter().enumerate() {
                     let len = path.len();
-                    path.push_str(&format!("/{i}"));
+                    path.push('/');
+                    path.push_str(&i.to_string());
                     self.value(child, path, depth + 1);
                     path.truncate(len);
                 }
@@ -318,7 +319,11 @@ impl Walk<'_> {
                     .map(String::as_str)
                     .filter(|n| DANGEROUS_CODE_NAMES.contains(n))
                     .collect();
-                let hex: String = bytes.iter().take(16).map(|b| format!("{b:02x}")).collect();
+                let hex: String = bytes.iter().take(16).fold(String::new(), |mut s, b| {
+                    use std::fmt::Write as _;
+                    let _ = write!(s, "{b:02x}");
+                    s
+                });
                 let severity = if bad.is_empty() {
                     Severity::High
                 } else {

@@ -73,7 +73,7 @@ enum HeaderError {
     Malformed(Box<Finding>),
 }
 
-fn malformed(origin: &Origin, offset: u64, what: String) -> HeaderError {
+fn malformed(origin: &Origin, offset: u64, what: &str) -> HeaderError {
     HeaderError::Malformed(Box::new(
         Finding::new(
             "AIG-SAFETENSORS-001",
@@ -96,7 +96,7 @@ fn read_header(input: &mut Input<'_>) -> Result<Header, HeaderError> {
         return Err(malformed(
             &origin,
             0,
-            format!(
+            &format!(
                 "header length {len} is above the reference loader's {MAX_HEADER_LEN}-byte limit"
             ),
         ));
@@ -105,7 +105,7 @@ fn read_header(input: &mut Input<'_>) -> Result<Header, HeaderError> {
         return Err(malformed(
             &origin,
             0,
-            format!(
+            &format!(
                 "header length {len} runs past the end of the {}-byte file",
                 input.len
             ),
@@ -117,18 +117,18 @@ fn read_header(input: &mut Input<'_>) -> Result<Header, HeaderError> {
         return Err(malformed(
             &origin,
             N_LEN,
-            "the JSON header does not start with `{`".into(),
+            "the JSON header does not start with `{`",
         ));
     }
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         malformed(
             &origin,
             N_LEN + e.valid_up_to() as u64,
-            "header is not UTF-8".into(),
+            "header is not UTF-8",
         )
     })?;
     let parsed: Entries = serde_json::from_str(text)
-        .map_err(|e| malformed(&origin, N_LEN, format!("header is not a JSON object: {e}")))?;
+        .map_err(|e| malformed(&origin, N_LEN, &format!("header is not a JSON object: {e}")))?;
     Ok(Header {
         len,
         entries: parsed.entries,

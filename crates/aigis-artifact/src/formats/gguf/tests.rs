@@ -1,3 +1,5 @@
+#![allow(clippy::cast_possible_truncation, reason = "fixtures are small")]
+
 use std::io::Cursor;
 
 use aigis_report::Severity;
@@ -82,7 +84,7 @@ impl Gguf {
         out.extend(self.kv);
         out.extend(self.infos);
         if self.tensor_count > 0 {
-            while out.len() as u64 % self.alignment != 0 {
+            while !(out.len() as u64).is_multiple_of(self.alignment) {
                 out.push(0);
             }
             out.extend(std::iter::repeat_n(0u8, self.data_len as usize));
@@ -102,7 +104,10 @@ pub(crate) fn run(bytes: &[u8]) -> Outcome {
 }
 
 fn rules(out: &Outcome) -> Vec<&str> {
-    out.findings.iter().map(|f| f.rule_id()).collect()
+    out.findings
+        .iter()
+        .map(aigis_report::Finding::rule_id)
+        .collect()
 }
 
 fn benign() -> Gguf {

@@ -1,3 +1,5 @@
+#![allow(clippy::cast_possible_truncation, reason = "fixtures are small")]
+
 use std::io::Cursor;
 use std::path::Path;
 use std::process::Command;

@@ -24,7 +24,7 @@ fn dense(units: u32) -> serde_json::Value {
         "registered_name": null, "build_config": {"input_shape": [null, 8]}})
 }
 
-fn model(layers: Vec<serde_json::Value>) -> serde_json::Value {
+fn model(layers: &[serde_json::Value]) -> serde_json::Value {
     json!({"module": "keras", "class_name": "Sequential", "config": {"name": "sequential", "trainable": true, "layers": layers},
         "registered_name": null, "compile_config": {"optimizer": {"module": "keras.optimizers", "class_name": "Adam", "config": {"learning_rate": 0.001}, "registered_name": null},
         "loss": "mse"}})
@@ -32,7 +32,7 @@ fn model(layers: Vec<serde_json::Value>) -> serde_json::Value {
 
 #[test]
 fn benign_keras3_config_is_clean() {
-    let v = model(vec![dense(4), dense(1)]);
+    let v = model(&[dense(4), dense(1)]);
     assert!(sniff(v.to_string().as_bytes()));
     let out = scan(&v);
     assert!(
@@ -46,7 +46,7 @@ fn benign_keras3_config_is_clean() {
 fn keras3_lambda_with_os_call_is_critical_and_shows_the_code() {
     let lambda = json!({"module": "keras.layers", "class_name": "Lambda", "config": {"name": "lambda",
         "function": {"class_name": "__lambda__", "config": {"value": [MALICIOUS_CODE, null, null]}}}, "registered_name": null});
-    let out = scan(&model(vec![dense(4), lambda]));
+    let out = scan(&model(&[dense(4), lambda]));
     assert_eq!(out.findings.len(), 1, "{:?}", out.findings);
     let f = &out.findings[0];
     assert_eq!(f.rule_id(), "AIG-KERAS-001");
@@ -97,7 +97,7 @@ fn function_references_are_classified() {
         ),
     ];
     for (obj, want) in cases {
-        let out = scan(&model(vec![
+        let out = scan(&model(&[
             json!({"module": "keras.layers", "class_name": "Activation", "config": {"activation": obj.clone()}}),
         ]));
         assert_eq!(
@@ -114,7 +114,7 @@ fn function_references_are_classified() {
 #[test]
 fn custom_objects_are_medium_with_registered_name() {
     let layer = json!({"module": "my_project.layers", "class_name": "Fancy", "config": {}, "registered_name": "Custom>Fancy"});
-    let out = scan(&model(vec![layer]));
+    let out = scan(&model(&[layer]));
     assert_eq!(out.findings.len(), 1);
     assert_eq!(out.findings[0].severity(), Severity::Medium);
     assert!(

@@ -143,7 +143,11 @@ fn subgraphs_and_training_graphs_are_walked() {
     let attr = [string(1, "then_branch"), int(20, 5), bytes(6, &inner)].concat();
     let b = model(&[node("If", "", &[attr])], &[]);
     let out = run(&b);
-    let rules: Vec<&str> = out.findings.iter().map(|f| f.rule_id()).collect();
+    let rules: Vec<&str> = out
+        .findings
+        .iter()
+        .map(aigis_report::Finding::rule_id)
+        .collect();
     assert_eq!(rules, ["AIG-ONNX-001", "AIG-ONNX-002"]);
 
     let training = bytes(20, &bytes(2, &node("T", "train.custom", &[])));

@@ -10,7 +10,7 @@ use crate::{Input, Origin, Outcome};
 /// multiple of 8, then the data.
 fn file(header: &str, data_len: usize) -> Vec<u8> {
     let mut h = header.as_bytes().to_vec();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
@@ -30,7 +30,10 @@ pub(crate) fn run(bytes: &[u8]) -> Outcome {
 }
 
 fn rules(out: &Outcome) -> Vec<&str> {
-    out.findings.iter().map(|f| f.rule_id()).collect()
+    out.findings
+        .iter()
+        .map(aigis_report::Finding::rule_id)
+        .collect()
 }
 
 const BENIGN: &str = r#"{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"b":{"dtype":"BF16","shape":[4],"data_offsets":[24,32]},"s":{"dtype":"I64","shape":[],"data_offsets":[32,40]}}"#;
