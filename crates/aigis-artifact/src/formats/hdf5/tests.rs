@@ -115,6 +115,10 @@ fn h5py_written_files() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_h5py {
+        assert!(
+            std::env::var("AIGIS_REQUIRE_FIXTURES").as_deref() != Ok("1"),
+            "`{python}` lacks h5py and AIGIS_REQUIRE_FIXTURES=1"
+        );
         eprintln!(
             "skipping h5py fixtures: `{python}` cannot import h5py (pip install -r tests/generators/requirements-fixtures.txt, set AIGIS_FIXTURE_PYTHON)"
         );
