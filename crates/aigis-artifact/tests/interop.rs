@@ -4,6 +4,11 @@
 //! (`AIGIS_FIXTURE_PYTHON`, default `python3`); skipped with a notice otherwise, and failing
 //! instead when `AIGIS_REQUIRE_FIXTURES=1`.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure should stop the test"
+)]
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -78,12 +83,11 @@ fn reference_writers() {
             out.not_scanned
         );
     };
-    for name in ["benign.safetensors"] {
-        clean(
-            &scan_with(&dir.join(name), safetensors::sniff, safetensors::scan),
-            name,
-        );
-    }
+    let name = "benign.safetensors";
+    clean(
+        &scan_with(&dir.join(name), safetensors::sniff, safetensors::scan),
+        name,
+    );
     let out = scan_with(
         &dir.join("trailing.safetensors"),
         safetensors::sniff,
