@@ -107,6 +107,14 @@ fn reference_writers() {
     let out = scan_with(&dir.join("ssti.gguf"), gguf::sniff, gguf::scan);
     assert_eq!(worst(&out), Some(Severity::Critical));
 
+    // The tensor-type size table agrees with the gguf package's, type by type.
+    let sizes: std::collections::BTreeMap<String, (u64, u64)> =
+        serde_json::from_slice(&std::fs::read(dir.join("ggml_sizes.json")).unwrap()).unwrap();
+    for (t, expected) in &sizes {
+        let t: u32 = t.parse().unwrap();
+        assert_eq!(gguf::ggml_block(t), Some(*expected), "ggml type {t}");
+    }
+
     for name in ["benign.onnx", "external.onnx"] {
         clean(&scan_with(&dir.join(name), onnx::sniff, onnx::scan), name);
     }

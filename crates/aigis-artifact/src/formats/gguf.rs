@@ -172,8 +172,9 @@ fn scalar_size(t: u32) -> Option<u64> {
     })
 }
 
-/// (block size in elements, bytes per block) of each ggml tensor type.
-fn ggml_type(t: u32) -> Option<(u64, u64)> {
+/// (block size in elements, bytes per block) of a ggml tensor type, or `None` for a type this
+/// scanner does not know (the interop test checks the table against the `gguf` package's).
+pub fn ggml_block(t: u32) -> Option<(u64, u64)> {
     Some(match t {
         0 | 26 => (1, 4),      // F32, I32
         1 | 30 | 25 => (1, 2), // F16, BF16, I16
@@ -182,7 +183,7 @@ fn ggml_type(t: u32) -> Option<(u64, u64)> {
         6 => (32, 22),         // Q5_0
         7 => (32, 24),         // Q5_1
         8 => (32, 34),         // Q8_0
-        9 => (32, 36),         // Q8_1
+        9 => (32, 40),         // Q8_1
         10 => (256, 84),       // Q2_K
         11 | 21 => (256, 110), // Q3_K, IQ3_S
         12 => (256, 144),      // Q4_K
@@ -200,6 +201,8 @@ fn ggml_type(t: u32) -> Option<(u64, u64)> {
         29 => (256, 56),       // IQ1_M
         34 => (256, 54),       // TQ1_0
         39 => (32, 17),        // MXFP4
+        40 => (64, 36),        // NVFP4
+        41 => (128, 18),       // Q1_0
         _ => return None,
     })
 }
@@ -461,7 +464,7 @@ impl Scan {
     }
 
     fn tensor_size(&mut self, name: &str, dims: &[u64], t: u32, at: u64) -> Option<u64> {
-        let Some((block, type_size)) = ggml_type(t) else {
+        let Some((block, type_size)) = ggml_block(t) else {
             self.finding(
                 "AIG-GGUF-006",
                 Severity::Low,

@@ -58,10 +58,21 @@ def gguf_file(path, template, tensors=True):
         w.add_tensor("token_embd.weight", np.zeros((4, 64), dtype=np.float32))
         w.add_tensor("output_norm.weight", np.ones((64,), dtype=np.float16))
         w.add_tensor("blk.0.attn_q.weight", np.zeros((64, 64), dtype=np.float32))
+        for qtype in (gguf.GGMLQuantizationType.Q8_0, gguf.GGMLQuantizationType.Q4_0):
+            q = gguf.quants.quantize(np.ones((8, 256), dtype=np.float32), qtype)
+            w.add_tensor(f"blk.0.{qtype.name.lower()}.weight", q, raw_dtype=qtype)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+
+
+def ggml_sizes(out):
+    import json
+    from gguf.constants import GGML_QUANT_SIZES
+
+    sizes = {t.value: [block, size] for t, (block, size) in GGML_QUANT_SIZES.items()}
+    (out / "ggml_sizes.json").write_text(json.dumps(sizes))
 
 
 def onnx_files(out):
@@ -101,6 +112,7 @@ def main():
     gguf_file(out / "benign.gguf", LLAMA3)
     gguf_file(out / "vocab_only.gguf", LLAMA3, tensors=False)
     gguf_file(out / "ssti.gguf", SSTI)
+    ggml_sizes(out)
     onnx_files(out)
 
 
