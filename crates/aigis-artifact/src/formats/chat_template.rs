@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 
 use aigis_report::Severity;
-use minijinja::machinery::{self, Span, Token, WhitespaceConfig, ast};
+use minijinja::machinery::{self, Span, WhitespaceConfig, ast};
 use minijinja::syntax::SyntaxConfig;
 
 /// Templates longer than this are not analysed (reported as not scanned by the caller).
@@ -227,24 +227,6 @@ fn escape_in(text: &str) -> Option<&'static str> {
         .copied()
 }
 
-/// A folded constant: enough of Jinja's value model to rebuild split names.
-#[derive(Debug, Clone)]
-enum Folded {
-    Str(String),
-    Int(i64),
-    List(Vec<Folded>),
-}
-
-impl Folded {
-    fn into_str(self) -> Option<String> {
-        match self {
-            Folded::Str(s) => Some(s),
-            Folded::Int(i) => Some(i.to_string()),
-            Folded::List(_) => None,
-        }
-    }
-}
-
 struct Walk<'s, 'a> {
     source: &'s str,
     /// `{% set name = <constant> %}` seen so far.
@@ -342,12 +324,22 @@ impl Walk<'_, '_> {
             }
             S::Block(b) => self.stmts(&b.body, d),
             S::Import(i) => {
+                self.loads_template("import", i.span());
                 self.expr(&i.expr, d, false);
                 self.expr(&i.name, d, false);
             }
-            S::FromImport(i) => self.expr(&i.expr, d, false),
-            S::Extends(e) => self.expr(&e.name, d, false),
-            S::Include(i) => self.expr(&i.name, d, false),
+            S::FromImport(i) => {
+                self.loads_template("from … import", i.span());
+                self.expr(&i.expr, d, false);
+            }
+            S::Extends(e) => {
+                self.loads_template("extends", e.span());
+                self.expr(&e.name, d, false);
+            }
+            S::Include(i) => {
+                self.loads_template("include", i.span());
+                self.expr(&i.name, d, false);
+            }
             S::Macro(m) => {
                 self.exprs(&m.args, d);
                 self.exprs(&m.defaults, d);
@@ -359,6 +351,17 @@ impl Walk<'_, '_> {
             }
             S::Do(c) => self.call(&c.call, d, false),
         }
+    }
+
+    /// `{% include %}` and friends: a chat template is self-contained; with a file-system loader
+    /// configured these read other files on the server.
+    fn loads_template(&mut self, tag: &str, span: Span) {
+        self.signal(
+            "003",
+            Severity::Medium,
+            format!("`{{% {tag} %}}` loads another template, which a chat template never needs"),
+            span,
+        );
     }
 
     fn exprs(&mut self, exprs: &[ast::Expr<'_>], depth: usize) {
@@ -657,136 +660,11 @@ impl Walk<'_, '_> {
     }
 }
 
-fn fold_binop(op: ast::BinOpKind, left: Folded, right: Folded) -> Option<Folded> {
-    use ast::BinOpKind as B;
-    let cap = |s: String| (s.len() <= 4096).then_some(Folded::Str(s));
-    match (op, left, right) {
-        (B::Concat, l, r) => cap(l.into_str()? + &r.into_str()?),
-        (B::Add, Folded::Str(l), Folded::Str(r)) => cap(l + &r),
-        (B::Add, Folded::Int(l), Folded::Int(r)) => l.checked_add(r).map(Folded::Int),
-        (B::Mul, Folded::Str(s), Folded::Int(n)) | (B::Mul, Folded::Int(n), Folded::Str(s)) => {
-            let n = usize::try_from(n)
-                .ok()
-                .filter(|n| n.saturating_mul(s.len()) <= 4096)?;
-            Some(Folded::Str(s.repeat(n)))
-        }
-        _ => None,
-    }
-}
+mod fold;
+mod tokens;
 
-fn fold_filter(name: &str, value: Folded, args: &[Folded]) -> Option<Folded> {
-    match apply_filter(name, value, args)? {
-        Folded::Str(s) if s.len() > 4096 => None,
-        folded => Some(folded),
-    }
-}
-
-fn apply_filter(name: &str, value: Folded, args: &[Folded]) -> Option<Folded> {
-    let text = |f: &Folded| f.clone().into_str();
-    Some(match (name, value) {
-        ("join", Folded::List(items)) => {
-            let sep = args.first().and_then(text).unwrap_or_default();
-            let parts: Option<Vec<String>> = items.into_iter().map(Folded::into_str).collect();
-            Folded::Str(parts?.join(&sep))
-        }
-        ("reverse", Folded::Str(s)) => Folded::Str(s.chars().rev().collect()),
-        ("lower", Folded::Str(s)) => Folded::Str(s.to_lowercase()),
-        ("upper", Folded::Str(s)) => Folded::Str(s.to_uppercase()),
-        ("string", v) => Folded::Str(v.into_str()?),
-        ("trim", Folded::Str(s)) => Folded::Str(s.trim().to_owned()),
-        ("replace", Folded::Str(s)) => {
-            let from = args.first().and_then(text)?;
-            let to = args.get(1).and_then(text)?;
-            if from.is_empty() {
-                return None;
-            }
-            Folded::Str(s.replace(&from, &to))
-        }
-        ("format", Folded::Str(s)) => {
-            let mut out = String::new();
-            let mut rest = s.as_str();
-            let mut args = args.iter();
-            while let Some(i) = rest.find("%s") {
-                out.push_str(&rest[..i]);
-                out.push_str(&args.next().and_then(text)?);
-                rest = &rest[i + 2..];
-            }
-            out.push_str(rest);
-            Folded::Str(out)
-        }
-        _ => return None,
-    })
-}
-
-/// The fallback for templates minijinja cannot parse: identifiers after `.`, string literals,
-/// and literals joined by `~` or `+` are checked against the same lists.
-fn token_analysis(source: &str, analysis: &mut Analysis) {
-    let mut previous: Option<Token<'_>> = None;
-    let mut joined = String::new();
-    let mut joining = false;
-    for token in machinery::tokenize(source, false, syntax(), WhitespaceConfig::default()) {
-        let (token, span) = match token {
-            Ok(t) => t,
-            Err(err) => {
-                analysis.unreadable = Some(format!("the template cannot be tokenised: {err}"));
-                return;
-            }
-        };
-        let evidence = || {
-            let start = span.start_offset as usize;
-            let end = (span.end_offset as usize).min(start + 160);
-            format!(
-                "line {}:{}: {}",
-                span.start_line,
-                span.start_col + 1,
-                source.get(start..end).unwrap_or("")
-            )
-        };
-        let literal = match &token {
-            Token::Str(s) => Some((*s).to_owned()),
-            Token::String(s) => Some(s.to_string()),
-            _ => None,
-        };
-        if let Some(lit) = literal {
-            joined = if joining { joined + &lit } else { lit };
-            if let Some(escape) = escape_in(&joined) {
-                analysis.push(Signal {
-                    rule: "002",
-                    severity: Severity::High,
-                    message: format!("a string literal (or concatenation) spells `{escape}`"),
-                    evidence: evidence(),
-                });
-            }
-        }
-        joining = matches!(token, Token::Tilde | Token::Plus)
-            && matches!(previous, Some(Token::Str(_) | Token::String(_)));
-        if let (Some(Token::Dot), Token::Ident(name)) = (&previous, &token) {
-            let severity = if ESCAPES.contains(name) {
-                Some(Severity::Critical)
-            } else if is_dunder(name) || name.starts_with('_') || DANGEROUS_ATTRS.contains(name) {
-                Some(Severity::High)
-            } else {
-                None
-            };
-            if let Some(severity) = severity {
-                analysis.push(Signal {
-                    rule: if severity == Severity::Critical {
-                        "001"
-                    } else {
-                        "002"
-                    },
-                    severity,
-                    message: format!("attribute access to `{name}`"),
-                    evidence: evidence(),
-                });
-            }
-        }
-        // Keep the literal before `~`/`+` as `previous`, so the next literal joins it.
-        if !joining {
-            previous = Some(token);
-        }
-    }
-}
+use fold::{Folded, fold_binop, fold_filter};
+use tokens::token_analysis;
 
 #[cfg(test)]
 pub(crate) mod tests;

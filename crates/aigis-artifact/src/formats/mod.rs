@@ -1,5 +1,19 @@
 //! One module per model file format. Each exposes `sniff(prefix: &[u8]) -> bool` (does this
-//! look like the format, by content) and `scan(input: &mut Input) -> Outcome`.
+//! look like the format, by content) and `scan(input: &mut Input) -> Outcome`, reads only
+//! headers and metadata through bounded reads, and reports what it cannot read as not scanned.
+//!
+//! | module | content signal | extra entry points |
+//! |---|---|---|
+//! | [`safetensors`] | 8-byte header length ≤ 100 MB, then `{` | |
+//! | [`gguf`] | `GGUF` magic | [`gguf::ggml_block`] |
+//! | [`hf`] | JSON object naming `chat_template` / `auto_map` / `custom_pipelines` | [`hf::applies_to`] (file names), [`hf::scan_json`] |
+//! | [`keras`] | JSON object with `class_name` and `config` | [`keras::scan_config`] for a `.keras` zip's `config.json` |
+//! | [`hdf5`] | HDF5 signature | |
+//! | [`onnx`] | `ModelProto` starting with `ir_version` | |
+//! | [`savedmodel`] | weak: dispatch on the name `saved_model.pb` | |
+//!
+//! Chat templates found by [`gguf`] and [`hf`] share one analysis (minijinja's parser, never
+//! rendered); findings use the `AIG-CHATTEMPLATE-*` rule ids.
 
 mod bounded;
 mod chat_template;

@@ -107,6 +107,8 @@ fn other_dunders_and_os_names_are_high() {
 fn computed_attr_names_and_module_variables_are_medium() {
     assert_eq!(worst("{{ x|attr(name) }}"), Some(Severity::Medium));
     assert_eq!(worst("{{ os }}"), Some(Severity::Medium));
+    assert_eq!(worst("{% include '/etc/passwd' %}"), Some(Severity::Medium));
+    assert_eq!(worst("{% import 'x.j2' as x %}"), Some(Severity::Medium));
     assert_eq!(worst("{{ cycler('a', 'b').next() }}"), Some(Severity::Low));
 }
 
