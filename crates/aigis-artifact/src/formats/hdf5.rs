@@ -19,6 +19,10 @@ pub const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 pub const MAX_BLOCK: u64 = 64 * 1024 * 1024;
 /// Continuation blocks followed per object header.
 pub const MAX_CONTINUATIONS: usize = 64;
+/// Bytes of object header (all chunks together) read for the root group.
+pub const MAX_HEADER_BYTES: u64 = 64 * 1024 * 1024;
+/// `model_config`/`training_config` attributes decoded (duplicates beyond this fail closed).
+const MAX_KERAS_ATTRS: usize = 8;
 /// User-block sizes tried when the signature is not at byte 0 (512 × 2^k).
 const MAX_USER_BLOCK_TRIES: u32 = 20;
 const UNDEFINED: u64 = u64::MAX;
@@ -92,6 +96,7 @@ struct File<'i, 'a> {
     base: u64,
     offset_size: usize,
     length_size: usize,
+    header_bytes: u64,
 }
 
 fn uint(buf: &[u8], pos: usize, size: usize) -> Option<u64> {
@@ -158,6 +163,7 @@ fn root_attributes(input: &mut Input<'_>) -> Result<Vec<(String, Vec<u8>)>, H5Er
         base,
         offset_size,
         length_size,
+        header_bytes: 0,
     };
     let root = file.addr(root, start)?;
     file.object_header(root)
@@ -187,6 +193,17 @@ impl File<'_, '_> {
             .ok_or_else(|| malformed(at, format!("address {relative} lies outside the file")))
     }
 
+    /// Reads an object header chunk, keeping the total under [`MAX_HEADER_BYTES`].
+    fn header_chunk(&mut self, at: u64, len: u64) -> Result<Vec<u8>, H5Error> {
+        self.header_bytes = self.header_bytes.saturating_add(len);
+        if self.header_bytes > MAX_HEADER_BYTES {
+            return Err(H5Error::Unsupported(format!(
+                "the root object header is larger than {MAX_HEADER_BYTES} bytes"
+            )));
+        }
+        self.read(at, len, "object header chunk")
+    }
+
     fn read(&mut self, at: u64, len: u64, what: &'static str) -> Result<Vec<u8>, H5Error> {
         Ok(bounded::read_at(self.input, at, len, MAX_BLOCK, what)?)
     }
@@ -207,7 +224,7 @@ impl File<'_, '_> {
             let size = uint(&head, pos, size_len)
                 .ok_or_else(|| malformed(at, "object header truncated"))?;
             pos += size_len;
-            let chunk = self.read(at + pos as u64, size, "object header chunk")?;
+            let chunk = self.header_chunk(at + pos as u64, size)?;
             v2_messages(&chunk, flags & 0x04 != 0, &mut messages);
             self.follow(&mut messages, &mut pending, Some(flags & 0x04 != 0))?;
         } else {
@@ -216,7 +233,7 @@ impl File<'_, '_> {
             }
             let size =
                 uint(&prefix, 8, 4).ok_or_else(|| malformed(at, "object header truncated"))?;
-            let chunk = self.read(at + 16, size, "object header chunk")?;
+            let chunk = self.header_chunk(at + 16, size)?;
             v1_messages(&chunk, &mut messages);
             self.follow(&mut messages, &mut pending, None)?;
         }
@@ -230,6 +247,11 @@ impl File<'_, '_> {
                 }
                 0x000C => {
                     if let Some(attr) = self.attribute(data, at)? {
+                        if attrs.len() >= MAX_KERAS_ATTRS {
+                            return Err(H5Error::Unsupported(format!(
+                                "more than {MAX_KERAS_ATTRS} model_config/training_config attributes"
+                            )));
+                        }
                         attrs.push(attr);
                     }
                 }
@@ -271,7 +293,7 @@ impl File<'_, '_> {
                 )));
             }
             let at = self.addr(addr, 0)?;
-            let block = self.read(at, len, "object header continuation")?;
+            let block = self.header_chunk(at, len)?;
             match v2 {
                 Some(order) => {
                     let inner = block.get(4..block.len().saturating_sub(4)).unwrap_or(&[]);
@@ -321,6 +343,9 @@ impl File<'_, '_> {
         let name = String::from_utf8_lossy(name)
             .trim_end_matches('\0')
             .to_owned();
+        if !KERAS_ATTRS.contains(&name.as_str()) {
+            return Ok(None); // only the Keras structure attributes are decoded
+        }
         pos += pad(name_size);
         let dt = d.get(pos..pos + type_size).ok_or_else(bad)?;
         pos += pad(type_size);

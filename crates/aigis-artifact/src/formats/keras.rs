@@ -23,7 +23,7 @@ use super::bounded;
 use crate::{Input, Origin, Outcome};
 
 /// Largest config read.
-pub const MAX_CONFIG_LEN: u64 = 64 * 1024 * 1024;
+pub const MAX_CONFIG_LEN: u64 = 16 * 1024 * 1024;
 /// Depth of the walk (serde_json itself refuses nesting deeper than 128).
 const MAX_DEPTH: usize = 160;
 /// Findings kept per config.

@@ -133,3 +133,14 @@ fn invalid_json_fails_closed() {
     let out = scan_json(b"[1, 2]", &Origin::file("config.json"));
     assert_eq!(out.not_scanned.len(), 1);
 }
+
+proptest::proptest! {
+    #[test]
+    fn mutated_side_files_never_panic(cut in 0usize..3000, flip in 0usize..3000, byte: u8) {
+        let v = serde_json::json!({"chat_template": [{"name": "default", "template": BENIGN[1].1}], "auto_map": {"AutoModel": "m.C"}});
+        let mut b = v.to_string().into_bytes();
+        if let Some(x) = b.get_mut(flip) { *x = byte; }
+        b.truncate(cut);
+        let _ = scan_json(&b, &Origin::file("tokenizer_config.json"));
+    }
+}

@@ -129,3 +129,14 @@ fn invalid_json_fails_closed() {
     let out = scan_config(b"{\"class_name\": ", &Origin::file("config.json"));
     assert_eq!(out.not_scanned.len(), 1);
 }
+
+proptest::proptest! {
+    #[test]
+    fn mutated_configs_never_panic(cut in 0usize..2000, flip in 0usize..2000, byte: u8) {
+        let lambda = json!({"class_name": "Lambda", "config": {"function": [PLAIN_CODE, null, null]}});
+        let mut b = model(&[dense(4), lambda]).to_string().into_bytes();
+        if let Some(x) = b.get_mut(flip) { *x = byte; }
+        b.truncate(cut);
+        let _ = scan_config(&b, &Origin::file("config.json"));
+    }
+}
