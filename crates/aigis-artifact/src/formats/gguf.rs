@@ -22,6 +22,8 @@ pub const MAX_KV: u64 = 1 << 20;
 pub const MAX_TENSORS: u64 = 1 << 20;
 /// Longest key or tensor name read into memory.
 pub const MAX_NAME_LEN: u64 = 1 << 16;
+/// Bytes of keys and tensor names held in memory in all (real models hold well under 1 MiB).
+pub const MAX_NAME_BYTES: u64 = 256 * 1024 * 1024;
 /// Nesting depth of arrays inside arrays.
 pub const MAX_ARRAY_DEPTH: usize = 8;
 /// Dimensions of a tensor (ggml's `GGML_MAX_DIMS`).
@@ -47,6 +49,7 @@ pub fn scan(input: &mut Input<'_>) -> Outcome {
         origin,
         out: Outcome::default(),
         alignment: DEFAULT_ALIGNMENT,
+        names: 0,
     };
     match Stream::new(input, 0) {
         Ok(stream) => {
@@ -219,6 +222,8 @@ struct Scan {
     origin: Origin,
     out: Outcome,
     alignment: u64,
+    /// Bytes of keys and tensor names held so far (duplicate detection keeps them).
+    names: u64,
 }
 
 impl Scan {
@@ -273,6 +278,19 @@ impl Scan {
             f = f.with_evidence(Evidence::text(e));
         }
         self.out.findings.push(f);
+    }
+
+    /// Accounts for a key or name kept in memory, refusing more than [`MAX_NAME_BYTES`] in all.
+    fn hold(&mut self, name: &str, at: u64) -> Result<(), Stop> {
+        self.names = self.names.saturating_add(name.len() as u64);
+        if self.names > MAX_NAME_BYTES {
+            return Err(invalid(
+                at,
+                Severity::Medium,
+                format!("keys and tensor names exceed {MAX_NAME_BYTES} bytes in all"),
+            ));
+        }
+        Ok(())
     }
 
     fn header(&mut self, r: &mut Reader<'_>) -> Result<(), Stop> {
@@ -334,6 +352,7 @@ impl Scan {
         for _ in 0..count {
             let at = r.stream.pos();
             let key = r.string(MAX_NAME_LEN, "metadata key")?;
+            self.hold(&key, at)?;
             let value_at = r.stream.pos();
             let t = r.u32("metadata value type").map_err(Stop::Read)?;
             if !keys.insert(key.clone()) {
@@ -427,6 +446,7 @@ impl Scan {
         for _ in 0..count {
             let at = r.stream.pos();
             let name = r.string(MAX_NAME_LEN, "tensor name")?;
+            self.hold(&name, at)?;
             let n_dims = r.u32("tensor dimension count").map_err(Stop::Read)?;
             if n_dims > MAX_DIMS {
                 return Err(invalid(

@@ -23,6 +23,9 @@ use crate::{Input, Origin, Outcome};
 
 /// Subgraph nesting followed.
 pub const MAX_GRAPH_DEPTH: usize = 32;
+/// Distinct (domain, op type) pairs, local functions and external-data tensors remembered; a
+/// model with more is refused (real models have a few hundred at most).
+pub const MAX_ENTRIES: usize = 1 << 16;
 
 const OP_FIX: &str = "load this model only with the custom-op library from its publisher, \
                       after reviewing it; prefer models that use standard ONNX operators";
@@ -116,6 +119,9 @@ fn function(w: &mut Wire<'_>, f: Field, m: &mut Model) -> Result<(), WireError> 
             _ => w.skip(f)?,
         }
     }
+    if m.functions.len() >= MAX_ENTRIES {
+        return Err(too_many(w, "functions"));
+    }
     m.functions.insert((domain, name));
     Ok(())
 }
@@ -131,6 +137,9 @@ fn node(w: &mut Wire<'_>, f: Field, m: &mut Model, depth: usize) -> Result<(), W
             5 => attribute(w, f, m, depth)?,
             _ => w.skip(f)?,
         }
+    }
+    if !m.ops.contains_key(&(domain.clone(), op.clone())) && m.ops.len() >= MAX_ENTRIES {
+        return Err(too_many(w, "distinct operators"));
     }
     m.ops.entry((domain, op)).or_insert((at, 0)).1 += 1;
     Ok(())
@@ -186,9 +195,19 @@ fn tensor(w: &mut Wire<'_>, f: Field, m: &mut Model) -> Result<(), WireError> {
         }
     }
     if let Some((loc, at)) = location {
+        if m.externals.len() >= MAX_ENTRIES {
+            return Err(too_many(w, "external-data tensors"));
+        }
         m.externals.push((name, loc, at));
     }
     Ok(())
+}
+
+fn too_many(w: &Wire<'_>, what: &str) -> WireError {
+    WireError::Malformed {
+        offset: w.pos(),
+        message: format!("more than {MAX_ENTRIES} {what}"),
+    }
 }
 
 fn is_standard_domain(domain: &str) -> bool {

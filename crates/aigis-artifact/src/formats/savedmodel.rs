@@ -209,7 +209,12 @@ struct Graphs {
     sites: BTreeMap<String, Vec<Site>>,
     /// Name scopes of TF1 savers (`save/` from `save/Const:0`).
     saver_scopes: Vec<String>,
+    /// Sites not kept because an op already had [`MAX_SITES`].
+    dropped: u64,
 }
+
+/// Sites remembered per flagged op.
+const MAX_SITES: usize = 4096;
 
 /// Scans a `saved_model.pb`.
 pub fn scan(input: &mut Input<'_>) -> Outcome {
@@ -286,7 +291,7 @@ fn graph_def(w: &mut Wire<'_>, f: Field, g: &mut Graphs) -> Result<(), WireError
 fn function_def(w: &mut Wire<'_>, f: Field, g: &mut Graphs) -> Result<(), WireError> {
     let end = w.sub_end(f)?;
     let mut name = String::new();
-    let mut nodes = Vec::new();
+    let mut local = Graphs::default();
     while let Some((n, f)) = w.next(end)? {
         match n {
             1 => {
@@ -299,19 +304,16 @@ fn function_def(w: &mut Wire<'_>, f: Field, g: &mut Graphs) -> Result<(), WireEr
                     }
                 }
             }
-            3 => {
-                let mut local = Graphs::default();
-                node_def(w, f, &mut local, Some(String::new()))?;
-                nodes.extend(local.sites);
-            }
+            3 => node_def(w, f, &mut local, Some(String::new()))?,
             _ => w.skip(f)?,
         }
     }
     // The signature usually comes first, but fields may appear in any order.
-    for (op, sites) in nodes {
+    g.dropped += local.dropped;
+    for (op, sites) in local.sites {
         for mut site in sites {
             site.function = Some(name.clone());
-            g.sites.entry(op.clone()).or_default().push(site);
+            keep(g, op.clone(), site);
         }
     }
     Ok(())
@@ -336,13 +338,28 @@ fn node_def(
     let interesting =
         FLAGGED_OPS.iter().any(|(o, ..)| *o == op) || SAVER_OPS.contains(&op.as_str());
     if interesting {
-        g.sites.entry(op).or_default().push(Site {
-            node,
-            function,
-            offset,
-        });
+        keep(
+            g,
+            op,
+            Site {
+                node,
+                function,
+                offset,
+            },
+        );
     }
     Ok(())
+}
+
+/// Remembers a site, keeping at most [`MAX_SITES`] per op (memory stays bounded; the
+/// finding says when sites were dropped).
+fn keep(g: &mut Graphs, op: String, site: Site) {
+    let sites = g.sites.entry(op).or_default();
+    if sites.len() < MAX_SITES {
+        sites.push(site);
+    } else {
+        g.dropped += 1;
+    }
 }
 
 fn in_saver(site: &Site, scopes: &[String]) -> bool {
@@ -377,7 +394,8 @@ fn report(g: &Graphs, origin: &Origin, out: &mut Outcome) {
                 "AIG-SAVEDMODEL-001",
                 severity,
                 format!(
-                    "op `{op}` ({} node(s), first {place}) {reason}",
+                    "op `{op}` ({}{} node(s), first {place}) {reason}",
+                    if g.dropped > 0 { "at least " } else { "" },
                     flagged.len()
                 ),
                 origin.at(first.offset),
