@@ -65,6 +65,14 @@ const DANGEROUS_ATTRS: &[&str] = &[
     "os",
     "sys",
     "subprocess",
+    "builtins",
+    "importlib",
+    "_module",
+];
+
+/// Functions of `os`, `subprocess` and the interpreter: high when called as a method (a
+/// namespace attribute that happens to be called `system` is not a finding).
+const DANGEROUS_CALLS: &[&str] = &[
     "popen",
     "system",
     "eval",
@@ -81,9 +89,6 @@ const DANGEROUS_ATTRS: &[&str] = &[
     "execv",
     "execve",
     "load_module",
-    "builtins",
-    "_module",
-    "modules",
 ];
 
 /// Jinja (and Flask) globals that SSTI payloads start from.
@@ -237,6 +242,8 @@ struct Walk<'s, 'a> {
 /// One step of an attribute chain: the name accessed (if it folds to a constant) and where.
 struct Step {
     name: Option<String>,
+    /// Whether the link's value is called (`x.popen(...)`).
+    called: bool,
     /// Whether the link is an `|attr(...)` filter.
     via_attr: bool,
     span: Span,
@@ -507,10 +514,13 @@ impl Walk<'_, '_> {
     fn chain<'e>(&self, mut expr: &'e ast::Expr<'e>) -> (Option<&'e str>, Vec<Step>) {
         use ast::Expr as E;
         let mut steps = Vec::new();
+        let mut called = false;
         for _ in 0..MAX_DEPTH {
+            let was_called = std::mem::take(&mut called);
             expr = match expr {
                 E::GetAttr(g) => {
                     steps.push(Step {
+                        called: was_called,
                         name: Some(g.name.to_owned()),
                         via_attr: false,
                         span: g.span(),
@@ -519,6 +529,7 @@ impl Walk<'_, '_> {
                 }
                 E::GetItem(g) => {
                     steps.push(Step {
+                        called: was_called,
                         name: self.fold(&g.subscript_expr, 0).and_then(Folded::into_str),
                         via_attr: false,
                         span: g.span(),
@@ -531,6 +542,7 @@ impl Walk<'_, '_> {
                         _ => None,
                     };
                     steps.push(Step {
+                        called: was_called,
                         name,
                         via_attr: true,
                         span: f.span(),
@@ -540,7 +552,10 @@ impl Walk<'_, '_> {
                         None => break,
                     }
                 }
-                E::Call(c) => &c.expr,
+                E::Call(c) => {
+                    called = true;
+                    &c.expr
+                }
                 E::Var(v) => return (Some(v.id), steps),
                 _ => break,
             };
@@ -577,7 +592,15 @@ impl Walk<'_, '_> {
             );
         } else if let Some(name) = names
             .iter()
+            .copied()
             .find(|n| is_dunder(n) || n.starts_with('_') || DANGEROUS_ATTRS.contains(n))
+            .or_else(|| {
+                steps
+                    .iter()
+                    .filter(|s| s.called)
+                    .filter_map(|s| s.name.as_deref())
+                    .find(|n| DANGEROUS_CALLS.contains(n))
+            })
         {
             self.signal(
                 "002",

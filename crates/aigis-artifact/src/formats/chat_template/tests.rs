@@ -97,10 +97,19 @@ fn other_dunders_and_os_names_are_high() {
         "{{ message.__init__ }}",
         "{{ x._private }}",
         "{{ foo.popen('id') }}",
+        "{{ foo.system('id').read() }}",
+        "{{ foo.os }}",
         "{{ '{0.__globals__}'.format(x) }}",
     ] {
         assert_eq!(worst(t), Some(Severity::High), "{t}");
     }
+}
+
+#[test]
+fn namespace_fields_named_like_functions_are_not_findings() {
+    let t = "{% set ns = namespace(system='', eval=false) %}{% set ns.system = 'x' %}{{ ns.system }}{% if ns.eval %}{% endif %}";
+    let a = analyse(t);
+    assert!(a.signals.is_empty(), "{:?}", a.signals);
 }
 
 #[test]

@@ -3,7 +3,9 @@
 use aigis_report::Severity;
 use minijinja::machinery::{self, Token, WhitespaceConfig};
 
-use super::{Analysis, DANGEROUS_ATTRS, ESCAPES, Signal, escape_in, is_dunder, syntax};
+use super::{
+    Analysis, DANGEROUS_ATTRS, DANGEROUS_CALLS, ESCAPES, Signal, escape_in, is_dunder, syntax,
+};
 
 /// The fallback for templates minijinja cannot parse: identifiers after `.`, string literals,
 /// and literals joined by `~` or `+` are checked against the same lists.
@@ -50,7 +52,11 @@ pub(super) fn token_analysis(source: &str, analysis: &mut Analysis) {
         if let (Some(Token::Dot), Token::Ident(name)) = (&previous, &token) {
             let severity = if ESCAPES.contains(name) {
                 Some(Severity::Critical)
-            } else if is_dunder(name) || name.starts_with('_') || DANGEROUS_ATTRS.contains(name) {
+            } else if is_dunder(name)
+                || name.starts_with('_')
+                || DANGEROUS_ATTRS.contains(name)
+                || DANGEROUS_CALLS.contains(name)
+            {
                 Some(Severity::High)
             } else {
                 None
