@@ -319,16 +319,12 @@ impl Scan {
         r.v1 = version == 1;
         let tensors = r.len("tensor count").map_err(Stop::Read)?;
         let kvs = r.len("metadata count").map_err(Stop::Read)?;
-        // Every tensor info takes at least 24 bytes and every key/value at least 13.
+        // A tensor info is at least a name length, a dimension count, a type and an offset; a
+        // key/value at least a key length, a type and one byte of value.
+        let len_size: u64 = if r.v1 { 4 } else { 8 };
         for (count, max, min_size, what, at) in [
-            (tensors, MAX_TENSORS, 24, "tensor count", 8),
-            (
-                kvs,
-                MAX_KV,
-                13,
-                "metadata count",
-                if r.v1 { 12 } else { 16 },
-            ),
+            (tensors, MAX_TENSORS, len_size + 16, "tensor count", 8),
+            (kvs, MAX_KV, len_size + 5, "metadata count", 8 + len_size),
         ] {
             if count > max || count.saturating_mul(min_size) > r.remaining() {
                 return Err(invalid(
