@@ -41,18 +41,22 @@ pub fn scan(input: &mut Input<'_>) -> Outcome {
     let origin = input.origin.clone();
     let header = match read_header(input) {
         Ok(h) => h,
-        Err(err) => {
-            if let HeaderError::Malformed(finding) = err {
-                out.findings.push(*finding);
-                out.not_scanned
-                    .push(origin.not_scanned("the safetensors header is unreadable"));
-            } else if let HeaderError::Read(e) = err {
-                out.not_scanned.push(origin.not_scanned(e.to_string()));
-            }
+        Err(HeaderError::Malformed(finding)) => {
+            let reason = format!(
+                "the safetensors header is unreadable: {}",
+                finding.message()
+            );
+            out.findings.push(*finding);
+            out.not_scanned.push(origin.not_scanned(reason));
+            return out;
+        }
+        Err(HeaderError::Read(e)) => {
+            out.not_scanned.push(origin.not_scanned(e.to_string()));
             return out;
         }
     };
-    let data_len = input.len - N_LEN - header.len;
+    // read_header checked that 8 + header length fits in the input.
+    let data_len = input.len.saturating_sub(N_LEN + header.len);
     check_entries(
         &header.entries,
         data_len,
