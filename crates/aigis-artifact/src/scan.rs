@@ -79,15 +79,17 @@ pub fn scan_input(ctx: &Ctx, input: &mut Input, name: &str, opts: Options) -> Ou
             };
             pickle::scan_with(ctx, input, opts)
         }
-        // lead: wire formats::safetensors::scan, formats::gguf::scan, formats::hdf5::scan
-        // (then formats::keras for its model_config), formats::onnx::scan and
-        // formats::savedmodel::scan here at merge (the formats branch writes them).
-        Kind::Safetensors | Kind::Gguf | Kind::Hdf5 | Kind::Onnx | Kind::SavedModel => {
-            out.not_scanned.push(input.origin.not_scanned(format!(
-                "format {} not yet supported by this build",
-                kind.name()
-            )));
-            out
+        Kind::Safetensors => formats::safetensors::scan(input),
+        Kind::Gguf => formats::gguf::scan(input),
+        // Keras legacy `.h5`: its `model_config` attribute goes through the Keras check.
+        Kind::Hdf5 => formats::hdf5::scan(input),
+        Kind::Onnx => formats::onnx::scan(input),
+        Kind::SavedModel => formats::savedmodel::scan(input),
+        // JSON side files: a Keras model config (`.keras` archives hold one), then Hugging
+        // Face configs and chat templates; anything else is still tried as a pickle.
+        Kind::Unknown if formats::keras::sniff(&prefix) => formats::keras::scan(input),
+        Kind::Unknown if formats::hf::applies_to(name) || formats::hf::sniff(&prefix) => {
+            formats::hf::scan(input)
         }
         Kind::Unknown => {
             let opts = Options {
