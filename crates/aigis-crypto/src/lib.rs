@@ -17,4 +17,5 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod dsse;
 pub mod sign;
