@@ -17,5 +17,6 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod digest;
 pub mod dsse;
 pub mod sign;
