@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use serde::{Deserialize, Serialize};
 
 use crate::sign::{SignError, SigningKey, VerifyingKey};
@@ -69,7 +69,9 @@ pub enum DsseError {
     #[error(transparent)]
     Sign(#[from] SignError),
     /// Not enough valid signatures from trusted keys.
-    #[error("DSSE verification failed: {valid} of {threshold} required trusted signatures valid ({details})")]
+    #[error(
+        "DSSE verification failed: {valid} of {threshold} required trusted signatures valid ({details})"
+    )]
     Untrusted {
         /// Valid signatures from distinct trusted keys.
         valid: usize,
@@ -146,7 +148,11 @@ fn check_payload_type(payload_type: &str) -> Result<(), DsseError> {
 
 impl Envelope {
     /// Signs `payload` with each key (at least one).
-    pub fn sign(payload_type: &str, payload: &[u8], keys: &[&SigningKey]) -> Result<Self, DsseError> {
+    pub fn sign(
+        payload_type: &str,
+        payload: &[u8],
+        keys: &[&SigningKey],
+    ) -> Result<Self, DsseError> {
         check_payload_type(payload_type)?;
         if keys.is_empty() || keys.len() > MAX_SIGNATURES {
             return Err(DsseError::Invalid(format!(
@@ -294,10 +300,16 @@ impl TrustedKeys {
             let candidates: Vec<(&String, &VerifyingKey)> = if signature.keyid.is_empty() {
                 self.keys.iter().collect()
             } else {
-                self.keys.get_key_value(&signature.keyid).into_iter().collect()
+                self.keys
+                    .get_key_value(&signature.keyid)
+                    .into_iter()
+                    .collect()
             };
             if candidates.is_empty() {
-                details.push(format!("signatures[{i}]: key {:?} is not trusted", signature.keyid));
+                details.push(format!(
+                    "signatures[{i}]: key {:?} is not trusted",
+                    signature.keyid
+                ));
                 continue;
             }
             let (eligible, classical): (Vec<_>, Vec<_>) = candidates
@@ -307,11 +319,16 @@ impl TrustedKeys {
                 details.push(format!(
                     "signatures[{i}]: key {} is {}; post-quantum signatures are required",
                     classical.first().map_or("?", |(id, _)| id.as_str()),
-                    classical.first().map_or("classical".into(), |(_, k)| k.alg().to_string()),
+                    classical
+                        .first()
+                        .map_or("classical".into(), |(_, k)| k.alg().to_string()),
                 ));
                 continue;
             }
-            match eligible.into_iter().find(|(_, key)| key.verify(&message, &sig).is_ok()) {
+            match eligible
+                .into_iter()
+                .find(|(_, key)| key.verify(&message, &sig).is_ok())
+            {
                 Some((id, _)) => {
                     valid.insert(id.clone());
                 }

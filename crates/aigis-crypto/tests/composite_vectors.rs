@@ -5,6 +5,12 @@
 //! private key loads, re-encodes byte for byte and derives `pk`, and a fresh signature verifies.
 //! Skips with a notice when the file is absent, unless `AIGIS_REQUIRE_SHARED=1`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: a failing test should stop loudly"
+)]
+
 use std::path::PathBuf;
 
 use aigis_crypto::sign::{SignAlg, SigningKey, VerifyingKey};
@@ -21,7 +27,10 @@ fn vectors() -> Option<Value> {
             "AIGIS_REQUIRE_SHARED=1 but {} is missing",
             path.display()
         );
-        eprintln!("notice: {} not found; skipping composite vectors", path.display());
+        eprintln!(
+            "notice: {} not found; skipping composite vectors",
+            path.display()
+        );
         return None;
     }
     Some(serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap())
@@ -53,7 +62,11 @@ fn every_mldsa65_and_composite_case_verifies() {
         let from_cert = VerifyingKey::from_spki_der(&spki_from_certificate(&field(case, "x5c")))
             .unwrap_or_else(|e| panic!("{id}: certificate SPKI: {e}"));
         assert_eq!(pk, from_cert, "{id}: certificate key differs from pk");
-        assert_eq!(pk.to_spki_der(), spki_from_certificate(&field(case, "x5c")), "{id}: SPKI encoding");
+        assert_eq!(
+            pk.to_spki_der(),
+            spki_from_certificate(&field(case, "x5c")),
+            "{id}: SPKI encoding"
+        );
 
         let s = field(case, "s");
         let s_ctx = field(case, "sWithContext");
@@ -61,14 +74,25 @@ fn every_mldsa65_and_composite_case_verifies() {
         pk.verify_with_context(&m, &ctx, &s_ctx)
             .unwrap_or_else(|e| panic!("{id}: sWithContext: {e}"));
         // Each signature is bound to its own context.
-        assert!(pk.verify_with_context(&m, &ctx, &s).is_err(), "{id}: s under ctx");
-        assert!(pk.verify(&m, &s_ctx).is_err(), "{id}: sWithContext without ctx");
+        assert!(
+            pk.verify_with_context(&m, &ctx, &s).is_err(),
+            "{id}: s under ctx"
+        );
+        assert!(
+            pk.verify(&m, &s_ctx).is_err(),
+            "{id}: sWithContext without ctx"
+        );
 
         let pkcs8 = field(case, "sk_pkcs8");
-        let sk = SigningKey::from_pkcs8_der(&pkcs8).unwrap_or_else(|e| panic!("{id}: sk_pkcs8: {e}"));
+        let sk =
+            SigningKey::from_pkcs8_der(&pkcs8).unwrap_or_else(|e| panic!("{id}: sk_pkcs8: {e}"));
         assert_eq!(sk.alg(), alg);
         assert_eq!(sk.verifying_key(), &pk, "{id}: sk does not derive pk");
-        assert_eq!(sk.to_pkcs8_der().unwrap().as_slice(), pkcs8.as_slice(), "{id}: PKCS#8 re-encoding");
+        assert_eq!(
+            sk.to_pkcs8_der().unwrap().as_slice(),
+            pkcs8.as_slice(),
+            "{id}: PKCS#8 re-encoding"
+        );
         let fresh = sk.sign_with_context(&m, &ctx).unwrap();
         pk.verify_with_context(&m, &ctx, &fresh).unwrap();
         checked += 1;

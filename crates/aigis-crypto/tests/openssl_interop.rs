@@ -2,6 +2,12 @@
 //! verifies our Ed25519 and ECDSA signatures (DSSE PAE messages), and we load its keys and
 //! verify its signatures. Skips with a notice when `openssl` is not installed.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: a failing test should stop loudly"
+)]
+
 use std::path::Path;
 use std::process::Command;
 
@@ -58,10 +64,18 @@ fn openssl_verifies_our_signatures_and_reads_our_keys() {
         std::fs::write(&sig, key.sign(&msg).unwrap()).unwrap();
 
         let out = openssl(&verify_args(alg, p(&public), p(&sig), p(&msg_path))).unwrap();
-        assert!(out.status.success(), "{alg}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{alg}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // openssl derives the same public key from our private key.
         let out = openssl(&["pkey", "-in", p(&private), "-pubout"]).unwrap();
-        assert!(out.status.success(), "{alg}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{alg}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(
             &VerifyingKey::from_pem(&String::from_utf8(out.stdout).unwrap()).unwrap(),
             key.verifying_key()
@@ -80,8 +94,26 @@ fn we_read_openssl_keys_and_verify_its_signatures() {
     std::fs::write(&msg_path, msg).unwrap();
     for (alg, genargs) in [
         (SignAlg::Ed25519, vec!["genpkey", "-algorithm", "ed25519"]),
-        (SignAlg::EcdsaP256, vec!["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]),
-        (SignAlg::EcdsaP384, vec!["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"]),
+        (
+            SignAlg::EcdsaP256,
+            vec![
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ],
+        ),
+        (
+            SignAlg::EcdsaP384,
+            vec![
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-384",
+            ],
+        ),
     ] {
         let private = dir.path().join(format!("{alg}.key"));
         let sig = dir.path().join(format!("{alg}.sig"));
@@ -89,15 +121,47 @@ fn we_read_openssl_keys_and_verify_its_signatures() {
         args.extend(["-out", p(&private)]);
         assert!(openssl(&args).unwrap().status.success());
         let sign_args: Vec<&str> = match alg {
-            SignAlg::Ed25519 => vec!["pkeyutl", "-sign", "-inkey", p(&private), "-rawin", "-in", p(&msg_path), "-out", p(&sig)],
-            SignAlg::EcdsaP256 => vec!["dgst", "-sha256", "-sign", p(&private), "-out", p(&sig), p(&msg_path)],
-            _ => vec!["dgst", "-sha384", "-sign", p(&private), "-out", p(&sig), p(&msg_path)],
+            SignAlg::Ed25519 => vec![
+                "pkeyutl",
+                "-sign",
+                "-inkey",
+                p(&private),
+                "-rawin",
+                "-in",
+                p(&msg_path),
+                "-out",
+                p(&sig),
+            ],
+            SignAlg::EcdsaP256 => vec![
+                "dgst",
+                "-sha256",
+                "-sign",
+                p(&private),
+                "-out",
+                p(&sig),
+                p(&msg_path),
+            ],
+            _ => vec![
+                "dgst",
+                "-sha384",
+                "-sign",
+                p(&private),
+                "-out",
+                p(&sig),
+                p(&msg_path),
+            ],
         };
         let out = openssl(&sign_args).unwrap();
-        assert!(out.status.success(), "{alg}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{alg}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let key = SigningKey::from_pem(&std::fs::read_to_string(&private).unwrap())
             .unwrap_or_else(|e| panic!("{alg}: {e}"));
         assert_eq!(key.alg(), alg);
-        key.verifying_key().verify(msg, &std::fs::read(&sig).unwrap()).unwrap();
+        key.verifying_key()
+            .verify(msg, &std::fs::read(&sig).unwrap())
+            .unwrap();
     }
 }

@@ -53,7 +53,9 @@ pub enum DigestError {
         source: std::io::Error,
     },
     /// A symlink inside the tree under [`SymlinkPolicy::Refuse`].
-    #[error("{path}: symlink inside the tree (to {target}); symlinks are not followed — remove it, or record symlinks explicitly")]
+    #[error(
+        "{path}: symlink inside the tree (to {target}); symlinks are not followed — remove it, or record symlinks explicitly"
+    )]
     Symlink {
         /// The link.
         path: PathBuf,
@@ -183,13 +185,18 @@ impl Manifest {
     /// Parses and validates a manifest (version, safe sorted unique paths, digest lengths).
     pub fn from_json(text: &[u8]) -> Result<Self, DigestError> {
         if text.len() > MAX_MANIFEST_LEN {
-            return Err(DigestError::Limit(format!("manifest larger than {MAX_MANIFEST_LEN} bytes")));
+            return Err(DigestError::Limit(format!(
+                "manifest larger than {MAX_MANIFEST_LEN} bytes"
+            )));
         }
         let m: Manifest = serde_json::from_slice(text).map_err(|e| {
             DigestError::Manifest(format!("line {} column {}: {e}", e.line(), e.column()))
         })?;
         if m.version != 1 {
-            return Err(DigestError::Manifest(format!("unsupported version {}", m.version)));
+            return Err(DigestError::Manifest(format!(
+                "unsupported version {}",
+                m.version
+            )));
         }
         for pair in m.files.windows(2) {
             if let [a, b] = pair
@@ -203,8 +210,16 @@ impl Manifest {
         }
         for f in &m.files {
             check_relative_path(&f.path)?;
-            if f.digest.len() != 64 || !f.digest.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
-                return Err(DigestError::Manifest(format!("{}: digest is not 64 lowercase hex digits", f.path)));
+            if f.digest.len() != 64
+                || !f
+                    .digest
+                    .bytes()
+                    .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                return Err(DigestError::Manifest(format!(
+                    "{}: digest is not 64 lowercase hex digits",
+                    f.path
+                )));
             }
         }
         for s in &m.symlinks {
@@ -254,13 +269,21 @@ impl TreeHasher {
 
     /// Hashes every file under `root` (or `root` itself if it is a file). `progress` is called
     /// from worker threads with the number of bytes just hashed.
-    pub fn hash(&self, root: &Path, progress: &(dyn Fn(u64) + Sync)) -> Result<Manifest, DigestError> {
+    pub fn hash(
+        &self,
+        root: &Path,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Manifest, DigestError> {
         let plan = self.plan(root)?;
         self.hash_plan(plan, progress)
     }
 
     /// Hashes a [`plan`](Self::plan).
-    pub fn hash_plan(&self, plan: Plan, progress: &(dyn Fn(u64) + Sync)) -> Result<Manifest, DigestError> {
+    pub fn hash_plan(
+        &self,
+        plan: Plan,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Manifest, DigestError> {
         let algo = self.algo;
         let run = || {
             plan.files
@@ -301,7 +324,9 @@ enum Hasher {
 impl Hasher {
     fn new(algo: DigestAlgo) -> Self {
         match algo {
-            DigestAlgo::Sha256 => Hasher::Sha256(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256)),
+            DigestAlgo::Sha256 => {
+                Hasher::Sha256(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256))
+            }
             DigestAlgo::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
         }
     }
@@ -324,7 +349,11 @@ impl Hasher {
 }
 
 /// Streams one file through the hasher with a fixed buffer.
-fn hash_file(path: &Path, algo: DigestAlgo, progress: &(dyn Fn(u64) + Sync)) -> Result<(u64, String), DigestError> {
+fn hash_file(
+    path: &Path,
+    algo: DigestAlgo,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(u64, String), DigestError> {
     let io = |source| DigestError::Io {
         path: path.to_path_buf(),
         source,

@@ -50,7 +50,10 @@ pub fn check_relative_path(path: &str) -> Result<(), DigestError> {
     if path.chars().any(char::is_control) {
         return Err(unsafe_name("contains a control character"));
     }
-    if path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    if path
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return Err(unsafe_name("contains an empty, '.' or '..' component"));
     }
     Ok(())
@@ -82,13 +85,13 @@ pub fn plan(root: &Path, symlinks: SymlinkPolicy) -> Result<Plan, DigestError> {
     let meta = std::fs::metadata(root).map_err(io_err(root))?;
     let mut plan = Plan::default();
     if meta.is_file() {
-        let name = root
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| DigestError::UnsafeName {
-                path: root.display().to_string(),
-                reason: "file name is not UTF-8".into(),
-            })?;
+        let name =
+            root.file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| DigestError::UnsafeName {
+                    path: root.display().to_string(),
+                    reason: "file name is not UTF-8".into(),
+                })?;
         check_relative_path(name)?;
         // Resolved, so the no-follow open below accepts a root the caller named through a link.
         plan.files.push(PlannedFile {
@@ -124,7 +127,9 @@ pub fn plan(root: &Path, symlinks: SymlinkPolicy) -> Result<Plan, DigestError> {
             let ft = entry.file_type().map_err(io_err(&full))?;
             if ft.is_dir() {
                 if depth + 1 > MAX_DEPTH {
-                    return Err(DigestError::Limit(format!("{path}: deeper than {MAX_DEPTH} directories")));
+                    return Err(DigestError::Limit(format!(
+                        "{path}: deeper than {MAX_DEPTH} directories"
+                    )));
                 }
                 stack.push((full, path, depth + 1));
             } else if ft.is_file() {
@@ -137,7 +142,9 @@ pub fn plan(root: &Path, symlinks: SymlinkPolicy) -> Result<Plan, DigestError> {
                 let target = std::fs::read_link(&full).map_err(io_err(&full))?;
                 let target = target.to_string_lossy().into_owned();
                 match symlinks {
-                    SymlinkPolicy::Refuse => return Err(DigestError::Symlink { path: full, target }),
+                    SymlinkPolicy::Refuse => {
+                        return Err(DigestError::Symlink { path: full, target });
+                    }
                     SymlinkPolicy::Record => plan.symlinks.push(SymlinkEntry { path, target }),
                 }
             } else {
@@ -148,7 +155,8 @@ pub fn plan(root: &Path, symlinks: SymlinkPolicy) -> Result<Plan, DigestError> {
             }
         }
     }
-    plan.symlinks.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    plan.symlinks
+        .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     Ok(plan)
 }
 

@@ -37,7 +37,10 @@ fn tampered_payload_or_type_fails() {
 
     let mut bad = env.clone();
     bad.payload = STANDARD.encode(br#"{"_type":"evil"}"#);
-    assert!(matches!(trust.verify(&bad), Err(DsseError::Untrusted { valid: 0, .. })));
+    assert!(matches!(
+        trust.verify(&bad),
+        Err(DsseError::Untrusted { valid: 0, .. })
+    ));
 
     let mut bad = env.clone();
     bad.payload_type = "application/json".into();
@@ -56,7 +59,10 @@ fn unknown_or_untrusted_keys_fail_and_keyid_is_only_a_hint() {
     let other = SigningKey::generate(SignAlg::Ed25519).unwrap();
     let env = Envelope::sign(TYPE, BODY, &[&signer]).unwrap();
 
-    let err = TrustedKeys::new().with_key(other.verifying_key().clone()).verify(&env).unwrap_err();
+    let err = TrustedKeys::new()
+        .with_key(other.verifying_key().clone())
+        .verify(&env)
+        .unwrap_err();
     assert!(err.to_string().contains("not trusted"), "{err}");
     assert!(TrustedKeys::new().verify(&env).is_err(), "no trusted keys");
 
@@ -84,10 +90,20 @@ fn threshold_counts_distinct_trusted_keys() {
         .with_key(b.verifying_key().clone())
         .with_threshold(2);
     let one = Envelope::sign(TYPE, BODY, &[&a]).unwrap();
-    assert!(matches!(trust.verify(&one), Err(DsseError::Untrusted { valid: 1, threshold: 2, .. })));
+    assert!(matches!(
+        trust.verify(&one),
+        Err(DsseError::Untrusted {
+            valid: 1,
+            threshold: 2,
+            ..
+        })
+    ));
     let mut twice = one.clone();
     twice.signatures.push(one.signatures[0].clone());
-    assert!(trust.verify(&twice).is_err(), "the same key twice is one key");
+    assert!(
+        trust.verify(&twice).is_err(),
+        "the same key twice is one key"
+    );
     let both = Envelope::sign(TYPE, BODY, &[&a, &b]).unwrap();
     assert_eq!(trust.verify(&both).unwrap().key_ids().len(), 2);
 }
@@ -113,9 +129,13 @@ fn post_quantum_only_ignores_classical_keys() {
         .with_key(ed.verifying_key().clone())
         .with_key(pq.verifying_key().clone())
         .post_quantum_only();
-    let err = trust.verify(&Envelope::sign(TYPE, BODY, &[&ed]).unwrap()).unwrap_err();
+    let err = trust
+        .verify(&Envelope::sign(TYPE, BODY, &[&ed]).unwrap())
+        .unwrap_err();
     assert!(err.to_string().contains("post-quantum"), "{err}");
-    trust.verify(&Envelope::sign(TYPE, BODY, &[&pq]).unwrap()).unwrap();
+    trust
+        .verify(&Envelope::sign(TYPE, BODY, &[&pq]).unwrap())
+        .unwrap();
 }
 
 #[test]
@@ -126,9 +146,17 @@ fn malformed_envelopes_get_clear_errors() {
     assert!(matches!(err, DsseError::Json { line: 1, .. }), "{err}");
     assert!(Envelope::from_json(b"not json").is_err());
     let no_sigs = br#"{"payload":"","payloadType":"t","signatures":[]}"#;
-    assert!(Envelope::from_json(no_sigs).unwrap_err().to_string().contains("signatures"));
+    assert!(
+        Envelope::from_json(no_sigs)
+            .unwrap_err()
+            .to_string()
+            .contains("signatures")
+    );
     let huge = vec![b' '; MAX_ENVELOPE_LEN + 1];
-    assert!(matches!(Envelope::from_json(&huge), Err(DsseError::TooLarge { .. })));
+    assert!(matches!(
+        Envelope::from_json(&huge),
+        Err(DsseError::TooLarge { .. })
+    ));
 
     let mut env = Envelope::sign(TYPE, BODY, &[&key]).unwrap();
     env.payload.push('!');

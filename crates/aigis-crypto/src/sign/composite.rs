@@ -32,7 +32,8 @@ pub const SIGNATURE_LEN: usize = mldsa::SIGNATURE_LEN + ED25519_SIGNATURE_LEN;
 
 /// Builds the message representative `M'`.
 pub fn message_representative(msg: &[u8], ctx: &[u8]) -> Result<Vec<u8>, SignError> {
-    let ctx_len = u8::try_from(ctx.len()).map_err(|_| SignError::ContextTooLong { len: ctx.len() })?;
+    let ctx_len =
+        u8::try_from(ctx.len()).map_err(|_| SignError::ContextTooLong { len: ctx.len() })?;
     let ph = digest(&SHA512, msg);
     let mut m = Vec::with_capacity(PREFIX.len() + LABEL.len() + 1 + ctx.len() + 64);
     m.extend_from_slice(PREFIX);
@@ -68,9 +69,14 @@ impl Secret {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SignError> {
         let invalid = || SignError::InvalidKey {
             alg: "ML-DSA-65+Ed25519",
-            reason: format!("private key is {} bytes, expected {SECRET_LEN}", bytes.len()),
+            reason: format!(
+                "private key is {} bytes, expected {SECRET_LEN}",
+                bytes.len()
+            ),
         };
-        let (seed, ed_seed) = bytes.split_at_checked(mldsa::SEED_LEN).ok_or_else(invalid)?;
+        let (seed, ed_seed) = bytes
+            .split_at_checked(mldsa::SEED_LEN)
+            .ok_or_else(invalid)?;
         let seed: &[u8; mldsa::SEED_LEN] = seed.try_into().map_err(|_| invalid())?;
         if ed_seed.len() != 32 {
             return Err(invalid());

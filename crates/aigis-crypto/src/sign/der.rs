@@ -91,7 +91,9 @@ impl<'a> Reader<'a> {
                 .input
                 .get(self.pos + 2..self.pos + 2 + n)
                 .ok_or_else(|| malformed(start, "truncated length"))?;
-            let len = bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            let len = bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
             if len < 0x80 || bytes.first() == Some(&0) {
                 return Err(malformed(start, "non-minimal length (not DER)"));
             }
@@ -119,7 +121,10 @@ impl<'a> Reader<'a> {
         if element.tag != tag {
             return Err(malformed(
                 element.offset,
-                format!("expected {what} (tag 0x{tag:02x}), found tag 0x{:02x}", element.tag),
+                format!(
+                    "expected {what} (tag 0x{tag:02x}), found tag 0x{:02x}",
+                    element.tag
+                ),
             ));
         }
         Ok(element)
@@ -130,7 +135,10 @@ impl<'a> Reader<'a> {
         if self.is_empty() {
             Ok(())
         } else {
-            Err(malformed(self.offset(), format!("trailing data after {what}")))
+            Err(malformed(
+                self.offset(),
+                format!("trailing data after {what}"),
+            ))
         }
     }
 }
@@ -140,7 +148,10 @@ pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let len = content.len();
     let mut out = Vec::with_capacity(header_len(len) + len);
     out.push(tag);
-    #[expect(clippy::cast_possible_truncation, reason = "each byte is masked to 8 bits")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "each byte is masked to 8 bits"
+    )]
     match len {
         0..=0x7f => out.push(len as u8),
         0x80..=0xff => out.extend_from_slice(&[0x81, len as u8]),
@@ -170,7 +181,11 @@ pub(crate) fn read_algorithm_identifier<'a>(
     let param = if inner.is_empty() {
         None
     } else {
-        Some(inner.expect(TAG_OID, "algorithm parameter (named curve OID)")?.content)
+        Some(
+            inner
+                .expect(TAG_OID, "algorithm parameter (named curve OID)")?
+                .content,
+        )
     };
     inner.finish("AlgorithmIdentifier")?;
     Ok((oid, param))

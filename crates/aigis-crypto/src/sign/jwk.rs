@@ -51,7 +51,11 @@ impl VerifyingKey {
             alg @ (SignAlg::EcdsaP256 | SignAlg::EcdsaP384) => {
                 let n = coordinate_len(alg);
                 m.insert("kty".into(), "EC".into());
-                let crv = if alg == SignAlg::EcdsaP256 { "P-256" } else { "P-384" };
+                let crv = if alg == SignAlg::EcdsaP256 {
+                    "P-256"
+                } else {
+                    "P-384"
+                };
                 m.insert("crv".into(), crv.into());
                 m.insert("x".into(), b64(raw.get(1..=n).unwrap_or_default()));
                 m.insert("y".into(), b64(raw.get(n + 1..).unwrap_or_default()));
@@ -90,7 +94,10 @@ impl SigningKey {
         let private: Zeroizing<Vec<u8>> = match &self.secret {
             Secret::Ed25519(kp) => ed25519_seed(kp)?,
             Secret::Ecdsa(_, kp) => {
-                let d = kp.private_key().as_be_bytes().map_err(|_| jwk_err("EC export failed"))?;
+                let d = kp
+                    .private_key()
+                    .as_be_bytes()
+                    .map_err(|_| jwk_err("EC export failed"))?;
                 Zeroizing::new(d.as_ref().to_vec())
             }
             Secret::MlDsa65(sk) => Zeroizing::new(sk.seed().to_vec()),
@@ -145,12 +152,19 @@ impl SigningKey {
 
 fn parse(text: &str) -> Result<Map<String, Value>, SignError> {
     if text.len() > MAX_JWK_LEN {
-        return Err(jwk_err(format!("{} bytes exceeds the {MAX_JWK_LEN}-byte limit", text.len())));
+        return Err(jwk_err(format!(
+            "{} bytes exceeds the {MAX_JWK_LEN}-byte limit",
+            text.len()
+        )));
     }
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(jwk_err("not a JSON object")),
-        Err(e) => Err(jwk_err(format!("bad JSON at line {} column {}: {e}", e.line(), e.column()))),
+        Err(e) => Err(jwk_err(format!(
+            "bad JSON at line {} column {}: {e}",
+            e.line(),
+            e.column()
+        ))),
     }
 }
 
@@ -171,13 +185,19 @@ fn public_parts(m: &Map<String, Value>) -> Result<(SignAlg, Vec<u8>), SignError>
     match member_str(m, "kty")? {
         "OKP" => match member_str(m, "crv")? {
             "Ed25519" => Ok((SignAlg::Ed25519, member_bytes(m, "x")?)),
-            other => Err(jwk_err(format!("unsupported OKP curve {other:?} (only Ed25519)"))),
+            other => Err(jwk_err(format!(
+                "unsupported OKP curve {other:?} (only Ed25519)"
+            ))),
         },
         "EC" => {
             let alg = match member_str(m, "crv")? {
                 "P-256" => SignAlg::EcdsaP256,
                 "P-384" => SignAlg::EcdsaP384,
-                other => return Err(jwk_err(format!("unsupported EC curve {other:?} (P-256, P-384)"))),
+                other => {
+                    return Err(jwk_err(format!(
+                        "unsupported EC curve {other:?} (P-256, P-384)"
+                    )));
+                }
             };
             let (x, y) = (member_bytes(m, "x")?, member_bytes(m, "y")?);
             let n = coordinate_len(alg);
@@ -210,6 +230,8 @@ fn check_kid(m: &Map<String, Value>, key: &VerifyingKey) -> Result<(), SignError
     match m.get("kid") {
         None => Ok(()),
         Some(Value::String(kid)) if *kid == key.key_id() => Ok(()),
-        Some(_) => Err(jwk_err("\"kid\" does not match the key (expected the aigis key id)")),
+        Some(_) => Err(jwk_err(
+            "\"kid\" does not match the key (expected the aigis key id)",
+        )),
     }
 }

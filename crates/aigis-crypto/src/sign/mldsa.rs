@@ -93,7 +93,10 @@ impl Secret {
 
     /// Whether `expanded` is this key's FIPS 204 `skEncode` (checked in constant time).
     pub fn expanded_matches(&self, expanded: &[u8]) -> bool {
-        #[expect(deprecated, reason = "RFC 9881 `both` keys carry the expanded form; we only compare it")]
+        #[expect(
+            deprecated,
+            reason = "RFC 9881 `both` keys carry the expanded form; we only compare it"
+        )]
         let ours = Zeroizing::new(self.key.to_expanded());
         aws_lc_rs::constant_time::verify_slices_are_equal(ours.as_slice(), expanded).is_ok()
     }
@@ -117,12 +120,11 @@ impl Secret {
 
 impl Public {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SignError> {
-        let enc = EncodedVerifyingKey::<MlDsa65>::try_from(bytes).map_err(|_| {
-            SignError::InvalidKey {
+        let enc =
+            EncodedVerifyingKey::<MlDsa65>::try_from(bytes).map_err(|_| SignError::InvalidKey {
                 alg: "ML-DSA-65",
                 reason: format!("public key is {} bytes, expected {PUBLIC_LEN}", bytes.len()),
-            }
-        })?;
+            })?;
         Ok(Public {
             bytes: bytes.into(),
             key: VerifyingKey::decode(&enc),

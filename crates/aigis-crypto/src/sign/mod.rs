@@ -33,10 +33,14 @@ use zeroize::Zeroizing;
 #[non_exhaustive]
 pub enum SignError {
     /// The algorithm name is not one aigis signs with.
-    #[error("unknown signature algorithm {0:?} (expected ed25519, p256, p384, mldsa65 or mldsa65-ed25519)")]
+    #[error(
+        "unknown signature algorithm {0:?} (expected ed25519, p256, p384, mldsa65 or mldsa65-ed25519)"
+    )]
     UnknownAlgorithm(String),
     /// A key's algorithm OID is not supported.
-    #[error("unsupported key algorithm (OID {oid}); aigis supports Ed25519, ECDSA P-256/P-384, ML-DSA-65 and id-MLDSA65-Ed25519-SHA512")]
+    #[error(
+        "unsupported key algorithm (OID {oid}); aigis supports Ed25519, ECDSA P-256/P-384, ML-DSA-65 and id-MLDSA65-Ed25519-SHA512"
+    )]
     UnsupportedOid {
         /// Dotted-hex of the OID content bytes.
         oid: String,
@@ -64,7 +68,9 @@ pub enum SignError {
         reason: String,
     },
     /// A context string longer than 255 bytes, or one given to an algorithm without contexts.
-    #[error("context string of {len} bytes is not allowed (ML-DSA and the composite take at most 255; other algorithms none)")]
+    #[error(
+        "context string of {len} bytes is not allowed (ML-DSA and the composite take at most 255; other algorithms none)"
+    )]
     ContextTooLong {
         /// The context length given.
         len: usize,
@@ -124,7 +130,12 @@ impl SignAlg {
         matches!(self, SignAlg::MlDsa65 | SignAlg::MlDsa65Ed25519)
     }
 
-    fn ecdsa(self) -> Option<(&'static EcdsaSigningAlgorithm, &'static EcdsaVerificationAlgorithm)> {
+    fn ecdsa(
+        self,
+    ) -> Option<(
+        &'static EcdsaSigningAlgorithm,
+        &'static EcdsaVerificationAlgorithm,
+    )> {
         match self {
             SignAlg::EcdsaP256 => Some((&ECDSA_P256_SHA256_ASN1_SIGNING, &ECDSA_P256_SHA256_ASN1)),
             SignAlg::EcdsaP384 => Some((&ECDSA_P384_SHA384_ASN1_SIGNING, &ECDSA_P384_SHA384_ASN1)),
@@ -199,7 +210,10 @@ impl SigningKey {
             }
             SignAlg::EcdsaP256 | SignAlg::EcdsaP384 => {
                 let (signing, _) = alg.ecdsa().ok_or(SignError::Random)?;
-                Secret::Ecdsa(alg, EcdsaKeyPair::generate(signing).map_err(|_| SignError::Random)?)
+                Secret::Ecdsa(
+                    alg,
+                    EcdsaKeyPair::generate(signing).map_err(|_| SignError::Random)?,
+                )
             }
             SignAlg::MlDsa65 => Secret::MlDsa65(Box::new(mldsa::Secret::generate()?)),
             SignAlg::MlDsa65Ed25519 => Secret::Composite(Box::new(composite::Secret::generate()?)),
@@ -251,7 +265,9 @@ impl SigningKey {
                 no_context(ctx)?;
                 let sig = kp
                     .sign(&SystemRandom::new(), msg)
-                    .map_err(|_| SignError::Signing { alg: alg_label(*alg) })?;
+                    .map_err(|_| SignError::Signing {
+                        alg: alg_label(*alg),
+                    })?;
                 Ok(sig.as_ref().to_vec())
             }
             Secret::MlDsa65(sk) => sk.sign(msg, ctx),
@@ -296,11 +312,9 @@ impl VerifyingKey {
             reason,
         };
         let public = match alg {
-            SignAlg::Ed25519 => Public::Ed25519(
-                bytes
-                    .try_into()
-                    .map_err(|_| invalid(format!("public key is {} bytes, expected 32", bytes.len())))?,
-            ),
+            SignAlg::Ed25519 => Public::Ed25519(bytes.try_into().map_err(|_| {
+                invalid(format!("public key is {} bytes, expected 32", bytes.len()))
+            })?),
             SignAlg::EcdsaP256 | SignAlg::EcdsaP384 => {
                 let expected = if alg == SignAlg::EcdsaP256 { 65 } else { 97 };
                 if bytes.len() != expected || bytes.first() != Some(&0x04) {
@@ -355,7 +369,9 @@ impl VerifyingKey {
         let ok = match &self.public {
             Public::Ed25519(pk) => {
                 no_context(ctx)?;
-                UnparsedPublicKey::new(&ED25519, pk).verify(msg, sig).is_ok()
+                UnparsedPublicKey::new(&ED25519, pk)
+                    .verify(msg, sig)
+                    .is_ok()
             }
             Public::Ecdsa(alg, pk) => {
                 no_context(ctx)?;
@@ -365,7 +381,11 @@ impl VerifyingKey {
             Public::MlDsa65(pk) => pk.verify(msg, ctx, sig),
             Public::Composite(pk) => pk.verify(msg, ctx, sig),
         };
-        if ok { Ok(()) } else { Err(SignError::BadSignature) }
+        if ok {
+            Ok(())
+        } else {
+            Err(SignError::BadSignature)
+        }
     }
 }
 

@@ -184,7 +184,10 @@ impl SigningKey {
 
     /// Encodes as a `PRIVATE KEY` PEM block (zeroized on drop).
     pub fn to_pem(&self) -> Result<Zeroizing<String>, SignError> {
-        Ok(Zeroizing::new(pem_encode(PEM_PRIVATE, &self.to_pkcs8_der()?)))
+        Ok(Zeroizing::new(pem_encode(
+            PEM_PRIVATE,
+            &self.to_pkcs8_der()?,
+        )))
     }
 
     /// Parses a `PRIVATE KEY` PEM block.
@@ -231,18 +234,24 @@ fn secret_from_private_key(
                     let seed = b.expect(TAG_OCTET_STRING, "ML-DSA seed")?.content;
                     let expanded = b.expect(TAG_OCTET_STRING, "ML-DSA expandedKey")?.content;
                     b.finish("ML-DSA-PrivateKey both")?;
-                    let seed: &[u8; mldsa::SEED_LEN] =
-                        seed.try_into().map_err(|_| invalid("seed must be 32 bytes"))?;
+                    let seed: &[u8; mldsa::SEED_LEN] = seed
+                        .try_into()
+                        .map_err(|_| invalid("seed must be 32 bytes"))?;
                     let sk = mldsa::Secret::from_seed(seed);
                     if !sk.expanded_matches(expanded) {
                         return Err(invalid("the expandedKey does not match the seed"));
                     }
                     return Ok(Secret::MlDsa65(Box::new(sk)));
                 }
-                _ => return Err(invalid("only the seed and both forms of ML-DSA-PrivateKey are supported")),
+                _ => {
+                    return Err(invalid(
+                        "only the seed and both forms of ML-DSA-PrivateKey are supported",
+                    ));
+                }
             };
-            let seed: &[u8; mldsa::SEED_LEN] =
-                seed.try_into().map_err(|_| invalid("seed must be 32 bytes"))?;
+            let seed: &[u8; mldsa::SEED_LEN] = seed
+                .try_into()
+                .map_err(|_| invalid("seed must be 32 bytes"))?;
             Ok(Secret::MlDsa65(Box::new(mldsa::Secret::from_seed(seed))))
         }
         SignAlg::MlDsa65Ed25519 => Ok(Secret::Composite(Box::new(composite::Secret::from_bytes(
@@ -290,7 +299,9 @@ pub fn pem_decode(text: &str, label: &str) -> Result<Vec<u8>, SignError> {
         .get(body_start..)
         .and_then(|rest| rest.find(&end))
         .ok_or_else(|| SignError::Pem(format!("missing {end:?}")))?;
-    let body = text.get(body_start..body_start + body_len).unwrap_or_default();
+    let body = text
+        .get(body_start..body_start + body_len)
+        .unwrap_or_default();
     let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     STANDARD
         .decode(b64.as_bytes())

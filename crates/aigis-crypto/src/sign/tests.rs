@@ -74,7 +74,8 @@ fn context_binds_mldsa_and_composite_and_is_refused_elsewhere() {
         let key = SigningKey::generate(alg).unwrap();
         let sig = key.sign_with_context(MSG, b"aigis/manifest").unwrap();
         let pk = key.verifying_key();
-        pk.verify_with_context(MSG, b"aigis/manifest", &sig).unwrap();
+        pk.verify_with_context(MSG, b"aigis/manifest", &sig)
+            .unwrap();
         assert!(pk.verify_with_context(MSG, b"aigis/other", &sig).is_err());
         assert!(pk.verify(MSG, &sig).is_err(), "{alg}: empty context");
         let long = [0u8; 256];
@@ -112,7 +113,10 @@ fn pem_round_trips_for_every_algorithm() {
 
         let pub_pem = key.verifying_key().to_pem();
         assert!(pub_pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
-        assert_eq!(&VerifyingKey::from_pem(&pub_pem).unwrap(), key.verifying_key());
+        assert_eq!(
+            &VerifyingKey::from_pem(&pub_pem).unwrap(),
+            key.verifying_key()
+        );
         // A public key is not a private key and vice versa.
         assert!(SigningKey::from_pem(&pub_pem).is_err());
         assert!(VerifyingKey::from_pem(&pem).is_err());
@@ -127,7 +131,10 @@ fn jwk_round_trips_for_every_algorithm() {
         assert_eq!(back.verifying_key(), key.verifying_key());
         let public = key.verifying_key().to_jwk().to_string();
         assert!(!public.contains("\"d\"") && !public.contains("\"priv\""));
-        assert_eq!(&VerifyingKey::from_jwk(&public).unwrap(), key.verifying_key());
+        assert_eq!(
+            &VerifyingKey::from_jwk(&public).unwrap(),
+            key.verifying_key()
+        );
         assert!(SigningKey::from_jwk(&public).is_err(), "no private member");
     }
 }
@@ -144,7 +151,12 @@ fn jwk_rejects_mismatched_private_and_wrong_kid() {
     pub_a["kid"] = "deadbeef".into();
     let err = VerifyingKey::from_jwk(&pub_a.to_string()).unwrap_err();
     assert!(err.to_string().contains("kid"), "{err}");
-    for bad in ["", "[]", "{\"kty\":\"RSA\"}", "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"!!\"}"] {
+    for bad in [
+        "",
+        "[]",
+        "{\"kty\":\"RSA\"}",
+        "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"!!\"}",
+    ] {
         assert!(VerifyingKey::from_jwk(bad).is_err(), "{bad:?}");
     }
 }
@@ -186,14 +198,18 @@ fn malformed_der_and_pem_give_located_errors() {
     assert!(SigningKey::from_pkcs8_der(&trailing).is_err());
     let huge = vec![0x30; pkcs8::MAX_KEY_DER + 1];
     assert!(VerifyingKey::from_spki_der(&huge).is_err());
-    let err = VerifyingKey::from_pem("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n")
-        .unwrap_err();
+    let err =
+        VerifyingKey::from_pem("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n")
+            .unwrap_err();
     assert!(err.to_string().contains("PUBLIC KEY"), "{err}");
     // An unknown algorithm OID (RSA) is named.
     let rsa_spki = der::tlv(
         der::TAG_SEQUENCE,
         &[
-            der::algorithm_identifier(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01], None),
+            der::algorithm_identifier(
+                &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+                None,
+            ),
             der::tlv(der::TAG_BIT_STRING, &[0, 1, 2]),
         ]
         .concat(),
