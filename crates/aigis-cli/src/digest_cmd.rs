@@ -65,7 +65,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let json = manifest.to_json();
     if let Some(out) = &args.output {
-        std::fs::write(out, format!("{json}\n")).with_context(|| format!("writing {}", out.display()))?;
+        std::fs::write(out, format!("{json}\n"))
+            .with_context(|| format!("writing {}", out.display()))?;
     }
     match args.format {
         Format::Json => {
@@ -78,7 +79,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 println!("{}  {:>12}  {}", f.digest, f.size, f.path);
             }
             for s in &manifest.symlinks {
-                println!("{:<64}  {:>12}  {} -> {}", "(symlink, not followed)", "", s.path, s.target);
+                println!(
+                    "{:<64}  {:>12}  {} -> {}",
+                    "(symlink, not followed)", "", s.path, s.target
+                );
             }
             println!(
                 "{} files, {} bytes, {}",

@@ -29,7 +29,12 @@ pub fn run(alg: SignAlg, out: Option<&Path>) -> anyhow::Result<ExitCode> {
                 .create_new(true)
                 .mode(0o600)
                 .open(path)
-                .with_context(|| format!("cannot create {} (an existing key is never overwritten)", path.display()))?;
+                .with_context(|| {
+                    format!(
+                        "cannot create {} (an existing key is never overwritten)",
+                        path.display()
+                    )
+                })?;
             file.write_all(private.as_bytes())
                 .and_then(|()| file.sync_all())
                 .with_context(|| format!("writing {}", path.display()))?;

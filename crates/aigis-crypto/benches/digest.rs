@@ -20,7 +20,9 @@ fn tree() -> &'static tempfile::TempDir {
     TREE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         for i in 0..FILES {
-            let data: Vec<u8> = (0..FILE_LEN).map(|j| (j.wrapping_mul(31) ^ i) as u8).collect();
+            let data: Vec<u8> = (0..FILE_LEN)
+                .map(|j| (j.wrapping_mul(31) ^ i) as u8)
+                .collect();
             std::fs::write(dir.path().join(format!("shard-{i}.bin")), data).unwrap();
         }
         dir
@@ -29,12 +31,18 @@ fn tree() -> &'static tempfile::TempDir {
 
 #[divan::bench(args = [1, 2], counter = divan::counter::BytesCount::new(FILES * FILE_LEN), sample_count = 10)]
 fn sha256(threads: usize) -> usize {
-    let m = TreeHasher::new(DigestAlgo::Sha256).with_threads(threads).hash(tree().path(), &|_| {}).unwrap();
+    let m = TreeHasher::new(DigestAlgo::Sha256)
+        .with_threads(threads)
+        .hash(tree().path(), &|_| {})
+        .unwrap();
     m.files.len()
 }
 
 #[divan::bench(args = [1, 2], counter = divan::counter::BytesCount::new(FILES * FILE_LEN), sample_count = 10)]
 fn blake3(threads: usize) -> usize {
-    let m = TreeHasher::new(DigestAlgo::Blake3).with_threads(threads).hash(tree().path(), &|_| {}).unwrap();
+    let m = TreeHasher::new(DigestAlgo::Blake3)
+        .with_threads(threads)
+        .hash(tree().path(), &|_| {})
+        .unwrap();
     m.files.len()
 }

@@ -24,7 +24,10 @@ fn verify(bencher: divan::Bencher, alg: SignAlg) {
     let msg = vec![0x5a; 1024];
     let sig = key.sign(&msg).unwrap();
     let pk = key.verifying_key();
-    bencher.bench_local(|| pk.verify(divan::black_box(&msg), divan::black_box(&sig)).unwrap());
+    bencher.bench_local(|| {
+        pk.verify(divan::black_box(&msg), divan::black_box(&sig))
+            .unwrap()
+    });
 }
 
 #[divan::bench(args = ALGS)]

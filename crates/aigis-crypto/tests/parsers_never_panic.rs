@@ -90,7 +90,10 @@ fn mutated_manifests_never_panic() {
     );
     for m in mutations(json.as_bytes()) {
         if let Ok(manifest) = Manifest::from_json(&m) {
-            assert_eq!(Manifest::from_json(manifest.to_json().as_bytes()).unwrap(), manifest);
+            assert_eq!(
+                Manifest::from_json(manifest.to_json().as_bytes()).unwrap(),
+                manifest
+            );
         }
     }
 }
