@@ -2,7 +2,7 @@
 //! the first pass), SHA-256 and BLAKE3, 1 and 2 threads:
 //! `cargo bench -p aigis-crypto --bench digest`. The whole-program comparison with
 //! `sha256sum`/`b3sum` is `bench/digest.sh`.
-#![allow(missing_docs, clippy::unwrap_used)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::sync::OnceLock;
 

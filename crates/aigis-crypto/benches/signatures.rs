@@ -26,7 +26,7 @@ fn verify(bencher: divan::Bencher, alg: SignAlg) {
     let pk = key.verifying_key();
     bencher.bench_local(|| {
         pk.verify(divan::black_box(&msg), divan::black_box(&sig))
-            .unwrap()
+            .unwrap();
     });
 }
 

@@ -6,8 +6,15 @@ use aigis_crypto::digest::{DigestAlgo, TreeHasher};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let algo = if args[1] == "blake3" { DigestAlgo::Blake3 } else { DigestAlgo::Sha256 };
+    let algo = if args[1] == "blake3" {
+        DigestAlgo::Blake3
+    } else {
+        DigestAlgo::Sha256
+    };
     let threads: usize = args[2].parse().unwrap();
-    let m = TreeHasher::new(algo).with_threads(threads).hash(std::path::Path::new(&args[3]), &|_| {}).unwrap();
+    let m = TreeHasher::new(algo)
+        .with_threads(threads)
+        .hash(std::path::Path::new(&args[3]), &|_| {})
+        .unwrap();
     println!("{} files, {} bytes", m.files.len(), m.total_size());
 }
