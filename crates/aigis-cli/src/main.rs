@@ -2,8 +2,10 @@
 //! dispatches to the library crates and renders their results; it holds no domain logic.
 
 mod config_cmd;
+mod digest_cmd;
 mod gateway_cmd;
 mod guard_cmd;
+mod keygen_sign;
 mod keys_cmd;
 mod limits_cmd;
 mod policy_cmd;
@@ -49,6 +51,39 @@ enum Command {
     Guard(guard_cmd::Command),
     // The about text and the long help come from `scan_cmd::Args`.
     Scan(scan_cmd::Args),
+    /// Generate a key. With --sign ALG: a signing key (PKCS#8 PEM private key + SPKI PEM public
+    /// key and its key id, the hex SHA-256 of the public key's SPKI DER).
+    ///
+    /// ALG: ed25519, p256, p384 (interop with existing tooling), mldsa65 (post-quantum) or
+    /// mldsa65-ed25519 (composite: both must verify; the recommended choice).
+    ///
+    /// Examples:
+    ///   aigis keygen --sign mldsa65-ed25519 -o signing.key     (writes signing.key, signing.key.pub)
+    ///   aigis keygen --sign ed25519 > ed.key
+    Keygen(KeygenArgs),
+    /// Hash a file tree into a canonical manifest (sorted paths, sizes, digests).
+    ///
+    /// Files are hashed in parallel and streamed. Symlinks inside the tree are never followed:
+    /// they are an error unless --record-symlinks; FIFOs, sockets and devices are an error.
+    ///
+    /// Exit codes: 0 = manifest written, 2 = could not hash (unreadable file, symlink,
+    /// special file, non-UTF-8 name).
+    ///
+    /// Examples:
+    ///   aigis digest ./my-model -o manifest.json
+    ///   aigis digest --algo blake3 --format table model.safetensors
+    Digest(digest_cmd::Args),
+}
+
+/// `aigis keygen` (signing keys; age identities are added by the age command).
+#[derive(clap::Args)]
+struct KeygenArgs {
+    /// Generate a signing key of this algorithm: ed25519, p256, p384, mldsa65, mldsa65-ed25519.
+    #[arg(long, value_name = "ALG", required = true)]
+    sign: Option<aigis_crypto::sign::SignAlg>,
+    /// Write the private key to FILE (mode 0600, never overwritten) and the public key to FILE.pub.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
 }
 
 /// Output format of commands that report.
@@ -92,6 +127,11 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Guard(cmd) => guard_cmd::run(cmd),
         Command::Scan(args) => scan_cmd::run(&args),
+        Command::Keygen(args) => match args.sign {
+            Some(alg) => keygen_sign::run(alg, args.output.as_deref()),
+            None => Err(anyhow::anyhow!("keygen needs --sign ALG")),
+        },
+        Command::Digest(args) => digest_cmd::run(&args),
     };
     match result {
         Ok(code) => code,
