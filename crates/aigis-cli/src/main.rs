@@ -2,8 +2,12 @@
 //! dispatches to the library crates and renders their results; it holds no domain logic.
 
 mod config_cmd;
+mod crypt_io;
+mod decrypt_cmd;
+mod encrypt_cmd;
 mod gateway_cmd;
 mod guard_cmd;
+mod keygen_cmd;
 mod keys_cmd;
 mod policy_cmd;
 
@@ -42,6 +46,12 @@ enum Command {
     /// Detect prompt injection, jailbreaks, PII and secrets offline; evaluate and train the detector.
     #[command(subcommand)]
     Guard(guard_cmd::Command),
+    /// Generate an age identity (X25519 or hybrid post-quantum), or print its recipients (-y).
+    Keygen(keygen_cmd::Args),
+    /// Encrypt files to age recipients or a passphrase (age v1; stock age/rage decrypt them).
+    Encrypt(encrypt_cmd::Args),
+    /// Decrypt age files (binary or armored) with identities or a passphrase.
+    Decrypt(decrypt_cmd::Args),
 }
 
 /// Output format of commands that report.
@@ -83,6 +93,9 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys_cmd::run(cmd),
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Guard(cmd) => guard_cmd::run(cmd),
+        Command::Keygen(args) => keygen_cmd::run(&args),
+        Command::Encrypt(args) => encrypt_cmd::run(&args),
+        Command::Decrypt(args) => decrypt_cmd::run(&args),
     };
     match result {
         Ok(code) => code,
