@@ -1,7 +1,18 @@
 //! `aigis keygen | encrypt | decrypt` as users run them, and interop with a real `rage`
 //! (located by `AIGIS_RAGE` or `$CARGO_TARGET_DIR/tools/bin/rage`; skipped with a notice when
 //! absent unless `AIGIS_REQUIRE_RAGE=1`, which `scripts/test` sets after installing it).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::assigning_clones,
+    clippy::format_collect,
+    reason = "test code: a failed step should abort the test"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -2,6 +2,18 @@
 //! file with the vector's identities/passphrases and checks the outcome class and the SHA-256
 //! of all plaintext released (also for payload failures). Skips with a notice when the folder
 //! is absent, unless `AIGIS_REQUIRE_SHARED=1`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::assigning_clones,
+    clippy::format_collect,
+    reason = "test code: a failed step should abort the test"
+)]
 
 use std::io::Read;
 use std::path::PathBuf;

@@ -1,5 +1,17 @@
 //! Replays the cargo-fuzz corpora and crash files of the age targets (`fuzz/corpus/age_*`,
 //! `fuzz/artifacts/age_*`) as normal tests, and runs the same properties on mutated valid files.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::assigning_clones,
+    clippy::format_collect,
+    reason = "test code: a failed step should abort the test"
+)]
 
 use std::io::{Read, Write};
 use std::path::Path;

@@ -1,6 +1,18 @@
 //! Self-generated fixtures: round trips at every interesting size (0 bytes, around and at
 //! multiples of 64 KiB), any flipped bit refused, any truncation refused, and the seekable
 //! reader matching the plaintext at random positions.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::assigning_clones,
+    clippy::format_collect,
+    reason = "test code: a failed step should abort the test"
+)]
 
 use std::io::{Cursor, Read, Seek, SeekFrom};
 

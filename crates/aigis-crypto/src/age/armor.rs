@@ -146,7 +146,11 @@ impl<R: BufRead> ArmorReader<R> {
                 return Ok(());
             }
             let ws = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
-            let newlines = buf[..ws].iter().filter(|b| **b == b'\n').count() as u64;
+            let newlines = buf[..ws]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .map(|_| 1u64)
+                .sum::<u64>();
             let all = ws == buf.len();
             self.inner.consume(ws);
             self.line_no += newlines;

@@ -162,7 +162,7 @@ pub(crate) fn bech32_decode(s: &str) -> Result<(String, Vec<u8>), Bech32Error> {
             .iter()
             .position(|x| *x == c)
             .ok_or(Bech32Error::BadCharacter)?;
-        values.push(v as u8);
+        values.push(u8::try_from(v).map_err(|_| Bech32Error::BadCharacter)?);
     }
     if polymod(hrp_expand(hrp.as_bytes()).chain(values.iter().copied())) != 1 {
         return Err(Bech32Error::Checksum);

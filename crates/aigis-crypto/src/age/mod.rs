@@ -213,11 +213,14 @@ pub(crate) fn stanza_err(kind: &str, reason: &str) -> Error {
 impl Error {
     /// Recovers an [`Error`] carried inside an `io::Error` (armor errors travel that way).
     pub(crate) fn from_io(e: io::Error) -> Self {
-        if e.get_ref().is_some_and(|inner| inner.is::<Self>()) {
-            if let Some(inner) = e.into_inner() {
-                if let Ok(err) = inner.downcast::<Self>() {
-                    return *err;
-                }
+        if e.get_ref()
+            .is_some_and(<dyn std::error::Error + Send + Sync>::is::<Self>)
+        {
+            if let Some(Ok(err)) = e
+                .into_inner()
+                .map(<dyn std::error::Error + Send + Sync>::downcast::<Self>)
+            {
+                return *err;
             }
             return Self::Random;
         }
@@ -249,7 +252,7 @@ pub struct EncryptOptions {
     pub allow_mixed_pq: bool,
 }
 
-fn check_recipients(recipients: &[Recipient], options: &EncryptOptions) -> Result<(), Error> {
+fn check_recipients(recipients: &[Recipient], options: EncryptOptions) -> Result<(), Error> {
     if recipients.is_empty() {
         return Err(Error::NoRecipients);
     }
@@ -272,7 +275,7 @@ pub fn encrypt(
     input: impl Read,
     output: impl Write,
 ) -> Result<u64, Error> {
-    check_recipients(recipients, options)?;
+    check_recipients(recipients, *options)?;
     let file_key = FileKey::generate()?;
     let stanzas = recipients
         .iter()

@@ -62,7 +62,7 @@ pub(crate) fn is_low_order(point: &[u8]) -> bool {
         return false;
     };
     p[31] &= 0x7f;
-    LOW_ORDER_POINTS.iter().any(|lo| *lo == p)
+    LOW_ORDER_POINTS.contains(&p)
 }
 
 impl PqIdentity {

@@ -13,15 +13,10 @@ fn pq_pair() -> (Identity, Recipient) {
     (id, r)
 }
 
-fn round_trip(
-    ids: &[Identity],
-    rs: &[Recipient],
-    options: &EncryptOptions,
-    data: &[u8],
-) -> Vec<u8> {
+fn round_trip(ids: &[Identity], rs: &[Recipient], options: EncryptOptions, data: &[u8]) -> Vec<u8> {
     let mut sealed = Vec::new();
     assert_eq!(
-        encrypt(rs, options, data, &mut sealed).unwrap(),
+        encrypt(rs, &options, data, &mut sealed).unwrap(),
         data.len() as u64
     );
     let mut plain = Vec::new();
@@ -49,9 +44,9 @@ fn x25519_pq_and_armor_round_trip() {
     let data = vec![7u8; 200_000];
     assert_eq!(
         round_trip(
-            &[id.clone()],
-            &[r.clone()],
-            &EncryptOptions::default(),
+            std::slice::from_ref(&id),
+            std::slice::from_ref(&r),
+            EncryptOptions::default(),
             &data
         ),
         data
@@ -60,9 +55,9 @@ fn x25519_pq_and_armor_round_trip() {
         armor: true,
         ..EncryptOptions::default()
     };
-    assert_eq!(round_trip(&[id], &[r], &armored, &data), data);
+    assert_eq!(round_trip(&[id], &[r], armored, &data), data);
     let (pid, pr) = pq_pair();
-    assert_eq!(round_trip(&[pid], &[pr], &armored, b"hi"), b"hi");
+    assert_eq!(round_trip(&[pid], &[pr], armored, b"hi"), b"hi");
 }
 
 #[test]
