@@ -27,7 +27,7 @@ pub fn open_input(path: Option<&Path>) -> anyhow::Result<Box<dyn Read>> {
         Some(p) if p.as_os_str() == "-" => Ok(Box::new(io::stdin().lock())),
         Some(p) => {
             let file = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
-            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let len = file.metadata().map_or(0, |m| m.len());
             if io::stderr().is_terminal() && len > 16 * 1024 * 1024 {
                 let bar = ProgressBar::new(len).with_style(
                     ProgressStyle::with_template(

@@ -69,6 +69,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "used as map_err(explain)")]
 fn explain(e: age::Error) -> anyhow::Error {
     let hint = match e.class() {
         age::FailureClass::NoMatch => {

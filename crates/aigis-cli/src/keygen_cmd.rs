@@ -85,7 +85,7 @@ fn print_recipients(file: &Path, output: Option<&Path>) -> anyhow::Result<ExitCo
     }
     match output {
         Some(p) => {
-            std::fs::write(p, out).with_context(|| format!("cannot write {}", p.display()))?
+            std::fs::write(p, out).with_context(|| format!("cannot write {}", p.display()))?;
         }
         None => std::io::stdout().write_all(out.as_bytes())?,
     }

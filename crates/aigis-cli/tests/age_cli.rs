@@ -284,9 +284,10 @@ fn rage() -> Option<PathBuf> {
     let candidate = std::env::var_os("AIGIS_RAGE")
         .map(PathBuf::from)
         .or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+                || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+                PathBuf::from,
+            );
             Some(target.join("tools/bin/rage"))
         });
     if let Some(p) = candidate.filter(|p| p.is_file()) {
