@@ -2,9 +2,13 @@
 //! dispatches to the library crates and renders their results; it holds no domain logic.
 
 mod config_cmd;
+mod crypt_io;
+mod decrypt_cmd;
 mod digest_cmd;
+mod encrypt_cmd;
 mod gateway_cmd;
 mod guard_cmd;
+mod keygen_cmd;
 mod keygen_sign;
 mod keys_cmd;
 mod limits_cmd;
@@ -51,16 +55,13 @@ enum Command {
     Guard(guard_cmd::Command),
     // The about text and the long help come from `scan_cmd::Args`.
     Scan(scan_cmd::Args),
-    /// Generate a key. With --sign ALG: a signing key (PKCS#8 PEM private key + SPKI PEM public
-    /// key and its key id, the hex SHA-256 of the public key's SPKI DER).
-    ///
-    /// ALG: ed25519, p256, p384 (interop with existing tooling), mldsa65 (post-quantum) or
-    /// mldsa65-ed25519 (composite: both must verify; the recommended choice).
-    ///
-    /// Examples:
-    ///   aigis keygen --sign mldsa65-ed25519 -o signing.key     (writes signing.key, signing.key.pub)
-    ///   aigis keygen --sign ed25519 > ed.key
-    Keygen(KeygenArgs),
+    /// Generate an age identity (X25519 or hybrid post-quantum), print its recipients (-y),
+    /// or generate a signing key (--sign ALG).
+    Keygen(keygen_cmd::Args),
+    /// Encrypt files to age recipients or a passphrase (age v1; stock age/rage decrypt them).
+    Encrypt(encrypt_cmd::Args),
+    /// Decrypt age files (binary or armored) with identities or a passphrase.
+    Decrypt(decrypt_cmd::Args),
     /// Hash a file tree into a canonical manifest (sorted paths, sizes, digests).
     ///
     /// Files are hashed in parallel and streamed. Symlinks inside the tree are never followed:
@@ -73,17 +74,6 @@ enum Command {
     ///   aigis digest ./my-model -o manifest.json
     ///   aigis digest --algo blake3 --format table model.safetensors
     Digest(digest_cmd::Args),
-}
-
-/// `aigis keygen` (signing keys; age identities are added by the age command).
-#[derive(clap::Args)]
-struct KeygenArgs {
-    /// Generate a signing key of this algorithm: ed25519, p256, p384, mldsa65, mldsa65-ed25519.
-    #[arg(long, value_name = "ALG", required = true)]
-    sign: Option<aigis_crypto::sign::SignAlg>,
-    /// Write the private key to FILE (mode 0600, never overwritten) and the public key to FILE.pub.
-    #[arg(short, long, value_name = "FILE")]
-    output: Option<std::path::PathBuf>,
 }
 
 /// Output format of commands that report.
@@ -127,11 +117,10 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Guard(cmd) => guard_cmd::run(cmd),
         Command::Scan(args) => scan_cmd::run(&args),
-        Command::Keygen(args) => match args.sign {
-            Some(alg) => keygen_sign::run(alg, args.output.as_deref()),
-            None => Err(anyhow::anyhow!("keygen needs --sign ALG")),
-        },
         Command::Digest(args) => digest_cmd::run(&args),
+        Command::Keygen(args) => keygen_cmd::run(&args),
+        Command::Encrypt(args) => encrypt_cmd::run(&args),
+        Command::Decrypt(args) => decrypt_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,186 @@
+//! What `aigis encrypt` and `aigis decrypt` share: opening inputs, writing outputs atomically
+//! (temp file in the same folder, renamed on success), passphrases, threads and progress.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use zeroize::Zeroizing;
+
+/// Sizes the rayon pool (the default is one thread per core, or `RAYON_NUM_THREADS`).
+pub fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .context("configuring the worker threads")?;
+    }
+    Ok(())
+}
+
+/// The input: a file (with a progress bar on a terminal) or stdin for `-`/absent.
+pub fn open_input(path: Option<&Path>) -> anyhow::Result<Box<dyn Read>> {
+    match path {
+        None => Ok(Box::new(io::stdin().lock())),
+        Some(p) if p.as_os_str() == "-" => Ok(Box::new(io::stdin().lock())),
+        Some(p) => {
+            let file = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            let len = file.metadata().map_or(0, |m| m.len());
+            if io::stderr().is_terminal() && len > 16 * 1024 * 1024 {
+                let bar = ProgressBar::new(len).with_style(
+                    ProgressStyle::with_template(
+                        "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                Ok(Box::new(bar.wrap_read(file)))
+            } else {
+                Ok(Box::new(file))
+            }
+        }
+    }
+}
+
+/// Where output goes. A file is written to a temporary sibling and renamed into place only when
+/// [`Output::commit`] is called, so a failure never leaves partial output at the final path.
+pub enum Output {
+    /// Standard output (partial output cannot be withdrawn there).
+    Stdout(io::StdoutLock<'static>),
+    /// A temporary file next to the final path.
+    File {
+        temp: tempfile::NamedTempFile,
+        path: PathBuf,
+        mode: u32,
+    },
+    /// An existing non-regular file (a device such as /dev/null, a FIFO): written directly.
+    Device(File),
+}
+
+impl Output {
+    /// `binary`: refuse to write binary data to a terminal.
+    pub fn create(path: Option<&Path>, binary: bool, mode: u32) -> anyhow::Result<Self> {
+        match path {
+            None => {
+                if binary && io::stdout().is_terminal() {
+                    bail!("refusing to write binary data to the terminal; use -o FILE or -a");
+                }
+                Ok(Self::Stdout(io::stdout().lock()))
+            }
+            Some(p) if p.as_os_str() == "-" => Self::create(None, binary, mode),
+            Some(p) if p.metadata().is_ok_and(|m| !m.is_file()) => {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(p)
+                    .with_context(|| format!("cannot open {}", p.display()))?;
+                Ok(Self::Device(f))
+            }
+            Some(p) => {
+                let dir = match p.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
+                };
+                let temp = tempfile::Builder::new()
+                    .prefix(".aigis-partial-")
+                    .tempfile_in(dir)
+                    .with_context(|| {
+                        format!("cannot create a temporary file in {}", dir.display())
+                    })?;
+                Ok(Self::File {
+                    temp,
+                    path: p.to_owned(),
+                    mode,
+                })
+            }
+        }
+    }
+
+    /// Moves the finished output into place.
+    pub fn commit(self) -> anyhow::Result<()> {
+        match self {
+            Self::Stdout(mut out) => Ok(out.flush()?),
+            Self::Device(mut f) => Ok(f.flush()?),
+            Self::File { temp, path, mode } => {
+                temp.as_file().sync_all()?;
+                set_mode(temp.path(), mode)?;
+                temp.persist(&path)
+                    .map_err(|e| e.error)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) -> io::Result<()> {
+    Ok(())
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Stdout(o) => o.write(buf),
+            Self::File { temp, .. } => temp.write(buf),
+            Self::Device(f) => f.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Stdout(o) => o.write_all(buf),
+            Self::File { temp, .. } => temp.write_all(buf),
+            Self::Device(f) => f.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Stdout(o) => o.flush(),
+            Self::File { temp, .. } => temp.flush(),
+            Self::Device(f) => f.flush(),
+        }
+    }
+}
+
+/// Reads a passphrase: the first line of `file`, or a prompt on the terminal.
+pub fn passphrase(
+    file: Option<&Path>,
+    prompt: &str,
+    confirm: bool,
+) -> anyhow::Result<Zeroizing<String>> {
+    if let Some(f) = file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+        );
+        let line = text.lines().next().unwrap_or("");
+        if line.is_empty() {
+            bail!(
+                "{} holds no passphrase (its first line is empty)",
+                f.display()
+            );
+        }
+        return Ok(Zeroizing::new(line.to_owned()));
+    }
+    let no_tty = "a passphrase is needed and no terminal can be asked; use --passphrase-file FILE";
+    let first = Zeroizing::new(rpassword::prompt_password(prompt).context(no_tty)?);
+    if confirm {
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Confirm passphrase: ").context("reading the passphrase")?,
+        );
+        if *first != *again {
+            bail!("the passphrases do not match");
+        }
+    }
+    if first.is_empty() {
+        bail!("empty passphrase");
+    }
+    Ok(first)
+}
