@@ -7,7 +7,7 @@
 //! - Composite: the same `AKP` shape with `"alg":"MLDSA65-Ed25519-SHA512"`, `pub` the composite
 //!   public key and `priv` the composite private key of draft-ietf-lamps-pq-composite-sigs.
 //!   No JOSE registration exists for this composite yet; this `alg` value is aigis's choice and
-//!   is documented in docs/crypto-signatures.md.
+//!   is documented in docs/crypto.md.
 //!
 //! Every JWK also carries `"kid"`, the aigis key id. On import, `kid` (if present) must match.
 
