@@ -78,10 +78,11 @@ struct Slot {
     expires_us: u64,
 }
 
-/// Counters in this process.
+/// Counters in this process. The map is keyed with foldhash, which is fast and randomly
+/// seeded per process (keys hold caller-controlled values, so no unseeded hasher).
 #[derive(Debug, Default)]
 pub struct Local {
-    slots: Mutex<HashMap<String, Slot>>,
+    slots: Mutex<HashMap<String, Slot, foldhash::fast::RandomState>>,
     ops: AtomicU64,
 }
 
@@ -99,7 +100,7 @@ impl Local {
         {
             slots.retain(|_, s| s.expires_us > now);
         }
-        let current = |slots: &HashMap<String, Slot>, c: &Charge| {
+        let current = |slots: &HashMap<String, Slot, _>, c: &Charge| {
             slots
                 .get(&c.key)
                 .copied()
@@ -120,13 +121,21 @@ impl Local {
             if op == Op::Peek {
                 continue;
             }
-            let expires_us = expiry(c.kind, value);
-            if !slots.contains_key(&c.key) && slots.len() >= MAX_LOCAL_CELLS {
+            let slot = Slot {
+                value,
+                expires_us: expiry(c.kind, value),
+            };
+            // Overwrite in place when the counter exists (no key copy, one hash).
+            if let Some(existing) = slots.get_mut(c.key.as_str()) {
+                *existing = slot;
+                continue;
+            }
+            if slots.len() >= MAX_LOCAL_CELLS {
                 return Err(StoreError(format!(
                     "more than {MAX_LOCAL_CELLS} live counters in this process"
                 )));
             }
-            slots.insert(c.key.clone(), Slot { value, expires_us });
+            slots.insert(c.key.clone(), slot);
         }
         Ok(Verdict::Applied(readings))
     }
