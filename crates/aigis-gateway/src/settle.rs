@@ -64,7 +64,9 @@ async fn settle_complete(ticket: Ticket, response: Response<Body>) -> Response<B
     let usage = serde_json::from_slice::<Value>(&bytes)
         .ok()
         .and_then(|v| v.get("usage").and_then(Usage::from_json));
-    ticket.settle(usage).await;
+    // Off the response path: the caller does not wait for the store's round trip. A request
+    // admitted meanwhile sees the reservation (usually more than was used): conservative.
+    tokio::spawn(ticket.settle(usage));
     Response::from_parts(parts, body::full(bytes))
 }
 
