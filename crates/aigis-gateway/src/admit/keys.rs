@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use crate::access_log::civil_from_days;
 use crate::config::{Limit, Quantity, Scope, Window};
 
 /// The scope values of one request (or of a status query, where some may be unknown).
@@ -113,21 +114,7 @@ pub(super) fn window(w: Window, now_us: u64) -> (String, u64) {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
-}
-
-/// (year, month, day) to days since 1970-01-01 (inverse of [`civil_from_days`]).
+/// (year, month, day) to days since 1970-01-01 (the inverse of `civil_from_days`).
 fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y / 400;
