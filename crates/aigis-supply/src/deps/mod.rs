@@ -1,0 +1,1 @@
+//! Dependency vulnerability scanning: lockfiles and environments against an offline OSV index.

@@ -1,0 +1,1 @@
+//! Model signing (OpenSSF Model Signing), ML-BOMs and provenance for model directories.
