@@ -85,7 +85,7 @@ pub(crate) async fn handle(
 }
 
 async fn serve(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     runtime: &Runtime,
     peer: &Peer,
     req: Request<Incoming>,
@@ -146,7 +146,7 @@ async fn serve(
         ticket.is_metered() && parsed.stream && crate::settle::request_stream_usage(&mut parsed);
 
     // A request refused from here on never reached a model: it used no tokens.
-    let inspected = match inspect_request(
+    let (inspected, inspection) = match inspect_request(
         shared,
         runtime,
         resolved.route,
@@ -157,7 +157,6 @@ async fn serve(
         Ok(i) => i,
         Err(e) => return Err(ticket.cancel(e).await),
     };
-    let pseudonymized = inspected.pseudonymized;
 
     let upstreams = runtime.upstreams_of(resolved.route);
     let forwarded = match forward::forward(
@@ -190,49 +189,51 @@ async fn serve(
         &shared.metrics,
     )
     .await;
-    if pseudonymized && !parsed.stream {
-        return Ok(restore_pseudonyms(&shared.vault, &principal.id, response).await);
-    }
-    Ok(response)
+    Ok(match inspection {
+        Some(inspection) => inspect_response(inspection, response, request_id, served).await,
+        None => response,
+    })
 }
 
-fn restore_strings(vault: &aigis_guard::Vault, caller: &str, value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::String(s) if s.contains('[') => *s = vault.restore(caller, s),
-        serde_json::Value::Array(items) => items
-            .iter_mut()
-            .for_each(|v| restore_strings(vault, caller, v)),
-        serde_json::Value::Object(map) => map
-            .values_mut()
-            .for_each(|v| restore_strings(vault, caller, v)),
-        _ => {}
-    }
-}
-
-/// Puts the caller's pseudonymised values back into a complete (non-streamed) response.
-/// Streamed responses carry the placeholders as they are (restoring across chunk boundaries
-/// belongs to response-side inspection).
-async fn restore_pseudonyms(
-    vault: &aigis_guard::Vault,
-    caller: &str,
+/// The `inspect` stage on the response: a stream is wrapped and inspected as it flows, a
+/// complete response now.
+async fn inspect_response(
+    inspection: inspect::response::Inspection,
     response: Response<Body>,
+    request_id: &HeaderValue,
+    served: &mut Served,
 ) -> Response<Body> {
-    use http_body_util::BodyExt as _;
-    let (mut parts, body) = response.into_parts();
-    let bytes = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(never) => match never {},
-    };
-    // Restore inside JSON strings, so a value is re-escaped as JSON wherever it lands.
-    let restored = match serde_json::from_slice::<serde_json::Value>(&bytes) {
-        Ok(mut json) => {
-            restore_strings(vault, caller, &mut json);
-            bytes::Bytes::from(json.to_string())
-        }
-        Err(_) => bytes,
-    };
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, body::full(restored))
+    if crate::settle::is_event_stream(&response) {
+        let id = request_id.to_str().unwrap_or_default().to_owned();
+        let on_end = Box::new(move |findings: Vec<String>| {
+            if !findings.is_empty() {
+                tracing::info!(target: "aigis::security", event = "response_findings", request_id = %id, findings = ?findings, "streamed response inspected");
+            }
+        });
+        return response.map(|b| {
+            http_body_util::BodyExt::boxed(inspect::stream::Inspected::new(b, inspection, on_end))
+        });
+    }
+    let (response, findings) = inspect::response::inspect_complete(inspection, response).await;
+    served.guard.extend(findings);
+    response
+}
+
+/// Prepares the response side of the `inspect` stage (and injects the route's canary).
+fn response_inspection(
+    shared: &Arc<Shared>,
+    runtime: &Runtime,
+    route: &Route,
+    principal: &Principal,
+    pseudonymized: bool,
+    parsed: &mut parse::Parsed,
+) -> Option<inspect::response::Inspection> {
+    let name = route.guard.as_deref()?;
+    let policy = runtime.config.guard.policies.get(name)?.clone();
+    let caller = pseudonymized.then_some(principal.id.as_str());
+    Some(inspect::response::Inspection::prepare(
+        shared, policy, name, caller, parsed,
+    ))
 }
 
 /// The `authorize` stage for a parsed model request; the deciding policies go to the log.
@@ -279,15 +280,23 @@ async fn admit_request(
     admit::admit(&shared.limiter, limits, &request, &shared.metrics).await
 }
 
-/// The `inspect` stage under the route's guard profile, with its metrics and security log.
+/// The `inspect` stage on the request under the route's guard profile, with its metrics and
+/// security log; prepares the inspection of the response (which puts the route's canary into
+/// the system prompt, after the request was inspected).
 fn inspect_request(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     runtime: &Runtime,
     route: &Route,
     principal: &Principal,
     parsed: &mut parse::Parsed,
     served: &mut Served,
-) -> Result<inspect::RequestInspected, GatewayError> {
+) -> Result<
+    (
+        inspect::RequestInspected,
+        Option<inspect::response::Inspection>,
+    ),
+    GatewayError,
+> {
     let config = &runtime.config;
     let policy = route.guard.as_deref().and_then(|name| {
         Some((
@@ -314,7 +323,15 @@ fn inspect_request(
     }
     let inspected = inspected?;
     served.guard.clone_from(&inspected.findings);
-    Ok(inspected)
+    let response = response_inspection(
+        shared,
+        runtime,
+        route,
+        principal,
+        inspected.pseudonymized,
+        parsed,
+    );
+    Ok((inspected, response))
 }
 
 /// Checks the header and body limits, takes a concurrency permit (held until the response or

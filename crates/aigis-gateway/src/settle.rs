@@ -41,17 +41,21 @@ pub(crate) async fn settle(
     if !ticket.is_metered() {
         return response;
     }
-    let streamed = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    if streamed {
+    if is_event_stream(&response) {
         let events = metrics.limits.clone();
         return response.map(|body| {
             http_body_util::BodyExt::boxed(Metered::new(body, ticket, family, strip_usage, events))
         });
     }
     settle_complete(ticket, response).await
+}
+
+/// True for a server-sent-events response.
+pub(crate) fn is_event_stream<B>(response: &Response<B>) -> bool {
+    response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }
 
 /// Settles `ticket` with the `usage` of a complete JSON response.

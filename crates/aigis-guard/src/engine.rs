@@ -163,8 +163,8 @@ impl Policy {
 /// The guard engine: detectors compiled once, shared by every request.
 pub struct Guard {
     injection: Injection,
-    pii: Pii,
-    secrets: Secrets,
+    pub(crate) pii: Pii,
+    pub(crate) secrets: Secrets,
     limits: Limits,
 }
 

@@ -22,6 +22,7 @@ mod engine;
 pub mod eval;
 pub mod injection;
 pub mod normalize;
+pub mod output;
 pub mod pii;
 pub mod profile;
 pub mod secrets;

@@ -112,6 +112,8 @@ pub struct Profile {
     pub banned: BannedPolicy,
     /// Topic word-lists.
     pub topics: TopicsPolicy,
+    /// What the model's output may carry out.
+    pub output: crate::output::OutputPolicy,
 }
 
 /// Names of the built-in profiles.
@@ -174,6 +176,7 @@ impl Profile {
                 action: custom,
                 ..TopicsPolicy::default()
             },
+            output: crate::output::OutputPolicy::builtin(name),
         })
     }
 }
@@ -196,6 +199,8 @@ pub struct ProfileSpec {
     pub banned: Option<BannedSpec>,
     /// Topic lists (added to the base's).
     pub topics: Option<TopicsSpec>,
+    /// The output side.
+    pub output: Option<crate::output::OutputSpec>,
 }
 
 /// `{ action = "..." }`.
@@ -378,6 +383,9 @@ fn apply(p: &mut Profile, spec: &ProfileSpec, name: &str, errors: &mut Vec<Strin
     if let Some(t) = &spec.topics {
         p.topics.action = t.action.unwrap_or(p.topics.action);
         p.topics.lists.extend(t.lists.clone());
+    }
+    if let Some(o) = &spec.output {
+        o.apply(&mut p.output, name, errors);
     }
 }
 

@@ -4,7 +4,9 @@
 //! Behaviour comes from [`Behavior`] (set at start) and can be overridden per request with
 //! directives in the model name, so tests that go through the gateway can steer it:
 //! `mock-status-500` answers 500, `mock-latency-200` waits 200 ms before the headers,
-//! `mock-chunks-3` streams 3 content chunks, `mock-delay-50` waits 50 ms between chunks.
+//! `mock-chunks-3` streams 3 content chunks, `mock-delay-50` waits 50 ms between chunks,
+//! `mock-gate` holds a stream's second chunk until `POST /mock/release`. Scripted answers and
+//! broken streams are described in `script.rs`.
 //! The first 10,000 requests are recorded (method, path, headers, body) for header-hygiene tests, and a
 //! stream whose client went away is counted as cancelled.
 
@@ -25,6 +27,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
+
+mod script;
 
 /// How the mock answers.
 #[derive(Clone, Debug)]
@@ -86,6 +90,9 @@ struct State {
     served: AtomicUsize,
     cancelled: AtomicUsize,
     completed_streams: AtomicUsize,
+    /// Released by `POST /mock/release`: a stream with the `mock-gate` directive waits for it
+    /// before its second chunk.
+    release: Notify,
 }
 
 /// A running mock server.
@@ -247,19 +254,36 @@ async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
         return full(status, "application/json", err.to_string());
     }
     let path = parts.uri.path();
-    let text = format!("mock reply to: {}", last_user_text(&json));
+    let user = last_user_text(&json);
+    let text = format!("mock reply to: {user}");
     let stream = json.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let chunks = directive(&model, "chunks")
+        .map_or(b.chunks, |c| usize::try_from(c).unwrap_or(1))
+        .max(1);
+    let delay = directive(&model, "delay").map_or(b.chunk_delay, Duration::from_millis);
+    let gated = model.split('-').any(|p| p == "gate");
+    if stream && let Some(events) = directive(&model, "broken").and_then(script::broken) {
+        return sse(state, events, delay, (1, gated));
+    }
     match (path, stream) {
-        ("/v1/models", _) => full(StatusCode::OK, "application/json", json!({"object": "list", "data": [{"id": "mock", "object": "model", "created": 0, "owned_by": "mock"}]}).to_string()),
-        ("/v1/chat/completions", false) => full(StatusCode::OK, "application/json", json!({
-            "id": "chatcmpl-mock", "object": "chat.completion", "created": 0, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": null}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}}).to_string()),
-        ("/v1/chat/completions", true) => {
-            let chunks = directive(&model, "chunks").map_or(b.chunks, |c| usize::try_from(c).unwrap_or(1)).max(1);
-            let delay = directive(&model, "delay").map_or(b.chunk_delay, Duration::from_millis);
-            sse(state, chat_chunks(&model, &text, chunks), delay)
+        ("/mock/release", _) => {
+            state.release.notify_one();
+            full(StatusCode::OK, "application/json", "{}".into())
         }
+        ("/v1/models", _) => full(StatusCode::OK, "application/json", json!({"object": "list", "data": [{"id": "mock", "object": "model", "created": 0, "owned_by": "mock"}]}).to_string()),
+        ("/v1/chat/completions", false) => {
+            let message = match script::answer(&json, &user) {
+                script::Answer::Text(t) => json!({"role": "assistant", "content": t}),
+                script::Answer::Call { name, arguments } => json!({"role": "assistant", "content": null,
+                    "tool_calls": [{"id": "call_mock", "type": "function", "function": {"name": name, "arguments": arguments}}]}),
+            };
+            full(StatusCode::OK, "application/json", json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": null}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}}).to_string())
+        }
+        ("/v1/chat/completions", true) => sse(state, script::chat(&model, &script::answer(&json, &user), chunks), delay, (2, gated)),
+        ("/v1/messages", true) => sse(state, script::anthropic(&model, &script::answer(&json, &user), chunks), delay, (3, gated)),
         ("/v1/completions", _) => full(StatusCode::OK, "application/json", json!({
             "id": "cmpl-mock", "object": "text_completion", "created": 0, "model": model,
             "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": null}],
@@ -301,37 +325,25 @@ fn last_user_text(json: &Value) -> String {
     }
 }
 
-fn chat_chunks(model: &str, text: &str, chunks: usize) -> Vec<Bytes> {
-    let chars: Vec<char> = text.chars().collect();
-    let per = chars.len().div_ceil(chunks).max(1);
-    let chunk = |delta: Value, finish: Value| {
-        let v = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": model,
-                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}]});
-        Bytes::from(format!("data: {v}\n\n"))
-    };
-    let mut out: Vec<Bytes> = chars
-        .chunks(per)
-        .map(|c| {
-            chunk(
-                json!({"content": c.iter().collect::<String>()}),
-                Value::Null,
-            )
-        })
-        .collect();
-    out.push(chunk(json!({}), json!("stop")));
-    out.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    out
-}
-
-fn sse(state: &Arc<State>, chunks: Vec<Bytes>, delay: Duration) -> Response<Body> {
+/// Streams `chunks`; a gate (the behaviour's, or `mock-gate`'s release) holds chunk `gate_at`,
+/// the second content chunk.
+fn sse(
+    state: &Arc<State>,
+    chunks: Vec<Bytes>,
+    delay: Duration,
+    gate_at: (usize, bool),
+) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(1);
     let state = state.clone();
     tokio::spawn(async move {
         for (i, chunk) in chunks.into_iter().enumerate() {
-            if i == 1
-                && let Some(gate) = &state.behavior.gate
-            {
-                gate.notified().await;
+            if i == gate_at.0 {
+                if let Some(gate) = &state.behavior.gate {
+                    gate.notified().await;
+                }
+                if gate_at.1 {
+                    state.release.notified().await;
+                }
             }
             if i > 0 && !delay.is_zero() {
                 tokio::time::sleep(delay).await;

@@ -63,7 +63,7 @@
 //! `phonenumber` parser; context lookups are binary searches over the sorted word hits.
 
 pub mod checksum;
-mod context;
+pub(crate) mod context;
 mod entity;
 pub mod generate;
 mod recognise;

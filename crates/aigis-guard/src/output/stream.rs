@@ -1,0 +1,424 @@
+//! Incremental inspection of one text channel (a choice's content, a content block) with a
+//! bounded hold-back.
+//!
+//! Each push runs the detectors over the unreleased text plus [`CONTEXT`] bytes of released
+//! text before it, then releases everything up to the *release point*: the earliest position
+//! where a match could still be forming. What is held:
+//! - the trailing run of non-space characters (a URL, key, e-mail or number may continue);
+//! - digit groups separated by single spaces or dashes before it (cards, phones, IBANs);
+//! - when PII is rewritten, the last [`MULTIWORD`] words (names and street addresses);
+//! - an unclosed markdown link or image, HTML tag, or PEM block;
+//! - any candidate match that touches the end, and PII candidates whose right-hand context
+//!   window is not complete yet.
+//!
+//! The hold is capped by the profile's `hold_back` (PEM blocks by [`MAX_PEM`]). Within the cap
+//! the released text does not depend on how the upstream chunked it: it is exactly what
+//! inspecting the whole text at once gives. Text already released is never retracted.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::Range;
+
+use super::{OutputFinding, Scope, leak, links};
+use crate::profile::Action;
+use crate::{Detection, Detector};
+
+/// Released text kept before the unreleased text as left context for the detectors.
+pub const CONTEXT: usize = 256;
+/// Longest PEM block held while waiting for its `-----END` line.
+pub const MAX_PEM: usize = 16 * 1024;
+/// Words held when multi-word PII (names, street addresses) is rewritten.
+pub const MULTIWORD: usize = 5;
+/// How far back an unclosed link, image or tag is looked for.
+const MAX_OPEN: usize = 512;
+/// Longest run of digit groups held.
+const MAX_GROUPS: usize = 64;
+/// Right-hand context the PII scorer reads after a candidate.
+const PII_RIGHT: usize = crate::pii::context::WINDOW;
+
+/// What a push released.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Step {
+    /// The text to send on (redacted); may be empty.
+    pub text: String,
+    /// What was found in it.
+    pub findings: Vec<OutputFinding>,
+    /// A `block` fired: send nothing more of this response.
+    pub blocked: bool,
+}
+
+/// One match in the buffer.
+#[derive(Debug, Clone)]
+struct Hit {
+    span: Range<usize>,
+    detector: &'static str,
+    kind: Cow<'static, str>,
+    action: Action,
+    score: f32,
+    replacement: Option<String>,
+}
+
+/// The inspection state of one text channel.
+#[derive(Debug, Default)]
+pub struct TextStream {
+    buf: String,
+    /// Bytes at the start of `buf` already released (left context).
+    base: usize,
+    /// Offset of `buf[0]` in the channel's upstream text.
+    offset: usize,
+    numbering: HashMap<(String, String), String>,
+    counters: HashMap<String, u32>,
+    meter: leak::Meter,
+    leaked: bool,
+    blocked: bool,
+}
+
+impl TextStream {
+    /// Adds upstream text and returns what can be released now.
+    pub fn push(&mut self, scope: &Scope<'_>, text: &str) -> Step {
+        if self.blocked {
+            return Step::default();
+        }
+        self.buf.push_str(text);
+        self.step(scope, false)
+    }
+
+    /// The channel ended: releases everything still held.
+    pub fn finish(&mut self, scope: &Scope<'_>) -> Step {
+        if self.blocked {
+            return Step::default();
+        }
+        self.step(scope, true)
+    }
+
+    /// Bytes received but not released yet.
+    pub fn held(&self) -> usize {
+        self.buf.len() - self.base
+    }
+
+    fn step(&mut self, scope: &Scope<'_>, end: bool) -> Step {
+        let hits = detect(scope, &self.buf);
+        let p = if end {
+            self.buf.len()
+        } else {
+            self.release_point(scope, &hits)
+        };
+        let mut step = Step::default();
+        let mut at = self.base;
+        for h in &hits {
+            if h.span.end <= self.base || h.span.start < at && h.span.start >= self.base {
+                continue; // handled before, or overlaps one just handled
+            }
+            if h.span.end > p && h.span.start >= self.base {
+                continue; // not final yet
+            }
+            if h.action == Action::Off {
+                continue;
+            }
+            let start = h.span.start.max(at);
+            step.findings.push(self.finding(h));
+            match h.action {
+                Action::Block => {
+                    step.text.push_str(&self.buf[at..start]);
+                    step.blocked = true;
+                    self.blocked = true;
+                    return step;
+                }
+                Action::Redact | Action::Pseudonymize => {
+                    step.text.push_str(&self.buf[at..start]);
+                    let placeholder = match &h.replacement {
+                        Some(r) => r.clone(),
+                        None => self.placeholder(h),
+                    };
+                    // A match that began in released text (only after a forced release)
+                    // loses its tail without a second placeholder.
+                    if h.span.start >= self.base {
+                        step.text.push_str(&placeholder);
+                    }
+                    at = h.span.end.min(self.buf.len());
+                }
+                Action::Flag | Action::Off => {}
+            }
+        }
+        let at = at.min(p.max(at));
+        step.text.push_str(&self.buf[at..p.max(at)]);
+        self.meter_leak(scope, p.max(at), end, &mut step);
+        self.advance(p.max(at));
+        step
+    }
+
+    /// Feeds the released upstream text to the leak meter; a leak that blocks withholds it.
+    fn meter_leak(&mut self, scope: &Scope<'_>, p: usize, end: bool, step: &mut Step) {
+        let policy = &scope.policy.profile().output;
+        if policy.leak == Action::Off || self.leaked || !scope.protected.is_judged() {
+            return;
+        }
+        let share = self
+            .meter
+            .feed(scope.protected, &self.buf[self.base..p], end);
+        if share >= policy.leak_threshold {
+            self.leaked = true;
+            step.findings.push(OutputFinding {
+                detector: "leak",
+                kind: "system-prompt".into(),
+                action: policy.leak,
+                span: None,
+                score: share,
+            });
+            if policy.leak == Action::Block {
+                step.text.clear();
+                step.blocked = true;
+                self.blocked = true;
+            }
+        }
+    }
+
+    /// Marks `p` released and drops context older than [`CONTEXT`], cutting at a space.
+    fn advance(&mut self, p: usize) {
+        self.base = p;
+        if self.base <= 2 * CONTEXT {
+            return;
+        }
+        let mut cut = floor_boundary(&self.buf, self.base - CONTEXT);
+        if let Some(i) = self.buf[cut..self.base].find(char::is_whitespace) {
+            cut += i;
+        }
+        self.buf.drain(..cut);
+        self.offset += cut;
+        self.base -= cut;
+    }
+
+    fn finding(&self, h: &Hit) -> OutputFinding {
+        OutputFinding {
+            detector: h.detector,
+            kind: h.kind.to_string(),
+            action: h.action,
+            span: Some(self.offset + h.span.start..self.offset + h.span.end),
+            score: h.score,
+        }
+    }
+
+    /// `[EMAIL_ADDRESS_1]`, `[SECRET_2]`: the same value keeps its placeholder.
+    fn placeholder(&mut self, h: &Hit) -> String {
+        let kind = match h.detector {
+            "secrets" => "SECRET".to_owned(),
+            "canary" => "REDACTED".to_owned(),
+            _ => crate::profile::placeholder_name(&h.kind).to_ascii_uppercase(),
+        };
+        let value = self.buf.get(h.span.clone()).unwrap_or_default().to_owned();
+        let key = (kind.clone(), value);
+        if let Some(p) = self.numbering.get(&key) {
+            return p.clone();
+        }
+        let n = self.counters.entry(kind.clone()).or_default();
+        *n += 1;
+        let p = format!("[{kind}_{n}]");
+        self.numbering.insert(key, p.clone());
+        p
+    }
+
+    /// The earliest position where a match could still be forming (see the module docs).
+    fn release_point(&self, scope: &Scope<'_>, hits: &[Hit]) -> usize {
+        let b = self.buf.as_str();
+        let len = b.len();
+        let output = &scope.policy.profile().output;
+        let mut p = trailing_run(b);
+        p = digit_groups(b, p);
+        if output.pii.rewrites() {
+            p = p.min(last_words(b, MULTIWORD + 1));
+        }
+        let (open, pem) = open_construct(b);
+        p = p.min(open);
+        for h in hits {
+            let right = if h.detector == "pii" { PII_RIGHT } else { 0 };
+            if h.span.end + right >= len {
+                p = p.min(h.span.start);
+            }
+        }
+        let cap = if pem { MAX_PEM } else { output.hold_back };
+        if len - p > cap {
+            p = floor_boundary(b, len - cap);
+        }
+        // Never cut a match: it is rewritten whole or not at all. (Hits are sorted by start,
+        // so one pass from the last covers chains of overlapping matches.)
+        for h in hits.iter().rev() {
+            if h.span.start < p && p < h.span.end {
+                p = h.span.start;
+            }
+        }
+        p.max(self.base)
+    }
+}
+
+/// Runs the output detectors over `text`; hits sorted by start, longest first.
+fn detect(scope: &Scope<'_>, text: &str) -> Vec<Hit> {
+    let profile = scope.policy.profile();
+    let out = &profile.output;
+    let mut hits = Vec::new();
+    let mut found: Vec<Detection> = Vec::new();
+    if out.secrets != Action::Off {
+        scope.guard.secrets.scan(text, &mut found);
+    }
+    let secrets: Vec<Range<usize>> = found.iter().map(|d| d.span.clone()).collect();
+    if out.pii != Action::Off {
+        scope.guard.pii.scan(text, &mut found);
+    }
+    for d in found {
+        let (detector, action) = match d.detector {
+            Detector::Secrets => ("secrets", out.secrets),
+            _ => {
+                let wanted = profile.pii.entities.is_empty()
+                    || profile.pii.entities.iter().any(|e| *e == d.kind);
+                let inside_secret = secrets
+                    .iter()
+                    .any(|s| s.start < d.span.end && d.span.start < s.end);
+                let counts = wanted && !inside_secret && d.score >= profile.pii.min_score;
+                ("pii", if counts { out.pii } else { Action::Off })
+            }
+        };
+        hits.push(Hit {
+            span: d.span,
+            detector,
+            kind: d.kind,
+            action,
+            score: d.score,
+            replacement: None,
+        });
+    }
+    for canary in scope.canaries {
+        for (i, _) in text.match_indices(canary.as_str()) {
+            hits.push(Hit {
+                span: i..i + canary.len(),
+                detector: "canary",
+                kind: "system-prompt-canary".into(),
+                action: Action::Block,
+                score: 1.0,
+                replacement: None,
+            });
+        }
+    }
+    for link in links::find(text, out.links, &out.allowed_hosts) {
+        let action = match out.links {
+            super::Links::Allow => Action::Off,
+            super::Links::Flag => Action::Flag,
+            super::Links::StripUnlisted | super::Links::DefangUnlisted => Action::Redact,
+            super::Links::BlockUnlisted => Action::Block,
+        };
+        hits.push(Hit {
+            span: link.span,
+            detector: "links",
+            kind: format!("{}:{}", link.kind, link.reason).into(),
+            action,
+            score: 1.0,
+            replacement: link.replacement,
+        });
+    }
+    hits.sort_by_key(|h| (h.span.start, std::cmp::Reverse(h.span.end)));
+    hits
+}
+
+/// Start of the trailing run of non-space characters (`len` when the text ends in a space).
+fn trailing_run(b: &str) -> usize {
+    b.rfind(char::is_whitespace)
+        .map_or(0, |i| i + b[i..].chars().next().map_or(1, char::len_utf8))
+}
+
+/// A token that can be one group of a card, phone, IBAN or ID number.
+fn digitish(tok: &str) -> bool {
+    !tok.is_empty()
+        && tok.len() <= 12
+        && (tok.bytes().any(|c| c.is_ascii_digit()) || tok == "+")
+        && tok
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"+()./-".contains(&c))
+}
+
+/// Moves `p` back over digit groups separated by single spaces or dashes.
+fn digit_groups(b: &str, mut p: usize) -> usize {
+    if !b[p..].is_empty() && !digitish(&b[p..]) {
+        return p;
+    }
+    let floor = p.saturating_sub(MAX_GROUPS);
+    loop {
+        let before = &b[..p];
+        if !before.ends_with([' ', '-']) {
+            return p;
+        }
+        let end = p - 1;
+        let start = b[..end]
+            .rfind(char::is_whitespace)
+            .map_or(0, |i| i + b[i..].chars().next().map_or(1, char::len_utf8));
+        if start < floor || !digitish(&b[start..end]) {
+            return p;
+        }
+        p = start;
+    }
+}
+
+/// Start of the last `n` whitespace-separated words.
+fn last_words(b: &str, n: usize) -> usize {
+    let mut p = b.len();
+    let mut words = 0;
+    let mut in_word = false;
+    for (i, c) in b.char_indices().rev() {
+        if c.is_whitespace() {
+            if in_word {
+                words += 1;
+                if words == n {
+                    return p;
+                }
+            }
+            in_word = false;
+        } else {
+            in_word = true;
+            p = i;
+        }
+    }
+    0
+}
+
+/// Start of an unclosed markdown link or image, HTML tag, or PEM block (else `len`), and
+/// whether it is a PEM block.
+fn open_construct(b: &str) -> (usize, bool) {
+    let len = b.len();
+    if let Some(i) = b.rfind("-----BEGIN ")
+        && !b[i..].contains("-----END ")
+    {
+        return (i, true);
+    }
+    let window = floor_boundary(b, len.saturating_sub(MAX_OPEN));
+    let tail = &b[window..];
+    let mut p = len;
+    if let Some(i) = tail.rfind('[') {
+        let rest = &tail[i..];
+        let open = match rest.find(']') {
+            None => true,
+            Some(j) => {
+                let after = &rest[j + 1..];
+                after.is_empty() || (after.starts_with('(') && !after.contains(')'))
+            }
+        };
+        if open {
+            let at = window + i;
+            p = if b[..at].ends_with('!') { at - 1 } else { at };
+        }
+    }
+    if let Some(i) = tail.rfind('<')
+        && !tail[i..].contains('>')
+    {
+        p = p.min(window + i);
+    }
+    (p, false)
+}
+
+/// The largest char boundary at or below `i`.
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests;

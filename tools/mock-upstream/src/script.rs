@@ -1,0 +1,162 @@
+//! Scripted answers, steered from the request so end-to-end tests through the gateway can
+//! make the "model" say exactly what a test needs (the gateway's request-side guard never
+//! sees the scripted text in clear, because it travels reversed):
+//!
+//! - last user message `say-rev:TEXT` answers the reverse of TEXT;
+//! - `say-system` answers the request's system prompt (a prompt-leak model);
+//! - `call-rev:JSON` answers a call of the request's first tool with the reversed JSON as
+//!   its arguments.
+//!
+//! Model directives: `mock-broken-1` sends invalid UTF-8, `mock-broken-2` ends in the middle
+//! of an event, `mock-broken-3` sends an event that never ends (2 MiB without a line end).
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+/// What the model answers.
+pub enum Answer {
+    /// Text.
+    Text(String),
+    /// A call of `name` with `arguments`.
+    Call { name: String, arguments: String },
+}
+
+/// The scripted answer of a request, or the default echo.
+pub fn answer(json: &Value, user: &str) -> Answer {
+    if let Some(rev) = user.strip_prefix("say-rev:") {
+        return Answer::Text(rev.chars().rev().collect());
+    }
+    if user == "say-system" {
+        let system = json
+            .get("messages")
+            .and_then(Value::as_array)
+            .and_then(|m| {
+                m.iter()
+                    .find(|m| m.get("role").and_then(Value::as_str) == Some("system"))
+            })
+            .and_then(|m| m.get("content"))
+            .or_else(|| json.get("system"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        return Answer::Text(system.to_owned());
+    }
+    if let Some(rev) = user.strip_prefix("call-rev:") {
+        let name = json
+            .pointer("/tools/0/function/name")
+            .or_else(|| json.pointer("/tools/0/name"))
+            .and_then(Value::as_str)
+            .unwrap_or("tool")
+            .to_owned();
+        return Answer::Call {
+            name,
+            arguments: rev.chars().rev().collect(),
+        };
+    }
+    Answer::Text(format!("mock reply to: {user}"))
+}
+
+/// `text` cut into `n` pieces of (about) equal character counts.
+pub fn pieces(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let per = chars.len().div_ceil(n.max(1)).max(1);
+    chars.chunks(per).map(|c| c.iter().collect()).collect()
+}
+
+fn event(name: Option<&str>, v: &Value) -> Bytes {
+    Bytes::from(match name {
+        Some(n) => format!("event: {n}\ndata: {v}\n\n"),
+        None => format!("data: {v}\n\n"),
+    })
+}
+
+/// An OpenAI chat-completions stream.
+pub fn chat(model: &str, answer: &Answer, n: usize) -> Vec<Bytes> {
+    let chunk = |delta: Value, finish: Value| {
+        event(
+            None,
+            &json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": model,
+                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}]}),
+        )
+    };
+    let mut out = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    let finish = match answer {
+        Answer::Text(text) => {
+            out.extend(
+                pieces(text, n)
+                    .into_iter()
+                    .map(|p| chunk(json!({"content": p}), Value::Null)),
+            );
+            "stop"
+        }
+        Answer::Call { name, arguments } => {
+            out.push(chunk(
+                json!({"tool_calls": [{"index": 0, "id": "call_mock", "type": "function",
+                                                  "function": {"name": name, "arguments": ""}}]}),
+                Value::Null,
+            ));
+            out.extend(pieces(arguments, n).into_iter().map(|p| {
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}),
+                    Value::Null,
+                )
+            }));
+            "tool_calls"
+        }
+    };
+    out.push(chunk(json!({}), json!(finish)));
+    out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    out
+}
+
+/// An Anthropic Messages stream.
+pub fn anthropic(model: &str, answer: &Answer, n: usize) -> Vec<Bytes> {
+    let mut out = vec![event(
+        Some("message_start"),
+        &json!({"type": "message_start", "message": {
+        "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 5, "output_tokens": 0}}}),
+    )];
+    let stop = match answer {
+        Answer::Text(text) => {
+            out.push(event(Some("content_block_start"), &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
+            out.extend(pieces(text, n).into_iter().map(|p| {
+                event(Some("content_block_delta"), &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}))
+            }));
+            "end_turn"
+        }
+        Answer::Call { name, arguments } => {
+            out.push(event(Some("content_block_start"), &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_mock", "name": name, "input": {}}})));
+            out.extend(pieces(arguments, n).into_iter().map(|p| {
+                event(Some("content_block_delta"), &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": p}}))
+            }));
+            "tool_use"
+        }
+    };
+    out.push(event(
+        Some("content_block_stop"),
+        &json!({"type": "content_block_stop", "index": 0}),
+    ));
+    out.push(event(Some("message_delta"), &json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": 5}})));
+    out.push(event(
+        Some("message_stop"),
+        &json!({"type": "message_stop"}),
+    ));
+    out
+}
+
+/// A broken stream (see the module docs); `None` for an unknown kind.
+pub fn broken(kind: u64) -> Option<Vec<Bytes>> {
+    let first = Bytes::from_static(b"data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello \"},\"finish_reason\":null}]}\n\n");
+    let second = match kind {
+        1 => Bytes::from_static(
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\xff\xfe\"}}]}\n\n",
+        ),
+        2 => Bytes::from_static(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"cont"),
+        3 => Bytes::from(format!("data: \"{}", "a".repeat(2 << 20))),
+        _ => return None,
+    };
+    Some(vec![first, second])
+}
