@@ -24,6 +24,9 @@ UPSTREAM_KEY = "sk-e2e-upstream-" + secrets.token_hex(16)
 # Plain text (not hex or base64: random encoded bytes sometimes looked like an obfuscated
 # payload to the guard on the `mock` route, which made this suite flaky).
 CANARY = f"canary number {secrets.randbelow(10**9)} for the leak check"
+# A secret the scripted model says in its answers; the response guard must keep it from the
+# client (and it must never reach a log either).
+STREAM_SECRET = "sk-proj-" + "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(48))
 
 SEEN = []  # every response body and header block the tests received
 
@@ -75,10 +78,31 @@ api_key = "env:AIGIS_E2E_UPSTREAM_KEY"
 name = "echo"
 kind = "echo"
 
+[[upstreams]]
+name = "mock-anthropic"
+kind = "anthropic"
+base_url = "http://{mock_upstream}"
+
 [[routes]]
 name = "mock"
 models = ["mock", "mock-*", "text-embedding-mock"]
 upstream = "mock"
+
+# Blocks (rather than redacts) secrets and bad tool calls in responses.
+[[routes]]
+name = "guarded"
+models = ["guarded-*"]
+upstream = "mock"
+guard = "no-leaks"
+
+[[routes]]
+name = "claude"
+models = ["claude-*"]
+upstream = "mock-anthropic"
+
+[guard.profiles.no-leaks]
+extends = "balanced"
+output = {{ secrets = "block", tools = "block" }}
 
 [[routes]]
 name = "echo"

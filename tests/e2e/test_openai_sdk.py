@@ -3,7 +3,7 @@
 import openai
 import pytest
 
-from conftest import CANARY, SEEN, UPSTREAM_KEY, fetch
+from conftest import CANARY, SEEN, STREAM_SECRET, UPSTREAM_KEY, fetch
 
 
 def system(text="You are terse."):
@@ -150,4 +150,6 @@ def test_zz_no_secret_or_prompt_in_logs_metrics_or_responses(gateway):
         assert gateway["key"] not in text, f"the client's aigis key leaked into {name}"
         assert gateway["key"].split("_")[2] not in text, f"the aigis key's secret part leaked into {name}"
         assert CANARY not in text, f"prompt text leaked into {name}"
+        assert STREAM_SECRET not in text, f"a secret in a model answer leaked into {name}"
+        assert "aigis-canary-" not in text, f"the injected system-prompt canary leaked into {name}"
     assert len(SEEN) >= 8, "the suite recorded what it saw"

@@ -1,11 +1,12 @@
 //! Scripted answers, steered from the request so end-to-end tests through the gateway can
-//! make the "model" say exactly what a test needs (the gateway's request-side guard never
-//! sees the scripted text in clear, because it travels reversed):
+//! make the "model" say exactly what a test needs. The script travels in a body field the
+//! gateway forwards but does not inspect, so the request-side guard never sees it:
 //!
-//! - last user message `say-rev:TEXT` answers the reverse of TEXT;
-//! - `say-system` answers the request's system prompt (a prompt-leak model);
-//! - `call-rev:JSON` answers a call of the request's first tool with the reversed JSON as
-//!   its arguments.
+//! - `"mock_script": {"say": TEXT}` answers TEXT;
+//! - `"mock_script": {"call": JSON}` answers a call of the request's first tool with JSON as
+//!   its arguments;
+//! - a last user message `say-system` answers the request's system prompt (a prompt-leak
+//!   model).
 //!
 //! Model directives: `mock-broken-1` sends invalid UTF-8, `mock-broken-2` ends in the middle
 //! of an event, `mock-broken-3` sends an event that never ends (2 MiB without a line end).
@@ -23,8 +24,8 @@ pub enum Answer {
 
 /// The scripted answer of a request, or the default echo.
 pub fn answer(json: &Value, user: &str) -> Answer {
-    if let Some(rev) = user.strip_prefix("say-rev:") {
-        return Answer::Text(rev.chars().rev().collect());
+    if let Some(text) = json.pointer("/mock_script/say").and_then(Value::as_str) {
+        return Answer::Text(text.to_owned());
     }
     if user == "say-system" {
         let system = json
@@ -40,7 +41,7 @@ pub fn answer(json: &Value, user: &str) -> Answer {
             .unwrap_or_default();
         return Answer::Text(system.to_owned());
     }
-    if let Some(rev) = user.strip_prefix("call-rev:") {
+    if let Some(arguments) = json.pointer("/mock_script/call").and_then(Value::as_str) {
         let name = json
             .pointer("/tools/0/function/name")
             .or_else(|| json.pointer("/tools/0/name"))
@@ -49,7 +50,7 @@ pub fn answer(json: &Value, user: &str) -> Answer {
             .to_owned();
         return Answer::Call {
             name,
-            arguments: rev.chars().rev().collect(),
+            arguments: arguments.to_owned(),
         };
     }
     Answer::Text(format!("mock reply to: {user}"))
