@@ -24,7 +24,7 @@ use crate::profile::Action;
 use crate::{Detection, Detector};
 
 /// Released text kept before the unreleased text as left context for the detectors.
-pub const CONTEXT: usize = 256;
+pub const CONTEXT: usize = 160;
 /// Longest PEM block held while waiting for its `-----END` line.
 pub const MAX_PEM: usize = 16 * 1024;
 /// Words held when multi-word PII (names, street addresses) is rewritten.
@@ -79,7 +79,16 @@ impl TextStream {
         if self.blocked {
             return Step::default();
         }
+        // Text that only extends the unfinished last word cannot move the release point
+        // (that needs a space, or the hold-back cap): skip the detectors until one comes.
+        let extends_word = !self.buf.is_empty()
+            && !self.buf.ends_with(char::is_whitespace)
+            && !text.contains(char::is_whitespace)
+            && self.held() + text.len() <= scope.policy.profile().output.hold_back;
         self.buf.push_str(text);
+        if extends_word {
+            return Step::default();
+        }
         self.step(scope, false)
     }
 
@@ -176,7 +185,7 @@ impl TextStream {
     /// Marks `p` released and drops context older than [`CONTEXT`], cutting at a space.
     fn advance(&mut self, p: usize) {
         self.base = p;
-        if self.base <= 2 * CONTEXT {
+        if self.base <= CONTEXT + CONTEXT / 4 {
             return;
         }
         let mut cut = floor_boundary(&self.buf, self.base - CONTEXT);
