@@ -14,6 +14,8 @@ mod keys_cmd;
 mod limits_cmd;
 mod policy_cmd;
 mod scan_cmd;
+mod sign_cmd;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
@@ -74,6 +76,10 @@ enum Command {
     ///   aigis digest ./my-model -o manifest.json
     ///   aigis digest --algo blake3 --format table model.safetensors
     Digest(digest_cmd::Args),
+    // The about text and the long help come from `sign_cmd::Args`.
+    Sign(sign_cmd::Args),
+    // The about text and the long help come from `verify_cmd::Args`.
+    Verify(verify_cmd::Args),
 }
 
 /// Output format of commands that report.
@@ -121,6 +127,8 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen_cmd::run(&args),
         Command::Encrypt(args) => encrypt_cmd::run(&args),
         Command::Decrypt(args) => decrypt_cmd::run(&args),
+        Command::Sign(args) => sign_cmd::run(&args),
+        Command::Verify(args) => verify_cmd::run(&args),
     };
     match result {
         Ok(code) => code,
