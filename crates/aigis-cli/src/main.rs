@@ -13,6 +13,7 @@ mod keygen_sign;
 mod keys_cmd;
 mod limits_cmd;
 mod policy_cmd;
+mod sbom_cmd;
 mod scan_cmd;
 mod sign_cmd;
 mod verify_cmd;
@@ -80,6 +81,8 @@ enum Command {
     Sign(sign_cmd::Args),
     // The about text and the long help come from `verify_cmd::Args`.
     Verify(verify_cmd::Args),
+    // The about text and the long help come from `sbom_cmd::Args`.
+    Sbom(sbom_cmd::Args),
 }
 
 /// Output format of commands that report.
@@ -129,6 +132,7 @@ fn main() -> ExitCode {
         Command::Decrypt(args) => decrypt_cmd::run(&args),
         Command::Sign(args) => sign_cmd::run(&args),
         Command::Verify(args) => verify_cmd::run(&args),
+        Command::Sbom(args) => sbom_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -10,15 +10,21 @@
 //!   ML-DSA-65+Ed25519 in the same DSSE envelope; [`verify::VerifyOptions::require_pq`]
 //!   requires it.
 //!
+//! - [`sbom::model_bom`]: a CycloneDX 1.6 ML-BOM of a model directory (model card fields,
+//!   parameter counts and dtypes from safetensors/GGUF headers via [`weights`], file hashes,
+//!   the scan verdict, datasets, pinned dependencies).
+//!
 //! Errors name the file, resource or certificate involved; a verification that fails on
 //! content lists every difference ([`Problem`]).
 
 pub mod bundle;
 pub mod hashing;
 pub mod keys;
+pub mod sbom;
 pub mod sign;
 pub mod statement;
 pub mod verify;
+pub mod weights;
 pub mod x509;
 
 use std::fmt;
