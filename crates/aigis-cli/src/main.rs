@@ -13,6 +13,7 @@ mod keygen_sign;
 mod keys_cmd;
 mod limits_cmd;
 mod policy_cmd;
+mod provenance_cmd;
 mod sbom_cmd;
 mod scan_cmd;
 mod sign_cmd;
@@ -83,10 +84,13 @@ enum Command {
     Verify(verify_cmd::Args),
     // The about text and the long help come from `sbom_cmd::Args`.
     Sbom(sbom_cmd::Args),
+    // The about text and the long help come from `provenance_cmd::Command`.
+    #[command(subcommand)]
+    Provenance(provenance_cmd::Command),
 }
 
 /// Output format of commands that report.
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// Human-readable.
     Table,
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign_cmd::run(&args),
         Command::Verify(args) => verify_cmd::run(&args),
         Command::Sbom(args) => sbom_cmd::run(&args),
+        Command::Provenance(cmd) => provenance_cmd::run(&cmd),
     };
     match result {
         Ok(code) => code,

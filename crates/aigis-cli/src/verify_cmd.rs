@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aigis_supply::signing::keys::load_verifying_key;
+use aigis_supply::signing::verify::check_scan;
 use aigis_supply::signing::x509::pem_certificates;
 use aigis_supply::signing::{
-    Method, Problem, SigningError, Trust, Verified, VerifyOptions, verify_model,
+    Method, Problem, SigningError, Trust, Verified, VerifyOptions, provenance, verify_model,
 };
 use anyhow::Context as _;
 use serde_json::json;
@@ -88,6 +89,14 @@ struct Common {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
+    /// Also require a clean `aigis scan` (nothing at or above high, every file scanned) and
+    /// this provenance (DSSE-signed in-toto SLSA v1, from `aigis provenance record`) naming
+    /// this model.
+    #[arg(long, value_name = "FILE")]
+    provenance: Option<PathBuf>,
+    /// Key(s) that must have signed the provenance (default: the --public-key keys).
+    #[arg(long, value_name = "PEM")]
+    provenance_key: Vec<PathBuf>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -114,7 +123,57 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         require_pq: common.require_pq,
         threads: common.threads,
     };
-    let outcome = verify_model(&common.model, &bundle, &trust, &opts);
+    let mut outcome = verify_model(&common.model, &bundle, &trust, &opts);
+    if let (Ok(_), Some(prov)) = (&outcome, &common.provenance) {
+        let keys = if common.provenance_key.is_empty() {
+            match &trust {
+                Trust::Keys(k) => k.clone(),
+                Trust::Certificates(_) => {
+                    anyhow::bail!("--provenance with the certificate method needs --provenance-key")
+                }
+            }
+        } else {
+            common
+                .provenance_key
+                .iter()
+                .map(|p| load_verifying_key(p))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let bytes = std::fs::read(prov).with_context(|| format!("reading {}", prov.display()))?;
+        // Explicit --provenance-key: all must have signed. Defaulting to the signature keys:
+        // any one of them is enough (the provenance may be signed by just the PQ key).
+        let sets: Vec<Vec<_>> = if common.provenance_key.is_empty() {
+            keys.iter().map(|k| vec![k.clone()]).collect()
+        } else {
+            vec![keys]
+        };
+        let checked = check_scan(&common.model).and_then(|scanned| {
+            let mut last = None;
+            for set in &sets {
+                match provenance::verify(
+                    &bytes,
+                    set,
+                    common.require_pq,
+                    &common.model,
+                    common.threads,
+                ) {
+                    Ok(p) => return Ok((scanned, p)),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or(SigningError::BadSignature {
+                detail: "no provenance key".into(),
+            }))
+        });
+        match checked {
+            Ok((scanned, p)) if common.format == Format::Table => println!(
+                "scan clean ({scanned} files); provenance verified: built by {}",
+                p.statement["predicate"]["runDetails"]["builder"]["id"]
+            ),
+            Ok(_) => {}
+            Err(e) => outcome = Err(e),
+        }
+    }
     report(&common.model, common.format, outcome)
 }
 

@@ -14,12 +14,16 @@
 //!   parameter counts and dtypes from safetensors/GGUF headers via [`weights`], file hashes,
 //!   the scan verdict, datasets, pinned dependencies).
 //!
+//! - [`provenance`]: in-toto SLSA provenance v1 for training/conversion runs, DSSE-signed, and
+//!   its verification against a model directory.
+//!
 //! Errors name the file, resource or certificate involved; a verification that fails on
 //! content lists every difference ([`Problem`]).
 
 pub mod bundle;
 pub mod hashing;
 pub mod keys;
+pub mod provenance;
 pub mod sbom;
 pub mod sign;
 pub mod statement;
@@ -199,6 +203,14 @@ pub enum SigningError {
         path: PathBuf,
         /// Why.
         reason: String,
+    },
+    /// The malicious-code scan did not come back clean.
+    #[error(
+        "the model is signed but its scan is not clean: {verdict}; run `aigis scan` on it for details"
+    )]
+    ScanNotClean {
+        /// Findings summary.
+        verdict: String,
     },
     /// Something valid that aigis does not implement.
     #[error("unsupported: {what}")]

@@ -196,3 +196,62 @@ fn python_repr_matches_known_outputs() {
         "b'{\\n\"x\": 1}\\t\\\\\\x01'"
     );
 }
+
+#[test]
+fn provenance_records_and_matches_the_model() {
+    use super::provenance::{Input, Run, record, verify};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("m");
+    model(&root);
+    let data = dir.path().join("data.jsonl");
+    fs::write(&data, b"{}\n").unwrap();
+    let key = SigningKey::generate(SignAlg::MlDsa65Ed25519).unwrap();
+    let run = Run {
+        builder_id: "https://ci.example/trainer".into(),
+        parameters: vec![("epochs".into(), "3".into())],
+        inputs: vec![Input {
+            kind: "dataset".into(),
+            name: "data".into(),
+            path: Some(data),
+            uri: None,
+        }],
+        ..Run::default()
+    };
+    let env = record(&root, &run, &[&key], None).unwrap();
+    let v = verify(
+        env.as_bytes(),
+        &[key.verifying_key().clone()],
+        true,
+        &root,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        v.statement["predicate"]["runDetails"]["builder"]["id"],
+        "https://ci.example/trainer"
+    );
+    assert!(
+        v.statement["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["sha256"]
+            .is_string()
+    );
+    fs::write(root.join("a.txt"), b"changed").unwrap();
+    let err = verify(
+        env.as_bytes(),
+        &[key.verifying_key().clone()],
+        false,
+        &root,
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(err, SigningError::Mismatch { .. }), "{err}");
+    let other = SigningKey::generate(SignAlg::Ed25519).unwrap();
+    let err = verify(
+        env.as_bytes(),
+        &[other.verifying_key().clone()],
+        false,
+        &root,
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(err, SigningError::BadSignature { .. }), "{err}");
+}

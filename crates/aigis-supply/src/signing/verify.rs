@@ -423,3 +423,24 @@ fn compare(
 pub(crate) fn python_bytes_repr_for_test(b: &[u8]) -> String {
     python_bytes_repr(b)
 }
+
+/// Runs aigis-artifact's malicious-code scan over the model: clean means no finding at or above
+/// `high` and every file scanned. Returns the number of files scanned.
+pub fn check_scan(model: &Path) -> Result<usize, SigningError> {
+    let (files, skipped) = aigis_artifact::scan::collect_files(&[model.to_path_buf()]);
+    let outcomes = aigis_artifact::scan::scan_files(&files, 0, &|| {});
+    let max = outcomes
+        .iter()
+        .filter_map(aigis_artifact::scan::max_severity)
+        .max();
+    let not_scanned = skipped.len() + outcomes.iter().map(|o| o.not_scanned.len()).sum::<usize>();
+    match max {
+        Some(s) if s >= aigis_report::Severity::High => Err(SigningError::ScanNotClean {
+            verdict: format!("a {s} finding"),
+        }),
+        _ if not_scanned > 0 => Err(SigningError::ScanNotClean {
+            verdict: format!("{not_scanned} part(s) could not be scanned"),
+        }),
+        _ => Ok(files.len()),
+    }
+}
