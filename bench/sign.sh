@@ -20,7 +20,7 @@ python="${AIGIS_PYTHON:-.venv/bin/python}"
 cores=$(nproc)
 pin=(); if command -v taskset > /dev/null; then pin=(taskset -c "0-$((cores - 1))"); fi
 
-work="bench/work/sign-model$([[ $smoke == 1 ]] && echo -smoke)"
+work="bench/work/sign-model"; if [[ $smoke == 1 ]]; then work="bench/work/sign-model-smoke"; fi
 mkdir -p "$work"
 total_mib=0
 for i in "${!sizes_mib[@]}"; do
@@ -35,34 +35,41 @@ echo 'benchmark model' > "$work/README.md"
 if [[ $smoke == 1 ]]; then out="bench/work/sign-results"; else out="bench/results/$(date -u +%Y%m%d)-$(git rev-parse --short HEAD)-sign"; fi
 mkdir -p "$out"
 { echo "cores: $cores"; uname -a; grep -m1 'model name' /proc/cpuinfo || true; echo "model: $total_mib MiB in $work"; } > "$out/machine.txt"
-keys="$out/keys"; mkdir -p "$keys"
+keys="bench/work/sign-keys"; mkdir -p "$keys"   # throwaway key, never committed
 [[ -f "$keys/ec.key" ]] || "$aigis" keygen --sign p256 -o "$keys/ec.key" > /dev/null
 
-best() { # best wall seconds of N runs of "$@" (N = $runs)
-  local b=999999
+best() { # "best-wall best-cpu" seconds of N runs of "$@" (N = $runs); cpu = user + sys
+  local bw=999999 bc=999999 t="$out/time.txt"
   for _ in $(seq "$runs"); do
-    local s e; s=$(date +%s.%N); "${pin[@]}" "$@" > /dev/null 2>> "$out/stderr.log"; e=$(date +%s.%N)
-    b=$(echo "$e - $s" | bc -l | awk -v b="$b" '{print ($1 < b) ? $1 : b}')
+    /usr/bin/time -f "%e %U %S" -o "$t" "${pin[@]}" "$@" > /dev/null 2>> "$out/stderr.log"
+    read -r w u s < "$t"
+    bw=$(awk -v a="$w" -v b="$bw" 'BEGIN {print (a < b) ? a : b}')
+    bc=$(awk -v a="$(echo "$u + $s" | bc -l)" -v b="$bc" 'BEGIN {print (a < b) ? a : b}')
   done
-  echo "$b"
+  echo "$bw $bc"
 }
 cat "$work"/* > /dev/null   # warm the page cache
 runs=3
 
-# The hardware bound: one core's SHA-256 over the first file, times the core count.
+# The hardware bound: one core's SHA-256 over the first file, times the core count (wall
+# clock, and per CPU-second, which other load on the machine does not distort).
 first=$(ls "$work"/*.safetensors | head -1)
 first_mib=$(( $(stat -c %s "$first") / 1048576 ))
-one=$(best "$aigis" digest --threads 1 "$first")
+read -r one one_cpu <<< "$(best "$aigis" digest --threads 1 "$first")"
 bound=$(echo "$first_mib / $one * $cores" | bc -l)
-printf 'single-core SHA-256: %.0f MiB/s; %d cores x single-core = %.0f MiB/s\n\n' \
-  "$(echo "$first_mib / $one" | bc -l)" "$cores" "$bound" | tee "$out/summary.md"
+printf 'single-core SHA-256: %.0f MiB/s wall, %.0f MiB per CPU-second; %d cores x single-core = %.0f MiB/s\n' \
+  "$(echo "$first_mib / $one" | bc -l)" "$(echo "$first_mib / $one_cpu" | bc -l)" "$cores" "$bound" | tee "$out/summary.md"
+uptime | tee -a "$out/summary.md"
+echo | tee -a "$out/summary.md"
 
-printf '| step | tool | seconds | MiB/s | %% of cores x 1-core SHA-256 | speed-up vs model_signing |\n|---|---|---|---|---|---|\n' | tee -a "$out/summary.md"
-row() { # step tool seconds peer_seconds
-  local mibs; mibs=$(echo "$total_mib / $3" | bc -l)
+printf '| step | tool | wall s | MiB/s | %% of cores x 1-core | CPU s | MiB per CPU-s | wall speed-up | CPU speed-up |\n|---|---|---|---|---|---|---|---|---|\n' | tee -a "$out/summary.md"
+row() { # step tool "wall cpu" "peer_wall peer_cpu"
+  local w c pw pc; read -r w c <<< "$3"; read -r pw pc <<< "${4:-}"
+  local mibs; mibs=$(echo "$total_mib / $w" | bc -l)
   local pct; pct=$(echo "100 * $mibs / $bound" | bc -l)
-  local ratio="-"; [[ -n "$4" ]] && ratio=$(echo "$4 / $3" | bc -l | xargs printf '%.2fx')
-  printf '| %s | %s | %.2f | %.0f | %.0f%% | %s |\n' "$1" "$2" "$3" "$mibs" "$pct" "$ratio" | tee -a "$out/summary.md"
+  local rw="-" rc="-"
+  if [[ -n "$pw" ]]; then rw=$(echo "$pw / $w" | bc -l | xargs printf '%.2fx'); rc=$(echo "$pc / $c" | bc -l | xargs printf '%.2fx'); fi
+  printf '| %s | %s | %.2f | %.0f | %.0f%% | %.2f | %.0f | %s | %s |\n' "$1" "$2" "$w" "$mibs" "$pct" "$c" "$(echo "$total_mib / $c" | bc -l)" "$rw" "$rc" | tee -a "$out/summary.md"
 }
 
 peer_sign=""; peer_verify=""

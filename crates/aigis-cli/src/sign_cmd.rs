@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aigis_supply::signing::keys::load_signing_key;
+use aigis_supply::signing::sign::is_oms_compatible;
 use aigis_supply::signing::x509::pem_certificates;
 use aigis_supply::signing::{HashType, Identity, Method, SignOptions, sign_model};
 use anyhow::Context as _;
@@ -130,6 +131,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|p| load_signing_key(p))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(first) = keys.first()
+        && !is_oms_compatible(first.alg())
+    {
+        eprintln!(
+            "warning: the first key is {}; model_signing verifies only ECDSA P-256/P-384 signatures (put an ECDSA key first for interop)",
+            first.alg()
+        );
+    }
     let key_refs: Vec<_> = keys.iter().collect();
     let opts = SignOptions {
         method: match common.method {

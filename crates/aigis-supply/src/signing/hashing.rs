@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use aigis_crypto::digest::{
     DigestAlgo, Plan, PlannedFile, SymlinkPolicy, TreeHasher, check_relative_path,
-    cmp_path_components, is_ignored,
+    cmp_path_components,
 };
 
 use super::SigningError;
@@ -282,9 +282,4 @@ fn relative_to_model(root: &Path, p: &Path) -> Option<String> {
     let rel = resolved.strip_prefix(root).ok()?;
     let s = rel.to_str()?.to_string();
     (!s.is_empty() && check_relative_path(&s).is_ok()).then_some(s)
-}
-
-/// Whether a relative path is excluded by `ignore`.
-pub fn ignored(path: &str, ignore: &[String]) -> bool {
-    is_ignored(path, ignore)
 }
