@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aigis_supply::signing::keys::load_verifying_key;
+use aigis_supply::signing::sigstore::SigstorePolicy;
 use aigis_supply::signing::verify::check_scan;
 use aigis_supply::signing::x509::pem_certificates;
 use aigis_supply::signing::{
@@ -21,7 +22,7 @@ use crate::Format;
 ///
 /// Reads bundles from aigis and from model_signing 0.2–1.1 (key and certificate methods, file
 /// and shard serialization; shard_size written as 256.0 by model_signing 1.1.1 is accepted).
-/// Sigstore keyless bundles are recognised and refused (they need Sigstore's online trust root).
+/// Sigstore keyless bundles verify offline with `aigis verify sigstore --trusted-root`.
 ///
 /// Errors are precise: "hash mismatch for \"a/b.bin\"", "missing: ...", "extra: ...", "key
 /// mismatch" (the bundle names another key), "certificate verification failed: ...".
@@ -61,6 +62,22 @@ enum VerifyMethod {
         /// Trusted CA certificates (PEM; repeatable, or several in one file).
         #[arg(long, alias = "certificate_chain", value_name = "PEM", required = true)]
         certificate_chain: Vec<PathBuf>,
+    },
+    /// Verify a Sigstore keyless signature offline against a Sigstore trusted root
+    /// (Fulcio chain, signer identity and OIDC issuer, Rekor signed entry timestamp).
+    Sigstore {
+        #[command(flatten)]
+        common: Common,
+        /// Sigstore `trusted_root.json` (from Sigstore's TUF repository; the `sigstore` PyPI
+        /// package ships a copy). Its freshness is not checked: no TUF update happens offline.
+        #[arg(long, value_name = "JSON", required = true)]
+        trusted_root: PathBuf,
+        /// Expected signer identity (email or URI in the certificate).
+        #[arg(long, required = true)]
+        identity: String,
+        /// Expected OIDC issuer (e.g. https://accounts.google.com).
+        #[arg(long, alias = "identity_provider", required = true)]
+        identity_provider: String,
     },
 }
 
@@ -112,6 +129,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             common,
             certificate_chain,
         } => (common, Trust::Certificates(read_certs(certificate_chain)?)),
+        VerifyMethod::Sigstore {
+            common,
+            trusted_root,
+            identity,
+            identity_provider,
+        } => {
+            let root = std::fs::read(trusted_root)
+                .with_context(|| format!("reading {}", trusted_root.display()))?;
+            let policy = SigstorePolicy::from_trusted_root(&root, identity, identity_provider)?;
+            (common, Trust::Sigstore(policy))
+        }
     };
     let bundle = std::fs::read(&common.signature)
         .with_context(|| format!("reading {}", common.signature.display()))?;
@@ -128,8 +156,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let keys = if common.provenance_key.is_empty() {
             match &trust {
                 Trust::Keys(k) => k.clone(),
-                Trust::Certificates(_) => {
-                    anyhow::bail!("--provenance with the certificate method needs --provenance-key")
+                Trust::Certificates(_) | Trust::Sigstore(_) => {
+                    anyhow::bail!(
+                        "--provenance with the certificate or sigstore method needs --provenance-key"
+                    )
                 }
             }
         } else {

@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use aigis_supply::signing::keys::{load_signing_key, load_verifying_key};
+use aigis_supply::signing::sigstore::SigstorePolicy;
 use aigis_supply::signing::x509::pem_certificates;
 use aigis_supply::signing::{
     Bundle, Material, Problem, SigningError, Trust, VerifyOptions, key_hint, verify_model,
@@ -35,6 +36,23 @@ fn oms() -> Option<PathBuf> {
         dir.display()
     );
     None
+}
+
+/// Sigstore's public-good trusted root, as the pinned `sigstore` PyPI package ships it (found
+/// through `AIGIS_PYTHON`; `None` without it).
+fn sigstore_trusted_root() -> Option<Vec<u8>> {
+    let python = std::env::var_os("AIGIS_PYTHON").filter(|p| !p.is_empty())?;
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import os, sigstore; print(os.path.dirname(sigstore.__file__))",
+        ])
+        .output()
+        .ok()?;
+    let dir = String::from_utf8(out.stdout).ok()?;
+    let path = PathBuf::from(dir.trim())
+        .join("_store/https%3A%2F%2Ftuf-repo-cdn.sigstore.dev/trusted_root.json");
+    Some(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
 fn key_trust(path: &Path) -> Trust {
@@ -180,6 +198,7 @@ fn upstream_cross_version_vectors() {
     let tests = d.join("upstream-vectors/scripts/tests");
     let keys = tests.join("keys/certificate");
     let mut seen = 0;
+    let mut sigstore_seen = 0;
     let mut names: Vec<_> = std::fs::read_dir(&tests)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -207,11 +226,81 @@ fn upstream_cross_version_vectors() {
                 matches!(err, SigningError::Unsupported { ref what } if what.contains("Sigstore keyless")),
                 "{name}: {err}"
             );
-            continue;
+            let Some(root) = sigstore_trusted_root() else {
+                continue;
+            };
+            let policy = |identity: &str| {
+                Trust::Sigstore(
+                    SigstorePolicy::from_trusted_root(
+                        &root,
+                        identity,
+                        "https://sigstore.verify.ibm.com/oauth2",
+                    )
+                    .unwrap(),
+                )
+            };
+            let err = verify(&model, &sig, &policy("mallory@example.com")).unwrap_err();
+            assert!(
+                err.to_string().contains("expected \"mallory@example.com\""),
+                "{name}: {err}"
+            );
+            sigstore_seen += 1;
+            verify(&model, &sig, &policy("stefanb@us.ibm.com"))
         };
         let v = outcome.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!v.manifest.resources.is_empty(), "{name}");
         seen += 1;
     }
-    assert_eq!(seen, 9, "key and certificate vectors verified");
+    let expected_sigstore = if sigstore_trusted_root().is_some() {
+        4
+    } else {
+        0
+    };
+    assert_eq!(
+        sigstore_seen, expected_sigstore,
+        "sigstore vectors verified offline"
+    );
+    assert_eq!(
+        seen,
+        9 + expected_sigstore,
+        "key, certificate (and sigstore) vectors verified"
+    );
+}
+
+#[test]
+fn sigstore_tampered_log_entry_is_refused() {
+    let Some(d) = oms() else { return };
+    let Some(root) = sigstore_trusted_root() else {
+        return;
+    };
+    let dir = d.join("upstream-vectors/scripts/tests/v1.1.0-sigstore");
+    let mut bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("model.sig")).unwrap()).unwrap();
+    let t = bundle["verificationMaterial"]["tlogEntries"][0]["integratedTime"]
+        .as_str()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    bundle["verificationMaterial"]["tlogEntries"][0]["integratedTime"] =
+        serde_json::json!((t + 1).to_string());
+    let policy = Trust::Sigstore(
+        SigstorePolicy::from_trusted_root(
+            &root,
+            "stefanb@us.ibm.com",
+            "https://sigstore.verify.ibm.com/oauth2",
+        )
+        .unwrap(),
+    );
+    let opts = VerifyOptions {
+        signature_path: Some(dir.join("model.sig")),
+        ignore_paths: vec![dir.join("ignore-me")],
+        ..VerifyOptions::default()
+    };
+    let err =
+        verify_model(&dir, &serde_json::to_vec(&bundle).unwrap(), &policy, &opts).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("signed entry timestamp does not verify"),
+        "{err}"
+    );
 }

@@ -41,8 +41,8 @@ pub enum Material {
     Sigstore {
         /// The leaf certificate DER.
         certificate: Vec<u8>,
-        /// Number of transparency-log entries.
-        tlog_entries: usize,
+        /// The transparency-log entries (Rekor), as JSON.
+        tlog_entries: Vec<Value>,
     },
 }
 
@@ -301,7 +301,7 @@ fn material(m: MaterialWire) -> Result<Material, SigningError> {
     if let Some(cert) = m.certificate {
         return Ok(Material::Sigstore {
             certificate: cert_der("certificate", &cert.raw_bytes)?,
-            tlog_entries: m.tlog_entries.len(),
+            tlog_entries: m.tlog_entries,
         });
     }
     if let Some(pk) = m.public_key {

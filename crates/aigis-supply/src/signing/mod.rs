@@ -26,6 +26,7 @@ pub mod keys;
 pub mod provenance;
 pub mod sbom;
 pub mod sign;
+pub mod sigstore;
 pub mod statement;
 pub mod verify;
 pub mod weights;

@@ -19,6 +19,8 @@ pub enum Trust {
     Keys(Vec<VerifyingKey>),
     /// Trusted CA certificates (DER) for the certificate method.
     Certificates(Vec<Vec<u8>>),
+    /// Sigstore keyless: a trusted root (Fulcio CAs, Rekor keys) and the expected signer.
+    Sigstore(super::sigstore::SigstorePolicy),
 }
 
 /// Verification options (model_signing's CLI flags, plus aigis policy).
@@ -106,11 +108,33 @@ pub fn verify_bundle(
         });
     }
     let signers = match (trust, &bundle.material) {
+        (
+            Trust::Sigstore(policy),
+            Material::Sigstore {
+                certificate,
+                tlog_entries,
+            },
+        ) => {
+            let leaf = super::sigstore::verify(policy, certificate, tlog_entries, bundle)?;
+            let signer = verify_one(bundle, &leaf.key).ok_or_else(|| SigningError::BadSignature {
+                detail: format!("no DSSE signature verifies with the key of the Sigstore certificate for {:?}", leaf.identity),
+            })?;
+            vec![Signer {
+                subject: Some(format!("{} (issuer {})", leaf.identity, leaf.issuer)),
+                ..signer
+            }]
+        }
         (_, Material::Sigstore { tlog_entries, .. }) => {
             return Err(SigningError::Unsupported {
                 what: format!(
-                    "Sigstore keyless signature (Fulcio certificate, {tlog_entries} transparency-log entries): verifying it needs Sigstore's trust root and transparency log, which aigis does not implement; verify with model_signing's `verify sigstore`"
+                    "Sigstore keyless signature (Fulcio certificate, {} transparency-log entries): verify it with `aigis verify sigstore --trusted-root trusted_root.json --identity ... --identity-provider ...`",
+                    tlog_entries.len()
                 ),
+            });
+        }
+        (Trust::Sigstore(_), _) => {
+            return Err(SigningError::Certificate {
+                reason: "the bundle is not a Sigstore keyless signature (no Fulcio certificate); use `aigis verify key` or `aigis verify certificate`".into(),
             });
         }
         (Trust::Keys(keys), material) => verify_with_keys(bundle, keys, material)?,
