@@ -6,6 +6,7 @@
 //!   ([`statement`]), signed with an ECDSA P-256/P-384 key ([`bundle`]) or a key with an X.509
 //!   certificate chain ([`x509`]). Hashing runs on aigis-crypto's parallel tree hasher
 //!   ([`hashing`]).
+//! - [`sigstore`]: Sigstore keyless bundles verified offline against a Sigstore trusted root.
 //! - Post-quantum profile (aigis extension): the same statement also (or only) signed with
 //!   ML-DSA-65+Ed25519 in the same DSSE envelope; [`verify::VerifyOptions::require_pq`]
 //!   requires it.
