@@ -13,7 +13,11 @@ mod keygen_sign;
 mod keys_cmd;
 mod limits_cmd;
 mod policy_cmd;
+mod provenance_cmd;
+mod sbom_cmd;
 mod scan_cmd;
+mod sign_cmd;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
@@ -74,10 +78,19 @@ enum Command {
     ///   aigis digest ./my-model -o manifest.json
     ///   aigis digest --algo blake3 --format table model.safetensors
     Digest(digest_cmd::Args),
+    // The about text and the long help come from `sign_cmd::Args`.
+    Sign(sign_cmd::Args),
+    // The about text and the long help come from `verify_cmd::Args`.
+    Verify(verify_cmd::Args),
+    // The about text and the long help come from `sbom_cmd::Args`.
+    Sbom(sbom_cmd::Args),
+    // The about text and the long help come from `provenance_cmd::Command`.
+    #[command(subcommand)]
+    Provenance(provenance_cmd::Command),
 }
 
 /// Output format of commands that report.
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// Human-readable.
     Table,
@@ -121,6 +134,10 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen_cmd::run(&args),
         Command::Encrypt(args) => encrypt_cmd::run(&args),
         Command::Decrypt(args) => decrypt_cmd::run(&args),
+        Command::Sign(args) => sign_cmd::run(&args),
+        Command::Verify(args) => verify_cmd::run(&args),
+        Command::Sbom(args) => sbom_cmd::run(&args),
+        Command::Provenance(cmd) => provenance_cmd::run(&cmd),
     };
     match result {
         Ok(code) => code,

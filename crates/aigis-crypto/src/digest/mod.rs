@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use walk::{Plan, PlannedFile, check_relative_path};
+pub use walk::{Plan, PlannedFile, check_relative_path, is_ignored};
 
 /// Read buffer per file being hashed.
 pub const BUF_LEN: usize = 256 * 1024;
@@ -39,6 +39,10 @@ pub const MAX_FILES: usize = 1_000_000;
 pub const MAX_DEPTH: usize = 128;
 /// Largest manifest JSON accepted by [`Manifest::from_json`].
 pub const MAX_MANIFEST_LEN: usize = 256 * 1024 * 1024;
+/// Smallest shard size accepted by [`TreeHasher::hash_shards`].
+pub const MIN_SHARD_SIZE: u64 = 1;
+/// Largest number of shards in one tree (bounds the job list and the resulting manifest).
+pub const MAX_SHARDS: usize = 4_000_000;
 
 /// Errors from hashing a tree or reading a manifest. Each names the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -235,6 +239,27 @@ pub struct TreeHasher {
     algo: DigestAlgo,
     threads: Option<usize>,
     symlinks: SymlinkPolicy,
+    ignore: Vec<String>,
+}
+
+/// The digest of one byte range `[start, end)` of a file (OpenSSF model signing's shard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardEntry {
+    /// Relative path, `/`-separated.
+    pub path: String,
+    /// First byte (inclusive).
+    pub start: u64,
+    /// Last byte (exclusive).
+    pub end: u64,
+    /// Lowercase hex digest of the bytes in the range.
+    pub digest: String,
+}
+
+/// Orders `/`-separated relative paths by their components, then by bytes within a component:
+/// `a/b.bin` sorts before `a.txt` (component `a` < `a.txt`), unlike a plain byte comparison
+/// (`/` > `.`). This is the order of OpenSSF model signing manifests (Python `PurePath` order).
+pub fn cmp_path_components(a: &str, b: &str) -> std::cmp::Ordering {
+    a.split('/').cmp(b.split('/'))
 }
 
 impl TreeHasher {
@@ -244,7 +269,16 @@ impl TreeHasher {
             algo,
             threads: None,
             symlinks: SymlinkPolicy::Refuse,
+            ignore: Vec::new(),
         }
+    }
+
+    /// Skips these relative paths (and everything under them) while walking; see
+    /// [`is_ignored`].
+    #[must_use]
+    pub fn with_ignore(mut self, paths: Vec<String>) -> Self {
+        self.ignore = paths;
+        self
     }
 
     /// Uses exactly `n` (at least 1) worker threads.
@@ -264,7 +298,68 @@ impl TreeHasher {
     /// Lists the tree (without hashing): the files to hash and their total size. The CLI uses it
     /// to size a progress bar.
     pub fn plan(&self, root: &Path) -> Result<Plan, DigestError> {
-        walk::plan(root, self.symlinks)
+        walk::plan(root, self.symlinks, &self.ignore)
+    }
+
+    fn run<T: Send>(
+        &self,
+        job: impl FnOnce() -> Result<T, DigestError> + Send,
+    ) -> Result<T, DigestError> {
+        match self.threads {
+            None => job(),
+            Some(n) => rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| DigestError::Limit(format!("cannot start {n} threads: {e}")))?
+                .install(job),
+        }
+    }
+
+    /// Hashes every file of a [`plan`](Self::plan) in shards of `shard_size` bytes, all shards of
+    /// all files in parallel (a single large file keeps every core busy). Shards are
+    /// `[0, s), [s, 2s), …, [ks, size)`; empty files have no shard. Entries are sorted by
+    /// [`cmp_path_components`], then by `start`.
+    pub fn hash_shards(
+        &self,
+        plan: &Plan,
+        shard_size: u64,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<ShardEntry>, DigestError> {
+        if shard_size < MIN_SHARD_SIZE {
+            return Err(DigestError::Limit(format!(
+                "shard size must be at least {MIN_SHARD_SIZE} byte"
+            )));
+        }
+        let mut jobs = Vec::new();
+        for f in &plan.files {
+            let mut start = 0u64;
+            while start < f.size {
+                let end = start.saturating_add(shard_size).min(f.size);
+                if jobs.len() >= MAX_SHARDS {
+                    return Err(DigestError::Limit(format!(
+                        "more than {MAX_SHARDS} shards; use a larger shard size"
+                    )));
+                }
+                jobs.push((f, start, end));
+                start = end;
+            }
+        }
+        let algo = self.algo;
+        let mut shards = self.run(|| {
+            jobs.par_iter()
+                .map(|(f, start, end)| {
+                    let digest = hash_range(&f.full, f.size, *start, *end, algo, progress)?;
+                    Ok(ShardEntry {
+                        path: f.path.clone(),
+                        start: *start,
+                        end: *end,
+                        digest,
+                    })
+                })
+                .collect::<Result<Vec<_>, DigestError>>()
+        })?;
+        shards.sort_by(|a, b| cmp_path_components(&a.path, &b.path).then(a.start.cmp(&b.start)));
+        Ok(shards)
     }
 
     /// Hashes every file under `root` (or `root` itself if it is a file). `progress` is called
@@ -285,8 +380,11 @@ impl TreeHasher {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Manifest, DigestError> {
         let algo = self.algo;
+        // Largest first, so one big file is not left for last on a single core.
+        let mut files = plan.files;
+        files.sort_by_key(|f| std::cmp::Reverse(f.size));
         let run = || {
-            plan.files
+            files
                 .par_iter()
                 .map(|f| {
                     let (size, digest) = hash_file(&f.full, algo, progress)?;
@@ -298,14 +396,7 @@ impl TreeHasher {
                 })
                 .collect::<Result<Vec<_>, DigestError>>()
         };
-        let mut files = match self.threads {
-            None => run()?,
-            Some(n) => rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| DigestError::Limit(format!("cannot start {n} threads: {e}")))?
-                .install(run)?,
-        };
+        let mut files = self.run(run)?;
         files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
         Ok(Manifest {
             version: 1,
@@ -386,6 +477,58 @@ fn hash_file(
         });
     }
     Ok((read, hasher.finish()))
+}
+
+/// Hashes bytes `[start, end)` of a file that had `size` bytes when listed, with a fixed buffer
+/// and positioned reads (no shared file offset, so shards of one file hash concurrently).
+pub fn hash_range(
+    path: &Path,
+    size: u64,
+    start: u64,
+    end: u64,
+    algo: DigestAlgo,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<String, DigestError> {
+    use std::os::unix::fs::FileExt;
+    let io = |source| DigestError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file: File = walk::open_regular(path)?;
+    let now = file.metadata().map_err(io)?.len();
+    if now != size || start > end || end > size {
+        return Err(DigestError::Changed {
+            path: path.to_path_buf(),
+            expected: size,
+            read: now,
+        });
+    }
+    let mut hasher = Hasher::new(algo);
+    let want = usize::try_from(end - start).unwrap_or(BUF_LEN).min(BUF_LEN);
+    let mut buf = vec![0u8; want.max(1)];
+    let mut pos = start;
+    while pos < end {
+        let len = usize::try_from(end - pos)
+            .unwrap_or(buf.len())
+            .min(buf.len());
+        let chunk = buf.get_mut(..len).unwrap_or_default();
+        let n = match file.read_at(chunk, pos) {
+            Ok(0) => {
+                return Err(DigestError::Changed {
+                    path: path.to_path_buf(),
+                    expected: size,
+                    read: pos,
+                });
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        };
+        hasher.update(chunk.get(..n).unwrap_or_default());
+        pos += n as u64;
+        progress(n as u64);
+    }
+    Ok(hasher.finish())
 }
 
 #[cfg(test)]

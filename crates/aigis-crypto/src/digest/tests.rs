@@ -264,3 +264,61 @@ fn a_single_file_root_is_hashed_under_its_name() {
         .unwrap();
     assert_eq!(via_link.files[0].digest, m.files[0].digest);
 }
+
+#[test]
+fn component_order_puts_directories_before_longer_names() {
+    let mut paths = vec!["a.txt", "a/b.bin", "a-b/x", "a/b/c", "ab"];
+    paths.sort_by(|a, b| cmp_path_components(a, b));
+    assert_eq!(paths, ["a/b/c", "a/b.bin", "a-b/x", "a.txt", "ab"]);
+}
+
+#[test]
+fn ignore_matches_whole_components_only() {
+    let ignore = vec![".git".to_string(), "docs/readme.md".to_string()];
+    assert!(is_ignored(".git", &ignore));
+    assert!(is_ignored(".git/HEAD", &ignore));
+    assert!(!is_ignored(".github/x", &ignore));
+    assert!(is_ignored("docs/readme.md", &ignore));
+    assert!(!is_ignored("docs/readme.md.bak", &ignore));
+}
+
+#[test]
+fn ignored_paths_are_not_walked() {
+    let dir = tempfile::tempdir().unwrap();
+    generate_tree(dir.path());
+    fs::create_dir(dir.path().join(".git")).unwrap();
+    // A symlink under an ignored directory must not make the walk fail.
+    std::os::unix::fs::symlink("/etc/passwd", dir.path().join(".git/link")).unwrap();
+    let m = TreeHasher::new(DigestAlgo::Sha256)
+        .with_ignore(vec![".git".into(), "a".into()])
+        .hash(dir.path(), &no_progress)
+        .unwrap();
+    assert!(m.files.iter().all(|f| !f.path.starts_with("a/")));
+    assert!(m.files.iter().any(|f| f.path == "a-b/x"));
+}
+
+#[test]
+fn shards_cover_every_byte_and_match_range_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    generate_tree(dir.path());
+    let hasher = TreeHasher::new(DigestAlgo::Sha256).with_threads(3);
+    let plan = hasher.plan(dir.path()).unwrap();
+    let shard = 300_000;
+    let shards = hasher.hash_shards(&plan, shard, &no_progress).unwrap();
+    let big = fs::read(dir.path().join("weights.bin")).unwrap();
+    let mine: Vec<_> = shards.iter().filter(|s| s.path == "weights.bin").collect();
+    assert_eq!(mine.len(), big.len().div_ceil(300_000));
+    for s in &mine {
+        let part = &big[usize::try_from(s.start).unwrap()..usize::try_from(s.end).unwrap()];
+        let want = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, part));
+        assert_eq!(s.digest, want, "{}:{}:{}", s.path, s.start, s.end);
+    }
+    assert_eq!(mine.last().unwrap().end, big.len() as u64);
+    // Empty files have no shard; order is by path components then offset.
+    assert!(shards.iter().all(|s| s.path != "empty"));
+    for w in shards.windows(2) {
+        let ord = cmp_path_components(&w[0].path, &w[1].path).then(w[0].start.cmp(&w[1].start));
+        assert_eq!(ord, std::cmp::Ordering::Less);
+    }
+    assert!(hasher.hash_shards(&plan, 0, &no_progress).is_err());
+}

@@ -80,8 +80,20 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> DigestError + '_ {
     }
 }
 
-/// Lists the regular files under `root` (or `root` itself if it is a regular file).
-pub fn plan(root: &Path, symlinks: SymlinkPolicy) -> Result<Plan, DigestError> {
+/// Whether `path` is one of `ignore` or lies under one of them, compared by whole `/`-separated
+/// components (`.git` ignores `.git/HEAD`, not `.github`).
+pub fn is_ignored(path: &str, ignore: &[String]) -> bool {
+    ignore.iter().any(|prefix| {
+        path == prefix
+            || path
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
+/// Lists the regular files under `root` (or `root` itself if it is a regular file), skipping the
+/// relative paths in `ignore` (and everything under them) before looking at them.
+pub fn plan(root: &Path, symlinks: SymlinkPolicy, ignore: &[String]) -> Result<Plan, DigestError> {
     let meta = std::fs::metadata(root).map_err(io_err(root))?;
     let mut plan = Plan::default();
     if meta.is_file() {
@@ -123,6 +135,9 @@ pub fn plan(root: &Path, symlinks: SymlinkPolicy) -> Result<Plan, DigestError> {
             } else {
                 format!("{prefix}/{name}")
             };
+            if is_ignored(&path, ignore) {
+                continue;
+            }
             check_relative_path(&path)?;
             let ft = entry.file_type().map_err(io_err(&full))?;
             if ft.is_dir() {

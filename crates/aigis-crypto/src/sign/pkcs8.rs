@@ -32,6 +32,7 @@ pub(crate) const OID_MLDSA65_ED25519: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x
 
 const PEM_PRIVATE: &str = "PRIVATE KEY";
 const PEM_PUBLIC: &str = "PUBLIC KEY";
+const PEM_EC_PRIVATE: &str = "EC PRIVATE KEY";
 
 fn alg_oids(alg: SignAlg) -> (&'static [u8], Option<&'static [u8]>) {
     match alg {
@@ -194,6 +195,38 @@ impl SigningKey {
     pub fn from_pem(text: &str) -> Result<Self, SignError> {
         let der = Zeroizing::new(pem_decode(text, PEM_PRIVATE)?);
         Self::from_pkcs8_der(&der)
+    }
+
+    /// Parses an RFC 5915 `EC PRIVATE KEY` (SEC1) PEM block on P-256 or P-384, the form
+    /// `openssl ecparam -genkey` and many signing tools write.
+    pub fn from_sec1_pem(text: &str) -> Result<Self, SignError> {
+        let der = Zeroizing::new(pem_decode(text, PEM_EC_PRIVATE)?);
+        for alg in [SignAlg::EcdsaP256, SignAlg::EcdsaP384] {
+            if let Some((signing, _)) = alg.ecdsa()
+                && let Ok(kp) = EcdsaKeyPair::from_private_key_der(signing, &der)
+            {
+                return Ok(SigningKey::from_secret(Secret::Ecdsa(alg, kp)));
+            }
+        }
+        Err(SignError::InvalidKey {
+            alg: "ECDSA",
+            reason: "not a P-256 or P-384 ECPrivateKey (P-521 and other curves are not supported)"
+                .into(),
+        })
+    }
+
+    /// Parses the first private key PEM block of `text`, whichever of `PRIVATE KEY` (PKCS#8)
+    /// or `EC PRIVATE KEY` (SEC1) it is. Encrypted keys are refused with a hint.
+    pub fn from_any_pem(text: &str) -> Result<Self, SignError> {
+        let first = text.lines().find(|l| l.starts_with("-----BEGIN "));
+        match first.map(str::trim_end) {
+            Some("-----BEGIN EC PRIVATE KEY-----") => Self::from_sec1_pem(text),
+            Some("-----BEGIN ENCRYPTED PRIVATE KEY-----") => Err(SignError::Pem(
+                "encrypted private keys are not supported; decrypt first (openssl pkcs8 -in KEY -out PLAIN)"
+                    .into(),
+            )),
+            _ => Self::from_pem(text),
+        }
     }
 }
 

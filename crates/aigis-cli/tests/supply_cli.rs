@@ -1,0 +1,238 @@
+//! `aigis sbom`, `aigis provenance record|verify` and `aigis verify --provenance` end to end on
+//! a generated model directory with generated keys (no peers needed).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines,
+    reason = "test code: a failed step should abort the test"
+)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn aigis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aigis"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn sbom_provenance_and_verify_tie_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let model = t.join("model");
+    std::fs::create_dir_all(model.join("sub")).unwrap();
+    std::fs::write(
+        model.join("config.json"),
+        r#"{"model_type": "bert", "architectures": ["BertModel"]}"#,
+    )
+    .unwrap();
+    std::fs::write(model.join("sub/weights.bin"), [9u8; 4096]).unwrap();
+    let data = t.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("train.jsonl"), "{}\n").unwrap();
+
+    let out = aigis(&[
+        "sbom",
+        s(&model),
+        "--dataset",
+        &format!("train={}", s(&data)),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let bom: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(bom["specVersion"], "1.6");
+    assert_eq!(
+        bom["components"][0]["modelCard"]["modelParameters"]["modelArchitecture"],
+        "BertModel"
+    );
+
+    let key = t.join("pq.key");
+    assert!(
+        aigis(&["keygen", "--sign", "mldsa65-ed25519", "-o", s(&key)])
+            .status
+            .success()
+    );
+    let ec = t.join("ec.key");
+    assert!(
+        aigis(&["keygen", "--sign", "p384", "-o", s(&ec)])
+            .status
+            .success()
+    );
+    let prov = t.join("model.prov.json");
+    let out = aigis(&[
+        "provenance",
+        "record",
+        s(&model),
+        "--private-key",
+        s(&key),
+        "--builder-id",
+        "https://ci.example/train",
+        "--dataset",
+        &format!("train={}", s(&data)),
+        "--param",
+        "epochs=3",
+        "-o",
+        s(&prov),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pq_pub = t.join("pq.key.pub");
+    let out = aigis(&[
+        "provenance",
+        "verify",
+        s(&model),
+        "--provenance",
+        s(&prov),
+        "--public-key",
+        s(&pq_pub),
+        "--require-pq",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let sig = t.join("model.sig");
+    let out = aigis(&[
+        "sign",
+        "key",
+        s(&model),
+        "--private-key",
+        s(&ec),
+        "--private-key",
+        s(&key),
+        "--signature",
+        s(&sig),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let ec_pub = t.join("ec.key.pub");
+    let out = aigis(&[
+        "verify",
+        "key",
+        s(&model),
+        "--signature",
+        s(&sig),
+        "--public-key",
+        s(&ec_pub),
+        "--public-key",
+        s(&pq_pub),
+        "--require-pq",
+        "--provenance",
+        s(&prov),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("provenance verified"),
+        "{}",
+        text(&out)
+    );
+
+    // A provenance for another model does not match this one.
+    std::fs::write(model.join("sub/weights.bin"), [8u8; 4096]).unwrap();
+    let out = aigis(&[
+        "provenance",
+        "verify",
+        s(&model),
+        "--provenance",
+        s(&prov),
+        "--public-key",
+        s(&pq_pub),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // A malicious pickle makes the scan step fail even with a valid signature.
+    std::fs::write(model.join("sub/weights.bin"), [9u8; 4096]).unwrap();
+    std::fs::write(model.join("evil.pkl"), b"cos\nsystem\n(S'id'\ntR.").unwrap();
+    let out = aigis(&[
+        "sign",
+        "key",
+        s(&model),
+        "--private-key",
+        s(&ec),
+        "--signature",
+        s(&sig),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = aigis(&[
+        "verify",
+        "key",
+        s(&model),
+        "--signature",
+        s(&sig),
+        "--public-key",
+        s(&ec_pub),
+        "--provenance",
+        s(&prov),
+        "--provenance-key",
+        s(&pq_pub),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("scan is not clean"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn verify_reports_bad_input_precisely() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let model = t.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("a.bin"), b"abc").unwrap();
+    let ec = t.join("ec.key");
+    assert!(
+        aigis(&["keygen", "--sign", "p256", "-o", s(&ec)])
+            .status
+            .success()
+    );
+    let ec_pub = t.join("ec.key.pub");
+    let sig = t.join("model.sig");
+    assert!(
+        aigis(&[
+            "sign",
+            "key",
+            s(&model),
+            "--private-key",
+            s(&ec),
+            "--signature",
+            s(&sig)
+        ])
+        .status
+        .success()
+    );
+    let verify = |bundle: &str| {
+        std::fs::write(&sig, bundle).unwrap();
+        let out = aigis(&[
+            "verify",
+            "key",
+            s(&model),
+            "--signature",
+            s(&sig),
+            "--public-key",
+            s(&ec_pub),
+        ]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let good = std::fs::read_to_string(&sig).unwrap();
+    let (code, err) = verify(&good.replace("application/vnd.in-toto+json", "text/plain"));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("payloadType is \"text/plain\""), "{err}");
+    let (code, err) = verify("{\"mediaType\": 1}");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("invalid signature bundle"), "{err}");
+}

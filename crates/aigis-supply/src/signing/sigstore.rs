@@ -1,0 +1,289 @@
+//! Sigstore keyless bundles, verified offline against a Sigstore trusted root
+//! (`trusted_root.json`, the file Sigstore's TUF repository distributes; the `sigstore` PyPI
+//! package ships a copy).
+//!
+//! Checked: the Fulcio signing certificate chains to a CA of the trusted root (at its
+//! `notBefore`, see [`super::x509`]); the signer identity (subject alternative name) and OIDC
+//! issuer (Fulcio extension 1.3.6.1.4.1.57264.1.8, or the legacy .1.1) are the expected ones; a
+//! Rekor transparency-log entry from a log in the trusted root has a valid signed entry
+//! timestamp (SET) over `{body, integratedTime, logID, logIndex}`, its integration time lies in
+//! the certificate's validity, and its body (`dsse` kind) names this envelope's payload hash and
+//! signature. The DSSE signature itself is then checked with the certificate's key.
+//!
+//! Not checked (documented): freshness of the trusted root (no TUF update offline), the Merkle
+//! inclusion proof and signed checkpoint (the SET already binds the entry to the log key), RFC
+//! 3161 timestamps, and certificate transparency (SCTs).
+
+use aigis_crypto::sign::VerifyingKey;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::prelude::FromDer;
+
+use super::SigningError;
+use super::bundle::Bundle;
+
+/// Largest trusted root accepted.
+pub const MAX_TRUSTED_ROOT_LEN: usize = 4 * 1024 * 1024;
+
+/// What a Sigstore verification trusts and expects.
+#[derive(Debug, Clone)]
+pub struct SigstorePolicy {
+    /// Fulcio CA certificates (DER), roots and intermediates.
+    pub cas: Vec<Vec<u8>>,
+    /// Rekor logs: (log id bytes, key).
+    pub logs: Vec<(Vec<u8>, VerifyingKey)>,
+    /// Expected signer identity (email or URI in the certificate's SAN).
+    pub identity: String,
+    /// Expected OIDC issuer.
+    pub issuer: String,
+}
+
+/// The verified signer.
+#[derive(Debug, Clone)]
+pub struct SigstoreSigner {
+    /// The certificate's key.
+    pub key: VerifyingKey,
+    /// The SAN identity.
+    pub identity: String,
+    /// The OIDC issuer.
+    pub issuer: String,
+}
+
+fn err(reason: impl Into<String>) -> SigningError {
+    SigningError::Certificate {
+        reason: format!("sigstore: {}", reason.into()),
+    }
+}
+
+fn b64(text: &str, what: &str) -> Result<Vec<u8>, SigningError> {
+    STANDARD
+        .decode(text)
+        .map_err(|e| err(format!("{what} is not base64: {e}")))
+}
+
+impl SigstorePolicy {
+    /// Reads a `trusted_root.json` (Sigstore `TrustedRoot`, media type
+    /// `application/vnd.dev.sigstore.trustedroot+json;version=0.1`). Only ECDSA P-256/P-384 and
+    /// Ed25519 Rekor keys are used; others are skipped.
+    pub fn from_trusted_root(
+        json: &[u8],
+        identity: &str,
+        issuer: &str,
+    ) -> Result<Self, SigningError> {
+        if json.len() > MAX_TRUSTED_ROOT_LEN {
+            return Err(SigningError::TooLarge {
+                what: "trusted root".into(),
+                len: json.len(),
+                max: MAX_TRUSTED_ROOT_LEN,
+            });
+        }
+        let root: Value = serde_json::from_slice(json)
+            .map_err(|e| err(format!("trusted root is not JSON: {e}")))?;
+        let mut cas = Vec::new();
+        for ca in root["certificateAuthorities"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for c in ca["certChain"]["certificates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                cas.push(b64(
+                    c["rawBytes"].as_str().unwrap_or_default(),
+                    "CA certificate",
+                )?);
+            }
+        }
+        let mut logs = Vec::new();
+        for log in root["tlogs"].as_array().into_iter().flatten() {
+            let id = b64(log["logId"]["keyId"].as_str().unwrap_or_default(), "logId")?;
+            let raw = b64(
+                log["publicKey"]["rawBytes"].as_str().unwrap_or_default(),
+                "log key",
+            )?;
+            if let Ok(key) = VerifyingKey::from_spki_der(&raw) {
+                logs.push((id, key));
+            }
+        }
+        if cas.is_empty() || logs.is_empty() {
+            return Err(err(
+                "the trusted root has no certificate authorities or no usable transparency-log keys",
+            ));
+        }
+        Ok(SigstorePolicy {
+            cas,
+            logs,
+            identity: identity.to_string(),
+            issuer: issuer.to_string(),
+        })
+    }
+}
+
+/// Verifies the keyless material of `bundle`; returns the certificate's key to check the DSSE
+/// signature with.
+pub fn verify(
+    policy: &SigstorePolicy,
+    certificate: &[u8],
+    tlog_entries: &[Value],
+    bundle: &Bundle,
+) -> Result<SigstoreSigner, SigningError> {
+    let chain = super::x509::verify_chain(&[certificate.to_vec()], &policy.cas)?;
+    let (_, leaf) =
+        X509Certificate::from_der(certificate).map_err(|e| err(format!("bad certificate: {e}")))?;
+    let (identity, issuer) = identity_of(&leaf)?;
+    if identity != policy.identity {
+        return Err(err(format!(
+            "signed by {identity:?}, expected {:?}",
+            policy.identity
+        )));
+    }
+    if issuer != policy.issuer {
+        return Err(err(format!(
+            "identity issued by {issuer:?}, expected {:?}",
+            policy.issuer
+        )));
+    }
+    let validity = leaf.validity();
+    let (from, to) = (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    );
+    let mut reasons = Vec::new();
+    for (i, entry) in tlog_entries.iter().enumerate() {
+        match check_entry(policy, entry, bundle, from, to) {
+            Ok(()) => {
+                return Ok(SigstoreSigner {
+                    key: chain.key,
+                    identity,
+                    issuer,
+                });
+            }
+            Err(e) => reasons.push(format!("tlogEntries[{i}]: {e}")),
+        }
+    }
+    Err(err(format!(
+        "no valid transparency-log entry ({})",
+        if reasons.is_empty() {
+            "the bundle has none".to_string()
+        } else {
+            reasons.join("; ")
+        }
+    )))
+}
+
+fn identity_of(leaf: &X509Certificate<'_>) -> Result<(String, String), SigningError> {
+    let mut identity = None;
+    let mut issuer = None;
+    for ext in leaf.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::SubjectAlternativeName(san) => {
+                for name in &san.general_names {
+                    match name {
+                        GeneralName::RFC822Name(e) => identity = Some((*e).to_string()),
+                        GeneralName::URI(u) => identity = Some((*u).to_string()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => match ext.oid.to_id_string().as_str() {
+                // v2 issuer: a DER UTF8String.
+                "1.3.6.1.4.1.57264.1.8" => {
+                    if let Some((&0x0c, rest)) = ext.value.split_first()
+                        && let Some((&len, s)) = rest.split_first()
+                        && usize::from(len) == s.len()
+                    {
+                        issuer = Some(String::from_utf8_lossy(s).into_owned());
+                    }
+                }
+                // v1 issuer: raw bytes.
+                "1.3.6.1.4.1.57264.1.1" if issuer.is_none() => {
+                    issuer = Some(String::from_utf8_lossy(ext.value).into_owned());
+                }
+                _ => {}
+            },
+        }
+    }
+    match (identity, issuer) {
+        (Some(i), Some(s)) => Ok((i, s)),
+        _ => Err(err(
+            "the certificate has no SAN identity or no OIDC issuer extension; not a Fulcio certificate",
+        )),
+    }
+}
+
+fn check_entry(
+    policy: &SigstorePolicy,
+    entry: &Value,
+    bundle: &Bundle,
+    from: i64,
+    to: i64,
+) -> Result<(), String> {
+    let num = |v: &Value| -> Option<i64> {
+        v.as_str()
+            .and_then(|s| s.parse().ok())
+            .or_else(|| v.as_i64())
+    };
+    let log_id = STANDARD
+        .decode(entry["logId"]["keyId"].as_str().unwrap_or_default())
+        .map_err(|_| "logId is not base64")?;
+    let key = policy
+        .logs
+        .iter()
+        .find(|(id, _)| *id == log_id)
+        .map(|(_, k)| k)
+        .ok_or("the entry's log is not in the trusted root")?;
+    let time = num(&entry["integratedTime"]).ok_or("no integratedTime")?;
+    let index = num(&entry["logIndex"]).ok_or("no logIndex")?;
+    let body_b64 = entry["canonicalizedBody"]
+        .as_str()
+        .ok_or("no canonicalizedBody")?;
+    let set = STANDARD
+        .decode(
+            entry["inclusionPromise"]["signedEntryTimestamp"]
+                .as_str()
+                .unwrap_or_default(),
+        )
+        .map_err(|_| "no signedEntryTimestamp")?;
+    // The SET signs the canonical JSON (sorted keys, no spaces) of these four members.
+    let canonical = format!(
+        "{{\"body\":{},\"integratedTime\":{time},\"logID\":\"{}\",\"logIndex\":{index}}}",
+        Value::String(body_b64.to_string()),
+        hex::encode(&log_id)
+    );
+    key.verify(canonical.as_bytes(), &set)
+        .map_err(|_| "the signed entry timestamp does not verify with the log's key")?;
+    if time < from || time > to {
+        return Err(format!(
+            "integrated at {time}, outside the certificate's validity ({from}..{to})"
+        ));
+    }
+    let body: Value = serde_json::from_slice(
+        &STANDARD
+            .decode(body_b64)
+            .map_err(|_| "body is not base64")?,
+    )
+    .map_err(|_| "body is not JSON")?;
+    if body["kind"] != "dsse" {
+        return Err(format!("entry kind {} is not dsse", body["kind"]));
+    }
+    let payload_hash = hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        &bundle.payload,
+    ));
+    if body["spec"]["payloadHash"]["value"].as_str() != Some(payload_hash.as_str()) {
+        return Err("the log entry records another payload".into());
+    }
+    let logged_sig = body["spec"]["signatures"][0]["signature"]
+        .as_str()
+        .and_then(|s| STANDARD.decode(s).ok())
+        .ok_or("the log entry has no signature")?;
+    if !bundle.signatures.iter().any(|s| s.sig == logged_sig) {
+        return Err("the log entry records another signature".into());
+    }
+    Ok(())
+}
