@@ -96,9 +96,37 @@ pub fn scan_input(ctx: &Ctx, input: &mut Input, name: &str, opts: Options) -> Ou
                 torchscript: opts.torchscript || ctx.torchscript,
                 ..opts
             };
-            pickle::scan_with(ctx, input, opts)
+            let out = pickle::scan_with(ctx, input, opts);
+            if is_not_a_pickle(&out) {
+                return Outcome::default();
+            }
+            out
         }
     }
+}
+
+/// True when a file without pickle magic turned out not to be a protocol 0/1 pickle either:
+/// the parse met bytes that are no pickle opcode, and nothing in it names a callable (a
+/// `requirements.txt` whose first letters happen to be opcodes). A text-protocol pickle that
+/// imports anything is still reported, whatever its name.
+fn is_not_a_pickle(out: &Outcome) -> bool {
+    const NAMES_A_CALLABLE: [&str; 7] = [
+        "AIG-PICKLE-DANGEROUS-GLOBAL",
+        "AIG-PICKLE-UNKNOWN-GLOBAL",
+        "AIG-PICKLE-UNRESOLVED-GLOBAL",
+        "AIG-PICKLE-BUILD-GLOBAL",
+        "AIG-PICKLE-UNKNOWN-CALL",
+        "AIG-PICKLE-EXT",
+        "AIG-PICKLE-PERSID",
+    ];
+    let garbage = out.findings.iter().any(|f| {
+        f.rule_id() == "AIG-PICKLE-MALFORMED" && f.message().contains("is not a pickle opcode")
+    });
+    garbage
+        && !out
+            .findings
+            .iter()
+            .any(|f| NAMES_A_CALLABLE.contains(&f.rule_id()))
 }
 
 /// Scans one file on disk.

@@ -203,3 +203,20 @@ fn deep_nesting_is_not_scanned() {
     let r = report(&samples().join("deep_nesting.zip"));
     assert_eq!(r.exit_code(Severity::High), 2, "{}", describe(&r));
 }
+
+/// A pinned requirements file whose first letters happen to be pickle opcodes (`t`, `o`, `r`)
+/// is text, not a broken pickle (a model directory often holds one).
+#[test]
+fn requirements_text_is_not_a_pickle() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("requirements-text");
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let text = dir.join("requirements.txt");
+    std::fs::write(&text, "torch==2.4.0\nnumpy==1.26.4\n").expect("write");
+    let r = report(&text);
+    assert_eq!(r.exit_code(Severity::Info), 0, "{}", describe(&r));
+    // A text-protocol pickle that imports a callable is still caught under a text name.
+    let evil = dir.join("notes.txt");
+    std::fs::write(&evil, b"cos\nsystem\n(S'id'\ntR.").expect("write");
+    let r = report(&evil);
+    assert_eq!(r.exit_code(Severity::High), 1, "{}", describe(&r));
+}
