@@ -178,6 +178,25 @@ async fn anthropic_streams_are_inspected_through_messages() {
 }
 
 #[tokio::test]
+async fn responses_api_streams_redact_deltas_and_the_texts_they_repeat() {
+    let m = mock(Behavior::default()).await;
+    let gw = gateway(&config(&m, "secrets = \"redact\"")).await;
+    let body = json!({"model": "m-chunks-5", "stream": true, "input": "hi", "mock_script": {"say": format!("use {KEY} now")}}).to_string();
+    let (_, raw) = read_stream(gw.public_addr(), "/v1/responses", &body).await;
+    assert!(!raw.contains("sk-proj-"), "{raw}");
+    let deltas: String = raw
+        .split("\n\n")
+        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|v| v["type"] == "response.output_text.delta")
+        .map(|v| v["delta"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(deltas, "use [SECRET_1] now");
+    assert!(raw.contains(r#""text":"use [SECRET_1] now""#), "{raw}");
+    assert!(raw.contains("event: response.completed"), "{raw}");
+}
+
+#[tokio::test]
 async fn complete_responses_go_through_the_same_detectors() {
     let m = mock(Behavior::default()).await;
     let gw = gateway(&config(&m, "secrets = \"redact\"")).await;

@@ -161,3 +161,40 @@ pub fn broken(kind: u64) -> Option<Vec<Bytes>> {
     };
     Some(vec![first, second])
 }
+
+/// An OpenAI Responses API stream (text answers; a call is answered as its JSON text).
+pub fn responses(model: &str, answer: &Answer, n: usize) -> Vec<Bytes> {
+    let text = match answer {
+        Answer::Text(t) => t.clone(),
+        Answer::Call { arguments, .. } => arguments.clone(),
+    };
+    let ev = |name: &str, v: Value| event(Some(name), &v);
+    let part = |t: &str| json!({"type": "output_text", "text": t, "annotations": []});
+    let item = |t: &str| json!({"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant", "content": [part(t)]});
+    let mut out = vec![
+        ev(
+            "response.created",
+            json!({"type": "response.created", "response": {"id": "resp_mock", "object": "response", "status": "in_progress", "model": model, "output": []}}),
+        ),
+        ev(
+            "response.output_item.added",
+            json!({"type": "response.output_item.added", "output_index": 0, "item": {"type": "message", "id": "msg_mock", "status": "in_progress", "role": "assistant", "content": []}}),
+        ),
+        ev(
+            "response.content_part.added",
+            json!({"type": "response.content_part.added", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": part("")}),
+        ),
+    ];
+    out.extend(pieces(&text, n).into_iter().map(|p| {
+        ev("response.output_text.delta", json!({"type": "response.output_text.delta", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "delta": p}))
+    }));
+    out.push(ev("response.output_text.done", json!({"type": "response.output_text.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "text": text})));
+    out.push(ev("response.content_part.done", json!({"type": "response.content_part.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": part(&text)})));
+    out.push(ev(
+        "response.output_item.done",
+        json!({"type": "response.output_item.done", "output_index": 0, "item": item(&text)}),
+    ));
+    out.push(ev("response.completed", json!({"type": "response.completed", "response": {"id": "resp_mock", "object": "response", "status": "completed", "model": model, "output": [item(&text)],
+        "usage": {"input_tokens": 5, "output_tokens": 5, "total_tokens": 10}}})));
+    out
+}
