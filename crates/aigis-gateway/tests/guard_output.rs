@@ -197,6 +197,27 @@ async fn responses_api_streams_redact_deltas_and_the_texts_they_repeat() {
 }
 
 #[tokio::test]
+async fn pseudonyms_split_across_chunks_are_restored_for_the_caller() {
+    let m = mock(Behavior::default()).await;
+    let toml = config(&m, "").replace(
+        "[guard.profiles.t.output]",
+        "[guard.profiles.t]\npii = { action = \"pseudonymize\", entities = [\"EMAIL\"] }\n[guard.profiles.t.output]",
+    );
+    let gw = gateway(&toml).await;
+    let body = json!({"model": "m-chunks-17", "stream": true, "messages": [{"role": "user", "content": "write to ann.lee@example.com please"}]}).to_string();
+    let (content, _) = read_stream(gw.public_addr(), "/v1/chat/completions", &body).await;
+    assert_eq!(
+        content,
+        "mock reply to: write to ann.lee@example.com please"
+    );
+    let sent = String::from_utf8_lossy(&m.requests().last().unwrap().body).into_owned();
+    assert!(
+        !sent.contains("ann.lee@") && sent.contains("[EMAIL_1]"),
+        "{sent}"
+    );
+}
+
+#[tokio::test]
 async fn complete_responses_go_through_the_same_detectors() {
     let m = mock(Behavior::default()).await;
     let gw = gateway(&config(&m, "secrets = \"redact\"")).await;
