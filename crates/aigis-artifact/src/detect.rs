@@ -23,6 +23,8 @@ pub enum Kind {
     Zstd,
     /// 7-Zip archive.
     SevenZ,
+    /// An age-encrypted file (binary or armored): its plaintext needs an identity.
+    Age,
     /// NumPy `.npy` array.
     Npy,
     /// Protocol 2–5 pickle.
@@ -54,6 +56,7 @@ impl Kind {
             Kind::Lzma => "lzma",
             Kind::Zstd => "zstd",
             Kind::SevenZ => "7z",
+            Kind::Age => "age",
             Kind::Npy => "npy",
             Kind::Pickle => "pickle",
             Kind::Safetensors => "safetensors",
@@ -87,6 +90,12 @@ pub fn detect(prefix: &[u8], name: &str) -> Kind {
     }
     if p.starts_with(b"7z\xbc\xaf\x27\x1c") {
         return Kind::SevenZ;
+    }
+    if p.starts_with(b"age-encryption.org/v1\n")
+        || p.trim_ascii_start()
+            .starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+    {
+        return Kind::Age;
     }
     if p.starts_with(b"\x93NUMPY") {
         return Kind::Npy;

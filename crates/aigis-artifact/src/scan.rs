@@ -69,6 +69,14 @@ pub fn scan_input(ctx: &Ctx, input: &mut Input, name: &str, opts: Options) -> Ou
             container::compress::scan(ctx, input, kind, name, opts)
         }
         Kind::SevenZ => container::sevenz::scan(ctx, input),
+        // Never "clean": an encrypted model is scanned through its decrypting reader
+        // (`aigis scan -i IDENTITY`), or reported as not scanned.
+        Kind::Age => {
+            out.not_scanned.push(input.origin.not_scanned(
+                "age-encrypted: pass its identity (aigis scan -i KEY) to scan the plaintext",
+            ));
+            out
+        }
         Kind::Npy => formats::numpy::scan_npy(ctx, input),
         Kind::Pickle => {
             let legacy = prefix.starts_with(TORCH_LEGACY_MAGIC);
@@ -148,7 +156,12 @@ pub fn scan_file(path: &Path) -> Outcome {
         len,
         origin,
     };
-    scan_input(&Ctx::default(), &mut input, &display, Options::default())
+    scan_source(&mut input, &display)
+}
+
+/// Scans one top-level source (a file, or the plaintext of an encrypted one) by content.
+pub fn scan_source(input: &mut Input, name: &str) -> Outcome {
+    scan_input(&Ctx::default(), input, name, Options::default())
 }
 
 /// Every file to scan under `paths`: files as given, directories walked without following

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
+use aigis_crypto::age::{self, Identity, ScryptIdentity};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use zeroize::Zeroizing;
@@ -183,4 +184,32 @@ pub fn passphrase(
         bail!("empty passphrase");
     }
     Ok(first)
+}
+
+/// Reads an age identity file; a passphrase-protected one (itself an age file) is unlocked
+/// with a prompt or the first line of `passphrase_file`.
+pub(crate) fn load_identities(
+    path: &Path,
+    passphrase_file: Option<&Path>,
+    max_work_factor: u8,
+) -> anyhow::Result<Vec<Identity>> {
+    let bytes = Zeroizing::new(
+        std::fs::read(path)
+            .with_context(|| format!("cannot read identity file {}", path.display()))?,
+    );
+    if bytes.len() > age::MAX_KEY_FILE_LEN {
+        bail!("identity file {} is too large", path.display());
+    }
+    let text = if age::is_age_file(&bytes) {
+        let prompt = format!("Passphrase for identity file {}: ", path.display());
+        let pass = passphrase(passphrase_file, &prompt, false)?;
+        let unlock = Identity::Scrypt(ScryptIdentity::new(pass, max_work_factor));
+        let mut plain = Zeroizing::new(Vec::new());
+        age::decrypt(&[unlock], &bytes[..], &mut *plain)
+            .with_context(|| format!("cannot unlock identity file {}", path.display()))?;
+        Zeroizing::new(String::from_utf8(plain.to_vec()).context("identity file is not UTF-8")?)
+    } else {
+        Zeroizing::new(String::from_utf8(bytes.to_vec()).context("identity file is not UTF-8")?)
+    };
+    Identity::parse_file(&text).with_context(|| format!("in identity file {}", path.display()))
 }

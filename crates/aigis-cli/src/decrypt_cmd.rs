@@ -1,11 +1,9 @@
 //! `aigis decrypt`: age decryption with age's flags.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aigis_crypto::age::{self, Identity, ScryptIdentity};
-use anyhow::{Context, bail};
-use zeroize::Zeroizing;
 
 use crate::crypt_io::{self, Output};
 
@@ -52,7 +50,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     crypt_io::set_threads(args.threads)?;
     let mut identities = Vec::new();
     for f in &args.identities {
-        identities.extend(load_identities(f, args)?);
+        identities.extend(crypt_io::load_identities(
+            f,
+            args.identity_passphrase_file.as_deref(),
+            args.max_work_factor,
+        )?);
     }
     if args.passphrase_file.is_some() || identities.is_empty() {
         let pass = crypt_io::passphrase(args.passphrase_file.as_deref(), "Passphrase: ", false)?;
@@ -81,26 +83,4 @@ fn explain(e: age::Error) -> anyhow::Error {
         _ => "",
     };
     anyhow::anyhow!("{e}{hint}")
-}
-
-fn load_identities(path: &Path, args: &Args) -> anyhow::Result<Vec<Identity>> {
-    let bytes = Zeroizing::new(
-        std::fs::read(path)
-            .with_context(|| format!("cannot read identity file {}", path.display()))?,
-    );
-    if bytes.len() > age::MAX_KEY_FILE_LEN {
-        bail!("identity file {} is too large", path.display());
-    }
-    let text = if age::is_age_file(&bytes) {
-        let prompt = format!("Passphrase for identity file {}: ", path.display());
-        let pass = crypt_io::passphrase(args.identity_passphrase_file.as_deref(), &prompt, false)?;
-        let unlock = Identity::Scrypt(ScryptIdentity::new(pass, args.max_work_factor));
-        let mut plain = Zeroizing::new(Vec::new());
-        age::decrypt(&[unlock], &bytes[..], &mut *plain)
-            .with_context(|| format!("cannot unlock identity file {}", path.display()))?;
-        Zeroizing::new(String::from_utf8(plain.to_vec()).context("identity file is not UTF-8")?)
-    } else {
-        Zeroizing::new(String::from_utf8(bytes.to_vec()).context("identity file is not UTF-8")?)
-    };
-    Identity::parse_file(&text).with_context(|| format!("in identity file {}", path.display()))
 }

@@ -30,6 +30,11 @@ use clap::ValueEnum;
 ///   aigis scan ./models --jobs 4 --format sarif > scan.sarif
 ///
 ///   aigis scan model.joblib --fail-on medium
+///
+///   aigis scan -i key.txt model.pt.age       (scans the plaintext, never written to disk)
+///
+/// Encrypted models: an age file (binary) is scanned through a decrypting reader when its
+/// identity is given with -i; without one it is "not scanned" (2), never clean.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -49,6 +54,12 @@ pub struct Args {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     quiet: bool,
+    /// Age identity file for encrypted models (repeatable).
+    #[arg(short, long = "identity", value_name = "FILE")]
+    identities: Vec<PathBuf>,
+    /// The passphrase of encrypted identity files, from the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    identity_passphrase_file: Option<PathBuf>,
 }
 
 /// Report formats.
@@ -64,7 +75,22 @@ enum Format {
 
 /// Runs the scan and prints the report.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let (files, skipped) = aigis_artifact::scan::collect_files(&args.paths);
+    let mut identities = Vec::new();
+    for f in &args.identities {
+        identities.extend(crate::crypt_io::load_identities(
+            f,
+            args.identity_passphrase_file.as_deref(),
+            aigis_crypto::age::DEFAULT_MAX_LOG_N,
+        )?);
+    }
+    let (mut files, skipped) = aigis_artifact::scan::collect_files(&args.paths);
+    let encrypted: Vec<PathBuf> = if identities.is_empty() {
+        Vec::new()
+    } else {
+        let (age, plain) = files.into_iter().partition(|f| is_age(f));
+        files = plain;
+        age
+    };
     let walked = args.paths.iter().any(|p| p.is_dir());
     let bar = if walked && !args.quiet && std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(files.len() as u64);
@@ -81,7 +107,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             b.inc(1);
         }
     };
-    let outcomes = aigis_artifact::scan::scan_files(&files, args.jobs, &tick);
+    let mut outcomes = aigis_artifact::scan::scan_files(&files, args.jobs, &tick);
+    outcomes.extend(encrypted.iter().map(|f| {
+        tick();
+        scan_encrypted(f, &identities)
+    }));
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -109,4 +139,46 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(
         u8::try_from(report.exit_code(args.fail_on)).unwrap_or(2),
     ))
+}
+
+/// True for a binary age file.
+fn is_age(path: &std::path::Path) -> bool {
+    let mut head = [0u8; 22];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && head == *b"age-encryption.org/v1\n"
+}
+
+/// Scans an age file's plaintext through a decrypting reader (only the chunks the parsers
+/// touch are decrypted; nothing is written to disk).
+fn scan_encrypted(
+    path: &std::path::Path,
+    identities: &[aigis_crypto::age::Identity],
+) -> aigis_artifact::Outcome {
+    use aigis_artifact::{Input, Origin, Outcome};
+    let display = path.display().to_string();
+    let origin = Origin::file(display.clone());
+    let reader = std::fs::File::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|f| {
+            aigis_crypto::age::SeekableReader::new(identities, f).map_err(|e| e.to_string())
+        });
+    let mut reader = match reader {
+        Ok(r) => r,
+        Err(e) => {
+            let mut out = Outcome::default();
+            out.not_scanned
+                .push(origin.not_scanned(format!("cannot decrypt: {e}")));
+            return out;
+        }
+    };
+    let len = reader.len();
+    let mut input = Input {
+        source: &mut reader,
+        len,
+        origin,
+    };
+    let name = display.strip_suffix(".age").unwrap_or(&display).to_owned();
+    aigis_artifact::scan::scan_source(&mut input, &name)
 }

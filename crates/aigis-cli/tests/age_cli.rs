@@ -444,3 +444,47 @@ fn rage_interop_passphrase_both_ways() {
     .clone();
     assert_eq!(o, plaintext(70_000));
 }
+
+#[test]
+fn scan_reads_an_encrypted_model_through_its_identity() {
+    let d = dir("scan");
+    let (key, recipient) = keygen(&d, "key.txt", true);
+    // A protocol-2 pickle that calls os.system("id") when loaded.
+    let evil = d.join("model.pkl");
+    std::fs::write(
+        &evil,
+        b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.",
+    )
+    .unwrap();
+    let sealed = d.join("model.pkl.age");
+    ok(&aigis(&[
+        "encrypt",
+        "-r",
+        &recipient,
+        "-o",
+        s(&sealed),
+        s(&evil),
+    ]));
+    let blind = aigis(&["scan", s(&sealed)]);
+    assert_eq!(blind.status.code(), Some(2), "{}", text(&blind.stdout));
+    assert!(
+        text(&blind.stdout).contains("age-encrypted"),
+        "{}",
+        text(&blind.stdout)
+    );
+    let seen = aigis(&["scan", "-i", s(&key), "--format", "json", s(&sealed)]);
+    assert_eq!(seen.status.code(), Some(1), "{}", text(&seen.stdout));
+    assert!(
+        text(&seen.stdout).contains("AIG-PICKLE-DANGEROUS-GLOBAL"),
+        "{}",
+        text(&seen.stdout)
+    );
+    let (other, _) = keygen(&d, "other.txt", false);
+    let wrong = aigis(&["scan", "-i", s(&other), s(&sealed)]);
+    assert_eq!(wrong.status.code(), Some(2), "{}", text(&wrong.stdout));
+    assert!(
+        text(&wrong.stdout).contains("cannot decrypt"),
+        "{}",
+        text(&wrong.stdout)
+    );
+}
