@@ -4,6 +4,7 @@
 mod config_cmd;
 mod crypt_io;
 mod decrypt_cmd;
+mod deps_cmd;
 mod digest_cmd;
 mod encrypt_cmd;
 mod gateway_cmd;
@@ -74,6 +75,8 @@ enum Command {
     ///   aigis digest ./my-model -o manifest.json
     ///   aigis digest --algo blake3 --format table model.safetensors
     Digest(digest_cmd::Args),
+    // The about text and the long help come from `deps_cmd::Args`.
+    Deps(deps_cmd::Args),
 }
 
 /// Output format of commands that report.
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen_cmd::run(&args),
         Command::Encrypt(args) => encrypt_cmd::run(&args),
         Command::Decrypt(args) => decrypt_cmd::run(&args),
+        Command::Deps(args) => deps_cmd::run(&args),
     };
     match result {
         Ok(code) => code,
