@@ -75,7 +75,9 @@ pub fn discover(paths: &[PathBuf]) -> Discovered {
 }
 
 /// A directory given explicitly that is (or holds) an installed environment: its
-/// `*.dist-info` folders are read even below `site-packages`.
+/// `*.dist-info` folders are read even below `site-packages`, and nothing else is (installed
+/// packages ship their own requirement files and lockfiles, which describe their development,
+/// not what is installed).
 fn looks_installed(path: &Path) -> bool {
     let name = path
         .file_name()
@@ -129,7 +131,7 @@ fn walk(dir: &Path, depth: usize, installed: bool, found: &mut Discovered) {
             }
         } else if kind.is_file()
             && let Some(kind) = InputKind::detect(&path, false)
-            && (kind != InputKind::InstalledMetadata || installed)
+            && ((kind == InputKind::InstalledMetadata) == installed)
         {
             found.inputs.push(Input { path, kind });
         }
