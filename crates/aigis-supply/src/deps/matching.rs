@@ -30,6 +30,10 @@ pub struct Vulnerability {
     pub summary: String,
     /// The smallest version that fixes this vulnerability, if the records name one.
     pub fixed: Option<String>,
+    /// When no named fix is unaffected: the smallest `fixed` version the records name, which
+    /// they also list as affected (a conflicting record, e.g. a `versions` list that runs past
+    /// the range's fix).
+    pub conflicting_fix: Option<String>,
 }
 
 impl Vulnerability {
@@ -176,6 +180,22 @@ fn merge(group: &[&Advisory], text: &str, version: &Version) -> Vulnerability {
         informational,
         summary,
         fixed: smallest_fix(group, text, version),
+        conflicting_fix: None,
+    }
+    .with_conflict(group, version)
+}
+
+impl Vulnerability {
+    fn with_conflict(mut self, group: &[&Advisory], version: &Version) -> Self {
+        if self.fixed.is_none() {
+            self.conflicting_fix = group
+                .iter()
+                .flat_map(|a| a.affected.iter())
+                .flat_map(|entry| range::fixed_above(entry, version))
+                .min_by(|a, b| a.0.compare(&b.0).unwrap_or(Ordering::Equal))
+                .map(|(_, text)| text);
+        }
+        self
     }
 }
 

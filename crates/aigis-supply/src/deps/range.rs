@@ -1,9 +1,13 @@
 //! Whether a version is affected by an OSV `affected[]` entry, as the OSV schema's evaluation
 //! algorithm says.
 //!
-//! A version is affected when it is listed in `versions`, or when any range contains it. Within
-//! one range the events are sorted by version (`introduced: "0"` first) and walked: `introduced`
-//! at or below the version opens the affected interval, `fixed` at or below closes it, and
+//! A version is affected when it is listed in `versions`, or when any range contains it. Events
+//! written as intervals (each `introduced` followed by at most one `fixed` or `last_affected`,
+//! as nearly every record is) are read as intervals in record order: `[introduced, fixed)` and
+//! `[introduced, last_affected]`, so a record whose intervals touch (`…fixed: 3.1.1, …,
+//! introduced: 3.1.1`) affects the shared bound. Other event lists are sorted by version
+//! (`introduced: "0"` first; stable, so ties keep record order) and walked: `introduced` at or
+//! below the version opens the affected interval, `fixed` at or below closes it, and
 //! `last_affected` strictly below closes it. `limit` events cap the whole range: the version
 //! must be below one of them (`"*"` is no limit). Events whose version cannot be parsed in the
 //! range's ordering are skipped (and the range is evaluated with the rest), so one malformed
@@ -60,6 +64,11 @@ pub fn range_contains(eco: Ecosystem, range: &Range, text: &str) -> bool {
     {
         return false;
     }
+    if let Some(intervals) = as_intervals(order, &range.events) {
+        return intervals
+            .iter()
+            .any(|(start, end)| interval_contains(order, start, *end, &v));
+    }
     let mut events: Vec<(Option<Version>, &Event)> = Vec::with_capacity(range.events.len());
     for event in &range.events {
         match event {
@@ -72,14 +81,12 @@ pub fn range_contains(eco: Ecosystem, range: &Range, text: &str) -> bool {
             }
         }
     }
-    events.sort_by(|(a, ea), (b, eb)| match (a, b) {
+    // Not written as intervals: sort by version (stable, so ties keep the record's order).
+    events.sort_by(|(a, _), (b, _)| match (a, b) {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Less,
         (Some(_), None) => Ordering::Greater,
-        (Some(a), Some(b)) => a
-            .compare(b)
-            .unwrap_or(Ordering::Equal)
-            .then_with(|| rank(ea).cmp(&rank(eb))),
+        (Some(a), Some(b)) => a.compare(b).unwrap_or(Ordering::Equal),
     });
     let mut affected = false;
     for (at, event) in &events {
@@ -94,14 +101,51 @@ pub fn range_contains(eco: Ecosystem, range: &Range, text: &str) -> bool {
     affected
 }
 
-/// At equal versions: `introduced` is applied before `fixed`/`last_affected`, so
-/// `introduced: X, fixed: X` affects nothing.
-fn rank(event: &Event) -> u8 {
-    match event {
-        Event::Introduced(_) => 0,
-        Event::LastAffected(_) => 1,
-        Event::Fixed(_) => 2,
-        Event::Limit(_) => 3,
+/// The events as `introduced` / closing pairs in record order, when they are written that way
+/// (as nearly all records are): each `introduced` followed by at most one `fixed` or
+/// `last_affected`, each end at or above its start. `None` when they are not (a conflicting
+/// record such as `introduced: 2.0, fixed: 1.0`), and the sorted walk of the schema decides.
+fn as_intervals(order: Ecosystem, events: &[Event]) -> Option<Vec<(&str, Option<&Event>)>> {
+    let mut out: Vec<(&str, Option<&Event>)> = Vec::new();
+    let mut open = false;
+    for event in events {
+        match event {
+            Event::Limit(_) => {}
+            Event::Introduced(start) => {
+                out.push((start.as_str(), None));
+                open = true;
+            }
+            Event::Fixed(end) | Event::LastAffected(end) if open => {
+                if let Some(last) = out.last_mut() {
+                    let backwards = order
+                        .parse_version(last.0)
+                        .zip(order.parse_version(end))
+                        .is_some_and(|(s, e)| lt(&e, &s));
+                    if backwards {
+                        return None;
+                    }
+                    last.1 = Some(event);
+                }
+                open = false;
+            }
+            Event::Fixed(_) | Event::LastAffected(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Whether `v` lies in `[start, fixed)` or `[start, last_affected]` (open-ended without an
+/// end). An interval with a bound that does not parse is not evaluated.
+fn interval_contains(order: Ecosystem, start: &str, end: Option<&Event>, v: &Version) -> bool {
+    let after_start = start == "0" || order.parse_version(start).is_some_and(|s| le(&s, v));
+    if !after_start {
+        return false;
+    }
+    match end {
+        None => true,
+        Some(Event::Fixed(f)) => order.parse_version(f).is_some_and(|f| lt(v, &f)),
+        Some(Event::LastAffected(l)) => order.parse_version(l).is_some_and(|l| le(v, &l)),
+        Some(_) => false,
     }
 }
 

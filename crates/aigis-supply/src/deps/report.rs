@@ -52,7 +52,13 @@ fn vulnerable_finding(v: &VulnerablePackage) -> Finding {
             "{} is fixed in {fixed}, but another advisory has no fixed version",
             vuln.primary()
         ),
-        (None, None) => "no fixed version is known; consider replacing the package".to_owned(),
+        (None, None) => match &vuln.conflicting_fix {
+            Some(named) => format!(
+                "the advisory names {named} as fixed but also lists it as affected (a \
+                 conflicting record); check the advisory before upgrading"
+            ),
+            None => "no fixed version is known; consider replacing the package".to_owned(),
+        },
     };
     let rule = if v.load_time_rce {
         RULE_LOAD_RCE

@@ -161,9 +161,24 @@ fn osv_range_events() {
     assert!(!range_contains(Ecosystem::CratesIo, &r, "2.0.0"));
     let r = range(true, &[i("1.0.0"), x("*")]);
     assert!(range_contains(Ecosystem::CratesIo, &r, "9.0.0"));
-    // introduced and fixed at the same version affect nothing.
+    // introduced and fixed at the same version affect nothing; fixed then introduced at the
+    // same version (one interval ending where the next starts) affects it.
     let r = range(false, &[i("1.0"), f("1.0")]);
     assert!(!range_contains(py, &r, "1.0"));
+    let r = range(
+        false,
+        &[
+            i("0"),
+            f("3.1.1"),
+            i("3.2.0"),
+            f("3.2.2"),
+            i("3.1.1"),
+            f("3.2.0"),
+        ],
+    );
+    assert!(range_contains(py, &r, "3.1.1"));
+    assert!(range_contains(py, &r, "3.2.0"));
+    assert!(!range_contains(py, &r, "3.2.2"));
     // A range of unparsable events affects nothing (never "everything").
     let r = range(false, &[i("garbage"), f("more garbage")]);
     assert!(!range_contains(py, &r, "1.0"));
