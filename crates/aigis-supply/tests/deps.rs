@@ -544,3 +544,46 @@ fn shared_rustsec_and_pypa() {
     assert!(torch.load_time_rce);
     assert_eq!(torch.fix_all.as_deref(), Some("1.13.1"));
 }
+
+/// OSV exports are zip archives: the same records imported from a zip (written by Python's
+/// zipfile, deflated) give the same database as from the folder.
+#[test]
+fn import_from_zip() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("export.zip");
+    let script = "import sys, zipfile, pathlib\n\
+                  with zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED) as z:\n\
+                  \x20   for p in sorted(pathlib.Path(sys.argv[1]).iterdir()):\n\
+                  \x20       z.write(p, 'advisories/' + p.name)\n";
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(fixtures().join("deps-edge/advisories"))
+        .arg(&zip)
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        eprintln!("skipping: python3 could not write a zip");
+        return;
+    }
+    let meta = db::import(&[zip], &dir.path().join("db")).unwrap();
+    assert_eq!(meta.records_read, 10);
+    assert_eq!(meta.withdrawn, 1);
+    assert_eq!(meta.issues, 1);
+    assert!(
+        meta.issue_samples[0]
+            .file
+            .ends_with("export.zip!advisories/broken-record.json")
+    );
+    let database = Database::open(&dir.path().join("db")).unwrap();
+    let result = scan(
+        &[fixtures().join("deps-edge/ai/requirements.txt")],
+        &database,
+        &options(),
+    )
+    .unwrap();
+    assert_eq!(result.vulnerable.len(), 4);
+    // Not a zip, and a truncated zip: errors that name the file, no panic.
+    let bad = dir.path().join("bad.zip");
+    std::fs::write(&bad, b"PK\x03\x04 truncated").unwrap();
+    let err = db::import(&[bad], &dir.path().join("db2")).unwrap_err();
+    assert!(err.to_string().contains("bad.zip"), "{err}");
+}

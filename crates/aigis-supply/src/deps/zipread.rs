@@ -4,7 +4,8 @@
 //! Every size and offset comes from the file, so every one is checked: members larger than
 //! [`MAX_MEMBER_BYTES`] (compressed or not) are refused before anything is allocated, the
 //! inflater reads at most one byte more than the declared size, and the member count is capped
-//! at [`MAX_MEMBERS`]. ZIP64 archives (over 4 GiB or 65,535 members) are refused with a hint.
+//! at [`MAX_MEMBERS`]. ZIP64 (archives over 4 GiB or with more than 65,535 members, as large
+//! OSV exports are) is read: the ZIP64 end record and the ZIP64 extra field of each member.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -18,6 +19,8 @@ pub const MAX_MEMBERS: usize = 5_000_000;
 const EOCD_SIGNATURE: u32 = 0x0605_4b50;
 const CENTRAL_SIGNATURE: u32 = 0x0201_4b50;
 const LOCAL_SIGNATURE: u32 = 0x0403_4b50;
+const EOCD64_LOCATOR_SIGNATURE: u32 = 0x0706_4b50;
+const EOCD64_SIGNATURE: u32 = 0x0606_4b50;
 
 /// One member of the central directory.
 #[derive(Debug, Clone)]
@@ -47,6 +50,10 @@ fn u16_at(b: &[u8], at: usize) -> io::Result<u16> {
         .ok_or_else(|| bad(format!("zip structure truncated at byte {at}")))
 }
 
+fn u64_at(b: &[u8], at: usize) -> io::Result<u64> {
+    Ok(u64::from(u32_at(b, at)?) | (u64::from(u32_at(b, at + 4)?) << 32))
+}
+
 fn u32_at(b: &[u8], at: usize) -> io::Result<u32> {
     b.get(at..at + 4)
         .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
@@ -66,22 +73,41 @@ impl Archive {
             .rev()
             .find(|&i| u32_at(&tail, i).is_ok_and(|s| s == EOCD_SIGNATURE))
             .ok_or_else(|| bad("no end-of-central-directory record: not a zip archive"))?;
-        let count = u16_at(&tail, eocd + 10)?;
-        let cd_size = u32_at(&tail, eocd + 12)?;
-        let cd_offset = u32_at(&tail, eocd + 16)?;
-        if count == u16::MAX || cd_size == u32::MAX || cd_offset == u32::MAX {
-            return Err(bad(
-                "ZIP64 archive (over 4 GiB or 65,535 members) is not supported; \
-                 unpack it and import the directory instead",
-            ));
+        let mut count = u64::from(u16_at(&tail, eocd + 10)?);
+        let mut cd_size = u64::from(u32_at(&tail, eocd + 12)?);
+        let mut cd_offset = u64::from(u32_at(&tail, eocd + 16)?);
+        if count == u64::from(u16::MAX)
+            || cd_size == u64::from(u32::MAX)
+            || cd_offset == u64::from(u32::MAX)
+        {
+            // ZIP64: the locator sits right before the end record and points at the ZIP64 end
+            // record, which holds the real count, size and offset.
+            let locator = eocd
+                .checked_sub(20)
+                .filter(|&at| u32_at(&tail, at).is_ok_and(|s| s == EOCD64_LOCATOR_SIGNATURE))
+                .ok_or_else(|| bad("ZIP64 values without a ZIP64 end-of-directory locator"))?;
+            let at = u64_at(&tail, locator + 8)?;
+            let mut record = [0u8; 56];
+            file.seek(SeekFrom::Start(at))?;
+            file.read_exact(&mut record)?;
+            if u32_at(&record, 0)? != EOCD64_SIGNATURE {
+                return Err(bad("bad ZIP64 end-of-central-directory signature"));
+            }
+            count = u64_at(&record, 32)?;
+            cd_size = u64_at(&record, 40)?;
+            cd_offset = u64_at(&record, 48)?;
         }
-        if u64::from(cd_offset) + u64::from(cd_size) > len {
+        if cd_offset.checked_add(cd_size).is_none_or(|end| end > len) {
             return Err(bad("central directory lies beyond the end of the file"));
         }
-        file.seek(SeekFrom::Start(u64::from(cd_offset)))?;
-        let mut cd = vec![0u8; cd_size as usize];
+        let count = usize::try_from(count).map_err(|_| bad("member count too large"))?;
+        if count > MAX_MEMBERS {
+            return Err(bad(format!("more than {MAX_MEMBERS} members")));
+        }
+        file.seek(SeekFrom::Start(cd_offset))?;
+        let mut cd = vec![0u8; usize::try_from(cd_size).map_err(|_| bad("directory too large"))?];
         file.read_exact(&mut cd)?;
-        let members = parse_central(&cd, usize::from(count))?;
+        let members = parse_central(&cd, count)?;
         Ok(Self { file, members })
     }
 
@@ -179,15 +205,47 @@ fn parse_central(cd: &[u8], count: usize) -> io::Result<Vec<Member>> {
         let name_bytes = cd
             .get(at + 46..at + 46 + name_len)
             .ok_or_else(|| bad("central directory truncated in a member name"))?;
-        members.push(Member {
+        let extra = cd
+            .get(at + 46 + name_len..at + 46 + name_len + extra_len)
+            .ok_or_else(|| bad("central directory truncated in an extra field"))?;
+        let mut member = Member {
             name: String::from_utf8_lossy(name_bytes).into_owned(),
             method: u16_at(cd, at + 10)?,
             crc: u32_at(cd, at + 16)?,
             compressed: u64::from(u32_at(cd, at + 20)?),
             uncompressed: u64::from(u32_at(cd, at + 24)?),
             local_offset: u64::from(u32_at(cd, at + 42)?),
-        });
+        };
+        apply_zip64_extra(&mut member, extra)?;
+        members.push(member);
         at += 46 + name_len + extra_len + comment_len;
     }
     Ok(members)
+}
+
+/// Replaces the 32-bit fields saturated at `0xFFFFFFFF` with the ZIP64 extra field's values
+/// (which appear in the order uncompressed, compressed, local offset, each only when needed).
+fn apply_zip64_extra(member: &mut Member, extra: &[u8]) -> io::Result<()> {
+    const SATURATED: u64 = u32::MAX as u64;
+    let mut at = 0;
+    while at + 4 <= extra.len() {
+        let id = u16_at(extra, at)?;
+        let size = usize::from(u16_at(extra, at + 2)?);
+        if id == 1 {
+            let mut field = at + 4;
+            for value in [
+                &mut member.uncompressed,
+                &mut member.compressed,
+                &mut member.local_offset,
+            ] {
+                if *value == SATURATED {
+                    *value = u64_at(extra, field)?;
+                    field += 8;
+                }
+            }
+            return Ok(());
+        }
+        at += 4 + size;
+    }
+    Ok(())
 }

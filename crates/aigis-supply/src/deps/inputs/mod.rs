@@ -61,6 +61,24 @@ pub enum InputKind {
 }
 
 impl InputKind {
+    /// Every kind, in declaration order (the fuzz target picks one by its first byte).
+    pub const ALL: [Self; 14] = [
+        Self::CargoLock,
+        Self::Requirements,
+        Self::PoetryLock,
+        Self::UvLock,
+        Self::PipfileLock,
+        Self::PdmLock,
+        Self::InstalledMetadata,
+        Self::PackageLock,
+        Self::PnpmLock,
+        Self::YarnLock,
+        Self::GoMod,
+        Self::GoSum,
+        Self::CondaEnvironment,
+        Self::CycloneDx,
+    ];
+
     /// A short name for reports.
     pub const fn as_str(self) -> &'static str {
         match self {
