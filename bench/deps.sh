@@ -4,6 +4,7 @@
 #
 #   bash bench/deps.sh            # 100k records, 400 lockfiles (release binary; builds it)
 #   bash bench/deps.sh --smoke    # 5k records, 40 lockfiles, the debug binary (CI, < 60 s)
+#   AIGIS_BIN=path/to/aigis bash bench/deps.sh   # full run with a given binary (no build)
 #
 # Raw output goes to bench/results/<date>-deps/ (full runs only). The pip-audit comparison is a
 # separate script (bench/deps_pip_audit.py) because it needs pip-audit in a scratch venv.
@@ -18,8 +19,12 @@ if [ "$smoke" = 1 ]; then
   [ -x "$bin" ] || cargo build --quiet -p aigis-cli
 else
   records=100000 lockfiles=400
-  cargo build --quiet --release -p aigis-cli
-  bin="$CARGO_TARGET_DIR/release/aigis"
+  if [ -n "${AIGIS_BIN:-}" ]; then
+    bin="$AIGIS_BIN"
+  else
+    cargo build --quiet --release -p aigis-cli
+    bin="$CARGO_TARGET_DIR/release/aigis"
+  fi
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -76,7 +81,7 @@ if [ "$smoke" = 0 ]; then
   {
     echo "command: bash bench/deps.sh"
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), pinned: ${pin:-no}"
-    echo "binary: $("$bin" --version)"
+    echo "binary: $("$bin" --version) at $bin ${AIGIS_BIN_NOTE:-}"
     echo "import_records: $records"
     echo "import_seconds: $import_s"
     echo "zip_bytes: $zip_bytes"
