@@ -4,6 +4,7 @@
 mod config_cmd;
 mod crypt_io;
 mod decrypt_cmd;
+mod deps_cmd;
 mod digest_cmd;
 mod encrypt_cmd;
 mod gateway_cmd;
@@ -87,6 +88,8 @@ enum Command {
     // The about text and the long help come from `provenance_cmd::Command`.
     #[command(subcommand)]
     Provenance(provenance_cmd::Command),
+    // The about text and the long help come from `deps_cmd::Args`.
+    Deps(deps_cmd::Args),
 }
 
 /// Output format of commands that report.
@@ -138,6 +141,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify_cmd::run(&args),
         Command::Sbom(args) => sbom_cmd::run(&args),
         Command::Provenance(cmd) => provenance_cmd::run(&cmd),
+        Command::Deps(args) => deps_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

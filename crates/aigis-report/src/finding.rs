@@ -1,6 +1,7 @@
 //! One finding: which rule fired, how bad it is, where, and the (masked) evidence.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -223,6 +224,8 @@ pub struct Finding {
     help: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    properties: BTreeMap<String, String>,
 }
 
 impl Finding {
@@ -241,6 +244,7 @@ impl Finding {
             evidence: None,
             help: None,
             tags: Vec::new(),
+            properties: BTreeMap::new(),
         }
     }
 
@@ -266,6 +270,20 @@ impl Finding {
             self.tags.push(tag);
         }
         self
+    }
+
+    /// Attaches a structured fact for scripts (`package`, `installed_version`, `fixed_version`,
+    /// `advisories`…): JSON lists them under `properties`, SARIF in the result's property bag.
+    /// A later value for the same key replaces the earlier one.
+    #[must_use]
+    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.insert(key.into(), value.into());
+        self
+    }
+
+    /// The structured facts, sorted by key.
+    pub fn properties(&self) -> &BTreeMap<String, String> {
+        &self.properties
     }
 
     /// The rule that fired.

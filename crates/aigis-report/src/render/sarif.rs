@@ -162,6 +162,8 @@ struct ResultProperties<'a> {
     help: Option<&'a str>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     tags: &'a [String],
+    #[serde(flatten)]
+    properties: &'a BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -210,6 +212,7 @@ pub(crate) fn write(report: &Report, out: &mut impl Write) -> io::Result<()> {
                 evidence: finding.evidence().map(Evidence::as_str),
                 help: finding.help(),
                 tags: finding.tags(),
+                properties: finding.properties(),
             },
         })
         .collect();

@@ -1,0 +1,320 @@
+//! A whole scan: discover inputs, parse them in parallel, look their packages up in the
+//! database once per ecosystem, match each distinct package version once, apply ignores, and
+//! collect everything a report needs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+use super::ai;
+use super::db::{Database, DbError};
+use super::discover::{Input, discover};
+use super::ecosystem::Ecosystem;
+use super::inputs::{self, InputKind, Parsed, Unpinned};
+use super::matching::{self, Matched, Vulnerability};
+use super::osv::Advisory;
+
+/// An advisory id to leave out of the results, optionally until a date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignore {
+    /// The id or alias (any of a vulnerability's ids matches), compared case-insensitively.
+    pub id: String,
+    /// Seconds since the epoch from which the ignore no longer applies.
+    pub until: Option<u64>,
+}
+
+/// How to scan.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// Ids to ignore.
+    pub ignores: Vec<Ignore>,
+    /// "Now", for ignore expiry (seconds since the epoch).
+    pub now: u64,
+    /// Report typosquat-like names.
+    pub typosquats: bool,
+}
+
+/// One vulnerable package occurrence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VulnerablePackage {
+    /// The input file.
+    pub file: String,
+    /// The line that pins it.
+    pub line: Option<u64>,
+    /// Ecosystem.
+    pub ecosystem: Ecosystem,
+    /// Name as the input spells it.
+    pub name: String,
+    /// Installed version.
+    pub version: String,
+    /// The vulnerability.
+    pub vulnerability: Vulnerability,
+    /// The smallest version fixing every vulnerability of this package version.
+    pub fix_all: Option<String>,
+    /// A code-execution-on-load issue of an AI package.
+    pub load_time_rce: bool,
+}
+
+/// A package whose name looks like a popular AI package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Typosquat {
+    /// The input file.
+    pub file: String,
+    /// The line.
+    pub line: Option<u64>,
+    /// Ecosystem.
+    pub ecosystem: Ecosystem,
+    /// The name found.
+    pub name: String,
+    /// The popular package it resembles.
+    pub resembles: &'static str,
+}
+
+/// Advisories for a package that could not be evaluated (`GIT` ranges only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotEvaluated {
+    /// The input file.
+    pub file: String,
+    /// Package name.
+    pub name: String,
+    /// Installed version.
+    pub version: String,
+    /// Advisory ids.
+    pub ids: Vec<String>,
+}
+
+/// Per-input summary.
+#[derive(Debug, Clone)]
+pub struct InputSummary {
+    /// The file.
+    pub file: String,
+    /// Its kind.
+    pub kind: InputKind,
+    /// Pinned packages read.
+    pub packages: usize,
+    /// Requirement files it included.
+    pub included: Vec<String>,
+}
+
+/// Everything a scan found.
+#[derive(Debug, Clone, Default)]
+pub struct ScanResult {
+    /// The inputs read.
+    pub inputs: Vec<InputSummary>,
+    /// Vulnerable packages (after ignores).
+    pub vulnerable: Vec<VulnerablePackage>,
+    /// Unpinned requirements, with their file.
+    pub unpinned: Vec<(String, Unpinned)>,
+    /// Typosquat-like names.
+    pub typosquats: Vec<Typosquat>,
+    /// Advisories that could not be evaluated offline.
+    pub not_evaluated: Vec<NotEvaluated>,
+    /// Vulnerabilities left out by an ignore: (ids, file, package@version).
+    pub ignored: Vec<(Vec<String>, String, String)>,
+    /// Ignores whose date has passed (they no longer apply).
+    pub expired_ignores: Vec<Ignore>,
+    /// Inputs or parts of inputs not scanned: (file, reason with line).
+    pub not_scanned: Vec<(String, String)>,
+    /// Distinct (ecosystem, name, version) checked.
+    pub distinct_packages: usize,
+    /// Package occurrences checked.
+    pub package_occurrences: usize,
+}
+
+/// Scans `paths` against `db`.
+pub fn scan(
+    paths: &[PathBuf],
+    db: &Database,
+    options: &ScanOptions,
+) -> Result<ScanResult, DbError> {
+    let discovered = discover(paths);
+    let mut result = ScanResult::default();
+    for (path, reason) in discovered.unreadable {
+        result
+            .not_scanned
+            .push((path.display().to_string(), reason));
+    }
+    let parsed: Vec<(Input, Parsed)> = discovered
+        .inputs
+        .into_par_iter()
+        .map(|input| {
+            let parsed = inputs::parse(input.kind, &input.path);
+            (input, parsed)
+        })
+        .collect();
+    let advisories = load_advisories(db, &parsed)?;
+    let matched = match_distinct(&parsed, &advisories);
+    let (active, expired): (Vec<Ignore>, Vec<Ignore>) = options
+        .ignores
+        .iter()
+        .cloned()
+        .partition(|i| i.until.is_none_or(|until| until > options.now));
+    result.expired_ignores = expired;
+    let mut distinct = HashSet::new();
+    for (input, parsed) in parsed {
+        let file = input.path.display().to_string();
+        collect_file(
+            &file,
+            &parsed,
+            &matched,
+            &active,
+            options,
+            &mut result,
+            &mut distinct,
+        );
+        result.inputs.push(InputSummary {
+            file,
+            kind: input.kind,
+            packages: parsed.packages.len(),
+            included: parsed.included,
+        });
+    }
+    result.distinct_packages = distinct.len();
+    Ok(result)
+}
+
+type Key = (Ecosystem, String, String);
+
+fn load_advisories(
+    db: &Database,
+    parsed: &[(Input, Parsed)],
+) -> Result<HashMap<Ecosystem, HashMap<String, Vec<Advisory>>>, DbError> {
+    let mut names: BTreeMap<Ecosystem, HashSet<String>> = BTreeMap::new();
+    for (_, p) in parsed {
+        for package in &p.packages {
+            names
+                .entry(package.ecosystem)
+                .or_default()
+                .insert(package.ecosystem.normalize_name(&package.name));
+        }
+    }
+    names
+        .into_par_iter()
+        .map(|(eco, names)| db.advisories_for(eco, &names).map(|a| (eco, a)))
+        .collect()
+}
+
+/// Matches each distinct (ecosystem, normalised name, version) once.
+fn match_distinct(
+    parsed: &[(Input, Parsed)],
+    advisories: &HashMap<Ecosystem, HashMap<String, Vec<Advisory>>>,
+) -> HashMap<Key, Option<Matched>> {
+    let mut keys: HashSet<Key> = HashSet::new();
+    for (_, p) in parsed {
+        for package in &p.packages {
+            let name = package.ecosystem.normalize_name(&package.name);
+            let has = advisories
+                .get(&package.ecosystem)
+                .is_some_and(|m| m.contains_key(&name));
+            if has {
+                keys.insert((package.ecosystem, name, package.version.clone()));
+            }
+        }
+    }
+    keys.into_par_iter()
+        .map(|key| {
+            let (eco, name, version) = &key;
+            let list = advisories
+                .get(eco)
+                .and_then(|m| m.get(name))
+                .map_or(&[][..], Vec::as_slice);
+            let matched = eco
+                .parse_version(version)
+                .map(|v| matching::match_version(*eco, version, &v, list));
+            (key, matched)
+        })
+        .collect()
+}
+
+fn collect_file(
+    file: &str,
+    parsed: &Parsed,
+    matched: &HashMap<Key, Option<Matched>>,
+    ignores: &[Ignore],
+    options: &ScanOptions,
+    result: &mut ScanResult,
+    distinct: &mut HashSet<Key>,
+) {
+    for issue in &parsed.issues {
+        let reason = if issue.line > 0 {
+            format!("line {}: {}", issue.line, issue.message)
+        } else {
+            issue.message.clone()
+        };
+        result.not_scanned.push((issue.file.clone(), reason));
+    }
+    for unpinned in &parsed.unpinned {
+        result.unpinned.push((file.to_owned(), unpinned.clone()));
+    }
+    for package in &parsed.packages {
+        result.package_occurrences += 1;
+        let name = package.ecosystem.normalize_name(&package.name);
+        let key = (package.ecosystem, name, package.version.clone());
+        distinct.insert(key.clone());
+        if options.typosquats
+            && let Some(resembles) = ai::typosquat_of(package.ecosystem, &package.name)
+        {
+            result.typosquats.push(Typosquat {
+                file: file.to_owned(),
+                line: package.line,
+                ecosystem: package.ecosystem,
+                name: package.name.clone(),
+                resembles,
+            });
+        }
+        let Some(found) = matched.get(&key) else {
+            continue; // no advisory names this package
+        };
+        let Some(found) = found else {
+            result.not_scanned.push((
+                file.to_owned(),
+                format!(
+                    "line {}: version `{}` of {} is not a valid {} version; not matched",
+                    package.line.unwrap_or(0),
+                    package.version,
+                    package.name,
+                    package.ecosystem
+                ),
+            ));
+            continue;
+        };
+        if !found.git_only.is_empty() {
+            result.not_evaluated.push(NotEvaluated {
+                file: file.to_owned(),
+                name: package.name.clone(),
+                version: package.version.clone(),
+                ids: found.git_only.clone(),
+            });
+        }
+        for vulnerability in &found.vulnerabilities {
+            if let Some(ignore) = ignores.iter().find(|i| {
+                vulnerability
+                    .all_ids()
+                    .any(|id| id.eq_ignore_ascii_case(&i.id))
+            }) {
+                let _ = ignore;
+                result.ignored.push((
+                    vulnerability.all_ids().map(str::to_owned).collect(),
+                    file.to_owned(),
+                    format!("{}@{}", package.name, package.version),
+                ));
+                continue;
+            }
+            result.vulnerable.push(VulnerablePackage {
+                file: file.to_owned(),
+                line: package.line,
+                ecosystem: package.ecosystem,
+                name: package.name.clone(),
+                version: package.version.clone(),
+                load_time_rce: ai::is_load_time_rce(
+                    package.ecosystem,
+                    &package.name,
+                    &vulnerability.summary,
+                ),
+                vulnerability: vulnerability.clone(),
+                fix_all: found.fix_all.clone(),
+            });
+        }
+    }
+}
