@@ -1,0 +1,1 @@
+//! PostgreSQL store (see the module docs of [`super`]).
