@@ -1,6 +1,7 @@
 //! `aigis`: the security layer for AI infrastructure. This binary parses the command line,
 //! dispatches to the library crates and renders their results; it holds no domain logic.
 
+mod audit_cmd;
 mod config_cmd;
 mod crypt_io;
 mod decrypt_cmd;
@@ -74,6 +75,10 @@ enum Command {
     ///   aigis digest ./my-model -o manifest.json
     ///   aigis digest --algo blake3 --format table model.safetensors
     Digest(digest_cmd::Args),
+    /// The tamper-evident audit ledger: verify it, prove a request with an offline-verifiable
+    /// receipt, export to a SIEM (JSON lines, OCSF, CEF), prune content.
+    #[command(subcommand)]
+    Audit(audit_cmd::Command),
 }
 
 /// Output format of commands that report.
@@ -121,6 +126,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen_cmd::run(&args),
         Command::Encrypt(args) => encrypt_cmd::run(&args),
         Command::Decrypt(args) => decrypt_cmd::run(&args),
+        Command::Audit(cmd) => audit_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

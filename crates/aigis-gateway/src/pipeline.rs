@@ -50,7 +50,9 @@ struct Served {
     stream: bool,
     principal: Option<String>,
     policies: Vec<String>,
+    allowed: Option<bool>,
     guard: Vec<String>,
+    prompt_digest: Option<String>,
 }
 
 /// Handles one request on the public listener.
@@ -81,6 +83,25 @@ pub(crate) async fn handle(
         response.status().as_u16(),
         started,
     );
+    if let Some(ledger) = &shared.ledger {
+        let outcome = crate::record::Outcome {
+            request_id: request_id.to_str().unwrap_or_default(),
+            principal: served.principal.as_deref(),
+            action: served.endpoint.map_or(path.as_str(), |e| e.as_str()),
+            model: served.model.as_deref(),
+            route: served.route.as_deref(),
+            upstream: served.upstream.as_deref(),
+            allowed: served.allowed,
+            policies: &served.policies,
+            request_findings: &served.guard,
+            stream: served.stream,
+            status: response.status().as_u16(),
+            latency: started.elapsed(),
+            prompt_digest: served.prompt_digest.take(),
+            ..Default::default()
+        };
+        ledger.append(crate::record::event(&outcome)).await;
+    }
     response
 }
 
@@ -101,6 +122,7 @@ async fn serve(
         return Err(GatewayError::NotFound(path.to_owned()));
     }
     served.endpoint = endpoint;
+    ledger_accepting(shared)?;
     let principal = identify(shared, runtime, req.headers(), peer).await?;
     let peer = peer.addr;
     served.principal = Some(principal.id.clone());
@@ -124,6 +146,7 @@ async fn serve(
         return Err(GatewayError::MethodNotAllowed(req.method().to_string()));
     }
     let (parts, raw, admission) = read_body(shared, req, limits).await?;
+    served.prompt_digest = prompt_digest(shared, request_id, &raw);
     let mut parsed = parse::parse(endpoint, raw, limits)?;
     served.model = Some(parsed.model.clone());
     served.stream = parsed.stream;
@@ -196,6 +219,20 @@ async fn serve(
     Ok(response)
 }
 
+/// Refuses traffic while the audit ledger cannot make records durable (fail-closed).
+fn ledger_accepting(shared: &Shared) -> Result<(), GatewayError> {
+    match &shared.ledger {
+        Some(l) if !l.accepting() => Err(GatewayError::LedgerUnavailable),
+        _ => Ok(()),
+    }
+}
+
+/// The ledger's keyed digest of the request body (never the body itself).
+fn prompt_digest(shared: &Shared, request_id: &HeaderValue, raw: &[u8]) -> Option<String> {
+    let ledger = shared.ledger.as_ref()?;
+    Some(ledger.digest("prompt", request_id.to_str().unwrap_or_default(), raw))
+}
+
 fn restore_strings(vault: &aigis_guard::Vault, caller: &str, value: &mut serde_json::Value) {
     match value {
         serde_json::Value::String(s) if s.contains('[') => *s = vault.restore(caller, s),
@@ -253,6 +290,7 @@ fn authorize_request(
     let action = parsed.endpoint.action();
     let authorized = authorize_model(runtime, principal, action, &parsed.model, route, facts)
         .map_err(|_| GatewayError::Forbidden(format!("use the model `{}`", parsed.model)));
+    served.allowed = Some(authorized.is_ok());
     served.policies = match &authorized {
         Ok(a) => a.decision.policies.clone(),
         Err(_) => Vec::new(),

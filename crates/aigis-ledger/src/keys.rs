@@ -237,12 +237,29 @@ impl LedgerKeys {
         })
     }
 
+    /// Generates keys for `origin`, writes the key file (0600, never overwriting) and the
+    /// public verifier keys beside it as `PATH.pub`.
+    pub fn create_files(path: &Path, origin: &str) -> Result<Self, LedgerError> {
+        let keys = Self::generate(origin)?;
+        keys.write_new(path)?;
+        let mut pub_path = path.as_os_str().to_owned();
+        pub_path.push(".pub");
+        std::fs::write(&pub_path, keys.verifiers().to_text()).map_err(|e| LedgerError::Io {
+            path: Path::new(&pub_path).display().to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(keys)
+    }
+
     /// Writes the key file with mode 0600; refuses to overwrite.
     pub fn write_new(&self, path: &Path) -> Result<(), LedgerError> {
         let io = |e: std::io::Error| LedgerError::Io {
             path: path.display().to_string(),
             message: e.to_string(),
         };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]

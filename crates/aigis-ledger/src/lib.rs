@@ -24,6 +24,7 @@ pub mod note;
 pub mod spool;
 pub mod store;
 pub mod tiles;
+pub mod time;
 pub mod writer;
 
 use base64::Engine as _;

@@ -77,6 +77,14 @@ pub fn tree_from(reader: &mut dyn LogReader) -> Result<Tree, LedgerError> {
     Ok(tree)
 }
 
+/// Opens a store for reading (CLI, audits). A SQLite store must exist.
+pub fn open_reader(url: &StoreUrl) -> Result<Box<dyn LogReader>, LedgerError> {
+    match url {
+        StoreUrl::Sqlite(p) => Ok(Box::new(sqlite::SqliteStore::open_existing(p)?)),
+        StoreUrl::Postgres(u) => Ok(Box::new(postgres::PgStore::connect(u, None)?)),
+    }
+}
+
 /// A parsed store URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {

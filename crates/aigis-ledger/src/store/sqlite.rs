@@ -70,6 +70,9 @@ impl SqliteStore {
     /// and an existing one must have been created for the same origin.
     pub fn open(path: &Path, origin: Option<&str>) -> Result<Self, LedgerError> {
         let name = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| LedgerError::store(&name, &e))?;
+        }
         let conn = Connection::open(path).map_err(|e| LedgerError::store(&name, &e))?;
         let mut store = Self { conn, path: name };
         store
