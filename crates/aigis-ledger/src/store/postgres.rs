@@ -78,6 +78,14 @@ fn u64_of(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// A PostgreSQL error with the server's message (tokio-postgres shows only "db error").
+fn pg_err(label: &str, e: &tokio_postgres::Error) -> LedgerError {
+    match e.as_db_error() {
+        Some(db) => LedgerError::store(label, &format!("{} ({})", db.message(), db.code().code())),
+        None => LedgerError::store(label, e),
+    }
+}
+
 /// The URL without user info, for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -125,7 +133,7 @@ impl PgStore {
                             "INSERT INTO aigis_ledger_meta (k, v) VALUES ('origin', $1) ON CONFLICT DO NOTHING",
                             &[&origin],
                         ))
-                        .map_err(|e| LedgerError::store(&store.label, &e))?;
+                        .map_err(|e| pg_err(&store.label, &e))?;
                 }
                 Some(o) if o == origin => {}
                 Some(o) => {
@@ -140,7 +148,7 @@ impl PgStore {
     }
 
     fn err(&self, e: &tokio_postgres::Error) -> LedgerError {
-        LedgerError::store(&self.label, e)
+        pg_err(&self.label, e)
     }
 
     /// Runs the append transaction and rolls it back at the end (tests: an aborted
@@ -154,7 +162,7 @@ impl PgStore {
                 insert_batch(&tx, events).await?;
                 tx.rollback().await
             })
-            .map_err(|e| LedgerError::store(&label, &e))
+            .map_err(|e| pg_err(&label, &e))
     }
 
     /// Runs SQL (tests use it to tamper with rows).
@@ -163,7 +171,7 @@ impl PgStore {
         let label = self.label.clone();
         self.rt
             .block_on(self.client.batch_execute(sql))
-            .map_err(|e| LedgerError::store(&label, &e))
+            .map_err(|e| pg_err(&label, &e))
     }
 
     fn leaves_from(&mut self, tree: &mut Tree, end: u64) -> Result<(), LedgerError> {
@@ -257,7 +265,7 @@ impl Appender for PgStore {
                 tx.commit().await?;
                 Ok::<_, tokio_postgres::Error>(end)
             })
-            .map_err(|e| LedgerError::store(&label, &e))?;
+            .map_err(|e| pg_err(&label, &e))?;
         self.leaves_from(tree, end)
     }
 
