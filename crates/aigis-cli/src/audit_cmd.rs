@@ -115,6 +115,20 @@ pub enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Write the log as static C2SP tlog-tiles files (checkpoint, hash tiles, entry bundles)
+    /// that any tlog client can fetch and check, e.g. behind a plain web server.
+    ///
+    /// Example: aigis audit tiles --config aigis.toml --out /srv/ledger
+    Tiles {
+        #[command(flatten)]
+        target: Target,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Remove stored content (encrypted prompts and responses) older than --before. Entries,
     /// hashes and checkpoints are never removed, so the log keeps verifying.
     Prune {
@@ -253,6 +267,11 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             before,
             format,
         } => prune(&target, &before, format),
+        Command::Tiles {
+            target,
+            out,
+            format,
+        } => tiles(&target, &out, format),
     }
 }
 
@@ -506,6 +525,22 @@ fn prune(target: &Target, before: &str, format: Format) -> anyhow::Result<ExitCo
         Format::Table => println!(
             "removed {removed} content records older than {}; entries and hashes are kept",
             time::rfc3339(before)
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tiles(target: &Target, out: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let (mut reader, _) = target.open()?;
+    let summary = aigis_ledger::tiles::export(reader.as_mut(), out)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+        Format::Table => println!(
+            "wrote the checkpoint (size {}), {} hash tiles and {} entry bundles under {}",
+            summary.size,
+            summary.tiles,
+            summary.bundles,
+            out.display()
         ),
     }
     Ok(ExitCode::SUCCESS)

@@ -199,3 +199,98 @@ impl HashSource for TileSet {
         row.first().copied()
     }
 }
+
+/// What [`export`] wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExportSummary {
+    /// Tree size of the exported checkpoint.
+    pub size: u64,
+    /// Hash tiles written.
+    pub tiles: usize,
+    /// Entry bundles written.
+    pub bundles: usize,
+}
+
+/// Writes the log as a static tlog-tiles tree under `dir`: `checkpoint` (the latest signed
+/// checkpoint), every hash tile for its size, and the entry bundles (big-endian `u16`
+/// length-prefixed canonical events). Fails if the entries do not produce the signed root.
+pub fn export(
+    reader: &mut dyn crate::store::LogReader,
+    dir: &std::path::Path,
+) -> Result<ExportSummary, crate::LedgerError> {
+    use crate::LedgerError;
+    let io = |p: &std::path::Path, e: std::io::Error| LedgerError::Io {
+        path: p.display().to_string(),
+        message: e.to_string(),
+    };
+    let latest = reader
+        .checkpoints()?
+        .pop()
+        .ok_or_else(|| LedgerError::Config("the ledger has no checkpoint yet".into()))?;
+    let note = crate::note::Note::parse(&latest.note).map_err(|e| LedgerError::Corrupt {
+        index: latest.size,
+        what: e.to_string(),
+    })?;
+    let cp =
+        crate::checkpoint::Checkpoint::from_text(&note.text).map_err(|e| LedgerError::Corrupt {
+            index: latest.size,
+            what: e.to_string(),
+        })?;
+    let mut tree = crate::merkle::Tree::new();
+    let mut bundle: Vec<u8> = Vec::new();
+    let mut bundles = 0usize;
+    let write = |rel: String, bytes: &[u8]| -> Result<(), LedgerError> {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        std::fs::write(&path, bytes).map_err(|e| io(&path, e))
+    };
+    reader.scan(0, &mut |row| {
+        if tree.size() == cp.size {
+            return Ok(false);
+        }
+        let len = u16::try_from(row.event.len()).map_err(|_| LedgerError::Corrupt {
+            index: row.idx,
+            what: "event longer than an entry bundle allows (65,535 bytes)".into(),
+        })?;
+        bundle.extend_from_slice(&len.to_be_bytes());
+        bundle.extend_from_slice(&row.event);
+        tree.push(crate::merkle::leaf_hash(&row.event));
+        let width = tree.size() % TILE_WIDTH;
+        if width == 0 || tree.size() == cp.size {
+            let index = (tree.size() - 1) / TILE_WIDTH;
+            let t = Tile {
+                level: 0,
+                index,
+                width: if width == 0 { TILE_WIDTH } else { width },
+            };
+            write(t.entries_path(), &bundle)?;
+            bundle.clear();
+            bundles += 1;
+        }
+        Ok(true)
+    })?;
+    if tree.size() != cp.size || tree.root() != cp.root {
+        return Err(LedgerError::Corrupt {
+            index: tree.size(),
+            what:
+                "the stored entries do not produce the signed checkpoint; run `aigis audit verify`"
+                    .into(),
+        });
+    }
+    let all = tiles_for_size(cp.size);
+    for t in &all {
+        let bytes = tile_bytes(&tree, *t).map_err(|e| LedgerError::Corrupt {
+            index: t.index,
+            what: e.to_string(),
+        })?;
+        write(t.path(), &bytes)?;
+    }
+    write("checkpoint".into(), latest.note.as_bytes())?;
+    Ok(ExportSummary {
+        size: cp.size,
+        tiles: all.len(),
+        bundles,
+    })
+}

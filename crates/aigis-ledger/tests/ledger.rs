@@ -433,3 +433,73 @@ fn spool_cuts_a_torn_tail() {
     assert_eq!(s.len(), good);
     assert_eq!(s.events().unwrap().len(), 2);
 }
+
+#[test]
+fn a_checkpoint_without_the_pq_cosignature_is_refused_when_its_key_is_known() {
+    let keys = LedgerKeys::generate("test.aigis/ledger").unwrap();
+    let cp = Checkpoint {
+        origin: "test.aigis/ledger".into(),
+        size: 1,
+        root: aigis_ledger::merkle::leaf_hash(b"x"),
+    };
+    let ed_only = cp.sign(&[keys.log()], 0).unwrap();
+    let both = cp
+        .sign(&[keys.log(), keys.cosigner()], 1_700_000_000)
+        .unwrap();
+    let v = keys.verifiers();
+    let cosigners = [v.cosigner.clone().unwrap()];
+    // The cosignature line round-trips and verifies; the Ed25519 line alone is a valid note.
+    let (_, signers) =
+        Checkpoint::verify(&both, &v.log, &cosigners, Some("test.aigis/ledger")).unwrap();
+    assert_eq!(signers.len(), 2);
+    let (_, signers) =
+        Checkpoint::verify(&ed_only, &v.log, &cosigners, Some("test.aigis/ledger")).unwrap();
+    assert_eq!(
+        signers.len(),
+        1,
+        "verify() reports the missing cosignature; callers require it"
+    );
+    // A cosignature alone (no Ed25519 log signature) is not enough.
+    let pq_only = cp.sign(&[keys.cosigner()], 5).unwrap();
+    assert!(Checkpoint::verify(&pq_only, &v.log, &cosigners, None).is_err());
+    // A tampered cosignature rejects the note.
+    let note = Note::parse(&both).unwrap();
+    let mut bad = note.clone();
+    bad.signatures[1].sig[20] ^= 1;
+    assert!(Checkpoint::verify(&bad.encode(), &v.log, &cosigners, None).is_err());
+    // The cosignature is bound to the timestamp it carries.
+    let mut moved = note;
+    moved.signatures[1].sig[7] ^= 1;
+    assert!(Checkpoint::verify(&moved.encode(), &v.log, &cosigners, None).is_err());
+    // Wrong origin.
+    assert!(Checkpoint::verify(&both, &v.log, &cosigners, Some("other/log")).is_err());
+}
+
+#[test]
+fn tiles_export_serves_proofs_and_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (keys, path) = build(dir.path(), 600);
+    let out = dir.path().join("tiles");
+    let mut store = SqliteStore::open_existing(&path).unwrap();
+    let summary = aigis_ledger::tiles::export(&mut store, &out).unwrap();
+    assert_eq!(summary.size, 600);
+    assert_eq!(summary.bundles, 3, "two full bundles and one partial");
+    // A client with only the exported files and the public key checks an entry.
+    let note = std::fs::read_to_string(out.join("checkpoint")).unwrap();
+    let (cp, _) =
+        Checkpoint::verify(&note, &keys.verifiers().log, &[], Some("test.aigis/ledger")).unwrap();
+    let mut set = aigis_ledger::tiles::TileSet::new();
+    for t in aigis_ledger::tiles::tiles_for_size(cp.size) {
+        assert!(set.insert(t, &std::fs::read(out.join(t.path())).unwrap()));
+    }
+    let bundle = std::fs::read(out.join("tile/entries/001")).unwrap();
+    let (len, rest) = bundle.split_at(2);
+    let first = &rest[..usize::from(u16::from_be_bytes([len[0], len[1]]))];
+    let e = Event::from_canonical(first).unwrap();
+    assert_eq!(e.index, 256);
+    let leaf = aigis_ledger::merkle::leaf_hash(first);
+    let proof = aigis_ledger::merkle::inclusion_proof(&set, 256, cp.size).unwrap();
+    aigis_ledger::merkle::verify_inclusion(256, cp.size, &leaf, &proof, &cp.root).unwrap();
+    assert!(out.join("tile/0/002.p/88").exists());
+    assert!(out.join("tile/1/000.p/2").exists());
+}

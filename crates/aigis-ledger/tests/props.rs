@@ -155,3 +155,18 @@ fn tile_paths_follow_the_spec() {
     );
     assert_eq!(all.iter().find(|t| t.level == 2).unwrap().width, 1);
 }
+
+proptest! {
+    /// Untrusted text never panics the parsers.
+    #[test]
+    fn parsers_never_panic(text in "\\PC{0,300}", bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = aigis_ledger::note::Note::parse(&text);
+        let _ = aigis_ledger::note::NoteVerifier::parse(&text);
+        let _ = aigis_ledger::checkpoint::Checkpoint::from_text(&text);
+        let _ = aigis_ledger::tiles::Tile::parse_path(&text);
+        let _ = aigis_ledger::Event::from_json(&bytes);
+        let _ = aigis_ledger::Event::from_json(text.as_bytes());
+        let _ = aigis_ledger::time::parse_time(&text, 0);
+        let _ = aigis_ledger::LedgerVerifiers::parse(&text);
+    }
+}
