@@ -1,6 +1,7 @@
 //! `aigis`: the security layer for AI infrastructure. This binary parses the command line,
 //! dispatches to the library crates and renders their results; it holds no domain logic.
 
+mod audit_cmd;
 mod config_cmd;
 mod crypt_io;
 mod decrypt_cmd;
@@ -90,6 +91,10 @@ enum Command {
     Provenance(provenance_cmd::Command),
     // The about text and the long help come from `deps_cmd::Args`.
     Deps(deps_cmd::Args),
+    /// The tamper-evident audit ledger: verify it, prove a request with an offline-verifiable
+    /// receipt, export to a SIEM (JSON lines, OCSF, CEF), prune content.
+    #[command(subcommand)]
+    Audit(audit_cmd::Command),
 }
 
 /// Output format of commands that report.
@@ -142,6 +147,7 @@ fn main() -> ExitCode {
         Command::Sbom(args) => sbom_cmd::run(&args),
         Command::Provenance(cmd) => provenance_cmd::run(&cmd),
         Command::Deps(args) => deps_cmd::run(&args),
+        Command::Audit(cmd) => audit_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -125,8 +125,44 @@ async fn serve(
                 &serde_json::json!({"reloaded": false, "error": e.to_string()}),
             )),
         },
-        (method, path) => keys_route(keys, &method, path, req).await,
+        (method, path) => {
+            let result = keys_route(keys, &method, path, req).await;
+            record_key_change(shared, &principal.id, &method, path, &result).await;
+            result
+        }
     }
+}
+
+/// Records a key change (create, revoke, rotate) in the audit ledger, if one is configured.
+async fn record_key_change(
+    shared: &Shared,
+    principal: &str,
+    method: &Method,
+    path: &str,
+    result: &Result<Response<Body>, GatewayError>,
+) {
+    let Some(ledger) = &shared.ledger else {
+        return;
+    };
+    let (action, target) = match (method, path.rsplit_once('/')) {
+        (&Method::POST, _) if path == "/admin/keys" => ("keys.create", None),
+        (&Method::POST, Some((rest, verb @ ("revoke" | "rotate")))) => (
+            if verb == "revoke" {
+                "keys.revoke"
+            } else {
+                "keys.rotate"
+            },
+            rest.strip_prefix("/admin/keys/"),
+        ),
+        _ => return,
+    };
+    let status = match result {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.status().as_u16(),
+    };
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let event = crate::record::admin_event(&id, Some(principal), action, target, status);
+    ledger.append(event).await;
 }
 
 /// `/admin/keys…`: list, create, revoke, rotate.

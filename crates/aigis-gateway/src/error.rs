@@ -100,6 +100,10 @@ pub enum GatewayError {
     /// The limit store cannot be reached and a limit that applies fails closed (503).
     #[error("limits cannot be checked right now (the limit store is unreachable); retry shortly")]
     LimitsUnavailable,
+    /// The audit ledger cannot make records durable (store down in fail-closed mode, or the
+    /// spool is full): traffic is refused rather than served unrecorded (503).
+    #[error("the audit ledger cannot record requests right now; retry shortly")]
+    LedgerUnavailable,
     /// The upstream's non-streamed response is over `server.max_response`.
     #[error("upstream `{0}` sent a response larger than server.max_response")]
     ResponseTooLarge(String),
@@ -121,9 +125,10 @@ impl GatewayError {
             Self::Overloaded | Self::AuthThrottled(_) | Self::Limited(_) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            Self::Unavailable(_) | Self::AuthUnavailable | Self::LimitsUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Unavailable(_)
+            | Self::AuthUnavailable
+            | Self::LimitsUnavailable
+            | Self::LedgerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream { .. } | Self::ResponseTooLarge(_) => StatusCode::BAD_GATEWAY,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -148,6 +153,7 @@ impl GatewayError {
             Self::Limited(r) if r.quota => ("insufficient_quota", "insufficient_quota"),
             Self::Limited(_) => ("rate_limit_error", "rate_limit_exceeded"),
             Self::LimitsUnavailable => ("api_error", "limits_unavailable"),
+            Self::LedgerUnavailable => ("api_error", "audit_unavailable"),
             Self::Unavailable(_) => ("api_error", "upstream_unavailable"),
             Self::Upstream { .. } => ("api_error", "upstream_error"),
             Self::Timeout { .. } => ("api_error", "upstream_timeout"),

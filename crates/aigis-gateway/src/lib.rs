@@ -15,7 +15,8 @@
 //!   -> forward   (pooled client, timeouts, failover before first byte,
 //!                 circuit breaker, per-upstream concurrency cap)          forward/
 //!   -> settle    (the Ticket against actual usage; streams metered)      settle.rs
-//!   -> record    (access log without content, metrics)                    pipeline.rs
+//!   -> record    (access log without content, metrics,
+//!                 audit ledger event)                                     pipeline.rs, record.rs
 //! ```
 //!
 //! ## Non-goals
@@ -39,6 +40,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod parse;
 mod pipeline;
+mod record;
 pub mod resolve;
 mod server;
 mod settle;

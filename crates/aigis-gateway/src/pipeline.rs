@@ -50,7 +50,12 @@ struct Served {
     stream: bool,
     principal: Option<String>,
     policies: Vec<String>,
+    allowed: Option<bool>,
     guard: Vec<String>,
+    response_guard: Vec<String>,
+    /// How an inspected stream ended; its record waits for it.
+    stream_end: Option<tokio::sync::oneshot::Receiver<inspect::stream::StreamEnd>>,
+    prompt_digest: Option<String>,
 }
 
 /// Handles one request on the public listener.
@@ -81,6 +86,48 @@ pub(crate) async fn handle(
         response.status().as_u16(),
         started,
     );
+    if shared.ledger.is_some() {
+        let outcome = crate::record::Outcome {
+            request_id: request_id.to_str().unwrap_or_default(),
+            principal: served.principal.as_deref(),
+            action: served.endpoint.map_or(path.as_str(), |e| e.as_str()),
+            model: served.model.as_deref(),
+            route: served.route.as_deref(),
+            upstream: served.upstream.as_deref(),
+            allowed: served.allowed,
+            policies: &served.policies,
+            request_findings: &served.guard,
+            response_findings: &served.response_guard,
+            stream: served.stream,
+            status: response.status().as_u16(),
+            latency: started.elapsed(),
+            prompt_digest: served.prompt_digest.take(),
+            ..Default::default()
+        };
+        let event = crate::record::event(&outcome);
+        match served.stream_end.take() {
+            // One record per request: a streamed response is recorded when it ends, with its
+            // findings (a client that left first makes it partial).
+            Some(end) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let end = end.await.unwrap_or(inspect::stream::StreamEnd {
+                        findings: Vec::new(),
+                        partial: true,
+                    });
+                    let event = crate::record::with_response(event, &end.findings, end.partial);
+                    if let Some(ledger) = &shared.ledger {
+                        ledger.append(event).await;
+                    }
+                });
+            }
+            None => {
+                if let Some(ledger) = &shared.ledger {
+                    ledger.append(event).await;
+                }
+            }
+        }
+    }
     response
 }
 
@@ -101,6 +148,7 @@ async fn serve(
         return Err(GatewayError::NotFound(path.to_owned()));
     }
     served.endpoint = endpoint;
+    ledger_accepting(shared)?;
     let principal = identify(shared, runtime, req.headers(), peer).await?;
     let peer = peer.addr;
     served.principal = Some(principal.id.clone());
@@ -124,6 +172,7 @@ async fn serve(
         return Err(GatewayError::MethodNotAllowed(req.method().to_string()));
     }
     let (parts, raw, admission) = read_body(shared, req, limits).await?;
+    served.prompt_digest = prompt_digest(shared, request_id, &raw);
     let mut parsed = parse::parse(endpoint, raw, limits)?;
     served.model = Some(parsed.model.clone());
     served.stream = parsed.stream;
@@ -190,9 +239,23 @@ async fn serve(
     )
     .await;
     Ok(match inspection {
-        Some(inspection) => inspect_response(inspection, response, request_id, served).await,
+        Some(inspection) => inspect_response(inspection, response, served).await,
         None => response,
     })
+}
+
+/// Refuses traffic while the audit ledger cannot make records durable (fail-closed).
+fn ledger_accepting(shared: &Shared) -> Result<(), GatewayError> {
+    match &shared.ledger {
+        Some(l) if !l.accepting() => Err(GatewayError::LedgerUnavailable),
+        _ => Ok(()),
+    }
+}
+
+/// The ledger's keyed digest of the request body (never the body itself).
+fn prompt_digest(shared: &Shared, request_id: &HeaderValue, raw: &[u8]) -> Option<String> {
+    let ledger = shared.ledger.as_ref()?;
+    Some(ledger.digest("prompt", request_id.to_str().unwrap_or_default(), raw))
 }
 
 /// The `inspect` stage on the response: a stream is wrapped and inspected as it flows, a
@@ -200,22 +263,17 @@ async fn serve(
 async fn inspect_response(
     inspection: inspect::response::Inspection,
     response: Response<Body>,
-    request_id: &HeaderValue,
     served: &mut Served,
 ) -> Response<Body> {
     if crate::settle::is_event_stream(&response) {
-        let id = request_id.to_str().unwrap_or_default().to_owned();
-        let on_end = Box::new(move |findings: Vec<String>| {
-            if !findings.is_empty() {
-                tracing::info!(target: "aigis::security", event = "response_findings", request_id = %id, findings = ?findings, "streamed response inspected");
-            }
-        });
+        let (on_end, end) = tokio::sync::oneshot::channel();
+        served.stream_end = Some(end);
         return response.map(|b| {
             http_body_util::BodyExt::boxed(inspect::stream::Inspected::new(b, inspection, on_end))
         });
     }
     let (response, findings) = inspect::response::inspect_complete(inspection, response).await;
-    served.guard.extend(findings);
+    served.response_guard = findings;
     response
 }
 
@@ -254,6 +312,7 @@ fn authorize_request(
     let action = parsed.endpoint.action();
     let authorized = authorize_model(runtime, principal, action, &parsed.model, route, facts)
         .map_err(|_| GatewayError::Forbidden(format!("use the model `{}`", parsed.model)));
+    served.allowed = Some(authorized.is_ok());
     served.policies = match &authorized {
         Ok(a) => a.decision.policies.clone(),
         Err(_) => Vec::new(),

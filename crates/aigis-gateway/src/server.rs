@@ -99,6 +99,8 @@ pub(crate) struct Shared {
     pub(crate) vault: aigis_guard::Vault,
     /// The config file and `--strict`, for reloads.
     source: Option<(PathBuf, bool)>,
+    /// The audit ledger (`[ledger]`), opened at start; its section is not reloaded.
+    pub(crate) ledger: Option<crate::record::Recorder>,
 }
 
 impl Shared {
@@ -119,6 +121,12 @@ impl Shared {
     pub(crate) async fn reload(&self) -> Result<Vec<Diagnostic>, StartError> {
         let result = self.try_reload().await;
         let label = if result.is_ok() { "ok" } else { "rejected" };
+        if let Some(ledger) = &self.ledger {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let status = if result.is_ok() { 200 } else { 422 };
+            let event = crate::record::admin_event(&id, None, "config.reload", None, status);
+            ledger.append(event).await;
+        }
         self.metrics
             .reloads
             .get_or_create(&ReloadLabels { result: label })
@@ -181,6 +189,9 @@ pub enum StartError {
     /// The key store or pepper cannot be opened.
     #[error("identity: {0}")]
     Identity(String),
+    /// The audit ledger's store or key cannot be opened.
+    #[error("ledger: {0}")]
+    Ledger(String),
     /// The new config file is invalid (reload only).
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -219,6 +230,14 @@ impl Gateway {
             local(&public, server.listen),
             local(&admin, server.admin_listen),
         );
+        let ledger = match &runtime.config.ledger {
+            Some(l) => Some(
+                crate::record::Recorder::open(l)
+                    .await
+                    .map_err(StartError::Ledger)?,
+            ),
+            None => None,
+        };
         let vault = aigis_guard::Vault::new(
             runtime.config.guard.vault_capacity,
             runtime.config.guard.vault_ttl,
@@ -232,6 +251,7 @@ impl Gateway {
             throttle: Throttle::default(),
             limiter: crate::admit::Limiter::default(),
             source,
+            ledger,
         });
         shared.prepare_guard(&shared.runtime.load().config);
         let (stop, stop_rx) = watch::channel(false);
@@ -280,6 +300,9 @@ impl Gateway {
             tracing::warn!("shutdown grace period over; remaining connections dropped");
         }
         self.admin_task.abort();
+        if let Some(ledger) = &self.shared.ledger {
+            ledger.close().await;
+        }
     }
 
     /// Serves until SIGTERM or SIGINT (graceful shutdown); SIGHUP reloads the config.

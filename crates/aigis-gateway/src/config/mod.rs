@@ -3,6 +3,7 @@
 //! then assembles the typed [`Config`] the gateway runs on. There is one loader: the CLI's
 //! `config check`, startup and SIGHUP reload all call [`load`].
 
+mod ledger;
 mod limits;
 mod raw;
 mod units;
@@ -13,6 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use ledger::{LedgerConfig, LedgerOnError, LedgerStore};
 pub use limits::{
     Budget, BudgetUnit, Limit, LimitsConfig, OnStoreError, Price, Quantity, Rate, RedisStore,
     Scope, TokenKind, Tokenizer, Window,
@@ -46,6 +48,8 @@ pub struct Config {
     pub guard: GuardConfig,
     /// `[[limits]]`, `[[prices]]` and the fleet's limit store.
     pub limits: LimitsConfig,
+    /// `[ledger]`; `None` records nothing beyond the access log.
+    pub ledger: Option<LedgerConfig>,
 }
 
 /// `[guard]`

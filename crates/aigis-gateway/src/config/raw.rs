@@ -175,11 +175,22 @@ pub struct Policy {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
-    #[expect(dead_code, reason = "the ledger reads it when it lands")]
     pub postgres: Option<String>,
     pub redis: Option<String>,
     pub key_prefix: Option<String>,
     pub store_timeout: Option<String>,
+}
+
+/// `[ledger]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ledger {
+    pub store: Option<String>,
+    pub signing_key: String,
+    pub checkpoint_every: Option<String>,
+    pub content: Option<String>,
+    pub on_store_error: Option<String>,
+    pub spool_max: Option<String>,
 }
 
 /// `upstream = "a"` or `upstream = ["a", "b"]`.

@@ -29,9 +29,10 @@ const SECTIONS: &[&str] = &[
     "guard",
     "limits",
     "prices",
+    "ledger",
 ];
 /// Sections proposed in the design that later versions read; named so the error is precise.
-const LATER_SECTIONS: &[&str] = &["ledger"];
+const LATER_SECTIONS: &[&str] = &[];
 
 #[derive(Clone)]
 enum Seg {
@@ -115,6 +116,9 @@ pub(super) fn validate(src: &str, base: &Path, strict: bool) -> Result<Loaded, V
     let limits = v.limits(&table, cluster.as_ref(), routes.as_deref());
     let identity = v.section::<raw::Identity>(&table, "identity");
     let identity = identity.map(|i| v.identity(i, cluster.as_ref()));
+    let ledger = v
+        .section::<raw::Ledger>(&table, "ledger")
+        .map(|l| v.ledger(l, cluster.as_ref()));
     let policy = v
         .section::<raw::Policy>(&table, "policy")
         .map(|p| v.policy(&p));
@@ -160,6 +164,7 @@ pub(super) fn validate(src: &str, base: &Path, strict: bool) -> Result<Loaded, V
                     policy: policy.flatten(),
                     guard,
                     limits,
+                    ledger: ledger.flatten(),
                 },
                 warnings: v.diags,
             })
@@ -812,6 +817,8 @@ fn key_hint(key: &str) -> Option<&'static str> {
 mod guard;
 #[path = "validate_identity.rs"]
 mod identity;
+#[path = "validate_ledger.rs"]
+mod ledger;
 #[path = "validate_limits.rs"]
 mod limits;
 

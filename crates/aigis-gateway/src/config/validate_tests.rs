@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::{LedgerOnError, LedgerStore};
 
 fn errors(src: &str) -> Vec<Diagnostic> {
     match validate(src, Path::new("."), false) {
@@ -94,10 +95,84 @@ upstream = "c"
 }
 
 #[test]
-fn later_sections_are_named() {
-    let e = errors("[ledger]\nstore = \"sqlite:x\"\n");
-    assert_eq!(e[0].path, "ledger");
-    assert!(e[0].message.contains("not supported"));
+fn ledger_section_is_validated() {
+    let dir = std::env::temp_dir().join(format!("aigis-ledger-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ledger.key"), "placeholder").unwrap();
+    let with = |ledger: &str| format!("{GOOD}\n[ledger]\n{ledger}");
+    let ok = validate(
+        &with("store = \"sqlite:ledger.db\"\nsigning_key = \"file:ledger.key\"\ncheckpoint_every = \"2s\"\non_store_error = \"fail-closed\"\nspool_max = \"1MiB\"\n"),
+        &dir,
+        false,
+    )
+    .unwrap()
+    .config
+    .ledger
+    .unwrap();
+    assert_eq!(ok.store, LedgerStore::Sqlite(dir.join("ledger.db")));
+    assert_eq!(ok.checkpoint_every, Duration::from_secs(2));
+    assert_eq!(ok.on_store_error, LedgerOnError::FailClosed);
+    assert_eq!(ok.spool_max, 1 << 20);
+    assert_eq!(ok.spool, dir.join("ledger.db.spool"));
+    let errs = |ledger: &str| match validate(&with(ledger), &dir, false) {
+        Ok(_) => panic!("expected errors for {ledger}"),
+        Err(e) => e,
+    };
+    let key = "signing_key = \"file:ledger.key\"\n";
+    // Encrypted content is refused until it is implemented: never a plaintext fallback.
+    let e = errs(&format!(
+        "store = \"sqlite:l.db\"\n{key}content = \"encrypted\"\n"
+    ));
+    assert_eq!(e[0].path, "ledger.content");
+    assert!(
+        e[0].message.contains("never stored in plaintext"),
+        "{}",
+        e[0].message
+    );
+    let e = errs(&format!("store = \"sqlite:l.db\"\n{key}stroe = \"x\"\n"));
+    assert!(
+        e[0].message.contains("stroe"),
+        "unknown keys are errors: {e:?}"
+    );
+    let e = errs(&format!("store = \"redis://x\"\n{key}"));
+    assert_eq!(e[0].path, "ledger.store");
+    let e = errs(&format!(
+        "store = \"sqlite:l.db\"\n{key}on_store_error = \"drop\"\n"
+    ));
+    assert_eq!(e[0].path, "ledger.on_store_error");
+    let missing = validate(
+        &with("store = \"sqlite:l.db\"\nsigning_key = \"file:missing.key\"\n"),
+        &dir,
+        false,
+    )
+    .unwrap();
+    assert!(
+        missing
+            .warnings
+            .iter()
+            .any(|w| w.path == "ledger.signing_key" && w.message.contains("creates it"))
+    );
+    let e = errs("store = \"sqlite:l.db\"\nsigning_key = \"env:KEY\"\n");
+    assert_eq!(e[0].path, "ledger.signing_key");
+    let e = errs(&format!(
+        "store = \"sqlite:l.db\"\n{key}checkpoint_every = \"soon\"\n"
+    ));
+    assert_eq!(e[0].path, "ledger.checkpoint_every");
+    let e = errs(&format!(
+        "store = \"sqlite:l.db\"\n{key}spool_max = \"lots\"\n"
+    ));
+    assert_eq!(e[0].path, "ledger.spool_max");
+    // A fleet cannot share a SQLite ledger.
+    let fleet = format!(
+        "{GOOD}\n[cluster]\nredis = \"redis://127.0.0.1:6379\"\n[ledger]\nstore = \"sqlite:l.db\"\n{key}"
+    );
+    let e = validate(&fleet, &dir, false).err().unwrap();
+    assert!(
+        e.iter()
+            .any(|d| d.path == "ledger.store" && d.message.contains("fleet")),
+        "{e:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

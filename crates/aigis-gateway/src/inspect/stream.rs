@@ -49,6 +49,8 @@ pub(crate) struct Processor {
     ended: bool,
     /// An upstream error event was passed on; its `[DONE]` follows it.
     errored: bool,
+    /// The upstream's stream broke or was malformed: the response is partial.
+    partial: bool,
 }
 
 impl Processor {
@@ -63,6 +65,7 @@ impl Processor {
             template: None,
             ended: false,
             errored: false,
+            partial: false,
         }
     }
 
@@ -99,6 +102,7 @@ impl Processor {
             out.push(ev.raw);
             self.ended = true;
             self.errored = true;
+            self.partial = true;
             return out;
         }
         let result = match self.insp.endpoint {
@@ -483,6 +487,18 @@ fn sse_bytes(name: Option<&str>, json: &Value) -> Bytes {
     })
 }
 
+/// How an inspected stream ended, for the request's record.
+#[derive(Debug, Default)]
+pub(crate) struct StreamEnd {
+    /// `response.detector:kind:action` of every finding.
+    pub findings: Vec<String>,
+    /// The upstream's stream broke or was malformed.
+    pub partial: bool,
+}
+
+/// Receives the [`StreamEnd`]; dropped unsent when the client went away first.
+pub(crate) type OnEnd = tokio::sync::oneshot::Sender<StreamEnd>;
+
 /// A streamed response body inspected on the way to the client.
 pub(crate) struct Inspected {
     inner: Body,
@@ -490,16 +506,12 @@ pub(crate) struct Inspected {
     processor: Processor,
     out: VecDeque<Bytes>,
     done: bool,
-    on_end: Option<Box<dyn FnOnce(Vec<String>) + Send + Sync>>,
+    on_end: Option<OnEnd>,
 }
 
 impl Inspected {
     /// Wraps `inner`; `on_end` receives the findings when the stream ends.
-    pub(crate) fn new(
-        inner: Body,
-        insp: Inspection,
-        on_end: Box<dyn FnOnce(Vec<String>) + Send + Sync>,
-    ) -> Self {
+    pub(crate) fn new(inner: Body, insp: Inspection, on_end: OnEnd) -> Self {
         Self {
             inner,
             reader: sse::Reader::default(),
@@ -513,8 +525,11 @@ impl Inspected {
     fn finish(&mut self, error: Option<&sse::SseError>) {
         self.out.extend(self.processor.end(error));
         self.done = true;
-        if let Some(f) = self.on_end.take() {
-            f(std::mem::take(&mut self.processor.insp.findings));
+        if let Some(tx) = self.on_end.take() {
+            let _ = tx.send(StreamEnd {
+                findings: std::mem::take(&mut self.processor.insp.findings),
+                partial: self.processor.partial,
+            });
         }
     }
 }

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# bench/ledger.sh: the audit ledger's durable append rate, append-to-ack latency, PostgreSQL
+# with two writers, and full verification; proof generation/verification via divan.
+#
+#   bash bench/ledger.sh            # 200k SQLite appends, 40k PostgreSQL appends, verify 1 M, divan
+#   bash bench/ledger.sh --smoke    # 20k SQLite appends, verify 50k, no PostgreSQL, no divan: < 60 s (CI)
+#   bash bench/ledger.sh --gateway  # only: gateway req/s with [ledger] on vs off (needs wrk and
+#                                   # release aigis + aigis-mock-upstream; BENCH_NO_BUILD=1 skips the build)
+#
+# SQLite runs in WAL mode with synchronous=FULL: an append is acknowledged only after the
+# transaction holding its batch is on disk. The driver (crates/aigis-ledger/examples/
+# ledger_bench.rs) runs N concurrent appenders on one tokio worker; the writer thread batches
+# whatever is queued into one transaction. Pinned with taskset to core 1 where available.
+# PostgreSQL: a private database aigis_test_bench_<pid> on 127.0.0.1:5432, dropped after.
+# Verification builds N entries, signs a checkpoint, then times `audit::verify` (one core)
+# and extrapolates to 10 M entries (the extrapolation is linear; say so when quoting it).
+#
+# Results: bench/results/<date>-ledger/ (raw output, machine.txt).
+set -euo pipefail
+
+SMOKE=0 GATEWAY=0
+while (($#)); do
+  case "$1" in
+    --smoke) SMOKE=1 ;;
+    --gateway) GATEWAY=1 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET/release/examples/ledger_bench
+OUT=$ROOT/bench/results/$(date -u +%Y-%m-%d)-ledger
+mkdir -p "$OUT"
+PIN=()
+command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]] && PIN=(taskset -c 1)
+
+# Gateway throughput with the ledger recording every request vs without, same run: mock and
+# gateway pinned to core 1, wrk (1 thread, 64 connections, 10 s) to core 0, rounds alternating
+# off/on so both see the same background noise; the ratio of medians is reported.
+gateway_compare() {
+  local aigis=$TARGET/release/aigis mock=$TARGET/release/aigis-mock-upstream work rounds=3
+  if [[ -z ${BENCH_NO_BUILD:-} ]]; then
+    (cd "$ROOT" && cargo build --release --locked -p aigis-cli -p aigis-mock-upstream >&2)
+  fi
+  command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; return 1; }
+  work=$(mktemp -d)
+  "$mock" --listen 127.0.0.1:18101 >"$work/mock.out" 2>&1 &
+  local mock_pid=$!
+  taskset -cp 1 "$mock_pid" >/dev/null 2>&1 || true
+  sleep 0.5
+  cat >"$work/off.toml" <<EOT
+[server]
+listen = "127.0.0.1:18110"
+admin_listen = "127.0.0.1:18111"
+
+[[upstreams]]
+name = "mock"
+kind = "openai"
+base_url = "http://127.0.0.1:18101/v1"
+
+[[routes]]
+name = "bench"
+models = ["mock*"]
+upstream = "mock"
+
+[guard]
+profile = "off"
+EOT
+  cp "$work/off.toml" "$work/on.toml"
+  printf '\n[ledger]\nstore = "sqlite:ledger.db"\nsigning_key = "file:ledger.key"\n' >>"$work/on.toml"
+  "$aigis" audit init --key "$work/ledger.key" --origin bench.aigis/ledger >/dev/null
+  for r in $(seq 1 $rounds); do
+    for mode in off on; do
+      taskset -c 1 "$aigis" gateway --config "$work/$mode.toml" --log-format json >/dev/null 2>"$work/$mode.log" &
+      local gw=$!
+      for _ in $(seq 50); do curl -sf http://127.0.0.1:18111/healthz >/dev/null && break; sleep 0.1; done
+      taskset -c 0 wrk -t1 -c64 -d10s --latency -s "$ROOT/bench/wrk_post.lua" http://127.0.0.1:18110/v1/chat/completions \
+        | sed -n 's/^BENCH /'"$mode"' round '"$r"': /p'
+      kill "$gw"; wait "$gw" 2>/dev/null || true
+    done
+  done | tee "$OUT/gateway.txt"
+  kill "$mock_pid"; wait "$mock_pid" 2>/dev/null || true
+  python3 - "$OUT/gateway.txt" <<'EOT' | tee -a "$OUT/gateway.txt"
+import statistics, sys
+rps = {"off": [], "on": []}
+for line in open(sys.argv[1]):
+    mode = line.split()[0]
+    fields = dict(kv.split("=") for kv in line.split(": ", 1)[1].split() if "=" in kv)
+    rps[mode].append(float(fields["rps"]))
+off, on = statistics.median(rps["off"]), statistics.median(rps["on"])
+print(f"gateway req/s median: ledger off {off:.0f}, ledger on {on:.0f}, ratio {on / off:.3f} (target >= 0.9)")
+EOT
+  rm -rf "$work"
+}
+
+if ((GATEWAY)); then
+  gateway_compare
+  exit 0
+fi
+
+(cd "$ROOT" && cargo build --release --locked -p aigis-ledger --example ledger_bench >&2)
+{ uname -a; nproc; grep -m1 'model name' /proc/cpuinfo || true; df -h "$TARGET" | tail -1; } > "$OUT/machine.txt"
+
+if ((SMOKE)); then
+  "${PIN[@]}" "$BIN" sqlite 20000 256 | tee "$OUT/smoke.txt"
+  "${PIN[@]}" "$BIN" verify 50000 | tee -a "$OUT/smoke.txt"
+  exit 0
+fi
+
+{
+  "${PIN[@]}" "$BIN" sqlite 200000 256
+  "${PIN[@]}" "$BIN" sqlite 200000 1024
+  "$BIN" sqlite 200000 4096
+  "${PIN[@]}" "$BIN" verify 1000000
+} | tee "$OUT/ledger.txt"
+
+if command -v psql >/dev/null && psql -h 127.0.0.1 -U postgres -c 'select 1' postgres >/dev/null 2>&1; then
+  DB=aigis_test_bench_$$
+  psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE $DB" postgres >/dev/null
+  trap 'psql -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres >/dev/null' EXIT
+  "$BIN" postgres 40000 512 "postgres://postgres@127.0.0.1:5432/$DB" | tee -a "$OUT/ledger.txt"
+else
+  echo "PostgreSQL not reachable: skipped" | tee -a "$OUT/ledger.txt"
+fi
+
+(cd "$ROOT" && "${PIN[@]}" cargo bench --locked -p aigis-ledger --bench proofs) | tee "$OUT/proofs.txt"
+command -v wrk >/dev/null && gateway_compare

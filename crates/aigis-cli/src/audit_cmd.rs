@@ -1,0 +1,547 @@
+//! `aigis audit …`: the tamper-evident ledger: create its key, read it, verify it, prove one
+//! request with a receipt anyone can check offline, export to a SIEM, prune content.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use aigis_ledger::audit::{self, VerifyReport};
+use aigis_ledger::checkpoint::Checkpoint;
+use aigis_ledger::note::Note;
+use aigis_ledger::store::{self, LogReader, StoreUrl};
+use aigis_ledger::{Event, LedgerKeys, LedgerVerifiers, export, time};
+use anyhow::{Context, bail};
+
+use crate::Format;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Create the ledger key (Ed25519 checkpoint key, ML-DSA-65 cosigning key, content-digest
+    /// key) and print the public verifier keys auditors need.
+    ///
+    /// The key file is written with mode 0600 and never overwritten; the verifier keys are
+    /// also written to KEY.pub. Point `[ledger] signing_key` at the key file.
+    ///
+    /// Example: aigis audit init --key /etc/aigis/ledger.key --origin aigis.example.com/ledger
+    Init {
+        /// Where to write the key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The log's name, a schema-less URL you control (first line of every checkpoint).
+        #[arg(long, default_value = "aigis.local/ledger")]
+        origin: String,
+        /// Only print the verifier keys of an existing key file.
+        #[arg(long)]
+        print: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show the latest entries.
+    Tail {
+        #[command(flatten)]
+        target: Target,
+        /// How many entries.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: u64,
+        /// Output format (json: one canonical event per line).
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Verify the whole log: recompute the Merkle tree from every entry, check every
+    /// checkpoint's signatures and that each signed root matches the entries (successive
+    /// checkpoints are then consistent), and name the first bad entry.
+    ///
+    /// Detects edited, deleted, reordered and truncated rows. A truncation that also removed
+    /// the later checkpoints is caught with --anchor: a checkpoint saved elsewhere earlier.
+    ///
+    /// Exit codes: 0 the log verifies, 1 a problem was found, 2 could not read the log.
+    Verify {
+        #[command(flatten)]
+        target: Target,
+        /// A checkpoint kept outside the store (repeatable): the log must still contain it.
+        #[arg(long)]
+        anchor: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Write a receipt for one request: the event, its inclusion proof and the signed
+    /// checkpoint. `aigis audit verify-receipt` checks it with only the public keys.
+    ///
+    /// Example: aigis audit prove --config aigis.toml --request-id 5f0c… -o receipt.json
+    Prove {
+        #[command(flatten)]
+        target: Target,
+        /// The request id (the `x-request-id` the gateway returned).
+        #[arg(long)]
+        request_id: String,
+        /// Write the receipt here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Verify a receipt offline with the public verifier keys only.
+    ///
+    /// Exit codes: 0 valid, 1 invalid (forged, altered or another log's), 2 could not read.
+    ///
+    /// Example: aigis audit verify-receipt receipt.json --vkeys ledger.key.pub
+    VerifyReceipt {
+        /// The receipt file (`-` for stdin).
+        receipt: PathBuf,
+        /// File with the verifier keys (`aigis audit init` prints them and writes KEY.pub).
+        #[arg(long, conflicts_with = "vkey")]
+        vkeys: Option<PathBuf>,
+        /// A verifier key given inline (repeat for the cosigning key).
+        #[arg(long)]
+        vkey: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Export events for a SIEM: JSON lines, OCSF 1.3 (API Activity 6003, Authentication
+    /// 3002, Account Change 3001, Detection Finding 2004) or CEF.
+    ///
+    /// Example: aigis audit export --config aigis.toml --format ocsf --since 24h
+    Export {
+        #[command(flatten)]
+        target: Target,
+        /// Export format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// Only events at or after this time: a date, a UTC time or an age (24h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Write here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Write the log as static C2SP tlog-tiles files (checkpoint, hash tiles, entry bundles)
+    /// that any tlog client can fetch and check, e.g. behind a plain web server.
+    ///
+    /// Example: aigis audit tiles --config aigis.toml --out /srv/ledger
+    Tiles {
+        #[command(flatten)]
+        target: Target,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Remove stored content (encrypted prompts and responses) older than --before. Entries,
+    /// hashes and checkpoints are never removed, so the log keeps verifying.
+    Prune {
+        #[command(flatten)]
+        target: Target,
+        /// Remove content older than this: a date, a UTC time or an age (e.g. 90d).
+        #[arg(long)]
+        before: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+/// Export formats.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One canonical event per line.
+    Jsonl,
+    /// One OCSF object per line.
+    Ocsf,
+    /// One CEF line per event.
+    Cef,
+}
+
+/// Which ledger: from a config file's `[ledger]` section or named directly.
+#[derive(clap::Args)]
+pub struct Target {
+    /// The gateway config; its `[ledger]` section names the store and key.
+    #[arg(short, long, env = "AIGIS_CONFIG")]
+    config: Option<PathBuf>,
+    /// The store (`sqlite:PATH` or `postgres://…`), instead of --config.
+    #[arg(long)]
+    store: Option<String>,
+    /// The ledger key file (its public half verifies), instead of --config.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// File with the public verifier keys; enough for `verify`.
+    #[arg(long)]
+    vkeys: Option<PathBuf>,
+}
+
+struct Resolved {
+    store: StoreUrl,
+    key: Option<PathBuf>,
+}
+
+impl Target {
+    fn resolve(&self) -> anyhow::Result<Resolved> {
+        if let Some(s) = &self.store {
+            return Ok(Resolved {
+                store: StoreUrl::parse(s)?,
+                key: self.key.clone(),
+            });
+        }
+        let Some(path) = &self.config else {
+            bail!(
+                "name the ledger: --config aigis.toml (its [ledger] section) or --store sqlite:PATH"
+            );
+        };
+        let loaded = crate::load_config(Some(path), false)?;
+        let ledger = loaded
+            .config
+            .ledger
+            .with_context(|| format!("{} has no [ledger] section", path.display()))?;
+        let store = match ledger.store {
+            aigis_gateway::config::LedgerStore::Sqlite(p) => StoreUrl::Sqlite(p),
+            aigis_gateway::config::LedgerStore::Postgres(u) => StoreUrl::Postgres(u),
+        };
+        Ok(Resolved {
+            store,
+            key: self.key.clone().or(Some(ledger.signing_key)),
+        })
+    }
+
+    fn open(&self) -> anyhow::Result<(Box<dyn LogReader>, Resolved)> {
+        let r = self.resolve()?;
+        Ok((store::open_reader(&r.store)?, r))
+    }
+
+    fn verifiers(&self, resolved: &Resolved) -> anyhow::Result<LedgerVerifiers> {
+        if let Some(v) = &self.vkeys {
+            return read_vkeys(v);
+        }
+        let key = resolved
+            .key
+            .as_deref()
+            .context("verifying needs the public keys: --vkeys FILE (or --key / --config)")?;
+        Ok(LedgerKeys::load(key)?.verifiers())
+    }
+}
+
+fn read_vkeys(path: &Path) -> anyhow::Result<LedgerVerifiers> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    LedgerVerifiers::parse(&text).with_context(|| path.display().to_string())
+}
+
+pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Init {
+            key,
+            origin,
+            print,
+            format,
+        } => init(&key, &origin, print, format),
+        Command::Tail {
+            target,
+            lines,
+            format,
+        } => tail(&target, lines, format),
+        Command::Verify {
+            target,
+            anchor,
+            format,
+        } => verify(&target, &anchor, format),
+        Command::Prove {
+            target,
+            request_id,
+            output,
+        } => prove(&target, &request_id, output.as_deref()),
+        Command::VerifyReceipt {
+            receipt,
+            vkeys,
+            vkey,
+            format,
+        } => verify_receipt(&receipt, vkeys.as_deref(), &vkey, format),
+        Command::Export {
+            target,
+            format,
+            since,
+            output,
+        } => export_cmd(&target, format, since.as_deref(), output.as_deref()),
+        Command::Prune {
+            target,
+            before,
+            format,
+        } => prune(&target, &before, format),
+        Command::Tiles {
+            target,
+            out,
+            format,
+        } => tiles(&target, &out, format),
+    }
+}
+
+fn init(key: &Path, origin: &str, print: bool, format: Format) -> anyhow::Result<ExitCode> {
+    let keys = if print {
+        LedgerKeys::load(key)?
+    } else {
+        LedgerKeys::create_files(key, origin).with_context(|| {
+            format!(
+                "creating {} (an existing key is never overwritten)",
+                key.display()
+            )
+        })?
+    };
+    let v = keys.verifiers();
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "origin": v.origin,
+                "key_file": key,
+                "verifier_keys": v.to_text().lines().collect::<Vec<_>>(),
+            }))?
+        ),
+        Format::Table => {
+            if !print {
+                eprintln!(
+                    "created {} (secret, mode 0600) and {}.pub\nGive auditors the verifier keys below (Ed25519 checkpoint key, then the ML-DSA-65 cosigning key):\n",
+                    key.display(),
+                    key.display()
+                );
+            }
+            print!("{}", v.to_text());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tail(target: &Target, lines: u64, format: Format) -> anyhow::Result<ExitCode> {
+    let (mut reader, _) = target.open()?;
+    let mut all: std::collections::VecDeque<Event> = std::collections::VecDeque::new();
+    let cap = usize::try_from(lines).unwrap_or(usize::MAX);
+    reader.scan(0, &mut |row| {
+        if let Ok(e) = Event::from_json(&row.event) {
+            if all.len() == cap {
+                all.pop_front();
+            }
+            all.push_back(e);
+        }
+        Ok(true)
+    })?;
+    let mut out = std::io::stdout().lock();
+    for e in &all {
+        match format {
+            Format::Json => writeln!(out, "{}", String::from_utf8_lossy(&e.canonical()))?,
+            Format::Table => writeln!(
+                out,
+                "{:>8}  {}  {:<8} {:<18} {:<24} {:>3}  {}",
+                e.index,
+                time::rfc3339(e.time_ms),
+                match e.kind {
+                    aigis_ledger::EventKind::AiCall => "ai_call",
+                    aigis_ledger::EventKind::Admin => "admin",
+                },
+                e.action,
+                e.principal.as_deref().unwrap_or("-"),
+                e.status,
+                e.request_id
+            )?,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_anchor(path: &Path) -> anyhow::Result<Checkpoint> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let body = Note::parse(&text).map_or(text.clone(), |n| n.text);
+    Checkpoint::from_text(&body).with_context(|| format!("{} is not a checkpoint", path.display()))
+}
+
+fn verify(target: &Target, anchors: &[PathBuf], format: Format) -> anyhow::Result<ExitCode> {
+    let (mut reader, resolved) = target.open()?;
+    let keys = target.verifiers(&resolved)?;
+    let anchors = anchors
+        .iter()
+        .map(|p| read_anchor(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let report = audit::verify(reader.as_mut(), &keys, &anchors)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&verify_json(&report))?),
+        Format::Table => print_verify(&report),
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn verify_json(r: &VerifyReport) -> serde_json::Value {
+    serde_json::json!({
+        "ok": r.ok(),
+        "origin": r.origin,
+        "entries": r.entries,
+        "checkpoints": r.checkpoints,
+        "checkpointed_size": r.checkpointed_size,
+        "unsigned_tail": r.unsigned_tail,
+        "root": r.root,
+        "first_bad_entry": r.first_bad_entry(),
+        "problems": r.problems,
+    })
+}
+
+fn print_verify(r: &VerifyReport) {
+    println!(
+        "ledger {}: {} entries, {} signed checkpoints (latest covers {}), root {}",
+        r.origin, r.entries, r.checkpoints, r.checkpointed_size, r.root
+    );
+    if r.ok() {
+        println!("OK: every entry, checkpoint signature and signed root verifies");
+        if r.unsigned_tail > 0 {
+            println!(
+                "note: the last {} entries are not yet covered by a checkpoint",
+                r.unsigned_tail
+            );
+        }
+        return;
+    }
+    for p in &r.problems {
+        println!("FAIL [{}] {}", p.kind, p.message);
+    }
+    if let Some(i) = r.first_bad_entry() {
+        println!("first bad entry: {i}");
+    }
+}
+
+fn prove(target: &Target, request_id: &str, output: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (mut reader, _) = target.open()?;
+    let receipt = audit::prove(reader.as_mut(), request_id)?;
+    let json = serde_json::to_string_pretty(&receipt)? + "\n";
+    match output {
+        Some(p) => std::fs::write(p, json).with_context(|| format!("writing {}", p.display()))?,
+        None => print!("{json}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_receipt(
+    path: &Path,
+    vkeys: Option<&Path>,
+    inline: &[String],
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let keys = match vkeys {
+        Some(p) => read_vkeys(p)?,
+        None if !inline.is_empty() => LedgerVerifiers::parse(&inline.join("\n"))?,
+        None => bail!("give the verifier keys: --vkeys FILE or --vkey KEY"),
+    };
+    let bytes = if path == Path::new("-") {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut b)?;
+        b
+    } else {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    let result = audit::verify_receipt(&bytes, &keys);
+    match (format, &result) {
+        (Format::Json, Ok(v)) => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"valid": true, "receipt": v}))?
+        ),
+        (Format::Json, Err(e)) => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"valid": false, "error": e.to_string()})
+            )?
+        ),
+        (Format::Table, Ok(v)) => println!(
+            "VALID: request {} is entry {} of {} (tree size {}), signed by {}",
+            v.request_id,
+            v.index,
+            v.origin,
+            v.tree_size,
+            v.signed_by.join(", ")
+        ),
+        (Format::Table, Err(e)) => println!("INVALID: {e}"),
+    }
+    Ok(if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn export_cmd(
+    target: &Target,
+    format: ExportFormat,
+    since: Option<&str>,
+    output: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let since = since
+        .map(|s| time::parse_time(s, aigis_ledger::now_ms()))
+        .transpose()
+        .map_err(anyhow::Error::msg)?
+        .unwrap_or(0);
+    let (mut reader, _) = target.open()?;
+    let origin = reader.origin()?.unwrap_or_else(|| "aigis".into());
+    let format = match format {
+        ExportFormat::Jsonl => export::Format::Jsonl,
+        ExportFormat::Ocsf => export::Format::Ocsf,
+        ExportFormat::Cef => export::Format::Cef,
+    };
+    let mut out: Box<dyn std::io::Write> = match output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut io_error = None;
+    reader.scan(0, &mut |row| {
+        let Ok(e) = Event::from_json(&row.event) else {
+            return Ok(true);
+        };
+        if e.time_ms >= since {
+            for line in export::lines(&e, &origin, format) {
+                if let Err(err) = writeln!(out, "{line}") {
+                    io_error = Some(err);
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    })?;
+    if let Some(e) = io_error {
+        return Err(e.into());
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prune(target: &Target, before: &str, format: Format) -> anyhow::Result<ExitCode> {
+    let before = time::parse_time(before, aigis_ledger::now_ms()).map_err(anyhow::Error::msg)?;
+    let (mut reader, _) = target.open()?;
+    let removed = reader.prune_content(before)?;
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({"removed_content": removed, "before": time::rfc3339(before)})
+        ),
+        Format::Table => println!(
+            "removed {removed} content records older than {}; entries and hashes are kept",
+            time::rfc3339(before)
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tiles(target: &Target, out: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let (mut reader, _) = target.open()?;
+    let summary = aigis_ledger::tiles::export(reader.as_mut(), out)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+        Format::Table => println!(
+            "wrote the checkpoint (size {}), {} hash tiles and {} entry bundles under {}",
+            summary.size,
+            summary.tiles,
+            summary.bundles,
+            out.display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,272 @@
+//! `aigis audit …` as users run it: init prints the verifier keys, verify passes a clean log
+//! and names the first bad entry of a tampered one (exit 1), prove + verify-receipt work with
+//! only the public keys, export writes JSON lines, OCSF and CEF.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines,
+    reason = "test code: one scenario reads top to bottom"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use aigis_ledger::event::GuardFinding;
+use aigis_ledger::store::sqlite::SqliteStore;
+use aigis_ledger::{Event, EventKind, Ledger, LedgerKeys, WriterConfig};
+
+fn aigis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aigis"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn tempdir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "aigis-audit-cli-{}-{}",
+        std::process::id(),
+        aigis_ledger::now_ms()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes `n` events into `db` with the key at `key`.
+fn fill(db: &Path, key: &Path, n: u64) {
+    let keys = Arc::new(LedgerKeys::load(key).unwrap());
+    let store = SqliteStore::open(db, Some(keys.origin())).unwrap();
+    let ledger = Ledger::start(Box::new(store), keys, None, WriterConfig::default()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for i in 0..n {
+            let mut e = Event::new(
+                EventKind::AiCall,
+                &format!("req-{i}"),
+                "chat.completions",
+                1_764_374_400_000 + i * 1000,
+            );
+            e.principal = Some("key:bot".into());
+            e.status = 200;
+            if i == 3 {
+                e.request_findings.push(GuardFinding {
+                    kind: "injection".into(),
+                    action: Some("block".into()),
+                    span: None,
+                    score_milli: Some(970),
+                });
+                e.status = 400;
+            }
+            ledger.append(e).await.unwrap();
+        }
+        let mut admin = Event::new(EventKind::Admin, "op-1", "keys.create", 1_764_374_500_000);
+        admin.principal = Some("key:admin".into());
+        admin.target = Some("ci-bot".into());
+        ledger.append(admin).await.unwrap();
+    });
+    ledger.close();
+}
+
+#[test]
+fn audit_commands_end_to_end() {
+    let dir = tempdir();
+    let key = dir.join("ledger.key");
+    let db = dir.join("ledger.db");
+    let (key_s, store) = (key.to_str().unwrap(), format!("sqlite:{}", db.display()));
+
+    let out = aigis(&[
+        "audit",
+        "init",
+        "--key",
+        key_s,
+        "--origin",
+        "cli.test/ledger",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vkeys = stdout(&out);
+    assert!(vkeys.starts_with("cli.test/ledger+"), "{vkeys}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ledger.key.pub")).unwrap(),
+        vkeys
+    );
+    assert_eq!(
+        aigis(&["audit", "init", "--key", key_s]).status.code(),
+        Some(2),
+        "never overwrites"
+    );
+    fill(&db, &key, 10);
+
+    let pubkeys = dir.join("ledger.key.pub");
+    let pubkeys_s = pubkeys.to_str().unwrap();
+    let out = aigis(&[
+        "audit", "verify", "--store", &store, "--vkeys", pubkeys_s, "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["ok"].as_bool(), report["entries"].as_u64()),
+        (Some(true), Some(11))
+    );
+
+    let out = aigis(&["audit", "tail", "--store", &store, "-n", "3"]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).lines().count(), 3);
+    assert!(stdout(&out).contains("keys.create"));
+
+    let receipt = dir.join("receipt.json");
+    let out = aigis(&[
+        "audit",
+        "prove",
+        "--store",
+        &store,
+        "--request-id",
+        "req-7",
+        "-o",
+        receipt.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = aigis(&[
+        "audit",
+        "verify-receipt",
+        receipt.to_str().unwrap(),
+        "--vkeys",
+        pubkeys_s,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("VALID: request req-7 is entry 7"),
+        "{}",
+        stdout(&out)
+    );
+    let forged = std::fs::read_to_string(&receipt)
+        .unwrap()
+        .replace("key:bot", "key:eve");
+    std::fs::write(&receipt, forged).unwrap();
+    let out = aigis(&[
+        "audit",
+        "verify-receipt",
+        receipt.to_str().unwrap(),
+        "--vkeys",
+        pubkeys_s,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["valid"],
+        false
+    );
+
+    let out = aigis(&["audit", "export", "--store", &store, "--format", "ocsf"]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let classes: Vec<u64> = lines
+        .iter()
+        .map(|l| l["class_uid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(classes.iter().filter(|c| **c == 6003).count(), 10);
+    assert_eq!(
+        classes.iter().filter(|c| **c == 2004).count(),
+        1,
+        "one detection finding"
+    );
+    assert_eq!(
+        classes.iter().filter(|c| **c == 3001).count(),
+        1,
+        "key creation is an account change"
+    );
+    let out = aigis(&[
+        "audit",
+        "export",
+        "--store",
+        &store,
+        "--format",
+        "cef",
+        "--since",
+        "2025-11-29T00:00:05Z",
+    ]);
+    let cef = stdout(&out);
+    assert!(
+        cef.lines().all(|l| l.starts_with("CEF:0|aigis|aigis|")),
+        "{cef}"
+    );
+    assert_eq!(cef.lines().count(), 6, "--since filters: {cef}");
+    let out = aigis(&["audit", "export", "--store", &store]);
+    assert_eq!(stdout(&out).lines().count(), 11);
+
+    let out = aigis(&[
+        "audit", "prune", "--store", &store, "--before", "1d", "--format", "json",
+    ]);
+    assert!(out.status.success());
+
+    // Tamper with one row: exit 1 and the entry is named.
+    let conn = rusqlite_free_update(&db);
+    assert!(conn);
+    let out = aigis(&["audit", "verify", "--store", &store, "--vkeys", pubkeys_s]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("first bad entry: 5"),
+        "{}",
+        stdout(&out)
+    );
+    // Unreadable input: exit 2.
+    assert_eq!(
+        aigis(&[
+            "audit",
+            "verify",
+            "--store",
+            "sqlite:/nonexistent/x.db",
+            "--vkeys",
+            pubkeys_s
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Edits entry 5 through the ledger crate's raw access (the test-util feature).
+fn rusqlite_free_update(db: &Path) -> bool {
+    let store = SqliteStore::open_existing(db).unwrap();
+    store
+        .connection()
+        .execute("UPDATE entries SET event = CAST(replace(CAST(event AS TEXT), 'key:bot', 'key:eve') AS BLOB) WHERE idx = 5", [])
+        .unwrap()
+        == 1
+}
+
+#[test]
+fn verify_receipt_needs_keys_and_a_readable_file() {
+    let out = aigis(&[
+        "audit",
+        "verify-receipt",
+        "/nonexistent.json",
+        "--vkey",
+        "x+00000000+AQ==",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = aigis(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
+}

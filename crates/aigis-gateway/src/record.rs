@@ -1,0 +1,227 @@
+//! The ledger half of the `record` stage: builds the audit event from the request's typed
+//! outcomes ([`Outcome`], one plain struct) and appends it through the ledger's bounded queue
+//! (waiting for space when it is full: back-pressure, never a silent drop).
+//!
+//! Content never enters the event: the prompt is represented by a keyed digest
+//! ([`Recorder::digest`]). The record is queued, not awaited to disk: the writer commits it
+//! with its batch, or spools it when the store fails. When the ledger can no longer make
+//! records durable (fail-closed mode, or a full spool), [`Recorder::accepting`] turns false
+//! and the pipeline refuses traffic with 503.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aigis_ledger::event::{Decision, GuardFinding, TokenUsage};
+use aigis_ledger::spool::Spool;
+use aigis_ledger::store::Appender;
+use aigis_ledger::{Event, EventKind, Ledger, LedgerKeys, WriterConfig};
+
+use crate::config::{LedgerConfig, LedgerOnError, LedgerStore};
+
+/// What one request's stages decided and observed; everything optional that a stage may
+/// not have reached.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome<'a> {
+    /// The `x-request-id` returned to the client.
+    pub request_id: &'a str,
+    /// Principal id, once identified.
+    pub principal: Option<&'a str>,
+    /// Endpoint (`chat.completions`, …) or the path for other requests.
+    pub action: &'a str,
+    /// Requested model.
+    pub model: Option<&'a str>,
+    /// Route that served it.
+    pub route: Option<&'a str>,
+    /// Upstream that answered.
+    pub upstream: Option<&'a str>,
+    /// `Some(true)` allowed by policy, `Some(false)` denied, `None` not reached.
+    pub allowed: Option<bool>,
+    /// The policies behind the decision.
+    pub policies: &'a [String],
+    /// Guard finding types on the request.
+    pub request_findings: &'a [String],
+    /// Guard finding types on the response.
+    pub response_findings: &'a [String],
+    /// Prompt and completion tokens, when counted.
+    pub tokens: Option<(u64, u64)>,
+    /// Streamed response.
+    pub stream: bool,
+    /// The response ended early.
+    pub partial: bool,
+    /// Status returned to the client.
+    pub status: u16,
+    /// Status the upstream returned.
+    pub upstream_status: Option<u16>,
+    /// Time from request start to the record point.
+    pub latency: Duration,
+    /// TLS key-exchange group of the client connection.
+    pub tls_group: Option<&'a str>,
+    /// Keyed digest of the request body.
+    pub prompt_digest: Option<String>,
+    /// Keyed digest of the response body.
+    pub response_digest: Option<String>,
+}
+
+fn findings(kinds: &[String]) -> Vec<GuardFinding> {
+    kinds
+        .iter()
+        .map(|k| GuardFinding {
+            kind: k.clone(),
+            action: None,
+            span: None,
+            score_milli: None,
+        })
+        .collect()
+}
+
+/// The audit event for one request.
+pub(crate) fn event(o: &Outcome<'_>) -> Event {
+    let mut e = Event::new(
+        EventKind::AiCall,
+        o.request_id,
+        o.action,
+        aigis_ledger::now_ms(),
+    );
+    e.principal = o.principal.map(str::to_owned);
+    e.model = o.model.map(str::to_owned);
+    e.route = o.route.map(str::to_owned);
+    e.upstream = o.upstream.map(str::to_owned);
+    e.decision = o.allowed.map(|allowed| Decision {
+        effect: if allowed { "allow" } else { "deny" }.into(),
+        policies: o.policies.to_vec(),
+    });
+    e.request_findings = findings(o.request_findings);
+    e.response_findings = findings(o.response_findings);
+    e.cap_findings();
+    e.tokens = o
+        .tokens
+        .map(|(prompt, completion)| TokenUsage { prompt, completion });
+    e.stream = o.stream;
+    e.partial = o.partial;
+    e.status = o.status;
+    e.upstream_status = o.upstream_status;
+    e.latency_us = Some(u64::try_from(o.latency.as_micros()).unwrap_or(u64::MAX));
+    e.tls_group = o.tls_group.map(str::to_owned);
+    e.prompt_digest.clone_from(&o.prompt_digest);
+    e.response_digest.clone_from(&o.response_digest);
+    e
+}
+
+/// Completes a streamed request's event when its stream has ended.
+pub(crate) fn with_response(mut e: Event, response_findings: &[String], partial: bool) -> Event {
+    e.response_findings = findings(response_findings);
+    e.cap_findings();
+    e.partial = partial;
+    e
+}
+
+/// An admin action as an audit event.
+pub(crate) fn admin_event(
+    operation_id: &str,
+    principal: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    status: u16,
+) -> Event {
+    let mut e = Event::new(
+        EventKind::Admin,
+        operation_id,
+        action,
+        aigis_ledger::now_ms(),
+    );
+    e.principal = principal.map(str::to_owned);
+    e.target = target.map(str::to_owned);
+    e.status = status;
+    e
+}
+
+/// Origin of a ledger whose key the gateway created itself.
+const DEFAULT_ORIGIN: &str = "aigis.local/ledger";
+
+/// Loads the ledger key, creating it on a first start (mode 0600) and printing the public
+/// verifier keys once, as the embedded default needs nothing set up beforehand.
+fn load_or_create_key(path: &std::path::Path) -> Result<LedgerKeys, String> {
+    if path.exists() {
+        return LedgerKeys::load(path).map_err(|e| e.to_string());
+    }
+    let keys = LedgerKeys::create_files(path, DEFAULT_ORIGIN).map_err(|e| e.to_string())?;
+    tracing::info!(key = %path.display(), origin = DEFAULT_ORIGIN, "created the audit ledger key");
+    eprintln!(
+        "\n  aigis: created the audit ledger key {}. Auditors verify receipts with these public keys\n  (also in {}.pub):\n\n    {}",
+        path.display(),
+        path.display(),
+        keys.verifiers().to_text().replace('\n', "\n    ")
+    );
+    Ok(keys)
+}
+
+/// The running ledger of a gateway.
+pub(crate) struct Recorder {
+    ledger: Ledger,
+    keys: Arc<LedgerKeys>,
+}
+
+impl Recorder {
+    /// Opens the store and key and starts the writer.
+    pub(crate) async fn open(config: &LedgerConfig) -> Result<Self, String> {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&config))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    fn open_blocking(config: &LedgerConfig) -> Result<Self, String> {
+        let keys = Arc::new(load_or_create_key(&config.signing_key)?);
+        let store: Box<dyn Appender> = match &config.store {
+            LedgerStore::Sqlite(p) => Box::new(
+                aigis_ledger::store::sqlite::SqliteStore::open(p, Some(keys.origin()))
+                    .map_err(|e| e.to_string())?,
+            ),
+            LedgerStore::Postgres(url) => Box::new(
+                aigis_ledger::store::postgres::PgStore::connect(url, Some(keys.origin()))
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        let spool = match config.on_store_error {
+            LedgerOnError::Spool => {
+                Some(Spool::open(&config.spool, config.spool_max).map_err(|e| e.to_string())?)
+            }
+            LedgerOnError::FailClosed => None,
+        };
+        let writer = WriterConfig {
+            checkpoint_every: config.checkpoint_every,
+            ..WriterConfig::default()
+        };
+        let ledger =
+            Ledger::start(store, keys.clone(), spool, writer).map_err(|e| e.to_string())?;
+        tracing::info!(
+            origin = keys.origin(),
+            size = ledger.size(),
+            "audit ledger open"
+        );
+        Ok(Self { ledger, keys })
+    }
+
+    /// Whether records can be made durable; when false the gateway refuses traffic.
+    pub(crate) fn accepting(&self) -> bool {
+        self.ledger.healthy()
+    }
+
+    /// The keyed digest of request or response content (`label` = `prompt` | `response`).
+    pub(crate) fn digest(&self, label: &str, request_id: &str, content: &[u8]) -> String {
+        self.keys.content().digest(label, request_id, content)
+    }
+
+    /// Queues `event`, waiting while the queue is full.
+    pub(crate) async fn append(&self, event: Event) {
+        if let Err(e) = self.ledger.enqueue(event).await {
+            tracing::error!(target: "aigis::security", error = %e, "audit record could not be queued");
+        }
+    }
+
+    /// Commits what is queued, signs a final checkpoint and stops the writer.
+    pub(crate) async fn close(&self) {
+        let ledger = self.ledger.clone();
+        let _ = tokio::task::spawn_blocking(move || ledger.close()).await;
+    }
+}

@@ -1,0 +1,202 @@
+//! The `record` stage's audit ledger: every request becomes an event (never content), the
+//! request id returned to the client proves it with a receipt, the log verifies after
+//! shutdown; with `on_store_error = "fail-closed"` a dead store refuses traffic with 503.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use aigis_ledger::store::LogReader;
+use aigis_ledger::store::sqlite::SqliteStore;
+use aigis_ledger::{EventKind, LedgerKeys, audit};
+use aigis_mock_upstream::Behavior;
+use support::*;
+
+const SECRET_PROMPT: &str = "my canary prompt: purple elephants dance at midnight";
+
+fn ledger_section(store: &str, extra: &str) -> String {
+    format!(
+        "\n[ledger]\nstore = \"{store}\"\nsigning_key = \"file:ledger.key\"\ncheckpoint_every = \"50ms\"\n{extra}"
+    )
+}
+
+#[tokio::test]
+async fn every_request_is_recorded_without_content_and_provable() {
+    let dir = tempdir("ledger-gw");
+    let keys = LedgerKeys::generate("gw.test/ledger").unwrap();
+    keys.write_new(&dir.join("ledger.key")).unwrap();
+    let m = mock(Behavior::default()).await;
+    let cfg = format!(
+        "{}{}",
+        one_route(&m, ""),
+        ledger_section("sqlite:ledger.db", "")
+    );
+    let gw = gateway_in(&cfg, &dir).await;
+    let addr = gw.public_addr();
+    let body =
+        serde_json::json!({"model": "m", "messages": [{"role": "user", "content": SECRET_PROMPT}]})
+            .to_string();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let r = post(addr, "/v1/chat/completions", &body).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        ids.push(r.headers["x-request-id"].to_str().unwrap().to_owned());
+    }
+    let missing = post(addr, "/v1/chat/completions", &chat("no-such-model", false)).await;
+    assert_eq!(missing.status, 404);
+    let missing_id = missing.headers["x-request-id"].to_str().unwrap().to_owned();
+    gw.shutdown().await;
+
+    let db = dir.join("ledger.db");
+    let raw = std::fs::read(&db).unwrap();
+    let wal = std::fs::read(dir.join("ledger.db-wal")).unwrap_or_default();
+    for bytes in [&raw, &wal] {
+        assert!(
+            !bytes.windows(17).any(|w| w == b"purple elephants "),
+            "prompt text reached the ledger"
+        );
+    }
+    let mut store = SqliteStore::open_existing(&db).unwrap();
+    let report = audit::verify(&mut store, &keys.verifiers(), &[]).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.entries, 6);
+    assert_eq!(
+        report.checkpointed_size, 6,
+        "shutdown signs a final checkpoint"
+    );
+
+    let rows = store.find_request(&ids[2]).unwrap();
+    let event = aigis_ledger::Event::from_canonical(&rows[0].event).unwrap();
+    assert_eq!(event.kind, EventKind::AiCall);
+    assert_eq!(event.action, "chat_completions");
+    assert_eq!(
+        (event.model.as_deref(), event.route.as_deref(), event.status),
+        (Some("m"), Some("r"), 200)
+    );
+    assert_eq!(event.decision.as_ref().unwrap().effect, "allow");
+    let digest = event.prompt_digest.clone().unwrap();
+    assert!(
+        keys.content()
+            .matches("prompt", &ids[2], body.as_bytes(), &digest),
+        "the holder of the content and the key can show what was sent"
+    );
+    let refused =
+        aigis_ledger::Event::from_canonical(&store.find_request(&missing_id).unwrap()[0].event)
+            .unwrap();
+    assert_eq!(refused.status, 404);
+
+    let receipt = audit::prove(&mut store, &ids[4]).unwrap();
+    let json = serde_json::to_vec(&receipt).unwrap();
+    let public = aigis_ledger::LedgerVerifiers::parse(&keys.verifiers().to_text()).unwrap();
+    let ok = audit::verify_receipt(&json, &public).unwrap();
+    assert_eq!(ok.request_id, ids[4]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn config_reload_is_recorded_as_an_admin_action() {
+    let dir = tempdir("ledger-reload");
+    let keys = LedgerKeys::generate("gw.test/ledger").unwrap();
+    keys.write_new(&dir.join("ledger.key")).unwrap();
+    let m = mock(Behavior::default()).await;
+    let cfg = format!(
+        "{}{}",
+        one_route(&m, ""),
+        ledger_section("sqlite:ledger.db", "")
+    );
+    let file = dir.join("aigis.toml");
+    std::fs::write(&file, &cfg).unwrap();
+    let loaded = aigis_gateway::config::load(&file, false).unwrap();
+    let gw = aigis_gateway::Gateway::start(loaded.config, Some((file.clone(), false)))
+        .await
+        .unwrap();
+    gw.reload().await.unwrap();
+    gw.shutdown().await;
+    let mut store = SqliteStore::open_existing(&dir.join("ledger.db")).unwrap();
+    let mut events = Vec::new();
+    store
+        .scan(0, &mut |row| {
+            events.push(aigis_ledger::Event::from_canonical(&row.event).unwrap());
+            Ok(true)
+        })
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].kind, events[0].action.as_str(), events[0].status),
+        (EventKind::Admin, "config.reload", 200)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A private database on the shared server; dropped at the end.
+async fn pg_database() -> Option<(String, String)> {
+    const ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+    let Ok((client, conn)) = tokio_postgres::connect(ADMIN, tokio_postgres::NoTls).await else {
+        assert!(
+            std::env::var("AIGIS_REQUIRE_SERVICES").is_err(),
+            "PostgreSQL is required but not reachable"
+        );
+        eprintln!("skipping: PostgreSQL is not reachable at 127.0.0.1:5432");
+        return None;
+    };
+    tokio::spawn(conn);
+    let name = format!("aigis_test_{}", uuid::Uuid::new_v4().simple());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    Some((format!("postgres://postgres@127.0.0.1:5432/{name}"), name))
+}
+
+async fn pg_drop(name: &str) {
+    let (client, conn) = tokio_postgres::connect(
+        "postgres://postgres@127.0.0.1:5432/postgres",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_refuses_traffic_when_the_store_dies() {
+    let Some((url, name)) = pg_database().await else {
+        return;
+    };
+    let dir = tempdir("ledger-failclosed");
+    let keys = LedgerKeys::generate("gw.test/ledger").unwrap();
+    keys.write_new(&dir.join("ledger.key")).unwrap();
+    let m = mock(Behavior::default()).await;
+    let cfg = format!(
+        "{}{}",
+        one_route(&m, ""),
+        ledger_section(&url, "on_store_error = \"fail-closed\"\n")
+    );
+    let gw = gateway_in(&cfg, &dir).await;
+    let addr = gw.public_addr();
+    assert_eq!(
+        post(addr, "/v1/chat/completions", &chat("m", false))
+            .await
+            .status,
+        200
+    );
+    // The store disappears (connections killed): the next record fails, the ledger fails
+    // closed, and traffic is refused with an OpenAI-shaped 503 instead of going unrecorded.
+    pg_drop(&name).await;
+    let mut refused = None;
+    for _ in 0..200 {
+        let r = post(addr, "/v1/chat/completions", &chat("m", false)).await;
+        if r.status == 503 {
+            refused = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let r = refused.expect("the gateway refuses traffic once the ledger cannot record");
+    assert_eq!(r.error_code(), "audit_unavailable", "{}", r.body);
+    gw.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

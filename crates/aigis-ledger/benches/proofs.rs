@@ -1,0 +1,68 @@
+//! Proof generation and verification on an in-memory tree of 1 M leaves.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark setup")]
+
+use std::sync::LazyLock;
+
+use aigis_ledger::merkle::{self, Tree};
+
+const SIZE: u64 = 1 << 20;
+
+static TREE: LazyLock<Tree> = LazyLock::new(|| {
+    let mut t = Tree::new();
+    for i in 0..SIZE {
+        t.push(merkle::leaf_hash(&i.to_be_bytes()));
+    }
+    t
+});
+
+fn main() {
+    LazyLock::force(&TREE);
+    divan::main();
+}
+
+/// A size that is not a power of two, so proofs include right-edge subtrees.
+const N: u64 = SIZE - 12_345;
+
+#[divan::bench]
+fn inclusion_proof_generate(b: divan::Bencher) {
+    let i = std::sync::atomic::AtomicU64::new(0);
+    b.bench(|| {
+        let index = i.fetch_add(7_919, std::sync::atomic::Ordering::Relaxed) % N;
+        TREE.inclusion_proof(divan::black_box(index), N).unwrap()
+    });
+}
+
+#[divan::bench]
+fn inclusion_proof_verify(b: divan::Bencher) {
+    let root = TREE.root_at(N).unwrap();
+    let index = 777_777;
+    let leaf = TREE.leaf(index).unwrap();
+    let proof = TREE.inclusion_proof(index, N).unwrap();
+    b.bench(|| merkle::verify_inclusion(index, N, &leaf, divan::black_box(&proof), &root).unwrap());
+}
+
+#[divan::bench]
+fn consistency_proof_generate(b: divan::Bencher) {
+    let s = std::sync::atomic::AtomicU64::new(1);
+    b.bench(|| {
+        let size1 = s.fetch_add(104_729, std::sync::atomic::Ordering::Relaxed) % (N - 1) + 1;
+        TREE.consistency_proof(divan::black_box(size1), N).unwrap()
+    });
+}
+
+#[divan::bench]
+fn consistency_proof_verify(b: divan::Bencher) {
+    let s1 = 654_321;
+    let (r1, r2) = (TREE.root_at(s1).unwrap(), TREE.root_at(N).unwrap());
+    let proof = TREE.consistency_proof(s1, N).unwrap();
+    b.bench(|| merkle::verify_consistency(s1, N, divan::black_box(&proof), &r1, &r2).unwrap());
+}
+
+#[divan::bench]
+fn leaf_append(b: divan::Bencher) {
+    b.with_inputs(Tree::new).bench_local_refs(|t| {
+        for i in 0..1024u64 {
+            t.push(merkle::leaf_hash(&i.to_be_bytes()));
+        }
+    });
+}

@@ -1,0 +1,330 @@
+//! The audit event: one leaf of the log, in a canonical, versioned JSON encoding.
+//!
+//! Canonical means: members in the fixed order of [`Event`]'s fields, absent optionals and
+//! empty lists omitted, no insignificant whitespace, no floating-point numbers (scores are
+//! integers in thousandths, latency in microseconds). Parsing an event and encoding it again
+//! gives the same bytes, so a receipt can carry the event as a JSON object and a verifier
+//! re-derives the exact leaf bytes from it.
+//!
+//! **Data minimisation**: no prompt or response text is ever part of an event. Content is
+//! represented by [`ContentKey::digest`], an HMAC-SHA-256 under a per-ledger secret key, bound
+//! to the request id: whoever holds the content *and* the key can show what was sent; nobody
+//! can test guesses without the key, and the same prompt sent twice gives unrelated digests.
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// The event schema version this code writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Longest canonical event accepted (bounded memory when reading a store or a receipt).
+pub const MAX_EVENT_LEN: usize = 64 * 1024;
+/// Most findings kept per event (the rest are counted in `findings_dropped`).
+pub const MAX_FINDINGS: usize = 64;
+
+/// What kind of thing happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A call to a model through the gateway (admitted or refused).
+    AiCall,
+    /// An administrative action: key creation or revocation, policy or config reload.
+    Admin,
+}
+
+/// The authorization outcome and the policies behind it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// `allow` or `deny`.
+    pub effect: String,
+    /// Ids of the policies that decided.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+}
+
+/// One limit's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOutcome {
+    /// Limit name from the config.
+    pub name: String,
+    /// `admitted`, `refused`, `store_error`.
+    pub outcome: String,
+}
+
+/// A guard finding: type, span and score — never the matched text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardFinding {
+    /// Finding type (`injection`, `pii:EMAIL`, `secret:aws`, …).
+    pub kind: String,
+    /// What the guard did (`block`, `redact`, `pseudonymize`, `log`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Byte span `[start, end)` in the inspected text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<[u64; 2]>,
+    /// Score in thousandths (0..=1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_milli: Option<u32>,
+}
+
+/// Token counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenUsage {
+    /// Prompt (input) tokens.
+    pub prompt: u64,
+    /// Completion (output) tokens.
+    pub completion: u64,
+}
+
+/// One audit event. Field order is the canonical member order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Schema version ([`SCHEMA_VERSION`]).
+    pub v: u32,
+    /// Position in the log (assigned by the store's sequencer; bound into the leaf so a
+    /// reordered row is named).
+    pub index: u64,
+    /// Milliseconds since the Unix epoch (UTC).
+    pub time_ms: u64,
+    /// Kind of event.
+    pub kind: EventKind,
+    /// Request id (`x-request-id` returned to the client) or admin operation id.
+    pub request_id: String,
+    /// Who acted (principal id; `anonymous` when identity is off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// The action (`chat.completions`, `keys.create`, `config.reload`, …).
+    pub action: String,
+    /// Requested model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Route that served it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Upstream that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// Authorization decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// Limit outcomes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<LimitOutcome>,
+    /// Findings on the request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_findings: Vec<GuardFinding>,
+    /// Findings on the response (filled once responses are inspected).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_findings: Vec<GuardFinding>,
+    /// Findings beyond [`MAX_FINDINGS`] that were counted but not listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub findings_dropped: u32,
+    /// Token usage, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenUsage>,
+    /// Whether the response was streamed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stream: bool,
+    /// Whether the response ended early (client gone, upstream cut, guard stopped it).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub partial: bool,
+    /// HTTP status returned to the client (0 for admin events without one).
+    pub status: u16,
+    /// HTTP status the upstream returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_status: Option<u16>,
+    /// Time from request start to the record point, microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
+    /// TLS key-exchange group of the client connection (e.g. `X25519MLKEM768`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_group: Option<String>,
+    /// Keyed digest of the request content (hex), see [`ContentKey`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_digest: Option<String>,
+    /// Keyed digest of the response content (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_digest: Option<String>,
+    /// Admin events: the object acted on (key id, config file, policy set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Admin events: short free-form detail (never secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if signature"
+)]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if signature"
+)]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// An event that does not parse or is not canonical.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// Not valid event JSON.
+    #[error("event JSON is invalid at line {line} column {column}: {message}")]
+    Json {
+        /// Line of the error.
+        line: usize,
+        /// Column.
+        column: usize,
+        /// serde's message.
+        message: String,
+    },
+    /// Too long.
+    #[error("event is {0} bytes; the limit is {MAX_EVENT_LEN}")]
+    TooLong(usize),
+    /// A newer schema.
+    #[error(
+        "event schema version {0} is not supported (this build reads version {SCHEMA_VERSION}); upgrade aigis"
+    )]
+    Version(u32),
+    /// Parsed, but re-encoding differs (not produced by the canonical encoder).
+    #[error("event is not in canonical form (member order, whitespace or escapes differ)")]
+    NotCanonical,
+}
+
+impl Event {
+    /// A blank event of `kind` for `request_id` and `action` at `time_ms`; the store sets
+    /// `index`.
+    pub fn new(kind: EventKind, request_id: &str, action: &str, time_ms: u64) -> Self {
+        Self {
+            v: SCHEMA_VERSION,
+            index: 0,
+            time_ms,
+            kind,
+            request_id: request_id.to_owned(),
+            principal: None,
+            action: action.to_owned(),
+            model: None,
+            route: None,
+            upstream: None,
+            decision: None,
+            limits: Vec::new(),
+            request_findings: Vec::new(),
+            response_findings: Vec::new(),
+            findings_dropped: 0,
+            tokens: None,
+            stream: false,
+            partial: false,
+            status: 0,
+            upstream_status: None,
+            latency_us: None,
+            tls_group: None,
+            prompt_digest: None,
+            response_digest: None,
+            target: None,
+            detail: None,
+        }
+    }
+
+    /// The canonical encoding.
+    pub fn canonical(&self) -> Vec<u8> {
+        // Serializing a struct of strings, integers and bools cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses an event from JSON (any member order) without the canonical check.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, EventError> {
+        if bytes.len() > MAX_EVENT_LEN {
+            return Err(EventError::TooLong(bytes.len()));
+        }
+        let e: Event = serde_json::from_slice(bytes).map_err(|e| EventError::Json {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        if e.v != SCHEMA_VERSION {
+            return Err(EventError::Version(e.v));
+        }
+        Ok(e)
+    }
+
+    /// Parses canonical bytes (as stored in a log) and checks they are canonical.
+    pub fn from_canonical(bytes: &[u8]) -> Result<Self, EventError> {
+        let e = Self::from_json(bytes)?;
+        if e.canonical() != bytes {
+            return Err(EventError::NotCanonical);
+        }
+        Ok(e)
+    }
+
+    /// Caps finding lists at [`MAX_FINDINGS`], counting what was dropped.
+    pub fn cap_findings(&mut self) {
+        for list in [&mut self.request_findings, &mut self.response_findings] {
+            if list.len() > MAX_FINDINGS {
+                let extra = list.len() - MAX_FINDINGS;
+                list.truncate(MAX_FINDINGS);
+                self.findings_dropped = self
+                    .findings_dropped
+                    .saturating_add(u32::try_from(extra).unwrap_or(u32::MAX));
+            }
+        }
+    }
+}
+
+/// The per-ledger secret key for content digests (32 bytes, zeroized on drop).
+pub struct ContentKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for ContentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ContentKey(..)")
+    }
+}
+
+impl ContentKey {
+    /// Wraps key bytes.
+    pub fn new(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> Result<Self, crate::LedgerError> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        aws_lc_rs::rand::fill(k.as_mut()).map_err(|_| crate::LedgerError::Random)?;
+        Ok(Self(k))
+    }
+
+    /// The raw key bytes (for writing the key file).
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// `HMAC-SHA-256(key, "aigis-ledger/v1 " || label || "\n" || request_id || "\n" || content)`,
+    /// lowercase hex. `label` is `prompt` or `response`.
+    pub fn digest(&self, label: &str, request_id: &str, content: &[u8]) -> String {
+        use aws_lc_rs::hmac;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, self.0.as_ref());
+        let mut ctx = hmac::Context::with_key(&key);
+        ctx.update(b"aigis-ledger/v1 ");
+        ctx.update(label.as_bytes());
+        ctx.update(b"\n");
+        ctx.update(request_id.as_bytes());
+        ctx.update(b"\n");
+        ctx.update(content);
+        hex::encode(ctx.sign().as_ref())
+    }
+
+    /// Whether `digest` is the digest of `content` (constant-time comparison).
+    pub fn matches(&self, label: &str, request_id: &str, content: &[u8], digest: &str) -> bool {
+        let ours = self.digest(label, request_id, content);
+        aws_lc_rs::constant_time::verify_slices_are_equal(ours.as_bytes(), digest.as_bytes())
+            .is_ok()
+    }
+}

@@ -1,0 +1,115 @@
+//! Where the log lives. A store appends batches durably (one transaction, acknowledged only
+//! after commit), assigns gap-free indices, keeps signed checkpoints, and reads entries back
+//! in index order for verification, proofs and export.
+//!
+//! - [`sqlite`]: the embedded default (WAL, `synchronous=FULL`: a commit is on disk);
+//! - [`postgres`]: fleets; many gateways append concurrently, one sequencer row assigns
+//!   indices inside each appending transaction, so an aborted transaction leaves no gap.
+
+pub mod postgres;
+pub mod sqlite;
+
+use crate::LedgerError;
+use crate::event::Event;
+use crate::merkle::Tree;
+
+/// One stored entry.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Index column.
+    pub idx: u64,
+    /// Stored leaf hash (a cache of `leaf_hash(event)`; verification recomputes it).
+    pub leaf: Vec<u8>,
+    /// Canonical event bytes.
+    pub event: Vec<u8>,
+}
+
+/// One stored checkpoint.
+#[derive(Debug, Clone)]
+pub struct StoredCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// When it was signed (ms since the epoch).
+    pub time_ms: u64,
+    /// The signed note.
+    pub note: String,
+}
+
+/// The write side, driven by the writer thread.
+pub trait Appender: Send {
+    /// Appends `events` in one durable transaction, setting each event's `index`, and brings
+    /// `tree` up to date with every committed entry (including other writers').
+    fn append(&mut self, events: &mut [Event], tree: &mut Tree) -> Result<(), LedgerError>;
+    /// Loads every committed leaf hash into a fresh tree.
+    fn load_tree(&mut self) -> Result<Tree, LedgerError>;
+    /// Stores a signed checkpoint (idempotent per size).
+    fn put_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<(), LedgerError>;
+    /// The checkpoint with the largest size.
+    fn latest_checkpoint(&mut self) -> Result<Option<StoredCheckpoint>, LedgerError>;
+}
+
+/// The read side, used by verification, proofs and export.
+pub trait LogReader {
+    /// Calls `f` for every entry with index ≥ `from`, in index order, until `f` returns false.
+    fn scan(
+        &mut self,
+        from: u64,
+        f: &mut dyn FnMut(Row) -> Result<bool, LedgerError>,
+    ) -> Result<(), LedgerError>;
+    /// Every checkpoint, by increasing size.
+    fn checkpoints(&mut self) -> Result<Vec<StoredCheckpoint>, LedgerError>;
+    /// Entries recorded under `request_id`.
+    fn find_request(&mut self, request_id: &str) -> Result<Vec<Row>, LedgerError>;
+    /// Removes stored content (encrypted prompts/responses) older than `before_ms`; never
+    /// entries or hashes. Returns how many content records were removed.
+    fn prune_content(&mut self, before_ms: u64) -> Result<u64, LedgerError>;
+    /// The origin recorded when the log was created.
+    fn origin(&mut self) -> Result<Option<String>, LedgerError>;
+}
+
+/// Builds the in-memory tree from a reader (leaves in index order).
+pub fn tree_from(reader: &mut dyn LogReader) -> Result<Tree, LedgerError> {
+    let mut tree = Tree::new();
+    reader.scan(0, &mut |row| {
+        tree.push(crate::merkle::leaf_hash(&row.event));
+        Ok(true)
+    })?;
+    Ok(tree)
+}
+
+/// Opens a store for reading (CLI, audits). A SQLite store must exist.
+pub fn open_reader(url: &StoreUrl) -> Result<Box<dyn LogReader>, LedgerError> {
+    match url {
+        StoreUrl::Sqlite(p) => Ok(Box::new(sqlite::SqliteStore::open_existing(p)?)),
+        StoreUrl::Postgres(u) => Ok(Box::new(postgres::PgStore::connect(u, None)?)),
+    }
+}
+
+/// A parsed store URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `sqlite:PATH`.
+    Sqlite(std::path::PathBuf),
+    /// `postgres://…` or `postgresql://…`.
+    Postgres(String),
+}
+
+impl StoreUrl {
+    /// Parses `sqlite:PATH` or `postgres://…`.
+    pub fn parse(s: &str) -> Result<Self, LedgerError> {
+        if let Some(p) = s.strip_prefix("sqlite:") {
+            if p.is_empty() {
+                return Err(LedgerError::Config(
+                    "`sqlite:` needs a path, e.g. sqlite:/var/lib/aigis/ledger.db".into(),
+                ));
+            }
+            return Ok(Self::Sqlite(p.into()));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(Self::Postgres(s.to_owned()));
+        }
+        Err(LedgerError::Config(format!(
+            "store {s:?} is neither sqlite:PATH nor postgres://…"
+        )))
+    }
+}

@@ -1,0 +1,398 @@
+//! The PostgreSQL store for fleets: many gateways append to one log.
+//!
+//! **One sequencer.** Indices come from a single-row table `aigis_ledger_head`, locked with
+//! `SELECT … FOR UPDATE` inside the appending transaction, which inserts the batch at
+//! `size .. size + n` and advances `size` before committing. An aborted transaction rolls
+//! the head back with its rows, so indices have no gaps (a `SERIAL`/sequence would leave
+//! one: sequences are not transactional). The lock serialises appenders only for the few
+//! statements of one batch; batching keeps that cheap.
+//!
+//! **Tiles and checkpoints from committed entries.** After its commit, a writer reads every
+//! leaf committed since its last view (its own and other gateways') so its tree matches the
+//! log exactly; checkpoints are signed from that tree. Every gateway of the fleet uses the
+//! same ledger key, so checkpoints of the same size are identical whoever signs them.
+//!
+//! The client is blocking to its caller: it owns a single-threaded tokio runtime and must be
+//! used outside async contexts (the ledger writer thread, the CLI).
+
+use tokio_postgres::{Client, NoTls};
+
+use super::{Appender, LogReader, Row, StoredCheckpoint};
+use crate::LedgerError;
+use crate::event::Event;
+use crate::merkle::{Tree, leaf_hash};
+
+/// Rows fetched per round trip when scanning.
+const PAGE: i64 = 10_000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS aigis_ledger_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS aigis_ledger_head (
+    id INT PRIMARY KEY CHECK (id = 1),
+    size BIGINT NOT NULL
+);
+INSERT INTO aigis_ledger_head (id, size) VALUES (1, 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS aigis_ledger_entries (
+    idx BIGINT PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    time_ms BIGINT NOT NULL,
+    leaf BYTEA NOT NULL,
+    event BYTEA NOT NULL
+);
+CREATE INDEX IF NOT EXISTS aigis_ledger_entries_request_id ON aigis_ledger_entries (request_id);
+CREATE TABLE IF NOT EXISTS aigis_ledger_checkpoints (
+    size BIGINT PRIMARY KEY,
+    time_ms BIGINT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aigis_ledger_content (
+    idx BIGINT NOT NULL,
+    label TEXT NOT NULL,
+    time_ms BIGINT NOT NULL,
+    ciphertext BYTEA NOT NULL,
+    PRIMARY KEY (idx, label)
+);
+";
+
+/// Advisory lock key serialising schema creation between gateways starting together.
+const SCHEMA_LOCK: i64 = 0x6169_6769_736c_6467; // "aigislgd"
+
+/// A ledger in a PostgreSQL database.
+pub struct PgStore {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    label: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgStore({})", self.label)
+    }
+}
+
+fn i64_of(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn u64_of(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// A PostgreSQL error with the server's message (tokio-postgres shows only "db error").
+fn pg_err(label: &str, e: &tokio_postgres::Error) -> LedgerError {
+    match e.as_db_error() {
+        Some(db) => LedgerError::store(label, &format!("{} ({})", db.message(), db.code().code())),
+        None => LedgerError::store(label, e),
+    }
+}
+
+/// The URL without user info, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}{}", &url[..s + 3], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+impl PgStore {
+    /// Connects, creates the schema if needed and, with `origin`, records or checks it.
+    pub fn connect(url: &str, origin: Option<&str>) -> Result<Self, LedgerError> {
+        let label = redact(url);
+        let err = |e: &dyn std::fmt::Display| LedgerError::store(&label, e);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| err(&e))?;
+        let client = rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::warn!(error = %e, "ledger PostgreSQL connection ended");
+                }
+            });
+            Ok::<_, tokio_postgres::Error>(client)
+        });
+        let mut client = client.map_err(|e| err(&e))?;
+        rt.block_on(async {
+            let tx = client.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+                .await?;
+            tx.batch_execute(SCHEMA).await?;
+            tx.commit().await
+        })
+        .map_err(|e| err(&e))?;
+        let mut store = Self { rt, client, label };
+        if let Some(origin) = origin {
+            let existing = store.origin()?;
+            match existing {
+                None => {
+                    let c = &store.client;
+                    store
+                        .rt
+                        .block_on(c.execute(
+                            "INSERT INTO aigis_ledger_meta (k, v) VALUES ('origin', $1) ON CONFLICT DO NOTHING",
+                            &[&origin],
+                        ))
+                        .map_err(|e| pg_err(&store.label, &e))?;
+                }
+                Some(o) if o == origin => {}
+                Some(o) => {
+                    return Err(LedgerError::Config(format!(
+                        "{} belongs to the log {o:?}, not {origin:?}",
+                        store.label
+                    )));
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    fn err(&self, e: &tokio_postgres::Error) -> LedgerError {
+        pg_err(&self.label, e)
+    }
+
+    /// Runs the append transaction and rolls it back at the end (tests: an aborted
+    /// transaction must leave no gap).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn append_and_abort(&mut self, events: &mut [Event]) -> Result<(), LedgerError> {
+        let label = self.label.clone();
+        self.rt
+            .block_on(async {
+                let tx = self.client.transaction().await?;
+                insert_batch(&tx, events).await?;
+                tx.rollback().await
+            })
+            .map_err(|e| pg_err(&label, &e))
+    }
+
+    /// Runs SQL (tests use it to tamper with rows).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn execute_batch(&mut self, sql: &str) -> Result<(), LedgerError> {
+        let label = self.label.clone();
+        self.rt
+            .block_on(self.client.batch_execute(sql))
+            .map_err(|e| pg_err(&label, &e))
+    }
+
+    fn leaves_from(&mut self, tree: &mut Tree, end: u64) -> Result<(), LedgerError> {
+        while tree.size() < end {
+            let rows = self
+                .rt
+                .block_on(self.client.query(
+                    "SELECT idx, leaf FROM aigis_ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx LIMIT $3",
+                    &[&i64_of(tree.size()), &i64_of(end), &PAGE],
+                ))
+                .map_err(|e| self.err(&e))?;
+            if rows.is_empty() {
+                return Err(LedgerError::Corrupt {
+                    index: tree.size(),
+                    what: format!("committed entry missing below the head {end}"),
+                });
+            }
+            for r in rows {
+                let idx = u64_of(r.get(0));
+                let leaf: Vec<u8> = r.get(1);
+                let leaf = leaf.try_into().map_err(|_| LedgerError::Corrupt {
+                    index: idx,
+                    what: "stored leaf hash is not 32 bytes".into(),
+                })?;
+                if idx != tree.size() {
+                    return Err(LedgerError::Corrupt {
+                        index: tree.size(),
+                        what: format!("entry missing (next stored index is {idx})"),
+                    });
+                }
+                tree.push(leaf);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Locks the head, inserts `events` at the next indices (setting `index`), advances the head.
+/// Returns the new head.
+async fn insert_batch(
+    tx: &tokio_postgres::Transaction<'_>,
+    events: &mut [Event],
+) -> Result<u64, tokio_postgres::Error> {
+    let row = tx
+        .query_one(
+            "SELECT size FROM aigis_ledger_head WHERE id = 1 FOR UPDATE",
+            &[],
+        )
+        .await?;
+    let first = u64_of(row.get(0));
+    let n = events.len();
+    let (mut idx, mut rid, mut time, mut leaf, mut ev) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (i, e) in events.iter_mut().enumerate() {
+        e.index = first + i as u64;
+        let bytes = e.canonical();
+        idx.push(i64_of(e.index));
+        rid.push(e.request_id.clone());
+        time.push(i64_of(e.time_ms));
+        leaf.push(leaf_hash(&bytes).to_vec());
+        ev.push(bytes);
+    }
+    tx.execute(
+        "INSERT INTO aigis_ledger_entries (idx, request_id, time_ms, leaf, event) \
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::bytea[])",
+        &[&idx, &rid, &time, &leaf, &ev],
+    )
+    .await?;
+    let end = first + n as u64;
+    tx.execute(
+        "UPDATE aigis_ledger_head SET size = $1 WHERE id = 1",
+        &[&i64_of(end)],
+    )
+    .await?;
+    Ok(end)
+}
+
+impl Appender for PgStore {
+    fn append(&mut self, events: &mut [Event], tree: &mut Tree) -> Result<(), LedgerError> {
+        let label = self.label.clone();
+        let end = self
+            .rt
+            .block_on(async {
+                let tx = self.client.transaction().await?;
+                let end = insert_batch(&tx, events).await?;
+                tx.commit().await?;
+                Ok::<_, tokio_postgres::Error>(end)
+            })
+            .map_err(|e| pg_err(&label, &e))?;
+        self.leaves_from(tree, end)
+    }
+
+    fn load_tree(&mut self) -> Result<Tree, LedgerError> {
+        let head = self
+            .rt
+            .block_on(
+                self.client
+                    .query_one("SELECT size FROM aigis_ledger_head WHERE id = 1", &[]),
+            )
+            .map_err(|e| self.err(&e))?;
+        let mut tree = Tree::new();
+        self.leaves_from(&mut tree, u64_of(head.get(0)))?;
+        Ok(tree)
+    }
+
+    fn put_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<(), LedgerError> {
+        self.rt
+            .block_on(self.client.execute(
+                "INSERT INTO aigis_ledger_checkpoints (size, time_ms, note) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&i64_of(cp.size), &i64_of(cp.time_ms), &cp.note],
+            ))
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    fn latest_checkpoint(&mut self) -> Result<Option<StoredCheckpoint>, LedgerError> {
+        let row = self
+            .rt
+            .block_on(self.client.query_opt(
+                "SELECT size, time_ms, note FROM aigis_ledger_checkpoints ORDER BY size DESC LIMIT 1",
+                &[],
+            ))
+            .map_err(|e| self.err(&e))?;
+        Ok(row.map(|r| StoredCheckpoint {
+            size: u64_of(r.get(0)),
+            time_ms: u64_of(r.get(1)),
+            note: r.get(2),
+        }))
+    }
+}
+
+impl LogReader for PgStore {
+    fn scan(
+        &mut self,
+        from: u64,
+        f: &mut dyn FnMut(Row) -> Result<bool, LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let mut next = i64_of(from);
+        loop {
+            let rows = self
+                .rt
+                .block_on(self.client.query(
+                    "SELECT idx, leaf, event FROM aigis_ledger_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+                    &[&next, &PAGE],
+                ))
+                .map_err(|e| self.err(&e))?;
+            let Some(last) = rows.last() else {
+                return Ok(());
+            };
+            next = last.get::<_, i64>(0) + 1;
+            for r in rows {
+                let row = Row {
+                    idx: u64_of(r.get(0)),
+                    leaf: r.get(1),
+                    event: r.get(2),
+                };
+                if !f(row)? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<StoredCheckpoint>, LedgerError> {
+        let rows = self
+            .rt
+            .block_on(self.client.query(
+                "SELECT size, time_ms, note FROM aigis_ledger_checkpoints ORDER BY size",
+                &[],
+            ))
+            .map_err(|e| self.err(&e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredCheckpoint {
+                size: u64_of(r.get(0)),
+                time_ms: u64_of(r.get(1)),
+                note: r.get(2),
+            })
+            .collect())
+    }
+
+    fn find_request(&mut self, request_id: &str) -> Result<Vec<Row>, LedgerError> {
+        let rows = self
+            .rt
+            .block_on(self.client.query(
+                "SELECT idx, leaf, event FROM aigis_ledger_entries WHERE request_id = $1 ORDER BY idx",
+                &[&request_id],
+            ))
+            .map_err(|e| self.err(&e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Row {
+                idx: u64_of(r.get(0)),
+                leaf: r.get(1),
+                event: r.get(2),
+            })
+            .collect())
+    }
+
+    fn prune_content(&mut self, before_ms: u64) -> Result<u64, LedgerError> {
+        self.rt
+            .block_on(self.client.execute(
+                "DELETE FROM aigis_ledger_content WHERE time_ms < $1",
+                &[&i64_of(before_ms)],
+            ))
+            .map_err(|e| self.err(&e))
+    }
+
+    fn origin(&mut self) -> Result<Option<String>, LedgerError> {
+        let row = self
+            .rt
+            .block_on(
+                self.client
+                    .query_opt("SELECT v FROM aigis_ledger_meta WHERE k = 'origin'", &[]),
+            )
+            .map_err(|e| self.err(&e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+}

@@ -1,0 +1,392 @@
+//! The ledger service: a bounded queue in front of one writer thread that appends batches to
+//! the store (one durable transaction per batch, acknowledged after commit) and signs a
+//! checkpoint every `checkpoint_every` while the log grows.
+//!
+//! Back-pressure: [`Ledger::enqueue`] and [`Ledger::append`] wait for queue space (a
+//! semaphore of `queue` permits released as the writer takes jobs); [`Ledger::try_enqueue`]
+//! refuses instead. When the store fails, a batch goes to the [`Spool`] if one is configured
+//! (acknowledged as [`Ack::Spooled`]) and is drained into the store, oldest first, once it
+//! works again; with no spool, or a full one, the batch is refused and the ledger reports
+//! itself unhealthy so the gateway refuses traffic (fail-closed). Nothing is dropped silently.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::checkpoint::Checkpoint;
+use crate::event::Event;
+use crate::keys::LedgerKeys;
+use crate::merkle::Tree;
+use crate::spool::Spool;
+use crate::store::{Appender, StoredCheckpoint};
+use crate::{LedgerError, now_ms};
+
+/// Most events committed in one transaction.
+pub const MAX_BATCH: usize = 4096;
+
+/// Writer settings.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Sign a checkpoint at most this often while entries arrive (and at shutdown).
+    pub checkpoint_every: Duration,
+    /// Queue capacity (events waiting for the writer).
+    pub queue: usize,
+    /// Largest batch per transaction.
+    pub max_batch: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: Duration::from_secs(1),
+            queue: 65_536,
+            max_batch: MAX_BATCH,
+        }
+    }
+}
+
+/// How an append was made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Committed to the store at this index.
+    Stored(u64),
+    /// Written to the local spool (the store was failing); it gets an index when drained.
+    Spooled,
+}
+
+type AckSender = oneshot::Sender<Result<Ack, LedgerError>>;
+
+enum Job {
+    Append(Box<Event>, Option<AckSender>),
+    Checkpoint(oneshot::Sender<Result<Option<StoredCheckpoint>, LedgerError>>),
+    Close,
+}
+
+struct Shared {
+    permits: Arc<Semaphore>,
+    healthy: AtomicBool,
+    size: AtomicU64,
+    appended: AtomicU64,
+}
+
+/// A running ledger: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Ledger {
+    tx: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("size", &self.size())
+            .field("healthy", &self.healthy())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Writer {
+    store: Box<dyn Appender>,
+    keys: Arc<LedgerKeys>,
+    tree: Tree,
+    spool: Option<Spool>,
+    config: WriterConfig,
+    shared: Arc<Shared>,
+    last_checkpoint: u64,
+    last_checkpoint_at: Instant,
+}
+
+impl Ledger {
+    /// Starts the writer thread over `store`, signing with `keys`. A spool, when given,
+    /// takes batches the store refuses.
+    pub fn start(
+        mut store: Box<dyn Appender>,
+        keys: Arc<LedgerKeys>,
+        spool: Option<Spool>,
+        config: WriterConfig,
+    ) -> Result<Self, LedgerError> {
+        let tree = store.load_tree()?;
+        let last_checkpoint = store.latest_checkpoint()?.map_or(0, |c| c.size);
+        let queue = config.queue.clamp(1, Semaphore::MAX_PERMITS);
+        let shared = Arc::new(Shared {
+            permits: Arc::new(Semaphore::new(queue)),
+            healthy: AtomicBool::new(true),
+            size: AtomicU64::new(tree.size()),
+            appended: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::channel();
+        let mut writer = Writer {
+            store,
+            keys,
+            tree,
+            spool,
+            config,
+            shared: shared.clone(),
+            last_checkpoint,
+            last_checkpoint_at: Instant::now(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("aigis-ledger".into())
+            .spawn(move || writer.run(&rx))
+            .map_err(|e| LedgerError::Io {
+                path: "ledger writer thread".into(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            tx,
+            shared,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Whether the store (or the spool) accepts records. When false, the gateway refuses
+    /// traffic (fail-closed).
+    pub fn healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Entries committed to the store.
+    pub fn size(&self) -> u64 {
+        self.shared.size.load(Ordering::Relaxed)
+    }
+
+    /// Free queue slots.
+    pub fn queue_free(&self) -> usize {
+        self.shared.permits.available_permits()
+    }
+
+    /// Queues `event` without waiting for durability, waiting for queue space if the
+    /// queue is full (back-pressure).
+    pub async fn enqueue(&self, event: Event) -> Result<(), LedgerError> {
+        self.acquire().await?;
+        self.send(Job::Append(Box::new(event), None))
+    }
+
+    /// Queues `event` if there is space right now.
+    pub fn try_enqueue(&self, event: Event) -> Result<(), LedgerError> {
+        let permit = self
+            .shared
+            .permits
+            .try_acquire()
+            .map_err(|_| LedgerError::Unavailable("is full"))?;
+        permit.forget();
+        self.send(Job::Append(Box::new(event), None))
+    }
+
+    /// Appends `event` and waits until it is durable (committed or spooled).
+    pub async fn append(&self, event: Event) -> Result<Ack, LedgerError> {
+        self.acquire().await?;
+        let (ack, rx) = oneshot::channel();
+        self.send(Job::Append(Box::new(event), Some(ack)))?;
+        rx.await
+            .map_err(|_| LedgerError::Unavailable("writer stopped"))?
+    }
+
+    /// Commits what is queued and signs a checkpoint now (if the log grew).
+    pub async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, LedgerError> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Checkpoint(ack))
+            .map_err(|_| LedgerError::Unavailable("writer stopped"))?;
+        rx.await
+            .map_err(|_| LedgerError::Unavailable("writer stopped"))?
+    }
+
+    /// Stops accepting, commits everything queued, signs a final checkpoint and waits for
+    /// the writer thread. Every clone stops accepting.
+    pub fn close(&self) {
+        self.shared.permits.close();
+        let _ = self.tx.send(Job::Close);
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    async fn acquire(&self) -> Result<(), LedgerError> {
+        let permit = self
+            .shared
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| LedgerError::Unavailable("is closed"))?;
+        permit.forget();
+        Ok(())
+    }
+
+    fn send(&self, job: Job) -> Result<(), LedgerError> {
+        self.shared.appended.fetch_add(1, Ordering::Relaxed);
+        self.tx
+            .send(job)
+            .map_err(|_| LedgerError::Unavailable("writer stopped"))
+    }
+}
+
+impl Writer {
+    fn run(&mut self, rx: &mpsc::Receiver<Job>) {
+        loop {
+            let wait = self
+                .config
+                .checkpoint_every
+                .saturating_sub(self.last_checkpoint_at.elapsed())
+                .max(Duration::from_millis(1));
+            let first = match rx.recv_timeout(wait) {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut jobs: Vec<Job> = first.into_iter().collect();
+            while jobs.len() < self.config.max_batch {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            let closing = jobs.iter().any(|j| matches!(j, Job::Close));
+            let taken = jobs.iter().filter(|j| matches!(j, Job::Append(..))).count();
+            self.shared.permits.add_permits(taken);
+            self.process(jobs);
+            if closing {
+                // Jobs sent before Close were ahead of it in the channel; take any stragglers.
+                let rest: Vec<Job> = rx.try_iter().collect();
+                self.process(rest);
+                break;
+            }
+        }
+        let _ = self.drain_spool();
+        let _ = self.checkpoint(true);
+    }
+
+    fn process(&mut self, jobs: Vec<Job>) {
+        let mut events = Vec::with_capacity(jobs.len());
+        let mut acks = Vec::with_capacity(jobs.len());
+        let mut checkpoint_requests = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Append(e, ack) => {
+                    events.push(*e);
+                    acks.push(ack);
+                }
+                Job::Checkpoint(ack) => checkpoint_requests.push(ack),
+                Job::Close => {}
+            }
+        }
+        if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
+            let _ = self.drain_spool();
+        } else if events.is_empty() && !self.shared.healthy.load(Ordering::Relaxed) {
+            // Failed closed with nothing to write: probe the store so traffic resumes once
+            // it is back (an empty transaction).
+            if self.store.append(&mut [], &mut self.tree).is_ok() {
+                tracing::info!(target: "aigis::security", "ledger store is back; accepting traffic");
+                self.shared.healthy.store(true, Ordering::Relaxed);
+            }
+        }
+        if !events.is_empty() {
+            let result = self.commit(&mut events);
+            for (ack, e) in acks.into_iter().zip(&events) {
+                if let Some(ack) = ack {
+                    let _ = ack.send(result.clone().map(|spooled| {
+                        if spooled {
+                            Ack::Spooled
+                        } else {
+                            Ack::Stored(e.index)
+                        }
+                    }));
+                }
+            }
+        }
+        let forced = !checkpoint_requests.is_empty();
+        let cp = self.checkpoint(forced);
+        for ack in checkpoint_requests {
+            let _ = ack.send(cp.clone());
+        }
+    }
+
+    /// Commits a batch to the store, or spools it; returns whether it was spooled.
+    fn commit(&mut self, events: &mut [Event]) -> Result<bool, LedgerError> {
+        let spool_pending = self.spool.as_ref().is_some_and(|s| !s.is_empty());
+        let stored = if spool_pending {
+            // Keep order: while older events wait in the spool, newer ones queue behind them.
+            Err(LedgerError::Unavailable("spool not yet drained"))
+        } else {
+            self.store.append(events, &mut self.tree)
+        };
+        match stored {
+            Ok(()) => {
+                self.shared.size.store(self.tree.size(), Ordering::Relaxed);
+                self.shared.healthy.store(true, Ordering::Relaxed);
+                Ok(false)
+            }
+            Err(store_err) => {
+                let Some(spool) = self.spool.as_mut() else {
+                    tracing::error!(target: "aigis::security", error = %store_err, "ledger store failed; refusing traffic (fail-closed)");
+                    self.shared.healthy.store(false, Ordering::Relaxed);
+                    return Err(LedgerError::FailClosed(store_err.to_string()));
+                };
+                match spool.push(events) {
+                    Ok(()) => {
+                        tracing::warn!(target: "aigis::security", error = %store_err, spooled_bytes = spool.len(), "ledger store failed; spooling");
+                        Ok(true)
+                    }
+                    Err(e) => {
+                        tracing::error!(target: "aigis::security", error = %e, "ledger spool full; refusing traffic (fail-closed)");
+                        self.shared.healthy.store(false, Ordering::Relaxed);
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves spooled events into the store (oldest first), then empties the spool.
+    fn drain_spool(&mut self) -> Result<(), LedgerError> {
+        let Some(spool) = self.spool.as_mut() else {
+            return Ok(());
+        };
+        if spool.is_empty() {
+            return Ok(());
+        }
+        let mut events = spool.events()?;
+        for chunk in events.chunks_mut(self.config.max_batch.max(1)) {
+            self.store.append(chunk, &mut self.tree)?;
+        }
+        spool.clear()?;
+        self.shared.size.store(self.tree.size(), Ordering::Relaxed);
+        self.shared.healthy.store(true, Ordering::Relaxed);
+        tracing::info!(target: "aigis::security", drained = events.len(), "ledger spool drained into the store");
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, force: bool) -> Result<Option<StoredCheckpoint>, LedgerError> {
+        let size = self.tree.size();
+        let due = force || self.last_checkpoint_at.elapsed() >= self.config.checkpoint_every;
+        if size == self.last_checkpoint || !due {
+            return Ok(None);
+        }
+        let cp = Checkpoint {
+            origin: self.keys.origin().to_owned(),
+            size,
+            root: self.tree.root(),
+        };
+        let time_ms = now_ms();
+        let note = cp
+            .sign(&[self.keys.log(), self.keys.cosigner()], time_ms / 1000)
+            .map_err(|e| LedgerError::Key {
+                what: e.to_string(),
+            })?;
+        let stored = StoredCheckpoint {
+            size,
+            time_ms,
+            note,
+        };
+        self.store.put_checkpoint(&stored)?;
+        self.last_checkpoint = size;
+        self.last_checkpoint_at = Instant::now();
+        Ok(Some(stored))
+    }
+}
