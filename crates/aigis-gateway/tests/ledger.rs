@@ -93,6 +93,59 @@ async fn every_request_is_recorded_without_content_and_provable() {
 }
 
 #[tokio::test]
+async fn a_streamed_response_is_recorded_once_when_it_ends_with_its_findings() {
+    let dir = tempdir("ledger-stream");
+    let keys = LedgerKeys::generate("gw.test/ledger").unwrap();
+    keys.write_new(&dir.join("ledger.key")).unwrap();
+    let m = mock(Behavior::default()).await;
+    let cfg = format!(
+        "{}{}",
+        one_route(&m, ""),
+        ledger_section("sqlite:ledger.db", "")
+    )
+    .replace("models = [\"m\"]", "models = [\"m*\"]");
+    let gw = gateway_in(&cfg, &dir).await;
+    let key = "sk-proj-R8dfk2LpQ7vN3xZ0aY6bW1cE9gH4jK5mT2sUq7Lw0PzXc3Vb";
+    let body = serde_json::json!({"model": "m-chunks-4", "stream": true, "messages": [{"role": "user", "content": "hi"}],
+        "mock_script": {"say": format!("the key is {key} ok")}}).to_string();
+    let (status, mut b) = open_stream(gw.public_addr(), "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200);
+    let mut raw = String::new();
+    while let Some(t) = next_text(&mut b).await {
+        raw.push_str(&t);
+    }
+    assert!(!raw.contains(key), "{raw}");
+    // The record is appended when the stream ends, just after the last frame.
+    let db = dir.join("ledger.db");
+    let recorded = || {
+        SqliteStore::open_existing(&db)
+            .and_then(|s| s.count())
+            .is_ok_and(|n| n == 1)
+    };
+    assert!(eventually(recorded).await, "the stream's record arrives");
+    gw.shutdown().await;
+    let mut store = SqliteStore::open_existing(&dir.join("ledger.db")).unwrap();
+    let report = audit::verify(&mut store, &keys.verifiers(), &[]).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.entries, 1, "one record per request");
+    let mut events = Vec::new();
+    store
+        .scan(0, &mut |row| {
+            events.push(aigis_ledger::Event::from_canonical(&row.event).unwrap());
+            Ok(true)
+        })
+        .unwrap();
+    let kinds: Vec<&str> = events[0]
+        .response_findings
+        .iter()
+        .map(|f| f.kind.as_str())
+        .collect();
+    assert_eq!(kinds, ["response.secrets:openai-project-key:redact"]);
+    assert!(events[0].stream && !events[0].partial);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn config_reload_is_recorded_as_an_admin_action() {
     let dir = tempdir("ledger-reload");
     let keys = LedgerKeys::generate("gw.test/ledger").unwrap();
