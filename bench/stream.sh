@@ -24,7 +24,7 @@
 # (e) LiteLLM proxy without a guardrail; (f) LiteLLM with its built-in litellm_content_filter
 # guardrail (offline regex/keyword filter) asked for per request.
 #
-# 1. TTFT: $TTFT_REQ requests per case and shape, $TTFT_CONC connections, 12 chunks 25 ms apart.
+# 1. TTFT: $TTFT_REQ requests per case and shape, $TTFT_CONC connections, 8 chunks 25 ms apart.
 # 2. Throughput: streams of 2,000 chunks with no delay on $TPUT_CONC connections for
 #    $TPUT_DUR s; events/s delivered to the client, and the proxy's CPU-us per event
 #    (utime+stime from /proc over the run / events delivered) -> events/s per core.
@@ -71,11 +71,11 @@ VENV=${LITELLM_VENV:-$TARGET/litellm-venv}
 CLIENT=$BENCH/stream_client.py
 
 P_MOCK=18001 P_AIGIS=18010 P_ADMIN=18011 P_LITELLM=18030
-CHUNKS=12 DELAY_MS=25 TPUT_CHUNKS=2000
+CHUNKS=8 DELAY_MS=25 TPUT_CHUNKS=2000
 if ((SMOKE)); then
   TTFT_REQ=60 TTFT_CONC=4 TPUT_DUR=3 TPUT_CONC=2 SKIP_LITELLM=1
 else
-  TTFT_REQ=310 TTFT_CONC=4 TPUT_DUR=10 TPUT_CONC=2
+  TTFT_REQ=310 TTFT_CONC=6 TPUT_DUR=6 TPUT_CONC=2
 fi
 T0=$(date +%s)
 log() { printf '[stream %3ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
