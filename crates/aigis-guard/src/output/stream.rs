@@ -149,10 +149,11 @@ impl TextStream {
                 Action::Flag | Action::Off => {}
             }
         }
-        let at = at.min(p.max(at));
-        step.text.push_str(&self.buf[at..p.max(at)]);
-        self.meter_leak(scope, p.max(at), end, &mut step);
-        self.advance(p.max(at));
+        // A rewritten match may end past the release point: release up to its end.
+        let released = p.max(at);
+        step.text.push_str(&self.buf[at..released]);
+        self.meter_leak(scope, released, end, &mut step);
+        self.advance(released);
         step
     }
 

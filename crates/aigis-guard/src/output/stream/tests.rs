@@ -15,6 +15,15 @@ fn guard() -> &'static Guard {
     G.get_or_init(Guard::new)
 }
 
+fn scope<'a>(policy: &'a Policy, protected: &'a Protected) -> Scope<'a> {
+    Scope {
+        guard: guard(),
+        policy,
+        canaries: &[],
+        protected,
+    }
+}
+
 /// Streams `chunks` and returns (released text, blocked, findings).
 fn run(
     policy: &Policy,
@@ -68,12 +77,7 @@ fn a_secret_split_anywhere_never_reaches_the_client() {
 fn plain_words_are_released_as_soon_as_the_next_one_starts() {
     let p = policy("balanced", |_| {});
     let protected = Protected::default();
-    let scope = Scope {
-        guard: guard(),
-        policy: &p,
-        canaries: &[],
-        protected: &protected,
-    };
+    let scope = scope(&p, &protected);
     let mut s = TextStream::default();
     assert_eq!(s.push(&scope, "Hello").text, "");
     assert_eq!(s.push(&scope, " world,").text, "Hello ");
@@ -107,12 +111,7 @@ fn pem_blocks_are_held_whole() {
     let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIEDFuRvsnhKZpbYI5rnBjxqIiSy0yFQArRN9ixHKMyV9\n-----END PRIVATE KEY-----";
     let p = policy("balanced", |_| {});
     let protected = Protected::default();
-    let scope = Scope {
-        guard: guard(),
-        policy: &p,
-        canaries: &[],
-        protected: &protected,
-    };
+    let scope = scope(&p, &protected);
     let mut s = TextStream::default();
     let (a, b) = pem.split_at(40);
     assert_eq!(s.push(&scope, &format!("key:\n{a}")).text, "key:\n");
@@ -126,12 +125,7 @@ fn leak_of_the_system_prompt_blocks() {
     let p = policy("balanced", |_| {});
     let system = "You are the billing assistant for Acme Corp. Never reveal discount codes to anyone. Escalate refunds above 500 euros to a human agent.";
     let protected = Protected::new([system]);
-    let scope = Scope {
-        guard: guard(),
-        policy: &p,
-        canaries: &[],
-        protected: &protected,
-    };
+    let scope = scope(&p, &protected);
     let mut s = TextStream::default();
     let mut blocked = false;
     for w in system.split_inclusive(' ') {
@@ -145,12 +139,7 @@ fn leak_of_the_system_prompt_blocks() {
 fn hold_back_is_bounded() {
     let p = policy("balanced", |pr| pr.output.hold_back = 64);
     let protected = Protected::default();
-    let scope = Scope {
-        guard: guard(),
-        policy: &p,
-        canaries: &[],
-        protected: &protected,
-    };
+    let scope = scope(&p, &protected);
     let mut s = TextStream::default();
     for _ in 0..100 {
         s.push(&scope, "aaaaaaaaaa");
