@@ -61,6 +61,10 @@ pub struct OutputPolicy {
     pub json: Action,
     /// Most bytes of streamed text held back while a match may still be forming.
     pub hold_back: usize,
+    /// Release a stream's unfinished last word at once when no detector that acts could
+    /// continue it into a match (a plain word, not the start of a key, URL or canary). Off: every
+    /// unfinished word waits for the next space.
+    pub early_release: bool,
 }
 
 /// Default for [`OutputPolicy::hold_back`]: long enough for every secret format aigis knows
@@ -111,6 +115,7 @@ impl OutputPolicy {
             tool_rules: Vec::new(),
             json,
             hold_back: DEFAULT_HOLD_BACK,
+            early_release: name != "strict",
         }
     }
 }
@@ -142,6 +147,8 @@ pub struct OutputSpec {
     pub json: Option<Action>,
     /// Hold-back in bytes.
     pub hold_back: Option<usize>,
+    /// Early release of plain trailing words.
+    pub early_release: Option<bool>,
 }
 
 impl OutputSpec {
@@ -223,5 +230,6 @@ impl OutputSpec {
         p.tool_rules.extend(self.tool_rules.iter().cloned());
         p.json = self.json.unwrap_or(p.json);
         p.hold_back = self.hold_back.unwrap_or(p.hold_back);
+        p.early_release = self.early_release.unwrap_or(p.early_release);
     }
 }

@@ -3,9 +3,15 @@
 //!
 //! Each push runs the detectors over the unreleased text plus [`CONTEXT`] bytes of released
 //! text before it, then releases everything up to the *release point*: the earliest position
-//! where a match could still be forming. What is held:
-//! - the trailing run of non-space characters (a URL, key, e-mail or number may continue);
-//! - digit groups separated by single spaces or dashes before it (cards, phones, IBANs);
+//! where a match could still be forming. Only detectors that act (redact, pseudonymize, block)
+//! hold text; flagged matches change nothing and are reported once the text after them is
+//! settled. What is held:
+//! - the trailing run of non-space characters (a URL, key, e-mail or number may continue),
+//!   unless it is a plain word (letters and sentence punctuation) that no acting detector
+//!   could continue: not the start of a key format, URL or canary, no key word such as
+//!   `password` in reach before it, and PII not rewritten (an e-mail can start with any word);
+//! - when PII acts, digit groups separated by single spaces or dashes before it (cards,
+//!   phones, IBANs);
 //! - when PII is rewritten, the last [`MULTIWORD`] words (names and street addresses);
 //! - an unclosed markdown link or image, HTML tag, or PEM block;
 //! - any candidate match that touches the end, and PII candidates whose right-hand context
@@ -19,7 +25,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 
-use super::{OutputFinding, Scope, leak, links};
+use super::{Links, OutputFinding, Scope, leak, links};
 use crate::profile::Action;
 use crate::{Detection, Detector};
 
@@ -35,6 +41,14 @@ const MAX_OPEN: usize = 512;
 const MAX_GROUPS: usize = 64;
 /// Right-hand context the PII scorer reads after a candidate.
 const PII_RIGHT: usize = crate::pii::context::WINDOW;
+/// Longest trailing word released early.
+const MAX_PLAIN_WORD: usize = 64;
+/// Punctuation a plain word may carry besides letters.
+const PLAIN_PUNCTUATION: &[char] = &[
+    ',', '.', ';', ':', '!', '?', '\'', '"', '(', ')', '*', '-', '\u{2019}', '\u{201c}', '\u{201d}',
+];
+/// Starts of the bare URLs the link detector finds.
+const URL_STARTS: [&str; 4] = ["http://", "https://", "ftp://", "www."];
 
 /// What a push released.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -69,6 +83,10 @@ pub struct TextStream {
     numbering: HashMap<(String, String), String>,
     counters: HashMap<String, u32>,
     meter: leak::Meter,
+    /// Upstream offset up to which flagged matches have been reported.
+    flagged: usize,
+    /// Upstream offset where the last rewritten match ended.
+    rewritten: usize,
     leaked: bool,
     blocked: bool,
 }
@@ -79,9 +97,9 @@ impl TextStream {
         if self.blocked {
             return Step::default();
         }
-        // Text that only extends the unfinished last word cannot move the release point
-        // (that needs a space, or the hold-back cap): skip the detectors until one comes.
-        let extends_word = !self.buf.is_empty()
+        // Text that only extends a held unfinished word cannot move the release point (that
+        // needs a space, or the hold-back cap): skip the detectors until one comes.
+        let extends_word = self.held() > 0
             && !self.buf.ends_with(char::is_whitespace)
             && !text.contains(char::is_whitespace)
             && self.held() + text.len() <= scope.policy.profile().output.hold_back;
@@ -107,14 +125,28 @@ impl TextStream {
 
     fn step(&mut self, scope: &Scope<'_>, end: bool) -> Step {
         let hits = detect(scope, &self.buf);
+        let len = self.buf.len();
         let p = if end {
-            self.buf.len()
+            len
         } else {
             self.release_point(scope, &hits)
         };
         let mut step = Step::default();
+        let settled = self.offset
+            + if end {
+                len
+            } else {
+                len.saturating_sub(PII_RIGHT)
+            };
         let mut at = self.base;
         for h in &hits {
+            if h.action == Action::Flag {
+                let done = self.offset + h.span.end;
+                if done > self.flagged && done <= settled {
+                    step.findings.push(self.finding(h));
+                }
+                continue;
+            }
             if h.span.end <= self.base || h.span.start < at && h.span.start >= self.base {
                 continue; // handled before, or overlaps one just handled
             }
@@ -139,16 +171,19 @@ impl TextStream {
                         Some(r) => r.clone(),
                         None => self.placeholder(h),
                     };
-                    // A match that began in released text (only after a forced release)
+                    // A match whose head was released (an early-released word, or a forced
+                    // release) is replaced from here on; one whose head was itself rewritten
                     // loses its tail without a second placeholder.
-                    if h.span.start >= self.base {
+                    if h.span.start >= self.base || self.offset + h.span.start >= self.rewritten {
                         step.text.push_str(&placeholder);
                     }
-                    at = h.span.end.min(self.buf.len());
+                    at = h.span.end.min(len);
+                    self.rewritten = self.offset + at;
                 }
                 Action::Flag | Action::Off => {}
             }
         }
+        self.flagged = self.flagged.max(settled);
         // A rewritten match may end past the release point: release up to its end.
         let released = p.max(at);
         step.text.push_str(&self.buf[at..released]);
@@ -232,14 +267,21 @@ impl TextStream {
         let b = self.buf.as_str();
         let len = b.len();
         let output = &scope.policy.profile().output;
+        let pii_acts = acts(output.pii);
         let mut p = trailing_run(b);
-        p = digit_groups(b, p);
+        if !pii_acts && output.early_release && p < len && word_can_go(scope, b, p) {
+            p = len;
+        }
+        if pii_acts {
+            p = digit_groups(b, p);
+        }
         if output.pii.rewrites() {
             p = p.min(last_words(b, MULTIWORD + 1));
         }
         let (open, pem) = open_construct(b);
         p = p.min(open);
-        for h in hits {
+        let hits = || hits.iter().filter(|h| acts(h.action));
+        for h in hits() {
             let right = if h.detector == "pii" { PII_RIGHT } else { 0 };
             if h.span.end + right >= len {
                 p = p.min(h.span.start);
@@ -251,7 +293,7 @@ impl TextStream {
         }
         // Never cut a match: it is rewritten whole or not at all. (Hits are sorted by start,
         // so one pass from the last covers chains of overlapping matches.)
-        for h in hits.iter().rev() {
+        for h in hits().rev() {
             if h.span.start < p && p < h.span.end {
                 p = h.span.start;
             }
@@ -325,6 +367,59 @@ fn detect(scope: &Scope<'_>, text: &str) -> Vec<Hit> {
     }
     hits.sort_by_key(|h| (h.span.start, std::cmp::Reverse(h.span.end)));
     hits
+}
+
+/// Whether an action changes or stops the text (flagged and ignored matches hold nothing).
+fn acts(action: Action) -> bool {
+    matches!(
+        action,
+        Action::Redact | Action::Pseudonymize | Action::Block
+    )
+}
+
+/// The trailing word `b[start..]` can be released now: it is plain, and no acting detector
+/// could continue it into a match (see the module docs). PII is the caller's test.
+fn word_can_go(scope: &Scope<'_>, b: &str, start: usize) -> bool {
+    let out = &scope.policy.profile().output;
+    let word = &b[start..];
+    if word.len() > MAX_PLAIN_WORD
+        || !word
+            .chars()
+            .all(|c| c.is_alphabetic() || PLAIN_PUNCTUATION.contains(&c))
+    {
+        return false;
+    }
+    let secrets = acts(out.secrets);
+    if secrets && scope.guard.secrets.keyword_reaches(b, start) {
+        return false;
+    }
+    let links = !matches!(out.links, Links::Allow | Links::Flag);
+    if links && word.ends_with('!') {
+        return false; // `![` opens a markdown image
+    }
+    token_starts(word).into_iter().all(|tail| {
+        let lower = tail.to_ascii_lowercase();
+        !(secrets && scope.guard.secrets.could_start(tail)
+            || links && URL_STARTS.iter().any(|u| u.starts_with(&lower))
+            || scope.canaries.iter().any(|c| c.starts_with(tail)))
+    })
+}
+
+/// The non-empty tails of `word` where a token could begin: the word itself and every
+/// position after a non-alphanumeric character, except an apostrophe inside a word (`I'm`).
+fn token_starts(word: &str) -> Vec<&str> {
+    let chars: Vec<(usize, char)> = word.char_indices().collect();
+    let letter = |k: Option<&(usize, char)>| k.is_some_and(|&(_, c)| c.is_alphabetic());
+    let mut tails = vec![word];
+    for (j, &(i, c)) in chars.iter().enumerate() {
+        let contraction = matches!(c, '\'' | '\u{2019}')
+            && letter(j.checked_sub(1).and_then(|k| chars.get(k)))
+            && letter(chars.get(j + 1));
+        if !c.is_alphanumeric() && !contraction && i + c.len_utf8() < word.len() {
+            tails.push(&word[i + c.len_utf8()..]);
+        }
+    }
+    tails
 }
 
 /// Start of the trailing run of non-space characters (`len` when the text ends in a space).

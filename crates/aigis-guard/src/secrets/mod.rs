@@ -80,6 +80,8 @@ use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder};
+use regex_automata::dfa::{Automaton, dense};
+use regex_automata::{Anchored, Input};
 
 use crate::{Detection, Detector};
 use checks::Verdict;
@@ -123,6 +125,14 @@ pub struct Secrets {
     keyword_exact: Vec<Option<&'static str>>,
     /// Per automaton pattern: the rules it triggers.
     keyword_rules: Vec<Vec<usize>>,
+    /// Per automaton pattern: the longest search window of its rules.
+    keyword_reach: Vec<usize>,
+    /// The keywords a reported span can start with (rules without a value group), lowercase
+    /// and sorted, for [`Secrets::could_start`].
+    span_keywords: Vec<String>,
+    /// Anchored automata of the rules whose reported span starts before their keyword (a
+    /// lead-in) with secret material.
+    leads: Vec<dense::DFA<Vec<u32>>>,
 }
 
 impl Default for Secrets {
@@ -187,13 +197,65 @@ impl Secrets {
             .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .ok();
+        let keyword_reach = keyword_rules
+            .iter()
+            .map(|rs| rs.iter().map(|&r| rules[r].after).max().unwrap_or(0))
+            .collect();
+        let mut span_keywords: Vec<String> = rules
+            .iter()
+            .filter(|r| r.secret_group.is_none())
+            .flat_map(|r| r.spec.keywords.iter().map(|k| k.to_ascii_lowercase()))
+            .collect();
+        span_keywords.sort_unstable();
+        span_keywords.dedup();
+        let leads = rules
+            .iter()
+            .filter(|r| r.before > 0 && r.secret_group.is_none() && !r.spec.lead_may_show)
+            .filter_map(|r| dense::DFA::new(r.spec.pattern).ok())
+            .collect();
         Secrets {
             rules,
             infos,
             keywords,
             keyword_exact,
             keyword_rules,
+            keyword_reach,
+            span_keywords,
+            leads,
         }
+    }
+
+    /// True when `text` holds a keyword whose rule's search window reaches byte `at`: a secret
+    /// value there may belong to it.
+    pub fn keyword_reaches(&self, text: &str, at: usize) -> bool {
+        let Some(ac) = &self.keywords else {
+            return false;
+        };
+        ac.find_overlapping_iter(text).any(|hit| {
+            let pid = hit.pattern().as_usize();
+            hit.start().saturating_add(self.keyword_reach[pid]) > at
+                && self.keyword_exact[pid]
+                    .is_none_or(|k| text.as_bytes().get(hit.range()) == Some(k.as_bytes()))
+        })
+    }
+
+    /// True when a reported secret could start with `word` if more text followed it without a
+    /// break: `word` begins the keyword of a rule whose span starts at its keyword (compared
+    /// ignoring case), or fits the start of a rule's lead-in. Streams use it to release a
+    /// trailing word early.
+    pub fn could_start(&self, word: &str) -> bool {
+        let lower = word.to_ascii_lowercase();
+        let i = self
+            .span_keywords
+            .partition_point(|k| k.as_str() < lower.as_str());
+        if self
+            .span_keywords
+            .get(i)
+            .is_some_and(|k| k.starts_with(lower.as_str()))
+        {
+            return true;
+        }
+        self.leads.iter().any(|dfa| viable(dfa, word))
     }
 
     /// The built-in rules, in table order.
@@ -308,6 +370,23 @@ impl Secrets {
             }
         }
     }
+}
+
+/// True unless the anchored automaton dies on `word`: some match can start with it.
+fn viable(dfa: &dense::DFA<Vec<u32>>, word: &str) -> bool {
+    let Ok(mut state) = dfa.start_state_forward(&Input::new(word).anchored(Anchored::Yes)) else {
+        return true;
+    };
+    for &b in word.as_bytes() {
+        state = dfa.next_state(state, b);
+        if dfa.is_dead_state(state) {
+            return false;
+        }
+        if dfa.is_quit_state(state) {
+            return true;
+        }
+    }
+    true
 }
 
 fn compile(spec: &'static Spec) -> Option<Rule> {

@@ -42,6 +42,10 @@ pub(super) struct Spec {
     pub kind: Kind,
     /// Bytes of lead-in allowed before the keyword hit.
     pub before: u16,
+    /// The lead-in may reach a streaming client before the keyword arrives: it is an identifier
+    /// (Terraform, Firebase) or at most 3 characters of a long secret (Entra ID), so a stream
+    /// does not hold every plain word for it (see `Secrets::could_start`).
+    pub lead_may_show: bool,
     /// Bytes searched after the keyword hit; 0 means "the pattern's maximum length".
     pub window: u16,
 }
@@ -66,6 +70,7 @@ const fn tok(
         min_entropy: 3.0,
         kind: Kind::Token,
         before: 0,
+        lead_may_show: false,
         window: 0,
     }
 }
@@ -91,6 +96,12 @@ impl Spec {
     }
     const fn before(self, before: u16) -> Self {
         Spec { before, ..self }
+    }
+    const fn lead_may_show(self) -> Self {
+        Spec {
+            lead_may_show: true,
+            ..self
+        }
     }
     const fn window(self, window: u16) -> Self {
         Spec { window, ..self }
@@ -172,7 +183,7 @@ pub(super) static SPECS: &[Spec] = &[
     tok("gcp-oauth-access-token", "Google OAuth 2.0 access token", &["ya29."], r"ya29\.[0-9A-Za-z_\-]{30,}", 0.85).window(1010),
     tok("gcp-oauth-refresh-token", "Google OAuth 2.0 refresh token", &["1//0"], r"1//0[0-9A-Za-z_\-]{40,}", 0.75),
     tok("gcp-service-account-key", "Google service-account JSON private key", &["\"service_account\""], r#""service_account"[\s\S]{0,}?"private_key"\s{0,4}:\s{0,4}"(?P<s>-----BEGIN PRIVATE KEY-----\\n[A-Za-z0-9+/=\\]{64,}-----END PRIVATE KEY-----(?:\\n)?)""#, 0.97).window(12000),
-    tok("firebase-cloud-messaging-key", "Firebase Cloud Messaging legacy server key", &[":APA91b"], r"[A-Za-z0-9_\-]{7,11}:APA91b[A-Za-z0-9_\-]{130,140}", 0.9).before(12),
+    tok("firebase-cloud-messaging-key", "Firebase Cloud Messaging legacy server key", &[":APA91b"], r"[A-Za-z0-9_\-]{7,11}:APA91b[A-Za-z0-9_\-]{130,140}", 0.9).before(12).lead_may_show(),
     // ---- Azure --------------------------------------------------------------------------------
     tok("azure-storage-connection-string", "Azure Storage connection string with account key", &["defaultendpointsprotocol="], r"(?i:DefaultEndpointsProtocol=https?;AccountName=[a-z0-9]{3,24};AccountKey=)(?P<s>[A-Za-z0-9+/]{86}==)", 0.97),
     tok("azure-storage-account-key", "Azure Storage account key", &["accountkey="], r"(?i:AccountKey=)(?P<s>[A-Za-z0-9+/]{86}==)", 0.9),
@@ -180,7 +191,7 @@ pub(super) static SPECS: &[Spec] = &[
     tok("azure-service-bus-connection-string", "Azure Service Bus / Event Hubs shared access key", &["endpoint=sb://"], r"(?i:Endpoint=sb://)[a-z0-9\-]{3,50}\.servicebus\.windows\.net/;(?i:SharedAccessKeyName=)[[:word:]\-]{1,64};(?i:SharedAccessKey=)(?P<s>[A-Za-z0-9+/]{43}=)", 0.95),
     tok("azure-app-configuration-connection-string", "Azure App Configuration connection string", &[".azconfig.io;"], r"(?i:Endpoint=)https://[a-z0-9\-]{5,50}\.azconfig\.io;(?i:Id=)[A-Za-z0-9+/=\-:]{4,40};(?i:Secret=)(?P<s>[A-Za-z0-9+/]{43}=)", 0.95).before(70),
     tok("azure-sas-token", "Azure shared access signature (SAS) query", &["sv=20"], r"sv=20[0-9][0-9]-[0-9][0-9]-[0-9][0-9]&[A-Za-z0-9%&=.:\-]*?sig=(?P<s>[A-Za-z0-9%+/]{30,120}(?:%3D|=){0,2})", 0.85),
-    tok("azure-ad-client-secret", "Microsoft Entra ID (Azure AD) client secret", &["Q~"], r"[A-Za-z0-9_~.\-]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34}", 0.85).before(4),
+    tok("azure-ad-client-secret", "Microsoft Entra ID (Azure AD) client secret", &["Q~"], r"[A-Za-z0-9_~.\-]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34}", 0.85).before(4).lead_may_show(),
     ctx("azure-devops-pat", "Azure DevOps personal access token (legacy 52-char)", &["devops"], assign!("devops", "[a-z2-7]{52}")),
     ctx("azure-openai-key", "Azure OpenAI API key", &["azure_openai", "azure-openai"], assign!(r"azure[_\-]openai", "[a-f0-9]{32}")),
     // ---- Other cloud providers ----------------------------------------------------------------
@@ -347,7 +358,7 @@ pub(super) static SPECS: &[Spec] = &[
     tok("vault-batch-token", "HashiCorp Vault batch token", &["hvb."], r"hvb\.[A-Za-z0-9_\-]{24,400}", 0.95),
     tok("vault-recovery-token", "HashiCorp Vault recovery token", &["hvr."], r"hvr\.[A-Za-z0-9_\-]{24,300}", 0.95),
     ctx("vault-legacy-token", "HashiCorp Vault legacy service token", &["vault"], assign!("vault", r"s\.[A-Za-z0-9]{24}")),
-    tok("terraform-cloud-token", "Terraform Cloud / HCP Terraform API token", &[".atlasv1."], r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_\-=]{60,70}", 0.95).before(14),
+    tok("terraform-cloud-token", "Terraform Cloud / HCP Terraform API token", &[".atlasv1."], r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_\-=]{60,70}", 0.95).before(14).lead_may_show(),
     tok("doppler-personal-token", "Doppler personal token", &["dp.pt."], "dp\\.pt\\.[A-Za-z0-9]{43}", 0.95),
     tok("doppler-service-token", "Doppler service token", &["dp.st."], "dp\\.st\\.(?:[a-z0-9_\\-]{2,35}\\.)?[A-Za-z0-9]{40,44}", 0.95),
     tok("doppler-cli-token", "Doppler CLI token", &["dp.ct."], "dp\\.ct\\.[A-Za-z0-9]{40,44}", 0.95),
