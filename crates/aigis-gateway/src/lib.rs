@@ -40,6 +40,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod parse;
 mod pipeline;
+mod capture;
 mod record;
 pub mod resolve;
 mod server;

@@ -208,11 +208,14 @@ impl Usage {
 }
 
 /// The `admit` stage: charges every applicable limit or refuses with the one that was hit.
+/// `outcomes` receives each applicable limit's name and outcome (`admitted`, `refused`,
+/// `not_charged` when another limit refused, `store_error_open` / `store_error_closed`).
 pub(crate) async fn admit(
     limiter: &Limiter,
     config: &LimitsConfig,
     req: &Request<'_>,
     metrics: &Metrics,
+    outcomes: &mut Vec<(String, &'static str)>,
 ) -> Result<(Admitted, Ticket, HeaderMap), GatewayError> {
     let model = req.parsed.model.as_str();
     let applicable: Vec<&Limit> = config
@@ -267,6 +270,22 @@ pub(crate) async fn admit(
         return Ok((Admitted(()), ticket, HeaderMap::new()));
     }
     let charges: Vec<Charge> = ticket.items.iter().map(|i| i.charge.clone()).collect();
+    let mut names: Vec<String> = Vec::new();
+    for item in &ticket.items {
+        if !names.contains(&item.limit.name) {
+            names.push(item.limit.name.clone());
+        }
+    }
+    let mut report = |refused: Option<&str>, all: &'static str| {
+        outcomes.extend(names.iter().map(|n| {
+            let o = match refused {
+                Some(r) if r == n => "refused",
+                Some(_) => "not_charged",
+                None => all,
+            };
+            (n.clone(), o)
+        }));
+    };
     let outcome = match limiter.store(config) {
         Ok(store) => {
             let verdict = store.apply(Op::Check, &ticket.id, &charges).await;
@@ -277,16 +296,30 @@ pub(crate) async fn admit(
     };
     match outcome {
         Ok(Verdict::Applied(readings)) => {
+            report(None, "admitted");
             let headers = rate_headers(&ticket.items, &readings);
             Ok((Admitted(()), ticket, headers))
         }
         Ok(Verdict::Refused { index, refused }) => {
             let items = std::mem::take(&mut ticket.items);
             let item = items.get(index).ok_or(GatewayError::LimitsUnavailable)?;
+            report(Some(item.limit.name.as_str()), "");
             metrics.limit_event(&item.limit.name, "refused");
             Err(GatewayError::Limited(Box::new(refusal(item, refused))))
         }
         Err(e) => {
+            let closed = ticket
+                .items
+                .iter()
+                .any(|i| i.limit.on_store_error == OnStoreError::FailClosed);
+            report(
+                None,
+                if closed {
+                    "store_error_closed"
+                } else {
+                    "store_error_open"
+                },
+            );
             let items = std::mem::take(&mut ticket.items);
             store_failed(&items, &e, metrics)?;
             Ok((Admitted(()), ticket, HeaderMap::new()))
@@ -645,6 +678,11 @@ impl Ticket {
             streamed: None,
             settled: true,
         }
+    }
+
+    /// Prompt tokens as counted at admission.
+    pub fn prompt_tokens(&self) -> u64 {
+        self.prompt
     }
 
     /// Settles the ticket with the upstream's usage (or, without one, the prompt estimate
