@@ -617,12 +617,14 @@ fn content(
         }
     };
     // With the ledger key, check each part against the digest in the (verifiable) log.
-    let key = resolved.key.as_deref().and_then(|k| LedgerKeys::load(k).ok());
+    let key = resolved
+        .key
+        .as_deref()
+        .and_then(|k| LedgerKeys::load(k).ok());
     let check = |label: &str, bytes: &[u8], digest: Option<&String>| {
-        key.as_ref().zip(digest).map(|(k, d)| {
-            k.content()
-                .matches(label, &event.request_id, bytes, d)
-        })
+        key.as_ref()
+            .zip(digest)
+            .map(|(k, d)| k.content().matches(label, &event.request_id, bytes, d))
     };
     let request_ok = check("prompt", &opened.request, event.prompt_digest.as_ref());
     let response_ok = check("response", &opened.response, event.response_digest.as_ref());
@@ -633,11 +635,19 @@ fn content(
             ContentPart::Response => &opened.response,
         };
         match output {
-            Some(p) => std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display()))?,
+            Some(p) => {
+                std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display()))?
+            }
             None => std::io::stdout().lock().write_all(bytes)?,
         }
     } else {
-        print_content(&event, &reference, &opened, [request_ok, response_ok], format)?;
+        print_content(
+            &event,
+            &reference,
+            &opened,
+            [request_ok, response_ok],
+            format,
+        )?;
     }
     Ok(if mismatch {
         eprintln!("content does NOT match the digest recorded in the log");

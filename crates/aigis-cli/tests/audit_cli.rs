@@ -272,13 +272,15 @@ fn verify_receipt_needs_keys_and_a_readable_file() {
 }
 
 fn rage() -> Option<PathBuf> {
-    let candidate = std::env::var_os("AIGIS_RAGE").map(PathBuf::from).or_else(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
-            PathBuf::from,
-        );
-        Some(target.join("tools/bin/rage"))
-    });
+    let candidate = std::env::var_os("AIGIS_RAGE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+                || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+                PathBuf::from,
+            );
+            Some(target.join("tools/bin/rage"))
+        });
     if let Some(p) = candidate.filter(|p| p.is_file()) {
         return Some(p);
     }
@@ -298,7 +300,12 @@ fn captured_content_is_read_with_the_tenant_identity_and_shredding_keeps_the_log
     use aigis_crypto::age::{Identity, PqIdentity, X25519Identity};
     use aigis_ledger::content::{ContentStore, blob_path};
 
-    let dir = tempdir().join("content-test");
+    // Its own folder: `tempdir()` is per millisecond, and another test removes its own.
+    let dir = std::env::temp_dir().join(format!(
+        "aigis-audit-content-{}-{}",
+        std::process::id(),
+        aigis_ledger::now_ms()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("ledger.key");
     let db = dir.join("ledger.db");
@@ -373,8 +380,15 @@ fn captured_content_is_read_with_the_tenant_identity_and_shredding_keeps_the_log
         String::from_utf8_lossy(&out.stderr)
     );
     let text = stdout(&out);
-    assert!(text.contains("quarterly numbers") && text.contains("up 4%"), "{text}");
-    assert_eq!(text.matches("matches the logged digest").count(), 2, "{text}");
+    assert!(
+        text.contains("quarterly numbers") && text.contains("up 4%"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("matches the logged digest").count(),
+        2,
+        "{text}"
+    );
     // Another tenant's identity cannot read it.
     let out = read("req-a", &b_file, &[]);
     assert_eq!(out.status.code(), Some(2));

@@ -113,14 +113,18 @@ fn start(config: &Path, log: &Path) -> Gw {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the gateway exited ({status}): {text}");
         }
-        assert!(Instant::now() < deadline, "the gateway did not start: {text}");
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not start: {text}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// One chat request over HTTP/1.1; returns (status, x-request-id).
 fn chat(addr: SocketAddr, n: usize) -> (u16, String) {
-    let body = format!(r#"{{"model":"echo","messages":[{{"role":"user","content":"hello {n}"}}]}}"#);
+    let body =
+        format!(r#"{{"model":"echo","messages":[{{"role":"user","content":"hello {n}"}}]}}"#);
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     write!(
@@ -213,7 +217,13 @@ fn two_gateway_processes_append_to_one_gap_free_postgres_ledger() {
     // A graceful stop commits what is queued and signs a final checkpoint.
     for gw in &gws {
         let pid = gw.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
     }
     for mut gw in gws {
         let status = gw.child.wait().unwrap();
@@ -222,7 +232,9 @@ fn two_gateway_processes_append_to_one_gap_free_postgres_ledger() {
 
     let store = db.url();
     let key_s = key.to_str().unwrap();
-    let out = aigis(&["audit", "verify", "--store", &store, "--key", key_s, "--format", "json"]);
+    let out = aigis(&[
+        "audit", "verify", "--store", &store, "--key", key_s, "--format", "json",
+    ]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{report}");
     assert_eq!(report["entries"], THREADS * PER_THREAD);
@@ -232,10 +244,16 @@ fn two_gateway_processes_append_to_one_gap_free_postgres_ledger() {
     for (i, line) in String::from_utf8(out.stdout).unwrap().lines().enumerate() {
         let e: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(e["index"], i, "indices are gap-free and in order");
-        *seen.entry(e["request_id"].as_str().unwrap().to_owned()).or_default() += 1;
+        *seen
+            .entry(e["request_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     for id in &ids {
-        assert_eq!(seen.get(id), Some(&1), "request {id} is in the log exactly once");
+        assert_eq!(
+            seen.get(id),
+            Some(&1),
+            "request {id} is in the log exactly once"
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -22,13 +22,13 @@ use http_body::Frame;
 use http_body_util::BodyExt as _;
 use tokio::sync::oneshot;
 
+use crate::admit::Usage;
 use crate::body::{self, Body};
 use crate::error::{Family, GatewayError};
 use crate::inspect::stream::StreamEnd;
-use crate::admit::Usage;
 use crate::record::Recorder;
-use crate::settle::{UsageScan, UsageSlot};
 use crate::server::Shared;
+use crate::settle::{UsageScan, UsageSlot};
 
 /// What the record still needs once the response is known.
 pub(crate) struct Pending {
@@ -220,7 +220,8 @@ pub(crate) async fn finish(
                 tracing::error!(target: "aigis::security", request_id = %event.request_id, error = %e, "content could not be sealed; refusing the response (fail-closed)");
                 let refused = GatewayError::ContentUnsealed.into_response(pending.family);
                 event.status = refused.status().as_u16();
-                event.detail = Some("content could not be sealed; the response was withheld".into());
+                event.detail =
+                    Some("content could not be sealed; the response was withheld".into());
                 recorder.append(pending.event).await;
                 return refused;
             }
@@ -278,7 +279,13 @@ mod tests {
     #[test]
     fn usage_is_read_from_a_complete_response() {
         let body = br#"{"id":"x","choices":[{"message":{"content":"the \"usage\": {} key"}}],"usage" : {"prompt_tokens":3,"completion_tokens":7}}"#;
-        assert_eq!(reported_usage(body).map(tokens), Some(TokenUsage { prompt: 3, completion: 7 }));
+        assert_eq!(
+            reported_usage(body).map(tokens),
+            Some(TokenUsage {
+                prompt: 3,
+                completion: 7
+            })
+        );
         assert_eq!(reported_usage(br#"{"choices":[]}"#), None);
         assert_eq!(reported_usage(br#"{"usage": nope"#), None);
     }
@@ -289,6 +296,12 @@ mod tests {
         scan.push(b"data: {\"choices\":[]}\n\ndata: {\"choices\":[],\"us");
         assert_eq!(scan.usage(), None);
         scan.push(b"age\":{\"prompt_tokens\":4,\"completion_tokens\":9}}\n\ndata: [DONE]\n\n");
-        assert_eq!(scan.usage().map(tokens), Some(TokenUsage { prompt: 4, completion: 9 }));
+        assert_eq!(
+            scan.usage().map(tokens),
+            Some(TokenUsage {
+                prompt: 4,
+                completion: 9
+            })
+        );
     }
 }

@@ -95,7 +95,11 @@ pub(crate) async fn handle(
         started,
     );
     if shared.ledger.is_some() {
-        let limits: Vec<(&str, &str)> = served.limits.iter().map(|(n, o)| (n.as_str(), *o)).collect();
+        let limits: Vec<(&str, &str)> = served
+            .limits
+            .iter()
+            .map(|(n, o)| (n.as_str(), *o))
+            .collect();
         let outcome = crate::record::Outcome {
             request_id: request_id.to_str().unwrap_or_default(),
             principal: served.principal.as_deref(),
@@ -177,7 +181,14 @@ async fn serve(
 
     let resolved = resolve(config, &parsed)?;
     served.route = Some(resolved.route.name.clone());
-    capture_content(shared, runtime, resolved.route, &principal, request_body, served)?;
+    capture_content(
+        shared,
+        runtime,
+        resolved.route,
+        &principal,
+        request_body,
+        served,
+    )?;
 
     let authorized = authorize_request(runtime, &principal, &parsed, resolved.route, peer, served)?;
 

@@ -132,7 +132,11 @@ async fn encrypted_content_is_sealed_per_tenant_and_shredding_keeps_the_log_veri
     let refused = call(addr, &loner, &body).await;
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert_eq!(refused.error_code(), "audit_unavailable");
-    assert_eq!(m.requests().len(), served_before, "a refused request never reaches the model");
+    assert_eq!(
+        m.requests().len(),
+        served_before,
+        "a refused request never reaches the model"
+    );
     // A route without capture serves that caller.
     let plain = call(addr, &loner, &chat("p", false)).await;
     assert_eq!(plain.status, 200, "{}", plain.body);
@@ -218,7 +222,9 @@ async fn send_raw_stream(addr: std::net::SocketAddr, auth: &str, body: &str) -> 
     let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
         .header("content-type", "application/json")
         .header("authorization", auth)
-        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned())))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_owned(),
+        )))
         .unwrap();
     let resp = client.request(req).await.unwrap();
     assert_eq!(resp.status(), 200);

@@ -66,7 +66,10 @@ impl Spool {
             .open(path)
             .map_err(io)?;
         let mut head = Vec::with_capacity(HEADER_LEN as usize);
-        (&file).take(HEADER_LEN).read_to_end(&mut head).map_err(io)?;
+        (&file)
+            .take(HEADER_LEN)
+            .read_to_end(&mut head)
+            .map_err(io)?;
         let mut spool = Self {
             path: path.to_owned(),
             len: 0,

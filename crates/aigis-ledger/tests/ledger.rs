@@ -442,7 +442,11 @@ fn a_spool_drain_interrupted_after_commit_appends_nothing_twice() {
     }
     // Restart: the spool still holds the five events; the drain skips what the store has.
     let mut spool = Spool::open(&spool_path, 1 << 20).unwrap();
-    assert_eq!(spool.events().unwrap().len(), 5, "the crash left the spool full");
+    assert_eq!(
+        spool.events().unwrap().len(),
+        5,
+        "the crash left the spool full"
+    );
     let mut store = SqliteStore::open(&db, Some(keys.origin())).unwrap();
     let mut tree = store.load_tree().unwrap();
     assert_eq!(spool.drain(&mut store, &mut tree, 2).unwrap(), 0);
@@ -456,14 +460,16 @@ fn a_spool_drain_interrupted_after_commit_appends_nothing_twice() {
         spool: &id,
         through: 2,
     };
-    store.append_marked(&mut first, &mut tree, Some(&mark)).unwrap();
+    store
+        .append_marked(&mut first, &mut tree, Some(&mark))
+        .unwrap();
     drop(spool);
     let mut spool = Spool::open(&spool_path, 1 << 20).unwrap();
     assert_eq!(spool.drain(&mut store, &mut tree, 2).unwrap(), 3);
     assert_eq!(store.count().unwrap(), 10);
     for i in 0..10 {
-        let rows = aigis_ledger::store::LogReader::find_request(&mut store, &format!("req-{i}"))
-            .unwrap();
+        let rows =
+            aigis_ledger::store::LogReader::find_request(&mut store, &format!("req-{i}")).unwrap();
         assert_eq!(rows.len(), 1, "req-{i} recorded exactly once");
     }
     // The emptied spool has a new id: its events are not mistaken for drained ones.

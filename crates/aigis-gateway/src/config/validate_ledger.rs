@@ -9,8 +9,8 @@ use aigis_crypto::age::Recipient;
 use aigis_ledger::content::{ContentStore, DEFAULT_TENANT};
 
 use super::{Seg, Validator, key, raw};
-use crate::config::{Level, Route};
 use crate::config::ledger::{LedgerConfig, LedgerOnError, LedgerStore};
+use crate::config::{Level, Route};
 
 /// Default spool bound.
 const DEFAULT_SPOOL_MAX: usize = 1 << 30;
@@ -227,13 +227,17 @@ impl Validator<'_> {
                 Some(path) => {
                     let path = self.base.join(path);
                     std::fs::read_to_string(&path)
-                        .map_err(|e| format!("cannot read recipients file `{}`: {e}", path.display()))
+                        .map_err(|e| {
+                            format!("cannot read recipients file `{}`: {e}", path.display())
+                        })
                         .and_then(|text| {
                             Recipient::parse_file(&text)
                                 .map_err(|e| format!("recipients file `{}`: {e}", path.display()))
                         })
                 }
-                None => Recipient::parse(item).map(|r| vec![r]).map_err(|e| e.to_string()),
+                None => Recipient::parse(item)
+                    .map(|r| vec![r])
+                    .map_err(|e| e.to_string()),
             };
             match parsed {
                 Ok(r) => out.extend(r),
@@ -244,10 +248,15 @@ impl Validator<'_> {
             }
         }
         if out.is_empty() {
-            self.error(at, "no recipient: this tenant's content could not be sealed", None);
+            self.error(
+                at,
+                "no recipient: this tenant's content could not be sealed",
+                None,
+            );
             return None;
         }
-        if out.iter().any(Recipient::is_post_quantum) && !out.iter().all(Recipient::is_post_quantum) {
+        if out.iter().any(Recipient::is_post_quantum) && !out.iter().all(Recipient::is_post_quantum)
+        {
             self.error(
                 at,
                 "mixes post-quantum (age1pq1…) and classical recipients: the content would only be as strong as the classical key",
@@ -259,7 +268,11 @@ impl Validator<'_> {
     }
 
     /// A route with `content = "encrypted"` needs `[ledger]` with `[ledger.capture]`.
-    pub(super) fn route_capture(&mut self, routes: Option<&[Route]>, ledger: Option<&LedgerConfig>) {
+    pub(super) fn route_capture(
+        &mut self,
+        routes: Option<&[Route]>,
+        ledger: Option<&LedgerConfig>,
+    ) {
         let sealed = ledger.is_some_and(|l| l.capture.is_some());
         for (i, route) in routes.unwrap_or_default().iter().enumerate() {
             if route.content == Some(true) && !sealed {

@@ -124,8 +124,14 @@ fn ledger_section_is_validated() {
         "store = \"sqlite:l.db\"\n{key}content = \"encrypted\"\n"
     ));
     assert_eq!(e[0].path, "ledger.content");
-    assert!(e[0].message.contains("[ledger.capture]"), "{}", e[0].message);
-    let e = errs(&format!("store = \"sqlite:l.db\"\n{key}content = \"plain\"\n"));
+    assert!(
+        e[0].message.contains("[ledger.capture]"),
+        "{}",
+        e[0].message
+    );
+    let e = errs(&format!(
+        "store = \"sqlite:l.db\"\n{key}content = \"plain\"\n"
+    ));
     assert_eq!(e[0].path, "ledger.content");
     let e = errs(&format!("store = \"sqlite:l.db\"\n{key}stroe = \"x\"\n"));
     assert!(
@@ -340,7 +346,11 @@ fn ledger_capture_is_validated_with_key_paths() {
     // A route that captures without [ledger.capture].
     let e = errs("content = \"encrypted\"", "");
     assert_eq!(e[0].path, "routes[0].content");
-    assert!(e[0].message.contains("never stored unencrypted"), "{}", e[0].message);
+    assert!(
+        e[0].message.contains("never stored unencrypted"),
+        "{}",
+        e[0].message
+    );
     // A bad recipient is named by its key path, a missing file too.
     let e = errs(
         "",
