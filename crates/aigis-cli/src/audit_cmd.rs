@@ -636,7 +636,7 @@ fn content(
         };
         match output {
             Some(p) => {
-                std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display()))?
+                std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display()))?;
             }
             None => std::io::stdout().lock().write_all(bytes)?,
         }

@@ -328,13 +328,13 @@ fn captured_content_is_read_with_the_tenant_identity_and_shredding_keeps_the_log
     .collect();
     let sealer = ContentStore::new(content_dir.clone(), recipients);
 
-    let keys = Arc::new(LedgerKeys::load(&key).unwrap());
+    let ledger_keys = Arc::new(LedgerKeys::load(&key).unwrap());
     let request = br#"{"model":"m","messages":[{"role":"user","content":"quarterly numbers"}]}"#;
     let response = br#"{"choices":[{"message":{"content":"up 4%"}}]}"#;
     let mut refs = Vec::new();
     let ledger = Ledger::start(
-        Box::new(SqliteStore::open(&db, Some(keys.origin())).unwrap()),
-        keys.clone(),
+        Box::new(SqliteStore::open(&db, Some(ledger_keys.origin())).unwrap()),
+        ledger_keys.clone(),
         None,
         WriterConfig::default(),
     )
@@ -345,8 +345,8 @@ fn captured_content_is_read_with_the_tenant_identity_and_shredding_keeps_the_log
         .unwrap();
     for (id, tenant, time) in [("req-a", "team-a", 1_000), ("req-b", "team-b", 2_000)] {
         let mut e = Event::new(EventKind::AiCall, id, "chat_completions", time);
-        e.prompt_digest = Some(keys.content().digest("prompt", id, request));
-        e.response_digest = Some(keys.content().digest("response", id, response));
+        e.prompt_digest = Some(ledger_keys.content().digest("prompt", id, request));
+        e.response_digest = Some(ledger_keys.content().digest("response", id, response));
         let reference = sealer.seal(tenant, time, request, response).unwrap();
         e.content = Some(reference.clone());
         refs.push(reference);

@@ -99,7 +99,7 @@ fn start(config: &Path, log: &Path) -> Gw {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let listening = text
@@ -126,7 +126,7 @@ fn chat(addr: SocketAddr, n: usize) -> (u16, String) {
     let body =
         format!(r#"{{"model":"echo","messages":[{{"role":"user","content":"hello {n}"}}]}}"#);
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.set_read_timeout(Some(Duration::from_mins(1))).unwrap();
     write!(
         s,
         "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -150,7 +150,7 @@ fn chat(addr: SocketAddr, n: usize) -> (u16, String) {
         if let Some((k, v)) = line.split_once(':')
             && k.eq_ignore_ascii_case("x-request-id")
         {
-            id = v.trim().to_owned();
+            v.trim().clone_into(&mut id);
         }
     }
     let mut rest = Vec::new();

@@ -154,19 +154,8 @@ async fn serve(
     let peer = peer.addr;
     served.principal = Some(principal.id.clone());
     if is_models {
-        let facts = RequestFacts {
-            source_ip: peer.ip(),
-            listener: "public",
-            max_tokens: 0,
-            stream: false,
-        };
-        return models(
-            runtime,
-            req.method(),
-            path.strip_prefix("/v1/models/"),
-            &principal,
-            facts,
-        );
+        let id = path.strip_prefix("/v1/models/");
+        return models(runtime, req.method(), id, &principal, peer);
     }
     let endpoint = endpoint.ok_or_else(|| GatewayError::NotFound(path.to_owned()))?;
     if req.method() != Method::POST {
@@ -581,11 +570,17 @@ fn models(
     method: &Method,
     id: Option<&str>,
     principal: &Principal,
-    facts: RequestFacts,
+    peer: SocketAddr,
 ) -> Result<Response<Body>, GatewayError> {
     if method != Method::GET {
         return Err(GatewayError::MethodNotAllowed(method.to_string()));
     }
+    let facts = RequestFacts {
+        source_ip: peer.ip(),
+        listener: "public",
+        max_tokens: 0,
+        stream: false,
+    };
     let config = &runtime.config;
     let may_use = |model: &str, route: &Route| {
         authorize::MODEL_ACTIONS

@@ -12,6 +12,7 @@
 //! anyone holding both the content and the ledger key can check it against the log.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -63,7 +64,7 @@ pub fn tenant_dir(tenant: &str) -> String {
         if plain {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     if out.is_empty() {

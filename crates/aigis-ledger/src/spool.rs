@@ -65,7 +65,7 @@ impl Spool {
             .create(true)
             .open(path)
             .map_err(io)?;
-        let mut head = Vec::with_capacity(HEADER_LEN as usize);
+        let mut head = Vec::new();
         (&file)
             .take(HEADER_LEN)
             .read_to_end(&mut head)

@@ -270,22 +270,6 @@ pub(crate) async fn admit(
         return Ok((Admitted(()), ticket, HeaderMap::new()));
     }
     let charges: Vec<Charge> = ticket.items.iter().map(|i| i.charge.clone()).collect();
-    let mut names: Vec<String> = Vec::new();
-    for item in &ticket.items {
-        if !names.contains(&item.limit.name) {
-            names.push(item.limit.name.clone());
-        }
-    }
-    let mut report = |refused: Option<&str>, all: &'static str| {
-        outcomes.extend(names.iter().map(|n| {
-            let o = match refused {
-                Some(r) if r == n => "refused",
-                Some(_) => "not_charged",
-                None => all,
-            };
-            (n.clone(), o)
-        }));
-    };
     let outcome = match limiter.store(config) {
         Ok(store) => {
             let verdict = store.apply(Op::Check, &ticket.id, &charges).await;
@@ -296,14 +280,14 @@ pub(crate) async fn admit(
     };
     match outcome {
         Ok(Verdict::Applied(readings)) => {
-            report(None, "admitted");
+            report(&ticket.items, None, "admitted", outcomes);
             let headers = rate_headers(&ticket.items, &readings);
             Ok((Admitted(()), ticket, headers))
         }
         Ok(Verdict::Refused { index, refused }) => {
             let items = std::mem::take(&mut ticket.items);
             let item = items.get(index).ok_or(GatewayError::LimitsUnavailable)?;
-            report(Some(item.limit.name.as_str()), "");
+            report(&items, Some(item.limit.name.as_str()), "", outcomes);
             metrics.limit_event(&item.limit.name, "refused");
             Err(GatewayError::Limited(Box::new(refusal(item, refused))))
         }
@@ -312,18 +296,38 @@ pub(crate) async fn admit(
                 .items
                 .iter()
                 .any(|i| i.limit.on_store_error == OnStoreError::FailClosed);
-            report(
-                None,
-                if closed {
-                    "store_error_closed"
-                } else {
-                    "store_error_open"
-                },
-            );
+            let all = if closed {
+                "store_error_closed"
+            } else {
+                "store_error_open"
+            };
+            report(&ticket.items, None, all, outcomes);
             let items = std::mem::take(&mut ticket.items);
             store_failed(&items, &e, metrics)?;
             Ok((Admitted(()), ticket, HeaderMap::new()))
         }
+    }
+}
+
+/// Adds each limit of `items` once, with its outcome: `refused` for the one that refused,
+/// `not_charged` for the others then, else `all`.
+fn report(
+    items: &[Item],
+    refused: Option<&str>,
+    all: &'static str,
+    outcomes: &mut Vec<(String, &'static str)>,
+) {
+    for item in items {
+        let name = &item.limit.name;
+        if outcomes.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let outcome = match refused {
+            Some(r) if r == name => "refused",
+            Some(_) => "not_charged",
+            None => all,
+        };
+        outcomes.push((name.clone(), outcome));
     }
 }
 

@@ -15,6 +15,17 @@ use crate::config::{Level, Route};
 /// Default spool bound.
 const DEFAULT_SPOOL_MAX: usize = 1 << 30;
 
+/// A file beside a SQLite store (`PATH.suffix`), else beside the ledger key (`KEY.suffix`).
+fn beside(store: &LedgerStore, signing_key: &Path, suffix: &str) -> PathBuf {
+    let path: &Path = match store {
+        LedgerStore::Sqlite(p) => p,
+        LedgerStore::Postgres(_) => signing_key,
+    };
+    let mut s = path.to_path_buf().into_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
 impl Validator<'_> {
     pub(super) fn ledger(
         &mut self,
@@ -101,18 +112,7 @@ impl Validator<'_> {
             );
             return None;
         }
-        let spool = match &store {
-            LedgerStore::Sqlite(p) => {
-                let mut s = p.clone().into_os_string();
-                s.push(".spool");
-                s.into()
-            }
-            LedgerStore::Postgres(_) => {
-                let mut s = signing_key.clone().into_os_string();
-                s.push(".spool");
-                s.into()
-            }
-        };
+        let spool = beside(&store, &signing_key, ".spool");
         Some(LedgerConfig {
             store,
             signing_key,
@@ -185,15 +185,7 @@ impl Validator<'_> {
                 return None;
             }
             Some(d) => self.base.join(d),
-            None => {
-                let beside: &Path = match store {
-                    LedgerStore::Sqlite(p) => p,
-                    LedgerStore::Postgres(_) => signing_key,
-                };
-                let mut s = beside.to_path_buf().into_os_string();
-                s.push(".content");
-                PathBuf::from(s)
-            }
+            None => beside(store, signing_key, ".content"),
         };
         if c.recipients.is_empty() {
             self.error(
