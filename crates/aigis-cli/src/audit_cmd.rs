@@ -129,6 +129,38 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Decrypt the captured content of one request (routes with `content = "encrypted"`):
+    /// the request as the gateway received it and the response as the client got it, with
+    /// the age identity of the caller's tenant. With the ledger key (--config or --key), each
+    /// part is also checked against the keyed digest in the log.
+    ///
+    /// Exit codes: 0 decrypted (and, when checked, matching), 1 a part does not match its
+    /// logged digest, 2 not found or not decryptable (wrong identity, pruned, shredded).
+    ///
+    /// Example: aigis audit content --config aigis.toml --request-id 5f0c… -i team-a.key
+    Content {
+        #[command(flatten)]
+        target: Target,
+        /// The request id (the `x-request-id` the gateway returned).
+        #[arg(long)]
+        request_id: String,
+        /// An age identity file of the tenant (AGE-SECRET-KEY-1… / AGE-SECRET-KEY-PQ-1…
+        /// lines); repeatable.
+        #[arg(short, long = "identity", value_name = "FILE", required = true)]
+        identities: Vec<PathBuf>,
+        /// The passphrase of encrypted identity files, from the first line of FILE.
+        #[arg(long, value_name = "FILE")]
+        identity_passphrase_file: Option<PathBuf>,
+        /// Write only this part, byte for byte (to --output or stdout).
+        #[arg(long, value_enum)]
+        part: Option<ContentPart>,
+        /// Where --part is written.
+        #[arg(short, long, requires = "part")]
+        output: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Remove stored content (encrypted prompts and responses) older than --before. Entries,
     /// hashes and checkpoints are never removed, so the log keeps verifying.
     Prune {
@@ -141,6 +173,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+}
+
+/// One part of a captured call.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ContentPart {
+    /// The request body as received.
+    Request,
+    /// The response body as sent.
+    Response,
 }
 
 /// Export formats.
@@ -169,11 +210,15 @@ pub struct Target {
     /// File with the public verifier keys; enough for `verify`.
     #[arg(long)]
     vkeys: Option<PathBuf>,
+    /// The captured-content folder (`[ledger.capture] dir`), instead of --config.
+    #[arg(long)]
+    content_dir: Option<PathBuf>,
 }
 
 struct Resolved {
     store: StoreUrl,
     key: Option<PathBuf>,
+    content_dir: Option<PathBuf>,
 }
 
 impl Target {
@@ -182,6 +227,7 @@ impl Target {
             return Ok(Resolved {
                 store: StoreUrl::parse(s)?,
                 key: self.key.clone(),
+                content_dir: self.content_dir.clone(),
             });
         }
         let Some(path) = &self.config else {
@@ -201,6 +247,10 @@ impl Target {
         Ok(Resolved {
             store,
             key: self.key.clone().or(Some(ledger.signing_key)),
+            content_dir: self
+                .content_dir
+                .clone()
+                .or_else(|| ledger.capture.map(|c| c.dir().to_path_buf())),
         })
     }
 
@@ -262,6 +312,25 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             since,
             output,
         } => export_cmd(&target, format, since.as_deref(), output.as_deref()),
+        Command::Content {
+            target,
+            request_id,
+            identities,
+            identity_passphrase_file,
+            part,
+            output,
+            format,
+        } => {
+            let mut ids = Vec::new();
+            for f in &identities {
+                ids.extend(crate::crypt_io::load_identities(
+                    f,
+                    identity_passphrase_file.as_deref(),
+                    aigis_crypto::age::DEFAULT_MAX_LOG_N,
+                )?);
+            }
+            content(&target, &request_id, &ids, part, output.as_deref(), format)
+        }
         Command::Prune {
             target,
             before,
@@ -513,10 +582,128 @@ fn export_cmd(
     Ok(ExitCode::SUCCESS)
 }
 
+fn content(
+    target: &Target,
+    request_id: &str,
+    identities: &[aigis_crypto::age::Identity],
+    part: Option<ContentPart>,
+    output: Option<&Path>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let (mut reader, resolved) = target.open()?;
+    let dir = resolved.content_dir.as_deref().context(
+        "name the content folder: --config aigis.toml (its [ledger.capture]) or --content-dir DIR",
+    )?;
+    let mut found = Vec::new();
+    for row in reader.find_request(request_id)? {
+        let event = Event::from_canonical(&row.event)
+            .with_context(|| format!("entry {} is unreadable", row.idx))?;
+        if let Some(reference) = event.content.clone() {
+            found.push((event, reference));
+        }
+    }
+    let Some((event, reference)) = found.pop() else {
+        eprintln!("no captured content is recorded for request {request_id}");
+        return Ok(ExitCode::from(2));
+    };
+    let opened = match aigis_ledger::content::open(dir, &reference, identities) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "cannot decrypt the content of request {request_id} (entry {}): {e}",
+                event.index
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    // With the ledger key, check each part against the digest in the (verifiable) log.
+    let key = resolved
+        .key
+        .as_deref()
+        .and_then(|k| LedgerKeys::load(k).ok());
+    let check = |label: &str, bytes: &[u8], digest: Option<&String>| {
+        key.as_ref()
+            .zip(digest)
+            .map(|(k, d)| k.content().matches(label, &event.request_id, bytes, d))
+    };
+    let request_ok = check("prompt", &opened.request, event.prompt_digest.as_ref());
+    let response_ok = check("response", &opened.response, event.response_digest.as_ref());
+    let mismatch = request_ok == Some(false) || response_ok == Some(false);
+    if let Some(part) = part {
+        let bytes = match part {
+            ContentPart::Request => &opened.request,
+            ContentPart::Response => &opened.response,
+        };
+        match output {
+            Some(p) => {
+                std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display()))?;
+            }
+            None => std::io::stdout().lock().write_all(bytes)?,
+        }
+    } else {
+        print_content(
+            &event,
+            &reference,
+            &opened,
+            [request_ok, response_ok],
+            format,
+        )?;
+    }
+    Ok(if mismatch {
+        eprintln!("content does NOT match the digest recorded in the log");
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_content(
+    event: &Event,
+    reference: &str,
+    opened: &aigis_ledger::content::Content,
+    checks: [Option<bool>; 2],
+    format: Format,
+) -> anyhow::Result<()> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let word = |c: Option<bool>| match c {
+        Some(true) => "matches the logged digest",
+        Some(false) => "DOES NOT match the logged digest",
+        None => "not checked (no ledger key)",
+    };
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "request_id": event.request_id,
+                "index": event.index,
+                "content": reference,
+                "request": text(&opened.request),
+                "response": text(&opened.response),
+                "request_digest_matches": checks[0],
+                "response_digest_matches": checks[1],
+            }))?
+        ),
+        Format::Table => {
+            println!(
+                "request {} (entry {}, content {reference})",
+                event.request_id, event.index
+            );
+            println!("--- request ({}) ---", word(checks[0]));
+            println!("{}", text(&opened.request));
+            println!("--- response ({}) ---", word(checks[1]));
+            println!("{}", text(&opened.response));
+        }
+    }
+    Ok(())
+}
+
 fn prune(target: &Target, before: &str, format: Format) -> anyhow::Result<ExitCode> {
     let before = time::parse_time(before, aigis_ledger::now_ms()).map_err(anyhow::Error::msg)?;
-    let (mut reader, _) = target.open()?;
-    let removed = reader.prune_content(before)?;
+    let (mut reader, resolved) = target.open()?;
+    let mut removed = reader.prune_content(before)?;
+    if let Some(dir) = &resolved.content_dir {
+        removed += aigis_ledger::content::prune(dir, before)?;
+    }
     match format {
         Format::Json => println!(
             "{}",

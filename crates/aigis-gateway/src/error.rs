@@ -104,6 +104,12 @@ pub enum GatewayError {
     /// spool is full): traffic is refused rather than served unrecorded (503).
     #[error("the audit ledger cannot record requests right now; retry shortly")]
     LedgerUnavailable,
+    /// The route captures encrypted content and it cannot be sealed for the caller's tenant
+    /// (no recipients for it, or sealing failed): refused rather than stored unencrypted (503).
+    #[error(
+        "this route records encrypted content and it cannot be sealed for your tenant right now; the request is refused"
+    )]
+    ContentUnsealed,
     /// The upstream's non-streamed response is over `server.max_response`.
     #[error("upstream `{0}` sent a response larger than server.max_response")]
     ResponseTooLarge(String),
@@ -128,7 +134,8 @@ impl GatewayError {
             Self::Unavailable(_)
             | Self::AuthUnavailable
             | Self::LimitsUnavailable
-            | Self::LedgerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::LedgerUnavailable
+            | Self::ContentUnsealed => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream { .. } | Self::ResponseTooLarge(_) => StatusCode::BAD_GATEWAY,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -153,7 +160,7 @@ impl GatewayError {
             Self::Limited(r) if r.quota => ("insufficient_quota", "insufficient_quota"),
             Self::Limited(_) => ("rate_limit_error", "rate_limit_exceeded"),
             Self::LimitsUnavailable => ("api_error", "limits_unavailable"),
-            Self::LedgerUnavailable => ("api_error", "audit_unavailable"),
+            Self::LedgerUnavailable | Self::ContentUnsealed => ("api_error", "audit_unavailable"),
             Self::Unavailable(_) => ("api_error", "upstream_unavailable"),
             Self::Upstream { .. } => ("api_error", "upstream_error"),
             Self::Timeout { .. } => ("api_error", "upstream_timeout"),

@@ -32,6 +32,7 @@ pub mod admin_client;
 pub mod admit;
 pub mod authorize;
 pub mod body;
+mod capture;
 pub mod config;
 pub mod error;
 pub mod forward;

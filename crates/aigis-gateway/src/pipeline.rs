@@ -38,6 +38,8 @@ pub(crate) struct Peer {
     pub addr: SocketAddr,
     /// The principal of a verified client certificate (mTLS), if one was presented.
     pub client_cert: Option<Arc<Principal>>,
+    /// The TLS key-exchange group negotiated on the connection (e.g. `X25519MLKEM768`).
+    pub tls_group: Option<Arc<str>>,
 }
 
 /// What the access log and metrics record about one request (never content).
@@ -56,6 +58,12 @@ struct Served {
     /// How an inspected stream ended; its record waits for it.
     stream_end: Option<tokio::sync::oneshot::Receiver<inspect::stream::StreamEnd>>,
     prompt_digest: Option<String>,
+    /// `(tenant, request body)` on a route that captures encrypted content.
+    capture: Option<(String, bytes::Bytes)>,
+    /// The limits checked and their outcomes.
+    limits: Vec<(String, &'static str)>,
+    /// The usage the `settle` stage settled with.
+    usage: crate::settle::UsageSlot,
 }
 
 /// Handles one request on the public listener.
@@ -87,6 +95,11 @@ pub(crate) async fn handle(
         started,
     );
     if shared.ledger.is_some() {
+        let limits: Vec<(&str, &str)> = served
+            .limits
+            .iter()
+            .map(|(n, o)| (n.as_str(), *o))
+            .collect();
         let outcome = crate::record::Outcome {
             request_id: request_id.to_str().unwrap_or_default(),
             principal: served.principal.as_deref(),
@@ -96,37 +109,25 @@ pub(crate) async fn handle(
             upstream: served.upstream.as_deref(),
             allowed: served.allowed,
             policies: &served.policies,
+            limits: &limits,
             request_findings: &served.guard,
             response_findings: &served.response_guard,
             stream: served.stream,
             status: response.status().as_u16(),
             latency: started.elapsed(),
+            tls_group: peer.tls_group.as_deref(),
             prompt_digest: served.prompt_digest.take(),
             ..Default::default()
         };
-        let event = crate::record::event(&outcome);
-        match served.stream_end.take() {
-            // One record per request: a streamed response is recorded when it ends, with its
-            // findings (a client that left first makes it partial).
-            Some(end) => {
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let end = end.await.unwrap_or(inspect::stream::StreamEnd {
-                        findings: Vec::new(),
-                        partial: true,
-                    });
-                    let event = crate::record::with_response(event, &end.findings, end.partial);
-                    if let Some(ledger) = &shared.ledger {
-                        ledger.append(event).await;
-                    }
-                });
-            }
-            None => {
-                if let Some(ledger) = &shared.ledger {
-                    ledger.append(event).await;
-                }
-            }
-        }
+        let pending = crate::capture::Pending {
+            event: crate::record::event(&outcome),
+            capture: served.capture.take(),
+            stream_end: served.stream_end.take(),
+            max_capture: runtime.config.server.max_response,
+            family: served.endpoint.map_or(Family::OpenAi, Endpoint::family),
+            usage: served.usage.clone(),
+        };
+        response = crate::capture::finish(&shared, pending, response).await;
     }
     response
 }
@@ -153,19 +154,8 @@ async fn serve(
     let peer = peer.addr;
     served.principal = Some(principal.id.clone());
     if is_models {
-        let facts = RequestFacts {
-            source_ip: peer.ip(),
-            listener: "public",
-            max_tokens: 0,
-            stream: false,
-        };
-        return models(
-            runtime,
-            req.method(),
-            path.strip_prefix("/v1/models/"),
-            &principal,
-            facts,
-        );
+        let id = path.strip_prefix("/v1/models/");
+        return models(runtime, req.method(), id, &principal, peer);
     }
     let endpoint = endpoint.ok_or_else(|| GatewayError::NotFound(path.to_owned()))?;
     if req.method() != Method::POST {
@@ -173,12 +163,21 @@ async fn serve(
     }
     let (parts, raw, admission) = read_body(shared, req, limits).await?;
     served.prompt_digest = prompt_digest(shared, request_id, &raw);
+    let request_body = raw.clone();
     let mut parsed = parse::parse(endpoint, raw, limits)?;
     served.model = Some(parsed.model.clone());
     served.stream = parsed.stream;
 
     let resolved = resolve(config, &parsed)?;
     served.route = Some(resolved.route.name.clone());
+    capture_content(
+        shared,
+        runtime,
+        resolved.route,
+        &principal,
+        request_body,
+        served,
+    )?;
 
     let authorized = authorize_request(runtime, &principal, &parsed, resolved.route, peer, served)?;
 
@@ -189,6 +188,7 @@ async fn serve(
         &principal,
         peer.ip(),
         &parsed,
+        &mut served.limits,
     )
     .await?;
     let strip_usage =
@@ -236,6 +236,7 @@ async fn serve(
         family,
         strip_usage,
         &shared.metrics,
+        shared.ledger.is_some().then(|| served.usage.clone()),
     )
     .await;
     Ok(match inspection {
@@ -256,6 +257,39 @@ fn ledger_accepting(shared: &Shared) -> Result<(), GatewayError> {
 fn prompt_digest(shared: &Shared, request_id: &HeaderValue, raw: &[u8]) -> Option<String> {
     let ledger = shared.ledger.as_ref()?;
     Some(ledger.digest("prompt", request_id.to_str().unwrap_or_default(), raw))
+}
+
+/// On a route with `content = "encrypted"`, keeps the request body for sealing to the
+/// caller's tenant: its first team, else its principal id. A tenant its content cannot be
+/// sealed for is refused (fail-closed): content is never stored unencrypted.
+fn capture_content(
+    shared: &Shared,
+    runtime: &Runtime,
+    route: &Route,
+    principal: &Principal,
+    request: bytes::Bytes,
+    served: &mut Served,
+) -> Result<(), GatewayError> {
+    let Some(ledger) = &runtime.config.ledger else {
+        return Ok(());
+    };
+    if !ledger.captures(route.content) {
+        return Ok(());
+    }
+    let tenant = principal.teams.first().unwrap_or(&principal.id);
+    if !shared.ledger.as_ref().is_some_and(|l| l.can_seal(tenant)) {
+        tracing::error!(
+            target: "aigis::security",
+            event = "content_unsealed",
+            principal = %principal.id,
+            tenant = %tenant,
+            route = %route.name,
+            "route captures encrypted content and there is no recipient for this tenant; refusing the request (fail-closed)"
+        );
+        return Err(GatewayError::ContentUnsealed);
+    }
+    served.capture = Some((tenant.clone(), request));
+    Ok(())
 }
 
 /// The `inspect` stage on the response: a stream is wrapped and inspected as it flows, a
@@ -328,6 +362,7 @@ async fn admit_request(
     principal: &Principal,
     ip: std::net::IpAddr,
     parsed: &parse::Parsed,
+    outcomes: &mut Vec<(String, &'static str)>,
 ) -> Result<(admit::Admitted, admit::Ticket, http::HeaderMap), GatewayError> {
     let request = admit::Request {
         principal,
@@ -336,7 +371,7 @@ async fn admit_request(
         parsed,
     };
     let limits = &runtime.config.limits;
-    admit::admit(&shared.limiter, limits, &request, &shared.metrics).await
+    admit::admit(&shared.limiter, limits, &request, &shared.metrics, outcomes).await
 }
 
 /// The `inspect` stage on the request under the route's guard profile, with its metrics and
@@ -535,11 +570,17 @@ fn models(
     method: &Method,
     id: Option<&str>,
     principal: &Principal,
-    facts: RequestFacts,
+    peer: SocketAddr,
 ) -> Result<Response<Body>, GatewayError> {
     if method != Method::GET {
         return Err(GatewayError::MethodNotAllowed(method.to_string()));
     }
+    let facts = RequestFacts {
+        source_ip: peer.ip(),
+        listener: "public",
+        max_tokens: 0,
+        stream: false,
+    };
     let config = &runtime.config;
     let may_use = |model: &str, route: &Route| {
         authorize::MODEL_ACTIONS

@@ -2,8 +2,9 @@
 //! outcomes ([`Outcome`], one plain struct) and appends it through the ledger's bounded queue
 //! (waiting for space when it is full: back-pressure, never a silent drop).
 //!
-//! Content never enters the event: the prompt is represented by a keyed digest
-//! ([`Recorder::digest`]). The record is queued, not awaited to disk: the writer commits it
+//! Content never enters the event: the prompt and response are represented by keyed digests
+//! ([`Recorder::digest`]); on routes with `content = "encrypted"` they are sealed to the
+//! tenant's age recipients ([`Recorder::seal`], see `capture`) and the event names the blobs. The record is queued, not awaited to disk: the writer commits it
 //! with its batch, or spools it when the store fails. When the ledger can no longer make
 //! records durable (fail-closed mode, or a full spool), [`Recorder::accepting`] turns false
 //! and the pipeline refuses traffic with 503.
@@ -11,7 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aigis_ledger::event::{Decision, GuardFinding, TokenUsage};
+use aigis_ledger::content::ContentStore;
+use aigis_ledger::event::{Decision, Digester, GuardFinding, LimitOutcome, TokenUsage};
 use aigis_ledger::spool::Spool;
 use aigis_ledger::store::Appender;
 use aigis_ledger::{Event, EventKind, Ledger, LedgerKeys, WriterConfig};
@@ -38,6 +40,8 @@ pub(crate) struct Outcome<'a> {
     pub allowed: Option<bool>,
     /// The policies behind the decision.
     pub policies: &'a [String],
+    /// Each limit checked and its outcome.
+    pub limits: &'a [(&'a str, &'a str)],
     /// Guard finding types on the request.
     pub request_findings: &'a [String],
     /// Guard finding types on the response.
@@ -90,6 +94,14 @@ pub(crate) fn event(o: &Outcome<'_>) -> Event {
         effect: if allowed { "allow" } else { "deny" }.into(),
         policies: o.policies.to_vec(),
     });
+    e.limits = o
+        .limits
+        .iter()
+        .map(|(name, outcome)| LimitOutcome {
+            name: (*name).to_owned(),
+            outcome: (*outcome).to_owned(),
+        })
+        .collect();
     e.request_findings = findings(o.request_findings);
     e.response_findings = findings(o.response_findings);
     e.cap_findings();
@@ -159,6 +171,7 @@ fn load_or_create_key(path: &std::path::Path) -> Result<LedgerKeys, String> {
 pub(crate) struct Recorder {
     ledger: Ledger,
     keys: Arc<LedgerKeys>,
+    content: Option<Arc<ContentStore>>,
 }
 
 impl Recorder {
@@ -199,7 +212,11 @@ impl Recorder {
             size = ledger.size(),
             "audit ledger open"
         );
-        Ok(Self { ledger, keys })
+        Ok(Self {
+            ledger,
+            keys,
+            content: config.capture.clone(),
+        })
     }
 
     /// Whether records can be made durable; when false the gateway refuses traffic.
@@ -210,6 +227,41 @@ impl Recorder {
     /// The keyed digest of request or response content (`label` = `prompt` | `response`).
     pub(crate) fn digest(&self, label: &str, request_id: &str, content: &[u8]) -> String {
         self.keys.content().digest(label, request_id, content)
+    }
+
+    /// Whether content of `tenant` can be sealed (a route that captures refuses the request
+    /// when not: never plaintext).
+    pub(crate) fn can_seal(&self, tenant: &str) -> bool {
+        self.content
+            .as_ref()
+            .is_some_and(|c| c.recipients_for(tenant).is_some())
+    }
+
+    /// Seals a call's request and response for `tenant` (off the async threads: age and an
+    /// fsync per blob) and returns the reference to record.
+    pub(crate) async fn seal(
+        &self,
+        tenant: String,
+        request: bytes::Bytes,
+        response: bytes::Bytes,
+    ) -> Result<String, String> {
+        let store = self
+            .content
+            .clone()
+            .ok_or_else(|| "no [ledger.capture] configured".to_owned())?;
+        let time_ms = aigis_ledger::now_ms();
+        tokio::task::spawn_blocking(move || {
+            store
+                .seal(&tenant, time_ms, &request, &response)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// An incremental keyed digest (a response as it streams).
+    pub(crate) fn digester(&self, label: &str, request_id: &str) -> Digester {
+        self.keys.content().digester(label, request_id)
     }
 
     /// Queues `event`, waiting while the queue is full.

@@ -387,6 +387,7 @@ async fn connection(
             let service = service(Peer {
                 addr: peer,
                 client_cert: None,
+                tls_group: None,
             });
             watcher
                 .watch(
@@ -413,16 +414,23 @@ async fn connection(
             shared
                 .metrics
                 .tls
-                .get_or_create(&TlsLabels { group, version })
+                .get_or_create(&TlsLabels {
+                    group: group.clone(),
+                    version,
+                })
                 .inc();
             let client_cert = conn
                 .peer_certificates()
                 .and_then(|chain| chain.first())
                 .and_then(|leaf| crate::identify::mtls::principal(leaf))
                 .map(Arc::new);
+            let tls_group = conn
+                .negotiated_key_exchange_group()
+                .map(|_| Arc::<str>::from(group.as_str()));
             let service = service(Peer {
                 addr: peer,
                 client_cert,
+                tls_group,
             });
             watcher
                 .watch(

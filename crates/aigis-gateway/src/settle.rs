@@ -29,6 +29,8 @@ const MAX_PENDING_EVENT: usize = 1 << 20;
 
 /// The `settle` stage: adds the admission's `x-ratelimit-*` headers, then settles a complete
 /// response now, or meters a stream until it ends. A request no limit applied to passes as is.
+///
+/// `slot`, when given, receives the usage the ticket settles with (for the audit record).
 pub(crate) async fn settle(
     ticket: Ticket,
     mut response: Response<Body>,
@@ -36,6 +38,7 @@ pub(crate) async fn settle(
     family: Family,
     strip_usage: bool,
     metrics: &Metrics,
+    slot: Option<UsageSlot>,
 ) -> Response<Body> {
     response.headers_mut().extend(rate_headers);
     if !ticket.is_metered() {
@@ -44,10 +47,54 @@ pub(crate) async fn settle(
     if is_event_stream(&response) {
         let events = metrics.limits.clone();
         return response.map(|body| {
-            http_body_util::BodyExt::boxed(Metered::new(body, ticket, family, strip_usage, events))
+            let mut metered = Metered::new(body, ticket, family, strip_usage, events);
+            metered.slot = slot;
+            http_body_util::BodyExt::boxed(metered)
         });
     }
-    settle_complete(ticket, response).await
+    settle_complete(ticket, response, slot).await
+}
+
+/// Where the `settle` stage leaves the token usage it settled with: the upstream's report, or
+/// the stream meter's count (with the prompt as counted at admission).
+pub(crate) type UsageSlot = std::sync::Arc<std::sync::OnceLock<Usage>>;
+
+/// Follows a server-sent-event stream for the usage it reports (an unmetered stream whose
+/// client asked for usage).
+#[derive(Default)]
+pub(crate) struct UsageScan {
+    pending: BytesMut,
+    usage: Usage,
+    seen: bool,
+    off: bool,
+}
+
+impl UsageScan {
+    /// Reads the next piece of the stream.
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
+        if self.off {
+            return;
+        }
+        self.pending.extend_from_slice(chunk);
+        while let Some(end) = event_end(&self.pending) {
+            let event = self.pending.split_to(end);
+            if !event.windows(7).any(|w| w == b"\"usage\"") {
+                continue;
+            }
+            if let Some(json) = event_json(&event) {
+                self.seen |= read_usage(&json, &mut self.usage).is_some();
+            }
+        }
+        if self.pending.len() > MAX_PENDING_EVENT {
+            self.off = true;
+            self.pending = BytesMut::new();
+        }
+    }
+
+    /// The usage reported so far.
+    pub(crate) fn usage(&self) -> Option<Usage> {
+        self.seen.then_some(self.usage)
+    }
 }
 
 /// True for a server-sent-events response.
@@ -59,7 +106,11 @@ pub(crate) fn is_event_stream<B>(response: &Response<B>) -> bool {
 }
 
 /// Settles `ticket` with the `usage` of a complete JSON response.
-async fn settle_complete(ticket: Ticket, response: Response<Body>) -> Response<Body> {
+async fn settle_complete(
+    ticket: Ticket,
+    response: Response<Body>,
+    slot: Option<UsageSlot>,
+) -> Response<Body> {
     let (parts, body) = response.into_parts();
     let bytes = match body.collect().await {
         Ok(c) => c.to_bytes(),
@@ -68,6 +119,9 @@ async fn settle_complete(ticket: Ticket, response: Response<Body>) -> Response<B
     let usage = serde_json::from_slice::<Value>(&bytes)
         .ok()
         .and_then(|v| v.get("usage").and_then(Usage::from_json));
+    if let (Some(slot), Some(u)) = (slot, usage) {
+        let _ = slot.set(u);
+    }
     // Off the response path: the caller does not wait for the store's round trip. A request
     // admitted meanwhile sees the reservation (usually more than was used): conservative.
     tokio::spawn(ticket.settle(usage));
@@ -130,6 +184,7 @@ pub(crate) struct Metered {
     strip_usage: bool,
     metering: bool,
     events: LimitEvents,
+    slot: Option<UsageSlot>,
 }
 
 impl Metered {
@@ -155,6 +210,7 @@ impl Metered {
             strip_usage,
             metering: true,
             events,
+            slot: None,
         }
     }
 
@@ -195,6 +251,12 @@ impl Metered {
 
     fn settle_in_background(&self, ticket: Ticket) {
         let usage = self.reported.then_some(self.usage);
+        if let Some(slot) = &self.slot {
+            let _ = slot.set(usage.unwrap_or(Usage {
+                prompt: ticket.prompt_tokens(),
+                completion: self.completion,
+            }));
+        }
         tokio::spawn(ticket.settle(usage));
     }
 }

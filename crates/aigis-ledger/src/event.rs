@@ -149,6 +149,12 @@ pub struct Event {
     /// Keyed digest of the response content (hex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_digest: Option<String>,
+    /// Captured content (`content = "encrypted"` routes): the reference `TENANT/NAME` of the
+    /// request and response blobs, sealed to the tenant's age recipients in the content
+    /// folder (see [`crate::content`]). The blobs may be pruned or crypto-shredded; the log
+    /// still verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
     /// Admin events: the object acted on (key id, config file, policy set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -229,6 +235,7 @@ impl Event {
             tls_group: None,
             prompt_digest: None,
             response_digest: None,
+            content: None,
             target: None,
             detail: None,
         }
@@ -309,6 +316,14 @@ impl ContentKey {
     /// `HMAC-SHA-256(key, "aigis-ledger/v1 " || label || "\n" || request_id || "\n" || content)`,
     /// lowercase hex. `label` is `prompt` or `response`.
     pub fn digest(&self, label: &str, request_id: &str, content: &[u8]) -> String {
+        let mut d = self.digester(label, request_id);
+        d.update(content);
+        d.finish()
+    }
+
+    /// The same digest computed incrementally, for content that arrives in pieces (a
+    /// streamed response).
+    pub fn digester(&self, label: &str, request_id: &str) -> Digester {
         use aws_lc_rs::hmac;
         let key = hmac::Key::new(hmac::HMAC_SHA256, self.0.as_ref());
         let mut ctx = hmac::Context::with_key(&key);
@@ -317,8 +332,7 @@ impl ContentKey {
         ctx.update(b"\n");
         ctx.update(request_id.as_bytes());
         ctx.update(b"\n");
-        ctx.update(content);
-        hex::encode(ctx.sign().as_ref())
+        Digester(ctx)
     }
 
     /// Whether `digest` is the digest of `content` (constant-time comparison).
@@ -326,5 +340,26 @@ impl ContentKey {
         let ours = self.digest(label, request_id, content);
         aws_lc_rs::constant_time::verify_slices_are_equal(ours.as_bytes(), digest.as_bytes())
             .is_ok()
+    }
+}
+
+/// An incremental [`ContentKey::digest`].
+pub struct Digester(aws_lc_rs::hmac::Context);
+
+impl std::fmt::Debug for Digester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Digester(..)")
+    }
+}
+
+impl Digester {
+    /// Adds the next piece of content.
+    pub fn update(&mut self, piece: &[u8]) {
+        self.0.update(piece);
+    }
+
+    /// The digest, lowercase hex.
+    pub fn finish(self) -> String {
+        hex::encode(self.0.sign().as_ref())
     }
 }

@@ -11,11 +11,13 @@
 //! - [`event`]: the canonical, versioned event schema (content only as keyed digests);
 //! - [`store`]: SQLite (embedded) and PostgreSQL (fleet) stores;
 //! - [`writer`]: the bounded queue and the batching writer thread that signs checkpoints;
+//! - [`content`]: optional content capture, sealed per tenant with age;
 //! - [`spool`]: the local durable queue used while the store is down;
 //! - [`audit`]: verification of a whole log, receipts, export.
 
 pub mod audit;
 pub mod checkpoint;
+pub mod content;
 pub mod event;
 pub mod export;
 pub mod keys;

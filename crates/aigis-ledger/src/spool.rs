@@ -2,9 +2,15 @@
 //! (`on_store_error = "spool"`). Bounded by `spool_max` bytes: when full, the ledger fails
 //! closed. The writer drains it into the store, oldest first, as soon as the store works.
 //!
-//! File format: records of `u32 length (big-endian) || canonical event || first 8 bytes of
-//! SHA-256(event)`. A torn record at the end (crash mid-write) is cut off when the spool is
-//! opened; it was never acknowledged.
+//! File format: a header `AIGSPL1\n || 16-byte spool id`, then records of `u32 length
+//! (big-endian) || canonical event || first 8 bytes of SHA-256(event)`. A torn record at the
+//! end (crash mid-write) is cut off when the spool is opened; it was never acknowledged.
+//!
+//! **Exactly once.** The id is fresh each time the spool is emptied. Draining commits each
+//! batch together with a mark "spool ID: the first N events are in the log" in the same
+//! store transaction ([`Appender::append_marked`]); a drain after a crash between that commit
+//! and the truncation skips what the mark covers, so no event is appended twice. (A file
+//! without the header, from an older version, is read from its start under a new id.)
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
@@ -14,14 +20,29 @@ use aws_lc_rs::digest::{SHA256, digest};
 
 use crate::LedgerError;
 use crate::event::{Event, MAX_EVENT_LEN};
+use crate::merkle::Tree;
+use crate::store::{Appender, SpoolMark};
+
+const MAGIC: &[u8; 8] = b"AIGSPL1\n";
+const HEADER_LEN: u64 = 24;
 
 /// A durable local queue of events.
 #[derive(Debug)]
 pub struct Spool {
     path: PathBuf,
     file: File,
+    /// Bytes of records (the header excluded).
     len: u64,
     max: u64,
+    id: String,
+    /// Where records start (after the header; 0 for a file of the older format).
+    start: u64,
+}
+
+fn fresh_id() -> Result<String, LedgerError> {
+    let mut id = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut id).map_err(|_| LedgerError::Random)?;
+    Ok(hex::encode(id))
 }
 
 fn check(bytes: &[u8]) -> [u8; 8] {
@@ -44,20 +65,55 @@ impl Spool {
             .create(true)
             .open(path)
             .map_err(io)?;
+        let mut head = Vec::new();
+        (&file)
+            .take(HEADER_LEN)
+            .read_to_end(&mut head)
+            .map_err(io)?;
         let mut spool = Self {
             path: path.to_owned(),
             len: 0,
             max,
             file: file.try_clone().map_err(io)?,
+            id: String::new(),
+            start: HEADER_LEN,
         };
+        if head.len() as u64 == HEADER_LEN && head.starts_with(MAGIC) {
+            spool.id = hex::encode(&head[MAGIC.len()..]);
+        } else if MAGIC.starts_with(&head[..head.len().min(MAGIC.len())]) {
+            // Empty, or a header torn by a crash (nothing after it was ever written).
+            spool.write_header()?;
+        } else {
+            spool.id = fresh_id()?;
+            spool.start = 0;
+        }
         let (_, valid) = spool.read_events()?;
         let actual = file.metadata().map_err(io)?.len();
         if valid != actual {
             file.set_len(valid).map_err(io)?;
             file.sync_all().map_err(io)?;
         }
-        spool.len = valid;
+        spool.len = valid - spool.start;
         Ok(spool)
+    }
+
+    /// Empties the file and starts it with a header under a fresh id.
+    fn write_header(&mut self) -> Result<(), LedgerError> {
+        let id = fresh_id()?;
+        let mut header = MAGIC.to_vec();
+        header.extend_from_slice(&hex::decode(&id).unwrap_or_default());
+        self.file.set_len(0).map_err(|e| self.io(&e))?;
+        self.file.write_all(&header).map_err(|e| self.io(&e))?;
+        self.file.sync_all().map_err(|e| self.io(&e))?;
+        self.id = id;
+        self.start = HEADER_LEN;
+        self.len = 0;
+        Ok(())
+    }
+
+    /// This spool's id (changes each time it is emptied).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     fn io(&self, e: &std::io::Error) -> LedgerError {
@@ -112,7 +168,7 @@ impl Spool {
         f.seek(SeekFrom::Start(0)).map_err(|e| self.io(&e))?;
         f.read_to_end(&mut data).map_err(|e| self.io(&e))?;
         let mut events = Vec::new();
-        let mut pos = 0usize;
+        let mut pos = usize::try_from(self.start).unwrap_or(0);
         while let Some(len_bytes) = data.get(pos..pos + 4) {
             let len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]])
                 as usize;
@@ -137,11 +193,45 @@ impl Spool {
         Ok((events, pos as u64))
     }
 
-    /// Empties the spool (after its events were committed to the store).
+    /// Empties the spool (after its events were committed to the store), under a new id.
     pub fn clear(&mut self) -> Result<(), LedgerError> {
-        self.file.set_len(0).map_err(|e| self.io(&e))?;
-        self.file.sync_all().map_err(|e| self.io(&e))?;
-        self.len = 0;
-        Ok(())
+        self.write_header()
+    }
+
+    /// Commits the spooled events the store does not have yet, oldest first, in batches of
+    /// at most `max_batch`, each with its [`SpoolMark`]; returns how many were committed.
+    /// The spool is not emptied: call [`Spool::clear`] next ([`Spool::drain`] does both).
+    pub fn commit_into(
+        &mut self,
+        store: &mut dyn Appender,
+        tree: &mut Tree,
+        max_batch: usize,
+    ) -> Result<usize, LedgerError> {
+        let mut events = self.events()?;
+        let done = usize::try_from(store.drained(&self.id)?).unwrap_or(usize::MAX);
+        let mut through = done.min(events.len());
+        let rest = &mut events[through..];
+        let committed = rest.len();
+        for chunk in rest.chunks_mut(max_batch.max(1)) {
+            through += chunk.len();
+            let mark = SpoolMark {
+                spool: &self.id,
+                through: through as u64,
+            };
+            store.append_marked(chunk, tree, Some(&mark))?;
+        }
+        Ok(committed)
+    }
+
+    /// Moves the spooled events into the store exactly once and empties the spool.
+    pub fn drain(
+        &mut self,
+        store: &mut dyn Appender,
+        tree: &mut Tree,
+        max_batch: usize,
+    ) -> Result<usize, LedgerError> {
+        let n = self.commit_into(store, tree, max_batch)?;
+        self.clear()?;
+        Ok(n)
     }
 }

@@ -351,14 +351,10 @@ impl Writer {
         if spool.is_empty() {
             return Ok(());
         }
-        let mut events = spool.events()?;
-        for chunk in events.chunks_mut(self.config.max_batch.max(1)) {
-            self.store.append(chunk, &mut self.tree)?;
-        }
-        spool.clear()?;
+        let drained = spool.drain(self.store.as_mut(), &mut self.tree, self.config.max_batch)?;
         self.shared.size.store(self.tree.size(), Ordering::Relaxed);
         self.shared.healthy.store(true, Ordering::Relaxed);
-        tracing::info!(target: "aigis::security", drained = events.len(), "ledger spool drained into the store");
+        tracing::info!(target: "aigis::security", drained, "ledger spool drained into the store");
         Ok(())
     }
 

@@ -17,7 +17,7 @@ use aigis_ledger::merkle::Tree;
 use aigis_ledger::note::Note;
 use aigis_ledger::spool::Spool;
 use aigis_ledger::store::sqlite::SqliteStore;
-use aigis_ledger::store::{Appender, StoredCheckpoint};
+use aigis_ledger::store::{Appender, SpoolMark, StoredCheckpoint};
 use aigis_ledger::{
     Ack, Event, EventKind, Ledger, LedgerError, LedgerKeys, LedgerVerifiers, WriterConfig,
 };
@@ -340,14 +340,22 @@ struct Flaky {
 }
 
 impl Appender for Flaky {
-    fn append(&mut self, events: &mut [Event], tree: &mut Tree) -> Result<(), LedgerError> {
+    fn append_marked(
+        &mut self,
+        events: &mut [Event],
+        tree: &mut Tree,
+        mark: Option<&SpoolMark<'_>>,
+    ) -> Result<(), LedgerError> {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(LedgerError::Store {
                 store: "flaky".into(),
                 message: "down".into(),
             });
         }
-        self.inner.append(events, tree)
+        self.inner.append_marked(events, tree, mark)
+    }
+    fn drained(&mut self, spool: &str) -> Result<u64, LedgerError> {
+        self.inner.drained(spool)
     }
     fn load_tree(&mut self) -> Result<Tree, LedgerError> {
         self.inner.load_tree()
@@ -413,6 +421,62 @@ async fn spool_takes_over_and_drains_in_order_then_fails_closed_when_full() {
         first_refused,
         "every acknowledged event is in the store"
     );
+}
+
+/// A crash after the drained batch was committed and before the spool was emptied: the next
+/// drain must not append the batch again.
+#[test]
+fn a_spool_drain_interrupted_after_commit_appends_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = LedgerKeys::generate("test.aigis/ledger").unwrap();
+    let db = dir.path().join("ledger.db");
+    let spool_path = dir.path().join("ledger.spool");
+    {
+        let mut spool = Spool::open(&spool_path, 1 << 20).unwrap();
+        spool.push(&(0..5).map(event).collect::<Vec<_>>()).unwrap();
+        let mut store = SqliteStore::open(&db, Some(keys.origin())).unwrap();
+        let mut tree = store.load_tree().unwrap();
+        // Step one of the drain (commit, batches of 2) ... then the process dies: no clear.
+        assert_eq!(spool.commit_into(&mut store, &mut tree, 2).unwrap(), 5);
+        assert_eq!(tree.size(), 5);
+    }
+    // Restart: the spool still holds the five events; the drain skips what the store has.
+    let mut spool = Spool::open(&spool_path, 1 << 20).unwrap();
+    assert_eq!(
+        spool.events().unwrap().len(),
+        5,
+        "the crash left the spool full"
+    );
+    let mut store = SqliteStore::open(&db, Some(keys.origin())).unwrap();
+    let mut tree = store.load_tree().unwrap();
+    assert_eq!(spool.drain(&mut store, &mut tree, 2).unwrap(), 0);
+    assert!(spool.is_empty());
+    assert_eq!(store.count().unwrap(), 5, "no event appended twice");
+    // A crash in the middle of a drain (after the first of three batches): the rest follows.
+    spool.push(&(5..10).map(event).collect::<Vec<_>>()).unwrap();
+    let id = spool.id().to_owned();
+    let mut first = spool.events().unwrap()[..2].to_vec();
+    let mark = SpoolMark {
+        spool: &id,
+        through: 2,
+    };
+    store
+        .append_marked(&mut first, &mut tree, Some(&mark))
+        .unwrap();
+    drop(spool);
+    let mut spool = Spool::open(&spool_path, 1 << 20).unwrap();
+    assert_eq!(spool.drain(&mut store, &mut tree, 2).unwrap(), 3);
+    assert_eq!(store.count().unwrap(), 10);
+    for i in 0..10 {
+        let rows =
+            aigis_ledger::store::LogReader::find_request(&mut store, &format!("req-{i}")).unwrap();
+        assert_eq!(rows.len(), 1, "req-{i} recorded exactly once");
+    }
+    // The emptied spool has a new id: its events are not mistaken for drained ones.
+    assert_ne!(spool.id(), id);
+    spool.push(&[event(10)]).unwrap();
+    assert_eq!(spool.drain(&mut store, &mut tree, 2).unwrap(), 1);
+    assert_eq!(store.count().unwrap(), 11);
 }
 
 #[test]

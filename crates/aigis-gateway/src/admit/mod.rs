@@ -208,11 +208,14 @@ impl Usage {
 }
 
 /// The `admit` stage: charges every applicable limit or refuses with the one that was hit.
+/// `outcomes` receives each applicable limit's name and outcome (`admitted`, `refused`,
+/// `not_charged` when another limit refused, `store_error_open` / `store_error_closed`).
 pub(crate) async fn admit(
     limiter: &Limiter,
     config: &LimitsConfig,
     req: &Request<'_>,
     metrics: &Metrics,
+    outcomes: &mut Vec<(String, &'static str)>,
 ) -> Result<(Admitted, Ticket, HeaderMap), GatewayError> {
     let model = req.parsed.model.as_str();
     let applicable: Vec<&Limit> = config
@@ -277,20 +280,54 @@ pub(crate) async fn admit(
     };
     match outcome {
         Ok(Verdict::Applied(readings)) => {
+            report(&ticket.items, None, "admitted", outcomes);
             let headers = rate_headers(&ticket.items, &readings);
             Ok((Admitted(()), ticket, headers))
         }
         Ok(Verdict::Refused { index, refused }) => {
             let items = std::mem::take(&mut ticket.items);
             let item = items.get(index).ok_or(GatewayError::LimitsUnavailable)?;
+            report(&items, Some(item.limit.name.as_str()), "", outcomes);
             metrics.limit_event(&item.limit.name, "refused");
             Err(GatewayError::Limited(Box::new(refusal(item, refused))))
         }
         Err(e) => {
+            let closed = ticket
+                .items
+                .iter()
+                .any(|i| i.limit.on_store_error == OnStoreError::FailClosed);
+            let all = if closed {
+                "store_error_closed"
+            } else {
+                "store_error_open"
+            };
+            report(&ticket.items, None, all, outcomes);
             let items = std::mem::take(&mut ticket.items);
             store_failed(&items, &e, metrics)?;
             Ok((Admitted(()), ticket, HeaderMap::new()))
         }
+    }
+}
+
+/// Adds each limit of `items` once, with its outcome: `refused` for the one that refused,
+/// `not_charged` for the others then, else `all`.
+fn report(
+    items: &[Item],
+    refused: Option<&str>,
+    all: &'static str,
+    outcomes: &mut Vec<(String, &'static str)>,
+) {
+    for item in items {
+        let name = &item.limit.name;
+        if outcomes.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let outcome = match refused {
+            Some(r) if r == name => "refused",
+            Some(_) => "not_charged",
+            None => all,
+        };
+        outcomes.push((name.clone(), outcome));
     }
 }
 
@@ -645,6 +682,11 @@ impl Ticket {
             streamed: None,
             settled: true,
         }
+    }
+
+    /// Prompt tokens as counted at admission.
+    pub fn prompt_tokens(&self) -> u64 {
+        self.prompt
     }
 
     /// Settles the ticket with the upstream's usage (or, without one, the prompt estimate

@@ -68,7 +68,14 @@ async fn try_admit(
         ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         parsed: &parsed,
     };
-    admit(limiter, &cfg.limits, &req, &Metrics::default()).await
+    admit(
+        limiter,
+        &cfg.limits,
+        &req,
+        &Metrics::default(),
+        &mut Vec::new(),
+    )
+    .await
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! `[ledger]`: the tamper-evident audit ledger every request and admin action is recorded in.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the ledger lives.
@@ -37,4 +38,15 @@ pub struct LedgerConfig {
     pub spool_max: u64,
     /// The spool file: beside a SQLite store (`PATH.spool`), else beside the key file.
     pub spool: PathBuf,
+    /// `content = "encrypted"`: routes without their own `content` capture content.
+    pub capture_default: bool,
+    /// `[ledger.capture]`: where captured content is sealed and to whom, per tenant.
+    pub capture: Option<Arc<aigis_ledger::content::ContentStore>>,
+}
+
+impl LedgerConfig {
+    /// Whether requests on a route whose own setting is `route` capture encrypted content.
+    pub fn captures(&self, route: Option<bool>) -> bool {
+        route.unwrap_or(self.capture_default)
+    }
 }

@@ -280,6 +280,9 @@ pub struct Route {
     pub guard: Option<String>,
     /// How prompt tokens are counted for token limits and budgets.
     pub tokenizer: Tokenizer,
+    /// `content`: `Some(true)` captures encrypted content, `Some(false)` only digests, `None`
+    /// follows `[ledger] content`.
+    pub content: Option<bool>,
 }
 
 impl Config {

@@ -75,6 +75,7 @@ pub struct Route {
     pub tags: Option<Vec<String>>,
     pub guard: Option<String>,
     pub tokenizer: Option<String>,
+    pub content: Option<String>,
 }
 
 /// One `[[limits]]` entry.
@@ -191,6 +192,15 @@ pub struct Ledger {
     pub content: Option<String>,
     pub on_store_error: Option<String>,
     pub spool_max: Option<String>,
+    pub capture: Option<LedgerCapture>,
+}
+
+/// `[ledger.capture]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerCapture {
+    pub dir: Option<String>,
+    pub recipients: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `upstream = "a"` or `upstream = ["a", "b"]`.

@@ -119,6 +119,7 @@ pub(super) fn validate(src: &str, base: &Path, strict: bool) -> Result<Loaded, V
     let ledger = v
         .section::<raw::Ledger>(&table, "ledger")
         .map(|l| v.ledger(l, cluster.as_ref()));
+    v.route_capture(routes.as_deref(), ledger.as_ref().and_then(Option::as_ref));
     let policy = v
         .section::<raw::Policy>(&table, "policy")
         .map(|p| v.policy(&p));
@@ -684,6 +685,7 @@ impl Validator<'_> {
                     super::Tokenizer::Auto
                 }),
             };
+            let content = self.content_mode(&key(&at, "content"), r.content.as_deref());
             out.push(Route {
                 name: r.name,
                 models: r.models,
@@ -693,6 +695,7 @@ impl Validator<'_> {
                 tags: r.tags.unwrap_or_default(),
                 guard: r.guard,
                 tokenizer,
+                content,
             });
         }
         if out.is_empty() && ok {

@@ -1,13 +1,30 @@
 //! Validation of `[ledger]`.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use aigis_crypto::age::Recipient;
+use aigis_ledger::content::{ContentStore, DEFAULT_TENANT};
+
 use super::{Seg, Validator, key, raw};
-use crate::config::Level;
 use crate::config::ledger::{LedgerConfig, LedgerOnError, LedgerStore};
+use crate::config::{Level, Route};
 
 /// Default spool bound.
 const DEFAULT_SPOOL_MAX: usize = 1 << 30;
+
+/// A file beside a SQLite store (`PATH.suffix`), else beside the ledger key (`KEY.suffix`).
+fn beside(store: &LedgerStore, signing_key: &Path, suffix: &str) -> PathBuf {
+    let path: &Path = match store {
+        LedgerStore::Sqlite(p) => p,
+        LedgerStore::Postgres(_) => signing_key,
+    };
+    let mut s = path.to_path_buf().into_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
 
 impl Validator<'_> {
     pub(super) fn ledger(
@@ -51,19 +68,7 @@ impl Validator<'_> {
                 None
             }
         };
-        match l.content.as_deref() {
-            None | Some("hash") => {}
-            Some("encrypted") => self.error(
-                &key(&at, "content"),
-                "content = \"encrypted\" is not available in this version; content is never stored in plaintext",
-                Some("use content = \"hash\" (keyed digests only, the default)".into()),
-            ),
-            Some(other) => self.error(
-                &key(&at, "content"),
-                format!("unknown content mode `{other}`"),
-                Some("\"hash\" (default) or \"encrypted\"".into()),
-            ),
-        }
+        let capture_default = self.content_mode(&key(&at, "content"), l.content.as_deref());
         let on_store_error = match l.on_store_error.as_deref() {
             None | Some("spool") => LedgerOnError::Spool,
             Some("fail-closed") => LedgerOnError::FailClosed,
@@ -95,18 +100,19 @@ impl Validator<'_> {
             DEFAULT_SPOOL_MAX,
         )?;
         let signing_key = signing_key?;
-        let spool = match &store {
-            LedgerStore::Sqlite(p) => {
-                let mut s = p.clone().into_os_string();
-                s.push(".spool");
-                s.into()
-            }
-            LedgerStore::Postgres(_) => {
-                let mut s = signing_key.clone().into_os_string();
-                s.push(".spool");
-                s.into()
-            }
+        let capture = match l.capture {
+            Some(c) => Some(Arc::new(self.capture(c, &store, &signing_key)?)),
+            None => None,
         };
+        if capture_default == Some(true) && capture.is_none() {
+            self.error(
+                &key(&at, "content"),
+                "content = \"encrypted\" needs [ledger.capture] with the tenants' age recipients",
+                Some("[ledger.capture] recipients = { default = [\"age1…\"] }".into()),
+            );
+            return None;
+        }
+        let spool = beside(&store, &signing_key, ".spool");
         Some(LedgerConfig {
             store,
             signing_key,
@@ -114,6 +120,8 @@ impl Validator<'_> {
             on_store_error,
             spool_max: spool_max as u64,
             spool,
+            capture_default: capture_default == Some(true),
+            capture,
         })
     }
 
@@ -144,5 +152,129 @@ impl Validator<'_> {
             return None;
         };
         Some(store)
+    }
+
+    /// `content = "hash" | "encrypted"` (of `[ledger]` or a route); `None` when absent or
+    /// invalid (reported).
+    pub(super) fn content_mode(&mut self, at: &[Seg], mode: Option<&str>) -> Option<bool> {
+        match mode? {
+            "hash" => Some(false),
+            "encrypted" => Some(true),
+            other => {
+                self.error(
+                    at,
+                    format!("unknown content mode `{other}`"),
+                    Some("\"hash\" (keyed digests only, the default) or \"encrypted\" (sealed per tenant, [ledger.capture])".into()),
+                );
+                None
+            }
+        }
+    }
+
+    /// `[ledger.capture]`: the content folder and every tenant's recipients, each checked now.
+    fn capture(
+        &mut self,
+        c: raw::LedgerCapture,
+        store: &LedgerStore,
+        signing_key: &Path,
+    ) -> Option<ContentStore> {
+        let at = [Seg::Key("ledger".into()), Seg::Key("capture".into())];
+        let dir = match c.dir {
+            Some(d) if d.is_empty() => {
+                self.error(&key(&at, "dir"), "must not be empty", None);
+                return None;
+            }
+            Some(d) => self.base.join(d),
+            None => beside(store, signing_key, ".content"),
+        };
+        if c.recipients.is_empty() {
+            self.error(
+                &key(&at, "recipients"),
+                "names no tenant: content could not be sealed for anyone",
+                Some(format!("recipients = {{ {DEFAULT_TENANT} = [\"age1…\"], team-a = [\"file:team-a.recipients\"] }}")),
+            );
+            return None;
+        }
+        let mut recipients = BTreeMap::new();
+        let mut ok = true;
+        for (tenant, list) in c.recipients {
+            let at = key(&key(&at, "recipients"), &tenant);
+            match self.tenant_recipients(&at, &list) {
+                Some(r) => {
+                    recipients.insert(tenant, r);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then(|| ContentStore::new(dir, recipients))
+    }
+
+    /// One tenant's list: `age1…` / `age1pq1…` recipients or `file:PATH` recipients files.
+    fn tenant_recipients(&mut self, at: &[Seg], list: &[String]) -> Option<Vec<Recipient>> {
+        let mut out = Vec::new();
+        for (i, item) in list.iter().enumerate() {
+            let mut here = at.to_vec();
+            here.push(Seg::Index(i));
+            let parsed = match item.strip_prefix("file:") {
+                Some(path) => {
+                    let path = self.base.join(path);
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| {
+                            format!("cannot read recipients file `{}`: {e}", path.display())
+                        })
+                        .and_then(|text| {
+                            Recipient::parse_file(&text)
+                                .map_err(|e| format!("recipients file `{}`: {e}", path.display()))
+                        })
+                }
+                None => Recipient::parse(item)
+                    .map(|r| vec![r])
+                    .map_err(|e| e.to_string()),
+            };
+            match parsed {
+                Ok(r) => out.extend(r),
+                Err(e) => {
+                    self.error(&here, e, Some("an age1… or age1pq1… recipient (`aigis keygen`), or file:PATH with one per line".into()));
+                    return None;
+                }
+            }
+        }
+        if out.is_empty() {
+            self.error(
+                at,
+                "no recipient: this tenant's content could not be sealed",
+                None,
+            );
+            return None;
+        }
+        if out.iter().any(Recipient::is_post_quantum) && !out.iter().all(Recipient::is_post_quantum)
+        {
+            self.error(
+                at,
+                "mixes post-quantum (age1pq1…) and classical recipients: the content would only be as strong as the classical key",
+                Some("use only age1pq1… recipients for this tenant (or only age1…)".into()),
+            );
+            return None;
+        }
+        Some(out)
+    }
+
+    /// A route with `content = "encrypted"` needs `[ledger]` with `[ledger.capture]`.
+    pub(super) fn route_capture(
+        &mut self,
+        routes: Option<&[Route]>,
+        ledger: Option<&LedgerConfig>,
+    ) {
+        let sealed = ledger.is_some_and(|l| l.capture.is_some());
+        for (i, route) in routes.unwrap_or_default().iter().enumerate() {
+            if route.content == Some(true) && !sealed {
+                let at = [Seg::Key("routes".into()), Seg::Index(i)];
+                self.error(
+                    &key(&at, "content"),
+                    "content = \"encrypted\" needs [ledger] with [ledger.capture] (the tenants' age recipients); content is never stored unencrypted",
+                    Some("[ledger.capture] recipients = { default = [\"age1…\"] }".into()),
+                );
+            }
+        }
     }
 }

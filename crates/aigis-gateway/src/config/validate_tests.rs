@@ -119,16 +119,20 @@ fn ledger_section_is_validated() {
         Err(e) => e,
     };
     let key = "signing_key = \"file:ledger.key\"\n";
-    // Encrypted content is refused until it is implemented: never a plaintext fallback.
+    // Encrypted content needs recipients: never a plaintext fallback.
     let e = errs(&format!(
         "store = \"sqlite:l.db\"\n{key}content = \"encrypted\"\n"
     ));
     assert_eq!(e[0].path, "ledger.content");
     assert!(
-        e[0].message.contains("never stored in plaintext"),
+        e[0].message.contains("[ledger.capture]"),
         "{}",
         e[0].message
     );
+    let e = errs(&format!(
+        "store = \"sqlite:l.db\"\n{key}content = \"plain\"\n"
+    ));
+    assert_eq!(e[0].path, "ledger.content");
     let e = errs(&format!("store = \"sqlite:l.db\"\n{key}stroe = \"x\"\n"));
     assert!(
         e[0].message.contains("stroe"),
@@ -299,4 +303,75 @@ fn limits_load_into_typed_config() {
     assert_eq!(l[0].on_store_error, super::super::OnStoreError::FailOpen);
     assert!(l[1].scope.is_empty(), "global is one counter");
     assert_eq!(c.limits.redis.as_ref().unwrap().key_prefix, "x");
+}
+
+#[test]
+fn ledger_capture_is_validated_with_key_paths() {
+    use aigis_crypto::age::{Identity, PqIdentity, X25519Identity};
+    let dir = std::env::temp_dir().join(format!("aigis-capture-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ledger.key"), "placeholder").unwrap();
+    let x = Identity::X25519(X25519Identity::generate().unwrap())
+        .to_recipient()
+        .unwrap()
+        .unwrap()
+        .to_string();
+    let pq = Identity::Pq(PqIdentity::generate().unwrap())
+        .to_recipient()
+        .unwrap()
+        .unwrap()
+        .to_string();
+    std::fs::write(dir.join("b.recipients"), format!("# team b\n{pq}\n")).unwrap();
+    let cfg = |route: &str, capture: &str| {
+        format!(
+            "{GOOD}{route}\n[ledger]\nstore = \"sqlite:ledger.db\"\nsigning_key = \"file:ledger.key\"\n{capture}"
+        )
+    };
+    let capture = format!(
+        "[ledger.capture]\nrecipients = {{ default = [\"{x}\"], team-b = [\"file:b.recipients\"] }}\n"
+    );
+    let loaded = validate(&cfg("content = \"encrypted\"", &capture), &dir, false).unwrap();
+    let ledger = loaded.config.ledger.unwrap();
+    assert_eq!(loaded.config.routes[0].content, Some(true));
+    assert!(ledger.captures(Some(true)) && !ledger.captures(None));
+    let store = ledger.capture.unwrap();
+    assert_eq!(store.dir(), dir.join("ledger.db.content"));
+    assert!(store.recipients_for("team-b").unwrap()[0].is_post_quantum());
+    assert!(!store.recipients_for("anyone").unwrap()[0].is_post_quantum());
+
+    let errs = |route: &str, capture: &str| match validate(&cfg(route, capture), &dir, false) {
+        Ok(_) => panic!("expected errors for {route} / {capture}"),
+        Err(e) => e,
+    };
+    // A route that captures without [ledger.capture].
+    let e = errs("content = \"encrypted\"", "");
+    assert_eq!(e[0].path, "routes[0].content");
+    assert!(
+        e[0].message.contains("never stored unencrypted"),
+        "{}",
+        e[0].message
+    );
+    // A bad recipient is named by its key path, a missing file too.
+    let e = errs(
+        "",
+        "[ledger.capture]\nrecipients = { team-a = [\"age1notakey\"] }\n",
+    );
+    assert_eq!(e[0].path, "ledger.capture.recipients.team-a[0]");
+    let e = errs(
+        "",
+        "[ledger.capture]\nrecipients = { team-a = [\"file:nope.txt\"] }\n",
+    );
+    assert_eq!(e[0].path, "ledger.capture.recipients.team-a[0]");
+    assert!(e[0].message.contains("nope.txt"), "{}", e[0].message);
+    // Mixing post-quantum and classical recipients for one tenant.
+    let e = errs(
+        "",
+        &format!("[ledger.capture]\nrecipients = {{ team-a = [\"{x}\", \"{pq}\"] }}\n"),
+    );
+    assert_eq!(e[0].path, "ledger.capture.recipients.team-a");
+    let e = errs("", "[ledger.capture]\nrecipients = { team-a = [] }\n");
+    assert_eq!(e[0].path, "ledger.capture.recipients.team-a");
+    let e = errs("", "[ledger.capture]\nrecipients = {}\n");
+    assert_eq!(e[0].path, "ledger.capture.recipients");
+    std::fs::remove_dir_all(&dir).ok();
 }

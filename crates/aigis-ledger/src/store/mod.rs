@@ -35,11 +35,32 @@ pub struct StoredCheckpoint {
     pub note: String,
 }
 
+/// Spool progress committed with a drained batch: the first `through` events of the spool
+/// `spool` are in the log.
+#[derive(Debug, Clone, Copy)]
+pub struct SpoolMark<'a> {
+    /// The spool's id.
+    pub spool: &'a str,
+    /// Events of that spool committed so far (this batch included).
+    pub through: u64,
+}
+
 /// The write side, driven by the writer thread.
 pub trait Appender: Send {
     /// Appends `events` in one durable transaction, setting each event's `index`, and brings
     /// `tree` up to date with every committed entry (including other writers').
-    fn append(&mut self, events: &mut [Event], tree: &mut Tree) -> Result<(), LedgerError>;
+    fn append(&mut self, events: &mut [Event], tree: &mut Tree) -> Result<(), LedgerError> {
+        self.append_marked(events, tree, None)
+    }
+    /// [`Appender::append`], recording `mark` in the same transaction.
+    fn append_marked(
+        &mut self,
+        events: &mut [Event],
+        tree: &mut Tree,
+        mark: Option<&SpoolMark<'_>>,
+    ) -> Result<(), LedgerError>;
+    /// How many events of spool `spool` the store holds (0 when it never saw it).
+    fn drained(&mut self, spool: &str) -> Result<u64, LedgerError>;
     /// Loads every committed leaf hash into a fresh tree.
     fn load_tree(&mut self) -> Result<Tree, LedgerError>;
     /// Stores a signed checkpoint (idempotent per size).

@@ -17,7 +17,7 @@
 
 use tokio_postgres::{Client, NoTls};
 
-use super::{Appender, LogReader, Row, StoredCheckpoint};
+use super::{Appender, LogReader, Row, SpoolMark, StoredCheckpoint};
 use crate::LedgerError;
 use crate::event::Event;
 use crate::merkle::{Tree, leaf_hash};
@@ -255,18 +255,43 @@ async fn insert_batch(
 }
 
 impl Appender for PgStore {
-    fn append(&mut self, events: &mut [Event], tree: &mut Tree) -> Result<(), LedgerError> {
+    fn append_marked(
+        &mut self,
+        events: &mut [Event],
+        tree: &mut Tree,
+        mark: Option<&SpoolMark<'_>>,
+    ) -> Result<(), LedgerError> {
         let label = self.label.clone();
         let end = self
             .rt
             .block_on(async {
                 let tx = self.client.transaction().await?;
                 let end = insert_batch(&tx, events).await?;
+                if let Some(m) = mark {
+                    tx.execute(
+                        "INSERT INTO aigis_ledger_meta (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v",
+                        &[&format!("spool:{}", m.spool), &m.through.to_string()],
+                    )
+                    .await?;
+                }
                 tx.commit().await?;
                 Ok::<_, tokio_postgres::Error>(end)
             })
             .map_err(|e| pg_err(&label, &e))?;
         self.leaves_from(tree, end)
+    }
+
+    fn drained(&mut self, spool: &str) -> Result<u64, LedgerError> {
+        let row = self
+            .rt
+            .block_on(self.client.query_opt(
+                "SELECT v FROM aigis_ledger_meta WHERE k = $1",
+                &[&format!("spool:{spool}")],
+            ))
+            .map_err(|e| self.err(&e))?;
+        Ok(row
+            .and_then(|r| r.get::<_, String>(0).parse().ok())
+            .unwrap_or(0))
     }
 
     fn load_tree(&mut self) -> Result<Tree, LedgerError> {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::{Appender, LogReader, Row, StoredCheckpoint};
+use super::{Appender, LogReader, Row, SpoolMark, StoredCheckpoint};
 use crate::LedgerError;
 use crate::event::Event;
 use crate::merkle::{Tree, leaf_hash};
@@ -137,7 +137,12 @@ impl SqliteStore {
 }
 
 impl Appender for SqliteStore {
-    fn append(&mut self, events: &mut [Event], tree: &mut Tree) -> Result<(), LedgerError> {
+    fn append_marked(
+        &mut self,
+        events: &mut [Event],
+        tree: &mut Tree,
+        mark: Option<&SpoolMark<'_>>,
+    ) -> Result<(), LedgerError> {
         let first = tree.size();
         let mut leaves = Vec::with_capacity(events.len());
         let path = self.path.clone();
@@ -164,11 +169,31 @@ impl Appender for SqliteStore {
                 leaves.push(leaf);
             }
         }
+        if let Some(m) = mark {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (k, v) VALUES (?1, ?2)",
+                params![format!("spool:{}", m.spool), m.through.to_string()],
+            )
+            .map_err(err)?;
+        }
         tx.commit().map_err(err)?;
         for l in leaves {
             tree.push(l);
         }
         Ok(())
+    }
+
+    fn drained(&mut self, spool: &str) -> Result<u64, LedgerError> {
+        let v: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT v FROM meta WHERE k = ?1",
+                [format!("spool:{spool}")],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(&e))?;
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
     fn load_tree(&mut self) -> Result<Tree, LedgerError> {
