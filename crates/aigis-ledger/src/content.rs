@@ -16,7 +16,9 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use aigis_crypto::age::{self, EncryptOptions, Identity, Recipient};
+pub use aigis_crypto::age::Recipient;
+
+use aigis_crypto::age::{self, EncryptOptions, Identity};
 
 use crate::LedgerError;
 

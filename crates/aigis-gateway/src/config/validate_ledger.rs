@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aigis_crypto::age::Recipient;
+use aigis_ledger::content::Recipient;
 use aigis_ledger::content::{ContentStore, DEFAULT_TENANT};
 
 use super::{Seg, Validator, key, raw};

@@ -61,7 +61,8 @@ pub struct OutputFinding {
 }
 
 impl OutputFinding {
-    fn check(detector: &'static str, kind: impl Into<String>, action: Action) -> Self {
+    /// A finding about the whole output or call (no span), certain.
+    fn whole(detector: &'static str, kind: impl Into<String>, action: Action) -> Self {
         Self {
             detector,
             kind: kind.into(),
@@ -96,14 +97,14 @@ pub fn check_tool_call(
         return Vec::new();
     }
     if arguments.len() > MAX_TOOL_ARGUMENTS {
-        return vec![OutputFinding::check("tool", "arguments-too-large", action)];
+        return vec![OutputFinding::whole("tool", "arguments-too-large", action)];
     }
     let args = if arguments.trim().is_empty() {
         Value::Object(serde_json::Map::new())
     } else {
         match serde_json::from_str::<Value>(arguments) {
             Ok(v) => v,
-            Err(_) => return vec![OutputFinding::check("tool", "malformed-arguments", action)],
+            Err(_) => return vec![OutputFinding::whole("tool", "malformed-arguments", action)],
         }
     };
     let rule = output.tool_rules.iter().find(|r| r.name == name);
@@ -112,14 +113,14 @@ pub fn check_tool_call(
         out.extend(
             tools::validate(schema, &args)
                 .into_iter()
-                .map(|e| OutputFinding::check("tool", format!("schema-violation {e}"), action)),
+                .map(|e| OutputFinding::whole("tool", format!("schema-violation {e}"), action)),
         );
     }
     if let Some(rule) = rule {
         out.extend(
             tools::disallowed(&rule.allow, &args)
                 .into_iter()
-                .map(|e| OutputFinding::check("tool", format!("disallowed-value {e}"), action)),
+                .map(|e| OutputFinding::whole("tool", format!("disallowed-value {e}"), action)),
         );
     }
     let parts: Vec<Part<'_>> = tools::strings(&args)
@@ -150,7 +151,7 @@ pub fn check_json(scope: &Scope<'_>, text: &str, schema: Option<&Value>) -> Vec<
         return Vec::new();
     }
     match serde_json::from_str::<Value>(text) {
-        Err(e) => vec![OutputFinding::check(
+        Err(e) => vec![OutputFinding::whole(
             "json",
             format!("malformed-json at line {} column {}", e.line(), e.column()),
             action,
@@ -159,7 +160,7 @@ pub fn check_json(scope: &Scope<'_>, text: &str, schema: Option<&Value>) -> Vec<
             .map(|s| tools::validate(s, &v))
             .unwrap_or_default()
             .into_iter()
-            .map(|e| OutputFinding::check("json", format!("schema-violation {e}"), action))
+            .map(|e| OutputFinding::whole("json", format!("schema-violation {e}"), action))
             .collect(),
     }
 }
