@@ -29,7 +29,7 @@ pub(crate) struct Entry<'a> {
     pub principal: &'a str,
     pub policies: &'a [String],
     pub guard: &'a [String],
-    pub latency_ms: f64,
+    pub latency: std::time::Duration,
 }
 
 /// Records `e`.
@@ -42,7 +42,7 @@ pub(crate) fn write(e: &Entry<'_>) {
             target: "aigis::access",
             request_id = e.request_id, method = e.method, path = e.path, status = e.status,
             model = e.model, route = e.route, upstream = e.upstream, stream = e.stream,
-            principal = e.principal, policies = ?e.policies, guard = ?e.guard, latency_ms = e.latency_ms,
+            principal = e.principal, policies = ?e.policies, guard = ?e.guard, latency_ms = e.latency.as_secs_f64() * 1000.0,
             "request"
         );
         return;
@@ -51,25 +51,24 @@ pub(crate) fn write(e: &Entry<'_>) {
     line.push_str("{\"timestamp\":\"");
     rfc3339(&mut line, SystemTime::now());
     line.push_str("\",\"level\":\"INFO\",\"message\":\"request\"");
-    for (k, v) in [
-        ("request_id", e.request_id),
-        ("method", e.method),
-        ("path", e.path),
-    ] {
-        field(&mut line, k, v);
-    }
-    let _ = write!(line, ",\"status\":{}", e.status);
-    for (k, v) in [
-        ("model", e.model),
-        ("route", e.route),
-        ("upstream", e.upstream),
-    ] {
-        field(&mut line, k, v);
-    }
-    let _ = write!(line, ",\"stream\":{}", e.stream);
+    field(&mut line, "request_id", e.request_id);
+    field(&mut line, "method", e.method);
+    field(&mut line, "path", e.path);
+    line.push_str(",\"status\":");
+    digits(&mut line, u64::from(e.status), 1);
+    field(&mut line, "model", e.model);
+    field(&mut line, "route", e.route);
+    field(&mut line, "upstream", e.upstream);
+    line.push_str(if e.stream {
+        ",\"stream\":true"
+    } else {
+        ",\"stream\":false"
+    });
     field(&mut line, "principal", e.principal);
     for (name, list) in [("policies", e.policies), ("guard", e.guard)] {
-        let _ = write!(line, ",\"{name}\":[");
+        line.push_str(",\"");
+        line.push_str(name);
+        line.push_str("\":[");
         for (i, p) in list.iter().enumerate() {
             if i > 0 {
                 line.push(',');
@@ -78,36 +77,63 @@ pub(crate) fn write(e: &Entry<'_>) {
         }
         line.push(']');
     }
-    let _ = writeln!(
-        line,
-        ",\"latency_ms\":{:.3},\"target\":\"aigis::access\"}}",
-        e.latency_ms
-    );
-    // A failed log write must not fail the request.
+    // Milliseconds with three decimals, from whole microseconds.
+    line.push_str(",\"latency_ms\":");
+    let micros = u64::try_from(e.latency.as_micros()).unwrap_or(u64::MAX);
+    digits(&mut line, micros / 1000, 1);
+    line.push('.');
+    digits(&mut line, micros % 1000, 3);
+    line.push_str(",\"target\":\"aigis::access\"}\n");
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// Appends `n` in decimal, zero-padded to `width` digits (the hot path avoids `fmt`).
+fn digits(out: &mut String, n: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len().saturating_sub(width));
+    out.extend(buf[start..].iter().map(|&b| char::from(b)));
+}
+
 fn field(out: &mut String, key: &str, value: &str) {
-    let _ = write!(out, ",\"{key}\":");
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":");
     string(out, value);
 }
 
 /// A JSON string literal.
 fn string(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+    let mut plain = 0; // start of the run of characters copied as they are
+    for (i, c) in s.char_indices() {
+        let escape = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        plain = i + c.len_utf8();
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push_str(escape);
         }
     }
+    out.push_str(&s[plain..]);
     out.push('"');
 }
 
@@ -132,14 +158,18 @@ fn rfc3339(out: &mut String, t: SystemTime) {
     let secs = d.as_secs();
     let (year, month, day) = civil_from_days(secs / 86_400);
     let rem = secs % 86_400;
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_micros()
-    );
+    for (n, width, sep) in [
+        (year, 4, '-'),
+        (month, 2, '-'),
+        (day, 2, 'T'),
+        (rem / 3600, 2, ':'),
+        (rem / 60 % 60, 2, ':'),
+        (rem % 60, 2, '.'),
+        (u64::from(d.subsec_micros()), 6, 'Z'),
+    ] {
+        digits(out, n, width);
+        out.push(sep);
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +190,16 @@ mod tests {
             UNIX_EPOCH + std::time::Duration::from_hours(264_384),
         ); // 2000-02-29
         assert_eq!(s, "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn numbers_are_zero_padded() {
+        let mut s = String::new();
+        for (n, w) in [(0, 1), (5, 3), (1234, 3), (7, 2), (u64::MAX, 1)] {
+            digits(&mut s, n, w);
+            s.push(' ');
+        }
+        assert_eq!(s, "0 005 1234 07 18446744073709551615 ");
     }
 
     #[test]

@@ -670,6 +670,6 @@ fn record(
         principal: served.principal.as_deref().unwrap_or("-"),
         policies: &served.policies,
         guard: &served.guard,
-        latency_ms: elapsed.as_secs_f64() * 1000.0,
+        latency: elapsed,
     });
 }
