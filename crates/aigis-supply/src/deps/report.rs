@@ -15,6 +15,8 @@ pub const RULE_UNPINNED: &str = "AIG-DEPS-003";
 pub const RULE_TYPOSQUAT: &str = "AIG-DEPS-004";
 /// Advisories for an installed package that only give `GIT` ranges (not evaluated offline).
 pub const RULE_NOT_EVALUATED: &str = "AIG-DEPS-005";
+/// A package or requirement whose environment marker is false on the target environment.
+pub const RULE_EXCLUDED: &str = "AIG-DEPS-006";
 
 fn location(file: &str, line: Option<u64>) -> Location {
     let location = Location::new(file);
@@ -111,6 +113,10 @@ pub fn to_report(result: &ScanResult, version: &str) -> Report {
         RULE_NOT_EVALUATED,
         "advisory with GIT ranges only: cannot be evaluated offline",
     );
+    report.describe_rule(
+        RULE_EXCLUDED,
+        "dependency not installed on the target environment (PEP 508 marker false)",
+    );
     for v in &result.vulnerable {
         report.add(vulnerable_finding(v));
     }
@@ -168,6 +174,29 @@ pub fn to_report(result: &ScanResult, version: &str) -> Report {
             .with_property("package", &n.name)
             .with_property("installed_version", &n.version)
             .with_property("advisories", n.ids.join(",")),
+        );
+    }
+    for x in &result.excluded {
+        report.add(
+            Finding::new(
+                RULE_EXCLUDED,
+                Severity::Info,
+                format!(
+                    "{} {} is not installed on the target environment ({}): its marker `{}` is \
+                     false there, so it was not checked",
+                    x.name, x.version, result.environment, x.marker
+                ),
+                location(&x.file, x.line),
+            )
+            .with_help(
+                "set the environment you deploy with --python-version and --platform to check \
+                 what it installs",
+            )
+            .with_property("ecosystem", x.ecosystem.as_str())
+            .with_property("package", &x.name)
+            .with_property("version", &x.version)
+            .with_property("marker", &x.marker)
+            .with_property("environment", &result.environment),
         );
     }
     for (file, reason) in &result.not_scanned {
