@@ -67,7 +67,7 @@ impl Running {
                 log.push('\n');
             }
         });
-        let Ok((public, admin)) = rx.recv_timeout(Duration::from_secs(120)) else {
+        let Ok((public, admin)) = rx.recv_timeout(Duration::from_mins(2)) else {
             let _ = child.kill();
             panic!("the gateway did not start:\n{}", log.lock().unwrap());
         };
@@ -98,7 +98,7 @@ impl Running {
             .unwrap();
         assert!(ok.success());
         let want = format!("aigis_config_reloads_total{{result=\"ok\"}} {n}");
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_mins(2);
         while !http(self.admin, "GET", "/metrics", "").1.contains(&want) {
             assert!(Instant::now() < deadline, "no reload:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(100));
@@ -115,7 +115,7 @@ impl Drop for Running {
 
 fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_mins(1))).unwrap();
     write!(
         tcp,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -182,9 +182,7 @@ async fn serve(
 
     let authorized = authorize_request(runtime, &principal, &parsed, resolved.route, peer, served)?;
     // Only a caller allowed to use the model learns that it is unavailable.
-    runtime
-        .unverified
-        .ensure_routable(resolved.route, &parsed.model)?;
+    runtime.routable(resolved.route, &parsed.model)?;
 
     let (admitted, mut ticket, rate_headers) = admit_request(
         shared,

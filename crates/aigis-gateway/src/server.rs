@@ -44,6 +44,15 @@ impl Runtime {
         self.identity.is_none() && self.config.policy.is_none()
     }
 
+    /// Refuses requests for `route` when its model failed its check (503 `model_unverified`).
+    pub(crate) fn routable(
+        &self,
+        route: &config::Route,
+        model: &str,
+    ) -> Result<(), crate::error::GatewayError> {
+        self.unverified.ensure_routable(route, model)
+    }
+
     /// The live upstreams of `route`, in failover order.
     pub(crate) fn upstreams_of(&self, route: &config::Route) -> Vec<&UpstreamState> {
         route

@@ -47,10 +47,8 @@ pub fn rfc3339(secs: u64) -> String {
 
 /// `2026-11-29T08:09:10.005Z`, from milliseconds since the epoch.
 pub fn rfc3339_millis(ms: u64) -> String {
-    let mut s = rfc3339(ms / 1000);
-    s.pop();
-    s.push_str(&format!(".{:03}Z", ms % 1000));
-    s
+    let secs = rfc3339(ms / 1000);
+    format!("{}.{:03}Z", secs.trim_end_matches('Z'), ms % 1000)
 }
 
 /// The current time as [`rfc3339`].

@@ -590,15 +590,9 @@ fn import_from_zip() {
     assert!(err.to_string().contains("bad.zip"), "{err}");
 }
 
-/// Environment markers in a requirements file, a Pipfile.lock and a uv.lock (written here):
-/// what the target environment would not install is excluded and reported as such (info), not
-/// matched and not dropped silently; a marker that cannot be read keeps its package.
-#[test]
-fn environment_markers_select_what_the_target_installs() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = edge_db(&dir.path().join("db"));
-    let tree = dir.path().join("tree");
-    std::fs::create_dir_all(&tree).unwrap();
+/// A requirements file, a Pipfile.lock and a uv.lock with environment markers.
+fn marker_tree(tree: &Path) -> PathBuf {
+    std::fs::create_dir_all(tree).unwrap();
     std::fs::write(
         tree.join("requirements.txt"),
         "torch==1.12.0 ; python_version < \"3.9\"\n\
@@ -620,6 +614,17 @@ fn environment_markers_select_what_the_target_installs() {
         "version = 1\n\n[[package]]\nname = \"transformers\"\nversion = \"4.0.0\"\nsource = { registry = \"https://pypi.org/simple\" }\nresolution-markers = [\"python_full_version < '3.10'\", \"sys_platform == 'darwin'\"]\n",
     )
     .unwrap();
+    tree.to_path_buf()
+}
+
+/// Environment markers in a requirements file, a Pipfile.lock and a uv.lock (written here):
+/// what the target environment would not install is excluded and reported as such (info), not
+/// matched and not dropped silently; a marker that cannot be read keeps its package.
+#[test]
+fn environment_markers_select_what_the_target_installs() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = edge_db(&dir.path().join("db"));
+    let tree = marker_tree(&dir.path().join("tree"));
     let paths = [tree.clone()];
     let vulnerable = |r: &ScanResult| -> BTreeSet<String> {
         r.vulnerable
@@ -680,7 +685,7 @@ fn environment_markers_select_what_the_target_installs() {
     assert!(json.contains("AIG-DEPS-006"), "{json}");
     assert!(json.contains("is not installed on the target environment (CPython 3.12.0 on linux)"));
 
-    // Python 3.8 on Windows installs the other half.
+    // Python 3.8 (3.8.0) on Windows installs the other half, but not what needs 3.8.1.
     let windows = ScanOptions {
         environment: Environment::new("3.8", Platform::Windows).unwrap(),
         ..options()
@@ -692,12 +697,15 @@ fn environment_markers_select_what_the_target_installs() {
             "torch@1.12.0".to_owned(),
             "transformers@4.30.0".to_owned(),
             "transformers@4.0.0".to_owned(),
-            "llama-cpp-python@0.2.50".to_owned(),
         ])
     );
     assert_eq!(
         excluded(&windows),
-        BTreeSet::from(["torch@2.0.0".to_owned()])
+        BTreeSet::from([
+            "torch@2.0.0".to_owned(),
+            "llama-cpp-python@0.2.50".to_owned(),
+            "numpy@>=1.20".to_owned(),
+        ])
     );
     assert_eq!(windows.unpinned.len(), 0, "numpy needs python < 3.0");
 

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use super::{Seg, Validator, key, raw};
 use crate::config::{DEFAULT_MODEL_SIGNATURE, Level, ModelCheckSpec, ModelTrust, OnModelFailure};
 
+/// Builds the trust from its resolved files.
+type TrustOf = fn(Vec<PathBuf>) -> ModelTrust;
+
 impl Validator<'_> {
     pub(super) fn model_check(
         &mut self,
@@ -62,9 +65,7 @@ impl Validator<'_> {
         keys: Option<Vec<String>>,
         chain: Option<Vec<String>>,
     ) -> Option<ModelTrust> {
-        let (name, files, make): (&str, Vec<String>, fn(Vec<PathBuf>) -> ModelTrust) = match (
-            keys, chain,
-        ) {
+        let (name, files, make): (&str, Vec<String>, TrustOf) = match (keys, chain) {
             (Some(k), None) => ("keys", k, ModelTrust::Keys),
             (None, Some(c)) => ("certificate_chain", c, ModelTrust::CertificateChain),
             (Some(_), Some(_)) => {

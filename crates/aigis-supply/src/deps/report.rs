@@ -3,7 +3,7 @@
 
 use aigis_report::{Finding, Location, NotScanned, Report, Severity};
 
-use super::scan::{ScanResult, VulnerablePackage};
+use super::scan::{Excluded, ScanResult, VulnerablePackage};
 
 /// A package version affected by a known vulnerability.
 pub const RULE_VULNERABLE: &str = "AIG-DEPS-001";
@@ -95,6 +95,28 @@ fn vulnerable_finding(v: &VulnerablePackage) -> Finding {
     finding.with_tag("dependency")
 }
 
+fn excluded_finding(x: &Excluded, environment: &str) -> Finding {
+    Finding::new(
+        RULE_EXCLUDED,
+        Severity::Info,
+        format!(
+            "{} {} is not installed on the target environment ({environment}): its marker `{}` \
+             is false there, so it was not checked",
+            x.name, x.version, x.marker
+        ),
+        location(&x.file, x.line),
+    )
+    .with_help(
+        "set the environment you deploy with --python-version and --platform to check what it \
+         installs",
+    )
+    .with_property("ecosystem", x.ecosystem.as_str())
+    .with_property("package", &x.name)
+    .with_property("version", &x.version)
+    .with_property("marker", &x.marker)
+    .with_property("environment", environment)
+}
+
 /// The report of a scan: one finding per vulnerable package occurrence and vulnerability, per
 /// unpinned requirement and per typosquat-like name; the inputs that were not (fully) scanned.
 pub fn to_report(result: &ScanResult, version: &str) -> Report {
@@ -177,27 +199,7 @@ pub fn to_report(result: &ScanResult, version: &str) -> Report {
         );
     }
     for x in &result.excluded {
-        report.add(
-            Finding::new(
-                RULE_EXCLUDED,
-                Severity::Info,
-                format!(
-                    "{} {} is not installed on the target environment ({}): its marker `{}` is \
-                     false there, so it was not checked",
-                    x.name, x.version, result.environment, x.marker
-                ),
-                location(&x.file, x.line),
-            )
-            .with_help(
-                "set the environment you deploy with --python-version and --platform to check \
-                 what it installs",
-            )
-            .with_property("ecosystem", x.ecosystem.as_str())
-            .with_property("package", &x.name)
-            .with_property("version", &x.version)
-            .with_property("marker", &x.marker)
-            .with_property("environment", &result.environment),
-        );
+        report.add(excluded_finding(x, &result.environment));
     }
     for (file, reason) in &result.not_scanned {
         report.add_not_scanned(NotScanned::new(file, reason));

@@ -526,7 +526,7 @@ pub fn check_model(req: &ModelRequirement<'_>) -> Result<String, SigningError> {
     );
     if req.scan {
         let scanned = check_scan(req.model)?;
-        summary.push_str(&format!("; scan clean ({scanned} files)"));
+        summary = format!("{summary}; scan clean ({scanned} files)");
     }
     Ok(summary)
 }
