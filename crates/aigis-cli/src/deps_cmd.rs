@@ -19,7 +19,7 @@ use clap::ValueEnum;
 /// target, site-packages, venv, __pycache__); a folder named explicitly is always searched.
 ///
 /// Inputs: Cargo.lock; requirements*.txt and pip freeze output (-r/-c includes, hashes,
-/// extras, markers); poetry.lock, uv.lock, Pipfile.lock, pdm.lock; *.dist-info/METADATA of an
+/// extras; PEP 508 markers evaluated for --python-version/--platform); poetry.lock, uv.lock, Pipfile.lock, pdm.lock; *.dist-info/METADATA of an
 /// installed environment (name the venv or site-packages folder); package-lock.json (v1-v3),
 /// npm-shrinkwrap.json, pnpm-lock.yaml, yarn.lock (classic and berry); go.mod (go.sum where
 /// there is no go.mod); environment.yml (its pip: section); CycloneDX JSON SBOMs (*.cdx.json,
@@ -84,6 +84,15 @@ struct ScanArgs {
     /// Do not report names that look like popular AI packages.
     #[arg(long)]
     no_typosquat: bool,
+    /// The Python version environment markers (`; python_version < "3.9"`) are evaluated for:
+    /// MAJOR.MINOR or MAJOR.MINOR.MICRO. Requirements whose marker is false there are listed
+    /// as excluded (info), not matched.
+    #[arg(long, value_name = "X.Y", default_value = deps::markers::DEFAULT_PYTHON)]
+    python_version: String,
+    /// The operating system markers (`sys_platform`, `platform_system`, `os_name`) are
+    /// evaluated for: linux (x86_64), macos (arm64) or windows (AMD64).
+    #[arg(long, value_name = "OS", default_value = "linux")]
+    platform: String,
 }
 
 #[derive(clap::Subcommand)]
@@ -269,6 +278,11 @@ fn scan(args: &ScanArgs, dir: &Path) -> anyhow::Result<ExitCode> {
         ignores: ignores(args)?,
         now: db::now_secs(),
         typosquats: !args.no_typosquat,
+        environment: deps::markers::Environment::new(
+            &args.python_version,
+            args.platform.parse().map_err(anyhow::Error::msg)?,
+        )
+        .map_err(|e| anyhow::anyhow!("--python-version: {e}"))?,
     };
     let max_age = time::parse_duration(&args.max_db_age).with_context(|| {
         format!(

@@ -3,7 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use aigis_gateway::Gateway;
+use aigis_gateway::config::{ModelCheckSpec, ModelTrust};
+use aigis_supply::signing::Trust;
+use aigis_supply::signing::keys::load_verifying_key;
+use aigis_supply::signing::verify::{ModelRequirement, check_model};
 use anyhow::Context;
 
 #[derive(clap::Args)]
@@ -49,7 +55,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let gateway = Gateway::start(loaded.config, source).await?;
+        let gateway =
+            Gateway::start_with(loaded.config, source, Some(Arc::new(SignedModels))).await?;
         eprintln!(
             "aigis gateway on http://{} (admin on http://{})",
             gateway.public_addr(),
@@ -58,6 +65,35 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         gateway.run_until_signal().await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `[routes.model_check]` backed by OpenSSF model signature verification (the same as
+/// `aigis verify`) and the malicious-code scan (the same as `aigis scan`).
+struct SignedModels;
+
+impl aigis_gateway::ModelCheck for SignedModels {
+    fn check(&self, spec: &ModelCheckSpec) -> Result<String, String> {
+        let trust = match &spec.trust {
+            ModelTrust::Keys(paths) => Trust::Keys(
+                paths
+                    .iter()
+                    .map(|p| load_verifying_key(p))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| e.to_string())?,
+            ),
+            ModelTrust::CertificateChain(paths) => Trust::Certificates(
+                crate::verify_cmd::read_certs(paths).map_err(|e| format!("{e:#}"))?,
+            ),
+        };
+        check_model(&ModelRequirement {
+            model: &spec.dir,
+            signature: &spec.signature,
+            trust: &trust,
+            require_pq: spec.require_pq,
+            scan: spec.scan,
+        })
+        .map_err(|e| e.to_string())
+    }
 }
 
 fn init_logging(format: LogFormat) {

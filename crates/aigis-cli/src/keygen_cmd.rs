@@ -65,7 +65,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     let text = Zeroizing::new(format!(
         "# created: {}\n# public key: {recipient}\n{}\n",
-        rfc3339_now(),
+        aigis_report::time::now_rfc3339(),
         secret.as_str()
     ));
     match &args.output {
@@ -119,19 +119,4 @@ fn write_secret_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())
-}
-
-/// The current UTC time as RFC 3339 (`2026-01-02T15:04:05Z`), as age-keygen writes it.
-fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (year, month, day) = aigis_gateway::access_log::civil_from_days(secs / 86_400);
-    let rem = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }

@@ -43,6 +43,10 @@ enum Command {
     ///
     /// Signals: SIGHUP reloads the config (a broken file is rejected and the running config
     /// keeps serving); SIGTERM/SIGINT stop accepting and drain in-flight streams.
+    ///
+    /// Routes with `[routes.model_check]` serve only a self-hosted model whose OpenSSF
+    /// signature (and scan) verifies, checked at start and at every reload; a failing route
+    /// answers 503 `model_unverified` (docs/signing.md, "Gateway").
     Gateway(gateway_cmd::Args),
     /// Work with config files.
     #[command(subcommand)]

@@ -200,3 +200,34 @@ fn installed_environment_matches_pip_list() {
 fn normalize(name: &str) -> String {
     name.to_ascii_lowercase().replace(['_', '.'], "-")
 }
+
+/// `--python-version` and `--platform` choose what environment markers select; a bad value is
+/// a usage error (exit 2).
+#[test]
+fn target_environment_options() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deps-cli-markers");
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = dir.join("osv");
+    import(&db);
+    let db = db.to_str().expect("utf-8");
+    let req = dir.join("requirements.txt");
+    std::fs::write(&req, "torch==1.12.0 ; sys_platform == 'win32'\n").expect("write");
+    let req = req.to_str().expect("utf-8");
+
+    let (code, out, _) = aigis(&["deps", req, "--db", db, "--format", "json"]);
+    assert_eq!(code, 0, "excluded on the default target (linux): {out}");
+    assert!(
+        out.contains("AIG-DEPS-006") && out.contains("CPython 3.12.0 on linux"),
+        "{out}"
+    );
+    let (code, out, _) = aigis(&["deps", req, "--db", db, "--platform", "windows"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("torch"), "{out}");
+
+    let (code, _, err) = aigis(&["deps", req, "--db", db, "--python-version", "three"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--python-version"), "{err}");
+    let (code, _, err) = aigis(&["deps", req, "--db", db, "--platform", "solaris"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown platform `solaris`"), "{err}");
+}

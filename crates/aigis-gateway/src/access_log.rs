@@ -137,26 +137,11 @@ fn string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// (year, month, day) of `days` since 1970-01-01, proleptic Gregorian (H. Hinnant's
-/// civil-from-days algorithm). The one calendar conversion the workspace uses.
-pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
-}
-
 /// `2026-11-26T07:01:18.356628Z`
 fn rfc3339(out: &mut String, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
-    let (year, month, day) = civil_from_days(secs / 86_400);
+    let (year, month, day) = aigis_report::time::civil_from_days(secs / 86_400);
     let rem = secs % 86_400;
     for (n, width, sep) in [
         (year, 4, '-'),

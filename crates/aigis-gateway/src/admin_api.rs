@@ -3,7 +3,7 @@
 //! a permit for the `admin:*` action.
 //!
 //! ```text
-//! GET  /admin/status             gateway, routes and upstream health
+//! GET  /admin/status             gateway, routes (and their model checks), upstream health
 //! GET  /admin/limits?principal=…&team=…&model=…&route=…&ip=…   usage of every limit
 //! GET  /admin/keys               keys (never their secrets)
 //! POST /admin/keys               {"name", "teams", "roles", "kind", "expires"} -> the new key, once
@@ -293,7 +293,10 @@ fn status(shared: &Shared) -> serde_json::Value {
         "version": env!("CARGO_PKG_VERSION"),
         "open_mode": rt.open_mode(),
         "policies": rt.config.policy.as_ref().map_or(0, |p| p.len()),
-        "routes": rt.config.routes.iter().map(|r| serde_json::json!({"name": r.name, "models": r.models})).collect::<Vec<_>>(),
+        "routes": rt.config.routes.iter().map(|r| serde_json::json!({
+            "name": r.name, "models": r.models,
+            "model_check": r.model_check.as_ref().map(|_| if rt.unverified.contains(&r.name) { "failed" } else { "verified" }),
+        })).collect::<Vec<_>>(),
         "upstreams": rt.upstreams.iter().map(|u| serde_json::json!({
             "name": u.config.name, "kind": u.config.kind.as_str(), "circuit_open": u.is_open()
         })).collect::<Vec<_>>(),

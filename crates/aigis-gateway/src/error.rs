@@ -72,6 +72,12 @@ pub enum GatewayError {
         /// Where to send it instead.
         expected: &'static str,
     },
+    /// The route's self-hosted model did not pass its signature and scan check
+    /// (`[routes.model_check]`); the reason is in the gateway's log, never in the response.
+    #[error(
+        "the model `{0}` is unavailable: its files did not pass the gateway's integrity check; the operator has been alerted"
+    )]
+    ModelUnverified(String),
     /// `server.max_concurrent` requests are already in flight.
     #[error("the gateway is at its concurrent request limit; retry shortly")]
     Overloaded,
@@ -132,6 +138,7 @@ impl GatewayError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             Self::Unavailable(_)
+            | Self::ModelUnverified(_)
             | Self::AuthUnavailable
             | Self::LimitsUnavailable
             | Self::LedgerUnavailable
@@ -156,6 +163,7 @@ impl GatewayError {
             Self::ContentPolicy { .. } => ("invalid_request_error", "content_policy_violation"),
             Self::ModelNotFound(_) => ("invalid_request_error", "model_not_found"),
             Self::WrongEndpoint { .. } => ("invalid_request_error", "wrong_endpoint"),
+            Self::ModelUnverified(_) => ("api_error", "model_unverified"),
             Self::Overloaded => ("rate_limit_error", "gateway_overloaded"),
             Self::Limited(r) if r.quota => ("insufficient_quota", "insufficient_quota"),
             Self::Limited(_) => ("rate_limit_error", "rate_limit_exceeded"),
@@ -185,7 +193,9 @@ impl GatewayError {
     fn param(&self) -> Option<&str> {
         match self {
             Self::Invalid { param, .. } | Self::ContentPolicy { param, .. } => Some(param),
-            Self::ModelNotFound(_) | Self::WrongEndpoint { .. } => Some("model"),
+            Self::ModelNotFound(_) | Self::WrongEndpoint { .. } | Self::ModelUnverified(_) => {
+                Some("model")
+            }
             _ => None,
         }
     }

@@ -9,6 +9,7 @@
 //!   -> parse     (endpoint, JSON depth, sizes, message count, n)          parse.rs
 //!   -> resolve   (model -> route -> upstreams, per-route max_tokens cap)  resolve.rs
 //!   -> authorize (Cedar, default deny -> Authorized)                      authorize/
+//!   -> routable  (a route whose model failed its check answers 503)       model_check.rs
 //!   -> admit     (rate, token, concurrency and budget limits, local or
 //!                 Redis -> Admitted + Ticket)                              admit/
 //!   -> inspect   (guard: block / redact / pseudonymize -> RequestInspected) inspect.rs
@@ -39,6 +40,7 @@ pub mod forward;
 pub mod identify;
 pub mod inspect;
 pub mod metrics;
+pub mod model_check;
 pub mod parse;
 mod pipeline;
 mod record;
@@ -47,4 +49,5 @@ mod server;
 mod settle;
 pub mod tls;
 
+pub use model_check::ModelCheck;
 pub use server::{Gateway, Runtime, StartError};

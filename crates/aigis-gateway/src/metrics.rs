@@ -57,6 +57,12 @@ pub(crate) struct LimitLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ModelCheckLabels {
+    pub route: String,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ReloadLabels {
     pub result: &'static str,
 }
@@ -69,6 +75,7 @@ pub struct Metrics {
     pub(crate) upstream: Family<UpstreamLabels, Counter>,
     pub(crate) tls: Family<TlsLabels, Counter>,
     pub(crate) reloads: Family<ReloadLabels, Counter>,
+    pub(crate) model_checks: Family<ModelCheckLabels, Counter>,
     pub(crate) auth_failures: Family<AuthLabels, Counter>,
     pub(crate) security_events: Family<SecurityLabels, Counter>,
     pub(crate) guard: Family<GuardLabels, Counter>,
@@ -111,6 +118,13 @@ impl Default for Metrics {
             "config_reloads",
             "Config reloads, by result",
             reloads.clone(),
+        );
+        let model_checks = Family::default();
+        registry.register(
+            "model_checks",
+            "Checks of routes' self-hosted models (signature and scan) at start and reload, by \
+             route and result (verified, failed; a failed route answers 503 model_unverified)",
+            model_checks.clone(),
         );
         let auth_failures = Family::default();
         registry.register(
@@ -157,6 +171,7 @@ impl Default for Metrics {
             upstream,
             tls,
             reloads,
+            model_checks,
             auth_failures,
             security_events,
             guard,

@@ -1,7 +1,7 @@
 //! The only place the gateway's stages are composed, in request order:
 //!
 //! ```text
-//! identify -> parse -> resolve -> authorize -> admit -> inspect -> forward -> settle -> record
+//! identify -> parse -> resolve -> authorize -> routable -> admit -> inspect -> forward -> settle -> record
 //! ```
 //!
 //! Callers are
@@ -180,6 +180,8 @@ async fn serve(
     )?;
 
     let authorized = authorize_request(runtime, &principal, &parsed, resolved.route, peer, served)?;
+    // Only a caller allowed to use the model learns that it is unavailable.
+    runtime.routable(resolved.route, &parsed.model)?;
 
     let (admitted, mut ticket, rate_headers) = admit_request(
         shared,

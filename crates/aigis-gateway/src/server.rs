@@ -22,6 +22,7 @@ use crate::config::{self, Config, ConfigError, Diagnostic};
 use crate::forward::UpstreamState;
 use crate::identify::{Identity, KeySpec, Throttle};
 use crate::metrics::{Metrics, ReloadLabels, TlsLabels};
+use crate::model_check::{ModelCheck, Unverified};
 use crate::pipeline::{self, Peer};
 
 /// Everything one configuration generation needs; swapped whole on reload.
@@ -33,12 +34,23 @@ pub struct Runtime {
     /// Identity methods (`None`: every caller is anonymous).
     pub identity: Option<Identity>,
     tls: Option<TlsAcceptor>,
+    /// Routes whose self-hosted model failed its check (`[routes.model_check]`).
+    pub(crate) unverified: Unverified,
 }
 
 impl Runtime {
     /// Whether neither identity nor policies are configured: everything is allowed.
     pub fn open_mode(&self) -> bool {
         self.identity.is_none() && self.config.policy.is_none()
+    }
+
+    /// Refuses requests for `route` when its model failed its check (503 `model_unverified`).
+    pub(crate) fn routable(
+        &self,
+        route: &config::Route,
+        model: &str,
+    ) -> Result<(), crate::error::GatewayError> {
+        self.unverified.ensure_routable(route, model)
     }
 
     /// The live upstreams of `route`, in failover order.
@@ -50,8 +62,13 @@ impl Runtime {
             .collect()
     }
 
-    /// Builds clients, TLS state and the key store for `config`.
-    pub async fn build(config: Config) -> Result<Self, StartError> {
+    /// Builds clients, TLS state and the key store for `config`, and checks the routes'
+    /// self-hosted models with `checker` (without one, every `model_check` fails closed).
+    pub(crate) async fn build(
+        config: Config,
+        checker: Option<Arc<dyn ModelCheck>>,
+        metrics: &Metrics,
+    ) -> Result<Self, StartError> {
         let identity = match &config.identity {
             Some(i) => Some(
                 Identity::open(i)
@@ -73,11 +90,13 @@ impl Runtime {
             .as_ref()
             .map(|t| crate::tls::acceptor(t).map_err(StartError::Tls))
             .transpose()?;
+        let unverified = crate::model_check::check_routes(&config, checker, metrics).await?;
         Ok(Self {
             config,
             upstreams,
             identity,
             tls,
+            unverified,
         })
     }
 }
@@ -101,6 +120,8 @@ pub(crate) struct Shared {
     source: Option<(PathBuf, bool)>,
     /// The audit ledger (`[ledger]`), opened at start; its section is not reloaded.
     pub(crate) ledger: Option<crate::record::Recorder>,
+    /// Verifies routes' self-hosted models at start and reload.
+    model_check: Option<Arc<dyn ModelCheck>>,
 }
 
 impl Shared {
@@ -153,7 +174,8 @@ impl Shared {
                 "listen, admin_listen and max_concurrent changes take effect at the next restart"
             );
         }
-        let runtime = Runtime::build(loaded.config).await?;
+        let runtime =
+            Runtime::build(loaded.config, self.model_check.clone(), &self.metrics).await?;
         announce_mode(&runtime);
         self.prepare_guard(&runtime.config);
         self.runtime.store(Arc::new(runtime));
@@ -195,6 +217,14 @@ pub enum StartError {
     /// The new config file is invalid (reload only).
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A route's model failed its check under `on_failure = "refuse-start"`.
+    #[error("route `{route}`: the model check failed: {reason}")]
+    ModelCheck {
+        /// The route.
+        route: String,
+        /// Why (from the [`ModelCheck`]).
+        reason: String,
+    },
     /// Reload was asked of a gateway started without a config file.
     #[error("this gateway was not started from a config file")]
     NoConfigFile,
@@ -212,12 +242,24 @@ pub struct Gateway {
 
 impl Gateway {
     /// Binds both listeners and starts serving. `source` (path, strict) enables [`Self::reload`].
+    /// Routes with a `model_check` fail closed: use [`Self::start_with`] to check them.
     pub async fn start(
         config: Config,
         source: Option<(PathBuf, bool)>,
     ) -> Result<Self, StartError> {
+        Self::start_with(config, source, None).await
+    }
+
+    /// Like [`Self::start`], with `model_check` verifying routes' self-hosted models
+    /// (`[routes.model_check]`) now and at every reload.
+    pub async fn start_with(
+        config: Config,
+        source: Option<(PathBuf, bool)>,
+        model_check: Option<Arc<dyn ModelCheck>>,
+    ) -> Result<Self, StartError> {
         let server = config.server.clone();
-        let runtime = Runtime::build(config).await?;
+        let metrics = Metrics::default();
+        let runtime = Runtime::build(config, model_check.clone(), &metrics).await?;
         announce_mode(&runtime);
         bootstrap_admin_key(&runtime).await?;
         let public = TcpListener::bind(server.listen)
@@ -246,12 +288,13 @@ impl Gateway {
             guard: std::sync::OnceLock::new(),
             vault,
             runtime: ArcSwap::from_pointee(runtime),
-            metrics: Metrics::default(),
+            metrics,
             admission: Arc::new(Semaphore::new(server.max_concurrent)),
             throttle: Throttle::default(),
             limiter: crate::admit::Limiter::default(),
             source,
             ledger,
+            model_check,
         });
         shared.prepare_guard(&shared.runtime.load().config);
         let (stop, stop_rx) = watch::channel(false);

@@ -56,6 +56,7 @@ mod finding;
 mod render;
 mod report;
 mod severity;
+pub mod time;
 
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use aigis_report::Severity;
 use aigis_supply::deps::inputs::{self, InputKind};
+use aigis_supply::deps::markers::{Environment, Platform};
 use aigis_supply::deps::{
     Database, Ecosystem, Ignore, ScanOptions, ScanResult, db, report, scan, time, vex,
 };
@@ -264,6 +265,7 @@ fn options() -> ScanOptions {
         ignores: Vec::new(),
         now: db::now_secs(),
         typosquats: true,
+        environment: Environment::default(),
     }
 }
 
@@ -586,4 +588,134 @@ fn import_from_zip() {
     std::fs::write(&bad, b"PK\x03\x04 truncated").unwrap();
     let err = db::import(&[bad], &dir.path().join("db2")).unwrap_err();
     assert!(err.to_string().contains("bad.zip"), "{err}");
+}
+
+/// A requirements file, a Pipfile.lock and a uv.lock with environment markers.
+fn marker_tree(tree: &Path) -> PathBuf {
+    std::fs::create_dir_all(tree).unwrap();
+    std::fs::write(
+        tree.join("requirements.txt"),
+        "torch==1.12.0 ; python_version < \"3.9\"\n\
+         transformers==4.30.0 ; sys_platform == \"win32\" and python_version >= '3.8'\n\
+         llama-cpp-python==0.2.50 ; (os_name == 'posix' or os_name == 'nt') and python_full_version >= '3.8.1'\n\
+         numpy>=1.20 ; python_version < '3.0'\n\
+         idna==2.7 ; platform_machine === \n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(tree.join("pipenv")).unwrap();
+    std::fs::write(
+        tree.join("pipenv/Pipfile.lock"),
+        r#"{"_meta": {}, "default": {"torch": {"version": "==2.0.0", "markers": "python_version >= '3.13'"}}, "develop": {}}"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(tree.join("uv")).unwrap();
+    std::fs::write(
+        tree.join("uv/uv.lock"),
+        "version = 1\n\n[[package]]\nname = \"transformers\"\nversion = \"4.0.0\"\nsource = { registry = \"https://pypi.org/simple\" }\nresolution-markers = [\"python_full_version < '3.10'\", \"sys_platform == 'darwin'\"]\n",
+    )
+    .unwrap();
+    tree.to_path_buf()
+}
+
+/// Environment markers in a requirements file, a Pipfile.lock and a uv.lock (written here):
+/// what the target environment would not install is excluded and reported as such (info), not
+/// matched and not dropped silently; a marker that cannot be read keeps its package.
+#[test]
+fn environment_markers_select_what_the_target_installs() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = edge_db(&dir.path().join("db"));
+    let tree = marker_tree(&dir.path().join("tree"));
+    let paths = [tree.clone()];
+    let vulnerable = |r: &ScanResult| -> BTreeSet<String> {
+        r.vulnerable
+            .iter()
+            .map(|v| format!("{}@{}", v.name, v.version))
+            .collect()
+    };
+    let excluded = |r: &ScanResult| -> BTreeSet<String> {
+        r.excluded
+            .iter()
+            .map(|x| format!("{}@{}", x.name, x.version))
+            .collect()
+    };
+
+    // The default target: CPython 3.12 on Linux.
+    let linux = scan(&paths, &database, &options()).unwrap();
+    assert_eq!(linux.environment, "CPython 3.12.0 on linux");
+    assert_eq!(
+        vulnerable(&linux),
+        BTreeSet::from(["llama-cpp-python@0.2.50".to_owned()])
+    );
+    assert_eq!(
+        excluded(&linux),
+        BTreeSet::from([
+            "torch@1.12.0".to_owned(),
+            "torch@2.0.0".to_owned(),
+            "transformers@4.30.0".to_owned(),
+            "transformers@4.0.0".to_owned(),
+            "numpy@>=1.20".to_owned(),
+        ])
+    );
+    assert!(linux.unpinned.is_empty(), "numpy is excluded, not unpinned");
+    let torch = linux
+        .excluded
+        .iter()
+        .find(|x| x.version == "1.12.0")
+        .unwrap();
+    assert_eq!(torch.line, Some(1));
+    assert_eq!(torch.marker, "python_version < \"3.9\"");
+    // The malformed marker is an issue with its line, and idna is still checked.
+    assert!(
+        linux
+            .not_scanned
+            .iter()
+            .any(|(_, r)| r.starts_with("line 5: environment marker")
+                && r.contains("checked as if it applied")),
+        "{:?}",
+        linux.not_scanned
+    );
+    assert!(linux.not_evaluated.iter().any(|n| n.name == "idna"));
+    // Excluded packages are in the report, as info findings.
+    let report = report::to_report(&linux, "test");
+    let mut json = Vec::new();
+    report
+        .render(aigis_report::Format::Json, &mut json)
+        .unwrap();
+    let json = String::from_utf8(json).unwrap();
+    assert!(json.contains("AIG-DEPS-006"), "{json}");
+    assert!(json.contains("is not installed on the target environment (CPython 3.12.0 on linux)"));
+
+    // Python 3.8 (3.8.0) on Windows installs the other half, but not what needs 3.8.1.
+    let windows = ScanOptions {
+        environment: Environment::new("3.8", Platform::Windows).unwrap(),
+        ..options()
+    };
+    let windows = scan(&paths, &database, &windows).unwrap();
+    assert_eq!(
+        vulnerable(&windows),
+        BTreeSet::from([
+            "torch@1.12.0".to_owned(),
+            "transformers@4.30.0".to_owned(),
+            "transformers@4.0.0".to_owned(),
+        ])
+    );
+    assert_eq!(
+        excluded(&windows),
+        BTreeSet::from([
+            "torch@2.0.0".to_owned(),
+            "llama-cpp-python@0.2.50".to_owned(),
+            "numpy@>=1.20".to_owned(),
+        ])
+    );
+    assert_eq!(windows.unpinned.len(), 0, "numpy needs python < 3.0");
+
+    // 3.13 on macOS: the Pipfile's torch applies, and uv's darwin fork.
+    let mac = ScanOptions {
+        environment: Environment::new("3.13.1", Platform::MacOs).unwrap(),
+        ..options()
+    };
+    let mac = scan(&paths, &database, &mac).unwrap();
+    assert!(vulnerable(&mac).contains("torch@2.0.0"));
+    assert!(vulnerable(&mac).contains("transformers@4.0.0"));
+    assert!(!vulnerable(&mac).contains("transformers@4.30.0"));
 }

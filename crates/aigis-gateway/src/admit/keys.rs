@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use crate::access_log::civil_from_days;
 use crate::config::{Limit, Quantity, Scope, Window};
+use aigis_report::time::{civil_from_days, days_from_civil};
 
 /// The scope values of one request (or of a status query, where some may be unknown).
 #[derive(Debug, Default)]
@@ -106,23 +106,11 @@ pub(super) fn window(w: Window, now_us: u64) -> (String, u64) {
         Window::Day => (format!("{y:04}-{m:02}-{d:02}"), (day + 1) * DAY_US),
         Window::Month => {
             let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-            (
-                format!("{y:04}-{m:02}"),
-                days_from_civil(ny, nm, 1) * DAY_US,
-            )
+            // The first of a month after 1970 always exists.
+            let end = days_from_civil(ny, nm, 1).unwrap_or(day + 1);
+            (format!("{y:04}-{m:02}"), end * DAY_US)
         }
     }
-}
-
-/// (year, month, day) to days since 1970-01-01 (the inverse of `civil_from_days`).
-fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -143,7 +131,7 @@ mod tests {
         assert_eq!(id, "2027-01");
         for days in [0, 59, 365, 10_957, 20_000, 100_000] {
             let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
+            assert_eq!(days_from_civil(y, m, d), Some(days));
         }
     }
 

@@ -21,6 +21,9 @@ pub use limits::{
 };
 pub use units::{glob_match, parse_duration, parse_size};
 
+/// The model signature file's name inside a model directory when `signature` is not given.
+pub const DEFAULT_MODEL_SIGNATURE: &str = "model.sig";
+
 /// A loaded, validated configuration and the warnings found while loading it.
 #[derive(Debug)]
 pub struct Loaded {
@@ -283,6 +286,49 @@ pub struct Route {
     /// `content`: `Some(true)` captures encrypted content, `Some(false)` only digests, `None`
     /// follows `[ledger] content`.
     pub content: Option<bool>,
+    /// `[routes.model_check]`: the self-hosted model directory that must verify before the
+    /// route serves (checked at start and at every reload).
+    pub model_check: Option<ModelCheckSpec>,
+}
+
+/// `[routes.model_check]`: what a route's self-hosted model must pass (an OpenSSF model
+/// signature over every file, and optionally a clean malicious-code scan) before the gateway
+/// routes to it. Paths are resolved from the config file's folder.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModelCheckSpec {
+    /// The model directory (or single file) the upstream serves.
+    pub dir: PathBuf,
+    /// The signature bundle (default `DIR/model.sig`).
+    pub signature: PathBuf,
+    /// Who must have signed.
+    pub trust: ModelTrust,
+    /// Require a valid post-quantum (ML-DSA-65+Ed25519) signature too.
+    pub require_pq: bool,
+    /// Also require a clean malicious-code scan (`aigis scan`) of the directory.
+    pub scan: bool,
+    /// What a failed check does.
+    pub on_failure: OnModelFailure,
+}
+
+/// The signers a model check trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ModelTrust {
+    /// Public keys (PEM); each must have a valid signature in the bundle.
+    Keys(Vec<PathBuf>),
+    /// Trusted CA certificates (PEM) for the certificate-chain method.
+    CertificateChain(Vec<PathBuf>),
+}
+
+/// What the gateway does when a route's model fails its check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OnModelFailure {
+    /// Serve every other route; requests for this route's models get 503 `model_unverified`
+    /// until a reload finds the model verified (the default).
+    #[default]
+    DisableRoute,
+    /// Refuse the whole configuration: the gateway does not start, and a reload is rejected
+    /// (the previous configuration keeps serving).
+    RefuseStart,
 }
 
 impl Config {

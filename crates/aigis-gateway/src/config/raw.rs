@@ -76,6 +76,20 @@ pub struct Route {
     pub guard: Option<String>,
     pub tokenizer: Option<String>,
     pub content: Option<String>,
+    pub model_check: Option<ModelCheck>,
+}
+
+/// `[routes.model_check]`: the self-hosted model a route serves must verify first.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCheck {
+    pub dir: String,
+    pub signature: Option<String>,
+    pub keys: Option<Vec<String>>,
+    pub certificate_chain: Option<Vec<String>>,
+    pub require_pq: Option<bool>,
+    pub scan: Option<bool>,
+    pub on_failure: Option<String>,
 }
 
 /// One `[[limits]]` entry.

@@ -686,7 +686,18 @@ impl Validator<'_> {
                 }),
             };
             let content = self.content_mode(&key(&at, "content"), r.content.as_deref());
+            let model_check = match r.model_check {
+                Some(m) => match self.model_check(&at, m) {
+                    Some(spec) => Some(spec),
+                    None => {
+                        ok = false;
+                        continue;
+                    }
+                },
+                None => None,
+            };
             out.push(Route {
+                model_check,
                 name: r.name,
                 models: r.models,
                 upstreams: indices,
@@ -824,6 +835,8 @@ mod identity;
 mod ledger;
 #[path = "validate_limits.rs"]
 mod limits;
+#[path = "validate_model_check.rs"]
+mod model_check;
 
 #[cfg(test)]
 #[path = "validate_tests.rs"]

@@ -14,7 +14,8 @@
 //! - [`osv`], [`severity`], [`range`]: the OSV record, its severity (CVSS v2/v3/v4 scored), and
 //!   the range evaluation algorithm of the OSV schema.
 //! - [`db`]: import, status, lookup.
-//! - [`inputs`], [`discover`]: the file formats read and how a tree is walked.
+//! - [`inputs`], [`discover`]: the file formats read and how a tree is walked; [`markers`]: PEP
+//!   508 environment markers, evaluated for the target environment.
 //! - [`matching`], [`scan`], [`ai`]: the scan itself and the AI-specific checks.
 //! - [`report`], [`vex`]: output.
 //!
@@ -22,7 +23,8 @@
 //!
 //! No network access: the database is what was imported (an optional online mode is not built).
 //! No dependency resolution: inputs must pin versions (unpinned requirements are reported, not
-//! resolved). Environment markers are not evaluated. `GIT` ranges cannot be evaluated against a
+//! resolved). Environment markers are evaluated for one target environment ([`markers`];
+//! CPython 3.12 on Linux unless set), not for every platform at once. `GIT` ranges cannot be evaluated against a
 //! version number and are reported as not evaluated.
 
 pub mod ai;
@@ -30,6 +32,7 @@ pub mod db;
 pub mod discover;
 pub mod ecosystem;
 pub mod inputs;
+pub mod markers;
 pub mod matching;
 pub mod npm_range;
 pub mod osv;
@@ -47,4 +50,4 @@ mod tests;
 
 pub use db::{Database, DbError, Meta};
 pub use ecosystem::{Ecosystem, Version};
-pub use scan::{Ignore, ScanOptions, ScanResult, scan};
+pub use scan::{Excluded, Ignore, ScanOptions, ScanResult, scan};

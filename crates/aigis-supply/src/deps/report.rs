@@ -3,7 +3,7 @@
 
 use aigis_report::{Finding, Location, NotScanned, Report, Severity};
 
-use super::scan::{ScanResult, VulnerablePackage};
+use super::scan::{Excluded, ScanResult, VulnerablePackage};
 
 /// A package version affected by a known vulnerability.
 pub const RULE_VULNERABLE: &str = "AIG-DEPS-001";
@@ -15,6 +15,8 @@ pub const RULE_UNPINNED: &str = "AIG-DEPS-003";
 pub const RULE_TYPOSQUAT: &str = "AIG-DEPS-004";
 /// Advisories for an installed package that only give `GIT` ranges (not evaluated offline).
 pub const RULE_NOT_EVALUATED: &str = "AIG-DEPS-005";
+/// A package or requirement whose environment marker is false on the target environment.
+pub const RULE_EXCLUDED: &str = "AIG-DEPS-006";
 
 fn location(file: &str, line: Option<u64>) -> Location {
     let location = Location::new(file);
@@ -93,6 +95,28 @@ fn vulnerable_finding(v: &VulnerablePackage) -> Finding {
     finding.with_tag("dependency")
 }
 
+fn excluded_finding(x: &Excluded, environment: &str) -> Finding {
+    Finding::new(
+        RULE_EXCLUDED,
+        Severity::Info,
+        format!(
+            "{} {} is not installed on the target environment ({environment}): its marker `{}` \
+             is false there, so it was not checked",
+            x.name, x.version, x.marker
+        ),
+        location(&x.file, x.line),
+    )
+    .with_help(
+        "set the environment you deploy with --python-version and --platform to check what it \
+         installs",
+    )
+    .with_property("ecosystem", x.ecosystem.as_str())
+    .with_property("package", &x.name)
+    .with_property("version", &x.version)
+    .with_property("marker", &x.marker)
+    .with_property("environment", environment)
+}
+
 /// The report of a scan: one finding per vulnerable package occurrence and vulnerability, per
 /// unpinned requirement and per typosquat-like name; the inputs that were not (fully) scanned.
 pub fn to_report(result: &ScanResult, version: &str) -> Report {
@@ -110,6 +134,10 @@ pub fn to_report(result: &ScanResult, version: &str) -> Report {
     report.describe_rule(
         RULE_NOT_EVALUATED,
         "advisory with GIT ranges only: cannot be evaluated offline",
+    );
+    report.describe_rule(
+        RULE_EXCLUDED,
+        "dependency not installed on the target environment (PEP 508 marker false)",
     );
     for v in &result.vulnerable {
         report.add(vulnerable_finding(v));
@@ -169,6 +197,9 @@ pub fn to_report(result: &ScanResult, version: &str) -> Report {
             .with_property("installed_version", &n.version)
             .with_property("advisories", n.ids.join(",")),
         );
+    }
+    for x in &result.excluded {
+        report.add(excluded_finding(x, &result.environment));
     }
     for (file, reason) in &result.not_scanned {
         report.add_not_scanned(NotScanned::new(file, reason));

@@ -12,6 +12,7 @@ use super::db::{Database, DbError};
 use super::discover::{Input, discover};
 use super::ecosystem::Ecosystem;
 use super::inputs::{self, InputKind, Parsed, Unpinned};
+use super::markers::{self, Environment};
 use super::matching::{self, Matched, Vulnerability};
 use super::osv::Advisory;
 
@@ -33,6 +34,26 @@ pub struct ScanOptions {
     pub now: u64,
     /// Report typosquat-like names.
     pub typosquats: bool,
+    /// The environment PEP 508 markers are evaluated for.
+    pub environment: Environment,
+}
+
+/// A pinned package or a requirement that the target environment would not install: its
+/// environment marker is false there, so it is not matched (and reported as excluded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Excluded {
+    /// The input file.
+    pub file: String,
+    /// The line.
+    pub line: Option<u64>,
+    /// Ecosystem.
+    pub ecosystem: Ecosystem,
+    /// The name.
+    pub name: String,
+    /// The pinned version, or the requirement as written when unpinned.
+    pub version: String,
+    /// The marker that is false.
+    pub marker: String,
 }
 
 /// One vulnerable package occurrence.
@@ -120,6 +141,10 @@ pub struct ScanResult {
     pub distinct_packages: usize,
     /// Package occurrences checked.
     pub package_occurrences: usize,
+    /// Packages and requirements left out by their environment marker.
+    pub excluded: Vec<Excluded>,
+    /// The target environment markers were evaluated for (e.g. `CPython 3.12.0 on linux`).
+    pub environment: String,
 }
 
 /// Scans `paths` against `db`.
@@ -129,20 +154,26 @@ pub fn scan(
     options: &ScanOptions,
 ) -> Result<ScanResult, DbError> {
     let discovered = discover(paths);
-    let mut result = ScanResult::default();
+    let mut result = ScanResult {
+        environment: options.environment.describe(),
+        ..ScanResult::default()
+    };
     for (path, reason) in discovered.unreadable {
         result
             .not_scanned
             .push((path.display().to_string(), reason));
     }
-    let parsed: Vec<(Input, Parsed)> = discovered
+    let (parsed, excluded): (Vec<(Input, Parsed)>, Vec<Vec<Excluded>>) = discovered
         .inputs
         .into_par_iter()
         .map(|input| {
-            let parsed = inputs::parse(input.kind, &input.path);
-            (input, parsed)
+            let mut parsed = inputs::parse(input.kind, &input.path);
+            let file = input.path.display().to_string();
+            let excluded = apply_markers(&file, &mut parsed, &options.environment);
+            ((input, parsed), excluded)
         })
-        .collect();
+        .unzip();
+    result.excluded = excluded.into_iter().flatten().collect();
     let advisories = load_advisories(db, &parsed)?;
     let matched = match_distinct(&parsed, &advisories);
     let (active, expired): (Vec<Ignore>, Vec<Ignore>) = options
@@ -175,6 +206,59 @@ pub fn scan(
 }
 
 type Key = (Ecosystem, String, String);
+
+/// Removes from `parsed` the packages and requirements whose marker is false in `env` and
+/// returns them. A marker that cannot be evaluated keeps its package (checked as if it
+/// applied) and is reported as an issue with its line.
+fn apply_markers(file: &str, parsed: &mut Parsed, env: &Environment) -> Vec<Excluded> {
+    let mut excluded = Vec::new();
+    let mut issues = Vec::new();
+    let mut applies = |marker: Option<&String>, line: u64| -> bool {
+        let Some(marker) = marker else { return true };
+        match markers::evaluate(marker, env) {
+            Ok(holds) => holds,
+            Err(e) => {
+                issues.push((
+                    line,
+                    format!("environment marker `{marker}`: {e}; checked as if it applied"),
+                ));
+                true
+            }
+        }
+    };
+    parsed.packages.retain(|p| {
+        let keep = applies(p.marker.as_ref(), p.line.unwrap_or(0));
+        if !keep {
+            excluded.push(Excluded {
+                file: file.to_owned(),
+                line: p.line,
+                ecosystem: p.ecosystem,
+                name: p.name.clone(),
+                version: p.version.clone(),
+                marker: p.marker.clone().unwrap_or_default(),
+            });
+        }
+        keep
+    });
+    parsed.unpinned.retain(|u| {
+        let keep = applies(u.marker.as_ref(), u.line);
+        if !keep {
+            excluded.push(Excluded {
+                file: file.to_owned(),
+                line: Some(u.line),
+                ecosystem: u.ecosystem,
+                name: u.name.clone(),
+                version: u.spec.clone(),
+                marker: u.marker.clone().unwrap_or_default(),
+            });
+        }
+        keep
+    });
+    for (line, message) in issues {
+        parsed.issue(file, line, message);
+    }
+    excluded
+}
 
 fn load_advisories(
     db: &Database,

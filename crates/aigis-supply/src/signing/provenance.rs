@@ -113,7 +113,7 @@ pub fn statement(model: &Path, run: &Run, threads: Option<usize>) -> Result<Valu
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
     let mut metadata = json!({
-        "finishedOn": run.finished_on.clone().unwrap_or_else(super::sbom::now_rfc3339),
+        "finishedOn": run.finished_on.clone().unwrap_or_else(aigis_report::time::now_rfc3339),
     });
     if let Some(s) = &run.started_on {
         metadata["startedOn"] = json!(s);

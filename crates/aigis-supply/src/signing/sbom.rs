@@ -319,7 +319,7 @@ pub fn model_bom(model: &Path, opts: &SbomOptions) -> Result<Value, SigningError
     let (serial, timestamp) = opts
         .fixed
         .clone()
-        .unwrap_or_else(|| (random_urn(), now_rfc3339()));
+        .unwrap_or_else(|| (random_urn(), aigis_report::time::now_rfc3339()));
     let mut components = vec![model_component];
     components.extend(data_components);
     components.extend(libraries);
@@ -481,35 +481,5 @@ fn random_urn() -> String {
         &h[12..16],
         &h[16..20],
         &h[20..32]
-    )
-}
-
-/// Current UTC time as RFC 3339 (seconds).
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    rfc3339(secs)
-}
-
-/// Formats seconds since the epoch as RFC 3339 UTC.
-pub fn rfc3339(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
     )
 }

@@ -468,3 +468,65 @@ pub fn check_scan(model: &Path) -> Result<usize, SigningError> {
         _ => Ok(files.len()),
     }
 }
+
+/// What a deployment requires of a model before serving it (the gateway's
+/// `[routes.model_check]`): a valid OMS signature over every file, from `trust`, and
+/// optionally a clean malicious-code scan.
+#[derive(Debug, Clone)]
+pub struct ModelRequirement<'a> {
+    /// The model directory (or file).
+    pub model: &'a Path,
+    /// Its signature bundle (ignored when it lies inside the model directory).
+    pub signature: &'a Path,
+    /// Who must have signed.
+    pub trust: &'a Trust,
+    /// Require a valid post-quantum signature too.
+    pub require_pq: bool,
+    /// Also require [`check_scan`] to pass.
+    pub scan: bool,
+}
+
+/// Checks `req`: the signature verifies over every file (none missing, none added) and, when
+/// asked, the scan is clean. Returns a one-line summary (resources, subject digest, signers,
+/// files scanned).
+///
+/// # Errors
+/// The first requirement that failed: an unreadable or oversized signature, a verification
+/// failure naming every differing file, or an unclean scan.
+pub fn check_model(req: &ModelRequirement<'_>) -> Result<String, SigningError> {
+    let io = |source| SigningError::Io {
+        path: req.signature.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(req.signature).map_err(io)?.len();
+    if len > super::bundle::MAX_BUNDLE_LEN as u64 {
+        return Err(SigningError::TooLarge {
+            what: format!("signature bundle {}", req.signature.display()),
+            len: usize::try_from(len).unwrap_or(usize::MAX),
+            max: super::bundle::MAX_BUNDLE_LEN,
+        });
+    }
+    let bundle = std::fs::read(req.signature).map_err(io)?;
+    let opts = VerifyOptions {
+        signature_path: Some(req.signature.to_path_buf()),
+        require_pq: req.require_pq,
+        ..VerifyOptions::default()
+    };
+    let verified = verify_model(req.model, &bundle, req.trust, &opts)?;
+    let signers: Vec<String> = verified
+        .signers
+        .iter()
+        .map(|s| format!("{} key {}", s.alg, s.key_id))
+        .collect();
+    let mut summary = format!(
+        "signature verified: {} resources, subject digest sha256:{}, signed by {}",
+        verified.manifest.resources.len(),
+        verified.root_digest,
+        signers.join(", ")
+    );
+    if req.scan {
+        let scanned = check_scan(req.model)?;
+        summary = format!("{summary}; scan clean ({scanned} files)");
+    }
+    Ok(summary)
+}

@@ -153,6 +153,9 @@ pub struct Package {
     pub version: String,
     /// The 1-based line that pins it, when known.
     pub line: Option<u64>,
+    /// The PEP 508 environment marker that conditions it (`python_version < "3.9"`), evaluated
+    /// by the scan against its target environment.
+    pub marker: Option<String>,
 }
 
 /// A requirement without an exact version (`requests>=2`, `name @ git+https://…`).
@@ -166,6 +169,8 @@ pub struct Unpinned {
     pub spec: String,
     /// The 1-based line.
     pub line: u64,
+    /// Its PEP 508 environment marker, if any.
+    pub marker: Option<String>,
 }
 
 /// A problem in an input: the part it affects was not scanned.
@@ -210,6 +215,19 @@ impl Parsed {
         version: &str,
         line: Option<u64>,
     ) {
+        self.conditional_package(file, ecosystem, name, version, line, None);
+    }
+
+    /// [`Self::package`] for a package installed only where `marker` holds.
+    pub(crate) fn conditional_package(
+        &mut self,
+        file: &str,
+        ecosystem: Ecosystem,
+        name: &str,
+        version: &str,
+        line: Option<u64>,
+        marker: Option<&str>,
+    ) {
         if self.packages.len() >= MAX_PACKAGES_PER_FILE {
             if self.packages.len() == MAX_PACKAGES_PER_FILE {
                 self.issue(
@@ -222,6 +240,7 @@ impl Parsed {
                     name: String::new(),
                     version: String::new(),
                     line,
+                    marker: None,
                 });
             }
             return;
@@ -231,6 +250,10 @@ impl Parsed {
             name: name.trim().to_owned(),
             version: version.trim().to_owned(),
             line,
+            marker: marker
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned),
         });
     }
 

@@ -4,9 +4,9 @@
 //! A requirement is pinned when its only version clause is `==X` (without a `.*` wildcard) or
 //! `===X`; everything else (`>=`, `~=`, no version, a direct `@ URL` reference, `-e` editable
 //! installs) is reported as unpinned, because what gets installed is decided at install time.
-//! Extras (`name[a,b]`), environment markers (`; python_version < "3.10"`) and per-requirement
-//! options (`--hash=…`) are read and ignored: markers are not evaluated, so a requirement for any
-//! platform is checked (pip-audit evaluates them for the running interpreter; see docs/deps.md).
+//! Extras (`name[a,b]`) and per-requirement options (`--hash=…`) are read and ignored;
+//! environment markers (`; python_version < "3.10"`) are kept with the requirement and evaluated
+//! by the scan against its target environment (`deps::markers`).
 //! `-r`/`--requirement` and `-c`/`--constraint` includes are followed relative to the including
 //! file, up to [`MAX_INCLUDE_DEPTH`] deep, each file once.
 
@@ -155,6 +155,7 @@ pub(crate) fn requirements_text(
                 name: egg_name(target).unwrap_or_else(|| target.to_owned()),
                 spec: format!("-e {target}"),
                 line,
+                marker: None,
             });
             continue;
         }
@@ -210,8 +211,10 @@ fn egg_name(target: &str) -> Option<String> {
 fn requirement(file: &str, line: u64, content: &str, out: &mut Parsed) {
     // Per-requirement options start at the first ` --`.
     let body = content.split(" --").next().unwrap_or_default().trim();
-    // Environment markers.
-    let body = body.split(';').next().unwrap_or_default().trim();
+    let (body, marker) = match body.split_once(';') {
+        Some((requirement, marker)) => (requirement.trim(), Some(marker.trim())),
+        None => (body, None),
+    };
     let name_end = body
         .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
         .unwrap_or(body.len());
@@ -238,7 +241,7 @@ fn requirement(file: &str, line: u64, content: &str, out: &mut Parsed) {
         .trim_end_matches(')')
         .trim();
     if let Some(version) = pinned_version(spec) {
-        out.package(file, Ecosystem::PyPi, name, version, Some(line));
+        out.conditional_package(file, Ecosystem::PyPi, name, version, Some(line), marker);
     } else {
         out.unpinned.push(Unpinned {
             ecosystem: Ecosystem::PyPi,
@@ -249,6 +252,7 @@ fn requirement(file: &str, line: u64, content: &str, out: &mut Parsed) {
                 spec.to_owned()
             },
             line,
+            marker: marker.filter(|m| !m.is_empty()).map(str::to_owned),
         });
     }
 }

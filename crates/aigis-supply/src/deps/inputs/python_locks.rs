@@ -26,6 +26,38 @@ struct TomlPackage {
     version: Option<String>,
     #[serde(default)]
     source: Option<toml::Value>,
+    /// poetry's package-level marker: a string, or a table of marker per dependency group.
+    #[serde(default)]
+    markers: Option<toml::Value>,
+    /// pdm's package-level marker.
+    #[serde(default)]
+    marker: Option<String>,
+    /// uv's forks: the package applies where any of these holds.
+    #[serde(default, rename = "resolution-markers")]
+    resolution_markers: Option<Vec<String>>,
+}
+
+impl TomlPackage {
+    /// The marker conditioning this package, if the lock records one.
+    fn condition(&self) -> Option<String> {
+        if let Some(any) = self.resolution_markers.as_ref().filter(|m| !m.is_empty()) {
+            let alternatives: Vec<String> = any.iter().map(|m| format!("({m})")).collect();
+            return Some(alternatives.join(" or "));
+        }
+        match &self.markers {
+            Some(toml::Value::String(m)) => Some(m.clone()),
+            // Per group: installed where any group's marker holds.
+            Some(toml::Value::Table(groups)) => {
+                let any: Vec<String> = groups
+                    .values()
+                    .filter_map(toml::Value::as_str)
+                    .map(|m| format!("({m})"))
+                    .collect();
+                (!any.is_empty()).then(|| any.join(" or "))
+            }
+            _ => self.marker.clone(),
+        }
+    }
 }
 
 fn read_toml_lock(file: &str, text: &str, kind: &str, out: &mut Parsed) -> Vec<(u64, TomlPackage)> {
@@ -64,8 +96,18 @@ pub(crate) fn toml_packages(file: &str, text: &str, out: &mut Parsed) {
         if matches!(source_type, "git" | "directory" | "file" | "url") {
             continue;
         }
+        let marker = p.condition();
         match p.version {
-            Some(v) => out.package(file, Ecosystem::PyPi, &p.name, &v, Some(line)),
+            Some(v) => {
+                out.conditional_package(
+                    file,
+                    Ecosystem::PyPi,
+                    &p.name,
+                    &v,
+                    Some(line),
+                    marker.as_deref(),
+                );
+            }
             None => out.issue(file, line, format!("package `{}` has no version", p.name)),
         }
     }
@@ -81,8 +123,18 @@ pub(crate) fn uv_lock(file: &str, text: &str, out: &mut Parsed) {
         if !from_registry {
             continue;
         }
+        let marker = p.condition();
         match p.version {
-            Some(v) => out.package(file, Ecosystem::PyPi, &p.name, &v, Some(line)),
+            Some(v) => {
+                out.conditional_package(
+                    file,
+                    Ecosystem::PyPi,
+                    &p.name,
+                    &v,
+                    Some(line),
+                    marker.as_deref(),
+                );
+            }
             None => out.issue(file, line, format!("package `{}` has no version", p.name)),
         }
     }
@@ -103,15 +155,17 @@ pub(crate) fn pipfile_lock(file: &str, text: &str, out: &mut Parsed) {
         };
         for (name, entry) in map {
             let line = find_line(text, &format!("\"{name}\""), 0).map(|(l, _)| l);
+            let marker = entry.get("markers").and_then(serde_json::Value::as_str);
             match entry.get("version").and_then(serde_json::Value::as_str) {
                 Some(spec) if spec.starts_with("==") => {
-                    out.package(file, Ecosystem::PyPi, name, &spec[2..], line);
+                    out.conditional_package(file, Ecosystem::PyPi, name, &spec[2..], line, marker);
                 }
                 Some(spec) => out.unpinned.push(Unpinned {
                     ecosystem: Ecosystem::PyPi,
                     name: name.clone(),
                     spec: spec.to_owned(),
                     line: line.unwrap_or(0),
+                    marker: marker.map(str::to_owned),
                 }),
                 // VCS, path or file entries carry no version.
                 None => {}
