@@ -86,8 +86,9 @@ impl Origin {
         Self(at | (len << 30))
     }
     /// An ASCII character at `at` (at most [`Origin::MAX`]).
+    #[allow(clippy::cast_possible_truncation)] // at most `MAX`, under 2^30
     fn ascii(at: usize) -> Self {
-        Self(u32::try_from(at.min(Self::MAX)).unwrap_or(0))
+        Self(at.min(Self::MAX) as u32)
     }
     fn start(self) -> usize {
         (self.0 & 0x3FFF_FFFF) as usize
@@ -153,10 +154,7 @@ fn lower(original: &str) -> Lowered {
     let mut prev_is_letter = false;
     let mut at = 0;
     while at < end {
-        let ascii_end = bytes[at..end]
-            .iter()
-            .position(|b| !b.is_ascii())
-            .map_or(end, |n| at + n);
+        let ascii_end = at + ascii_prefix(&bytes[at..end]);
         if ascii_end > at {
             let from = text.len();
             text.push_str(&original[at..ascii_end]);
@@ -201,6 +199,16 @@ fn lower(original: &str) -> Lowered {
         origin,
         hidden,
     }
+}
+
+/// The length of the ASCII prefix of `bytes`, eight bytes at a time.
+fn ascii_prefix(bytes: &[u8]) -> usize {
+    let words = bytes
+        .chunks_exact(8)
+        .take_while(|w| w.iter().fold(0, |a, b| a | b) < 0x80)
+        .count();
+    let at = 8 * words;
+    at + bytes[at..].iter().take_while(|b| b.is_ascii()).count()
 }
 
 fn flush(hidden: &mut Vec<Detection>, run: Option<(&'static str, Range<usize>)>) {
@@ -276,18 +284,18 @@ fn leet_in_context(body: &[Mapped], i: usize) -> bool {
 /// Where [`fold_into`] writes the folded characters.
 trait Sink {
     fn push(&mut self, m: Mapped);
-    /// A token (no whitespace) that needs no folding; `origin` has an entry per byte.
-    fn push_token(&mut self, token: &str, origin: &[Origin]);
+    /// Text that needs no folding: tokens and single spaces (a space never follows whitespace);
+    /// `origin` has an entry per byte.
+    fn push_verbatim(&mut self, text: &str, origin: &[Origin]);
 }
 
 impl Sink for Vec<Mapped> {
     fn push(&mut self, m: Mapped) {
         Vec::push(self, m);
     }
-    fn push_token(&mut self, token: &str, origin: &[Origin]) {
+    fn push_verbatim(&mut self, text: &str, origin: &[Origin]) {
         self.extend(
-            token
-                .char_indices()
+            text.char_indices()
                 .map(|(i, c)| Mapped { c, from: origin[i] }),
         );
     }
@@ -322,10 +330,14 @@ impl Sink for Collapsed {
         self.origin
             .extend(std::iter::repeat_n(m.from, c.len_utf8()));
     }
-    fn push_token(&mut self, token: &str, origin: &[Origin]) {
-        self.last_space &= token.is_empty();
-        self.text.push_str(token);
-        self.origin.extend_from_slice(origin);
+    fn push_verbatim(&mut self, text: &str, origin: &[Origin]) {
+        // Only the first byte can be a space that collapses into the one written before it.
+        let skip = usize::from(self.last_space && text.starts_with(' '));
+        if text.len() > skip {
+            self.text.push_str(&text[skip..]);
+            self.origin.extend_from_slice(&origin[skip..]);
+            self.last_space = text.ends_with(' ');
+        }
     }
 }
 
@@ -369,22 +381,32 @@ fn class(b: u8) -> u8 {
 
 /// Writes `lowered` to `sink` token by token (a token is a run of non-whitespace): confusable
 /// skeletons for mixed-script tokens, leetspeak folded in tokens that mix letters with leet
-/// digits or symbols, every other token and all whitespace as it is.
-fn fold_into(lowered: &Lowered, sink: &mut impl Sink) {
+/// digits or symbols, every other token and all whitespace as it is. Text that needs no folding
+/// is handed over in as few pieces as possible.
+fn fold_into(lowered: &Lowered, sink: &mut dyn Sink) {
     let text = lowered.text.as_str();
     let bytes = text.as_bytes();
+    let verbatim = |sink: &mut dyn Sink, range: Range<usize>| {
+        if !range.is_empty() {
+            sink.push_verbatim(&text[range.clone()], &lowered.origin[range]);
+        }
+    };
     let mut body = Vec::new();
-    let mut at = 0;
+    // Everything from `since` to the token being read needs no folding and is not written yet.
+    let (mut at, mut since) = (0, 0);
     while at < bytes.len() {
         let start = at;
-        let mut ascii = true;
+        let (mut ascii, mut classes, mut letters) = (true, 0, 0);
         let mut space = None;
         while let Some(&b) = bytes.get(at) {
             if b.is_ascii() {
-                if class(b) & SPACE != 0 {
+                let class = class(b);
+                if class & SPACE != 0 {
                     space = Some(char::from(b));
                     break;
                 }
+                classes |= class;
+                letters += usize::from(class & ALPHA != 0);
                 at += 1;
             } else {
                 let Some(c) = text[at..].chars().next() else {
@@ -395,48 +417,58 @@ fn fold_into(lowered: &Lowered, sink: &mut impl Sink) {
                     break;
                 }
                 ascii = false;
+                letters += usize::from(c.is_alphabetic());
                 at += c.len_utf8();
             }
         }
-        if at > start {
-            let origin = &lowered.origin[start..at];
-            fold_token(&text[start..at], origin, ascii, &mut body, sink);
+        let token = &text[start..at];
+        let mixed = !ascii && !token.is_single_script();
+        let leety = classes & LEET != 0
+            && letters >= 2
+            && if ascii {
+                token.len() >= 3
+            } else {
+                token.chars().nth(2).is_some()
+            };
+        if mixed || leety {
+            verbatim(sink, since..start);
+            fold_token(
+                token,
+                &lowered.origin[start..at],
+                mixed,
+                leety,
+                &mut body,
+                sink,
+            );
+            since = at;
         }
-        if let Some(c) = space {
-            sink.push(Mapped {
-                c,
-                from: lowered.origin[at],
-            });
-            at += c.len_utf8();
+        match space {
+            // One space after a token stays as it is.
+            Some(' ') if at > start => at += 1,
+            Some(c) => {
+                verbatim(sink, since..at);
+                sink.push(Mapped {
+                    c,
+                    from: lowered.origin[at],
+                });
+                at += c.len_utf8();
+                since = at;
+            }
+            None => {}
         }
     }
+    verbatim(sink, since..at);
 }
 
-/// One token of [`fold_into`]; `body` is scratch space.
+/// Folds one token of [`fold_into`]; `body` is scratch space.
 fn fold_token(
     token: &str,
     origin: &[Origin],
-    ascii: bool,
+    mixed: bool,
+    leety: bool,
     body: &mut Vec<Mapped>,
-    sink: &mut impl Sink,
+    sink: &mut dyn Sink,
 ) {
-    let mixed = !ascii && !token.is_single_script();
-    let leety = if ascii {
-        let (mut classes, mut letters) = (0, 0);
-        for b in token.bytes() {
-            classes |= class(b);
-            letters += usize::from(class(b) & ALPHA != 0);
-        }
-        token.len() >= 3 && classes & LEET != 0 && letters >= 2
-    } else {
-        token.chars().nth(2).is_some()
-            && token.chars().any(|c| leet(c).is_some())
-            && token.chars().filter(|c| c.is_alphabetic()).count() >= 2
-    };
-    if !mixed && !leety {
-        sink.push_token(token, origin);
-        return;
-    }
     body.clear();
     body.extend(
         token
