@@ -342,6 +342,7 @@ impl Sink for Collapsed {
 }
 
 /// Classes of ASCII bytes, as `char` sees them: [`SPACE`], [`ALNUM`], [`ALPHA`], [`LEET`].
+#[allow(clippy::cast_possible_truncation)] // `b` stays under 128
 const ASCII_CLASS: [u8; 128] = {
     let mut table = [0u8; 128];
     let mut b = 0;

@@ -149,6 +149,7 @@ fn fnv(seed: u64, bytes: &[u8]) -> u64 {
 
 /// What an ASCII byte is to [`features`]: part of a word (alphanumeric or `'`), part of a
 /// punctuation run (neither alphanumeric nor whitespace), or both (`'`).
+#[allow(clippy::cast_possible_truncation)] // `b` stays under 128
 const ASCII_ROLE: [u8; 128] = {
     let mut table = [0u8; 128];
     let mut b = 0;
