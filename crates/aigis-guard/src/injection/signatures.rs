@@ -1,8 +1,8 @@
 //! The lexical tier: weighted signatures over normalised (lowercase, de-obfuscated) text.
 //!
 //! Each signature has an id, a weight in logits (added to the learned tier's logit when it fires)
-//! and a pattern. All patterns are compiled into one [`RegexSet`] (one lazy-DFA pass); only the
-//! signatures that fired are run again to find their spans. Patterns are written for the
+//! and a pattern. One Aho-Corasick pass over the literals the patterns start with decides which
+//! signatures can fire and where they are tried (see [`Signatures`]). Patterns are written for the
 //! normalised text, so they need no case-insensitivity and see through leetspeak, homoglyphs and
 //! padding. Patterns are byte-oriented (`unicode(false)`): `\b`, `\s` and `\S` are ASCII classes
 //! and `.` is one byte, so gaps in patterns for non-Latin scripts are counted in UTF-8 bytes
