@@ -90,33 +90,52 @@ impl Model {
     /// The model's logit for a normalised text (without the signatures' offset). Each distinct
     /// feature counts once, so repeating a sentence does not amplify it.
     pub fn logit(&self, text: &str) -> f32 {
-        SEEN.with_borrow_mut(|seen| {
+        SCRATCH.with_borrow_mut(|Scratch { seen, touched }| {
             seen.resize(1 << self.bits.saturating_sub(6), 0);
-            let mut sum = 0f32;
-            let mut set = Vec::with_capacity(text.len() * 2);
+            // A small bitset is cleared whole after each text; a large one word by word.
+            let small = seen.len() <= SMALL_BITSET;
+            let (mut sum, mut distinct) = (0f32, 0usize);
             features(text, self.bits, |i| {
                 let (word, bit) = ((i >> 6) as usize, 1u64 << (i & 63));
                 if seen[word] & bit == 0 {
                     seen[word] |= bit;
-                    set.push(i);
+                    distinct += 1;
                     sum += self.weights[i as usize];
+                    if !small {
+                        touched.push(word);
+                    }
                 }
             });
-            for i in &set {
-                seen[(*i >> 6) as usize] = 0;
+            if small {
+                seen.fill(0);
+            } else {
+                for word in touched.drain(..) {
+                    seen[word] = 0;
+                }
             }
-            if set.is_empty() {
+            if distinct == 0 {
                 self.bias
             } else {
-                self.bias + sum / (set.len() as f32).sqrt()
+                self.bias + sum / (distinct as f32).sqrt()
             }
         })
     }
 }
 
-thread_local! {
+/// Bitsets of up to this many words (2^18 buckets, 32 KiB) are cleared whole.
+const SMALL_BITSET: usize = 4096;
+
+/// Per-thread scratch space of [`Model::logit`], reused from text to text.
+#[derive(Default)]
+struct Scratch {
     /// A bitset of the features seen in the text being scored, cleared after each text.
-    static SEEN: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+    seen: Vec<u64>,
+    /// For a large bitset, the words set in it.
+    touched: Vec<usize>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -128,44 +147,158 @@ fn fnv(seed: u64, bytes: &[u8]) -> u64 {
         .fold(seed, |h, b| (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME))
 }
 
-/// Calls `f` with the bucket of every feature of `text`.
-fn features(text: &str, bits: u8, mut f: impl FnMut(u32)) {
-    let bucket = |h: u64| u32::try_from(h >> (64 - u32::from(bits))).unwrap_or(0);
+/// What an ASCII byte is to [`features`]: part of a word (alphanumeric or `'`), part of a
+/// punctuation run (neither alphanumeric nor whitespace), or both (`'`).
+#[allow(clippy::cast_possible_truncation)] // `b` stays under 128
+const ASCII_ROLE: [u8; 128] = {
+    let mut table = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        let alnum = c.is_ascii_alphanumeric();
+        let space = matches!(c, b' ' | b'\t'..=b'\r');
+        table[b] =
+            if alnum || c == b'\'' { WORD } else { 0 } | if alnum || space { 0 } else { PUNCT };
+        b += 1;
+    }
+    table
+};
+const WORD: u8 = 1;
+const PUNCT: u8 = 2;
+
+/// Calls `f` with the bucket of every distinct feature of `text` at least once, in the order
+/// they first occur: the features of each word (a run of alphanumeric characters and `'`) in
+/// order, then those of the punctuation runs (runs of characters neither alphanumeric nor
+/// whitespace) of two bytes or more. One pass over the text; a repeated word only adds its
+/// bigrams.
+fn features<'t>(text: &'t str, bits: u8, mut f: impl FnMut(u32)) {
+    let shift = 64 - u32::from(bits);
+    // `bits` is at most 24, so the shifted hash fits.
+    #[allow(clippy::cast_possible_truncation)]
+    let bucket = |h: u64| (h >> shift) as u32;
     // The hashes of the last three words, for bigrams and skip-bigrams.
     let mut recent: [Option<u64>; 3] = [None; 3];
-    for word in text
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-    {
-        let w = fnv(FNV_OFFSET, word.as_bytes());
-        f(bucket(fnv(w, b"w")));
+    let mut seen_words = Words::for_text(text.len());
+    let mut word = |word: &'t [u8]| {
+        let w = fnv(FNV_OFFSET, word);
+        // A repeated word's unigram and character grams were all emitted with its first use.
+        let new = seen_words.insert(w, word);
+        if new {
+            f(bucket(fnv(w, b"w")));
+        }
         for (distance, p) in (0u8..).zip(recent) {
             if let Some(p) = p {
                 f(bucket(fnv(p ^ w.rotate_left(17), &[b'b', distance])));
             }
         }
         recent = [Some(w), recent[0], recent[1]];
+        if !new {
+            return;
+        }
         // Character 3-, 4- and 5-grams of `^word$`: the last five bytes live in a shift
         // register, so each gram costs one multiply (Fibonacci hashing) instead of a hash pass.
+        let gram = |register: u64, mask: u64, n: u64| {
+            bucket(((register & mask) | (n << 56)).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        };
+        let (g3, g4, g5) = (0xFF_FFFF, 0xFFFF_FFFF, 0xFF_FFFF_FFFF);
         let mut register = u64::from(b'^');
-        for (i, &b) in word.as_bytes().iter().chain(b"$").enumerate() {
+        for (i, &b) in word.iter().chain(b"$").enumerate() {
             register = (register << 8) | u64::from(b);
-            for n in 3..=5usize {
-                if i + 2 >= n {
-                    let gram = register & ((1u64 << (8 * n)) - 1);
-                    f(bucket(
-                        (gram | ((n as u64) << 56)).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                    ));
-                }
+            if i >= 1 {
+                f(gram(register, g3, 3));
+            }
+            if i >= 2 {
+                f(gram(register, g4, 4));
+            }
+            if i >= 3 {
+                f(gram(register, g5, 5));
             }
         }
+    };
+    let bytes = text.as_bytes();
+    let mut runs: Vec<u64> = Vec::new();
+    let (mut word_start, mut run_start) = (None, None);
+    let mut at = 0;
+    while at <= bytes.len() {
+        let (role, len) = match bytes.get(at) {
+            None => (0, 1),
+            Some(&b) if b.is_ascii() => (ASCII_ROLE[usize::from(b)], 1),
+            Some(_) => text[at..].chars().next().map_or((0, 1), |c| {
+                let role = if c.is_alphanumeric() {
+                    WORD
+                } else if c.is_whitespace() {
+                    0
+                } else {
+                    PUNCT
+                };
+                (role, c.len_utf8())
+            }),
+        };
+        match (word_start, role & WORD != 0) {
+            (None, true) => word_start = Some(at),
+            (Some(start), false) => {
+                word(&bytes[start..at]);
+                word_start = None;
+            }
+            _ => {}
+        }
+        match (run_start, role & PUNCT != 0) {
+            (None, true) => run_start = Some(at),
+            (Some(start), false) => {
+                if at - start >= 2 {
+                    runs.push(fnv(FNV_OFFSET ^ 0x5555, &bytes[start..at]));
+                }
+                run_start = None;
+            }
+            _ => {}
+        }
+        at += len;
     }
     // Runs of punctuation carry structure (`<|`, `###`, `]]`).
-    for run in text
-        .split(|c: char| c.is_alphanumeric() || c.is_whitespace())
-        .filter(|r| r.len() >= 2)
-    {
-        f(bucket(fnv(FNV_OFFSET ^ 0x5555, run.as_bytes())));
+    for run in runs {
+        f(bucket(run));
+    }
+}
+
+/// The distinct words of one text: open addressing on their FNV hashes, compared byte for byte.
+struct Words<'t> {
+    slots: Vec<(u64, &'t [u8])>,
+    len: usize,
+}
+
+impl<'t> Words<'t> {
+    fn for_text(bytes: usize) -> Self {
+        Self {
+            slots: vec![(0, &[][..]); (bytes / 4).clamp(16, 512).next_power_of_two()],
+            len: 0,
+        }
+    }
+
+    /// Adds `word` (not empty) with hash `hash`; false when it was there already.
+    fn insert(&mut self, hash: u64, word: &'t [u8]) -> bool {
+        if 2 * (self.len + 1) > self.slots.len() {
+            let grown = vec![(0, &[][..]); 2 * self.slots.len()];
+            let old = std::mem::replace(&mut self.slots, grown);
+            self.len = 0;
+            for (h, w) in old.into_iter().filter(|(_, w)| !w.is_empty()) {
+                self.insert(h, w);
+            }
+        }
+        let mask = self.slots.len() - 1;
+        // The low bits of an FNV hash mix poorly: take the slot from the high ones.
+        let mut at = (hash >> 40) as usize & mask;
+        loop {
+            let (h, w) = self.slots[at];
+            if w.is_empty() {
+                self.slots[at] = (hash, word);
+                self.len += 1;
+                return true;
+            }
+            if h == hash && w == word {
+                return false;
+            }
+            at = (at + 1) & mask;
+        }
     }
 }
 

@@ -122,6 +122,7 @@ impl Pii {
             .zip(&sources)
             .map(|((shape, _), src)| (*shape, Regex::new(src).expect("PII pattern compiles")))
             .collect();
+        warm_up_phonenumber(region);
         Self {
             set,
             patterns,
@@ -224,6 +225,27 @@ impl Pii {
             }
         }
     }
+}
+
+/// Compiled regexes the `phonenumber` crate keeps (its default is 100, an LRU cache).
+pub const PHONE_REGEX_CACHE: usize = 1024;
+
+/// Loads the `phonenumber` metadata and widens its regex cache, once per process.
+///
+/// The crate loads its metadata on first use (about 100 ms): done here rather than in the first
+/// request that holds a phone number. Validating a number of a country code shared by several
+/// regions (+1: the US, Canada and 23 others) tries each region's patterns; with the crate's
+/// 100-regex LRU cache that evicted and recompiled regexes on every number (about 100 µs per
+/// candidate). 1,024 cached regexes hold every region a scan usually meets; the bound keeps
+/// memory bounded when input names every country code.
+fn warm_up_phonenumber(region: phonenumber::country::Id) {
+    static WIDENED: std::sync::Once = std::sync::Once::new();
+    WIDENED.call_once(|| {
+        if let Ok(mut cache) = phonenumber::metadata::DATABASE.cache().lock() {
+            cache.set_capacity(PHONE_REGEX_CACHE);
+        }
+    });
+    let _ = phonenumber::parse(Some(region), "2015550123");
 }
 
 /// Apply context: drop context-required candidates without it, raise or lower the rest.
