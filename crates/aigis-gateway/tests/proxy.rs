@@ -338,9 +338,10 @@ async fn streams_are_relayed_chunk_by_chunk() {
     let (status, mut body) =
         open_stream(gw.public_addr(), "/v1/chat/completions", &chat("m", true)).await;
     assert_eq!(status, 200);
-    // The role chunk, then chunk 1's text ("mock rep": the guard holds the unfinished word).
+    // The role chunk, then chunk 1's text ("mock reply": the unfinished word goes too, since
+    // no detector could continue it).
     let mut first = String::new();
-    while !first.contains("\"content\":\"mock \"") {
+    while !first.contains("\"content\":\"mock reply\"") {
         first.push_str(&next_text(&mut body).await.unwrap());
     }
     gate.notify_one();

@@ -39,6 +39,26 @@ struct TomlPackage {
 
 impl TomlPackage {
     /// The marker conditioning this package, if the lock records one.
+    /// Adds the package (under its environment condition) to `out`, or says it has no version.
+    fn report(self, file: &str, line: u64, out: &mut Parsed) {
+        let marker = self.condition();
+        match self.version {
+            Some(v) => out.conditional_package(
+                file,
+                Ecosystem::PyPi,
+                &self.name,
+                &v,
+                Some(line),
+                marker.as_deref(),
+            ),
+            None => out.issue(
+                file,
+                line,
+                format!("package `{}` has no version", self.name),
+            ),
+        }
+    }
+
     fn condition(&self) -> Option<String> {
         if let Some(any) = self.resolution_markers.as_ref().filter(|m| !m.is_empty()) {
             let alternatives: Vec<String> = any.iter().map(|m| format!("({m})")).collect();
@@ -96,20 +116,7 @@ pub(crate) fn toml_packages(file: &str, text: &str, out: &mut Parsed) {
         if matches!(source_type, "git" | "directory" | "file" | "url") {
             continue;
         }
-        let marker = p.condition();
-        match p.version {
-            Some(v) => {
-                out.conditional_package(
-                    file,
-                    Ecosystem::PyPi,
-                    &p.name,
-                    &v,
-                    Some(line),
-                    marker.as_deref(),
-                );
-            }
-            None => out.issue(file, line, format!("package `{}` has no version", p.name)),
-        }
+        p.report(file, line, out);
     }
 }
 
@@ -123,20 +130,7 @@ pub(crate) fn uv_lock(file: &str, text: &str, out: &mut Parsed) {
         if !from_registry {
             continue;
         }
-        let marker = p.condition();
-        match p.version {
-            Some(v) => {
-                out.conditional_package(
-                    file,
-                    Ecosystem::PyPi,
-                    &p.name,
-                    &v,
-                    Some(line),
-                    marker.as_deref(),
-                );
-            }
-            None => out.issue(file, line, format!("package `{}` has no version", p.name)),
-        }
+        p.report(file, line, out);
     }
 }
 
