@@ -56,7 +56,7 @@ def test_released_text_does_not_wait_for_the_rest_of_the_stream(client, mock_ups
     seen = ""
     for chunk in stream:
         seen += (chunk.choices[0].delta.content or "") if chunk.choices else ""
-        if seen == "Good morning ":
+        if seen == "Good morning to":  # chunk 1 whole: no detector could continue "to"
             urllib.request.urlopen(urllib.request.Request(f"http://{mock_upstream}/mock/release", method="POST"), timeout=5)
     assert seen == "Good morning to everyone here"
 
