@@ -280,8 +280,8 @@ impl TextStream {
         }
         let (open, pem) = open_construct(b);
         p = p.min(open);
-        let hits = || hits.iter().filter(|h| acts(h.action));
-        for h in hits() {
+        let acting = || hits.iter().filter(|h| acts(h.action));
+        for h in acting() {
             let right = if h.detector == "pii" { PII_RIGHT } else { 0 };
             if h.span.end + right >= len {
                 p = p.min(h.span.start);
@@ -293,7 +293,7 @@ impl TextStream {
         }
         // Never cut a match: it is rewritten whole or not at all. (Hits are sorted by start,
         // so one pass from the last covers chains of overlapping matches.)
-        for h in hits().rev() {
+        for h in acting().rev() {
             if h.span.start < p && p < h.span.end {
                 p = h.span.start;
             }
