@@ -6,8 +6,9 @@
 #   bash bench/deps.sh --smoke    # 5k records, 40 lockfiles, the debug binary (CI, < 60 s)
 #   AIGIS_BIN=path/to/aigis bash bench/deps.sh   # full run with a given binary (no build)
 #
-# Raw output goes to bench/results/<date>-deps/ (full runs only). The pip-audit comparison is a
-# separate script (bench/deps_pip_audit.py) because it needs pip-audit in a scratch venv.
+# Raw output goes to bench/results/<date>-deps/ (full runs only). The pip-audit comparisons are
+# separate scripts because they need pip-audit in a scratch venv: bench/deps_pip_audit.py
+# (agreement) and bench/deps_pip_audit_speed.py (speed; see docs/BENCHMARKS.md for the command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aigis-target}"
