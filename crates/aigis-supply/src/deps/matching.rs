@@ -8,7 +8,7 @@ use aigis_report::Severity;
 
 use super::ecosystem::{Ecosystem, Version};
 use super::osv::Advisory;
-use super::range;
+use super::range::{self, Versions};
 
 /// One vulnerability affecting a package version: one or more advisories that name each other
 /// as aliases (e.g. `PYSEC-2021-76`, `GHSA-v6wp-4m6f-gcjg` and `CVE-2021-21330`).
@@ -68,6 +68,18 @@ pub fn match_version(
     version: &Version,
     advisories: &[Advisory],
 ) -> Matched {
+    match_version_in(eco, text, version, advisories, &mut Versions::default())
+}
+
+/// [`match_version`] with the advisories' versions parsed through `versions` (kept across
+/// the versions of one package).
+pub fn match_version_in<'a>(
+    eco: Ecosystem,
+    text: &str,
+    version: &Version,
+    advisories: &'a [Advisory],
+    versions: &mut Versions<'a>,
+) -> Matched {
     let mut hits: Vec<&Advisory> = Vec::new();
     let mut git_only = Vec::new();
     for advisory in advisories {
@@ -75,7 +87,7 @@ pub fn match_version(
         let mut only_git = !advisory.affected.is_empty();
         for entry in &advisory.affected {
             only_git &= entry.git_only;
-            if entry.ecosystem == eco && range::is_affected(entry, text, version) {
+            if entry.ecosystem == eco && range::is_affected_in(entry, text, version, versions) {
                 affected = true;
             }
         }
@@ -88,7 +100,7 @@ pub fn match_version(
     let groups = group_by_alias(&hits);
     let mut vulnerabilities: Vec<Vulnerability> = groups
         .iter()
-        .map(|group| merge(group, text, version))
+        .map(|group| merge(group, version, versions))
         .collect();
     vulnerabilities.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.ids.cmp(&b.ids)));
     // The recommendation must not land in another advisory of the package, so every advisory
@@ -97,7 +109,7 @@ pub fn match_version(
         None
     } else {
         let all: Vec<&Advisory> = advisories.iter().collect();
-        smallest_fix(&all, text, version)
+        smallest_fix(&all, version, versions)
     };
     git_only.sort();
     Matched {
@@ -131,7 +143,11 @@ fn group_by_alias<'a>(hits: &[&'a Advisory]) -> Vec<Vec<&'a Advisory>> {
     groups.into_iter().map(|(_, a)| a).collect()
 }
 
-fn merge(group: &[&Advisory], text: &str, version: &Version) -> Vulnerability {
+fn merge<'a>(
+    group: &[&'a Advisory],
+    version: &Version,
+    versions: &mut Versions<'a>,
+) -> Vulnerability {
     let ids: BTreeSet<String> = group.iter().map(|a| a.id.clone()).collect();
     let aliases: BTreeSet<String> = group
         .iter()
@@ -179,19 +195,24 @@ fn merge(group: &[&Advisory], text: &str, version: &Version) -> Vulnerability {
         severity_source,
         informational,
         summary,
-        fixed: smallest_fix(group, text, version),
+        fixed: smallest_fix(group, version, versions),
         conflicting_fix: None,
     }
-    .with_conflict(group, version)
+    .with_conflict(group, version, versions)
 }
 
 impl Vulnerability {
-    fn with_conflict(mut self, group: &[&Advisory], version: &Version) -> Self {
+    fn with_conflict<'a>(
+        mut self,
+        group: &[&'a Advisory],
+        version: &Version,
+        versions: &mut Versions<'a>,
+    ) -> Self {
         if self.fixed.is_none() {
             self.conflicting_fix = group
                 .iter()
                 .flat_map(|a| a.affected.iter())
-                .flat_map(|entry| range::fixed_above(entry, version))
+                .flat_map(|entry| range::fixed_above(entry, version, versions))
                 .min_by(|a, b| a.0.compare(&b.0).unwrap_or(Ordering::Equal))
                 .map(|(_, text)| text);
         }
@@ -201,12 +222,15 @@ impl Vulnerability {
 
 /// The smallest `fixed` version above `version`, among all the advisories' fixed events, that
 /// none of the advisories affects.
-fn smallest_fix(advisories: &[&Advisory], _text: &str, version: &Version) -> Option<String> {
-    let mut candidates: Vec<(Version, String)> = advisories
-        .iter()
-        .flat_map(|a| a.affected.iter())
-        .flat_map(|entry| range::fixed_above(entry, version))
-        .collect();
+fn smallest_fix<'a>(
+    advisories: &[&'a Advisory],
+    version: &Version,
+    versions: &mut Versions<'a>,
+) -> Option<String> {
+    let mut candidates: Vec<(Version, String)> = Vec::new();
+    for entry in advisories.iter().flat_map(|a| a.affected.iter()) {
+        candidates.extend(range::fixed_above(entry, version, versions));
+    }
     candidates.sort_by(|a, b| a.0.compare(&b.0).unwrap_or(Ordering::Equal));
     candidates.dedup_by(|a, b| a.0.compare(&b.0) == Some(Ordering::Equal));
     candidates
@@ -215,7 +239,7 @@ fn smallest_fix(advisories: &[&Advisory], _text: &str, version: &Version) -> Opt
             advisories.iter().all(|a| {
                 !a.affected
                     .iter()
-                    .any(|entry| range::is_affected(entry, candidate_text, candidate))
+                    .any(|entry| range::is_affected_in(entry, candidate_text, candidate, versions))
             })
         })
         .map(|(_, text)| text)

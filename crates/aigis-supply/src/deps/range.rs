@@ -15,33 +15,109 @@
 //! nothing. Conflicting ranges (e.g. `fixed` below `introduced`) are evaluated literally.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use super::ecosystem::{Ecosystem, Version};
 use super::osv::{Affected, Event, Range};
 
+/// The versions named by advisories (events, listed versions), parsed once and kept for a
+/// matching run: a package's advisories are evaluated for every installed version of it, and the
+/// smallest-fix search evaluates all of them again for each candidate, so without this the same
+/// few thousand strings would be parsed over and over.
+#[derive(Debug, Default)]
+pub struct Versions<'a> {
+    parsed: HashMap<(Ecosystem, &'a str), Option<Version>>,
+    /// The listed `versions` of an entry (by its address), sorted for binary search.
+    listed: HashMap<usize, Listed<'a>>,
+}
+
+#[derive(Debug)]
+struct Listed<'a> {
+    /// Those that parse, sorted by the ecosystem's ordering.
+    parsed: Vec<Version>,
+    /// Those that do not (matched by their text only).
+    unparsed: Vec<&'a str>,
+}
+
+impl<'a> Versions<'a> {
+    /// `text` parsed in the ordering of `eco` (as [`Ecosystem::parse_version`]).
+    pub fn get(&mut self, eco: Ecosystem, text: &'a str) -> Option<Version> {
+        self.parsed
+            .entry((eco, text))
+            .or_insert_with(|| eco.parse_version(text))
+            .clone()
+    }
+
+    fn listed(&mut self, entry: &'a Affected) -> &Listed<'a> {
+        self.listed
+            .entry(std::ptr::from_ref(entry) as usize)
+            .or_insert_with(|| {
+                let mut parsed = Vec::with_capacity(entry.versions.len());
+                let mut unparsed = Vec::new();
+                for text in &entry.versions {
+                    match entry.ecosystem.parse_version(text) {
+                        Some(v) => parsed.push(v),
+                        None => unparsed.push(text.as_str()),
+                    }
+                }
+                parsed.sort_by(|a, b| a.compare(b).unwrap_or(Ordering::Equal));
+                Listed { parsed, unparsed }
+            })
+    }
+}
+
 /// Whether `version` (text as installed, and parsed) is affected by `entry`.
 pub fn is_affected(entry: &Affected, text: &str, version: &Version) -> bool {
-    if entry
-        .versions
-        .iter()
-        .any(|v| listed_equal(entry.ecosystem, v, text, version))
-    {
+    is_affected_in(entry, text, version, &mut Versions::default())
+}
+
+/// [`is_affected`], with the advisory's versions parsed through `versions`.
+pub fn is_affected_in<'a>(
+    entry: &'a Affected,
+    text: &str,
+    version: &Version,
+    versions: &mut Versions<'a>,
+) -> bool {
+    if !entry.versions.is_empty() && listed_contains(entry, text, version, versions) {
         return true;
     }
     entry
         .ranges
         .iter()
-        .any(|r| range_contains(entry.ecosystem, r, text))
+        .any(|r| range_contains_in(entry.ecosystem, r, text, Some(version), versions))
 }
 
-/// Listed versions compare by the ecosystem's equality (`1.0` == `1.0.0` in PEP 440).
-fn listed_equal(eco: Ecosystem, listed: &str, text: &str, version: &Version) -> bool {
-    if listed == text {
-        return true;
+/// Listed versions compare by the ecosystem's equality (`1.0` == `1.0.0` in PEP 440); the same
+/// text always matches.
+fn listed_contains<'a>(
+    entry: &'a Affected,
+    text: &str,
+    version: &Version,
+    versions: &mut Versions<'a>,
+) -> bool {
+    if !same_kind(entry.ecosystem, version) {
+        // Parsed in another ordering (a SEMVER range's fix on a PyPI entry): the orderings
+        // cannot be compared, so only the same text matches.
+        return entry.versions.iter().any(|v| v == text);
     }
-    eco.parse_version(listed)
-        .and_then(|l| l.compare(version))
-        .is_some_and(Ordering::is_eq)
+    let listed = versions.listed(entry);
+    listed.unparsed.contains(&text)
+        || listed
+            .parsed
+            .binary_search_by(|l| l.compare(version).unwrap_or(Ordering::Less))
+            .is_ok()
+}
+
+/// Whether `version` is what `order` parses versions into (PEP 440 for PyPI, SemVer else).
+fn same_kind(order: Ecosystem, version: &Version) -> bool {
+    matches!(
+        (order, version),
+        (Ecosystem::PyPi, Version::Pep440(_))
+            | (
+                Ecosystem::CratesIo | Ecosystem::Npm | Ecosystem::Go,
+                Version::Semver(_)
+            )
+    )
 }
 
 /// The ordering a range uses: SEMVER ranges always SemVer; ECOSYSTEM ranges the ecosystem's.
@@ -55,19 +131,39 @@ fn ordering_for(eco: Ecosystem, range: &Range) -> Ecosystem {
 
 /// Whether `text` lies in `range`.
 pub fn range_contains(eco: Ecosystem, range: &Range, text: &str) -> bool {
+    range_contains_in(eco, range, text, None, &mut Versions::default())
+}
+
+/// [`range_contains`] with the range's versions parsed through `versions`; `parsed` is `text`
+/// already parsed for `eco`, if the caller has it (used when the range orders that way).
+fn range_contains_in<'a>(
+    eco: Ecosystem,
+    range: &'a Range,
+    text: &str,
+    parsed: Option<&Version>,
+    versions: &mut Versions<'a>,
+) -> bool {
     let order = ordering_for(eco, range);
-    let Some(v) = order.parse_version(text) else {
-        return false;
+    let own;
+    let v = match parsed {
+        Some(p) if order == eco && same_kind(order, p) => p,
+        _ => match order.parse_version(text) {
+            Some(p) => {
+                own = p;
+                &own
+            }
+            None => return false,
+        },
     };
     if range.events.iter().any(|e| matches!(e, Event::Limit(_)))
-        && !below_some_limit(order, range, &v)
+        && !below_some_limit(order, range, v, versions)
     {
         return false;
     }
-    if let Some(intervals) = as_intervals(order, &range.events) {
+    if let Some(intervals) = as_intervals(order, &range.events, versions) {
         return intervals
             .iter()
-            .any(|(start, end)| interval_contains(order, start, *end, &v));
+            .any(|(start, end)| interval_contains(order, start, *end, v, versions));
     }
     let mut events: Vec<(Option<Version>, &Event)> = Vec::with_capacity(range.events.len());
     for event in &range.events {
@@ -75,7 +171,7 @@ pub fn range_contains(eco: Ecosystem, range: &Range, text: &str) -> bool {
             Event::Limit(_) => {}
             Event::Introduced(i) if i == "0" => events.push((None, event)),
             Event::Introduced(s) | Event::Fixed(s) | Event::LastAffected(s) => {
-                if let Some(parsed) = order.parse_version(s) {
+                if let Some(parsed) = versions.get(order, s) {
                     events.push((Some(parsed), event));
                 }
             }
@@ -92,9 +188,9 @@ pub fn range_contains(eco: Ecosystem, range: &Range, text: &str) -> bool {
     for (at, event) in &events {
         match (event, at) {
             (Event::Introduced(_), None) => affected = true,
-            (Event::Introduced(_), Some(at)) if le(at, &v) => affected = true,
-            (Event::Fixed(_), Some(at)) if le(at, &v) => affected = false,
-            (Event::LastAffected(_), Some(at)) if lt(at, &v) => affected = false,
+            (Event::Introduced(_), Some(at)) if le(at, v) => affected = true,
+            (Event::Fixed(_), Some(at)) if le(at, v) => affected = false,
+            (Event::LastAffected(_), Some(at)) if lt(at, v) => affected = false,
             _ => {}
         }
     }
@@ -105,7 +201,11 @@ pub fn range_contains(eco: Ecosystem, range: &Range, text: &str) -> bool {
 /// (as nearly all records are): each `introduced` followed by at most one `fixed` or
 /// `last_affected`, each end at or above its start. `None` when they are not (a conflicting
 /// record such as `introduced: 2.0, fixed: 1.0`), and the sorted walk of the schema decides.
-fn as_intervals(order: Ecosystem, events: &[Event]) -> Option<Vec<(&str, Option<&Event>)>> {
+fn as_intervals<'a>(
+    order: Ecosystem,
+    events: &'a [Event],
+    versions: &mut Versions<'a>,
+) -> Option<Vec<(&'a str, Option<&'a Event>)>> {
     let mut out: Vec<(&str, Option<&Event>)> = Vec::new();
     let mut open = false;
     for event in events {
@@ -117,9 +217,9 @@ fn as_intervals(order: Ecosystem, events: &[Event]) -> Option<Vec<(&str, Option<
             }
             Event::Fixed(end) | Event::LastAffected(end) if open => {
                 if let Some(last) = out.last_mut() {
-                    let backwards = order
-                        .parse_version(last.0)
-                        .zip(order.parse_version(end))
+                    let backwards = versions
+                        .get(order, last.0)
+                        .zip(versions.get(order, end))
                         .is_some_and(|(s, e)| lt(&e, &s));
                     if backwards {
                         return None;
@@ -136,23 +236,34 @@ fn as_intervals(order: Ecosystem, events: &[Event]) -> Option<Vec<(&str, Option<
 
 /// Whether `v` lies in `[start, fixed)` or `[start, last_affected]` (open-ended without an
 /// end). An interval with a bound that does not parse is not evaluated.
-fn interval_contains(order: Ecosystem, start: &str, end: Option<&Event>, v: &Version) -> bool {
-    let after_start = start == "0" || order.parse_version(start).is_some_and(|s| le(&s, v));
+fn interval_contains<'a>(
+    order: Ecosystem,
+    start: &'a str,
+    end: Option<&'a Event>,
+    v: &Version,
+    versions: &mut Versions<'a>,
+) -> bool {
+    let after_start = start == "0" || versions.get(order, start).is_some_and(|s| le(&s, v));
     if !after_start {
         return false;
     }
     match end {
         None => true,
-        Some(Event::Fixed(f)) => order.parse_version(f).is_some_and(|f| lt(v, &f)),
-        Some(Event::LastAffected(l)) => order.parse_version(l).is_some_and(|l| le(v, &l)),
+        Some(Event::Fixed(f)) => versions.get(order, f).is_some_and(|f| lt(v, &f)),
+        Some(Event::LastAffected(l)) => versions.get(order, l).is_some_and(|l| le(v, &l)),
         Some(_) => false,
     }
 }
 
-fn below_some_limit(order: Ecosystem, range: &Range, v: &Version) -> bool {
+fn below_some_limit<'a>(
+    order: Ecosystem,
+    range: &'a Range,
+    v: &Version,
+    versions: &mut Versions<'a>,
+) -> bool {
     range.events.iter().any(|e| match e {
         Event::Limit(l) if l == "*" => true,
-        Event::Limit(l) => order.parse_version(l).is_some_and(|lv| lt(v, &lv)),
+        Event::Limit(l) => versions.get(order, l).is_some_and(|lv| lt(v, &lv)),
         _ => false,
     })
 }
@@ -167,13 +278,17 @@ fn lt(a: &Version, b: &Version) -> bool {
 
 /// The versions named by `fixed` events of `entry` that are above `version`, in the entry's
 /// ordering: the candidates for "upgrade to".
-pub fn fixed_above(entry: &Affected, version: &Version) -> Vec<(Version, String)> {
+pub fn fixed_above<'a>(
+    entry: &'a Affected,
+    version: &Version,
+    versions: &mut Versions<'a>,
+) -> Vec<(Version, String)> {
     let mut out = Vec::new();
     for range in &entry.ranges {
         let order = ordering_for(entry.ecosystem, range);
         for event in &range.events {
             if let Event::Fixed(f) = event
-                && let Some(fv) = order.parse_version(f)
+                && let Some(fv) = versions.get(order, f)
                 && fv.compare(version).is_some_and(Ordering::is_gt)
             {
                 out.push((fv, f.clone()));

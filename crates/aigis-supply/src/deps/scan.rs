@@ -15,6 +15,7 @@ use super::inputs::{self, InputKind, Parsed, Unpinned};
 use super::markers::{self, Environment};
 use super::matching::{self, Matched, Vulnerability};
 use super::osv::Advisory;
+use super::range::Versions;
 
 /// An advisory id to leave out of the results, optionally until a date.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,17 +297,28 @@ fn match_distinct(
             }
         }
     }
-    keys.into_par_iter()
-        .map(|key| {
-            let (eco, name, version) = &key;
+    // Grouped by package, so each advisory version string is parsed once per package.
+    let mut packages: HashMap<(Ecosystem, String), Vec<String>> = HashMap::new();
+    for (eco, name, version) in keys {
+        packages.entry((eco, name)).or_default().push(version);
+    }
+    packages
+        .into_par_iter()
+        .flat_map_iter(|((eco, name), versions)| {
             let list = advisories
-                .get(eco)
-                .and_then(|m| m.get(name))
+                .get(&eco)
+                .and_then(|m| m.get(&name))
                 .map_or(&[][..], Vec::as_slice);
-            let matched = eco
-                .parse_version(version)
-                .map(|v| matching::match_version(*eco, version, &v, list));
-            (key, matched)
+            let mut parsed = Versions::default();
+            versions
+                .into_iter()
+                .map(|version| {
+                    let matched = eco
+                        .parse_version(&version)
+                        .map(|v| matching::match_version_in(eco, &version, &v, list, &mut parsed));
+                    ((eco, name.clone(), version), matched)
+                })
+                .collect::<Vec<_>>()
         })
         .collect()
 }
