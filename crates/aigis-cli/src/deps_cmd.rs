@@ -37,8 +37,8 @@ use clap::ValueEnum;
 ///   aigis deps db status
 ///
 /// Exit codes: 0 nothing at or above --fail-on and every input fully read; 1 a finding at or
-/// above --fail-on; 2 an input could not be (fully) read, or no database. A stale database is
-/// a warning only.
+/// above --fail-on; 2 an input could not be (fully) read, no database, or --online could not
+/// get an answer. A stale database is a warning only.
 ///
 /// Examples:
 ///
@@ -49,6 +49,8 @@ use clap::ValueEnum;
 ///   aigis deps . --format sarif > deps.sarif
 ///
 ///   aigis deps --ignore GHSA-xxxx-yyyy-zzzz --until 2026-12-31
+///
+///   aigis deps --online                          (also ask api.osv.dev; needs network)
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment, args_conflicts_with_subcommands = true)]
 pub struct Args {
@@ -93,6 +95,20 @@ struct ScanArgs {
     /// evaluated for: linux (x86_64), macos (arm64) or windows (AMD64).
     #[arg(long, value_name = "OS", default_value = "linux")]
     platform: String,
+    /// Also ask the OSV API which advisories affect the packages found, and match those
+    /// records like the local ones (results merged, one finding per vulnerability). Sends each
+    /// distinct name and version (POST /v1/querybatch, 1000 per request), then fetches each
+    /// advisory named (GET /v1/vulns/ID, once per run). Needs network access; a service that
+    /// cannot be reached is an error (exit 2), never a clean result. Works without a local
+    /// database (then only the service's answers are used).
+    #[arg(long)]
+    online: bool,
+    /// The OSV API for --online (a mirror, or a local test server) [default: https://api.osv.dev].
+    #[arg(long, value_name = "URL", requires = "online")]
+    osv_url: Option<String>,
+    /// Seconds allowed for each --online request, answer included.
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "online")]
+    osv_timeout: u64,
 }
 
 #[derive(clap::Subcommand)]
@@ -273,6 +289,19 @@ fn ignores(args: &ScanArgs) -> anyhow::Result<Vec<Ignore>> {
         .collect()
 }
 
+fn online(args: &ScanArgs) -> anyhow::Result<Option<deps::online::Online>> {
+    if !args.online {
+        return Ok(None);
+    }
+    if args.osv_timeout == 0 {
+        bail!("--osv-timeout must be at least 1 second");
+    }
+    let mut online =
+        deps::online::Online::new(args.osv_url.as_deref().unwrap_or(deps::online::DEFAULT_URL))?;
+    online.timeout = std::time::Duration::from_secs(args.osv_timeout);
+    Ok(Some(online))
+}
+
 fn scan(args: &ScanArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     let options = ScanOptions {
         ignores: ignores(args)?,
@@ -283,6 +312,7 @@ fn scan(args: &ScanArgs, dir: &Path) -> anyhow::Result<ExitCode> {
             args.platform.parse().map_err(anyhow::Error::msg)?,
         )
         .map_err(|e| anyhow::anyhow!("--python-version: {e}"))?,
+        online: online(args)?,
     };
     let max_age = time::parse_duration(&args.max_db_age).with_context(|| {
         format!(
@@ -290,7 +320,16 @@ fn scan(args: &ScanArgs, dir: &Path) -> anyhow::Result<ExitCode> {
             args.max_db_age
         )
     })?;
-    let database = Database::open(dir)?;
+    let database = match Database::open(dir) {
+        Err(db::DbError::Missing(_)) if options.online.is_some() => {
+            eprintln!(
+                "notice: no local advisory database at {}; using the OSV service's answers only",
+                dir.display()
+            );
+            Database::online_only(dir)
+        }
+        opened => opened?,
+    };
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
@@ -320,6 +359,14 @@ fn scan(args: &ScanArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     }
     for (ids, file, package) in &result.ignored {
         writeln!(err, "ignored: {} in {package} ({file})", ids.join(", "))?;
+    }
+    if let Some(online) = &result.online {
+        writeln!(
+            err,
+            "online: asked {} about {} package versions in {} requests; {} advisories fetched \
+             ({} withdrawn, ignored)",
+            online.url, online.queried, online.requests, online.records, online.withdrawn
+        )?;
     }
     writeln!(
         err,

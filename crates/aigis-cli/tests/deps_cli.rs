@@ -231,3 +231,45 @@ fn target_environment_options() {
     assert_eq!(code, 2);
     assert!(err.contains("unknown platform `solaris`"), "{err}");
 }
+
+#[test]
+fn online_mode_fails_with_exit_2_when_the_service_is_unreachable() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deps-cli-online");
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = dir.join("no-db");
+    let db = db.to_str().expect("utf-8");
+    let project = fixtures().join("deps-online/project");
+    let project = project.to_str().expect("utf-8");
+    // A port nothing listens on: a listener's, closed again.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let (code, out, err) = aigis(&[
+        "deps",
+        project,
+        "--db",
+        db,
+        "--online",
+        "--osv-url",
+        &url,
+        "--osv-timeout",
+        "5",
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("no local advisory database"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "OSV service {url}/v1/querybatch: cannot reach the service"
+        )),
+        "{err}"
+    );
+    assert!(out.is_empty(), "no report on failure: {out}");
+
+    // The online options need --online; a bad URL is refused before any scan.
+    let (code, _, err) = aigis(&["deps", project, "--db", db, "--osv-url", &url]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--online"), "{err}");
+    let (code, _, err) = aigis(&["deps", project, "--online", "--osv-url", "api.osv.dev"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("must start with https://"), "{err}");
+}

@@ -266,6 +266,7 @@ fn options() -> ScanOptions {
         now: db::now_secs(),
         typosquats: true,
         environment: Environment::default(),
+        online: None,
     }
 }
 

@@ -82,6 +82,9 @@ pub enum DbError {
     /// An import found no record at all.
     #[error("no OSV records found in {0}; expected *.json or *.yaml OSV files or a zip of them")]
     Empty(String),
+    /// The online mode failed (the scan is not reported as clean).
+    #[error(transparent)]
+    Online(#[from] super::online::OnlineError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> DbError + '_ {
@@ -484,6 +487,8 @@ fn write_index(path: &Path, lines: &[(String, String)]) -> Result<(), DbError> {
 pub struct Database {
     dir: PathBuf,
     meta: Meta,
+    /// No local data ([`Database::online_only`]).
+    online_only: bool,
 }
 
 impl Database {
@@ -519,7 +524,34 @@ impl Database {
         Ok(Self {
             dir: dir.to_path_buf(),
             meta,
+            online_only: false,
         })
+    }
+
+    /// No local advisories, for a scan that asks only the OSV API (`--online` without an
+    /// imported database at `dir`). Its lookups return nothing and it reports no age.
+    pub fn online_only(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            meta: Meta {
+                format_version: DB_FORMAT_VERSION,
+                imported_at: 0,
+                newest_modified: String::new(),
+                sources: Vec::new(),
+                ecosystems: BTreeMap::new(),
+                records_read: 0,
+                withdrawn: 0,
+                other_ecosystems: 0,
+                issues: 0,
+                issue_samples: Vec::new(),
+            },
+            online_only: true,
+        }
+    }
+
+    /// Whether this is [`Database::online_only`].
+    pub fn is_online_only(&self) -> bool {
+        self.online_only
     }
 
     /// What `meta.json` says.
@@ -550,6 +582,9 @@ impl Database {
         names: &HashSet<String>,
     ) -> Result<HashMap<String, Vec<Advisory>>, DbError> {
         let mut out: HashMap<String, Vec<Advisory>> = HashMap::new();
+        if self.online_only {
+            return Ok(out);
+        }
         let path = self.dir.join(index_name(eco));
         let file = match File::open(&path) {
             Ok(f) => f,

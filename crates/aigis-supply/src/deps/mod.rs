@@ -18,10 +18,12 @@
 //!   508 environment markers, evaluated for the target environment.
 //! - [`matching`], [`scan`], [`ai`]: the scan itself and the AI-specific checks.
 //! - [`report`], [`vex`]: output.
+//! - [`online`]: the optional OSV API mode (`--online`), feeding the same matching.
 //!
 //! # Non-goals
 //!
-//! No network access: the database is what was imported (an optional online mode is not built).
+//! No network access unless asked: the database is what was imported; [`online`] asks the OSV
+//! API only when the scan options say so.
 //! No dependency resolution: inputs must pin versions (unpinned requirements are reported, not
 //! resolved). Environment markers are evaluated for one target environment ([`markers`];
 //! CPython 3.12 on Linux unless set), not for every platform at once. `GIT` ranges cannot be evaluated against a
@@ -35,6 +37,7 @@ pub mod inputs;
 pub mod markers;
 pub mod matching;
 pub mod npm_range;
+pub mod online;
 pub mod osv;
 pub mod range;
 pub mod report;

@@ -14,6 +14,7 @@ use super::ecosystem::Ecosystem;
 use super::inputs::{self, InputKind, Parsed, Unpinned};
 use super::markers::{self, Environment};
 use super::matching::{self, Matched, Vulnerability};
+use super::online::{self, Online, OnlineSummary};
 use super::osv::Advisory;
 use super::range::Versions;
 
@@ -37,6 +38,8 @@ pub struct ScanOptions {
     pub typosquats: bool,
     /// The environment PEP 508 markers are evaluated for.
     pub environment: Environment,
+    /// Also ask the OSV API (`aigis deps --online`).
+    pub online: Option<Online>,
 }
 
 /// A pinned package or a requirement that the target environment would not install: its
@@ -146,6 +149,8 @@ pub struct ScanResult {
     pub excluded: Vec<Excluded>,
     /// The target environment markers were evaluated for (e.g. `CPython 3.12.0 on linux`).
     pub environment: String,
+    /// What the OSV API contributed, when asked (`--online`).
+    pub online: Option<OnlineSummary>,
 }
 
 /// Scans `paths` against `db`.
@@ -175,7 +180,12 @@ pub fn scan(
         })
         .unzip();
     result.excluded = excluded.into_iter().flatten().collect();
-    let advisories = load_advisories(db, &parsed)?;
+    let mut advisories = load_advisories(db, &parsed)?;
+    if let Some(service) = &options.online {
+        let (found, summary) = online::fetch(service, &online_queries(&parsed))?;
+        merge_online(&mut advisories, found);
+        result.online = Some(summary);
+    }
     let matched = match_distinct(&parsed, &advisories);
     let (active, expired): (Vec<Ignore>, Vec<Ignore>) = options
         .ignores
@@ -278,6 +288,50 @@ fn load_advisories(
         .into_par_iter()
         .map(|(eco, names)| db.advisories_for(eco, &names).map(|a| (eco, a)))
         .collect()
+}
+
+/// Each distinct pinned (ecosystem, normalised name, version) once, with a parseable version
+/// (the others cannot be matched, whatever the service says).
+fn online_queries(parsed: &[(Input, Parsed)]) -> Vec<online::Query> {
+    let mut seen = HashSet::new();
+    let mut queries = Vec::new();
+    for (_, p) in parsed {
+        for package in &p.packages {
+            let eco = package.ecosystem;
+            let key = eco.normalize_name(&package.name);
+            if eco.parse_version(&package.version).is_some()
+                && seen.insert((eco, key.clone(), package.version.clone()))
+            {
+                queries.push(online::Query {
+                    ecosystem: eco,
+                    name: package.name.clone(),
+                    key,
+                    version: package.version.clone(),
+                });
+            }
+        }
+    }
+    queries.sort();
+    queries
+}
+
+/// Adds the service's advisories to the local ones; a record the database already has (same
+/// id, same package) is kept once, in its local form.
+fn merge_online(
+    advisories: &mut HashMap<Ecosystem, HashMap<String, Vec<Advisory>>>,
+    found: online::Found,
+) {
+    for (eco, by_name) in found {
+        let local = advisories.entry(eco).or_default();
+        for (name, list) in by_name {
+            let known = local.entry(name).or_default();
+            for advisory in list {
+                if !known.iter().any(|a| a.id == advisory.id) {
+                    known.push(advisory);
+                }
+            }
+        }
+    }
 }
 
 /// Matches each distinct (ecosystem, normalised name, version) once.
