@@ -566,7 +566,8 @@ fn authorize_model(
 }
 
 /// `GET /v1/models` and `GET /v1/models/{id}`: the exact model names the routes serve that
-/// the caller may use.
+/// the caller may use. A route disabled by its model check (`[routes.model_check]`) lists
+/// nothing until a reload verifies its model.
 fn models(
     runtime: &Runtime,
     method: &Method,
@@ -585,10 +586,13 @@ fn models(
     };
     let config = &runtime.config;
     let may_use = |model: &str, route: &Route| {
-        authorize::MODEL_ACTIONS
-            .iter()
-            .chain(["models:list"].iter())
-            .any(|action| authorize_model(runtime, principal, action, model, route, facts).is_ok())
+        !runtime.unverified.contains(&route.name)
+            && authorize::MODEL_ACTIONS
+                .iter()
+                .chain(["models:list"].iter())
+                .any(|action| {
+                    authorize_model(runtime, principal, action, model, route, facts).is_ok()
+                })
     };
     let entry = |model: &str, route: &Route| serde_json::json!({"id": model, "object": "model", "created": 0, "owned_by": route.name});
     let json = match id {

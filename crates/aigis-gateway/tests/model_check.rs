@@ -60,6 +60,18 @@ async fn start(
     Gateway::start_with(loaded.config, Some((file, false)), checker).await
 }
 
+/// The model ids `GET /v1/models` lists.
+async fn listed(a: std::net::SocketAddr) -> Vec<String> {
+    let list = get(a, "/v1/models").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    list.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_failed_model_disables_only_its_route_until_a_reload_verifies_it() {
     let d = tempdir("modelcheck");
@@ -89,6 +101,12 @@ async fn a_failed_model_disables_only_its_route_until_a_reload_verifies_it() {
         200,
         "other routes serve on"
     );
+    assert_eq!(
+        listed(a).await,
+        ["echo"],
+        "an unverified model is not listed"
+    );
+    assert_eq!(get(a, "/v1/models/llama").await.status, 404);
     let metrics = gw.metrics();
     assert!(
         metrics.contains("aigis_model_checks_total{route=\"checked\",result=\"failed\"} 1"),
@@ -112,6 +130,7 @@ async fn a_failed_model_disables_only_its_route_until_a_reload_verifies_it() {
     );
     let served = post(a, "/v1/chat/completions", &chat("llama", false)).await;
     assert_eq!(served.status, 200, "{}", served.body);
+    assert_eq!(listed(a).await, ["echo", "llama"]);
     assert!(
         gw.metrics()
             .contains("aigis_model_checks_total{route=\"checked\",result=\"verified\"} 1")
