@@ -39,7 +39,7 @@ pub enum Command {
     Eval(EvalArgs),
     /// Train the injection model's weights from labelled JSONL (reproducible: fixed seed).
     ///
-    /// Example (the committed weights):
+    /// Example (docs/guard.md, "Training", has the exact command of the committed weights):
     ///   aigis guard train --data ../shared/data/guard/injection/s-labs-train.jsonl \
     ///     --data ../shared/data/guard/injection/neuralchemy-train.jsonl \
     ///     --data crates/aigis-guard/data/train/trigger-words.jsonl \

@@ -202,14 +202,25 @@ impl Guard {
     /// decoded from it.
     pub fn injection_verdict(&self, text: &str) -> injection::Verdict {
         let normalized = normalize::normalize(text);
-        let mut verdict = self.injection.assess(&normalized.text);
-        for d in normalize::decode_segments(text, self.limits) {
+        let decoded = normalize::decode_segments(text, self.limits);
+        self.worst_verdict(&normalized.text, &decoded).0
+    }
+
+    /// The verdict on the normalised text and on every decoded payload, keeping the first of the
+    /// highest scores, with the payload it came from (`None` for the text itself).
+    fn worst_verdict<'d>(
+        &self,
+        normalized: &str,
+        decoded: &'d [normalize::Decoded],
+    ) -> (injection::Verdict, Option<&'d normalize::Decoded>) {
+        let mut worst = (self.injection.assess(normalized), None);
+        for d in decoded {
             let v = self.injection.assess(&normalize::normalize(&d.text).text);
-            if v.score > verdict.score {
-                verdict = v;
+            if v.score > worst.0.score {
+                worst = (v, Some(d));
             }
         }
-        verdict
+        worst
     }
 
     /// Inspects every part under `policy`. With a vault and caller, `pseudonymize` placeholders are
@@ -339,30 +350,21 @@ impl Guard {
         source: Source,
         out: &mut Vec<Finding>,
     ) {
-        let verdict = self.injection.assess(&normalized.text);
-        let mut best = (
-            verdict.score,
-            None,
-            verdict
-                .signals
-                .iter()
-                .map(|s| at(s, normalized.original_span(s.span.clone())))
-                .collect::<Vec<_>>(),
-        );
-        for d in decoded {
-            let v = self.injection.assess(&normalize::normalize(&d.text).text);
-            if v.score > best.0 {
-                best = (
-                    v.score,
-                    Some(d),
-                    v.signals.iter().map(|s| at(s, d.span.clone())).collect(),
-                );
-            }
-        }
-        let (score, carrier, signals) = best;
+        let (verdict, carrier) = self.worst_verdict(&normalized.text, decoded);
+        let score = verdict.score;
         if score < threshold {
             return;
         }
+        // Spans of signals found in a payload point at the payload; others map back through
+        // the normalisation.
+        let signals: Vec<SignalAt> = verdict
+            .signals
+            .iter()
+            .map(|s| match carrier {
+                Some(d) => at(s, d.span.clone()),
+                None => at(s, normalized.original_span(s.span.clone())),
+            })
+            .collect();
         let span = match (carrier, signals.first()) {
             (Some(d), _) => d.span.clone(),
             (None, Some(_)) => {

@@ -14,7 +14,8 @@
 //! | padding collapse | `i g n o r e`, `i.g.n.o.r.e`, `i-g-n-o-r-e` → `ignore` (runs of four or more single characters) |
 //! | whitespace | runs of whitespace become one space |
 //!
-//! [`decode_segments`] finds embedded base64, hex, URL-encoded, rot13 and Unicode-tag payloads and
+//! [`decode_segments`] finds embedded base64, hex, URL-encoded, rot13, Unicode-tag, HTML-reference,
+//! backslash-escaped and Morse payloads and
 //! decodes them, recursively up to [`Limits::max_depth`] and never more than
 //! [`Limits::max_decoded_bytes`] in all, so every detector can also look at what they hide.
 
@@ -584,6 +585,12 @@ pub enum Encoding {
     Rot13,
     /// Unicode tag characters (`U+E0020..U+E007E`) that mirror ASCII invisibly.
     UnicodeTags,
+    /// HTML numeric character references (`&#73;&#103;`, `&#x49;`).
+    HtmlEntities,
+    /// A backslash before every character (`\i\g\n\o\r\e`).
+    Backslashes,
+    /// Morse code (`.... . .-.. .-.. ---`, words separated by `/`).
+    Morse,
 }
 
 /// A payload found encoded inside a text, decoded.
@@ -608,6 +615,12 @@ static URL: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 static ROT13_HINT: LazyLock<Regex> = LazyLock::new(|| compile(r"(?i)\b(?:rot[ -]?13|caesar)\b"));
+static HTML_ENTITIES: LazyLock<Regex> =
+    LazyLock::new(|| compile(r"(?:&#(?:[0-9]{1,7}|[xX][0-9A-Fa-f]{1,6});){4,}"));
+/// Eight or more escaped characters in a row (fewer is ordinary `\n\t`).
+static BACKSLASHES: LazyLock<Regex> = LazyLock::new(|| compile(r"(?:\\[^\\\n]){8,}"));
+/// Eight or more Morse letters separated by spaces, `/` between words.
+static MORSE: LazyLock<Regex> = LazyLock::new(|| compile(r"[.-]{1,6}(?:(?: | ?/ ?)[.-]{1,6}){7,}"));
 
 fn compile(pattern: &str) -> Regex {
     // The patterns are constants covered by tests; a failure here is a build defect.
@@ -701,6 +714,7 @@ fn decode_once(text: &str) -> Vec<(Encoding, Range<usize>, String)> {
             found.push((Encoding::Url, m.range(), decoded));
         }
     }
+    decode_escapes(text, &mut found);
     if ROT13_HINT.is_match(text) {
         found.push((
             Encoding::Rot13,
@@ -709,6 +723,82 @@ fn decode_once(text: &str) -> Vec<(Encoding, Range<usize>, String)> {
         ));
     }
     found
+}
+
+/// HTML numeric references, backslash-escaped characters and Morse code.
+fn decode_escapes(text: &str, found: &mut Vec<(Encoding, Range<usize>, String)>) {
+    if text.contains("&#") {
+        for m in HTML_ENTITIES.find_iter(text) {
+            let decoded: Option<String> = m
+                .as_str()
+                .split_terminator(';')
+                .map(|e| {
+                    let e = e.trim_start_matches("&#");
+                    match e.strip_prefix(['x', 'X']) {
+                        Some(h) => u32::from_str_radix(h, 16).ok(),
+                        None => e.parse().ok(),
+                    }
+                    .and_then(char::from_u32)
+                })
+                .collect();
+            if let Some(s) = decoded.and_then(|s| printable(s.into_bytes())) {
+                found.push((Encoding::HtmlEntities, m.range(), s));
+            }
+        }
+    }
+    if text.contains('\\') {
+        // An escaped space too: a Windows path or a regex (`\d\s\w`) has none.
+        for m in BACKSLASHES
+            .find_iter(text)
+            .filter(|m| m.as_str().contains("\\ "))
+        {
+            // The characters are the text's own (Morse, say, has no letters): no letter test.
+            let s: String = m.as_str().chars().skip(1).step_by(2).collect();
+            found.push((Encoding::Backslashes, m.range(), s));
+        }
+    }
+    if text.contains(".-") || text.contains("-.") {
+        for m in MORSE.find_iter(text) {
+            // Rows of dashes or dots (`-- -- --`) decode to one repeated letter: not a message.
+            let s = morse(m.as_str());
+            let distinct = s
+                .bytes()
+                .fold(0u64, |set, b| set | 1 << (b & 63))
+                .count_ones();
+            if let Some(s) = printable(s.into_bytes()).filter(|_| distinct >= 4) {
+                found.push((Encoding::Morse, m.range(), s));
+            }
+        }
+    }
+}
+
+/// Decodes Morse letters and digits (`?` for an unknown code; [`printable`] then wants letters).
+fn morse(code: &str) -> String {
+    const LETTERS: [&str; 26] = [
+        ".-", "-...", "-.-.", "-..", ".", "..-.", "--.", "....", "..", ".---", "-.-", ".-..", "--",
+        "-.", "---", ".--.", "--.-", ".-.", "...", "-", "..-", "...-", ".--", "-..-", "-.--",
+        "--..",
+    ];
+    const DIGITS: [&str; 10] = [
+        "-----", ".----", "..---", "...--", "....-", ".....", "-....", "--...", "---..", "----.",
+    ];
+    let mut out = String::new();
+    for (i, word) in code.split('/').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        for symbol in word.split_whitespace() {
+            let letter = LETTERS.iter().position(|l| *l == symbol).map(|k| (b'a', k));
+            let digit = || DIGITS.iter().position(|d| *d == symbol).map(|k| (b'0', k));
+            out.push(match letter.or_else(digit) {
+                // `k` is below 26.
+                #[allow(clippy::cast_possible_truncation)]
+                Some((base, k)) => char::from(base + k as u8),
+                None => '?',
+            });
+        }
+    }
+    out
 }
 
 fn hex_val(b: u8) -> u8 {
@@ -765,6 +855,33 @@ mod tests {
 
     fn norm(s: &str) -> String {
         normalize(s).text
+    }
+
+    #[test]
+    fn decodes_html_references_backslashes_and_morse() {
+        let limits = Limits::default();
+        let found = decode_segments("x &#73;&#x67;&#110;&#111;&#114;&#101; y", limits);
+        assert_eq!(found[0].encoding, Encoding::HtmlEntities);
+        assert_eq!(found[0].text, "Ignore");
+        assert_eq!(found[0].span, 2..37);
+        let found = decode_segments(r"\s\a\y\ \h\i\ \t\o\ \m\e", limits);
+        assert_eq!(found[0].encoding, Encoding::Backslashes);
+        assert_eq!(found[0].text, "say hi to me");
+        let found = decode_segments(
+            "note: .... . .-.. .-.. --- / .-- --- .-. .-.. -.. !",
+            limits,
+        );
+        assert_eq!(found[0].encoding, Encoding::Morse);
+        assert_eq!(found[0].text, "hello world");
+        // Paths, regexes and dashes are not payloads.
+        for text in [
+            r"C:\Users\me\a\b\c\d\e\f\g\h.txt",
+            r"\d\s\w\b\d\d\s\w+",
+            "-- -- -- -- -- -- -- -- --",
+            "... ... ... ... ... ... ... ...",
+        ] {
+            assert_eq!(decode_segments(text, limits), vec![], "{text}");
+        }
     }
 
     #[test]

@@ -333,7 +333,7 @@ impl Default for TrainOptions {
         Self {
             bits: 16,
             epochs: 20,
-            learning_rate: 0.5,
+            learning_rate: 0.7,
             l2: 1e-6,
             seed: 0x5eed,
         }

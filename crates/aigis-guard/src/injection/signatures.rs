@@ -30,7 +30,7 @@ struct Signature {
 
 const IGNORE: &str = "(?:ignore|ignoring|disregard|forget|overlook|skip|bypass|override|neglect|abandon|discard|set aside|dismiss|omit|cancel|erase|delete|wipe|clear|throw away|pay no attention to|do not follow|don't follow|stop following)";
 const PRIOR: &str = "(?:previous|prior|above|earlier|preceding|foregoing|initial|original|former|old|existing|given|system|all|any|every|developer|programmed|built-in|default)";
-const RULES: &str = "(?:instructions?|rules?|prompts?|directions?|directives?|guidelines?|guardrails?|constraints?|restrictions?|polic(?:y|ies)|commands?|orders|programming|context|settings|filters?|safeguards?|training|limitations?|boundaries|protocols?|conditioning|principles)";
+const RULES: &str = "(?:instructions?|rules?|prompts?|directions?|directives?|guidelines?|guardrails?|constraints?|restrictions?|polic(?:y|ies)|commands?|orders|programming|context|filters?|safeguards?|training|limitations?|boundaries|protocols?|conditioning|principles)";
 const LEAK_VERB: &str = "(?:reveal|show|print|display|output|repeat|tell|give|share|disclose|leak|dump|expose|write out|spell out|provide|list|recite|echo|return|paste|read back|translate)";
 const LEAK_OBJECT: &str = "(?:system prompt|system message|prompt|instructions|initial instructions|configuration|config|directives|guidelines|rules|pre-?prompt|initiali[sz]ation|hidden text|secret|context window|training data)";
 
