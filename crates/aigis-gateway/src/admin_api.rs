@@ -160,7 +160,7 @@ async fn record_key_change(
         Ok(r) => r.status().as_u16(),
         Err(e) => e.status().as_u16(),
     };
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = uuid::Uuid::now_v7().simple().to_string();
     let event = crate::record::admin_event(&id, Some(principal), action, target, status);
     ledger.append(event).await;
 }

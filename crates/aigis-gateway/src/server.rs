@@ -143,7 +143,7 @@ impl Shared {
         let result = self.try_reload().await;
         let label = if result.is_ok() { "ok" } else { "rejected" };
         if let Some(ledger) = &self.ledger {
-            let id = uuid::Uuid::new_v4().simple().to_string();
+            let id = uuid::Uuid::now_v7().simple().to_string();
             let status = if result.is_ok() { 200 } else { 422 };
             let event = crate::record::admin_event(&id, None, "config.reload", None, status);
             ledger.append(event).await;
