@@ -5,12 +5,19 @@
 //! A first tier in front of Redis remembers counters that Redis has reported used up (not
 //! even one unit fits) and refuses them locally until Redis said they would refill; it never
 //! refuses anything Redis has not refused first.
+//!
+//! Settlements (refunds of unused reservations, charges above them) are group-committed:
+//! while one settlement call is in flight, later ones gather per counter, amounts summed, and
+//! go in the next call. Under load a gateway makes far fewer than one settlement round trip
+//! per request, yet no settlement waits longer than the call before it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::oneshot;
 
 use super::cell::{Kind, Reading, Refused};
 use super::store::{Charge, Op, StoreError, Verdict};
@@ -23,6 +30,8 @@ pub(crate) const CONCURRENCY_LEASE: Duration = Duration::from_mins(30);
 const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
 /// Most entries the first tier remembers.
 const MAX_EXHAUSTED: usize = 100_000;
+/// Most counters one settlement script call carries (the rest go in further pipelined calls).
+const MAX_KEYS_PER_CALL: usize = 64;
 
 /// A Redis-backed limit store.
 pub(crate) struct Fleet {
@@ -32,6 +41,40 @@ pub(crate) struct Fleet {
     retry_at: Mutex<Option<Instant>>,
     exhausted: Mutex<HashMap<String, Instant>>,
     script: redis::Script,
+    settling: Mutex<Settling>,
+    /// Script calls sent (every op), for tests and diagnostics.
+    calls: AtomicU64,
+}
+
+/// What the next settlement call carries, and who waits for it.
+#[derive(Default)]
+struct Settling {
+    refund: HashMap<String, Charge>,
+    force: HashMap<String, Charge>,
+    waiters: Vec<oneshot::Sender<Result<(), String>>>,
+    /// A caller is sending calls and will take whatever gathers meanwhile.
+    sending: bool,
+}
+
+impl Settling {
+    fn add(&mut self, op: Op, charges: Vec<Charge>) {
+        let pending = if op == Op::Refund {
+            &mut self.refund
+        } else {
+            &mut self.force
+        };
+        for c in charges {
+            match pending.get_mut(&c.key) {
+                Some(p) => {
+                    p.amount = p.amount.saturating_add(c.amount);
+                    p.kind = c.kind;
+                }
+                None => {
+                    pending.insert(c.key.clone(), c);
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Fleet {
@@ -54,7 +97,15 @@ impl Fleet {
             retry_at: Mutex::new(None),
             exhausted: Mutex::new(HashMap::new()),
             script: redis::Script::new(include_str!("limits.lua")),
+            settling: Mutex::default(),
+            calls: AtomicU64::new(0),
         })
+    }
+
+    /// Script calls sent so far.
+    #[cfg(test)]
+    pub(crate) fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// The configuration this store was built from.
@@ -75,6 +126,7 @@ impl Fleet {
             return Ok(v);
         }
         let mut conn = self.connection().await?;
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let mut invocation = self.script.prepare_invoke();
         invocation.arg(op_name(op)).arg(ticket);
         for c in charges {
@@ -108,6 +160,80 @@ impl Fleet {
             self.remember_exhausted(&c.key, refused.retry_us);
         }
         Ok(verdict)
+    }
+
+    /// Settles `charges` (`op` is [`Op::Refund`] or [`Op::Force`]; concurrency slots, which
+    /// name their ticket, go alone): joins the next group call and returns once it is applied.
+    pub(crate) async fn settle(
+        self: &Arc<Self>,
+        op: Op,
+        ticket: &str,
+        charges: Vec<Charge>,
+    ) -> Result<(), StoreError> {
+        let groupable = matches!(op, Op::Refund | Op::Force)
+            && charges
+                .iter()
+                .all(|c| !matches!(c.kind, Kind::Concurrency { .. }));
+        if !groupable {
+            return self.apply(op, ticket, &charges).await.map(|_| ());
+        }
+        let (tx, rx) = oneshot::channel();
+        let send = {
+            let mut s = self.lock_settling()?;
+            s.add(op, charges);
+            s.waiters.push(tx);
+            !std::mem::replace(&mut s.sending, true)
+        };
+        if send {
+            tokio::spawn(self.clone().send_settlements());
+        }
+        match rx.await {
+            Ok(result) => result.map_err(StoreError),
+            Err(_) => Err(StoreError("the settlement call was abandoned".into())),
+        }
+    }
+
+    fn lock_settling(&self) -> Result<std::sync::MutexGuard<'_, Settling>, StoreError> {
+        self.settling
+            .lock()
+            .map_err(|_| StoreError("poisoned".into()))
+    }
+
+    /// Sends what has gathered, again and again, until nothing has gathered during a call.
+    async fn send_settlements(self: Arc<Self>) {
+        loop {
+            let taken = self.lock_settling().map(|mut s| {
+                if s.waiters.is_empty() {
+                    s.sending = false;
+                }
+                (
+                    std::mem::take(&mut s.refund),
+                    std::mem::take(&mut s.force),
+                    std::mem::take(&mut s.waiters),
+                )
+            });
+            let Ok((refund, force, waiters)) = taken else {
+                return;
+            };
+            if waiters.is_empty() {
+                return;
+            }
+            let refund: Vec<Charge> = refund.into_values().collect();
+            let force: Vec<Charge> = force.into_values().collect();
+            let calls = refund
+                .chunks(MAX_KEYS_PER_CALL)
+                .map(|c| (Op::Refund, c))
+                .chain(force.chunks(MAX_KEYS_PER_CALL).map(|c| (Op::Force, c)))
+                .map(|(op, c)| self.apply(op, "settle", c));
+            let result = futures_util::future::join_all(calls)
+                .await
+                .into_iter()
+                .find_map(Result::err)
+                .map_or(Ok(()), |e| Err(e.0));
+            for w in waiters {
+                let _ = w.send(result.clone());
+            }
+        }
     }
 
     fn refused_locally(&self, charges: &[Charge]) -> Option<Verdict> {

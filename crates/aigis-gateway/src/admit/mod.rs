@@ -85,6 +85,14 @@ impl Store {
             Self::Fleet(f) => f.apply(op, ticket, charges).await,
         }
     }
+
+    /// Applies a settlement batch (in Redis, grouped with other tickets' settlements).
+    async fn settle(&self, op: Op, ticket: &str, charges: Vec<Charge>) -> Result<(), StoreError> {
+        match self {
+            Self::Local(l) => l.apply(op, &charges, now_us()).map(|_| ()),
+            Self::Fleet(f) => f.settle(op, ticket, charges).await,
+        }
+    }
 }
 
 impl Limiter {
@@ -697,7 +705,7 @@ impl Ticket {
             return;
         };
         for (op, charges) in self.settlement(usage) {
-            if let Err(e) = store.apply(op, &self.id, &charges).await {
+            if let Err(e) = store.settle(op, &self.id, charges).await {
                 tracing::warn!(error = %e, "could not settle a limit ticket");
             }
         }
@@ -765,7 +773,7 @@ impl Drop for Ticket {
                 if let Ok(handle) = tokio::runtime::Handle::try_current() {
                     handle.spawn(async move {
                         for (op, charges) in batches {
-                            let _ = fleet.apply(op, &id, &charges).await;
+                            let _ = fleet.settle(op, &id, charges).await;
                         }
                     });
                 }

@@ -295,6 +295,62 @@ async fn the_redis_script_agrees_with_the_local_store() {
     drop_keys(&prefix).await;
 }
 
+/// Settlements that arrive while one is in flight go together, amounts summed per counter,
+/// and leave the counters exactly where one call per settlement would.
+#[tokio::test]
+async fn redis_settlements_are_grouped_and_exact() {
+    let prefix = format!("aigis_test_{}", uuid::Uuid::new_v4().simple());
+    let fleet = Arc::new(
+        Fleet::new(crate::config::RedisStore {
+            url: "redis://127.0.0.1:6379".into(),
+            key_prefix: prefix.clone(),
+            timeout: std::time::Duration::from_secs(2),
+        })
+        .unwrap(),
+    );
+    let local = Local::default();
+    let window = |key: &str, amount: u64| Charge {
+        key: key.into(),
+        kind: Kind::Window {
+            limit: 1_000_000,
+            ends_us: now_us() + 3_600_000_000,
+        },
+        amount,
+        monotone: false,
+    };
+    let reserve = [window("a", 100_000), window("b", 100_000)];
+    fleet.apply(Op::Check, "t", &reserve).await.unwrap();
+    local.apply(Op::Check, &reserve, now_us()).unwrap();
+    let before = fleet.calls();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200_u64 {
+        let (op, charges) = if i % 3 == 0 {
+            (Op::Force, vec![window("a", i)])
+        } else {
+            (Op::Refund, vec![window("a", i), window("b", 2 * i)])
+        };
+        local.apply(op, &charges, now_us()).unwrap();
+        let fleet = fleet.clone();
+        tasks.spawn(async move { fleet.settle(op, "t", charges).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap();
+    }
+    let calls = fleet.calls() - before;
+    assert!(calls < 20, "200 settlements took {calls} script calls");
+    let peek = [window("a", 0), window("b", 0)];
+    let (Verdict::Applied(remote), Verdict::Applied(here)) = (
+        fleet.apply(Op::Peek, "t", &peek).await.unwrap(),
+        local.apply(Op::Peek, &peek, now_us()).unwrap(),
+    ) else {
+        panic!("peek refused");
+    };
+    for (r, h) in remote.iter().zip(&here) {
+        assert_eq!(r.remaining, h.remaining);
+    }
+    drop_keys(&prefix).await;
+}
+
 /// Deletes this test's keys from the shared Redis.
 async fn drop_keys(prefix: &str) {
     let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
