@@ -4,14 +4,16 @@
 #
 #   bash bench/fleet.sh                 # 5 paired rounds at moderate load + 1 busy round, ~2 min
 #   bash bench/fleet.sh --rounds 3 --dur 3
+#   bash bench/fleet.sh --redis-core 0  # Redis beside the load generators, off the gateways' core
 #
 # Set-up: a private redis-server (its own free port, no persistence, never the machine's shared
-# one), the mock upstream and two `aigis gateway` processes share core 1; two wrk load generators
-# (one per gateway, one thread each) share core 0. Both gateways carry the same two limits that
-# never refuse (1G requests/min and 1G tokens/min per principal), so every request runs admit +
-# settle. Mode `local` counts them in each process; mode `fleet` adds `[cluster] redis = ...`, so
-# both gateways count against the same Redis keys (one Lua script call per admission, one per
-# settlement). Rounds alternate local and fleet so both see the same background noise; the
+# one; on core 1 unless --redis-core says otherwise), the mock upstream and two `aigis gateway`
+# processes share core 1; two wrk load generators (one per gateway, one thread each) share core
+# 0. Both gateways carry the same two limits that never refuse (1G requests/min and 1G
+# tokens/min per principal), so every request runs admit + settle. Mode `local` counts them in
+# each process; mode `fleet` adds `[cluster] redis = ...`, so both gateways count against the
+# same Redis keys (one Lua script call per admission; settlements are grouped, at most one per
+# request). Rounds alternate local and fleet so both see the same background noise; the
 # headline is the median over rounds of (fleet p99 - local p99), per gateway.
 # Moderate load: each wrk has $CONNS connections pausing $PAUSE_MS ms after each response.
 # A last round per mode runs $BUSY_CONNS connections per gateway without pause (saturation).
@@ -20,12 +22,13 @@
 # 127.0.0.1:18040-18049. Exit status non-zero when the set-up fails or a request fails.
 set -euo pipefail
 
-ROUNDS=5 DUR=5 CONNS=4 PAUSE_MS=2 BUSY_CONNS=16 OUT=""
+ROUNDS=5 DUR=5 CONNS=4 PAUSE_MS=2 BUSY_CONNS=16 REDIS_CORE=1 OUT=""
 while (($#)); do
   case "$1" in
     --rounds) ROUNDS=${2:?}; shift ;;
     --dur) DUR=${2:?}; shift ;;
     --conns) CONNS=${2:?}; shift ;;
+    --redis-core) REDIS_CORE=${2:?}; shift ;;
     --out) OUT=${2:?}; shift ;;
     -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
@@ -64,7 +67,7 @@ wait_http() { # url: up to 10 s
   return 1
 }
 
-taskset -c 1 redis-server --port "$P_REDIS" --bind 127.0.0.1 --save "" --appendonly no \
+taskset -c "$REDIS_CORE" redis-server --port "$P_REDIS" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$RUN" --logfile "$RUN/redis.log" &
 PIDS+=($!)
 taskset -c 1 "$MOCK" --listen "127.0.0.1:$P_MOCK" >"$RUN/mock.log" 2>&1 &
@@ -152,7 +155,7 @@ done
 # Evidence that the fleet runs went through Redis: the script calls it served.
 redis-cli -p "$P_REDIS" info commandstats >"$OUT/redis-commandstats.txt"
 
-python3 - "$OUT" "$ROUNDS" <<'EOT' | tee "$OUT/summary.txt"
+python3 - "$OUT" "$ROUNDS" "$REDIS_CORE" <<'EOT' | tee "$OUT/summary.txt"
 import statistics, sys
 from pathlib import Path
 out, rounds = Path(sys.argv[1]), int(sys.argv[2])
