@@ -243,8 +243,15 @@ impl Event {
 
     /// The canonical encoding.
     pub fn canonical(&self) -> Vec<u8> {
-        // Serializing a struct of strings, integers and bools cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut out = Vec::with_capacity(384);
+        self.canonical_into(&mut out);
+        out
+    }
+
+    /// Appends the canonical encoding to `out` (no allocation of its own).
+    pub fn canonical_into(&self, out: &mut Vec<u8>) {
+        // Serializing a struct of strings, integers and bools into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, self);
     }
 
     /// Parses an event from JSON (any member order) without the canonical check.
