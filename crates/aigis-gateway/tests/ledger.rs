@@ -47,11 +47,7 @@ async fn recorded_without_content(store_url: &str, files: &[&str]) {
     let keys = LedgerKeys::generate("gw.test/ledger").unwrap();
     keys.write_new(&dir.join("ledger.key")).unwrap();
     let m = mock(Behavior::default()).await;
-    let cfg = format!(
-        "{}{}",
-        one_route(&m, ""),
-        ledger_section(store_url, "")
-    );
+    let cfg = format!("{}{}", one_route(&m, ""), ledger_section(store_url, ""));
     let gw = gateway_in(&cfg, &dir).await;
     let addr = gw.public_addr();
     let body =
@@ -69,7 +65,10 @@ async fn recorded_without_content(store_url: &str, files: &[&str]) {
     gw.shutdown().await;
 
     let written = store_bytes(&dir, files);
-    assert!(written.iter().map(Vec::len).sum::<usize>() > 0, "{store_url}");
+    assert!(
+        written.iter().map(Vec::len).sum::<usize>() > 0,
+        "{store_url}"
+    );
     for bytes in &written {
         assert!(
             !bytes.windows(17).any(|w| w == b"purple elephants "),

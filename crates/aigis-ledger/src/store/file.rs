@@ -314,6 +314,16 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LedgerError> {
     Ok(out)
 }
 
+/// What [`FileStore::recover`] found: the tree and spool marks, and the last segment opened
+/// for appending (its first index and length).
+struct Recovered {
+    tree: Tree,
+    marks: HashMap<String, u64>,
+    file: File,
+    first: u64,
+    len: u64,
+}
+
 /// The writer's state: the open segment and what the open scan learnt.
 struct Active {
     file: File,
@@ -379,17 +389,16 @@ impl FileStore {
         store.check_origin(origin)?;
         let checkpoints = store.open_checkpoints()?;
         let latest_checkpoint = store.read_checkpoints(false)?.pop();
-        let (tree, marks, file, first, len) =
-            store.recover(latest_checkpoint.as_ref().map_or(0, |c| c.size))?;
+        let r = store.recover(latest_checkpoint.as_ref().map_or(0, |c| c.size))?;
         store.active = Some(Active {
-            file,
-            first,
-            len,
+            file: r.file,
+            first: r.first,
+            len: r.len,
             checkpoints,
             latest_checkpoint,
-            size: tree.size(),
-            marks,
-            tree: Some(tree),
+            size: r.tree.size(),
+            marks: r.marks,
+            tree: Some(r.tree),
             dirty: false,
             buf: Vec::new(),
             _lock: lock,
@@ -536,11 +545,8 @@ impl FileStore {
 
     /// Scans every segment: builds the tree and the spool marks, cuts off a torn tail of the
     /// last segment (refusing when a checkpoint covers it) and opens the last segment for
-    /// appending. Returns (tree, marks, file, first index, length).
-    fn recover(
-        &mut self,
-        checkpointed: u64,
-    ) -> Result<(Tree, HashMap<String, u64>, File, u64, u64), LedgerError> {
+    /// appending.
+    fn recover(&mut self, checkpointed: u64) -> Result<Recovered, LedgerError> {
         let _ = self.read_checkpoints(true)?;
         let mut segments = list_segments(&self.dir)?;
         // A segment created but never given its header (crash while creating it) holds
@@ -557,7 +563,7 @@ impl FileStore {
         let count = segments.len();
         for (n, (first, path)) in segments.iter().enumerate() {
             let last = n + 1 == count;
-            self.load_segment(path, *first, last, checkpointed, &mut tree, &mut marks)?;
+            Self::load_segment(path, *first, last, checkpointed, &mut tree, &mut marks)?;
         }
         let (first, path) = match segments.last() {
             Some((first, path)) => (*first, path.clone()),
@@ -570,12 +576,17 @@ impl FileStore {
             .open(&path)
             .map_err(io)?;
         let len = file.seek(SeekFrom::End(0)).map_err(io)?;
-        Ok((tree, marks, file, first, len))
+        Ok(Recovered {
+            tree,
+            marks,
+            file,
+            first,
+            len,
+        })
     }
 
     /// Loads one segment's leaves and marks into `tree` and `marks`.
     fn load_segment(
-        &self,
         path: &Path,
         first: u64,
         last: bool,
@@ -930,7 +941,6 @@ impl LogReader for FileStore {
                             }
                         }
                     }
-                    Next::End => break,
                     // Anywhere but the very end of the log: damage.
                     Next::Partial {
                         offset, why, torn, ..
@@ -940,8 +950,9 @@ impl LogReader for FileStore {
                             message: format!("{why} at byte {offset}; the segment is damaged"),
                         });
                     }
-                    // The end of the last segment while a batch is being written.
-                    Next::Partial { .. } => break,
+                    // The end of the segment, or of the last one while a batch is being
+                    // written.
+                    Next::End | Next::Partial { .. } => break,
                 }
             }
         }
