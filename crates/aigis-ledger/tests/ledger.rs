@@ -59,6 +59,7 @@ fn config() -> WriterConfig {
         checkpoint_every: Duration::from_millis(20),
         queue: 64,
         max_batch: 16,
+        ..WriterConfig::default()
     }
 }
 

@@ -771,6 +771,7 @@ fn encode_batch_header(buf: &mut Vec<u8>, mark: Option<&SpoolMark<'_>>) -> u32 {
     len_u32(buf.len() - before)
 }
 
+#[cfg(any(test, feature = "test-util"))]
 fn push_entry(buf: &mut Vec<u8>, idx: u64, leaf: &Hash, event: &[u8]) {
     buf.extend_from_slice(&idx.to_be_bytes());
     buf.extend_from_slice(&len_u32(event.len()).to_be_bytes());
