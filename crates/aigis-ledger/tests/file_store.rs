@@ -265,3 +265,31 @@ fn spool_marks_survive_a_reopen() {
     assert_eq!(store.drained("00ff").unwrap(), 3);
     assert_eq!(store.drained("other").unwrap(), 0);
 }
+
+#[test]
+fn a_torn_checkpoint_record_is_cut_and_the_previous_one_stays_latest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("l");
+    let keys = LedgerKeys::generate("test.aigis/ledger").unwrap();
+    let mut store = FileStore::open(&dir, Some(keys.origin())).unwrap();
+    let mut tree = store.load_tree().unwrap();
+    fill(&mut store, &mut tree, &keys, 1, 5, true);
+    fill(&mut store, &mut tree, &keys, 1, 5, true);
+    drop(store);
+    let path = dir.join("checkpoints.log");
+    let len = std::fs::metadata(&path).unwrap().len();
+    // The last record loses its final bytes (its check): a write cut short.
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len - 3).unwrap();
+    drop(f);
+    let mut store = FileStore::open(&dir, Some(keys.origin())).unwrap();
+    assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 5);
+    let mut tree = store.load_tree().unwrap();
+    assert_eq!(tree.size(), 10, "entries are not touched");
+    fill(&mut store, &mut tree, &keys, 1, 1, true);
+    drop(store);
+    assert_eq!(verify_ok(&dir, &keys), 11);
+    let mut r = FileStore::open_existing(&dir).unwrap();
+    let sizes: Vec<u64> = r.checkpoints().unwrap().iter().map(|c| c.size).collect();
+    assert_eq!(sizes, vec![5, 11]);
+}

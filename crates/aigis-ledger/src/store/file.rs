@@ -388,7 +388,8 @@ impl FileStore {
         let lock = store.lock()?;
         store.check_origin(origin)?;
         let checkpoints = store.open_checkpoints()?;
-        let latest_checkpoint = store.read_checkpoints(false)?.pop();
+        // Cut a torn checkpoint record first, so the latest one is a whole record.
+        let latest_checkpoint = store.read_checkpoints(true)?.pop();
         let r = store.recover(latest_checkpoint.as_ref().map_or(0, |c| c.size))?;
         store.active = Some(Active {
             file: r.file,
@@ -547,7 +548,6 @@ impl FileStore {
     /// last segment (refusing when a checkpoint covers it) and opens the last segment for
     /// appending.
     fn recover(&mut self, checkpointed: u64) -> Result<Recovered, LedgerError> {
-        let _ = self.read_checkpoints(true)?;
         let mut segments = list_segments(&self.dir)?;
         // A segment created but never given its header (crash while creating it) holds
         // nothing: remove it.
