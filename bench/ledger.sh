@@ -2,15 +2,20 @@
 # bench/ledger.sh: the audit ledger's durable append rate, append-to-ack latency, PostgreSQL
 # with two writers, and full verification; proof generation/verification via divan.
 #
-#   bash bench/ledger.sh            # 200k SQLite appends, 40k PostgreSQL appends, verify 1 M, divan
-#   bash bench/ledger.sh --smoke    # 20k SQLite appends, verify 50k, no PostgreSQL, no divan: < 60 s (CI)
-#   bash bench/ledger.sh --gateway  # only: gateway req/s with [ledger] on vs off (needs wrk and
-#                                   # release aigis + aigis-mock-upstream; BENCH_NO_BUILD=1 skips the build)
+#   bash bench/ledger.sh            # 200k appends into the file set and SQLite side by side,
+#                                   # 40k PostgreSQL appends, verify 1 M, divan, gateway ratio
+#   bash bench/ledger.sh --smoke    # 20k appends into each embedded store, verify 50k, no
+#                                   # PostgreSQL, no divan: < 60 s (CI)
+#   bash bench/ledger.sh --gateway  # only: gateway req/s with [ledger] off, on with file:, on with
+#                                   # sqlite: (needs wrk and release aigis + aigis-mock-upstream;
+#                                   # BENCH_NO_BUILD=1 skips the build)
 #
-# SQLite runs in WAL mode with synchronous=FULL: an append is acknowledged only after the
-# transaction holding its batch is on disk. The driver (crates/aigis-ledger/examples/
-# ledger_bench.rs) runs N concurrent appenders on one tokio worker; the writer thread batches
-# whatever is queued into one transaction. Pinned with taskset to core 1 where available.
+# Both embedded stores acknowledge an append only once its batch is on disk: the file set
+# (file:DIR) after one write + fdatasync per batch, SQLite (WAL, synchronous=FULL) after the
+# transaction's commit. The driver (crates/aigis-ledger/examples/ledger_bench.rs) runs N
+# concurrent appenders on one tokio worker; the writer thread batches whatever is queued.
+# `ledger_bench embedded` runs the file set, then SQLite, back to back in one process, so both
+# see the same machine. Pinned with taskset to core 1 where available.
 # PostgreSQL: a private database aigis_test_bench_<pid> on 127.0.0.1:5432, dropped after.
 # Verification builds N entries, signs a checkpoint, then times `audit::verify` (one core)
 # and extrapolates to 10 M entries (the extrapolation is linear; say so when quoting it).
@@ -37,9 +42,10 @@ mkdir -p "$OUT"
 PIN=()
 command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]] && PIN=(taskset -c 1)
 
-# Gateway throughput with the ledger recording every request vs without, same run: mock and
-# gateway pinned to core 1, wrk (1 thread, 64 connections, 10 s) to core 0, rounds alternating
-# off/on so both see the same background noise; the ratio of medians is reported.
+# Gateway throughput with the ledger recording every request (file: and sqlite: stores) vs
+# without, same run: mock and gateway pinned to core 1, wrk (1 thread, 64 connections, 10 s) to
+# core 0, rounds alternating off/file/sqlite so all see the same background noise; the ratios
+# of medians are reported.
 gateway_compare() {
   local aigis=$TARGET/release/aigis mock=$TARGET/release/aigis-mock-upstream work rounds=3
   if [[ -z ${BENCH_NO_BUILD:-} ]]; then
@@ -69,11 +75,13 @@ upstream = "mock"
 [guard]
 profile = "off"
 EOT
-  cp "$work/off.toml" "$work/on.toml"
-  printf '\n[ledger]\nstore = "sqlite:ledger.db"\nsigning_key = "file:ledger.key"\n' >>"$work/on.toml"
+  cp "$work/off.toml" "$work/file.toml"
+  cp "$work/off.toml" "$work/sqlite.toml"
+  printf '\n[ledger]\nstore = "file:ledger"\nsigning_key = "file:ledger.key"\n' >>"$work/file.toml"
+  printf '\n[ledger]\nstore = "sqlite:ledger.db"\nsigning_key = "file:ledger.key"\n' >>"$work/sqlite.toml"
   "$aigis" audit init --key "$work/ledger.key" --origin bench.aigis/ledger >/dev/null
   for r in $(seq 1 $rounds); do
-    for mode in off on; do
+    for mode in off file sqlite; do
       taskset -c 1 "$aigis" gateway --config "$work/$mode.toml" --log-format json >/dev/null 2>"$work/$mode.log" &
       local gw=$!
       for _ in $(seq 50); do curl -sf http://127.0.0.1:18111/healthz >/dev/null && break; sleep 0.1; done
@@ -85,13 +93,17 @@ EOT
   kill "$mock_pid"; wait "$mock_pid" 2>/dev/null || true
   python3 - "$OUT/gateway.txt" <<'EOT' | tee -a "$OUT/gateway.txt"
 import statistics, sys
-rps = {"off": [], "on": []}
+rps = {"off": [], "file": [], "sqlite": []}
 for line in open(sys.argv[1]):
+    if ": " not in line:
+        continue
     mode = line.split()[0]
     fields = dict(kv.split("=") for kv in line.split(": ", 1)[1].split() if "=" in kv)
     rps[mode].append(float(fields["rps"]))
-off, on = statistics.median(rps["off"]), statistics.median(rps["on"])
-print(f"gateway req/s median: ledger off {off:.0f}, ledger on {on:.0f}, ratio {on / off:.3f} (target >= 0.9)")
+off = statistics.median(rps["off"])
+for store in ("file", "sqlite"):
+    on = statistics.median(rps[store])
+    print(f"gateway req/s median: ledger off {off:.0f}, ledger on ({store}:) {on:.0f}, ratio {on / off:.3f} (target >= 0.9)")
 EOT
   rm -rf "$work"
 }
@@ -105,16 +117,18 @@ fi
 { uname -a; nproc; grep -m1 'model name' /proc/cpuinfo || true; df -h "$TARGET" | tail -1; } > "$OUT/machine.txt"
 
 if ((SMOKE)); then
-  "${PIN[@]}" "$BIN" sqlite 20000 256 | tee "$OUT/smoke.txt"
-  "${PIN[@]}" "$BIN" verify 50000 | tee -a "$OUT/smoke.txt"
+  "${PIN[@]}" "$BIN" embedded 20000 256 | tee "$OUT/smoke.txt"
+  "${PIN[@]}" "$BIN" verify 50000 file | tee -a "$OUT/smoke.txt"
   exit 0
 fi
 
 {
-  "${PIN[@]}" "$BIN" sqlite 200000 256
-  "${PIN[@]}" "$BIN" sqlite 200000 1024
-  "$BIN" sqlite 200000 4096
-  "${PIN[@]}" "$BIN" verify 1000000
+  uptime
+  "${PIN[@]}" "$BIN" embedded 200000 256
+  "${PIN[@]}" "$BIN" embedded 200000 1024
+  "$BIN" embedded 200000 4096
+  "${PIN[@]}" "$BIN" verify 1000000 file
+  "${PIN[@]}" "$BIN" verify 1000000 sqlite
 } | tee "$OUT/ledger.txt"
 
 if command -v psql >/dev/null && psql -h 127.0.0.1 -U postgres -c 'select 1' postgres >/dev/null 2>&1; then

@@ -201,7 +201,7 @@ pub struct Target {
     /// The gateway config; its `[ledger]` section names the store and key.
     #[arg(short, long, env = "AIGIS_CONFIG")]
     config: Option<PathBuf>,
-    /// The store (`sqlite:PATH` or `postgres://…`), instead of --config.
+    /// The store (`file:DIR`, `sqlite:PATH` or `postgres://…`), instead of --config.
     #[arg(long)]
     store: Option<String>,
     /// The ledger key file (its public half verifies), instead of --config.
@@ -232,7 +232,7 @@ impl Target {
         }
         let Some(path) = &self.config else {
             bail!(
-                "name the ledger: --config aigis.toml (its [ledger] section) or --store sqlite:PATH"
+                "name the ledger: --config aigis.toml (its [ledger] section) or --store file:DIR"
             );
         };
         let loaded = crate::load_config(Some(path), false)?;
@@ -241,6 +241,7 @@ impl Target {
             .ledger
             .with_context(|| format!("{} has no [ledger] section", path.display()))?;
         let store = match ledger.store {
+            aigis_gateway::config::LedgerStore::File(p) => StoreUrl::File(p),
             aigis_gateway::config::LedgerStore::Sqlite(p) => StoreUrl::Sqlite(p),
             aigis_gateway::config::LedgerStore::Postgres(u) => StoreUrl::Postgres(u),
         };

@@ -186,6 +186,10 @@ impl Recorder {
     fn open_blocking(config: &LedgerConfig) -> Result<Self, String> {
         let keys = Arc::new(load_or_create_key(&config.signing_key)?);
         let store: Box<dyn Appender> = match &config.store {
+            LedgerStore::File(p) => Box::new(
+                aigis_ledger::store::file::FileStore::open(p, Some(keys.origin()))
+                    .map_err(|e| e.to_string())?,
+            ),
             LedgerStore::Sqlite(p) => Box::new(
                 aigis_ledger::store::sqlite::SqliteStore::open(p, Some(keys.origin()))
                     .map_err(|e| e.to_string())?,

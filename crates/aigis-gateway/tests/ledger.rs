@@ -5,8 +5,8 @@
 
 mod support;
 
-use aigis_ledger::store::LogReader;
 use aigis_ledger::store::sqlite::SqliteStore;
+use aigis_ledger::store::{LogReader, StoreUrl};
 use aigis_ledger::{EventKind, LedgerKeys, audit};
 use aigis_mock_upstream::Behavior;
 use support::*;
@@ -21,15 +21,33 @@ fn ledger_section(store: &str, extra: &str) -> String {
 
 #[tokio::test]
 async fn every_request_is_recorded_without_content_and_provable() {
+    // Both embedded stores: the file set and SQLite.
+    recorded_without_content("file:ledger", &["ledger/"]).await;
+    recorded_without_content("sqlite:ledger.db", &["ledger.db", "ledger.db-wal"]).await;
+}
+
+/// Every file the store wrote (`files`: names in the test folder; `x/` means every file in
+/// folder `x`).
+fn store_bytes(dir: &std::path::Path, files: &[&str]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for f in files {
+        if let Some(sub) = f.strip_suffix('/') {
+            for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+                out.push(std::fs::read(e.unwrap().path()).unwrap());
+            }
+        } else {
+            out.push(std::fs::read(dir.join(f)).unwrap_or_default());
+        }
+    }
+    out
+}
+
+async fn recorded_without_content(store_url: &str, files: &[&str]) {
     let dir = tempdir("ledger-gw");
     let keys = LedgerKeys::generate("gw.test/ledger").unwrap();
     keys.write_new(&dir.join("ledger.key")).unwrap();
     let m = mock(Behavior::default()).await;
-    let cfg = format!(
-        "{}{}",
-        one_route(&m, ""),
-        ledger_section("sqlite:ledger.db", "")
-    );
+    let cfg = format!("{}{}", one_route(&m, ""), ledger_section(store_url, ""));
     let gw = gateway_in(&cfg, &dir).await;
     let addr = gw.public_addr();
     let body =
@@ -46,17 +64,21 @@ async fn every_request_is_recorded_without_content_and_provable() {
     let missing_id = missing.headers["x-request-id"].to_str().unwrap().to_owned();
     gw.shutdown().await;
 
-    let db = dir.join("ledger.db");
-    let raw = std::fs::read(&db).unwrap();
-    let wal = std::fs::read(dir.join("ledger.db-wal")).unwrap_or_default();
-    for bytes in [&raw, &wal] {
+    let written = store_bytes(&dir, files);
+    assert!(
+        written.iter().map(Vec::len).sum::<usize>() > 0,
+        "{store_url}"
+    );
+    for bytes in &written {
         assert!(
             !bytes.windows(17).any(|w| w == b"purple elephants "),
             "prompt text reached the ledger"
         );
     }
-    let mut store = SqliteStore::open_existing(&db).unwrap();
-    let report = audit::verify(&mut store, &keys.verifiers(), &[]).unwrap();
+    let url = store_url.replacen(':', &format!(":{}/", dir.display()), 1);
+    let mut store = aigis_ledger::store::open_reader(&StoreUrl::parse(&url).unwrap()).unwrap();
+    let store = store.as_mut();
+    let report = audit::verify(store, &keys.verifiers(), &[]).unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.entries, 6);
     assert_eq!(
@@ -84,7 +106,7 @@ async fn every_request_is_recorded_without_content_and_provable() {
             .unwrap();
     assert_eq!(refused.status, 404);
 
-    let receipt = audit::prove(&mut store, &ids[4]).unwrap();
+    let receipt = audit::prove(store, &ids[4]).unwrap();
     let json = serde_json::to_vec(&receipt).unwrap();
     let public = aigis_ledger::LedgerVerifiers::parse(&keys.verifiers().to_text()).unwrap();
     let ok = audit::verify_receipt(&json, &public).unwrap();

@@ -243,8 +243,15 @@ impl Event {
 
     /// The canonical encoding.
     pub fn canonical(&self) -> Vec<u8> {
-        // Serializing a struct of strings, integers and bools cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut out = Vec::with_capacity(384);
+        self.canonical_into(&mut out);
+        out
+    }
+
+    /// Appends the canonical encoding to `out` (no allocation of its own).
+    pub fn canonical_into(&self, out: &mut Vec<u8>) {
+        // Serializing a struct of strings, integers and bools into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, self);
     }
 
     /// Parses an event from JSON (any member order) without the canonical check.
@@ -286,8 +293,9 @@ impl Event {
     }
 }
 
-/// The per-ledger secret key for content digests (32 bytes, zeroized on drop).
-pub struct ContentKey(Zeroizing<[u8; 32]>);
+/// The per-ledger secret key for content digests (32 bytes, zeroized on drop), with its HMAC
+/// key schedule prepared once (every request digests its prompt and response).
+pub struct ContentKey(Zeroizing<[u8; 32]>, aws_lc_rs::hmac::Key);
 
 impl std::fmt::Debug for ContentKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -298,14 +306,16 @@ impl std::fmt::Debug for ContentKey {
 impl ContentKey {
     /// Wraps key bytes.
     pub fn new(bytes: [u8; 32]) -> Self {
-        Self(Zeroizing::new(bytes))
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &bytes);
+        Self(Zeroizing::new(bytes), key)
     }
 
     /// A fresh random key.
     pub fn generate() -> Result<Self, crate::LedgerError> {
         let mut k = Zeroizing::new([0u8; 32]);
         aws_lc_rs::rand::fill(k.as_mut()).map_err(|_| crate::LedgerError::Random)?;
-        Ok(Self(k))
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, k.as_ref());
+        Ok(Self(k, key))
     }
 
     /// The raw key bytes (for writing the key file).
@@ -324,9 +334,7 @@ impl ContentKey {
     /// The same digest computed incrementally, for content that arrives in pieces (a
     /// streamed response).
     pub fn digester(&self, label: &str, request_id: &str) -> Digester {
-        use aws_lc_rs::hmac;
-        let key = hmac::Key::new(hmac::HMAC_SHA256, self.0.as_ref());
-        let mut ctx = hmac::Context::with_key(&key);
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.1);
         ctx.update(b"aigis-ledger/v1 ");
         ctx.update(label.as_bytes());
         ctx.update(b"\n");

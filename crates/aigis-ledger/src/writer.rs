@@ -37,6 +37,12 @@ pub struct WriterConfig {
     pub queue: usize,
     /// Largest batch per transaction.
     pub max_batch: usize,
+    /// Shortest time between the starts of two batches. While it runs the writer sleeps
+    /// instead of waiting on the queue, so appends queued meanwhile neither wake it nor cost a
+    /// batch each: on a fast disk a busy gateway would otherwise commit (and context-switch)
+    /// for every few events. When the disk is slower than this, it has no effect; an idle
+    /// writer still takes the next append at once.
+    pub linger: Duration,
 }
 
 impl Default for WriterConfig {
@@ -45,6 +51,7 @@ impl Default for WriterConfig {
             checkpoint_every: Duration::from_secs(1),
             queue: 65_536,
             max_batch: MAX_BATCH,
+            linger: Duration::from_millis(2),
         }
     }
 }
@@ -229,7 +236,11 @@ impl Ledger {
 
 impl Writer {
     fn run(&mut self, rx: &mpsc::Receiver<Job>) {
+        let mut last_batch = Instant::now();
         loop {
+            if let Some(rest) = self.config.linger.checked_sub(last_batch.elapsed()) {
+                std::thread::sleep(rest);
+            }
             let wait = self
                 .config
                 .checkpoint_every
@@ -246,6 +257,9 @@ impl Writer {
                     Ok(j) => jobs.push(j),
                     Err(_) => break,
                 }
+            }
+            if !jobs.is_empty() {
+                last_batch = Instant::now();
             }
             let closing = jobs.iter().any(|j| matches!(j, Job::Close));
             let taken = jobs.iter().filter(|j| matches!(j, Job::Append(..))).count();

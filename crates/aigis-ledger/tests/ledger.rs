@@ -1,5 +1,6 @@
-//! The embedded ledger end to end: appends through the writer, checkpoints, verification,
-//! tamper detection (edit, delete, reorder, truncate: each named), receipts, spool.
+//! The embedded ledger end to end, against both embedded stores (the file set and SQLite):
+//! appends through the writer, checkpoints, verification, tamper detection (edit, delete,
+//! reorder, truncate: each named), receipts, spool.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,8 +17,9 @@ use aigis_ledger::event::{Decision, GuardFinding, TokenUsage};
 use aigis_ledger::merkle::Tree;
 use aigis_ledger::note::Note;
 use aigis_ledger::spool::Spool;
+use aigis_ledger::store::file::{FileStore, RawEntry};
 use aigis_ledger::store::sqlite::SqliteStore;
-use aigis_ledger::store::{Appender, SpoolMark, StoredCheckpoint};
+use aigis_ledger::store::{Appender, LogReader, SpoolMark, StoredCheckpoint};
 use aigis_ledger::{
     Ack, Event, EventKind, Ledger, LedgerError, LedgerKeys, LedgerVerifiers, WriterConfig,
 };
@@ -57,15 +59,62 @@ fn config() -> WriterConfig {
         checkpoint_every: Duration::from_millis(20),
         queue: 64,
         max_batch: 16,
+        ..WriterConfig::default()
     }
 }
 
+/// The embedded stores every backend-agnostic test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    File,
+    Sqlite,
+}
+
+const BACKENDS: [Backend; 2] = [Backend::File, Backend::Sqlite];
+
+/// Where a store of `backend` lives in `dir`.
+fn store_path(dir: &std::path::Path, backend: Backend) -> std::path::PathBuf {
+    match backend {
+        Backend::File => dir.join("ledger"),
+        Backend::Sqlite => dir.join("ledger.db"),
+    }
+}
+
+/// Opens (creating) a store for appending. File stores use small segments so tests cross
+/// segment boundaries.
+fn open_store(backend: Backend, path: &std::path::Path, origin: &str) -> Box<dyn Appender> {
+    match backend {
+        Backend::File => Box::new(FileStore::open_with(path, Some(origin), 4096).unwrap()),
+        Backend::Sqlite => Box::new(SqliteStore::open(path, Some(origin)).unwrap()),
+    }
+}
+
+/// Opens an existing store for reading.
+fn open_reader(backend: Backend, path: &std::path::Path) -> Box<dyn LogReader> {
+    match backend {
+        Backend::File => Box::new(FileStore::open_existing(path).unwrap()),
+        Backend::Sqlite => Box::new(SqliteStore::open_existing(path).unwrap()),
+    }
+}
+
+/// Entries in a store (by scanning).
+fn count(reader: &mut dyn LogReader) -> u64 {
+    let mut n = 0;
+    reader
+        .scan(0, &mut |_| {
+            n += 1;
+            Ok(true)
+        })
+        .unwrap();
+    n
+}
+
 /// A ledger of `n` events with several checkpoints; returns keys and path.
-fn build(dir: &std::path::Path, n: u64) -> (Arc<LedgerKeys>, std::path::PathBuf) {
+fn build(dir: &std::path::Path, n: u64, backend: Backend) -> (Arc<LedgerKeys>, std::path::PathBuf) {
     let keys = Arc::new(LedgerKeys::generate("test.aigis/ledger").unwrap());
-    let path = dir.join("ledger.db");
-    let store = SqliteStore::open(&path, Some(keys.origin())).unwrap();
-    let ledger = Ledger::start(Box::new(store), keys.clone(), None, config()).unwrap();
+    let path = store_path(dir, backend);
+    let store = open_store(backend, &path, keys.origin());
+    let ledger = Ledger::start(store, keys.clone(), None, config()).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -83,16 +132,22 @@ fn build(dir: &std::path::Path, n: u64) -> (Arc<LedgerKeys>, std::path::PathBuf)
     (keys, path)
 }
 
-fn verify(path: &std::path::Path, keys: &LedgerVerifiers) -> audit::VerifyReport {
-    let mut store = SqliteStore::open_existing(path).unwrap();
-    audit::verify(&mut store, keys, &[]).unwrap()
+fn verify(backend: Backend, path: &std::path::Path, keys: &LedgerVerifiers) -> audit::VerifyReport {
+    let mut store = open_reader(backend, path);
+    audit::verify(store.as_mut(), keys, &[]).unwrap()
 }
 
 #[test]
 fn clean_log_verifies_with_every_checkpoint() {
+    for backend in BACKENDS {
+        clean_log_verifies(backend);
+    }
+}
+
+fn clean_log_verifies(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (keys, path) = build(dir.path(), 50);
-    let report = verify(&path, &keys.verifiers());
+    let (keys, path) = build(dir.path(), 50, backend);
+    let report = verify(backend, &path, &keys.verifiers());
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.entries, 50);
     assert!(
@@ -107,36 +162,75 @@ fn clean_log_verifies_with_every_checkpoint() {
     // Only the Ed25519 key (no cosigner key) also verifies.
     let mut only_ed = keys.verifiers();
     only_ed.cosigner = None;
-    assert!(verify(&path, &only_ed).ok());
+    assert!(verify(backend, &path, &only_ed).ok());
     // Another log's keys do not.
     let other = LedgerKeys::generate("test.aigis/ledger").unwrap();
-    let report = verify(&path, &other.verifiers());
+    let report = verify(backend, &path, &other.verifiers());
     assert!(!report.ok());
     assert!(report.problems.iter().all(|p| p.kind == "bad_signature"));
 }
 
-fn tampered(n: u64, sql: &str) -> audit::VerifyReport {
-    let dir = tempfile::tempdir().unwrap();
-    let (keys, path) = build(dir.path(), n);
-    let store = SqliteStore::open_existing(&path).unwrap();
-    store.connection().execute_batch(sql).unwrap();
-    drop(store);
-    verify(&path, &keys.verifiers())
+/// Tampering with a file store: what an attacker who knows the format does to the entries
+/// and checkpoints before rewriting the files with valid framing.
+type FileTamper = fn(&mut Vec<RawEntry>, &mut Vec<StoredCheckpoint>);
+
+/// Builds a log of `n` entries in each store, tampers with it (`sql` for SQLite, `file` for
+/// the file set) and verifies it; returns both reports.
+fn tampered(n: u64, sql: &str, file: FileTamper) -> Vec<audit::VerifyReport> {
+    BACKENDS
+        .iter()
+        .map(|&backend| {
+            let dir = tempfile::tempdir().unwrap();
+            let (keys, path) = build(dir.path(), n, backend);
+            match backend {
+                Backend::Sqlite => {
+                    let store = SqliteStore::open_existing(&path).unwrap();
+                    store.connection().execute_batch(sql).unwrap();
+                }
+                Backend::File => {
+                    let mut store = FileStore::open_existing(&path).unwrap();
+                    let mut entries = store.raw_entries().unwrap();
+                    let mut cps = LogReader::checkpoints(&mut store).unwrap();
+                    file(&mut entries, &mut cps);
+                    store.rewrite(&entries, &cps).unwrap();
+                }
+            }
+            verify(backend, &path, &keys.verifiers())
+        })
+        .collect()
+}
+
+fn replace_in(entry: &mut RawEntry, from: &str, to: &str) {
+    entry.event = String::from_utf8(entry.event.clone())
+        .unwrap()
+        .replace(from, to)
+        .into_bytes();
 }
 
 #[test]
 fn edited_row_is_named() {
-    let r = tampered(
+    for r in tampered(
         40,
         "UPDATE entries SET event = replace(event, 'gpt-4o', 'gpt-4x') WHERE idx = 17",
-    );
-    assert_eq!(r.first_bad_entry(), Some(17), "{:?}", r.problems);
-    assert!(
-        r.problems
-            .iter()
-            .any(|p| p.kind == "edited" && p.index == Some(17))
-    );
-    assert!(r.problems.iter().any(|p| p.kind == "checkpoint_mismatch"));
+        |e, _| replace_in(&mut e[17], "gpt-4o", "gpt-4x"),
+    ) {
+        assert_eq!(r.first_bad_entry(), Some(17), "{:?}", r.problems);
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.kind == "edited" && p.index == Some(17))
+        );
+        assert!(r.problems.iter().any(|p| p.kind == "checkpoint_mismatch"));
+    }
+}
+
+fn forged_17() -> (Vec<u8>, aigis_ledger::merkle::Hash) {
+    let mut e = event(17);
+    e.index = 17;
+    e.model = Some("gpt-4x".into());
+    let bytes = e.canonical();
+    let leaf = aigis_ledger::merkle::leaf_hash(&bytes);
+    (bytes, leaf)
 }
 
 #[test]
@@ -144,13 +238,9 @@ fn edited_row_with_recomputed_leaf_is_caught_by_the_checkpoint() {
     // The attacker also rewrites the stored leaf hash: only the signed root catches it, and
     // verify names the checkpoint interval that holds the entry.
     let dir = tempfile::tempdir().unwrap();
-    let (keys, path) = build(dir.path(), 40);
+    let (keys, path) = build(dir.path(), 40, Backend::Sqlite);
     let store = SqliteStore::open_existing(&path).unwrap();
-    let mut e = event(17);
-    e.index = 17;
-    e.model = Some("gpt-4x".into());
-    let bytes = e.canonical();
-    let leaf = aigis_ledger::merkle::leaf_hash(&bytes);
+    let (bytes, leaf) = forged_17();
     store
         .connection()
         .execute(
@@ -159,86 +249,142 @@ fn edited_row_with_recomputed_leaf_is_caught_by_the_checkpoint() {
         )
         .unwrap();
     drop(store);
-    let r = verify(&path, &keys.verifiers());
-    let p = r
-        .problems
-        .iter()
-        .find(|p| p.kind == "checkpoint_mismatch")
-        .expect("mismatch found");
-    let start = p.index.unwrap();
-    assert!(start <= 17 && 17 - start < 7, "{p:?}");
+    let sqlite = verify(Backend::Sqlite, &path, &keys.verifiers());
+    let file = tampered(40, "", |e, _| {
+        (e[17].event, e[17].leaf) = forged_17();
+    })
+    .swap_remove(0);
+    for r in [sqlite, file] {
+        let p = r
+            .problems
+            .iter()
+            .find(|p| p.kind == "checkpoint_mismatch")
+            .expect("mismatch found");
+        let start = p.index.unwrap();
+        assert!(start <= 17 && 17 - start < 7, "{p:?}");
+    }
 }
 
 #[test]
 fn deleted_row_is_named() {
-    let r = tampered(40, "DELETE FROM entries WHERE idx = 23");
-    assert_eq!(r.first_bad_entry(), Some(23), "{:?}", r.problems);
-    assert!(r.problems.iter().any(|p| p.kind == "missing"));
+    for r in tampered(40, "DELETE FROM entries WHERE idx = 23", |e, _| {
+        e.remove(23);
+    }) {
+        assert_eq!(r.first_bad_entry(), Some(23), "{:?}", r.problems);
+        assert!(r.problems.iter().any(|p| p.kind == "missing"));
+    }
 }
 
 #[test]
 fn reordered_rows_are_named() {
-    let r = tampered(
+    for r in tampered(
         40,
         "UPDATE entries SET idx = -1 WHERE idx = 11; UPDATE entries SET idx = 11 WHERE idx = 12; UPDATE entries SET idx = 12 WHERE idx = -1;",
-    );
-    assert_eq!(r.first_bad_entry(), Some(11), "{:?}", r.problems);
-    assert!(
-        r.problems
-            .iter()
-            .any(|p| p.kind == "moved" && p.index == Some(11))
-    );
+        // The entries change places; each keeps the position's index.
+        |e, _| {
+            e.swap(11, 12);
+            (e[11].idx, e[12].idx) = (11, 12);
+        },
+    ) {
+        assert_eq!(r.first_bad_entry(), Some(11), "{:?}", r.problems);
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.kind == "moved" && p.index == Some(11))
+        );
+    }
 }
 
 #[test]
 fn truncation_is_named() {
-    let r = tampered(40, "DELETE FROM entries WHERE idx >= 30");
-    assert_eq!(r.first_bad_entry(), Some(30), "{:?}", r.problems);
-    assert!(r.problems.iter().any(|p| p.kind == "truncated"));
+    for r in tampered(40, "DELETE FROM entries WHERE idx >= 30", |e, _| {
+        e.truncate(30);
+    }) {
+        assert_eq!(r.first_bad_entry(), Some(30), "{:?}", r.problems);
+        assert!(r.problems.iter().any(|p| p.kind == "truncated"));
+    }
 }
 
 #[test]
 fn truncation_with_checkpoints_needs_an_anchor() {
-    let dir = tempfile::tempdir().unwrap();
-    let (keys, path) = build(dir.path(), 40);
-    let mut store = SqliteStore::open_existing(&path).unwrap();
-    let latest = Appender::latest_checkpoint(&mut store).unwrap().unwrap();
-    let anchor = Checkpoint::from_text(&Note::parse(&latest.note).unwrap().text).unwrap();
-    store
-        .connection()
-        .execute_batch(
-            "DELETE FROM entries WHERE idx >= 35; DELETE FROM checkpoints WHERE size > 35;",
-        )
-        .unwrap();
-    // Without the anchor the shorter log is self-consistent; with it the cut is named.
-    assert!(
-        audit::verify(&mut store, &keys.verifiers(), &[])
-            .unwrap()
-            .ok()
-    );
-    let r = audit::verify(&mut store, &keys.verifiers(), &[anchor]).unwrap();
-    assert_eq!(r.first_bad_entry(), Some(35), "{:?}", r.problems);
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let (keys, path) = build(dir.path(), 40, backend);
+        let mut reader = open_reader(backend, &path);
+        let latest = reader.checkpoints().unwrap().pop().unwrap();
+        let anchor = Checkpoint::from_text(&Note::parse(&latest.note).unwrap().text).unwrap();
+        drop(reader);
+        match backend {
+            Backend::Sqlite => SqliteStore::open_existing(&path)
+                .unwrap()
+                .connection()
+                .execute_batch(
+                    "DELETE FROM entries WHERE idx >= 35; DELETE FROM checkpoints WHERE size > 35;",
+                )
+                .unwrap(),
+            Backend::File => {
+                let mut store = FileStore::open_existing(&path).unwrap();
+                let mut entries = store.raw_entries().unwrap();
+                let mut cps = LogReader::checkpoints(&mut store).unwrap();
+                entries.truncate(35);
+                cps.retain(|c| c.size <= 35);
+                store.rewrite(&entries, &cps).unwrap();
+            }
+        }
+        let mut store = open_reader(backend, &path);
+        // Without the anchor the shorter log is self-consistent; with it the cut is named.
+        assert!(
+            audit::verify(store.as_mut(), &keys.verifiers(), &[])
+                .unwrap()
+                .ok()
+        );
+        let r = audit::verify(store.as_mut(), &keys.verifiers(), &[anchor]).unwrap();
+        assert_eq!(
+            r.first_bad_entry(),
+            Some(35),
+            "{backend:?}: {:?}",
+            r.problems
+        );
+    }
 }
 
 #[test]
 fn forged_checkpoint_is_rejected() {
-    let r = tampered(
+    for r in tampered(
         20,
-        "UPDATE checkpoints SET note = replace(note, 'test.aigis/ledger\n20\n', 'test.aigis/ledger\n21\n') WHERE size = 20",
-    );
-    assert!(
-        r.problems.iter().any(|p| p.kind == "bad_signature"),
-        "{:?}",
-        r.problems
-    );
+        "UPDATE checkpoints SET note = replace(note, 'test.aigis/ledger
+20
+', 'test.aigis/ledger
+21
+') WHERE size = 20",
+        |_, cps| {
+            let last = cps.last_mut().unwrap();
+            last.note = last
+                .note
+                .replace("test.aigis/ledger\n20\n", "test.aigis/ledger\n21\n");
+        },
+    ) {
+        assert!(
+            r.problems.iter().any(|p| p.kind == "bad_signature"),
+            "{:?}",
+            r.problems
+        );
+    }
 }
 
 #[test]
 fn receipts_verify_offline_and_tampering_fails() {
+    for backend in BACKENDS {
+        receipts_verify_offline(backend);
+    }
+}
+
+fn receipts_verify_offline(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (keys, path) = build(dir.path(), 30);
-    let mut store = SqliteStore::open_existing(&path).unwrap();
-    let receipt = audit::prove(&mut store, "req-13").unwrap();
+    let (keys, path) = build(dir.path(), 30, backend);
+    let mut store = open_reader(backend, &path);
+    let store = store.as_mut();
+    let receipt = audit::prove(store, "req-13").unwrap();
     assert_eq!(receipt.format, RECEIPT_FORMAT);
     let json = serde_json::to_vec_pretty(&receipt).unwrap();
     // Only the public keys, as text.
@@ -264,7 +410,7 @@ fn receipts_verify_offline_and_tampering_fails() {
         .verifiers();
     assert!(audit::verify_receipt(&json, &other).is_err());
     // An unknown request id is an error that names it.
-    let err = audit::prove(&mut store, "nope").unwrap_err().to_string();
+    let err = audit::prove(store, "nope").unwrap_err().to_string();
     assert!(err.contains("nope"), "{err}");
 }
 
@@ -335,7 +481,7 @@ fn key_file_round_trips_and_is_private() {
 
 /// A store that fails while `fail` is set.
 struct Flaky {
-    inner: SqliteStore,
+    inner: Box<dyn Appender>,
     fail: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -370,12 +516,18 @@ impl Appender for Flaky {
 
 #[tokio::test]
 async fn spool_takes_over_and_drains_in_order_then_fails_closed_when_full() {
+    for backend in BACKENDS {
+        spool_takes_over(backend).await;
+    }
+}
+
+async fn spool_takes_over(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let keys = Arc::new(LedgerKeys::generate("test.aigis/ledger").unwrap());
-    let path = dir.path().join("ledger.db");
+    let path = store_path(dir.path(), backend);
     let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flaky = Flaky {
-        inner: SqliteStore::open(&path, Some(keys.origin())).unwrap(),
+        inner: open_store(backend, &path, keys.origin()),
         fail: fail.clone(),
     };
     let spool = Spool::open(&dir.path().join("ledger.spool"), 4096).unwrap();
@@ -405,14 +557,12 @@ async fn spool_takes_over_and_drains_in_order_then_fails_closed_when_full() {
     assert_eq!(next, Ack::Stored(first_refused));
     assert!(ledger.healthy());
     ledger.close();
-    let mut store = SqliteStore::open_existing(&path).unwrap();
-    let report = audit::verify(&mut store, &keys.verifiers(), &[]).unwrap();
+    let mut store = open_reader(backend, &path);
+    let report = audit::verify(store.as_mut(), &keys.verifiers(), &[]).unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     let ids: Vec<String> = (0..first_refused)
         .map(|i| {
-            let rows =
-                aigis_ledger::store::LogReader::find_request(&mut store, &format!("req-{i}"))
-                    .unwrap();
+            let rows = store.find_request(&format!("req-{i}")).unwrap();
             String::from_utf8(rows[0].event.clone()).unwrap()
         })
         .collect();
@@ -427,17 +577,35 @@ async fn spool_takes_over_and_drains_in_order_then_fails_closed_when_full() {
 /// drain must not append the batch again.
 #[test]
 fn a_spool_drain_interrupted_after_commit_appends_nothing_twice() {
+    for backend in BACKENDS {
+        drain_interrupted(backend);
+    }
+}
+
+/// Both halves of a store, as the tests that append and read back on one handle need.
+trait Both: Appender + LogReader {}
+impl Both for FileStore {}
+impl Both for SqliteStore {}
+
+fn open_both(backend: Backend, path: &std::path::Path, origin: &str) -> Box<dyn Both> {
+    match backend {
+        Backend::File => Box::new(FileStore::open_with(path, Some(origin), 4096).unwrap()),
+        Backend::Sqlite => Box::new(SqliteStore::open(path, Some(origin)).unwrap()),
+    }
+}
+
+fn drain_interrupted(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let keys = LedgerKeys::generate("test.aigis/ledger").unwrap();
-    let db = dir.path().join("ledger.db");
+    let db = store_path(dir.path(), backend);
     let spool_path = dir.path().join("ledger.spool");
     {
         let mut spool = Spool::open(&spool_path, 1 << 20).unwrap();
         spool.push(&(0..5).map(event).collect::<Vec<_>>()).unwrap();
-        let mut store = SqliteStore::open(&db, Some(keys.origin())).unwrap();
+        let mut store = open_both(backend, &db, keys.origin());
         let mut tree = store.load_tree().unwrap();
         // Step one of the drain (commit, batches of 2) ... then the process dies: no clear.
-        assert_eq!(spool.commit_into(&mut store, &mut tree, 2).unwrap(), 5);
+        assert_eq!(spool.commit_into(store.as_mut(), &mut tree, 2).unwrap(), 5);
         assert_eq!(tree.size(), 5);
     }
     // Restart: the spool still holds the five events; the drain skips what the store has.
@@ -447,11 +615,11 @@ fn a_spool_drain_interrupted_after_commit_appends_nothing_twice() {
         5,
         "the crash left the spool full"
     );
-    let mut store = SqliteStore::open(&db, Some(keys.origin())).unwrap();
+    let mut store = open_both(backend, &db, keys.origin());
     let mut tree = store.load_tree().unwrap();
-    assert_eq!(spool.drain(&mut store, &mut tree, 2).unwrap(), 0);
+    assert_eq!(spool.drain(store.as_mut(), &mut tree, 2).unwrap(), 0);
     assert!(spool.is_empty());
-    assert_eq!(store.count().unwrap(), 5, "no event appended twice");
+    assert_eq!(count(store.as_mut()), 5, "no event appended twice");
     // A crash in the middle of a drain (after the first of three batches): the rest follows.
     spool.push(&(5..10).map(event).collect::<Vec<_>>()).unwrap();
     let id = spool.id().to_owned();
@@ -465,18 +633,17 @@ fn a_spool_drain_interrupted_after_commit_appends_nothing_twice() {
         .unwrap();
     drop(spool);
     let mut spool = Spool::open(&spool_path, 1 << 20).unwrap();
-    assert_eq!(spool.drain(&mut store, &mut tree, 2).unwrap(), 3);
-    assert_eq!(store.count().unwrap(), 10);
+    assert_eq!(spool.drain(store.as_mut(), &mut tree, 2).unwrap(), 3);
+    assert_eq!(count(store.as_mut()), 10);
     for i in 0..10 {
-        let rows =
-            aigis_ledger::store::LogReader::find_request(&mut store, &format!("req-{i}")).unwrap();
+        let rows = store.find_request(&format!("req-{i}")).unwrap();
         assert_eq!(rows.len(), 1, "req-{i} recorded exactly once");
     }
     // The emptied spool has a new id: its events are not mistaken for drained ones.
     assert_ne!(spool.id(), id);
     spool.push(&[event(10)]).unwrap();
-    assert_eq!(spool.drain(&mut store, &mut tree, 2).unwrap(), 1);
-    assert_eq!(store.count().unwrap(), 11);
+    assert_eq!(spool.drain(store.as_mut(), &mut tree, 2).unwrap(), 1);
+    assert_eq!(count(store.as_mut()), 11);
 }
 
 #[test]
@@ -541,11 +708,17 @@ fn a_checkpoint_without_the_pq_cosignature_is_refused_when_its_key_is_known() {
 
 #[test]
 fn tiles_export_serves_proofs_and_entries() {
+    for backend in BACKENDS {
+        tiles_export(backend);
+    }
+}
+
+fn tiles_export(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (keys, path) = build(dir.path(), 600);
+    let (keys, path) = build(dir.path(), 600, backend);
     let out = dir.path().join("tiles");
-    let mut store = SqliteStore::open_existing(&path).unwrap();
-    let summary = aigis_ledger::tiles::export(&mut store, &out).unwrap();
+    let mut store = open_reader(backend, &path);
+    let summary = aigis_ledger::tiles::export(store.as_mut(), &out).unwrap();
     assert_eq!(summary.size, 600);
     assert_eq!(summary.bundles, 3, "two full bundles and one partial");
     // A client with only the exported files and the public key checks an entry.

@@ -107,6 +107,7 @@ fn two_writers_append_concurrently_into_one_gap_free_verifiable_log() {
                     checkpoint_every: Duration::from_millis(10),
                     queue: 256,
                     max_batch: 64,
+                    ..WriterConfig::default()
                 };
                 let ledger = Ledger::start(Box::new(store), keys, None, config).unwrap();
                 let acked: Vec<u64> = rt().block_on(async {

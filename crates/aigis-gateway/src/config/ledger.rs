@@ -7,6 +7,8 @@ use std::time::Duration;
 /// Where the ledger lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedgerStore {
+    /// `file:DIR`: the append-only file set (resolved from the config file's folder).
+    File(PathBuf),
     /// `sqlite:PATH` (resolved from the config file's folder).
     Sqlite(PathBuf),
     /// `postgres://…`: shared by a fleet.
@@ -36,7 +38,7 @@ pub struct LedgerConfig {
     pub on_store_error: LedgerOnError,
     /// Largest spool, in bytes.
     pub spool_max: u64,
-    /// The spool file: beside a SQLite store (`PATH.spool`), else beside the key file.
+    /// The spool file: beside a file or SQLite store (`PATH.spool`), else beside the key file.
     pub spool: PathBuf,
     /// `content = "encrypted"`: routes without their own `content` capture content.
     pub capture_default: bool,

@@ -15,10 +15,11 @@ use crate::config::{Level, Route};
 /// Default spool bound.
 const DEFAULT_SPOOL_MAX: usize = 1 << 30;
 
-/// A file beside a SQLite store (`PATH.suffix`), else beside the ledger key (`KEY.suffix`).
+/// A file beside a file or SQLite store (`PATH.suffix`), else beside the ledger key
+/// (`KEY.suffix`).
 fn beside(store: &LedgerStore, signing_key: &Path, suffix: &str) -> PathBuf {
     let path: &Path = match store {
-        LedgerStore::Sqlite(p) => p,
+        LedgerStore::File(p) | LedgerStore::Sqlite(p) => p,
         LedgerStore::Postgres(_) => signing_key,
     };
     let mut s = path.to_path_buf().into_os_string();
@@ -40,7 +41,10 @@ impl Validator<'_> {
                 self.error(
                     &key(&at, "store"),
                     "missing `store`",
-                    Some("store = \"sqlite:ledger.db\" (or postgres://… for a fleet)".into()),
+                    Some(
+                        "store = \"file:ledger\" (or sqlite:ledger.db; postgres://… for a fleet)"
+                            .into(),
+                    ),
                 );
                 return None;
             }
@@ -127,27 +131,36 @@ impl Validator<'_> {
 
     fn ledger_store(&mut self, store_text: String, fleet: bool) -> Option<LedgerStore> {
         let at = [Seg::Key("ledger".into())];
-        let store = if let Some(path) = store_text.strip_prefix("sqlite:") {
+        let embedded = store_text
+            .strip_prefix("file:")
+            .map(|p| (p, true))
+            .or_else(|| store_text.strip_prefix("sqlite:").map(|p| (p, false)));
+        let store = if let Some((path, file)) = embedded {
+            let scheme = if file { "file:" } else { "sqlite:" };
             if fleet {
                 self.error(
                     &key(&at, "store"),
-                    "a sqlite: ledger cannot be shared by a fleet ([cluster] is set)",
+                    format!("a {scheme} ledger cannot be shared by a fleet ([cluster] is set)"),
                     Some("use store = \"postgres://…\" so every gateway appends to one log".into()),
                 );
                 return None;
             }
             if path.is_empty() {
-                self.error(&key(&at, "store"), "`sqlite:` needs a path", None);
+                self.error(&key(&at, "store"), format!("`{scheme}` needs a path"), None);
                 return None;
             }
-            LedgerStore::Sqlite(self.base.join(path))
+            if file {
+                LedgerStore::File(self.base.join(path))
+            } else {
+                LedgerStore::Sqlite(self.base.join(path))
+            }
         } else if store_text.starts_with("postgres://") || store_text.starts_with("postgresql://") {
             LedgerStore::Postgres(store_text)
         } else {
             self.error(
                 &key(&at, "store"),
                 "unsupported ledger store",
-                Some("use \"sqlite:PATH\" or \"postgres://USER@HOST/DB\"".into()),
+                Some("use \"file:DIR\", \"sqlite:PATH\" or \"postgres://USER@HOST/DB\"".into()),
             );
             return None;
         };

@@ -114,11 +114,29 @@ fn ledger_section_is_validated() {
     assert_eq!(ok.on_store_error, LedgerOnError::FailClosed);
     assert_eq!(ok.spool_max, 1 << 20);
     assert_eq!(ok.spool, dir.join("ledger.db.spool"));
+    let file = validate(
+        &with("store = \"file:ledger\"\nsigning_key = \"file:ledger.key\"\n"),
+        &dir,
+        false,
+    )
+    .unwrap()
+    .config
+    .ledger
+    .unwrap();
+    assert_eq!(file.store, LedgerStore::File(dir.join("ledger")));
+    assert_eq!(file.spool, dir.join("ledger.spool"));
     let errs = |ledger: &str| match validate(&with(ledger), &dir, false) {
         Ok(_) => panic!("expected errors for {ledger}"),
         Err(e) => e,
     };
     let key = "signing_key = \"file:ledger.key\"\n";
+    let e = errs(&format!("store = \"file:\"\n{key}"));
+    assert_eq!(e[0].path, "ledger.store");
+    assert!(
+        e[0].message.contains("`file:` needs a path"),
+        "{}",
+        e[0].message
+    );
     // Encrypted content needs recipients: never a plaintext fallback.
     let e = errs(&format!(
         "store = \"sqlite:l.db\"\n{key}content = \"encrypted\"\n"

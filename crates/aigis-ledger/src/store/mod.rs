@@ -2,10 +2,13 @@
 //! after commit), assigns gap-free indices, keeps signed checkpoints, and reads entries back
 //! in index order for verification, proofs and export.
 //!
-//! - [`sqlite`]: the embedded default (WAL, `synchronous=FULL`: a commit is on disk);
+//! - [`file`]: the embedded default, an append-only file set (one `write` and one
+//!   `fdatasync` per batch);
+//! - [`sqlite`]: embedded, one SQLite file (WAL, `synchronous=FULL`: a commit is on disk);
 //! - [`postgres`]: fleets; many gateways append concurrently, one sequencer row assigns
 //!   indices inside each appending transaction, so an aborted transaction leaves no gap.
 
+pub mod file;
 pub mod postgres;
 pub mod sqlite;
 
@@ -98,9 +101,10 @@ pub fn tree_from(reader: &mut dyn LogReader) -> Result<Tree, LedgerError> {
     Ok(tree)
 }
 
-/// Opens a store for reading (CLI, audits). A SQLite store must exist.
+/// Opens a store for reading (CLI, audits). A file or SQLite store must exist.
 pub fn open_reader(url: &StoreUrl) -> Result<Box<dyn LogReader>, LedgerError> {
     match url {
+        StoreUrl::File(p) => Ok(Box::new(file::FileStore::open_existing(p)?)),
         StoreUrl::Sqlite(p) => Ok(Box::new(sqlite::SqliteStore::open_existing(p)?)),
         StoreUrl::Postgres(u) => Ok(Box::new(postgres::PgStore::connect(u, None)?)),
     }
@@ -109,6 +113,8 @@ pub fn open_reader(url: &StoreUrl) -> Result<Box<dyn LogReader>, LedgerError> {
 /// A parsed store URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
+    /// `file:DIR`.
+    File(std::path::PathBuf),
     /// `sqlite:PATH`.
     Sqlite(std::path::PathBuf),
     /// `postgres://…` or `postgresql://…`.
@@ -116,8 +122,16 @@ pub enum StoreUrl {
 }
 
 impl StoreUrl {
-    /// Parses `sqlite:PATH` or `postgres://…`.
+    /// Parses `file:DIR`, `sqlite:PATH` or `postgres://…`.
     pub fn parse(s: &str) -> Result<Self, LedgerError> {
+        if let Some(p) = s.strip_prefix("file:") {
+            if p.is_empty() {
+                return Err(LedgerError::Config(
+                    "`file:` needs a folder, e.g. file:/var/lib/aigis/ledger".into(),
+                ));
+            }
+            return Ok(Self::File(p.into()));
+        }
         if let Some(p) = s.strip_prefix("sqlite:") {
             if p.is_empty() {
                 return Err(LedgerError::Config(
@@ -130,7 +144,7 @@ impl StoreUrl {
             return Ok(Self::Postgres(s.to_owned()));
         }
         Err(LedgerError::Config(format!(
-            "store {s:?} is neither sqlite:PATH nor postgres://…"
+            "store {s:?} is none of file:DIR, sqlite:PATH, postgres://…"
         )))
     }
 }
