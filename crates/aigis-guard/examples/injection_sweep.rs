@@ -114,6 +114,22 @@ fn main() {
                 .collect();
             let m = Metrics::new(&scored, 0.5);
             let short = set.name.trim_end_matches(".jsonl");
+            // SWEEP_THRESHOLDS=0.4,0.45,...: the same set at other thresholds, on stderr.
+            for t in std::env::var("SWEEP_THRESHOLDS")
+                .unwrap_or_default()
+                .split(',')
+            {
+                let Ok(t) = t.parse::<f32>() else { continue };
+                let m = Metrics::new(&scored, t);
+                eprintln!(
+                    "  t={t:.3} {short}: bal {:.4} fpr {:.4} ({}) rec {:.4} ({} missed)",
+                    m.balanced_accuracy(),
+                    m.fpr(),
+                    m.fp,
+                    m.recall(),
+                    m.fn_
+                );
+            }
             if m.tp + m.fn_ == 0 {
                 write!(line, " | {short} fpr {:.4} ({})", m.fpr(), m.fp).unwrap();
             } else if m.fp + m.tn == 0 {
