@@ -120,7 +120,7 @@ pub(crate) async fn handle(
             ..Default::default()
         };
         let pending = crate::capture::Pending {
-            event: crate::record::event(&outcome),
+            event: crate::record::event(outcome),
             capture: served.capture.take(),
             stream_end: served.stream_end.take(),
             max_capture: runtime.config.server.max_response,

@@ -78,8 +78,8 @@ fn findings(kinds: &[String]) -> Vec<GuardFinding> {
         .collect()
 }
 
-/// The audit event for one request.
-pub(crate) fn event(o: &Outcome<'_>) -> Event {
+/// The audit event for one request (taking the outcome, so its digests move in uncopied).
+pub(crate) fn event(o: Outcome<'_>) -> Event {
     let mut e = Event::new(
         EventKind::AiCall,
         o.request_id,
@@ -114,8 +114,8 @@ pub(crate) fn event(o: &Outcome<'_>) -> Event {
     e.upstream_status = o.upstream_status;
     e.latency_us = Some(u64::try_from(o.latency.as_micros()).unwrap_or(u64::MAX));
     e.tls_group = o.tls_group.map(str::to_owned);
-    e.prompt_digest.clone_from(&o.prompt_digest);
-    e.response_digest.clone_from(&o.response_digest);
+    e.prompt_digest = o.prompt_digest;
+    e.response_digest = o.response_digest;
     e
 }
 

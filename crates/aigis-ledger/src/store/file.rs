@@ -68,6 +68,21 @@ fn check_of(bytes: &[u8]) -> [u8; CHECK_LEN] {
     out
 }
 
+/// The open segment, or an error naming `dir` (built only on failure: every batch asks).
+fn active_of<'a>(
+    active: &'a mut Option<Active>,
+    dir: &Path,
+) -> Result<&'a mut Active, LedgerError> {
+    active
+        .as_mut()
+        .ok_or_else(|| io_err(dir, &"opened for reading only"))
+}
+
+/// An I/O error on the segment that starts at `first`.
+fn seg_err(dir: &Path, first: u64, e: &std::io::Error) -> LedgerError {
+    io_err(&dir.join(segment_name(first)), e)
+}
+
 fn be_u32(b: &[u8]) -> u32 {
     let mut a = [0u8; 4];
     a.copy_from_slice(&b[..4]);
@@ -678,10 +693,7 @@ impl FileStore {
     }
 
     fn active(&mut self) -> Result<&mut Active, LedgerError> {
-        let dir = self.dir.display().to_string();
-        self.active
-            .as_mut()
-            .ok_or_else(|| io_err(Path::new(&dir), &"opened for reading only"))
+        active_of(&mut self.active, &self.dir)
     }
 
     /// Starts a new segment when the current one is full.
@@ -705,13 +717,6 @@ impl FileStore {
         a.first = first;
         a.len = len;
         Ok(())
-    }
-
-    /// The segment the writer appends to (for error messages).
-    fn active_path(&self) -> PathBuf {
-        self.active
-            .as_ref()
-            .map_or_else(|| self.dir.clone(), |a| self.path(&segment_name(a.first)))
     }
 
     /// Every stored entry, for tests that tamper with the files.
@@ -834,29 +839,33 @@ impl Appender for FileStore {
         tree: &mut Tree,
         mark: Option<&SpoolMark<'_>>,
     ) -> Result<(), LedgerError> {
-        let path = self.active_path();
-        let a = self.active()?;
+        // Error paths name the segment; it is formatted only when one is taken (every
+        // batch passes here).
+        let a = active_of(&mut self.active, &self.dir)?;
+        let dir = &self.dir;
         if a.dirty {
             // Undo the bytes of a write that failed part-way, then carry on.
-            a.file.set_len(a.len).map_err(|e| io_err(&path, &e))?;
+            a.file
+                .set_len(a.len)
+                .map_err(|e| seg_err(dir, a.first, &e))?;
             a.file
                 .seek(SeekFrom::Start(a.len))
-                .map_err(|e| io_err(&path, &e))?;
+                .map_err(|e| seg_err(dir, a.first, &e))?;
             a.dirty = false;
         }
         if events.is_empty() && mark.is_none() {
             return Ok(());
         }
         self.roll()?;
-        let path = self.active_path();
-        let a = self.active()?;
+        let a = active_of(&mut self.active, &self.dir)?;
+        let dir = &self.dir;
         let mut buf = std::mem::take(&mut a.buf);
         let leaves = encode_batch(&mut buf, events, a.size, mark);
         a.dirty = true;
         let written = a.file.write_all(&buf).and_then(|()| a.file.sync_data());
         let len = buf.len() as u64;
         a.buf = buf;
-        written.map_err(|e| io_err(&path, &e))?;
+        written.map_err(|e| seg_err(dir, a.first, &e))?;
         a.dirty = false;
         a.len += len;
         a.size += leaves.len() as u64;

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Instructions per request that the audit ledger adds to the gateway (issue 7), measured with
+# callgrind (deterministic, unlike wall-clock figures on a shared machine). The gateway runs
+# under valgrind pinned to one core; a Python keep-alive client sends N sequential
+# chat-completion requests, once with N=LOW and once with N=HIGH; the difference divided by
+# HIGH-LOW is the steady-state cost of one request (start-up and shutdown cancel out). Done
+# for `ledger off` and for `store = "file:…"`. callgrind does not see kernel time, so the
+# writer's syscalls per request are counted with `strace -c -f` as well.
+#   bench/ledger_callgrind.sh            # needs valgrind, strace, python3
+#   BENCH_NO_BUILD=1 LOW=200 HIGH=2200 bench/ledger_callgrind.sh
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+LOW=${LOW:-200}
+HIGH=${HIGH:-2200}
+aigis=$TARGET/release/aigis mock=$TARGET/release/aigis-mock-upstream
+if [[ -z ${BENCH_NO_BUILD:-} ]]; then
+  (cd "$ROOT" && cargo build --release --locked -p aigis-cli -p aigis-mock-upstream >&2)
+fi
+work=$(mktemp -d)
+"$mock" --listen 127.0.0.1:18201 >"$work/mock.out" 2>&1 &
+mock_pid=$!
+trap 'kill $mock_pid 2>/dev/null || true' EXIT
+cat >"$work/off.toml" <<EOT
+[server]
+listen = "127.0.0.1:18210"
+admin_listen = "127.0.0.1:18211"
+
+[[upstreams]]
+name = "mock"
+kind = "openai"
+base_url = "http://127.0.0.1:18201/v1"
+
+[[routes]]
+name = "bench"
+models = ["mock*"]
+upstream = "mock"
+
+[guard]
+profile = "off"
+EOT
+cp "$work/off.toml" "$work/file.toml"
+printf '\n[ledger]\nstore = "file:%s/ledger"\nsigning_key = "file:%s/ledger.key"\n' "$work" "$work" >>"$work/file.toml"
+# The same without the once-a-second checkpoint: its ML-DSA signature costs a fixed amount per
+# second, not per request, and under valgrind's slowdown it would be spread over few requests.
+cp "$work/file.toml" "$work/file-nocp.toml"
+printf 'checkpoint_every = "1h"\n' >>"$work/file-nocp.toml"
+"$aigis" audit init --key "$work/ledger.key" --origin bench.aigis/ledger >/dev/null
+
+client() { # N: sequential keep-alive requests, then exit
+  python3 - "$1" <<'PY'
+import http.client, sys, time
+n = int(sys.argv[1])
+for _ in range(600):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", 18211, timeout=5); c.request("GET", "/healthz")
+        if c.getresponse().status == 200: break
+    except OSError: pass
+    time.sleep(0.1)
+body = b'{"model":"mock-1","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16,"temperature":0}'
+c = http.client.HTTPConnection("127.0.0.1", 18210, timeout=30)
+for _ in range(n):
+    c.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    r = c.getresponse(); r.read()
+    assert r.status == 200, r.status
+PY
+}
+
+run() { # MODE N TOOL...: the gateway under TOOL, N requests, then SIGINT
+  local mode=$1 n=$2; shift 2
+  rm -rf "$work/ledger"
+  taskset -c 1 "$@" "$aigis" gateway --config "$work/$mode.toml" >/dev/null 2>"$work/$mode.$n.log" &
+  local pid=$!
+  client "$n"
+  sleep 0.5
+  kill -INT "$(pgrep -P $pid || echo $pid)" 2>/dev/null || kill -INT $pid
+  wait $pid || true
+}
+
+for mode in off file-nocp file; do
+  declare -A ir=()
+  for n in $LOW $HIGH; do
+    run "$mode" "$n" valgrind --tool=callgrind --callgrind-out-file="$work/cg.$mode.$n" --trace-children=no
+    ir[$n]=$(grep -m1 '^totals:\|^summary:' "$work/cg.$mode.$n" | awk '{print $2}')
+  done
+  echo "$mode: Ir($LOW)=${ir[$LOW]} Ir($HIGH)=${ir[$HIGH]} per request=$(( (ir[$HIGH] - ir[$LOW]) / (HIGH - LOW) ))"
+  unset ir
+done
+for n in $LOW $HIGH; do
+  for mode in off file-nocp; do
+    run "$mode" "$n" strace -f -c -o "$work/strace.$mode.$n"
+    echo "$mode strace N=$n: $(awk '/total/ {print $4}' "$work/strace.$mode.$n") syscalls"
+  done
+done
+echo "callgrind files in $work (callgrind_annotate --inclusive=yes $work/cg.file.$HIGH)"
