@@ -73,6 +73,17 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// A fresh log in a temporary folder: the folder's guard, the log's path, its keys, the open
+/// store and its tree.
+fn new_log() -> (tempfile::TempDir, PathBuf, LedgerKeys, FileStore, Tree) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("l");
+    let keys = LedgerKeys::generate("test.aigis/ledger").unwrap();
+    let mut store = FileStore::open(&dir, Some(keys.origin())).unwrap();
+    let tree = store.load_tree().unwrap();
+    (tmp, dir, keys, store, tree)
+}
+
 fn verify_ok(dir: &Path, keys: &LedgerKeys) -> u64 {
     let mut r = FileStore::open_existing(dir).unwrap();
     let report = audit::verify(&mut r, &keys.verifiers(), &[]).unwrap();
@@ -82,11 +93,7 @@ fn verify_ok(dir: &Path, keys: &LedgerKeys) -> u64 {
 
 #[test]
 fn a_torn_unacknowledged_tail_is_cut_and_appends_continue() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("l");
-    let keys = LedgerKeys::generate("test.aigis/ledger").unwrap();
-    let mut store = FileStore::open(&dir, Some(keys.origin())).unwrap();
-    let mut tree = store.load_tree().unwrap();
+    let (tmp, dir, keys, mut store, mut tree) = new_log();
     fill(&mut store, &mut tree, &keys, 3, 10, true);
     drop(store);
     let seg = segments(&dir).pop().unwrap();
@@ -118,11 +125,7 @@ fn a_torn_unacknowledged_tail_is_cut_and_appends_continue() {
 
 #[test]
 fn a_complete_tail_batch_with_a_bad_check_is_cut_too() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("l");
-    let keys = LedgerKeys::generate("test.aigis/ledger").unwrap();
-    let mut store = FileStore::open(&dir, Some(keys.origin())).unwrap();
-    let mut tree = store.load_tree().unwrap();
+    let (_tmp, dir, keys, mut store, mut tree) = new_log();
     fill(&mut store, &mut tree, &keys, 2, 10, true);
     fill(&mut store, &mut tree, &keys, 1, 10, false);
     drop(store);
@@ -141,11 +144,7 @@ fn a_complete_tail_batch_with_a_bad_check_is_cut_too() {
 
 #[test]
 fn damage_covered_by_a_checkpoint_is_refused_not_cut() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("l");
-    let keys = LedgerKeys::generate("test.aigis/ledger").unwrap();
-    let mut store = FileStore::open(&dir, Some(keys.origin())).unwrap();
-    let mut tree = store.load_tree().unwrap();
+    let (_tmp, dir, keys, mut store, mut tree) = new_log();
     fill(&mut store, &mut tree, &keys, 3, 10, true);
     drop(store);
     let seg = segments(&dir).pop().unwrap();
@@ -170,11 +169,7 @@ fn damage_covered_by_a_checkpoint_is_refused_not_cut() {
 
 #[test]
 fn damage_before_the_end_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("l");
-    let keys = LedgerKeys::generate("test.aigis/ledger").unwrap();
-    let mut store = FileStore::open(&dir, Some(keys.origin())).unwrap();
-    let mut tree = store.load_tree().unwrap();
+    let (_tmp, dir, keys, mut store, mut tree) = new_log();
     fill(&mut store, &mut tree, &keys, 3, 10, false);
     drop(store);
     let seg = segments(&dir).pop().unwrap();
@@ -268,11 +263,7 @@ fn spool_marks_survive_a_reopen() {
 
 #[test]
 fn a_torn_checkpoint_record_is_cut_and_the_previous_one_stays_latest() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("l");
-    let keys = LedgerKeys::generate("test.aigis/ledger").unwrap();
-    let mut store = FileStore::open(&dir, Some(keys.origin())).unwrap();
-    let mut tree = store.load_tree().unwrap();
+    let (_tmp, dir, keys, mut store, mut tree) = new_log();
     fill(&mut store, &mut tree, &keys, 1, 5, true);
     fill(&mut store, &mut tree, &keys, 1, 5, true);
     drop(store);

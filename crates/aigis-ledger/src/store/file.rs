@@ -99,6 +99,18 @@ fn len_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// Opens a segment for appending: the file, positioned at its end, and its length.
+fn open_at_end(path: &Path) -> Result<(File, u64), LedgerError> {
+    let io = |e: std::io::Error| io_err(path, &e);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    let len = file.seek(SeekFrom::End(0)).map_err(io)?;
+    Ok((file, len))
+}
+
 fn segment_name(first: u64) -> String {
     format!("seg-{first:020}.log")
 }
@@ -584,13 +596,7 @@ impl FileStore {
             Some((first, path)) => (*first, path.clone()),
             None => (0, self.new_segment(0)?),
         };
-        let io = |e: std::io::Error| io_err(&path, &e);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
-        let len = file.seek(SeekFrom::End(0)).map_err(io)?;
+        let (file, len) = open_at_end(&path)?;
         Ok(Recovered {
             tree,
             marks,
@@ -705,13 +711,7 @@ impl FileStore {
         }
         let first = a.size;
         let path = self.new_segment(first)?;
-        let io = |e: std::io::Error| io_err(&path, &e);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
-        let len = file.seek(SeekFrom::End(0)).map_err(io)?;
+        let (file, len) = open_at_end(&path)?;
         let a = self.active()?;
         a.file = file;
         a.first = first;
