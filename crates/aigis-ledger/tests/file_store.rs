@@ -221,6 +221,24 @@ fn segments_roll_over_and_reopen() {
     );
 }
 
+/// The writer probes a failing store with an empty append: it must reach the disk (an empty
+/// batch, synced), and the log must read back and verify as before.
+#[test]
+fn an_empty_append_writes_an_empty_batch() {
+    let (_tmp, dir, keys, mut store, mut tree) = new_log();
+    fill(&mut store, &mut tree, &keys, 2, 5, true);
+    let seg = segments(&dir).pop().unwrap();
+    let before = std::fs::metadata(&seg).unwrap().len();
+    store.append(&mut [], &mut tree).unwrap();
+    let after = std::fs::metadata(&seg).unwrap().len();
+    assert!(after > before, "the probe wrote nothing");
+    fill(&mut store, &mut tree, &keys, 1, 5, true);
+    drop(store);
+    assert_eq!(verify_ok(&dir, &keys), 15);
+    let mut store = FileStore::open(&dir, Some(keys.origin())).unwrap();
+    assert_eq!(store.load_tree().unwrap().size(), 15);
+}
+
 #[test]
 fn one_writer_at_a_time_and_origin_is_checked() {
     let tmp = tempfile::tempdir().unwrap();

@@ -853,9 +853,8 @@ impl Appender for FileStore {
                 .map_err(|e| seg_err(dir, a.first, &e))?;
             a.dirty = false;
         }
-        if events.is_empty() && mark.is_none() {
-            return Ok(());
-        }
+        // An empty append still writes (an empty batch) and syncs: it is how the writer
+        // probes a failing store, so it must succeed only when the disk takes writes again.
         self.roll()?;
         let a = active_of(&mut self.active, &self.dir)?;
         let dir = &self.dir;
