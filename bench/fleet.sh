@@ -37,6 +37,8 @@ while (($#)); do
 done
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 AIGIS=${AIGIS_BIN:-$TARGET/release/aigis}
 MOCK=${MOCK_BIN:-$TARGET/release/aigis-mock-upstream}
@@ -76,23 +78,8 @@ for _ in $(seq 50); do redis-cli -p "$P_REDIS" ping >/dev/null 2>&1 && break; sl
 wait_http "http://127.0.0.1:$P_MOCK/v1/models"
 
 config() { # mode listen admin
+  passthrough_config "$2" "$3" "$P_MOCK"
   cat <<EOF
-[server]
-listen = "127.0.0.1:$2"
-admin_listen = "127.0.0.1:$3"
-
-[[upstreams]]
-name = "mock"
-kind = "openai"
-base_url = "http://127.0.0.1:$P_MOCK/v1"
-
-[[routes]]
-name = "bench"
-models = ["mock*"]
-upstream = "mock"
-
-[guard]
-profile = "off"
 
 [[limits]]
 name = "rpm"

@@ -35,6 +35,8 @@ while (($#)); do
 done
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release/examples/ledger_bench
 OUT=$ROOT/bench/results/$(date -u +%Y-%m-%d)-ledger
@@ -57,24 +59,7 @@ gateway_compare() {
   local mock_pid=$!
   taskset -cp 1 "$mock_pid" >/dev/null 2>&1 || true
   sleep 0.5
-  cat >"$work/off.toml" <<EOT
-[server]
-listen = "127.0.0.1:18110"
-admin_listen = "127.0.0.1:18111"
-
-[[upstreams]]
-name = "mock"
-kind = "openai"
-base_url = "http://127.0.0.1:18101/v1"
-
-[[routes]]
-name = "bench"
-models = ["mock*"]
-upstream = "mock"
-
-[guard]
-profile = "off"
-EOT
+  passthrough_config 18110 18111 18101 >"$work/off.toml"
   cp "$work/off.toml" "$work/file.toml"
   cp "$work/off.toml" "$work/sqlite.toml"
   printf '\n[ledger]\nstore = "file:ledger"\nsigning_key = "file:ledger.key"\n' >>"$work/file.toml"

@@ -10,6 +10,8 @@
 #   BENCH_NO_BUILD=1 LOW=200 HIGH=2200 bench/ledger_callgrind.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 LOW=${LOW:-200}
 HIGH=${HIGH:-2200}
@@ -21,24 +23,7 @@ work=$(mktemp -d)
 "$mock" --listen 127.0.0.1:18201 >"$work/mock.out" 2>&1 &
 mock_pid=$!
 trap 'kill $mock_pid 2>/dev/null || true' EXIT
-cat >"$work/off.toml" <<EOT
-[server]
-listen = "127.0.0.1:18210"
-admin_listen = "127.0.0.1:18211"
-
-[[upstreams]]
-name = "mock"
-kind = "openai"
-base_url = "http://127.0.0.1:18201/v1"
-
-[[routes]]
-name = "bench"
-models = ["mock*"]
-upstream = "mock"
-
-[guard]
-profile = "off"
-EOT
+passthrough_config 18210 18211 18201 >"$work/off.toml"
 cp "$work/off.toml" "$work/file.toml"
 printf '\n[ledger]\nstore = "file:%s/ledger"\nsigning_key = "file:%s/ledger.key"\n' "$work" "$work" >>"$work/file.toml"
 # The same without the once-a-second checkpoint: its ML-DSA signature costs a fixed amount per
