@@ -26,7 +26,7 @@ use aigis_ledger::store::file::FileStore;
 use aigis_ledger::store::postgres::PgStore;
 use aigis_ledger::store::sqlite::SqliteStore;
 use aigis_ledger::store::{Appender, LogReader};
-use aigis_ledger::{Event, EventKind, Ledger, LedgerKeys, WriterConfig, audit};
+use aigis_ledger::{Encoded, Event, EventKind, Ledger, LedgerKeys, WriterConfig, audit};
 
 fn event(w: u64, i: u64) -> Event {
     let mut e = Event::new(
@@ -137,7 +137,7 @@ fn verify(kind: &str, dir: &std::path::Path, keys: &Arc<LedgerKeys>, events: u64
     let mut i = 0;
     while i < events {
         let n = 4096.min(events - i);
-        let mut batch: Vec<Event> = (i..i + n).map(|k| event(0, k)).collect();
+        let mut batch: Vec<Encoded> = (i..i + n).map(|k| event(0, k).into()).collect();
         store.append(&mut batch, &mut tree).unwrap();
         i += n;
     }

@@ -293,6 +293,66 @@ impl Event {
     }
 }
 
+/// The canonical bytes before the index digits (`v` is always [`SCHEMA_VERSION`]).
+const INDEX_PREFIX: &[u8] = br#"{"v":1,"index":"#;
+
+/// An event encoded once, by whoever appends it (a request's own thread in the gateway), with
+/// its index still to be assigned: the store writes the canonical bytes with the index it
+/// assigns spliced in, so the writer thread neither encodes nor frees the event's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// Canonical bytes with `"index":0`.
+    bytes: Vec<u8>,
+    /// Position in the log, set by the store.
+    pub index: u64,
+    /// The event's `time_ms`.
+    pub time_ms: u64,
+    /// The event's `request_id`.
+    pub request_id: String,
+}
+
+impl Encoded {
+    /// Encodes `event` (its `index` is ignored: the store assigns one).
+    pub fn new(mut event: Event) -> Self {
+        event.index = 0;
+        let mut bytes = Vec::with_capacity(512);
+        event.canonical_into(&mut bytes);
+        debug_assert!(bytes.starts_with(INDEX_PREFIX) && bytes[INDEX_PREFIX.len()] == b'0');
+        Self {
+            bytes,
+            index: 0,
+            time_ms: event.time_ms,
+            request_id: std::mem::take(&mut event.request_id),
+        }
+    }
+
+    /// Appends the canonical encoding, with `index`, to `out`.
+    pub fn canonical_into(&self, out: &mut Vec<u8>) {
+        let at = INDEX_PREFIX.len();
+        out.extend_from_slice(&self.bytes[..at]);
+        out.extend_from_slice(itoa::Buffer::new().format(self.index).as_bytes());
+        out.extend_from_slice(&self.bytes[at + 1..]);
+    }
+
+    /// The canonical encoding, with `index`.
+    pub fn canonical(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes.len() + 20);
+        self.canonical_into(&mut out);
+        out
+    }
+
+    /// The event back (spool and tests).
+    pub fn event(&self) -> Result<Event, EventError> {
+        Event::from_canonical(&self.canonical())
+    }
+}
+
+impl From<Event> for Encoded {
+    fn from(event: Event) -> Self {
+        Self::new(event)
+    }
+}
+
 /// The per-ledger secret key for content digests (32 bytes, zeroized on drop), with its HMAC
 /// key schedule prepared once (every request digests its prompt and response).
 pub struct ContentKey(Zeroizing<[u8; 32]>, aws_lc_rs::hmac::Key);

@@ -32,7 +32,7 @@ pub mod writer;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-pub use event::{ContentKey, Event, EventKind};
+pub use event::{ContentKey, Encoded, Event, EventKind};
 pub use keys::{LedgerKeys, LedgerVerifiers};
 pub use writer::{Ack, Ledger, WriterConfig};
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use aws_lc_rs::digest::{SHA256, digest};
 
 use crate::LedgerError;
-use crate::event::{Event, MAX_EVENT_LEN};
+use crate::event::{Encoded, Event, MAX_EVENT_LEN};
 use crate::merkle::Tree;
 use crate::store::{Appender, SpoolMark};
 
@@ -134,7 +134,7 @@ impl Spool {
     }
 
     /// Appends `events` durably (fsync), or fails without writing when they do not fit.
-    pub fn push(&mut self, events: &[Event]) -> Result<(), LedgerError> {
+    pub fn push(&mut self, events: &[Encoded]) -> Result<(), LedgerError> {
         let mut buf = Vec::new();
         for e in events {
             let bytes = e.canonical();
@@ -207,7 +207,7 @@ impl Spool {
         tree: &mut Tree,
         max_batch: usize,
     ) -> Result<usize, LedgerError> {
-        let mut events = self.events()?;
+        let mut events: Vec<Encoded> = self.events()?.into_iter().map(Encoded::new).collect();
         let done = usize::try_from(store.drained(&self.id)?).unwrap_or(usize::MAX);
         let mut through = done.min(events.len());
         let rest = &mut events[through..];

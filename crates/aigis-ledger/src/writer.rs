@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::checkpoint::Checkpoint;
-use crate::event::Event;
+use crate::event::{Encoded, Event};
 use crate::keys::LedgerKeys;
 use crate::merkle::Tree;
 use crate::spool::Spool;
@@ -68,7 +68,7 @@ pub enum Ack {
 type AckSender = oneshot::Sender<Result<Ack, LedgerError>>;
 
 enum Job {
-    Append(Box<Event>, Option<AckSender>),
+    Append(Encoded, Option<AckSender>),
     Checkpoint(oneshot::Sender<Result<Option<StoredCheckpoint>, LedgerError>>),
     Close,
 }
@@ -168,10 +168,11 @@ impl Ledger {
     }
 
     /// Queues `event` without waiting for durability, waiting for queue space if the
-    /// queue is full (back-pressure).
+    /// queue is full (back-pressure). The event is encoded here, on the caller's thread.
     pub async fn enqueue(&self, event: Event) -> Result<(), LedgerError> {
+        let encoded = Encoded::new(event);
         self.acquire().await?;
-        self.send(Job::Append(Box::new(event), None))
+        self.send(Job::Append(encoded, None))
     }
 
     /// Queues `event` if there is space right now.
@@ -182,14 +183,15 @@ impl Ledger {
             .try_acquire()
             .map_err(|_| LedgerError::Unavailable("is full"))?;
         permit.forget();
-        self.send(Job::Append(Box::new(event), None))
+        self.send(Job::Append(Encoded::new(event), None))
     }
 
     /// Appends `event` and waits until it is durable (committed or spooled).
     pub async fn append(&self, event: Event) -> Result<Ack, LedgerError> {
         self.acquire().await?;
+        let encoded = Encoded::new(event);
         let (ack, rx) = oneshot::channel();
-        self.send(Job::Append(Box::new(event), Some(ack)))?;
+        self.send(Job::Append(encoded, Some(ack)))?;
         rx.await
             .map_err(|_| LedgerError::Unavailable("writer stopped"))?
     }
@@ -283,7 +285,7 @@ impl Writer {
         for job in jobs {
             match job {
                 Job::Append(e, ack) => {
-                    events.push(*e);
+                    events.push(e);
                     acks.push(ack);
                 }
                 Job::Checkpoint(ack) => checkpoint_requests.push(ack),
@@ -322,7 +324,7 @@ impl Writer {
     }
 
     /// Commits a batch to the store, or spools it; returns whether it was spooled.
-    fn commit(&mut self, events: &mut [Event]) -> Result<bool, LedgerError> {
+    fn commit(&mut self, events: &mut [Encoded]) -> Result<bool, LedgerError> {
         let spool_pending = self.spool.as_ref().is_some_and(|s| !s.is_empty());
         let stored = if spool_pending {
             // Keep order: while older events wait in the spool, newer ones queue behind them.

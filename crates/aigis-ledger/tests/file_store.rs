@@ -15,9 +15,9 @@ use aigis_ledger::checkpoint::Checkpoint;
 use aigis_ledger::merkle::Tree;
 use aigis_ledger::store::file::FileStore;
 use aigis_ledger::store::{Appender, LogReader, StoreUrl, StoredCheckpoint, open_reader};
-use aigis_ledger::{Event, EventKind, LedgerKeys, audit};
+use aigis_ledger::{Encoded, Event, EventKind, LedgerKeys, audit};
 
-fn events(from: u64, n: u64) -> Vec<Event> {
+fn events(from: u64, n: u64) -> Vec<Encoded> {
     (from..from + n)
         .map(|i| {
             let mut e = Event::new(
@@ -28,7 +28,7 @@ fn events(from: u64, n: u64) -> Vec<Event> {
             );
             e.model = Some("gpt-4o".into());
             e.status = 200;
-            e
+            Encoded::new(e)
         })
         .collect()
 }

@@ -21,7 +21,7 @@ use aigis_ledger::store::file::{FileStore, RawEntry};
 use aigis_ledger::store::sqlite::SqliteStore;
 use aigis_ledger::store::{Appender, LogReader, SpoolMark, StoredCheckpoint};
 use aigis_ledger::{
-    Ack, Event, EventKind, Ledger, LedgerError, LedgerKeys, LedgerVerifiers, WriterConfig,
+    Ack, Encoded, Event, EventKind, Ledger, LedgerError, LedgerKeys, LedgerVerifiers, WriterConfig,
 };
 
 fn event(i: u64) -> Event {
@@ -415,6 +415,23 @@ fn receipts_verify_offline(backend: Backend) {
 }
 
 #[test]
+fn an_encoded_event_is_the_canonical_event_at_its_index() {
+    for index in [0, 1, 9, 10, 4_096, 123_456_789, u64::MAX] {
+        let mut e = event(index % 1000);
+        e.index = 77; // ignored: the store assigns the index
+        let mut encoded = Encoded::new(e.clone());
+        encoded.index = index;
+        e.index = index;
+        assert_eq!(encoded.canonical(), e.canonical(), "index {index}");
+        assert_eq!(encoded.event().unwrap(), e);
+        assert_eq!(
+            (encoded.request_id.as_str(), encoded.time_ms),
+            (e.request_id.as_str(), e.time_ms)
+        );
+    }
+}
+
+#[test]
 fn events_are_canonical_and_strict() {
     let mut e = event(5);
     e.index = 5;
@@ -488,7 +505,7 @@ struct Flaky {
 impl Appender for Flaky {
     fn append_marked(
         &mut self,
-        events: &mut [Event],
+        events: &mut [Encoded],
         tree: &mut Tree,
         mark: Option<&SpoolMark<'_>>,
     ) -> Result<(), LedgerError> {
@@ -601,7 +618,9 @@ fn drain_interrupted(backend: Backend) {
     let spool_path = dir.path().join("ledger.spool");
     {
         let mut spool = Spool::open(&spool_path, 1 << 20).unwrap();
-        spool.push(&(0..5).map(event).collect::<Vec<_>>()).unwrap();
+        spool
+            .push(&(0..5).map(|i| event(i).into()).collect::<Vec<_>>())
+            .unwrap();
         let mut store = open_both(backend, &db, keys.origin());
         let mut tree = store.load_tree().unwrap();
         // Step one of the drain (commit, batches of 2) ... then the process dies: no clear.
@@ -621,9 +640,15 @@ fn drain_interrupted(backend: Backend) {
     assert!(spool.is_empty());
     assert_eq!(count(store.as_mut()), 5, "no event appended twice");
     // A crash in the middle of a drain (after the first of three batches): the rest follows.
-    spool.push(&(5..10).map(event).collect::<Vec<_>>()).unwrap();
+    spool
+        .push(&(5..10).map(|i| event(i).into()).collect::<Vec<_>>())
+        .unwrap();
     let id = spool.id().to_owned();
-    let mut first = spool.events().unwrap()[..2].to_vec();
+    let mut first: Vec<Encoded> = spool.events().unwrap()[..2]
+        .iter()
+        .cloned()
+        .map(Encoded::new)
+        .collect();
     let mark = SpoolMark {
         spool: &id,
         through: 2,
@@ -641,7 +666,7 @@ fn drain_interrupted(backend: Backend) {
     }
     // The emptied spool has a new id: its events are not mistaken for drained ones.
     assert_ne!(spool.id(), id);
-    spool.push(&[event(10)]).unwrap();
+    spool.push(&[event(10).into()]).unwrap();
     assert_eq!(spool.drain(store.as_mut(), &mut tree, 2).unwrap(), 1);
     assert_eq!(count(store.as_mut()), 11);
 }
@@ -651,7 +676,7 @@ fn spool_cuts_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
     let mut s = Spool::open(&path, 1 << 20).unwrap();
-    s.push(&[event(1), event(2)]).unwrap();
+    s.push(&[event(1).into(), event(2).into()]).unwrap();
     let good = s.len();
     drop(s);
     let mut f = std::fs::OpenOptions::new()

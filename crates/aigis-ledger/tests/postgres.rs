@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use aigis_ledger::store::postgres::PgStore;
 use aigis_ledger::store::{Appender, LogReader};
-use aigis_ledger::{Ack, Event, EventKind, Ledger, LedgerKeys, WriterConfig, audit};
+use aigis_ledger::{Ack, Encoded, Event, EventKind, Ledger, LedgerKeys, WriterConfig, audit};
 
 const PER_WRITER: u64 = 400;
 const ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -157,12 +157,12 @@ fn aborted_transactions_leave_no_gap_unlike_serial() {
     let mut store = PgStore::connect(&db.url, Some(keys.origin())).unwrap();
     let mut tree = store.load_tree().unwrap();
     store
-        .append(&mut [event(0, 0), event(0, 1)], &mut tree)
+        .append(&mut [event(0, 0).into(), event(0, 1).into()], &mut tree)
         .unwrap();
     store
-        .append_and_abort(&mut [event(0, 2), event(0, 3), event(0, 4)])
+        .append_and_abort(&mut [event(0, 2).into(), event(0, 3).into(), event(0, 4).into()])
         .unwrap();
-    let mut batch = [event(0, 5)];
+    let mut batch = [Encoded::new(event(0, 5))];
     store.append(&mut batch, &mut tree).unwrap();
     assert_eq!(
         batch[0].index, 2,

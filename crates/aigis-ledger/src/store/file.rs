@@ -40,7 +40,7 @@ use aws_lc_rs::digest::{SHA256, digest};
 
 use super::{Appender, LogReader, Row, SpoolMark, StoredCheckpoint};
 use crate::LedgerError;
-use crate::event::Event;
+use crate::event::{Encoded, Event};
 use crate::merkle::{Hash, Tree, leaf_hash};
 
 /// A segment is closed once it holds this many bytes (the next batch starts a new one).
@@ -809,7 +809,7 @@ fn encode_checkpoint(cp: &StoredCheckpoint) -> Vec<u8> {
 /// their leaves.
 fn encode_batch(
     buf: &mut Vec<u8>,
-    events: &mut [Event],
+    events: &mut [Encoded],
     first: u64,
     mark: Option<&SpoolMark<'_>>,
 ) -> Vec<Hash> {
@@ -835,7 +835,7 @@ fn encode_batch(
 impl Appender for FileStore {
     fn append_marked(
         &mut self,
-        events: &mut [Event],
+        events: &mut [Encoded],
         tree: &mut Tree,
         mark: Option<&SpoolMark<'_>>,
     ) -> Result<(), LedgerError> {

@@ -13,7 +13,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::LedgerError;
-use crate::event::Event;
+use crate::event::Encoded;
 use crate::merkle::Tree;
 
 /// One stored entry.
@@ -52,13 +52,13 @@ pub struct SpoolMark<'a> {
 pub trait Appender: Send {
     /// Appends `events` in one durable transaction, setting each event's `index`, and brings
     /// `tree` up to date with every committed entry (including other writers').
-    fn append(&mut self, events: &mut [Event], tree: &mut Tree) -> Result<(), LedgerError> {
+    fn append(&mut self, events: &mut [Encoded], tree: &mut Tree) -> Result<(), LedgerError> {
         self.append_marked(events, tree, None)
     }
     /// [`Appender::append`], recording `mark` in the same transaction.
     fn append_marked(
         &mut self,
-        events: &mut [Event],
+        events: &mut [Encoded],
         tree: &mut Tree,
         mark: Option<&SpoolMark<'_>>,
     ) -> Result<(), LedgerError>;

@@ -19,7 +19,7 @@ use tokio_postgres::{Client, NoTls};
 
 use super::{Appender, LogReader, Row, SpoolMark, StoredCheckpoint};
 use crate::LedgerError;
-use crate::event::Event;
+use crate::event::Encoded;
 use crate::merkle::{Tree, leaf_hash};
 
 /// Rows fetched per round trip when scanning.
@@ -154,7 +154,7 @@ impl PgStore {
     /// Runs the append transaction and rolls it back at the end (tests: an aborted
     /// transaction must leave no gap).
     #[cfg(any(test, feature = "test-util"))]
-    pub fn append_and_abort(&mut self, events: &mut [Event]) -> Result<(), LedgerError> {
+    pub fn append_and_abort(&mut self, events: &mut [Encoded]) -> Result<(), LedgerError> {
         let label = self.label.clone();
         self.rt
             .block_on(async {
@@ -213,7 +213,7 @@ impl PgStore {
 /// Returns the new head.
 async fn insert_batch(
     tx: &tokio_postgres::Transaction<'_>,
-    events: &mut [Event],
+    events: &mut [Encoded],
 ) -> Result<u64, tokio_postgres::Error> {
     let row = tx
         .query_one(
@@ -257,7 +257,7 @@ async fn insert_batch(
 impl Appender for PgStore {
     fn append_marked(
         &mut self,
-        events: &mut [Event],
+        events: &mut [Encoded],
         tree: &mut Tree,
         mark: Option<&SpoolMark<'_>>,
     ) -> Result<(), LedgerError> {

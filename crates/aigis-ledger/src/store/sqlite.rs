@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::{Appender, LogReader, Row, SpoolMark, StoredCheckpoint};
 use crate::LedgerError;
-use crate::event::Event;
+use crate::event::Encoded;
 use crate::merkle::{Tree, leaf_hash};
 
 const SCHEMA: &str = "
@@ -175,7 +175,7 @@ impl SqliteStore {
 impl Appender for SqliteStore {
     fn append_marked(
         &mut self,
-        events: &mut [Event],
+        events: &mut [Encoded],
         tree: &mut Tree,
         mark: Option<&SpoolMark<'_>>,
     ) -> Result<(), LedgerError> {
