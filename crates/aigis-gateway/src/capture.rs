@@ -149,12 +149,9 @@ impl Drop for Tap {
 /// escaped), then one JSON value after its colon.
 fn reported_usage(body: &[u8]) -> Option<Usage> {
     const KEY: &[u8] = b"\"usage\"";
-    let at = body.windows(KEY.len()).rposition(|w| w == KEY)?;
+    let at = memchr::memmem::rfind(body, KEY)?;
     let rest = body.get(at + KEY.len()..)?;
-    let rest = rest.trim_ascii_start().strip_prefix(b":")?;
-    let mut de = serde_json::Deserializer::from_slice(rest);
-    let value = <serde_json::Value as serde::Deserialize>::deserialize(&mut de).ok()?;
-    Usage::from_json(&value)
+    Usage::from_json_prefix(rest.trim_ascii_start().strip_prefix(b":")?)
 }
 
 fn tokens(u: Usage) -> TokenUsage {

@@ -207,6 +207,7 @@ impl Recorder {
         };
         let writer = WriterConfig {
             checkpoint_every: config.checkpoint_every,
+            linger: config.commit_interval,
             ..WriterConfig::default()
         };
         let ledger =

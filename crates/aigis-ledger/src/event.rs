@@ -428,6 +428,12 @@ impl Digester {
 
     /// The digest, lowercase hex.
     pub fn finish(self) -> String {
-        hex::encode(self.0.sign().as_ref())
+        // Into a buffer of the tag's exact size (`hex::encode` pushes char by char).
+        let tag = self.0.sign();
+        let mut digits = [0u8; 64];
+        match hex::encode_to_slice(tag.as_ref(), &mut digits) {
+            Ok(()) => String::from_utf8(digits.to_vec()).unwrap_or_default(),
+            Err(_) => hex::encode(tag.as_ref()),
+        }
     }
 }

@@ -24,6 +24,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, HeaderValue};
+use serde::Deserialize as _;
 
 use crate::config::{
     BudgetUnit, Limit, LimitsConfig, OnStoreError, Price, Quantity, Route, TokenKind,
@@ -200,15 +201,31 @@ impl Usage {
     /// Reads OpenAI (`prompt_tokens`/`completion_tokens`), Responses and Anthropic
     /// (`input_tokens`/`output_tokens`) usage objects.
     pub fn from_json(usage: &serde_json::Value) -> Option<Self> {
-        let get = |a: &str, b: &str| {
-            usage
-                .get(a)
-                .or_else(|| usage.get(b))
-                .and_then(serde_json::Value::as_u64)
-        };
-        let prompt = get("prompt_tokens", "input_tokens");
-        let completion = get("completion_tokens", "output_tokens");
-        (prompt.is_some() || completion.is_some()).then(|| Self {
+        Counts::deserialize(usage).ok()?.usage()
+    }
+
+    /// [`Usage::from_json`] on the JSON text that starts `text` (what follows it is not
+    /// read); the object's other members are skipped, not built.
+    pub fn from_json_prefix(text: &[u8]) -> Option<Self> {
+        let mut de = serde_json::Deserializer::from_slice(text);
+        Counts::deserialize(&mut de).ok()?.usage()
+    }
+}
+
+/// The counts of a usage object, under either naming.
+#[derive(serde::Deserialize)]
+struct Counts {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+}
+
+impl Counts {
+    fn usage(self) -> Option<Usage> {
+        let prompt = self.prompt_tokens.or(self.input_tokens);
+        let completion = self.completion_tokens.or(self.output_tokens);
+        (prompt.is_some() || completion.is_some()).then(|| Usage {
             prompt: prompt.unwrap_or(0),
             completion: completion.unwrap_or(0),
         })

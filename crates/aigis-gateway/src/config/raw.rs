@@ -203,6 +203,7 @@ pub struct Ledger {
     pub store: Option<String>,
     pub signing_key: String,
     pub checkpoint_every: Option<String>,
+    pub commit_interval: Option<String>,
     pub content: Option<String>,
     pub on_store_error: Option<String>,
     pub spool_max: Option<String>,

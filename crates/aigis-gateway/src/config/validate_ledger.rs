@@ -14,6 +14,10 @@ use crate::config::{Level, Route};
 
 /// Default spool bound.
 const DEFAULT_SPOOL_MAX: usize = 1 << 30;
+/// Default `commit_interval`: about 200 `fdatasync`s a second under load.
+const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(5);
+/// Longest `commit_interval` accepted.
+const MAX_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A file beside a file or SQLite store (`PATH.suffix`), else beside the ledger key
 /// (`KEY.suffix`).
@@ -98,6 +102,19 @@ impl Validator<'_> {
             );
             return None;
         }
+        let commit_interval = self.duration(
+            &key(&at, "commit_interval"),
+            l.commit_interval.as_deref(),
+            DEFAULT_COMMIT_INTERVAL,
+        )?;
+        if commit_interval > MAX_COMMIT_INTERVAL {
+            self.error(
+                &key(&at, "commit_interval"),
+                "must be at most 1s (records wait this long in memory before they are durable)",
+                Some("\"5ms\" (default)".into()),
+            );
+            return None;
+        }
         let spool_max = self.size(
             &key(&at, "spool_max"),
             l.spool_max.as_deref(),
@@ -121,6 +138,7 @@ impl Validator<'_> {
             store,
             signing_key,
             checkpoint_every,
+            commit_interval,
             on_store_error,
             spool_max: spool_max as u64,
             spool,

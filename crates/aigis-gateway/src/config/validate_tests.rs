@@ -101,7 +101,7 @@ fn ledger_section_is_validated() {
     std::fs::write(dir.join("ledger.key"), "placeholder").unwrap();
     let with = |ledger: &str| format!("{GOOD}\n[ledger]\n{ledger}");
     let ok = validate(
-        &with("store = \"sqlite:ledger.db\"\nsigning_key = \"file:ledger.key\"\ncheckpoint_every = \"2s\"\non_store_error = \"fail-closed\"\nspool_max = \"1MiB\"\n"),
+        &with("store = \"sqlite:ledger.db\"\nsigning_key = \"file:ledger.key\"\ncheckpoint_every = \"2s\"\ncommit_interval = \"20ms\"\non_store_error = \"fail-closed\"\nspool_max = \"1MiB\"\n"),
         &dir,
         false,
     )
@@ -111,6 +111,7 @@ fn ledger_section_is_validated() {
     .unwrap();
     assert_eq!(ok.store, LedgerStore::Sqlite(dir.join("ledger.db")));
     assert_eq!(ok.checkpoint_every, Duration::from_secs(2));
+    assert_eq!(ok.commit_interval, Duration::from_millis(20));
     assert_eq!(ok.on_store_error, LedgerOnError::FailClosed);
     assert_eq!(ok.spool_max, 1 << 20);
     assert_eq!(ok.spool, dir.join("ledger.db.spool"));
@@ -125,11 +126,16 @@ fn ledger_section_is_validated() {
     .unwrap();
     assert_eq!(file.store, LedgerStore::File(dir.join("ledger")));
     assert_eq!(file.spool, dir.join("ledger.spool"));
+    assert_eq!(file.commit_interval, Duration::from_millis(5));
     let errs = |ledger: &str| match validate(&with(ledger), &dir, false) {
         Ok(_) => panic!("expected errors for {ledger}"),
         Err(e) => e,
     };
     let key = "signing_key = \"file:ledger.key\"\n";
+    let e = errs(&format!(
+        "store = \"file:ledger\"\n{key}commit_interval = \"2s\"\n"
+    ));
+    assert_eq!(e[0].path, "ledger.commit_interval");
     let e = errs(&format!("store = \"file:\"\n{key}"));
     assert_eq!(e[0].path, "ledger.store");
     assert!(
