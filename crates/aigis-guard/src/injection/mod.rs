@@ -79,9 +79,12 @@ impl Injection {
     /// Assesses normalised text (see [`crate::normalize`]).
     pub fn assess(&self, normalized: &str) -> Verdict {
         let signals = self.signatures.scan(normalized);
-        let mut model_logit = windows(normalized)
-            .map(|w| self.model.logit(w))
-            .fold(f32::NEG_INFINITY, f32::max);
+        let mut model_logit = if normalized.len() <= WINDOW {
+            self.model.logit(normalized)
+        } else {
+            let ranges: Vec<_> = window_ranges(normalized).collect();
+            self.model.max_logit(normalized, &ranges)
+        };
         if !has_words(normalized, SHORT_TEXT_WORDS) {
             model_logit = model_logit.min(SHORT_TEXT_LOGIT);
         }
@@ -129,13 +132,20 @@ fn has_words(text: &str, n: usize) -> bool {
 
 /// Windows of at most [`WINDOW`] bytes overlapping by a quarter, so any phrase shorter than
 /// `WINDOW / 4` lies whole inside one of them.
+#[cfg(test)]
 fn windows(text: &str) -> impl Iterator<Item = &str> {
+    window_ranges(text).map(|r| &text[r])
+}
+
+/// The byte ranges of [`windows`]: the first starts at 0, each next one three quarters of a
+/// window later (on a character boundary), the last ends at the end of `text`.
+fn window_ranges(text: &str) -> impl Iterator<Item = std::ops::Range<usize>> {
     let mut start = Some(0);
     std::iter::from_fn(move || {
         let from = start?;
         let end = floor_boundary(text, from + WINDOW);
         start = (end < text.len()).then(|| floor_boundary(text, from + WINDOW * 3 / 4));
-        Some(&text[from..end])
+        Some(from..end)
     })
 }
 
