@@ -19,6 +19,7 @@
 //! decodes them, recursively up to [`Limits::max_depth`] and never more than
 //! [`Limits::max_decoded_bytes`] in all, so every detector can also look at what they hide.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::LazyLock;
 
@@ -633,7 +634,7 @@ fn compile(pattern: &str) -> Regex {
 pub fn decode_segments(original: &str, limits: Limits) -> Vec<Decoded> {
     let mut out = Vec::new();
     let mut budget = limits.max_decoded_bytes;
-    let mut queue = vec![(original.to_owned(), None::<Range<usize>>, 0u8)];
+    let mut queue = vec![(Cow::Borrowed(original), None::<Range<usize>>, 0u8)];
     while let Some((text, carrier, depth)) = queue.pop() {
         if depth >= limits.max_depth {
             continue;
@@ -644,7 +645,7 @@ pub fn decode_segments(original: &str, limits: Limits) -> Vec<Decoded> {
             }
             budget -= decoded.len();
             let span = carrier.clone().unwrap_or(span);
-            queue.push((decoded.clone(), Some(span.clone()), depth + 1));
+            queue.push((Cow::Owned(decoded.clone()), Some(span.clone()), depth + 1));
             out.push(Decoded {
                 encoding,
                 span,
@@ -658,13 +659,17 @@ pub fn decode_segments(original: &str, limits: Limits) -> Vec<Decoded> {
 
 fn decode_once(text: &str) -> Vec<(Encoding, Range<usize>, String)> {
     let mut found = Vec::new();
-    let tags: String = text
-        .chars()
-        .filter_map(|c| match c {
-            '\u{E0020}'..='\u{E007E}' => char::from_u32(c as u32 - 0xE0000),
-            _ => None,
-        })
-        .collect();
+    // A tag character is four bytes starting with 0xF3: text without that byte has none.
+    let tags: String = if text.as_bytes().contains(&0xF3) {
+        text.chars()
+            .filter_map(|c| match c {
+                '\u{E0020}'..='\u{E007E}' => char::from_u32(c as u32 - 0xE0000),
+                _ => None,
+            })
+            .collect()
+    } else {
+        String::new()
+    };
     if tags.len() >= 4 {
         let start = text
             .find(|c: char| ('\u{E0020}'..='\u{E007E}').contains(&c))
@@ -709,9 +714,12 @@ fn decode_once(text: &str) -> Vec<(Encoding, Range<usize>, String)> {
             found.push((Encoding::Base64, m.range(), decoded));
         }
     }
-    for m in URL.find_iter(text) {
-        if let Some(decoded) = percent_decode(m.as_str()).and_then(printable) {
-            found.push((Encoding::Url, m.range(), decoded));
+    // Every URL-encoded payload has a `%`.
+    if text.contains('%') {
+        for m in URL.find_iter(text) {
+            if let Some(decoded) = percent_decode(m.as_str()).and_then(printable) {
+                found.push((Encoding::Url, m.range(), decoded));
+            }
         }
     }
     decode_escapes(text, &mut found);
