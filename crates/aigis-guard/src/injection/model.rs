@@ -118,31 +118,30 @@ impl Model {
 
     /// Sums the weights of the distinct features `emit` passes to the accumulator, in order.
     fn accumulate(&self, emit: impl FnOnce(&mut Accumulator<'_>)) -> f32 {
-        SCRATCH.with_borrow_mut(|Scratch { seen, touched }| {
-            seen.resize(1 << self.bits.saturating_sub(6), 0);
-            // A small bitset is cleared whole after each text; a large one word by word.
-            let small = seen.len() <= SMALL_BITSET;
+        SCRATCH.with_borrow_mut(|Scratch { stamps, text }| {
+            // Every bucket remembers the last text that used it: nothing to clear between
+            // texts, except the whole table once every 65,535 texts.
+            if stamps.len() != self.weights.len() {
+                *stamps = vec![0; self.weights.len()];
+                *text = 0;
+            }
+            *text = text.wrapping_add(1);
+            if *text == 0 {
+                stamps.fill(0);
+                *text = 1;
+            }
             let mut acc = Accumulator {
                 weights: &self.weights,
-                seen,
-                touched,
-                small,
+                stamps,
+                text: *text,
                 sum: 0.0,
                 distinct: 0,
             };
             emit(&mut acc);
-            let (sum, distinct) = (acc.sum, acc.distinct);
-            if small {
-                seen.fill(0);
-            } else {
-                for word in touched.drain(..) {
-                    seen[word] = 0;
-                }
-            }
-            if distinct == 0 {
+            if acc.distinct == 0 {
                 self.bias
             } else {
-                self.bias + sum / (distinct as f32).sqrt()
+                self.bias + acc.sum / (acc.distinct as f32).sqrt()
             }
         })
     }
@@ -155,9 +154,9 @@ const BLOCK_WINDOWS: usize = 128;
 /// The running sum of the weights of distinct features.
 struct Accumulator<'a> {
     weights: &'a [f32],
-    seen: &'a mut Vec<u64>,
-    touched: &'a mut Vec<usize>,
-    small: bool,
+    /// Per bucket, the last text that used it (see [`Scratch`]).
+    stamps: &'a mut [u16],
+    text: u16,
     sum: f32,
     distinct: usize,
 }
@@ -165,28 +164,25 @@ struct Accumulator<'a> {
 impl Accumulator<'_> {
     #[inline]
     fn add(&mut self, i: u32) {
-        let (word, bit) = ((i >> 6) as usize, 1u64 << (i & 63));
-        if self.seen[word] & bit == 0 {
-            self.seen[word] |= bit;
+        let i = i as usize;
+        if let Some(stamp) = self.stamps.get_mut(i)
+            && *stamp != self.text
+        {
+            *stamp = self.text;
             self.distinct += 1;
-            self.sum += self.weights[i as usize];
-            if !self.small {
-                self.touched.push(word);
-            }
+            self.sum += self.weights.get(i).copied().unwrap_or(0.0);
         }
     }
 }
 
-/// Bitsets of up to this many words (2^18 buckets, 32 KiB) are cleared whole.
-const SMALL_BITSET: usize = 4096;
-
 /// Per-thread scratch space of [`Model::logit`], reused from text to text.
 #[derive(Default)]
 struct Scratch {
-    /// A bitset of the features seen in the text being scored, cleared after each text.
-    seen: Vec<u64>,
-    /// For a large bitset, the words set in it.
-    touched: Vec<usize>,
+    /// Per bucket, the number of the last text whose features included it (2 bytes per
+    /// bucket: 128 KiB for the built-in 2^16 buckets).
+    stamps: Vec<u16>,
+    /// The number of the text being scored, counted modulo 2^16 (0 is never used).
+    text: u16,
 }
 
 thread_local! {
