@@ -398,6 +398,10 @@ fn fold_into(lowered: &Lowered, sink: &mut dyn Sink) {
     // Everything from `since` to the token being read needs no folding and is not written yet.
     let (mut at, mut since) = (0, 0);
     while at < bytes.len() {
+        at = plain_tokens_end(bytes, at);
+        if at >= bytes.len() {
+            break;
+        }
         let start = at;
         let (mut ascii, mut classes, mut letters) = (true, 0, 0);
         let mut space = None;
@@ -461,6 +465,24 @@ fn fold_into(lowered: &Lowered, sink: &mut dyn Sink) {
         }
     }
     verbatim(sink, since..at);
+}
+
+/// From the start `at` of a token, the start of the first token [`fold_into`] has to look at
+/// closely (`bytes.len()` if none): skips ASCII tokens without leet characters, each followed
+/// by a single space, which [`fold_into`] would leave pending as verbatim text anyway.
+fn plain_tokens_end(bytes: &[u8], at: usize) -> usize {
+    let (mut token, mut p) = (at, at);
+    while let Some(&b) = bytes.get(p) {
+        if b.is_ascii() && class(b) & (SPACE | LEET) == 0 {
+            p += 1;
+        } else if b == b' ' && p > token {
+            p += 1;
+            token = p;
+        } else {
+            return token;
+        }
+    }
+    bytes.len()
 }
 
 /// Folds one token of [`fold_into`]; `body` is scratch space.
