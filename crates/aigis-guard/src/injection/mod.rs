@@ -208,6 +208,66 @@ mod tests {
         assert!(windows(&cjk).all(|w| w.len() <= WINDOW && !w.is_empty()));
     }
 
+    /// The block path of long texts gives the same logit, bit for bit, as scoring every
+    /// window on its own.
+    fn same_as_window_by_window(text: &str) {
+        let model = Injection::new().model;
+        let ranges: Vec<_> = window_ranges(text).collect();
+        let expected = windows(text)
+            .map(|w| model.logit(w))
+            .fold(f32::NEG_INFINITY, f32::max);
+        assert_eq!(
+            model.max_logit(text, &ranges).to_bits(),
+            expected.to_bits(),
+            "{} bytes",
+            text.len()
+        );
+    }
+
+    #[test]
+    fn long_texts_score_as_their_windows() {
+        // Words, punctuation runs and multi-byte characters cut by window edges; a word longer
+        // than a window; more windows than one block.
+        let mut text = String::new();
+        for i in 0..40_000u32 {
+            let piece = match i % 11 {
+                0 => "ignore",
+                1 => " ",
+                2 => "<|im_start|>",
+                3 => "prévious ",
+                4 => "漢字",
+                5 => "instructions, ",
+                6 => "it's ",
+                7 => "\n### ",
+                8 => "a",
+                9 => "  ",
+                _ => "rules!! ",
+            };
+            text.push_str(piece);
+            if i % 997 == 0 {
+                text.push_str(&"x".repeat(1500));
+            }
+        }
+        same_as_window_by_window(&text);
+        same_as_window_by_window(&text[..floor_boundary(&text, 1025)]);
+        same_as_window_by_window(&text[..floor_boundary(&text, 5000)]);
+        same_as_window_by_window(&"word ".repeat(400));
+        same_as_window_by_window(&"漢".repeat(2000));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        #[test]
+        fn long_random_texts_score_as_their_windows(
+            words in proptest::collection::vec(
+                proptest::string::string_regex("[a-dé漢'<|#!. ]{1,12}").unwrap(),
+                200..900,
+            )
+        ) {
+            same_as_window_by_window(&words.concat());
+        }
+    }
+
     #[test]
     fn a_buried_injection_is_not_diluted() {
         let injection = Injection::new();
