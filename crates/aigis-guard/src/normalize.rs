@@ -19,6 +19,7 @@
 //! decodes them, recursively up to [`Limits::max_depth`] and never more than
 //! [`Limits::max_decoded_bytes`] in all, so every detector can also look at what they hide.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::LazyLock;
 
@@ -86,10 +87,11 @@ impl Origin {
         let len = u32::try_from(c.len_utf8() - 1).unwrap_or(0);
         Self(at | (len << 30))
     }
-    /// An ASCII character at `at` (at most [`Origin::MAX`]).
-    #[allow(clippy::cast_possible_truncation)] // at most `MAX`, under 2^30
-    fn ascii(at: usize) -> Self {
-        Self(at.min(Self::MAX) as u32)
+    /// The ASCII characters at `range` (which ends at most at [`Origin::MAX`] + 1), one each.
+    #[allow(clippy::cast_possible_truncation)] // at most `MAX + 1`, under 2^31
+    fn ascii(range: Range<usize>) -> impl Iterator<Item = Self> {
+        let end = range.end.min(Self::MAX + 1) as u32;
+        (range.start.min(Self::MAX + 1) as u32..end).map(Self)
     }
     fn start(self) -> usize {
         (self.0 & 0x3FFF_FFFF) as usize
@@ -160,7 +162,7 @@ fn lower(original: &str) -> Lowered {
             let from = text.len();
             text.push_str(&original[at..ascii_end]);
             text[from..].make_ascii_lowercase();
-            origin.extend((at..ascii_end).map(Origin::ascii));
+            origin.extend(Origin::ascii(at..ascii_end));
             prev_is_letter = bytes[ascii_end - 1].is_ascii_alphanumeric();
             at = ascii_end;
             continue;
@@ -397,6 +399,10 @@ fn fold_into(lowered: &Lowered, sink: &mut dyn Sink) {
     // Everything from `since` to the token being read needs no folding and is not written yet.
     let (mut at, mut since) = (0, 0);
     while at < bytes.len() {
+        at = plain_tokens_end(bytes, at);
+        if at >= bytes.len() {
+            break;
+        }
         let start = at;
         let (mut ascii, mut classes, mut letters) = (true, 0, 0);
         let mut space = None;
@@ -462,6 +468,24 @@ fn fold_into(lowered: &Lowered, sink: &mut dyn Sink) {
     verbatim(sink, since..at);
 }
 
+/// From the start `at` of a token, the start of the first token [`fold_into`] has to look at
+/// closely (`bytes.len()` if none): skips ASCII tokens without leet characters, each followed
+/// by a single space, which [`fold_into`] would leave pending as verbatim text anyway.
+fn plain_tokens_end(bytes: &[u8], at: usize) -> usize {
+    let (mut token, mut p) = (at, at);
+    while let Some(&b) = bytes.get(p) {
+        if b.is_ascii() && class(b) & (SPACE | LEET) == 0 {
+            p += 1;
+        } else if b == b' ' && p > token {
+            p += 1;
+            token = p;
+        } else {
+            return token;
+        }
+    }
+    bytes.len()
+}
+
 /// Folds one token of [`fold_into`]; `body` is scratch space.
 fn fold_token(
     token: &str,
@@ -507,9 +531,20 @@ fn may_have_padding_run(text: &str) -> bool {
     let mut start = 0;
     loop {
         let window = &bytes[start..bytes.len().min(start + 64)];
-        let alnum = window.iter().enumerate().fold(0u64, |m, (i, &b)| {
-            m | (u64::from(class(b) & ALNUM != 0) << i)
-        });
+        let mut chunks = window.chunks_exact(8);
+        let mut alnum = 0u64;
+        for (k, chunk) in chunks.by_ref().enumerate() {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+            alnum |= alnum_bits(word) << (8 * k);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let word = rest
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+            alnum |= alnum_bits(word) << (8 * (window.len() / 8));
+        }
         let lone = alnum & !(alnum << 1) & !(alnum >> 1);
         if lone & (lone >> 2) & (lone >> 4) & (lone >> 6) != 0 {
             return true;
@@ -519,6 +554,18 @@ fn may_have_padding_run(text: &str) -> bool {
         }
         start += 56;
     }
+}
+
+/// Bit `i` set when byte `i` of the little-endian word `x` is an ASCII letter or digit; every
+/// byte of `x` must be ASCII. Eight bytes at a time: a byte plus `0x80 - lo` has its high bit set
+/// exactly when it is at least `lo` (no carry crosses bytes below 0x80), and one multiply
+/// gathers the eight high bits.
+fn alnum_bits(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let at_least = |lo: u8| x + ONES * u64::from(0x80 - lo);
+    let within = |lo: u8, hi: u8| at_least(lo) & !at_least(hi + 1);
+    let high = (within(b'0', b'9') | within(b'a', b'z') | within(b'A', b'Z')) & (ONES << 7);
+    (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
 /// Whether characters, given as "is alphanumeric" flags, hold a run [`collapse_padding`] would
@@ -633,7 +680,7 @@ fn compile(pattern: &str) -> Regex {
 pub fn decode_segments(original: &str, limits: Limits) -> Vec<Decoded> {
     let mut out = Vec::new();
     let mut budget = limits.max_decoded_bytes;
-    let mut queue = vec![(original.to_owned(), None::<Range<usize>>, 0u8)];
+    let mut queue = vec![(Cow::Borrowed(original), None::<Range<usize>>, 0u8)];
     while let Some((text, carrier, depth)) = queue.pop() {
         if depth >= limits.max_depth {
             continue;
@@ -644,7 +691,7 @@ pub fn decode_segments(original: &str, limits: Limits) -> Vec<Decoded> {
             }
             budget -= decoded.len();
             let span = carrier.clone().unwrap_or(span);
-            queue.push((decoded.clone(), Some(span.clone()), depth + 1));
+            queue.push((Cow::Owned(decoded.clone()), Some(span.clone()), depth + 1));
             out.push(Decoded {
                 encoding,
                 span,
@@ -658,13 +705,17 @@ pub fn decode_segments(original: &str, limits: Limits) -> Vec<Decoded> {
 
 fn decode_once(text: &str) -> Vec<(Encoding, Range<usize>, String)> {
     let mut found = Vec::new();
-    let tags: String = text
-        .chars()
-        .filter_map(|c| match c {
-            '\u{E0020}'..='\u{E007E}' => char::from_u32(c as u32 - 0xE0000),
-            _ => None,
-        })
-        .collect();
+    // A tag character is four bytes starting with 0xF3: text without that byte has none.
+    let tags: String = if text.as_bytes().contains(&0xF3) {
+        text.chars()
+            .filter_map(|c| match c {
+                '\u{E0020}'..='\u{E007E}' => char::from_u32(c as u32 - 0xE0000),
+                _ => None,
+            })
+            .collect()
+    } else {
+        String::new()
+    };
     if tags.len() >= 4 {
         let start = text
             .find(|c: char| ('\u{E0020}'..='\u{E007E}').contains(&c))
@@ -709,9 +760,12 @@ fn decode_once(text: &str) -> Vec<(Encoding, Range<usize>, String)> {
             found.push((Encoding::Base64, m.range(), decoded));
         }
     }
-    for m in URL.find_iter(text) {
-        if let Some(decoded) = percent_decode(m.as_str()).and_then(printable) {
-            found.push((Encoding::Url, m.range(), decoded));
+    // Every URL-encoded payload has a `%`.
+    if text.contains('%') {
+        for m in URL.find_iter(text) {
+            if let Some(decoded) = percent_decode(m.as_str()).and_then(printable) {
+                found.push((Encoding::Url, m.range(), decoded));
+            }
         }
     }
     decode_escapes(text, &mut found);
@@ -1129,6 +1183,18 @@ mod tests {
         ] {
             matches_reference(s).unwrap();
         }
+    }
+
+    #[test]
+    fn alnum_bits_marks_ascii_letters_and_digits() {
+        for base in (0u8..128).step_by(8) {
+            let bytes: [u8; 8] = std::array::from_fn(|i| base + u8::try_from(i).unwrap());
+            let expected = bytes.iter().enumerate().fold(0, |m, (i, b)| {
+                m | (u64::from(b.is_ascii_alphanumeric()) << i)
+            });
+            assert_eq!(alnum_bits(u64::from_le_bytes(bytes)), expected, "{base}");
+        }
+        assert_eq!(alnum_bits(u64::from_le_bytes(*b"a1 Z.z9_")), 0b0110_1011);
     }
 
     proptest::proptest! {

@@ -79,9 +79,12 @@ impl Injection {
     /// Assesses normalised text (see [`crate::normalize`]).
     pub fn assess(&self, normalized: &str) -> Verdict {
         let signals = self.signatures.scan(normalized);
-        let mut model_logit = windows(normalized)
-            .map(|w| self.model.logit(w))
-            .fold(f32::NEG_INFINITY, f32::max);
+        let mut model_logit = if normalized.len() <= WINDOW {
+            self.model.logit(normalized)
+        } else {
+            let ranges: Vec<_> = window_ranges(normalized).collect();
+            self.model.max_logit(normalized, &ranges)
+        };
         if !has_words(normalized, SHORT_TEXT_WORDS) {
             model_logit = model_logit.min(SHORT_TEXT_LOGIT);
         }
@@ -129,13 +132,20 @@ fn has_words(text: &str, n: usize) -> bool {
 
 /// Windows of at most [`WINDOW`] bytes overlapping by a quarter, so any phrase shorter than
 /// `WINDOW / 4` lies whole inside one of them.
+#[cfg(test)]
 fn windows(text: &str) -> impl Iterator<Item = &str> {
+    window_ranges(text).map(|r| &text[r])
+}
+
+/// The byte ranges of [`windows`]: the first starts at 0, each next one three quarters of a
+/// window later (on a character boundary), the last ends at the end of `text`.
+fn window_ranges(text: &str) -> impl Iterator<Item = std::ops::Range<usize>> {
     let mut start = Some(0);
     std::iter::from_fn(move || {
         let from = start?;
         let end = floor_boundary(text, from + WINDOW);
         start = (end < text.len()).then(|| floor_boundary(text, from + WINDOW * 3 / 4));
-        Some(&text[from..end])
+        Some(from..end)
     })
 }
 
@@ -196,6 +206,66 @@ mod tests {
         assert!(ws.last().unwrap().ends_with("tail"));
         let cjk = "忽".repeat(2000);
         assert!(windows(&cjk).all(|w| w.len() <= WINDOW && !w.is_empty()));
+    }
+
+    /// The block path of long texts gives the same logit, bit for bit, as scoring every
+    /// window on its own.
+    fn same_as_window_by_window(text: &str) {
+        let model = Injection::new().model;
+        let ranges: Vec<_> = window_ranges(text).collect();
+        let expected = windows(text)
+            .map(|w| model.logit(w))
+            .fold(f32::NEG_INFINITY, f32::max);
+        assert_eq!(
+            model.max_logit(text, &ranges).to_bits(),
+            expected.to_bits(),
+            "{} bytes",
+            text.len()
+        );
+    }
+
+    #[test]
+    fn long_texts_score_as_their_windows() {
+        // Words, punctuation runs and multi-byte characters cut by window edges; a word longer
+        // than a window; more windows than one block.
+        let mut text = String::new();
+        for i in 0..40_000u32 {
+            let piece = match i % 11 {
+                0 => "ignore",
+                1 => " ",
+                2 => "<|im_start|>",
+                3 => "prévious ",
+                4 => "漢字",
+                5 => "instructions, ",
+                6 => "it's ",
+                7 => "\n### ",
+                8 => "a",
+                9 => "  ",
+                _ => "rules!! ",
+            };
+            text.push_str(piece);
+            if i % 997 == 0 {
+                text.push_str(&"x".repeat(1500));
+            }
+        }
+        same_as_window_by_window(&text);
+        same_as_window_by_window(&text[..floor_boundary(&text, 1025)]);
+        same_as_window_by_window(&text[..floor_boundary(&text, 5000)]);
+        same_as_window_by_window(&"word ".repeat(400));
+        same_as_window_by_window(&"漢".repeat(2000));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        #[test]
+        fn long_random_texts_score_as_their_windows(
+            words in proptest::collection::vec(
+                proptest::string::string_regex("[a-dé漢'<|#!. ]{1,12}").unwrap(),
+                200..900,
+            )
+        ) {
+            same_as_window_by_window(&words.concat());
+        }
     }
 
     #[test]

@@ -90,48 +90,99 @@ impl Model {
     /// The model's logit for a normalised text (without the signatures' offset). Each distinct
     /// feature counts once, so repeating a sentence does not amplify it.
     pub fn logit(&self, text: &str) -> f32 {
-        SCRATCH.with_borrow_mut(|Scratch { seen, touched }| {
-            seen.resize(1 << self.bits.saturating_sub(6), 0);
-            // A small bitset is cleared whole after each text; a large one word by word.
-            let small = seen.len() <= SMALL_BITSET;
-            let (mut sum, mut distinct) = (0f32, 0usize);
-            features(text, self.bits, |i| {
-                let (word, bit) = ((i >> 6) as usize, 1u64 << (i & 63));
-                if seen[word] & bit == 0 {
-                    seen[word] |= bit;
-                    distinct += 1;
-                    sum += self.weights[i as usize];
-                    if !small {
-                        touched.push(word);
-                    }
-                }
-            });
-            if small {
-                seen.fill(0);
-            } else {
-                for word in touched.drain(..) {
-                    seen[word] = 0;
-                }
+        self.accumulate(|acc| features(text, self.bits, |i| acc.add(i)))
+    }
+
+    /// The highest of [`Model::logit`] over the windows `ranges` of `text` (byte ranges on
+    /// character boundaries, in order), bit for bit: each block of consecutive windows is
+    /// tokenised once, a word's hash and character grams are computed once per block, and each
+    /// window then replays its features in the order [`Model::logit`] would find them.
+    pub fn max_logit(&self, text: &str, ranges: &[std::ops::Range<usize>]) -> f32 {
+        let mut best = f32::NEG_INFINITY;
+        for block in ranges.chunks(BLOCK_WINDOWS) {
+            let (Some(first), Some(last)) = (block.first(), block.last()) else {
+                continue;
+            };
+            let base = first.start;
+            let Some(slice) = text.get(base..last.end) else {
+                continue;
+            };
+            let mut doc = Document::new(slice, self.bits);
+            for r in block {
+                let logit = self.accumulate(|acc| doc.features(r.start - base..r.end - base, acc));
+                best = best.max(logit);
             }
-            if distinct == 0 {
+        }
+        best
+    }
+
+    /// Sums the weights of the distinct features `emit` passes to the accumulator, in order.
+    fn accumulate(&self, emit: impl FnOnce(&mut Accumulator<'_>)) -> f32 {
+        SCRATCH.with_borrow_mut(|Scratch { stamps, text }| {
+            // Every bucket remembers the last text that used it: nothing to clear between
+            // texts, except the whole table once every 65,535 texts.
+            if stamps.len() != self.weights.len() {
+                *stamps = vec![0; self.weights.len()];
+                *text = 0;
+            }
+            *text = text.wrapping_add(1);
+            if *text == 0 {
+                stamps.fill(0);
+                *text = 1;
+            }
+            let mut acc = Accumulator {
+                weights: &self.weights,
+                stamps,
+                text: *text,
+                sum: 0.0,
+                distinct: 0,
+            };
+            emit(&mut acc);
+            if acc.distinct == 0 {
                 self.bias
             } else {
-                self.bias + sum / (distinct as f32).sqrt()
+                self.bias + acc.sum / (acc.distinct as f32).sqrt()
             }
         })
     }
 }
 
-/// Bitsets of up to this many words (2^18 buckets, 32 KiB) are cleared whole.
-const SMALL_BITSET: usize = 4096;
+/// Windows tokenised together by [`Model::max_logit`]: bounds the memory of a block's tokens
+/// and word table (about 96 KiB of text).
+const BLOCK_WINDOWS: usize = 128;
+
+/// The running sum of the weights of distinct features.
+struct Accumulator<'a> {
+    weights: &'a [f32],
+    /// Per bucket, the last text that used it (see [`Scratch`]).
+    stamps: &'a mut [u16],
+    text: u16,
+    sum: f32,
+    distinct: usize,
+}
+
+impl Accumulator<'_> {
+    #[inline]
+    fn add(&mut self, i: u32) {
+        let i = i as usize;
+        if let Some(stamp) = self.stamps.get_mut(i)
+            && *stamp != self.text
+        {
+            *stamp = self.text;
+            self.distinct += 1;
+            self.sum += self.weights.get(i).copied().unwrap_or(0.0);
+        }
+    }
+}
 
 /// Per-thread scratch space of [`Model::logit`], reused from text to text.
 #[derive(Default)]
 struct Scratch {
-    /// A bitset of the features seen in the text being scored, cleared after each text.
-    seen: Vec<u64>,
-    /// For a large bitset, the words set in it.
-    touched: Vec<usize>,
+    /// Per bucket, the number of the last text whose features included it (2 bytes per
+    /// bucket: 128 KiB for the built-in 2^16 buckets).
+    stamps: Vec<u16>,
+    /// The number of the text being scored, counted modulo 2^16 (0 is never used).
+    text: u16,
 }
 
 thread_local! {
@@ -166,57 +217,69 @@ const ASCII_ROLE: [u8; 128] = {
 const WORD: u8 = 1;
 const PUNCT: u8 = 2;
 
-/// Calls `f` with the bucket of every distinct feature of `text` at least once, in the order
-/// they first occur: the features of each word (a run of alphanumeric characters and `'`) in
-/// order, then those of the punctuation runs (runs of characters neither alphanumeric nor
-/// whitespace) of two bytes or more. One pass over the text; a repeated word only adds its
-/// bigrams.
-fn features<'t>(text: &'t str, bits: u8, mut f: impl FnMut(u32)) {
-    let shift = 64 - u32::from(bits);
+/// The bucket of a 64-bit hash.
+#[inline]
+fn bucket_of(h: u64, bits: u8) -> u32 {
     // `bits` is at most 24, so the shifted hash fits.
     #[allow(clippy::cast_possible_truncation)]
-    let bucket = |h: u64| (h >> shift) as u32;
-    // The hashes of the last three words, for bigrams and skip-bigrams.
-    let mut recent: [Option<u64>; 3] = [None; 3];
-    let mut seen_words = Words::for_text(text.len());
-    let mut word = |word: &'t [u8]| {
-        let w = fnv(FNV_OFFSET, word);
-        // A repeated word's unigram and character grams were all emitted with its first use.
-        let new = seen_words.insert(w, word);
-        if new {
-            f(bucket(fnv(w, b"w")));
-        }
-        for (distance, p) in (0u8..).zip(recent) {
-            if let Some(p) = p {
-                f(bucket(fnv(p ^ w.rotate_left(17), &[b'b', distance])));
-            }
-        }
-        recent = [Some(w), recent[0], recent[1]];
-        if !new {
-            return;
-        }
-        // Character 3-, 4- and 5-grams of `^word$`: the last five bytes live in a shift
-        // register, so each gram costs one multiply (Fibonacci hashing) instead of a hash pass.
-        let gram = |register: u64, mask: u64, n: u64| {
-            bucket(((register & mask) | (n << 56)).wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        };
-        let (g3, g4, g5) = (0xFF_FFFF, 0xFFFF_FFFF, 0xFF_FFFF_FFFF);
-        let mut register = u64::from(b'^');
-        for (i, &b) in word.iter().chain(b"$").enumerate() {
-            register = (register << 8) | u64::from(b);
-            if i >= 1 {
-                f(gram(register, g3, 3));
-            }
-            if i >= 2 {
-                f(gram(register, g4, 4));
-            }
-            if i >= 3 {
-                f(gram(register, g5, 5));
-            }
-        }
+    let b = (h >> (64 - u32::from(bits))) as u32;
+    b
+}
+
+/// The hash of a word: FNV-1a of its bytes.
+fn word_hash(word: &[u8]) -> u64 {
+    fnv(FNV_OFFSET, word)
+}
+
+/// The bucket of the unigram of a word with hash `w`.
+fn unigram(w: u64, bits: u8) -> u32 {
+    bucket_of(fnv(w, b"w"), bits)
+}
+
+/// The bucket of the bigram of words with hashes `p` then `w`, `distance` words apart (0 for
+/// neighbours).
+#[inline]
+fn bigram(p: u64, w: u64, distance: u8, bits: u8) -> u32 {
+    bucket_of(fnv(p ^ w.rotate_left(17), &[b'b', distance]), bits)
+}
+
+/// The hash of a punctuation run.
+fn run_hash(run: &[u8]) -> u64 {
+    fnv(FNV_OFFSET ^ 0x5555, run)
+}
+
+/// Calls `f` with the buckets of the character 3-, 4- and 5-grams of `^word$`, in order: the
+/// last five bytes live in a shift register, so each gram costs one multiply (Fibonacci
+/// hashing) instead of a hash pass.
+#[inline]
+fn char_grams(word: &[u8], bits: u8, mut f: impl FnMut(u32)) {
+    let gram = |register: u64, mask: u64, n: u64| {
+        bucket_of(
+            ((register & mask) | (n << 56)).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            bits,
+        )
     };
+    let (g3, g4, g5) = (0xFF_FFFF, 0xFFFF_FFFF, 0xFF_FFFF_FFFF);
+    let mut register = u64::from(b'^');
+    for (i, &b) in word.iter().chain(b"$").enumerate() {
+        register = (register << 8) | u64::from(b);
+        if i >= 1 {
+            f(gram(register, g3, 3));
+        }
+        if i >= 2 {
+            f(gram(register, g4, 4));
+        }
+        if i >= 3 {
+            f(gram(register, g5, 5));
+        }
+    }
+}
+
+/// Walks `text` once: `word` gets every word (a run of alphanumeric characters and `'`) and
+/// `run` every punctuation run (characters neither alphanumeric nor whitespace) of two bytes or
+/// more, as byte ranges, each in order.
+fn tokens(text: &str, mut word: impl FnMut(usize, usize), mut run: impl FnMut(usize, usize)) {
     let bytes = text.as_bytes();
-    let mut runs: Vec<u64> = Vec::new();
     let (mut word_start, mut run_start) = (None, None);
     let mut at = 0;
     while at <= bytes.len() {
@@ -237,7 +300,7 @@ fn features<'t>(text: &'t str, bits: u8, mut f: impl FnMut(u32)) {
         match (word_start, role & WORD != 0) {
             (None, true) => word_start = Some(at),
             (Some(start), false) => {
-                word(&bytes[start..at]);
+                word(start, at);
                 word_start = None;
             }
             _ => {}
@@ -246,59 +309,231 @@ fn features<'t>(text: &'t str, bits: u8, mut f: impl FnMut(u32)) {
             (None, true) => run_start = Some(at),
             (Some(start), false) => {
                 if at - start >= 2 {
-                    runs.push(fnv(FNV_OFFSET ^ 0x5555, &bytes[start..at]));
+                    run(start, at);
                 }
                 run_start = None;
             }
             _ => {}
         }
         at += len;
-    }
-    // Runs of punctuation carry structure (`<|`, `###`, `]]`).
-    for run in runs {
-        f(bucket(run));
+        // Bytes that change no state are skipped in a tight loop: letters and digits inside a
+        // word, whitespace between tokens.
+        let skip = match (word_start, run_start) {
+            (Some(_), None) => WORD,
+            (None, None) => 0,
+            _ => continue,
+        };
+        while let Some(&b) = bytes.get(at) {
+            if b >= 0x80 || ASCII_ROLE[usize::from(b)] != skip {
+                break;
+            }
+            at += 1;
+        }
     }
 }
 
-/// The distinct words of one text: open addressing on their FNV hashes, compared byte for byte.
+/// Calls `f` with the bucket of every distinct feature of `text` at least once, in the order
+/// they first occur: the features of each word (a run of alphanumeric characters and `'`) in
+/// order, then those of the punctuation runs (runs of characters neither alphanumeric nor
+/// whitespace) of two bytes or more. One pass over the text; a repeated word only adds its
+/// bigrams.
+fn features(text: &str, bits: u8, mut f: impl FnMut(u32)) {
+    let bytes = text.as_bytes();
+    // The hashes of the last three words, for bigrams and skip-bigrams.
+    let mut recent: [Option<u64>; 3] = [None; 3];
+    let mut seen_words = Words::for_text(text.len());
+    let mut runs: Vec<u64> = Vec::new();
+    tokens(
+        text,
+        |start, end| {
+            let word = &bytes[start..end];
+            let w = word_hash(word);
+            // A repeated word's unigram and character grams were all emitted with its first use.
+            let (_, new) = seen_words.insert(w, word);
+            if new {
+                f(unigram(w, bits));
+            }
+            for (distance, p) in (0u8..).zip(recent) {
+                if let Some(p) = p {
+                    f(bigram(p, w, distance, bits));
+                }
+            }
+            recent = [Some(w), recent[0], recent[1]];
+            if new {
+                char_grams(word, bits, &mut f);
+            }
+        },
+        |start, end| runs.push(run_hash(&bytes[start..end])),
+    );
+    // Runs of punctuation carry structure (`<|`, `###`, `]]`).
+    for run in runs {
+        f(bucket_of(run, bits));
+    }
+}
+
+/// A block of text tokenised once for [`Model::max_logit`]: its words (with an id per distinct
+/// word), its punctuation runs, and per distinct word its hash, unigram and character grams.
+struct Document<'t> {
+    text: &'t str,
+    bits: u8,
+    /// Words in order: start, end, id.
+    words: Vec<(usize, usize, u32)>,
+    /// Punctuation runs of two bytes or more in order: start, end, bucket.
+    runs: Vec<(usize, usize, u32)>,
+    dict: Words<'t>,
+    /// Per id: the word's hash, and where its buckets (unigram, then character grams) lie in
+    /// `grams`.
+    info: Vec<(u64, usize, usize)>,
+    grams: Vec<u32>,
+    /// Per id: the last window (counted from 1) that used the word.
+    stamp: Vec<u32>,
+    window: u32,
+}
+
+impl<'t> Document<'t> {
+    fn new(text: &'t str, bits: u8) -> Self {
+        let mut doc = Self {
+            text,
+            bits,
+            words: Vec::with_capacity(text.len() / 5),
+            runs: Vec::new(),
+            dict: Words::for_text(text.len()),
+            info: Vec::new(),
+            grams: Vec::new(),
+            stamp: Vec::new(),
+            window: 0,
+        };
+        let mut words = std::mem::take(&mut doc.words);
+        let mut runs = std::mem::take(&mut doc.runs);
+        let bytes = text.as_bytes();
+        tokens(
+            text,
+            |start, end| words.push((start, end, doc.id(start, end))),
+            |start, end| runs.push((start, end, bucket_of(run_hash(&bytes[start..end]), bits))),
+        );
+        doc.words = words;
+        doc.runs = runs;
+        doc
+    }
+
+    /// The id of the word `text[start..end]`, computing its features when it is new.
+    fn id(&mut self, start: usize, end: usize) -> u32 {
+        let word = &self.text.as_bytes()[start..end];
+        let w = word_hash(word);
+        let (id, new) = self.dict.insert(w, word);
+        if new {
+            let from = self.grams.len();
+            self.grams.push(unigram(w, self.bits));
+            char_grams(word, self.bits, |g| self.grams.push(g));
+            self.info.push((w, from, self.grams.len()));
+            self.stamp.push(0);
+        }
+        id
+    }
+
+    /// Passes the features of the window `range` to `acc` in the order [`features`] finds
+    /// them in `&text[range]`.
+    fn features(&mut self, range: std::ops::Range<usize>, acc: &mut Accumulator<'_>) {
+        self.window += 1;
+        let (from, to) = (range.start, range.end);
+        let first = self.words.partition_point(|&(_, end, _)| end <= from);
+        let mut recent: [Option<u64>; 3] = [None; 3];
+        let mut at = first;
+        while let Some(&(start, end, id)) = self.words.get(at) {
+            if start >= to {
+                break;
+            }
+            at += 1;
+            let id = if start < from || end > to {
+                self.id(start.max(from), end.min(to))
+            } else {
+                id
+            };
+            let (w, g_from, g_to) = self.info[id as usize];
+            let new = self.stamp[id as usize] != self.window;
+            self.stamp[id as usize] = self.window;
+            if new {
+                acc.add(self.grams[g_from]);
+            }
+            for (distance, p) in (0u8..).zip(recent) {
+                if let Some(p) = p {
+                    acc.add(bigram(p, w, distance, self.bits));
+                }
+            }
+            recent = [Some(w), recent[0], recent[1]];
+            if new {
+                for &g in &self.grams[g_from + 1..g_to] {
+                    acc.add(g);
+                }
+            }
+        }
+        let first = self.runs.partition_point(|&(_, end, _)| end <= from);
+        for &(start, end, bucket) in &self.runs[first..] {
+            if start >= to {
+                break;
+            }
+            let (s, e) = (start.max(from), end.min(to));
+            if (s, e) == (start, end) {
+                acc.add(bucket);
+            } else if e - s >= 2 {
+                acc.add(bucket_of(run_hash(&self.text.as_bytes()[s..e]), self.bits));
+            }
+        }
+    }
+}
+
+/// The distinct words of one text: open addressing on their FNV hashes, compared byte for byte;
+/// each gets an id, counted from 0 in the order they were added.
 struct Words<'t> {
-    slots: Vec<(u64, &'t [u8])>,
+    slots: Vec<(u64, &'t [u8], u32)>,
     len: usize,
 }
 
 impl<'t> Words<'t> {
     fn for_text(bytes: usize) -> Self {
         Self {
-            slots: vec![(0, &[][..]); (bytes / 4).clamp(16, 512).next_power_of_two()],
+            slots: vec![(0, &[][..], 0); (bytes / 4).clamp(16, 512).next_power_of_two()],
             len: 0,
         }
     }
 
-    /// Adds `word` (not empty) with hash `hash`; false when it was there already.
-    fn insert(&mut self, hash: u64, word: &'t [u8]) -> bool {
+    /// Adds `word` (not empty) with hash `hash`; returns its id, and whether it is new.
+    fn insert(&mut self, hash: u64, word: &'t [u8]) -> (u32, bool) {
         if 2 * (self.len + 1) > self.slots.len() {
-            let grown = vec![(0, &[][..]); 2 * self.slots.len()];
+            let grown = vec![(0, &[][..], 0); 2 * self.slots.len()];
             let old = std::mem::replace(&mut self.slots, grown);
-            self.len = 0;
-            for (h, w) in old.into_iter().filter(|(_, w)| !w.is_empty()) {
-                self.insert(h, w);
+            for slot in old.into_iter().filter(|(_, w, _)| !w.is_empty()) {
+                self.place(slot);
             }
         }
         let mask = self.slots.len() - 1;
         // The low bits of an FNV hash mix poorly: take the slot from the high ones.
         let mut at = (hash >> 40) as usize & mask;
         loop {
-            let (h, w) = self.slots[at];
+            let (h, w, id) = self.slots[at];
             if w.is_empty() {
-                self.slots[at] = (hash, word);
+                // Ids stay below the number of words of a text, far under 2^32.
+                #[allow(clippy::cast_possible_truncation)]
+                let id = self.len as u32;
+                self.slots[at] = (hash, word, id);
                 self.len += 1;
-                return true;
+                return (id, true);
             }
             if h == hash && w == word {
-                return false;
+                return (id, false);
             }
             at = (at + 1) & mask;
         }
+    }
+
+    /// Puts an existing entry back after the table grew.
+    fn place(&mut self, slot: (u64, &'t [u8], u32)) {
+        let mask = self.slots.len() - 1;
+        let mut at = (slot.0 >> 40) as usize & mask;
+        while !self.slots[at].1.is_empty() {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = slot;
     }
 }
 
