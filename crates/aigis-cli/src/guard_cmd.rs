@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use aigis_guard::eval::{Metrics, Sample, parse_jsonl, percentile};
 use aigis_guard::injection::model::{TrainOptions, train};
+use aigis_guard::injection::training::FitOptions;
 use aigis_guard::injection::{Injection, Model, training};
 use aigis_guard::profile::{self, Profile, ProfileSpec};
 use aigis_guard::{Action, Decision, Finding, Guard, Part, Policy, Source};
@@ -37,7 +38,8 @@ pub enum Command {
     ///
     /// Example: aigis guard eval --data validation.jsonl --data hard-negatives.jsonl
     Eval(EvalArgs),
-    /// Train the injection model's weights from labelled JSONL (reproducible: fixed seed).
+    /// Train the injection model's weights from labelled JSONL (reproducible: a deterministic
+    /// full-batch fit, or with --sgd a fixed shuffling seed).
     ///
     /// Example (docs/guard.md, "Training", has the exact command of the committed weights):
     ///   aigis guard train --data ../shared/data/guard/injection/s-labs-train.jsonl \
@@ -128,10 +130,17 @@ pub struct TrainArgs {
     #[arg(long, short)]
     out: PathBuf,
     /// log2 of the hash buckets.
-    #[arg(long, default_value_t = TrainOptions::default().bits)]
+    #[arg(long, default_value_t = FitOptions::default().bits)]
     bits: u8,
-    /// Passes over the data.
-    #[arg(long, default_value_t = TrainOptions::default().epochs)]
+    /// L2 penalty of the full-batch fit (the default trainer).
+    #[arg(long, default_value_t = FitOptions::default().l2)]
+    l2: f64,
+    /// Use the older stochastic trainer (shuffled SGD, seed `0x5eed`) instead of the
+    /// deterministic full-batch fit.
+    #[arg(long)]
+    sgd: bool,
+    /// Passes over the data (with --sgd only).
+    #[arg(long, default_value_t = TrainOptions::default().epochs, requires = "sgd")]
     epochs: u32,
 }
 
@@ -571,13 +580,22 @@ fn train_cmd(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let samples = load_samples(&args.data, "text")?;
     let injection = Injection::new();
     let examples = training::examples(&samples, injection.signatures());
-    let options = TrainOptions {
-        bits: args.bits,
-        epochs: args.epochs,
-        ..TrainOptions::default()
-    };
     let started = Instant::now();
-    let model = train(&examples, options);
+    let model = if args.sgd {
+        let options = TrainOptions {
+            bits: args.bits,
+            epochs: args.epochs,
+            ..TrainOptions::default()
+        };
+        train(&examples, options)
+    } else {
+        let options = FitOptions {
+            bits: args.bits,
+            l2: args.l2,
+            ..FitOptions::default()
+        };
+        training::fit(&examples, options)?
+    };
     eprintln!(
         "trained on {} examples in {:.1}s",
         examples.len(),

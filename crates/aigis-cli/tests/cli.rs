@@ -233,23 +233,25 @@ fn guard_eval_and_train_round_trip() {
     let data = temp_file("train.jsonl", &lines);
     let weights =
         std::env::temp_dir().join(format!("aigis-cli-{}/weights.bin", std::process::id()));
-    let out = aigis(&[
-        "guard",
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--bits",
-        "12",
-        "--epochs",
-        "3",
-        "--out",
-        weights.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The stochastic trainer still runs; the default (full-batch) fit then overwrites its file.
+    for trainer in [&["--sgd", "--epochs", "3"][..], &["--l2", "1e-4"]] {
+        let mut args = vec![
+            "guard",
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--bits",
+            "12",
+        ];
+        args.extend_from_slice(trainer);
+        args.extend(["--out", weights.to_str().unwrap()]);
+        let out = aigis(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let out = aigis(&[
         "guard",
         "eval",

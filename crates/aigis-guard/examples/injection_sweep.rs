@@ -4,7 +4,9 @@
 //!
 //! Usage: `injection_sweep --train FILE[*N]... --eval FILE... [--dump FILE] SETTING...`, where
 //! `*N` repeats a training file N times and a SETTING is `key=value,...` over `bits`,
-//! `epochs`, `lr`, `l2`, `seed`. `--dump` writes the misclassified rows of the last setting.
+//! `epochs`, `lr`, `l2`, `seed` (the stochastic trainer, `model::train`) or, with `fit=1`, the
+//! full-batch trainer (`training::fit`, the one `aigis guard train` uses) with `fl2` (its L2)
+//! and `iters`. `--dump` writes the misclassified rows of the last setting.
 // A measurement harness: panics on bad input and float casts of counts are fine here.
 #![allow(
     clippy::unwrap_used,
@@ -19,6 +21,7 @@ use std::time::Instant;
 
 use aigis_guard::eval::{Metrics, parse_jsonl};
 use aigis_guard::injection::model::{TrainOptions, train};
+use aigis_guard::injection::training::FitOptions;
 use aigis_guard::injection::{Injection, Verdict, training};
 use aigis_guard::normalize::{Limits, decode_segments, normalize};
 
@@ -78,6 +81,8 @@ fn main() {
     eprintln!("{} training examples", examples.len());
     for setting in &settings {
         let mut options = TrainOptions::default();
+        let mut fit_options = FitOptions::default();
+        let mut full_batch = false;
         for kv in setting.split(',').filter(|s| !s.is_empty()) {
             let (k, v) = kv.split_once('=').unwrap();
             match k {
@@ -86,12 +91,22 @@ fn main() {
                 "lr" => options.learning_rate = v.parse().unwrap(),
                 "l2" => options.l2 = v.parse().unwrap(),
                 "seed" => options.seed = v.parse().unwrap(),
+                "fit" => full_batch = v == "1",
+                "fl2" => fit_options.l2 = v.parse().unwrap(),
+                "iters" => fit_options.iterations = v.parse().unwrap(),
                 _ => panic!("unknown setting {k}"),
             }
         }
         let start = Instant::now();
-        let model = train(&examples, options);
+        fit_options.bits = options.bits;
+        let model = if full_batch {
+            training::fit(&examples, fit_options).unwrap()
+        } else {
+            train(&examples, options)
+        };
         let seconds = start.elapsed().as_secs_f64();
+        // The model as the weights file holds it (16-bit weights), as `aigis guard train` writes it.
+        let model = aigis_guard::injection::Model::from_bytes(&model.to_bytes()).unwrap();
         let detector = Injection::with_model(model);
         let mut line = format!("{setting:<40} ({seconds:.0}s)");
         let mut misses = String::new();

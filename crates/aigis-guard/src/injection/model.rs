@@ -537,6 +537,33 @@ impl<'t> Words<'t> {
     }
 }
 
+/// The distinct buckets of `text`'s features, sorted: what [`Model::logit`] sums over (for
+/// trainers outside this module).
+pub fn feature_buckets(text: &str, bits: u8) -> Vec<u32> {
+    let mut idx = Vec::new();
+    features(text, bits, |i| idx.push(i));
+    idx.sort_unstable();
+    idx.dedup();
+    idx
+}
+
+impl Model {
+    /// A model from its parts: `2^width` weights and a bias (for trainers outside this module).
+    pub fn from_parts(width: u8, bias: f32, weights: Vec<f32>) -> Result<Self, ModelError> {
+        if !(10..=24).contains(&width) {
+            return Err(ModelError("hash width out of range"));
+        }
+        if weights.len() != 1 << width {
+            return Err(ModelError("truncated or oversized weights"));
+        }
+        Ok(Self {
+            bits: width,
+            bias,
+            weights,
+        })
+    }
+}
+
 /// One training example: normalised text, the signatures' offset for it, and its label.
 #[derive(Debug, Clone)]
 pub struct Example {
@@ -548,7 +575,8 @@ pub struct Example {
     pub label: bool,
 }
 
-/// Training settings; the defaults are the ones the committed weights were trained with.
+/// Settings of the stochastic trainer [`train`] (`aigis guard train --sgd`); the committed weights
+/// come from the full-batch [`super::training::fit`] since round 4 (docs/guard.md).
 #[derive(Debug, Clone, Copy)]
 pub struct TrainOptions {
     /// log2 of the number of hash buckets.
