@@ -27,6 +27,8 @@ use crate::{LedgerError, now_ms};
 
 /// Most events committed in one transaction.
 pub const MAX_BATCH: usize = 4096;
+/// Default [`WriterConfig::linger`]: under load about 200 commits (`fdatasync`s) a second.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
 
 /// Writer settings.
 #[derive(Debug, Clone)]
@@ -51,7 +53,7 @@ impl Default for WriterConfig {
             checkpoint_every: Duration::from_secs(1),
             queue: 65_536,
             max_batch: MAX_BATCH,
-            linger: Duration::from_millis(2),
+            linger: DEFAULT_LINGER,
         }
     }
 }

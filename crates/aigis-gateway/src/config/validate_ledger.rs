@@ -14,8 +14,6 @@ use crate::config::{Level, Route};
 
 /// Default spool bound.
 const DEFAULT_SPOOL_MAX: usize = 1 << 30;
-/// Default `commit_interval`: about 200 `fdatasync`s a second under load.
-const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(5);
 /// Longest `commit_interval` accepted.
 const MAX_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -105,7 +103,7 @@ impl Validator<'_> {
         let commit_interval = self.duration(
             &key(&at, "commit_interval"),
             l.commit_interval.as_deref(),
-            DEFAULT_COMMIT_INTERVAL,
+            aigis_ledger::writer::DEFAULT_LINGER,
         )?;
         if commit_interval > MAX_COMMIT_INTERVAL {
             self.error(
