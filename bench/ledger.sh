@@ -8,7 +8,9 @@
 #                                   # PostgreSQL, no divan: < 60 s (CI)
 #   bash bench/ledger.sh --gateway  # only: gateway req/s with [ledger] off, on with file:, on with
 #                                   # sqlite: (needs wrk and release aigis + aigis-mock-upstream;
-#                                   # BENCH_NO_BUILD=1 skips the build)
+#                                   # BENCH_NO_BUILD=1 skips the build; ROUNDS=N rounds, 5 by
+#                                   # default; reports the median of the paired round ratios
+#                                   # and the gateway's CPU-µs per request)
 #
 # Both embedded stores acknowledge an append only once its batch is on disk: the file set
 # (file:DIR) after one write + fdatasync per batch, SQLite (WAL, synchronous=FULL) after the
@@ -49,7 +51,7 @@ command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]] && PIN=(taskset -c 1)
 # core 0, rounds alternating off/file/sqlite so all see the same background noise; the ratios
 # of medians are reported.
 gateway_compare() {
-  local aigis=$TARGET/release/aigis mock=$TARGET/release/aigis-mock-upstream work rounds=3
+  local aigis=$TARGET/release/aigis mock=$TARGET/release/aigis-mock-upstream work rounds=${ROUNDS:-5}
   if [[ -z ${BENCH_NO_BUILD:-} ]]; then
     (cd "$ROOT" && cargo build --release --locked -p aigis-cli -p aigis-mock-upstream >&2)
   fi
@@ -65,30 +67,43 @@ gateway_compare() {
   printf '\n[ledger]\nstore = "file:ledger"\nsigning_key = "file:ledger.key"\n' >>"$work/file.toml"
   printf '\n[ledger]\nstore = "sqlite:ledger.db"\nsigning_key = "file:ledger.key"\n' >>"$work/sqlite.toml"
   "$aigis" audit init --key "$work/ledger.key" --origin bench.aigis/ledger >/dev/null
-  for r in $(seq 1 $rounds); do
+  # CPU time (user + system, clock ticks) of a process and all its threads.
+  ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+  for r in $(seq 1 "$rounds"); do
     for mode in off file sqlite; do
+      rm -rf "$work/ledger" "$work/ledger.db"*
       taskset -c 1 "$aigis" gateway --config "$work/$mode.toml" --log-format json >/dev/null 2>"$work/$mode.log" &
       local gw=$!
       for _ in $(seq 50); do curl -sf http://127.0.0.1:18111/healthz >/dev/null && break; sleep 0.1; done
+      local t0 t1
+      t0=$(ticks "$gw")
       taskset -c 0 wrk -t1 -c64 -d10s --latency -s "$ROOT/bench/wrk_post.lua" http://127.0.0.1:18110/v1/chat/completions \
-        | sed -n 's/^BENCH /'"$mode"' round '"$r"': /p'
+        | sed -n 's/^BENCH /'"$mode"' round '"$r"': /p' | tr -d '\n'
+      t1=$(ticks "$gw")
+      echo " gateway_ticks=$((t1 - t0)) hz=$(getconf CLK_TCK)"
       kill "$gw"; wait "$gw" 2>/dev/null || true
     done
   done | tee "$OUT/gateway.txt"
   kill "$mock_pid"; wait "$mock_pid" 2>/dev/null || true
   python3 - "$OUT/gateway.txt" <<'EOT' | tee -a "$OUT/gateway.txt"
 import statistics, sys
-rps = {"off": [], "file": [], "sqlite": []}
+rows = {"off": {}, "file": {}, "sqlite": {}}
 for line in open(sys.argv[1]):
-    if ": " not in line:
+    if " round " not in line:
         continue
-    mode = line.split()[0]
-    fields = dict(kv.split("=") for kv in line.split(": ", 1)[1].split() if "=" in kv)
-    rps[mode].append(float(fields["rps"]))
-off = statistics.median(rps["off"])
+    mode, _, r = line.split()[:3]
+    f = dict(kv.split("=") for kv in line.split(": ", 1)[1].split() if "=" in kv)
+    reqs = float(f["requests"])
+    rows[mode][r] = (float(f["rps"]), int(f["gateway_ticks"]) / int(f["hz"]) * 1e6 / reqs)
+off = statistics.median(v[0] for v in rows["off"].values())
+cpu_off = statistics.median(v[1] for v in rows["off"].values())
 for store in ("file", "sqlite"):
-    on = statistics.median(rps[store])
-    print(f"gateway req/s median: ledger off {off:.0f}, ledger on ({store}:) {on:.0f}, ratio {on / off:.3f} (target >= 0.9)")
+    paired = [rows[store][r][0] / rows["off"][r][0] for r in rows[store] if r in rows["off"]]
+    on = statistics.median(v[0] for v in rows[store].values())
+    cpu = statistics.median(v[1] for v in rows[store].values())
+    print(f"gateway req/s median: ledger off {off:.0f}, ledger on ({store}:) {on:.0f}, ratio {on / off:.3f}; "
+          f"median of paired round ratios {statistics.median(paired):.3f} (target >= 0.9); "
+          f"gateway CPU-us/req {cpu_off:.1f} off, {cpu:.1f} on")
 EOT
   rm -rf "$work"
 }
