@@ -250,8 +250,7 @@ impl Event {
 
     /// Appends the canonical encoding to `out` (no allocation of its own).
     pub fn canonical_into(&self, out: &mut Vec<u8>) {
-        // Serializing a struct of strings, integers and bools into a Vec cannot fail.
-        let _ = serde_json::to_writer(out, self);
+        crate::canonical::encode(self, out);
     }
 
     /// Parses an event from JSON (any member order) without the canonical check.

@@ -16,6 +16,7 @@
 //! - [`audit`]: verification of a whole log, receipts, export.
 
 pub mod audit;
+mod canonical;
 pub mod checkpoint;
 pub mod content;
 pub mod event;
