@@ -114,6 +114,14 @@ fn field(out: &mut String, key: &str, value: &str) {
 /// A JSON string literal.
 fn string(out: &mut String, s: &str) {
     out.push('"');
+    // Most values need no escaping: one byte scan, one copy. 0xE2 leads U+2028 and U+2029.
+    if s.bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0xE2)
+    {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut plain = 0; // start of the run of characters copied as they are
     for (i, c) in s.char_indices() {
         let escape = match c {
@@ -194,5 +202,11 @@ mod tests {
         assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v, "a\"b\\c\nd\u{1}é");
+
+        for (plain, quoted) in [("gpt-4o", "\"gpt-4o\""), ("x\u{2028}ä", "\"x\\u2028ä\"")] {
+            s.clear();
+            string(&mut s, plain);
+            assert_eq!(s, quoted);
+        }
     }
 }

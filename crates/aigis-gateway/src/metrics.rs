@@ -2,6 +2,8 @@
 //! content, credentials or caller-chosen strings of unbounded variety (model names are
 //! reported as the route that served them).
 
+use std::sync::RwLock;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -82,6 +84,60 @@ pub struct Metrics {
     pub(crate) limits: LimitEvents,
     pub(crate) active_streams: Gauge,
     pub(crate) in_flight: Gauge,
+    /// Handles of `requests`, `duration` and `upstream` already looked up.
+    handles: Handles,
+}
+
+/// Metric handles by a `String` label and small fixed labels, so a request finds its counter
+/// with one cheap hash of a `&str` instead of cloning the label into a key for
+/// `Family::get_or_create` (SipHash over every label). Family entries are never removed, so
+/// a cached handle stays the one the registry encodes.
+#[derive(Default)]
+struct Handles {
+    requests: Cached<Counter>,
+    durations: Cached<Histogram>,
+    upstream: Cached<Counter>,
+}
+
+/// `name -> [(tag, code, handle)]`; the list per name stays short (endpoints × statuses).
+struct Cached<M>(RwLock<foldhash::HashMap<String, Vec<Tagged<M>>>>);
+
+/// A handle with its fixed labels (a static tag and a code).
+type Tagged<M> = (&'static str, u16, M);
+
+impl<M> Default for Cached<M> {
+    fn default() -> Self {
+        Self(RwLock::default())
+    }
+}
+
+impl<M: Clone> Cached<M> {
+    /// Applies `f` to the handle for `(name, tag, code)`, made by `make` the first time.
+    fn with(
+        &self,
+        name: &str,
+        tag: &'static str,
+        code: u16,
+        make: impl FnOnce() -> M,
+        f: impl FnOnce(&M),
+    ) {
+        let find = |list: &[Tagged<M>]| list.iter().position(|(t, c, _)| *c == code && *t == tag);
+        if let Ok(map) = self.0.read()
+            && let Some(list) = map.get(name)
+            && let Some(i) = find(list)
+        {
+            f(&list[i].2);
+            return;
+        }
+        let handle = make();
+        f(&handle);
+        if let Ok(mut map) = self.0.write() {
+            let list = map.entry(name.to_owned()).or_default();
+            if find(list).is_none() {
+                list.push((tag, code, handle));
+            }
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -178,6 +234,7 @@ impl Default for Metrics {
             limits,
             active_streams,
             in_flight,
+            handles: Handles::default(),
         }
     }
 }
@@ -221,12 +278,43 @@ impl Metrics {
     }
 
     pub(crate) fn upstream_outcome(&self, upstream: &str, outcome: &'static str) {
-        self.upstream
-            .get_or_create(&UpstreamLabels {
-                upstream: upstream.to_owned(),
-                outcome,
-            })
-            .inc();
+        let make = || {
+            self.upstream
+                .get_or_create(&UpstreamLabels {
+                    upstream: upstream.to_owned(),
+                    outcome,
+                })
+                .clone()
+        };
+        self.handles.upstream.with(upstream, outcome, 0, make, |c| {
+            c.inc();
+        });
+    }
+
+    /// Counts a request answered with `status` by `endpoint` on `route`, and the time it took.
+    pub(crate) fn request(&self, endpoint: &'static str, route: &str, status: u16, secs: f64) {
+        let make = || {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    endpoint,
+                    route: route.to_owned(),
+                    status,
+                })
+                .clone()
+        };
+        self.handles
+            .requests
+            .with(route, endpoint, status, make, |c| {
+                c.inc();
+            });
+        let make = || {
+            self.duration
+                .get_or_create(&EndpointLabels { endpoint })
+                .clone()
+        };
+        self.handles
+            .durations
+            .with("", endpoint, 0, make, |h| h.observe(secs));
     }
 }
 

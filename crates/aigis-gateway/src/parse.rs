@@ -4,8 +4,11 @@
 //! names the field.
 
 use std::fmt::Write as _;
+use std::ops::{Deref, DerefMut};
+use std::sync::OnceLock;
 
 use bytes::Bytes;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::config::RequestLimits;
@@ -27,6 +30,20 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Every endpoint, in [`Self::index`] order.
+    pub const ALL: [Self; 5] = [
+        Self::ChatCompletions,
+        Self::Completions,
+        Self::Embeddings,
+        Self::Responses,
+        Self::Messages,
+    ];
+
+    /// The endpoint's position in [`Self::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The endpoint for a request path, if it is one.
     pub fn from_path(path: &str) -> Option<Self> {
         Some(match path.trim_end_matches('/') {
@@ -108,20 +125,18 @@ pub struct Parsed {
     pub model: String,
     /// Whether the client asked for a server-sent-events stream.
     pub stream: bool,
-    /// The parsed body (for the stages that inspect it).
-    pub json: Value,
+    /// The parsed body (for the stages that inspect it), built when first used.
+    pub json: Json,
     /// The original bytes, forwarded unchanged.
     pub raw: Bytes,
+    /// The largest completion-token count the request asks for, with the field that asked.
+    tokens: Option<(&'static str, u64)>,
 }
 
 impl Parsed {
     /// The largest completion-token count the request asks for, with the field that asked.
     pub fn requested_tokens(&self) -> Option<(&'static str, u64)> {
-        self.endpoint
-            .max_tokens_fields()
-            .iter()
-            .filter_map(|f| self.json.get(*f).and_then(Value::as_u64).map(|n| (*f, n)))
-            .max_by_key(|(_, n)| *n)
+        self.tokens
     }
 }
 
@@ -132,8 +147,32 @@ fn invalid(param: impl Into<String>, message: impl Into<String>) -> GatewayError
     }
 }
 
-/// Validates a request body for `endpoint` against `limits`.
+/// Validates a request body for `endpoint` against `limits`. A typed scan of the body decides
+/// a valid request without building a `serde_json::Value`; a body it does not accept goes
+/// through [`parse_value`], which names the violation.
 pub fn parse(
+    endpoint: Endpoint,
+    raw: Bytes,
+    limits: &RequestLimits,
+) -> Result<Parsed, GatewayError> {
+    if let Some(mut top) = scan(&raw, limits)
+        && let Some((model, stream)) = top.accept(endpoint, limits)
+    {
+        return Ok(Parsed {
+            endpoint,
+            model,
+            stream,
+            json: Json::lazy(raw.clone()),
+            raw,
+            tokens: top.requested_tokens(endpoint),
+        });
+    }
+    parse_value(endpoint, raw, limits)
+}
+
+/// Validates a request body by parsing it into a `serde_json::Value` (after checking its depth
+/// on the raw bytes); each violation is a 400 naming the field.
+fn parse_value(
     endpoint: Endpoint,
     raw: Bytes,
     limits: &RequestLimits,
@@ -173,13 +212,359 @@ pub fn parse(
     }
     check_list(endpoint, obj, limits)?;
     check_counts(endpoint, obj, limits)?;
+    let tokens = endpoint
+        .max_tokens_fields()
+        .iter()
+        .filter_map(|f| obj.get(*f).and_then(Value::as_u64).map(|n| (*f, n)))
+        .max_by_key(|(_, n)| *n);
     Ok(Parsed {
         endpoint,
         model,
         stream,
-        json,
+        json: Json::built(json, raw.clone()),
         raw,
+        tokens,
     })
+}
+
+/// The request body as a [`serde_json::Value`], built from the raw bytes the first time a stage
+/// asks for it. A passthrough request never does: the typed scan in [`parse`] already found
+/// everything the pipeline needs.
+pub struct Json {
+    raw: Bytes,
+    shared: OnceLock<Value>,
+    /// The value after a stage took it to change it.
+    owned: Option<Value>,
+}
+
+impl Json {
+    fn lazy(raw: Bytes) -> Self {
+        Self {
+            raw,
+            shared: OnceLock::new(),
+            owned: None,
+        }
+    }
+
+    fn built(value: Value, raw: Bytes) -> Self {
+        Self {
+            raw,
+            shared: OnceLock::from(value),
+            owned: None,
+        }
+    }
+
+    /// The body was validated as a JSON object before a `Json` is made, so this cannot fail.
+    fn build(raw: &[u8]) -> Value {
+        serde_json::from_slice(raw).unwrap_or(Value::Null)
+    }
+}
+
+impl Deref for Json {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        match &self.owned {
+            Some(v) => v,
+            None => self.shared.get_or_init(|| Self::build(&self.raw)),
+        }
+    }
+}
+
+impl DerefMut for Json {
+    fn deref_mut(&mut self) -> &mut Value {
+        let value = match self.owned.take() {
+            Some(v) => v,
+            None => self.shared.take().unwrap_or_else(|| Self::build(&self.raw)),
+        };
+        self.owned.insert(value)
+    }
+}
+
+impl std::fmt::Debug for Json {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl serde::Serialize for Json {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+/// The top-level fields [`parse`] checks, in [`TopKey`] order.
+const TOP_KEYS: [&str; 9] = [
+    "model",
+    "stream",
+    "messages",
+    "prompt",
+    "input",
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "n",
+];
+
+/// What the typed scan keeps of one top-level value (nothing of nested ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Summary {
+    Null,
+    Bool(bool),
+    /// A non-negative integer (what `Value::as_u64` would return).
+    U64(u64),
+    /// Any other number.
+    Number,
+    /// A string; its text only for `model`, and only when it is a valid model name.
+    Str(Option<String>),
+    Array(usize),
+    Object,
+}
+
+/// The top-level fields of a body the scan accepted (the last value of a repeated key, as
+/// `serde_json::Map` keeps it).
+#[derive(Default)]
+struct Top([Option<Summary>; TOP_KEYS.len()]);
+
+impl Top {
+    fn get(&self, key: &str) -> Option<&Summary> {
+        let i = TOP_KEYS.iter().position(|k| *k == key)?;
+        self.0[i].as_ref()
+    }
+
+    /// The model and `stream` when every check of the slow path would pass; `None` when any
+    /// might not (the slow path then names the violation).
+    fn accept(&mut self, endpoint: Endpoint, limits: &RequestLimits) -> Option<(String, bool)> {
+        let stream = match self.get("stream") {
+            None | Some(Summary::Null) => false,
+            Some(Summary::Bool(b)) => *b,
+            Some(_) => return None,
+        };
+        if stream && endpoint == Endpoint::Embeddings {
+            return None;
+        }
+        let (list, required) = endpoint.list_field();
+        let array_only = matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Messages);
+        let list_ok = match self.get(list) {
+            Some(Summary::Array(n)) => {
+                *n <= limits.max_messages && (*n > 0 || endpoint == Endpoint::Responses)
+            }
+            Some(Summary::Str(_)) => !array_only,
+            Some(Summary::Null) | None => !required,
+            Some(_) => false,
+        };
+        if !list_ok {
+            return None;
+        }
+        if endpoint == Endpoint::Messages && self.get("max_tokens").is_none() {
+            return None;
+        }
+        let count_ok = |v: Option<&Summary>, ok: &dyn Fn(u64) -> bool| match v {
+            None | Some(Summary::Null) => true,
+            Some(Summary::U64(n)) => ok(*n),
+            Some(_) => false,
+        };
+        let tokens_ok = endpoint
+            .max_tokens_fields()
+            .iter()
+            .all(|f| count_ok(self.get(f), &|n| n > 0));
+        if !tokens_ok || !count_ok(self.get("n"), &|n| (1..=limits.max_n).contains(&n)) {
+            return None;
+        }
+        match self.0[0].take() {
+            Some(Summary::Str(Some(model))) => Some((model, stream)),
+            _ => None,
+        }
+    }
+
+    fn requested_tokens(&self, endpoint: Endpoint) -> Option<(&'static str, u64)> {
+        endpoint
+            .max_tokens_fields()
+            .iter()
+            .filter_map(|f| match self.get(f) {
+                Some(Summary::U64(n)) => Some((*f, *n)),
+                _ => None,
+            })
+            .max_by_key(|(_, n)| *n)
+    }
+}
+
+/// One pass over the body without building a `Value` or allocating: syntax, nesting within
+/// `max_json_depth`, strings and keys within `max_string`, and a [`Summary`] of the top-level
+/// fields. `None` when the body is not valid JSON, not an object, too deep, or has a string
+/// over the limit (serde_json's own recursion limit bounds the stack before that).
+fn scan(raw: &[u8], limits: &RequestLimits) -> Option<Top> {
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let seed = TopSeed {
+        max: limits.max_string,
+        max_depth: limits.max_json_depth,
+    };
+    let top = seed.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(top)
+}
+
+/// The error the scan stops with; the slow path finds the real one.
+fn stop<E: de::Error>() -> E {
+    E::custom("")
+}
+
+/// Walks any value, checking its strings and keys against `max` and its nesting against
+/// `max_depth`.
+#[derive(Clone, Copy)]
+struct Walk {
+    max: usize,
+    max_depth: usize,
+    /// How many arrays and objects enclose the value.
+    depth: usize,
+    /// Keep the text of a valid model name (the top-level `model` field).
+    model: bool,
+}
+
+impl Walk {
+    /// The walk of the items of this value, an array or object: one level deeper.
+    fn inside<E: de::Error>(self) -> Result<Self, E> {
+        if self.depth >= self.max_depth {
+            return Err(stop());
+        }
+        Ok(Self {
+            depth: self.depth + 1,
+            model: false,
+            ..self
+        })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Walk {
+    type Value = Summary;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Summary, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk {
+    type Value = Summary;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Summary, E> {
+        Ok(Summary::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Summary, E> {
+        Ok(Summary::Bool(b))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Summary, E> {
+        Ok(Summary::U64(n))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Summary, E> {
+        Ok(u64::try_from(n).map_or(Summary::Number, Summary::U64))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Summary, E> {
+        Ok(Summary::Number)
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Summary, E> {
+        if s.len() > self.max {
+            return Err(stop());
+        }
+        let valid_model = self.model && !s.is_empty() && s.len() <= 256;
+        Ok(Summary::Str(valid_model.then(|| s.to_owned())))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Summary, A::Error> {
+        let item = self.inside()?;
+        let mut n = 0;
+        while seq.next_element_seed(item)?.is_some() {
+            n += 1;
+        }
+        Ok(Summary::Array(n))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Summary, A::Error> {
+        let item = self.inside()?;
+        while map.next_key_seed(KeySeed { max: self.max })?.is_some() {
+            map.next_value_seed(item)?;
+        }
+        Ok(Summary::Object)
+    }
+}
+
+/// A key: checked against `max`, and which of [`TOP_KEYS`] it is.
+#[derive(Clone, Copy)]
+struct KeySeed {
+    max: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Option<usize>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Option<usize>, E> {
+        if s.len() > self.max {
+            return Err(stop());
+        }
+        Ok(TOP_KEYS.iter().position(|k| *k == s))
+    }
+}
+
+/// The body: an object whose top-level fields are summarised.
+struct TopSeed {
+    max: usize,
+    max_depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed {
+    type Value = Top;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Top, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed {
+    type Value = Top;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
+        if self.max_depth == 0 {
+            return Err(stop());
+        }
+        let mut top = Top::default();
+        while let Some(key) = map.next_key_seed(KeySeed { max: self.max })? {
+            let walk = Walk {
+                max: self.max,
+                max_depth: self.max_depth,
+                depth: 1,
+                model: key == Some(0),
+            };
+            let value = map.next_value_seed(walk)?;
+            if let Some(i) = key {
+                top.0[i] = Some(value);
+            }
+        }
+        Ok(top)
+    }
 }
 
 /// The list field (`messages`, `prompt` or `input`): present when required, the right type,
@@ -413,6 +798,93 @@ mod tests {
                 Endpoint::Embeddings
             ),
             "stream"
+        );
+    }
+
+    /// The typed scan accepts exactly what the `Value` path accepts, with the same results,
+    /// and leaves every refusal to it.
+    #[test]
+    fn the_scan_agrees_with_the_value_path() {
+        let long = "x".repeat(65);
+        let bodies = [
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":16,"temperature":0}"#.to_owned(),
+            r#"{"model":"m","stream":true,"max_tokens":5,"max_completion_tokens":9,"messages":[{}]}"#.to_owned(),
+            r#"{"model":"m","stream":null,"n":null,"max_tokens":null,"messages":[{}]}"#.to_owned(),
+            r#"{"model":"a","model":"b","messages":[{}],"messages":[{},{}]}"#.to_owned(),
+            r#"{"model":"m\u0041\n","messages":[{"content":"\"[{"}]}"#.to_owned(),
+            r#"{"model":"m","messages":[{}],"max_tokens":-0}"#.to_owned(),
+            r#"{"model":"m","messages":[{}],"max_tokens":16.0}"#.to_owned(),
+            r#"{"model":"m","messages":[{}],"max_tokens":0}"#.to_owned(),
+            r#"{"model":"m","messages":[{}],"n":2}"#.to_owned(),
+            r#"{"model":"m","messages":[{}],"n":-1}"#.to_owned(),
+            r#"{"model":"","messages":[{}]}"#.to_owned(),
+            r#"{"model":1,"messages":[{}]}"#.to_owned(),
+            format!(r#"{{"model":"{}","messages":[{{}}]}}"#, "m".repeat(257)),
+            format!(r#"{{"model":"m","messages":[{{"content":"{long}"}}]}}"#),
+            format!(r#"{{"model":"m","messages":[{{"{long}":1}}]}}"#),
+            format!(r#"{{"model":"m","messages":[{{}}],"x":"{long}","x":1}}"#),
+            r#"{"model":"m","messages":null}"#.to_owned(),
+            r#"{"model":"m","prompt":"p","input":"i","max_output_tokens":7}"#.to_owned(),
+            r#"{"model":"m","prompt":["a","b"],"input":[],"stream":false}"#.to_owned(),
+            r#"{"model":"m","input":null,"stream":true}"#.to_owned(),
+            r#"{"model":"m","input":{},"max_tokens":3}"#.to_owned(),
+            r#"{"model":"m","messages":[{}]} x"#.to_owned(),
+            r#"{"model":"m","messages":[{}],}"#.to_owned(),
+            r#"{"model":"m","messages":[1e999]}"#.to_owned(),
+            r#"{"model":"m","messages":[[[[[[[{}]]]]]]]}"#.to_owned(),
+            r#"{"model":"m","messages":[[[[[[[[]]]]]]]]}"#.to_owned(),
+            r#"{"model":"m","messages":[{"a":{"b":[[[{}]]]}}]}"#.to_owned(),
+            r#"{"model":"m","messages":[{"a":{"b":[[[[{}]]]]}}]}"#.to_owned(),
+            r#""m""#.to_owned(),
+            "null".to_owned(),
+        ];
+        let endpoints = [
+            Endpoint::ChatCompletions,
+            Endpoint::Completions,
+            Endpoint::Embeddings,
+            Endpoint::Responses,
+            Endpoint::Messages,
+        ];
+        let summary = |r: Result<Parsed, GatewayError>| match r {
+            Ok(p) => Ok((p.model, p.stream, p.tokens, (*p.json).clone())),
+            Err(e) => Err(format!("{e:?}")),
+        };
+        let mut fast = 0;
+        for body in &bodies {
+            for endpoint in endpoints {
+                let raw = Bytes::from(body.clone());
+                let accepted = scan(&raw, &limits())
+                    .and_then(|mut t| t.accept(endpoint, &limits()))
+                    .is_some();
+                fast += usize::from(accepted);
+                let slow = summary(parse_value(endpoint, raw.clone(), &limits()));
+                if accepted {
+                    assert!(slow.is_ok(), "{endpoint:?} {body}: {slow:?}");
+                }
+                assert_eq!(
+                    summary(parse(endpoint, raw, &limits())),
+                    slow,
+                    "{endpoint:?} {body}"
+                );
+            }
+        }
+        assert!(fast >= 15, "the scan accepted only {fast} cases");
+    }
+
+    #[test]
+    fn the_lazy_body_can_be_changed() {
+        let mut p = parse(
+            Endpoint::ChatCompletions,
+            Bytes::from_static(br#"{"model":"m","messages":[{"content":"hi"}]}"#),
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(p.json["messages"][0]["content"], "hi");
+        p.json["model"] = Value::from("n");
+        assert_eq!(p.json["model"], "n");
+        assert_eq!(
+            serde_json::to_string(&p.json).unwrap(),
+            r#"{"model":"n","messages":[{"content":"hi"}]}"#
         );
     }
 

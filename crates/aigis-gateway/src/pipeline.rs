@@ -26,7 +26,7 @@ use crate::error::{Family, GatewayError};
 use crate::forward::{self, Outbound};
 use crate::identify::{FailureKind, Principal};
 use crate::inspect;
-use crate::metrics::{EndpointLabels, GaugeGuard, RequestLabels};
+use crate::metrics::GaugeGuard;
 use crate::parse::{self, Endpoint};
 use crate::resolve::resolve;
 use crate::server::{Runtime, Shared};
@@ -637,8 +637,9 @@ fn request_id<B>(req: &Request<B>) -> HeaderValue {
         })
         .cloned()
         .unwrap_or_else(|| {
-            HeaderValue::from_str(&uuid::Uuid::now_v7().simple().to_string())
-                .unwrap_or(HeaderValue::from_static("unknown"))
+            let mut buf = uuid::Uuid::encode_buffer();
+            let id = uuid::Uuid::now_v7().simple().encode_lower(&mut buf);
+            HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("unknown"))
         })
 }
 
@@ -654,18 +655,10 @@ fn record(
 ) {
     let elapsed = started.elapsed();
     let endpoint = served.endpoint.map_or("other", Endpoint::as_str);
-    let route = served.route.clone().unwrap_or_else(|| "-".into());
-    let m = &shared.metrics;
-    m.requests
-        .get_or_create(&RequestLabels {
-            endpoint,
-            route,
-            status,
-        })
-        .inc();
-    m.duration
-        .get_or_create(&EndpointLabels { endpoint })
-        .observe(elapsed.as_secs_f64());
+    let route = served.route.as_deref().unwrap_or("-");
+    shared
+        .metrics
+        .request(endpoint, route, status, elapsed.as_secs_f64());
     access_log::write(&access_log::Entry {
         request_id: request_id.to_str().unwrap_or_default(),
         method: method.as_str(),

@@ -51,16 +51,25 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 
 /// Matches a model name against an exact name or a glob with `*` (any run) and `?` (one char).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
+    if pattern.is_ascii() && name.is_ascii() {
+        // One byte is one char: no allocation (this runs on every request).
+        return glob(pattern.as_bytes(), name.as_bytes(), b'*', b'?');
+    }
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    glob(&p, &n, '*', '?')
+}
+
+/// [`glob_match`] over chars (or bytes of ASCII text).
+fn glob<T: Copy + PartialEq>(p: &[T], n: &[T], star: T, one: T) -> bool {
     let (mut pi, mut ni) = (0, 0);
     let mut backtrack: Option<(usize, usize)> = None;
     while ni < n.len() {
         match p.get(pi) {
-            Some('*') => {
+            Some(&c) if c == star => {
                 backtrack = Some((pi, ni));
                 pi += 1;
             }
-            Some(&c) if c == '?' || c == n[ni] => {
+            Some(&c) if c == one || c == n[ni] => {
                 pi += 1;
                 ni += 1;
             }
@@ -74,7 +83,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
             },
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == star)
 }
 
 #[cfg(test)]

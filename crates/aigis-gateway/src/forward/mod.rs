@@ -20,7 +20,7 @@ use crate::body::{self, Body, Keepalive, Relay};
 use crate::config::{Upstream, UpstreamKind};
 use crate::error::GatewayError;
 use crate::metrics::{GaugeGuard, Metrics};
-use crate::parse::Parsed;
+use crate::parse::{Endpoint, Parsed};
 
 pub use breaker::Breaker;
 
@@ -31,6 +31,9 @@ pub struct UpstreamState {
     client: Option<client::UpstreamClient>,
     breaker: Breaker,
     permits: Arc<Semaphore>,
+    /// The upstream URI of each endpoint (in [`Endpoint::ALL`] order), parsed once; `None`
+    /// where it does not parse (the request then fails as it is built).
+    uris: Vec<Option<http::Uri>>,
 }
 
 impl UpstreamState {
@@ -43,11 +46,16 @@ impl UpstreamState {
                 config.ca.as_deref(),
             )?),
         };
+        let uris = Endpoint::ALL
+            .iter()
+            .map(|e| upstream_uri(&config, *e).parse().ok())
+            .collect();
         Ok(Self {
             breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
             permits: Arc::new(Semaphore::new(config.max_concurrent)),
             client,
             config,
+            uris,
         })
     }
 
@@ -186,6 +194,16 @@ async fn attempt(
     Ok(response)
 }
 
+/// The URI of `endpoint` at the upstream.
+fn upstream_uri(cfg: &Upstream, endpoint: Endpoint) -> String {
+    let base = cfg
+        .base_url
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    format!("{}{}", base.trim_end_matches('/'), endpoint.upstream_path())
+}
+
 /// Sends the request and waits for the response head within the first-byte timeout.
 async fn send(
     up: &UpstreamState,
@@ -205,20 +223,15 @@ async fn send(
             "its api_key environment variable is not set".into(),
         ));
     }
-    let base = cfg
-        .base_url
-        .as_ref()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let uri = format!(
-        "{}{}",
-        base.trim_end_matches('/'),
-        out.parsed.endpoint.upstream_path()
-    );
     let headers =
         provider::request_headers(cfg.kind, out.headers, cfg.api_key.as_ref(), out.request_id)
             .map_err(upstream_err)?;
-    let mut req = Request::post(uri)
+    let endpoint = out.parsed.endpoint;
+    let builder = match up.uris.get(endpoint.index()) {
+        Some(Some(uri)) => Request::post(uri.clone()),
+        _ => Request::post(upstream_uri(cfg, endpoint)),
+    };
+    let mut req = builder
         .body(Full::new(out.parsed.raw.clone()))
         .map_err(|e| upstream_err(e.to_string()))?;
     *req.headers_mut() = headers;

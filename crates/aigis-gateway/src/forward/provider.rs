@@ -9,12 +9,13 @@ use crate::config::{Secret, UpstreamKind};
 /// Request headers a client may pass to an upstream. Everything else, including every
 /// client credential (`Authorization`, `x-api-key`, `api-key`, `Cookie`,
 /// `Proxy-Authorization`) and `Accept-Encoding`, is dropped.
-const PASSED_REQUEST_HEADERS: &[&str] = &[
-    "accept",
-    "user-agent",
-    "anthropic-version",
-    "anthropic-beta",
-    "openai-beta",
+/// Names made once, so a request does not parse them again.
+static PASSED_REQUEST_HEADERS: [HeaderName; 5] = [
+    http::header::ACCEPT,
+    http::header::USER_AGENT,
+    HeaderName::from_static("anthropic-version"),
+    HeaderName::from_static("anthropic-beta"),
+    HeaderName::from_static("openai-beta"),
 ];
 
 /// Builds the upstream request headers: the allowed client headers, the JSON content type,
@@ -26,9 +27,9 @@ pub fn request_headers(
     request_id: &HeaderValue,
 ) -> Result<HeaderMap, String> {
     let mut h = HeaderMap::with_capacity(8);
-    for name in PASSED_REQUEST_HEADERS {
-        if let Some(v) = client.get(*name) {
-            h.insert(HeaderName::from_static(name), v.clone());
+    for name in &PASSED_REQUEST_HEADERS {
+        if let Some(v) = client.get(name) {
+            h.insert(name.clone(), v.clone());
         }
     }
     h.insert(

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Instructions per passthrough request (issue 2), measured with callgrind (deterministic, unlike
+# wall-clock figures on a shared machine). The gateway (`passthrough_config`: one route to the
+# mock upstream, guard off, JSON access log on) runs under valgrind pinned to one core; a Python
+# keep-alive client sends N sequential chat-completion requests, once with N=LOW and once with
+# N=HIGH; (Ir(HIGH) - Ir(LOW)) / (HIGH - LOW) is the steady-state cost of one request (start-up
+# and shutdown cancel out). Same method as bench/ledger_callgrind.sh's `off` mode.
+#   bench/gateway_callgrind.sh            # needs valgrind, python3
+#   BENCH_NO_BUILD=1 LOW=200 HIGH=1200 bench/gateway_callgrind.sh
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+LOW=${LOW:-200}
+HIGH=${HIGH:-1200}
+aigis=$TARGET/release/aigis mock=$TARGET/release/aigis-mock-upstream
+if [[ -z ${BENCH_NO_BUILD:-} ]]; then
+  (cd "$ROOT" && cargo build --release --locked -p aigis-cli -p aigis-mock-upstream >&2)
+fi
+work=$(mktemp -d)
+"$mock" --listen 127.0.0.1:18301 >"$work/mock.out" 2>&1 &
+mock_pid=$!
+trap 'kill $mock_pid 2>/dev/null || true' EXIT
+passthrough_config 18310 18311 18301 >"$work/off.toml"
+
+client() { # N: sequential keep-alive requests, then exit
+  python3 - "$1" <<'PY'
+import http.client, sys, time
+n = int(sys.argv[1])
+for _ in range(600):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", 18311, timeout=5); c.request("GET", "/healthz")
+        if c.getresponse().status == 200: break
+    except OSError: pass
+    time.sleep(0.1)
+body = b'{"model":"mock-1","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16,"temperature":0}'
+c = http.client.HTTPConnection("127.0.0.1", 18310, timeout=30)
+for _ in range(n):
+    c.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    r = c.getresponse(); r.read()
+    assert r.status == 200, r.status
+PY
+}
+
+declare -A ir=()
+for n in $LOW $HIGH; do
+  taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$work/cg.$n" --trace-children=no \
+    "$aigis" gateway --config "$work/off.toml" >/dev/null 2>"$work/gw.$n.log" &
+  pid=$!
+  client "$n"
+  sleep 0.5
+  kill -INT "$(pgrep -P $pid || echo $pid)" 2>/dev/null || kill -INT $pid
+  wait $pid || true
+  ir[$n]=$(grep -m1 '^totals:\|^summary:' "$work/cg.$n" | awk '{print $2}')
+done
+echo "passthrough: Ir($LOW)=${ir[$LOW]} Ir($HIGH)=${ir[$HIGH]} per request=$(( (ir[$HIGH] - ir[$LOW]) / (HIGH - LOW) ))"
+echo "callgrind files in $work (callgrind_annotate --inclusive=yes $work/cg.$HIGH)"
