@@ -214,6 +214,7 @@ impl Usage {
 
 /// The counts of a usage object, under either naming.
 #[derive(serde::Deserialize)]
+#[expect(clippy::struct_field_names, reason = "the providers' member names")]
 struct Counts {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
