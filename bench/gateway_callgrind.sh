@@ -24,31 +24,12 @@ mock_pid=$!
 trap 'kill $mock_pid 2>/dev/null || true' EXIT
 passthrough_config 18310 18311 18301 >"$work/off.toml"
 
-client() { # N: sequential keep-alive requests, then exit
-  python3 - "$1" <<'PY'
-import http.client, sys, time
-n = int(sys.argv[1])
-for _ in range(600):
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", 18311, timeout=5); c.request("GET", "/healthz")
-        if c.getresponse().status == 200: break
-    except OSError: pass
-    time.sleep(0.1)
-body = b'{"model":"mock-1","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16,"temperature":0}'
-c = http.client.HTTPConnection("127.0.0.1", 18310, timeout=30)
-for _ in range(n):
-    c.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
-    r = c.getresponse(); r.read()
-    assert r.status == 200, r.status
-PY
-}
-
 declare -A ir=()
 for n in $LOW $HIGH; do
   taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$work/cg.$n" --trace-children=no \
     "$aigis" gateway --config "$work/off.toml" >/dev/null 2>"$work/gw.$n.log" &
   pid=$!
-  client "$n"
+  sequential_requests 18311 18310 "$n"
   sleep 0.5
   kill -INT "$(pgrep -P $pid || echo $pid)" 2>/dev/null || kill -INT $pid
   wait $pid || true

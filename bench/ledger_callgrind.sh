@@ -32,31 +32,12 @@ cp "$work/file.toml" "$work/file-nocp.toml"
 printf 'checkpoint_every = "1h"\n' >>"$work/file-nocp.toml"
 "$aigis" audit init --key "$work/ledger.key" --origin bench.aigis/ledger >/dev/null
 
-client() { # N: sequential keep-alive requests, then exit
-  python3 - "$1" <<'PY'
-import http.client, sys, time
-n = int(sys.argv[1])
-for _ in range(600):
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", 18211, timeout=5); c.request("GET", "/healthz")
-        if c.getresponse().status == 200: break
-    except OSError: pass
-    time.sleep(0.1)
-body = b'{"model":"mock-1","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16,"temperature":0}'
-c = http.client.HTTPConnection("127.0.0.1", 18210, timeout=30)
-for _ in range(n):
-    c.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
-    r = c.getresponse(); r.read()
-    assert r.status == 200, r.status
-PY
-}
-
 run() { # MODE N TOOL...: the gateway under TOOL, N requests, then SIGINT
   local mode=$1 n=$2; shift 2
   rm -rf "$work/ledger"
   taskset -c 1 "$@" "$aigis" gateway --config "$work/$mode.toml" >/dev/null 2>"$work/$mode.$n.log" &
   local pid=$!
-  client "$n"
+  sequential_requests 18211 18210 "$n"
   sleep 0.5
   kill -INT "$(pgrep -P $pid || echo $pid)" 2>/dev/null || kill -INT $pid
   wait $pid || true

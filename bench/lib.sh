@@ -23,3 +23,24 @@ upstream = "mock"
 profile = "off"
 EOF2
 }
+
+# sequential_requests ADMIN_PORT PORT N: waits for the gateway's /healthz on ADMIN_PORT, then
+# sends N sequential keep-alive chat completions to PORT (the callgrind scripts' client).
+sequential_requests() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import http.client, sys, time
+admin, port, n = map(int, sys.argv[1:4])
+for _ in range(600):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", admin, timeout=5); c.request("GET", "/healthz")
+        if c.getresponse().status == 200: break
+    except OSError: pass
+    time.sleep(0.1)
+body = b'{"model":"mock-1","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16,"temperature":0}'
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+for _ in range(n):
+    c.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    r = c.getresponse(); r.read()
+    assert r.status == 200, r.status
+PY
+}
