@@ -427,12 +427,11 @@ impl Digester {
 
     /// The digest, lowercase hex.
     pub fn finish(self) -> String {
-        // Into a buffer of the tag's exact size (`hex::encode` pushes char by char).
+        // Into a buffer of exactly twice the tag's size, so encoding cannot fail
+        // (`hex::encode` pushes char by char).
         let tag = self.0.sign();
-        let mut digits = [0u8; 64];
-        match hex::encode_to_slice(tag.as_ref(), &mut digits) {
-            Ok(()) => String::from_utf8(digits.to_vec()).unwrap_or_default(),
-            Err(_) => hex::encode(tag.as_ref()),
-        }
+        let mut digits = vec![0u8; tag.as_ref().len() * 2];
+        let _ = hex::encode_to_slice(tag.as_ref(), &mut digits);
+        String::from_utf8(digits).unwrap_or_default()
     }
 }
