@@ -23,6 +23,13 @@ mod verify_cmd;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's allocator: the gateway allocates and frees on every request
+/// (hyper's buffers and headers, parsed bodies, audit events), and under load glibc spent
+/// ~8% of the gateway's CPU in `malloc`/`free` and their bin consolidation (perf, session 9;
+/// docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// The security layer for AI infrastructure: one binary that puts zero trust in front of every

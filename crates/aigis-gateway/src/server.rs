@@ -373,8 +373,15 @@ fn local(l: &TcpListener, fallback: SocketAddr) -> SocketAddr {
 
 async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
+    // A timer that is always pending. hyper arms a header-read timeout for every request and
+    // drops it once the head is parsed; when no other timer is in tokio's wheel, each of those
+    // registrations lies before the driver's next wake-up and makes the driver unpark itself
+    // (an eventfd write and an extra epoll round per request). With this tick pending, the
+    // next wake-up is at most a second away and the later header deadlines register quietly.
+    let mut anchor = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
+            _ = anchor.tick() => {}
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
