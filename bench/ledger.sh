@@ -10,7 +10,9 @@
 #                                   # sqlite: (needs wrk and release aigis + aigis-mock-upstream;
 #                                   # BENCH_NO_BUILD=1 skips the build; ROUNDS=N rounds, 5 by
 #                                   # default; reports the median of the paired round ratios
-#                                   # and the gateway's CPU-µs per request)
+#                                   # and the gateway's CPU-µs per request;
+#                                   # COMMIT_INTERVAL=10ms sets [ledger] commit_interval,
+#                                   # MODES="off file" leaves SQLite out)
 #
 # Both embedded stores acknowledge an append only once its batch is on disk: the file set
 # (file:DIR) after one write + fdatasync per batch, SQLite (WAL, synchronous=FULL) after the
@@ -66,11 +68,14 @@ gateway_compare() {
   cp "$work/off.toml" "$work/sqlite.toml"
   printf '\n[ledger]\nstore = "file:ledger"\nsigning_key = "file:ledger.key"\n' >>"$work/file.toml"
   printf '\n[ledger]\nstore = "sqlite:ledger.db"\nsigning_key = "file:ledger.key"\n' >>"$work/sqlite.toml"
+  if [[ -n ${COMMIT_INTERVAL:-} ]]; then # e.g. COMMIT_INTERVAL=10ms: the gateway's default otherwise
+    printf 'commit_interval = "%s"\n' "$COMMIT_INTERVAL" | tee -a "$work/file.toml" >>"$work/sqlite.toml"
+  fi
   "$aigis" audit init --key "$work/ledger.key" --origin bench.aigis/ledger >/dev/null
   # CPU time (user + system, clock ticks) of a process and all its threads.
   ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
   for r in $(seq 1 "$rounds"); do
-    for mode in off file sqlite; do
+    for mode in ${MODES:-off file sqlite}; do
       rm -rf "$work/ledger" "$work/ledger.db"*
       taskset -c 1 "$aigis" gateway --config "$work/$mode.toml" --log-format json >/dev/null 2>"$work/$mode.log" &
       local gw=$!
@@ -98,6 +103,8 @@ for line in open(sys.argv[1]):
 off = statistics.median(v[0] for v in rows["off"].values())
 cpu_off = statistics.median(v[1] for v in rows["off"].values())
 for store in ("file", "sqlite"):
+    if not rows[store]:
+        continue
     paired = [rows[store][r][0] / rows["off"][r][0] for r in rows[store] if r in rows["off"]]
     on = statistics.median(v[0] for v in rows[store].values())
     cpu = statistics.median(v[1] for v in rows[store].values())
