@@ -8,7 +8,9 @@
 //!    `phonenumber` crate for phone numbers, structural rules for the rest.
 //! 3. When a candidate's score depends on context, one Aho-Corasick pass finds every context
 //!    word (case-insensitive, whole words) and a candidate looks within
-//!    48 bytes either side of its span.
+//!    48 bytes either side of its span. The pass only runs near the candidates (restarting
+//!    after a byte no context word holds), which finds the same words there as a pass over
+//!    the whole text.
 //! 4. Overlaps are resolved: validated beats unvalidated, then higher score, then the longer
 //!    span; every span is reported once.
 //!
@@ -146,7 +148,7 @@ impl Pii {
         if candidates.is_empty() {
             return;
         }
-        let hits = self.context.find(text);
+        let hits = self.context.find(text, candidates.iter().map(|c| c.span.clone()));
         let mut scored: Vec<(Candidate, f32)> = candidates
             .into_iter()
             .filter_map(|c| score(text, &hits, c))
