@@ -677,6 +677,7 @@ const HEX_BYTE: u8 = 2;
 const MIN_PAYLOAD: usize = 16;
 
 /// Per byte: which payload patterns ([`BASE64_BYTE`], [`HEX_BYTE`]) can match it.
+#[allow(clippy::cast_possible_truncation)] // `b` stays under 256
 static PAYLOAD_BYTES: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut b = 0;
@@ -718,11 +719,34 @@ fn find_in_runs(re: &Regex, text: &str, class: u8) -> Vec<Range<usize>> {
             .unwrap_or(bytes.len());
         // Class bytes are ASCII, so both ends are character boundaries.
         if let Some(run) = text.get(start..end) {
-            found.extend(re.find_iter(run).map(|m| start + m.start()..start + m.end()));
+            found.extend(
+                re.find_iter(run)
+                    .map(|m| start + m.start()..start + m.end()),
+            );
         }
         start = end + 1;
     }
     found
+}
+
+/// The number of `%XX` escapes (`X` a hex digit) in `text`, counting up to 3.
+fn percent_escapes(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut count = 0;
+    let mut from = 0;
+    while let Some(i) = text[from..].find('%') {
+        let at = from + i;
+        if bytes.get(at + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(at + 2).is_some_and(u8::is_ascii_hexdigit)
+        {
+            count += 1;
+            if count == 3 {
+                break;
+            }
+        }
+        from = at + 1;
+    }
+    count
 }
 
 fn compile(pattern: &str) -> Regex {
@@ -817,8 +841,8 @@ fn decode_once(text: &str) -> Vec<(Encoding, Range<usize>, String)> {
             found.push((Encoding::Base64, range, decoded));
         }
     }
-    // Every URL-encoded payload has a `%`.
-    if text.contains('%') {
+    // Every URL-encoded payload has three `%XX` escapes.
+    if percent_escapes(text) >= 3 {
         for m in URL.find_iter(text) {
             if let Some(decoded) = percent_decode(m.as_str()).and_then(printable) {
                 found.push((Encoding::Url, m.range(), decoded));

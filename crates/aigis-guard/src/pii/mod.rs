@@ -162,7 +162,9 @@ impl Pii {
         if candidates.is_empty() {
             return;
         }
-        let hits = self.context.find(text, candidates.iter().map(|c| c.span.clone()));
+        let hits = self
+            .context
+            .find(text, candidates.iter().map(|c| c.span.clone()));
         let mut scored: Vec<(Candidate, f32)> = candidates
             .into_iter()
             .filter_map(|c| score(text, &hits, c))

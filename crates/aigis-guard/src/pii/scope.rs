@@ -13,8 +13,8 @@
 
 use std::ops::Range;
 
-use regex_automata::{Anchored, Input};
 use regex_automata::meta::Regex;
+use regex_automata::{Anchored, Input};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// Where one pattern is searched.
@@ -23,9 +23,15 @@ pub enum Scope {
     /// The whole text.
     Whole,
     /// Runs of bytes of the pattern's alphabet at least `min` bytes long.
-    Runs { alphabet: Box<[bool; 256]>, min: usize },
+    Runs {
+        alphabet: Box<[bool; 256]>,
+        min: usize,
+    },
     /// The runs of bytes of the pattern's alphabet that hold `needle` (every match holds it).
-    Around { alphabet: Box<[bool; 256]>, needle: u8 },
+    Around {
+        alphabet: Box<[bool; 256]>,
+        needle: u8,
+    },
     /// Within `reach` bytes of an ASCII digit (every match holds a digit and is at most `reach`
     /// bytes long).
     NearDigits { reach: usize },
@@ -60,7 +66,6 @@ impl Scope {
         let props = hir.properties();
         let min = props.minimum_len().unwrap_or(0);
         match want {
-            Want::Whole => Self::Whole,
             Want::Runs if min > 0 => Self::Runs {
                 alphabet: alphabet(&hir),
                 min,
@@ -73,7 +78,7 @@ impl Scope {
                 .maximum_len()
                 .map_or(Self::Whole, |reach| Self::NearDigits { reach }),
             Want::BeforeDigits(offsets) if min > 0 => Self::BeforeDigits { offsets },
-            Want::Runs | Want::BeforeDigits(_) => Self::Whole,
+            Want::Whole | Want::Runs | Want::BeforeDigits(_) => Self::Whole,
         }
     }
 
@@ -114,8 +119,8 @@ impl Scope {
             Self::NearDigits { reach } => {
                 let mut region: Option<Range<usize>> = None;
                 for digits in text.digit_runs() {
-                    let near = digits.start.saturating_sub(*reach)
-                        ..(digits.end + reach).min(bytes.len());
+                    let near =
+                        digits.start.saturating_sub(*reach)..(digits.end + reach).min(bytes.len());
                     match &mut region {
                         Some(r) if near.start <= r.end => r.end = near.end,
                         _ => {
@@ -255,7 +260,7 @@ fn alphabet(hir: &Hir) -> Box<[bool; 256]> {
         match hir.kind() {
             HirKind::Empty | HirKind::Look(_) => {}
             HirKind::Literal(lit) => {
-                for &b in lit.0.iter() {
+                for &b in &lit.0 {
                     set[usize::from(b)] = true;
                 }
             }
@@ -300,13 +305,56 @@ mod tests {
 
     /// Pieces that make the patterns match, almost match, and meet at odd places.
     const PIECES: &[&str] = &[
-        " ", "  ", "\t", "\n", ".", "-", ":", "::", "+", "(", ")", "/", ",", "a", "Ab", "IBAN",
-        "x", "é", "1", "12", "123", "2024", "555", "0134", "+1 ", "(415) ", "415-555-0134",
-        "192.168.0.1", "fe80::1", "2001:db8::8a2e:370:7334", "00:1a:2B:3c:4d:5e", "0a1b.2c3d.4e5f",
-        "123e4567-e89b-12d3-a456-426614174000", "DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432",
-        "X1234567", "AB123456C", "ABCDE1234F", "12/31/1999", "1999-12-31", "March 3rd, 2001",
-        "3 of march 2001", "Mr Smith", "my name is Ana", "12 Main Street", "bob@example.com",
-        "https://e.example/a", "4111 1111 1111 1111", "078-05-1120", "07805 1120",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        ".",
+        "-",
+        ":",
+        "::",
+        "+",
+        "(",
+        ")",
+        "/",
+        ",",
+        "a",
+        "Ab",
+        "IBAN",
+        "x",
+        "é",
+        "1",
+        "12",
+        "123",
+        "2024",
+        "555",
+        "0134",
+        "+1 ",
+        "(415) ",
+        "415-555-0134",
+        "192.168.0.1",
+        "fe80::1",
+        "2001:db8::8a2e:370:7334",
+        "00:1a:2B:3c:4d:5e",
+        "0a1b.2c3d.4e5f",
+        "123e4567-e89b-12d3-a456-426614174000",
+        "DE89 3704 0044 0532 0130 00",
+        "GB82WEST12345698765432",
+        "X1234567",
+        "AB123456C",
+        "ABCDE1234F",
+        "12/31/1999",
+        "1999-12-31",
+        "March 3rd, 2001",
+        "3 of march 2001",
+        "Mr Smith",
+        "my name is Ana",
+        "12 Main Street",
+        "bob@example.com",
+        "https://e.example/a",
+        "4111 1111 1111 1111",
+        "078-05-1120",
+        "07805 1120",
     ];
 
     fn check(text: &str) -> Result<(), TestCaseError> {
