@@ -15,7 +15,7 @@
 
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use crate::keywords::Keywords;
 use regex_automata::meta::{self, Regex};
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input};
@@ -338,7 +338,7 @@ pub struct Signal {
 pub struct Signatures {
     regexes: Vec<Regex>,
     /// Prefix literals and gate words of every signature.
-    literals: Option<AhoCorasick>,
+    literals: Option<Keywords>,
     /// For each of `literals`: the index of its signature, and its gate when it is a gate word
     /// rather than a prefix literal (a place to try the signature at).
     owners: Vec<(usize, Option<&'static Gate>)>,
@@ -479,11 +479,10 @@ impl Signatures {
                 }
             }
         }
-        let literals = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&literals)
-            .ok();
+        let literals = Keywords::new(
+            &literals.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+            false,
+        );
         if literals.is_none() {
             (whole_text, always) = (u64::MAX, u64::MAX);
         }
@@ -506,17 +505,15 @@ impl Signatures {
         // Where a prefix literal occurs (or a gated match may start), by signature and then
         // position.
         let mut starts = Vec::new();
-        for m in self
-            .literals
-            .iter()
-            .flat_map(|a| a.find_overlapping_iter(bytes))
-        {
-            let (i, gate) = self.owners[m.pattern().as_usize()];
-            possible |= 1u64 << i;
-            match gate {
-                None => starts.push((i, m.start())),
-                Some(gate) => gate_starts(bytes, m.start(), gate, |at| starts.push((i, at))),
-            }
+        if let Some(literals) = &self.literals {
+            literals.overlapping(bytes, |literal, range| {
+                let (i, gate) = self.owners[literal];
+                possible |= 1u64 << i;
+                match gate {
+                    None => starts.push((i, range.start)),
+                    Some(gate) => gate_starts(bytes, range.start, gate, |at| starts.push((i, at))),
+                }
+            });
         }
         starts.sort_unstable();
         starts.dedup();
