@@ -77,7 +77,8 @@ impl ContextWords {
     /// The automaton only runs near the spans, yet finds exactly the hits of a pass over the
     /// whole text there: a search (re)starts only after a byte that no word holds, where no match
     /// of the whole-text pass can straddle, so the leftmost-longest matches from there on are the
-    /// same; or it resumes where the previous match ended.
+    /// same; or where the previous match ended, or at the start of the next match (which a
+    /// search from there finds again). Each byte is scanned at most twice.
     pub fn find(&self, text: &str, spans: impl Iterator<Item = Range<usize>>) -> Hits {
         let mut hits = Vec::new();
         let Some(ac) = &self.automaton else {
@@ -100,13 +101,20 @@ impl ContextWords {
                 to = to.max(near[i].1);
                 i += 1;
             }
-            let restart = bytes[..from.min(bytes.len())]
+            // Scanning back no further than `resume` keeps the whole walk linear.
+            let from = from.clamp(resume, bytes.len());
+            let restart = bytes[resume..from]
                 .iter()
                 .rposition(|&b| !self.alphabet[usize::from(b)])
-                .map_or(0, |at| at + 1);
-            let input = Input::new(bytes).span(restart.max(resume)..bytes.len());
+                .map_or(resume, |at| resume + at + 1);
+            let input = Input::new(bytes).span(restart..bytes.len());
+            let mut exhausted = true;
             for m in ac.find_iter(input) {
                 if m.start() > to {
+                    // The next match of the whole-text pass: a search from its start finds it
+                    // again.
+                    resume = m.start();
+                    exhausted = false;
                     break;
                 }
                 resume = m.end();
@@ -117,6 +125,9 @@ impl ContextWords {
                     let mask = self.masks.get(m.pattern().as_usize()).copied().unwrap_or(0);
                     hits.push((m.start(), m.end(), mask));
                 }
+            }
+            if exhausted {
+                break;
             }
         }
         Hits(hits)

@@ -63,7 +63,9 @@
 //!   Australian TFNs without context words (their formats match too much else).
 //!
 //! # Bounds
-//! The regex engine is linear-time; validators look at bounded slices (`compact` caps lengths,
+//! The regex engine is linear-time; the scopes visit each byte a bounded number of times
+//! (regions are disjoint, anchored tries end within the pattern's maximum length); validators
+//! look at bounded slices (`compact` caps lengths,
 //! base58 at 64 characters); at most [`MAX_PHONE_PARSES`] phone candidates per scan go to the
 //! `phonenumber` parser; context lookups are binary searches over the sorted word hits.
 
