@@ -21,6 +21,7 @@
 mod engine;
 pub mod eval;
 pub mod injection;
+mod keywords;
 pub mod normalize;
 pub mod output;
 pub mod pii;

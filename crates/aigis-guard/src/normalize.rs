@@ -669,6 +669,86 @@ static BACKSLASHES: LazyLock<Regex> = LazyLock::new(|| compile(r"(?:\\[^\\\n]){8
 /// Eight or more Morse letters separated by spaces, `/` between words.
 static MORSE: LazyLock<Regex> = LazyLock::new(|| compile(r"[.-]{1,6}(?:(?: | ?/ ?)[.-]{1,6}){7,}"));
 
+/// Bit of [`PAYLOAD_BYTES`]: a byte a [`BASE64`] match can hold.
+const BASE64_BYTE: u8 = 1;
+/// Bit of [`PAYLOAD_BYTES`]: a byte a [`HEX`] match can hold.
+const HEX_BYTE: u8 = 2;
+/// Shortest [`BASE64`] or [`HEX`] match (16 characters or hex digits).
+const MIN_PAYLOAD: usize = 16;
+
+/// Per byte: which payload patterns ([`BASE64_BYTE`], [`HEX_BYTE`]) can match it.
+#[allow(clippy::cast_possible_truncation)] // `b` stays under 256
+static PAYLOAD_BYTES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let hex = c.is_ascii_hexdigit();
+        if c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'_' | b'-' | b'=') {
+            table[b] |= BASE64_BYTE;
+        }
+        if hex || matches!(c, b' ' | b':' | b'\\' | b'x') {
+            table[b] |= HEX_BYTE;
+        }
+        b += 1;
+    }
+    table
+};
+
+/// The matches of `re` in `text`, searched only in the runs of bytes of class `class` (a bit of
+/// [`PAYLOAD_BYTES`]) at least [`MIN_PAYLOAD`] long: the same matches as `re.find_iter(text)`
+/// when every match of `re` is at least that long, holds only bytes of the class, and `re` has
+/// no look-around. (A match lies inside one run, since the byte before and after a run cannot be
+/// part of any match; so the search of a run starts and ends where the whole-text search would
+/// be between matches.) Prose, whose words are short and separated by spaces, is mostly skipped
+/// a run at a time: a window of [`MIN_PAYLOAD`] bytes is tested from its end, and the first byte
+/// outside the class moves the window past it.
+fn find_in_runs(re: &Regex, text: &str, class: u8) -> Vec<Range<usize>> {
+    let bytes = text.as_bytes();
+    let in_class = |i: usize| PAYLOAD_BYTES[usize::from(bytes[i])] & class != 0;
+    let mut found = Vec::new();
+    // Invariant: `start` is 0 or follows a byte outside the class.
+    let mut start = 0;
+    while start + MIN_PAYLOAD <= bytes.len() {
+        if let Some(outside) = (start..start + MIN_PAYLOAD).rev().find(|&i| !in_class(i)) {
+            start = outside + 1;
+            continue;
+        }
+        let end = (start + MIN_PAYLOAD..bytes.len())
+            .find(|&i| !in_class(i))
+            .unwrap_or(bytes.len());
+        // Class bytes are ASCII, so both ends are character boundaries.
+        if let Some(run) = text.get(start..end) {
+            found.extend(
+                re.find_iter(run)
+                    .map(|m| start + m.start()..start + m.end()),
+            );
+        }
+        start = end + 1;
+    }
+    found
+}
+
+/// The number of `%XX` escapes (`X` a hex digit) in `text`, counting up to 3.
+fn percent_escapes(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut count = 0;
+    let mut from = 0;
+    while let Some(i) = text[from..].find('%') {
+        let at = from + i;
+        if bytes.get(at + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(at + 2).is_some_and(u8::is_ascii_hexdigit)
+        {
+            count += 1;
+            if count == 3 {
+                break;
+            }
+        }
+        from = at + 1;
+    }
+    count
+}
+
 fn compile(pattern: &str) -> Regex {
     // The patterns are constants covered by tests; a failure here is a build defect.
     #[allow(clippy::expect_used)]
@@ -725,8 +805,9 @@ fn decode_once(text: &str) -> Vec<(Encoding, Range<usize>, String)> {
             .map_or(text.len(), |i| i + 4);
         found.push((Encoding::UnicodeTags, start..end, tags));
     }
-    for m in HEX.find_iter(text) {
-        let digits = m.as_str().replace("\\x", "").replace("0x", "");
+    for range in find_in_runs(&HEX, text, HEX_BYTE) {
+        let m = &text[range.clone()];
+        let digits = m.replace("\\x", "").replace("0x", "");
         let digits: Vec<u8> = digits
             .bytes()
             .filter(|b| !matches!(b, b' ' | b':'))
@@ -739,11 +820,11 @@ fn decode_once(text: &str) -> Vec<(Encoding, Range<usize>, String)> {
             .map(|p| (hex_val(p[0]) << 4) | hex_val(p[1]))
             .collect();
         if let Some(s) = printable(bytes) {
-            found.push((Encoding::Hex, m.range(), s));
+            found.push((Encoding::Hex, range, s));
         }
     }
-    for m in BASE64.find_iter(text) {
-        let s = m.as_str();
+    for range in find_in_runs(&BASE64, text, BASE64_BYTE) {
+        let s = &text[range.clone()];
         // Pure hex and pure digits are handled elsewhere or are ids.
         if s.bytes().all(|b| b.is_ascii_hexdigit())
             || !s.bytes().any(|b| b.is_ascii_uppercase()) && !s.ends_with('=')
@@ -757,11 +838,11 @@ fn decode_once(text: &str) -> Vec<(Encoding, Range<usize>, String)> {
             &base64::engine::general_purpose::STANDARD_NO_PAD
         };
         if let Some(decoded) = engine.decode(trimmed).ok().and_then(printable) {
-            found.push((Encoding::Base64, m.range(), decoded));
+            found.push((Encoding::Base64, range, decoded));
         }
     }
-    // Every URL-encoded payload has a `%`.
-    if text.contains('%') {
+    // Every URL-encoded payload has three `%XX` escapes.
+    if percent_escapes(text) >= 3 {
         for m in URL.find_iter(text) {
             if let Some(decoded) = percent_decode(m.as_str()).and_then(printable) {
                 found.push((Encoding::Url, m.range(), decoded));

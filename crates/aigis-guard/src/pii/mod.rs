@@ -1,14 +1,19 @@
 //! PII recognisers: finds personal data in text and reports typed, scored [`Detection`]s.
 //!
 //! # How
-//! 1. One [`regex::RegexSet`] pass tells which candidate patterns occur at all; only those
-//!    patterns are then run with `find_iter` (so prose without digits, `@` or `:` costs one
-//!    lazy-DFA pass).
+//! 1. Each candidate pattern runs `find_iter` only where a match can lie (`scope.rs`): digit
+//!    runs, phone numbers, IPv4, IBANs and US document numbers anchored just before each run of
+//!    digits; dates near digits; MAC addresses, UUIDs and the alphanumeric ids in the runs of
+//!    the few bytes they match; IPv6 around each `:`; the patterns with a good literal
+//!    prefilter (e-mail, URL, names, streets, crypto addresses) in the whole text. It finds
+//!    what a whole-text search finds, skipping prose a run at a time.
 //! 2. Each match goes to a validator: checksums ([`checksum`]), `std` IP parsing, the
 //!    `phonenumber` crate for phone numbers, structural rules for the rest.
 //! 3. When a candidate's score depends on context, one Aho-Corasick pass finds every context
 //!    word (case-insensitive, whole words) and a candidate looks within
-//!    48 bytes either side of its span.
+//!    48 bytes either side of its span. The pass only runs near the candidates (restarting
+//!    after a byte no context word holds), which finds the same words there as a pass over
+//!    the whole text.
 //! 4. Overlaps are resolved: validated beats unvalidated, then higher score, then the longer
 //!    span; every span is reported once.
 //!
@@ -58,7 +63,9 @@
 //!   Australian TFNs without context words (their formats match too much else).
 //!
 //! # Bounds
-//! The regex engine is linear-time; validators look at bounded slices (`compact` caps lengths,
+//! The regex engine is linear-time; the scopes visit each byte a bounded number of times
+//! (regions are disjoint, anchored tries end within the pattern's maximum length); validators
+//! look at bounded slices (`compact` caps lengths,
 //! base58 at 64 characters); at most [`MAX_PHONE_PARSES`] phone candidates per scan go to the
 //! `phonenumber` parser; context lookups are binary searches over the sorted word hits.
 
@@ -67,18 +74,20 @@ pub(crate) mod context;
 mod entity;
 pub mod generate;
 mod recognise;
+mod scope;
 #[cfg(test)]
 mod tests;
 
 use std::borrow::Cow;
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 
 use crate::{Detection, Detector};
 use context::{ContextWords, Hits};
 pub use entity::EntityInfo;
 use entity::{ENTITIES, EntityKind, NEGATIVE_PENALTY};
 use recognise::{Candidate, PATTERNS, Shape};
+use scope::{Scope, Want};
 
 /// Most phone candidates handed to the `phonenumber` parser in one scan (the parser is the
 /// expensive step; adversarial input such as megabytes of "1 1 1 ..." would otherwise cost
@@ -87,8 +96,10 @@ pub const MAX_PHONE_PARSES: usize = 4096;
 
 /// The PII detector. Compile once with [`Pii::new`], share, and call [`Pii::scan`].
 pub struct Pii {
-    set: RegexSet,
+    /// Per pattern: its shape, and its regex for captures (names).
     patterns: Vec<(Shape, Regex)>,
+    /// Per pattern: the regex searched in its scope, and the scope.
+    searches: Vec<(regex_automata::meta::Regex, Scope)>,
     context: ContextWords,
     region: phonenumber::country::Id,
 }
@@ -112,7 +123,14 @@ impl Pii {
             clippy::expect_used,
             reason = "the patterns are constants covered by tests"
         )]
-        let set = RegexSet::new(&sources).expect("PII patterns compile");
+        let searches = PATTERNS
+            .iter()
+            .zip(&sources)
+            .map(|((shape, _), src)| {
+                let re = regex_automata::meta::Regex::new(src).expect("PII pattern compiles");
+                (re, Scope::new(src, want(*shape)))
+            })
+            .collect();
         #[expect(
             clippy::expect_used,
             reason = "the patterns are constants covered by tests"
@@ -124,8 +142,8 @@ impl Pii {
             .collect();
         warm_up_phonenumber(region);
         Self {
-            set,
             patterns,
+            searches,
             context: ContextWords::new(),
             region,
         }
@@ -146,7 +164,9 @@ impl Pii {
         if candidates.is_empty() {
             return;
         }
-        let hits = self.context.find(text);
+        let hits = self
+            .context
+            .find(text, candidates.iter().map(|c| c.span.clone()));
         let mut scored: Vec<(Candidate, f32)> = candidates
             .into_iter()
             .filter_map(|c| score(text, &hits, c))
@@ -163,10 +183,8 @@ impl Pii {
 
     fn candidates(&self, text: &str, out: &mut Vec<Candidate>) {
         let mut phones = Vec::new();
-        for idx in &self.set.matches(text) {
-            let Some((shape, re)) = self.patterns.get(idx) else {
-                continue;
-            };
+        let scanned = scope::Text::new(text);
+        for ((shape, re), (search, scope)) in self.patterns.iter().zip(&self.searches) {
             if let Shape::Person = shape {
                 for caps in re.captures_iter(text) {
                     if let Some(name) = caps.get(1) {
@@ -180,31 +198,28 @@ impl Pii {
                 }
                 continue;
             }
-            for m in re.find_iter(text) {
-                let span = m.range();
-                match shape {
-                    Shape::Digits => recognise::digits(text, span, out),
-                    Shape::Phone => phones.push(span),
-                    Shape::Email => recognise::email(text, span, out),
-                    Shape::Url => recognise::url(text, span, out),
-                    Shape::Ipv4 => recognise::ipv4(text, span, out),
-                    Shape::Ipv6 => recognise::ipv6(text, span, out),
-                    Shape::Mac => recognise::mac(span, out),
-                    Shape::Uuid => recognise::uuid(text, span, out),
-                    Shape::Crypto => recognise::crypto(text, span, out),
-                    Shape::Iban => recognise::iban(text, span, out),
-                    Shape::AlnumId => recognise::alnum_id(text, span, out),
-                    Shape::UsLetterDigits => recognise::us_letter_digits(text, span, out),
-                    Shape::Date => recognise::date(text, span, out),
-                    Shape::Street => out.push(Candidate {
-                        kind: EntityKind::StreetAddress,
-                        span,
-                        validated: false,
-                        score: None,
-                    }),
-                    Shape::Person => {}
-                }
-            }
+            scope.find_iter(search, &scanned, |span| match shape {
+                Shape::Digits => recognise::digits(text, span, out),
+                Shape::Phone => phones.push(span),
+                Shape::Email => recognise::email(text, span, out),
+                Shape::Url => recognise::url(text, span, out),
+                Shape::Ipv4 => recognise::ipv4(text, span, out),
+                Shape::Ipv6 => recognise::ipv6(text, span, out),
+                Shape::Mac => recognise::mac(span, out),
+                Shape::Uuid => recognise::uuid(text, span, out),
+                Shape::Crypto => recognise::crypto(text, span, out),
+                Shape::Iban => recognise::iban(text, span, out),
+                Shape::AlnumId => recognise::alnum_id(text, span, out),
+                Shape::UsLetterDigits => recognise::us_letter_digits(text, span, out),
+                Shape::Date => recognise::date(text, span, out),
+                Shape::Street => out.push(Candidate {
+                    kind: EntityKind::StreetAddress,
+                    span,
+                    validated: false,
+                    score: None,
+                }),
+                Shape::Person => {}
+            });
         }
         // Phone parsing is the expensive step: skip spans a checksummed value already owns.
         let mut owned: Vec<(usize, usize)> = out
@@ -224,6 +239,24 @@ impl Pii {
                 recognise::phone(text, span, self.region, out);
             }
         }
+    }
+}
+
+/// Where a pattern of `shape` is searched (see `scope.rs`; a scope the pattern's lengths do
+/// not allow falls back to the whole text).
+fn want(shape: Shape) -> Want {
+    match shape {
+        Shape::Mac | Shape::Uuid | Shape::AlnumId => Want::Runs,
+        Shape::Ipv6 => Want::Around(b':'),
+        // Each starts at a word boundary before its first digit, which starts a run of digits:
+        // at that run (digit runs, IPv4), or one byte before for `+`/`(` (phone), or one or
+        // two letters before (US documents, two for IBAN).
+        Shape::Digits | Shape::Ipv4 => Want::BeforeDigits(&[0]),
+        Shape::Phone => Want::BeforeDigits(&[0, 1]),
+        Shape::UsLetterDigits => Want::BeforeDigits(&[1, 2]),
+        Shape::Iban => Want::BeforeDigits(&[2]),
+        Shape::Date => Want::NearDigits,
+        Shape::Email | Shape::Url | Shape::Crypto | Shape::Person | Shape::Street => Want::Whole,
     }
 }
 

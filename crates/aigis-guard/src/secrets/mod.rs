@@ -22,7 +22,7 @@
 //! must match exactly; an all-lowercase one (`ghp_`, `password`) matches in any case. Patterns
 //! use ASCII classes (`[[:word:]]`, `[0-9]`) and unbounded rather than large counted repetitions
 //! of wide classes, which keeps both the automata and capture extraction small.
-//! [`Secrets::new`] builds one Aho-Corasick automaton over
+//! [`Secrets::new`] builds one Aho-Corasick automaton (a full DFA, `crate::keywords`) over
 //! every keyword. [`Secrets::scan`] makes one pass of that automaton; only rules whose keywords
 //! occur run their regex, and only in a window after each keyword occurrence (windows of one rule
 //! are merged, so the regex work per rule is linear in the text, whatever the input). Text
@@ -78,11 +78,11 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder};
 use regex_automata::dfa::{Automaton, dense};
 use regex_automata::{Anchored, Input};
 
+use crate::keywords::Keywords;
 use crate::{Detection, Detector};
 use checks::Verdict;
 use rules::{Kind, SPECS, Spec};
@@ -120,7 +120,8 @@ struct Rule {
 pub struct Secrets {
     rules: Vec<Rule>,
     infos: Vec<RuleInfo>,
-    keywords: Option<AhoCorasick>,
+    /// The keyword automaton (an Aho-Corasick DFA, ASCII case-insensitive, overlapping).
+    keywords: Option<Keywords>,
     /// Per automaton pattern: `Some(k)` when the keyword must match exactly (case-sensitive).
     keyword_exact: Vec<Option<&'static str>>,
     /// Per automaton pattern: the rules it triggers.
@@ -190,13 +191,11 @@ impl Secrets {
             .iter()
             .map(|k| k.bytes().any(|b| b.is_ascii_uppercase()).then_some(*k))
             .collect();
-        let keywords = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            // A full DFA: one table lookup per byte, which is what keeps keyword-free text fast.
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&patterns)
-            .ok();
+        // A full DFA: one table lookup per byte, which is what keeps keyword-free text fast.
+        let keywords = Keywords::new(
+            &patterns.iter().map(|k| k.as_bytes()).collect::<Vec<_>>(),
+            true,
+        );
         let keyword_reach = keyword_rules
             .iter()
             .map(|rs| rs.iter().map(|&r| rules[r].after).max().unwrap_or(0))
@@ -228,15 +227,17 @@ impl Secrets {
     /// True when `text` holds a keyword whose rule's search window reaches byte `at`: a secret
     /// value there may belong to it.
     pub fn keyword_reaches(&self, text: &str, at: usize) -> bool {
-        let Some(ac) = &self.keywords else {
+        let Some(keywords) = &self.keywords else {
             return false;
         };
-        ac.find_overlapping_iter(text).any(|hit| {
-            let pid = hit.pattern().as_usize();
-            hit.start().saturating_add(self.keyword_reach[pid]) > at
-                && self.keyword_exact[pid]
-                    .is_none_or(|k| text.as_bytes().get(hit.range()) == Some(k.as_bytes()))
-        })
+        let mut reaches = false;
+        keywords.overlapping(text.as_bytes(), |pid, hit| {
+            reaches = reaches
+                || hit.start.saturating_add(self.keyword_reach[pid]) > at
+                    && self.keyword_exact[pid]
+                        .is_none_or(|k| text.as_bytes().get(hit.clone()) == Some(k.as_bytes()));
+        });
+        reaches
     }
 
     /// True when a reported secret could start with `word` if more text followed it without a
@@ -287,29 +288,28 @@ impl Secrets {
     /// One automaton pass: for each rule with a keyword hit, the merged windows to search.
     fn keyword_regions(&self, text: &str) -> Vec<(usize, Range<usize>)> {
         let mut regions = Vec::new();
-        let Some(ac) = &self.keywords else {
+        let Some(keywords) = &self.keywords else {
             return regions;
         };
         // Open (not yet flushed) window per rule; allocated on the first hit only.
         let mut open: Vec<Option<Range<usize>>> = Vec::new();
-        for hit in ac.find_overlapping_iter(text) {
-            let pid = hit.pattern().as_usize();
+        keywords.overlapping(text.as_bytes(), |pid, hit| {
             if let Some(exact) = self.keyword_exact[pid]
-                && text.as_bytes().get(hit.range()) != Some(exact.as_bytes())
+                && text.as_bytes().get(hit.clone()) != Some(exact.as_bytes())
             {
-                continue;
+                return;
             }
             if open.is_empty() {
                 open.resize(self.rules.len(), None);
             }
             for &r in &self.keyword_rules[pid] {
                 let rule = &self.rules[r];
-                let start = hit.start().saturating_sub(rule.before);
+                let start = hit.start.saturating_sub(rule.before);
                 let end = hit
-                    .start()
+                    .start
                     .saturating_add(rule.after)
                     .min(text.len())
-                    .max(hit.end());
+                    .max(hit.end);
                 match &mut open[r] {
                     Some(w) if start <= w.end => {
                         w.start = w.start.min(start);
@@ -322,7 +322,7 @@ impl Secrets {
                     }
                 }
             }
-        }
+        });
         regions.extend(
             open.into_iter()
                 .enumerate()

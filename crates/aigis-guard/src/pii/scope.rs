@@ -1,0 +1,392 @@
+//! Where each candidate pattern is searched: only the parts of a text where a match can lie.
+//!
+//! Most patterns match only a few kinds of bytes (hex digits, upper-case letters) and are long,
+//! always hold a `:` or a digit, or start just before a run of digits. Searching them only in
+//! the runs of their bytes, near digits, or anchored before runs of digits skips prose a run at
+//! a time, and finds exactly the matches of a whole-text `find_iter`: every match lies inside
+//! one such region (or starts at one such place, tried in order), no match crosses a region's
+//! edge (so the whole-text search is between matches there), and a bounded search
+//! ([`Input::range`]) sees the bytes around the region for `\b`. The alphabets and lengths are
+//! read from the patterns; what a [`Want`] claims beyond that (a match holds a `:` or a digit,
+//! starts at a given offset before its first digit) is checked by the tests against whole-text
+//! searches.
+
+use std::ops::Range;
+
+use regex_automata::meta::Regex;
+use regex_automata::{Anchored, Input};
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+/// Where one pattern is searched.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// The whole text.
+    Whole,
+    /// Runs of bytes of the pattern's alphabet at least `min` bytes long.
+    Runs {
+        alphabet: Box<[bool; 256]>,
+        min: usize,
+    },
+    /// The runs of bytes of the pattern's alphabet that hold `needle` (every match holds it).
+    Around {
+        alphabet: Box<[bool; 256]>,
+        needle: u8,
+    },
+    /// Within `reach` bytes of an ASCII digit (every match holds a digit and is at most `reach`
+    /// bytes long).
+    NearDigits { reach: usize },
+    /// Tried anchored `offsets` bytes before the start of each run of ASCII digits: every match
+    /// starts at one of those places.
+    BeforeDigits { offsets: &'static [usize] },
+}
+
+/// How a pattern's scope is chosen (written next to the pattern in `recognise.rs`).
+#[derive(Debug, Clone, Copy)]
+pub enum Want {
+    /// Search the whole text.
+    Whole,
+    /// Runs of the pattern's bytes (it must not match empty).
+    Runs,
+    /// Runs of the pattern's bytes around every occurrence of this byte, which every match
+    /// holds.
+    Around(u8),
+    /// Near digits: every match holds an ASCII digit and its length is bounded.
+    NearDigits,
+    /// Anchored at these offsets before runs of digits: every match starts there.
+    BeforeDigits(&'static [usize]),
+}
+
+impl Scope {
+    /// The scope `want` asks for, with the alphabet and lengths read from the pattern itself;
+    /// `Whole` when the pattern does not allow it.
+    pub fn new(pattern: &str, want: Want) -> Self {
+        let Ok(hir) = regex_syntax::parse(pattern) else {
+            return Self::Whole;
+        };
+        let props = hir.properties();
+        let min = props.minimum_len().unwrap_or(0);
+        match want {
+            Want::Runs if min > 0 => Self::Runs {
+                alphabet: alphabet(&hir),
+                min,
+            },
+            Want::Around(needle) => Self::Around {
+                alphabet: alphabet(&hir),
+                needle,
+            },
+            Want::NearDigits => props
+                .maximum_len()
+                .map_or(Self::Whole, |reach| Self::NearDigits { reach }),
+            Want::BeforeDigits(offsets) if min > 0 => Self::BeforeDigits { offsets },
+            Want::Whole | Want::Runs | Want::BeforeDigits(_) => Self::Whole,
+        }
+    }
+
+    /// Calls `f` with every match of `re` (compiled from the scope's pattern) in `text`, as
+    /// `re.find_iter(text)` would, in order.
+    pub fn find_iter(&self, re: &Regex, text: &Text<'_>, mut f: impl FnMut(Range<usize>)) {
+        let bytes = text.text.as_bytes();
+        let mut search = |region: Range<usize>| {
+            for m in re.find_iter(Input::new(text.text).range(region)) {
+                f(m.range());
+            }
+        };
+        if let Self::BeforeDigits { offsets } = self {
+            before_digits(re, text, offsets, f);
+            return;
+        }
+        match self {
+            Self::Whole => search(0..bytes.len()),
+            Self::Runs { alphabet, min } => runs(bytes, alphabet, *min, search),
+            Self::Around { alphabet, needle } => {
+                let mut at = 0;
+                while let Some(i) = memchr(*needle, &bytes[at..]) {
+                    let hit = at + i;
+                    let start = bytes[..hit]
+                        .iter()
+                        .rposition(|&b| !alphabet[usize::from(b)])
+                        .map_or(0, |i| i + 1);
+                    let end = bytes[hit..]
+                        .iter()
+                        .position(|&b| !alphabet[usize::from(b)])
+                        .map_or(bytes.len(), |i| hit + i);
+                    search(start..end);
+                    at = end.max(hit + 1);
+                }
+            }
+            // Searched above.
+            Self::BeforeDigits { .. } => {}
+            Self::NearDigits { reach } => {
+                let mut region: Option<Range<usize>> = None;
+                for digits in text.digit_runs() {
+                    let near =
+                        digits.start.saturating_sub(*reach)..(digits.end + reach).min(bytes.len());
+                    match &mut region {
+                        Some(r) if near.start <= r.end => r.end = near.end,
+                        _ => {
+                            if let Some(r) = region.replace(near) {
+                                search(boundaries(text.text, r));
+                            }
+                        }
+                    }
+                }
+                if let Some(r) = region {
+                    search(boundaries(text.text, r));
+                }
+            }
+        }
+    }
+}
+
+/// A text being scanned, with what its scopes share (found on first use).
+pub struct Text<'a> {
+    pub text: &'a str,
+    digit_runs: std::cell::OnceCell<Vec<Range<usize>>>,
+}
+
+impl<'a> Text<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            digit_runs: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The maximal runs of ASCII digits, in order; eight bytes at a time between them.
+    fn digit_runs(&self) -> &[Range<usize>] {
+        self.digit_runs.get_or_init(|| {
+            let bytes = self.text.as_bytes();
+            let mut runs: Vec<Range<usize>> = Vec::new();
+            let mut at = 0;
+            while at < bytes.len() {
+                if let Some(word) = bytes.get(at..at + 8) {
+                    let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+                    if digit_bits(word) == 0 {
+                        at += 8;
+                        continue;
+                    }
+                }
+                if bytes[at].is_ascii_digit() {
+                    match runs.last_mut() {
+                        Some(r) if r.end == at => r.end = at + 1,
+                        _ => runs.push(at..at + 1),
+                    }
+                }
+                at += 1;
+            }
+            runs
+        })
+    }
+}
+
+/// The high bit of every byte of `x` that is an ASCII digit (others: clear). A byte plus
+/// `0x80 - lo` has its high bit set when it is at least `lo`, for bytes below 0x80; bytes from
+/// 0x80 up are masked out first.
+fn digit_bits(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES << 7;
+    let ascii = !x & HIGH;
+    let low = x & !HIGH;
+    let at_least = |lo: u8| low + ONES * u64::from(0x80 - lo);
+    at_least(b'0') & !at_least(b'9' + 1) & ascii
+}
+
+/// The index of the first `needle` in `hay`.
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+/// [`Scope::BeforeDigits`]: the places a match can start, tried anchored in order; the first
+/// that matches at or after the end of the previous match is the next match of a whole-text
+/// `find_iter` (no match is empty).
+fn before_digits(re: &Regex, text: &Text<'_>, offsets: &[usize], mut f: impl FnMut(Range<usize>)) {
+    let mut starts: Vec<usize> = text
+        .digit_runs()
+        .iter()
+        .flat_map(|r| offsets.iter().filter_map(|o| r.start.checked_sub(*o)))
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    let mut from = 0;
+    for at in starts {
+        if at < from || !text.text.is_char_boundary(at) {
+            continue;
+        }
+        let input = Input::new(text.text).range(at..).anchored(Anchored::Yes);
+        if let Some(m) = re.search(&input) {
+            from = m.end();
+            f(m.range());
+        }
+    }
+}
+
+/// `range` widened to character boundaries.
+fn boundaries(text: &str, range: Range<usize>) -> Range<usize> {
+    let mut start = range.start;
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = range.end;
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    start..end
+}
+
+/// Calls `search` with every maximal run of `alphabet` bytes at least `min` long. A window of
+/// `min` bytes is tested from its end: the first byte outside the alphabet moves it past that
+/// byte, so prose is skipped several bytes at a time.
+fn runs(bytes: &[u8], alphabet: &[bool; 256], min: usize, mut search: impl FnMut(Range<usize>)) {
+    let inside = |i: usize| alphabet[usize::from(bytes[i])];
+    // Invariant: `start` is 0 or follows a byte outside the alphabet.
+    let mut start = 0;
+    while start + min <= bytes.len() {
+        if let Some(outside) = (start..start + min).rev().find(|&i| !inside(i)) {
+            start = outside + 1;
+            continue;
+        }
+        let end = (start + min..bytes.len())
+            .find(|&i| !inside(i))
+            .unwrap_or(bytes.len());
+        search(start..end);
+        start = end + 1;
+    }
+}
+
+/// Every byte a match of `hir` can hold (all bytes from 0x80 up when it can hold a non-ASCII
+/// character).
+fn alphabet(hir: &Hir) -> Box<[bool; 256]> {
+    fn walk(hir: &Hir, set: &mut [bool; 256]) {
+        match hir.kind() {
+            HirKind::Empty | HirKind::Look(_) => {}
+            HirKind::Literal(lit) => {
+                for &b in &lit.0 {
+                    set[usize::from(b)] = true;
+                }
+            }
+            HirKind::Class(Class::Unicode(class)) => {
+                for r in class.iter() {
+                    let (lo, hi) = (u32::from(r.start()), u32::from(r.end()));
+                    for b in lo..=hi.min(0x7F) {
+                        set[b as usize] = true;
+                    }
+                    if hi >= 0x80 {
+                        set[0x80..].fill(true);
+                    }
+                }
+            }
+            HirKind::Class(Class::Bytes(class)) => {
+                for r in class.iter() {
+                    for b in r.start()..=r.end() {
+                        set[usize::from(b)] = true;
+                    }
+                }
+            }
+            HirKind::Repetition(rep) => walk(&rep.sub, set),
+            HirKind::Capture(cap) => walk(&cap.sub, set),
+            HirKind::Concat(subs) | HirKind::Alternation(subs) => {
+                for sub in subs {
+                    walk(sub, set);
+                }
+            }
+        }
+    }
+    let mut set = Box::new([false; 256]);
+    walk(hir, &mut set);
+    set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::generate::{self, Rng};
+    use super::super::recognise::{PATTERNS, expand};
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces that make the patterns match, almost match, and meet at odd places.
+    const PIECES: &[&str] = &[
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        ".",
+        "-",
+        ":",
+        "::",
+        "+",
+        "(",
+        ")",
+        "/",
+        ",",
+        "a",
+        "Ab",
+        "IBAN",
+        "x",
+        "é",
+        "1",
+        "12",
+        "123",
+        "2024",
+        "555",
+        "0134",
+        "+1 ",
+        "(415) ",
+        "415-555-0134",
+        "192.168.0.1",
+        "fe80::1",
+        "2001:db8::8a2e:370:7334",
+        "00:1a:2B:3c:4d:5e",
+        "0a1b.2c3d.4e5f",
+        "123e4567-e89b-12d3-a456-426614174000",
+        "DE89 3704 0044 0532 0130 00",
+        "GB82WEST12345698765432",
+        "X1234567",
+        "AB123456C",
+        "ABCDE1234F",
+        "12/31/1999",
+        "1999-12-31",
+        "March 3rd, 2001",
+        "3 of march 2001",
+        "Mr Smith",
+        "my name is Ana",
+        "12 Main Street",
+        "bob@example.com",
+        "https://e.example/a",
+        "4111 1111 1111 1111",
+        "078-05-1120",
+        "07805 1120",
+    ];
+
+    fn check(text: &str) -> Result<(), TestCaseError> {
+        let scanned = Text::new(text);
+        for (shape, pattern) in PATTERNS {
+            let src = expand(pattern);
+            let re = Regex::new(&src).unwrap();
+            let scope = Scope::new(&src, super::super::want(*shape));
+            let mut got = Vec::new();
+            scope.find_iter(&re, &scanned, |m| got.push(m));
+            let want: Vec<Range<usize>> = re.find_iter(text).map(|m| m.range()).collect();
+            prop_assert_eq!(got, want, "{:?} on {:?}", shape, text);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn scopes_find_what_a_whole_text_search_finds(
+            pieces in proptest::collection::vec(proptest::sample::select(PIECES), 0..60),
+            seed in any::<u64>(),
+        ) {
+            let mut rng = Rng::new(seed);
+            let mut text: String = pieces.concat();
+            for kind in ["CREDIT_CARD", "IBAN_CODE", "IT_FISCAL_CODE", "CRYPTO", "IP_ADDRESS", "US_SSN"] {
+                if let Some(v) = generate::valid(kind, &mut rng) {
+                    text.push(' ');
+                    text.push_str(&v);
+                }
+            }
+            text.push_str(&pieces.concat());
+            check(&text)?;
+        }
+    }
+}
