@@ -43,7 +43,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/bench/lib.sh"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release/examples/ledger_bench
-OUT=$ROOT/bench/results/$(date -u +%Y-%m-%d)-ledger
+OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y-%m-%d)-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo nogit)-ledger}
 mkdir -p "$OUT"
 PIN=()
 command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]] && PIN=(taskset -c 1)

@@ -15,10 +15,14 @@
 //!   time_ms (u64 BE) || note || check`, each `fdatasync`ed;
 //! - `lock`: held (advisory lock) by the one writer.
 //!
-//! A batch is `BATCH_MAGIC || payload length (u32 BE) || entries (u32 BE) || mark length
+//! A batch is `magic || payload length (u32 BE) || entries (u32 BE) || mark length
 //! (u32 BE) || payload || check`, the payload being the spool mark (`SPOOL_ID\nTHROUGH`, or
 //! empty) and then each entry as `index (u64 BE) || event length (u32 BE) || leaf hash (32) ||
-//! canonical event`. `check` is the first 16 bytes of SHA-256 over everything before it.
+//! canonical event`. The magic names the check over everything before it: `AIGC` (written
+//! since format 2) a CRC-32 (BE), `AIGB` (format 1, still read) the first 16 bytes of SHA-256.
+//! The check only detects torn writes, which a CRC does as well as a hash (tampering is the
+//! Merkle tree's and the checkpoints' business); the SHA-256 pass over every event cost as much
+//! as the leaf hashes themselves.
 //!
 //! **Durability.** [`FileStore::append_marked`] returns only after the batch's `fdatasync`.
 //! A batch is written only after the previous one is durable, so after a crash only the last
@@ -49,9 +53,15 @@ pub const SEGMENT_MAX: u64 = 256 << 20;
 const SEGMENT_MAGIC: &[u8; 8] = b"AIGLOG1\n";
 const SEGMENT_HEADER: u64 = 16;
 const CHECKPOINT_MAGIC: &[u8; 8] = b"AIGCKP1\n";
-const BATCH_MAGIC: &[u8; 4] = b"AIGB";
+/// Batches of format 1: a truncated SHA-256 check.
+const BATCH_MAGIC_V1: &[u8; 4] = b"AIGB";
+/// Batches of format 2 (written now): a CRC-32 check.
+const BATCH_MAGIC: &[u8; 4] = b"AIGC";
 const BATCH_HEADER: usize = 16;
+/// The check of a checkpoint record and of a format 1 batch.
 const CHECK_LEN: usize = 16;
+/// The check of a format 2 batch.
+const CRC_LEN: usize = 4;
 /// Entry header: index, event length, leaf hash.
 const ENTRY_HEADER: usize = 8 + 4 + 32;
 /// Largest batch payload accepted when reading (bounded memory on a damaged file).
@@ -66,6 +76,38 @@ fn check_of(bytes: &[u8]) -> [u8; CHECK_LEN] {
     let mut out = [0u8; CHECK_LEN];
     out.copy_from_slice(&d.as_ref()[..CHECK_LEN]);
     out
+}
+
+/// A batch format: its magic, and the length and computation of its check.
+#[derive(Clone, Copy)]
+enum BatchFormat {
+    V1,
+    V2,
+}
+
+impl BatchFormat {
+    fn of(magic: &[u8]) -> Option<Self> {
+        match magic {
+            m if m == BATCH_MAGIC => Some(Self::V2),
+            m if m == BATCH_MAGIC_V1 => Some(Self::V1),
+            _ => None,
+        }
+    }
+
+    fn check_len(self) -> usize {
+        match self {
+            Self::V1 => CHECK_LEN,
+            Self::V2 => CRC_LEN,
+        }
+    }
+
+    /// Whether `check` is the check of `body`.
+    fn checks(self, body: &[u8], check: &[u8]) -> bool {
+        match self {
+            Self::V1 => check_of(body)[..] == *check,
+            Self::V2 => crc32fast::hash(body).to_be_bytes()[..] == *check,
+        }
+    }
 }
 
 /// The open segment, or an error naming `dir` (built only on failure: every batch asks).
@@ -211,7 +253,7 @@ impl SegmentReader {
         if offset >= self.len {
             return Ok(Next::End);
         }
-        if self.len - offset < (BATCH_HEADER + CHECK_LEN) as u64 {
+        if self.len - offset < (BATCH_HEADER + CRC_LEN) as u64 {
             return Ok(Next::Partial {
                 offset,
                 why: "a batch header is cut short",
@@ -222,17 +264,17 @@ impl SegmentReader {
         self.file
             .read_exact(&mut head)
             .map_err(|e| io_err(&self.path, &e))?;
-        if &head[..4] != BATCH_MAGIC {
+        let Some(format) = BatchFormat::of(&head[..4]) else {
             return Ok(Next::Partial {
                 offset,
                 why: "bytes that are not a batch",
                 torn: false,
             });
-        }
+        };
         let payload = be_u32(&head[4..]) as usize;
         let count = be_u32(&head[8..]) as usize;
         let mark_len = be_u32(&head[12..]) as usize;
-        let total = (BATCH_HEADER + payload + CHECK_LEN) as u64;
+        let total = (BATCH_HEADER + payload + format.check_len()) as u64;
         if payload > MAX_PAYLOAD || mark_len > payload {
             return Ok(Next::Partial {
                 offset,
@@ -249,14 +291,15 @@ impl SegmentReader {
         }
         self.buf.clear();
         self.buf.extend_from_slice(&head);
-        self.buf.resize(BATCH_HEADER + payload + CHECK_LEN, 0);
+        self.buf
+            .resize(BATCH_HEADER + payload + format.check_len(), 0);
         self.file
             .read_exact(&mut self.buf[BATCH_HEADER..])
             .map_err(|e| io_err(&self.path, &e))?;
         self.pos += total;
         let body = BATCH_HEADER + payload;
         let intact = !(check_last && self.pos == self.len)
-            || check_of(&self.buf[..body])[..] == self.buf[body..];
+            || format.checks(&self.buf[..body], &self.buf[body..]);
         let parsed = parse_payload(&self.buf[BATCH_HEADER..body], count, mark_len);
         let (mark, entries) = match parsed {
             Some(p) => p,
@@ -790,8 +833,8 @@ fn finish_batch(buf: &mut Vec<u8>, mark_len: u32, count: u32) {
     buf[4..8].copy_from_slice(&payload.to_be_bytes());
     buf[8..12].copy_from_slice(&count.to_be_bytes());
     buf[12..16].copy_from_slice(&mark_len.to_be_bytes());
-    let check = check_of(buf);
-    buf.extend_from_slice(&check);
+    let check = crc32fast::hash(buf);
+    buf.extend_from_slice(&check.to_be_bytes());
 }
 
 fn encode_checkpoint(cp: &StoredCheckpoint) -> Vec<u8> {
@@ -1004,6 +1047,81 @@ impl LogReader for FileStore {
             Ok(s) => Ok(Some(s)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err(&path, &e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+    use crate::EventKind;
+
+    fn encoded(from: u64, n: u64) -> Vec<Encoded> {
+        (from..from + n)
+            .map(|i| Encoded::new(Event::new(EventKind::AiCall, &format!("r{i}"), "a", i)))
+            .collect()
+    }
+
+    /// A segment holding one batch of `n` events in format 1 (what earlier versions wrote).
+    fn v1_segment(n: u64) -> Vec<u8> {
+        let mut batch = Vec::new();
+        encode_batch(&mut batch, &mut encoded(0, n), 0, None);
+        batch.truncate(batch.len() - CRC_LEN);
+        batch[..4].copy_from_slice(BATCH_MAGIC_V1);
+        let check = check_of(&batch);
+        batch.extend_from_slice(&check);
+        let mut seg = SEGMENT_MAGIC.to_vec();
+        seg.extend_from_slice(&0u64.to_be_bytes());
+        seg.extend_from_slice(&batch);
+        seg
+    }
+
+    fn store_with(seg: &[u8]) -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("l");
+        drop(FileStore::open(&dir, None).unwrap());
+        std::fs::write(dir.join(segment_name(0)), seg).unwrap();
+        (tmp, dir)
+    }
+
+    #[test]
+    fn format_1_batches_are_read_and_appended_to() {
+        let (_tmp, dir) = store_with(&v1_segment(3));
+        let mut store = FileStore::open(&dir, None).unwrap();
+        let mut tree = store.load_tree().unwrap();
+        assert_eq!(tree.size(), 3, "the intact format 1 batch is kept");
+        store.append(&mut encoded(3, 2), &mut tree).unwrap();
+        drop(store);
+        let mut store = FileStore::open(&dir, None).unwrap();
+        assert_eq!(store.load_tree().unwrap().size(), 5);
+        let idx: Vec<u64> = store.raw_entries().unwrap().iter().map(|e| e.idx).collect();
+        assert_eq!(idx, [0, 1, 2, 3, 4]);
+        let bytes = std::fs::read(dir.join(segment_name(0))).unwrap();
+        assert!(
+            bytes.windows(4).any(|w| w == BATCH_MAGIC),
+            "new batches are format 2"
+        );
+    }
+
+    #[test]
+    fn a_torn_last_batch_is_found_in_either_format() {
+        let mut v2 = SEGMENT_MAGIC.to_vec();
+        v2.extend_from_slice(&0u64.to_be_bytes());
+        let mut batch = Vec::new();
+        encode_batch(&mut batch, &mut encoded(0, 3), 0, None);
+        v2.extend_from_slice(&batch);
+        for mut seg in [v1_segment(3), v2] {
+            let n = seg.len();
+            seg[n - 1] ^= 1;
+            let (_tmp, dir) = store_with(&seg);
+            let mut store = FileStore::open(&dir, None).unwrap();
+            assert_eq!(
+                store.load_tree().unwrap().size(),
+                0,
+                "the batch failing its check is cut"
+            );
         }
     }
 }
