@@ -178,10 +178,25 @@ fn number(out: &mut Vec<u8>, n: u64) {
 
 /// A JSON string as serde_json writes it: `"` and `\` backslash-escaped, `\b \f \n \r \t` by
 /// name, other bytes below 0x20 as `\u00XX`, everything else (UTF-8 included) verbatim.
+/// Whether JSON needs `b` escaped.
+fn escaped(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
 fn string(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Most strings (ids, names, digests) need no escape: test 16 bytes at a time without a
+    // branch per byte (the compiler vectorises the fold), then copy them whole.
+    if !bytes
+        .chunks(16)
+        .any(|c| c.iter().fold(false, |acc, &b| acc | escaped(b)))
+    {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let named = match b {
