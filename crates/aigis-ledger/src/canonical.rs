@@ -131,8 +131,11 @@ impl<'a> Obj<'a> {
             self.out.push(b',');
         }
         self.first = false;
-        string(self.out, name);
-        self.out.push(b':');
+        // Member names are this module's own literals: nothing to escape.
+        debug_assert!(!name.bytes().any(escaped));
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
     }
 
     fn num(&mut self, name: &str, n: u64) {
