@@ -252,6 +252,10 @@ pub(crate) async fn admit(
         })
         .filter(|l| l.routes.is_empty() || l.routes.contains(&req.route.name))
         .collect();
+    if applicable.is_empty() {
+        // Nothing to count or charge: no tokenizer lookup, key values or ticket id.
+        return Ok((Admitted(()), Ticket::empty(), HeaderMap::new()));
+    }
     let counter = Counter::for_model(req.route.tokenizer, model);
     let counts_tokens = applicable
         .iter()
