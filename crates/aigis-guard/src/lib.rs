@@ -83,3 +83,28 @@ pub struct Detection {
     /// True when a checksum or structural check confirmed the value (Luhn, mod-97, CRC32, ...).
     pub validated: bool,
 }
+
+/// Calls `search` with every maximal run of bytes that are `inside`, at least `min` long. A
+/// window of `min` bytes is tested from its end: the first byte outside moves it past that byte,
+/// so prose is skipped several bytes at a time.
+pub(crate) fn runs(
+    bytes: &[u8],
+    min: usize,
+    inside: impl Fn(u8) -> bool,
+    mut search: impl FnMut(Range<usize>),
+) {
+    let inside = |i: usize| inside(bytes[i]);
+    // Invariant: `start` is 0 or follows a byte outside.
+    let mut start = 0;
+    while start + min <= bytes.len() {
+        if let Some(outside) = (start..start + min).rev().find(|&i| !inside(i)) {
+            start = outside + 1;
+            continue;
+        }
+        let end = (start + min..bytes.len())
+            .find(|&i| !inside(i))
+            .unwrap_or(bytes.len());
+        search(start..end);
+        start = end + 1;
+    }
+}

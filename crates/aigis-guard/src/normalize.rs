@@ -704,28 +704,15 @@ static PAYLOAD_BYTES: [u8; 256] = {
 /// a run at a time: a window of [`MIN_PAYLOAD`] bytes is tested from its end, and the first byte
 /// outside the class moves the window past it.
 fn find_in_runs(re: &Regex, text: &str, class: u8) -> Vec<Range<usize>> {
-    let bytes = text.as_bytes();
-    let in_class = |i: usize| PAYLOAD_BYTES[usize::from(bytes[i])] & class != 0;
     let mut found = Vec::new();
-    // Invariant: `start` is 0 or follows a byte outside the class.
-    let mut start = 0;
-    while start + MIN_PAYLOAD <= bytes.len() {
-        if let Some(outside) = (start..start + MIN_PAYLOAD).rev().find(|&i| !in_class(i)) {
-            start = outside + 1;
-            continue;
-        }
-        let end = (start + MIN_PAYLOAD..bytes.len())
-            .find(|&i| !in_class(i))
-            .unwrap_or(bytes.len());
+    let in_class = |b: u8| PAYLOAD_BYTES[usize::from(b)] & class != 0;
+    crate::runs(text.as_bytes(), MIN_PAYLOAD, in_class, |run| {
         // Class bytes are ASCII, so both ends are character boundaries.
-        if let Some(run) = text.get(start..end) {
-            found.extend(
-                re.find_iter(run)
-                    .map(|m| start + m.start()..start + m.end()),
-            );
+        if let Some(t) = text.get(run.clone()) {
+            let at = run.start;
+            found.extend(re.find_iter(t).map(|m| at + m.start()..at + m.end()));
         }
-        start = end + 1;
-    }
+    });
     found
 }
 

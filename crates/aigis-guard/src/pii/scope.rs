@@ -97,7 +97,9 @@ impl Scope {
         }
         match self {
             Self::Whole => search(0..bytes.len()),
-            Self::Runs { alphabet, min } => runs(bytes, alphabet, *min, search),
+            Self::Runs { alphabet, min } => {
+                crate::runs(bytes, *min, |b| alphabet[usize::from(b)], search);
+            }
             Self::Around { alphabet, needle } => {
                 let mut at = 0;
                 while let Some(i) = memchr(*needle, &bytes[at..]) {
@@ -231,26 +233,6 @@ fn boundaries(text: &str, range: Range<usize>) -> Range<usize> {
         end += 1;
     }
     start..end
-}
-
-/// Calls `search` with every maximal run of `alphabet` bytes at least `min` long. A window of
-/// `min` bytes is tested from its end: the first byte outside the alphabet moves it past that
-/// byte, so prose is skipped several bytes at a time.
-fn runs(bytes: &[u8], alphabet: &[bool; 256], min: usize, mut search: impl FnMut(Range<usize>)) {
-    let inside = |i: usize| alphabet[usize::from(bytes[i])];
-    // Invariant: `start` is 0 or follows a byte outside the alphabet.
-    let mut start = 0;
-    while start + min <= bytes.len() {
-        if let Some(outside) = (start..start + min).rev().find(|&i| !inside(i)) {
-            start = outside + 1;
-            continue;
-        }
-        let end = (start + min..bytes.len())
-            .find(|&i| !inside(i))
-            .unwrap_or(bytes.len());
-        search(start..end);
-        start = end + 1;
-    }
 }
 
 /// Every byte a match of `hir` can hold (all bytes from 0x80 up when it can hold a non-ASCII
