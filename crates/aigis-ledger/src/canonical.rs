@@ -179,13 +179,13 @@ fn number(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// A JSON string as serde_json writes it: `"` and `\` backslash-escaped, `\b \f \n \r \t` by
-/// name, other bytes below 0x20 as `\u00XX`, everything else (UTF-8 included) verbatim.
 /// Whether JSON needs `b` escaped.
 fn escaped(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
+/// A JSON string as serde_json writes it: `"` and `\` backslash-escaped, `\b \f \n \r \t` by
+/// name, other bytes below 0x20 as `\u00XX`, everything else (UTF-8 included) verbatim.
 fn string(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
