@@ -11,17 +11,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 LOW=${LOW:-200}
 HIGH=${HIGH:-1200}
-aigis=$TARGET/release/aigis mock=$TARGET/release/aigis-mock-upstream
-if [[ -z ${BENCH_NO_BUILD:-} ]]; then
-  (cd "$ROOT" && cargo build --release --locked -p aigis-cli -p aigis-mock-upstream >&2)
-fi
-work=$(mktemp -d)
-"$mock" --listen 127.0.0.1:18301 >"$work/mock.out" 2>&1 &
-mock_pid=$!
-trap 'kill $mock_pid 2>/dev/null || true' EXIT
+start_release_mock 18301
 passthrough_config 18310 18311 18301 >"$work/off.toml"
 
 declare -A ir=()

@@ -12,17 +12,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 LOW=${LOW:-200}
 HIGH=${HIGH:-2200}
-aigis=$TARGET/release/aigis mock=$TARGET/release/aigis-mock-upstream
-if [[ -z ${BENCH_NO_BUILD:-} ]]; then
-  (cd "$ROOT" && cargo build --release --locked -p aigis-cli -p aigis-mock-upstream >&2)
-fi
-work=$(mktemp -d)
-"$mock" --listen 127.0.0.1:18201 >"$work/mock.out" 2>&1 &
-mock_pid=$!
-trap 'kill $mock_pid 2>/dev/null || true' EXIT
+start_release_mock 18201
 passthrough_config 18210 18211 18201 >"$work/off.toml"
 cp "$work/off.toml" "$work/file.toml"
 printf '\n[ledger]\nstore = "file:%s/ledger"\nsigning_key = "file:%s/ledger.key"\n' "$work" "$work" >>"$work/file.toml"

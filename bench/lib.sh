@@ -44,3 +44,18 @@ for _ in range(n):
     assert r.status == 200, r.status
 PY
 }
+
+# start_release_mock MOCK_PORT: what the *_callgrind.sh scripts share. Sets `aigis` and `mock`
+# (the release binaries, built first unless BENCH_NO_BUILD is set) and `work` (a temporary
+# folder), and starts the mock upstream on MOCK_PORT, stopped when the script exits.
+start_release_mock() {
+  local target=${CARGO_TARGET_DIR:-$ROOT/target}
+  aigis=$target/release/aigis mock=$target/release/aigis-mock-upstream
+  if [[ -z ${BENCH_NO_BUILD:-} ]]; then
+    (cd "$ROOT" && cargo build --release --locked -p aigis-cli -p aigis-mock-upstream >&2)
+  fi
+  work=$(mktemp -d)
+  "$mock" --listen "127.0.0.1:$1" >"$work/mock.out" 2>&1 &
+  mock_pid=$!
+  trap 'kill $mock_pid 2>/dev/null || true' EXIT
+}
