@@ -1,5 +1,6 @@
-//! The pooled HTTP client for one upstream: HTTP/1.1 and HTTP/2 (ALPN), rustls with the
-//! aws-lc-rs provider (X25519MLKEM768 preferred), system roots plus an optional private CA.
+//! The outbound TLS configuration (rustls with the aws-lc-rs provider, X25519MLKEM768
+//! preferred, system roots plus an optional private CA) and a general pooled HTTP client on
+//! it for fetches such as JWKS. Upstream traffic goes through [`super::pool::Pool`].
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,11 +15,11 @@ use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-/// A pooled client to one upstream.
+/// A general pooled HTTP/1.1 and HTTP/2 client.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Builds the client; fails only on an unreadable CA file.
-pub fn build(connect_timeout: Duration, ca: Option<&Path>) -> Result<UpstreamClient, String> {
+/// The client TLS configuration (no ALPN yet); fails only on an unreadable CA file.
+pub fn tls_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         // A broken system certificate is skipped, as every TLS client does.
@@ -41,6 +42,12 @@ pub fn build(connect_timeout: Duration, ca: Option<&Path>) -> Result<UpstreamCli
     .map_err(|e| e.to_string())?
     .with_root_certificates(roots)
     .with_no_client_auth();
+    Ok(tls)
+}
+
+/// Builds a general client on [`tls_config`].
+pub fn build(connect_timeout: Duration, ca: Option<&Path>) -> Result<UpstreamClient, String> {
+    let tls = tls_config(ca)?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);

@@ -6,6 +6,7 @@
 mod breaker;
 pub(crate) mod client;
 pub mod echo;
+mod pool;
 mod provider;
 
 use std::sync::Arc;
@@ -28,7 +29,7 @@ pub use breaker::Breaker;
 pub struct UpstreamState {
     /// Its configuration.
     pub config: Upstream,
-    client: Option<client::UpstreamClient>,
+    client: Option<pool::Pool>,
     breaker: Breaker,
     permits: Arc<Semaphore>,
     /// The upstream URI of each endpoint (in [`Endpoint::ALL`] order), parsed once; `None`
@@ -39,12 +40,17 @@ pub struct UpstreamState {
 impl UpstreamState {
     /// Builds the live state (and the client pool) for an upstream.
     pub fn new(config: Upstream) -> Result<Self, String> {
-        let client = match config.kind {
-            UpstreamKind::Echo => None,
-            _ => Some(client::build(
-                config.timeouts.connect,
-                config.ca.as_deref(),
-            )?),
+        let client = match (&config.kind, &config.base_url) {
+            (UpstreamKind::Echo, _) | (_, None) => None,
+            (_, Some(base)) => {
+                let mut tls = client::tls_config(config.ca.as_deref())?;
+                tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                Some(pool::Pool::new(
+                    base,
+                    Arc::new(tls),
+                    config.timeouts.connect,
+                )?)
+            }
         };
         let uris = Endpoint::ALL
             .iter()
@@ -143,7 +149,7 @@ async fn attempt(
         return Ok(echo::answer(out.parsed, request_id));
     };
     let deadline = Instant::now() + cfg.timeouts.total;
-    let resp = send(up, client, out, deadline, metrics).await?;
+    let (resp, lease) = send(up, client, out, deadline, metrics).await?;
     let status = resp.status();
     let outcome = match status.as_u16() {
         500.. => "5xx",
@@ -171,6 +177,7 @@ async fn attempt(
     let body = if streaming {
         let keep: Keepalive = Box::new((
             permit,
+            lease,
             keep.take(),
             GaugeGuard::new(&metrics.active_streams),
         ));
@@ -186,7 +193,9 @@ async fn attempt(
         http_body_util::BodyExt::boxed(relay)
     } else {
         let limit = out.max_response;
-        body::full(body::collect(incoming, &cfg.name, limit, cfg.timeouts.idle, deadline).await?)
+        let whole = body::collect(incoming, &cfg.name, limit, cfg.timeouts.idle, deadline).await;
+        drop(lease);
+        body::full(whole?)
     };
     let mut response = Response::new(body);
     *response.status_mut() = parts.status;
@@ -207,11 +216,11 @@ fn upstream_uri(cfg: &Upstream, endpoint: Endpoint) -> String {
 /// Sends the request and waits for the response head within the first-byte timeout.
 async fn send(
     up: &UpstreamState,
-    client: &client::UpstreamClient,
+    client: &pool::Pool,
     out: &Outbound<'_>,
     deadline: Instant,
     metrics: &Metrics,
-) -> Result<Response<hyper::body::Incoming>, GatewayError> {
+) -> Result<(Response<hyper::body::Incoming>, pool::Lease), GatewayError> {
     let cfg = &up.config;
     let upstream_err = |detail: String| GatewayError::Upstream {
         upstream: cfg.name.clone(),
@@ -241,7 +250,7 @@ async fn send(
         upstream: cfg.name.clone(),
         which,
     };
-    match tokio::time::timeout_at(first_byte, client.request(req)).await {
+    match tokio::time::timeout_at(first_byte, client.send(req)).await {
         Ok(Ok(resp)) => Ok(resp),
         Err(_) => {
             up.breaker.failure();
@@ -254,14 +263,13 @@ async fn send(
         }
         Ok(Err(e)) => {
             up.breaker.failure();
-            let connect = e.is_connect();
+            let connect = matches!(e, pool::SendError::Connect { .. });
             metrics.upstream_outcome(&cfg.name, if connect { "connect_error" } else { "error" });
-            let detail =
-                std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
-            Err(if connect && detail.contains("timed out") {
-                timeout("connect")
-            } else {
-                upstream_err(detail)
+            Err(match e {
+                pool::SendError::Connect {
+                    timed_out: true, ..
+                } => timeout("connect"),
+                e => upstream_err(e.to_string()),
             })
         }
     }

@@ -1,0 +1,260 @@
+//! The connection pool to one upstream, on hyper's connection API: HTTP/1.1 connections are
+//! lent out one request at a time and come back when the response body is done with; an
+//! HTTP/2 connection (chosen by ALPN) is shared by every request. TLS is rustls with the
+//! aws-lc-rs provider (X25519MLKEM768 preferred).
+//!
+//! A pool per upstream, rather than hyper-util's general client, because the gateway knows
+//! its destination in advance: there is no pool key to hash, no `Host` header or URI form to
+//! work out per request, and no task spawned per request to watch for the connection's
+//! return (measured in docs/BENCHMARKS.md, "own upstream pool").
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+
+type Body = Full<Bytes>;
+
+/// Idle HTTP/1.1 connections kept per upstream.
+const MAX_IDLE: usize = 256;
+/// How long an idle connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Why a request got no response.
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection could be made (`timed_out`: within the connect timeout).
+    Connect { detail: String, timed_out: bool },
+    /// The connection failed during the exchange.
+    Http(hyper::Error),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connect { detail, .. } => f.write_str(detail),
+            Self::Http(e) => match std::error::Error::source(e) {
+                Some(cause) => write!(f, "{e}: {cause}"),
+                None => write!(f, "{e}"),
+            },
+        }
+    }
+}
+
+/// The pool to one upstream (its scheme, host and port come from the upstream's base URL).
+pub struct Pool {
+    host: String,
+    port: u16,
+    /// The `Host` header HTTP/1.1 requests carry.
+    host_header: HeaderValue,
+    /// `Some` for `https` upstreams.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    connect_timeout: Duration,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Idle HTTP/1.1 connections, the most recently used last.
+    idle: Mutex<Vec<(http1::SendRequest<Body>, Instant)>>,
+    /// The HTTP/2 connection, when the upstream chose HTTP/2.
+    h2: Mutex<Option<http2::SendRequest<Body>>>,
+}
+
+/// An HTTP/1.1 connection lent to one exchange; it goes back to the pool when dropped, which
+/// the caller does once it no longer reads the response body. A connection whose body was not
+/// read to its end is closed by hyper, and the pool drops it when it next looks at it.
+pub struct Lease(Option<(http1::SendRequest<Body>, Arc<Shared>)>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some((sender, shared)) = self.0.take() {
+            let mut idle = lock(&shared.idle);
+            if idle.len() < MAX_IDLE && !sender.is_closed() {
+                idle.push((sender, Instant::now()));
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+enum Conn {
+    H1(http1::SendRequest<Body>),
+    H2(http2::SendRequest<Body>),
+}
+
+impl Pool {
+    /// A pool to `base` (an `http` or `https` URL), using `tls` for `https`.
+    pub fn new(
+        base: &Uri,
+        tls: Arc<rustls::ClientConfig>,
+        connect_timeout: Duration,
+    ) -> Result<Self, String> {
+        let host = base
+            .host()
+            .ok_or("the base URL has no host")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let https = match base.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err("the base URL must be http or https".into()),
+        };
+        let port = base.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let authority = base.authority().map_or(host.as_str(), |a| a.as_str());
+        let host_header = HeaderValue::from_str(authority.rsplit('@').next().unwrap_or(authority))
+            .map_err(|_| "the base URL's host is not a valid Host header")?;
+        let tls = if https {
+            let name = ServerName::try_from(host.clone())
+                .map_err(|e| format!("`{host}` is not a valid TLS server name: {e}"))?;
+            Some((TlsConnector::from(tls), name))
+        } else {
+            None
+        };
+        Ok(Self {
+            host,
+            port,
+            host_header,
+            tls,
+            connect_timeout,
+            shared: Arc::default(),
+        })
+    }
+
+    /// Sends `req` (with an absolute URI at this upstream) on a pooled or new connection and
+    /// returns the response head. Keep the [`Lease`] until the body is no longer read.
+    pub async fn send(
+        &self,
+        mut req: Request<Body>,
+    ) -> Result<(Response<Incoming>, Lease), SendError> {
+        // A request that met a connection the upstream had just closed was not sent: it is
+        // tried again, on the next idle connection or a new one.
+        loop {
+            let (conn, reused) = self.checkout().await?;
+            match conn {
+                Conn::H2(mut sender) => {
+                    return match sender.try_send_request(req).await {
+                        Ok(resp) => Ok((resp, Lease(None))),
+                        Err(mut e) => match e.take_message() {
+                            Some(back) if reused => {
+                                lock(&self.shared.h2).take();
+                                req = back;
+                                continue;
+                            }
+                            _ => Err(SendError::Http(e.into_error())),
+                        },
+                    };
+                }
+                Conn::H1(mut sender) => {
+                    let uri = req.uri_mut();
+                    if let Some(pq) = uri.path_and_query().cloned() {
+                        *uri = Uri::from(pq);
+                    }
+                    req.headers_mut()
+                        .entry(http::header::HOST)
+                        .or_insert_with(|| self.host_header.clone());
+                    match sender.try_send_request(req).await {
+                        Ok(resp) => {
+                            let lease = Lease(Some((sender, self.shared.clone())));
+                            return Ok((resp, lease));
+                        }
+                        Err(mut e) => match e.take_message() {
+                            Some(back) if reused => req = back,
+                            _ => return Err(SendError::Http(e.into_error())),
+                        },
+                    }
+                }
+            }
+        }
+    }
+
+    /// A ready connection: the HTTP/2 one, the most recent idle HTTP/1.1 one that is still
+    /// open, or a new one. `true` when it was used before.
+    async fn checkout(&self) -> Result<(Conn, bool), SendError> {
+        if let Some(h2) = lock(&self.shared.h2).as_ref().filter(|s| !s.is_closed()) {
+            return Ok((Conn::H2(h2.clone()), true));
+        }
+        loop {
+            let popped = {
+                let mut idle = lock(&self.shared.idle);
+                let now = Instant::now();
+                idle.retain(|(s, since)| !s.is_closed() && now - *since < IDLE_TIMEOUT);
+                idle.pop()
+            };
+            let Some((mut sender, _)) = popped else { break };
+            // Ready at once unless hyper is still finishing the previous response.
+            if sender.is_ready() || sender.ready().await.is_ok() {
+                return Ok((Conn::H1(sender), true));
+            }
+        }
+        self.connect().await.map(|c| (c, false))
+    }
+
+    async fn connect(&self) -> Result<Conn, SendError> {
+        let attempt = async {
+            let tcp = TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(|e| format!("connecting to {}:{}: {e}", self.host, self.port))?;
+            let _ = tcp.set_nodelay(true);
+            let Some((connector, name)) = &self.tls else {
+                return handshake_h1(TokioIo::new(tcp)).await;
+            };
+            let tls = connector
+                .connect(name.clone(), tcp)
+                .await
+                .map_err(|e| format!("TLS with {}: {e}", self.host))?;
+            if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                    .await
+                    .map_err(|e| format!("HTTP/2 handshake with {}: {e}", self.host))?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
+                    }
+                });
+                *lock(&self.shared.h2) = Some(sender.clone());
+                return Ok(Conn::H2(sender));
+            }
+            handshake_h1(TokioIo::new(tls)).await
+        };
+        match tokio::time::timeout(self.connect_timeout, attempt).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(detail)) => Err(SendError::Connect {
+                detail,
+                timed_out: false,
+            }),
+            Err(_) => Err(SendError::Connect {
+                detail: format!("connecting to {}:{} timed out", self.host, self.port),
+                timed_out: true,
+            }),
+        }
+    }
+}
+
+async fn handshake_h1<T>(io: TokioIo<T>) -> Result<Conn, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP/1.1 handshake: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection ended");
+        }
+    });
+    Ok(Conn::H1(sender))
+}
