@@ -200,7 +200,9 @@ impl Pool {
                 return Ok((Conn::H1(sender), true));
             }
         }
-        self.connect().await.map(|c| (c, false))
+        // Boxed: the TLS handshake's state is large, and every request future (which hyper
+        // allocates for each client connection, idle or not) would otherwise carry it.
+        Box::pin(self.connect()).await.map(|c| (c, false))
     }
 
     async fn connect(&self) -> Result<Conn, SendError> {
