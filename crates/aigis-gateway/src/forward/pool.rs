@@ -260,3 +260,131 @@ where
     });
     Ok(Conn::H1(sender))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A minimal HTTP/1.1 upstream: answers `ok` to each request; closes the connection after
+    /// each answer when `close` is set. Returns its base URL and the connections it accepted.
+    async fn upstream(close: bool) -> (Uri, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/v1", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut tcp, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 1024];
+                        let Ok(n @ 1..) = tcp.read(&mut chunk).await else {
+                            return;
+                        };
+                        buf.extend_from_slice(&chunk[..n]);
+                        // Requests carry `{}` as their body.
+                        while let Some(end) = buf.windows(6).position(|w| w == b"\r\n\r\n{}") {
+                            buf.drain(..end + 6);
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            tcp.write_all(answer).await.unwrap();
+                            if close {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (base.parse().unwrap(), accepted)
+    }
+
+    fn pool(base: &Uri) -> Pool {
+        let tls = crate::forward::client::tls_config(None).unwrap();
+        Pool::new(base, Arc::new(tls), Duration::from_secs(2)).unwrap()
+    }
+
+    fn request(base: &Uri) -> Request<Body> {
+        Request::post(format!("{base}/chat/completions"))
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap()
+    }
+
+    async fn body(resp: Response<Incoming>) -> Bytes {
+        resp.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn sequential_requests_reuse_one_connection() {
+        let (base, accepted) = upstream(false).await;
+        let pool = pool(&base);
+        for _ in 0..5 {
+            let (resp, lease) = pool.send(request(&base)).await.unwrap();
+            assert_eq!(body(resp).await, "ok");
+            drop(lease);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_still_lent_out_is_not_shared() {
+        let (base, accepted) = upstream(false).await;
+        let pool = pool(&base);
+        // The first response's body is not read yet (a stream in progress)...
+        let (first, first_lease) = pool.send(request(&base)).await.unwrap();
+        // ...so the second request gets a connection of its own instead of waiting.
+        let second = tokio::time::timeout(Duration::from_secs(5), pool.send(request(&base)));
+        let (second, second_lease) = second.await.expect("not queued behind").unwrap();
+        assert_eq!(body(second).await, "ok");
+        assert_eq!(body(first).await, "ok");
+        drop((first_lease, second_lease));
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // Both went back to the pool: two more requests need no new connection.
+        for _ in 0..2 {
+            let (resp, _lease) = pool.send(request(&base)).await.unwrap();
+            assert_eq!(body(resp).await, "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_is_replaced() {
+        let (base, accepted) = upstream(true).await;
+        let pool = pool(&base);
+        for _ in 0..3 {
+            let (resp, lease) = pool.send(request(&base)).await.unwrap();
+            assert_eq!(body(resp).await, "ok");
+            drop(lease);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base: Uri = format!("http://{}/v1", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        drop(listener);
+        let Err(err) = pool(&base).send(request(&base)).await else {
+            panic!("a closed port answered");
+        };
+        assert!(
+            matches!(
+                err,
+                SendError::Connect {
+                    timed_out: false,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}
