@@ -64,7 +64,7 @@ pub struct Pool {
 
 #[derive(Default)]
 struct Shared {
-    /// Idle HTTP/1.1 connections, the most recently used last.
+    /// Idle HTTP/1.1 connections in the order they came back (so oldest first).
     idle: Mutex<Vec<(http1::SendRequest<Body>, Instant)>>,
     /// The HTTP/2 connection, when the upstream chose HTTP/2.
     h2: Mutex<Option<http2::SendRequest<Body>>>,
@@ -190,12 +190,15 @@ impl Pool {
         loop {
             let popped = {
                 let mut idle = lock(&self.shared.idle);
+                // Oldest first: those idle too long are closed.
                 let now = Instant::now();
-                idle.retain(|(s, since)| !s.is_closed() && now - *since < IDLE_TIMEOUT);
+                let expired = idle.partition_point(|(_, since)| now - *since >= IDLE_TIMEOUT);
+                idle.drain(..expired);
                 idle.pop()
             };
             let Some((mut sender, _)) = popped else { break };
-            // Ready at once unless hyper is still finishing the previous response.
+            // Ready at once unless hyper is still finishing the previous response; a closed
+            // connection fails here and the next one is tried.
             if sender.is_ready() || sender.ready().await.is_ok() {
                 return Ok((Conn::H1(sender), true));
             }
@@ -352,6 +355,20 @@ mod tests {
             assert_eq!(body(resp).await, "ok");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_idle_too_long_is_closed() {
+        let (base, accepted) = upstream(false).await;
+        let pool = pool(&base);
+        let (resp, lease) = pool.send(request(&base)).await.unwrap();
+        assert_eq!(body(resp).await, "ok");
+        drop(lease);
+        tokio::time::advance(IDLE_TIMEOUT).await;
+        let (resp, _lease) = pool.send(request(&base)).await.unwrap();
+        assert_eq!(body(resp).await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert!(lock(&pool.shared.idle).is_empty());
     }
 
     #[tokio::test]
