@@ -102,9 +102,8 @@ impl Pool {
         tls: Arc<rustls::ClientConfig>,
         connect_timeout: Duration,
     ) -> Result<Self, String> {
-        let host = base
-            .host()
-            .ok_or("the base URL has no host")?
+        let bracketed = base.host().ok_or("the base URL has no host")?;
+        let host = bracketed
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
@@ -113,10 +112,15 @@ impl Pool {
             Some("http") => false,
             _ => return Err("the base URL must be http or https".into()),
         };
-        let port = base.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let authority = base.authority().map_or(host.as_str(), |a| a.as_str());
-        let host_header = HeaderValue::from_str(authority.rsplit('@').next().unwrap_or(authority))
-            .map_err(|_| "the base URL's host is not a valid Host header")?;
+        let default_port = if https { 443 } else { 80 };
+        let port = base.port_u16().unwrap_or(default_port);
+        // `Host` names the port only when it is not the scheme's default.
+        let host_header = if port == default_port {
+            HeaderValue::from_str(bracketed)
+        } else {
+            HeaderValue::from_str(&format!("{bracketed}:{port}"))
+        }
+        .map_err(|_| "the base URL's host is not a valid Host header")?;
         let tls = if https {
             let name = ServerName::try_from(host.clone())
                 .map_err(|e| format!("`{host}` is not a valid TLS server name: {e}"))?;
@@ -381,6 +385,19 @@ mod tests {
             drop(lease);
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn the_host_header_names_a_port_only_when_it_is_not_the_default() {
+        let host = |url: &str| {
+            let tls = crate::forward::client::tls_config(None).unwrap();
+            let pool = Pool::new(&url.parse().unwrap(), Arc::new(tls), Duration::from_secs(1));
+            pool.unwrap().host_header
+        };
+        assert_eq!(host("https://api.example.com/v1"), "api.example.com");
+        assert_eq!(host("https://api.example.com:443/v1"), "api.example.com");
+        assert_eq!(host("http://127.0.0.1:8000/v1"), "127.0.0.1:8000");
+        assert_eq!(host("http://[::1]:11434/v1"), "[::1]:11434");
     }
 
     #[tokio::test]
