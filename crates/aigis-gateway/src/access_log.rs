@@ -101,7 +101,8 @@ fn digits(out: &mut String, n: u64, width: usize) {
         }
     }
     let start = i.min(buf.len().saturating_sub(width));
-    out.extend(buf[start..].iter().map(|&b| char::from(b)));
+    // ASCII digits: one copy, not a char at a time.
+    out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or_default());
 }
 
 fn field(out: &mut String, key: &str, value: &str) {
