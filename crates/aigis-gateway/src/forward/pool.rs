@@ -214,7 +214,7 @@ impl Pool {
 
     async fn connect(&self) -> Result<Conn, SendError> {
         let attempt = async {
-            let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            let tcp = connect_tcp(&self.host, self.port)
                 .await
                 .map_err(|e| format!("connecting to {}:{}: {e}", self.host, self.port))?;
             let _ = tcp.set_nodelay(true);
@@ -251,6 +251,62 @@ impl Pool {
             }),
         }
     }
+}
+
+/// How long one address gets before the next is tried alongside it (RFC 8305's "connection
+/// attempt delay").
+const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// Connects to `host`, trying its addresses as RFC 8305 ("happy eyeballs") says: IPv6 and
+/// IPv4 interleaved, a new attempt when one fails or [`ATTEMPT_DELAY`] passes, the first
+/// connection wins. A blackholed address family then costs a quarter of a second, not the whole
+/// connect timeout.
+async fn connect_tcp(host: &str, port: u16) -> std::io::Result<TcpStream> {
+    connect_any(interleaved(
+        tokio::net::lookup_host((host, port)).await?.collect(),
+    ))
+    .await
+}
+
+/// The first of `addrs` that accepts, tried in order with the attempt delay.
+async fn connect_any(addrs: Vec<std::net::SocketAddr>) -> std::io::Result<TcpStream> {
+    use futures_util::StreamExt as _;
+    let mut next = addrs.into_iter();
+    let mut attempts = futures_util::stream::FuturesUnordered::new();
+    let mut last_err = None;
+    loop {
+        if let Some(addr) = next.next() {
+            attempts.push(TcpStream::connect(addr));
+        } else if attempts.is_empty() {
+            return Err(last_err.unwrap_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
+            }));
+        }
+        tokio::select! {
+            Some(result) = attempts.next() => match result {
+                Ok(tcp) => return Ok(tcp),
+                Err(e) => last_err = Some(e),
+            },
+            () = tokio::time::sleep(ATTEMPT_DELAY), if next.len() > 0 => {}
+        }
+    }
+}
+
+/// `addrs` reordered to alternate between the families, starting with the first one's.
+fn interleaved(addrs: Vec<std::net::SocketAddr>) -> Vec<std::net::SocketAddr> {
+    let first_v6 = addrs.first().is_some_and(std::net::SocketAddr::is_ipv6);
+    let (mut first, mut second): (Vec<_>, Vec<_>) =
+        addrs.into_iter().partition(|a| a.is_ipv6() == first_v6);
+    let mut out = Vec::with_capacity(first.len() + second.len());
+    first.reverse();
+    second.reverse();
+    while let Some(a) = first.pop() {
+        out.push(a);
+        out.extend(second.pop());
+    }
+    second.reverse();
+    out.extend(second);
+    out
 }
 
 async fn handshake_h1<T>(io: TokioIo<T>) -> Result<Conn, String>
@@ -398,6 +454,42 @@ mod tests {
         assert_eq!(host("https://api.example.com:443/v1"), "api.example.com");
         assert_eq!(host("http://127.0.0.1:8000/v1"), "127.0.0.1:8000");
         assert_eq!(host("http://[::1]:11434/v1"), "[::1]:11434");
+    }
+
+    #[test]
+    fn addresses_alternate_between_families() {
+        let a = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        let (v6a, v6b, v4a, v4b, v4c) = (
+            a("[::1]:1"),
+            a("[::2]:1"),
+            a("127.0.0.1:1"),
+            a("127.0.0.2:1"),
+            a("127.0.0.3:1"),
+        );
+        assert_eq!(
+            interleaved(vec![v6a, v6b, v4a, v4b, v4c]),
+            [v6a, v4a, v6b, v4b, v4c]
+        );
+        assert_eq!(interleaved(vec![v4a, v4b, v6a]), [v4a, v6a, v4b]);
+        assert_eq!(interleaved(vec![v4a, v4b]), [v4a, v4b]);
+        assert!(interleaved(Vec::new()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_address_that_refuses_gives_way_to_the_next() {
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let refusing = closed.local_addr().unwrap();
+        drop(closed);
+        let (base, _) = upstream(false).await;
+        let open: std::net::SocketAddr = base.authority().unwrap().as_str().parse().unwrap();
+        let tcp = connect_any(vec![refusing, open]).await.unwrap();
+        assert_eq!(tcp.peer_addr().unwrap(), open);
+        let err = connect_any(vec![refusing]).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            connect_any(Vec::new()).await.unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
     }
 
     #[tokio::test]
