@@ -150,6 +150,10 @@ impl Pool {
             let (conn, reused) = self.checkout().await?;
             match conn {
                 Conn::H2(mut sender) => {
+                    if req.uri().scheme().is_none() {
+                        // Retried from HTTP/1.1, which took the URI to its origin form.
+                        *req.uri_mut() = self.absolute(req.uri());
+                    }
                     return match sender.try_send_request(req).await {
                         Ok(resp) => Ok((resp, Lease(None))),
                         Err(mut e) => match e.take_message() {
@@ -183,6 +187,18 @@ impl Pool {
                 }
             }
         }
+    }
+
+    /// `origin` (a path and query) as an absolute URI at this upstream.
+    fn absolute(&self, origin: &Uri) -> Uri {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let pq = origin
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str);
+        let host = self.host_header.to_str().unwrap_or_default();
+        format!("{scheme}://{host}{pq}")
+            .parse()
+            .unwrap_or_else(|_| origin.clone())
     }
 
     /// A ready connection: the HTTP/2 one, the most recent idle HTTP/1.1 one that is still
@@ -454,6 +470,18 @@ mod tests {
         assert_eq!(host("https://api.example.com:443/v1"), "api.example.com");
         assert_eq!(host("http://127.0.0.1:8000/v1"), "127.0.0.1:8000");
         assert_eq!(host("http://[::1]:11434/v1"), "[::1]:11434");
+    }
+
+    #[test]
+    fn an_origin_form_uri_is_made_absolute_again() {
+        let base: Uri = "https://api.example.com:8443/v1".parse().unwrap();
+        let tls = crate::forward::client::tls_config(None).unwrap();
+        let pool = Pool::new(&base, Arc::new(tls), Duration::from_secs(1)).unwrap();
+        let origin: Uri = "/v1/chat/completions?x=1".parse().unwrap();
+        assert_eq!(
+            pool.absolute(&origin),
+            "https://api.example.com:8443/v1/chat/completions?x=1"
+        );
     }
 
     #[test]
