@@ -43,13 +43,8 @@ impl UpstreamState {
         let client = match (&config.kind, &config.base_url) {
             (UpstreamKind::Echo, _) | (_, None) => None,
             (_, Some(base)) => {
-                let mut tls = client::tls_config(config.ca.as_deref())?;
-                tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-                Some(pool::Pool::new(
-                    base,
-                    Arc::new(tls),
-                    config.timeouts.connect,
-                )?)
+                let tls = client::tls_config(config.ca.as_deref())?;
+                Some(pool::Pool::new(base, tls, config.timeouts.connect)?)
             }
         };
         let uris = Endpoint::ALL

@@ -59,11 +59,11 @@ pub struct Pool {
     /// `Some` for `https` upstreams.
     tls: Option<(TlsConnector, ServerName<'static>)>,
     connect_timeout: Duration,
-    shared: Arc<Shared>,
+    connections: Arc<Connections>,
 }
 
 #[derive(Default)]
-struct Shared {
+struct Connections {
     /// Idle HTTP/1.1 connections in the order they came back (so oldest first).
     idle: Mutex<Vec<(http1::SendRequest<Body>, Instant)>>,
     /// The HTTP/2 connection, when the upstream chose HTTP/2.
@@ -73,12 +73,12 @@ struct Shared {
 /// An HTTP/1.1 connection lent to one exchange; it goes back to the pool when dropped, which
 /// the caller does once it no longer reads the response body. A connection whose body was not
 /// read to its end is closed by hyper, and the pool drops it when it next looks at it.
-pub struct Lease(Option<(http1::SendRequest<Body>, Arc<Shared>)>);
+pub struct Lease(Option<(http1::SendRequest<Body>, Arc<Connections>)>);
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some((sender, shared)) = self.0.take() {
-            let mut idle = lock(&shared.idle);
+        if let Some((sender, connections)) = self.0.take() {
+            let mut idle = lock(&connections.idle);
             if idle.len() < MAX_IDLE && !sender.is_closed() {
                 idle.push((sender, Instant::now()));
             }
@@ -96,10 +96,11 @@ enum Conn {
 }
 
 impl Pool {
-    /// A pool to `base` (an `http` or `https` URL), using `tls` for `https`.
+    /// A pool to `base` (an `http` or `https` URL), using `tls` for `https` (the pool sets
+    /// its ALPN: `h2`, then `http/1.1`).
     pub fn new(
         base: &Uri,
-        tls: Arc<rustls::ClientConfig>,
+        mut tls: rustls::ClientConfig,
         connect_timeout: Duration,
     ) -> Result<Self, String> {
         let bracketed = base.host().ok_or("the base URL has no host")?;
@@ -124,7 +125,8 @@ impl Pool {
         let tls = if https {
             let name = ServerName::try_from(host.clone())
                 .map_err(|e| format!("`{host}` is not a valid TLS server name: {e}"))?;
-            Some((TlsConnector::from(tls), name))
+            tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            Some((TlsConnector::from(Arc::new(tls)), name))
         } else {
             None
         };
@@ -134,7 +136,7 @@ impl Pool {
             host_header,
             tls,
             connect_timeout,
-            shared: Arc::default(),
+            connections: Arc::default(),
         })
     }
 
@@ -158,7 +160,7 @@ impl Pool {
                         Ok(resp) => Ok((resp, Lease(None))),
                         Err(mut e) => match e.take_message() {
                             Some(back) if reused => {
-                                lock(&self.shared.h2).take();
+                                lock(&self.connections.h2).take();
                                 req = back;
                                 continue;
                             }
@@ -176,7 +178,7 @@ impl Pool {
                         .or_insert_with(|| self.host_header.clone());
                     match sender.try_send_request(req).await {
                         Ok(resp) => {
-                            let lease = Lease(Some((sender, self.shared.clone())));
+                            let lease = Lease(Some((sender, self.connections.clone())));
                             return Ok((resp, lease));
                         }
                         Err(mut e) => match e.take_message() {
@@ -204,12 +206,15 @@ impl Pool {
     /// A ready connection: the HTTP/2 one, the most recent idle HTTP/1.1 one that is still
     /// open, or a new one. `true` when it was used before.
     async fn checkout(&self) -> Result<(Conn, bool), SendError> {
-        if let Some(h2) = lock(&self.shared.h2).as_ref().filter(|s| !s.is_closed()) {
+        if let Some(h2) = lock(&self.connections.h2)
+            .as_ref()
+            .filter(|s| !s.is_closed())
+        {
             return Ok((Conn::H2(h2.clone()), true));
         }
         loop {
             let popped = {
-                let mut idle = lock(&self.shared.idle);
+                let mut idle = lock(&self.connections.idle);
                 // Oldest first: those idle too long are closed.
                 let now = Instant::now();
                 let expired = idle.partition_point(|(_, since)| now - *since >= IDLE_TIMEOUT);
@@ -250,7 +255,7 @@ impl Pool {
                         tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
                     }
                 });
-                *lock(&self.shared.h2) = Some(sender.clone());
+                *lock(&self.connections.h2) = Some(sender.clone());
                 return Ok(Conn::H2(sender));
             }
             handshake_h1(TokioIo::new(tls)).await
@@ -387,7 +392,7 @@ mod tests {
 
     fn pool(base: &Uri) -> Pool {
         let tls = crate::forward::client::tls_config(None).unwrap();
-        Pool::new(base, Arc::new(tls), Duration::from_secs(2)).unwrap()
+        Pool::new(base, tls, Duration::from_secs(2)).unwrap()
     }
 
     fn request(base: &Uri) -> Request<Body> {
@@ -400,14 +405,18 @@ mod tests {
         resp.into_body().collect().await.unwrap().to_bytes()
     }
 
+    /// One whole exchange: the answer read, the connection given back.
+    async fn exchange(pool: &Pool, base: &Uri) {
+        let (resp, _lease) = pool.send(request(base)).await.unwrap();
+        assert_eq!(body(resp).await, "ok");
+    }
+
     #[tokio::test]
     async fn sequential_requests_reuse_one_connection() {
         let (base, accepted) = upstream(false).await;
         let pool = pool(&base);
         for _ in 0..5 {
-            let (resp, lease) = pool.send(request(&base)).await.unwrap();
-            assert_eq!(body(resp).await, "ok");
-            drop(lease);
+            exchange(&pool, &base).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
@@ -427,8 +436,7 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         // Both went back to the pool: two more requests need no new connection.
         for _ in 0..2 {
-            let (resp, _lease) = pool.send(request(&base)).await.unwrap();
-            assert_eq!(body(resp).await, "ok");
+            exchange(&pool, &base).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
@@ -437,14 +445,13 @@ mod tests {
     async fn a_connection_idle_too_long_is_closed() {
         let (base, accepted) = upstream(false).await;
         let pool = pool(&base);
-        let (resp, lease) = pool.send(request(&base)).await.unwrap();
-        assert_eq!(body(resp).await, "ok");
-        drop(lease);
+        exchange(&pool, &base).await;
         tokio::time::advance(IDLE_TIMEOUT).await;
+        // Held, so the pool's idle list shows only what expiry left in it.
         let (resp, _lease) = pool.send(request(&base)).await.unwrap();
         assert_eq!(body(resp).await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
-        assert!(lock(&pool.shared.idle).is_empty());
+        assert!(lock(&pool.connections.idle).is_empty());
     }
 
     #[tokio::test]
@@ -452,20 +459,14 @@ mod tests {
         let (base, accepted) = upstream(true).await;
         let pool = pool(&base);
         for _ in 0..3 {
-            let (resp, lease) = pool.send(request(&base)).await.unwrap();
-            assert_eq!(body(resp).await, "ok");
-            drop(lease);
+            exchange(&pool, &base).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
     #[test]
     fn the_host_header_names_a_port_only_when_it_is_not_the_default() {
-        let host = |url: &str| {
-            let tls = crate::forward::client::tls_config(None).unwrap();
-            let pool = Pool::new(&url.parse().unwrap(), Arc::new(tls), Duration::from_secs(1));
-            pool.unwrap().host_header
-        };
+        let host = |url: &str| pool(&url.parse().unwrap()).host_header;
         assert_eq!(host("https://api.example.com/v1"), "api.example.com");
         assert_eq!(host("https://api.example.com:443/v1"), "api.example.com");
         assert_eq!(host("http://127.0.0.1:8000/v1"), "127.0.0.1:8000");
@@ -474,9 +475,7 @@ mod tests {
 
     #[test]
     fn an_origin_form_uri_is_made_absolute_again() {
-        let base: Uri = "https://api.example.com:8443/v1".parse().unwrap();
-        let tls = crate::forward::client::tls_config(None).unwrap();
-        let pool = Pool::new(&base, Arc::new(tls), Duration::from_secs(1)).unwrap();
+        let pool = pool(&"https://api.example.com:8443/v1".parse().unwrap());
         let origin: Uri = "/v1/chat/completions?x=1".parse().unwrap();
         assert_eq!(
             pool.absolute(&origin),
