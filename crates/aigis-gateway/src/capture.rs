@@ -149,7 +149,10 @@ impl Drop for Tap {
 /// escaped), then one JSON value after its colon.
 fn reported_usage(body: &[u8]) -> Option<Usage> {
     const KEY: &[u8] = b"\"usage\"";
-    let at = memchr::memmem::rfind(body, KEY)?;
+    // Built once: building a searcher costs more than searching a typical response.
+    static FINDER: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(KEY));
+    let at = FINDER.rfind(body)?;
     let rest = body.get(at + KEY.len()..)?;
     Usage::from_json_prefix(rest.trim_ascii_start().strip_prefix(b":")?)
 }
