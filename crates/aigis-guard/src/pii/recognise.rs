@@ -221,8 +221,9 @@ pub fn bare_ssn(text: &str, c: &Candidate) -> bool {
             .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Phone candidate: 7-15 digits, not glued to more digits, parsed and validated by
-/// `phonenumber` (international when it starts with `+`, else in `region`).
+/// Phone candidate: 7-15 digits, not glued to more digits, parsed by `phonenumber`
+/// (international when it starts with `+`, else in `region`) and validated by its rules
+/// ([`super::phone`]).
 pub fn phone(
     text: &str,
     mut span: Range<usize>,
@@ -255,7 +256,7 @@ pub fn phone(
     } else {
         phonenumber::parse(Some(region), s)
     };
-    if parsed.is_ok_and(|p| phonenumber::is_valid(&p)) {
+    if parsed.is_ok_and(|p| super::phone::is_valid(&p)) {
         out.push(Candidate {
             kind: K::Phone,
             span,
