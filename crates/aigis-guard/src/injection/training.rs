@@ -42,7 +42,7 @@ impl Default for FitOptions {
     fn default() -> Self {
         Self {
             bits: 16,
-            l2: 5e-6,
+            l2: 3e-6,
             iterations: 1000,
             tolerance: 1e-7,
         }
@@ -51,7 +51,8 @@ impl Default for FitOptions {
 
 /// One distinct training text, its buckets and its share of the loss.
 struct Row {
-    idx: Vec<u32>,
+    /// Buckets with their values.
+    idx: Vec<(u32, f64)>,
     offset: f64,
     label: f64,
     weight: f64,
@@ -78,8 +79,8 @@ fn problem(examples: &[Example], options: &FitOptions) -> Problem {
             continue;
         }
         index.insert(key, rows.len());
-        let idx = super::model::feature_buckets(&e.text, options.bits);
-        let norm = 1.0 / (idx.len().max(1) as f64).sqrt();
+        let (idx, n) = super::model::feature_values(&e.text, options.bits);
+        let norm = 1.0 / n.max(1.0).sqrt();
         rows.push(Row {
             idx,
             offset: f64::from(e.offset),
@@ -123,7 +124,7 @@ impl Problem {
         }
         gradient[dim] = 0.0;
         for row in &self.rows {
-            let dot: f64 = row.idx.iter().map(|&i| weights[i as usize]).sum();
+            let dot: f64 = row.idx.iter().map(|&(i, v)| weights[i as usize] * v).sum();
             let z = bias + row.offset + dot * row.norm;
             let softplus = if z > 0.0 {
                 z + (-z).exp().ln_1p()
@@ -133,8 +134,8 @@ impl Problem {
             loss += row.weight * (softplus - row.label * z);
             let residual = row.weight * (1.0 / (1.0 + (-z).exp()) - row.label);
             gradient[dim] += residual;
-            for &i in &row.idx {
-                gradient[i as usize] += residual * row.norm;
+            for &(i, v) in &row.idx {
+                gradient[i as usize] += residual * row.norm * v;
             }
         }
         loss
@@ -154,16 +155,16 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 pub fn fit(examples: &[Example], options: FitOptions) -> Result<Model, ModelError> {
     if !(10..=24).contains(&options.bits) {
         // The width error, before anything is allocated.
-        return Model::from_parts(options.bits, 0.0, Vec::new());
+        return Model::from_parts(options.bits, 0.0, &[]);
     }
     let problem = problem(examples, &options);
     let dim = problem.dim;
     let theta = lbfgs(&problem, dim + 1, options.iterations, options.tolerance);
     #[allow(clippy::cast_possible_truncation)] // weights are small; f32 is what the file holds
-    let weights = theta[..dim].iter().map(|w| *w as f32).collect();
+    let weights: Vec<f32> = theta[..dim].iter().map(|w| *w as f32).collect();
     #[allow(clippy::cast_possible_truncation)]
     let bias = theta[dim] as f32;
-    Model::from_parts(options.bits, bias, weights)
+    Model::from_parts(options.bits, bias, &weights)
 }
 
 /// The (s, y, 1 / s·y) pairs L-BFGS remembers: steps and the changes of the gradient.
