@@ -129,7 +129,8 @@ impl Model {
     }
 
     /// A distinct word's contribution: the sum of its bag's weights (scaled by [`bag_value`],
-    /// in units of 2^-[`FRACTION`] of a weight) and how many features it counts for.
+    /// in units of 2^-[`FRACTION`] of a weight) and how many features it counts for (in units of
+    /// 2^-[`FRACTION`] too).
     fn bag(&self, word: &[u8], hash: u64) -> (i64, u64) {
         let (mut sum, mut len) = (0i64, 0u64);
         word_bag(word, hash, self.bits, |b| {
@@ -214,7 +215,8 @@ trait Sink {
     fn pair(&mut self, bucket: u32);
 }
 
-/// The running integer sum of the weights of a text's features, and their number.
+/// The running integer sum of the weights of a text's features, and their number (both in
+/// units of 2^-[`FRACTION`]).
 struct Accumulator<'a> {
     model: &'a Model,
     /// Per bucket, the last text that used it as a bigram or run (see [`Scratch`]).

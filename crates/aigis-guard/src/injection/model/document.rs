@@ -20,7 +20,8 @@ struct Token {
     pairs: [u32; 3],
 }
 
-/// A distinct word: its hash, and the weight sum and number of features of its bag.
+/// A distinct word: its hash, and its bag's contribution as [`Model::bag`] gives it (the scaled
+/// weight sum in fixed point, and the feature count in fixed point).
 #[derive(Clone, Copy)]
 struct Entry {
     hash: u64,
@@ -28,6 +29,8 @@ struct Entry {
     count: u64,
 }
 
+/// A block of text tokenised once: its words with their ids and bigram buckets, its punctuation
+/// runs, and per distinct word (whole, or cut by a window's edge) its contribution.
 pub(super) struct Document<'t, 'm> {
     text: &'t str,
     model: &'m Model,
