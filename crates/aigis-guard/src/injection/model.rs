@@ -499,23 +499,41 @@ impl<'t> Words<'t> {
 /// number of features `n`: [`Model::logit`] is the bias plus the weighted sum over √n (for
 /// trainers outside this module).
 pub fn feature_values(text: &str, bits: u8) -> (Vec<(u32, f64)>, f64) {
-    /// The words' buckets with their values, the other buckets to be made distinct.
-    struct Values(Vec<(u32, f64)>, Vec<u32>, f64, u8);
+    /// The words' buckets with their values, the bigram and run buckets (made distinct below),
+    /// and the words' share of the feature count.
+    struct Values {
+        bits: u8,
+        words: Vec<(u32, f64)>,
+        pairs: Vec<u32>,
+        count: f64,
+    }
     impl Sink for Values {
         fn bag(&mut self, word: &[u8], hash: u64) {
-            let mut bag = Vec::new();
-            word_bag(word, hash, self.3, |b| bag.push(b));
-            let (value, count) = bag_value(bag.len() as u64);
-            self.0.extend(bag.into_iter().map(|b| (b, value)));
-            self.2 += count as f64 / f64::from(1u32 << FRACTION);
+            let from = self.words.len();
+            word_bag(word, hash, self.bits, |b| self.words.push((b, 0.0)));
+            let (value, count) = bag_value((self.words.len() - from) as u64);
+            for (_, v) in &mut self.words[from..] {
+                *v = value;
+            }
+            self.count += count as f64 / f64::from(1u32 << FRACTION);
         }
         fn pair(&mut self, bucket: u32) {
-            self.1.push(bucket);
+            self.pairs.push(bucket);
         }
     }
-    let mut values = Values(Vec::new(), Vec::new(), 0.0, bits);
+    let mut values = Values {
+        bits,
+        words: Vec::new(),
+        pairs: Vec::new(),
+        count: 0.0,
+    };
     features(text, bits, &mut values);
-    let Values(mut idx, mut pairs, count, _) = values;
+    let Values {
+        words: mut idx,
+        mut pairs,
+        count,
+        ..
+    } = values;
     pairs.sort_unstable();
     pairs.dedup();
     let count = count + pairs.len() as f64;
