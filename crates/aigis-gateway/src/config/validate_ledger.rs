@@ -17,8 +17,10 @@ const DEFAULT_SPOOL_MAX: usize = 1 << 30;
 /// Default `commit_interval`. Longer than the ledger's own default (2 ms, for appends that wait
 /// for their acknowledgement): the gateway does not wait for its records, and on a virtual
 /// machine every `fdatasync` costs CPU that requests then lack (at 2 ms the gateway served
-/// 0.69–0.76× its unrecorded throughput, at 5 ms 0.83–0.87×; BENCHMARKS.md).
-const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(5);
+/// 0.69–0.76× its unrecorded throughput, at 5 ms 0.83–0.87×; at 10 ms each request costs about
+/// 2 CPU-µs less than at 5 ms; BENCHMARKS.md). A record waits at most this long (plus the sync)
+/// before it is durable.
+const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(10);
 /// Longest `commit_interval` accepted.
 const MAX_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 

@@ -116,7 +116,7 @@ fn ledger_commit_interval_has_a_default_and_a_bound() {
             .unwrap()
             .commit_interval
     };
-    assert_eq!(interval(""), Duration::from_millis(5));
+    assert_eq!(interval(""), Duration::from_millis(10));
     assert_eq!(
         interval("commit_interval = \"20ms\"\n"),
         Duration::from_millis(20)
