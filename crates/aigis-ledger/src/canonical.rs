@@ -179,9 +179,9 @@ fn number(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// Whether JSON needs `b` escaped (without branches, so a fold over bytes vectorises).
+/// Whether JSON needs `b` escaped.
 fn escaped(b: u8) -> bool {
-    (b < 0x20) | (b == b'"') | (b == b'\\')
+    b < 0x20 || b == b'"' || b == b'\\'
 }
 
 /// A JSON string as serde_json writes it: `"` and `\` backslash-escaped, `\b \f \n \r \t` by
