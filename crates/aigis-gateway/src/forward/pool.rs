@@ -316,16 +316,14 @@ async fn connect_any(addrs: Vec<std::net::SocketAddr>) -> std::io::Result<TcpStr
 /// `addrs` reordered to alternate between the families, starting with the first one's.
 fn interleaved(addrs: Vec<std::net::SocketAddr>) -> Vec<std::net::SocketAddr> {
     let first_v6 = addrs.first().is_some_and(std::net::SocketAddr::is_ipv6);
-    let (mut first, mut second): (Vec<_>, Vec<_>) =
+    let mut out = Vec::with_capacity(addrs.len());
+    let (first, second): (Vec<_>, Vec<_>) =
         addrs.into_iter().partition(|a| a.is_ipv6() == first_v6);
-    let mut out = Vec::with_capacity(first.len() + second.len());
-    first.reverse();
-    second.reverse();
-    while let Some(a) = first.pop() {
+    let mut second = second.into_iter();
+    for a in first {
         out.push(a);
-        out.extend(second.pop());
+        out.extend(second.next());
     }
-    second.reverse();
     out.extend(second);
     out
 }

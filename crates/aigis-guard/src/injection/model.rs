@@ -227,9 +227,10 @@ struct Accumulator<'a> {
 }
 
 impl Accumulator<'_> {
-    /// A whole distinct word's bag: its weight sum and its number of features.
+    /// A distinct word's contribution (see [`Model::bag`]): its weight sum and its number of
+    /// features.
     #[inline]
-    fn bag(&mut self, sum: i64, count: u64) {
+    fn add_contribution(&mut self, sum: i64, count: u64) {
         self.sum += sum;
         self.count += count;
     }
@@ -239,7 +240,7 @@ impl Sink for Accumulator<'_> {
     #[inline]
     fn bag(&mut self, word: &[u8], hash: u64) {
         let (sum, count) = self.model.bag(word, hash);
-        self.bag(sum, count);
+        self.add_contribution(sum, count);
     }
 
     #[inline]

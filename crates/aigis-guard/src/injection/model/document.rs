@@ -126,7 +126,7 @@ impl<'t, 'm> Document<'t, 'm> {
             let entry = self.entries[id as usize];
             if self.stamp[id as usize] != self.window {
                 self.stamp[id as usize] = self.window;
-                acc.bag(entry.sum, entry.count);
+                acc.add_contribution(entry.sum, entry.count);
             }
             if !cut && at >= whole_from {
                 for p in token.pairs {
