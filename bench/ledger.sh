@@ -9,8 +9,9 @@
 #   bash bench/ledger.sh --gateway  # only: gateway req/s with [ledger] off, on with file:, on with
 #                                   # sqlite: (needs wrk and release aigis + aigis-mock-upstream;
 #                                   # BENCH_NO_BUILD=1 skips the build; ROUNDS=N rounds, 5 by
-#                                   # default; reports the median of the paired round ratios
-#                                   # and the gateway's CPU-µs per request;
+#                                   # default; reports the median of the paired round ratios,
+#                                   # and the gateway's CPU-µs per request (and its writer thread's), the
+#                                   # mock's, and the gateway's page faults and context switches;
 #                                   # COMMIT_INTERVAL=10ms sets [ledger] commit_interval,
 #                                   # MODES="off file" leaves SQLite out)
 #
@@ -74,18 +75,22 @@ gateway_compare() {
   "$aigis" audit init --key "$work/ledger.key" --origin bench.aigis/ledger >/dev/null
   # CPU time (user + system, clock ticks) of a process and all its threads.
   ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+  # The ledger writer thread's ticks, minor page faults and context switches of the gateway.
+  writer_ticks() { cat "/proc/$1"/task/*/stat 2>/dev/null | awk '/\(aigis-ledger\)/ {s += $14 + $15} END {print s + 0}'; }
+  faults() { awk '{print $10}' "/proc/$1/stat"; }
+  switches() { cat "/proc/$1"/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}'; }
   for r in $(seq 1 "$rounds"); do
     for mode in ${MODES:-off file sqlite}; do
       rm -rf "$work/ledger" "$work/ledger.db"*
       taskset -c 1 "$aigis" gateway --config "$work/$mode.toml" --log-format json >/dev/null 2>"$work/$mode.log" &
       local gw=$!
       for _ in $(seq 50); do curl -sf http://127.0.0.1:18111/healthz >/dev/null && break; sleep 0.1; done
-      local t0 t1
-      t0=$(ticks "$gw")
+      local t0 t1 w0 w1 m0 m1 f0 f1 c0 c1
+      t0=$(ticks "$gw") w0=$(writer_ticks "$gw") m0=$(ticks "$mock_pid") f0=$(faults "$gw") c0=$(switches "$gw")
       taskset -c 0 wrk -t1 -c64 -d10s --latency -s "$ROOT/bench/wrk_post.lua" http://127.0.0.1:18110/v1/chat/completions \
         | sed -n 's/^BENCH /'"$mode"' round '"$r"': /p' | tr -d '\n'
-      t1=$(ticks "$gw")
-      echo " gateway_ticks=$((t1 - t0)) hz=$(getconf CLK_TCK)"
+      t1=$(ticks "$gw") w1=$(writer_ticks "$gw") m1=$(ticks "$mock_pid") f1=$(faults "$gw") c1=$(switches "$gw")
+      echo " gateway_ticks=$((t1 - t0)) writer_ticks=$((w1 - w0)) mock_ticks=$((m1 - m0)) faults=$((f1 - f0)) switches=$((c1 - c0)) hz=$(getconf CLK_TCK)"
       kill "$gw"; wait "$gw" 2>/dev/null || true
     done
   done | tee "$OUT/gateway.txt"
@@ -99,18 +104,22 @@ for line in open(sys.argv[1]):
     mode, _, r = line.split()[:3]
     f = dict(kv.split("=") for kv in line.split(": ", 1)[1].split() if "=" in kv)
     reqs = float(f["requests"])
-    rows[mode][r] = (float(f["rps"]), int(f["gateway_ticks"]) / int(f["hz"]) * 1e6 / reqs)
-off = statistics.median(v[0] for v in rows["off"].values())
-cpu_off = statistics.median(v[1] for v in rows["off"].values())
+    us = 1e6 / int(f["hz"]) / reqs
+    rows[mode][r] = (float(f["rps"]), int(f["gateway_ticks"]) * us, int(f.get("writer_ticks", 0)) * us,
+                     int(f.get("mock_ticks", 0)) * us, int(f.get("faults", 0)) / reqs, int(f.get("switches", 0)) / reqs)
+med = lambda mode, i: statistics.median(v[i] for v in rows[mode].values())
+off, cpu_off = med("off", 0), med("off", 1)
 for store in ("file", "sqlite"):
     if not rows[store]:
         continue
     paired = [rows[store][r][0] / rows["off"][r][0] for r in rows[store] if r in rows["off"]]
-    on = statistics.median(v[0] for v in rows[store].values())
-    cpu = statistics.median(v[1] for v in rows[store].values())
+    on, cpu = med(store, 0), med(store, 1)
     print(f"gateway req/s median: ledger off {off:.0f}, ledger on ({store}:) {on:.0f}, ratio {on / off:.3f}; "
           f"median of paired round ratios {statistics.median(paired):.3f} (target >= 0.9); "
-          f"gateway CPU-us/req {cpu_off:.1f} off, {cpu:.1f} on")
+          f"gateway CPU-us/req {cpu_off:.1f} off, {cpu:.1f} on (writer thread {med(store, 2):.2f}); "
+          f"mock CPU-us/req {med('off', 3):.1f} off, {med(store, 3):.1f} on; "
+          f"gateway page faults/req {med('off', 4):.3f} off, {med(store, 4):.3f} on; "
+          f"context switches/req {med('off', 5):.3f} off, {med(store, 5):.3f} on")
 EOT
   rm -rf "$work"
 }
