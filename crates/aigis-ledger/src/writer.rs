@@ -81,6 +81,8 @@ struct Shared {
     healthy: AtomicBool,
     size: AtomicU64,
     appended: AtomicU64,
+    /// Turns of the writer's loop (tests check that an idle writer sleeps).
+    wakeups: AtomicU64,
 }
 
 /// A running ledger: cheap to clone, shared by every request.
@@ -128,6 +130,7 @@ impl Ledger {
             healthy: AtomicBool::new(true),
             size: AtomicU64::new(tree.size()),
             appended: AtomicU64::new(0),
+            wakeups: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel();
         let mut writer = Writer {
@@ -163,6 +166,12 @@ impl Ledger {
     /// Entries committed to the store.
     pub fn size(&self) -> u64 {
         self.shared.size.load(Ordering::Relaxed)
+    }
+
+    /// Turns of the writer thread's loop so far.
+    #[cfg(feature = "test-util")]
+    pub fn wakeups(&self) -> u64 {
+        self.shared.wakeups.load(Ordering::Relaxed)
     }
 
     /// Free queue slots.
@@ -246,12 +255,19 @@ impl Writer {
             if let Some(rest) = self.config.linger.checked_sub(last_batch.elapsed()) {
                 std::thread::sleep(rest);
             }
-            let wait = self
-                .config
-                .checkpoint_every
-                .saturating_sub(self.last_checkpoint_at.elapsed())
-                .max(Duration::from_millis(1));
-            let first = match rx.recv_timeout(wait) {
+            let received = if self.idle() {
+                // Nothing to sign, drain or probe: sleep until the next job, not a timer.
+                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                let wait = self
+                    .config
+                    .checkpoint_every
+                    .saturating_sub(self.last_checkpoint_at.elapsed())
+                    .max(Duration::from_millis(1));
+                rx.recv_timeout(wait)
+            };
+            self.shared.wakeups.fetch_add(1, Ordering::Relaxed);
+            let first = match received {
                 Ok(job) => Some(job),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -279,6 +295,15 @@ impl Writer {
         }
         let _ = self.drain_spool();
         let _ = self.checkpoint(true);
+    }
+
+    /// Whether the writer has nothing to do until a job arrives: every entry is under a signed
+    /// checkpoint, the spool is empty and the store is healthy (a failed store is probed, and a
+    /// spool drained, on the writer's next wake-up, so those keep a timer).
+    fn idle(&self) -> bool {
+        self.tree.size() == self.last_checkpoint
+            && self.shared.healthy.load(Ordering::Relaxed)
+            && self.spool.as_ref().is_none_or(Spool::is_empty)
     }
 
     fn process(&mut self, jobs: Vec<Job>) {

@@ -132,6 +132,34 @@ fn build(dir: &std::path::Path, n: u64, backend: Backend) -> (Arc<LedgerKeys>, s
     (keys, path)
 }
 
+#[test]
+fn an_idle_writer_sleeps_until_the_next_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(LedgerKeys::generate("test.aigis/ledger").unwrap());
+    let path = store_path(dir.path(), Backend::File);
+    let store = open_store(Backend::File, &path, keys.origin());
+    let ledger = Ledger::start(store, keys, None, config()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        ledger.append(event(0)).await.unwrap();
+        ledger.checkpoint().await.unwrap();
+    });
+    // Everything is signed: the writer waits for a job, not on a timer (it used to wake
+    // every millisecond once a checkpoint interval had passed without new entries).
+    let before = ledger.wakeups();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        ledger.wakeups() - before <= 1,
+        "{} wake-ups",
+        ledger.wakeups() - before
+    );
+    rt.block_on(async { ledger.append(event(1)).await.unwrap() });
+    ledger.close();
+}
+
 fn verify(backend: Backend, path: &std::path::Path, keys: &LedgerVerifiers) -> audit::VerifyReport {
     let mut store = open_reader(backend, path);
     audit::verify(store.as_mut(), keys, &[]).unwrap()
