@@ -28,9 +28,11 @@
 #![allow(clippy::cast_precision_loss)]
 
 mod document;
+mod words;
 
 use document::Document;
 use thiserror::Error;
+use words::Words;
 
 const MAGIC: &[u8; 8] = b"AIGISNG2";
 const OLD_MAGIC: &[u8; 8] = b"AIGISNG1";
@@ -423,7 +425,7 @@ fn features(text: &str, bits: u8, sink: &mut impl Sink) {
         |start, end| {
             let word = &bytes[start..end];
             let w = word_hash(word);
-            if seen_words.insert(w, word).1 {
+            if seen_words.insert(bytes, start, end).1 {
                 sink.bag(word, w);
             }
             for (distance, p) in (0u8..).zip(recent) {
@@ -438,61 +440,6 @@ fn features(text: &str, bits: u8, sink: &mut impl Sink) {
     // Runs of punctuation carry structure (`<|`, `###`, `]]`).
     for run in runs {
         sink.pair(run);
-    }
-}
-
-/// The distinct words of one text: open addressing on their FNV hashes, compared byte for byte;
-/// each gets an id, counted from 0 in the order they were added.
-struct Words<'t> {
-    slots: Vec<(u64, &'t [u8], u32)>,
-    len: usize,
-}
-
-impl<'t> Words<'t> {
-    fn for_text(bytes: usize) -> Self {
-        Self {
-            slots: vec![(0, &[][..], 0); (bytes / 4).clamp(16, 512).next_power_of_two()],
-            len: 0,
-        }
-    }
-
-    /// Adds `word` (not empty) with hash `hash`; returns its id, and whether it is new.
-    fn insert(&mut self, hash: u64, word: &'t [u8]) -> (u32, bool) {
-        if 2 * (self.len + 1) > self.slots.len() {
-            let grown = vec![(0, &[][..], 0); 2 * self.slots.len()];
-            let old = std::mem::replace(&mut self.slots, grown);
-            for slot in old.into_iter().filter(|(_, w, _)| !w.is_empty()) {
-                self.place(slot);
-            }
-        }
-        let mask = self.slots.len() - 1;
-        // The low bits of an FNV hash mix poorly: take the slot from the high ones.
-        let mut at = (hash >> 40) as usize & mask;
-        loop {
-            let (h, w, id) = self.slots[at];
-            if w.is_empty() {
-                // Ids stay below the number of words of a text, far under 2^32.
-                #[allow(clippy::cast_possible_truncation)]
-                let id = self.len as u32;
-                self.slots[at] = (hash, word, id);
-                self.len += 1;
-                return (id, true);
-            }
-            if h == hash && w == word {
-                return (id, false);
-            }
-            at = (at + 1) & mask;
-        }
-    }
-
-    /// Puts an existing entry back after the table grew.
-    fn place(&mut self, slot: (u64, &'t [u8], u32)) {
-        let mask = self.slots.len() - 1;
-        let mut at = (slot.0 >> 40) as usize & mask;
-        while !self.slots[at].1.is_empty() {
-            at = (at + 1) & mask;
-        }
-        self.slots[at] = slot;
     }
 }
 

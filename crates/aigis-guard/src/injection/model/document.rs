@@ -89,10 +89,10 @@ impl<'t, 'm> Document<'t, 'm> {
 
     /// The id of the word `text[start..end]`, summing its bag when it is new.
     fn id(&mut self, start: usize, end: usize) -> u32 {
-        let word = &self.text.as_bytes()[start..end];
-        let hash = word_hash(word);
-        let (id, new) = self.dict.insert(hash, word);
+        let (id, new) = self.dict.insert(self.text.as_bytes(), start, end);
         if new {
+            let word = &self.text.as_bytes()[start..end];
+            let hash = word_hash(word);
             let (sum, count) = self.model.bag(word, hash);
             self.entries.push(Entry { hash, sum, count });
             self.stamp.push(0);
