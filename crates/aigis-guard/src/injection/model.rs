@@ -280,11 +280,12 @@ fn fnv(seed: u64, bytes: &[u8]) -> u64 {
         .fold(seed, |h, b| (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME))
 }
 
-/// What an ASCII byte is to [`features`]: part of a word (alphanumeric or `'`), part of a
-/// punctuation run (neither alphanumeric nor whitespace), or both (`'`).
+/// What a byte is to [`tokens`]: part of a word (alphanumeric or `'`), part of a punctuation
+/// run (neither alphanumeric nor whitespace), or both (`'`); [`MULTIBYTE`] from 0x80 up, where
+/// the character decides.
 #[allow(clippy::cast_possible_truncation)] // `b` stays under 128
-const ASCII_ROLE: [u8; 128] = {
-    let mut table = [0u8; 128];
+const ROLE: [u8; 256] = {
+    let mut table = [MULTIBYTE; 256];
     let mut b = 0;
     while b < 128 {
         let c = b as u8;
@@ -298,6 +299,8 @@ const ASCII_ROLE: [u8; 128] = {
 };
 const WORD: u8 = 1;
 const PUNCT: u8 = 2;
+/// Not a character's role: a multi-byte character never takes [`tokens`]' fast path.
+const MULTIBYTE: u8 = 4;
 
 /// The bucket of a 64-bit hash.
 #[inline]
@@ -358,56 +361,59 @@ fn word_bag(word: &[u8], w: u64, bits: u8, mut f: impl FnMut(u32)) {
 /// more, as byte ranges, each in order.
 fn tokens(text: &str, mut word: impl FnMut(usize, usize), mut run: impl FnMut(usize, usize)) {
     let bytes = text.as_bytes();
-    let (mut word_start, mut run_start) = (None, None);
+    // The role of the previous character (as after whitespace at the start), and where the
+    // word and the punctuation run being read (if any) started.
+    let (mut prev, mut word_start, mut run_start) = (0, 0, 0);
     let mut at = 0;
-    while at <= bytes.len() {
-        let (role, len) = match bytes.get(at) {
-            None => (0, 1),
-            Some(&b) if b.is_ascii() => (ASCII_ROLE[usize::from(b)], 1),
-            Some(_) => text[at..].chars().next().map_or((0, 1), |c| {
-                let role = if c.is_alphanumeric() {
-                    WORD
-                } else if c.is_whitespace() {
-                    0
-                } else {
-                    PUNCT
-                };
-                (role, c.len_utf8())
-            }),
-        };
-        match (word_start, role & WORD != 0) {
-            (None, true) => word_start = Some(at),
-            (Some(start), false) => {
-                word(start, at);
-                word_start = None;
-            }
-            _ => {}
-        }
-        match (run_start, role & PUNCT != 0) {
-            (None, true) => run_start = Some(at),
-            (Some(start), false) => {
-                if at - start >= 2 {
-                    run(start, at);
-                }
-                run_start = None;
-            }
-            _ => {}
-        }
-        at += len;
-        // Bytes that change no state are skipped in a tight loop: letters and digits inside a
-        // word, whitespace between tokens.
-        let skip = match (word_start, run_start) {
-            (Some(_), None) => WORD,
-            (None, None) => 0,
-            _ => continue,
-        };
-        while let Some(&b) = bytes.get(at) {
-            if b >= 0x80 || ASCII_ROLE[usize::from(b)] != skip {
-                break;
-            }
+    while let Some(&b) = bytes.get(at) {
+        let mut role = ROLE[usize::from(b)];
+        // Most bytes change nothing: letters inside a word, whitespace between tokens.
+        if role == prev {
             at += 1;
+            continue;
         }
+        let mut len = 1;
+        if role == MULTIBYTE {
+            (role, len) = char_role(text, at);
+        }
+        let changed = role ^ prev;
+        if changed & WORD != 0 {
+            if role & WORD != 0 {
+                word_start = at;
+            } else {
+                word(word_start, at);
+            }
+        }
+        if changed & PUNCT != 0 {
+            if role & PUNCT != 0 {
+                run_start = at;
+            } else if at - run_start >= 2 {
+                run(run_start, at);
+            }
+        }
+        prev = role;
+        at += len;
     }
+    if prev & WORD != 0 {
+        word(word_start, bytes.len());
+    }
+    if prev & PUNCT != 0 && bytes.len() - run_start >= 2 {
+        run(run_start, bytes.len());
+    }
+}
+
+/// The role (see [`ROLE`]) and length of the character at `at`, a character boundary.
+fn char_role(text: &str, at: usize) -> (u8, usize) {
+    text[at..].chars().next().map_or((0, 1), |c| {
+        let role = if c.is_alphanumeric() {
+            WORD
+        } else if c.is_whitespace() {
+            0
+        } else {
+            PUNCT
+        };
+        (role, c.len_utf8())
+    })
 }
 
 /// Passes the features of `text` to `sink`: the bag of each distinct word (a run of alphanumeric

@@ -97,21 +97,28 @@ impl<'t, 'm> Document<'t, 'm> {
         doc
     }
 
-    /// The id of the word `text[start..end]`, summing its bag when it is new.
+    /// The id of the word `text[start..end]`, summing its bag when it is new. Inlined, with the
+    /// bag out of line: called for every word of the block.
+    #[inline]
     fn id(&mut self, start: usize, end: usize) -> u32 {
         let (id, new) = self.dict.insert(self.text.as_bytes(), start, end);
         if new {
-            let word = &self.text.as_bytes()[start..end];
-            let hash = word_hash(word);
-            let (sum, count) = self.model.bag(word, hash);
-            self.entries.push(Entry {
-                hash,
-                sum,
-                count,
-                stamp: 0,
-            });
+            self.add_entry(&self.text.as_bytes()[start..end]);
         }
         id
+    }
+
+    /// Adds the entry of a new word.
+    #[inline(never)]
+    fn add_entry(&mut self, word: &[u8]) {
+        let hash = word_hash(word);
+        let (sum, count) = self.model.bag(word, hash);
+        self.entries.push(Entry {
+            hash,
+            sum,
+            count,
+            stamp: 0,
+        });
     }
 
     /// Passes the features of the window `range` to `acc`: those [`super::features`] finds in

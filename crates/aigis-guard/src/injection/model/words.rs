@@ -42,13 +42,11 @@ impl<'t> Words<'t> {
     }
 
     /// Adds the word `text[start..end]` (not empty); returns its id, and whether it is new.
+    /// Inlined, with the rare growth kept out of line: called for every word of a text.
+    #[inline]
     pub(super) fn insert(&mut self, text: &'t [u8], start: usize, end: usize) -> (u32, bool) {
         if 2 * (self.len + 1) > self.slots.len() {
-            let grown = vec![EMPTY; 2 * self.slots.len()];
-            let old = std::mem::replace(&mut self.slots, grown);
-            for slot in old.into_iter().filter(|s| !s.word.is_empty()) {
-                self.place(slot);
-            }
+            self.grow();
         }
         let word = &text[start..end];
         let (head, hash) = key(text, start, end);
@@ -77,6 +75,17 @@ impl<'t> Words<'t> {
                 return (slot.id, false);
             }
             at = (at + 1) & mask;
+        }
+    }
+
+    /// Doubles the table.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let grown = vec![EMPTY; 2 * self.slots.len()];
+        let old = std::mem::replace(&mut self.slots, grown);
+        for slot in old.into_iter().filter(|s| !s.word.is_empty()) {
+            self.place(slot);
         }
     }
 
