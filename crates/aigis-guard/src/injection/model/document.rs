@@ -126,7 +126,9 @@ impl<'t, 'm> Document<'t, 'm> {
     ///
     /// Only the words at the window's edges need care: the first three words (their bigrams
     /// with words before the window are not the window's) and words cut by an edge. The words
-    /// in between take their precomputed bigrams in a tight loop.
+    /// in between take their precomputed bigrams in a tight loop. (Inlined into the caller, the
+    /// accumulator's sums stay in registers.)
+    #[inline]
     pub(super) fn features(&mut self, range: std::ops::Range<usize>, acc: &mut Accumulator<'_>) {
         self.window += 1;
         let (from, to) = (range.start, range.end);
