@@ -717,6 +717,52 @@ mod tests {
         }
     }
 
+    /// The maximal runs of characters `inside` holds, of `min` bytes or more, character by
+    /// character.
+    fn maximal_runs(text: &str, inside: impl Fn(char) -> bool, min: usize) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut start = None;
+        // A space after the text ends the last run (it is in no run).
+        for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+            match (start, inside(c)) {
+                (None, true) => start = Some(i),
+                (Some(s), false) => {
+                    if i - s >= min {
+                        out.push((s, i));
+                    }
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn tokens_are_maximal_runs_of_word_and_punctuation_characters(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "a", "Zz9", "'", "''", " ", "\n", "\t", "é", "漢字", "—", "!?", "<|", "#",
+                    "\u{200b}", "\u{a0}", "x'y", "\u{1F600}", "٣",
+                ]),
+                0..40,
+            )
+        ) {
+            let text = pieces.concat();
+            let (mut words, mut runs) = (Vec::new(), Vec::new());
+            tokens(&text, |s, e| words.push((s, e)), |s, e| runs.push((s, e)));
+            proptest::prop_assert_eq!(
+                words,
+                maximal_runs(&text, |c| c.is_alphanumeric() || c == '\'', 1)
+            );
+            proptest::prop_assert_eq!(
+                runs,
+                maximal_runs(&text, |c| !c.is_alphanumeric() && !c.is_whitespace(), 2)
+            );
+        }
+    }
+
     #[test]
     fn rejects_bad_files() {
         assert!(Model::from_bytes(b"nope").is_err());
