@@ -167,11 +167,27 @@ impl Keywords {
     #[inline(never)]
     fn next_match(&self, haystack: &[u8], at: usize, state: usize) -> Option<(usize, usize)> {
         let (table, classes) = (self.table.as_slice(), &self.classes);
+        let step = |state: usize, b: u8| {
+            table
+                .get(state + usize::from(classes[usize::from(b)]))
+                .map(|&t| t as usize)
+        };
         let mut state = state;
-        for (i, &b) in haystack.get(at..)?.iter().enumerate() {
-            state = *table.get(state + usize::from(classes[usize::from(b)]))? as usize;
+        // Four bytes a turn (the inner loop is unrolled): one end test per four bytes.
+        let (quads, rest) = haystack.get(at..)?.as_chunks::<4>();
+        for (k, quad) in quads.iter().enumerate() {
+            for (j, &b) in quad.iter().enumerate() {
+                state = step(state, b)?;
+                if state >= self.matches {
+                    return Some((at + 4 * k + j + 1, state));
+                }
+            }
+        }
+        let at = at + 4 * quads.len();
+        for (j, &b) in rest.iter().enumerate() {
+            state = step(state, b)?;
             if state >= self.matches {
-                return Some((at + i + 1, state));
+                return Some((at + j + 1, state));
             }
         }
         None
