@@ -93,17 +93,18 @@ pub(crate) fn runs(
     inside: impl Fn(u8) -> bool,
     mut search: impl FnMut(Range<usize>),
 ) {
-    let inside = |i: usize| inside(bytes[i]);
-    // Invariant: `start` is 0 or follows a byte outside.
+    // Invariant: `start` is 0 or follows a byte outside. Slices, not indices: one bounds check
+    // per window instead of one per byte.
     let mut start = 0;
-    while start + min <= bytes.len() {
-        if let Some(outside) = (start..start + min).rev().find(|&i| !inside(i)) {
-            start = outside + 1;
+    while let Some(window) = bytes.get(start..start + min) {
+        if let Some(outside) = window.iter().rposition(|&b| !inside(b)) {
+            start += outside + 1;
             continue;
         }
-        let end = (start + min..bytes.len())
-            .find(|&i| !inside(i))
-            .unwrap_or(bytes.len());
+        let end = bytes[start + min..]
+            .iter()
+            .position(|&b| !inside(b))
+            .map_or(bytes.len(), |i| start + min + i);
         search(start..end);
         start = end + 1;
     }

@@ -344,10 +344,11 @@ impl Sink for Collapsed {
     }
 }
 
-/// Classes of ASCII bytes, as `char` sees them: [`SPACE`], [`ALNUM`], [`ALPHA`], [`LEET`].
+/// Classes of bytes: of ASCII bytes as `char` sees them, [`SPACE`], [`ALNUM`], [`ALPHA`],
+/// [`LEET`]; [`NON_ASCII`] from 0x80 up (a whole table, so a lookup needs no bounds check).
 #[allow(clippy::cast_possible_truncation)] // `b` stays under 128
-const ASCII_CLASS: [u8; 128] = {
-    let mut table = [0u8; 128];
+const CLASS: [u8; 256] = {
+    let mut table = [NON_ASCII; 256];
     let mut b = 0;
     while b < 128 {
         let c = b as u8;
@@ -377,10 +378,12 @@ const ALNUM: u8 = 2;
 const ALPHA: u8 = 4;
 /// [`leet`] maps it.
 const LEET: u8 = 8;
+/// A byte of a multi-byte character.
+const NON_ASCII: u8 = 16;
 
-/// The [`ASCII_CLASS`] of an ASCII byte; 0 for the others.
+/// The [`CLASS`] of a byte.
 fn class(b: u8) -> u8 {
-    ASCII_CLASS.get(usize::from(b)).copied().unwrap_or(0)
+    CLASS[usize::from(b)]
 }
 
 /// Writes `lowered` to `sink` token by token (a token is a run of non-whitespace): confusable
@@ -474,7 +477,7 @@ fn fold_into(lowered: &Lowered, sink: &mut dyn Sink) {
 fn plain_tokens_end(bytes: &[u8], at: usize) -> usize {
     let (mut token, mut p) = (at, at);
     while let Some(&b) = bytes.get(p) {
-        if b.is_ascii() && class(b) & (SPACE | LEET) == 0 {
+        if class(b) & (SPACE | LEET | NON_ASCII) == 0 {
             p += 1;
         } else if b == b' ' && p > token {
             p += 1;

@@ -28,9 +28,11 @@
 #![allow(clippy::cast_precision_loss)]
 
 mod document;
+mod words;
 
 use document::Document;
 use thiserror::Error;
+use words::Words;
 
 const MAGIC: &[u8; 8] = b"AIGISNG2";
 const OLD_MAGIC: &[u8; 8] = b"AIGISNG1";
@@ -278,11 +280,12 @@ fn fnv(seed: u64, bytes: &[u8]) -> u64 {
         .fold(seed, |h, b| (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME))
 }
 
-/// What an ASCII byte is to [`features`]: part of a word (alphanumeric or `'`), part of a
-/// punctuation run (neither alphanumeric nor whitespace), or both (`'`).
+/// What a byte is to [`tokens`]: part of a word (alphanumeric or `'`), part of a punctuation
+/// run (neither alphanumeric nor whitespace), or both (`'`); [`MULTIBYTE`] from 0x80 up, where
+/// the character decides.
 #[allow(clippy::cast_possible_truncation)] // `b` stays under 128
-const ASCII_ROLE: [u8; 128] = {
-    let mut table = [0u8; 128];
+const ROLE: [u8; 256] = {
+    let mut table = [MULTIBYTE; 256];
     let mut b = 0;
     while b < 128 {
         let c = b as u8;
@@ -296,6 +299,8 @@ const ASCII_ROLE: [u8; 128] = {
 };
 const WORD: u8 = 1;
 const PUNCT: u8 = 2;
+/// Not a character's role: a multi-byte character never takes [`tokens`]' fast path.
+const MULTIBYTE: u8 = 4;
 
 /// The bucket of a 64-bit hash.
 #[inline]
@@ -356,56 +361,59 @@ fn word_bag(word: &[u8], w: u64, bits: u8, mut f: impl FnMut(u32)) {
 /// more, as byte ranges, each in order.
 fn tokens(text: &str, mut word: impl FnMut(usize, usize), mut run: impl FnMut(usize, usize)) {
     let bytes = text.as_bytes();
-    let (mut word_start, mut run_start) = (None, None);
+    // The role of the previous character (as after whitespace at the start), and where the
+    // word and the punctuation run being read (if any) started.
+    let (mut prev, mut word_start, mut run_start) = (0, 0, 0);
     let mut at = 0;
-    while at <= bytes.len() {
-        let (role, len) = match bytes.get(at) {
-            None => (0, 1),
-            Some(&b) if b.is_ascii() => (ASCII_ROLE[usize::from(b)], 1),
-            Some(_) => text[at..].chars().next().map_or((0, 1), |c| {
-                let role = if c.is_alphanumeric() {
-                    WORD
-                } else if c.is_whitespace() {
-                    0
-                } else {
-                    PUNCT
-                };
-                (role, c.len_utf8())
-            }),
-        };
-        match (word_start, role & WORD != 0) {
-            (None, true) => word_start = Some(at),
-            (Some(start), false) => {
-                word(start, at);
-                word_start = None;
-            }
-            _ => {}
-        }
-        match (run_start, role & PUNCT != 0) {
-            (None, true) => run_start = Some(at),
-            (Some(start), false) => {
-                if at - start >= 2 {
-                    run(start, at);
-                }
-                run_start = None;
-            }
-            _ => {}
-        }
-        at += len;
-        // Bytes that change no state are skipped in a tight loop: letters and digits inside a
-        // word, whitespace between tokens.
-        let skip = match (word_start, run_start) {
-            (Some(_), None) => WORD,
-            (None, None) => 0,
-            _ => continue,
-        };
-        while let Some(&b) = bytes.get(at) {
-            if b >= 0x80 || ASCII_ROLE[usize::from(b)] != skip {
-                break;
-            }
+    while let Some(&b) = bytes.get(at) {
+        let mut role = ROLE[usize::from(b)];
+        // Most bytes change nothing: letters inside a word, whitespace between tokens.
+        if role == prev {
             at += 1;
+            continue;
         }
+        let mut len = 1;
+        if role == MULTIBYTE {
+            (role, len) = char_role(text, at);
+        }
+        let changed = role ^ prev;
+        if changed & WORD != 0 {
+            if role & WORD != 0 {
+                word_start = at;
+            } else {
+                word(word_start, at);
+            }
+        }
+        if changed & PUNCT != 0 {
+            if role & PUNCT != 0 {
+                run_start = at;
+            } else if at - run_start >= 2 {
+                run(run_start, at);
+            }
+        }
+        prev = role;
+        at += len;
     }
+    if prev & WORD != 0 {
+        word(word_start, bytes.len());
+    }
+    if prev & PUNCT != 0 && bytes.len() - run_start >= 2 {
+        run(run_start, bytes.len());
+    }
+}
+
+/// The role (see [`ROLE`]) and length of the character at `at`, a character boundary.
+fn char_role(text: &str, at: usize) -> (u8, usize) {
+    text[at..].chars().next().map_or((0, 1), |c| {
+        let role = if c.is_alphanumeric() {
+            WORD
+        } else if c.is_whitespace() {
+            0
+        } else {
+            PUNCT
+        };
+        (role, c.len_utf8())
+    })
 }
 
 /// Passes the features of `text` to `sink`: the bag of each distinct word (a run of alphanumeric
@@ -423,7 +431,7 @@ fn features(text: &str, bits: u8, sink: &mut impl Sink) {
         |start, end| {
             let word = &bytes[start..end];
             let w = word_hash(word);
-            if seen_words.insert(w, word).1 {
+            if seen_words.insert(bytes, start, end).1 {
                 sink.bag(word, w);
             }
             for (distance, p) in (0u8..).zip(recent) {
@@ -438,61 +446,6 @@ fn features(text: &str, bits: u8, sink: &mut impl Sink) {
     // Runs of punctuation carry structure (`<|`, `###`, `]]`).
     for run in runs {
         sink.pair(run);
-    }
-}
-
-/// The distinct words of one text: open addressing on their FNV hashes, compared byte for byte;
-/// each gets an id, counted from 0 in the order they were added.
-struct Words<'t> {
-    slots: Vec<(u64, &'t [u8], u32)>,
-    len: usize,
-}
-
-impl<'t> Words<'t> {
-    fn for_text(bytes: usize) -> Self {
-        Self {
-            slots: vec![(0, &[][..], 0); (bytes / 4).clamp(16, 512).next_power_of_two()],
-            len: 0,
-        }
-    }
-
-    /// Adds `word` (not empty) with hash `hash`; returns its id, and whether it is new.
-    fn insert(&mut self, hash: u64, word: &'t [u8]) -> (u32, bool) {
-        if 2 * (self.len + 1) > self.slots.len() {
-            let grown = vec![(0, &[][..], 0); 2 * self.slots.len()];
-            let old = std::mem::replace(&mut self.slots, grown);
-            for slot in old.into_iter().filter(|(_, w, _)| !w.is_empty()) {
-                self.place(slot);
-            }
-        }
-        let mask = self.slots.len() - 1;
-        // The low bits of an FNV hash mix poorly: take the slot from the high ones.
-        let mut at = (hash >> 40) as usize & mask;
-        loop {
-            let (h, w, id) = self.slots[at];
-            if w.is_empty() {
-                // Ids stay below the number of words of a text, far under 2^32.
-                #[allow(clippy::cast_possible_truncation)]
-                let id = self.len as u32;
-                self.slots[at] = (hash, word, id);
-                self.len += 1;
-                return (id, true);
-            }
-            if h == hash && w == word {
-                return (id, false);
-            }
-            at = (at + 1) & mask;
-        }
-    }
-
-    /// Puts an existing entry back after the table grew.
-    fn place(&mut self, slot: (u64, &'t [u8], u32)) {
-        let mask = self.slots.len() - 1;
-        let mut at = (slot.0 >> 40) as usize & mask;
-        while !self.slots[at].1.is_empty() {
-            at = (at + 1) & mask;
-        }
-        self.slots[at] = slot;
     }
 }
 
@@ -760,6 +713,52 @@ mod tests {
                 (f64::from(model.logit(text)) - expected).abs() < 1e-4,
                 "{text}: {} vs {expected}",
                 model.logit(text)
+            );
+        }
+    }
+
+    /// The maximal runs of characters `inside` holds, of `min` bytes or more, character by
+    /// character.
+    fn maximal_runs(text: &str, inside: impl Fn(char) -> bool, min: usize) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut start = None;
+        // A space after the text ends the last run (it is in no run).
+        for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+            match (start, inside(c)) {
+                (None, true) => start = Some(i),
+                (Some(s), false) => {
+                    if i - s >= min {
+                        out.push((s, i));
+                    }
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn tokens_are_maximal_runs_of_word_and_punctuation_characters(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "a", "Zz9", "'", "''", " ", "\n", "\t", "é", "漢字", "—", "!?", "<|", "#",
+                    "\u{200b}", "\u{a0}", "x'y", "\u{1F600}", "٣",
+                ]),
+                0..40,
+            )
+        ) {
+            let text = pieces.concat();
+            let (mut words, mut runs) = (Vec::new(), Vec::new());
+            tokens(&text, |s, e| words.push((s, e)), |s, e| runs.push((s, e)));
+            proptest::prop_assert_eq!(
+                words,
+                maximal_runs(&text, |c| c.is_alphanumeric() || c == '\'', 1)
+            );
+            proptest::prop_assert_eq!(
+                runs,
+                maximal_runs(&text, |c| !c.is_alphanumeric() && !c.is_whitespace(), 2)
             );
         }
     }

@@ -27,6 +27,19 @@ struct Entry {
     hash: u64,
     sum: i64,
     count: u64,
+    /// The last window (counted from 1) that used the word.
+    stamp: u32,
+}
+
+impl Entry {
+    /// Adds the word's contribution to `acc` unless `window` already has it.
+    #[inline]
+    fn add_once(&mut self, window: u32, acc: &mut Accumulator<'_>) {
+        if self.stamp != window {
+            self.stamp = window;
+            acc.add_contribution(self.sum, self.count);
+        }
+    }
 }
 
 /// A block of text tokenised once: its words with their ids and bigram buckets, its punctuation
@@ -40,8 +53,6 @@ pub(super) struct Document<'t, 'm> {
     dict: Words<'t>,
     /// Per id.
     entries: Vec<Entry>,
-    /// Per id: the last window (counted from 1) that used the word.
-    stamp: Vec<u32>,
     window: u32,
 }
 
@@ -55,7 +66,6 @@ impl<'t, 'm> Document<'t, 'm> {
             runs: Vec::new(),
             dict: Words::for_text(text.len()),
             entries: Vec::new(),
-            stamp: Vec::new(),
             window: 0,
         };
         let mut words = std::mem::take(&mut doc.words);
@@ -87,61 +97,69 @@ impl<'t, 'm> Document<'t, 'm> {
         doc
     }
 
-    /// The id of the word `text[start..end]`, summing its bag when it is new.
+    /// The id of the word `text[start..end]`, summing its bag when it is new. Inlined, with the
+    /// bag out of line: called for every word of the block.
+    #[inline]
     fn id(&mut self, start: usize, end: usize) -> u32 {
-        let word = &self.text.as_bytes()[start..end];
-        let hash = word_hash(word);
-        let (id, new) = self.dict.insert(hash, word);
+        let (id, new) = self.dict.insert(self.text.as_bytes(), start, end);
         if new {
-            let (sum, count) = self.model.bag(word, hash);
-            self.entries.push(Entry { hash, sum, count });
-            self.stamp.push(0);
+            self.add_entry(&self.text.as_bytes()[start..end]);
         }
         id
     }
 
+    /// Adds the entry of a new word.
+    #[inline(never)]
+    fn add_entry(&mut self, word: &[u8]) {
+        let hash = word_hash(word);
+        let (sum, count) = self.model.bag(word, hash);
+        self.entries.push(Entry {
+            hash,
+            sum,
+            count,
+            stamp: 0,
+        });
+    }
+
     /// Passes the features of the window `range` to `acc`: those [`super::features`] finds in
     /// `&text[range]`.
+    ///
+    /// Only the words at the window's edges need care: the first three words (their bigrams
+    /// with words before the window are not the window's) and words cut by an edge. The words
+    /// in between take their precomputed bigrams in a tight loop. (Inlined into the caller, the
+    /// accumulator's sums stay in registers.)
+    #[inline]
     pub(super) fn features(&mut self, range: std::ops::Range<usize>, acc: &mut Accumulator<'_>) {
         self.window += 1;
         let (from, to) = (range.start, range.end);
+        // The words `first..last` overlap the window; all but the first and last are whole.
         let first = self.words.partition_point(|t| t.end <= from);
-        let bits = self.model.bits;
+        let last = self.words.partition_point(|t| t.start < to);
         // The first word may be cut by the window's start: the precomputed bigrams of a word
         // hold only when the three words before it are whole words of the window.
         let whole_from =
             first + 3 + usize::from(self.words.get(first).is_some_and(|t| t.start < from));
+        let whole_to = last - usize::from(last > first && self.words[last - 1].end > to);
         let mut recent: [Option<u64>; 3] = [None; 3];
-        let mut at = first;
-        while let Some(&token) = self.words.get(at) {
-            if token.start >= to {
-                break;
-            }
-            let cut = token.start < from || token.end > to;
-            let id = if cut {
-                self.id(token.start.max(from), token.end.min(to))
-            } else {
-                token.id
-            };
-            let entry = self.entries[id as usize];
-            if self.stamp[id as usize] != self.window {
-                self.stamp[id as usize] = self.window;
-                acc.add_contribution(entry.sum, entry.count);
-            }
-            if !cut && at >= whole_from {
+        for at in first..whole_from.min(last) {
+            self.edge_word(at, &range, &mut recent, acc);
+        }
+        if let Some(middle) = self.words.get(whole_from..whole_to) {
+            for token in middle {
+                self.entries[token.id as usize].add_once(self.window, acc);
                 for p in token.pairs {
                     acc.pair(p);
                 }
-            } else {
-                for (distance, p) in (0u8..).zip(recent) {
-                    if let Some(p) = p {
-                        acc.pair(bigram(p, entry.hash, distance, bits));
-                    }
-                }
             }
-            recent = [Some(entry.hash), recent[0], recent[1]];
-            at += 1;
+            // The tail's bigrams need the last three words before it.
+            for t in &middle[middle.len().saturating_sub(3)..] {
+                recent = [Some(self.entries[t.id as usize].hash), recent[0], recent[1]];
+            }
         }
+        for at in whole_from.max(whole_to)..last {
+            self.edge_word(at, &range, &mut recent, acc);
+        }
+        let bits = self.model.bits;
         let first = self.runs.partition_point(|&(_, end, _)| end <= from);
         for &(start, end, bucket) in &self.runs[first..] {
             if start >= to {
@@ -154,5 +172,31 @@ impl<'t, 'm> Document<'t, 'm> {
                 acc.pair(bucket_of(run_hash(&self.text.as_bytes()[s..e]), bits));
             }
         }
+    }
+
+    /// Passes the features of the word `at` at a window's edge: its bag (of its part inside the
+    /// window when cut) and its bigrams with the `recent` words of the window, computed afresh.
+    fn edge_word(
+        &mut self,
+        at: usize,
+        window: &std::ops::Range<usize>,
+        recent: &mut [Option<u64>; 3],
+        acc: &mut Accumulator<'_>,
+    ) {
+        let token = self.words[at];
+        let id = if token.start < window.start || token.end > window.end {
+            self.id(token.start.max(window.start), token.end.min(window.end))
+        } else {
+            token.id
+        };
+        let entry = &mut self.entries[id as usize];
+        entry.add_once(self.window, acc);
+        let hash = entry.hash;
+        for (distance, p) in (0u8..).zip(*recent) {
+            if let Some(p) = p {
+                acc.pair(bigram(p, hash, distance, self.model.bits));
+            }
+        }
+        *recent = [Some(hash), recent[0], recent[1]];
     }
 }

@@ -1,0 +1,176 @@
+//! The distinct words of a text, each with an id, found by their bytes alone.
+//!
+//! A word is looked up by its first eight bytes read as one number (its *head*): no byte of a
+//! word is 0 (words are letters, digits, `'` and UTF-8 sequences), so the zero-padded head of a
+//! word of at most eight bytes is the word itself, and two such words are equal exactly when
+//! their heads are. Longer words also compare their lengths and bytes. A repeated word (most
+//! words of a long text) thus costs one 8-byte load, a multiply and a compare, not a hash pass
+//! over its bytes and a `memcmp`; the model's FNV hash is computed once per distinct word.
+
+/// An occupied or empty (`word` empty) slot of the table.
+#[derive(Clone, Copy)]
+struct Slot<'t> {
+    head: u64,
+    word: &'t [u8],
+    id: u32,
+    /// The slot hash (see [`key`]), kept for moving the slot when the table grows.
+    hash: u32,
+}
+
+const EMPTY: Slot<'static> = Slot {
+    head: 0,
+    word: &[],
+    id: 0,
+    hash: 0,
+};
+
+/// The distinct words of one text: open addressing on a hash of their heads (and, for words
+/// longer than eight bytes, of their last eight bytes and length); each gets an id, counted
+/// from 0 in the order they were added.
+pub(super) struct Words<'t> {
+    slots: Vec<Slot<'t>>,
+    len: usize,
+}
+
+impl<'t> Words<'t> {
+    /// An empty table sized for a text of `bytes` bytes.
+    pub(super) fn for_text(bytes: usize) -> Self {
+        Self {
+            slots: vec![EMPTY; (bytes / 4).clamp(16, 512).next_power_of_two()],
+            len: 0,
+        }
+    }
+
+    /// Adds the word `text[start..end]` (not empty); returns its id, and whether it is new.
+    /// Inlined, with the rare growth kept out of line: called for every word of a text (as a
+    /// call, its register saves and restores cost a quarter of it).
+    #[expect(
+        clippy::inline_always,
+        reason = "measured: a plain hint leaves it a call in `Document::new`"
+    )]
+    #[inline(always)]
+    pub(super) fn insert(&mut self, text: &'t [u8], start: usize, end: usize) -> (u32, bool) {
+        if 2 * (self.len + 1) > self.slots.len() {
+            self.grow();
+        }
+        let word = &text[start..end];
+        let (head, hash) = key(text, start, end);
+        let mask = self.slots.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            let slot = self.slots[at];
+            if slot.word.is_empty() {
+                // Ids stay below the number of words of a text, far under 2^32.
+                #[allow(clippy::cast_possible_truncation)]
+                let id = self.len as u32;
+                self.slots[at] = Slot {
+                    head,
+                    word,
+                    id,
+                    hash,
+                };
+                self.len += 1;
+                return (id, true);
+            }
+            // Equal heads are equal words up to eight bytes (see the module docs).
+            if slot.head == head
+                && slot.word.len() == word.len()
+                && (word.len() <= 8 || slot.word == word)
+            {
+                return (slot.id, false);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Doubles the table.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let grown = vec![EMPTY; 2 * self.slots.len()];
+        let old = std::mem::replace(&mut self.slots, grown);
+        for slot in old.into_iter().filter(|s| !s.word.is_empty()) {
+            self.place(slot);
+        }
+    }
+
+    /// Puts an existing slot back after the table grew.
+    fn place(&mut self, slot: Slot<'t>) {
+        let mask = self.slots.len() - 1;
+        let mut at = slot.hash as usize & mask;
+        while !self.slots[at].word.is_empty() {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = slot;
+    }
+}
+
+/// The head of the word `text[start..end]` (its first eight bytes, zero-padded, as a
+/// little-endian number) and its slot hash: the head, and for a longer word its last eight
+/// bytes and length, mixed by a multiply (Fibonacci hashing; the high bits are the well-mixed
+/// ones).
+#[inline]
+fn key(text: &[u8], start: usize, end: usize) -> (u64, u32) {
+    let len = end - start;
+    let eight = |at: usize| {
+        text.get(at..)
+            .and_then(<[u8]>::first_chunk::<8>)
+            .map(|b| u64::from_le_bytes(*b))
+    };
+    let head = if len >= 8 {
+        eight(start).unwrap_or(0)
+    } else {
+        // Near the end of the text the eight bytes from `start` are not all there.
+        let bytes = eight(start).unwrap_or_else(|| {
+            text[start..end]
+                .iter()
+                .rev()
+                .fold(0, |h, &b| (h << 8) | u64::from(b))
+        });
+        bytes & ((1 << (8 * len)) - 1)
+    };
+    let mixed = if len > 8 {
+        head ^ eight(end - 8).unwrap_or(0).rotate_left(29) ^ len as u64
+    } else {
+        head
+    };
+    #[allow(clippy::cast_possible_truncation)] // the high 32 bits
+    let hash = (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
+    (head, hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt::Write as _;
+
+    #[test]
+    fn ids_follow_the_bytes_of_words() {
+        // Short and long words, words sharing their first eight bytes, a word at the very end
+        // of the text (fewer than eight bytes left), multi-byte characters, enough words to
+        // grow the table.
+        let mut text = String::from("international internationally internationalisation ");
+        for i in 0..200 {
+            write!(text, "w{i} é{i}ü {i} ").unwrap();
+        }
+        text.push_str("international x é9ü w7 intern");
+        let bytes = text.as_bytes();
+        let mut words = Words::for_text(16);
+        let mut seen: Vec<&[u8]> = Vec::new();
+        let mut start = 0;
+        for piece in text.split(' ') {
+            let end = start + piece.len();
+            if !piece.is_empty() {
+                let word = &bytes[start..end];
+                let expected = seen.iter().position(|w| *w == word);
+                let (id, new) = words.insert(bytes, start, end);
+                assert_eq!(new, expected.is_none(), "{piece}");
+                assert_eq!(id as usize, expected.unwrap_or(seen.len()), "{piece}");
+                if new {
+                    seen.push(word);
+                }
+            }
+            start = end + 1;
+        }
+    }
+}
