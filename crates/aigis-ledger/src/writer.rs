@@ -242,9 +242,14 @@ impl Ledger {
 
     fn send(&self, job: Job) -> Result<(), LedgerError> {
         self.shared.appended.fetch_add(1, Ordering::Relaxed);
-        self.tx
-            .send(job)
-            .map_err(|_| LedgerError::Unavailable("writer stopped"))
+        self.tx.send(job).map_err(|_| {
+            // The writer thread is gone (closed, or died): nothing queued would be made
+            // durable, so the ledger fails closed instead of letting traffic go unrecorded.
+            if self.shared.healthy.swap(false, Ordering::Relaxed) {
+                tracing::error!(target: "aigis::security", "ledger writer stopped; refusing traffic (fail-closed)");
+            }
+            LedgerError::Unavailable("writer stopped")
+        })
     }
 }
 

@@ -524,6 +524,60 @@ fn key_file_round_trips_and_is_private() {
     assert_eq!(text.lines().count(), 2);
 }
 
+/// A store whose appends panic: a bug that kills the writer thread.
+struct Panicking(Box<dyn Appender>);
+
+impl Appender for Panicking {
+    fn append_marked(
+        &mut self,
+        _: &mut [Encoded],
+        _: &mut Tree,
+        _: Option<&SpoolMark<'_>>,
+    ) -> Result<(), LedgerError> {
+        panic!("a store bug")
+    }
+    fn drained(&mut self, spool: &str) -> Result<u64, LedgerError> {
+        self.0.drained(spool)
+    }
+    fn load_tree(&mut self) -> Result<Tree, LedgerError> {
+        self.0.load_tree()
+    }
+    fn put_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<(), LedgerError> {
+        self.0.put_checkpoint(cp)
+    }
+    fn latest_checkpoint(&mut self) -> Result<Option<StoredCheckpoint>, LedgerError> {
+        self.0.latest_checkpoint()
+    }
+}
+
+#[test]
+fn a_dead_writer_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(LedgerKeys::generate("test.aigis/ledger").unwrap());
+    let path = store_path(dir.path(), Backend::File);
+    let store = Panicking(open_store(Backend::File, &path, keys.origin()));
+    let ledger = Ledger::start(Box::new(store), keys, None, config()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // The first batch kills the writer: its acknowledgement never comes.
+        assert!(ledger.append(event(0)).await.is_err());
+        // A record queued once the thread has unwound finds it gone, and the gateway then
+        // refuses traffic.
+        for i in 1..500 {
+            if !ledger.healthy() {
+                break;
+            }
+            let _ = ledger.try_enqueue(event(i));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert!(!ledger.healthy());
+    assert!(ledger.try_enqueue(event(999)).is_err());
+}
+
 /// A store that fails while `fail` is set.
 struct Flaky {
     inner: Box<dyn Appender>,
