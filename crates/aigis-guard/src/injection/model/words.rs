@@ -27,9 +27,33 @@ const EMPTY: Slot<'static> = Slot {
 /// The distinct words of one text: open addressing on a hash of their heads (and, for words
 /// longer than eight bytes, of their last eight bytes and length); each gets an id, counted
 /// from 0 in the order they were added.
+///
+/// The hash multiplies by an odd number drawn once per process and takes the product's top
+/// bits (multiply-shift hashing): a text cannot be written to make its words collide, as it
+/// could with a fixed multiplier or the product's middle bits (with those, 7- and 8-byte words
+/// sharing their first six bytes all fell into one chain, quadratic to insert). The slot order
+/// never shows: ids follow the order words were added.
 pub(super) struct Words<'t> {
     slots: Vec<Slot<'t>>,
     len: usize,
+    multiplier: u64,
+}
+
+/// The process's hash multiplier (odd), from the standard library's randomly seeded hasher.
+fn multiplier() -> u64 {
+    static MULTIPLIER: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+            | 1
+    });
+    *MULTIPLIER
+}
+
+/// The slot of `hash` in a table of `len` slots (a power of two): the hash's top bits.
+fn slot_of(hash: u32, len: usize) -> usize {
+    ((u64::from(hash) * len as u64) >> 32) as usize
 }
 
 impl<'t> Words<'t> {
@@ -38,6 +62,7 @@ impl<'t> Words<'t> {
         Self {
             slots: vec![EMPTY; (bytes / 4).clamp(16, 512).next_power_of_two()],
             len: 0,
+            multiplier: multiplier(),
         }
     }
 
@@ -54,9 +79,9 @@ impl<'t> Words<'t> {
             self.grow();
         }
         let word = &text[start..end];
-        let (head, hash) = key(text, start, end);
+        let (head, hash) = key(text, start, end, self.multiplier);
         let mask = self.slots.len() - 1;
-        let mut at = hash as usize & mask;
+        let mut at = slot_of(hash, self.slots.len());
         loop {
             let slot = self.slots[at];
             if slot.word.is_empty() {
@@ -97,7 +122,7 @@ impl<'t> Words<'t> {
     /// Puts an existing slot back after the table grew.
     fn place(&mut self, slot: Slot<'t>) {
         let mask = self.slots.len() - 1;
-        let mut at = slot.hash as usize & mask;
+        let mut at = slot_of(slot.hash, self.slots.len());
         while !self.slots[at].word.is_empty() {
             at = (at + 1) & mask;
         }
@@ -107,10 +132,10 @@ impl<'t> Words<'t> {
 
 /// The head of the word `text[start..end]` (its first eight bytes, zero-padded, as a
 /// little-endian number) and its slot hash: the head, and for a longer word its last eight
-/// bytes and length, mixed by a multiply (Fibonacci hashing; the high bits are the well-mixed
+/// bytes and length, mixed by a multiply by `multiplier` (the high bits are the well-mixed
 /// ones).
 #[inline]
-fn key(text: &[u8], start: usize, end: usize) -> (u64, u32) {
+fn key(text: &[u8], start: usize, end: usize, multiplier: u64) -> (u64, u32) {
     let len = end - start;
     let eight = |at: usize| {
         text.get(at..)
@@ -135,7 +160,7 @@ fn key(text: &[u8], start: usize, end: usize) -> (u64, u32) {
         head
     };
     #[allow(clippy::cast_possible_truncation)] // the high 32 bits
-    let hash = (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
+    let hash = (mixed.wrapping_mul(multiplier) >> 32) as u32;
     (head, hash)
 }
 
@@ -143,6 +168,26 @@ fn key(text: &[u8], start: usize, end: usize) -> (u64, u32) {
 mod tests {
     use super::*;
     use std::fmt::Write as _;
+
+    #[test]
+    fn words_sharing_their_first_six_bytes_spread_over_the_table() {
+        // 1,024 eight-byte words that differ only in their last two bytes: with the product's
+        // middle bits as the slot they all shared one (a chain quadratic to fill).
+        let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEF";
+        let mut text = Vec::new();
+        for &a in alphabet {
+            for &b in alphabet {
+                text.extend_from_slice(b"abcdef");
+                text.extend_from_slice(&[a, b, b' ']);
+            }
+        }
+        let slots: std::collections::HashSet<usize> = text
+            .chunks(9)
+            .enumerate()
+            .map(|(i, _)| slot_of(key(&text, 9 * i, 9 * i + 8, multiplier()).1, 4096))
+            .collect();
+        assert!(slots.len() > 600, "{} distinct slots of 4096", slots.len());
+    }
 
     #[test]
     fn ids_follow_the_bytes_of_words() {
