@@ -83,6 +83,20 @@ impl Running {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits until the gateway's log holds one of `needles` (the reader thread can lag the
+    /// gateway on a loaded machine); panics with the log after 30 s.
+    fn wait_log(&self, needles: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !needles.iter().any(|n| self.log().contains(n)) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needles:?} in:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `(status, body)` of a chat completion for `model`.
     fn chat(&self, model: &str) -> (u16, String) {
         let body =
@@ -174,7 +188,7 @@ fn a_route_serves_its_model_only_while_signature_and_scan_verify() {
     let gw = Running::start(&config);
     let (status, body) = gw.chat("llama");
     assert_eq!(status, 200, "{body}\n{}", gw.log());
-    assert!(gw.log().contains("model check passed"), "{}", gw.log());
+    gw.wait_log(&["model check passed"]);
 
     // A tampered file: refused at the next reload, with the reason in the log only.
     std::fs::write(model.join("sub/weights.bin"), [8u8; 8192]).unwrap();
@@ -183,13 +197,10 @@ fn a_route_serves_its_model_only_while_signature_and_scan_verify() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("\"code\":\"model_unverified\""), "{body}");
     assert!(!body.contains("weights.bin"), "{body}");
-    assert!(
-        gw.log()
-            .contains("hash mismatch for \\\"sub/weights.bin\\\"")
-            || gw.log().contains("hash mismatch for \"sub/weights.bin\""),
-        "{}",
-        gw.log()
-    );
+    gw.wait_log(&[
+        "hash mismatch for \\\"sub/weights.bin\\\"",
+        "hash mismatch for \"sub/weights.bin\"",
+    ]);
     assert_eq!(gw.chat("echo").0, 200, "other routes serve on");
     let metrics = http(gw.admin, "GET", "/metrics", "").1;
     assert!(
@@ -207,7 +218,7 @@ fn a_route_serves_its_model_only_while_signature_and_scan_verify() {
     sign(&model, &key);
     gw.reload(3);
     assert_eq!(gw.chat("llama").0, 503);
-    assert!(gw.log().contains("scan is not clean"), "{}", gw.log());
+    gw.wait_log(&["scan is not clean"]);
     drop(gw);
 
     // At start too: the model is still refused, the gateway starts with the route disabled.
