@@ -524,38 +524,17 @@ fn key_file_round_trips_and_is_private() {
     assert_eq!(text.lines().count(), 2);
 }
 
-/// A store whose appends panic: a bug that kills the writer thread.
-struct Panicking(Box<dyn Appender>);
-
-impl Appender for Panicking {
-    fn append_marked(
-        &mut self,
-        _: &mut [Encoded],
-        _: &mut Tree,
-        _: Option<&SpoolMark<'_>>,
-    ) -> Result<(), LedgerError> {
-        panic!("a store bug")
-    }
-    fn drained(&mut self, spool: &str) -> Result<u64, LedgerError> {
-        self.0.drained(spool)
-    }
-    fn load_tree(&mut self) -> Result<Tree, LedgerError> {
-        self.0.load_tree()
-    }
-    fn put_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<(), LedgerError> {
-        self.0.put_checkpoint(cp)
-    }
-    fn latest_checkpoint(&mut self) -> Result<Option<StoredCheckpoint>, LedgerError> {
-        self.0.latest_checkpoint()
-    }
-}
-
 #[test]
 fn a_dead_writer_fails_closed() {
     let dir = tempfile::tempdir().unwrap();
     let keys = Arc::new(LedgerKeys::generate("test.aigis/ledger").unwrap());
     let path = store_path(dir.path(), Backend::File);
-    let store = Panicking(open_store(Backend::File, &path, keys.origin()));
+    // A store bug that kills the writer thread.
+    let store = Flaky {
+        inner: open_store(Backend::File, &path, keys.origin()),
+        fail: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        panics: true,
+    };
     let ledger = Ledger::start(Box::new(store), keys, None, config()).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -578,10 +557,12 @@ fn a_dead_writer_fails_closed() {
     assert!(ledger.try_enqueue(event(999)).is_err());
 }
 
-/// A store that fails while `fail` is set.
+/// A store that fails while `fail` is set: its appends return an error, or panic when
+/// `panics` is set.
 struct Flaky {
     inner: Box<dyn Appender>,
     fail: Arc<std::sync::atomic::AtomicBool>,
+    panics: bool,
 }
 
 impl Appender for Flaky {
@@ -592,6 +573,7 @@ impl Appender for Flaky {
         mark: Option<&SpoolMark<'_>>,
     ) -> Result<(), LedgerError> {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(!self.panics, "a store bug");
             return Err(LedgerError::Store {
                 store: "flaky".into(),
                 message: "down".into(),
@@ -628,6 +610,7 @@ async fn spool_takes_over(backend: Backend) {
     let flaky = Flaky {
         inner: open_store(backend, &path, keys.origin()),
         fail: fail.clone(),
+        panics: false,
     };
     let spool = Spool::open(&dir.path().join("ledger.spool"), 4096).unwrap();
     let ledger = Ledger::start(Box::new(flaky), keys.clone(), Some(spool), config()).unwrap();
