@@ -34,6 +34,28 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed()
 }
 
+/// The bytes of a complete body. A buffered response ([`full`]) is one frame, returned as it
+/// is: gathering it through `collect` cost a queue allocation and a second pass on every
+/// recorded request.
+pub async fn whole(mut body: Body) -> Bytes {
+    let first = match body.frame().await {
+        Some(Ok(frame)) => frame.into_data().unwrap_or_default(),
+        Some(Err(never)) => match never {},
+        None => return Bytes::new(),
+    };
+    if http_body::Body::is_end_stream(&body) {
+        return first;
+    }
+    let rest = match body.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(never) => match never {},
+    };
+    let mut all = bytes::BytesMut::with_capacity(first.len() + rest.len());
+    all.extend_from_slice(&first);
+    all.extend_from_slice(&rest);
+    all.freeze()
+}
+
 /// Something that must live exactly as long as a relayed stream (a concurrency permit, a gauge
 /// guard, the access-log line written when the stream ends).
 pub type Keepalive = Box<dyn Send + Sync + 'static>;
@@ -194,4 +216,17 @@ pub async fn read_limited(mut body: Incoming, max: usize) -> Result<Option<Bytes
 pub fn stream(chunks: Vec<Bytes>) -> Body {
     let frames = futures_util::stream::iter(chunks.into_iter().map(|c| Ok(Frame::data(c))));
     http_body_util::StreamBody::new(frames).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn whole_takes_one_frame_or_gathers_several() {
+        assert_eq!(whole(full("one frame")).await, "one frame");
+        let chunks = ["a", "bc", "", "def"].map(Bytes::from).to_vec();
+        assert_eq!(whole(stream(chunks)).await, "abcdef");
+        assert_eq!(whole(stream(Vec::new())).await, "");
+    }
 }

@@ -26,22 +26,28 @@ use crate::admit::Usage;
 use crate::body::{self, Body};
 use crate::error::{Family, GatewayError};
 use crate::inspect::stream::StreamEnd;
-use crate::record::Recorder;
+use crate::record::{Outcome, Recorder};
 use crate::server::Shared;
 use crate::settle::{UsageScan, UsageSlot};
 
 /// What the record still needs once the response is known.
-pub(crate) struct Pending {
-    /// The event built from the request's outcomes.
-    pub event: Event,
+pub(crate) struct Pending<'a> {
+    /// The request's outcomes, which become the event.
+    pub outcome: Outcome<'a>,
+    /// Error body family.
+    pub family: Family,
+    /// What a streamed record keeps until its stream ends.
+    pub later: Later,
+}
+
+/// The owned parts of [`Pending`].
+pub(crate) struct Later {
     /// `(tenant, request body)` when the route captures content.
     pub capture: Option<(String, Bytes)>,
     /// How an inspected stream ended.
     pub stream_end: Option<oneshot::Receiver<StreamEnd>>,
     /// Largest response content kept for sealing.
     pub max_capture: usize,
-    /// Error body family.
-    pub family: Family,
     /// The usage the `settle` stage settled with.
     pub usage: UsageSlot,
 }
@@ -168,17 +174,22 @@ fn tokens(u: Usage) -> TokenUsage {
 /// returns the response to send.
 pub(crate) async fn finish(
     shared: &Arc<Shared>,
-    mut pending: Pending,
+    pending: Pending<'_>,
     response: Response<Body>,
 ) -> Response<Body> {
     let Some(recorder) = &shared.ledger else {
         return response;
     };
+    let Pending {
+        mut outcome,
+        family,
+        later,
+    } = pending;
     if crate::settle::is_event_stream(&response) {
         let (on_end, end) = oneshot::channel();
-        let digester = Mutex::new(recorder.digester("response", &pending.event.request_id));
-        let captured = pending.capture.is_some().then(Vec::new);
-        let max_capture = pending.max_capture;
+        let digester = Mutex::new(recorder.digester("response", outcome.request_id));
+        let captured = later.capture.is_some().then(Vec::new);
+        let max_capture = later.max_capture;
         let response = response.map(move |inner| {
             Tap {
                 inner,
@@ -191,54 +202,50 @@ pub(crate) async fn finish(
             }
             .boxed()
         });
+        let event = crate::record::event(outcome);
         let shared = shared.clone();
         tokio::spawn(async move {
             if let Some(ledger) = &shared.ledger {
-                let event = streamed_event(ledger, pending, end).await;
+                let event = streamed_event(ledger, event, later, end).await;
                 ledger.append(event).await;
             }
         });
         return response;
     }
     let (parts, body) = response.into_parts();
-    let bytes = match body.collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(never) => match never {},
-    };
-    let event = &mut pending.event;
-    event.response_digest = Some(recorder.digest("response", &event.request_id, &bytes));
-    event.tokens = pending
+    let bytes = body::whole(body).await;
+    outcome.response_digest = Some(recorder.digest("response", outcome.request_id, &bytes));
+    outcome.tokens = later
         .usage
         .get()
         .copied()
         .or_else(|| reported_usage(&bytes))
-        .map(tokens);
-    if let Some((tenant, request)) = pending.capture {
+        .map(|u| (u.prompt, u.completion));
+    if let Some((tenant, request)) = later.capture {
         match recorder.seal(tenant, request, bytes.clone()).await {
-            Ok(reference) => event.content = Some(reference),
+            Ok(reference) => outcome.content = Some(reference),
             Err(e) => {
-                tracing::error!(target: "aigis::security", request_id = %event.request_id, error = %e, "content could not be sealed; refusing the response (fail-closed)");
-                let refused = GatewayError::ContentUnsealed.into_response(pending.family);
-                event.status = refused.status().as_u16();
-                event.detail =
-                    Some("content could not be sealed; the response was withheld".into());
-                recorder.append(pending.event).await;
+                tracing::error!(target: "aigis::security", request_id = %outcome.request_id, error = %e, "content could not be sealed; refusing the response (fail-closed)");
+                let refused = GatewayError::ContentUnsealed.into_response(family);
+                outcome.status = refused.status().as_u16();
+                outcome.detail = Some("content could not be sealed; the response was withheld");
+                recorder.append(crate::record::encoded(&outcome)).await;
                 return refused;
             }
         }
     }
-    recorder.append(pending.event).await;
+    recorder.append(crate::record::encoded(&outcome)).await;
     Response::from_parts(parts, body::full(bytes))
 }
 
 /// Completes a streamed request's event once its stream has ended.
 async fn streamed_event(
     recorder: &Recorder,
-    pending: Pending,
+    mut event: Event,
+    later: Later,
     end: oneshot::Receiver<(TapEnd, Option<Usage>)>,
 ) -> Event {
-    let mut event = pending.event;
-    if let Some(inspected) = pending.stream_end {
+    if let Some(inspected) = later.stream_end {
         let inspected = inspected.await.unwrap_or(StreamEnd {
             findings: Vec::new(),
             partial: true,
@@ -251,15 +258,15 @@ async fn streamed_event(
     };
     event.response_digest = Some(end.digest);
     event.partial |= !end.complete;
-    event.tokens = pending.usage.get().copied().or(usage).map(tokens);
-    if let (Some((tenant, request)), Some(captured)) = (pending.capture, end.captured) {
+    event.tokens = later.usage.get().copied().or(usage).map(tokens);
+    if let (Some((tenant, request)), Some(captured)) = (later.capture, end.captured) {
         match recorder.seal(tenant, request, Bytes::from(captured)).await {
             Ok(reference) => {
                 event.content = Some(reference);
                 if end.truncated {
                     event.detail = Some(format!(
                         "content truncated at {} bytes (server.max_response)",
-                        pending.max_capture
+                        later.max_capture
                     ));
                 }
             }

@@ -101,6 +101,7 @@ pub(crate) async fn handle(
             .map(|(n, o)| (n.as_str(), *o))
             .collect();
         let outcome = crate::record::Outcome {
+            time_ms: aigis_ledger::now_ms(),
             request_id: request_id.to_str().unwrap_or_default(),
             principal: served.principal.as_deref(),
             action: served.endpoint.map_or(path.as_str(), |e| e.as_str()),
@@ -120,12 +121,14 @@ pub(crate) async fn handle(
             ..Default::default()
         };
         let pending = crate::capture::Pending {
-            event: crate::record::event(outcome),
-            capture: served.capture.take(),
-            stream_end: served.stream_end.take(),
-            max_capture: runtime.config.server.max_response,
+            outcome,
             family: served.endpoint.map_or(Family::OpenAi, Endpoint::family),
-            usage: served.usage.clone(),
+            later: crate::capture::Later {
+                capture: served.capture.take(),
+                stream_end: served.stream_end.take(),
+                max_capture: runtime.config.server.max_response,
+                usage: served.usage.clone(),
+            },
         };
         response = crate::capture::finish(&shared, pending, response).await;
     }

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aigis_ledger::content::ContentStore;
+use aigis_ledger::event::MAX_FINDINGS;
 use aigis_ledger::event::{Decision, Digester, GuardFinding, LimitOutcome, TokenUsage};
 use aigis_ledger::spool::Spool;
 use aigis_ledger::store::Appender;
-use aigis_ledger::{Event, EventKind, Ledger, LedgerKeys, WriterConfig};
+use aigis_ledger::{Encoded, Event, EventKind, EventRef, Ledger, LedgerKeys, WriterConfig};
 
 use crate::config::{LedgerConfig, LedgerOnError, LedgerStore};
 
@@ -24,6 +25,8 @@ use crate::config::{LedgerConfig, LedgerOnError, LedgerStore};
 /// not have reached.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome<'a> {
+    /// When the record was made (milliseconds since the Unix epoch).
+    pub time_ms: u64,
     /// The `x-request-id` returned to the client.
     pub request_id: &'a str,
     /// Principal id, once identified.
@@ -64,6 +67,10 @@ pub(crate) struct Outcome<'a> {
     pub prompt_digest: Option<String>,
     /// Keyed digest of the response body.
     pub response_digest: Option<String>,
+    /// Reference of the sealed request and response (`content = "encrypted"` routes).
+    pub content: Option<String>,
+    /// Short free-form detail (why content was not sealed).
+    pub detail: Option<&'a str>,
 }
 
 fn findings(kinds: &[String]) -> Vec<GuardFinding> {
@@ -78,20 +85,16 @@ fn findings(kinds: &[String]) -> Vec<GuardFinding> {
         .collect()
 }
 
-/// The audit event for one request (taking the outcome, so its digests move in uncopied).
+/// The audit event for one request, owned (a streamed request's, completed when its stream
+/// ends); takes the outcome, so its digests move in uncopied.
 pub(crate) fn event(o: Outcome<'_>) -> Event {
-    let mut e = Event::new(
-        EventKind::AiCall,
-        o.request_id,
-        o.action,
-        aigis_ledger::now_ms(),
-    );
+    let mut e = Event::new(EventKind::AiCall, o.request_id, o.action, o.time_ms);
     e.principal = o.principal.map(str::to_owned);
     e.model = o.model.map(str::to_owned);
     e.route = o.route.map(str::to_owned);
     e.upstream = o.upstream.map(str::to_owned);
     e.decision = o.allowed.map(|allowed| Decision {
-        effect: if allowed { "allow" } else { "deny" }.into(),
+        effect: effect(allowed).into(),
         policies: o.policies.to_vec(),
     });
     e.limits = o
@@ -112,11 +115,58 @@ pub(crate) fn event(o: Outcome<'_>) -> Event {
     e.partial = o.partial;
     e.status = o.status;
     e.upstream_status = o.upstream_status;
-    e.latency_us = Some(u64::try_from(o.latency.as_micros()).unwrap_or(u64::MAX));
+    e.latency_us = Some(latency_us(o.latency));
     e.tls_group = o.tls_group.map(str::to_owned);
     e.prompt_digest = o.prompt_digest;
     e.response_digest = o.response_digest;
+    e.content = o.content;
+    e.detail = o.detail.map(str::to_owned);
     e
+}
+
+/// The same event encoded straight from the borrowed outcome (a complete response's, on every
+/// request's path): the same bytes as `Encoded::new(event(o))` without building the event.
+pub(crate) fn encoded(o: &Outcome<'_>) -> Encoded {
+    let request_findings = findings(capped(o.request_findings));
+    let response_findings = findings(capped(o.response_findings));
+    let dropped = o.request_findings.len() - request_findings.len() + o.response_findings.len()
+        - response_findings.len();
+    let mut e = EventRef::new(EventKind::AiCall, o.request_id, o.action, o.time_ms);
+    e.principal = o.principal;
+    e.model = o.model;
+    e.route = o.route;
+    e.upstream = o.upstream;
+    e.decision = o.allowed.map(|allowed| (effect(allowed), o.policies));
+    e.limits = o.limits;
+    e.request_findings = &request_findings;
+    e.response_findings = &response_findings;
+    e.findings_dropped = u32::try_from(dropped).unwrap_or(u32::MAX);
+    e.tokens = o
+        .tokens
+        .map(|(prompt, completion)| TokenUsage { prompt, completion });
+    e.stream = o.stream;
+    e.partial = o.partial;
+    e.status = o.status;
+    e.upstream_status = o.upstream_status;
+    e.latency_us = Some(latency_us(o.latency));
+    e.tls_group = o.tls_group;
+    e.prompt_digest = o.prompt_digest.as_deref();
+    e.response_digest = o.response_digest.as_deref();
+    e.content = o.content.as_deref();
+    e.detail = o.detail;
+    Encoded::from_ref(&e)
+}
+
+fn effect(allowed: bool) -> &'static str {
+    if allowed { "allow" } else { "deny" }
+}
+
+fn capped(kinds: &[String]) -> &[String] {
+    &kinds[..kinds.len().min(MAX_FINDINGS)]
+}
+
+fn latency_us(latency: Duration) -> u64 {
+    u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Completes a streamed request's event when its stream has ended.
@@ -270,7 +320,7 @@ impl Recorder {
     }
 
     /// Queues `event`, waiting while the queue is full.
-    pub(crate) async fn append(&self, event: Event) {
+    pub(crate) async fn append(&self, event: impl Into<Encoded>) {
         if let Err(e) = self.ledger.enqueue(event).await {
             tracing::error!(target: "aigis::security", error = %e, "audit record could not be queued");
         }
@@ -280,5 +330,70 @@ impl Recorder {
     pub(crate) async fn close(&self) {
         let ledger = self.ledger.clone();
         let _ = tokio::task::spawn_blocking(move || ledger.close()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("kind \"{i}\"\n")).collect()
+    }
+
+    #[test]
+    fn the_borrowed_encoding_is_the_events() {
+        let policies = ["p1".to_owned(), "team \\ admins".to_owned()];
+        let limits = [("rpm", "admitted"), ("tpm", "refused")];
+        let (few, many) = (kinds(2), kinds(MAX_FINDINGS + 5));
+        let outcomes = [
+            Outcome {
+                time_ms: 1,
+                request_id: "r1",
+                action: "/v1/other",
+                ..Outcome::default()
+            },
+            Outcome {
+                time_ms: 1_796_000_000_000,
+                request_id: "0123abcd",
+                principal: Some("alice"),
+                action: "chat_completions",
+                model: Some("gpt-\u{e9}"),
+                route: Some("r"),
+                upstream: Some("u"),
+                allowed: Some(true),
+                policies: &policies,
+                limits: &limits,
+                request_findings: &few,
+                response_findings: &many,
+                tokens: Some((3, 4)),
+                stream: true,
+                partial: true,
+                status: 200,
+                upstream_status: Some(201),
+                latency: Duration::from_micros(1234),
+                tls_group: Some("X25519MLKEM768"),
+                prompt_digest: Some("ab".repeat(32)),
+                response_digest: Some("cd".repeat(32)),
+                content: Some("tenant/blob".into()),
+                detail: Some("a \"detail\""),
+            },
+            Outcome {
+                request_id: "r3",
+                action: "embeddings",
+                allowed: Some(false),
+                request_findings: &many,
+                status: 403,
+                ..Outcome::default()
+            },
+        ];
+        for o in outcomes {
+            let borrowed = encoded(&o).canonical();
+            let owned = Encoded::new(event(o)).canonical();
+            assert_eq!(
+                String::from_utf8(borrowed).unwrap(),
+                String::from_utf8(owned).unwrap()
+            );
+        }
     }
 }

@@ -66,3 +66,56 @@ fn leaf_append(b: divan::Bencher) {
         }
     });
 }
+
+/// The sizes of the gateway benchmark's request body and response body.
+const CONTENT: [usize; 2] = [170, 450];
+const REQUEST_ID: &str = "01a22ad2ee0c7470a8356d3999573978";
+
+/// A request's keyed content digest (the gateway computes two per recorded request), as
+/// the ledger computes it: HMAC-SHA-256 over the `sha2` compression function with the key's
+/// states prepared once.
+#[divan::bench(args = CONTENT)]
+fn content_digest(b: divan::Bencher, len: usize) {
+    let key = aigis_ledger::ContentKey::new([7; 32]);
+    let body = vec![b'x'; len];
+    b.bench(|| key.digest("prompt", REQUEST_ID, divan::black_box(&body)));
+}
+
+/// The same digest through aws-lc's HMAC (key prepared once, context copied per digest), the
+/// peer the ledger used before: same input, same hex output.
+#[divan::bench(args = CONTENT)]
+fn content_digest_aws_lc(b: divan::Bencher, len: usize) {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &[7; 32]);
+    let body = vec![b'x'; len];
+    b.bench(|| {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&key);
+        for part in [
+            b"aigis-ledger/v1 prompt\n".as_slice(),
+            REQUEST_ID.as_bytes(),
+            b"\n",
+        ] {
+            ctx.update(part);
+        }
+        ctx.update(divan::black_box(&body));
+        hex::encode(ctx.sign())
+    });
+}
+
+/// A recorded request's leaf hash (its canonical event is about 520 bytes).
+#[divan::bench]
+fn leaf_hash_520_bytes(b: divan::Bencher) {
+    let event = vec![b'e'; 520];
+    b.bench(|| merkle::leaf_hash(divan::black_box(&event)));
+}
+
+/// The same leaf hash through aws-lc's digest API.
+#[divan::bench]
+fn leaf_hash_520_bytes_aws_lc(b: divan::Bencher) {
+    let event = vec![b'e'; 520];
+    b.bench(|| {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(&[0]);
+        ctx.update(divan::black_box(&event));
+        ctx.finish()
+    });
+}

@@ -5,10 +5,10 @@
 //! characters escaped as serde_json escapes them), which a property test checks on random
 //! events; parsing still goes through serde.
 
-use crate::event::{Event, EventKind, GuardFinding};
+use crate::event::{EventKind, EventRef, GuardFinding};
 
 /// Appends the canonical encoding of `e` to `out`.
-pub(crate) fn encode(e: &Event, out: &mut Vec<u8>) {
+pub(crate) fn encode(e: &EventRef<'_>, out: &mut Vec<u8>) {
     let mut w = Obj::open(out);
     w.num("v", u64::from(e.v));
     w.num("index", e.index);
@@ -20,35 +20,35 @@ pub(crate) fn encode(e: &Event, out: &mut Vec<u8>) {
             EventKind::Admin => "admin",
         },
     );
-    w.str("request_id", &e.request_id);
-    w.opt_str("principal", e.principal.as_deref());
-    w.str("action", &e.action);
-    w.opt_str("model", e.model.as_deref());
-    w.opt_str("route", e.route.as_deref());
-    w.opt_str("upstream", e.upstream.as_deref());
-    if let Some(d) = &e.decision {
+    w.str("request_id", e.request_id);
+    w.opt_str("principal", e.principal);
+    w.str("action", e.action);
+    w.opt_str("model", e.model);
+    w.opt_str("route", e.route);
+    w.opt_str("upstream", e.upstream);
+    if let Some((effect, policies)) = e.decision {
         w.key("decision");
         let mut o = Obj::open(w.out);
-        o.str("effect", &d.effect);
-        o.str_list("policies", &d.policies);
+        o.str("effect", effect);
+        o.str_list("policies", policies);
         o.close();
     }
     if !e.limits.is_empty() {
         w.key("limits");
         w.out.push(b'[');
-        for (i, l) in e.limits.iter().enumerate() {
+        for (i, (name, outcome)) in e.limits.iter().enumerate() {
             if i > 0 {
                 w.out.push(b',');
             }
             let mut o = Obj::open(w.out);
-            o.str("name", &l.name);
-            o.str("outcome", &l.outcome);
+            o.str("name", name);
+            o.str("outcome", outcome);
             o.close();
         }
         w.out.push(b']');
     }
-    findings(&mut w, "request_findings", &e.request_findings);
-    findings(&mut w, "response_findings", &e.response_findings);
+    findings(&mut w, "request_findings", e.request_findings);
+    findings(&mut w, "response_findings", e.response_findings);
     if e.findings_dropped != 0 {
         w.num("findings_dropped", u64::from(e.findings_dropped));
     }
@@ -72,12 +72,12 @@ pub(crate) fn encode(e: &Event, out: &mut Vec<u8>) {
     if let Some(l) = e.latency_us {
         w.num("latency_us", l);
     }
-    w.opt_str("tls_group", e.tls_group.as_deref());
-    w.opt_str("prompt_digest", e.prompt_digest.as_deref());
-    w.opt_str("response_digest", e.response_digest.as_deref());
-    w.opt_str("content", e.content.as_deref());
-    w.opt_str("target", e.target.as_deref());
-    w.opt_str("detail", e.detail.as_deref());
+    w.opt_str("tls_group", e.tls_group);
+    w.opt_str("prompt_digest", e.prompt_digest);
+    w.opt_str("response_digest", e.response_digest);
+    w.opt_str("content", e.content);
+    w.opt_str("target", e.target);
+    w.opt_str("detail", e.detail);
     w.close();
 }
 
@@ -337,7 +337,7 @@ mod tests {
         #[test]
         fn the_direct_encoding_is_serde_jsons(e in event()) {
             let mut ours = Vec::new();
-            super::encode(&e, &mut ours);
+            e.canonical_into(&mut ours);
             prop_assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&e).unwrap());
         }
     }

@@ -11,6 +11,7 @@
 //! to the request id: whoever holds the content *and* the key can show what was sent; nobody
 //! can test guesses without the key, and the same prompt sent twice gives unrelated digests.
 
+use crate::sha256::{HmacKey, Mac};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -163,6 +164,79 @@ pub struct Event {
     pub detail: Option<String>,
 }
 
+/// An event's members borrowed, for encoding one without building an [`Event`] first: the
+/// gateway records every request, and the owned event's dozen allocations, copies and moves
+/// cost about as much as encoding it. [`Encoded::from_ref`] writes exactly the bytes
+/// [`Encoded::new`] writes for the [`Event`] with the same members.
+#[derive(Debug, Clone, Copy)]
+#[expect(missing_docs, reason = "the members are the Event's, documented there")]
+pub struct EventRef<'a> {
+    pub v: u32,
+    pub index: u64,
+    pub time_ms: u64,
+    pub kind: EventKind,
+    pub request_id: &'a str,
+    pub principal: Option<&'a str>,
+    pub action: &'a str,
+    pub model: Option<&'a str>,
+    pub route: Option<&'a str>,
+    pub upstream: Option<&'a str>,
+    /// The decision's effect and policies.
+    pub decision: Option<(&'a str, &'a [String])>,
+    /// Each limit's name and outcome.
+    pub limits: &'a [(&'a str, &'a str)],
+    pub request_findings: &'a [GuardFinding],
+    pub response_findings: &'a [GuardFinding],
+    pub findings_dropped: u32,
+    pub tokens: Option<TokenUsage>,
+    pub stream: bool,
+    pub partial: bool,
+    pub status: u16,
+    pub upstream_status: Option<u16>,
+    pub latency_us: Option<u64>,
+    pub tls_group: Option<&'a str>,
+    pub prompt_digest: Option<&'a str>,
+    pub response_digest: Option<&'a str>,
+    pub content: Option<&'a str>,
+    pub target: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+impl<'a> EventRef<'a> {
+    /// A blank event, as [`Event::new`].
+    pub fn new(kind: EventKind, request_id: &'a str, action: &'a str, time_ms: u64) -> Self {
+        Self {
+            v: SCHEMA_VERSION,
+            index: 0,
+            time_ms,
+            kind,
+            request_id,
+            principal: None,
+            action,
+            model: None,
+            route: None,
+            upstream: None,
+            decision: None,
+            limits: &[],
+            request_findings: &[],
+            response_findings: &[],
+            findings_dropped: 0,
+            tokens: None,
+            stream: false,
+            partial: false,
+            status: 0,
+            upstream_status: None,
+            latency_us: None,
+            tls_group: None,
+            prompt_digest: None,
+            response_digest: None,
+            content: None,
+            target: None,
+            detail: None,
+        }
+    }
+}
+
 #[expect(
     clippy::trivially_copy_pass_by_ref,
     reason = "serde's skip_serializing_if signature"
@@ -248,9 +322,49 @@ impl Event {
         out
     }
 
-    /// Appends the canonical encoding to `out` (no allocation of its own).
+    /// Appends the canonical encoding to `out` (no allocation of its own, but for an event
+    /// with limit outcomes).
     pub fn canonical_into(&self, out: &mut Vec<u8>) {
-        crate::canonical::encode(self, out);
+        let limits: Vec<(&str, &str)> = self
+            .limits
+            .iter()
+            .map(|l| (l.name.as_str(), l.outcome.as_str()))
+            .collect();
+        crate::canonical::encode(
+            &EventRef {
+                v: self.v,
+                index: self.index,
+                time_ms: self.time_ms,
+                kind: self.kind,
+                request_id: &self.request_id,
+                principal: self.principal.as_deref(),
+                action: &self.action,
+                model: self.model.as_deref(),
+                route: self.route.as_deref(),
+                upstream: self.upstream.as_deref(),
+                decision: self
+                    .decision
+                    .as_ref()
+                    .map(|d| (d.effect.as_str(), d.policies.as_slice())),
+                limits: &limits,
+                request_findings: &self.request_findings,
+                response_findings: &self.response_findings,
+                findings_dropped: self.findings_dropped,
+                tokens: self.tokens,
+                stream: self.stream,
+                partial: self.partial,
+                status: self.status,
+                upstream_status: self.upstream_status,
+                latency_us: self.latency_us,
+                tls_group: self.tls_group.as_deref(),
+                prompt_digest: self.prompt_digest.as_deref(),
+                response_digest: self.response_digest.as_deref(),
+                content: self.content.as_deref(),
+                target: self.target.as_deref(),
+                detail: self.detail.as_deref(),
+            },
+            out,
+        );
     }
 
     /// Parses an event from JSON (any member order) without the canonical check.
@@ -325,6 +439,18 @@ impl Encoded {
         }
     }
 
+    /// Encodes borrowed members (their `index` is ignored, as in [`Encoded::new`]).
+    pub fn from_ref(event: &EventRef<'_>) -> Self {
+        let mut bytes = Vec::with_capacity(512);
+        crate::canonical::encode(&EventRef { index: 0, ..*event }, &mut bytes);
+        Self {
+            bytes,
+            index: 0,
+            time_ms: event.time_ms,
+            request_id: event.request_id.to_owned(),
+        }
+    }
+
     /// Appends the canonical encoding, with `index`, to `out`.
     pub fn canonical_into(&self, out: &mut Vec<u8>) {
         let at = INDEX_PREFIX.len();
@@ -353,8 +479,8 @@ impl From<Event> for Encoded {
 }
 
 /// The per-ledger secret key for content digests (32 bytes, zeroized on drop), with its HMAC
-/// key schedule prepared once (every request digests its prompt and response).
-pub struct ContentKey(Zeroizing<[u8; 32]>, aws_lc_rs::hmac::Key);
+/// inner and outer states prepared once (every request digests its prompt and response).
+pub struct ContentKey(Zeroizing<[u8; 32]>, HmacKey);
 
 impl std::fmt::Debug for ContentKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -365,7 +491,7 @@ impl std::fmt::Debug for ContentKey {
 impl ContentKey {
     /// Wraps key bytes.
     pub fn new(bytes: [u8; 32]) -> Self {
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &bytes);
+        let key = HmacKey::new(&bytes);
         Self(Zeroizing::new(bytes), key)
     }
 
@@ -373,7 +499,7 @@ impl ContentKey {
     pub fn generate() -> Result<Self, crate::LedgerError> {
         let mut k = Zeroizing::new([0u8; 32]);
         aws_lc_rs::rand::fill(k.as_mut()).map_err(|_| crate::LedgerError::Random)?;
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, k.as_ref());
+        let key = HmacKey::new(&k);
         Ok(Self(k, key))
     }
 
@@ -393,13 +519,13 @@ impl ContentKey {
     /// The same digest computed incrementally, for content that arrives in pieces (a
     /// streamed response).
     pub fn digester(&self, label: &str, request_id: &str) -> Digester {
-        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.1);
-        ctx.update(b"aigis-ledger/v1 ");
-        ctx.update(label.as_bytes());
-        ctx.update(b"\n");
-        ctx.update(request_id.as_bytes());
-        ctx.update(b"\n");
-        Digester(ctx)
+        let mut mac = self.1.start();
+        mac.update(b"aigis-ledger/v1 ");
+        mac.update(label.as_bytes());
+        mac.update(b"\n");
+        mac.update(request_id.as_bytes());
+        mac.update(b"\n");
+        Digester(mac)
     }
 
     /// Whether `digest` is the digest of `content` (constant-time comparison).
@@ -411,7 +537,7 @@ impl ContentKey {
 }
 
 /// An incremental [`ContentKey::digest`].
-pub struct Digester(aws_lc_rs::hmac::Context);
+pub struct Digester(Mac);
 
 impl std::fmt::Debug for Digester {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -427,11 +553,12 @@ impl Digester {
 
     /// The digest, lowercase hex.
     pub fn finish(self) -> String {
-        // Into a buffer of exactly twice the tag's size, so encoding cannot fail
-        // (`hex::encode` pushes char by char).
-        let tag = self.0.sign();
-        let mut digits = vec![0u8; tag.as_ref().len() * 2];
-        let _ = hex::encode_to_slice(tag.as_ref(), &mut digits);
-        String::from_utf8(digits).unwrap_or_default()
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 64];
+        for (pair, b) in hex.chunks_exact_mut(2).zip(self.0.finish()) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 15)];
+        }
+        std::str::from_utf8(&hex).unwrap_or_default().to_owned()
     }
 }

@@ -24,6 +24,7 @@ pub mod export;
 pub mod keys;
 pub mod merkle;
 pub mod note;
+mod sha256;
 pub mod spool;
 pub mod store;
 pub mod tiles;
@@ -33,7 +34,7 @@ pub mod writer;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-pub use event::{ContentKey, Encoded, Event, EventKind};
+pub use event::{ContentKey, Encoded, Event, EventKind, EventRef};
 pub use keys::{LedgerKeys, LedgerVerifiers};
 pub use writer::{Ack, Ledger, WriterConfig};
 

@@ -9,7 +9,7 @@
 //! one perfect subtree per level, so a proof costs O(log² n) hash lookups at worst. The
 //! in-memory [`Tree`] and the tile reader ([`crate::tiles`]) both implement it.
 
-use aws_lc_rs::digest::{Context, SHA256};
+use crate::sha256::Sha256;
 
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];
@@ -89,30 +89,21 @@ pub enum ProofError {
 
 /// `SHA-256(0x00 || data)`.
 pub fn leaf_hash(data: &[u8]) -> Hash {
-    let mut ctx = Context::new(&SHA256);
-    ctx.update(&[0]);
-    ctx.update(data);
-    finish(ctx)
+    Sha256::default().update(&[0]).update(data).finish()
 }
 
 /// `SHA-256(0x01 || left || right)`.
 pub fn node_hash(left: &[u8], right: &[u8]) -> Hash {
-    let mut ctx = Context::new(&SHA256);
-    ctx.update(&[1]);
-    ctx.update(left);
-    ctx.update(right);
-    finish(ctx)
+    Sha256::default()
+        .update(&[1])
+        .update(left)
+        .update(right)
+        .finish()
 }
 
 /// The root of the empty tree, `SHA-256("")`.
 pub fn empty_root() -> Hash {
-    finish(Context::new(&SHA256))
-}
-
-fn finish(ctx: Context) -> Hash {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    Sha256::default().finish()
 }
 
 /// Largest power of two strictly below `n` (`n >= 2`).

@@ -180,9 +180,9 @@ impl Ledger {
     }
 
     /// Queues `event` without waiting for durability, waiting for queue space if the
-    /// queue is full (back-pressure). The event is encoded here, on the caller's thread.
-    pub async fn enqueue(&self, event: Event) -> Result<(), LedgerError> {
-        let encoded = Encoded::new(event);
+    /// queue is full (back-pressure). An [`Event`] is encoded here, on the caller's thread.
+    pub async fn enqueue(&self, event: impl Into<Encoded>) -> Result<(), LedgerError> {
+        let encoded = event.into();
         self.acquire().await?;
         self.send(Job::Append(encoded, None))
     }
