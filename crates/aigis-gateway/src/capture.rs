@@ -26,14 +26,16 @@ use crate::admit::Usage;
 use crate::body::{self, Body};
 use crate::error::{Family, GatewayError};
 use crate::inspect::stream::StreamEnd;
-use crate::record::{Outcome, Recorder};
+use crate::record::{Facts, Recorder};
 use crate::server::Shared;
 use crate::settle::{UsageScan, UsageSlot};
 
 /// What the record still needs once the response is known.
-pub(crate) struct Pending<'a> {
+pub(crate) struct Pending {
     /// The request's outcomes, which become the event.
-    pub outcome: Outcome<'a>,
+    pub facts: Facts,
+    /// The request body, to digest.
+    pub prompt: Option<Bytes>,
     /// Error body family.
     pub family: Family,
     /// What a streamed record keeps until its stream ends.
@@ -153,7 +155,7 @@ impl Drop for Tap {
 /// The `usage` object of a complete JSON response, read without parsing the whole body: the
 /// last `"usage"` key (providers put it at the end; inside a JSON string the quotes would be
 /// escaped), then one JSON value after its colon.
-fn reported_usage(body: &[u8]) -> Option<Usage> {
+pub(crate) fn reported_usage(body: &[u8]) -> Option<Usage> {
     const KEY: &[u8] = b"\"usage\"";
     // Built once: building a searcher costs more than searching a typical response.
     static FINDER: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
@@ -174,20 +176,27 @@ fn tokens(u: Usage) -> TokenUsage {
 /// returns the response to send.
 pub(crate) async fn finish(
     shared: &Arc<Shared>,
-    pending: Pending<'_>,
+    pending: Pending,
     response: Response<Body>,
 ) -> Response<Body> {
     let Some(recorder) = &shared.ledger else {
         return response;
     };
     let Pending {
-        mut outcome,
+        facts,
+        prompt,
         family,
         later,
     } = pending;
+    let request_id = facts.request_id.to_str().unwrap_or_default();
+    let prompt_digest = |recorder: &Recorder| {
+        prompt
+            .as_ref()
+            .map(|p| recorder.digest("prompt", request_id, p))
+    };
     if crate::settle::is_event_stream(&response) {
         let (on_end, end) = oneshot::channel();
-        let digester = Mutex::new(recorder.digester("response", outcome.request_id));
+        let digester = Mutex::new(recorder.digester("response", request_id));
         let captured = later.capture.is_some().then(Vec::new);
         let max_capture = later.max_capture;
         let response = response.map(move |inner| {
@@ -202,6 +211,9 @@ pub(crate) async fn finish(
             }
             .boxed()
         });
+        let limits = facts.limit_pairs();
+        let mut outcome = facts.outcome(&limits);
+        outcome.prompt_digest = prompt_digest(recorder);
         let event = crate::record::event(outcome);
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -214,24 +226,27 @@ pub(crate) async fn finish(
     }
     let (parts, body) = response.into_parts();
     let bytes = body::whole(body).await;
-    outcome.response_digest = Some(recorder.digest("response", outcome.request_id, &bytes));
-    outcome.tokens = later
-        .usage
-        .get()
-        .copied()
+    let usage = later.usage.get().copied();
+    let Some((tenant, request)) = later.capture else {
+        recorder.defer(facts, prompt, bytes.clone(), usage).await;
+        return Response::from_parts(parts, body::full(bytes));
+    };
+    let limits = facts.limit_pairs();
+    let mut outcome = facts.outcome(&limits);
+    outcome.prompt_digest = prompt_digest(recorder);
+    outcome.response_digest = Some(recorder.digest("response", request_id, &bytes));
+    outcome.tokens = usage
         .or_else(|| reported_usage(&bytes))
         .map(|u| (u.prompt, u.completion));
-    if let Some((tenant, request)) = later.capture {
-        match recorder.seal(tenant, request, bytes.clone()).await {
-            Ok(reference) => outcome.content = Some(reference),
-            Err(e) => {
-                tracing::error!(target: "aigis::security", request_id = %outcome.request_id, error = %e, "content could not be sealed; refusing the response (fail-closed)");
-                let refused = GatewayError::ContentUnsealed.into_response(family);
-                outcome.status = refused.status().as_u16();
-                outcome.detail = Some("content could not be sealed; the response was withheld");
-                recorder.append(crate::record::encoded(&outcome)).await;
-                return refused;
-            }
+    match recorder.seal(tenant, request, bytes.clone()).await {
+        Ok(reference) => outcome.content = Some(reference),
+        Err(e) => {
+            tracing::error!(target: "aigis::security", request_id = %request_id, error = %e, "content could not be sealed; refusing the response (fail-closed)");
+            let refused = GatewayError::ContentUnsealed.into_response(family);
+            outcome.status = refused.status().as_u16();
+            outcome.detail = Some("content could not be sealed; the response was withheld");
+            recorder.append(crate::record::encoded(&outcome)).await;
+            return refused;
         }
     }
     recorder.append(crate::record::encoded(&outcome)).await;

@@ -10,6 +10,7 @@
 //! [`GatewayError`]; the error becomes the response in exactly one place,
 //! [`GatewayError::into_response`].
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -57,7 +58,8 @@ struct Served {
     response_guard: Vec<String>,
     /// How an inspected stream ended; its record waits for it.
     stream_end: Option<tokio::sync::oneshot::Receiver<inspect::stream::StreamEnd>>,
-    prompt_digest: Option<String>,
+    /// The request body, for the record's keyed digest (never stored itself).
+    prompt: Option<bytes::Bytes>,
     /// `(tenant, request body)` on a route that captures encrypted content.
     capture: Option<(String, bytes::Bytes)>,
     /// The limits checked and their outcomes.
@@ -95,33 +97,29 @@ pub(crate) async fn handle(
         started,
     );
     if shared.ledger.is_some() {
-        let limits: Vec<(&str, &str)> = served
-            .limits
-            .iter()
-            .map(|(n, o)| (n.as_str(), *o))
-            .collect();
-        let outcome = crate::record::Outcome {
+        let facts = crate::record::Facts {
             time_ms: aigis_ledger::now_ms(),
-            request_id: request_id.to_str().unwrap_or_default(),
-            principal: served.principal.as_deref(),
-            action: served.endpoint.map_or(path.as_str(), |e| e.as_str()),
-            model: served.model.as_deref(),
-            route: served.route.as_deref(),
-            upstream: served.upstream.as_deref(),
+            request_id: request_id.clone(),
+            principal: served.principal.take(),
+            action: served
+                .endpoint
+                .map_or(Cow::Owned(path), |e| Cow::Borrowed(e.as_str())),
+            model: served.model.take(),
+            route: served.route.take(),
+            upstream: served.upstream.take(),
             allowed: served.allowed,
-            policies: &served.policies,
-            limits: &limits,
-            request_findings: &served.guard,
-            response_findings: &served.response_guard,
+            policies: std::mem::take(&mut served.policies),
+            limits: std::mem::take(&mut served.limits),
+            request_findings: std::mem::take(&mut served.guard),
+            response_findings: std::mem::take(&mut served.response_guard),
             stream: served.stream,
             status: response.status().as_u16(),
             latency: started.elapsed(),
-            tls_group: peer.tls_group.as_deref(),
-            prompt_digest: served.prompt_digest.take(),
-            ..Default::default()
+            tls_group: peer.tls_group.clone(),
         };
         let pending = crate::capture::Pending {
-            outcome,
+            facts,
+            prompt: served.prompt.take(),
             family: served.endpoint.map_or(Family::OpenAi, Endpoint::family),
             later: crate::capture::Later {
                 capture: served.capture.take(),
@@ -165,7 +163,7 @@ async fn serve(
         return Err(GatewayError::MethodNotAllowed(req.method().to_string()));
     }
     let (parts, raw, admission) = read_body(shared, req, limits).await?;
-    served.prompt_digest = prompt_digest(shared, request_id, &raw);
+    served.prompt = shared.ledger.is_some().then(|| raw.clone());
     let request_body = raw.clone();
     let mut parsed = parse::parse(endpoint, raw, limits)?;
     served.model = Some(parsed.model.clone());
@@ -256,12 +254,6 @@ fn ledger_accepting(shared: &Shared) -> Result<(), GatewayError> {
         Some(l) if !l.accepting() => Err(GatewayError::LedgerUnavailable),
         _ => Ok(()),
     }
-}
-
-/// The ledger's keyed digest of the request body (never the body itself).
-fn prompt_digest(shared: &Shared, request_id: &HeaderValue, raw: &[u8]) -> Option<String> {
-    let ledger = shared.ledger.as_ref()?;
-    Some(ledger.digest("prompt", request_id.to_str().unwrap_or_default(), raw))
 }
 
 /// On a route with `content = "encrypted"`, keeps the request body for sealing to the

@@ -9,6 +9,7 @@
 //! records durable (fail-closed mode, or a full spool), [`Recorder::accepting`] turns false
 //! and the pipeline refuses traffic with 503.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,59 @@ use aigis_ledger::store::Appender;
 use aigis_ledger::{Encoded, Event, EventKind, EventRef, Ledger, LedgerKeys, WriterConfig};
 
 use crate::config::{LedgerConfig, LedgerOnError, LedgerStore};
+
+/// A request's outcomes, owned: moved out of the request's state once it has been answered, so
+/// its record can be completed later (by the ledger's writer, or when a stream ends) without
+/// copying them.
+#[derive(Debug)]
+pub(crate) struct Facts {
+    pub time_ms: u64,
+    pub request_id: http::HeaderValue,
+    pub principal: Option<String>,
+    pub action: Cow<'static, str>,
+    pub model: Option<String>,
+    pub route: Option<String>,
+    pub upstream: Option<String>,
+    pub allowed: Option<bool>,
+    pub policies: Vec<String>,
+    pub limits: Vec<(String, &'static str)>,
+    pub request_findings: Vec<String>,
+    pub response_findings: Vec<String>,
+    pub stream: bool,
+    pub status: u16,
+    pub latency: Duration,
+    pub tls_group: Option<Arc<str>>,
+}
+
+impl Facts {
+    /// The limit outcomes as the borrowed pairs [`Outcome`] takes.
+    pub(crate) fn limit_pairs(&self) -> Vec<(&str, &str)> {
+        self.limits.iter().map(|(n, o)| (n.as_str(), *o)).collect()
+    }
+
+    /// The outcome these facts describe, `limits` being [`Facts::limit_pairs`].
+    pub(crate) fn outcome<'a>(&'a self, limits: &'a [(&'a str, &'a str)]) -> Outcome<'a> {
+        Outcome {
+            time_ms: self.time_ms,
+            request_id: self.request_id.to_str().unwrap_or_default(),
+            principal: self.principal.as_deref(),
+            action: &self.action,
+            model: self.model.as_deref(),
+            route: self.route.as_deref(),
+            upstream: self.upstream.as_deref(),
+            allowed: self.allowed,
+            policies: &self.policies,
+            limits,
+            request_findings: &self.request_findings,
+            response_findings: &self.response_findings,
+            stream: self.stream,
+            status: self.status,
+            latency: self.latency,
+            tls_group: self.tls_group.as_deref(),
+            ..Outcome::default()
+        }
+    }
+}
 
 /// What one request's stages decided and observed; everything optional that a stage may
 /// not have reached.
@@ -317,6 +371,34 @@ impl Recorder {
     /// An incremental keyed digest (a response as it streams).
     pub(crate) fn digester(&self, label: &str, request_id: &str) -> Digester {
         self.keys.content().digester(label, request_id)
+    }
+
+    /// Queues the record of a complete response without a capture, for the ledger's writer to
+    /// complete in its batch: the keyed digests of `prompt` and `response`, the usage the
+    /// response reports (unless `usage` is known), the encoding. The request's thread only
+    /// moves its facts and the two bodies into the queue.
+    pub(crate) async fn defer(
+        &self,
+        facts: Facts,
+        prompt: Option<bytes::Bytes>,
+        response: bytes::Bytes,
+        usage: Option<crate::admit::Usage>,
+    ) {
+        let keys = self.keys.clone();
+        let complete = Box::new(move || {
+            let limits = facts.limit_pairs();
+            let mut o = facts.outcome(&limits);
+            let content = keys.content();
+            o.prompt_digest = prompt.map(|p| content.digest("prompt", o.request_id, &p));
+            o.response_digest = Some(content.digest("response", o.request_id, &response));
+            o.tokens = usage
+                .or_else(|| crate::capture::reported_usage(&response))
+                .map(|u| (u.prompt, u.completion));
+            encoded(&o)
+        });
+        if let Err(e) = self.ledger.enqueue_deferred(complete).await {
+            tracing::error!(target: "aigis::security", error = %e, "audit record could not be queued");
+        }
     }
 
     /// Queues `event`, waiting while the queue is full.

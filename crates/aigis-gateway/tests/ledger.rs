@@ -53,11 +53,12 @@ async fn recorded_without_content(store_url: &str, files: &[&str]) {
     let body =
         serde_json::json!({"model": "m", "messages": [{"role": "user", "content": SECRET_PROMPT}]})
             .to_string();
-    let mut ids = Vec::new();
+    let (mut ids, mut answers) = (Vec::new(), Vec::new());
     for _ in 0..5 {
         let r = post(addr, "/v1/chat/completions", &body).await;
         assert_eq!(r.status, 200, "{}", r.body);
         ids.push(r.headers["x-request-id"].to_str().unwrap().to_owned());
+        answers.push(r.body);
     }
     let missing = post(addr, "/v1/chat/completions", &chat("no-such-model", false)).await;
     assert_eq!(missing.status, 404);
@@ -101,6 +102,16 @@ async fn recorded_without_content(store_url: &str, files: &[&str]) {
             .matches("prompt", &ids[2], body.as_bytes(), &digest),
         "the holder of the content and the key can show what was sent"
     );
+    assert!(
+        keys.content().matches(
+            "response",
+            &ids[2],
+            answers[2].as_bytes(),
+            event.response_digest.as_deref().unwrap()
+        ),
+        "and what was answered"
+    );
+    assert!(event.tokens.is_some(), "the usage the response reported");
     let refused =
         aigis_ledger::Event::from_canonical(&store.find_request(&missing_id).unwrap()[0].event)
             .unwrap();

@@ -70,8 +70,12 @@ pub enum Ack {
 
 type AckSender = oneshot::Sender<Result<Ack, LedgerError>>;
 
+/// An event the writer completes itself (see [`Ledger::enqueue_deferred`]).
+pub type Deferred = Box<dyn FnOnce() -> Encoded + Send>;
+
 enum Job {
     Append(Encoded, Option<AckSender>),
+    Deferred(Deferred),
     Checkpoint(oneshot::Sender<Result<Option<StoredCheckpoint>, LedgerError>>),
     Close,
 }
@@ -187,6 +191,16 @@ impl Ledger {
         self.send(Job::Append(encoded, None))
     }
 
+    /// Queues an event that the writer thread completes and encodes, in its batch, just before
+    /// committing it, waiting for queue space if the queue is full. For a caller on a busy
+    /// thread whose event still needs work (the gateway's digests of a request's content):
+    /// done in batches, that work runs with its code and data in cache, instead of
+    /// interleaved with serving requests, where it evicted theirs.
+    pub async fn enqueue_deferred(&self, complete: Deferred) -> Result<(), LedgerError> {
+        self.acquire().await?;
+        self.send(Job::Deferred(complete))
+    }
+
     /// Queues `event` if there is space right now.
     pub fn try_enqueue(&self, event: Event) -> Result<(), LedgerError> {
         let permit = self
@@ -288,7 +302,10 @@ impl Writer {
                 last_batch = Instant::now();
             }
             let closing = jobs.iter().any(|j| matches!(j, Job::Close));
-            let taken = jobs.iter().filter(|j| matches!(j, Job::Append(..))).count();
+            let taken = jobs
+                .iter()
+                .filter(|j| matches!(j, Job::Append(..) | Job::Deferred(_)))
+                .count();
             self.shared.permits.add_permits(taken);
             self.process(jobs);
             if closing {
@@ -320,6 +337,10 @@ impl Writer {
                 Job::Append(e, ack) => {
                     events.push(e);
                     acks.push(ack);
+                }
+                Job::Deferred(complete) => {
+                    events.push(complete());
+                    acks.push(None);
                 }
                 Job::Checkpoint(ack) => checkpoint_requests.push(ack),
                 Job::Close => {}

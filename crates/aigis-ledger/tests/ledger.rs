@@ -160,6 +160,49 @@ fn an_idle_writer_sleeps_until_the_next_append() {
     ledger.close();
 }
 
+#[test]
+fn deferred_events_are_completed_by_the_writer_in_queue_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(LedgerKeys::generate("test.aigis/ledger").unwrap());
+    let path = store_path(dir.path(), Backend::File);
+    let store = open_store(Backend::File, &path, keys.origin());
+    let ledger = Ledger::start(store, keys, None, config()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let writer = std::thread::current().id();
+    rt.block_on(async {
+        ledger.append(event(0)).await.unwrap();
+        for i in 1..40 {
+            let complete = Box::new(move || {
+                // The writer thread runs it, not the caller.
+                assert_ne!(std::thread::current().id(), writer);
+                Encoded::new(event(i))
+            });
+            ledger.enqueue_deferred(complete).await.unwrap();
+        }
+        // Acknowledged once its batch is committed: everything queued before it is too.
+        assert_eq!(ledger.append(event(40)).await.unwrap(), Ack::Stored(40));
+    });
+    assert_eq!(ledger.size(), 41);
+    assert_eq!(
+        ledger.queue_free(),
+        config().queue,
+        "every queue slot is returned"
+    );
+    ledger.close();
+    let mut ids = Vec::new();
+    open_reader(Backend::File, &path)
+        .scan(0, &mut |row| {
+            ids.push(Event::from_canonical(&row.event).unwrap().request_id);
+            Ok(true)
+        })
+        .unwrap();
+    let expected: Vec<String> = (0..=40).map(|i| format!("req-{i}")).collect();
+    assert_eq!(ids, expected);
+}
+
 fn verify(backend: Backend, path: &std::path::Path, keys: &LedgerVerifiers) -> audit::VerifyReport {
     let mut store = open_reader(backend, path);
     audit::verify(store.as_mut(), keys, &[]).unwrap()
