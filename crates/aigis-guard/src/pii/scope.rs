@@ -6,8 +6,11 @@
 //! a time, and finds exactly the matches of a whole-text `find_iter`: every match lies inside
 //! one such region (or starts at one such place, tried in order), no match crosses a region's
 //! edge (so the whole-text search is between matches there), and a bounded search
-//! ([`Input::range`]) sees the bytes around the region for `\b`. The alphabets and lengths are
-//! read from the patterns; what a [`Want`] claims beyond that (a match holds a `:` or a digit,
+//! ([`Input::range`]) sees the bytes around the region for `\b`. Two necessary conditions skip
+//! searches that cannot match (each a few hundred instructions of regex set-up): an anchored
+//! start is tried only on a byte a match can begin with, and a region is searched only when it
+//! holds the needle as often as every match does (IPv6: two colons; prose has single ones).
+//! The alphabets, first bytes, needle counts and lengths are read from the patterns; what a [`Want`] claims beyond that (a match holds a `:` or a digit,
 //! starts at a given offset before its first digit) is checked by the tests against whole-text
 //! searches.
 
@@ -27,17 +30,22 @@ pub enum Scope {
         alphabet: Box<[bool; 256]>,
         min: usize,
     },
-    /// The runs of bytes of the pattern's alphabet that hold `needle` (every match holds it).
+    /// The runs of bytes of the pattern's alphabet that hold `needle` at least `count` times
+    /// (every match holds it that often).
     Around {
         alphabet: Box<[bool; 256]>,
         needle: u8,
+        count: usize,
     },
     /// Within `reach` bytes of an ASCII digit (every match holds a digit and is at most `reach`
     /// bytes long).
     NearDigits { reach: usize },
     /// Tried anchored `offsets` bytes before the start of each run of ASCII digits: every match
-    /// starts at one of those places.
-    BeforeDigits { offsets: &'static [usize] },
+    /// starts at one of those places, with one of the bytes in `first`.
+    BeforeDigits {
+        offsets: &'static [usize],
+        first: Box<[bool; 256]>,
+    },
 }
 
 /// How a pattern's scope is chosen (written next to the pattern in `recognise.rs`).
@@ -73,11 +81,15 @@ impl Scope {
             Want::Around(needle) => Self::Around {
                 alphabet: alphabet(&hir),
                 needle,
+                count: occurrences(&hir, needle),
             },
             Want::NearDigits => props
                 .maximum_len()
                 .map_or(Self::Whole, |reach| Self::NearDigits { reach }),
-            Want::BeforeDigits(offsets) if min > 0 => Self::BeforeDigits { offsets },
+            Want::BeforeDigits(offsets) if min > 0 => Self::BeforeDigits {
+                offsets,
+                first: first_bytes(&hir).0,
+            },
             Want::Whole | Want::Runs | Want::BeforeDigits(_) => Self::Whole,
         }
     }
@@ -91,8 +103,8 @@ impl Scope {
                 f(m.range());
             }
         };
-        if let Self::BeforeDigits { offsets } = self {
-            before_digits(re, text, offsets, f);
+        if let Self::BeforeDigits { offsets, first } = self {
+            before_digits(re, text, offsets, first, f);
             return;
         }
         match self {
@@ -100,9 +112,13 @@ impl Scope {
             Self::Runs { alphabet, min } => {
                 crate::runs(bytes, *min, |b| alphabet[usize::from(b)], search);
             }
-            Self::Around { alphabet, needle } => {
+            Self::Around {
+                alphabet,
+                needle,
+                count,
+            } => {
                 let mut at = 0;
-                while let Some(i) = memchr(*needle, &bytes[at..]) {
+                while let Some(i) = memchr::memchr(*needle, &bytes[at..]) {
                     let hit = at + i;
                     let start = bytes[..hit]
                         .iter()
@@ -112,7 +128,14 @@ impl Scope {
                         .iter()
                         .position(|&b| !alphabet[usize::from(b)])
                         .map_or(bytes.len(), |i| hit + i);
-                    search(start..end);
+                    // A region with too few needles holds no match: not searched.
+                    if *count <= 1
+                        || memchr::memchr_iter(*needle, &bytes[hit..end])
+                            .nth(count - 1)
+                            .is_some()
+                    {
+                        search(start..end);
+                    }
                     at = end.max(hit + 1);
                 }
             }
@@ -193,19 +216,22 @@ fn digit_bits(x: u64) -> u64 {
     at_least(b'0') & !at_least(b'9' + 1) & ascii
 }
 
-/// The index of the first `needle` in `hay`.
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
-}
-
 /// [`Scope::BeforeDigits`]: the places a match can start, tried anchored in order; the first
 /// that matches at or after the end of the previous match is the next match of a whole-text
 /// `find_iter` (no match is empty).
-fn before_digits(re: &Regex, text: &Text<'_>, offsets: &[usize], mut f: impl FnMut(Range<usize>)) {
+fn before_digits(
+    re: &Regex,
+    text: &Text<'_>,
+    offsets: &[usize],
+    first: &[bool; 256],
+    mut f: impl FnMut(Range<usize>),
+) {
+    let bytes = text.text.as_bytes();
     let mut starts: Vec<usize> = text
         .digit_runs()
         .iter()
         .flat_map(|r| offsets.iter().filter_map(|o| r.start.checked_sub(*o)))
+        .filter(|&at| first[usize::from(bytes[at])])
         .collect();
     starts.sort_unstable();
     starts.dedup();
@@ -233,6 +259,93 @@ fn boundaries(text: &str, range: Range<usize>) -> Range<usize> {
         end += 1;
     }
     start..end
+}
+
+/// The bytes a match of `hir` can start with, and whether it can be empty (a superset: look-
+/// arounds are skipped, and a non-ASCII character counts every byte from 0x80 up).
+fn first_bytes(hir: &Hir) -> (Box<[bool; 256]>, bool) {
+    let mut set = Box::new([false; 256]);
+    let nullable = match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => true,
+        HirKind::Literal(lit) => match lit.0.first() {
+            Some(&b) => {
+                set[usize::from(b)] = true;
+                false
+            }
+            None => true,
+        },
+        HirKind::Class(_) => {
+            set = alphabet(hir);
+            false
+        }
+        HirKind::Repetition(rep) => {
+            let (sub, nullable) = first_bytes(&rep.sub);
+            set = sub;
+            nullable || rep.min == 0
+        }
+        HirKind::Capture(cap) => {
+            let (sub, nullable) = first_bytes(&cap.sub);
+            set = sub;
+            nullable
+        }
+        HirKind::Concat(subs) => {
+            let mut nullable = true;
+            for sub in subs {
+                let (bytes, empty) = first_bytes(sub);
+                union(&mut set, &bytes);
+                if !empty {
+                    nullable = false;
+                    break;
+                }
+            }
+            nullable
+        }
+        HirKind::Alternation(subs) => {
+            let mut nullable = false;
+            for sub in subs {
+                let (bytes, empty) = first_bytes(sub);
+                union(&mut set, &bytes);
+                nullable |= empty;
+            }
+            nullable
+        }
+    };
+    (set, nullable)
+}
+
+fn union(set: &mut [bool; 256], other: &[bool; 256]) {
+    for (a, b) in set.iter_mut().zip(other) {
+        *a |= b;
+    }
+}
+
+/// The fewest times `needle` occurs in a match of `hir` (an ASCII byte).
+fn occurrences(hir: &Hir, needle: u8) -> usize {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => 0,
+        HirKind::Literal(lit) => lit.0.iter().filter(|&&b| b == needle).count(),
+        HirKind::Class(Class::Unicode(class)) => {
+            let only = class.ranges().len() == 1
+                && class.ranges()[0].start() == char::from(needle)
+                && class.ranges()[0].end() == char::from(needle);
+            usize::from(only)
+        }
+        HirKind::Class(Class::Bytes(class)) => {
+            let only = class.ranges().len() == 1
+                && class.ranges()[0].start() == needle
+                && class.ranges()[0].end() == needle;
+            usize::from(only)
+        }
+        HirKind::Repetition(rep) => usize::try_from(rep.min)
+            .map_or(0, |min| min.saturating_mul(occurrences(&rep.sub, needle))),
+        HirKind::Capture(cap) => occurrences(&cap.sub, needle),
+        HirKind::Concat(subs) => subs.iter().map(|s| occurrences(s, needle)).sum(),
+        HirKind::Alternation(subs) => subs
+            .iter()
+            .map(|s| occurrences(s, needle))
+            .min()
+            .unwrap_or(0),
+    }
 }
 
 /// Every byte a match of `hir` can hold (all bytes from 0x80 up when it can hold a non-ASCII
@@ -351,6 +464,24 @@ mod tests {
             prop_assert_eq!(got, want, "{:?} on {:?}", shape, text);
         }
         Ok(())
+    }
+
+    #[test]
+    fn first_bytes_and_needle_counts_come_from_the_patterns() {
+        let hir = |p: &str| regex_syntax::parse(&expand(p)).unwrap();
+        let (first, nullable) = first_bytes(&hir(r"(?:\+|\(|{B})[0-9][0-9 ().-]{5,22}[0-9]{B}"));
+        let bytes: Vec<u8> = (0..=255u8).filter(|&b| first[usize::from(b)]).collect();
+        assert_eq!(bytes, b"(+0123456789");
+        assert!(!nullable);
+        assert!(first_bytes(&hir("a?b*")).1);
+        assert_eq!(
+            occurrences(
+                &hir("(?i)(?:[0-9a-f]{1,4}|:)?:[0-9a-f:]*:[0-9a-f.:]*"),
+                b':'
+            ),
+            2
+        );
+        assert_eq!(occurrences(&hir("(?::a|b:){3}:?"), b':'), 3);
     }
 
     proptest! {
