@@ -16,8 +16,9 @@
 
 use std::ops::Range;
 
+use regex_automata::dfa::{Automaton as _, StartKind, dense};
 use regex_automata::meta::Regex;
-use regex_automata::{Anchored, Input};
+use regex_automata::{Anchored, Input, MatchKind};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// Where one pattern is searched.
@@ -40,13 +41,25 @@ pub enum Scope {
     /// Within `reach` bytes of an ASCII digit (every match holds a digit and is at most `reach`
     /// bytes long).
     NearDigits { reach: usize },
-    /// Tried anchored `offsets` bytes before the start of each run of ASCII digits: every match
-    /// starts at one of those places, with one of the bytes in `first`.
-    BeforeDigits {
-        offsets: &'static [usize],
-        first: Box<[bool; 256]>,
-    },
+    /// Tried anchored at the places of [`Anchors`], before runs of ASCII digits.
+    BeforeDigits(Box<Anchors>),
 }
+
+/// The places a [`Scope::BeforeDigits`] pattern is tried, and how.
+#[derive(Debug, Clone)]
+pub struct Anchors {
+    /// Every match starts this many bytes before the start of a run of ASCII digits...
+    offsets: &'static [usize],
+    /// ...with one of these bytes.
+    first: [bool; 256],
+    /// The pattern as a full DFA for anchored searches (`None` when it could not be built):
+    /// the same leftmost-first match end as the meta regex, without its per-search set-up
+    /// (about 300 instructions, paid at every digit run).
+    dfa: Option<dense::DFA<Vec<u32>>>,
+}
+
+/// Largest full DFA built for an anchored pattern; a bigger one falls back to the meta regex.
+const MAX_ANCHORED_DFA: usize = 1 << 20;
 
 /// How a pattern's scope is chosen (written next to the pattern in `recognise.rs`).
 #[derive(Debug, Clone, Copy)]
@@ -86,10 +99,22 @@ impl Scope {
             Want::NearDigits => props
                 .maximum_len()
                 .map_or(Self::Whole, |reach| Self::NearDigits { reach }),
-            Want::BeforeDigits(offsets) if min > 0 => Self::BeforeDigits {
-                offsets,
-                first: first_bytes(&hir).0,
-            },
+            Want::BeforeDigits(offsets) if min > 0 => {
+                let dfa = dense::Builder::new()
+                    .configure(
+                        dense::Config::new()
+                            .match_kind(MatchKind::LeftmostFirst)
+                            .start_kind(StartKind::Anchored)
+                            .dfa_size_limit(Some(MAX_ANCHORED_DFA)),
+                    )
+                    .build(pattern)
+                    .ok();
+                Self::BeforeDigits(Box::new(Anchors {
+                    offsets,
+                    first: *first_bytes(&hir).0,
+                    dfa,
+                }))
+            }
             Want::Whole | Want::Runs | Want::BeforeDigits(_) => Self::Whole,
         }
     }
@@ -103,8 +128,8 @@ impl Scope {
                 f(m.range());
             }
         };
-        if let Self::BeforeDigits { offsets, first } = self {
-            before_digits(re, text, offsets, first, f);
+        if let Self::BeforeDigits(anchors) = self {
+            before_digits(re, text, anchors, f);
             return;
         }
         match self {
@@ -140,7 +165,7 @@ impl Scope {
                 }
             }
             // Searched above.
-            Self::BeforeDigits { .. } => {}
+            Self::BeforeDigits(_) => {}
             Self::NearDigits { reach } => {
                 let mut region: Option<Range<usize>> = None;
                 for digits in text.digit_runs() {
@@ -219,19 +244,18 @@ fn digit_bits(x: u64) -> u64 {
 /// [`Scope::BeforeDigits`]: the places a match can start, tried anchored in order; the first
 /// that matches at or after the end of the previous match is the next match of a whole-text
 /// `find_iter` (no match is empty).
-fn before_digits(
-    re: &Regex,
-    text: &Text<'_>,
-    offsets: &[usize],
-    first: &[bool; 256],
-    mut f: impl FnMut(Range<usize>),
-) {
+fn before_digits(re: &Regex, text: &Text<'_>, anchors: &Anchors, mut f: impl FnMut(Range<usize>)) {
     let bytes = text.text.as_bytes();
     let mut starts: Vec<usize> = text
         .digit_runs()
         .iter()
-        .flat_map(|r| offsets.iter().filter_map(|o| r.start.checked_sub(*o)))
-        .filter(|&at| first[usize::from(bytes[at])])
+        .flat_map(|r| {
+            anchors
+                .offsets
+                .iter()
+                .filter_map(|o| r.start.checked_sub(*o))
+        })
+        .filter(|&at| anchors.first[usize::from(bytes[at])])
         .collect();
     starts.sort_unstable();
     starts.dedup();
@@ -241,9 +265,14 @@ fn before_digits(
             continue;
         }
         let input = Input::new(text.text).range(at..).anchored(Anchored::Yes);
-        if let Some(m) = re.search(&input) {
-            from = m.end();
-            f(m.range());
+        let found = match anchors.dfa.as_ref().map(|dfa| dfa.try_search_fwd(&input)) {
+            Some(Ok(end)) => end.map(|end| at..end.offset()),
+            // No DFA, or it gave up: the meta regex decides.
+            _ => re.search(&input).map(|m| m.range()),
+        };
+        if let Some(m) = found {
+            from = m.end;
+            f(m);
         }
     }
 }
