@@ -202,31 +202,53 @@ impl<'a> Text<'a> {
         }
     }
 
-    /// The maximal runs of ASCII digits, in order; eight bytes at a time between them.
+    /// The maximal runs of ASCII digits, in order: sixteen bytes at a time between them, the
+    /// first digit of a word found from its bit mask, a run's end byte by byte.
     fn digit_runs(&self) -> &[Range<usize>] {
         self.digit_runs.get_or_init(|| {
             let bytes = self.text.as_bytes();
             let mut runs: Vec<Range<usize>> = Vec::new();
+            // Invariant: `at` is 0 or follows a byte that is not a digit.
             let mut at = 0;
             while at < bytes.len() {
-                if let Some(word) = bytes.get(at..at + 8) {
-                    let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-                    if digit_bits(word) == 0 {
-                        at += 8;
+                let first = match (word(bytes, at), word(bytes, at + 8)) {
+                    (Some(0), Some(0)) => {
+                        at += 16;
                         continue;
                     }
-                }
-                if bytes[at].is_ascii_digit() {
-                    match runs.last_mut() {
-                        Some(r) if r.end == at => r.end = at + 1,
-                        _ => runs.push(at..at + 1),
-                    }
-                }
-                at += 1;
+                    (Some(0), Some(high)) => at + 8 + first_byte(high),
+                    (Some(0), None) => at + 8,
+                    (Some(low), _) => at + first_byte(low),
+                    (None, _) => at,
+                };
+                let Some(start) = bytes
+                    .get(first..)
+                    .and_then(|rest| rest.iter().position(u8::is_ascii_digit))
+                    .map(|i| first + i)
+                else {
+                    break;
+                };
+                let end = bytes[start..]
+                    .iter()
+                    .position(|b| !b.is_ascii_digit())
+                    .map_or(bytes.len(), |i| start + i);
+                runs.push(start..end);
+                at = end;
             }
             runs
         })
     }
+}
+
+/// [`digit_bits`] of the eight bytes at `at`, if there are eight.
+fn word(bytes: &[u8], at: usize) -> Option<u64> {
+    let word = bytes.get(at..at.checked_add(8)?)?;
+    Some(digit_bits(u64::from_le_bytes(word.try_into().ok()?)))
+}
+
+/// The index of the first byte whose bit [`digit_bits`] set in `mask` (not 0).
+fn first_byte(mask: u64) -> usize {
+    (mask.trailing_zeros() / 8) as usize
 }
 
 /// The high bit of every byte of `x` that is an ASCII digit (others: clear). A byte plus
