@@ -26,7 +26,7 @@
 //! | `IBAN_CODE` | country length table + mod-97 | 0.95 / 1.0 | optional |
 //! | `IP_ADDRESS` | `Ipv4Addr`/`Ipv6Addr` parse (IPv6: ≥ 3 groups) | 0.8 / 0.95 | optional |
 //! | `MAC_ADDRESS` | structure | 0.7 / 0.95 | optional |
-//! | `PHONE_NUMBER` | `phonenumber` parse + its `is_valid` rules, compiled once (`phone.rs`; default region US, `+CC` forms) | 0.7 / 0.9 | optional |
+//! | `PHONE_NUMBER` | `phonenumber` parse + its `is_valid` rules, compiled once (`phone.rs`; default region US, `+CC` forms; plain North American forms skip the parser, same verdict) | 0.7 / 0.9 | optional |
 //! | `URL` | scheme or `www.`, trailing punctuation trimmed | 0.6 / 0.8 | optional |
 //! | `UUID` | structure (validated when version and variant bits are RFC 9562) | 0.5 / 0.7 | optional |
 //! | `DATE_OF_BIRTH` | plausible date | – / 0.85 | **required** |
