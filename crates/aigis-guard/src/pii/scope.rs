@@ -2,7 +2,8 @@
 //!
 //! Most patterns match only a few kinds of bytes (hex digits, upper-case letters) and are long,
 //! always hold a `:` or a digit, or start just before a run of digits. Searching them only in
-//! the runs of their bytes, near digits, or anchored before runs of digits skips prose a run at
+//! the runs of their bytes, just before the ends of runs of digits, or anchored before runs of
+//! digits skips prose a run at
 //! a time, and finds exactly the matches of a whole-text `find_iter`: every match lies inside
 //! one such region (or starts at one such place, tried in order), no match crosses a region's
 //! edge (so the whole-text search is between matches there), and a bounded search
@@ -38,9 +39,9 @@ pub enum Scope {
         needle: u8,
         count: usize,
     },
-    /// Within `reach` bytes of an ASCII digit (every match holds a digit and is at most `reach`
-    /// bytes long).
-    NearDigits { reach: usize },
+    /// Within `reach` bytes before the end of a run of ASCII digits (every match ends where
+    /// such a run ends and is at most `reach` bytes long).
+    EndingAtDigits { reach: usize },
     /// Tried anchored at the places of [`Anchors`], before runs of ASCII digits.
     BeforeDigits(Box<Anchors>),
 }
@@ -71,8 +72,9 @@ pub enum Want {
     /// Runs of the pattern's bytes around every occurrence of this byte, which every match
     /// holds.
     Around(u8),
-    /// Near digits: every match holds an ASCII digit and its length is bounded.
-    NearDigits,
+    /// Ending at digits: every match ends where a run of ASCII digits ends (its last byte is a
+    /// digit, and `\b` follows) and its length is bounded.
+    EndingAtDigits,
     /// Anchored at these offsets before runs of digits: every match starts there.
     BeforeDigits(&'static [usize]),
 }
@@ -96,9 +98,9 @@ impl Scope {
                 needle,
                 count: occurrences(&hir, needle),
             },
-            Want::NearDigits => props
+            Want::EndingAtDigits => props
                 .maximum_len()
-                .map_or(Self::Whole, |reach| Self::NearDigits { reach }),
+                .map_or(Self::Whole, |reach| Self::EndingAtDigits { reach }),
             Want::BeforeDigits(offsets) if min > 0 => {
                 let dfa = dense::Builder::new()
                     .configure(
@@ -166,11 +168,10 @@ impl Scope {
             }
             // Searched above.
             Self::BeforeDigits(_) => {}
-            Self::NearDigits { reach } => {
+            Self::EndingAtDigits { reach } => {
                 let mut region: Option<Range<usize>> = None;
                 for digits in text.digit_runs() {
-                    let near =
-                        digits.start.saturating_sub(*reach)..(digits.end + reach).min(bytes.len());
+                    let near = digits.end.saturating_sub(*reach)..digits.end;
                     match &mut region {
                         Some(r) if near.start <= r.end => r.end = near.end,
                         _ => {
