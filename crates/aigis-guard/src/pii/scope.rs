@@ -203,8 +203,8 @@ impl<'a> Text<'a> {
         }
     }
 
-    /// The maximal runs of ASCII digits, in order: sixteen bytes at a time between them, the
-    /// first digit of a word found from its bit mask, a run's end byte by byte.
+    /// The maximal runs of ASCII digits, in order: sixteen bytes at a time between them (two
+    /// word tests), a run's bytes one by one.
     fn digit_runs(&self) -> &[Range<usize>] {
         self.digit_runs.get_or_init(|| {
             let bytes = self.text.as_bytes();
@@ -212,23 +212,22 @@ impl<'a> Text<'a> {
             // Invariant: `at` is 0 or follows a byte that is not a digit.
             let mut at = 0;
             while at < bytes.len() {
-                let first = match (word(bytes, at), word(bytes, at + 8)) {
-                    (Some(0), Some(0)) => {
-                        at += 16;
-                        continue;
-                    }
-                    (Some(0), Some(high)) => at + 8 + first_byte(high),
-                    (Some(0), None) => at + 8,
-                    (Some(low), _) => at + first_byte(low),
-                    (None, _) => at,
-                };
-                let Some(start) = bytes
-                    .get(first..)
-                    .and_then(|rest| rest.iter().position(u8::is_ascii_digit))
-                    .map(|i| first + i)
-                else {
+                if let Some((low, high)) = bytes.get(at..at + 16).and_then(|b| {
+                    let (low, high) = b.split_first_chunk::<8>()?;
+                    Some((
+                        u64::from_le_bytes(*low),
+                        u64::from_le_bytes(high.try_into().ok()?),
+                    ))
+                }) && !has_digit(low)
+                    && !has_digit(high)
+                {
+                    at += 16;
+                    continue;
+                }
+                let Some(start) = bytes[at..].iter().position(u8::is_ascii_digit) else {
                     break;
                 };
+                let start = at + start;
                 let end = bytes[start..]
                     .iter()
                     .position(|b| !b.is_ascii_digit())
@@ -241,27 +240,12 @@ impl<'a> Text<'a> {
     }
 }
 
-/// [`digit_bits`] of the eight bytes at `at`, if there are eight.
-fn word(bytes: &[u8], at: usize) -> Option<u64> {
-    let word = bytes.get(at..at.checked_add(8)?)?;
-    Some(digit_bits(u64::from_le_bytes(word.try_into().ok()?)))
-}
-
-/// The index of the first byte whose bit [`digit_bits`] set in `mask` (not 0).
-fn first_byte(mask: u64) -> usize {
-    (mask.trailing_zeros() / 8) as usize
-}
-
-/// The high bit of every byte of `x` that is an ASCII digit (others: clear). A byte plus
-/// `0x80 - lo` has its high bit set when it is at least `lo`, for bytes below 0x80; bytes from
-/// 0x80 up are masked out first.
-fn digit_bits(x: u64) -> u64 {
+/// Whether one of the eight bytes of `x` is an ASCII digit: a byte of `x ^ 0x30…` below 10
+/// (the classic "has a byte less than n" test, exact for n up to 128).
+fn has_digit(x: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = ONES << 7;
-    let ascii = !x & HIGH;
-    let low = x & !HIGH;
-    let at_least = |lo: u8| low + ONES * u64::from(0x80 - lo);
-    at_least(b'0') & !at_least(b'9' + 1) & ascii
+    let y = x ^ (ONES * 0x30);
+    y.wrapping_sub(ONES * 10) & !y & (ONES << 7) != 0
 }
 
 /// [`Scope::BeforeDigits`]: the places a match can start, tried anchored in order; the first
@@ -537,6 +521,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn has_digit_is_a_bytewise_test(x in any::<u64>(), digit in 0usize..8, d in b'0'..=b'9') {
+            prop_assert_eq!(has_digit(x), x.to_le_bytes().iter().any(u8::is_ascii_digit));
+            let mut bytes = x.to_le_bytes();
+            bytes[digit] = d;
+            prop_assert!(has_digit(u64::from_le_bytes(bytes)));
+            let spread = u64::from_le_bytes(bytes.map(|b| b'/' + b % 12));
+            prop_assert_eq!(
+                has_digit(spread),
+                spread.to_le_bytes().iter().any(u8::is_ascii_digit)
+            );
+        }
+
         #[test]
         fn scopes_find_what_a_whole_text_search_finds(
             pieces in proptest::collection::vec(proptest::sample::select(PIECES), 0..60),
