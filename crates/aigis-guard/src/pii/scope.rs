@@ -359,7 +359,7 @@ fn union(set: &mut [bool; 256], other: &[bool; 256]) {
 fn occurrences(hir: &Hir, needle: u8) -> usize {
     match hir.kind() {
         HirKind::Empty | HirKind::Look(_) => 0,
-        HirKind::Literal(lit) => lit.0.iter().filter(|&&b| b == needle).count(),
+        HirKind::Literal(lit) => memchr::memchr_iter(needle, &lit.0).count(),
         HirKind::Class(Class::Unicode(class)) => {
             let only = class.ranges().len() == 1
                 && class.ranges()[0].start() == char::from(needle)
