@@ -724,7 +724,7 @@ fn percent_escapes(text: &str) -> usize {
     let bytes = text.as_bytes();
     let mut count = 0;
     let mut from = 0;
-    while let Some(i) = text[from..].find('%') {
+    while let Some(i) = memchr::memchr(b'%', &bytes[from..]) {
         let at = from + i;
         if bytes.get(at + 1).is_some_and(u8::is_ascii_hexdigit)
             && bytes.get(at + 2).is_some_and(u8::is_ascii_hexdigit)
@@ -776,7 +776,7 @@ pub fn decode_segments(original: &str, limits: Limits) -> Vec<Decoded> {
 fn decode_once(text: &str) -> Vec<(Encoding, Range<usize>, String)> {
     let mut found = Vec::new();
     // A tag character is four bytes starting with 0xF3: text without that byte has none.
-    let tags: String = if text.as_bytes().contains(&0xF3) {
+    let tags: String = if memchr::memchr(0xF3, text.as_bytes()).is_some() {
         text.chars()
             .filter_map(|c| match c {
                 '\u{E0020}'..='\u{E007E}' => char::from_u32(c as u32 - 0xE0000),
@@ -852,7 +852,9 @@ fn decode_once(text: &str) -> Vec<(Encoding, Range<usize>, String)> {
 
 /// HTML numeric references, backslash-escaped characters and Morse code.
 fn decode_escapes(text: &str, found: &mut Vec<(Encoding, Range<usize>, String)>) {
-    if text.contains("&#") {
+    // `memchr` searches: `str::contains` scans a byte at a time (about 0.6 instructions a byte
+    // each, on every text).
+    if memchr::memmem::find(text.as_bytes(), b"&#").is_some() {
         for m in HTML_ENTITIES.find_iter(text) {
             let decoded: Option<String> = m
                 .as_str()
@@ -871,7 +873,7 @@ fn decode_escapes(text: &str, found: &mut Vec<(Encoding, Range<usize>, String)>)
             }
         }
     }
-    if text.contains('\\') {
+    if memchr::memchr(b'\\', text.as_bytes()).is_some() {
         // An escaped space too: a Windows path or a regex (`\d\s\w`) has none.
         for m in BACKSLASHES
             .find_iter(text)
@@ -882,7 +884,9 @@ fn decode_escapes(text: &str, found: &mut Vec<(Encoding, Range<usize>, String)>)
             found.push((Encoding::Backslashes, m.range(), s));
         }
     }
-    if text.contains(".-") || text.contains("-.") {
+    if memchr::memmem::find(text.as_bytes(), b".-").is_some()
+        || memchr::memmem::find(text.as_bytes(), b"-.").is_some()
+    {
         for m in MORSE.find_iter(text) {
             // Rows of dashes or dots (`-- -- --`) decode to one repeated letter: not a message.
             let s = morse(m.as_str());

@@ -503,15 +503,17 @@ impl Signatures {
         let bytes = text.as_bytes();
         let mut possible = self.always;
         // Where a prefix literal occurs (or a gated match may start), by signature and then
-        // position.
-        let mut starts = Vec::new();
+        // position, as one sort key each (a `u128` sorts in half the instructions of a pair).
+        let mut starts: Vec<u128> = Vec::new();
         if let Some(literals) = &self.literals {
             literals.overlapping(bytes, |literal, range| {
                 let (i, gate) = self.owners[literal];
                 possible |= 1u64 << i;
                 match gate {
-                    None => starts.push((i, range.start)),
-                    Some(gate) => gate_starts(bytes, range.start, gate, |at| starts.push((i, at))),
+                    None => starts.push(start_key(i, range.start)),
+                    Some(gate) => {
+                        gate_starts(bytes, range.start, gate, |at| starts.push(start_key(i, at)));
+                    }
                 }
             });
         }
@@ -526,11 +528,12 @@ impl Signatures {
                 let found = if self.whole_text & (1u64 << i) != 0 {
                     re.find(bytes)
                 } else {
-                    let from = starts.partition_point(|&(owner, _)| owner < i);
+                    let from = starts.partition_point(|&k| k < start_key(i, 0));
                     starts[from..]
                         .iter()
-                        .take_while(|&&(owner, _)| owner == i)
-                        .find_map(|&(_, at)| {
+                        .map(|&k| start_of(k))
+                        .take_while(|&(owner, _)| owner == i)
+                        .find_map(|(_, at)| {
                             re.search(&Input::new(bytes).range(at..).anchored(Anchored::Yes))
                         })
                 };
@@ -559,6 +562,17 @@ impl Default for Signatures {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The sort key of a place `at` to try signature `i` at: by signature, then position.
+fn start_key(i: usize, at: usize) -> u128 {
+    (i as u128) << 64 | at as u128
+}
+
+/// The signature and position of a [`start_key`].
+#[allow(clippy::cast_possible_truncation)] // both halves were `usize`s
+fn start_of(key: u128) -> (usize, usize) {
+    ((key >> 64) as usize, key as u64 as usize)
 }
 
 fn expand(pattern: &str) -> String {

@@ -3,8 +3,9 @@
 //! # How
 //! 1. Each candidate pattern runs `find_iter` only where a match can lie (`scope.rs`): digit
 //!    runs, phone numbers, IPv4, IBANs and US document numbers anchored just before each run of
-//!    digits; dates near digits; MAC addresses, UUIDs and the alphanumeric ids in the runs of
-//!    the few bytes they match; IPv6 around each `:`; the patterns with a good literal
+//!    digits; dates just before the ends of digit runs; MAC addresses, UUIDs and the
+//!    alphanumeric ids in the runs of the few bytes they match; IPv6 around each `:` (where
+//!    two occur); the patterns with a good literal
 //!    prefilter (e-mail, URL, names, streets, crypto addresses) in the whole text. It finds
 //!    what a whole-text search finds, skipping prose a run at a time.
 //! 2. Each match goes to a validator: checksums ([`checksum`]), `std` IP parsing, the
@@ -26,7 +27,7 @@
 //! | `IBAN_CODE` | country length table + mod-97 | 0.95 / 1.0 | optional |
 //! | `IP_ADDRESS` | `Ipv4Addr`/`Ipv6Addr` parse (IPv6: ≥ 3 groups) | 0.8 / 0.95 | optional |
 //! | `MAC_ADDRESS` | structure | 0.7 / 0.95 | optional |
-//! | `PHONE_NUMBER` | `phonenumber` parse + its `is_valid` rules, compiled once (`phone.rs`; default region US, `+CC` forms) | 0.7 / 0.9 | optional |
+//! | `PHONE_NUMBER` | `phonenumber` parse + its `is_valid` rules, compiled once (`phone.rs`; default region US, `+CC` forms; plain North American forms skip the parser, same verdict) | 0.7 / 0.9 | optional |
 //! | `URL` | scheme or `www.`, trailing punctuation trimmed | 0.6 / 0.8 | optional |
 //! | `UUID` | structure (validated when version and variant bits are RFC 9562) | 0.5 / 0.7 | optional |
 //! | `DATE_OF_BIRTH` | plausible date | – / 0.85 | **required** |
@@ -256,7 +257,8 @@ fn want(shape: Shape) -> Want {
         Shape::Phone => Want::BeforeDigits(&[0, 1]),
         Shape::UsLetterDigits => Want::BeforeDigits(&[1, 2]),
         Shape::Iban => Want::BeforeDigits(&[2]),
-        Shape::Date => Want::NearDigits,
+        // Every date ends with digits followed by `\b`.
+        Shape::Date => Want::EndingAtDigits,
         Shape::Email | Shape::Url | Shape::Crypto | Shape::Person | Shape::Street => Want::Whole,
     }
 }

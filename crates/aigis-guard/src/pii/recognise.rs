@@ -251,12 +251,21 @@ pub fn phone(
     if !s.starts_with('+') && region == phonenumber::country::Id::US && !nanp_shape(s) {
         return;
     }
-    let parsed = if s.starts_with('+') {
-        phonenumber::parse(None, s)
+    // The plain North American forms are judged without the parser (same verdict).
+    let plain = if region == phonenumber::country::Id::US {
+        super::phone::plain_nanp(s)
     } else {
-        phonenumber::parse(Some(region), s)
+        None
     };
-    if parsed.is_ok_and(|p| super::phone::is_valid(&p)) {
+    let valid = plain.unwrap_or_else(|| {
+        let parsed = if s.starts_with('+') {
+            phonenumber::parse(None, s)
+        } else {
+            phonenumber::parse(Some(region), s)
+        };
+        parsed.is_ok_and(|p| super::phone::is_valid(&p))
+    });
+    if valid {
         out.push(Candidate {
             kind: K::Phone,
             span,

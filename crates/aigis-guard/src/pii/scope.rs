@@ -2,19 +2,24 @@
 //!
 //! Most patterns match only a few kinds of bytes (hex digits, upper-case letters) and are long,
 //! always hold a `:` or a digit, or start just before a run of digits. Searching them only in
-//! the runs of their bytes, near digits, or anchored before runs of digits skips prose a run at
+//! the runs of their bytes, just before the ends of runs of digits, or anchored before runs of
+//! digits skips prose a run at
 //! a time, and finds exactly the matches of a whole-text `find_iter`: every match lies inside
 //! one such region (or starts at one such place, tried in order), no match crosses a region's
 //! edge (so the whole-text search is between matches there), and a bounded search
-//! ([`Input::range`]) sees the bytes around the region for `\b`. The alphabets and lengths are
-//! read from the patterns; what a [`Want`] claims beyond that (a match holds a `:` or a digit,
+//! ([`Input::range`]) sees the bytes around the region for `\b`. Two necessary conditions skip
+//! searches that cannot match (each a few hundred instructions of regex set-up): an anchored
+//! start is tried only on a byte a match can begin with, and a region is searched only when it
+//! holds the needle as often as every match does (IPv6: two colons; prose has single ones).
+//! The alphabets, first bytes, needle counts and lengths are read from the patterns; what a [`Want`] claims beyond that (a match holds a `:` or a digit,
 //! starts at a given offset before its first digit) is checked by the tests against whole-text
 //! searches.
 
 use std::ops::Range;
 
+use regex_automata::dfa::{Automaton as _, StartKind, dense};
 use regex_automata::meta::Regex;
-use regex_automata::{Anchored, Input};
+use regex_automata::{Anchored, Input, MatchKind};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// Where one pattern is searched.
@@ -27,18 +32,35 @@ pub enum Scope {
         alphabet: Box<[bool; 256]>,
         min: usize,
     },
-    /// The runs of bytes of the pattern's alphabet that hold `needle` (every match holds it).
+    /// The runs of bytes of the pattern's alphabet that hold `needle` at least `count` times
+    /// (every match holds it that often).
     Around {
         alphabet: Box<[bool; 256]>,
         needle: u8,
+        count: usize,
     },
-    /// Within `reach` bytes of an ASCII digit (every match holds a digit and is at most `reach`
-    /// bytes long).
-    NearDigits { reach: usize },
-    /// Tried anchored `offsets` bytes before the start of each run of ASCII digits: every match
-    /// starts at one of those places.
-    BeforeDigits { offsets: &'static [usize] },
+    /// Within `reach` bytes before the end of a run of ASCII digits (every match ends where
+    /// such a run ends and is at most `reach` bytes long).
+    EndingAtDigits { reach: usize },
+    /// Tried anchored at the places of [`Anchors`], before runs of ASCII digits.
+    BeforeDigits(Box<Anchors>),
 }
+
+/// The places a [`Scope::BeforeDigits`] pattern is tried, and how.
+#[derive(Debug, Clone)]
+pub struct Anchors {
+    /// Every match starts this many bytes before the start of a run of ASCII digits...
+    offsets: &'static [usize],
+    /// ...with one of these bytes.
+    first: [bool; 256],
+    /// The pattern as a full DFA for anchored searches (`None` when it could not be built):
+    /// the same leftmost-first match end as the meta regex, without its per-search set-up
+    /// (about 300 instructions, paid at every digit run).
+    dfa: Option<dense::DFA<Vec<u32>>>,
+}
+
+/// Largest full DFA built for an anchored pattern; a bigger one falls back to the meta regex.
+const MAX_ANCHORED_DFA: usize = 1 << 20;
 
 /// How a pattern's scope is chosen (written next to the pattern in `recognise.rs`).
 #[derive(Debug, Clone, Copy)]
@@ -50,8 +72,9 @@ pub enum Want {
     /// Runs of the pattern's bytes around every occurrence of this byte, which every match
     /// holds.
     Around(u8),
-    /// Near digits: every match holds an ASCII digit and its length is bounded.
-    NearDigits,
+    /// Ending at digits: every match ends where a run of ASCII digits ends (its last byte is a
+    /// digit, and `\b` follows) and its length is bounded.
+    EndingAtDigits,
     /// Anchored at these offsets before runs of digits: every match starts there.
     BeforeDigits(&'static [usize]),
 }
@@ -73,11 +96,27 @@ impl Scope {
             Want::Around(needle) => Self::Around {
                 alphabet: alphabet(&hir),
                 needle,
+                count: occurrences(&hir, needle),
             },
-            Want::NearDigits => props
+            Want::EndingAtDigits => props
                 .maximum_len()
-                .map_or(Self::Whole, |reach| Self::NearDigits { reach }),
-            Want::BeforeDigits(offsets) if min > 0 => Self::BeforeDigits { offsets },
+                .map_or(Self::Whole, |reach| Self::EndingAtDigits { reach }),
+            Want::BeforeDigits(offsets) if min > 0 => {
+                let dfa = dense::Builder::new()
+                    .configure(
+                        dense::Config::new()
+                            .match_kind(MatchKind::LeftmostFirst)
+                            .start_kind(StartKind::Anchored)
+                            .dfa_size_limit(Some(MAX_ANCHORED_DFA)),
+                    )
+                    .build(pattern)
+                    .ok();
+                Self::BeforeDigits(Box::new(Anchors {
+                    offsets,
+                    first: *first_bytes(&hir).0,
+                    dfa,
+                }))
+            }
             Want::Whole | Want::Runs | Want::BeforeDigits(_) => Self::Whole,
         }
     }
@@ -91,8 +130,8 @@ impl Scope {
                 f(m.range());
             }
         };
-        if let Self::BeforeDigits { offsets } = self {
-            before_digits(re, text, offsets, f);
+        if let Self::BeforeDigits(anchors) = self {
+            before_digits(re, text, anchors, f);
             return;
         }
         match self {
@@ -100,9 +139,13 @@ impl Scope {
             Self::Runs { alphabet, min } => {
                 crate::runs(bytes, *min, |b| alphabet[usize::from(b)], search);
             }
-            Self::Around { alphabet, needle } => {
+            Self::Around {
+                alphabet,
+                needle,
+                count,
+            } => {
                 let mut at = 0;
-                while let Some(i) = memchr(*needle, &bytes[at..]) {
+                while let Some(i) = memchr::memchr(*needle, &bytes[at..]) {
                     let hit = at + i;
                     let start = bytes[..hit]
                         .iter()
@@ -112,17 +155,23 @@ impl Scope {
                         .iter()
                         .position(|&b| !alphabet[usize::from(b)])
                         .map_or(bytes.len(), |i| hit + i);
-                    search(start..end);
+                    // A region with too few needles holds no match: not searched.
+                    if *count <= 1
+                        || memchr::memchr_iter(*needle, &bytes[hit..end])
+                            .nth(count - 1)
+                            .is_some()
+                    {
+                        search(start..end);
+                    }
                     at = end.max(hit + 1);
                 }
             }
             // Searched above.
-            Self::BeforeDigits { .. } => {}
-            Self::NearDigits { reach } => {
+            Self::BeforeDigits(_) => {}
+            Self::EndingAtDigits { reach } => {
                 let mut region: Option<Range<usize>> = None;
                 for digits in text.digit_runs() {
-                    let near =
-                        digits.start.saturating_sub(*reach)..(digits.end + reach).min(bytes.len());
+                    let near = digits.end.saturating_sub(*reach)..digits.end;
                     match &mut region {
                         Some(r) if near.start <= r.end => r.end = near.end,
                         _ => {
@@ -154,58 +203,66 @@ impl<'a> Text<'a> {
         }
     }
 
-    /// The maximal runs of ASCII digits, in order; eight bytes at a time between them.
+    /// The maximal runs of ASCII digits, in order: sixteen bytes at a time between them (two
+    /// word tests), a run's bytes one by one.
     fn digit_runs(&self) -> &[Range<usize>] {
         self.digit_runs.get_or_init(|| {
             let bytes = self.text.as_bytes();
             let mut runs: Vec<Range<usize>> = Vec::new();
+            // Invariant: `at` is 0 or follows a byte that is not a digit.
             let mut at = 0;
             while at < bytes.len() {
-                if let Some(word) = bytes.get(at..at + 8) {
-                    let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-                    if digit_bits(word) == 0 {
-                        at += 8;
-                        continue;
-                    }
+                if let Some((low, high)) = bytes.get(at..at + 16).and_then(|b| {
+                    let (low, high) = b.split_first_chunk::<8>()?;
+                    Some((
+                        u64::from_le_bytes(*low),
+                        u64::from_le_bytes(high.try_into().ok()?),
+                    ))
+                }) && !has_digit(low)
+                    && !has_digit(high)
+                {
+                    at += 16;
+                    continue;
                 }
-                if bytes[at].is_ascii_digit() {
-                    match runs.last_mut() {
-                        Some(r) if r.end == at => r.end = at + 1,
-                        _ => runs.push(at..at + 1),
-                    }
-                }
-                at += 1;
+                let Some(start) = bytes[at..].iter().position(u8::is_ascii_digit) else {
+                    break;
+                };
+                let start = at + start;
+                let end = bytes[start..]
+                    .iter()
+                    .position(|b| !b.is_ascii_digit())
+                    .map_or(bytes.len(), |i| start + i);
+                runs.push(start..end);
+                at = end;
             }
             runs
         })
     }
 }
 
-/// The high bit of every byte of `x` that is an ASCII digit (others: clear). A byte plus
-/// `0x80 - lo` has its high bit set when it is at least `lo`, for bytes below 0x80; bytes from
-/// 0x80 up are masked out first.
-fn digit_bits(x: u64) -> u64 {
+/// Whether one of the eight bytes of `x` is an ASCII digit: a byte of `x ^ 0x30…` below 10
+/// (the classic "has a byte less than n" test, exact for n up to 128).
+fn has_digit(x: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = ONES << 7;
-    let ascii = !x & HIGH;
-    let low = x & !HIGH;
-    let at_least = |lo: u8| low + ONES * u64::from(0x80 - lo);
-    at_least(b'0') & !at_least(b'9' + 1) & ascii
-}
-
-/// The index of the first `needle` in `hay`.
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
+    let y = x ^ (ONES * 0x30);
+    y.wrapping_sub(ONES * 10) & !y & (ONES << 7) != 0
 }
 
 /// [`Scope::BeforeDigits`]: the places a match can start, tried anchored in order; the first
 /// that matches at or after the end of the previous match is the next match of a whole-text
 /// `find_iter` (no match is empty).
-fn before_digits(re: &Regex, text: &Text<'_>, offsets: &[usize], mut f: impl FnMut(Range<usize>)) {
+fn before_digits(re: &Regex, text: &Text<'_>, anchors: &Anchors, mut f: impl FnMut(Range<usize>)) {
+    let bytes = text.text.as_bytes();
     let mut starts: Vec<usize> = text
         .digit_runs()
         .iter()
-        .flat_map(|r| offsets.iter().filter_map(|o| r.start.checked_sub(*o)))
+        .flat_map(|r| {
+            anchors
+                .offsets
+                .iter()
+                .filter_map(|o| r.start.checked_sub(*o))
+        })
+        .filter(|&at| anchors.first[usize::from(bytes[at])])
         .collect();
     starts.sort_unstable();
     starts.dedup();
@@ -215,9 +272,14 @@ fn before_digits(re: &Regex, text: &Text<'_>, offsets: &[usize], mut f: impl FnM
             continue;
         }
         let input = Input::new(text.text).range(at..).anchored(Anchored::Yes);
-        if let Some(m) = re.search(&input) {
-            from = m.end();
-            f(m.range());
+        let found = match anchors.dfa.as_ref().map(|dfa| dfa.try_search_fwd(&input)) {
+            Some(Ok(end)) => end.map(|end| at..end.offset()),
+            // No DFA, or it gave up: the meta regex decides.
+            _ => re.search(&input).map(|m| m.range()),
+        };
+        if let Some(m) = found {
+            from = m.end;
+            f(m);
         }
     }
 }
@@ -233,6 +295,93 @@ fn boundaries(text: &str, range: Range<usize>) -> Range<usize> {
         end += 1;
     }
     start..end
+}
+
+/// The bytes a match of `hir` can start with, and whether it can be empty (a superset: look-
+/// arounds are skipped, and a non-ASCII character counts every byte from 0x80 up).
+fn first_bytes(hir: &Hir) -> (Box<[bool; 256]>, bool) {
+    let mut set = Box::new([false; 256]);
+    let nullable = match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => true,
+        HirKind::Literal(lit) => match lit.0.first() {
+            Some(&b) => {
+                set[usize::from(b)] = true;
+                false
+            }
+            None => true,
+        },
+        HirKind::Class(_) => {
+            set = alphabet(hir);
+            false
+        }
+        HirKind::Repetition(rep) => {
+            let (sub, nullable) = first_bytes(&rep.sub);
+            set = sub;
+            nullable || rep.min == 0
+        }
+        HirKind::Capture(cap) => {
+            let (sub, nullable) = first_bytes(&cap.sub);
+            set = sub;
+            nullable
+        }
+        HirKind::Concat(subs) => {
+            let mut nullable = true;
+            for sub in subs {
+                let (bytes, empty) = first_bytes(sub);
+                union(&mut set, &bytes);
+                if !empty {
+                    nullable = false;
+                    break;
+                }
+            }
+            nullable
+        }
+        HirKind::Alternation(subs) => {
+            let mut nullable = false;
+            for sub in subs {
+                let (bytes, empty) = first_bytes(sub);
+                union(&mut set, &bytes);
+                nullable |= empty;
+            }
+            nullable
+        }
+    };
+    (set, nullable)
+}
+
+fn union(set: &mut [bool; 256], other: &[bool; 256]) {
+    for (a, b) in set.iter_mut().zip(other) {
+        *a |= b;
+    }
+}
+
+/// The fewest times `needle` occurs in a match of `hir` (an ASCII byte).
+fn occurrences(hir: &Hir, needle: u8) -> usize {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => 0,
+        HirKind::Literal(lit) => memchr::memchr_iter(needle, &lit.0).count(),
+        HirKind::Class(Class::Unicode(class)) => {
+            let only = class.ranges().len() == 1
+                && class.ranges()[0].start() == char::from(needle)
+                && class.ranges()[0].end() == char::from(needle);
+            usize::from(only)
+        }
+        HirKind::Class(Class::Bytes(class)) => {
+            let only = class.ranges().len() == 1
+                && class.ranges()[0].start() == needle
+                && class.ranges()[0].end() == needle;
+            usize::from(only)
+        }
+        HirKind::Repetition(rep) => usize::try_from(rep.min)
+            .map_or(0, |min| min.saturating_mul(occurrences(&rep.sub, needle))),
+        HirKind::Capture(cap) => occurrences(&cap.sub, needle),
+        HirKind::Concat(subs) => subs.iter().map(|s| occurrences(s, needle)).sum(),
+        HirKind::Alternation(subs) => subs
+            .iter()
+            .map(|s| occurrences(s, needle))
+            .min()
+            .unwrap_or(0),
+    }
 }
 
 /// Every byte a match of `hir` can hold (all bytes from 0x80 up when it can hold a non-ASCII
@@ -353,7 +502,38 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn first_bytes_and_needle_counts_come_from_the_patterns() {
+        let hir = |p: &str| regex_syntax::parse(&expand(p)).unwrap();
+        let (first, nullable) = first_bytes(&hir(r"(?:\+|\(|{B})[0-9][0-9 ().-]{5,22}[0-9]{B}"));
+        let bytes: Vec<u8> = (0..=255u8).filter(|&b| first[usize::from(b)]).collect();
+        assert_eq!(bytes, b"(+0123456789");
+        assert!(!nullable);
+        assert!(first_bytes(&hir("a?b*")).1);
+        assert_eq!(
+            occurrences(
+                &hir("(?i)(?:[0-9a-f]{1,4}|:)?:[0-9a-f:]*:[0-9a-f.:]*"),
+                b':'
+            ),
+            2
+        );
+        assert_eq!(occurrences(&hir("(?::a|b:){3}:?"), b':'), 3);
+    }
+
     proptest! {
+        #[test]
+        fn has_digit_is_a_bytewise_test(x in any::<u64>(), digit in 0usize..8, d in b'0'..=b'9') {
+            prop_assert_eq!(has_digit(x), x.to_le_bytes().iter().any(u8::is_ascii_digit));
+            let mut bytes = x.to_le_bytes();
+            bytes[digit] = d;
+            prop_assert!(has_digit(u64::from_le_bytes(bytes)));
+            let spread = u64::from_le_bytes(bytes.map(|b| b'/' + b % 12));
+            prop_assert_eq!(
+                has_digit(spread),
+                spread.to_le_bytes().iter().any(u8::is_ascii_digit)
+            );
+        }
+
         #[test]
         fn scopes_find_what_a_whole_text_search_finds(
             pieces in proptest::collection::vec(proptest::sample::select(PIECES), 0..60),
