@@ -13,7 +13,10 @@
 #                                   # and the gateway's CPU-µs per request (and its writer thread's), the
 #                                   # mock's, and the gateway's page faults and context switches;
 #                                   # COMMIT_INTERVAL=10ms sets [ledger] commit_interval,
-#                                   # MODES="off file" leaves SQLite out)
+#                                   # MODES="off file" leaves SQLite out; RT=1 runs mock, gateway
+#                                   # and wrk at SCHED_RR priority 50, after a 2 s warm-up per
+#                                   # round, so niced background work on a shared machine cannot
+#                                   # take their time: steadier pairs, not comparable with RT=0)
 #
 # Both embedded stores acknowledge an append only once its batch is on disk: the file set
 # (file:DIR) after one write + fdatasync per batch, SQLite (WAL, synchronous=FULL) after the
@@ -59,8 +62,10 @@ gateway_compare() {
     (cd "$ROOT" && cargo build --release --locked -p aigis-cli -p aigis-mock-upstream >&2)
   fi
   command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; return 1; }
+  local rt=()
+  [[ -n ${RT:-} ]] && rt=(chrt -r 50)
   work=$(mktemp -d)
-  "$mock" --listen 127.0.0.1:18101 >"$work/mock.out" 2>&1 &
+  "${rt[@]}" "$mock" --listen 127.0.0.1:18101 >"$work/mock.out" 2>&1 &
   local mock_pid=$!
   taskset -cp 1 "$mock_pid" >/dev/null 2>&1 || true
   sleep 0.5
@@ -82,12 +87,15 @@ gateway_compare() {
   for r in $(seq 1 "$rounds"); do
     for mode in ${MODES:-off file sqlite}; do
       rm -rf "$work/ledger" "$work/ledger.db"*
-      taskset -c 1 "$aigis" gateway --config "$work/$mode.toml" --log-format json >/dev/null 2>"$work/$mode.log" &
+      "${rt[@]}" taskset -c 1 "$aigis" gateway --config "$work/$mode.toml" --log-format json >/dev/null 2>"$work/$mode.log" &
       local gw=$!
       for _ in $(seq 50); do curl -sf http://127.0.0.1:18111/healthz >/dev/null && break; sleep 0.1; done
+      if ((${#rt[@]})); then
+        "${rt[@]}" taskset -c 0 wrk -t1 -c64 -d2s -s "$ROOT/bench/wrk_post.lua" http://127.0.0.1:18110/v1/chat/completions >/dev/null
+      fi
       local t0 t1 w0 w1 m0 m1 f0 f1 c0 c1
       t0=$(ticks "$gw") w0=$(writer_ticks "$gw") m0=$(ticks "$mock_pid") f0=$(faults "$gw") c0=$(switches "$gw")
-      taskset -c 0 wrk -t1 -c64 -d10s --latency -s "$ROOT/bench/wrk_post.lua" http://127.0.0.1:18110/v1/chat/completions \
+      "${rt[@]}" taskset -c 0 wrk -t1 -c64 -d10s --latency -s "$ROOT/bench/wrk_post.lua" http://127.0.0.1:18110/v1/chat/completions \
         | sed -n 's/^BENCH /'"$mode"' round '"$r"': /p' | tr -d '\n'
       t1=$(ticks "$gw") w1=$(writer_ticks "$gw") m1=$(ticks "$mock_pid") f1=$(faults "$gw") c1=$(switches "$gw")
       echo " gateway_ticks=$((t1 - t0)) writer_ticks=$((w1 - w0)) mock_ticks=$((m1 - m0)) faults=$((f1 - f0)) switches=$((c1 - c0)) hz=$(getconf CLK_TCK)"
