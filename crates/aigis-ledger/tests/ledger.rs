@@ -132,17 +132,23 @@ fn build(dir: &std::path::Path, n: u64, backend: Backend) -> (Arc<LedgerKeys>, s
     (keys, path)
 }
 
-#[test]
-fn an_idle_writer_sleeps_until_the_next_append() {
-    let dir = tempfile::tempdir().unwrap();
+/// A running ledger over a new file set in `dir`, its path, and a runtime to append from.
+fn file_ledger(dir: &std::path::Path) -> (Ledger, std::path::PathBuf, tokio::runtime::Runtime) {
     let keys = Arc::new(LedgerKeys::generate("test.aigis/ledger").unwrap());
-    let path = store_path(dir.path(), Backend::File);
+    let path = store_path(dir, Backend::File);
     let store = open_store(Backend::File, &path, keys.origin());
     let ledger = Ledger::start(store, keys, None, config()).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    (ledger, path, rt)
+}
+
+#[test]
+fn an_idle_writer_sleeps_until_the_next_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _, rt) = file_ledger(dir.path());
     rt.block_on(async {
         ledger.append(event(0)).await.unwrap();
         ledger.checkpoint().await.unwrap();
@@ -163,14 +169,7 @@ fn an_idle_writer_sleeps_until_the_next_append() {
 #[test]
 fn deferred_events_are_completed_by_the_writer_in_queue_order() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = Arc::new(LedgerKeys::generate("test.aigis/ledger").unwrap());
-    let path = store_path(dir.path(), Backend::File);
-    let store = open_store(Backend::File, &path, keys.origin());
-    let ledger = Ledger::start(store, keys, None, config()).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (ledger, path, rt) = file_ledger(dir.path());
     let writer = std::thread::current().id();
     rt.block_on(async {
         ledger.append(event(0)).await.unwrap();
