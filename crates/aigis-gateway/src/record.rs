@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aigis_ledger::content::ContentStore;
@@ -276,7 +277,15 @@ pub(crate) struct Recorder {
     ledger: Ledger,
     keys: Arc<LedgerKeys>,
     content: Option<Arc<ContentStore>>,
+    /// Bytes of request and response bodies held in the queue by deferred records.
+    deferred: Arc<AtomicUsize>,
 }
+
+/// Most body bytes deferred records may hold in the queue at once. The queue is bounded in
+/// records, not bytes, and a deferred record holds its bodies until the writer gets to it: past
+/// this (a slow disk, large bodies) a record is completed on the request's thread and queues
+/// only its encoded event.
+const DEFER_BUDGET: usize = 8 << 20;
 
 impl Recorder {
     /// Opens the store and key and starts the writer.
@@ -325,6 +334,7 @@ impl Recorder {
             ledger,
             keys,
             content: config.capture.clone(),
+            deferred: Arc::default(),
         })
     }
 
@@ -376,7 +386,7 @@ impl Recorder {
     /// Queues the record of a complete response without a capture, for the ledger's writer to
     /// complete in its batch: the keyed digests of `prompt` and `response`, the usage the
     /// response reports (unless `usage` is known), the encoding. The request's thread only
-    /// moves its facts and the two bodies into the queue.
+    /// moves its facts and the two bodies into the queue (within [`DEFER_BUDGET`]).
     pub(crate) async fn defer(
         &self,
         facts: Facts,
@@ -384,8 +394,9 @@ impl Recorder {
         response: bytes::Bytes,
         usage: Option<crate::admit::Usage>,
     ) {
+        let size = prompt.as_ref().map_or(0, bytes::Bytes::len) + response.len();
         let keys = self.keys.clone();
-        let complete = Box::new(move || {
+        let complete = move || {
             let limits = facts.limit_pairs();
             let mut o = facts.outcome(&limits);
             let content = keys.content();
@@ -395,8 +406,23 @@ impl Recorder {
                 .or_else(|| crate::capture::reported_usage(&response))
                 .map(|u| (u.prompt, u.completion));
             encoded(&o)
-        });
-        if let Err(e) = self.ledger.enqueue_deferred(complete).await {
+        };
+        if self.deferred.fetch_add(size, Ordering::Relaxed) + size > DEFER_BUDGET {
+            self.deferred.fetch_sub(size, Ordering::Relaxed);
+            self.append(complete()).await;
+            return;
+        }
+        let deferred = self.deferred.clone();
+        let queued = self
+            .ledger
+            .enqueue_deferred(Box::new(move || {
+                let event = complete();
+                deferred.fetch_sub(size, Ordering::Relaxed);
+                event
+            }))
+            .await;
+        if let Err(e) = queued {
+            self.deferred.fetch_sub(size, Ordering::Relaxed);
             tracing::error!(target: "aigis::security", error = %e, "audit record could not be queued");
         }
     }
