@@ -2,8 +2,10 @@
 //! client got it, the usage it reports, and — on routes with `content = "encrypted"` — the
 //! request and response sealed to the tenant's age recipients ([`Recorder::seal`]).
 //!
-//! A complete response is digested (and sealed) before it is returned: when its content
-//! cannot be sealed the client gets 503 instead of an unrecorded answer. A stream is wrapped
+//! A complete response on a capture route is digested and sealed before it is returned: when
+//! its content cannot be sealed the client gets 503 instead of an unrecorded answer. Without a
+//! capture, its record is queued with both bodies and the ledger's writer completes it
+//! ([`Recorder::defer`]). A stream is wrapped
 //! in a [`Tap`] that digests (and, when capturing, keeps up to `server.max_response` of) what
 //! is released, and the record is appended when the stream ends; a stream whose content could
 //! not be sealed has already been delivered, so its record says so (`detail`) and the
