@@ -230,7 +230,9 @@ pub(crate) async fn finish(
     let bytes = body::whole(body).await;
     let usage = later.usage.get().copied();
     let Some((tenant, request)) = later.capture else {
-        recorder.defer(facts, prompt, bytes.clone(), usage).await;
+        recorder
+            .defer(facts, prompt.as_deref(), &bytes, usage)
+            .await;
         return Response::from_parts(parts, body::full(bytes));
     };
     let limits = facts.limit_pairs();
