@@ -71,27 +71,32 @@ impl<'t, 'm> Document<'t, 'm> {
         let mut words = std::mem::take(&mut doc.words);
         let mut runs = std::mem::take(&mut doc.runs);
         let bytes = text.as_bytes();
-        let mut recent = [0u64; 3];
+        // Two passes: the tokeniser only records where the words are (its loop keeps its state
+        // in registers), then each word gets its id and bigram buckets.
         tokens(
             text,
             |start, end| {
-                let id = doc.id(start, end);
-                let w = doc.entries[id as usize].hash;
-                let pairs = [
-                    bigram(recent[0], w, 0, bits),
-                    bigram(recent[1], w, 1, bits),
-                    bigram(recent[2], w, 2, bits),
-                ];
-                recent = [w, recent[0], recent[1]];
                 words.push(Token {
                     start,
                     end,
-                    id,
-                    pairs,
+                    id: 0,
+                    pairs: [0; 3],
                 });
             },
             |start, end| runs.push((start, end, bucket_of(run_hash(&bytes[start..end]), bits))),
         );
+        let mut recent = [0u64; 3];
+        for token in &mut words {
+            let id = doc.id(token.start, token.end);
+            let w = doc.entries[id as usize].hash;
+            token.id = id;
+            token.pairs = [
+                bigram(recent[0], w, 0, bits),
+                bigram(recent[1], w, 1, bits),
+                bigram(recent[2], w, 2, bits),
+            ];
+            recent = [w, recent[0], recent[1]];
+        }
         doc.words = words;
         doc.runs = runs;
         doc
