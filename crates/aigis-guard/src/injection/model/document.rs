@@ -8,6 +8,28 @@
 
 use super::{Accumulator, Model, Sink, Words, bigram, bucket_of, run_hash, tokens, word_hash};
 
+/// Adds the words of `text` to `words` (id and bigrams not filled in yet) and returns its
+/// punctuation runs with their buckets. Out of line, so the tokeniser's loop has the registers
+/// to itself.
+#[inline(never)]
+fn tokenise(text: &str, bits: u8, words: &mut Vec<Token>) -> Vec<(usize, usize, u32)> {
+    let bytes = text.as_bytes();
+    let mut runs = Vec::new();
+    tokens(
+        text,
+        |start, end| {
+            words.push(Token {
+                start,
+                end,
+                id: 0,
+                pairs: [0; 3],
+            });
+        },
+        |start, end| runs.push((start, end, bucket_of(run_hash(&bytes[start..end]), bits))),
+    );
+    runs
+}
+
 /// A word of the block, where it lies, and its bigram buckets with the words before it.
 #[derive(Clone, Copy)]
 struct Token {
@@ -69,22 +91,9 @@ impl<'t, 'm> Document<'t, 'm> {
             window: 0,
         };
         let mut words = std::mem::take(&mut doc.words);
-        let mut runs = std::mem::take(&mut doc.runs);
-        let bytes = text.as_bytes();
         // Two passes: the tokeniser only records where the words are (its loop keeps its state
         // in registers), then each word gets its id and bigram buckets.
-        tokens(
-            text,
-            |start, end| {
-                words.push(Token {
-                    start,
-                    end,
-                    id: 0,
-                    pairs: [0; 3],
-                });
-            },
-            |start, end| runs.push((start, end, bucket_of(run_hash(&bytes[start..end]), bits))),
-        );
+        doc.runs = tokenise(text, bits, &mut words);
         let mut recent = [0u64; 3];
         for token in &mut words {
             let id = doc.id(token.start, token.end);
@@ -98,7 +107,6 @@ impl<'t, 'm> Document<'t, 'm> {
             recent = [w, recent[0], recent[1]];
         }
         doc.words = words;
-        doc.runs = runs;
         doc
     }
 
