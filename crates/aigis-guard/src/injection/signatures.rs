@@ -517,8 +517,7 @@ impl Signatures {
                 }
             });
         }
-        starts.sort_unstable();
-        starts.dedup();
+        let starts = sorted_starts(&starts);
         self.regexes
             .iter()
             .zip(SIGNATURES)
@@ -567,6 +566,38 @@ impl Default for Signatures {
 /// The sort key of a place `at` to try signature `i` at: by signature, then position.
 fn start_key(i: usize, at: usize) -> u128 {
     (i as u128) << 64 | at as u128
+}
+
+/// `starts` sorted, each once: bucketed by signature with a counting sort, then each
+/// signature's positions, which come nearly in order (rising from prefix literals, falling from
+/// gates), sorted by the run-adaptive stable sort. About a fifth of the instructions of sorting
+/// all the keys with `sort_unstable` on a long text.
+#[expect(
+    clippy::stable_sort_primitive,
+    reason = "the stable sort finds the runs the positions come in; the unstable one does not"
+)]
+fn sorted_starts(starts: &[u128]) -> Vec<u128> {
+    // Where each signature's keys begin, then (after placing them) end.
+    let mut at = [0usize; 65];
+    for &k in starts {
+        at[start_of(k).0 + 1] += 1;
+    }
+    for i in 1..at.len() {
+        at[i] += at[i - 1];
+    }
+    let mut out = vec![0u128; starts.len()];
+    for &k in starts {
+        let slot = &mut at[start_of(k).0];
+        out[*slot] = k;
+        *slot += 1;
+    }
+    let mut from = 0;
+    for &end in &at[..64] {
+        out[from..end].sort();
+        from = end;
+    }
+    out.dedup();
+    out
 }
 
 /// The signature and position of a [`start_key`].

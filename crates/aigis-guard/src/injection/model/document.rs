@@ -8,6 +8,28 @@
 
 use super::{Accumulator, Model, Sink, Words, bigram, bucket_of, run_hash, tokens, word_hash};
 
+/// Adds the words of `text` to `words` (id and bigrams not filled in yet) and returns its
+/// punctuation runs with their buckets. Out of line, so the tokeniser's loop has the registers
+/// to itself.
+#[inline(never)]
+fn tokenise(text: &str, bits: u8, words: &mut Vec<Token>) -> Vec<(usize, usize, u32)> {
+    let bytes = text.as_bytes();
+    let mut runs = Vec::new();
+    tokens(
+        text,
+        |start, end| {
+            words.push(Token {
+                start,
+                end,
+                id: 0,
+                pairs: [0; 3],
+            });
+        },
+        |start, end| runs.push((start, end, bucket_of(run_hash(&bytes[start..end]), bits))),
+    );
+    runs
+}
+
 /// A word of the block, where it lies, and its bigram buckets with the words before it.
 #[derive(Clone, Copy)]
 struct Token {
@@ -69,37 +91,33 @@ impl<'t, 'm> Document<'t, 'm> {
             window: 0,
         };
         let mut words = std::mem::take(&mut doc.words);
-        let mut runs = std::mem::take(&mut doc.runs);
-        let bytes = text.as_bytes();
+        // Two passes: the tokeniser only records where the words are (its loop keeps its state
+        // in registers), then each word gets its id and bigram buckets.
+        doc.runs = tokenise(text, bits, &mut words);
         let mut recent = [0u64; 3];
-        tokens(
-            text,
-            |start, end| {
-                let id = doc.id(start, end);
-                let w = doc.entries[id as usize].hash;
-                let pairs = [
-                    bigram(recent[0], w, 0, bits),
-                    bigram(recent[1], w, 1, bits),
-                    bigram(recent[2], w, 2, bits),
-                ];
-                recent = [w, recent[0], recent[1]];
-                words.push(Token {
-                    start,
-                    end,
-                    id,
-                    pairs,
-                });
-            },
-            |start, end| runs.push((start, end, bucket_of(run_hash(&bytes[start..end]), bits))),
-        );
+        for token in &mut words {
+            let id = doc.id(token.start, token.end);
+            let w = doc.entries[id as usize].hash;
+            token.id = id;
+            token.pairs = [
+                bigram(recent[0], w, 0, bits),
+                bigram(recent[1], w, 1, bits),
+                bigram(recent[2], w, 2, bits),
+            ];
+            recent = [w, recent[0], recent[1]];
+        }
         doc.words = words;
-        doc.runs = runs;
         doc
     }
 
     /// The id of the word `text[start..end]`, summing its bag when it is new. Inlined, with the
-    /// bag out of line: called for every word of the block.
-    #[inline]
+    /// bag out of line: called for every word of the block (as a call, its register saves and
+    /// restores were a fifth of it).
+    #[expect(
+        clippy::inline_always,
+        reason = "measured: a plain hint leaves it a call in the word loop of `Document::new`"
+    )]
+    #[inline(always)]
     fn id(&mut self, start: usize, end: usize) -> u32 {
         let (id, new) = self.dict.insert(self.text.as_bytes(), start, end);
         if new {
