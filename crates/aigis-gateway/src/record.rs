@@ -144,21 +144,21 @@ impl<'a> Fields<'a> {
 }
 
 impl Packed {
-    /// Packs `facts` and the bodies; the facts' allocations are freed here.
-    pub(crate) fn new(facts: Facts, prompt: Option<&[u8]>, response: &[u8]) -> Self {
-        fn text(o: &Option<String>) -> Option<&[u8]> {
-            o.as_deref().map(str::as_bytes)
+    /// Packs `facts` and the bodies.
+    pub(crate) fn new(facts: &Facts, prompt: Option<&[u8]>, response: &[u8]) -> Self {
+        fn text(o: Option<&String>) -> Option<&[u8]> {
+            o.map(String::as_bytes)
         }
         fn strings(v: &[String]) -> (usize, impl Iterator<Item = &str>) {
             (v.len(), v.iter().map(String::as_str))
         }
         let mut buf = Vec::with_capacity(256 + prompt.map_or(0, <[u8]>::len) + response.len());
         put(&mut buf, Some(facts.request_id.as_bytes()));
-        put(&mut buf, text(&facts.principal));
+        put(&mut buf, text(facts.principal.as_ref()));
         put(&mut buf, Some(facts.action.as_bytes()));
-        put(&mut buf, text(&facts.model));
-        put(&mut buf, text(&facts.route));
-        put(&mut buf, text(&facts.upstream));
+        put(&mut buf, text(facts.model.as_ref()));
+        put(&mut buf, text(facts.route.as_ref()));
+        put(&mut buf, text(facts.upstream.as_ref()));
         put(&mut buf, facts.tls_group.as_deref().map(str::as_bytes));
         let (n, policies) = strings(&facts.policies);
         put_list(&mut buf, n, policies);
@@ -542,7 +542,9 @@ impl Recorder {
         response: &[u8],
         usage: Option<crate::admit::Usage>,
     ) {
-        let packed = Packed::new(facts, prompt, response);
+        let packed = Packed::new(&facts, prompt, response);
+        // The request's own strings are freed here, on their thread, not by the writer.
+        drop(facts);
         let size = packed.buf.len();
         let keys = self.keys.clone();
         let complete = move || {
@@ -643,7 +645,7 @@ mod tests {
             let limits = expected.limit_pairs();
             let expected = encoded(&expected.outcome(&limits)).canonical();
             let response = "{\"usage\":{}}\u{0}\u{ff}".as_bytes();
-            let packed = Packed::new(facts(full), prompt, response);
+            let packed = Packed::new(&facts(full), prompt, response);
             let (got, got_prompt, got_response) =
                 packed.with(|o, p, r| (encoded(&o).canonical(), p.map(<[u8]>::to_vec), r.to_vec()));
             assert_eq!(
