@@ -10,8 +10,8 @@
 //! and the pipeline refuses traffic with 503.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aigis_ledger::content::ContentStore;
@@ -145,14 +145,20 @@ impl<'a> Fields<'a> {
 
 impl Packed {
     /// Packs `facts` and the bodies.
-    pub(crate) fn new(facts: &Facts, prompt: Option<&[u8]>, response: &[u8]) -> Self {
+    pub(crate) fn new(
+        mut buf: Vec<u8>,
+        facts: &Facts,
+        prompt: Option<&[u8]>,
+        response: &[u8],
+    ) -> Self {
         fn text(o: Option<&String>) -> Option<&[u8]> {
             o.map(String::as_bytes)
         }
         fn strings(v: &[String]) -> (usize, impl Iterator<Item = &str>) {
             (v.len(), v.iter().map(String::as_str))
         }
-        let mut buf = Vec::with_capacity(256 + prompt.map_or(0, <[u8]>::len) + response.len());
+        buf.clear();
+        buf.reserve(256 + prompt.map_or(0, <[u8]>::len) + response.len());
         put(&mut buf, Some(facts.request_id.as_bytes()));
         put(&mut buf, text(facts.principal.as_ref()));
         put(&mut buf, Some(facts.action.as_bytes()));
@@ -427,7 +433,15 @@ pub(crate) struct Recorder {
     content: Option<Arc<ContentStore>>,
     /// Bytes of packed records in the queue.
     deferred: Arc<AtomicUsize>,
+    /// Packed records' buffers, returned by the writer for the next requests: each record
+    /// would otherwise allocate one on a request's thread and free it on the writer's, and
+    /// the allocator gives such pages back after each batch, to be faulted in again.
+    pool: Arc<Mutex<Vec<Vec<u8>>>>,
 }
+
+/// Most buffers kept for packed records, and the largest kept.
+const POOLED: usize = 4096;
+const POOLED_CAPACITY: usize = 16 << 10;
 
 /// Most bytes packed records may hold in the queue at once. The queue is bounded in records,
 /// not bytes, and a packed record holds copies of its bodies until the writer gets to it: past
@@ -483,6 +497,7 @@ impl Recorder {
             keys,
             content: config.capture.clone(),
             deferred: Arc::default(),
+            pool: Arc::default(),
         })
     }
 
@@ -542,13 +557,15 @@ impl Recorder {
         response: &[u8],
         usage: Option<crate::admit::Usage>,
     ) {
-        let packed = Packed::new(&facts, prompt, response);
+        let spare = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let packed = Packed::new(spare.unwrap_or_default(), &facts, prompt, response);
         // The request's own strings are freed here, on their thread, not by the writer.
         drop(facts);
         let size = packed.buf.len();
         let keys = self.keys.clone();
+        let pool = self.pool.clone();
         let complete = move || {
-            packed.with(|mut o, prompt, response| {
+            let event = packed.with(|mut o, prompt, response| {
                 let content = keys.content();
                 o.prompt_digest = prompt.map(|p| content.digest("prompt", o.request_id, p));
                 o.response_digest = Some(content.digest("response", o.request_id, response));
@@ -556,7 +573,14 @@ impl Recorder {
                     .or_else(|| crate::capture::reported_usage(response))
                     .map(|u| (u.prompt, u.completion));
                 encoded(&o)
-            })
+            });
+            if packed.buf.capacity() <= POOLED_CAPACITY
+                && let Ok(mut p) = pool.lock()
+                && p.len() < POOLED
+            {
+                p.push(packed.buf);
+            }
+            event
         };
         if self.deferred.fetch_add(size, Ordering::Relaxed) + size > DEFER_BUDGET {
             self.deferred.fetch_sub(size, Ordering::Relaxed);
@@ -645,7 +669,8 @@ mod tests {
             let limits = expected.limit_pairs();
             let expected = encoded(&expected.outcome(&limits)).canonical();
             let response = "{\"usage\":{}}\u{0}\u{ff}".as_bytes();
-            let packed = Packed::new(&facts(full), prompt, response);
+            // A buffer back from the pool still holds its last record.
+            let packed = Packed::new(b"stale record".to_vec(), &facts(full), prompt, response);
             let (got, got_prompt, got_response) =
                 packed.with(|o, p, r| (encoded(&o).canonical(), p.map(<[u8]>::to_vec), r.to_vec()));
             assert_eq!(
