@@ -10,8 +10,7 @@
 //! and the pipeline refuses traffic with 503.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use aigis_ledger::content::ContentStore;
@@ -76,51 +75,91 @@ impl Facts {
     }
 }
 
-/// A complete response's facts and both bodies copied into one buffer on the request's thread,
-/// for the ledger's writer to complete ([`Recorder::defer`]). The request's own allocations are
-/// freed at once, on their thread, while in cache. A record that held them instead (about a
-/// dozen strings and buffers) until the writer took its batch, up to a commit interval later,
-/// cost the gateway more than all of the writer's work (`docs/BENCHMARKS.md`, round 8).
-pub(crate) struct Packed {
-    /// Each string of the facts, then the prompt and the response: a `u32` length (`u32::MAX`
-    /// for none) and the bytes; a list is its `u32` count and its items.
-    buf: Vec<u8>,
-    time_ms: u64,
-    allowed: Option<bool>,
-    stream: bool,
-    status: u16,
-    latency: Duration,
-}
-
 /// The length written for an absent field.
 const NONE: u32 = u32::MAX;
 
-fn put(buf: &mut Vec<u8>, field: Option<&[u8]>) {
-    // Every field is a string or body the gateway bounds far below 4 GiB.
-    let len = field.map_or(NONE, |f| u32::try_from(f.len()).unwrap_or(NONE - 1));
-    buf.extend_from_slice(&len.to_le_bytes());
-    if let Some(f) = field {
-        buf.extend_from_slice(&f[..len as usize]);
+/// Appends one complete response's record to `buf`, for the ledger's writer to complete
+/// ([`Recorder::defer`], [`unpack`]): the fixed fields, then each string of the facts, the
+/// prompt and the response as a `u32` length (`u32::MAX` for none) and the bytes; a list is
+/// its `u32` count and its items. Copying them lets the request free its own allocations at
+/// once, on their thread, while in cache: a record that held them (about a dozen strings and
+/// buffers) until the writer took its batch cost the gateway more than all of the writer's
+/// work (`docs/BENCHMARKS.md`, round 8).
+fn pack(
+    buf: &mut Vec<u8>,
+    facts: &Facts,
+    usage: Option<crate::admit::Usage>,
+    prompt: Option<&[u8]>,
+    response: &[u8],
+) {
+    fn put(buf: &mut Vec<u8>, field: Option<&[u8]>) {
+        // Every field is a string or body the gateway bounds far below 4 GiB.
+        let len = field.map_or(NONE, |f| u32::try_from(f.len()).unwrap_or(NONE - 1));
+        buf.extend_from_slice(&len.to_le_bytes());
+        if let Some(f) = field {
+            buf.extend_from_slice(&f[..len as usize]);
+        }
     }
+    fn put_list<'a>(buf: &mut Vec<u8>, count: usize, items: impl Iterator<Item = &'a str>) {
+        buf.extend_from_slice(&u32::try_from(count).unwrap_or(0).to_le_bytes());
+        for item in items.take(count) {
+            put(buf, Some(item.as_bytes()));
+        }
+    }
+    fn strings(v: &[String]) -> (usize, impl Iterator<Item = &str>) {
+        (v.len(), v.iter().map(String::as_str))
+    }
+    buf.reserve(256 + prompt.map_or(0, <[u8]>::len) + response.len());
+    buf.extend_from_slice(&facts.time_ms.to_le_bytes());
+    let nanos = u64::try_from(facts.latency.as_nanos()).unwrap_or(u64::MAX);
+    buf.extend_from_slice(&nanos.to_le_bytes());
+    buf.extend_from_slice(&facts.status.to_le_bytes());
+    buf.push(facts.allowed.map_or(0, |a| 1 + u8::from(a)));
+    buf.push(u8::from(facts.stream));
+    buf.push(u8::from(usage.is_some()));
+    let usage = usage.unwrap_or_default();
+    buf.extend_from_slice(&usage.prompt.to_le_bytes());
+    buf.extend_from_slice(&usage.completion.to_le_bytes());
+    put(buf, Some(facts.request_id.as_bytes()));
+    put(buf, facts.principal.as_deref().map(str::as_bytes));
+    put(buf, Some(facts.action.as_bytes()));
+    put(buf, facts.model.as_deref().map(str::as_bytes));
+    put(buf, facts.route.as_deref().map(str::as_bytes));
+    put(buf, facts.upstream.as_deref().map(str::as_bytes));
+    put(buf, facts.tls_group.as_deref().map(str::as_bytes));
+    let (n, policies) = strings(&facts.policies);
+    put_list(buf, n, policies);
+    let limits = facts
+        .limits
+        .iter()
+        .flat_map(|(name, outcome)| [name.as_str(), outcome]);
+    put_list(buf, 2 * facts.limits.len(), limits);
+    let (n, findings) = strings(&facts.request_findings);
+    put_list(buf, n, findings);
+    let (n, findings) = strings(&facts.response_findings);
+    put_list(buf, n, findings);
+    put(buf, prompt);
+    put(buf, Some(response));
 }
 
-fn put_list<'a>(buf: &mut Vec<u8>, count: usize, items: impl Iterator<Item = &'a str>) {
-    buf.extend_from_slice(&u32::try_from(count).unwrap_or(0).to_le_bytes());
-    for item in items.take(count) {
-        put(buf, Some(item.as_bytes()));
-    }
-}
-
-/// Reads a [`Packed`] buffer back, field by field, in the order it was written.
+/// Reads [`pack`]ed records back, field by field, in the order they were written.
 struct Fields<'a> {
     buf: &'a [u8],
 }
 
 impl<'a> Fields<'a> {
-    fn u32(&mut self) -> Option<u32> {
-        let (n, rest) = self.buf.split_first_chunk::<4>()?;
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (n, rest) = self.buf.split_first_chunk::<N>()?;
         self.buf = rest;
-        Some(u32::from_le_bytes(*n))
+        Some(*n)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_le_bytes)
     }
 
     fn bytes(&mut self) -> Option<&'a [u8]> {
@@ -141,93 +180,82 @@ impl<'a> Fields<'a> {
         let n = self.u32().unwrap_or(0);
         (0..n).map_while(|_| self.text()).collect()
     }
-}
 
-impl Packed {
-    /// Packs `facts` and the bodies.
-    pub(crate) fn new(
-        mut buf: Vec<u8>,
-        facts: &Facts,
-        prompt: Option<&[u8]>,
-        response: &[u8],
-    ) -> Self {
-        fn text(o: Option<&String>) -> Option<&[u8]> {
-            o.map(String::as_bytes)
-        }
-        fn strings(v: &[String]) -> (usize, impl Iterator<Item = &str>) {
-            (v.len(), v.iter().map(String::as_str))
-        }
-        buf.clear();
-        buf.reserve(256 + prompt.map_or(0, <[u8]>::len) + response.len());
-        put(&mut buf, Some(facts.request_id.as_bytes()));
-        put(&mut buf, text(facts.principal.as_ref()));
-        put(&mut buf, Some(facts.action.as_bytes()));
-        put(&mut buf, text(facts.model.as_ref()));
-        put(&mut buf, text(facts.route.as_ref()));
-        put(&mut buf, text(facts.upstream.as_ref()));
-        put(&mut buf, facts.tls_group.as_deref().map(str::as_bytes));
-        let (n, policies) = strings(&facts.policies);
-        put_list(&mut buf, n, policies);
-        let limits = facts
-            .limits
-            .iter()
-            .flat_map(|(name, outcome)| [name.as_str(), outcome]);
-        put_list(&mut buf, 2 * facts.limits.len(), limits);
-        let (n, findings) = strings(&facts.request_findings);
-        put_list(&mut buf, n, findings);
-        let (n, findings) = strings(&facts.response_findings);
-        put_list(&mut buf, n, findings);
-        put(&mut buf, prompt);
-        put(&mut buf, Some(response));
-        Self {
-            buf,
-            time_ms: facts.time_ms,
-            allowed: facts.allowed,
-            stream: facts.stream,
-            status: facts.status,
-            latency: facts.latency,
-        }
-    }
-
-    /// Calls `complete` with the packed outcome (without digests, tokens or content), the
-    /// prompt and the response.
-    pub(crate) fn with<R>(
-        &self,
-        complete: impl FnOnce(Outcome<'_>, Option<&[u8]>, &[u8]) -> R,
-    ) -> R {
-        let mut f = Fields { buf: &self.buf };
-        let request_id = f.text().unwrap_or_default();
-        let principal = f.text();
-        let action = f.text().unwrap_or_default();
-        let (model, route, upstream, tls_group) = (f.text(), f.text(), f.text(), f.text());
+    /// The next record: its outcome (without digests, tokens or content), usage, prompt and
+    /// response, passed to `each`; `None` at the end of the buffer.
+    fn record(
+        &mut self,
+        each: &mut impl FnMut(Outcome<'_>, Option<crate::admit::Usage>, Option<&[u8]>, &[u8]),
+    ) -> Option<()> {
+        let time_ms = self.u64()?;
+        let latency = Duration::from_nanos(self.u64()?);
+        let status = u16::from_le_bytes(self.take()?);
+        let [allowed, stream, has_usage] = self.take()?;
+        let usage = crate::admit::Usage {
+            prompt: self.u64()?,
+            completion: self.u64()?,
+        };
+        let request_id = self.text().unwrap_or_default();
+        let principal = self.text();
+        let action = self.text().unwrap_or_default();
+        let (model, route, upstream, tls_group) =
+            (self.text(), self.text(), self.text(), self.text());
         let owned = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<_>>();
-        let policies = owned(f.list());
-        let limits: Vec<(&str, &str)> = f.list().chunks_exact(2).map(|p| (p[0], p[1])).collect();
-        let request_findings = owned(f.list());
-        let response_findings = owned(f.list());
-        let prompt = f.bytes();
-        let response = f.bytes().unwrap_or_default();
+        let policies = owned(self.list());
+        let limits: Vec<(&str, &str)> = self.list().chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        let request_findings = owned(self.list());
+        let response_findings = owned(self.list());
+        let prompt = self.bytes();
+        let response = self.bytes().unwrap_or_default();
         let outcome = Outcome {
-            time_ms: self.time_ms,
+            time_ms,
             request_id,
             principal,
             action,
             model,
             route,
             upstream,
-            allowed: self.allowed,
+            allowed: (allowed > 0).then_some(allowed == 2),
             policies: &policies,
             limits: &limits,
             request_findings: &request_findings,
             response_findings: &response_findings,
-            stream: self.stream,
-            status: self.status,
-            latency: self.latency,
+            stream: stream == 1,
+            status,
+            latency,
             tls_group,
             ..Outcome::default()
         };
-        complete(outcome, prompt, response)
+        each(outcome, (has_usage == 1).then_some(usage), prompt, response);
+        Some(())
     }
+}
+
+/// Calls `each` with every record [`pack`]ed into `buf`, in order.
+fn unpack(
+    buf: &[u8],
+    mut each: impl FnMut(Outcome<'_>, Option<crate::admit::Usage>, Option<&[u8]>, &[u8]),
+) {
+    let mut fields = Fields { buf };
+    while !fields.buf.is_empty() && fields.record(&mut each).is_some() {}
+}
+
+/// Completes a complete response's record: the keyed digests of its content and the usage
+/// the response reports (unless `usage` is known).
+fn complete(
+    keys: &LedgerKeys,
+    mut o: Outcome<'_>,
+    usage: Option<crate::admit::Usage>,
+    prompt: Option<&[u8]>,
+    response: &[u8],
+) -> Encoded {
+    let content = keys.content();
+    o.prompt_digest = prompt.map(|p| content.digest("prompt", o.request_id, p));
+    o.response_digest = Some(content.digest("response", o.request_id, response));
+    o.tokens = usage
+        .or_else(|| crate::capture::reported_usage(response))
+        .map(|u| (u.prompt, u.completion));
+    encoded(&o)
 }
 
 /// What one request's stages decided and observed; everything optional that a stage may
@@ -431,23 +459,35 @@ pub(crate) struct Recorder {
     ledger: Ledger,
     keys: Arc<LedgerKeys>,
     content: Option<Arc<ContentStore>>,
-    /// Bytes of packed records in the queue.
-    deferred: Arc<AtomicUsize>,
-    /// Packed records' buffers, returned by the writer for the next requests: each record
-    /// would otherwise allocate one on a request's thread and free it on the writer's, and
-    /// the allocator gives such pages back after each batch, to be faulted in again.
-    pool: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Complete responses' records gathered for the writer ([`Recorder::defer`]).
+    gathered: Arc<Mutex<Gathered>>,
 }
 
-/// Most buffers kept for packed records, and the largest kept.
-const POOLED: usize = 4096;
-const POOLED_CAPACITY: usize = 16 << 10;
+/// Records [`pack`]ed back to back on the requests' threads, waiting for one writer job to
+/// take them all: per request a short lock and a copy, instead of a queue slot, a channel
+/// message, a pooled buffer and a boxed job, the last two freed on the writer's thread
+/// (`docs/BENCHMARKS.md`, recording round 9).
+#[derive(Default)]
+struct Gathered {
+    /// The packed records.
+    open: Vec<u8>,
+    /// The buffer the writer emptied last, for `open` to become when the writer takes it, so
+    /// that its pages stay mapped: the two hold at most twice [`GATHER_BUDGET`].
+    spare: Vec<u8>,
+    /// A writer job that takes `open` is queued.
+    queued: bool,
+}
 
-/// Most bytes packed records may hold in the queue at once. The queue is bounded in records,
-/// not bytes, and a packed record holds copies of its bodies until the writer gets to it: past
-/// this (a slow disk, large bodies) a record is completed on the request's thread and queues
-/// only its encoded event.
-const DEFER_BUDGET: usize = 8 << 20;
+/// Most bytes of records gathered for the writer. Past this (a slow store, large bodies) a
+/// record is completed on the request's thread and queued alone, so the queue's bound (in
+/// records) applies back-pressure.
+const GATHER_BUDGET: usize = 8 << 20;
+
+/// Locks the gathered records. Packing does not panic, so a lock poisoned by a panic
+/// elsewhere holds whole records, and is taken as it is.
+fn lock(gathered: &Mutex<Gathered>) -> MutexGuard<'_, Gathered> {
+    gathered.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 impl Recorder {
     /// Opens the store and key and starts the writer.
@@ -496,8 +536,7 @@ impl Recorder {
             ledger,
             keys,
             content: config.capture.clone(),
-            deferred: Arc::default(),
-            pool: Arc::default(),
+            gathered: Arc::default(),
         })
     }
 
@@ -547,9 +586,9 @@ impl Recorder {
     }
 
     /// Queues the record of a complete response without a capture for the ledger's writer to
-    /// complete in its batch: the keyed digests of `prompt` and `response`, the usage the
-    /// response reports (unless `usage` is known), the encoding. The request's thread only
-    /// packs its facts and the two bodies into one buffer ([`Packed`]).
+    /// complete in its batch ([`complete`]). The request's thread only packs its facts and the
+    /// two bodies with the records gathered since the writer's last batch, and queues the job
+    /// that takes them if it is the first.
     pub(crate) async fn defer(
         &self,
         facts: Facts,
@@ -557,48 +596,49 @@ impl Recorder {
         response: &[u8],
         usage: Option<crate::admit::Usage>,
     ) {
-        let spare = self.pool.lock().ok().and_then(|mut p| p.pop());
-        let packed = Packed::new(spare.unwrap_or_default(), &facts, prompt, response);
-        // The request's own strings are freed here, on their thread, not by the writer.
-        drop(facts);
-        let size = packed.buf.len();
-        let keys = self.keys.clone();
-        let pool = self.pool.clone();
-        let complete = move || {
-            let event = packed.with(|mut o, prompt, response| {
-                let content = keys.content();
-                o.prompt_digest = prompt.map(|p| content.digest("prompt", o.request_id, p));
-                o.response_digest = Some(content.digest("response", o.request_id, response));
-                o.tokens = usage
-                    .or_else(|| crate::capture::reported_usage(response))
-                    .map(|u| (u.prompt, u.completion));
-                encoded(&o)
-            });
-            if packed.buf.capacity() <= POOLED_CAPACITY
-                && let Ok(mut p) = pool.lock()
-                && p.len() < POOLED
-            {
-                p.push(packed.buf);
+        let size = prompt.map_or(0, <[u8]>::len) + response.len();
+        let first = {
+            let mut g = lock(&self.gathered);
+            if g.open.len() + size > GATHER_BUDGET {
+                None
+            } else {
+                pack(&mut g.open, &facts, usage, prompt, response);
+                Some(!std::mem::replace(&mut g.queued, true))
             }
-            event
         };
-        if self.deferred.fetch_add(size, Ordering::Relaxed) + size > DEFER_BUDGET {
-            self.deferred.fetch_sub(size, Ordering::Relaxed);
-            self.append(complete()).await;
-            return;
-        }
-        let deferred = self.deferred.clone();
-        let queued = self
-            .ledger
-            .enqueue_deferred(Box::new(move || {
-                let event = complete();
-                deferred.fetch_sub(size, Ordering::Relaxed);
-                event
-            }))
-            .await;
-        if let Err(e) = queued {
-            self.deferred.fetch_sub(size, Ordering::Relaxed);
-            tracing::error!(target: "aigis::security", error = %e, "audit record could not be queued");
+        match first {
+            None => {
+                let limits = facts.limit_pairs();
+                let event = complete(&self.keys, facts.outcome(&limits), usage, prompt, response);
+                self.append(event).await;
+            }
+            Some(false) => {}
+            Some(true) => {
+                // The request's own strings are freed here, on their thread, not by the writer.
+                drop(facts);
+                let (gathered, keys) = (self.gathered.clone(), self.keys.clone());
+                let job = Box::new(move |events: &mut Vec<Encoded>| {
+                    let mut batch = {
+                        let mut g = lock(&gathered);
+                        g.queued = false;
+                        let spare = std::mem::take(&mut g.spare);
+                        std::mem::replace(&mut g.open, spare)
+                    };
+                    unpack(&batch, |o, usage, prompt, response| {
+                        events.push(complete(&keys, o, usage, prompt, response));
+                    });
+                    batch.clear();
+                    lock(&gathered).spare = batch;
+                });
+                if let Err(e) = self.ledger.enqueue_deferred(job).await {
+                    let lost = {
+                        let mut g = lock(&self.gathered);
+                        g.queued = false;
+                        std::mem::take(&mut g.open).len()
+                    };
+                    tracing::error!(target: "aigis::security", error = %e, bytes = lost, "audit records could not be queued");
+                }
+            }
         }
     }
 
@@ -659,27 +699,111 @@ mod tests {
     }
 
     #[test]
-    fn a_packed_record_unpacks_to_its_facts_and_bodies() {
-        for (full, prompt) in [
-            (true, Some(&b"{\"messages\":[]}"[..])),
-            (false, None),
-            (true, Some(&b""[..])),
-        ] {
+    fn packed_records_unpack_to_their_facts_usage_and_bodies() {
+        let records = [
+            (true, Some(&b"{\"messages\":[]}"[..]), None),
+            (
+                false,
+                None,
+                Some(crate::admit::Usage {
+                    prompt: 3,
+                    completion: u64::MAX,
+                }),
+            ),
+            (true, Some(&b""[..]), None),
+        ];
+        let response = "{\"usage\":{}}\u{0}\u{ff}".as_bytes();
+        // Back to back in one buffer, as the requests gather them.
+        let mut buf = Vec::new();
+        for (full, prompt, usage) in records {
+            pack(&mut buf, &facts(full), usage, prompt, response);
+        }
+        let mut got = Vec::new();
+        unpack(&buf, |o, usage, p, r| {
+            got.push((
+                encoded(&o).canonical(),
+                usage,
+                p.map(<[u8]>::to_vec),
+                r.to_vec(),
+            ));
+        });
+        assert_eq!(got.len(), records.len());
+        for ((full, prompt, usage), (encoding, got_usage, got_prompt, got_response)) in
+            records.into_iter().zip(got)
+        {
             let expected = facts(full);
             let limits = expected.limit_pairs();
             let expected = encoded(&expected.outcome(&limits)).canonical();
-            let response = "{\"usage\":{}}\u{0}\u{ff}".as_bytes();
-            // A buffer back from the pool still holds its last record.
-            let packed = Packed::new(b"stale record".to_vec(), &facts(full), prompt, response);
-            let (got, got_prompt, got_response) =
-                packed.with(|o, p, r| (encoded(&o).canonical(), p.map(<[u8]>::to_vec), r.to_vec()));
             assert_eq!(
-                String::from_utf8(got).unwrap(),
+                String::from_utf8(encoding).unwrap(),
                 String::from_utf8(expected).unwrap()
             );
+            assert_eq!(got_usage, usage);
             assert_eq!(got_prompt.as_deref(), prompt);
             assert_eq!(got_response, response);
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gathered_records_and_those_past_the_budget_all_reach_the_ledger() {
+        let dir = std::env::temp_dir().join(format!("aigis-record-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = LedgerConfig {
+            store: LedgerStore::File(dir.join("ledger")),
+            signing_key: dir.join("ledger.key"),
+            checkpoint_every: Duration::from_secs(60),
+            commit_interval: Duration::from_millis(1),
+            on_store_error: LedgerOnError::FailClosed,
+            spool_max: 0,
+            spool: dir.join("ledger.spool"),
+            capture_default: false,
+            capture: None,
+        };
+        let recorder = Recorder::open(&config).await.unwrap();
+        // One response past the budget is completed on the request's thread; the others are
+        // gathered, several to a writer job.
+        let big = vec![b'x'; GATHER_BUDGET + 1];
+        let usage = b"{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":9}}";
+        let response = |i: usize| -> &[u8] {
+            if i == 17 {
+                &big
+            } else if i % 50 == 0 {
+                b""
+            } else {
+                usage
+            }
+        };
+        let n = 300;
+        for i in 0..n {
+            let mut f = facts(i % 2 == 0);
+            f.request_id = http::HeaderValue::from_str(&format!("req-{i}")).unwrap();
+            recorder.defer(f, Some(b"prompt"), response(i), None).await;
+        }
+        recorder.close().await;
+
+        let keys = LedgerKeys::load(&config.signing_key).unwrap();
+        let url = aigis_ledger::store::StoreUrl::File(dir.join("ledger"));
+        let mut store = aigis_ledger::store::open_reader(&url).unwrap();
+        for i in 0..n {
+            let id = format!("req-{i}");
+            let rows = store.find_request(&id).unwrap();
+            assert_eq!(rows.len(), 1, "{id}");
+            let e = Event::from_canonical(&rows[0].event).unwrap();
+            let digest = |d: &Option<String>| d.clone().unwrap();
+            assert!(
+                keys.content()
+                    .matches("prompt", &id, b"prompt", &digest(&e.prompt_digest))
+            );
+            assert!(
+                keys.content()
+                    .matches("response", &id, response(i), &digest(&e.response_digest)),
+                "{id}"
+            );
+            let tokens = e.tokens.map(|t| (t.prompt, t.completion));
+            assert_eq!(tokens, (response(i) == usage).then_some((7, 9)), "{id}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -70,8 +70,8 @@ pub enum Ack {
 
 type AckSender = oneshot::Sender<Result<Ack, LedgerError>>;
 
-/// An event the writer completes itself (see [`Ledger::enqueue_deferred`]).
-pub type Deferred = Box<dyn FnOnce() -> Encoded + Send>;
+/// Events the writer completes itself (see [`Ledger::enqueue_deferred`]): the job pushes them.
+pub type Deferred = Box<dyn FnOnce(&mut Vec<Encoded>) + Send>;
 
 enum Job {
     Append(Encoded, Option<AckSender>),
@@ -191,10 +191,11 @@ impl Ledger {
         self.send(Job::Append(encoded, None))
     }
 
-    /// Queues an event that the writer thread completes and encodes, in its batch, just before
-    /// committing it, waiting for queue space if the queue is full. For a caller on a busy
-    /// thread whose event still needs work (the gateway's digests of a request's content):
-    /// done in batches, that work runs with its code and data in cache, instead of
+    /// Queues a job that the writer thread runs in its batch, just before committing: it pushes
+    /// the events it completes and encodes (any number: the caller may gather records itself
+    /// and queue one job for them), waiting for queue space if the queue is full. For a caller
+    /// on a busy thread whose events still need work (the gateway's digests of requests'
+    /// content): done in batches, that work runs with its code and data in cache, instead of
     /// interleaved with serving requests, where it evicted theirs.
     pub async fn enqueue_deferred(&self, complete: Deferred) -> Result<(), LedgerError> {
         self.acquire().await?;
@@ -339,8 +340,8 @@ impl Writer {
                     acks.push(ack);
                 }
                 Job::Deferred(complete) => {
-                    events.push(complete());
-                    acks.push(None);
+                    complete(&mut events);
+                    acks.resize_with(events.len(), || None);
                 }
                 Job::Checkpoint(ack) => checkpoint_requests.push(ack),
                 Job::Close => {}

@@ -173,11 +173,12 @@ fn deferred_events_are_completed_by_the_writer_in_queue_order() {
     let writer = std::thread::current().id();
     rt.block_on(async {
         ledger.append(event(0)).await.unwrap();
-        for i in 1..40 {
-            let complete = Box::new(move || {
+        // A job completes any number of events: three each here.
+        for first in (1..40).step_by(3) {
+            let complete = Box::new(move |events: &mut Vec<Encoded>| {
                 // The writer thread runs it, not the caller.
                 assert_ne!(std::thread::current().id(), writer);
-                Encoded::new(event(i))
+                events.extend((first..first + 3).map(|i| Encoded::new(event(i))));
             });
             ledger.enqueue_deferred(complete).await.unwrap();
         }
