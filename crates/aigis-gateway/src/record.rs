@@ -761,7 +761,7 @@ mod tests {
         let config = LedgerConfig {
             store: LedgerStore::File(dir.join("ledger")),
             signing_key: dir.join("ledger.key"),
-            checkpoint_every: Duration::from_secs(60),
+            checkpoint_every: Duration::from_mins(1),
             commit_interval: Duration::from_millis(1),
             on_store_error: LedgerOnError::FailClosed,
             spool_max: 0,
@@ -777,7 +777,7 @@ mod tests {
         let response = |i: usize| -> &[u8] {
             if i == 17 {
                 &big
-            } else if i % 50 == 0 {
+            } else if i.is_multiple_of(50) {
                 b""
             } else {
                 usage
