@@ -4,12 +4,12 @@
 //! over every text. The `aho-corasick` crate's overlapping search costs about 19 instructions
 //! per byte whatever the text (its search loop keeps its position in a state struct and checks
 //! for special states byte by byte); this automaton is a plain table walk, one load per byte,
-//! a transition into a state where keywords end carries a flag in its top bit. The table is
+//! and a transition into a state where keywords end carries a flag in its top bit. The table is
 //! padded to a power of two so that a transition index masked to it needs no bounds check
 //! (the padding, up to half the table, is never read), and the same mask drops the flag. The
-//! walk ORs the targets of eight bytes together and tests the flag once per eight bytes
-//! (about 6.9 instructions a byte instead of 7.75 with a comparison per byte), walking the
-//! eight again byte by byte only when one of them ends keywords.
+//! walk ORs the targets of eight bytes together and tests the flag once per eight bytes (55
+//! instructions per eight bytes instead of 62 with a comparison per byte and a counter),
+//! walking the eight again byte by byte, out of line, only when one of them ends keywords.
 //!
 //! It reports what `AhoCorasick::find_overlapping_iter` reports for the same keywords with
 //! `MatchKind::Standard`, in the same order: at each end position, the keywords ending there
@@ -176,8 +176,9 @@ impl Keywords {
         let mut state = state;
         // Eight bytes a turn (the inner loop is unrolled): one test of their targets ORed
         // together; the eight are walked again only when one of them ends keywords.
-        let (chunks, rest) = haystack.get(at..)?.as_chunks::<8>();
-        for (k, chunk) in chunks.iter().enumerate() {
+        // The offset is recomputed from what is left only on return: no counter in the loop.
+        let mut rest = haystack.get(at..)?;
+        while let Some((chunk, tail)) = rest.split_first_chunk::<8>() {
             let from = state;
             let mut seen = 0;
             for &b in chunk {
@@ -185,10 +186,11 @@ impl Keywords {
                 seen |= state;
             }
             if seen & ENDS != 0 {
-                return self.first_match(chunk, at + 8 * k, from);
+                return self.first_match(chunk, haystack.len() - rest.len(), from);
             }
+            rest = tail;
         }
-        self.first_match(rest, at + 8 * chunks.len(), state)
+        self.first_match(rest, haystack.len() - rest.len(), state)
     }
 
     /// Walks `bytes` (at offset `at` of the text) byte by byte from `state` to the first state
