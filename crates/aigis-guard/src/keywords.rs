@@ -4,10 +4,12 @@
 //! over every text. The `aho-corasick` crate's overlapping search costs about 19 instructions
 //! per byte whatever the text (its search loop keeps its position in a state struct and checks
 //! for special states byte by byte); this automaton is a plain table walk, one load per byte,
-//! its states numbered so that those where keywords end come last: a transition tells a match
-//! by one comparison of its target (about 12 per byte, hits included). The table is padded
-//! to a power of two so that a transition index masked to it needs no bounds check (seven
-//! instructions a byte instead of eight; the padding, up to half the table, is never read).
+//! and a transition into a state where keywords end carries a flag in its top bit. The table is
+//! padded to a power of two so that a transition index masked to it needs no bounds check
+//! (the padding, up to half the table, is never read), and the same mask drops the flag. The
+//! walk ORs the targets of eight bytes together and tests the flag once per eight bytes (55
+//! instructions per eight bytes instead of 62 with a comparison per byte and a counter),
+//! walking the eight again byte by byte, out of line, only when one of them ends keywords.
 //!
 //! It reports what `AhoCorasick::find_overlapping_iter` reports for the same keywords with
 //! `MatchKind::Standard`, in the same order: at each end position, the keywords ending there
@@ -16,15 +18,18 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
+/// Set in a transition of [`Keywords::table`] whose target is a state where keywords end.
+const ENDS: usize = 1 << 31;
+
 /// A full DFA over keywords: `table[state * stride + class]` is the next state (times
-/// `stride`); keywords end at the states from `matches` (times `stride`) on.
+/// `stride`), with [`ENDS`] set when keywords end there.
 #[derive(Debug, Clone)]
 pub(crate) struct Keywords {
     /// Byte to column; 0 for bytes no keyword holds.
     classes: [u8; 256],
     stride: usize,
+    /// Its length, a power of two, is at most [`ENDS`]: masked to it, an index loses the flag.
     table: Vec<u32>,
-    matches: usize,
     /// Per state: the range of `outputs` holding the keywords that end there.
     ends: Vec<Range<u32>>,
     outputs: Vec<u32>,
@@ -109,34 +114,29 @@ impl Keywords {
                 }
             }
         }
-        // Renumbered: the states where no keyword ends first (the root, which has none, stays
-        // 0), then those where keywords end.
-        let mut order: Vec<usize> = (0..states).collect();
-        order.sort_by_key(|&s| !lists[s].is_empty());
-        let mut number = vec![0usize; states];
-        for (n, &s) in order.iter().enumerate() {
-            number[s] = n;
-        }
-        let matches = columns * order.partition_point(|&s| lists[s].is_empty());
         let mut ends = Vec::with_capacity(states);
         let mut outputs = Vec::new();
         let mut table = Vec::with_capacity(states * columns);
-        for &s in &order {
+        for s in 0..states {
             let start = u32::try_from(outputs.len()).ok()?;
             outputs.extend_from_slice(&lists[s]);
             ends.push(start..u32::try_from(outputs.len()).ok()?);
             for &t in &delta[s * columns..(s + 1) * columns] {
-                // Below 2^32: checked above.
-                table.push(u32::try_from(number[t] * columns).ok()?);
+                let flag = if lists[t].is_empty() { 0 } else { ENDS };
+                // Below 2^32: checked below.
+                table.push(u32::try_from((t * columns) | flag).ok()?);
             }
         }
-        // Padded to a power of two: a transition index masked to it needs no bounds check.
+        // Padded to a power of two: a transition index masked to it needs no bounds check,
+        // and loses the flag.
         table.resize(table.len().checked_next_power_of_two()?, 0);
+        if table.len() > ENDS {
+            return None;
+        }
         Some(Self {
             classes,
             stride: columns,
             table,
-            matches,
             ends,
             outputs,
             lengths: keywords.iter().map(|k| k.len()).collect(),
@@ -157,7 +157,7 @@ impl Keywords {
         let (mut at, mut state) = (0, 0);
         while let Some((end, next)) = self.next_match(haystack, at, state) {
             (at, state) = (end, next);
-            let ends = &self.ends[state / self.stride];
+            let ends = &self.ends[(state & !ENDS) / self.stride];
             for &id in &self.outputs[ends.start as usize..ends.end as usize] {
                 let id = id as usize;
                 f(id, end - self.lengths[id]..end);
@@ -166,30 +166,44 @@ impl Keywords {
     }
 
     /// Walks the table from `state` at byte `at` to the next state where keywords end: the
-    /// end offset and that state. Kept apart from the caller's closure so the loop stays in
-    /// registers (inlined into it, the loop spilled to the stack: 21 instructions a byte).
+    /// end offset and that state (with [`ENDS`]). Kept apart from the caller's closure so the
+    /// loop stays in registers (inlined into it, the loop spilled to the stack: 21
+    /// instructions a byte).
     #[inline(never)]
     fn next_match(&self, haystack: &[u8], at: usize, state: usize) -> Option<(usize, usize)> {
         let mask = self.table.len().checked_sub(1)?;
         let (table, classes) = (self.table.get(..=mask)?, &self.classes);
-        let step = |state: usize, b: u8| {
-            table[(state + usize::from(classes[usize::from(b)])) & mask] as usize
-        };
         let mut state = state;
-        // Four bytes a turn (the inner loop is unrolled): one end test per four bytes.
-        let (quads, rest) = haystack.get(at..)?.as_chunks::<4>();
-        for (k, quad) in quads.iter().enumerate() {
-            for (j, &b) in quad.iter().enumerate() {
-                state = step(state, b);
-                if state >= self.matches {
-                    return Some((at + 4 * k + j + 1, state));
-                }
+        // Eight bytes a turn (the inner loop is unrolled): one test of their targets ORed
+        // together; the eight are walked again only when one of them ends keywords.
+        // The offset is recomputed from what is left only on return: no counter in the loop.
+        let mut rest = haystack.get(at..)?;
+        while let Some((chunk, tail)) = rest.split_first_chunk::<8>() {
+            let from = state;
+            let mut seen = 0;
+            for &b in chunk {
+                state = table[(state + usize::from(classes[usize::from(b)])) & mask] as usize;
+                seen |= state;
             }
+            if seen & ENDS != 0 {
+                return self.first_match(chunk, haystack.len() - rest.len(), from);
+            }
+            rest = tail;
         }
-        let at = at + 4 * quads.len();
-        for (j, &b) in rest.iter().enumerate() {
-            state = step(state, b);
-            if state >= self.matches {
+        self.first_match(rest, haystack.len() - rest.len(), state)
+    }
+
+    /// Walks `bytes` (at offset `at` of the text) byte by byte from `state` to the first state
+    /// where keywords end. Out of line: inlined, the compiler kept all eight targets of a turn
+    /// of [`Keywords::next_match`] live for it, and that loop spilled registers.
+    #[inline(never)]
+    fn first_match(&self, bytes: &[u8], at: usize, state: usize) -> Option<(usize, usize)> {
+        let mask = self.table.len().checked_sub(1)?;
+        let mut state = state;
+        for (j, &b) in bytes.iter().enumerate() {
+            let next = (state + usize::from(self.classes[usize::from(b)])) & mask;
+            state = *self.table.get(next)? as usize;
+            if state & ENDS != 0 {
                 return Some((at + j + 1, state));
             }
         }

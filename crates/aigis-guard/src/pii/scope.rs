@@ -206,31 +206,15 @@ impl<'a> Text<'a> {
         }
     }
 
-    /// The maximal runs of ASCII digits, in order: sixteen bytes at a time between them (two
-    /// word tests), a run's bytes one by one.
+    /// The maximal runs of ASCII digits, in order: a run's start found sixteen bytes at a time
+    /// (see [`next_digit`]), its bytes one by one.
     fn digit_runs(&self) -> &[Range<usize>] {
         self.digit_runs.get_or_init(|| {
             let bytes = self.text.as_bytes();
             let mut runs: Vec<Range<usize>> = Vec::new();
             // Invariant: `at` is 0 or follows a byte that is not a digit.
             let mut at = 0;
-            while at < bytes.len() {
-                if let Some((low, high)) = bytes.get(at..at + 16).and_then(|b| {
-                    let (low, high) = b.split_first_chunk::<8>()?;
-                    Some((
-                        u64::from_le_bytes(*low),
-                        u64::from_le_bytes(high.try_into().ok()?),
-                    ))
-                }) && !has_digit(low)
-                    && !has_digit(high)
-                {
-                    at += 16;
-                    continue;
-                }
-                let Some(start) = bytes[at..].iter().position(u8::is_ascii_digit) else {
-                    break;
-                };
-                let start = at + start;
+            while let Some(start) = next_digit(bytes, at) {
                 let end = bytes[start..]
                     .iter()
                     .position(|b| !b.is_ascii_digit())
@@ -243,12 +227,37 @@ impl<'a> Text<'a> {
     }
 }
 
-/// Whether one of the eight bytes of `x` is an ASCII digit: a byte of `x ^ 0x30…` below 10
-/// (the classic "has a byte less than n" test, exact for n up to 128).
-fn has_digit(x: u64) -> bool {
+/// The first ASCII digit of `bytes` at or after `at`: sixteen bytes a turn, their two words'
+/// [`digit_bits`] ORed for one test, and the digit's place read from the lowest bit set
+/// (before, a block holding a digit was searched byte by byte from its start).
+fn next_digit(bytes: &[u8], mut at: usize) -> Option<usize> {
+    while let Some((block, _)) = bytes.get(at..)?.split_first_chunk::<16>() {
+        let (low, high) = block.split_at(8);
+        let low = digit_bits(u64::from_le_bytes(low.try_into().ok()?));
+        let high = digit_bits(u64::from_le_bytes(high.try_into().ok()?));
+        if low | high != 0 {
+            let bit = if low == 0 {
+                64 + high.trailing_zeros()
+            } else {
+                low.trailing_zeros()
+            };
+            return Some(at + bit as usize / 8);
+        }
+        at += 16;
+    }
+    let rest = bytes.get(at..)?;
+    rest.iter().position(u8::is_ascii_digit).map(|i| at + i)
+}
+
+/// The top bit of every byte of `x` (little-endian) that is an ASCII digit, and possibly of
+/// bytes above the lowest such byte, never below it: a byte of `x ^ 0x30…` below 10 (the
+/// classic "has a byte less than n" test, exact for n up to 128; a false bit needs a borrow
+/// from a digit below it). Nonzero exactly when `x` holds a digit, and its lowest bit set is
+/// in the first digit's byte.
+fn digit_bits(x: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     let y = x ^ (ONES * 0x30);
-    y.wrapping_sub(ONES * 10) & !y & (ONES << 7) != 0
+    y.wrapping_sub(ONES * 10) & !y & (ONES << 7)
 }
 
 /// [`Scope::BeforeDigits`]: the places a match can start, tried anchored in order; the first
@@ -525,16 +534,33 @@ mod tests {
 
     proptest! {
         #[test]
-        fn has_digit_is_a_bytewise_test(x in any::<u64>(), digit in 0usize..8, d in b'0'..=b'9') {
-            prop_assert_eq!(has_digit(x), x.to_le_bytes().iter().any(u8::is_ascii_digit));
+        fn digit_bits_find_the_first_digit(
+            x in any::<u64>(),
+            digit in 0usize..8,
+            d in b'0'..=b'9',
+        ) {
+            // The byte of the lowest bit set, or 8 for none.
+            let first = |x: u64| digit_bits(x).trailing_zeros() as usize / 8;
+            let want = |x: u64| x.to_le_bytes().iter().position(u8::is_ascii_digit).unwrap_or(8);
+            prop_assert_eq!(first(x), want(x));
             let mut bytes = x.to_le_bytes();
             bytes[digit] = d;
-            prop_assert!(has_digit(u64::from_le_bytes(bytes)));
+            prop_assert_eq!(first(u64::from_le_bytes(bytes)), want(u64::from_le_bytes(bytes)));
             let spread = u64::from_le_bytes(bytes.map(|b| b'/' + b % 12));
-            prop_assert_eq!(
-                has_digit(spread),
-                spread.to_le_bytes().iter().any(u8::is_ascii_digit)
-            );
+            prop_assert_eq!(first(spread), want(spread));
+        }
+
+        #[test]
+        fn next_digit_is_the_first_digit(
+            text in proptest::collection::vec(
+                proptest::sample::select(b"ab 0179/:x\n".to_vec()),
+                0..70,
+            ),
+            at in 0usize..70,
+        ) {
+            let at = at.min(text.len());
+            let want = text[at..].iter().position(u8::is_ascii_digit).map(|i| at + i);
+            prop_assert_eq!(next_digit(&text, at), want);
         }
 
         #[test]
