@@ -623,23 +623,7 @@ impl Recorder {
             Some(true) => {
                 // The request's own strings are freed here, on their thread, not by the writer.
                 drop(facts);
-                let (gathered, keys) = (self.gathered.clone(), self.keys.clone());
-                let job = Box::new(move |events: &mut Vec<Encoded>| {
-                    let mut batch = {
-                        let mut g = lock(&gathered);
-                        g.queued = false;
-                        let spare = std::mem::take(&mut g.spare);
-                        std::mem::replace(&mut g.open, spare)
-                    };
-                    unpack(&batch, |o, usage, prompt, response| {
-                        events.push(complete(&keys, o, usage, prompt, response));
-                    });
-                    if batch.capacity() <= SPARE_CAPACITY {
-                        batch.clear();
-                        lock(&gathered).spare = batch;
-                    }
-                });
-                if let Err(e) = self.ledger.enqueue_deferred(job).await {
+                if let Err(e) = self.ledger.enqueue_deferred(self.take_gathered()).await {
                     let lost = {
                         let mut g = lock(&self.gathered);
                         g.queued = false;
@@ -649,6 +633,27 @@ impl Recorder {
                 }
             }
         }
+    }
+
+    /// The writer's job for gathered records: it takes every record gathered so far (the
+    /// next record queues the next job), completes each, and hands the emptied buffer back.
+    fn take_gathered(&self) -> aigis_ledger::writer::Deferred {
+        let (gathered, keys) = (self.gathered.clone(), self.keys.clone());
+        Box::new(move |events: &mut Vec<Encoded>| {
+            let mut batch = {
+                let mut g = lock(&gathered);
+                g.queued = false;
+                let spare = std::mem::take(&mut g.spare);
+                std::mem::replace(&mut g.open, spare)
+            };
+            unpack(&batch, |o, usage, prompt, response| {
+                events.push(complete(&keys, o, usage, prompt, response));
+            });
+            if batch.capacity() <= SPARE_CAPACITY {
+                batch.clear();
+                lock(&gathered).spare = batch;
+            }
+        })
     }
 
     /// Queues `event`, waiting while the queue is full.
