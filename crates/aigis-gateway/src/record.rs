@@ -20,6 +20,7 @@ use aigis_ledger::spool::Spool;
 use aigis_ledger::store::Appender;
 use aigis_ledger::{Encoded, Event, EventKind, EventRef, Ledger, LedgerKeys, WriterConfig};
 
+use crate::admit::Usage;
 use crate::config::{LedgerConfig, LedgerOnError, LedgerStore};
 
 /// A request's outcomes, owned: moved out of the request's state once it has been answered, so
@@ -88,7 +89,7 @@ const NONE: u32 = u32::MAX;
 fn pack(
     buf: &mut Vec<u8>,
     facts: &Facts,
-    usage: Option<crate::admit::Usage>,
+    usage: Option<Usage>,
     prompt: Option<&[u8]>,
     response: &[u8],
 ) {
@@ -185,13 +186,13 @@ impl<'a> Fields<'a> {
     /// response, passed to `each`; `None` at the end of the buffer.
     fn record(
         &mut self,
-        each: &mut impl FnMut(Outcome<'_>, Option<crate::admit::Usage>, Option<&[u8]>, &[u8]),
+        each: &mut impl FnMut(Outcome<'_>, Option<Usage>, Option<&[u8]>, &[u8]),
     ) -> Option<()> {
         let time_ms = self.u64()?;
         let latency = Duration::from_nanos(self.u64()?);
         let status = u16::from_le_bytes(self.take()?);
         let [allowed, stream, has_usage] = self.take()?;
-        let usage = crate::admit::Usage {
+        let usage = Usage {
             prompt: self.u64()?,
             completion: self.u64()?,
         };
@@ -232,10 +233,7 @@ impl<'a> Fields<'a> {
 }
 
 /// Calls `each` with every record [`pack`]ed into `buf`, in order.
-fn unpack(
-    buf: &[u8],
-    mut each: impl FnMut(Outcome<'_>, Option<crate::admit::Usage>, Option<&[u8]>, &[u8]),
-) {
+fn unpack(buf: &[u8], mut each: impl FnMut(Outcome<'_>, Option<Usage>, Option<&[u8]>, &[u8])) {
     let mut fields = Fields { buf };
     while !fields.buf.is_empty() && fields.record(&mut each).is_some() {}
 }
@@ -245,7 +243,7 @@ fn unpack(
 fn complete(
     keys: &LedgerKeys,
     mut o: Outcome<'_>,
-    usage: Option<crate::admit::Usage>,
+    usage: Option<Usage>,
     prompt: Option<&[u8]>,
     response: &[u8],
 ) -> Encoded {
@@ -601,7 +599,7 @@ impl Recorder {
         facts: Facts,
         prompt: Option<&[u8]>,
         response: &[u8],
-        usage: Option<crate::admit::Usage>,
+        usage: Option<Usage>,
     ) {
         let size = prompt.map_or(0, <[u8]>::len) + response.len();
         let first = {
@@ -719,7 +717,7 @@ mod tests {
             (
                 false,
                 None,
-                Some(crate::admit::Usage {
+                Some(Usage {
                     prompt: 3,
                     completion: u64::MAX,
                 }),

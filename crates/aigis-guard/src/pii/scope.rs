@@ -228,8 +228,7 @@ impl<'a> Text<'a> {
 }
 
 /// The first ASCII digit of `bytes` at or after `at`: sixteen bytes a turn, their two words'
-/// [`digit_bits`] ORed for one test, and the digit's place read from the lowest bit set
-/// (before, a block holding a digit was searched byte by byte from its start).
+/// [`digit_bits`] ORed for one test, and the digit's place read from the lowest bit set.
 fn next_digit(bytes: &[u8], mut at: usize) -> Option<usize> {
     while let Some((block, _)) = bytes.get(at..)?.split_first_chunk::<16>() {
         let (low, high) = block.split_at(8);
