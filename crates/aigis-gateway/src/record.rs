@@ -110,7 +110,6 @@ fn pack(
     fn strings(v: &[String]) -> (usize, impl Iterator<Item = &str>) {
         (v.len(), v.iter().map(String::as_str))
     }
-    buf.reserve(256 + prompt.map_or(0, <[u8]>::len) + response.len());
     buf.extend_from_slice(&facts.time_ms.to_le_bytes());
     let nanos = u64::try_from(facts.latency.as_nanos()).unwrap_or(u64::MAX);
     buf.extend_from_slice(&nanos.to_le_bytes());
@@ -141,6 +140,35 @@ fn pack(
     put_list(buf, n, findings);
     put(buf, prompt);
     put(buf, Some(response));
+}
+
+/// The bytes [`pack`] writes for a record.
+fn packed_len(facts: &Facts, prompt: Option<&[u8]>, response: &[u8]) -> usize {
+    const FIXED: usize = 8 + 8 + 2 + 3 + 8 + 8;
+    let field = |f: Option<&str>| 4 + f.map_or(0, str::len);
+    let list = |v: &[String]| 4 + v.iter().map(|s| 4 + s.len()).sum::<usize>();
+    FIXED
+        + 4
+        + facts.request_id.len()
+        + field(facts.principal.as_deref())
+        + field(Some(&facts.action))
+        + field(facts.model.as_deref())
+        + field(facts.route.as_deref())
+        + field(facts.upstream.as_deref())
+        + field(facts.tls_group.as_deref())
+        + list(&facts.policies)
+        + 4
+        + facts
+            .limits
+            .iter()
+            .map(|(name, outcome)| 8 + name.len() + outcome.len())
+            .sum::<usize>()
+        + list(&facts.request_findings)
+        + list(&facts.response_findings)
+        + 4
+        + prompt.map_or(0, <[u8]>::len)
+        + 4
+        + response.len()
 }
 
 /// Reads [`pack`]ed records back, field by field, in the order they were written.
@@ -465,28 +493,89 @@ pub(crate) struct Recorder {
 /// take them all: per request a short lock and a copy, instead of a queue slot, a channel
 /// message, a pooled buffer and a boxed job, the last two freed on the writer's thread
 /// (`docs/BENCHMARKS.md`, recording round 9).
+///
+/// The records fill fixed chunks that are used again, never one buffer that grows: when the
+/// store's sync stalls (a second, on the disks here), a growing buffer was reallocated and
+/// copied on the requests' thread, and its fresh pages faulted in, while the gateway was
+/// busiest (recording round 10).
 #[derive(Default)]
 struct Gathered {
-    /// The packed records.
-    open: Vec<u8>,
-    /// The buffer the writer emptied last (unless it grew past [`SPARE_CAPACITY`]), for `open`
-    /// to become when the writer takes it, so that its pages stay mapped.
-    spare: Vec<u8>,
-    /// A writer job that takes `open` is queued.
+    /// The packed records, oldest first; a record goes into the last chunk if it fits.
+    chunks: Vec<Vec<u8>>,
+    /// Bytes packed in `chunks`.
+    bytes: usize,
+    /// Records packed in `chunks`.
+    records: usize,
+    /// Emptied chunks of [`CHUNK`] bytes, at most [`SPARE_CHUNKS`], whose pages stay mapped.
+    spare: Vec<Vec<u8>>,
+    /// A writer job that takes `chunks` is queued.
     queued: bool,
+}
+
+impl Gathered {
+    /// Packs a record of `len` bytes ([`packed_len`]): into the last chunk if it fits, else
+    /// into a spare or new chunk (one of its own if it is larger than a chunk).
+    fn pack(
+        &mut self,
+        len: usize,
+        facts: &Facts,
+        usage: Option<Usage>,
+        prompt: Option<&[u8]>,
+        response: &[u8],
+    ) {
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= len);
+        if !fits {
+            let chunk = if len <= CHUNK {
+                self.spare
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(CHUNK))
+            } else {
+                Vec::with_capacity(len)
+            };
+            self.chunks.push(chunk);
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            pack(chunk, facts, usage, prompt, response);
+        }
+        self.bytes += len;
+        self.records += 1;
+    }
+
+    /// Takes the packed records, leaving none.
+    fn take(&mut self) -> (Vec<Vec<u8>>, usize) {
+        self.bytes = 0;
+        let records = std::mem::take(&mut self.records);
+        (std::mem::take(&mut self.chunks), records)
+    }
+
+    /// Keeps emptied chunks for the next records, up to [`SPARE_CHUNKS`].
+    fn recycle(&mut self, chunks: Vec<Vec<u8>>) {
+        for mut chunk in chunks {
+            if chunk.capacity() == CHUNK && self.spare.len() < SPARE_CHUNKS {
+                chunk.clear();
+                self.spare.push(chunk);
+            }
+        }
+    }
 }
 
 /// Most bytes of records gathered for the writer. Past this a record is completed on the
 /// request's thread and queued alone, so the queue's bound (in records) applies back-pressure.
-/// A store's `fdatasync` can stall for half a second on a busy disk (seen here while another
-/// build wrote): at 30,000 requests/s of about 700 packed bytes each, this budget absorbs a
-/// stall of about 1.5 s before requests take on the writer's work.
+/// A store's `fdatasync` can stall for a second on a busy disk (seen here): at 30,000
+/// requests/s of about 700 packed bytes each, this budget absorbs a stall of about 1.5 s
+/// before requests take on the writer's work.
 const GATHER_BUDGET: usize = 32 << 20;
 
-/// Largest emptied buffer kept for the next batch: a few thousand records, far above a batch
-/// at full load (about 300 records per commit interval); one that grew during a stall is
-/// freed.
-const SPARE_CAPACITY: usize = 4 << 20;
+/// Size of a chunk of gathered records: a batch at full load (about 300 records per commit
+/// interval) fits in one.
+const CHUNK: usize = 1 << 20;
+
+/// Most emptied chunks kept for reuse (16 MiB): enough for the records of a one-second stall
+/// at the load above; the chunks beyond, gathered during a longer stall, are freed.
+const SPARE_CHUNKS: usize = 16;
 
 /// Locks the gathered records. Packing does not panic, so a lock poisoned by a panic
 /// elsewhere holds whole records, and is taken as it is.
@@ -601,13 +690,13 @@ impl Recorder {
         response: &[u8],
         usage: Option<Usage>,
     ) {
-        let size = prompt.map_or(0, <[u8]>::len) + response.len();
+        let len = packed_len(&facts, prompt, response);
         let first = {
             let mut g = lock(&self.gathered);
-            if g.open.len() + size > GATHER_BUDGET {
+            if g.bytes + len > GATHER_BUDGET {
                 None
             } else {
-                pack(&mut g.open, &facts, usage, prompt, response);
+                g.pack(len, &facts, usage, prompt, response);
                 Some(!std::mem::replace(&mut g.queued, true))
             }
         };
@@ -625,7 +714,10 @@ impl Recorder {
                     let lost = {
                         let mut g = lock(&self.gathered);
                         g.queued = false;
-                        std::mem::take(&mut g.open).len()
+                        let lost = g.bytes;
+                        let (chunks, _) = g.take();
+                        g.recycle(chunks);
+                        lost
                     };
                     tracing::error!(target: "aigis::security", error = %e, bytes = lost, "audit records could not be queued");
                 }
@@ -634,23 +726,22 @@ impl Recorder {
     }
 
     /// The writer's job for gathered records: it takes every record gathered so far (the
-    /// next record queues the next job), completes each, and hands the emptied buffer back.
+    /// next record queues the next job), completes each, and hands the emptied chunks back.
     fn take_gathered(&self) -> aigis_ledger::writer::Deferred {
         let (gathered, keys) = (self.gathered.clone(), self.keys.clone());
         Box::new(move |events: &mut Vec<Encoded>| {
-            let mut batch = {
+            let (chunks, records) = {
                 let mut g = lock(&gathered);
                 g.queued = false;
-                let spare = std::mem::take(&mut g.spare);
-                std::mem::replace(&mut g.open, spare)
+                g.take()
             };
-            unpack(&batch, |o, usage, prompt, response| {
-                events.push(complete(&keys, o, usage, prompt, response));
-            });
-            if batch.capacity() <= SPARE_CAPACITY {
-                batch.clear();
-                lock(&gathered).spare = batch;
+            events.reserve(records);
+            for chunk in &chunks {
+                unpack(chunk, |o, usage, prompt, response| {
+                    events.push(complete(&keys, o, usage, prompt, response));
+                });
             }
+            lock(&gathered).recycle(chunks);
         })
     }
 
@@ -728,7 +819,12 @@ mod tests {
         // Back to back in one buffer, as the requests gather them.
         let mut buf = Vec::new();
         for (full, prompt, usage) in records {
+            let before = buf.len();
             pack(&mut buf, &facts(full), usage, prompt, response);
+            assert_eq!(
+                buf.len() - before,
+                packed_len(&facts(full), prompt, response)
+            );
         }
         let mut got = Vec::new();
         unpack(&buf, |o, usage, p, r| {
@@ -756,6 +852,45 @@ mod tests {
         }
     }
 
+    #[test]
+    fn gathered_chunks_keep_records_in_order_and_are_reused() {
+        let mut g = Gathered::default();
+        let body = vec![b'b'; 300 << 10];
+        let large = vec![b'l'; CHUNK + 1];
+        let mut packed = Vec::new();
+        // Enough records for several chunks, one of them larger than a chunk.
+        for i in 0..40 {
+            let response: &[u8] = if i == 7 { &large } else { &body[..i * 7_001] };
+            let f = facts(i % 2 == 0);
+            g.pack(packed_len(&f, None, response), &f, None, None, response);
+            packed.push(response.len());
+        }
+        assert_eq!(g.records, 40);
+        assert!(g.chunks.len() > 5);
+        let (chunks, records) = g.take();
+        assert_eq!((records, g.bytes, g.chunks.len()), (40, 0, 0));
+        let mut got = Vec::new();
+        for chunk in &chunks {
+            assert!(chunk.len() <= chunk.capacity());
+            unpack(chunk, |_, _, _, response| got.push(response.len()));
+        }
+        assert_eq!(got, packed);
+        let own = chunks.iter().filter(|c| c.capacity() != CHUNK).count();
+        assert_eq!(own, 1, "only the large record has a chunk of its own");
+        g.recycle(chunks);
+        assert!(!g.spare.is_empty() && g.spare.len() <= SPARE_CHUNKS);
+        assert!(
+            g.spare
+                .iter()
+                .all(|c| c.is_empty() && c.capacity() == CHUNK)
+        );
+        // The next record goes into a spare chunk.
+        let spares = g.spare.len();
+        let f = facts(true);
+        g.pack(packed_len(&f, None, b"r"), &f, None, None, b"r");
+        assert_eq!(g.spare.len(), spares - 1);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn gathered_records_and_those_past_the_budget_all_reach_the_ledger() {
         let dir = std::env::temp_dir().join(format!("aigis-record-{}", std::process::id()));
@@ -774,12 +909,15 @@ mod tests {
         };
         let recorder = Recorder::open(&config).await.unwrap();
         // One response past the budget is completed on the request's thread; the others are
-        // gathered, several to a writer job.
+        // gathered, several to a writer job, one in a chunk of its own.
         let big = vec![b'x'; GATHER_BUDGET + 1];
+        let large = vec![b'y'; CHUNK + 1];
         let usage = b"{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":9}}";
         let response = |i: usize| -> &[u8] {
             if i == 17 {
                 &big
+            } else if i == 41 {
+                &large
             } else if i.is_multiple_of(50) {
                 b""
             } else {
