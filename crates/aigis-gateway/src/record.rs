@@ -573,7 +573,7 @@ const GATHER_BUDGET: usize = 32 << 20;
 /// interval) fits in one.
 const CHUNK: usize = 1 << 20;
 
-/// Most emptied chunks kept for reuse (16 MiB): enough for the records of a one-second stall
+/// Most emptied chunks kept for reuse (16 MiB): the records of a stall of about half a second
 /// at the load above; the chunks beyond, gathered during a longer stall, are freed.
 const SPARE_CHUNKS: usize = 16;
 
