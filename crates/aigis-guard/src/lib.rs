@@ -115,6 +115,16 @@ pub(crate) fn plane64(flags: &[u8; 64], bit: u32) -> u64 {
     mask
 }
 
+/// Bit `i` set when `test(chunk[i])` (see [`flags64`] for what `test` may do).
+#[expect(
+    clippy::inline_always,
+    reason = "the test is vectorised only when inlined with its caller's predicate"
+)]
+#[inline(always)]
+pub(crate) fn mask64(chunk: &[u8; 64], test: impl Fn(u8) -> bool) -> u64 {
+    plane64(&flags64(chunk, |b| u8::from(test(b))), 0)
+}
+
 /// Whether all 64 bytes are ASCII.
 #[inline]
 pub(crate) fn is_ascii64(chunk: &[u8; 64]) -> bool {
@@ -165,9 +175,9 @@ mod tests {
                     *b &= 0x7f;
                 }
             }
-            let alnum = super::plane64(&super::flags64(&block, |b| {
-                u8::from(((b | 0x20).wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10))
-            }), 0);
+            let alnum = super::mask64(&block, |b| {
+                ((b | 0x20).wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10)
+            });
             let flags = super::flags64(&block, |b| u8::from(b == b' ') << 3 | u8::from(b >= 0x80));
             for (i, b) in block.iter().enumerate() {
                 proptest::prop_assert_eq!(alnum >> i & 1 == 1, b.is_ascii_alphanumeric());

@@ -204,13 +204,20 @@ fn lower(original: &str) -> Lowered {
     }
 }
 
-/// The length of the ASCII prefix of `bytes`, eight bytes at a time.
+/// The length of the ASCII prefix of `bytes`: 64 bytes at a time (one vector OR), then eight.
 fn ascii_prefix(bytes: &[u8]) -> usize {
-    let words = bytes
+    let blocks = bytes
+        .as_chunks::<64>()
+        .0
+        .iter()
+        .take_while(|b| crate::is_ascii64(b))
+        .count();
+    let mut at = 64 * blocks;
+    let words = bytes[at..]
         .chunks_exact(8)
         .take_while(|w| w.iter().fold(0, |a, b| a | b) < 0x80)
         .count();
-    let at = 8 * words;
+    at += 8 * words;
     at + bytes[at..].iter().take_while(|b| b.is_ascii()).count()
 }
 
@@ -528,47 +535,31 @@ fn may_have_padding_run(text: &str) -> bool {
     if !text.is_ascii() {
         return has_padding_run(text.chars().map(char::is_alphanumeric));
     }
-    // Windows of 64 bytes overlapping by 8: every run (7 bytes) lies whole inside one of them.
-    // Neighbours outside a window count as not alphanumeric, which can only over-report.
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    loop {
-        let window = &bytes[start..bytes.len().min(start + 64)];
-        let mut chunks = window.chunks_exact(8);
-        let mut alnum = 0u64;
-        for (k, chunk) in chunks.by_ref().enumerate() {
-            let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-            alnum |= alnum_bits(word) << (8 * k);
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let word = rest
-                .iter()
-                .rev()
-                .fold(0u64, |w, &b| (w << 8) | u64::from(b));
-            alnum |= alnum_bits(word) << (8 * (window.len() / 8));
-        }
-        let lone = alnum & !(alnum << 1) & !(alnum >> 1);
-        if lone & (lone >> 2) & (lone >> 4) & (lone >> 6) != 0 {
+    // A run (7 bytes) lies whole inside one 64-byte block or straddles two: each test covers a
+    // block with the one before it (128 bits). A neighbour outside those two counts as not
+    // alphanumeric, which can only over-report; the text's end is zero bytes, as it should be.
+    let alnum = |block: &[u8; 64]| {
+        crate::mask64(block, |b| {
+            ((b | 0x20).wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10)
+        })
+    };
+    let has_run = |before: u64, now: u64| {
+        let both = (u128::from(now) << 64) | u128::from(before);
+        let lone = both & !(both << 1) & !(both >> 1);
+        lone & (lone >> 2) & (lone >> 4) & (lone >> 6) != 0
+    };
+    let (blocks, rest) = text.as_bytes().as_chunks::<64>();
+    let mut before = 0;
+    for block in blocks {
+        let now = alnum(block);
+        if has_run(before, now) {
             return true;
         }
-        if start + 64 >= bytes.len() {
-            return false;
-        }
-        start += 56;
+        before = now;
     }
-}
-
-/// Bit `i` set when byte `i` of the little-endian word `x` is an ASCII letter or digit; every
-/// byte of `x` must be ASCII. Eight bytes at a time: a byte plus `0x80 - lo` has its high bit set
-/// exactly when it is at least `lo` (no carry crosses bytes below 0x80), and one multiply
-/// gathers the eight high bits.
-fn alnum_bits(x: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let at_least = |lo: u8| x + ONES * u64::from(0x80 - lo);
-    let within = |lo: u8, hi: u8| at_least(lo) & !at_least(hi + 1);
-    let high = (within(b'0', b'9') | within(b'a', b'z') | within(b'A', b'Z')) & (ONES << 7);
-    (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+    let mut last = [0; 64];
+    last[..rest.len()].copy_from_slice(rest);
+    has_run(before, alnum(&last))
 }
 
 /// Whether characters, given as "is alphanumeric" flags, hold a run [`collapse_padding`] would
@@ -1261,21 +1252,32 @@ mod tests {
     }
 
     #[test]
-    fn alnum_bits_marks_ascii_letters_and_digits() {
-        for base in (0u8..128).step_by(8) {
-            let bytes: [u8; 8] = std::array::from_fn(|i| base + u8::try_from(i).unwrap());
-            let expected = bytes.iter().enumerate().fold(0, |m, (i, b)| {
-                m | (u64::from(b.is_ascii_alphanumeric()) << i)
-            });
-            assert_eq!(alnum_bits(u64::from_le_bytes(bytes)), expected, "{base}");
+    fn padding_check_finds_runs_at_every_offset() {
+        // Runs across the edges of the 64-byte blocks and at the very end of the text.
+        for offset in 0..200 {
+            let mut s = "x".repeat(offset);
+            s.push_str(" i g n o r e");
+            assert!(may_have_padding_run(&s), "{offset}");
+            s.push_str(&" y".repeat(offset % 3));
+            s.push_str(&"yz ".repeat(200 - offset));
+            assert!(may_have_padding_run(&s), "{offset}");
         }
-        assert_eq!(alnum_bits(u64::from_le_bytes(*b"a1 Z.z9_")), 0b0110_1011);
+        assert!(!may_have_padding_run(&"words and more words ".repeat(20)));
+        assert!(!may_have_padding_run(&"ab cd ef ".repeat(20)));
     }
 
     proptest::proptest! {
         #[test]
         fn matches_the_reference_pipeline(s in "[ab1 .]{0,300}|[ -~\t\n\x0b\x0c\r]{0,80}|[a-z0-9!|@$ .\n]{0,80}|[a-zA-Z0-9 .\u{200B}\u{200D}\u{FE0F}\u{456}\u{43E}\u{435}\u{FF49}\u{3000}\u{2028}\u{85}]{0,40}|\\PC{0,40}") {
             matches_reference(&s)?;
+        }
+
+        /// The 64-bytes-at-a-time check never says "no" where the exact one says "yes".
+        #[test]
+        fn padding_check_never_misses_a_run(s in "[ab1 .]{0,300}|[a-zA-Z0-9 .\\-]{0,300}") {
+            if has_padding_run(s.chars().map(char::is_alphanumeric)) {
+                proptest::prop_assert!(may_have_padding_run(&s), "{:?}", s);
+            }
         }
 
         #[test]
