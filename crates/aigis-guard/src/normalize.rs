@@ -408,8 +408,9 @@ fn fold_into(lowered: &Lowered, sink: &mut dyn Sink) {
     let mut body = Vec::new();
     // Everything from `since` to the token being read needs no folding and is not written yet.
     let (mut at, mut since) = (0, 0);
+    let mut stops = Stops::new();
     while at < bytes.len() {
-        at = plain_tokens_end(bytes, at);
+        at = plain_tokens_end(bytes, at, &mut stops);
         if at >= bytes.len() {
             break;
         }
@@ -481,19 +482,84 @@ fn fold_into(lowered: &Lowered, sink: &mut dyn Sink) {
 /// From the start `at` of a token, the start of the first token [`fold_into`] has to look at
 /// closely (`bytes.len()` if none): skips ASCII tokens without leet characters, each followed
 /// by a single space, which [`fold_into`] would leave pending as verbatim text anyway.
-fn plain_tokens_end(bytes: &[u8], at: usize) -> usize {
-    let (mut token, mut p) = (at, at);
-    while let Some(&b) = bytes.get(p) {
-        if class(b) & (SPACE | LEET | NON_ASCII) == 0 {
-            p += 1;
-        } else if b == b' ' && p > token {
-            p += 1;
-            token = p;
-        } else {
-            return token;
+///
+/// The bytes that end the skipping are found 64 at a time ([`Stops`]); the token holding the
+/// first of them starts after the last space before it.
+fn plain_tokens_end(bytes: &[u8], at: usize, stops: &mut Stops) -> usize {
+    // A space at the start of a token: the space of a run, or leading whitespace.
+    if bytes.get(at) == Some(&b' ') {
+        return at;
+    }
+    let mut base = at & !63;
+    let mut ahead = stops.block(bytes, base) & (u64::MAX << (at - base));
+    while ahead == 0 {
+        base += 64;
+        if base >= bytes.len() {
+            return bytes.len();
+        }
+        ahead = stops.block(bytes, base);
+    }
+    let stop = base + ahead.trailing_zeros() as usize;
+    bytes[at..stop]
+        .iter()
+        .rposition(|&b| b == b' ')
+        .map_or(at, |space| at + space + 1)
+}
+
+/// The bytes that end [`plain_tokens_end`]'s skipping, per 64-byte block of the text (blocks
+/// start at multiples of 64): a leet character, a byte of a non-ASCII character, whitespace
+/// other than a space, and a space after a space. The last block's mask is kept, since the
+/// next call mostly reads the same block.
+struct Stops {
+    base: usize,
+    mask: u64,
+}
+
+impl Stops {
+    fn new() -> Self {
+        Self {
+            base: usize::MAX,
+            mask: 0,
         }
     }
-    bytes.len()
+
+    /// Bit `i`: `bytes[base + i]` ends the skipping (none past the end of `bytes`).
+    #[inline]
+    fn block(&mut self, bytes: &[u8], base: usize) -> u64 {
+        if base != self.base {
+            self.base = base;
+            self.mask = Self::find(bytes, base);
+        }
+        self.mask
+    }
+
+    #[inline(never)]
+    #[expect(clippy::needless_bitwise_bool, reason = "no branches: vectorised")]
+    fn find(bytes: &[u8], base: usize) -> u64 {
+        let mut padded = [b'a'; 64];
+        let block = bytes[base..].first_chunk::<64>().unwrap_or_else(|| {
+            let rest = &bytes[base..];
+            padded[..rest.len()].copy_from_slice(rest);
+            &padded
+        });
+        // Every byte with the one before it, for the spaces after a space.
+        let mut before = [0; 64];
+        before[0] = base.checked_sub(1).map_or(0, |b| bytes[b]);
+        before[1..].copy_from_slice(&block[..63]);
+        let mut flags = [0; 64];
+        for ((flag, &b), &p) in flags.iter_mut().zip(block).zip(&before) {
+            // The leet characters (see `leet`): `0`..`8` but `2` and `6` (equal under & 0xFB),
+            // and `!`, `|`, `@`, `$`.
+            let leet = ((b.wrapping_sub(b'0') < 9) & ((b & 0xFB) != b'2'))
+                | (b == b'!')
+                | (b == b'|')
+                | (b == b'@')
+                | (b == b'$');
+            let other_space = b.wrapping_sub(b'\t') < 5;
+            *flag = u8::from(leet | (b >= 0x80) | other_space | ((b == b' ') & (p == b' ')));
+        }
+        crate::plane64(&flags, 0)
+    }
 }
 
 /// Folds one token of [`fold_into`]; `body` is scratch space.
@@ -1251,6 +1317,22 @@ mod tests {
         }
     }
 
+    /// [`plain_tokens_end`] byte by byte, as it was.
+    fn plain_tokens_end_reference(bytes: &[u8], at: usize) -> usize {
+        let (mut token, mut p) = (at, at);
+        while let Some(&b) = bytes.get(p) {
+            if class(b) & (SPACE | LEET | NON_ASCII) == 0 {
+                p += 1;
+            } else if b == b' ' && p > token {
+                p += 1;
+                token = p;
+            } else {
+                return token;
+            }
+        }
+        bytes.len()
+    }
+
     #[test]
     fn padding_check_finds_runs_at_every_offset() {
         // Runs across the edges of the 64-byte blocks and at the very end of the text.
@@ -1270,6 +1352,22 @@ mod tests {
         #[test]
         fn matches_the_reference_pipeline(s in "[ab1 .]{0,300}|[ -~\t\n\x0b\x0c\r]{0,80}|[a-z0-9!|@$ .\n]{0,80}|[a-zA-Z0-9 .\u{200B}\u{200D}\u{FE0F}\u{456}\u{43E}\u{435}\u{FF49}\u{3000}\u{2028}\u{85}]{0,40}|\\PC{0,40}") {
             matches_reference(&s)?;
+        }
+
+        /// The skipping of plain tokens, from every start, against the byte-by-byte loop.
+        #[test]
+        fn plain_tokens_end_matches_the_reference(
+            s in "([a-z.,'()]{1,9}( |  |\n| \t|é| 4| x1|@| \u{a0})?){0,60}|[ab1 \n]{0,200}"
+        ) {
+            let bytes = s.as_bytes();
+            let mut stops = Stops::new();
+            for at in (0..bytes.len()).filter(|&i| s.is_char_boundary(i)) {
+                proptest::prop_assert_eq!(
+                    plain_tokens_end(bytes, at, &mut stops),
+                    plain_tokens_end_reference(bytes, at),
+                    "{:?} at {}", s, at
+                );
+            }
         }
 
         /// The 64-bytes-at-a-time check never says "no" where the exact one says "yes".
