@@ -84,6 +84,56 @@ pub struct Detection {
     pub validated: bool,
 }
 
+/// Per byte of `chunk`, the flag bits `flags` gives it: 64 bytes classified at once. `flags`
+/// must be plain arithmetic on the byte (comparisons turned into bits and joined with `|` and
+/// `&`, no branches or table lookups), so that, inlined, the compiler turns the 64 calls into a
+/// few 16-byte vector operations (SSE2 on x86-64). [`plane64`] gathers one bit of them.
+#[expect(
+    clippy::inline_always,
+    reason = "the test is vectorised only when inlined with its caller's predicate"
+)]
+#[inline(always)]
+pub(crate) fn flags64(chunk: &[u8; 64], flags: impl Fn(u8) -> u8) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for (flag, &b) in out.iter_mut().zip(chunk) {
+        *flag = flags(b);
+    }
+    out
+}
+
+/// Bit `i` of the result is bit `bit` of `flags[i]`: gathered eight bytes at a time by one
+/// multiply.
+#[inline]
+pub(crate) fn plane64(flags: &[u8; 64], bit: u32) -> u64 {
+    let mut mask = 0;
+    for (k, eight) in flags.chunks_exact(8).enumerate() {
+        let word = u64::from_le_bytes(eight.try_into().unwrap_or([0; 8])) >> bit;
+        // Bytes of 0 or 1: the multiply adds bit 0 of byte j into bit 56 + j, with no carries.
+        let bits = word & 0x0101_0101_0101_0101;
+        mask |= (bits.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * k);
+    }
+    mask
+}
+
+/// Bit `i` set when `test(chunk[i])` (see [`flags64`] for what `test` may do).
+#[expect(
+    clippy::inline_always,
+    reason = "the test is vectorised only when inlined with its caller's predicate"
+)]
+#[inline(always)]
+pub(crate) fn mask64(chunk: &[u8; 64], test: impl Fn(u8) -> bool) -> u64 {
+    plane64(&flags64(chunk, |b| u8::from(test(b))), 0)
+}
+
+/// Whether all 64 bytes are ASCII.
+#[inline]
+pub(crate) fn is_ascii64(chunk: &[u8; 64]) -> bool {
+    chunk.chunks_exact(8).fold(0, |any, eight| {
+        any | u64::from_le_bytes(eight.try_into().unwrap_or([0; 8]))
+    }) & 0x8080_8080_8080_8080
+        == 0
+}
+
 /// Calls `search` with every maximal run of bytes that are `inside`, at least `min` long. A
 /// window of `min` bytes is tested from its end: the first byte outside moves it past that byte,
 /// so prose is skipped several bytes at a time.
@@ -107,5 +157,34 @@ pub(crate) fn runs(
             .map_or(bytes.len(), |i| start + min + i);
         search(start..end);
         start = end + 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    proptest::proptest! {
+        /// The 64-byte classifiers against the byte-by-byte tests.
+        #[test]
+        fn block_masks_match_byte_by_byte(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 64),
+            ascii in proptest::prelude::any::<bool>(),
+        ) {
+            let mut block: [u8; 64] = bytes.try_into().unwrap_or([0; 64]);
+            if ascii {
+                for b in &mut block {
+                    *b &= 0x7f;
+                }
+            }
+            let alnum = super::mask64(&block, |b| {
+                ((b | 0x20).wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10)
+            });
+            let flags = super::flags64(&block, |b| u8::from(b == b' ') << 3 | u8::from(b >= 0x80));
+            for (i, b) in block.iter().enumerate() {
+                proptest::prop_assert_eq!(alnum >> i & 1 == 1, b.is_ascii_alphanumeric());
+                proptest::prop_assert_eq!(super::plane64(&flags, 3) >> i & 1 == 1, *b == b' ');
+                proptest::prop_assert_eq!(super::plane64(&flags, 0) >> i & 1 == 1, !b.is_ascii());
+            }
+            proptest::prop_assert_eq!(super::is_ascii64(&block), block.is_ascii());
+        }
     }
 }

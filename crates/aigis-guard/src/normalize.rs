@@ -204,13 +204,20 @@ fn lower(original: &str) -> Lowered {
     }
 }
 
-/// The length of the ASCII prefix of `bytes`, eight bytes at a time.
+/// The length of the ASCII prefix of `bytes`: 64 bytes at a time (one vector OR), then eight.
 fn ascii_prefix(bytes: &[u8]) -> usize {
-    let words = bytes
+    let blocks = bytes
+        .as_chunks::<64>()
+        .0
+        .iter()
+        .take_while(|b| crate::is_ascii64(b))
+        .count();
+    let mut at = 64 * blocks;
+    let words = bytes[at..]
         .chunks_exact(8)
         .take_while(|w| w.iter().fold(0, |a, b| a | b) < 0x80)
         .count();
-    let at = 8 * words;
+    at += 8 * words;
     at + bytes[at..].iter().take_while(|b| b.is_ascii()).count()
 }
 
@@ -401,8 +408,9 @@ fn fold_into(lowered: &Lowered, sink: &mut dyn Sink) {
     let mut body = Vec::new();
     // Everything from `since` to the token being read needs no folding and is not written yet.
     let (mut at, mut since) = (0, 0);
+    let mut stops = Stops::new();
     while at < bytes.len() {
-        at = plain_tokens_end(bytes, at);
+        at = plain_tokens_end(bytes, at, &mut stops);
         if at >= bytes.len() {
             break;
         }
@@ -474,19 +482,84 @@ fn fold_into(lowered: &Lowered, sink: &mut dyn Sink) {
 /// From the start `at` of a token, the start of the first token [`fold_into`] has to look at
 /// closely (`bytes.len()` if none): skips ASCII tokens without leet characters, each followed
 /// by a single space, which [`fold_into`] would leave pending as verbatim text anyway.
-fn plain_tokens_end(bytes: &[u8], at: usize) -> usize {
-    let (mut token, mut p) = (at, at);
-    while let Some(&b) = bytes.get(p) {
-        if class(b) & (SPACE | LEET | NON_ASCII) == 0 {
-            p += 1;
-        } else if b == b' ' && p > token {
-            p += 1;
-            token = p;
-        } else {
-            return token;
+///
+/// The bytes that end the skipping are found 64 at a time ([`Stops`]); the token holding the
+/// first of them starts after the last space before it.
+fn plain_tokens_end(bytes: &[u8], at: usize, stops: &mut Stops) -> usize {
+    // A space at the start of a token: the space of a run, or leading whitespace.
+    if bytes.get(at) == Some(&b' ') {
+        return at;
+    }
+    let mut base = at & !63;
+    let mut ahead = stops.block(bytes, base) & (u64::MAX << (at - base));
+    while ahead == 0 {
+        base += 64;
+        if base >= bytes.len() {
+            return bytes.len();
+        }
+        ahead = stops.block(bytes, base);
+    }
+    let stop = base + ahead.trailing_zeros() as usize;
+    bytes[at..stop]
+        .iter()
+        .rposition(|&b| b == b' ')
+        .map_or(at, |space| at + space + 1)
+}
+
+/// The bytes that end [`plain_tokens_end`]'s skipping, per 64-byte block of the text (blocks
+/// start at multiples of 64): a leet character, a byte of a non-ASCII character, whitespace
+/// other than a space, and a space after a space. The last block's mask is kept, since the
+/// next call mostly reads the same block.
+struct Stops {
+    base: usize,
+    mask: u64,
+}
+
+impl Stops {
+    fn new() -> Self {
+        Self {
+            base: usize::MAX,
+            mask: 0,
         }
     }
-    bytes.len()
+
+    /// Bit `i`: `bytes[base + i]` ends the skipping (none past the end of `bytes`).
+    #[inline]
+    fn block(&mut self, bytes: &[u8], base: usize) -> u64 {
+        if base != self.base {
+            self.base = base;
+            self.mask = Self::find(bytes, base);
+        }
+        self.mask
+    }
+
+    #[inline(never)]
+    #[expect(clippy::needless_bitwise_bool, reason = "no branches: vectorised")]
+    fn find(bytes: &[u8], base: usize) -> u64 {
+        let mut padded = [b'a'; 64];
+        let block = bytes[base..].first_chunk::<64>().unwrap_or_else(|| {
+            let rest = &bytes[base..];
+            padded[..rest.len()].copy_from_slice(rest);
+            &padded
+        });
+        // Every byte with the one before it, for the spaces after a space.
+        let mut before = [0; 64];
+        before[0] = base.checked_sub(1).map_or(0, |b| bytes[b]);
+        before[1..].copy_from_slice(&block[..63]);
+        let mut flags = [0; 64];
+        for ((flag, &b), &p) in flags.iter_mut().zip(block).zip(&before) {
+            // The leet characters (see `leet`): `0`..`8` but `2` and `6` (equal under & 0xFB),
+            // and `!`, `|`, `@`, `$`.
+            let leet = ((b.wrapping_sub(b'0') < 9) & ((b & 0xFB) != b'2'))
+                | (b == b'!')
+                | (b == b'|')
+                | (b == b'@')
+                | (b == b'$');
+            let other_space = b.wrapping_sub(b'\t') < 5;
+            *flag = u8::from(leet | (b >= 0x80) | other_space | ((b == b' ') & (p == b' ')));
+        }
+        crate::plane64(&flags, 0)
+    }
 }
 
 /// Folds one token of [`fold_into`]; `body` is scratch space.
@@ -528,47 +601,31 @@ fn may_have_padding_run(text: &str) -> bool {
     if !text.is_ascii() {
         return has_padding_run(text.chars().map(char::is_alphanumeric));
     }
-    // Windows of 64 bytes overlapping by 8: every run (7 bytes) lies whole inside one of them.
-    // Neighbours outside a window count as not alphanumeric, which can only over-report.
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    loop {
-        let window = &bytes[start..bytes.len().min(start + 64)];
-        let mut chunks = window.chunks_exact(8);
-        let mut alnum = 0u64;
-        for (k, chunk) in chunks.by_ref().enumerate() {
-            let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-            alnum |= alnum_bits(word) << (8 * k);
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let word = rest
-                .iter()
-                .rev()
-                .fold(0u64, |w, &b| (w << 8) | u64::from(b));
-            alnum |= alnum_bits(word) << (8 * (window.len() / 8));
-        }
-        let lone = alnum & !(alnum << 1) & !(alnum >> 1);
-        if lone & (lone >> 2) & (lone >> 4) & (lone >> 6) != 0 {
+    // A run (7 bytes) lies whole inside one 64-byte block or straddles two: each test covers a
+    // block with the one before it (128 bits). A neighbour outside those two counts as not
+    // alphanumeric, which can only over-report; the text's end is zero bytes, as it should be.
+    let alnum = |block: &[u8; 64]| {
+        crate::mask64(block, |b| {
+            ((b | 0x20).wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10)
+        })
+    };
+    let has_run = |before: u64, now: u64| {
+        let both = (u128::from(now) << 64) | u128::from(before);
+        let lone = both & !(both << 1) & !(both >> 1);
+        lone & (lone >> 2) & (lone >> 4) & (lone >> 6) != 0
+    };
+    let (blocks, rest) = text.as_bytes().as_chunks::<64>();
+    let mut before = 0;
+    for block in blocks {
+        let now = alnum(block);
+        if has_run(before, now) {
             return true;
         }
-        if start + 64 >= bytes.len() {
-            return false;
-        }
-        start += 56;
+        before = now;
     }
-}
-
-/// Bit `i` set when byte `i` of the little-endian word `x` is an ASCII letter or digit; every
-/// byte of `x` must be ASCII. Eight bytes at a time: a byte plus `0x80 - lo` has its high bit set
-/// exactly when it is at least `lo` (no carry crosses bytes below 0x80), and one multiply
-/// gathers the eight high bits.
-fn alnum_bits(x: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let at_least = |lo: u8| x + ONES * u64::from(0x80 - lo);
-    let within = |lo: u8, hi: u8| at_least(lo) & !at_least(hi + 1);
-    let high = (within(b'0', b'9') | within(b'a', b'z') | within(b'A', b'Z')) & (ONES << 7);
-    (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+    let mut last = [0; 64];
+    last[..rest.len()].copy_from_slice(rest);
+    has_run(before, alnum(&last))
 }
 
 /// Whether characters, given as "is alphanumeric" flags, hold a run [`collapse_padding`] would
@@ -1260,22 +1317,65 @@ mod tests {
         }
     }
 
-    #[test]
-    fn alnum_bits_marks_ascii_letters_and_digits() {
-        for base in (0u8..128).step_by(8) {
-            let bytes: [u8; 8] = std::array::from_fn(|i| base + u8::try_from(i).unwrap());
-            let expected = bytes.iter().enumerate().fold(0, |m, (i, b)| {
-                m | (u64::from(b.is_ascii_alphanumeric()) << i)
-            });
-            assert_eq!(alnum_bits(u64::from_le_bytes(bytes)), expected, "{base}");
+    /// [`plain_tokens_end`] byte by byte, as it was.
+    fn plain_tokens_end_reference(bytes: &[u8], at: usize) -> usize {
+        let (mut token, mut p) = (at, at);
+        while let Some(&b) = bytes.get(p) {
+            if class(b) & (SPACE | LEET | NON_ASCII) == 0 {
+                p += 1;
+            } else if b == b' ' && p > token {
+                p += 1;
+                token = p;
+            } else {
+                return token;
+            }
         }
-        assert_eq!(alnum_bits(u64::from_le_bytes(*b"a1 Z.z9_")), 0b0110_1011);
+        bytes.len()
+    }
+
+    #[test]
+    fn padding_check_finds_runs_at_every_offset() {
+        // Runs across the edges of the 64-byte blocks and at the very end of the text.
+        for offset in 0..200 {
+            let mut s = "x".repeat(offset);
+            s.push_str(" i g n o r e");
+            assert!(may_have_padding_run(&s), "{offset}");
+            s.push_str(&" y".repeat(offset % 3));
+            s.push_str(&"yz ".repeat(200 - offset));
+            assert!(may_have_padding_run(&s), "{offset}");
+        }
+        assert!(!may_have_padding_run(&"words and more words ".repeat(20)));
+        assert!(!may_have_padding_run(&"ab cd ef ".repeat(20)));
     }
 
     proptest::proptest! {
         #[test]
         fn matches_the_reference_pipeline(s in "[ab1 .]{0,300}|[ -~\t\n\x0b\x0c\r]{0,80}|[a-z0-9!|@$ .\n]{0,80}|[a-zA-Z0-9 .\u{200B}\u{200D}\u{FE0F}\u{456}\u{43E}\u{435}\u{FF49}\u{3000}\u{2028}\u{85}]{0,40}|\\PC{0,40}") {
             matches_reference(&s)?;
+        }
+
+        /// The skipping of plain tokens, from every start, against the byte-by-byte loop.
+        #[test]
+        fn plain_tokens_end_matches_the_reference(
+            s in "([a-z.,'()]{1,9}( |  |\n| \t|é| 4| x1|@| \u{a0})?){0,60}|[ab1 \n]{0,200}"
+        ) {
+            let bytes = s.as_bytes();
+            let mut stops = Stops::new();
+            for at in (0..bytes.len()).filter(|&i| s.is_char_boundary(i)) {
+                proptest::prop_assert_eq!(
+                    plain_tokens_end(bytes, at, &mut stops),
+                    plain_tokens_end_reference(bytes, at),
+                    "{:?} at {}", s, at
+                );
+            }
+        }
+
+        /// The 64-bytes-at-a-time check never says "no" where the exact one says "yes".
+        #[test]
+        fn padding_check_never_misses_a_run(s in "[ab1 .]{0,300}|[a-zA-Z0-9 .\\-]{0,300}") {
+            if has_padding_run(s.chars().map(char::is_alphanumeric)) {
+                proptest::prop_assert!(may_have_padding_run(&s), "{:?}", s);
+            }
         }
 
         #[test]
