@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use aigis_ledger::content::ContentStore;
 use aigis_ledger::event::MAX_FINDINGS;
-use aigis_ledger::event::{Decision, Digester, GuardFinding, LimitOutcome, TokenUsage};
+use aigis_ledger::event::{Decision, DigestHex, Digester, GuardFinding, LimitOutcome, TokenUsage};
 use aigis_ledger::spool::Spool;
 use aigis_ledger::store::Appender;
+use aigis_ledger::writer::Batch;
 use aigis_ledger::{Encoded, Event, EventKind, EventRef, Ledger, LedgerKeys, WriterConfig};
 
 use crate::admit::Usage;
@@ -267,21 +268,26 @@ fn unpack(buf: &[u8], mut each: impl FnMut(Outcome<'_>, Option<Usage>, Option<&[
 }
 
 /// Completes a complete response's record: the keyed digests of its content and the usage
-/// the response reports (unless `usage` is known).
-fn complete(
+/// the response reports (unless `usage` is known); `encode` encodes the event.
+fn complete<R>(
     keys: &LedgerKeys,
     mut o: Outcome<'_>,
     usage: Option<Usage>,
     prompt: Option<&[u8]>,
     response: &[u8],
-) -> Encoded {
+    encode: impl FnOnce(&EventRef<'_>) -> R,
+) -> R {
     let content = keys.content();
-    o.prompt_digest = prompt.map(|p| content.digest("prompt", o.request_id, p));
-    o.response_digest = Some(content.digest("response", o.request_id, response));
+    let prompt_digest = prompt.map(|p| content.digest_hex("prompt", o.request_id, p));
+    let response_digest = content.digest_hex("response", o.request_id, response);
     o.tokens = usage
         .or_else(|| crate::capture::reported_usage(response))
         .map(|u| (u.prompt, u.completion));
-    encoded(&o)
+    let digests = (
+        prompt_digest.as_ref().map(DigestHex::as_str),
+        Some(response_digest.as_str()),
+    );
+    with_event_ref(&o, digests, encode)
 }
 
 /// What one request's stages decided and observed; everything optional that a stage may
@@ -390,6 +396,16 @@ pub(crate) fn event(o: Outcome<'_>) -> Event {
 /// The same event encoded straight from the borrowed outcome (a complete response's, on every
 /// request's path): the same bytes as `Encoded::new(event(o))` without building the event.
 pub(crate) fn encoded(o: &Outcome<'_>) -> Encoded {
+    let digests = (o.prompt_digest.as_deref(), o.response_digest.as_deref());
+    with_event_ref(o, digests, Encoded::from_ref)
+}
+
+/// Passes the event of `o` with the content `digests` (prompt, response), borrowed, to `f`.
+fn with_event_ref<R>(
+    o: &Outcome<'_>,
+    (prompt_digest, response_digest): (Option<&str>, Option<&str>),
+    f: impl FnOnce(&EventRef<'_>) -> R,
+) -> R {
     let request_findings = findings(capped(o.request_findings));
     let response_findings = findings(capped(o.response_findings));
     let dropped = o.request_findings.len() - request_findings.len() + o.response_findings.len()
@@ -413,11 +429,11 @@ pub(crate) fn encoded(o: &Outcome<'_>) -> Encoded {
     e.upstream_status = o.upstream_status;
     e.latency_us = Some(latency_us(o.latency));
     e.tls_group = o.tls_group;
-    e.prompt_digest = o.prompt_digest.as_deref();
-    e.response_digest = o.response_digest.as_deref();
+    e.prompt_digest = prompt_digest;
+    e.response_digest = response_digest;
     e.content = o.content.as_deref();
     e.detail = o.detail;
-    Encoded::from_ref(&e)
+    f(&e)
 }
 
 fn effect(allowed: bool) -> &'static str {
@@ -703,7 +719,15 @@ impl Recorder {
         match first {
             None => {
                 let limits = facts.limit_pairs();
-                let event = complete(&self.keys, facts.outcome(&limits), usage, prompt, response);
+                let outcome = facts.outcome(&limits);
+                let event = complete(
+                    &self.keys,
+                    outcome,
+                    usage,
+                    prompt,
+                    response,
+                    Encoded::from_ref,
+                );
                 self.append(event).await;
             }
             Some(false) => {}
@@ -729,16 +753,16 @@ impl Recorder {
     /// next record queues the next job), completes each, and hands the emptied chunks back.
     fn take_gathered(&self) -> aigis_ledger::writer::Deferred {
         let (gathered, keys) = (self.gathered.clone(), self.keys.clone());
-        Box::new(move |events: &mut Vec<Encoded>| {
+        Box::new(move |batch: &mut Batch| {
             let (chunks, records) = {
                 let mut g = lock(&gathered);
                 g.queued = false;
                 g.take()
             };
-            events.reserve(records);
+            batch.reserve(records);
             for chunk in &chunks {
                 unpack(chunk, |o, usage, prompt, response| {
-                    events.push(complete(&keys, o, usage, prompt, response));
+                    complete(&keys, o, usage, prompt, response, |e| batch.push_ref(e));
                 });
             }
             lock(&gathered).recycle(chunks);

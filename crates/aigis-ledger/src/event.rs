@@ -441,14 +441,30 @@ impl Encoded {
 
     /// Encodes borrowed members (their `index` is ignored, as in [`Encoded::new`]).
     pub fn from_ref(event: &EventRef<'_>) -> Self {
-        let mut bytes = Vec::with_capacity(512);
-        crate::canonical::encode(&EventRef { index: 0, ..*event }, &mut bytes);
-        Self {
-            bytes,
+        let mut encoded = Self {
+            bytes: Vec::with_capacity(512),
             index: 0,
-            time_ms: event.time_ms,
-            request_id: event.request_id.to_owned(),
-        }
+            time_ms: 0,
+            request_id: String::new(),
+        };
+        encoded.refill(event);
+        encoded
+    }
+
+    /// Encodes borrowed members in place of this event, reusing its buffers: the same as
+    /// [`Encoded::from_ref`] without allocating (see [`crate::writer::Batch`]).
+    pub fn refill(&mut self, event: &EventRef<'_>) {
+        self.bytes.clear();
+        crate::canonical::encode(&EventRef { index: 0, ..*event }, &mut self.bytes);
+        self.index = 0;
+        self.time_ms = event.time_ms;
+        self.request_id.clear();
+        self.request_id.push_str(event.request_id);
+    }
+
+    /// Bytes held by the event's buffers.
+    pub(crate) fn capacity(&self) -> usize {
+        self.bytes.capacity() + self.request_id.capacity()
     }
 
     /// Appends the canonical encoding, with `index`, to `out`.
@@ -511,9 +527,16 @@ impl ContentKey {
     /// `HMAC-SHA-256(key, "aigis-ledger/v1 " || label || "\n" || request_id || "\n" || content)`,
     /// lowercase hex. `label` is `prompt` or `response`.
     pub fn digest(&self, label: &str, request_id: &str, content: &[u8]) -> String {
+        self.digest_hex(label, request_id, content)
+            .as_str()
+            .to_owned()
+    }
+
+    /// [`ContentKey::digest`] without allocating.
+    pub fn digest_hex(&self, label: &str, request_id: &str, content: &[u8]) -> DigestHex {
         let mut d = self.digester(label, request_id);
         d.update(content);
-        d.finish()
+        d.finish_hex()
     }
 
     /// The same digest computed incrementally, for content that arrives in pieces (a
@@ -553,12 +576,35 @@ impl Digester {
 
     /// The digest, lowercase hex.
     pub fn finish(self) -> String {
+        self.finish_hex().as_str().to_owned()
+    }
+
+    /// The digest, lowercase hex, without allocating.
+    pub fn finish_hex(self) -> DigestHex {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hex = [0u8; 64];
         for (pair, b) in hex.chunks_exact_mut(2).zip(self.0.finish()) {
             pair[0] = DIGITS[usize::from(b >> 4)];
             pair[1] = DIGITS[usize::from(b & 15)];
         }
-        std::str::from_utf8(&hex).unwrap_or_default().to_owned()
+        DigestHex(hex)
+    }
+}
+
+/// A content digest in lowercase hex, held inline ([`Digester::finish_hex`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DigestHex([u8; 64]);
+
+impl DigestHex {
+    /// The 64 hex digits.
+    pub fn as_str(&self) -> &str {
+        // Only hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for DigestHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::checkpoint::Checkpoint;
-use crate::event::{Encoded, Event};
+use crate::event::{Encoded, Event, EventRef};
 use crate::keys::LedgerKeys;
 use crate::merkle::Tree;
 use crate::spool::Spool;
@@ -70,8 +70,70 @@ pub enum Ack {
 
 type AckSender = oneshot::Sender<Result<Ack, LedgerError>>;
 
-/// Events the writer completes itself (see [`Ledger::enqueue_deferred`]): the job pushes them.
-pub type Deferred = Box<dyn FnOnce(&mut Vec<Encoded>) + Send>;
+/// Events the writer completes itself (see [`Ledger::enqueue_deferred`]): the job adds them to
+/// the batch.
+pub type Deferred = Box<dyn FnOnce(&mut Batch) + Send>;
+
+/// Most committed events a [`Batch`] keeps for their buffers: a batch's worth at most.
+const SPARE_EVENTS: usize = MAX_BATCH;
+
+/// A committed event whose buffers hold more than this is freed, not kept.
+const SPARE_EVENT_BYTES: usize = 8 << 10;
+
+/// The events of the writer's current batch, in log order. [`Batch::push_ref`] encodes into
+/// the buffers of an event of an earlier batch: under steady load the writer allocates nothing
+/// per event, and its encodings land on pages already mapped (fresh allocations of each batch
+/// were a third of the gateway's page faults with recording on, `docs/BENCHMARKS.md`).
+#[derive(Default)]
+pub struct Batch {
+    events: Vec<Encoded>,
+    /// Committed events, their buffers to be reused.
+    spare: Vec<Encoded>,
+}
+
+impl Batch {
+    /// Makes room for `additional` more events.
+    pub fn reserve(&mut self, additional: usize) {
+        self.events.reserve(additional);
+    }
+
+    /// Adds an encoded event.
+    pub fn push(&mut self, event: Encoded) {
+        self.events.push(event);
+    }
+
+    /// Adds `event`, encoded as [`Encoded::from_ref`] encodes it.
+    pub fn push_ref(&mut self, event: &EventRef<'_>) {
+        if let Some(mut spare) = self.spare.pop() {
+            spare.refill(event);
+            self.events.push(spare);
+        } else {
+            self.events.push(Encoded::from_ref(event));
+        }
+    }
+
+    /// Events in the batch.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether the batch holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Empties the batch, keeping its events' buffers for the next one (within the bounds
+    /// above).
+    fn recycle(&mut self) {
+        let room = SPARE_EVENTS.saturating_sub(self.spare.len());
+        let keep = self
+            .events
+            .drain(..)
+            .filter(|e| e.capacity() <= SPARE_EVENT_BYTES)
+            .take(room);
+        self.spare.extend(keep);
+    }
+}
 
 enum Job {
     Append(Encoded, Option<AckSender>),
@@ -115,6 +177,8 @@ struct Writer {
     shared: Arc<Shared>,
     last_checkpoint: u64,
     last_checkpoint_at: Instant,
+    /// Emptied after each commit; kept for its events' buffers.
+    batch: Batch,
 }
 
 impl Ledger {
@@ -146,6 +210,7 @@ impl Ledger {
             shared: shared.clone(),
             last_checkpoint,
             last_checkpoint_at: Instant::now(),
+            batch: Batch::default(),
         };
         let thread = std::thread::Builder::new()
             .name("aigis-ledger".into())
@@ -330,18 +395,19 @@ impl Writer {
     }
 
     fn process(&mut self, jobs: Vec<Job>) {
-        let mut events = Vec::with_capacity(jobs.len());
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.reserve(jobs.len());
         let mut acks = Vec::with_capacity(jobs.len());
         let mut checkpoint_requests = Vec::new();
         for job in jobs {
             match job {
                 Job::Append(e, ack) => {
-                    events.push(e);
+                    batch.push(e);
                     acks.push(ack);
                 }
                 Job::Deferred(complete) => {
-                    complete(&mut events);
-                    acks.resize_with(events.len(), || None);
+                    complete(&mut batch);
+                    acks.resize_with(batch.len(), || None);
                 }
                 Job::Checkpoint(ack) => checkpoint_requests.push(ack),
                 Job::Close => {}
@@ -349,7 +415,7 @@ impl Writer {
         }
         if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
             let _ = self.drain_spool();
-        } else if events.is_empty() && !self.shared.healthy.load(Ordering::Relaxed) {
+        } else if batch.is_empty() && !self.shared.healthy.load(Ordering::Relaxed) {
             // Failed closed with nothing to write: probe the store so traffic resumes once
             // it is back (an empty transaction).
             if self.store.append(&mut [], &mut self.tree).is_ok() {
@@ -357,9 +423,9 @@ impl Writer {
                 self.shared.healthy.store(true, Ordering::Relaxed);
             }
         }
-        if !events.is_empty() {
-            let result = self.commit(&mut events);
-            for (ack, e) in acks.into_iter().zip(&events) {
+        if !batch.is_empty() {
+            let result = self.commit(&mut batch.events);
+            for (ack, e) in acks.into_iter().zip(&batch.events) {
                 if let Some(ack) = ack {
                     let _ = ack.send(result.clone().map(|spooled| {
                         if spooled {
@@ -371,6 +437,8 @@ impl Writer {
                 }
             }
         }
+        batch.recycle();
+        self.batch = batch;
         let forced = !checkpoint_requests.is_empty();
         let cp = self.checkpoint(forced);
         for ack in checkpoint_requests {
@@ -455,5 +523,47 @@ impl Writer {
         self.last_checkpoint = size;
         self.last_checkpoint_at = Instant::now();
         Ok(Some(stored))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Batch, SPARE_EVENT_BYTES};
+    use crate::event::{Encoded, EventKind, EventRef};
+
+    #[test]
+    fn batch_reuses_committed_events_and_encodes_as_from_ref() {
+        let detail = "d".repeat(300);
+        let oversized = "x".repeat(SPARE_EVENT_BYTES);
+        let event = |id: &'static str, detail: Option<&'static str>| {
+            let mut e = EventRef::new(EventKind::AiCall, id, "chat.completions", 7);
+            e.detail = detail;
+            e
+        };
+        // Leaked for 'static: a test's few bytes.
+        let (detail, oversized): (&'static str, &'static str) = (detail.leak(), oversized.leak());
+        let mut batch = Batch::default();
+        batch.push_ref(&event("long-request-id", Some(detail)));
+        batch.push_ref(&event("b", None));
+        batch.push_ref(&event("c", Some(oversized)));
+        batch.recycle();
+        assert!(batch.is_empty());
+        assert_eq!(
+            batch.spare.len(),
+            2,
+            "an oversized event is freed, not kept"
+        );
+        // Each reused buffer held something else before: nothing of it may remain.
+        for e in [
+            event("x", None),
+            event("another-id", Some(detail)),
+            event("y", None),
+        ] {
+            batch.push_ref(&e);
+            let last = batch.events.last().map(Encoded::canonical);
+            assert_eq!(last, Some(Encoded::from_ref(&e).canonical()));
+        }
+        assert!(batch.spare.is_empty(), "two reused, the third allocated");
+        assert_eq!(batch.len(), 3);
     }
 }

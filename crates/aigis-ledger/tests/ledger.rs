@@ -20,8 +20,10 @@ use aigis_ledger::spool::Spool;
 use aigis_ledger::store::file::{FileStore, RawEntry};
 use aigis_ledger::store::sqlite::SqliteStore;
 use aigis_ledger::store::{Appender, LogReader, SpoolMark, StoredCheckpoint};
+use aigis_ledger::writer::Batch;
 use aigis_ledger::{
-    Ack, Encoded, Event, EventKind, Ledger, LedgerError, LedgerKeys, LedgerVerifiers, WriterConfig,
+    Ack, Encoded, Event, EventKind, EventRef, Ledger, LedgerError, LedgerKeys, LedgerVerifiers,
+    WriterConfig,
 };
 
 fn event(i: u64) -> Event {
@@ -175,10 +177,25 @@ fn deferred_events_are_completed_by_the_writer_in_queue_order() {
         ledger.append(event(0)).await.unwrap();
         // A job completes any number of events: three each here.
         for first in (1..40).step_by(3) {
-            let complete = Box::new(move |events: &mut Vec<Encoded>| {
+            let complete = Box::new(move |batch: &mut Batch| {
                 // The writer thread runs it, not the caller.
                 assert_ne!(std::thread::current().id(), writer);
-                events.extend((first..first + 3).map(|i| Encoded::new(event(i))));
+                for i in first..first + 3 {
+                    if i % 2 == 0 {
+                        batch.push(Encoded::new(event(i)));
+                    } else {
+                        // Encoded into the buffers of an earlier batch's event when there is one.
+                        let id = format!("req-{i}");
+                        let mut e = EventRef::new(
+                            EventKind::AiCall,
+                            &id,
+                            "chat.completions",
+                            1_700_000_000_000 + i,
+                        );
+                        e.status = 200;
+                        batch.push_ref(&e);
+                    }
+                }
             });
             ledger.enqueue_deferred(complete).await.unwrap();
         }
