@@ -243,6 +243,15 @@ struct Accumulator<'a> {
 }
 
 impl Accumulator<'_> {
+    /// The bigram and run stamps, the weights (the same length: a bucket in the stamps has a
+    /// weight) and the text's stamp, for loops that do [`Sink::pair`]'s work themselves.
+    #[inline]
+    fn pair_tables(&mut self) -> (&mut [u16], &[i16], u16) {
+        let weights = &self.model.weights[..];
+        let n = self.stamps.len().min(weights.len());
+        (&mut self.stamps[..n], &weights[..n], self.text)
+    }
+
     /// A distinct word's contribution (see [`Model::bag`]): its weight sum and its number of
     /// features.
     #[inline]

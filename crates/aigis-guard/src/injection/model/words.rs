@@ -108,6 +108,31 @@ impl<'t> Words<'t> {
         }
     }
 
+    /// The id of the word `text[start..end]` (not empty) if the table has it. Reads the table
+    /// only, so a caller's loop of lookups keeps the table in registers (a loop that may also
+    /// insert reloads it after every word).
+    #[inline]
+    pub(super) fn find(&self, text: &[u8], start: usize, end: usize) -> Option<u32> {
+        let (head, hash) = key(text, start, end, self.multiplier);
+        let len = end - start;
+        let mask = self.slots.len() - 1;
+        let mut at = slot_of(hash, self.slots.len());
+        loop {
+            let slot = self.slots.get(at)?;
+            if slot.word.is_empty() {
+                return None;
+            }
+            // Equal heads are equal words up to eight bytes (see the module docs).
+            if slot.head == head
+                && slot.word.len() == len
+                && (len <= 8 || text.get(start..end) == Some(slot.word))
+            {
+                return Some(slot.id);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
     /// Doubles the table.
     #[cold]
     #[inline(never)]
