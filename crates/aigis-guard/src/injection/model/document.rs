@@ -33,6 +33,20 @@ fn tokenise(text: &str, bits: u8, words: &mut Vec<Token>) -> Vec<(usize, usize, 
     runs
 }
 
+/// Gives the leading words of `words` that `dict` has their ids; returns how many it had. Out
+/// of line: the loop keeps the table in registers, and nothing of a word is kept for the
+/// insertion that follows it.
+#[inline(never)]
+fn find_known(dict: &Words<'_>, text: &[u8], words: &mut [Token]) -> usize {
+    for (n, token) in words.iter_mut().enumerate() {
+        let Some(id) = dict.find(text, token.start, token.end) else {
+            return n;
+        };
+        token.id = id;
+    }
+    words.len()
+}
+
 /// Fills in the bigram buckets of `words` (ids filled in) with the words before them.
 #[inline(never)]
 fn pair_up(words: &mut [Token], entries: &[Entry], bits: u8) {
@@ -176,23 +190,13 @@ impl<'t, 'm> Document<'t, 'm> {
     /// loop that only reads the table, left for each new word.
     #[inline(never)]
     fn intern(&mut self, words: &mut [Token]) {
-        let mut rest = words;
-        loop {
-            let dict = &self.dict;
-            let text = self.text.as_bytes();
-            let found = rest
-                .iter_mut()
-                .map_while(|token| {
-                    dict.find(text, token.start, token.end)
-                        .map(|id| token.id = id)
-                })
-                .count();
-            let (_, unknown) = std::mem::take(&mut rest).split_at_mut(found);
-            let Some((token, after)) = unknown.split_first_mut() else {
-                return;
-            };
-            token.id = self.id(token.start, token.end);
-            rest = after;
+        let mut at = 0;
+        while at < words.len() {
+            at += find_known(&self.dict, self.text.as_bytes(), &mut words[at..]);
+            if let Some(token) = words.get_mut(at) {
+                token.id = self.id(token.start, token.end);
+                at += 1;
+            }
         }
     }
 
