@@ -211,7 +211,10 @@ mod tests {
     /// The block path of long texts gives the same logit, bit for bit, as scoring every
     /// window on its own.
     fn same_as_window_by_window(text: &str) {
-        let model = Injection::new().model;
+        same_as_window_by_window_with(&Injection::new().model, text);
+    }
+
+    fn same_as_window_by_window_with(model: &Model, text: &str) {
         let ranges: Vec<_> = window_ranges(text).collect();
         let expected = windows(text)
             .map(|w| model.logit(w))
@@ -265,6 +268,29 @@ mod tests {
             )
         ) {
             same_as_window_by_window(&words.concat());
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+        /// A model of other than the built-in 2^16 buckets takes the general paths (bounds
+        /// checked tables, every bigram added on its own).
+        #[test]
+        fn long_random_texts_score_as_their_windows_with_other_widths(
+            words in proptest::collection::vec(
+                proptest::string::string_regex("[a-dé漢'<|#!. ]{1,12}").unwrap(),
+                200..900,
+            ),
+            width in proptest::sample::select(vec![10u8, 12, 17]),
+        ) {
+            let weights: Vec<f32> = (0..1u32 << width)
+                .map(|i| {
+                    let w = u16::try_from((i.wrapping_mul(2_654_435_761) >> 7) % 2001).unwrap();
+                    f32::from(w) / 1000.0 - 1.0
+                })
+                .collect();
+            let model = Model::from_parts(width, 0.25, &weights).unwrap();
+            same_as_window_by_window_with(&model, &words.concat());
         }
     }
 

@@ -142,10 +142,19 @@ impl Model {
     /// 2^-[`FRACTION`] too).
     fn bag(&self, word: &[u8], hash: u64) -> (i64, u64) {
         let (mut sum, mut len) = (0i64, 0u64);
-        word_bag(word, hash, self.bits, |b| {
-            sum += self.weight(b);
-            len += 1;
-        });
+        // With the built-in 2^16 buckets the weights are an array a bucket (below 2^16) indexes
+        // without a bounds check.
+        if let Ok(weights) = <&[i16; 1 << 16]>::try_from(&self.weights[..]) {
+            word_bag(word, hash, self.bits, |b| {
+                sum += i64::from(weights[b as usize & 0xFFFF]);
+                len += 1;
+            });
+        } else {
+            word_bag(word, hash, self.bits, |b| {
+                sum += self.weight(b);
+                len += 1;
+            });
+        }
         let (value, count) = bag_value(len);
         #[allow(clippy::cast_possible_truncation)] // far below 2^63
         let fixed = (sum as f64 * value * f64::from(1u32 << FRACTION)).round() as i64;
@@ -243,6 +252,15 @@ struct Accumulator<'a> {
 }
 
 impl Accumulator<'_> {
+    /// The bigram and run stamps, the weights (the same length: a bucket in the stamps has a
+    /// weight) and the text's stamp, for loops that do [`Sink::pair`]'s work themselves.
+    #[inline]
+    fn pair_tables(&mut self) -> (&mut [u16], &[i16], u16) {
+        let weights = &self.model.weights[..];
+        let n = self.stamps.len().min(weights.len());
+        (&mut self.stamps[..n], &weights[..n], self.text)
+    }
+
     /// A distinct word's contribution (see [`Model::bag`]): its weight sum and its number of
     /// features.
     #[inline]

@@ -6,7 +6,10 @@
 //! bigram buckets (distinct ones only). Words cut by a window's edges are different words for
 //! that window: they are interned like any other, and the bigrams around them recomputed.
 
-use super::{Accumulator, Model, Sink, Words, bigram, bucket_of, run_hash, tokens, word_hash};
+use super::{
+    Accumulator, FNV_PRIME, FRACTION, Model, Sink, Words, bigram, bucket_of, run_hash, tokens,
+    word_hash,
+};
 
 /// Adds the words of `text` to `words` (id and bigrams not filled in yet) and returns its
 /// punctuation runs with their buckets. Out of line, so the tokeniser's loop has the registers
@@ -28,6 +31,88 @@ fn tokenise(text: &str, bits: u8, words: &mut Vec<Token>) -> Vec<(usize, usize, 
         |start, end| runs.push((start, end, bucket_of(run_hash(&bytes[start..end]), bits))),
     );
     runs
+}
+
+/// Gives the leading words of `words` that `dict` has their ids; returns how many it had. Out
+/// of line: the loop keeps the table in registers, and nothing of a word is kept for the
+/// insertion that follows it.
+#[inline(never)]
+fn find_known(dict: &Words<'_>, text: &[u8], words: &mut [Token]) -> usize {
+    for (n, token) in words.iter_mut().enumerate() {
+        let Some(id) = dict.find(text, token.start, token.end) else {
+            return n;
+        };
+        token.id = id;
+    }
+    words.len()
+}
+
+/// Fills in the bigram buckets of `words` (ids filled in) with the words before them.
+#[inline(never)]
+fn pair_up(words: &mut [Token], entries: &[Entry], bits: u8) {
+    let mut recent = [0u64; 3];
+    for token in words {
+        let w = entries[token.id as usize].hash;
+        // [`bigram`] with its shared part computed once: FNV-1a of `b'b'` then the distance,
+        // from `p ^ w.rotate_left(17)`.
+        let tail = w.rotate_left(17) ^ u64::from(b'b');
+        let pair = |p: u64, distance: u8| {
+            bucket_of(
+                (((p ^ tail).wrapping_mul(FNV_PRIME)) ^ u64::from(distance))
+                    .wrapping_mul(FNV_PRIME),
+                bits,
+            )
+        };
+        token.pairs = [pair(recent[0], 0), pair(recent[1], 1), pair(recent[2], 2)];
+        recent = [w, recent[0], recent[1]];
+    }
+}
+
+/// Adds the features of `middle`, whole words of the window `window` whose three words before
+/// are whole words of it too: each word's contribution once, and its precomputed bigrams.
+///
+/// Out of line, so the loop has the registers to itself. With the built-in 2^16 buckets the
+/// stamps and weights are arrays a bucket (below 2^16) indexes without a bounds check, and the
+/// bigrams' sums are kept apart and scaled once at the end (integers: the same sums as
+/// [`Sink::pair`] one by one).
+#[inline(never)]
+fn add_whole_words(
+    middle: &[Token],
+    entries: &mut [Entry],
+    window: u32,
+    acc: &mut Accumulator<'_>,
+) {
+    let (stamps, weights, text) = acc.pair_tables();
+    if let (Ok(stamps), Ok(weights)) = (
+        <&mut [u16; 1 << 16]>::try_from(stamps),
+        <&[i16; 1 << 16]>::try_from(weights),
+    ) {
+        let (mut sum, mut count, mut pair_sum, mut pairs) = (0i64, 0u64, 0i64, 0u64);
+        for token in middle {
+            let entry = &mut entries[token.id as usize];
+            if entry.stamp != window {
+                entry.stamp = window;
+                sum += entry.sum;
+                count += entry.count;
+            }
+            for p in token.pairs {
+                let p = p as usize & 0xFFFF;
+                if stamps[p] != text {
+                    stamps[p] = text;
+                    pairs += 1;
+                    pair_sum += i64::from(weights[p]);
+                }
+            }
+        }
+        acc.add_contribution(sum + (pair_sum << FRACTION), count + (pairs << FRACTION));
+    } else {
+        for token in middle {
+            entries[token.id as usize].add_once(window, acc);
+            for p in token.pairs {
+                acc.pair(p);
+            }
+        }
+    }
 }
 
 /// A word of the block, where it lies, and its bigram buckets with the words before it.
@@ -91,23 +176,28 @@ impl<'t, 'm> Document<'t, 'm> {
             window: 0,
         };
         let mut words = std::mem::take(&mut doc.words);
-        // Two passes: the tokeniser only records where the words are (its loop keeps its state
-        // in registers), then each word gets its id and bigram buckets.
+        // Three passes, each a loop whose state fits in registers: the tokeniser only records
+        // where the words are, then each word gets its id, then its bigram buckets. (As one
+        // loop, interning and bigrams spilled a score of values to the stack per word.)
         doc.runs = tokenise(text, bits, &mut words);
-        let mut recent = [0u64; 3];
-        for token in &mut words {
-            let id = doc.id(token.start, token.end);
-            let w = doc.entries[id as usize].hash;
-            token.id = id;
-            token.pairs = [
-                bigram(recent[0], w, 0, bits),
-                bigram(recent[1], w, 1, bits),
-                bigram(recent[2], w, 2, bits),
-            ];
-            recent = [w, recent[0], recent[1]];
-        }
+        doc.intern(&mut words);
+        pair_up(&mut words, &doc.entries, bits);
         doc.words = words;
         doc
+    }
+
+    /// Gives every word of `words` its id. Most words are repeats: they are looked up in a
+    /// loop that only reads the table, left for each new word.
+    #[inline(never)]
+    fn intern(&mut self, words: &mut [Token]) {
+        let mut at = 0;
+        while at < words.len() {
+            at += find_known(&self.dict, self.text.as_bytes(), &mut words[at..]);
+            if let Some(token) = words.get_mut(at) {
+                token.id = self.id(token.start, token.end);
+                at += 1;
+            }
+        }
     }
 
     /// The id of the word `text[start..end]`, summing its bag when it is new. Inlined, with the
@@ -163,12 +253,7 @@ impl<'t, 'm> Document<'t, 'm> {
             self.edge_word(at, &range, &mut recent, acc);
         }
         if let Some(middle) = self.words.get(whole_from..whole_to) {
-            for token in middle {
-                self.entries[token.id as usize].add_once(self.window, acc);
-                for p in token.pairs {
-                    acc.pair(p);
-                }
-            }
+            add_whole_words(middle, &mut self.entries, self.window, acc);
             // The tail's bigrams need the last three words before it.
             for t in &middle[middle.len().saturating_sub(3)..] {
                 recent = [Some(self.entries[t.id as usize].hash), recent[0], recent[1]];

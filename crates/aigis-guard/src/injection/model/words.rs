@@ -3,7 +3,8 @@
 //! A word is looked up by its first eight bytes read as one number (its *head*): no byte of a
 //! word is 0 (words are letters, digits, `'` and UTF-8 sequences), so the zero-padded head of a
 //! word of at most eight bytes is the word itself, and two such words are equal exactly when
-//! their heads are. Longer words also compare their lengths and bytes. A repeated word (most
+//! their heads are. Longer words also compare their lengths and their last eight bytes (the
+//! whole word up to sixteen bytes), and longer ones their bytes. A repeated word (most
 //! words of a long text) thus costs one 8-byte load, a multiply and a compare, not a hash pass
 //! over its bytes and a `memcmp`; the model's FNV hash is computed once per distinct word.
 
@@ -11,6 +12,8 @@
 #[derive(Clone, Copy)]
 struct Slot<'t> {
     head: u64,
+    /// The last eight bytes of a word longer than eight bytes (0 for others).
+    tail: u64,
     word: &'t [u8],
     id: u32,
     /// The slot hash (see [`key`]), kept for moving the slot when the table grows.
@@ -19,6 +22,7 @@ struct Slot<'t> {
 
 const EMPTY: Slot<'static> = Slot {
     head: 0,
+    tail: 0,
     word: &[],
     id: 0,
     hash: 0,
@@ -79,7 +83,7 @@ impl<'t> Words<'t> {
             self.grow();
         }
         let word = &text[start..end];
-        let (head, hash) = key(text, start, end, self.multiplier);
+        let Key { head, tail, hash } = key(text, start, end, self.multiplier);
         let mask = self.slots.len() - 1;
         let mut at = slot_of(hash, self.slots.len());
         loop {
@@ -90,6 +94,7 @@ impl<'t> Words<'t> {
                 let id = self.len as u32;
                 self.slots[at] = Slot {
                     head,
+                    tail,
                     word,
                     id,
                     hash,
@@ -103,6 +108,30 @@ impl<'t> Words<'t> {
                 && (word.len() <= 8 || slot.word == word)
             {
                 return (slot.id, false);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// The id of the word `text[start..end]` (not empty) if the table has it and it is at
+    /// most sixteen bytes long (`None` says to [`Words::insert`] it). Reads the table only and
+    /// calls nothing, so a caller's loop of lookups keeps the table in registers.
+    #[inline]
+    pub(super) fn find(&self, text: &[u8], start: usize, end: usize) -> Option<u32> {
+        let Key { head, tail, hash } = key(text, start, end, self.multiplier);
+        let len = end - start;
+        let mask = self.slots.len() - 1;
+        let mut at = slot_of(hash, self.slots.len());
+        loop {
+            let slot = self.slots.get(at)?;
+            // The first and the last eight bytes of words of equal length up to sixteen bytes
+            // are the whole words. A head is never 0 (a word has a byte, none of them 0): an
+            // empty slot never matches.
+            if slot.head == head && slot.tail == tail && slot.word.len() == len {
+                return (len <= 16).then_some(slot.id);
+            }
+            if slot.word.is_empty() {
+                return None;
             }
             at = (at + 1) & mask;
         }
@@ -130,12 +159,19 @@ impl<'t> Words<'t> {
     }
 }
 
+/// A word's [`key`].
+struct Key {
+    head: u64,
+    tail: u64,
+    hash: u32,
+}
+
 /// The head of the word `text[start..end]` (its first eight bytes, zero-padded, as a
-/// little-endian number) and its slot hash: the head, and for a longer word its last eight
-/// bytes and length, mixed by a multiply by `multiplier` (the high bits are the well-mixed
-/// ones).
+/// little-endian number), its tail (the last eight bytes of a longer word, else 0) and its slot
+/// hash: the head, and for a longer word its tail and length, mixed by a multiply by
+/// `multiplier` (the high bits are the well-mixed ones).
 #[inline]
-fn key(text: &[u8], start: usize, end: usize, multiplier: u64) -> (u64, u32) {
+fn key(text: &[u8], start: usize, end: usize, multiplier: u64) -> Key {
     let len = end - start;
     let eight = |at: usize| {
         text.get(at..)
@@ -154,14 +190,15 @@ fn key(text: &[u8], start: usize, end: usize, multiplier: u64) -> (u64, u32) {
         });
         bytes & ((1 << (8 * len)) - 1)
     };
-    let mixed = if len > 8 {
-        head ^ eight(end - 8).unwrap_or(0).rotate_left(29) ^ len as u64
+    let (tail, mixed) = if len > 8 {
+        let tail = eight(end - 8).unwrap_or(0);
+        (tail, head ^ tail.rotate_left(29) ^ len as u64)
     } else {
-        head
+        (0, head)
     };
     #[allow(clippy::cast_possible_truncation)] // the high 32 bits
     let hash = (mixed.wrapping_mul(multiplier) >> 32) as u32;
-    (head, hash)
+    Key { head, tail, hash }
 }
 
 #[cfg(test)]
@@ -184,7 +221,7 @@ mod tests {
         let slots: std::collections::HashSet<usize> = text
             .chunks(9)
             .enumerate()
-            .map(|(i, _)| slot_of(key(&text, 9 * i, 9 * i + 8, multiplier()).1, 4096))
+            .map(|(i, _)| slot_of(key(&text, 9 * i, 9 * i + 8, multiplier()).hash, 4096))
             .collect();
         // A good spread gives about 900 (1,024 keys in 4,096 slots); the multiplier is random
         // per process, and some gave as few as 364 here. The collapse this guards against
@@ -219,6 +256,50 @@ mod tests {
                 }
             }
             start = end + 1;
+        }
+    }
+
+    proptest::proptest! {
+        /// `find` against the ids `insert` gave: it knows every word it says it knows, by the
+        /// right id, and every known word of up to sixteen bytes. Words share first and last
+        /// bytes and lengths around eight and sixteen, and one may end the text.
+        #[test]
+        fn find_agrees_with_insert(
+            pieces in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["", "a", "abcdefgh", "abcdefg", "é"]),
+                    proptest::sample::select(vec!["", "x", "12345678", "yz", "ü"]),
+                    proptest::sample::select(vec!["", "q", "abcdefgh", "ijklmnopq"]),
+                ),
+                1..120,
+            )
+        ) {
+            let words: Vec<String> = pieces
+                .iter()
+                .map(|(a, b, c)| format!("{a}{b}{c}"))
+                .filter(|w| !w.is_empty())
+                .collect();
+            let text = words.join(" ");
+            let bytes = text.as_bytes();
+            let mut table = Words::for_text(16);
+            let mut seen: Vec<&[u8]> = Vec::new();
+            let mut start = 0;
+            for word in &words {
+                let end = start + word.len();
+                let expected = seen.iter().position(|w| *w == &bytes[start..end]);
+                let found = table.find(bytes, start, end);
+                if let Some(id) = found {
+                    proptest::prop_assert_eq!(Some(id as usize), expected, "{}", word);
+                } else {
+                    proptest::prop_assert!(expected.is_none() || word.len() > 16, "{}", word);
+                }
+                let (id, new) = table.insert(bytes, start, end);
+                proptest::prop_assert_eq!(id as usize, expected.unwrap_or(seen.len()));
+                if new {
+                    seen.push(&bytes[start..end]);
+                }
+                start = end + 1;
+            }
         }
     }
 }
