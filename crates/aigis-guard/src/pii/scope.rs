@@ -57,7 +57,13 @@ pub struct Anchors {
     /// the same leftmost-first match end as the meta regex, without its per-search set-up
     /// (about 300 instructions, paid at every digit run).
     dfa: Option<dense::DFA<Vec<u32>>>,
+    /// A test every match start passes (`bytes`, `at`), made before the anchored try: for a
+    /// pattern whose DFA is too large, it spares most tries the meta regex's set-up.
+    check: Option<StartCheck>,
 }
+
+/// A necessary condition for a match to start at `at` of `bytes` (see [`Anchors::check`]).
+pub type StartCheck = fn(&[u8], usize) -> bool;
 
 /// Largest full DFA built for an anchored pattern; a bigger one falls back to the meta regex.
 const MAX_ANCHORED_DFA: usize = 1 << 20;
@@ -77,6 +83,9 @@ pub enum Want {
     EndingAtDigits,
     /// Anchored at these offsets before runs of digits: every match starts there.
     BeforeDigits(&'static [usize]),
+    /// As [`Want::BeforeDigits`], tried only where the check holds (it holds at every match
+    /// start).
+    BeforeDigitsIf(&'static [usize], StartCheck),
 }
 
 impl Scope {
@@ -101,7 +110,7 @@ impl Scope {
             Want::EndingAtDigits => props
                 .maximum_len()
                 .map_or(Self::Whole, |reach| Self::EndingAtDigits { reach }),
-            Want::BeforeDigits(offsets) if min > 0 => {
+            Want::BeforeDigits(offsets) | Want::BeforeDigitsIf(offsets, _) if min > 0 => {
                 let dfa = dense::Builder::new()
                     .configure(
                         dense::Config::new()
@@ -111,13 +120,20 @@ impl Scope {
                     )
                     .build(pattern)
                     .ok();
+                let check = match want {
+                    Want::BeforeDigitsIf(_, check) => Some(check),
+                    _ => None,
+                };
                 Self::BeforeDigits(Box::new(Anchors {
                     offsets,
                     first: *first_bytes(&hir).0,
                     dfa,
+                    check,
                 }))
             }
-            Want::Whole | Want::Runs | Want::BeforeDigits(_) => Self::Whole,
+            Want::Whole | Want::Runs | Want::BeforeDigits(_) | Want::BeforeDigitsIf(..) => {
+                Self::Whole
+            }
         }
     }
 
@@ -279,7 +295,10 @@ fn before_digits(re: &Regex, text: &Text<'_>, anchors: &Anchors, mut f: impl FnM
     starts.dedup();
     let mut from = 0;
     for at in starts {
-        if at < from || !text.text.is_char_boundary(at) {
+        if at < from
+            || !text.text.is_char_boundary(at)
+            || anchors.check.is_some_and(|check| !check(bytes, at))
+        {
             continue;
         }
         let input = Input::new(text.text).range(at..).anchored(Anchored::Yes);
@@ -492,6 +511,16 @@ mod tests {
         "Mr Smith",
         "my name is Ana",
         "12 Main Street",
+        "7b\tÉlysée  Rd.",
+        "123456 O'Neil-Smith Hwy",
+        "1234567 Elm St",
+        "9 St ",
+        " Ave ",
+        "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+        "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+        "BC1",
+        "0x52908400098527886E0F7030069857D2E4169EE7",
+        "0x",
         "bob@example.com",
         "https://e.example/a",
         "4111 1111 1111 1111",
@@ -529,6 +558,22 @@ mod tests {
             2
         );
         assert_eq!(occurrences(&hir("(?::a|b:){3}:?"), b':'), 3);
+    }
+
+    /// Every anchored pattern gets its full DFA or a start check: without either, each try
+    /// pays the meta regex's set-up, which costs more than a whole-text search for the patterns
+    /// tried at every run.
+    #[test]
+    fn anchored_patterns_have_their_dfa_or_a_check() {
+        for (shape, pattern) in PATTERNS {
+            let src = expand(pattern);
+            if let Scope::BeforeDigits(anchors) = Scope::new(&src, super::super::want(*shape)) {
+                assert!(
+                    anchors.dfa.is_some() || anchors.check.is_some(),
+                    "{shape:?}"
+                );
+            }
+        }
     }
 
     proptest! {
