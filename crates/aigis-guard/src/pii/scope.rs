@@ -27,6 +27,8 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 pub enum Scope {
     /// The whole text.
     Whole,
+    /// The whole text, when the test holds (it holds on every text with a match).
+    WholeIf(TextCheck),
     /// Runs of bytes of the pattern's alphabet at least `min` bytes long.
     Runs {
         alphabet: Box<[bool; 256]>,
@@ -65,6 +67,9 @@ pub struct Anchors {
 /// A necessary condition for a match to start at `at` of `bytes` (see [`Anchors::check`]).
 pub type StartCheck = fn(&[u8], usize) -> bool;
 
+/// A necessary condition for a text to hold a match (see [`Scope::WholeIf`]).
+pub type TextCheck = fn(&[u8]) -> bool;
+
 /// Largest full DFA built for an anchored pattern; a bigger one falls back to the meta regex.
 const MAX_ANCHORED_DFA: usize = 1 << 20;
 
@@ -73,6 +78,8 @@ const MAX_ANCHORED_DFA: usize = 1 << 20;
 pub enum Want {
     /// Search the whole text.
     Whole,
+    /// Search the whole text when the test holds (it must hold on every text with a match).
+    WholeIf(TextCheck),
     /// Runs of the pattern's bytes (it must not match empty).
     Runs,
     /// Runs of the pattern's bytes around every occurrence of this byte, which every match
@@ -98,6 +105,7 @@ impl Scope {
         let props = hir.properties();
         let min = props.minimum_len().unwrap_or(0);
         match want {
+            Want::WholeIf(check) => Self::WholeIf(check),
             Want::Runs if min > 0 => Self::Runs {
                 alphabet: alphabet(&hir),
                 min,
@@ -155,6 +163,11 @@ impl Scope {
         }
         match self {
             Self::Whole => search(0..bytes.len()),
+            Self::WholeIf(check) => {
+                if check(bytes) {
+                    search(0..bytes.len());
+                }
+            }
             Self::Runs { alphabet, min } => {
                 crate::runs(bytes, *min, |b| alphabet[usize::from(b)], search);
             }
@@ -523,6 +536,10 @@ mod tests {
         "0x",
         "bob@example.com",
         "https://e.example/a",
+        "WwW.e.example",
+        "www",
+        "FTP://x.y",
+        "Www.",
         "4111 1111 1111 1111",
         "078-05-1120",
         "07805 1120",
@@ -574,6 +591,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// `may_hold_url` compares `www` ignoring ASCII case only: `w` matches no other character
+    /// under the URL pattern's `(?i)`.
+    #[test]
+    fn w_folds_only_to_its_ascii_cases() {
+        let re = Regex::new("(?i)^w$").unwrap();
+        let odd: Vec<char> = (0..=0x0010_FFFF)
+            .filter_map(char::from_u32)
+            .filter(|c| !c.eq_ignore_ascii_case(&'w') && re.is_match(&c.to_string()))
+            .collect();
+        assert!(odd.is_empty(), "{odd:?}");
     }
 
     proptest! {
