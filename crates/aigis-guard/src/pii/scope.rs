@@ -27,6 +27,8 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 pub enum Scope {
     /// The whole text.
     Whole,
+    /// The whole text, when the test holds (it holds on every text with a match).
+    WholeIf(TextCheck),
     /// Runs of bytes of the pattern's alphabet at least `min` bytes long.
     Runs {
         alphabet: Box<[bool; 256]>,
@@ -57,7 +59,16 @@ pub struct Anchors {
     /// the same leftmost-first match end as the meta regex, without its per-search set-up
     /// (about 300 instructions, paid at every digit run).
     dfa: Option<dense::DFA<Vec<u32>>>,
+    /// A test every match start passes (`bytes`, `at`), made before the anchored try: for a
+    /// pattern whose DFA is too large, it spares most tries the meta regex's set-up.
+    check: Option<StartCheck>,
 }
+
+/// A necessary condition for a match to start at `at` of `bytes` (see [`Anchors::check`]).
+pub type StartCheck = fn(&[u8], usize) -> bool;
+
+/// A necessary condition for a text to hold a match (see [`Scope::WholeIf`]).
+pub type TextCheck = fn(&[u8]) -> bool;
 
 /// Largest full DFA built for an anchored pattern; a bigger one falls back to the meta regex.
 const MAX_ANCHORED_DFA: usize = 1 << 20;
@@ -67,6 +78,8 @@ const MAX_ANCHORED_DFA: usize = 1 << 20;
 pub enum Want {
     /// Search the whole text.
     Whole,
+    /// Search the whole text when the test holds (it must hold on every text with a match).
+    WholeIf(TextCheck),
     /// Runs of the pattern's bytes (it must not match empty).
     Runs,
     /// Runs of the pattern's bytes around every occurrence of this byte, which every match
@@ -77,6 +90,9 @@ pub enum Want {
     EndingAtDigits,
     /// Anchored at these offsets before runs of digits: every match starts there.
     BeforeDigits(&'static [usize]),
+    /// As [`Want::BeforeDigits`], tried only where the check holds (it holds at every match
+    /// start).
+    BeforeDigitsIf(&'static [usize], StartCheck),
 }
 
 impl Scope {
@@ -89,6 +105,7 @@ impl Scope {
         let props = hir.properties();
         let min = props.minimum_len().unwrap_or(0);
         match want {
+            Want::WholeIf(check) => Self::WholeIf(check),
             Want::Runs if min > 0 => Self::Runs {
                 alphabet: alphabet(&hir),
                 min,
@@ -101,7 +118,7 @@ impl Scope {
             Want::EndingAtDigits => props
                 .maximum_len()
                 .map_or(Self::Whole, |reach| Self::EndingAtDigits { reach }),
-            Want::BeforeDigits(offsets) if min > 0 => {
+            Want::BeforeDigits(offsets) | Want::BeforeDigitsIf(offsets, _) if min > 0 => {
                 let dfa = dense::Builder::new()
                     .configure(
                         dense::Config::new()
@@ -111,13 +128,20 @@ impl Scope {
                     )
                     .build(pattern)
                     .ok();
+                let check = match want {
+                    Want::BeforeDigitsIf(_, check) => Some(check),
+                    _ => None,
+                };
                 Self::BeforeDigits(Box::new(Anchors {
                     offsets,
                     first: *first_bytes(&hir).0,
                     dfa,
+                    check,
                 }))
             }
-            Want::Whole | Want::Runs | Want::BeforeDigits(_) => Self::Whole,
+            Want::Whole | Want::Runs | Want::BeforeDigits(_) | Want::BeforeDigitsIf(..) => {
+                Self::Whole
+            }
         }
     }
 
@@ -139,6 +163,11 @@ impl Scope {
         }
         match self {
             Self::Whole => search(0..bytes.len()),
+            Self::WholeIf(check) => {
+                if check(bytes) {
+                    search(0..bytes.len());
+                }
+            }
             Self::Runs { alphabet, min } => {
                 crate::runs(bytes, *min, |b| alphabet[usize::from(b)], search);
             }
@@ -279,7 +308,10 @@ fn before_digits(re: &Regex, text: &Text<'_>, anchors: &Anchors, mut f: impl FnM
     starts.dedup();
     let mut from = 0;
     for at in starts {
-        if at < from || !text.text.is_char_boundary(at) {
+        if at < from
+            || !text.text.is_char_boundary(at)
+            || anchors.check.is_some_and(|check| !check(bytes, at))
+        {
             continue;
         }
         let input = Input::new(text.text).range(at..).anchored(Anchored::Yes);
@@ -492,8 +524,22 @@ mod tests {
         "Mr Smith",
         "my name is Ana",
         "12 Main Street",
+        "7b\tÉlysée  Rd.",
+        "123456 O'Neil-Smith Hwy",
+        "1234567 Elm St",
+        "9 St ",
+        " Ave ",
+        "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+        "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+        "BC1",
+        "0x52908400098527886E0F7030069857D2E4169EE7",
+        "0x",
         "bob@example.com",
         "https://e.example/a",
+        "WwW.e.example",
+        "www",
+        "FTP://x.y",
+        "Www.",
         "4111 1111 1111 1111",
         "078-05-1120",
         "07805 1120",
@@ -529,6 +575,34 @@ mod tests {
             2
         );
         assert_eq!(occurrences(&hir("(?::a|b:){3}:?"), b':'), 3);
+    }
+
+    /// Every anchored pattern gets its full DFA or a start check: without either, each try
+    /// pays the meta regex's set-up, which costs more than a whole-text search for the patterns
+    /// tried at every run.
+    #[test]
+    fn anchored_patterns_have_their_dfa_or_a_check() {
+        for (shape, pattern) in PATTERNS {
+            let src = expand(pattern);
+            if let Scope::BeforeDigits(anchors) = Scope::new(&src, super::super::want(*shape)) {
+                assert!(
+                    anchors.dfa.is_some() || anchors.check.is_some(),
+                    "{shape:?}"
+                );
+            }
+        }
+    }
+
+    /// `may_hold_url` compares `www` ignoring ASCII case only: `w` matches no other character
+    /// under the URL pattern's `(?i)`.
+    #[test]
+    fn w_folds_only_to_its_ascii_cases() {
+        let re = Regex::new("(?i)^w$").unwrap();
+        let odd: Vec<char> = (0..=0x0010_FFFF)
+            .filter_map(char::from_u32)
+            .filter(|c| !c.eq_ignore_ascii_case(&'w') && re.is_match(&c.to_string()))
+            .collect();
+        assert!(odd.is_empty(), "{odd:?}");
     }
 
     proptest! {
