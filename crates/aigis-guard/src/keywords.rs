@@ -3,10 +3,8 @@
 //! The secrets keywords and the signatures' prefix literals are searched in overlapping mode
 //! over every text. The `aho-corasick` crate's overlapping search costs about 19 instructions
 //! per byte whatever the text (its search loop keeps its position in a state struct and checks
-//! for special states byte by byte); this automaton is a plain table walk, one load per byte
-//! (a state's row has a column per byte value, so no byte-class lookup comes before it: about
-//! 2 MB and 4 MB for the two keyword sets instead of 0.5 and 2 MB, one instruction a byte
-//! less), and a transition into a state where keywords end carries a flag in its top bit. The table is
+//! for special states byte by byte); this automaton is a plain table walk, one load per byte,
+//! and a transition into a state where keywords end carries a flag in its top bit. The table is
 //! padded to a power of two so that a transition index masked to it needs no bounds check
 //! (the padding, up to half the table, is never read), and the same mask drops the flag. The
 //! walk ORs the targets of eight bytes together and tests the flag once per eight bytes (55
@@ -23,13 +21,13 @@ use std::ops::Range;
 /// Set in a transition of [`Keywords::table`] whose target is a state where keywords end.
 const ENDS: usize = 1 << 31;
 
-/// Columns of a row of [`Keywords::table`]: one per byte value.
-const STRIDE: usize = 256;
-
-/// A full DFA over keywords: `table[state * STRIDE + byte]` is the next state (times
-/// [`STRIDE`]), with [`ENDS`] set when keywords end there.
+/// A full DFA over keywords: `table[state * stride + class]` is the next state (times
+/// `stride`), with [`ENDS`] set when keywords end there.
 #[derive(Debug, Clone)]
 pub(crate) struct Keywords {
+    /// Byte to column; 0 for bytes no keyword holds.
+    classes: [u8; 256],
+    stride: usize,
     /// Its length, a power of two, is at most [`ENDS`]: masked to it, an index loses the flag.
     table: Vec<u32>,
     /// Per state: the range of `outputs` holding the keywords that end there.
@@ -118,17 +116,15 @@ impl Keywords {
         }
         let mut ends = Vec::with_capacity(states);
         let mut outputs = Vec::new();
-        let mut table = Vec::with_capacity(states * STRIDE);
-        u32::try_from(states.checked_mul(STRIDE)?).ok()?;
+        let mut table = Vec::with_capacity(states * columns);
         for s in 0..states {
             let start = u32::try_from(outputs.len()).ok()?;
             outputs.extend_from_slice(&lists[s]);
             ends.push(start..u32::try_from(outputs.len()).ok()?);
-            for &class in &classes {
-                let t = delta[s * columns + usize::from(class)];
+            for &t in &delta[s * columns..(s + 1) * columns] {
                 let flag = if lists[t].is_empty() { 0 } else { ENDS };
                 // Below 2^32: checked below.
-                table.push(u32::try_from((t * STRIDE) | flag).ok()?);
+                table.push(u32::try_from((t * columns) | flag).ok()?);
             }
         }
         // Padded to a power of two: a transition index masked to it needs no bounds check,
@@ -138,6 +134,8 @@ impl Keywords {
             return None;
         }
         Some(Self {
+            classes,
+            stride: columns,
             table,
             ends,
             outputs,
@@ -148,7 +146,9 @@ impl Keywords {
     /// Bytes held by the automaton's tables.
     #[cfg(test)]
     pub(crate) fn memory_usage(&self) -> usize {
-        4 * (self.table.len() + self.outputs.len()) + 8 * (self.ends.len() + self.lengths.len())
+        4 * (self.table.len() + self.outputs.len())
+            + 8 * (self.ends.len() + self.lengths.len())
+            + 256
     }
 
     /// Calls `f` with the index and byte range of every keyword occurrence in `haystack`, in
@@ -157,7 +157,7 @@ impl Keywords {
         let (mut at, mut state) = (0, 0);
         while let Some((end, next)) = self.next_match(haystack, at, state) {
             (at, state) = (end, next);
-            let ends = &self.ends[(state & !ENDS) / STRIDE];
+            let ends = &self.ends[(state & !ENDS) / self.stride];
             for &id in &self.outputs[ends.start as usize..ends.end as usize] {
                 let id = id as usize;
                 f(id, end - self.lengths[id]..end);
@@ -172,7 +172,7 @@ impl Keywords {
     #[inline(never)]
     fn next_match(&self, haystack: &[u8], at: usize, state: usize) -> Option<(usize, usize)> {
         let mask = self.table.len().checked_sub(1)?;
-        let table = self.table.get(..=mask)?;
+        let (table, classes) = (self.table.get(..=mask)?, &self.classes);
         let mut state = state;
         // Eight bytes a turn (the inner loop is unrolled): one test of their targets ORed
         // together; the eight are walked again only when one of them ends keywords.
@@ -182,7 +182,7 @@ impl Keywords {
             let from = state;
             let mut seen = 0;
             for &b in chunk {
-                state = table[(state + usize::from(b)) & mask] as usize;
+                state = table[(state + usize::from(classes[usize::from(b)])) & mask] as usize;
                 seen |= state;
             }
             if seen & ENDS != 0 {
@@ -201,7 +201,7 @@ impl Keywords {
         let mask = self.table.len().checked_sub(1)?;
         let mut state = state;
         for (j, &b) in bytes.iter().enumerate() {
-            let next = (state + usize::from(b)) & mask;
+            let next = (state + usize::from(self.classes[usize::from(b)])) & mask;
             state = *self.table.get(next)? as usize;
             if state & ENDS != 0 {
                 return Some((at + j + 1, state));
