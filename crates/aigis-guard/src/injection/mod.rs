@@ -258,15 +258,19 @@ mod tests {
         same_as_window_by_window(&"漢".repeat(2000));
     }
 
+    /// Words of long texts that span several windows: short words, punctuation runs and
+    /// multi-byte characters, concatenated by the tests.
+    fn long_text_words() -> impl proptest::strategy::Strategy<Value = Vec<String>> {
+        proptest::collection::vec(
+            proptest::string::string_regex("[a-dé漢'<|#!. ]{1,12}").unwrap(),
+            200..900,
+        )
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
         #[test]
-        fn long_random_texts_score_as_their_windows(
-            words in proptest::collection::vec(
-                proptest::string::string_regex("[a-dé漢'<|#!. ]{1,12}").unwrap(),
-                200..900,
-            )
-        ) {
+        fn long_random_texts_score_as_their_windows(words in long_text_words()) {
             same_as_window_by_window(&words.concat());
         }
     }
@@ -277,10 +281,7 @@ mod tests {
         /// checked tables, every bigram added on its own).
         #[test]
         fn long_random_texts_score_as_their_windows_with_other_widths(
-            words in proptest::collection::vec(
-                proptest::string::string_regex("[a-dé漢'<|#!. ]{1,12}").unwrap(),
-                200..900,
-            ),
+            words in long_text_words(),
             width in proptest::sample::select(vec![10u8, 12, 17]),
         ) {
             let weights: Vec<f32> = (0..1u32 << width)
