@@ -81,9 +81,9 @@ const SPARE_EVENTS: usize = MAX_BATCH;
 const SPARE_EVENT_BYTES: usize = 8 << 10;
 
 /// The events of the writer's current batch, in log order. [`Batch::push_ref`] encodes into
-/// the buffers of an event of an earlier batch: under steady load the writer allocates nothing
-/// per event, and its encodings land on pages already mapped (fresh allocations of each batch
-/// were a third of the gateway's page faults with recording on, `docs/BENCHMARKS.md`).
+/// the buffers of an event of an earlier batch: under steady load no event buffer is
+/// allocated, and encodings land on pages already mapped (the encoded events' fresh
+/// allocations were 38% of the writer's page faults in session 16, `docs/BENCHMARKS.md`).
 #[derive(Default)]
 pub struct Batch {
     events: Vec<Encoded>,
