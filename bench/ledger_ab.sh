@@ -7,7 +7,8 @@
 #   bash bench/ledger_ab.sh ROUNDS OUT.txt LABEL=BINDIR[:SETTING] ...
 # BINDIR holds a release `aigis` and `aigis-mock-upstream` (the first variant's serve the
 # ledger-off runs and the mock). SETTING is either `env:NAME=VALUE` (the gateway's environment)
-# or one line added to the variant's `[ledger]` table, e.g. `commit_interval = "2ms"`.
+# or one line added to the variant's `[ledger]` table, e.g. `commit_interval = "2ms"`; a `store = …` line
+# replaces the store: `store = "file:mem/ledger"` puts it in memory (`mem` links to /dev/shm).
 #   cp -r $CARGO_TARGET_DIR/release/{aigis,aigis-mock-upstream} /tmp/base/   # then build B
 #   bash bench/ledger_ab.sh 5 /tmp/ab.txt base=/tmp/base new=$CARGO_TARGET_DIR/release
 # Mock, gateway and wrk run at SCHED_RR priority 50 (as `bench/ledger.sh --gateway` with
@@ -35,7 +36,9 @@ printf '\n[ledger]\nstore = "file:ledger"\nsigning_key = "file:ledger.key"\n' >>
 rt=(chrt -r 50)
 "${rt[@]}" taskset -c 1 "$first/aigis-mock-upstream" --listen 127.0.0.1:18501 >/dev/null 2>&1 &
 mock=$!
-trap 'kill $mock 2>/dev/null; rm -rf "$work"' EXIT
+mem=$(mktemp -d /dev/shm/ledger_ab.XXXXXX)
+ln -s "$mem" "$work/mem"
+trap 'kill $mock 2>/dev/null; rm -rf "$work" "$mem"' EXIT
 sleep 0.5
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 writer_ticks() { cat "/proc/$1"/task/*/stat 2>/dev/null | awk '/\(aigis-ledger\)/ {s += $14 + $15} END {print s + 0}'; }
@@ -47,12 +50,15 @@ for r in $(seq 1 "$rounds"); do
     [[ $label == off ]] && mode=off
     if [[ $setting == env:* ]]; then
       envs=("${setting#env:}")
+    elif [[ $setting == store\ =* ]]; then
+      mode=variant
+      sed "s|^store = .*|$setting|" "$work/file.toml" >"$work/variant.toml"
     elif [[ -n $setting ]]; then
       mode=variant
       cp "$work/file.toml" "$work/variant.toml"
       printf '%s\n' "$setting" >>"$work/variant.toml"
     fi
-    rm -rf "$work/ledger"
+    rm -rf "$work/ledger" "$mem/ledger"
     env "${envs[@]}" "${rt[@]}" taskset -c 1 "$dir/aigis" gateway --config "$work/$mode.toml" \
       --log-format json >/dev/null 2>"$work/gateway.log" &
     gw=$!
