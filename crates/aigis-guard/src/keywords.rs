@@ -21,6 +21,9 @@ use std::ops::Range;
 /// Set in a transition of [`Keywords::table`] whose target is a state where keywords end.
 const ENDS: usize = 1 << 31;
 
+/// Texts of at least this many bytes are walked in two lanes ([`Keywords::overlapping_in_lanes`]).
+const TWO_LANES: usize = 4096;
+
 /// A full DFA over keywords: `table[state * stride + class]` is the next state (times
 /// `stride`), with [`ENDS`] set when keywords end there.
 #[derive(Debug, Clone)]
@@ -35,6 +38,8 @@ pub(crate) struct Keywords {
     outputs: Vec<u32>,
     /// Per keyword: its length in bytes.
     lengths: Vec<usize>,
+    /// The longest keyword's length.
+    longest: usize,
 }
 
 impl Keywords {
@@ -140,6 +145,7 @@ impl Keywords {
             ends,
             outputs,
             lengths: keywords.iter().map(|k| k.len()).collect(),
+            longest: keywords.iter().map(|k| k.len()).max().unwrap_or(0),
         })
     }
 
@@ -154,15 +160,103 @@ impl Keywords {
     /// Calls `f` with the index and byte range of every keyword occurrence in `haystack`, in
     /// the order of `AhoCorasick::find_overlapping_iter` (see the module docs).
     pub(crate) fn overlapping(&self, haystack: &[u8], mut f: impl FnMut(usize, Range<usize>)) {
-        let (mut at, mut state) = (0, 0);
+        if haystack.len() >= TWO_LANES {
+            self.overlapping_in_lanes(haystack, &mut f);
+        } else {
+            self.overlapping_from(haystack, 0, 0, &mut f);
+        }
+    }
+
+    /// [`Keywords::overlapping`] from byte `at` of `haystack`, in `state`.
+    fn overlapping_from(
+        &self,
+        haystack: &[u8],
+        mut at: usize,
+        mut state: usize,
+        f: &mut impl FnMut(usize, Range<usize>),
+    ) {
         while let Some((end, next)) = self.next_match(haystack, at, state) {
             (at, state) = (end, next);
-            let ends = &self.ends[(state & !ENDS) / self.stride];
-            for &id in &self.outputs[ends.start as usize..ends.end as usize] {
-                let id = id as usize;
-                f(id, end - self.lengths[id]..end);
+            self.report(state, end, f);
+        }
+    }
+
+    /// Calls `f` with the keywords that end at `end`, where the walk is in `state`.
+    fn report(&self, state: usize, end: usize, f: &mut impl FnMut(usize, Range<usize>)) {
+        let ends = &self.ends[(state & !ENDS) / self.stride];
+        for &id in &self.outputs[ends.start as usize..ends.end as usize] {
+            let id = id as usize;
+            f(id, end - self.lengths[id]..end);
+        }
+    }
+
+    /// [`Keywords::overlapping`] as two walks in one loop, over the two halves of `haystack`.
+    ///
+    /// One walk is a chain of dependent loads (a table lookup a byte, each waiting for the
+    /// last), so the core mostly waits; two independent chains keep it busy. The second walk
+    /// starts from the root `longest - 1` bytes before the middle: a state stands for at most
+    /// the last `longest` bytes read, so from the middle on it is the state of a walk from the
+    /// start, and it reports only keywords that end past the middle. Those are held until the
+    /// first half's are reported, so the order is that of one walk.
+    fn overlapping_in_lanes(&self, haystack: &[u8], f: &mut impl FnMut(usize, Range<usize>)) {
+        let Some(mask) = self.table.len().checked_sub(1) else {
+            return;
+        };
+        let (table, classes) = (&self.table[..=mask], &self.classes);
+        let middle = haystack.len() / 2;
+        let from = middle.saturating_sub(self.longest.saturating_sub(1));
+        let (first, second) = (&haystack[..middle], &haystack[from..]);
+        let mut later = Vec::new();
+        let mut keep = |id: usize, r: Range<usize>| {
+            if r.end > middle {
+                later.push((id, r));
+            }
+        };
+        let (mut a, mut b) = (0usize, 0usize);
+        let mut chunks = first.chunks_exact(8).zip(second.chunks_exact(8));
+        let mut done = 0;
+        for (x, y) in &mut chunks {
+            let (a0, b0) = (a, b);
+            let (mut seen_a, mut seen_b) = (0, 0);
+            for (&p, &q) in x.iter().zip(y) {
+                a = table[(a + usize::from(classes[usize::from(p)])) & mask] as usize;
+                b = table[(b + usize::from(classes[usize::from(q)])) & mask] as usize;
+                seen_a |= a;
+                seen_b |= b;
+            }
+            if seen_a & ENDS != 0 {
+                a = self.walk_reporting(x, done, a0, f);
+            }
+            if seen_b & ENDS != 0 {
+                b = self.walk_reporting(y, from + done, b0, &mut keep);
+            }
+            done += 8;
+        }
+        self.overlapping_from(first, done, a, f);
+        self.overlapping_from(haystack, from + done, b, &mut keep);
+        for (id, r) in later {
+            f(id, r);
+        }
+    }
+
+    /// Walks `bytes` (at offset `at` of the text) from `state`, reporting every keyword that
+    /// ends in them; returns the state after them. Out of line, like [`Keywords::first_match`].
+    #[inline(never)]
+    fn walk_reporting(
+        &self,
+        bytes: &[u8],
+        at: usize,
+        mut state: usize,
+        f: &mut impl FnMut(usize, Range<usize>),
+    ) -> usize {
+        let mask = self.table.len() - 1;
+        for (j, &b) in bytes.iter().enumerate() {
+            state = self.table[(state + usize::from(self.classes[usize::from(b)])) & mask] as usize;
+            if state & ENDS != 0 {
+                self.report(state, at + j + 1, f);
             }
         }
+        state
     }
 
     /// Walks the table from `state` at byte `at` to the next state where keywords end: the
@@ -231,7 +325,10 @@ mod tests {
             .find_overlapping_iter(text)
             .map(|m| (m.pattern().as_usize(), m.range()))
             .collect();
-        prop_assert_eq!(got, want, "{:?}", text);
+        prop_assert_eq!(&got, &want, "{:?}", text);
+        got.clear();
+        k.overlapping_in_lanes(text.as_bytes(), &mut |id, r| got.push((id, r)));
+        prop_assert_eq!(got, want, "two lanes: {:?}", text);
         Ok(())
     }
 
