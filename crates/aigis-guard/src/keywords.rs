@@ -213,9 +213,8 @@ impl Keywords {
             }
         };
         let (mut a, mut b) = (0usize, 0usize);
-        let mut chunks = first.chunks_exact(8).zip(second.chunks_exact(8));
         let mut done = 0;
-        for (x, y) in &mut chunks {
+        for (x, y) in first.chunks_exact(8).zip(second.chunks_exact(8)) {
             let (a0, b0) = (a, b);
             let (mut seen_a, mut seen_b) = (0, 0);
             for (&p, &q) in x.iter().zip(y) {
