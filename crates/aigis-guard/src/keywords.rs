@@ -24,6 +24,10 @@ const ENDS: usize = 1 << 31;
 /// Texts of at least this many bytes are walked in two lanes ([`Keywords::overlapping_in_lanes`]).
 const TWO_LANES: usize = 4096;
 
+/// Bytes walked in two lanes at a time: the second lane's keywords wait for the first's, so a
+/// block bounds how many are held (at most a few per byte of half a block).
+const LANE_BLOCK: usize = 256 << 10;
+
 /// A full DFA over keywords: `table[state * stride + class]` is the next state (times
 /// `stride`), with [`ENDS`] set when keywords end there.
 #[derive(Debug, Clone)]
@@ -161,9 +165,25 @@ impl Keywords {
     /// the order of `AhoCorasick::find_overlapping_iter` (see the module docs).
     pub(crate) fn overlapping(&self, haystack: &[u8], mut f: impl FnMut(usize, Range<usize>)) {
         if haystack.len() >= TWO_LANES {
-            self.overlapping_in_lanes(haystack, &mut f);
+            self.overlapping_in_blocks(haystack, LANE_BLOCK, &mut f);
         } else {
             self.overlapping_from(haystack, 0, 0, &mut f);
+        }
+    }
+
+    /// [`Keywords::overlapping`] over blocks of `block` bytes, each walked in two lanes
+    /// ([`Keywords::overlapping_in_lanes`]), the state carried from one block to the next.
+    fn overlapping_in_blocks(
+        &self,
+        haystack: &[u8],
+        block: usize,
+        f: &mut impl FnMut(usize, Range<usize>),
+    ) {
+        let (mut at, mut state) = (0, 0);
+        while at < haystack.len() {
+            let end = at.saturating_add(block.max(1)).min(haystack.len());
+            state = self.overlapping_in_lanes(haystack, at..end, state, f);
+            at = end;
         }
     }
 
@@ -190,29 +210,40 @@ impl Keywords {
         }
     }
 
-    /// [`Keywords::overlapping`] as two walks in one loop, over the two halves of `haystack`.
+    /// The keywords ending in `range` of `haystack`, walked from `state` at its start, as two
+    /// walks in one loop over its two halves; returns the state at its end.
     ///
     /// One walk is a chain of dependent loads (a table lookup a byte, each waiting for the
     /// last), so the core mostly waits; two independent chains keep it busy. The second walk
     /// starts from the root `longest - 1` bytes before the middle: a state stands for at most
     /// the last `longest` bytes read, so from the middle on it is the state of a walk from the
     /// start, and it reports only keywords that end past the middle. Those are held until the
-    /// first half's are reported, so the order is that of one walk.
-    fn overlapping_in_lanes(&self, haystack: &[u8], f: &mut impl FnMut(usize, Range<usize>)) {
+    /// first half's are reported, so the order is that of one walk; a block bounds how many
+    /// are held.
+    fn overlapping_in_lanes(
+        &self,
+        haystack: &[u8],
+        range: Range<usize>,
+        state: usize,
+        f: &mut impl FnMut(usize, Range<usize>),
+    ) -> usize {
         let Some(mask) = self.table.len().checked_sub(1) else {
-            return;
+            return state;
         };
         let (table, classes) = (&self.table[..=mask], &self.classes);
-        let middle = haystack.len() / 2;
-        let from = middle.saturating_sub(self.longest.saturating_sub(1));
-        let (first, second) = (&haystack[..middle], &haystack[from..]);
+        let middle = range.start + range.len() / 2;
+        let from = middle
+            .saturating_sub(self.longest.saturating_sub(1))
+            .max(range.start);
+        // Too short a first half to warm up in: the second walk starts where the first does.
+        let (mut a, mut b) = (state, if from == range.start { state } else { 0 });
+        let (first, second) = (&haystack[range.start..middle], &haystack[from..range.end]);
         let mut later = Vec::new();
         let mut keep = |id: usize, r: Range<usize>| {
             if r.end > middle {
                 later.push((id, r));
             }
         };
-        let (mut a, mut b) = (0usize, 0usize);
         let mut done = 0;
         for (x, y) in first.chunks_exact(8).zip(second.chunks_exact(8)) {
             let (a0, b0) = (a, b);
@@ -224,18 +255,19 @@ impl Keywords {
                 seen_b |= b;
             }
             if seen_a & ENDS != 0 {
-                a = self.walk_reporting(x, done, a0, f);
+                a = self.walk_reporting(x, range.start + done, a0, f);
             }
             if seen_b & ENDS != 0 {
                 b = self.walk_reporting(y, from + done, b0, &mut keep);
             }
             done += 8;
         }
-        self.overlapping_from(first, done, a, f);
-        self.overlapping_from(haystack, from + done, b, &mut keep);
+        self.walk_reporting(&first[done..], range.start + done, a, f);
+        let end = self.walk_reporting(&second[done..], from + done, b, &mut keep);
         for (id, r) in later {
             f(id, r);
         }
+        end
     }
 
     /// Walks `bytes` (at offset `at` of the text) from `state`, reporting every keyword that
@@ -325,9 +357,11 @@ mod tests {
             .map(|m| (m.pattern().as_usize(), m.range()))
             .collect();
         prop_assert_eq!(&got, &want, "{:?}", text);
-        got.clear();
-        k.overlapping_in_lanes(text.as_bytes(), &mut |id, r| got.push((id, r)));
-        prop_assert_eq!(got, want, "two lanes: {:?}", text);
+        for block in [1, 7, 16, 61, text.len().max(1)] {
+            got.clear();
+            k.overlapping_in_blocks(text.as_bytes(), block, &mut |id, r| got.push((id, r)));
+            prop_assert_eq!(&got, &want, "two lanes, blocks of {}: {:?}", block, text);
+        }
         Ok(())
     }
 
