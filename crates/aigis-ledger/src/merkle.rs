@@ -403,7 +403,35 @@ pub fn verify_consistency<H: AsRef<[u8]>>(
 /// leaf, 64 bytes): proofs for any size up to [`Tree::size`] without touching storage.
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
-    levels: Vec<Vec<Hash>>,
+    levels: Vec<Level>,
+}
+
+/// Hashes a [`Level`] chunk holds (128 KiB).
+const CHUNK: usize = 1 << 12;
+
+/// One level of a [`Tree`], in chunks of [`CHUNK`] hashes. It grows a chunk at a time and never
+/// moves what it holds: a level in one `Vec` copied all of it into fresh pages each time it
+/// doubled, on the ledger writer's thread (hundreds of MB at ten million entries).
+#[derive(Debug, Clone, Default)]
+struct Level {
+    chunks: Vec<Vec<Hash>>,
+    len: usize,
+}
+
+impl Level {
+    fn push(&mut self, hash: Hash) {
+        if self.len.is_multiple_of(CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(hash);
+            self.len += 1;
+        }
+    }
+
+    fn get(&self, index: usize) -> Option<&Hash> {
+        self.chunks.get(index / CHUNK)?.get(index % CHUNK)
+    }
 }
 
 impl Tree {
@@ -414,24 +442,25 @@ impl Tree {
 
     /// Number of leaves.
     pub fn size(&self) -> u64 {
-        self.levels.first().map_or(0, |l| l.len() as u64)
+        self.levels.first().map_or(0, |l| l.len as u64)
     }
 
     /// Appends a leaf hash and completes every perfect subtree it closes.
     pub fn push(&mut self, leaf: Hash) {
-        if self.levels.is_empty() {
-            self.levels.push(Vec::new());
-        }
-        self.levels[0].push(leaf);
-        let mut level = 0;
-        while self.levels[level].len().is_multiple_of(2) {
-            let l = &self.levels[level];
-            let h = node_hash(&l[l.len() - 2], &l[l.len() - 1]);
-            if self.levels.len() == level + 1 {
-                self.levels.push(Vec::new());
+        let mut node = leaf;
+        for level in 0.. {
+            if self.levels.len() == level {
+                self.levels.push(Level::default());
             }
-            self.levels[level + 1].push(h);
-            level += 1;
+            let l = &mut self.levels[level];
+            l.push(node);
+            if !l.len.is_multiple_of(2) {
+                return;
+            }
+            let (Some(left), Some(right)) = (l.get(l.len - 2), l.get(l.len - 1)) else {
+                return;
+            };
+            node = node_hash(left, right);
         }
     }
 

@@ -33,6 +33,38 @@ fn mth(leaves: &[Hash]) -> Hash {
     }
 }
 
+/// Past the 4,096-hash chunks the tree keeps its levels in: roots at sizes on either side of
+/// each chunk edge (levels 0 and 1) match the RFC definition, and inclusion proofs for the
+/// leaves there verify.
+#[test]
+fn roots_and_proofs_across_chunk_edges() {
+    let n = 3 * 4096 + 5;
+    let t = tree(n);
+    let leaves: Vec<Hash> = (0..n).map(|i| t.leaf(i).unwrap()).collect();
+    for size in [
+        4095,
+        4096,
+        4097,
+        8191,
+        8192,
+        8193,
+        2 * 8192 - 1,
+        2 * 8192,
+        n,
+    ] {
+        let size = size.min(n);
+        let root = mth(&leaves[..size as usize]);
+        assert_eq!(t.root_at(size).unwrap(), root, "size {size}");
+        for index in [0, 4095, 4096, size - 1] {
+            if index < size {
+                let proof = t.inclusion_proof(index, size).unwrap();
+                merkle::verify_inclusion(index, size, &leaves[index as usize], &proof, &root)
+                    .unwrap();
+            }
+        }
+    }
+}
+
 fn flip(proof: &mut [Hash], bit: usize) {
     let i = (bit / 256) % proof.len();
     proof[i][(bit % 256) / 8] ^= 1 << (bit % 8);
