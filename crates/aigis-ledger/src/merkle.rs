@@ -412,7 +412,8 @@ const CHUNK: usize = 1 << 12;
 /// One level of a [`Tree`], in chunks of [`CHUNK`] hashes. It grows a chunk at a time and never
 /// moves what it holds. A level in one `Vec` was reallocated each time it doubled, on the ledger
 /// writer's thread; with an allocator that copies (mimalloc, the gateway's, does for blocks this
-/// large), that is all of it, 320 MB for level 0 at ten million entries, while appends wait.
+/// large), that is all of it: hundreds of MB for level 0 past ten million entries, while
+/// appends wait.
 #[derive(Debug, Clone, Default)]
 struct Level {
     chunks: Vec<Vec<Hash>>,
