@@ -22,7 +22,7 @@ use std::ops::Range;
 const ENDS: usize = 1 << 31;
 
 /// Texts of at least this many bytes are walked in two lanes ([`Keywords::overlapping_in_lanes`]).
-const TWO_LANES: usize = 4096;
+const LANES_MIN_LEN: usize = 4096;
 
 /// Bytes walked in two lanes at a time: the second lane's keywords wait for the first's, so a
 /// block bounds how many are held (at most a few per byte of half a block).
@@ -164,7 +164,7 @@ impl Keywords {
     /// Calls `f` with the index and byte range of every keyword occurrence in `haystack`, in
     /// the order of `AhoCorasick::find_overlapping_iter` (see the module docs).
     pub(crate) fn overlapping(&self, haystack: &[u8], mut f: impl FnMut(usize, Range<usize>)) {
-        if haystack.len() >= TWO_LANES {
+        if haystack.len() >= LANES_MIN_LEN {
             self.overlapping_in_blocks(haystack, LANE_BLOCK, &mut f);
         } else {
             self.overlapping_from(haystack, 0, 0, &mut f);

@@ -160,6 +160,18 @@ pub(crate) fn runs(
     }
 }
 
+/// The characters other than `letter`'s ASCII cases that `(?i)letter` matches: what a check
+/// comparing with `eq_ignore_ascii_case` must also allow for.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test helper")]
+pub(crate) fn case_fold_twins(letter: char) -> Vec<char> {
+    let re = regex::Regex::new(&format!("(?i)^{letter}$")).unwrap();
+    (0..=0x0010_FFFF)
+        .filter_map(char::from_u32)
+        .filter(|c| !c.eq_ignore_ascii_case(&letter) && re.is_match(&c.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     proptest::proptest! {
