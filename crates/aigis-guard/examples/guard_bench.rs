@@ -17,6 +17,11 @@ use std::time::Instant;
 
 use aigis_guard::{Guard, Part, Policy, Profile, Source};
 
+/// The allocator the `aigis` binary ships with (see `crates/aigis-cli/src/main.rs`), so the
+/// engine is timed as `aigis guard scan` and the gateway run it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rounds: usize = args
