@@ -44,12 +44,28 @@ const HEADER: usize = 8 + 4 + 4 + 4;
 pub struct ModelError(&'static str);
 
 /// The trained linear model: 16-bit weights, a scale and a bias.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Model {
     bits: u8,
     bias: f32,
     scale: f32,
     weights: Vec<i16>,
+    /// Tells this model's entries in the per-thread [`BagCache`] from other models' (clones
+    /// share it: the fields above never change once built).
+    id: u64,
+}
+
+impl PartialEq for Model {
+    fn eq(&self, other: &Self) -> bool {
+        (self.bits, self.bias, self.scale, &self.weights)
+            == (other.bits, other.bias, other.scale, &other.weights)
+    }
+}
+
+/// A model id that no other model of this process has.
+fn next_model_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Model {
@@ -84,6 +100,7 @@ impl Model {
             bias,
             scale,
             weights,
+            id: next_model_id(),
         })
     }
 
@@ -140,7 +157,40 @@ impl Model {
     /// A distinct word's contribution: the sum of its bag's weights (scaled by [`bag_value`],
     /// in units of 2^-[`FRACTION`] of a weight) and how many features it counts for (in units of
     /// 2^-[`FRACTION`] too).
+    ///
+    /// Memoised per thread (see [`BagCache`]): most words of a text are common ones whose bag
+    /// an earlier text already summed.
     fn bag(&self, word: &[u8], hash: u64) -> (i64, u64) {
+        if word.len() > CACHED_WORD {
+            return self.sum_bag(word, hash);
+        }
+        #[allow(clippy::cast_possible_truncation)] // at most CACHED_WORD
+        let len = word.len() as u8;
+        let mut key = [0u8; CACHED_WORD];
+        key[..word.len()].copy_from_slice(word);
+        BAGS.with_borrow_mut(|cache| {
+            if cache.slots.is_empty() {
+                cache.slots = vec![CachedBag::default(); CACHED_BAGS];
+            }
+            #[allow(clippy::cast_possible_truncation)] // masked below the table's length
+            let slot = &mut cache.slots[(hash ^ (hash >> 32)) as usize & (CACHED_BAGS - 1)];
+            if slot.model == self.id && slot.len == len && slot.word == key {
+                return (slot.sum, slot.count);
+            }
+            let (sum, count) = self.sum_bag(word, hash);
+            *slot = CachedBag {
+                model: self.id,
+                word: key,
+                len,
+                sum,
+                count,
+            };
+            (sum, count)
+        })
+    }
+
+    /// [`Model::bag`], summed.
+    fn sum_bag(&self, word: &[u8], hash: u64) -> (i64, u64) {
         let (mut sum, mut len) = (0i64, 0u64);
         // With the built-in 2^16 buckets the weights are an array a bucket (below 2^16) indexes
         // without a bounds check.
@@ -299,7 +349,34 @@ struct Scratch {
     text: u16,
 }
 
+/// Words up to this many bytes have their bags cached.
+const CACHED_WORD: usize = 16;
+
+/// Slots of the per-thread bag cache (a power of two): 4,096 of 48 bytes, 192 KiB a thread.
+const CACHED_BAGS: usize = 4096;
+
+/// A word's bag contribution as [`Model::bag`] gave it, for the model `model`.
+#[derive(Clone, Copy, Default)]
+struct CachedBag {
+    /// 0 (no model has it) in an empty slot.
+    model: u64,
+    /// The word, zero-padded; `len` tells `ab` from `ab\0`.
+    word: [u8; CACHED_WORD],
+    len: u8,
+    sum: i64,
+    count: u64,
+}
+
+/// Per thread, the bag contributions of recently seen short words, one slot per word hash
+/// (a newer word takes the slot). A bag is a pure function of the word and the model's
+/// weights, so a hit gives exactly what summing it again would.
+#[derive(Default)]
+struct BagCache {
+    slots: Vec<CachedBag>,
+}
+
 thread_local! {
+    static BAGS: std::cell::RefCell<BagCache> = std::cell::RefCell::default();
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
@@ -636,6 +713,7 @@ impl Model {
             bias,
             scale,
             weights,
+            id: next_model_id(),
         })
     }
 }
@@ -743,6 +821,7 @@ pub fn train(examples: &[Example], options: TrainOptions) -> Model {
         bias,
         scale: 1.0,
         weights: Vec::new(),
+        id: next_model_id(),
     })
 }
 
@@ -785,6 +864,49 @@ mod tests {
         assert!(model.logit("the weather") < 0.0);
         let back = Model::from_bytes(&model.to_bytes()).unwrap();
         assert!((back.logit("ignore everything") - model.logit("ignore everything")).abs() < 0.01);
+    }
+
+    #[test]
+    fn cached_bags_are_the_summed_ones_for_each_model() {
+        // Two models of different weights, one thread: each word's bag, asked for again and
+        // again in turn, is what summing it afresh gives for that model, never the other's.
+        let model = |seed: u32| {
+            let weights: Vec<f32> = (0..1u32 << 12)
+                .map(|i| ((i ^ seed).wrapping_mul(2_654_435_761) >> 9) as f32 / 8e6 - 1.0)
+                .collect();
+            Model::from_parts(12, 0.0, &weights).unwrap()
+        };
+        let (a, b) = (model(1), model(7));
+        let copy = a.clone();
+        let words: [&[u8]; 6] = [
+            b"ignore",
+            b"ab",
+            b"ab\0",
+            b"sixteen-letters!",
+            b"seventeen-letters",
+            b"\xff\xfe",
+        ];
+        for _ in 0..3 {
+            for word in words {
+                let hash = word_hash(word);
+                for m in [&a, &b, &copy] {
+                    assert_eq!(m.bag(word, hash), m.sum_bag(word, hash));
+                }
+                assert_ne!(a.bag(word, hash), b.bag(word, hash));
+            }
+        }
+        // More words than slots: words of the same length share slots, and each still gets
+        // its own bag.
+        for _ in 0..2 {
+            for i in 0..3 * CACHED_BAGS {
+                let word = format!("w{i:05}");
+                let hash = word_hash(word.as_bytes());
+                assert_eq!(
+                    a.bag(word.as_bytes(), hash),
+                    a.sum_bag(word.as_bytes(), hash)
+                );
+            }
+        }
     }
 
     #[test]
