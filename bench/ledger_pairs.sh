@@ -59,7 +59,7 @@ load 18540 2 >/dev/null
       on=$(load 18540 "$burst"); sleep 0.2; off=$(load 18530 "$burst")
     fi
     sleep 0.2
-    [[ -n $off && -n $on ]] || { echo "pair $i: wrk reported no rate (see $work/*.log)" >&2; exit 1; }
+    [[ -n $off && -n $on ]] || { echo "pair $i: wrk reported no rate (a gateway or the mock stopped?)" >&2; exit 1; }
     echo "pair $i: off=$off on=$on"
   done
 } | tee "$out"
