@@ -41,18 +41,7 @@ fn roots_and_proofs_across_chunk_edges() {
     let n = 3 * 4096 + 5;
     let t = tree(n);
     let leaves: Vec<Hash> = (0..n).map(|i| t.leaf(i).unwrap()).collect();
-    for size in [
-        4095,
-        4096,
-        4097,
-        8191,
-        8192,
-        8193,
-        2 * 8192 - 1,
-        2 * 8192,
-        n,
-    ] {
-        let size = size.min(n);
+    for size in [4095, 4096, 4097, 8191, 8192, 8193, n] {
         let root = mth(&leaves[..size as usize]);
         assert_eq!(t.root_at(size).unwrap(), root, "size {size}");
         for index in [0, 4095, 4096, size - 1] {
