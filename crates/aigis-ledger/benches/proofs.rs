@@ -1,4 +1,5 @@
-//! Proof generation and verification on an in-memory tree of 1 M leaves.
+//! Proof generation and verification on an in-memory tree of 1 M leaves, and the per-request
+//! hashing and encoding the ledger's writer does.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark setup")]
 
 use std::sync::LazyLock;
@@ -118,4 +119,33 @@ fn leaf_hash_520_bytes_aws_lc(b: divan::Bencher) {
         ctx.update(divan::black_box(&event));
         ctx.finish()
     });
+}
+
+/// Encoding a recorded request's event (the gateway benchmark's: about 490 bytes) into a reused
+/// buffer, as the ledger's writer does for every request (`Batch::push_ref`).
+#[divan::bench]
+fn event_encode(b: divan::Bencher) {
+    use aigis_ledger::event::{EventKind, EventRef, TokenUsage};
+    let policies = vec!["open-mode".to_owned()];
+    let mut e = EventRef::new(
+        EventKind::AiCall,
+        "01a22f729a4d7528bb9ecf39df7e47e0",
+        "chat_completions",
+        1_796_092_369_486,
+    );
+    e.principal = Some("anonymous");
+    e.model = Some("mock-1");
+    e.route = Some("bench");
+    e.upstream = Some("mock");
+    e.decision = Some(("allow", &policies));
+    e.tokens = Some(TokenUsage {
+        prompt: 5,
+        completion: 5,
+    });
+    e.status = 200;
+    e.latency_us = Some(885);
+    e.prompt_digest = Some("b8715a5fdfdf69588b839d0d7d26d0e97ff08109abb76779b8e9bf233b986989");
+    e.response_digest = Some("92fb34223b5eaa4e2e8ee344396d06a497c7837ffe875643199f08760e0b3d79");
+    let mut encoded = aigis_ledger::Encoded::from_ref(&e);
+    b.bench_local(|| encoded.refill(divan::black_box(&e)));
 }

@@ -7,172 +7,136 @@
 
 use crate::event::{EventKind, EventRef, GuardFinding};
 
+/// Appends `,"NAME":`, the start of every member but an object's first, as one constant (a
+/// few stores once inlined, where a key written piece by piece cost a call and three pushes).
+macro_rules! key {
+    ($out:ident, $name:literal) => {
+        $out.extend_from_slice(concat!(",\"", $name, "\":").as_bytes())
+    };
+}
+
+/// Appends a member that is not an object's first: `num`ber, `str`ing, or `opt`ional string
+/// (written only when present).
+macro_rules! member {
+    ($out:ident, $name:literal, num $n:expr) => {{
+        key!($out, $name);
+        number($out, $n);
+    }};
+    ($out:ident, $name:literal, str $s:expr) => {{
+        key!($out, $name);
+        string($out, $s);
+    }};
+    ($out:ident, $name:literal, opt $s:expr) => {
+        if let Some(s) = $s {
+            member!($out, $name, str s);
+        }
+    };
+}
+
 /// Appends the canonical encoding of `e` to `out`.
 pub(crate) fn encode(e: &EventRef<'_>, out: &mut Vec<u8>) {
-    let mut w = Obj::open(out);
-    w.num("v", u64::from(e.v));
-    w.num("index", e.index);
-    w.num("time_ms", e.time_ms);
-    w.str(
-        "kind",
-        match e.kind {
-            EventKind::AiCall => "ai_call",
-            EventKind::Admin => "admin",
-        },
-    );
-    w.str("request_id", e.request_id);
-    w.opt_str("principal", e.principal);
-    w.str("action", e.action);
-    w.opt_str("model", e.model);
-    w.opt_str("route", e.route);
-    w.opt_str("upstream", e.upstream);
+    out.extend_from_slice(b"{\"v\":");
+    number(out, u64::from(e.v));
+    member!(out, "index", num e.index);
+    member!(out, "time_ms", num e.time_ms);
+    let kind = match e.kind {
+        EventKind::AiCall => "ai_call",
+        EventKind::Admin => "admin",
+    };
+    member!(out, "kind", str kind);
+    member!(out, "request_id", str e.request_id);
+    member!(out, "principal", opt e.principal);
+    member!(out, "action", str e.action);
+    member!(out, "model", opt e.model);
+    member!(out, "route", opt e.route);
+    member!(out, "upstream", opt e.upstream);
     if let Some((effect, policies)) = e.decision {
-        w.key("decision");
-        let mut o = Obj::open(w.out);
-        o.str("effect", effect);
-        o.str_list("policies", policies);
-        o.close();
+        key!(out, "decision");
+        out.extend_from_slice(b"{\"effect\":");
+        string(out, effect);
+        if !policies.is_empty() {
+            key!(out, "policies");
+            list(out, policies, |out, s| string(out, s));
+        }
+        out.push(b'}');
     }
     if !e.limits.is_empty() {
-        w.key("limits");
-        w.out.push(b'[');
-        for (i, (name, outcome)) in e.limits.iter().enumerate() {
-            if i > 0 {
-                w.out.push(b',');
-            }
-            let mut o = Obj::open(w.out);
-            o.str("name", name);
-            o.str("outcome", outcome);
-            o.close();
-        }
-        w.out.push(b']');
+        key!(out, "limits");
+        list(out, e.limits, |out, (name, outcome)| {
+            out.extend_from_slice(b"{\"name\":");
+            string(out, name);
+            member!(out, "outcome", str outcome);
+            out.push(b'}');
+        });
     }
-    findings(&mut w, "request_findings", e.request_findings);
-    findings(&mut w, "response_findings", e.response_findings);
+    if !e.request_findings.is_empty() {
+        key!(out, "request_findings");
+        list(out, e.request_findings, finding);
+    }
+    if !e.response_findings.is_empty() {
+        key!(out, "response_findings");
+        list(out, e.response_findings, finding);
+    }
     if e.findings_dropped != 0 {
-        w.num("findings_dropped", u64::from(e.findings_dropped));
+        member!(out, "findings_dropped", num u64::from(e.findings_dropped));
     }
     if let Some(t) = e.tokens {
-        w.key("tokens");
-        let mut o = Obj::open(w.out);
-        o.num("prompt", t.prompt);
-        o.num("completion", t.completion);
-        o.close();
+        key!(out, "tokens");
+        out.extend_from_slice(b"{\"prompt\":");
+        number(out, t.prompt);
+        member!(out, "completion", num t.completion);
+        out.push(b'}');
     }
     if e.stream {
-        w.raw("stream", b"true");
+        out.extend_from_slice(b",\"stream\":true");
     }
     if e.partial {
-        w.raw("partial", b"true");
+        out.extend_from_slice(b",\"partial\":true");
     }
-    w.num("status", u64::from(e.status));
+    member!(out, "status", num u64::from(e.status));
     if let Some(s) = e.upstream_status {
-        w.num("upstream_status", u64::from(s));
+        member!(out, "upstream_status", num u64::from(s));
     }
     if let Some(l) = e.latency_us {
-        w.num("latency_us", l);
+        member!(out, "latency_us", num l);
     }
-    w.opt_str("tls_group", e.tls_group);
-    w.opt_str("prompt_digest", e.prompt_digest);
-    w.opt_str("response_digest", e.response_digest);
-    w.opt_str("content", e.content);
-    w.opt_str("target", e.target);
-    w.opt_str("detail", e.detail);
-    w.close();
+    member!(out, "tls_group", opt e.tls_group);
+    member!(out, "prompt_digest", opt e.prompt_digest);
+    member!(out, "response_digest", opt e.response_digest);
+    member!(out, "content", opt e.content);
+    member!(out, "target", opt e.target);
+    member!(out, "detail", opt e.detail);
+    out.push(b'}');
 }
 
-fn findings(w: &mut Obj<'_>, name: &str, list: &[GuardFinding]) {
-    if list.is_empty() {
-        return;
-    }
-    w.key(name);
-    w.out.push(b'[');
-    for (i, f) in list.iter().enumerate() {
+/// Appends `[` + each item as `each` writes it, comma-separated, + `]`.
+fn list<T>(out: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
-            w.out.push(b',');
+            out.push(b',');
         }
-        let mut o = Obj::open(w.out);
-        o.str("kind", &f.kind);
-        o.opt_str("action", f.action.as_deref());
-        if let Some([a, b]) = f.span {
-            o.key("span");
-            o.out.push(b'[');
-            number(o.out, a);
-            o.out.push(b',');
-            number(o.out, b);
-            o.out.push(b']');
-        }
-        if let Some(s) = f.score_milli {
-            o.num("score_milli", u64::from(s));
-        }
-        o.close();
+        each(out, item);
     }
-    w.out.push(b']');
+    out.push(b']');
 }
 
-/// An object being written: tracks whether a member needs a leading comma.
-struct Obj<'a> {
-    out: &'a mut Vec<u8>,
-    first: bool,
-}
-
-impl<'a> Obj<'a> {
-    fn open(out: &'a mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Self { out, first: true }
+fn finding(out: &mut Vec<u8>, f: &GuardFinding) {
+    out.extend_from_slice(b"{\"kind\":");
+    string(out, &f.kind);
+    member!(out, "action", opt f.action.as_deref());
+    if let Some([a, b]) = f.span {
+        key!(out, "span");
+        out.push(b'[');
+        number(out, a);
+        out.push(b',');
+        number(out, b);
+        out.push(b']');
     }
-
-    fn close(self) {
-        self.out.push(b'}');
+    if let Some(s) = f.score_milli {
+        member!(out, "score_milli", num u64::from(s));
     }
-
-    fn key(&mut self, name: &str) {
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
-        // Member names are this module's own literals: nothing to escape.
-        debug_assert!(!name.bytes().any(escaped));
-        self.out.push(b'"');
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b"\":");
-    }
-
-    fn num(&mut self, name: &str, n: u64) {
-        self.key(name);
-        number(self.out, n);
-    }
-
-    fn raw(&mut self, name: &str, json: &[u8]) {
-        self.key(name);
-        self.out.extend_from_slice(json);
-    }
-
-    fn str(&mut self, name: &str, s: &str) {
-        self.key(name);
-        string(self.out, s);
-    }
-
-    fn opt_str(&mut self, name: &str, s: Option<&str>) {
-        if let Some(s) = s {
-            self.str(name, s);
-        }
-    }
-
-    fn str_list(&mut self, name: &str, list: &[String]) {
-        if list.is_empty() {
-            return;
-        }
-        self.key(name);
-        self.out.push(b'[');
-        for (i, s) in list.iter().enumerate() {
-            if i > 0 {
-                self.out.push(b',');
-            }
-            string(self.out, s);
-        }
-        self.out.push(b']');
-    }
+    out.push(b'}');
 }
 
 fn number(out: &mut Vec<u8>, n: u64) {
