@@ -160,6 +160,73 @@ pub(crate) fn runs(
     }
 }
 
+/// [`runs`] for a `test` that [`mask64`] can vectorise and that byte 0 fails: 64 bytes are
+/// classified at once, and the runs are read off the block's mask with bit operations. A block
+/// holding no run of `min` (`1..=64`) in its middle, which is nearly every block of prose, costs
+/// a few of them.
+pub(crate) fn runs64(
+    bytes: &[u8],
+    min: usize,
+    test: impl Fn(u8) -> bool + Copy,
+    mut search: impl FnMut(Range<usize>),
+) {
+    let mut emit = |run: Range<usize>| {
+        if run.len() >= min {
+            search(run);
+        }
+    };
+    debug_assert!(!test(0), "the padding byte must be outside");
+    let (blocks, tail) = bytes.as_chunks::<64>();
+    // The last bytes, padded with zeros (outside), so that no run passes the end.
+    let mut last = [0u8; 64];
+    last[..tail.len()].copy_from_slice(tail);
+    let last = (!tail.is_empty()).then_some(&last);
+    // Where the run reaching the end of the previous block starts.
+    let mut open: Option<usize> = None;
+    for (k, chunk) in blocks.iter().chain(last).enumerate() {
+        let base = 64 * k;
+        let inside = mask64(chunk, test);
+        if inside == u64::MAX {
+            open.get_or_insert(base);
+            continue;
+        }
+        // Below the first byte outside: the end of the open run, or a run from `base`.
+        let low = inside.trailing_ones() as usize;
+        let start = open.take().unwrap_or(base);
+        emit(start..base + low);
+        // Above the last byte outside: a run that may go on in the next block.
+        let high = inside.leading_ones() as usize;
+        if high > 0 {
+            open = Some(base + 64 - high);
+        }
+        // Between them: runs wholly inside the block (`low` and `high` are below 64 here).
+        let mut middle = (inside >> low << low) & (u64::MAX >> high);
+        if has_run(middle, min) {
+            while middle != 0 {
+                let from = middle.trailing_zeros() as usize;
+                let len = (middle >> from).trailing_ones() as usize;
+                emit(base + from..base + from + len);
+                middle &= !(u64::MAX >> (64 - from - len));
+            }
+        }
+    }
+    if let Some(start) = open {
+        emit(start..bytes.len());
+    }
+}
+
+/// Whether `bits` has `min` (`1..=64`) consecutive set bits.
+fn has_run(mut bits: u64, min: usize) -> bool {
+    // After each step, bit `i` is set when bits `i..i + covered` all were.
+    let mut covered = 1;
+    while covered < min && bits != 0 {
+        let step = covered.min(min - covered);
+        bits &= bits >> step;
+        covered += step;
+    }
+    bits != 0
+}
+
 /// The characters other than `letter`'s ASCII cases that `(?i)letter` matches: what a check
 /// comparing with `eq_ignore_ascii_case` must also allow for.
 #[cfg(test)]
@@ -197,6 +264,45 @@ mod tests {
                 proptest::prop_assert_eq!(super::plane64(&flags, 0) >> i & 1 == 1, !b.is_ascii());
             }
             proptest::prop_assert_eq!(super::is_ascii64(&block), block.is_ascii());
+        }
+
+        /// The block-wise runs against the window-wise ones: texts of `a`, `b` and space (so
+        /// runs of every length, across block edges too), every `min`.
+        #[test]
+        fn runs64_finds_what_runs_finds(
+            text in proptest::collection::vec(proptest::sample::select(b"aaab ".to_vec()), 0..400),
+            min in 1usize..=64,
+        ) {
+            let letter = |b: u8| (b | 0x20).wrapping_sub(b'a') < 26;
+            let (mut window, mut block) = (Vec::new(), Vec::new());
+            super::runs(&text, min, letter, |r| window.push(r));
+            super::runs64(&text, min, letter, |r| block.push(r));
+            proptest::prop_assert_eq!(block, window);
+        }
+    }
+
+    #[test]
+    fn runs64_at_block_edges() {
+        let letter = |b: u8| b == b'a';
+        for len in [0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 200] {
+            for gap in [
+                None,
+                Some(0),
+                Some(15),
+                Some(16),
+                Some(63),
+                Some(64),
+                Some(100),
+            ] {
+                let mut text = vec![b'a'; len];
+                if let Some(g) = gap.filter(|&g| g < len) {
+                    text[g] = b' ';
+                }
+                let (mut window, mut block) = (Vec::new(), Vec::new());
+                super::runs(&text, 16, letter, |r| window.push(r));
+                super::runs64(&text, 16, letter, |r| block.push(r));
+                assert_eq!(block, window, "len {len}, gap {gap:?}");
+            }
         }
     }
 }

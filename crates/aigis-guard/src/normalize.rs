@@ -729,44 +729,42 @@ static BACKSLASHES: LazyLock<Regex> = LazyLock::new(|| compile(r"(?:\\[^\\\n]){8
 /// Eight or more Morse letters separated by spaces, `/` between words.
 static MORSE: LazyLock<Regex> = LazyLock::new(|| compile(r"[.-]{1,6}(?:(?: | ?/ ?)[.-]{1,6}){7,}"));
 
-/// Bit of [`PAYLOAD_BYTES`]: a byte a [`BASE64`] match can hold.
-const BASE64_BYTE: u8 = 1;
-/// Bit of [`PAYLOAD_BYTES`]: a byte a [`HEX`] match can hold.
-const HEX_BYTE: u8 = 2;
 /// Shortest [`BASE64`] or [`HEX`] match (16 characters or hex digits).
 const MIN_PAYLOAD: usize = 16;
 
-/// Per byte: which payload patterns ([`BASE64_BYTE`], [`HEX_BYTE`]) can match it.
-#[allow(clippy::cast_possible_truncation)] // `b` stays under 256
-static PAYLOAD_BYTES: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        let hex = c.is_ascii_hexdigit();
-        if c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'_' | b'-' | b'=') {
-            table[b] |= BASE64_BYTE;
-        }
-        if hex || matches!(c, b' ' | b':' | b'\\' | b'x') {
-            table[b] |= HEX_BYTE;
-        }
-        b += 1;
-    }
-    table
-};
+/// Whether a [`BASE64`] match can hold `b`. Arithmetic only, so that [`crate::mask64`]
+/// vectorises it.
+#[inline]
+#[expect(clippy::needless_bitwise_bool, reason = "no branches: vectorised")]
+fn base64_byte(b: u8) -> bool {
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    letter
+        | (b.wrapping_sub(b'0') < 10)
+        | (b == b'+')
+        | (b == b'/')
+        | (b == b'_')
+        | (b == b'-')
+        | (b == b'=')
+}
 
-/// The matches of `re` in `text`, searched only in the runs of bytes of class `class` (a bit of
-/// [`PAYLOAD_BYTES`]) at least [`MIN_PAYLOAD`] long: the same matches as `re.find_iter(text)`
-/// when every match of `re` is at least that long, holds only bytes of the class, and `re` has
-/// no look-around. (A match lies inside one run, since the byte before and after a run cannot be
-/// part of any match; so the search of a run starts and ends where the whole-text search would
-/// be between matches.) Prose, whose words are short and separated by spaces, is mostly skipped
-/// a run at a time: a window of [`MIN_PAYLOAD`] bytes is tested from its end, and the first byte
-/// outside the class moves the window past it.
-fn find_in_runs(re: &Regex, text: &str, class: u8) -> Vec<Range<usize>> {
+/// Whether a [`HEX`] match can hold `b` (arithmetic only, as [`base64_byte`]).
+#[inline]
+#[expect(clippy::needless_bitwise_bool, reason = "no branches: vectorised")]
+fn hex_byte(b: u8) -> bool {
+    let digit = (b.wrapping_sub(b'0') < 10) | ((b | 0x20).wrapping_sub(b'a') < 6);
+    digit | (b == b' ') | (b == b':') | (b == b'\\') | (b == b'x')
+}
+
+/// The matches of `re` in `text`, searched only in the runs of bytes that `in_class` accepts at
+/// least [`MIN_PAYLOAD`] long: the same matches as `re.find_iter(text)` when every match of `re`
+/// is at least that long, holds only such bytes, and `re` has no look-around. (A match lies
+/// inside one run, since the byte before and after a run cannot be part of any match; so the
+/// search of a run starts and ends where the whole-text search would be between matches.)
+/// Prose, whose words are short and separated by spaces, is passed over 64 bytes at a time
+/// ([`crate::runs64`]).
+fn find_in_runs(re: &Regex, text: &str, in_class: impl Fn(u8) -> bool + Copy) -> Vec<Range<usize>> {
     let mut found = Vec::new();
-    let in_class = |b: u8| PAYLOAD_BYTES[usize::from(b)] & class != 0;
-    crate::runs(text.as_bytes(), MIN_PAYLOAD, in_class, |run| {
+    crate::runs64(text.as_bytes(), MIN_PAYLOAD, in_class, |run| {
         // Class bytes are ASCII, so both ends are character boundaries.
         if let Some(t) = text.get(run.clone()) {
             let at = run.start;
@@ -874,7 +872,7 @@ fn decode_once(text: &str) -> Vec<(Encoding, Range<usize>, String)> {
             .map_or(text.len(), |i| i + 4);
         found.push((Encoding::UnicodeTags, start..end, tags));
     }
-    for range in find_in_runs(&HEX, text, HEX_BYTE) {
+    for range in find_in_runs(&HEX, text, hex_byte) {
         let m = &text[range.clone()];
         let digits = m.replace("\\x", "").replace("0x", "");
         let digits: Vec<u8> = digits
@@ -892,7 +890,7 @@ fn decode_once(text: &str) -> Vec<(Encoding, Range<usize>, String)> {
             found.push((Encoding::Hex, range, s));
         }
     }
-    for range in find_in_runs(&BASE64, text, BASE64_BYTE) {
+    for range in find_in_runs(&BASE64, text, base64_byte) {
         let s = &text[range.clone()];
         // Pure hex and pure digits are handled elsewhere or are ids.
         if s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -1059,6 +1057,17 @@ fn rot13(c: char) -> char {
 
 #[cfg(test)]
 mod tests {
+
+    /// The arithmetic byte classes are the patterns' own classes.
+    #[test]
+    fn payload_byte_classes_match_the_patterns() {
+        for b in 0..=u8::MAX {
+            let base64 = b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-' | b'=');
+            let hex = b.is_ascii_hexdigit() || matches!(b, b' ' | b':' | b'\\' | b'x');
+            assert_eq!(super::base64_byte(b), base64, "byte {b:#04x}");
+            assert_eq!(super::hex_byte(b), hex, "byte {b:#04x}");
+        }
+    }
     use super::*;
 
     fn norm(s: &str) -> String {
