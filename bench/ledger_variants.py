@@ -182,10 +182,10 @@ def main() -> None:
         random.seed(1)
         for name in names:
             med = lambda part: statistics.median(g[name][part] for g in rounds)
-            cpu = f"CPU-µs/req: request threads {med('requests'):.2f}, writer {med('writer'):.2f}, mock {med('mock'):.2f}"
             if name == "off":
-                say(f"off: {cpu}")
+                say(f"off: CPU-µs/req: request threads {med('requests'):.2f}, mock {med('mock'):.2f}")
                 continue
+            cpu = f"CPU-µs/req: request threads {med('requests'):.2f}, writer {med('writer'):.2f}, mock {med('mock'):.2f}"
             ratios = [g[name]["rps"] / g["off"]["rps"] for g in rounds]
             logs = [math.log(x) for x in ratios]
             boots = sorted(math.exp(statistics.fmean(random.choices(logs, k=len(logs)))) for _ in range(2000))
