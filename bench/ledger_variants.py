@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--burst", type=int, default=2, help="seconds of load per gateway and round")
     ap.add_argument("--out", type=Path, help="also write the report here")
+    ap.add_argument("--perf", type=Path, metavar="FILE",
+                    help="also `perf record` every gateway and the mock through the measured rounds into FILE")
     ap.add_argument("variants", nargs="*", metavar="NAME=BINDIR[:TOML]")
     args = ap.parse_args()
     if args.rounds < 1 or args.burst < 1:
@@ -166,6 +168,12 @@ def main() -> None:
             burst(name)
         say(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} rounds={args.rounds} burst={args.burst}s "
             + " ".join(f"{n}={b}:{t}" for n, b, t in variants))
+        perf = None
+        if args.perf:
+            pids = ",".join(str(pid) for pid in [mock] + [pid for _, pid in gateways.values()])
+            perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "2000", "-o", args.perf, "-p", pids],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
         rounds = []
         for r in range(args.rounds):
             order = names[r % len(names):] + names[: r % len(names)]  # with two: ABBA
@@ -177,6 +185,11 @@ def main() -> None:
             say(f"round {r + 1}: " + " ".join(
                 f"{n}={got[n]['rps']:.0f}" + ("" if n == "off" else f"({got[n]['rps'] / got['off']['rps']:.3f})")
                 for n in names))
+        if perf:
+            perf.send_signal(2)
+            perf.wait()
+            say("perf: pids " + " ".join(f"{n}={gateways[n][1]}" for n in names) + f" mock={mock}; requests "
+                + " ".join(f"{n}={round(sum(g[n]['rps'] for g in rounds) * args.burst)}" for n in names))
         say(f"ledger off: median {statistics.median(g['off']['rps'] for g in rounds):.0f} req/s "
             f"(range {min(g['off']['rps'] for g in rounds):.0f}-{max(g['off']['rps'] for g in rounds):.0f})")
         random.seed(1)

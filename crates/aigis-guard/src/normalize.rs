@@ -1057,6 +1057,11 @@ fn rot13(c: char) -> char {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn norm(s: &str) -> String {
+        normalize(s).text
+    }
 
     /// The arithmetic byte classes are the patterns' own classes.
     #[test]
@@ -1064,14 +1069,9 @@ mod tests {
         for b in 0..=u8::MAX {
             let base64 = b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-' | b'=');
             let hex = b.is_ascii_hexdigit() || matches!(b, b' ' | b':' | b'\\' | b'x');
-            assert_eq!(super::base64_byte(b), base64, "byte {b:#04x}");
-            assert_eq!(super::hex_byte(b), hex, "byte {b:#04x}");
+            assert_eq!(base64_byte(b), base64, "byte {b:#04x}");
+            assert_eq!(hex_byte(b), hex, "byte {b:#04x}");
         }
-    }
-    use super::*;
-
-    fn norm(s: &str) -> String {
-        normalize(s).text
     }
 
     #[test]
