@@ -27,8 +27,11 @@ const ENDS: usize = 1 << 31;
 /// table loads overlap).
 const LANES_MIN_LEN: usize = 512;
 
-/// Bytes walked in two lanes at a time: the second lane's keywords wait for the first's, so a
-/// block bounds how many are held (at most a few per byte of half a block).
+/// Blocks of at least this many bytes are walked in four lanes.
+const LANES4_MIN_LEN: usize = 4096;
+
+/// Bytes walked in lanes at a time: each lane's keywords wait for the lanes before, so a block
+/// bounds how many are held (at most a few per byte of the block).
 const LANE_BLOCK: usize = 256 << 10;
 
 /// A full DFA over keywords: `table[state * stride + class]` is the next state (times
@@ -186,7 +189,11 @@ impl Keywords {
         let (mut at, mut state) = (0, 0);
         while at < haystack.len() {
             let end = at.saturating_add(block.max(1)).min(haystack.len());
-            state = self.overlapping_in_lanes(haystack, at..end, state, f);
+            state = if end - at >= LANES4_MIN_LEN {
+                self.overlapping_in_lanes::<4>(haystack, at..end, state, f)
+            } else {
+                self.overlapping_in_lanes::<2>(haystack, at..end, state, f)
+            };
             at = end;
         }
     }
@@ -214,17 +221,17 @@ impl Keywords {
         }
     }
 
-    /// The keywords ending in `range` of `haystack`, walked from `state` at its start, as two
-    /// walks in one loop over its two halves; returns the state at its end.
+    /// The keywords ending in `range` of `haystack`, walked from `state` at its start, as `N`
+    /// walks in one loop over its `N` parts; returns the state at its end.
     ///
     /// One walk is a chain of dependent loads (a table lookup a byte, each waiting for the
-    /// last), so the core mostly waits; two independent chains keep it busy. The second walk
-    /// starts from the root `longest - 1` bytes before the middle: a state stands for at most
-    /// the last `longest` bytes read, so from the middle on it is the state of a walk from the
-    /// start, and it reports only keywords that end past the middle. Those are held until the
-    /// first half's are reported, so the order is that of one walk; a block bounds how many
-    /// are held.
-    fn overlapping_in_lanes(
+    /// last), so the core mostly waits; independent chains keep it busy. Each walk after the
+    /// first starts from the root `longest - 1` bytes before its part: a state stands for at
+    /// most the last `longest` bytes read, so from the part's start on it is the state of a
+    /// walk from the start, and it reports only keywords that end inside its part. Each walk's
+    /// keywords are held and reported part by part, so the order is that of one walk; a block
+    /// bounds how many are held.
+    fn overlapping_in_lanes<const N: usize>(
         &self,
         haystack: &[u8],
         range: Range<usize>,
@@ -235,43 +242,61 @@ impl Keywords {
             return state;
         };
         let (table, classes) = (&self.table[..=mask], &self.classes);
-        let middle = range.start + range.len() / 2;
-        let from = middle
-            .saturating_sub(self.longest.saturating_sub(1))
-            .max(range.start);
-        // Too short a first half to warm up in: the second walk starts where the first does.
-        let (mut a, mut b) = (state, if from == range.start { state } else { 0 });
-        let (first, second) = (&haystack[range.start..middle], &haystack[from..range.end]);
-        let mut later = Vec::new();
-        let mut keep = |id: usize, r: Range<usize>| {
-            if r.end > middle {
-                later.push((id, r));
+        let part = |k: usize| range.start + range.len() * k / N;
+        // Where each walk starts and the state it starts in: one that starts where the range
+        // does (too short a part before it to warm up in) starts in `state`.
+        let from: [usize; N] = std::array::from_fn(|k| {
+            if k == 0 {
+                range.start
+            } else {
+                part(k)
+                    .saturating_sub(self.longest.saturating_sub(1))
+                    .max(range.start)
             }
+        });
+        let mut states: [usize; N] =
+            std::array::from_fn(|k| if from[k] == range.start { state } else { 0 });
+        let lanes: [&[u8]; N] = std::array::from_fn(|k| &haystack[from[k]..part(k + 1)]);
+        // Every walk holds the keywords that end inside its part (all of the first's do).
+        let mut later: [Vec<(usize, Range<usize>)>; N] = std::array::from_fn(|_| Vec::new());
+        let mut walk = |k: usize, bytes: &[u8], at: usize, state: usize| {
+            let (part, held) = (part(k), &mut later[k]);
+            self.walk_reporting(bytes, at, state, &mut |id, r: Range<usize>| {
+                if r.end > part {
+                    held.push((id, r));
+                }
+            })
         };
-        let mut done = 0;
-        for (x, y) in first.chunks_exact(8).zip(second.chunks_exact(8)) {
-            let (a0, b0) = (a, b);
-            let (mut seen_a, mut seen_b) = (0, 0);
-            for (&p, &q) in x.iter().zip(y) {
-                a = table[(a + usize::from(classes[usize::from(p)])) & mask] as usize;
-                b = table[(b + usize::from(classes[usize::from(q)])) & mask] as usize;
-                seen_a |= a;
-                seen_b |= b;
+        // Eight bytes a turn in every walk, as far as the shortest walk goes.
+        let turns = lanes.iter().map(|l| l.len() / 8).min().unwrap_or(0);
+        let blocks: [&[[u8; 8]]; N] = std::array::from_fn(|k| &lanes[k].as_chunks().0[..turns]);
+        for turn in 0..turns {
+            let before = states;
+            let mut seen = [0usize; N];
+            for j in 0..8 {
+                for ((state, seen), block) in states.iter_mut().zip(&mut seen).zip(blocks) {
+                    *state = table
+                        [(*state + usize::from(classes[usize::from(block[turn][j])])) & mask]
+                        as usize;
+                    *seen |= *state;
+                }
             }
-            if seen_a & ENDS != 0 {
-                a = self.walk_reporting(x, range.start + done, a0, f);
+            for k in 0..N {
+                if seen[k] & ENDS != 0 {
+                    states[k] = walk(k, &blocks[k][turn], from[k] + 8 * turn, before[k]);
+                }
             }
-            if seen_b & ENDS != 0 {
-                b = self.walk_reporting(y, from + done, b0, &mut keep);
-            }
-            done += 8;
         }
-        self.walk_reporting(&first[done..], range.start + done, a, f);
-        let end = self.walk_reporting(&second[done..], from + done, b, &mut keep);
-        for (id, r) in later {
-            f(id, r);
+        let done = 8 * turns;
+        for k in 0..N {
+            states[k] = walk(k, &lanes[k][done..], from[k] + done, states[k]);
         }
-        end
+        for held in later {
+            for (id, r) in held {
+                f(id, r);
+            }
+        }
+        states[N - 1]
     }
 
     /// Walks `bytes` (at offset `at` of the text) from `state`, reporting every keyword that
@@ -364,9 +389,40 @@ mod tests {
         for block in [1, 7, 16, 61, text.len().max(1)] {
             got.clear();
             k.overlapping_in_blocks(text.as_bytes(), block, &mut |id, r| got.push((id, r)));
-            prop_assert_eq!(&got, &want, "two lanes, blocks of {}: {:?}", block, text);
+            prop_assert_eq!(&got, &want, "blocks of {}: {:?}", block, text);
+            for (lanes, got) in [
+                (2, in_lanes::<2>(&k, text, block)),
+                (3, in_lanes::<3>(&k, text, block)),
+                (4, in_lanes::<4>(&k, text, block)),
+                (8, in_lanes::<8>(&k, text, block)),
+            ] {
+                prop_assert_eq!(
+                    &got,
+                    &want,
+                    "{} lanes, blocks of {}: {:?}",
+                    lanes,
+                    block,
+                    text
+                );
+            }
         }
         Ok(())
+    }
+
+    /// What `N` lanes find in `text` walked in blocks of `block` bytes.
+    fn in_lanes<const N: usize>(
+        k: &Keywords,
+        text: &str,
+        block: usize,
+    ) -> Vec<(usize, Range<usize>)> {
+        let (mut got, mut state) = (Vec::new(), 0);
+        for at in (0..text.len()).step_by(block) {
+            let end = (at + block).min(text.len());
+            state = k.overlapping_in_lanes::<N>(text.as_bytes(), at..end, state, &mut |id, r| {
+                got.push((id, r));
+            });
+        }
+        got
     }
 
     #[test]
