@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Gateway throughput with the audit ledger on against off, in short alternating bursts (issue 7).
 
-    python3 bench/ledger_variants.py [--rounds N] [--burst S] [--out FILE] [VARIANT ...]
+    python3 bench/ledger_variants.py [--rounds N] [--burst S] [--setup bare|quickstart] [--out FILE] [VARIANT ...]
 
 A VARIANT is NAME=BINDIR or NAME=BINDIR:TOML, a gateway recording to a `file:` store with the
 release build in BINDIR (holding `aigis` and `aigis-mock-upstream`) and, optionally, TOML lines
 added to its `[ledger]` section (`'commit_interval = "2ms"'`). With none, one variant `on`
 with the build in $CARGO_TARGET_DIR/release (built if missing). A gateway without a ledger
 (`off`, the first variant's build) is the reference.
+
+`--setup` picks what else the gateways do: `bare` (the default) proxies with no identity, no
+policy and the guard off, so recording weighs the most it can against the rest; `quickstart`
+adds what the quick start turns on (an API key on every request, the `builtin:quickstart` Cedar
+policies, the `balanced` guard profile), the same in every gateway.
 
 All gateways run at once on core 1 with one mock upstream; `wrk` (core 0) loads one at a time
 for S seconds (default 2), every gateway once per round, in an order that rotates from round to
@@ -21,6 +26,7 @@ bootstrap 95% interval, and the median CPU-µs per request by part. Everything r
 priority 50: stop other work on the machine first. A measurement, never a CI gate.
 """
 import argparse
+import json
 import math
 import os
 import random
@@ -37,12 +43,21 @@ RT = ["chrt", "-r", "50"]
 MOCK_PORT = 18521
 
 
-def gateway_config(port: int, admin: int, ledger: str | None) -> str:
+def gateway_config(port: int, admin: int, ledger: str | None, keys: Path | None) -> str:
+    """A gateway in front of the mock; with `keys` (an API key store), the quick start's zero
+    trust and guard, else none of them."""
     text = (
         f'[server]\nlisten = "127.0.0.1:{port}"\nadmin_listen = "127.0.0.1:{admin}"\n\n'
         f'[[upstreams]]\nname = "mock"\nkind = "openai"\nbase_url = "http://127.0.0.1:{MOCK_PORT}/v1"\n\n'
-        '[[routes]]\nname = "bench"\nmodels = ["mock*"]\nupstream = "mock"\n\n[guard]\nprofile = "off"\n'
+        '[[routes]]\nname = "bench"\nmodels = ["mock*"]\nupstream = "mock"\n\n'
     )
+    if keys is None:
+        text += '[guard]\nprofile = "off"\n'
+    else:
+        text += (
+            f'[identity.api_keys]\nstore = "sqlite:{keys}"\n\n'
+            '[policy]\npolicies = ["builtin:quickstart"]\n\n[guard]\nprofile = "balanced"\n'
+        )
     return text if ledger is None else text + "\n[ledger]\n" + ledger + "\n"
 
 
@@ -79,6 +94,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--burst", type=int, default=2, help="seconds of load per gateway and round")
+    ap.add_argument("--setup", choices=["bare", "quickstart"], default="bare",
+                    help="what else every gateway does (see above)")
     ap.add_argument("--out", type=Path, help="also write the report here")
     ap.add_argument("--perf", type=Path, metavar="FILE",
                     help="also `perf record` every gateway and the mock through the measured rounds into FILE")
@@ -120,6 +137,16 @@ def main() -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))
         mock = procs[0].pid
+        keys = None
+        if args.setup == "quickstart":
+            keys = work / "keys.db"
+            (work / "keys.toml").write_text(gateway_config(18529, 18528, None, keys))
+            created = subprocess.run(
+                [first / "aigis", "keys", "create", "--config", work / "keys.toml", "--name", "bench",
+                 "--format", "json"],
+                check=True, capture_output=True, text=True,
+            )
+            os.environ["BENCH_AUTH"] = json.loads(created.stdout)["key"]
         gateways = {}  # name -> (port, pid)
         for i, (name, bindir, toml) in enumerate([("off", first, None)] + variants):
             port, admin = 18530 + 10 * i, 18531 + 10 * i
@@ -131,7 +158,7 @@ def main() -> None:
                     check=True, capture_output=True,
                 )
                 ledger = f'store = "file:{work}/{name}.ledger"\nsigning_key = "file:{key}"\n{toml}'
-            (work / f"{name}.toml").write_text(gateway_config(port, admin, ledger))
+            (work / f"{name}.toml").write_text(gateway_config(port, admin, ledger, keys))
             log = open(work / f"{name}.log", "w")
             procs.append(subprocess.Popen(
                 RT + ["taskset", "-c", "1", bindir / "aigis", "gateway", "--config", work / f"{name}.toml",
@@ -151,9 +178,11 @@ def main() -> None:
                 capture_output=True, text=True,
             ).stdout
             after = cpu_ticks(pid), cpu_ticks(mock)[1]
-            found = re.search(r"requests=(\d+) .*rps=([\d.]+)", report)
+            found = re.search(r"requests=(\d+) .*rps=([\d.]+).* status_errors=(\d+)", report)
             if not found or int(found.group(1)) == 0:
                 sys.exit(f"{name}: wrk reported no requests (did a gateway or the mock stop? logs in {work})")
+            if int(found.group(3)):
+                sys.exit(f"{name}: {found.group(3)} responses were not 2xx (logs in {work})")
             n = int(found.group(1))
             us = lambda ticks: ticks / hz * 1e6 / n
             return {
@@ -166,7 +195,7 @@ def main() -> None:
         names = list(gateways)
         for name in names:  # warm-up
             burst(name)
-        say(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} rounds={args.rounds} burst={args.burst}s "
+        say(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} rounds={args.rounds} burst={args.burst}s setup={args.setup} "
             + " ".join(f"{n}={b}:{t}" for n, b, t in variants))
         perf = None
         if args.perf:
