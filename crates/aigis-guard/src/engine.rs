@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
+use crate::cache::{self, Cache, CacheStats};
 use crate::injection::{self, Injection, Signal};
 use crate::normalize::{self, Encoding, Limits, Normalized};
 use crate::pii::Pii;
@@ -104,6 +106,9 @@ pub struct Decision {
     pub rewritten: Vec<Option<String>>,
 }
 
+/// The id of the next [`Policy`] compiled.
+static NEXT_POLICY_ID: AtomicU64 = AtomicU64::new(0);
+
 /// A profile compiled for matching (banned substrings, patterns and topics).
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -111,6 +116,9 @@ pub struct Policy {
     banned: Option<AhoCorasick>,
     patterns: Vec<Regex>,
     topics: Option<(AhoCorasick, Vec<String>)>,
+    /// Unique per compilation in this process (clones share it): names the policy in the
+    /// findings cache.
+    id: u64,
 }
 
 impl Policy {
@@ -151,6 +159,7 @@ impl Policy {
             banned,
             patterns,
             topics,
+            id: NEXT_POLICY_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -166,6 +175,7 @@ pub struct Guard {
     pub(crate) pii: Pii,
     pub(crate) secrets: Secrets,
     limits: Limits,
+    cache: Cache,
 }
 
 impl std::fmt::Debug for Guard {
@@ -195,7 +205,26 @@ impl Guard {
             pii: Pii::new(),
             secrets: Secrets::new(),
             limits: Limits::default(),
+            cache: Cache::new(cache::DEFAULT_BUDGET),
         }
+    }
+
+    /// The engine with a findings cache of about `bytes` (0 turns it off; the default is
+    /// [`cache::DEFAULT_BUDGET`]). See [`crate::cache`].
+    #[must_use]
+    pub fn with_cache(mut self, bytes: usize) -> Self {
+        self.cache = Cache::new(bytes);
+        self
+    }
+
+    /// The findings cache's hits, misses and size.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Forgets every cached finding (benchmarks time first inspections with it).
+    pub fn clear_cache(&self) {
+        self.cache.clear();
     }
 
     /// The injection verdict on one text, for evaluation: the worst of the text and every payload
@@ -225,6 +254,10 @@ impl Guard {
 
     /// Inspects every part under `policy`. With a vault and caller, `pseudonymize` placeholders are
     /// remembered so [`Vault::restore`] can put the values back in the response.
+    ///
+    /// Parts of [`cache::MIN_LEN`] bytes or more that this guard inspected before, under the same
+    /// policy, from the same source and for the same caller (none without a vault), take their
+    /// findings from the cache ([`crate::cache`]); the decision is the same either way.
     pub fn inspect(
         &self,
         policy: &Policy,
@@ -233,9 +266,10 @@ impl Guard {
     ) -> Decision {
         let mut decision = Decision::default();
         let mut numbering = Numbering::default();
+        let scope = vault.map_or("", |(_, caller)| caller);
         for (index, part) in parts.iter().enumerate() {
             let start = decision.findings.len();
-            self.inspect_part(policy, index, *part, &mut decision.findings);
+            self.cached_part(policy, scope, index, *part, &mut decision.findings);
             let found = &mut decision.findings[start..];
             found.sort_by_key(|f| (f.detection.span.start, f.detection.span.end));
             let rewritten = rewrite(part.text, found, &mut numbering, vault);
@@ -243,6 +277,38 @@ impl Guard {
         }
         decision.blocked = decision.findings.iter().any(|f| f.action == Action::Block);
         decision
+    }
+
+    /// [`Guard::inspect_part`] through the findings cache.
+    fn cached_part(
+        &self,
+        policy: &Policy,
+        scope: &str,
+        index: usize,
+        part: Part<'_>,
+        out: &mut Vec<Finding>,
+    ) {
+        let Some(key) = self.cache.key(policy.id, part.source, scope, part.text) else {
+            self.inspect_part(policy, index, part, out);
+            return;
+        };
+        if let Some(found) = self.cache.get(&key) {
+            out.extend(found.iter().map(|f| Finding {
+                part: index,
+                ..f.clone()
+            }));
+            return;
+        }
+        let start = out.len();
+        self.inspect_part(policy, index, part, out);
+        let entry = out[start..]
+            .iter()
+            .map(|f| Finding {
+                part: 0,
+                ..f.clone()
+            })
+            .collect();
+        self.cache.put(key, entry);
     }
 
     fn inspect_part(

@@ -18,6 +18,7 @@
 //! they were given, always on character boundaries. No I/O, no HTTP types: the gateway and
 //! `aigis guard scan` both embed it.
 
+pub mod cache;
 mod engine;
 pub mod eval;
 pub mod injection;
@@ -29,6 +30,7 @@ pub mod profile;
 pub mod secrets;
 mod vault;
 
+pub use cache::CacheStats;
 pub use engine::{Decision, Finding, Guard, Part, Policy, SignalAt, Source};
 pub use profile::{Action, Profile};
 pub use vault::Vault;
