@@ -210,7 +210,7 @@ mod tests {
             .iter()
             .map(|&(text, source)| Part { text, source })
             .collect();
-        let vault = Vault::new(1000, std::time::Duration::from_secs(60));
+        let vault = Vault::new(1000, std::time::Duration::from_mins(1));
         guard.inspect(policy, &parts, Some((&vault, caller)))
     }
 
