@@ -52,7 +52,7 @@ async fn route(
         "/healthz" => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         "/readyz" => ready(shared).await,
         "/metrics" => {
-            let mut r = Response::new(body::full(shared.metrics.encode()));
+            let mut r = Response::new(body::full(shared.metrics_text()));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(

@@ -2,7 +2,7 @@
 //! content, credentials or caller-chosen strings of unbounded variety (model names are
 //! reported as the route that served them).
 
-use std::sync::RwLock;
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -38,6 +38,11 @@ pub(crate) struct TlsLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct AuthLabels {
     pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CacheLabels {
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -81,6 +86,7 @@ pub struct Metrics {
     pub(crate) auth_failures: Family<AuthLabels, Counter>,
     pub(crate) security_events: Family<SecurityLabels, Counter>,
     pub(crate) guard: Family<GuardLabels, Counter>,
+    guard_cache: GuardCache,
     pub(crate) limits: LimitEvents,
     pub(crate) active_streams: Gauge,
     pub(crate) in_flight: Gauge,
@@ -136,6 +142,37 @@ impl<M: Clone> Cached<M> {
             if find(list).is_none() {
                 list.push((tag, code, handle));
             }
+        }
+    }
+}
+
+/// The guard's findings cache, as of the last scrape.
+struct GuardCache {
+    parts: Family<CacheLabels, Counter>,
+    bytes: Gauge,
+    /// Held while the counters are brought up to date (one scrape at a time).
+    sync: Mutex<()>,
+}
+
+impl GuardCache {
+    fn register(registry: &mut Registry) -> Self {
+        let parts = Family::default();
+        registry.register(
+            "guard_cache_parts",
+            "Inspected parts whose findings came from the guard's findings cache (hit) or were \
+             computed and cached (miss); parts under 256 bytes are not counted",
+            parts.clone(),
+        );
+        let bytes = Gauge::default();
+        registry.register(
+            "guard_cache_bytes",
+            "Bytes the guard's findings cache holds, approximately",
+            bytes.clone(),
+        );
+        Self {
+            parts,
+            bytes,
+            sync: Mutex::new(()),
         }
     }
 }
@@ -200,6 +237,7 @@ impl Default for Metrics {
             "Guard findings on requests, by detector and action",
             guard.clone(),
         );
+        let guard_cache = GuardCache::register(&mut registry);
         let limits = LimitEvents::default();
         registry.register(
             "limit_events",
@@ -231,6 +269,7 @@ impl Default for Metrics {
             auth_failures,
             security_events,
             guard,
+            guard_cache,
             limits,
             active_streams,
             in_flight,
@@ -246,6 +285,17 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Brings the guard cache's metrics up to `stats` (at each scrape: the guard counts them).
+    pub(crate) fn guard_cache(&self, stats: aigis_guard::CacheStats) {
+        let c = &self.guard_cache;
+        let _one = c.sync.lock().unwrap_or_else(PoisonError::into_inner);
+        for (result, total) in [("hit", stats.hits), ("miss", stats.misses)] {
+            let counter = c.parts.get_or_create(&CacheLabels { result });
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+        c.bytes.set(i64::try_from(stats.bytes).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn auth_failure(&self, kind: &'static str) {

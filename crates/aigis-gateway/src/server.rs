@@ -111,6 +111,8 @@ pub(crate) struct Shared {
     /// The guard engine, compiled once when the first config that uses it is loaded (about
     /// 15 MB and 100 ms; a gateway whose routes all run with `guard = "off"` never pays it).
     guard: std::sync::OnceLock<aigis_guard::Guard>,
+    /// `[guard] cache` at start: the guard's findings cache is sized once, like the vault.
+    guard_cache: usize,
     /// Limit counters kept in this process, and the fleet's store when configured; they
     /// survive reloads.
     pub(crate) limiter: crate::admit::Limiter,
@@ -127,7 +129,16 @@ pub(crate) struct Shared {
 impl Shared {
     /// The guard engine (compiled on first use).
     pub(crate) fn guard(&self) -> &aigis_guard::Guard {
-        self.guard.get_or_init(aigis_guard::Guard::new)
+        self.guard
+            .get_or_init(|| aigis_guard::Guard::new().with_cache(self.guard_cache))
+    }
+
+    /// The metrics in Prometheus text format, the guard cache's brought up to date first.
+    pub(crate) fn metrics_text(&self) -> String {
+        if let Some(guard) = self.guard.get() {
+            self.metrics.guard_cache(guard.cache_stats());
+        }
+        self.metrics.encode()
     }
 
     /// Compiles the guard before `config` serves, when any route inspects requests.
@@ -284,8 +295,10 @@ impl Gateway {
             runtime.config.guard.vault_capacity,
             runtime.config.guard.vault_ttl,
         );
+        let guard_cache = runtime.config.guard.cache;
         let shared = Arc::new(Shared {
             guard: std::sync::OnceLock::new(),
+            guard_cache,
             vault,
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
@@ -323,7 +336,7 @@ impl Gateway {
 
     /// The metrics in Prometheus text format.
     pub fn metrics(&self) -> String {
-        self.shared.metrics.encode()
+        self.shared.metrics_text()
     }
 
     /// Re-reads the config file and swaps it in atomically. On any error the running

@@ -106,3 +106,54 @@ async fn a_route_can_turn_the_guard_off_and_profiles_are_checked_at_load() {
         "{all:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_conversation_resent_takes_earlier_findings_from_the_cache() {
+    let m = mock(Behavior::default()).await;
+    let system = format!(
+        "You are the support assistant of Example Corp. {}",
+        "Answer briefly and politely, and never promise refunds. ".repeat(8)
+    );
+    let turn = |history: &[(&str, &str)]| {
+        let messages: Vec<_> = std::iter::once(("system", system.as_str()))
+            .chain(history.iter().copied())
+            .map(|(role, content)| serde_json::json!({"role": role, "content": content}))
+            .collect();
+        serde_json::json!({"model": "m", "messages": messages}).to_string()
+    };
+    let hits = |gw: &aigis_gateway::Gateway| {
+        gw.metrics()
+            .lines()
+            .find(|l| l.starts_with("aigis_guard_cache_parts_total{result=\"hit\"}"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+    };
+    let injected = format!(
+        "{INJECTION}. {}",
+        "Then summarise the attached page. ".repeat(8)
+    );
+    for (cache, expected) in [("", Some(4)), ("[guard]\ncache = \"0\"\n", Some(0))] {
+        let gw = gateway(&with_guard(&m, cache)).await;
+        let addr = gw.public_addr();
+        let first = post(addr, "/v1/chat/completions", &turn(&[("user", "Hello")])).await;
+        assert_eq!(first.status, 200, "{}", first.body);
+        let answer = "Hello! How can I help you today?";
+        let second = turn(&[("user", "Hello"), ("assistant", answer), ("user", "Thanks")]);
+        let r = post(addr, "/v1/chat/completions", &second).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        // A cached injection still blocks: the findings are the same, only not recomputed.
+        for _ in 0..2 {
+            let r = post(addr, "/v1/chat/completions", &turn(&[("user", &injected)])).await;
+            assert_eq!(r.error_code(), "content_policy_violation", "{}", r.body);
+        }
+        assert_eq!(hits(&gw), expected, "cache {cache:?}:\n{}", gw.metrics());
+    }
+
+    let bad = format!("{}[guard]\ncache = \"lots\"\n", one_route(&m, ""));
+    let errors = aigis_gateway::config::parse(&bad, std::path::Path::new("."), false).unwrap_err();
+    let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert!(
+        all.iter()
+            .any(|e| e.contains("guard.cache") && e.contains("16MiB")),
+        "{all:#?}"
+    );
+}

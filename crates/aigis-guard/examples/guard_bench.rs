@@ -1,5 +1,7 @@
 //! Whole-engine timing for `bench/guard.sh`: full input inspection (every detector, `balanced`
-//! profile) of each prompt in a JSONL file, and throughput on large documents.
+//! profile) of each prompt in a JSONL file, and throughput on large documents, each round with
+//! the findings cache emptied first; then what the cache saves: the documents inspected again
+//! (`doc_cached_us`) and a chat resent whole every turn (`conversation`).
 //!
 //! Usage: `guard_bench PROMPTS.jsonl DOC... [--rounds N]`; prints one JSON object.
 // A measurement harness: panics on bad input and float casts of counts are fine here.
@@ -62,9 +64,12 @@ fn main() {
             .len()
     };
 
+    // Every round inspects texts the guard has not seen: its findings cache is emptied first
+    // (the conversation below measures what the cache saves).
     let mut micros = Vec::with_capacity(prompts.len() * rounds);
     let mut findings = 0;
     for round in 0..=rounds {
+        guard.clear_cache();
         for p in &prompts {
             let t = Instant::now();
             let n = std::hint::black_box(inspect(p));
@@ -79,14 +84,27 @@ fn main() {
     let q = |q: f64| micros[((micros.len() - 1) as f64 * q).round() as usize];
 
     let mut doc_bytes = 0usize;
-    let t = Instant::now();
+    let mut doc_secs = 0.0;
     for _ in 0..rounds {
+        guard.clear_cache();
+        let t = Instant::now();
         for d in &docs {
             std::hint::black_box(inspect(d));
             doc_bytes += d.len();
         }
+        doc_secs += t.elapsed().as_secs_f64();
     }
-    let mb_per_s = doc_bytes as f64 / t.elapsed().as_secs_f64() / 1e6;
+    let mb_per_s = doc_bytes as f64 / doc_secs / 1e6;
+    let cache_hits = guard.cache_stats().hits;
+    // The same documents again, each inspected the round before: every one is a cache hit.
+    let t = Instant::now();
+    for _ in 0..rounds {
+        for d in &docs {
+            std::hint::black_box(inspect(d));
+        }
+    }
+    let doc_hit_us = t.elapsed().as_secs_f64() * 1e6 / (rounds * docs.len()).max(1) as f64;
+    let conversation = conversation(&guard, &policy, &prompts, docs.first(), rounds);
     let mut stages = serde_json::Map::new();
     if std::env::var_os("GUARD_BENCH_STAGES").is_some() {
         let injection = aigis_guard::injection::Injection::new();
@@ -160,6 +178,73 @@ fn main() {
         "prompt_p99_us": q(0.99),
         "prompt_findings": findings / rounds.max(1),
         "doc_mb_per_s": mb_per_s,
+        "cache_hits": cache_hits,
+        "doc_cached_us": doc_hit_us,
+        "conversation": conversation,
     });
     println!("{out}");
+}
+
+/// A chat of [`TURNS`] requests as a client sends them: a system prompt (the first 4 KB of the
+/// first document), every earlier turn (a prompt as the user's message, the next as the
+/// assistant's answer) and the new user message. Per request, the median over `rounds` of the
+/// mean inspection time with the guard's findings cache (emptied before each conversation) and
+/// without it.
+fn conversation(
+    guard: &Guard,
+    policy: &Policy,
+    prompts: &[String],
+    doc: Option<&String>,
+    rounds: usize,
+) -> serde_json::Value {
+    const TURNS: usize = 20;
+    let Some(doc) = doc.filter(|_| prompts.len() > 2 * TURNS) else {
+        return serde_json::Value::Null;
+    };
+    let mut cut = doc.len().min(4096);
+    while !doc.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let system = Part {
+        text: &doc[..cut],
+        source: Source::System,
+    };
+    let vault = aigis_guard::Vault::new(100_000, std::time::Duration::from_hours(1));
+    let uncached = Guard::new().with_cache(0);
+    let mut history_bytes = 0;
+    let mut run = |guard: &Guard| {
+        guard.clear_cache();
+        let t = Instant::now();
+        let mut parts = vec![system];
+        for turn in 0..TURNS {
+            parts.push(Part {
+                text: &prompts[2 * turn],
+                source: Source::User,
+            });
+            std::hint::black_box(guard.inspect(policy, &parts, Some((&vault, "bench"))));
+            history_bytes = parts.iter().map(|p| p.text.len()).sum::<usize>();
+            parts.push(Part {
+                text: &prompts[2 * turn + 1],
+                source: Source::Assistant,
+            });
+        }
+        t.elapsed().as_secs_f64() * 1e6 / TURNS as f64
+    };
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        with.push(run(guard));
+        without.push(run(&uncached));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (with, without) = (median(&mut with), median(&mut without));
+    serde_json::json!({
+        "turns": TURNS,
+        "last_request_bytes": history_bytes,
+        "cached_us_per_request": with,
+        "uncached_us_per_request": without,
+        "speedup": without / with,
+    })
 }

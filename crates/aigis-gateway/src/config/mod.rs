@@ -64,6 +64,8 @@ pub struct GuardConfig {
     pub vault_capacity: usize,
     /// How long a caller's pseudonyms live after their last use.
     pub vault_ttl: std::time::Duration,
+    /// Bytes the guard's findings cache holds at most (0: off).
+    pub cache: usize,
 }
 
 /// `[identity]`

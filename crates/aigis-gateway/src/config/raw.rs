@@ -126,6 +126,7 @@ pub struct Guard {
     #[serde(default)]
     pub profiles: std::collections::BTreeMap<String, aigis_guard::profile::ProfileSpec>,
     pub vault: Option<Vault>,
+    pub cache: Option<String>,
 }
 
 /// `[guard.vault]`

@@ -8,6 +8,7 @@ use aigis_guard::Policy;
 use aigis_guard::profile::{self, BUILTIN};
 
 use super::{Seg, Validator, key, raw};
+use crate::config::parse_size;
 use crate::config::{GuardConfig, Level, Route};
 
 /// The profile a route without `guard` uses when `[guard] profile` is not set.
@@ -90,10 +91,23 @@ impl Validator<'_> {
             vault.ttl.as_deref(),
             Duration::from_hours(1),
         )?;
+        let cache = match raw.cache.as_deref().map(parse_size) {
+            None => aigis_guard::cache::DEFAULT_BUDGET,
+            Some(Ok(bytes)) => bytes,
+            Some(Err(e)) => {
+                self.error(
+                    &key(&at, "cache"),
+                    e,
+                    Some("a size in quotes, e.g. \"16MiB\", or \"0\" to turn the cache off".into()),
+                );
+                return None;
+            }
+        };
         Some(GuardConfig {
             policies,
             vault_capacity: capacity,
             vault_ttl: ttl,
+            cache,
         })
     }
 
