@@ -138,6 +138,26 @@ def test_sighup_reload_keeps_serving_on_a_broken_config(gateway, client):
         assert time.monotonic() < deadline, "the good reload was not logged"
         time.sleep(0.05)
 
+    # Sizes fixed at start (the guard's findings cache and vault) are not changed by a reload:
+    # the gateway says so instead of ignoring the new value in silence.
+    def reloaded_after(count, what):
+        deadline = time.monotonic() + 10
+        while gateway["log"].read_text().count("configuration reloaded") <= count:
+            assert time.monotonic() < deadline, f"{what} was not logged"
+            time.sleep(0.05)
+
+    reloads = gateway["log"].read_text().count("configuration reloaded")
+    try:
+        config.write_text(good + '\n[guard]\ncache = "1MiB"\n')
+        os.kill(gateway["proc"].pid, signal.SIGHUP)
+        reloaded_after(reloads, "the reload with a new guard.cache")
+        warning = "guard.cache, guard.vault.capacity and guard.vault.ttl changes take effect at the next restart"
+        assert warning in gateway["log"].read_text()
+    finally:
+        config.write_text(good)
+    os.kill(gateway["proc"].pid, signal.SIGHUP)
+    reloaded_after(reloads + 1, "the restoring reload")
+
 
 def test_zz_no_secret_or_prompt_in_logs_metrics_or_responses(gateway):
     metrics = fetch(gateway["admin"] + "/metrics")

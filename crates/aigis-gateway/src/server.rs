@@ -185,6 +185,15 @@ impl Shared {
                 "listen, admin_listen and max_concurrent changes take effect at the next restart"
             );
         }
+        let (new_guard, old_guard) = (&loaded.config.guard, &old.config.guard);
+        if (new_guard.cache, new_guard.vault_capacity, new_guard.vault_ttl)
+            != (old_guard.cache, old_guard.vault_capacity, old_guard.vault_ttl)
+        {
+            tracing::warn!(
+                "guard.cache, guard.vault.capacity and guard.vault.ttl changes take effect at the \
+                 next restart"
+            );
+        }
         let runtime =
             Runtime::build(loaded.config, self.model_check.clone(), &self.metrics).await?;
         announce_mode(&runtime);
