@@ -185,10 +185,8 @@ impl Shared {
                 "listen, admin_listen and max_concurrent changes take effect at the next restart"
             );
         }
-        let (new_guard, old_guard) = (&loaded.config.guard, &old.config.guard);
-        if (new_guard.cache, new_guard.vault_capacity, new_guard.vault_ttl)
-            != (old_guard.cache, old_guard.vault_capacity, old_guard.vault_ttl)
-        {
+        let sized_at_start = |g: &config::GuardConfig| (g.cache, g.vault_capacity, g.vault_ttl);
+        if sized_at_start(&loaded.config.guard) != sized_at_start(&old.config.guard) {
             tracing::warn!(
                 "guard.cache, guard.vault.capacity and guard.vault.ttl changes take effect at the \
                  next restart"
