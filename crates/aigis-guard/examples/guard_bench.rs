@@ -211,8 +211,7 @@ fn conversation(
     };
     let vault = aigis_guard::Vault::new(100_000, std::time::Duration::from_hours(1));
     let uncached = Guard::new().with_cache(0);
-    let mut history_bytes = 0;
-    let mut run = |guard: &Guard| {
+    let run = |guard: &Guard| {
         guard.clear_cache();
         let t = Instant::now();
         let mut parts = vec![system];
@@ -222,7 +221,6 @@ fn conversation(
                 source: Source::User,
             });
             std::hint::black_box(guard.inspect(policy, &parts, Some((&vault, "bench"))));
-            history_bytes = parts.iter().map(|p| p.text.len()).sum::<usize>();
             parts.push(Part {
                 text: &prompts[2 * turn + 1],
                 source: Source::Assistant,
@@ -240,9 +238,15 @@ fn conversation(
         v[v.len() / 2]
     };
     let (with, without) = (median(&mut with), median(&mut without));
+    // The last request: the system prompt and every turn but the last answer.
+    let last_request_bytes = cut
+        + prompts[..2 * TURNS - 1]
+            .iter()
+            .map(String::len)
+            .sum::<usize>();
     serde_json::json!({
         "turns": TURNS,
-        "last_request_bytes": history_bytes,
+        "last_request_bytes": last_request_bytes,
         "cached_us_per_request": with,
         "uncached_us_per_request": without,
         "speedup": without / with,

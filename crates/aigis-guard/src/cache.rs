@@ -60,6 +60,8 @@ pub struct CacheStats {
 pub(crate) struct Cache {
     /// Bytes both generations hold at most, approximately; 0 turns the cache off.
     budget: usize,
+    /// The BLAKE3 key of this cache's digests, derived once (not per part) from its context.
+    hash_key: [u8; 32],
     state: Mutex<Generations>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -77,6 +79,7 @@ impl Cache {
     pub(crate) fn new(budget: usize) -> Self {
         Self {
             budget,
+            hash_key: blake3::derive_key("aigis-guard 2026-12-01 findings cache", &[]),
             state: Mutex::new(Generations::default()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -89,7 +92,7 @@ impl Cache {
         if self.budget == 0 || text.len() < MIN_LEN {
             return None;
         }
-        let mut h = blake3::Hasher::new_derive_key("aigis-guard 2026-12-01 findings cache");
+        let mut h = blake3::Hasher::new_keyed(&self.hash_key);
         h.update(&policy.to_le_bytes());
         h.update(&[source as u8]);
         h.update(&(scope.len() as u64).to_le_bytes());

@@ -8,8 +8,7 @@ use aigis_guard::Policy;
 use aigis_guard::profile::{self, BUILTIN};
 
 use super::{Seg, Validator, key, raw};
-use crate::config::parse_size;
-use crate::config::{GuardConfig, Level, Route};
+use crate::config::{GuardConfig, Level, Route, parse_size};
 
 /// The profile a route without `guard` uses when `[guard] profile` is not set.
 pub(crate) const DEFAULT_PROFILE: &str = "balanced";
