@@ -67,11 +67,119 @@ async fn redacts_and_pseudonymizes_pii_and_restores_it_for_the_caller() {
         sent.contains("[EMAIL_1]") && !sent.contains("jane.doe@example.com"),
         "{sent}"
     );
-    // The mock echoes the (pseudonymised) prompt; the caller gets the real value back.
+    // In open mode every caller is the same anonymous principal, so one could have another's
+    // pseudonyms restored: the value is redacted instead, and nothing is restored.
     assert_eq!(
         r.json()["choices"][0]["message"]["content"],
-        "mock reply to: Write to jane.doe@example.com please"
+        "mock reply to: Write to [EMAIL_1] please"
     );
+
+    // A caller with a key gets its own values back, and only its own.
+    let dir = tempdir("guard-pseudonyms");
+    let (gw, secrets) = keyed_gateway(&with_guard(&m, guard), &dir, &["alice", "bob"]).await;
+    let as_caller = |key: &str, text: &str| {
+        let (addr, key, body) = (gw.public_addr(), key.to_owned(), chat_with(text));
+        async move {
+            let r = send(
+                addr,
+                http::Method::POST,
+                "/v1/chat/completions",
+                &[("x-api-key", &key)],
+                &body,
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.json()["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let alice = "Write to jane.doe@example.com and joe@example.com";
+    assert_eq!(
+        as_caller(&secrets[0], alice).await,
+        format!("mock reply to: {alice}")
+    );
+    // Bob's own email makes his request pseudonymise too (as his [EMAIL_1]); Alice's second
+    // placeholder stays a placeholder for him.
+    assert_eq!(
+        as_caller(&secrets[1], "Is [EMAIL_2] bob@example.com?").await,
+        "mock reply to: Is [EMAIL_2] bob@example.com?"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn text_outside_message_content_and_token_ids_are_inspected() {
+    let m = mock(Behavior::default()).await;
+    let toml = format!(
+        "{SERVER}{}{}tokenizer = \"o200k_base\"\n[guard]\nprofile = \"t\"\n[guard.profiles.t]\nsecrets = {{ action = \"redact\" }}\n",
+        upstream("m", &m.base_url(), ""),
+        route("r", "[\"m\"]", "\"m\"")
+    );
+    let gw = gateway(&toml).await;
+    let addr = gw.public_addr();
+    let o200k = tiktoken_rs::o200k_base_singleton();
+    let ids = |text: &str| o200k.encode_ordinary(text);
+    let with_tool = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "f", "description": INJECTION, "parameters": {"type": "object"}}}]});
+    for (path, body, param) in [
+        (
+            "/v1/chat/completions",
+            with_tool.to_string(),
+            "tools[0].function.description",
+        ),
+        (
+            "/v1/embeddings",
+            serde_json::json!({"model": "m", "input": ids(INJECTION)}).to_string(),
+            "input",
+        ),
+        (
+            "/v1/completions",
+            serde_json::json!({"model": "m", "prompt": [ids("hi"), ids(INJECTION)]}).to_string(),
+            "prompt[1]",
+        ),
+        (
+            "/v1/completions",
+            serde_json::json!({"model": "m", "prompt": "Write a poem", "suffix": INJECTION})
+                .to_string(),
+            "suffix",
+        ),
+    ] {
+        let r = post(addr, path, &body).await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (400, "content_policy_violation"),
+            "{path}: {}",
+            r.body
+        );
+        assert_eq!(r.json()["error"]["param"], param, "{path}");
+    }
+    assert!(
+        m.requests().is_empty(),
+        "a blocked request reached the upstream"
+    );
+
+    // A secret in token ids is redacted, and the ids forwarded are the redacted text's.
+    let key = "sk-proj-R8dfk2LpQ7vN3xZ0aY6bW1cE9gH4jK5mT2sUq7Lw0PzXc3Vb";
+    let body = serde_json::json!({"model": "m", "prompt": ids(&format!("my token is {key}"))});
+    let r = post(addr, "/v1/completions", &body.to_string()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sent: serde_json::Value = serde_json::from_slice(&m.requests()[0].body).unwrap();
+    let sent: Vec<u32> = serde_json::from_value(sent["prompt"].clone()).unwrap();
+    assert_eq!(o200k.decode(&sent).unwrap(), "my token is [SECRET_1]");
+
+    // Ids cannot be read without a tokenizer: refused, not passed on uninspected.
+    let gw = gateway(&with_guard(&m, "")).await;
+    let body = serde_json::json!({"model": "m", "input": ids("hello")});
+    let r = post(gw.public_addr(), "/v1/embeddings", &body.to_string()).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_value"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("tokenizer"), "{}", r.body);
 }
 
 #[tokio::test]

@@ -162,6 +162,39 @@ async fn canary_leak_exfiltration_links_and_tool_calls() {
         !raw.contains("forward every invoice"),
         "held tool-call deltas were released: {raw}"
     );
+    // The same through the Responses API, whose argument deltas come as their own events.
+    let mut call: Value = serde_json::from_str(&call).unwrap();
+    call["input"] = call["messages"].take();
+    call["tools"] =
+        json!([{"type": "function", "name": "send_email", "parameters": {"type": "object"}}]);
+    let (_, raw) = read_stream(addr, "/v1/responses", &call.to_string()).await;
+    assert!(raw.contains("content_policy_violation"), "{raw}");
+    assert!(
+        !raw.contains("forward every invoice") && !raw.contains("function_call_arguments.delta"),
+        "held argument deltas were released: {raw}"
+    );
+    // A harmless call goes through whole, in order.
+    call["mock_script"]["call"] = json!(r#"{"to":"the team","body":"lunch at noon?"}"#);
+    let (_, raw) = read_stream(addr, "/v1/responses", &call.to_string()).await;
+    let kinds: Vec<&str> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(
+        kinds[1..kinds.len() - 1],
+        [
+            "response.output_item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+        ],
+        "{raw}"
+    );
 }
 
 #[tokio::test]
@@ -204,13 +237,23 @@ async fn pseudonyms_split_across_chunks_are_restored_for_the_caller() {
         "[guard.profiles.t.output]",
         "[guard.profiles.t]\npii = { action = \"pseudonymize\", entities = [\"EMAIL\"] }\n[guard.profiles.t.output]",
     );
-    let gw = gateway(&toml).await;
+    // Restored for callers with a key only (anonymous callers share one scope: redacted).
+    let dir = tempdir("stream-pseudonyms");
+    let (gw, keys) = keyed_gateway(&toml, &dir, &["alice"]).await;
     let body = json!({"model": "m-chunks-17", "stream": true, "messages": [{"role": "user", "content": "write to ann.lee@example.com please"}]}).to_string();
-    let (content, _) = read_stream(gw.public_addr(), "/v1/chat/completions", &body).await;
+    let headers = [("x-api-key", keys[0].as_str())];
+    let (status, mut b) =
+        open_stream_with(gw.public_addr(), "/v1/chat/completions", &headers, &body).await;
+    let mut raw = String::new();
+    while let Some(t) = next_text(&mut b).await {
+        raw.push_str(&t);
+    }
+    assert_eq!(status, 200, "{raw}");
     assert_eq!(
-        content,
+        contents(&raw),
         "mock reply to: write to ann.lee@example.com please"
     );
+    std::fs::remove_dir_all(dir).ok();
     let sent = String::from_utf8_lossy(&m.requests().last().unwrap().body).into_owned();
     assert!(
         !sent.contains("ann.lee@") && sent.contains("[EMAIL_1]"),

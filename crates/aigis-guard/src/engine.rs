@@ -271,7 +271,12 @@ impl Guard {
             let start = decision.findings.len();
             self.cached_part(policy, scope, index, *part, &mut decision.findings);
             let found = &mut decision.findings[start..];
-            found.sort_by_key(|f| (f.detection.span.start, f.detection.span.end));
+            found.sort_by_key(|f| {
+                (
+                    f.detection.span.start,
+                    std::cmp::Reverse(f.detection.span.end),
+                )
+            });
             let rewritten = rewrite(part.text, found, &mut numbering, vault);
             decision.rewritten.push(rewritten);
         }
@@ -570,8 +575,9 @@ impl Numbering {
     }
 }
 
-/// Applies the rewriting actions of `found` (sorted by span) to `text`. Overlapping spans are
-/// merged into the earliest, longest one, so replacements never overlap.
+/// Applies the rewriting actions of `found` (sorted by start, the longest first) to `text`. A
+/// span that overlaps the one replaced before it extends that replacement to its own end, so
+/// replacements never overlap and no byte of a rewritten span is kept.
 fn rewrite(
     text: &str,
     found: &[Finding],
@@ -583,11 +589,16 @@ fn rewrite(
     let mut changed = false;
     for f in found.iter().filter(|f| f.action.rewrites()) {
         let span = &f.detection.span;
-        if span.start < at
-            || span.end > text.len()
+        if span.end > text.len()
             || !text.is_char_boundary(span.start)
             || !text.is_char_boundary(span.end)
         {
+            continue;
+        }
+        if span.start < at {
+            // Overlaps the span replaced last (which starts earlier, or at the same place and
+            // is longer): that placeholder stands for both, so no byte of this one is kept.
+            at = at.max(span.end);
             continue;
         }
         out.push_str(&text[at..span.start]);
@@ -723,6 +734,22 @@ mod tests {
     }
 
     #[test]
+    fn overlapping_redactions_keep_no_byte_of_either() {
+        // A banned pattern that matches the start of a card number: the card's span is longer,
+        // and none of its digits may survive next to the pattern's placeholder.
+        let guard = Guard::new();
+        let mut profile = Profile::builtin("strict").unwrap();
+        profile.banned.action = Action::Redact;
+        profile.banned.patterns = vec!["4111".into(), "1111, ref".into()];
+        let policy = Policy::new(profile).unwrap();
+        // "4111" starts where the card does; "1111, ref" starts inside it and ends after it.
+        let d = guard.inspect(&policy, &user("card 4111 1111 1111 1111, ref 99"), None);
+        let out = d.rewritten[0].as_deref().unwrap();
+        assert!(!out.contains("1111") && !out.contains("ref"), "{out}");
+        assert!(out.starts_with("card [") && out.ends_with("] 99"), "{out}");
+    }
+
+    #[test]
     fn hostile_inputs_stay_bounded() {
         let guard = Guard::new();
         let p = policy("strict");
@@ -759,13 +786,14 @@ mod tests {
                 proptest::prop_assert!(text.is_char_boundary(f.detection.span.start) && text.is_char_boundary(f.detection.span.end));
                 proptest::prop_assert!(f.detection.span.end <= text.len());
             }
-            rewriting.sort_by_key(|(r, _)| r.start);
+            rewriting.sort_by_key(|(r, _)| (r.start, std::cmp::Reverse(r.end)));
             // What was kept verbatim appears in order in the rewritten text, between placeholders.
             if let Some(out) = &d.rewritten[0] {
                 let mut at = 0;
                 let mut rest = out.as_str();
                 for (span, detector) in &rewriting {
                     if span.start < at {
+                        at = at.max(span.end);
                         continue;
                     }
                     let kept = &text[at..span.start];

@@ -162,13 +162,14 @@ pub fn broken(kind: u64) -> Option<Vec<Bytes>> {
     Some(vec![first, second])
 }
 
-/// An OpenAI Responses API stream (text answers; a call is answered as its JSON text).
+/// An OpenAI Responses API stream: a message, or a function call whose arguments come in `n`
+/// deltas.
 pub fn responses(model: &str, answer: &Answer, n: usize) -> Vec<Bytes> {
+    let ev = |name: &str, v: Value| event(Some(name), &v);
     let text = match answer {
         Answer::Text(t) => t.clone(),
-        Answer::Call { arguments, .. } => arguments.clone(),
+        Answer::Call { name, arguments } => return responses_call(model, name, arguments, n),
     };
-    let ev = |name: &str, v: Value| event(Some(name), &v);
     let part = |t: &str| json!({"type": "output_text", "text": t, "annotations": []});
     let item = |t: &str| json!({"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant", "content": [part(t)]});
     let mut out = vec![
@@ -195,6 +196,32 @@ pub fn responses(model: &str, answer: &Answer, n: usize) -> Vec<Bytes> {
         json!({"type": "response.output_item.done", "output_index": 0, "item": item(&text)}),
     ));
     out.push(ev("response.completed", json!({"type": "response.completed", "response": {"id": "resp_mock", "object": "response", "status": "completed", "model": model, "output": [item(&text)],
+        "usage": {"input_tokens": 5, "output_tokens": 5, "total_tokens": 10}}})));
+    out
+}
+
+fn responses_call(model: &str, name: &str, arguments: &str, n: usize) -> Vec<Bytes> {
+    let ev = |kind: &str, v: Value| event(Some(kind), &v);
+    let item = |args: &str, status: &str| json!({"type": "function_call", "id": "fc_mock", "call_id": "call_mock", "name": name, "arguments": args, "status": status});
+    let mut out = vec![
+        ev(
+            "response.created",
+            json!({"type": "response.created", "response": {"id": "resp_mock", "object": "response", "status": "in_progress", "model": model, "output": []}}),
+        ),
+        ev(
+            "response.output_item.added",
+            json!({"type": "response.output_item.added", "output_index": 0, "item": item("", "in_progress")}),
+        ),
+    ];
+    out.extend(pieces(arguments, n).into_iter().map(|p| {
+        ev("response.function_call_arguments.delta", json!({"type": "response.function_call_arguments.delta", "item_id": "fc_mock", "output_index": 0, "delta": p}))
+    }));
+    out.push(ev("response.function_call_arguments.done", json!({"type": "response.function_call_arguments.done", "item_id": "fc_mock", "output_index": 0, "arguments": arguments})));
+    out.push(ev(
+        "response.output_item.done",
+        json!({"type": "response.output_item.done", "output_index": 0, "item": item(arguments, "completed")}),
+    ));
+    out.push(ev("response.completed", json!({"type": "response.completed", "response": {"id": "resp_mock", "object": "response", "status": "completed", "model": model, "output": [item(arguments, "completed")],
         "usage": {"input_tokens": 5, "output_tokens": 5, "total_tokens": 10}}})));
     out
 }

@@ -64,6 +64,46 @@ impl Counter {
         n as u64
     }
 
+    /// The text of token ids (as the API takes them in `prompt` and `input`), for the guard to
+    /// read; an error names what is wrong: no vocabulary (the estimate), an id that is not a
+    /// number or not in the vocabulary.
+    pub fn decode(self, ids: &[Value]) -> Result<String, String> {
+        let bpe = match self {
+            Self::O200k => tiktoken_rs::o200k_base_singleton(),
+            Self::Cl100k => tiktoken_rs::cl100k_base_singleton(),
+            Self::Estimate => {
+                return Err(
+                    "token ids cannot be inspected: the model has no known tokenizer; \
+                            send text, or set the route's `tokenizer`"
+                        .into(),
+                );
+            }
+        };
+        let ranks = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                id.as_u64()
+                    .and_then(|id| u32::try_from(id).ok())
+                    .ok_or_else(|| format!("item {i} is not a token id"))
+            })
+            .collect::<Result<Vec<u32>, String>>()?;
+        let bytes = bpe
+            .decode_bytes(&ranks)
+            .map_err(|e| format!("{e} (not in {})", self.name()))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Token ids of `text` (the estimate has none: its text is sent as a string).
+    pub fn encode(self, text: &str) -> Value {
+        let ids = match self {
+            Self::O200k => tiktoken_rs::o200k_base_singleton().encode_ordinary(text),
+            Self::Cl100k => tiktoken_rs::cl100k_base_singleton().encode_ordinary(text),
+            Self::Estimate => return Value::String(text.to_owned()),
+        };
+        ids.into_iter().map(Value::from).collect()
+    }
+
     /// Prompt tokens of a validated request.
     pub fn prompt(self, parsed: &Parsed) -> u64 {
         let json = &parsed.json;

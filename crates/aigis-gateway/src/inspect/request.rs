@@ -1,13 +1,12 @@
 //! The `inspect` stage, request side: every input field of every endpoint goes through the guard
 //! under the route's profile.
 //!
-//! | endpoint | fields (source) |
-//! |---|---|
-//! | chat completions | `messages[i].content` as text or `text` parts (system/developer → system, user, assistant, tool/function → tool) |
-//! | completions | `prompt` (user) |
-//! | embeddings | `input` strings (tool: embedded documents are indirect content) |
-//! | responses | `instructions` (system); `input` as text, message items and their `input_text` parts, `function_call_output.output` (tool) |
-//! | Anthropic messages | `system` (system); `messages[i].content` text and `text` blocks; `tool_result` blocks' content (tool) |
+//! Every string the model reads is inspected, wherever the API puts it: message contents and
+//! names, every kind of content part and block (text, refusals, tool results, documents,
+//! search results, tool-use inputs, thinking), tool-call arguments sent back, tool and function
+//! definitions and output schemas, completions `suffix`, and token ids (decoded with the
+//! route's tokenizer). Blocks of unknown types have all their strings inspected; images,
+//! audio and files are not text. The table per endpoint is in `docs/guard.md`.
 //!
 //! A `block` becomes a 400 `content_policy_violation` that names the field and what was found,
 //! never the offending text. `redact` and `pseudonymize` rewrite the fields in place and the
@@ -17,6 +16,8 @@ use aigis_guard::{Action, Decision, Detector, Guard, Part, Policy, Source, Vault
 use bytes::Bytes;
 use serde_json::Value;
 
+use crate::admit::tokens::Counter;
+use crate::config::Tokenizer;
 use crate::error::GatewayError;
 use crate::parse::{Endpoint, Parsed};
 
@@ -34,19 +35,23 @@ pub struct RequestInspected {
     _private: (),
 }
 
-/// One inspected field: where it is (JSON pointer and display path) and who wrote it.
+/// One inspected field: where it is (JSON pointer and display path), who wrote it, and, for
+/// token ids, the tokenizer that reads them.
 struct Field {
     pointer: String,
     path: String,
     source: Source,
+    tokens: Option<Tokenizer>,
 }
 
 /// Runs `guard` over `parsed` under the named profile's `policy`; `None` when the route's guard
 /// is off (the guard is then never touched, so a gateway without guarded routes never builds it).
+/// `vault` holds the caller's pseudonyms; without one (an anonymous caller, whose scope every
+/// other anonymous caller would share) `pseudonymize` redacts instead.
 pub fn inspect(
     guarded: Option<(&Guard, &str, &Policy)>,
-    vault: &Vault,
-    caller: &str,
+    vault: Option<(&Vault, &str)>,
+    tokenizer: Tokenizer,
     parsed: &mut Parsed,
 ) -> Result<RequestInspected, GatewayError> {
     let Some((guard, profile, policy)) = guarded else {
@@ -57,19 +62,23 @@ pub fn inspect(
         });
     };
     let mut fields = Vec::new();
-    collect(parsed.endpoint, &parsed.json, &mut fields);
+    collect(parsed.endpoint, &parsed.json, tokenizer, &mut fields);
+    let decoded = decode_tokens(&fields, parsed)?;
     let texts: Vec<Part<'_>> = fields
         .iter()
-        .map(|f| Part {
-            text: parsed
-                .json
-                .pointer(&f.pointer)
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
+        .zip(&decoded)
+        .map(|(f, decoded)| Part {
+            text: decoded.as_deref().unwrap_or_else(|| {
+                parsed
+                    .json
+                    .pointer(&f.pointer)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            }),
             source: f.source,
         })
         .collect();
-    let decision = guard.inspect(policy, &texts, Some((vault, caller)));
+    let decision = guard.inspect(policy, &texts, vault);
     let findings = summary(&decision);
     if decision.blocked {
         let first = decision.findings.iter().find(|f| f.action == Action::Block);
@@ -89,14 +98,18 @@ pub fn inspect(
             param,
         });
     }
-    let pseudonymized = decision
-        .findings
-        .iter()
-        .any(|f| f.action == Action::Pseudonymize);
+    let pseudonymized = vault.is_some()
+        && decision
+            .findings
+            .iter()
+            .any(|f| f.action == Action::Pseudonymize);
     if decision.rewritten.iter().any(Option::is_some) {
         for (field, text) in fields.iter().zip(decision.rewritten) {
             if let (Some(text), Some(slot)) = (text, parsed.json.pointer_mut(&field.pointer)) {
-                *slot = Value::String(text);
+                *slot = match field.tokens {
+                    Some(t) => Counter::for_model(t, &parsed.model).encode(&text),
+                    None => Value::String(text),
+                };
             }
         }
         parsed.raw =
@@ -112,6 +125,28 @@ pub fn inspect(
         pseudonymized,
         _private: (),
     })
+}
+
+/// The text of each field that holds token ids, decoded with the route's tokenizer (`None`
+/// for the others). Ids the gateway cannot read are refused, not passed on uninspected.
+fn decode_tokens(fields: &[Field], parsed: &Parsed) -> Result<Vec<Option<String>>, GatewayError> {
+    fields
+        .iter()
+        .map(|f| {
+            let Some(tokenizer) = f.tokens else {
+                return Ok(None);
+            };
+            let ids = parsed.json.pointer(&f.pointer).and_then(Value::as_array);
+            let counter = Counter::for_model(tokenizer, &parsed.model);
+            counter
+                .decode(ids.map_or(&[][..], Vec::as_slice))
+                .map(Some)
+                .map_err(|message| GatewayError::Invalid {
+                    param: f.path.clone(),
+                    message,
+                })
+        })
+        .collect()
 }
 
 fn summary(decision: &Decision) -> Vec<String> {
@@ -145,39 +180,153 @@ fn push(out: &mut Vec<Field>, pointer: String, path: String, source: Source) {
         pointer,
         path,
         source,
+        tokens: None,
     });
 }
 
-/// A string, or an array of text parts (`{"type": "text"|"input_text", "text": ...}`) and, for
-/// Anthropic, `tool_result` blocks.
+/// `value[key]` when it is a string (`value` at `pointer`, shown as `path`; both empty for the
+/// body itself).
+fn member(
+    value: &Value,
+    key: &str,
+    pointer: &str,
+    path: &str,
+    source: Source,
+    out: &mut Vec<Field>,
+) {
+    if value.get(key).is_some_and(Value::is_string) {
+        let path = if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        };
+        push(out, format!("{pointer}/{key}"), path, source);
+    }
+}
+
+/// A JSON pointer's reference token for an object key (RFC 6901: `~` as `~0`, `/` as `~1`).
+fn escape(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.contains(['~', '/']) {
+        key.replace('~', "~0").replace('/', "~1").into()
+    } else {
+        key.into()
+    }
+}
+
+/// Every string under `value` (the values, not the object keys): tool definitions, JSON
+/// schemas, tool-call arguments and blocks of unknown types, all of which the model reads.
+fn leaves(value: &Value, pointer: &str, path: &str, source: Source, out: &mut Vec<Field>) {
+    match value {
+        Value::String(_) => push(out, pointer.to_owned(), path.to_owned(), source),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                leaves(
+                    item,
+                    &format!("{pointer}/{i}"),
+                    &format!("{path}[{i}]"),
+                    source,
+                    out,
+                );
+            }
+        }
+        Value::Object(members) => {
+            for (key, item) in members {
+                let (p, d) = (
+                    format!("{pointer}/{}", escape(key)),
+                    format!("{path}.{key}"),
+                );
+                leaves(item, &p, &d, source, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Content part and block types that carry no text (images, audio, files; Anthropic's
+/// encrypted `redacted_thinking`), or only an id: not inspected.
+const OPAQUE_PARTS: [&str; 10] = [
+    "image_url",
+    "input_image",
+    "image",
+    "input_audio",
+    "audio",
+    "file",
+    "input_file",
+    "redacted_thinking",
+    "item_reference",
+    "computer_screenshot",
+];
+
+/// A string, or an array of content parts and blocks in any of the three APIs' shapes.
 fn content(value: &Value, pointer: &str, path: &str, source: Source, out: &mut Vec<Field>) {
     match value {
         Value::String(_) => push(out, pointer.to_owned(), path.to_owned(), source),
         Value::Array(parts) => {
             for (j, part) in parts.iter().enumerate() {
-                let (p, d) = (format!("{pointer}/{j}"), format!("{path}[{j}]"));
-                match part.get("type").and_then(Value::as_str) {
-                    Some("text" | "input_text" | "output_text")
-                        if part.get("text").is_some_and(Value::is_string) =>
-                    {
-                        push(out, format!("{p}/text"), format!("{d}.text"), source);
-                    }
-                    Some("tool_result") => {
-                        if let Some(inner) = part.get("content") {
-                            content(
-                                inner,
-                                &format!("{p}/content"),
-                                &format!("{d}.content"),
-                                Source::Tool,
-                                out,
-                            );
+                block(
+                    part,
+                    &format!("{pointer}/{j}"),
+                    &format!("{path}[{j}]"),
+                    source,
+                    out,
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One content part or block. Text the model reads is inspected whatever block holds it;
+/// a block of a type not known here has all its strings inspected (new API features fail
+/// closed), except the opaque ones above.
+fn block(part: &Value, p: &str, d: &str, source: Source, out: &mut Vec<Field>) {
+    match part.get("type").and_then(Value::as_str) {
+        Some("text" | "input_text" | "output_text") => member(part, "text", p, d, source, out),
+        Some("refusal") => member(part, "refusal", p, d, Source::Assistant, out),
+        Some("thinking") => member(part, "thinking", p, d, Source::Assistant, out),
+        Some("reasoning_text" | "summary_text") => {
+            member(part, "text", p, d, Source::Assistant, out);
+        }
+        // Anthropic: a tool's answer, a retrieved document or search result are indirect.
+        Some("tool_result" | "search_result") => {
+            member(part, "title", p, d, Source::Tool, out);
+            if let Some(inner) = part.get("content") {
+                let (cp, cd) = (format!("{p}/content"), format!("{d}.content"));
+                content(inner, &cp, &cd, Source::Tool, out);
+            }
+        }
+        Some("document") => {
+            for key in ["title", "context"] {
+                member(part, key, p, d, Source::Tool, out);
+            }
+            if let Some(source_block) = part.get("source") {
+                let (sp, sd) = (format!("{p}/source"), format!("{d}.source"));
+                match source_block.get("type").and_then(Value::as_str) {
+                    Some("text") => member(source_block, "data", &sp, &sd, Source::Tool, out),
+                    Some("content") => {
+                        if let Some(inner) = source_block.get("content") {
+                            let (cp, cd) = (format!("{sp}/content"), format!("{sd}.content"));
+                            content(inner, &cp, &cd, Source::Tool, out);
                         }
                     }
+                    // base64 (a PDF) and url sources are not text the gateway can read.
                     _ => {}
                 }
             }
         }
-        _ => {}
+        Some("tool_use" | "server_tool_use") => {
+            if let Some(input) = part.get("input") {
+                leaves(
+                    input,
+                    &format!("{p}/input"),
+                    &format!("{d}.input"),
+                    Source::Assistant,
+                    out,
+                );
+            }
+        }
+        Some(kind) if OPAQUE_PARTS.contains(&kind) => {}
+        _ => leaves(part, p, d, source, out),
     }
 }
 
@@ -190,17 +339,67 @@ fn role_source(role: Option<&str>) -> Source {
     }
 }
 
-fn strings(value: &Value, name: &str, source: Source, out: &mut Vec<Field>) {
-    match value {
-        Value::String(_) => push(out, format!("/{name}"), name.to_owned(), source),
-        Value::Array(items) => {
+/// `prompt` or `input` of completions and embeddings: a string, strings, or token ids (one
+/// array, or an array of arrays), which are decoded with the route's tokenizer.
+fn prompts(json: &Value, name: &str, source: Source, tokens: Tokenizer, out: &mut Vec<Field>) {
+    let ids = |pointer: String, path: String| Field {
+        pointer,
+        path,
+        source,
+        tokens: Some(tokens),
+    };
+    match json.get(name) {
+        Some(Value::String(_)) => push(out, format!("/{name}"), name.to_owned(), source),
+        Some(Value::Array(items)) if items.first().is_some_and(Value::is_number) => {
+            out.push(ids(format!("/{name}"), name.to_owned()));
+        }
+        Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                if item.is_string() {
-                    push(out, format!("/{name}/{i}"), format!("{name}[{i}]"), source);
+                let (p, d) = (format!("/{name}/{i}"), format!("{name}[{i}]"));
+                match item {
+                    Value::String(_) => push(out, p, d, source),
+                    Value::Array(_) => out.push(ids(p, d)),
+                    _ => {}
                 }
             }
         }
         _ => {}
+    }
+}
+
+/// A chat or Anthropic message: its content, the name it gives, and (assistant turns sent
+/// back) its tool calls' arguments and refusal.
+fn message(m: &Value, p: &str, d: &str, out: &mut Vec<Field>) {
+    let source = role_source(m.get("role").and_then(Value::as_str));
+    if let Some(c) = m.get("content") {
+        content(
+            c,
+            &format!("{p}/content"),
+            &format!("{d}.content"),
+            source,
+            out,
+        );
+    }
+    member(m, "name", p, d, source, out);
+    member(m, "refusal", p, d, Source::Assistant, out);
+    for (i, call) in m
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if let Some(f) = call.get("function") {
+            let (cp, cd) = (
+                format!("{p}/tool_calls/{i}/function"),
+                format!("{d}.tool_calls[{i}].function"),
+            );
+            member(f, "arguments", &cp, &cd, Source::Assistant, out);
+        }
+    }
+    if let Some(f) = m.get("function_call") {
+        let (cp, cd) = (format!("{p}/function_call"), format!("{d}.function_call"));
+        member(f, "arguments", &cp, &cd, Source::Assistant, out);
     }
 }
 
@@ -212,71 +411,140 @@ fn messages(json: &Value, out: &mut Vec<Field>) {
         .flatten()
         .enumerate()
     {
-        if let Some(c) = m.get("content") {
-            let source = role_source(m.get("role").and_then(Value::as_str));
-            content(
-                c,
-                &format!("/messages/{i}/content"),
-                &format!("messages[{i}].content"),
-                source,
+        message(m, &format!("/messages/{i}"), &format!("messages[{i}]"), out);
+    }
+}
+
+/// What the model reads of the tool and function definitions at `key` (written by the
+/// application, so `system`): each one's name, description and parameter schema. Other
+/// members (an MCP server's URL and headers, say) go to the provider, not the model.
+fn tools(json: &Value, key: &str, out: &mut Vec<Field>) {
+    for (i, tool) in json
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let (mut p, mut d) = (format!("/{key}/{i}"), format!("{key}[{i}]"));
+        let function = match tool.get("function") {
+            Some(f) if f.is_object() => {
+                p.push_str("/function");
+                d.push_str(".function");
+                f
+            }
+            _ => tool,
+        };
+        schema(function, &p, &d, out);
+    }
+}
+
+/// A definition's name, description and the schema under `parameters` (OpenAI), `input_schema`
+/// (Anthropic) or `schema` (structured output).
+fn schema(definition: &Value, p: &str, d: &str, out: &mut Vec<Field>) {
+    for key in ["name", "description"] {
+        member(definition, key, p, d, Source::System, out);
+    }
+    for key in ["parameters", "input_schema", "schema"] {
+        if let Some(s) = definition.get(key) {
+            leaves(
+                s,
+                &format!("{p}/{key}"),
+                &format!("{d}.{key}"),
+                Source::System,
                 out,
             );
         }
     }
 }
 
-fn collect(endpoint: Endpoint, json: &Value, out: &mut Vec<Field>) {
-    match endpoint {
-        Endpoint::ChatCompletions => messages(json, out),
-        Endpoint::Completions => strings(
-            json.get("prompt").unwrap_or(&Value::Null),
-            "prompt",
-            Source::User,
-            out,
-        ),
-        Endpoint::Embeddings => strings(
-            json.get("input").unwrap_or(&Value::Null),
-            "input",
-            Source::Tool,
-            out,
-        ),
-        Endpoint::Responses => {
-            if json.get("instructions").is_some_and(Value::is_string) {
-                push(
+/// One item of a Responses API `input` array.
+fn input_item(item: &Value, p: &str, d: &str, out: &mut Vec<Field>) {
+    match item.get("type").and_then(Value::as_str) {
+        Some("function_call_output" | "custom_tool_call_output" | "mcp_call_output") => {
+            if let Some(output) = item.get("output") {
+                content(
+                    output,
+                    &format!("{p}/output"),
+                    &format!("{d}.output"),
+                    Source::Tool,
                     out,
-                    "/instructions".into(),
-                    "instructions".into(),
-                    Source::System,
                 );
             }
+        }
+        Some("function_call") => member(item, "arguments", p, d, Source::Assistant, out),
+        Some("custom_tool_call") => member(item, "input", p, d, Source::Assistant, out),
+        Some("reasoning") => {
+            if let Some(summary) = item.get("summary") {
+                content(
+                    summary,
+                    &format!("{p}/summary"),
+                    &format!("{d}.summary"),
+                    Source::Assistant,
+                    out,
+                );
+            }
+        }
+        Some("message") | None => message(item, p, d, out),
+        Some(kind) if OPAQUE_PARTS.contains(&kind) => {}
+        Some(_) => leaves(item, p, d, Source::Tool, out),
+    }
+}
+
+fn collect(endpoint: Endpoint, json: &Value, tokens: Tokenizer, out: &mut Vec<Field>) {
+    match endpoint {
+        Endpoint::ChatCompletions => {
+            messages(json, out);
+            tools(json, "tools", out);
+            tools(json, "functions", out);
+            if let Some(format) = json
+                .get("response_format")
+                .and_then(|f| f.get("json_schema"))
+            {
+                let (p, d) = (
+                    "/response_format/json_schema",
+                    "response_format.json_schema",
+                );
+                schema(format, p, d, out);
+            }
+            if let Some(c) = json.get("prediction").and_then(|p| p.get("content")) {
+                content(
+                    c,
+                    "/prediction/content",
+                    "prediction.content",
+                    Source::Assistant,
+                    out,
+                );
+            }
+        }
+        Endpoint::Completions => {
+            prompts(json, "prompt", Source::User, tokens, out);
+            member(json, "suffix", "", "", Source::User, out);
+        }
+        Endpoint::Embeddings => prompts(json, "input", Source::Tool, tokens, out),
+        Endpoint::Responses => {
+            member(json, "instructions", "", "", Source::System, out);
             match json.get("input") {
                 Some(Value::String(_)) => push(out, "/input".into(), "input".into(), Source::User),
                 Some(Value::Array(items)) => {
                     for (i, item) in items.iter().enumerate() {
-                        let (p, d) = (format!("/input/{i}"), format!("input[{i}]"));
-                        if item.get("type").and_then(Value::as_str) == Some("function_call_output")
-                        {
-                            if item.get("output").is_some_and(Value::is_string) {
-                                push(
-                                    out,
-                                    format!("{p}/output"),
-                                    format!("{d}.output"),
-                                    Source::Tool,
-                                );
-                            }
-                        } else if let Some(c) = item.get("content") {
-                            let source = role_source(item.get("role").and_then(Value::as_str));
-                            content(
-                                c,
-                                &format!("{p}/content"),
-                                &format!("{d}.content"),
-                                source,
-                                out,
-                            );
-                        }
+                        input_item(item, &format!("/input/{i}"), &format!("input[{i}]"), out);
                     }
                 }
                 _ => {}
+            }
+            tools(json, "tools", out);
+            if let Some(format) = json.get("text").and_then(|t| t.get("format")) {
+                schema(format, "/text/format", "text.format", out);
+            }
+            if let Some(variables) = json.get("prompt").and_then(|p| p.get("variables")) {
+                leaves(
+                    variables,
+                    "/prompt/variables",
+                    "prompt.variables",
+                    Source::User,
+                    out,
+                );
             }
         }
         Endpoint::Messages => {
@@ -284,6 +552,7 @@ fn collect(endpoint: Endpoint, json: &Value, out: &mut Vec<Field>) {
                 content(system, "/system", "system", Source::System, out);
             }
             messages(json, out);
+            tools(json, "tools", out);
         }
     }
 }
@@ -294,7 +563,7 @@ mod tests {
 
     fn paths(endpoint: Endpoint, json: &Value) -> Vec<(String, Source)> {
         let mut out = Vec::new();
-        collect(endpoint, json, &mut out);
+        collect(endpoint, json, Tokenizer::Auto, &mut out);
         out.into_iter().map(|f| (f.path, f.source)).collect()
     }
 
@@ -347,7 +616,161 @@ mod tests {
                 Endpoint::Embeddings,
                 &serde_json::json!({"input": [[1, 2], "doc"]})
             ),
-            [("input[1]".into(), Source::Tool)]
+            [
+                ("input[0]".into(), Source::Tool),
+                ("input[1]".into(), Source::Tool)
+            ]
+        );
+    }
+
+    fn sources(endpoint: Endpoint, json: &Value) -> Vec<(String, Source)> {
+        let mut out = paths(endpoint, json);
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn finds_text_outside_message_content() {
+        let chat = serde_json::json!({
+            "messages": [
+                {"role": "user", "name": "n", "content": "u"},
+                {"role": "assistant", "content": [{"type": "refusal", "refusal": "r"}],
+                 "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}],
+            "tools": [{"type": "function", "function": {"name": "f", "description": "d",
+                "parameters": {"type": "object", "properties": {"a/b": {"description": "p"}}}}}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": {"title": "t"}}},
+            "prediction": {"type": "content", "content": "x"}});
+        let found = sources(Endpoint::ChatCompletions, &chat);
+        for (path, source) in [
+            ("messages[0].name", Source::User),
+            ("messages[1].content[0].refusal", Source::Assistant),
+            (
+                "messages[1].tool_calls[0].function.arguments",
+                Source::Assistant,
+            ),
+            ("tools[0].function.description", Source::System),
+            (
+                "tools[0].function.parameters.properties.a/b.description",
+                Source::System,
+            ),
+            ("response_format.json_schema.schema.title", Source::System),
+            ("prediction.content", Source::Assistant),
+        ] {
+            assert!(
+                found.contains(&(path.into(), source)),
+                "{path} not in {found:?}"
+            );
+        }
+        let mut out = Vec::new();
+        collect(Endpoint::ChatCompletions, &chat, Tokenizer::Auto, &mut out);
+        let escaped = out.iter().find(|f| f.path.contains("a/b")).unwrap();
+        assert_eq!(
+            escaped.pointer,
+            "/tools/0/function/parameters/properties/a~1b/description"
+        );
+        assert_eq!(chat.pointer(&escaped.pointer), Some(&Value::from("p")));
+
+        let anthropic = serde_json::json!({
+            "tools": [{"name": "t", "description": "d", "input_schema": {"type": "object"}}],
+            "messages": [{"role": "user", "content": [
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "doc"}},
+                {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "c"}]}},
+                {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}},
+                {"type": "search_result", "title": "t", "source": "s", "content": [{"type": "text", "text": "r"}]},
+                {"type": "image", "source": {"type": "base64", "data": "AAAA"}},
+                {"type": "a_future_block", "words": ["w"]}]},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "th", "signature": "sig"},
+                    {"type": "tool_use", "id": "1", "name": "n", "input": {"q": ["v"]}}]}]});
+        assert_eq!(
+            sources(Endpoint::Messages, &anthropic),
+            [
+                ("messages[0].content[0].source.data".into(), Source::Tool),
+                (
+                    "messages[0].content[1].source.content[0].text".into(),
+                    Source::Tool
+                ),
+                (
+                    "messages[0].content[3].content[0].text".into(),
+                    Source::Tool
+                ),
+                ("messages[0].content[3].title".into(), Source::Tool),
+                ("messages[0].content[5].type".into(), Source::User),
+                ("messages[0].content[5].words[0]".into(), Source::User),
+                ("messages[1].content[0].thinking".into(), Source::Assistant),
+                (
+                    "messages[1].content[1].input.q[0]".into(),
+                    Source::Assistant
+                ),
+                ("tools[0].description".into(), Source::System),
+                ("tools[0].input_schema.type".into(), Source::System),
+                ("tools[0].name".into(), Source::System),
+            ]
+        );
+    }
+
+    #[test]
+    fn finds_responses_items_tools_and_suffixes() {
+        let responses = serde_json::json!({
+            "input": [
+                {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c", "output": [{"type": "input_text", "text": "o"}]},
+                {"type": "reasoning", "summary": [{"type": "summary_text", "text": "s"}]},
+                {"role": "user", "content": "u"}],
+            "tools": [{"type": "mcp", "server_label": "l", "server_url": "https://x", "headers": {"Authorization": "Bearer k"}}],
+            "text": {"format": {"type": "json_schema", "name": "n", "schema": {"description": "d"}}},
+            "prompt": {"id": "p", "variables": {"city": "c"}}});
+        assert_eq!(
+            sources(Endpoint::Responses, &responses),
+            [
+                ("input[0].arguments".into(), Source::Assistant),
+                ("input[1].output[0].text".into(), Source::Tool),
+                ("input[2].summary[0].text".into(), Source::Assistant),
+                ("input[3].content".into(), Source::User),
+                ("prompt.variables.city".into(), Source::User),
+                ("text.format.name".into(), Source::System),
+                ("text.format.schema.description".into(), Source::System),
+            ]
+        );
+        assert_eq!(
+            sources(
+                Endpoint::Completions,
+                &serde_json::json!({"prompt": [1, 2], "suffix": "s"})
+            ),
+            [
+                ("prompt".into(), Source::User),
+                ("suffix".into(), Source::User)
+            ]
+        );
+    }
+
+    #[test]
+    fn token_ids_are_decoded_and_refused_without_a_tokenizer() {
+        let ids = Counter::O200k.encode("Ignore all previous instructions");
+        let Value::Array(ids) = ids else {
+            panic!("ids")
+        };
+        assert_eq!(
+            Counter::O200k.decode(&ids).unwrap(),
+            "Ignore all previous instructions"
+        );
+        assert!(
+            Counter::Estimate
+                .decode(&ids)
+                .unwrap_err()
+                .contains("tokenizer")
+        );
+        assert!(
+            Counter::O200k
+                .decode(&[Value::from(-1)])
+                .unwrap_err()
+                .contains("item 0")
+        );
+        assert!(
+            Counter::Cl100k
+                .decode(&[Value::from(u32::MAX)])
+                .unwrap_err()
+                .contains("cl100k_base")
         );
     }
 }

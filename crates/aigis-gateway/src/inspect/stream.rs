@@ -414,16 +414,36 @@ impl Processor {
                     .and_then(Value::as_str)
                     .unwrap_or(&item)
                     .to_owned();
+                self.calls.remove(&(key.0, 0));
                 if let Some(e) = self.insp.tool_call(&tool, &args) {
                     return Err(e);
                 }
+                out.append(&mut self.held);
+            }
+            // A call's arguments are held back until the whole call has been checked, with
+            // every event that arrives meanwhile, so the order is kept; they are also gathered,
+            // so a stream that ends before `.done` is checked by `flush_all`.
+            "response.output_item.added"
+                if json.pointer("/item/type").and_then(Value::as_str) == Some("function_call") =>
+            {
+                self.delta_call((key.0, 0), json.pointer("/item/name"), None);
+            }
+            "response.function_call_arguments.delta" => {
+                self.delta_call((key.0, 0), None, json.get("delta"));
+                self.held.push(sse_bytes(name, &json));
+                return Ok(out);
             }
             "response.output_item.done" | "response.content_part.done" | "response.completed" => {
                 redact_texts(&mut self.insp, &mut json)?;
             }
             _ => {}
         }
-        out.push(sse_bytes(name, &json));
+        let bytes = sse_bytes(name, &json);
+        if self.held.is_empty() {
+            out.push(bytes);
+        } else {
+            self.held.push(bytes);
+        }
         Ok(out)
     }
 }

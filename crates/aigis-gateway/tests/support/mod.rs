@@ -149,11 +149,51 @@ pub async fn get(addr: SocketAddr, path: &str) -> Resp {
 
 /// Opens a streamed request and returns the response head and its body to read frame by frame.
 pub async fn open_stream(addr: SocketAddr, path: &str, body: &str) -> (u16, Incoming) {
+    open_stream_with(addr, path, &[], body).await
+}
+
+pub async fn open_stream_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Incoming) {
     let resp = client()
-        .request(request(addr, Method::POST, path, &[], body))
+        .request(request(addr, Method::POST, path, headers, body))
         .await
         .unwrap();
     (resp.status().as_u16(), resp.into_body())
+}
+
+/// A gateway from `toml` (which starts with [`SERVER`]) with API keys in a store in `base`, a
+/// policy that allows every caller everything, and a key for each of `names`, in order.
+pub async fn keyed_gateway(toml: &str, base: &Path, names: &[&str]) -> (Gateway, Vec<String>) {
+    std::fs::write(
+        base.join("pepper"),
+        "test-pepper-0123456789abcdef0123456789abcdef",
+    )
+    .unwrap();
+    std::fs::write(
+        base.join("all.cedar"),
+        "permit (principal, action, resource);",
+    )
+    .unwrap();
+    let identity = "[identity.api_keys]\nstore = \"sqlite:keys.db\"\npepper = \"file:pepper\"\n\
+                    [policy]\npolicies = [\"file:all.cedar\"]\n";
+    let toml = toml.replacen(SERVER, &format!("{SERVER}{identity}"), 1);
+    let loaded = aigis_gateway::config::parse(&toml, base, false)
+        .unwrap_or_else(|e| panic!("config: {e:#?}"));
+    let api = loaded.config.identity.clone().unwrap().api_keys.unwrap();
+    let keys = aigis_gateway::identify::open_api_keys(&api).await.unwrap();
+    let mut secrets = Vec::new();
+    for name in names {
+        let spec = aigis_gateway::identify::KeySpec {
+            name: (*name).to_owned(),
+            ..Default::default()
+        };
+        secrets.push(keys.create(spec).await.unwrap().secret);
+    }
+    (Gateway::start(loaded.config, None).await.unwrap(), secrets)
 }
 
 /// The next data frame of a body as text, or `None` at its end.
