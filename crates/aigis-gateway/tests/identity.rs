@@ -343,6 +343,50 @@ async fn repeated_failures_are_throttled_and_raise_a_security_event() {
 }
 
 #[tokio::test]
+async fn a_throttled_prefix_still_lets_its_owner_in() {
+    let f = fixture("prefix-lockout").await;
+    let good = key(&f.keys, "search-bot", &["search"], &[]).await;
+    // Prefixes are not secret: anyone can send the victim's prefix with wrong secrets, each
+    // from its own address so that only the prefix's count grows.
+    let wrong = format!("{}{}", &good[..good.len() - 4], "0000");
+    let from = |i: u8| Some(std::net::IpAddr::from([127, 0, 1, i]));
+    let call = |i: u8, key: String| {
+        let addr = f.gw.public_addr();
+        async move {
+            let body = chat("search-small", false);
+            send_from(
+                from(i),
+                addr,
+                Method::POST,
+                "/v1/chat/completions",
+                &[("x-api-key", &key)],
+                &body,
+            )
+            .await
+            .status
+        }
+    };
+    for i in 0..6 {
+        call(i, wrong.clone()).await;
+    }
+    assert_eq!(
+        call(100, wrong.clone()).await,
+        429,
+        "the prefix is throttled"
+    );
+    assert_eq!(
+        call(101, good.clone()).await,
+        200,
+        "its owner is not locked out"
+    );
+    assert_eq!(
+        call(102, wrong).await,
+        401,
+        "a success clears the prefix's count"
+    );
+}
+
+#[tokio::test]
 async fn admin_api_needs_the_admin_role_and_is_not_on_the_public_listener() {
     let f = fixture("admin").await;
     let admin = key(&f.keys, "root", &[], &["admin"]).await;

@@ -106,9 +106,14 @@ async fn oidc_tokens_are_verified_and_attacks_refused() {
     let m = mock(Behavior::default()).await;
     let d = tempdir("oidc");
     std::fs::write(d.join("teams.cedar"), POLICY).unwrap();
+    std::fs::write(
+        d.join("email.cedar"),
+        "permit (principal, action, resource) when { principal.hasTag(\"email\") && principal.getTag(\"email\") like \"*@corp.example\" };",
+    )
+    .unwrap();
     let cfg = format!(
         "{SERVER}[[identity.oidc]]\nname = \"corp\"\nissuer = \"{}\"\naudiences = [\"aigis\"]\njwks = \"discovery\"\nalgorithms = [\"ES256\"]\n\
-         claims = {{ teams = \"groups\" }}\nclock_skew = \"30s\"\n[policy]\npolicies = [\"file:teams.cedar\"]\n{}{}",
+         claims = {{ teams = \"groups\" }}\nclock_skew = \"30s\"\n[policy]\npolicies = [\"file:teams.cedar\", \"file:email.cedar\"]\n{}{}",
         idp.url,
         upstream("m", &m.base_url(), ""),
         route("search", "[\"search-small\"]", "\"m\"")
@@ -219,9 +224,14 @@ async fn oidc_tokens_are_verified_and_attacks_refused() {
         403,
         "finance may not use search-small"
     );
+    // An email claim counts only when the IdP says it verified it.
+    c["email"] = json!("mallory@corp.example");
+    assert_eq!(call(token(&k1, &c)).await, 403, "unverified email");
+    c["email_verified"] = json!(true);
+    assert_eq!(call(token(&k1, &c)).await, 200, "verified email");
     assert_eq!(
         m.requests().len(),
-        2,
+        3,
         "nothing but the valid tokens reached the upstream"
     );
     // At most one unknown-kid refresh per interval, however many bad kids arrive.

@@ -143,21 +143,26 @@ impl ApiKeys {
     }
 
     /// Replaces the active key named `which` (id, prefix or name) with a new key of the same
-    /// name, kind, teams and roles, and revokes the old one. `None` when no active key matches.
+    /// name, kind, teams, roles and lifetime (a 90-day key rotates into a 90-day key), and
+    /// revokes the old one. `None` when no active key matches: a revoked or expired key cannot
+    /// be rotated back to life.
     pub async fn rotate(&self, which: &str) -> Result<Option<NewKey>, StoreError> {
         let list = self.store.list().await?;
-        let Some(old) = list
-            .into_iter()
-            .find(|k| k.revoked_at.is_none() && k.is_named(which))
-        else {
+        let t = now();
+        let Some(old) = list.into_iter().find(|k| {
+            k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > t) && k.is_named(which)
+        }) else {
             return Ok(None);
         };
+        let lifetime = old.expires_at.map(|e| {
+            Duration::from_secs(u64::try_from(e.saturating_sub(old.created_at)).unwrap_or(0))
+        });
         let spec = KeySpec {
             name: old.name,
             kind: old.kind,
             teams: old.teams,
             roles: old.roles,
-            expires_in: None,
+            expires_in: lifetime,
         };
         let new = self.create(spec).await?;
         self.store.revoke(&old.id, now()).await?;
@@ -252,5 +257,38 @@ mod tests {
         ] {
             assert_eq!(prefix_of(&bad), None, "{bad:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_the_lifetime_and_never_revives_an_expired_key() {
+        let dir = std::env::temp_dir().join(format!("aigis-rotate-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = KeyStore::open(&format!("sqlite:{}", dir.join("keys.db").display()))
+            .await
+            .unwrap();
+        let peppers = BTreeMap::from([(1, Secret::new("test-pepper-0123456789abcdef0123456789"))]);
+        let keys = ApiKeys::new(store, peppers, 1, Duration::from_secs(1));
+        let spec = |name: &str, expires_in| KeySpec {
+            name: name.into(),
+            expires_in,
+            ..KeySpec::default()
+        };
+        let ninety = Duration::from_hours(24 * 90);
+        keys.create(spec("ci", Some(ninety))).await.unwrap();
+        let new = keys.rotate("ci").await.unwrap().unwrap().record;
+        assert_eq!(
+            new.expires_at.map(|e| e - new.created_at),
+            Some(90 * 86_400)
+        );
+        let expired = keys
+            .create(spec("old", Some(Duration::ZERO)))
+            .await
+            .unwrap();
+        assert!(expired.record.expires_at.is_some_and(|e| e <= now()));
+        assert!(
+            keys.rotate("old").await.unwrap().is_none(),
+            "an expired key was rotated"
+        );
+        std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -3,8 +3,8 @@
 //! its audiences, `exp`/`nbf`/`iat` within a bounded clock skew, and keys from its JWKS.
 //!
 //! The JWKS cache honours `Cache-Control: max-age` (clamped to 1 min – 24 h), refreshes when a
-//! token names an unknown `kid` (one fetch at a time, at most every `MIN_REFRESH`), and keeps
-//! serving the keys it has when the IdP cannot be reached.
+//! token names an unknown `kid` or the keys are stale (one fetch at a time, at most one attempt
+//! every `MIN_REFRESH`), and keeps serving the keys it has when the IdP cannot be reached.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
@@ -150,7 +150,14 @@ impl Issuer {
             ("issuer".to_owned(), self.config.name.clone()),
             ("subject".to_owned(), subject.to_owned()),
         ]);
-        if let Some(email) = claims.get("email").and_then(Value::as_str) {
+        // Only an address the IdP says it verified: with IdPs where users set their own email,
+        // an unverified one would let anyone satisfy a rule like `like "*@corp.example"`.
+        let verified = claims.get("email_verified") == Some(&Value::Bool(true));
+        if let Some(email) = claims
+            .get("email")
+            .and_then(Value::as_str)
+            .filter(|_| verified)
+        {
             attributes.insert("email".into(), email.to_owned());
         }
         Ok(Principal {
@@ -194,26 +201,39 @@ impl Issuer {
 
     async fn key(&self, kid: Option<&str>) -> Result<DecodingKey, Failure> {
         if self.stale() {
-            self.refresh(false).await;
+            self.refresh().await;
         }
         if let Some(key) = self.cached(kid) {
             return Ok(key);
         }
         if !matches!(self.config.jwks, JwksSource::File(_)) {
-            self.refresh(true).await;
+            self.refresh().await;
         }
         self.cached(kid)
             .ok_or_else(|| invalid("jwt: no key with this kid"))
     }
 
-    /// One fetch at a time; an unknown-`kid` refresh at most every `MIN_REFRESH`.
-    async fn refresh(&self, unknown_kid: bool) {
-        let mut last = self.refresh.lock().await;
-        if let Some(t) = *last {
-            let recent = t.elapsed() < MIN_REFRESH;
-            if recent && (unknown_kid || !self.stale()) {
-                return;
+    /// One fetch at a time, and at most one attempt every `MIN_REFRESH`, whatever the reason
+    /// (an unknown `kid`, stale keys) and whether it succeeded: an IdP that is down costs one
+    /// timeout per interval, not one per request. While keys are cached, a request never waits
+    /// for another's fetch; it uses them.
+    async fn refresh(&self) {
+        let has_keys = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .fetched
+            .is_some();
+        let mut last = if has_keys {
+            match self.refresh.try_lock() {
+                Ok(last) => last,
+                Err(_) => return,
             }
+        } else {
+            self.refresh.lock().await
+        };
+        if last.is_some_and(|t| t.elapsed() < MIN_REFRESH) {
+            return;
         }
         *last = Some(Instant::now());
         if let Err(e) = self.fetch().await {

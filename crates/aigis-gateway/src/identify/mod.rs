@@ -238,16 +238,19 @@ impl Identity {
                     .api_keys
                     .as_ref()
                     .ok_or_else(|| Failure::invalid("api keys are not configured"))?;
-                if let Some(prefix) = api_key::prefix_of(key)
-                    && let Some(wait) = throttle.blocked_prefix(prefix)
-                {
-                    return Err(Failure {
+                // A throttled prefix still lets its owner in: prefixes are not secret (logs,
+                // `keys list`), so refusing the right key too would let anyone lock a key out.
+                let blocked = api_key::prefix_of(key)
+                    .and_then(|prefix| Some((prefix, throttle.blocked_prefix(prefix)?)));
+                let verified = keys.verify(key).await;
+                match (verified, blocked) {
+                    (Err(_), Some((prefix, wait))) => Err(Failure {
                         kind: FailureKind::Throttled,
                         reason: format!("key prefix throttled for {wait:?}"),
                         prefix: Some(prefix.to_owned()),
-                    });
+                    }),
+                    (verified, _) => verified,
                 }
-                keys.verify(key).await
             }
             Credential::Bearer(token) => {
                 let iss = jwt::peek_issuer(token).ok_or_else(|| {

@@ -1,7 +1,9 @@
 //! Failed-authentication throttling. Each source address and each key prefix has a failure
 //! count; from `FREE_FAILURES` on, every further failure doubles a block (1 s, 2 s, 4 s, … up
 //! to 15 min) during which that source or prefix is refused without checking. Crossing the
-//! threshold raises a structured security event. A success clears the count.
+//! threshold raises a structured security event. A success clears the count. IPv6 sources
+//! count per /64, the block a single host usually holds. The table is bounded: beyond
+//! `MAX_ENTRIES` the least recently seen entries are forgotten.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -15,7 +17,9 @@ pub const FREE_FAILURES: u32 = 5;
 const MAX_BLOCK: Duration = Duration::from_mins(15);
 /// A quiet period after which the count starts over.
 const FORGET_AFTER: Duration = Duration::from_mins(15);
-/// Entries kept at most (oldest evicted in bulk beyond it).
+/// Entries kept at most: past it, entries quiet for `FORGET_AFTER` go, and if that is not
+/// enough, the least recently seen down to three quarters of it (in one pass, so a flood pays
+/// for a sort once per 25,000 new entries, not per failure).
 const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Debug, Clone, Copy)]
@@ -49,7 +53,7 @@ impl Throttle {
 
     /// How long `source` is still blocked, if it is.
     pub fn blocked_source(&self, source: IpAddr) -> Option<Duration> {
-        self.remaining(&Subject::Source(source))
+        self.remaining(&source_subject(source))
     }
 
     /// How long `prefix` is still blocked, if it is.
@@ -59,12 +63,11 @@ impl Throttle {
 
     /// Records a failed authentication.
     pub fn failure(&self, source: IpAddr, prefix: Option<&str>) {
-        let mut subjects = vec![Subject::Source(source)];
+        let mut subjects = vec![source_subject(source)];
         subjects.extend(prefix.map(|p| Subject::Prefix(p.to_owned())));
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= MAX_ENTRIES {
-            let now = Instant::now();
-            entries.retain(|_, e| now.duration_since(e.last) < FORGET_AFTER);
+            shrink(&mut entries);
         }
         for subject in subjects {
             let now = Instant::now();
@@ -115,7 +118,7 @@ impl Throttle {
         if entries.is_empty() {
             return;
         }
-        entries.remove(&Subject::Source(source));
+        entries.remove(&source_subject(source));
         if let Some(p) = prefix {
             entries.remove(&Subject::Prefix(p.to_owned()));
         }
@@ -124,6 +127,30 @@ impl Throttle {
     /// Security events raised since the last call (`source` or `key_prefix`), for metrics.
     pub fn take_events(&self) -> Vec<String> {
         std::mem::take(&mut *self.events.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The subject a source address counts under: itself, or for IPv6 its /64.
+fn source_subject(source: IpAddr) -> Subject {
+    Subject::Source(match source.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 @ IpAddr::V4(_) => v4,
+    })
+}
+
+/// Makes room in a full table (see [`MAX_ENTRIES`]).
+fn shrink(entries: &mut HashMap<Subject, Entry>) {
+    let now = Instant::now();
+    entries.retain(|_, e| now.duration_since(e.last) < FORGET_AFTER);
+    let keep = MAX_ENTRIES / 4 * 3;
+    if entries.len() > keep {
+        let mut by_age: Vec<(Instant, Subject)> =
+            entries.iter().map(|(k, e)| (e.last, k.clone())).collect();
+        let cut = by_age.len() - keep;
+        by_age.select_nth_unstable_by_key(cut, |(last, _)| *last);
+        for (_, subject) in &by_age[..cut] {
+            entries.remove(subject);
+        }
     }
 }
 
@@ -153,5 +180,26 @@ mod tests {
             t.blocked_source(ip).is_none(),
             "a success started the count over"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ipv6_counts_per_64_and_the_table_stays_bounded() {
+        let t = Throttle::default();
+        for i in 0..FREE_FAILURES {
+            let ip: IpAddr = format!("2001:db8::{i:x}").parse().unwrap();
+            t.failure(ip, None);
+        }
+        let neighbour: IpAddr = "2001:db8::ffff:1".parse().unwrap();
+        assert!(t.blocked_source(neighbour).is_some(), "one /64, one count");
+        assert!(
+            t.blocked_source("2001:db8:0:1::1".parse().unwrap())
+                .is_none()
+        );
+        // A flood of fresh sources, none quiet long enough to be forgotten.
+        for i in 0..u32::try_from(MAX_ENTRIES + 10).unwrap() {
+            t.failure(IpAddr::from(i.to_be_bytes()), None);
+        }
+        let len = t.entries.lock().unwrap().len();
+        assert!(len <= MAX_ENTRIES, "{len} entries");
     }
 }
