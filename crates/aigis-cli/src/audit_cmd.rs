@@ -1,7 +1,7 @@
 //! `aigis audit …`: the tamper-evident ledger: create its key, read it, verify it, prove one
 //! request with a receipt anyone can check offline, export to a SIEM, prune content.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -273,9 +273,32 @@ impl Target {
 }
 
 fn read_vkeys(path: &Path) -> anyhow::Result<LedgerVerifiers> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = read_text(path, aigis_ledger::keys::MAX_KEY_FILE)?;
     LedgerVerifiers::parse(&text).with_context(|| path.display().to_string())
+}
+
+/// Reads at most `max` bytes from `reader` (`name` in messages): untrusted input past its
+/// limit is refused, not read whole into memory first.
+fn read_capped(reader: impl std::io::Read, max: u64, name: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", name.display()))?;
+    if bytes.len() as u64 > max {
+        bail!("{} is larger than {max} bytes", name.display());
+    }
+    Ok(bytes)
+}
+
+fn read_file(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    read_capped(file, max, path)
+}
+
+fn read_text(path: &Path, max: u64) -> anyhow::Result<String> {
+    String::from_utf8(read_file(path, max)?)
+        .with_context(|| format!("reading {}: not UTF-8 text", path.display()))
 }
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
@@ -417,8 +440,7 @@ fn tail(target: &Target, lines: u64, format: Format) -> anyhow::Result<ExitCode>
 }
 
 fn read_anchor(path: &Path) -> anyhow::Result<Checkpoint> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = read_text(path, aigis_ledger::note::MAX_NOTE_LEN as u64)?;
     let body = Note::parse(&text).map_or(text.clone(), |n| n.text);
     Checkpoint::from_text(&body).with_context(|| format!("{} is not a checkpoint", path.display()))
 }
@@ -501,12 +523,11 @@ fn verify_receipt(
         None if !inline.is_empty() => LedgerVerifiers::parse(&inline.join("\n"))?,
         None => bail!("give the verifier keys: --vkeys FILE or --vkey KEY"),
     };
+    let max = audit::MAX_RECEIPT_LEN as u64;
     let bytes = if path == Path::new("-") {
-        let mut b = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut b)?;
-        b
+        read_capped(std::io::stdin().lock(), max, Path::new("stdin"))?
     } else {
-        std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+        read_file(path, max)?
     };
     let result = audit::verify_receipt(&bytes, &keys);
     match (format, &result) {
@@ -732,4 +753,29 @@ fn tiles(target: &Target, out: &Path, format: Format) -> anyhow::Result<ExitCode
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+
+    #[test]
+    fn untrusted_inputs_are_read_only_up_to_their_limit() {
+        // An endless stdin: read whole, it would never end.
+        let err = read_capped(std::io::repeat(b' '), 256 * 1024, Path::new("stdin")).unwrap_err();
+        assert_eq!(err.to_string(), "stdin is larger than 262144 bytes");
+        let exact = read_capped(&[b' '; 100][..], 100, Path::new("stdin")).unwrap();
+        assert_eq!(exact.len(), 100);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        std::fs::write(&path, vec![b'#'; 128 * 1024 + 1]).unwrap();
+        for err in [
+            read_vkeys(&path).unwrap_err(),
+            read_anchor(&path).unwrap_err(),
+        ] {
+            assert!(format!("{err:#}").contains("is larger than"), "{err:#}");
+        }
+    }
 }

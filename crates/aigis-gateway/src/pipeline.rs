@@ -101,9 +101,10 @@ pub(crate) async fn handle(
             time_ms: aigis_ledger::now_ms(),
             request_id: request_id.clone(),
             principal: served.principal.take(),
-            action: served
-                .endpoint
-                .map_or(Cow::Owned(path), |e| Cow::Borrowed(e.as_str())),
+            action: served.endpoint.map_or_else(
+                || Cow::Owned(unknown_action(path)),
+                |e| Cow::Borrowed(e.as_str()),
+            ),
             model: served.model.take(),
             route: served.route.take(),
             upstream: served.upstream.take(),
@@ -396,7 +397,10 @@ fn inspect_request(
             config.guard.policies.get(name)?.as_ref(),
         ))
     });
-    let inspected = inspect::inspect(policy, &shared.vault, &principal.id, parsed);
+    // Anonymous callers would all share one scope of the vault, so one could have another's
+    // pseudonyms restored: their values are redacted instead.
+    let vault = (principal.auth != "anonymous").then(|| (&shared.vault, principal.id.as_str()));
+    let inspected = inspect::inspect(policy, vault, route.tokenizer, parsed);
     let findings = match &inspected {
         Ok(i) => i.findings.as_slice(),
         Err(_) => &[],
@@ -621,6 +625,21 @@ fn models(
 /// Propagates a sane client `x-request-id`, or makes one. Made ids are UUIDv7 (time first,
 /// then 74 random bits): they sort by time, so the audit ledger's request-id index grows at
 /// its end instead of touching a random page per record.
+/// The ledger's `action` for a request to no endpoint: its path, which the client chooses, cut
+/// to 256 bytes (marked with `…`) so that every event stays far below the ledger's size limit.
+fn unknown_action(mut path: String) -> String {
+    const MAX: usize = 256;
+    if path.len() > MAX {
+        let mut end = MAX;
+        while !path.is_char_boundary(end) {
+            end -= 1;
+        }
+        path.truncate(end);
+        path.push('…');
+    }
+    path
+}
+
 fn request_id<B>(req: &Request<B>) -> HeaderValue {
     req.headers()
         .get("x-request-id")

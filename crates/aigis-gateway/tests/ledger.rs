@@ -63,6 +63,11 @@ async fn recorded_without_content(store_url: &str, files: &[&str]) {
     let missing = post(addr, "/v1/chat/completions", &chat("no-such-model", false)).await;
     assert_eq!(missing.status, 404);
     let missing_id = missing.headers["x-request-id"].to_str().unwrap().to_owned();
+    // An unknown path is the client's to choose: its record keeps 256 bytes of it.
+    let long_path = format!("/v1/{}", "x".repeat(20_000));
+    let unknown = send(addr, http::Method::GET, &long_path, &[], "").await;
+    assert_eq!(unknown.status, 404);
+    let unknown_id = unknown.headers["x-request-id"].to_str().unwrap().to_owned();
     gw.shutdown().await;
 
     let written = store_bytes(&dir, files);
@@ -81,9 +86,12 @@ async fn recorded_without_content(store_url: &str, files: &[&str]) {
     let store = store.as_mut();
     let report = audit::verify(store, &keys.verifiers(), &[]).unwrap();
     assert!(report.ok(), "{:?}", report.problems);
-    assert_eq!(report.entries, 6);
+    assert_eq!(report.entries, 7);
+    let rows = store.find_request(&unknown_id).unwrap();
+    let event = aigis_ledger::Event::from_canonical(&rows[0].event).unwrap();
+    assert_eq!(event.action, format!("{}…", &long_path[..256]));
     assert_eq!(
-        report.checkpointed_size, 6,
+        report.checkpointed_size, 7,
         "shutdown signs a final checkpoint"
     );
 

@@ -135,6 +135,25 @@ fn check_row(row: &crate::store::Row, problems: &mut Vec<Problem>) -> Hash {
     leaf
 }
 
+/// A precisely named entry inside `range`, the entries of the first checkpoint mismatch,
+/// explains it: the range start is then no longer the first bad entry. (One beyond the range
+/// does not: the range still holds an altered entry, before it.)
+fn unname_explained_mismatch(problems: &mut [Problem], range: &std::ops::Range<u64>) {
+    let explained = problems
+        .iter()
+        .filter(|p| p.kind != "checkpoint_mismatch")
+        .filter_map(|p| p.index)
+        .any(|i| range.contains(&i));
+    if explained {
+        for p in problems
+            .iter_mut()
+            .filter(|p| p.kind == "checkpoint_mismatch")
+        {
+            p.index = None;
+        }
+    }
+}
+
 /// Verifies a whole log: every checkpoint signature (Ed25519, and the ML-DSA-65 cosignature
 /// when its key is given), every entry's canonical form and index, and the recomputed root
 /// at every checkpoint size. Successive checkpoints are consistent because both roots are
@@ -160,6 +179,8 @@ pub fn verify(
     let mut last_good_head = 0u64;
     let mut structural = false;
     let mut mismatches = 0u64;
+    // The entries `start..end` of the first checkpoint mismatch: one of them is altered.
+    let mut mismatch_range = None;
     let mut on_row = |row: crate::store::Row| -> Result<bool, LedgerError> {
         let expected = builder.size();
         if row.idx != expected {
@@ -184,6 +205,7 @@ pub fn verify(
                 mismatches += 1;
             } else {
                 mismatches += 1;
+                mismatch_range = Some(last_good_head..h.size);
                 problems.push(Problem {
                     index: Some(last_good_head),
                     kind: "checkpoint_mismatch",
@@ -220,22 +242,8 @@ pub fn verify(
             mismatches - 1
         );
     }
-    // A precisely named entry inside the mismatching range explains it: the range start is
-    // then no longer the first bad entry.
-    let exact: Vec<u64> = problems
-        .iter()
-        .filter(|p| p.kind != "checkpoint_mismatch")
-        .filter_map(|p| p.index)
-        .collect();
-    for p in problems
-        .iter_mut()
-        .filter(|p| p.kind == "checkpoint_mismatch")
-    {
-        if p.index
-            .is_some_and(|start| exact.iter().any(|&i| i >= start))
-        {
-            p.index = None;
-        }
+    if let Some(range) = mismatch_range {
+        unname_explained_mismatch(&mut problems, &range);
     }
     let checkpointed_size = stored.last().map_or(0, |c| c.size);
     problems.sort_by_key(|p| p.index.unwrap_or(u64::MAX));

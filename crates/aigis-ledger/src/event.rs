@@ -406,6 +406,9 @@ impl Event {
     }
 }
 
+/// Digits of the longest index (`u64::MAX`).
+const MAX_INDEX_DIGITS: usize = 20;
+
 /// The canonical bytes before the index digits (`v` is always [`SCHEMA_VERSION`]).
 const INDEX_PREFIX: &[u8] = br#"{"v":1,"index":"#;
 
@@ -460,6 +463,22 @@ impl Encoded {
         self.time_ms = event.time_ms;
         self.request_id.clear();
         self.request_id.push_str(event.request_id);
+    }
+
+    /// Refuses an event whose canonical encoding could exceed [`MAX_EVENT_LEN`], which every
+    /// reader (a store's, the spool's, a receipt's) refuses: recorded, it would make the log
+    /// unverifiable. The length is counted with the longest index ([`MAX_INDEX_DIGITS`]
+    /// digits), since the index is assigned only inside the store's transaction; an event
+    /// within 19 bytes of the limit is refused too.
+    pub fn check_len(&self) -> Result<(), crate::LedgerError> {
+        let len = self.bytes.len() - 1 + MAX_INDEX_DIGITS;
+        if len <= MAX_EVENT_LEN {
+            return Ok(());
+        }
+        Err(crate::LedgerError::EventTooLong {
+            request_id: self.request_id.chars().take(64).collect(),
+            len,
+        })
     }
 
     /// Bytes held by the event's buffers.

@@ -76,6 +76,18 @@ pub enum LedgerError {
         /// What is wrong.
         what: String,
     },
+    /// An event too long to record: every reader refuses events over
+    /// [`event::MAX_EVENT_LEN`], so it is refused before it reaches the store or the spool.
+    #[error(
+        "the event of request {request_id:?} encodes to {len} bytes (with the longest index); the limit is {} bytes: shorten its long fields",
+        event::MAX_EVENT_LEN
+    )]
+    EventTooLong {
+        /// The event's request id (its first 64 characters).
+        request_id: String,
+        /// Its canonical length, counted with a 20-digit index.
+        len: usize,
+    },
     /// The queue is full (back-pressure) or the writer has stopped.
     #[error("ledger queue {0}")]
     Unavailable(&'static str),

@@ -4,7 +4,9 @@
 //!
 //! File format: a header `AIGSPL1\n || 16-byte spool id`, then records of `u32 length
 //! (big-endian) || canonical event || first 8 bytes of SHA-256(event)`. A torn record at the
-//! end (crash mid-write) is cut off when the spool is opened; it was never acknowledged.
+//! end (crash mid-write) is cut off when the spool is opened; it was never acknowledged. A
+//! write that fails (disk full, I/O error) is undone at once, so no record ever follows a
+//! torn one: if it cannot be undone, the spool refuses further pushes until it can.
 //!
 //! **Exactly once.** The id is fresh each time the spool is emptied. Draining commits each
 //! batch together with a mark "spool ID: the first N events are in the log" in the same
@@ -37,6 +39,8 @@ pub struct Spool {
     id: String,
     /// Where records start (after the header; 0 for a file of the older format).
     start: u64,
+    /// A failed write could not be undone: refuse pushes until it is.
+    dirty: bool,
 }
 
 fn fresh_id() -> Result<String, LedgerError> {
@@ -77,6 +81,7 @@ impl Spool {
             file: file.try_clone().map_err(io)?,
             id: String::new(),
             start: HEADER_LEN,
+            dirty: false,
         };
         if head.len() as u64 == HEADER_LEN && head.starts_with(MAGIC) {
             spool.id = hex::encode(&head[MAGIC.len()..]);
@@ -90,6 +95,13 @@ impl Spool {
         let (_, valid) = spool.read_events()?;
         let actual = file.metadata().map_err(io)?.len();
         if valid != actual {
+            tracing::error!(
+                target: "aigis::security",
+                spool = %path.display(),
+                offset = valid,
+                cut_bytes = actual.saturating_sub(valid),
+                "cutting an unreadable spool record and everything after it (a write torn by a crash, never acknowledged; or damage)"
+            );
             file.set_len(valid).map_err(io)?;
             file.sync_all().map_err(io)?;
         }
@@ -108,6 +120,7 @@ impl Spool {
         self.id = id;
         self.start = HEADER_LEN;
         self.len = 0;
+        self.dirty = false;
         Ok(())
     }
 
@@ -133,10 +146,12 @@ impl Spool {
         self.len == 0
     }
 
-    /// Appends `events` durably (fsync), or fails without writing when they do not fit.
+    /// Appends `events` durably (fsync), or fails without writing when they do not fit or
+    /// one is too long to read back ([`Encoded::check_len`]). A failed write is undone.
     pub fn push(&mut self, events: &[Encoded]) -> Result<(), LedgerError> {
         let mut buf = Vec::new();
         for e in events {
+            e.check_len()?;
             let bytes = e.canonical();
             let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
             buf.extend_from_slice(&len.to_be_bytes());
@@ -151,9 +166,38 @@ impl Spool {
                 self.max
             )));
         }
-        self.file.write_all(&buf).map_err(|e| self.io(&e))?;
-        self.file.sync_data().map_err(|e| self.io(&e))?;
+        if self.dirty {
+            self.rollback().map_err(|e| {
+                LedgerError::FailClosed(format!(
+                    "the bytes of a failed spool write cannot be removed yet: {e}"
+                ))
+            })?;
+        }
+        // Set until the write is durable or undone: a record written after a torn one would be
+        // acknowledged, yet lost when the drain stops at the torn one.
+        self.dirty = true;
+        let written = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            if let Err(undo) = self.rollback() {
+                tracing::error!(target: "aigis::security", spool = %self.path.display(), error = %undo, "a failed spool write could not be undone; refusing to spool until it can be");
+            }
+            return Err(self.io(&e));
+        }
+        self.dirty = false;
         self.len += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Cuts the file back to its last acknowledged record (the bytes of a failed write).
+    fn rollback(&mut self) -> Result<(), LedgerError> {
+        self.file
+            .set_len(self.start + self.len)
+            .and_then(|()| self.file.sync_all())
+            .map_err(|e| self.io(&e))?;
+        self.dirty = false;
         Ok(())
     }
 
@@ -233,5 +277,136 @@ impl Spool {
         let n = self.commit_into(store, tree, max_batch)?;
         self.clear()?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+    use crate::EventKind;
+
+    /// The child of `a_write_cut_short_by_the_file_size_limit_is_rolled_back`: its folder.
+    const FSIZE_CHILD: &str = "AIGIS_SPOOL_FSIZE_CHILD";
+
+    /// Event `i` with `detail` bytes of detail.
+    fn event(i: u64, detail: usize) -> Encoded {
+        let mut e = Event::new(EventKind::AiCall, &format!("r{i:03}"), "a", i);
+        e.detail = (detail > 0).then(|| "d".repeat(detail));
+        Encoded::new(e)
+    }
+
+    fn ids(s: &mut Spool) -> Vec<String> {
+        s.events()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.request_id)
+            .collect()
+    }
+
+    fn file_len(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().len()
+    }
+
+    #[test]
+    fn a_failed_write_that_cannot_be_undone_stops_the_spool_until_it_can() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool");
+        let mut s = Spool::open(&path, 1 << 20).unwrap();
+        s.push(&[event(0, 0)]).unwrap();
+        let good = s.len();
+        // A write that failed part-way, on a handle that can neither write nor truncate.
+        let writable = std::mem::replace(&mut s.file, File::open(&path).unwrap());
+        (&writable).write_all(&[0, 0, 1, 0, b'{']).unwrap();
+        assert!(s.push(&[event(1, 0)]).is_err());
+        let refused = s.push(&[event(1, 0)]).unwrap_err();
+        assert!(
+            matches!(refused, LedgerError::FailClosed(_)),
+            "refused while the torn bytes stay: {refused}"
+        );
+        assert_eq!(s.len(), good);
+        // The disk works again: the torn bytes go first, then the record.
+        s.file = writable;
+        s.push(&[event(1, 0)]).unwrap();
+        assert_eq!(file_len(&path), HEADER_LEN + s.len());
+        assert_eq!(ids(&mut s), ["r000", "r001"]);
+    }
+
+    #[test]
+    fn an_event_too_long_to_read_back_is_not_spooled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool");
+        let mut s = Spool::open(&path, 1 << 20).unwrap();
+        let err = s.push(&[event(0, 0), event(1, MAX_EVENT_LEN)]).unwrap_err();
+        assert!(matches!(err, LedgerError::EventTooLong { .. }), "{err}");
+        assert!(s.is_empty());
+        assert_eq!(file_len(&path), HEADER_LEN);
+    }
+
+    /// Runs only as the child of the next test, under a file size limit (SIGXFSZ ignored):
+    /// a write past the limit writes what fits, then fails with EFBIG, as a write on a full
+    /// disk fails with ENOSPC.
+    #[test]
+    fn spool_fsize_child() {
+        let Ok(dir) = std::env::var(FSIZE_CHILD) else {
+            return;
+        };
+        let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+        let limit: u64 = limits
+            .lines()
+            .find_map(|l| l.strip_prefix("Max file size"))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let path = Path::new(&dir).join("spool");
+        let mut s = Spool::open(&path, 1 << 20).unwrap();
+        let mut pushed = 0;
+        // Fill the file to within 600 bytes of the limit (a small record is about 100).
+        while HEADER_LEN + s.len() + 600 < limit {
+            s.push(&[event(pushed, 0)]).unwrap();
+            pushed += 1;
+        }
+        let good = s.len();
+        assert!(s.push(&[event(pushed, 2000)]).is_err(), "written in part");
+        assert_eq!(
+            file_len(&path),
+            HEADER_LEN + good,
+            "the torn record is removed"
+        );
+        s.push(&[event(pushed, 0)]).unwrap();
+        pushed += 1;
+        assert_eq!(s.events().unwrap().len() as u64, pushed);
+        drop(s);
+        let mut s = Spool::open(&path, 1 << 20).unwrap();
+        assert_eq!(s.events().unwrap().len() as u64, pushed, "nothing cut");
+    }
+
+    #[test]
+    fn a_write_cut_short_by_the_file_size_limit_is_rolled_back() {
+        if std::env::var(FSIZE_CHILD).is_ok() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", "trap '' XFSZ; ulimit -f 16; exec \"$0\" \"$@\""])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "spool::tests::spool_fsize_child",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(FSIZE_CHILD, dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

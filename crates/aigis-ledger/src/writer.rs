@@ -8,6 +8,10 @@
 //! (acknowledged as [`Ack::Spooled`]) and is drained into the store, oldest first, once it
 //! works again; with no spool, or a full one, the batch is refused and the ledger reports
 //! itself unhealthy so the gateway refuses traffic (fail-closed). Nothing is dropped silently.
+//!
+//! An event too long for any reader to accept ([`crate::event::MAX_EVENT_LEN`]) never reaches
+//! the store or the spool: [`Ledger::append`] and the enqueue methods refuse it with an error,
+//! and a deferred job's is left out of its batch with an error log ([`Batch::push`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -80,6 +84,11 @@ const SPARE_EVENTS: usize = MAX_BATCH;
 /// A committed event whose buffers hold more than this is freed, not kept.
 const SPARE_EVENT_BYTES: usize = 8 << 10;
 
+/// Reports an event a deferred job completed that is too long to record.
+fn oversize(e: &LedgerError) {
+    tracing::error!(target: "aigis::security", error = %e, "audit record dropped: too long to record");
+}
+
 /// The events of the writer's current batch, in log order. [`Batch::push_ref`] encodes into
 /// the buffers of an event of an earlier batch: under steady load no event buffer is
 /// allocated, and encodings land on pages already mapped (the encoded events' fresh
@@ -97,19 +106,33 @@ impl Batch {
         self.events.reserve(additional);
     }
 
-    /// Adds an encoded event.
+    /// Adds an encoded event; one too long to record ([`Encoded::check_len`]) is dropped
+    /// instead, with an error on `aigis::security`.
+    ///
+    /// Why dropped, not refused: a deferred job runs on the writer thread, inside a batch that
+    /// holds other callers' events, after the caller that queued it was answered. There is
+    /// nobody to return an error to, and failing the job or the batch would lose or spool
+    /// every other event with it (and a spooled oversize event stops the spool's drain). So
+    /// the one event is left out and named in the log, and the rest of the batch commits.
     pub fn push(&mut self, event: Encoded) {
+        if let Err(e) = event.check_len() {
+            oversize(&e);
+            return;
+        }
         self.events.push(event);
     }
 
-    /// Adds `event`, encoded as [`Encoded::from_ref`] encodes it.
+    /// Adds `event`, encoded as [`Encoded::from_ref`] encodes it; one too long to record is
+    /// dropped, as in [`Batch::push`].
     pub fn push_ref(&mut self, event: &EventRef<'_>) {
-        if let Some(mut spare) = self.spare.pop() {
-            spare.refill(event);
-            self.events.push(spare);
-        } else {
-            self.events.push(Encoded::from_ref(event));
-        }
+        let encoded = match self.spare.pop() {
+            Some(mut spare) => {
+                spare.refill(event);
+                spare
+            }
+            None => Encoded::from_ref(event),
+        };
+        self.push(encoded);
     }
 
     /// Events in the batch.
@@ -250,8 +273,11 @@ impl Ledger {
 
     /// Queues `event` without waiting for durability, waiting for queue space if the
     /// queue is full (back-pressure). An [`Event`] is encoded here, on the caller's thread.
+    /// An event too long to record is refused ([`LedgerError::EventTooLong`]), before it takes
+    /// a queue slot: nothing else is affected.
     pub async fn enqueue(&self, event: impl Into<Encoded>) -> Result<(), LedgerError> {
         let encoded = event.into();
+        encoded.check_len()?;
         self.acquire().await?;
         self.send(Job::Append(encoded, None))
     }
@@ -261,27 +287,34 @@ impl Ledger {
     /// and queue one job for them), waiting for queue space if the queue is full. For a caller
     /// on a busy thread whose events still need work (the gateway's digests of requests'
     /// content): done in batches, that work runs with its code and data in cache, instead of
-    /// interleaved with serving requests, where it evicted theirs.
+    /// interleaved with serving requests, where it evicted theirs. An event the job completes
+    /// that is too long to record is left out of the batch, with an error log
+    /// ([`Batch::push`]).
     pub async fn enqueue_deferred(&self, complete: Deferred) -> Result<(), LedgerError> {
         self.acquire().await?;
         self.send(Job::Deferred(complete))
     }
 
-    /// Queues `event` if there is space right now.
+    /// Queues `event` if there is space right now (refusing one too long to record, as
+    /// [`Ledger::enqueue`]).
     pub fn try_enqueue(&self, event: Event) -> Result<(), LedgerError> {
+        let encoded = Encoded::new(event);
+        encoded.check_len()?;
         let permit = self
             .shared
             .permits
             .try_acquire()
             .map_err(|_| LedgerError::Unavailable("is full"))?;
         permit.forget();
-        self.send(Job::Append(Encoded::new(event), None))
+        self.send(Job::Append(encoded, None))
     }
 
-    /// Appends `event` and waits until it is durable (committed or spooled).
+    /// Appends `event` and waits until it is durable (committed or spooled); refuses one too
+    /// long to record, as [`Ledger::enqueue`].
     pub async fn append(&self, event: Event) -> Result<Ack, LedgerError> {
-        self.acquire().await?;
         let encoded = Encoded::new(event);
+        encoded.check_len()?;
+        self.acquire().await?;
         let (ack, rx) = oneshot::channel();
         self.send(Job::Append(encoded, Some(ack)))?;
         rx.await
@@ -402,7 +435,8 @@ impl Writer {
         for job in jobs {
             match job {
                 Job::Append(e, ack) => {
-                    batch.push(e);
+                    // Checked when queued; pushed as is, so `acks` stays in step with it.
+                    batch.events.push(e);
                     acks.push(ack);
                 }
                 Job::Deferred(complete) => {
@@ -473,7 +507,7 @@ impl Writer {
                         Ok(true)
                     }
                     Err(e) => {
-                        tracing::error!(target: "aigis::security", error = %e, "ledger spool full; refusing traffic (fail-closed)");
+                        tracing::error!(target: "aigis::security", error = %e, "ledger spool refused the batch (full or failing); refusing traffic (fail-closed)");
                         self.shared.healthy.store(false, Ordering::Relaxed);
                         Err(e)
                     }

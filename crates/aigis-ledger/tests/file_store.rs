@@ -302,3 +302,22 @@ fn a_torn_checkpoint_record_is_cut_and_the_previous_one_stays_latest() {
     let sizes: Vec<u64> = r.checkpoints().unwrap().iter().map(|c| c.size).collect();
     assert_eq!(sizes, vec![5, 11]);
 }
+
+#[test]
+fn a_damaged_checkpoint_record_before_the_end_is_refused_not_cut() {
+    let (_tmp, dir, keys, mut store, mut tree) = new_log();
+    for _ in 0..3 {
+        fill(&mut store, &mut tree, &keys, 1, 5, true);
+    }
+    drop(store);
+    let path = dir.join("checkpoints.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The second record's note length, as damage (not a torn write) would leave it.
+    let first_note = u32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let second = 8 + first_note + 36;
+    bytes[second..second + 4].copy_from_slice(&[0xff; 4]);
+    std::fs::write(&path, &bytes).unwrap();
+    let err = FileStore::open(&dir, Some(keys.origin())).unwrap_err();
+    assert!(err.to_string().contains("damaged"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing cut");
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use aigis_ledger::audit::{self, RECEIPT_FORMAT};
 use aigis_ledger::checkpoint::Checkpoint;
-use aigis_ledger::event::{Decision, GuardFinding, TokenUsage};
+use aigis_ledger::event::{Decision, GuardFinding, MAX_EVENT_LEN, TokenUsage};
 use aigis_ledger::merkle::Tree;
 use aigis_ledger::note::Note;
 use aigis_ledger::spool::Spool;
@@ -354,6 +354,31 @@ fn edited_row_with_recomputed_leaf_is_caught_by_the_checkpoint() {
 }
 
 #[test]
+fn an_edit_past_the_mismatching_checkpoint_does_not_hide_it() {
+    // Entry 17 is forged with its leaf (only the checkpoint at 21 catches it), entry 30 is
+    // edited plainly (named exactly): the first bad entry is in the range before 21, not 30.
+    let (bytes, leaf) = forged_17();
+    let sql = format!(
+        "UPDATE entries SET event = X'{}', leaf = X'{}' WHERE idx = 17; \
+         UPDATE entries SET event = replace(event, 'gpt-4o', 'gpt-4x') WHERE idx = 30",
+        hex::encode(bytes),
+        hex::encode(leaf)
+    );
+    for r in tampered(40, &sql, |e, _| {
+        (e[17].event, e[17].leaf) = forged_17();
+        replace_in(&mut e[30], "gpt-4o", "gpt-4x");
+    }) {
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.kind == "edited" && p.index == Some(30))
+        );
+        let first = r.first_bad_entry().unwrap();
+        assert!(first <= 17 && 17 - first < 7, "{first}: {:?}", r.problems);
+    }
+}
+
+#[test]
 fn deleted_row_is_named() {
     for r in tampered(40, "DELETE FROM entries WHERE idx = 23", |e, _| {
         e.remove(23);
@@ -517,6 +542,69 @@ fn an_encoded_event_is_the_canonical_event_at_its_index() {
             (e.request_id.as_str(), e.time_ms)
         );
     }
+}
+
+/// `event(i)` with a `detail` long enough for a canonical encoding of `len` bytes at index 0.
+fn event_of_len(i: u64, len: usize) -> Event {
+    let mut e = event(i);
+    e.detail = Some(String::new());
+    let base = e.canonical().len();
+    e.detail = Some("d".repeat(len - base));
+    e
+}
+
+#[test]
+fn an_event_is_refused_unless_it_can_be_read_back_at_any_index() {
+    // Counted with a 20-digit index, whichever the store assigns.
+    let fits = Encoded::new(event_of_len(1, MAX_EVENT_LEN - 19));
+    fits.check_len().unwrap();
+    let mut at_max = fits.clone();
+    at_max.index = u64::MAX;
+    assert_eq!(at_max.canonical().len(), MAX_EVENT_LEN);
+    at_max.event().unwrap();
+    let over = Encoded::new(event_of_len(1, MAX_EVENT_LEN - 18));
+    let err = over.check_len().unwrap_err();
+    assert!(
+        matches!(&err, LedgerError::EventTooLong { request_id, len } if request_id == "req-1" && *len == MAX_EVENT_LEN + 1),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_event_too_long_to_read_back_is_refused_and_nothing_else_is_affected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, path, rt) = file_ledger(dir.path());
+    let long = |i| event_of_len(i, MAX_EVENT_LEN + 1);
+    let too_long = |r: Result<_, LedgerError>| matches!(r, Err(LedgerError::EventTooLong { .. }));
+    rt.block_on(async {
+        assert_eq!(ledger.append(event(0)).await.unwrap(), Ack::Stored(0));
+        assert!(too_long(ledger.append(long(1)).await.map(drop)));
+        assert!(too_long(ledger.enqueue(long(1)).await));
+        assert!(too_long(ledger.try_enqueue(long(1))));
+        // A deferred job's oversize events are left out of its batch; the others commit.
+        let complete = Box::new(move |batch: &mut Batch| {
+            batch.push(Encoded::new(event(1)));
+            batch.push(Encoded::new(long(9)));
+            let detail = "d".repeat(MAX_EVENT_LEN);
+            let mut e = EventRef::new(EventKind::AiCall, "req-9", "chat.completions", 9);
+            e.detail = Some(&detail);
+            batch.push_ref(&e);
+            batch.push(Encoded::new(event(2)));
+        });
+        ledger.enqueue_deferred(complete).await.unwrap();
+        assert_eq!(ledger.append(event(3)).await.unwrap(), Ack::Stored(3));
+    });
+    assert!(ledger.healthy());
+    assert_eq!(ledger.queue_free(), config().queue);
+    ledger.close();
+    let mut ids = Vec::new();
+    open_reader(Backend::File, &path)
+        .scan(0, &mut |row| {
+            ids.push(Event::from_canonical(&row.event).unwrap().request_id);
+            Ok(true)
+        })
+        .unwrap();
+    assert_eq!(ids, ["req-0", "req-1", "req-2", "req-3"]);
 }
 
 #[test]

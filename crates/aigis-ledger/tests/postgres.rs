@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use aigis_ledger::store::postgres::PgStore;
 use aigis_ledger::store::{Appender, LogReader};
-use aigis_ledger::{Ack, Encoded, Event, EventKind, Ledger, LedgerKeys, WriterConfig, audit};
+use aigis_ledger::{
+    Ack, Encoded, Event, EventKind, Ledger, LedgerError, LedgerKeys, WriterConfig, audit,
+};
 
 const PER_WRITER: u64 = 400;
 const ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -250,4 +252,79 @@ fn tampering_in_postgres_is_named() {
             r.problems
         );
     }
+}
+
+#[test]
+fn a_committed_batch_is_acknowledged_even_when_reading_the_log_back_fails() {
+    let Some(db) = Db::create() else { return };
+    let keys = LedgerKeys::generate("pg.test/ledger").unwrap();
+    let mut ours = PgStore::connect(&db.url, Some(keys.origin())).unwrap();
+    let mut other = PgStore::connect(&db.url, Some(keys.origin())).unwrap();
+    let mut tree = ours.load_tree().unwrap();
+    let mut other_tree = other.load_tree().unwrap();
+    // Another gateway's entry that cannot be read back (its stored leaf hash is damaged).
+    other
+        .append(&mut [event(1, 0).into()], &mut other_tree)
+        .unwrap();
+    other
+        .execute_batch("UPDATE aigis_ledger_entries SET leaf = decode('00', 'hex') WHERE idx = 0")
+        .unwrap();
+    let mut batch = [Encoded::new(event(0, 0))];
+    ours.append(&mut batch, &mut tree)
+        .expect("committed, so acknowledged (else the writer would spool it: a duplicate)");
+    assert_eq!(batch[0].index, 1);
+    assert_eq!(tree.size(), 0, "the tree is behind");
+    // The next append catches up first, and commits nothing while it cannot.
+    assert!(ours.append(&mut [event(0, 1).into()], &mut tree).is_err());
+    let mut stored = Vec::new();
+    ours.scan(0, &mut |r| {
+        stored.push(r);
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(stored.len(), 2);
+    let leaf = aigis_ledger::merkle::leaf_hash(&stored[0].event);
+    other
+        .execute_batch(&format!(
+            "UPDATE aigis_ledger_entries SET leaf = decode('{}', 'hex') WHERE idx = 0",
+            hex::encode(leaf)
+        ))
+        .unwrap();
+    let mut batch = [Encoded::new(event(0, 1))];
+    ours.append(&mut batch, &mut tree).unwrap();
+    assert_eq!(batch[0].index, 2);
+    assert_eq!(tree.size(), 3);
+    assert_eq!(tree.root(), ours.load_tree().unwrap().root());
+}
+
+#[test]
+fn a_row_at_the_largest_index_ends_a_scan_with_an_error() {
+    let Some(db) = Db::create() else { return };
+    let keys = LedgerKeys::generate("pg.test/ledger").unwrap();
+    let mut store = PgStore::connect(&db.url, Some(keys.origin())).unwrap();
+    let mut tree = store.load_tree().unwrap();
+    let mut batch: Vec<Encoded> = (0..3).map(|i| event(0, i).into()).collect();
+    store.append(&mut batch, &mut tree).unwrap();
+    store
+        .execute_batch(&format!(
+            "UPDATE aigis_ledger_entries SET idx = {} WHERE idx = 2",
+            i64::MAX
+        ))
+        .unwrap();
+    let mut seen = Vec::new();
+    let err = store
+        .scan(0, &mut |r| {
+            seen.push(r.idx);
+            Ok(true)
+        })
+        .unwrap_err();
+    let max = i64::MAX.unsigned_abs();
+    assert!(
+        matches!(err, LedgerError::Corrupt { index, .. } if index == max),
+        "{err}"
+    );
+    assert_eq!(seen, [0, 1, max]);
+    // verify stops at the gap, naming it.
+    let r = audit::verify(&mut store, &keys.verifiers(), &[]).unwrap();
+    assert_eq!(r.first_bad_entry(), Some(2), "{:?}", r.problems);
 }

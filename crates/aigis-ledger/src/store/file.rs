@@ -401,6 +401,12 @@ struct Active {
     first: u64,
     len: u64,
     checkpoints: File,
+    /// Length of `checkpoints` through its last whole record.
+    checkpoints_len: u64,
+    /// A failed checkpoint write could not be undone: cut `checkpoints` back to
+    /// `checkpoints_len` before writing the next record (a record after a torn one would be
+    /// misread).
+    checkpoints_dirty: bool,
     /// Size of the latest stored checkpoint.
     latest_checkpoint: Option<StoredCheckpoint>,
     /// Entries in the log.
@@ -460,12 +466,18 @@ impl FileStore {
         let checkpoints = store.open_checkpoints()?;
         // Cut a torn checkpoint record first, so the latest one is a whole record.
         let latest_checkpoint = store.read_checkpoints(true)?.pop();
+        let checkpoints_len = checkpoints
+            .metadata()
+            .map_err(|e| io_err(&store.path("checkpoints.log"), &e))?
+            .len();
         let r = store.recover(latest_checkpoint.as_ref().map_or(0, |c| c.size))?;
         store.active = Some(Active {
             file: r.file,
             first: r.first,
             len: r.len,
             checkpoints,
+            checkpoints_len,
+            checkpoints_dirty: false,
             latest_checkpoint,
             size: r.tree.size(),
             marks: r.marks,
@@ -562,7 +574,9 @@ impl FileStore {
         Ok(file)
     }
 
-    /// Reads the checkpoint records; with `repair`, cuts a torn last record off.
+    /// Reads the checkpoint records; with `repair`, cuts a torn last record off. A record with
+    /// an impossible length is damage, not a torn write (which leaves a prefix of a valid
+    /// record): it is an error, as cutting there could drop acknowledged checkpoints after it.
     fn read_checkpoints(&self, repair: bool) -> Result<Vec<StoredCheckpoint>, LedgerError> {
         let path = self.path("checkpoints.log");
         let io = |e: std::io::Error| io_err(&path, &e);
@@ -587,8 +601,17 @@ impl FileStore {
             } else {
                 usize::MAX
             };
+            if rest.len() >= 4 && note_len > MAX_NOTE {
+                return Err(io_err(
+                    &path,
+                    &format!(
+                        "the checkpoint record at byte {pos} claims a {note_len}-byte note; the file is damaged"
+                    ),
+                ));
+            }
             let end = note_len.saturating_add(CHECKPOINT_OVERHEAD);
-            if note_len > MAX_NOTE || rest.len() < end {
+            // Runs past the end of the file: a torn write.
+            if rest.len() < end {
                 torn = Some(pos);
                 break;
             }
@@ -957,20 +980,35 @@ impl Appender for FileStore {
         {
             return Ok(());
         }
+        if a.checkpoints_dirty {
+            // Undo the bytes of a write that failed part-way, or refuse to write after them.
+            a.checkpoints
+                .set_len(a.checkpoints_len)
+                .and_then(|()| a.checkpoints.sync_all())
+                .map_err(|e| io_err(&path, &e))?;
+            a.checkpoints_dirty = false;
+        }
         let rec = encode_checkpoint(cp);
-        let before = a
-            .checkpoints
-            .metadata()
-            .map_err(|e| io_err(&path, &e))?
-            .len();
+        a.checkpoints_dirty = true;
         let written = a
             .checkpoints
             .write_all(&rec)
             .and_then(|()| a.checkpoints.sync_data());
         if let Err(e) = written {
-            let _ = a.checkpoints.set_len(before);
+            let undone = a
+                .checkpoints
+                .set_len(a.checkpoints_len)
+                .and_then(|()| a.checkpoints.sync_all());
+            match undone {
+                Ok(()) => a.checkpoints_dirty = false,
+                Err(undo) => {
+                    tracing::error!(target: "aigis::security", file = %path.display(), error = %undo, "a failed checkpoint write could not be undone; retrying before the next checkpoint");
+                }
+            }
             return Err(io_err(&path, &e));
         }
+        a.checkpoints_dirty = false;
+        a.checkpoints_len += rec.len() as u64;
         a.latest_checkpoint = Some(cp.clone());
         Ok(())
     }
@@ -1120,6 +1158,37 @@ mod tests {
             bytes.windows(4).any(|w| w == BATCH_MAGIC),
             "new batches are format 2"
         );
+    }
+
+    #[test]
+    fn a_failed_checkpoint_write_that_cannot_be_undone_is_undone_before_the_next() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("l");
+        let mut store = FileStore::open(&dir, None).unwrap();
+        let cp = |size: u64| StoredCheckpoint {
+            size,
+            time_ms: size,
+            note: format!("note {size}\n"),
+        };
+        store.put_checkpoint(&cp(1)).unwrap();
+        let path = dir.join("checkpoints.log");
+        // A write that failed part-way, on a handle that can neither write nor truncate.
+        let a = store.active.as_mut().unwrap();
+        let writable = std::mem::replace(&mut a.checkpoints, File::open(&path).unwrap());
+        (&writable)
+            .write_all(&encode_checkpoint(&cp(2))[..10])
+            .unwrap();
+        assert!(store.put_checkpoint(&cp(2)).is_err());
+        assert!(store.put_checkpoint(&cp(3)).is_err(), "refused while torn");
+        store.active.as_mut().unwrap().checkpoints = writable;
+        store.put_checkpoint(&cp(3)).unwrap();
+        let sizes: Vec<u64> = store
+            .read_checkpoints(false)
+            .unwrap()
+            .iter()
+            .map(|c| c.size)
+            .collect();
+        assert_eq!(sizes, [1, 3]);
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub struct PgStore {
     rt: tokio::runtime::Runtime,
     client: Client,
     label: String,
+    /// Reading the leaves after a commit failed: the caller's tree lags the log and is
+    /// brought up to date before the next append.
+    behind: bool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -121,7 +124,12 @@ impl PgStore {
             tx.commit().await
         })
         .map_err(|e| err(&e))?;
-        let mut store = Self { rt, client, label };
+        let mut store = Self {
+            rt,
+            client,
+            label,
+            behind: false,
+        };
         if let Some(origin) = origin {
             let existing = store.origin()?;
             match existing {
@@ -172,6 +180,18 @@ impl PgStore {
         self.rt
             .block_on(self.client.batch_execute(sql))
             .map_err(|e| pg_err(&label, &e))
+    }
+
+    /// The committed log size.
+    fn head(&mut self) -> Result<u64, LedgerError> {
+        let head = self
+            .rt
+            .block_on(
+                self.client
+                    .query_one("SELECT size FROM aigis_ledger_head WHERE id = 1", &[]),
+            )
+            .map_err(|e| self.err(&e))?;
+        Ok(u64_of(head.get(0)))
     }
 
     fn leaves_from(&mut self, tree: &mut Tree, end: u64) -> Result<(), LedgerError> {
@@ -261,6 +281,11 @@ impl Appender for PgStore {
         tree: &mut Tree,
         mark: Option<&SpoolMark<'_>>,
     ) -> Result<(), LedgerError> {
+        if self.behind {
+            let head = self.head()?;
+            self.leaves_from(tree, head)?;
+            self.behind = false;
+        }
         let label = self.label.clone();
         let end = self
             .rt
@@ -278,7 +303,14 @@ impl Appender for PgStore {
                 Ok::<_, tokio_postgres::Error>(end)
             })
             .map_err(|e| pg_err(&label, &e))?;
-        self.leaves_from(tree, end)
+        // Committed: the batch is in the log whatever happens next, and reporting it failed
+        // would have the writer spool it and append it twice. A tree left behind only delays
+        // the next checkpoint; it catches up before the next append.
+        if let Err(e) = self.leaves_from(tree, end) {
+            tracing::warn!(target: "aigis::security", store = %self.label, error = %e, "reading back the log after a commit failed; catching up before the next append");
+            self.behind = true;
+        }
+        Ok(())
     }
 
     fn drained(&mut self, spool: &str) -> Result<u64, LedgerError> {
@@ -295,15 +327,10 @@ impl Appender for PgStore {
     }
 
     fn load_tree(&mut self) -> Result<Tree, LedgerError> {
-        let head = self
-            .rt
-            .block_on(
-                self.client
-                    .query_one("SELECT size FROM aigis_ledger_head WHERE id = 1", &[]),
-            )
-            .map_err(|e| self.err(&e))?;
+        let head = self.head()?;
         let mut tree = Tree::new();
-        self.leaves_from(&mut tree, u64_of(head.get(0)))?;
+        self.leaves_from(&mut tree, head)?;
+        self.behind = false;
         Ok(tree)
     }
 
@@ -351,7 +378,7 @@ impl LogReader for PgStore {
             let Some(last) = rows.last() else {
                 return Ok(());
             };
-            next = last.get::<_, i64>(0) + 1;
+            let last: i64 = last.get(0);
             for r in rows {
                 let row = Row {
                     idx: u64_of(r.get(0)),
@@ -362,6 +389,14 @@ impl LogReader for PgStore {
                     return Ok(());
                 }
             }
+            // No entry can follow the largest index: only an edited row has it.
+            next = last.checked_add(1).ok_or_else(|| LedgerError::Corrupt {
+                index: u64_of(last),
+                what: format!(
+                    "{}: a row has the largest possible index, which no log reaches: the row was edited",
+                    self.label
+                ),
+            })?;
         }
     }
 
