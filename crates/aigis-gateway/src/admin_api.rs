@@ -1,6 +1,7 @@
 //! The admin API on the admin listener (never the public one): key management, reload and
-//! status. Every call needs an aigis key with the `admin` role and, when policies are loaded,
-//! a permit for the `admin:*` action.
+//! status. Every call needs a caller holding the `admin` role (an aigis key, or an OIDC token
+//! or client certificate whose mapped roles include it) and, when policies are loaded, a
+//! permit for the `admin:*` action.
 //!
 //! ```text
 //! GET  /admin/status             gateway, routes (and their model checks), upstream health

@@ -328,3 +328,62 @@ fn a_row_at_the_largest_index_ends_a_scan_with_an_error() {
     let r = audit::verify(&mut store, &keys.verifiers(), &[]).unwrap();
     assert_eq!(r.first_bad_entry(), Some(2), "{:?}", r.problems);
 }
+
+/// Whether a connection through [`aigis_ledger::store::postgres::tls_connector`] to `url` is
+/// encrypted, as the server sees it; an error says why it could not be made.
+fn ssl_of(url: &str, root_cert: Option<&std::path::Path>) -> Result<bool, String> {
+    let (url, tls, _) = aigis_ledger::store::postgres::tls_connector(url, root_cert)?;
+    rt().block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tls)
+            .await
+            .map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))?;
+        tokio::spawn(conn);
+        let row = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(row.get(0))
+    })
+}
+
+#[test]
+fn connections_use_tls_as_libpq_sslmode_says() {
+    if Db::create().is_none() {
+        return;
+    }
+    let url = |host: &str, mode: &str| format!("postgres://postgres@{host}:5432/postgres{mode}");
+    let plain = ssl_of(&url("127.0.0.1", "?sslmode=disable"), None).unwrap();
+    assert!(!plain, "sslmode=disable is plaintext");
+    let by_default = ssl_of(&url("127.0.0.1", ""), None).unwrap();
+    if !by_default {
+        eprintln!("notice: this server does not offer TLS; TLS checks skipped");
+        return;
+    }
+    // The server's certificate is not signed by a system root: verify-full refuses it.
+    let refused = ssl_of(&url("127.0.0.1", "?sslmode=verify-full"), None).unwrap_err();
+    assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+    // With the server's own certificate as the root, verify-full passes for the name it holds
+    // (Debian's snake-oil certificate names localhost), and not for another.
+    let snakeoil = std::path::Path::new("/etc/ssl/certs/ssl-cert-snakeoil.pem");
+    if !snakeoil.exists() {
+        eprintln!(
+            "notice: no {} here; verify-full success not checked",
+            snakeoil.display()
+        );
+        return;
+    }
+    match ssl_of(&url("localhost", "?sslmode=verify-full"), Some(snakeoil)) {
+        Ok(ssl) => {
+            assert!(ssl);
+            let wrong_name = ssl_of(&url("127.0.0.1", "?sslmode=verify-full"), Some(snakeoil));
+            assert!(
+                wrong_name.is_err(),
+                "a certificate for localhost passed for 127.0.0.1"
+            );
+        }
+        Err(e) => eprintln!("notice: the server's certificate is not the snake-oil one ({e})"),
+    }
+}

@@ -377,7 +377,12 @@ fn no_connection() -> StoreError {
 
 impl Postgres {
     async fn connect(&self) -> Result<tokio_postgres::Client, StoreError> {
-        let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+        // TLS as the ledger's store does it: libpq's `sslmode`, `verify-full` checks the server.
+        let root_cert = std::env::var_os("PGSSLROOTCERT").map(std::path::PathBuf::from);
+        let (url, tls, _) =
+            aigis_ledger::store::postgres::tls_connector(&self.url, root_cert.as_deref())
+                .map_err(StoreError)?;
+        let (client, connection) = tokio_postgres::connect(&url, tls)
             .await
             .map_err(|e| StoreError(format!("cannot connect to {}: {e}", redact_url(&self.url))))?;
         tokio::spawn(async move {
