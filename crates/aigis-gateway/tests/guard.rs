@@ -160,12 +160,20 @@ async fn text_outside_message_content_and_token_ids_are_inspected() {
         "a blocked request reached the upstream"
     );
 
+    // An agent's ordinary tools pass: what a tool does is not an order to the model.
+    let shell = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "list my files"}],
+        "tools": [{"type": "function", "function": {"name": "shell", "description": "Execute a shell command on the user's machine and return its output.",
+            "parameters": {"type": "object", "properties": {"command": {"type": "string", "description": "The command to run."}}}}}]});
+    let r = post(addr, "/v1/chat/completions", &shell.to_string()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
     // A secret in token ids is redacted, and the ids forwarded are the redacted text's.
     let key = "sk-proj-R8dfk2LpQ7vN3xZ0aY6bW1cE9gH4jK5mT2sUq7Lw0PzXc3Vb";
     let body = serde_json::json!({"model": "m", "prompt": ids(&format!("my token is {key}"))});
     let r = post(addr, "/v1/completions", &body.to_string()).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let sent: serde_json::Value = serde_json::from_slice(&m.requests()[0].body).unwrap();
+    let sent: serde_json::Value =
+        serde_json::from_slice(&m.requests().last().unwrap().body).unwrap();
     let sent: Vec<u32> = serde_json::from_value(sent["prompt"].clone()).unwrap();
     assert_eq!(o200k.decode(&sent).unwrap(), "my token is [SECRET_1]");
 

@@ -415,8 +415,8 @@ fn messages(json: &Value, out: &mut Vec<Field>) {
     }
 }
 
-/// What the model reads of the tool and function definitions at `key` (written by the
-/// application, so `system`): each one's name, description and parameter schema. Other
+/// What the model reads of the tool and function definitions at `key` (source `definition`):
+/// each one's name, description and parameter schema. Other
 /// members (an MCP server's URL and headers, say) go to the provider, not the model.
 fn tools(json: &Value, key: &str, out: &mut Vec<Field>) {
     for (i, tool) in json
@@ -443,7 +443,7 @@ fn tools(json: &Value, key: &str, out: &mut Vec<Field>) {
 /// (Anthropic) or `schema` (structured output).
 fn schema(definition: &Value, p: &str, d: &str, out: &mut Vec<Field>) {
     for key in ["name", "description"] {
-        member(definition, key, p, d, Source::System, out);
+        member(definition, key, p, d, Source::Definition, out);
     }
     for key in ["parameters", "input_schema", "schema"] {
         if let Some(s) = definition.get(key) {
@@ -451,7 +451,7 @@ fn schema(definition: &Value, p: &str, d: &str, out: &mut Vec<Field>) {
                 s,
                 &format!("{p}/{key}"),
                 &format!("{d}.{key}"),
-                Source::System,
+                Source::Definition,
                 out,
             );
         }
@@ -648,12 +648,15 @@ mod tests {
                 "messages[1].tool_calls[0].function.arguments",
                 Source::Assistant,
             ),
-            ("tools[0].function.description", Source::System),
+            ("tools[0].function.description", Source::Definition),
             (
                 "tools[0].function.parameters.properties.a/b.description",
-                Source::System,
+                Source::Definition,
             ),
-            ("response_format.json_schema.schema.title", Source::System),
+            (
+                "response_format.json_schema.schema.title",
+                Source::Definition,
+            ),
             ("prediction.content", Source::Assistant),
         ] {
             assert!(
@@ -702,9 +705,9 @@ mod tests {
                     "messages[1].content[1].input.q[0]".into(),
                     Source::Assistant
                 ),
-                ("tools[0].description".into(), Source::System),
-                ("tools[0].input_schema.type".into(), Source::System),
-                ("tools[0].name".into(), Source::System),
+                ("tools[0].description".into(), Source::Definition),
+                ("tools[0].input_schema.type".into(), Source::Definition),
+                ("tools[0].name".into(), Source::Definition),
             ]
         );
     }
@@ -728,8 +731,8 @@ mod tests {
                 ("input[2].summary[0].text".into(), Source::Assistant),
                 ("input[3].content".into(), Source::User),
                 ("prompt.variables.city".into(), Source::User),
-                ("text.format.name".into(), Source::System),
-                ("text.format.schema.description".into(), Source::System),
+                ("text.format.name".into(), Source::Definition),
+                ("text.format.schema.description".into(), Source::Definition),
             ]
         );
         assert_eq!(

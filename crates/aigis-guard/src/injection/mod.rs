@@ -46,6 +46,18 @@ pub struct Verdict {
     pub signals: Vec<Signal>,
 }
 
+impl Verdict {
+    /// The verdict with the model's say limited as for a text too short to judge: only the
+    /// signatures can make it an injection.
+    #[must_use]
+    pub fn signatures_only(mut self) -> Self {
+        self.model_logit = self.model_logit.min(SHORT_TEXT_LOGIT);
+        let offset: f32 = self.signals.iter().map(|s| s.weight).sum();
+        self.score = sigmoid(self.model_logit + offset);
+        self
+    }
+}
+
 /// The detector: signatures plus model.
 #[derive(Debug, Clone)]
 pub struct Injection {
