@@ -186,6 +186,37 @@ pub fn passphrase(
     Ok(first)
 }
 
+/// Reads `path` (`what` in messages), refusing it past `max` bytes without reading more than
+/// one byte beyond: untrusted files (bundles, identities) may be huge, growing, or FIFOs. The
+/// buffer is sized from the file's length up front, so a secret read into it (and then
+/// wrapped in `Zeroizing`) leaves no reallocated copy behind unless the file grows meanwhile.
+pub(crate) fn read_bounded(path: &Path, max: usize, what: &str) -> anyhow::Result<Vec<u8>> {
+    let cannot = || format!("cannot read {what} {}", path.display());
+    let file = File::open(path).with_context(cannot)?;
+    let hint = file.metadata().map_or(0, |m| m.len());
+    let max64 = u64::try_from(max).unwrap_or(u64::MAX);
+    let capacity = usize::try_from(hint.min(max64))
+        .unwrap_or(max)
+        .saturating_add(1);
+    let mut bytes = Vec::with_capacity(capacity);
+    file.take(max64.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .with_context(cannot)?;
+    if bytes.len() > max {
+        bail!("{what} {} is larger than {max} bytes", path.display());
+    }
+    Ok(bytes)
+}
+
+/// Identity file text; the error path holds no copy of the secret bytes.
+pub(crate) fn utf8_secret(bytes: &[u8]) -> anyhow::Result<Zeroizing<String>> {
+    Ok(Zeroizing::new(
+        std::str::from_utf8(bytes)
+            .context("identity file is not UTF-8")?
+            .to_owned(),
+    ))
+}
+
 /// Reads an age identity file; a passphrase-protected one (itself an age file) is unlocked
 /// with a prompt or the first line of `passphrase_file`.
 pub(crate) fn load_identities(
@@ -193,13 +224,7 @@ pub(crate) fn load_identities(
     passphrase_file: Option<&Path>,
     max_work_factor: u8,
 ) -> anyhow::Result<Vec<Identity>> {
-    let bytes = Zeroizing::new(
-        std::fs::read(path)
-            .with_context(|| format!("cannot read identity file {}", path.display()))?,
-    );
-    if bytes.len() > age::MAX_KEY_FILE_LEN {
-        bail!("identity file {} is too large", path.display());
-    }
+    let bytes = Zeroizing::new(read_bounded(path, age::MAX_KEY_FILE_LEN, "identity file")?);
     let text = if age::is_age_file(&bytes) {
         let prompt = format!("Passphrase for identity file {}: ", path.display());
         let pass = passphrase(passphrase_file, &prompt, false)?;
@@ -207,9 +232,43 @@ pub(crate) fn load_identities(
         let mut plain = Zeroizing::new(Vec::new());
         age::decrypt(&[unlock], &bytes[..], &mut *plain)
             .with_context(|| format!("cannot unlock identity file {}", path.display()))?;
-        Zeroizing::new(String::from_utf8(plain.to_vec()).context("identity file is not UTF-8")?)
+        utf8_secret(&plain)?
     } else {
-        Zeroizing::new(String::from_utf8(bytes.to_vec()).context("identity file is not UTF-8")?)
+        utf8_secret(&bytes)?
     };
     Identity::parse_file(&text).with_context(|| format!("in identity file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An endless input (here `/dev/zero`) is refused after `max + 1` bytes, not read whole.
+    #[test]
+    fn read_bounded_stops_one_byte_past_the_limit() {
+        let err = read_bounded(Path::new("/dev/zero"), 1024, "identity file").unwrap_err();
+        assert!(
+            err.to_string().contains("is larger than 1024 bytes"),
+            "{err:#}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let exact = dir.path().join("exact");
+        std::fs::write(&exact, [b'x'; 1024]).unwrap();
+        assert_eq!(read_bounded(&exact, 1024, "file").unwrap().len(), 1024);
+    }
+
+    #[test]
+    fn oversized_identity_file_is_refused_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.txt");
+        std::fs::write(&big, vec![b'#'; age::MAX_KEY_FILE_LEN + 1]).unwrap();
+        let Err(err) = load_identities(&big, None, 22) else {
+            panic!("an oversized identity file was accepted");
+        };
+        assert!(
+            err.to_string()
+                .contains(&format!("is larger than {} bytes", age::MAX_KEY_FILE_LEN)),
+            "{err:#}"
+        );
+    }
 }

@@ -84,9 +84,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 fn print_recipients(file: &Path, output: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?,
-    );
+    let bytes = Zeroizing::new(crate::crypt_io::read_bounded(
+        file,
+        aigis_crypto::age::MAX_KEY_FILE_LEN,
+        "identity file",
+    )?);
+    let text = crate::crypt_io::utf8_secret(&bytes).with_context(|| file.display().to_string())?;
     let identities =
         Identity::parse_file(&text).with_context(|| format!("in {}", file.display()))?;
     let mut out = String::new();

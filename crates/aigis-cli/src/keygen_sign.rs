@@ -24,30 +24,28 @@ pub fn run(alg: SignAlg, out: Option<&Path>) -> anyhow::Result<ExitCode> {
     let public_pem = public.to_pem();
     match out {
         Some(path) => {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| {
-                    format!(
-                        "cannot create {} (an existing key is never overwritten)",
-                        path.display()
-                    )
-                })?;
+            let mut pub_path = path.as_os_str().to_owned();
+            pub_path.push(".pub");
+            let pub_path = Path::new(&pub_path);
+            let mut file = create_new(path, 0o600)?;
+            // Both files are created before either is written: a pre-placed `.pub` (a file, or
+            // a symlink pointing elsewhere) stops the command and removes the new, empty key.
+            let mut pub_file = create_new(pub_path, 0o644).inspect_err(|_| {
+                let _ = std::fs::remove_file(path);
+            })?;
             file.write_all(private.as_bytes())
                 .and_then(|()| file.sync_all())
                 .with_context(|| format!("writing {}", path.display()))?;
-            let mut pub_path = path.as_os_str().to_owned();
-            pub_path.push(".pub");
-            std::fs::write(&pub_path, &public_pem)
-                .with_context(|| format!("writing {}", Path::new(&pub_path).display()))?;
+            pub_file
+                .write_all(public_pem.as_bytes())
+                .and_then(|()| pub_file.sync_all())
+                .with_context(|| format!("writing {}", pub_path.display()))?;
             println!("# key id: {key_id}");
             print!("{public_pem}");
             eprintln!(
                 "wrote {alg} private key to {} and public key to {}",
                 path.display(),
-                Path::new(&pub_path).display()
+                pub_path.display()
             );
         }
         None => {
@@ -57,4 +55,51 @@ pub fn run(alg: SignAlg, out: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates `path` with `mode`; never replaces an existing file or follows a symlink there.
+fn create_new(path: &Path, mode: u32) -> anyhow::Result<std::fs::File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "cannot create {} (an existing key file is never overwritten; remove it or choose another -o)",
+                path.display()
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `K.pub` is created like `K`: a symlink planted there is not followed (its target keeps
+    /// its content), the command fails, and no half-written key pair is left behind.
+    #[test]
+    fn a_planted_pub_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep me").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("k.pub")).unwrap();
+        let err = run(SignAlg::Ed25519, Some(&key)).unwrap_err();
+        assert!(format!("{err:#}").contains("never overwritten"), "{err:#}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+        assert!(!key.exists(), "the private key of a failed run is removed");
+        // An existing regular `.pub` is not replaced either.
+        std::fs::remove_file(dir.path().join("k.pub")).unwrap();
+        std::fs::write(dir.path().join("k.pub"), b"old").unwrap();
+        run(SignAlg::Ed25519, Some(&key)).unwrap_err();
+        assert_eq!(std::fs::read(dir.path().join("k.pub")).unwrap(), b"old");
+        std::fs::remove_file(dir.path().join("k.pub")).unwrap();
+        run(SignAlg::Ed25519, Some(&key)).unwrap();
+        assert!(
+            std::fs::read_to_string(dir.path().join("k.pub"))
+                .unwrap()
+                .contains("PUBLIC KEY")
+        );
+    }
 }

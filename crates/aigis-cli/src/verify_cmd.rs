@@ -4,8 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use aigis_crypto::dsse::MAX_ENVELOPE_LEN;
+use aigis_supply::signing::bundle::MAX_BUNDLE_LEN;
 use aigis_supply::signing::keys::load_verifying_key;
-use aigis_supply::signing::sigstore::SigstorePolicy;
+use aigis_supply::signing::sigstore::{MAX_TRUSTED_ROOT_LEN, SigstorePolicy};
 use aigis_supply::signing::verify::check_scan;
 use aigis_supply::signing::x509::pem_certificates;
 use aigis_supply::signing::{
@@ -15,6 +17,7 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use crate::Format;
+use crate::crypt_io::read_bounded;
 
 /// Verify that a model directory (or file) is exactly what an OpenSSF model signature says:
 /// the signature is valid for the given key or certificate chain, and every file on disk
@@ -135,14 +138,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             identity,
             identity_provider,
         } => {
-            let root = std::fs::read(trusted_root)
-                .with_context(|| format!("reading {}", trusted_root.display()))?;
+            let root = read_bounded(trusted_root, MAX_TRUSTED_ROOT_LEN, "trusted root")?;
             let policy = SigstorePolicy::from_trusted_root(&root, identity, identity_provider)?;
             (common, Trust::Sigstore(policy))
         }
     };
-    let bundle = std::fs::read(&common.signature)
-        .with_context(|| format!("reading {}", common.signature.display()))?;
+    let bundle = read_bounded(&common.signature, MAX_BUNDLE_LEN, "signature bundle")?;
     let opts = VerifyOptions {
         ignore_paths: common.ignore_paths.clone(),
         ignore_git_paths: !common.no_ignore_git_paths,
@@ -169,7 +170,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 .map(|p| load_verifying_key(p))
                 .collect::<Result<Vec<_>, _>>()?
         };
-        let bytes = std::fs::read(prov).with_context(|| format!("reading {}", prov.display()))?;
+        let bytes = read_bounded(prov, MAX_ENVELOPE_LEN, "provenance")?;
         // Explicit --provenance-key: all must have signed. Defaulting to the signature keys:
         // any one of them is enough (the provenance may be signed by just the PQ key).
         let sets: Vec<Vec<_>> = if common.provenance_key.is_empty() {
@@ -271,6 +272,11 @@ fn problem_json(p: &Problem) -> serde_json::Value {
         } => json!({"kind": "hash_mismatch", "name": name, "expected": expected, "actual": actual}),
         Problem::Missing { name } => json!({"kind": "missing", "name": name}),
         Problem::Extra { name } => json!({"kind": "extra", "name": name}),
+        Problem::SizeChanged {
+            name,
+            signed,
+            actual,
+        } => json!({"kind": "size_changed", "name": name, "signed": signed, "actual": actual}),
     }
 }
 

@@ -267,22 +267,17 @@ fn upstream_cross_version_vectors() {
     );
 }
 
-#[test]
-fn sigstore_tampered_log_entry_is_refused() {
-    let Some(d) = oms() else { return };
-    let Some(root) = sigstore_trusted_root() else {
-        return;
-    };
+/// Verifies the `v1.1.0-sigstore` vector after `change` edits its bundle JSON (`None` without
+/// the shared data or the trusted root).
+fn verify_changed_sigstore_vector(
+    change: impl FnOnce(&mut serde_json::Value),
+) -> Option<Result<aigis_supply::signing::Verified, SigningError>> {
+    let d = oms()?;
+    let root = sigstore_trusted_root()?;
     let dir = d.join("upstream-vectors/scripts/tests/v1.1.0-sigstore");
     let mut bundle: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("model.sig")).unwrap()).unwrap();
-    let t = bundle["verificationMaterial"]["tlogEntries"][0]["integratedTime"]
-        .as_str()
-        .unwrap()
-        .parse::<i64>()
-        .unwrap();
-    bundle["verificationMaterial"]["tlogEntries"][0]["integratedTime"] =
-        serde_json::json!((t + 1).to_string());
+    change(&mut bundle);
     let policy = Trust::Sigstore(
         SigstorePolicy::from_trusted_root(
             &root,
@@ -296,11 +291,50 @@ fn sigstore_tampered_log_entry_is_refused() {
         ignore_paths: vec![dir.join("ignore-me")],
         ..VerifyOptions::default()
     };
-    let err =
-        verify_model(&dir, &serde_json::to_vec(&bundle).unwrap(), &policy, &opts).unwrap_err();
+    Some(verify_model(
+        &dir,
+        &serde_json::to_vec(&bundle).unwrap(),
+        &policy,
+        &opts,
+    ))
+}
+
+#[test]
+fn sigstore_tampered_log_entry_is_refused() {
+    let Some(outcome) = verify_changed_sigstore_vector(|bundle| {
+        let t = bundle["verificationMaterial"]["tlogEntries"][0]["integratedTime"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap();
+        bundle["verificationMaterial"]["tlogEntries"][0]["integratedTime"] =
+            serde_json::json!((t + 1).to_string());
+    }) else {
+        return;
+    };
+    let err = outcome.unwrap_err();
     assert!(
         err.to_string()
             .contains("signed entry timestamp does not verify"),
+        "{err}"
+    );
+}
+
+/// The log entry records one signature; a second one in the envelope (which the certificate's
+/// key might verify while the logged one does not) is refused, as sigstore-python does.
+#[test]
+fn sigstore_second_envelope_signature_is_refused() {
+    let Some(outcome) = verify_changed_sigstore_vector(|bundle| {
+        let sigs = bundle["dsseEnvelope"]["signatures"].as_array_mut().unwrap();
+        let mut second = sigs[0].clone();
+        second["keyid"] = serde_json::json!("other");
+        sigs.push(second);
+    }) else {
+        return;
+    };
+    let err = outcome.unwrap_err();
+    assert!(
+        err.to_string().contains("exactly one DSSE signature"),
         "{err}"
     );
 }

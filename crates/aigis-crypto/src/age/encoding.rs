@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use zeroize::Zeroizing;
 
 /// Unpadded standard base64 that rejects padding and non-zero trailing bits.
 const B64: GeneralPurpose = GeneralPurpose::new(
@@ -96,9 +97,11 @@ fn from_5bit(values: &[u8]) -> Option<Vec<u8>> {
 
 /// Encodes `data` under `hrp` (given in lower case); `upper` selects the all-caps form used by
 /// age for secret keys.
+/// Secret keys pass through here: the 5-bit values are wiped, and the upper-case form is made
+/// in place (`to_ascii_uppercase` would leave the lower-case copy behind).
 pub(crate) fn bech32_encode(hrp: &str, data: &[u8], upper: bool) -> String {
     let hrp = hrp.to_ascii_lowercase();
-    let values = to_5bit(data);
+    let values = Zeroizing::new(to_5bit(data));
     let chk = polymod(
         hrp_expand(hrp.as_bytes())
             .chain(values.iter().copied())
@@ -107,13 +110,16 @@ pub(crate) fn bech32_encode(hrp: &str, data: &[u8], upper: bool) -> String {
     let mut s = String::with_capacity(hrp.len() + 1 + values.len() + 6);
     s.push_str(&hrp);
     s.push('1');
-    for v in &values {
+    for v in values.iter() {
         s.push(char::from(CHARSET[usize::from(*v)]));
     }
     for i in 0..6 {
         s.push(char::from(CHARSET[((chk >> (5 * (5 - i))) & 31) as usize]));
     }
-    if upper { s.to_ascii_uppercase() } else { s }
+    if upper {
+        s.make_ascii_uppercase();
+    }
+    s
 }
 
 /// Why a Bech32 string was refused.
@@ -140,8 +146,9 @@ impl std::fmt::Display for Bech32Error {
     }
 }
 
-/// Decodes a Bech32 string into its lower-case HRP and data bytes.
-pub(crate) fn bech32_decode(s: &str) -> Result<(String, Vec<u8>), Bech32Error> {
+/// Decodes a Bech32 string into its lower-case HRP and data bytes. The data may be a secret
+/// key: it and every intermediate copy (the lower-cased text, the 5-bit values) are wiped.
+pub(crate) fn bech32_decode(s: &str) -> Result<(String, Zeroizing<Vec<u8>>), Bech32Error> {
     if s.len() > MAX_BECH32_LEN {
         return Err(Bech32Error::TooLong);
     }
@@ -150,13 +157,13 @@ pub(crate) fn bech32_decode(s: &str) -> Result<(String, Vec<u8>), Bech32Error> {
     if has_lower && has_upper {
         return Err(Bech32Error::MixedCase);
     }
-    let lower = s.to_ascii_lowercase();
+    let lower = Zeroizing::new(s.to_ascii_lowercase());
     let sep = lower.rfind('1').ok_or(Bech32Error::NoSeparator)?;
     let (hrp, rest) = (&lower[..sep], &lower[sep + 1..]);
     if hrp.is_empty() || rest.len() < 6 || !hrp.bytes().all(|c| (33..=126).contains(&c)) {
         return Err(Bech32Error::NoSeparator);
     }
-    let mut values = Vec::with_capacity(rest.len());
+    let mut values = Zeroizing::new(Vec::with_capacity(rest.len()));
     for c in rest.bytes() {
         let v = CHARSET
             .iter()
@@ -167,8 +174,10 @@ pub(crate) fn bech32_decode(s: &str) -> Result<(String, Vec<u8>), Bech32Error> {
     if polymod(hrp_expand(hrp.as_bytes()).chain(values.iter().copied())) != 1 {
         return Err(Bech32Error::Checksum);
     }
-    values.truncate(values.len() - 6);
-    let data = from_5bit(&values).ok_or(Bech32Error::Padding)?;
+    let data_len = values.len() - 6;
+    // Zeroizing<Vec> wipes the whole capacity on drop, the truncated checksum included.
+    values.truncate(data_len);
+    let data = Zeroizing::new(from_5bit(&values).ok_or(Bech32Error::Padding)?);
     Ok((hrp.to_owned(), data))
 }
 
@@ -191,7 +200,18 @@ mod tests {
         );
         let long = vec![7u8; 1216];
         let s = bech32_encode("age1pq", &long, false);
-        assert_eq!(bech32_decode(&s).unwrap(), ("age1pq".to_owned(), long));
+        let (hrp, data) = bech32_decode(&s).unwrap();
+        assert_eq!((hrp.as_str(), data.as_slice()), ("age1pq", long.as_slice()));
+    }
+
+    /// Decoded data may be a secret key: its type wipes it on drop (a plain `Vec` here does not
+    /// compile).
+    #[test]
+    fn bech32_decoded_data_is_zeroizing() {
+        let decoded: Result<(String, Zeroizing<Vec<u8>>), Bech32Error> = bech32_decode(
+            "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX",
+        );
+        assert_eq!(decoded.unwrap().1.len(), 32);
     }
 
     #[test]

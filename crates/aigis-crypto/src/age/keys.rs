@@ -56,6 +56,7 @@ impl Recipient {
                     return Err(bad("recipients are written in lower case".into()));
                 }
                 let key: [u8; 32] = data
+                    .as_slice()
                     .try_into()
                     .map_err(|_| bad("X25519 recipient is not 32 bytes".into()))?;
                 Ok(Self::X25519(X25519Recipient(key)))
@@ -137,7 +138,6 @@ impl Identity {
         // The error never echoes the key: it is secret.
         let (hrp, data) =
             bech32_decode(text.trim()).map_err(|e| bad(&format!("secret key {e}")))?;
-        let data = Zeroizing::new(data);
         if text.bytes().any(|c| c.is_ascii_lowercase()) {
             return Err(bad("secret keys are written in upper case"));
         }

@@ -295,7 +295,8 @@ fn secret_from_private_key(
 
 /// Encodes DER as a PEM block with 64-column lines.
 pub fn pem_encode(label: &str, der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
+    // `der` may be a private key: its base64 text is wiped too.
+    let b64 = Zeroizing::new(STANDARD.encode(der));
     let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 2 * label.len() + 40);
     out.push_str("-----BEGIN ");
     out.push_str(label);
@@ -335,7 +336,10 @@ pub fn pem_decode(text: &str, label: &str) -> Result<Vec<u8>, SignError> {
     let body = text
         .get(body_start..body_start + body_len)
         .unwrap_or_default();
-    let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    // The block may be a private key: its base64 text, gathered here, is wiped too (sized up
+    // front so it never reallocates and leaves a copy behind).
+    let mut b64 = Zeroizing::new(String::with_capacity(body.len()));
+    b64.extend(body.chars().filter(|c| !c.is_ascii_whitespace()));
     STANDARD
         .decode(b64.as_bytes())
         .map_err(|e| SignError::Pem(format!("bad base64 in {label} block: {e}")))

@@ -118,7 +118,9 @@ fn resolve_link(root: &Path, full: &Path, path: String) -> Result<PlannedFile, S
 }
 
 /// The files named in a manifest, as a plan (missing ones are left out; the comparison
-/// reports them).
+/// reports them). Like the walker, no symlink is followed on the way: a link anywhere on a
+/// path (a directory component, or the file itself) is recorded as the walker would record it,
+/// so [`list`] refuses it or resolves it under the same rules.
 fn plan_only(model: &Path, only: &[String]) -> Result<Plan, SigningError> {
     let mut plan = Plan::default();
     for path in only {
@@ -126,26 +128,57 @@ fn plan_only(model: &Path, only: &[String]) -> Result<Plan, SigningError> {
             name: path.clone(),
             reason: e.to_string(),
         })?;
-        let full: PathBuf = model.join(path);
-        match std::fs::symlink_metadata(&full) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let target = std::fs::read_link(&full)
+        match first_link_or_file(model, path) {
+            Some(Found::Link(prefix)) => {
+                let target = std::fs::read_link(model.join(&prefix))
                     .map(|t| t.display().to_string())
                     .unwrap_or_default();
                 plan.symlinks.push(aigis_crypto::digest::SymlinkEntry {
-                    path: path.clone(),
+                    path: prefix,
                     target,
                 });
             }
-            Ok(m) if m.is_file() => plan.files.push(PlannedFile {
+            Some(Found::File(size)) => plan.files.push(PlannedFile {
                 path: path.clone(),
-                full,
-                size: m.len(),
+                full: model.join(path),
+                size,
             }),
-            _ => {}
+            None => {}
         }
     }
+    plan.symlinks.sort_by(|a, b| a.path.cmp(&b.path));
+    plan.symlinks.dedup_by(|a, b| a.path == b.path);
     Ok(plan)
+}
+
+/// What lies at a manifest path, looked at component by component without following links.
+enum Found {
+    /// The first component (a prefix of the path) that is a symlink.
+    Link(String),
+    /// A regular file of this size, reached through directories only.
+    File(u64),
+}
+
+/// Walks `path` (a checked relative path) under `model` with `symlink_metadata` on every
+/// prefix. `None`: missing, or not a regular file.
+fn first_link_or_file(model: &Path, path: &str) -> Option<Found> {
+    let mut prefix = PathBuf::new();
+    let mut components = path.split('/').peekable();
+    while let Some(c) = components.next() {
+        prefix.push(c);
+        let meta = std::fs::symlink_metadata(model.join(&prefix)).ok()?;
+        let last = components.peek().is_none();
+        if meta.file_type().is_symlink() {
+            return Some(Found::Link(prefix.to_str()?.to_string()));
+        }
+        if last {
+            return meta.is_file().then_some(Found::File(meta.len()));
+        }
+        if !meta.is_dir() {
+            return None;
+        }
+    }
+    None
 }
 
 /// Hashes `model` into a manifest named after the directory.

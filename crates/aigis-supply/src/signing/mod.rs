@@ -63,6 +63,16 @@ pub enum Problem {
         /// Resource name.
         name: String,
     },
+    /// A file signed in shards whose size on disk differs from the signed size (bytes appended
+    /// at a shard boundary only add shards, which `--ignore-unsigned-files` would not report).
+    SizeChanged {
+        /// File path.
+        name: String,
+        /// Size covered by the signed shards.
+        signed: u64,
+        /// Size on disk.
+        actual: u64,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -80,6 +90,14 @@ impl fmt::Display for Problem {
             Problem::Extra { name } => write!(
                 f,
                 "extra: {name:?} is on disk but not in the signature (remove it, re-sign, or pass --ignore-unsigned-files)"
+            ),
+            Problem::SizeChanged {
+                name,
+                signed,
+                actual,
+            } => write!(
+                f,
+                "size changed: {name:?} is {actual} bytes on disk but its signed shards cover {signed} bytes"
             ),
         }
     }

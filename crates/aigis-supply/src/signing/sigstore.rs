@@ -8,7 +8,12 @@
 //! Rekor transparency-log entry from a log in the trusted root has a valid signed entry
 //! timestamp (SET) over `{body, integratedTime, logID, logIndex}`, its integration time lies in
 //! the certificate's validity, and its body (`dsse` kind) names this envelope's payload hash and
-//! signature. The DSSE signature itself is then checked with the certificate's key.
+//! records exactly the envelope's one signature with this certificate as its verifier. The DSSE
+//! signature itself is then checked with the certificate's key.
+//!
+//! As sigstore-python and model_signing, a keyless envelope carries exactly one signature: the
+//! log entry, the certificate and the signature that verifies are then one and the same, and a
+//! log entry made for another key or signature cannot vouch for this one.
 //!
 //! Not checked (documented): freshness of the trusted root (no TUF update offline), the Merkle
 //! inclusion proof and signed checkpoint (the SET already binds the entry to the log key), RFC
@@ -132,6 +137,12 @@ pub fn verify(
     tlog_entries: &[Value],
     bundle: &Bundle,
 ) -> Result<SigstoreSigner, SigningError> {
+    let [signature] = bundle.signatures.as_slice() else {
+        return Err(err(format!(
+            "a keyless bundle carries exactly one DSSE signature (the one its transparency-log entry records); this one has {}",
+            bundle.signatures.len()
+        )));
+    };
     let chain = super::x509::verify_chain(&[certificate.to_vec()], &policy.cas)?;
     let (_, leaf) =
         X509Certificate::from_der(certificate).map_err(|e| err(format!("bad certificate: {e}")))?;
@@ -155,7 +166,12 @@ pub fn verify(
     );
     let mut reasons = Vec::new();
     for (i, entry) in tlog_entries.iter().enumerate() {
-        match check_entry(policy, entry, bundle, from, to) {
+        let signed = Signed {
+            payload: &bundle.payload,
+            signature: &signature.sig,
+            certificate,
+        };
+        match check_entry(policy, entry, &signed, from, to) {
             Ok(()) => {
                 return Ok(SigstoreSigner {
                     key: chain.key,
@@ -216,10 +232,17 @@ fn identity_of(leaf: &X509Certificate<'_>) -> Result<(String, String), SigningEr
     }
 }
 
+/// What a log entry must record: this payload, signed with this signature by this certificate.
+struct Signed<'a> {
+    payload: &'a [u8],
+    signature: &'a [u8],
+    certificate: &'a [u8],
+}
+
 fn check_entry(
     policy: &SigstorePolicy,
     entry: &Value,
-    bundle: &Bundle,
+    signed: &Signed<'_>,
     from: i64,
     to: i64,
 ) -> Result<(), String> {
@@ -268,22 +291,123 @@ fn check_entry(
             .map_err(|_| "body is not base64")?,
     )
     .map_err(|_| "body is not JSON")?;
+    check_body(&body, signed)
+}
+
+/// Checks a `dsse` entry body: this payload's hash, and exactly one signature, ours, whose
+/// verifier is our certificate (base64 of its PEM, as Rekor records it).
+fn check_body(body: &Value, signed: &Signed<'_>) -> Result<(), String> {
     if body["kind"] != "dsse" {
         return Err(format!("entry kind {} is not dsse", body["kind"]));
     }
     let payload_hash = hex::encode(aws_lc_rs::digest::digest(
         &aws_lc_rs::digest::SHA256,
-        &bundle.payload,
+        signed.payload,
     ));
     if body["spec"]["payloadHash"]["value"].as_str() != Some(payload_hash.as_str()) {
         return Err("the log entry records another payload".into());
     }
-    let logged_sig = body["spec"]["signatures"][0]["signature"]
+    let [logged] = body["spec"]["signatures"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    else {
+        return Err("the log entry does not record exactly one signature".into());
+    };
+    let logged_sig = logged["signature"]
         .as_str()
         .and_then(|s| STANDARD.decode(s).ok())
         .ok_or("the log entry has no signature")?;
-    if !bundle.signatures.iter().any(|s| s.sig == logged_sig) {
+    if logged_sig != signed.signature {
         return Err("the log entry records another signature".into());
     }
+    let verifier = logged["verifier"]
+        .as_str()
+        .and_then(|s| STANDARD.decode(s).ok())
+        .and_then(|pem| String::from_utf8(pem).ok())
+        .ok_or("the log entry has no verifier")?;
+    let certs = super::x509::pem_certificates(&verifier, "log entry verifier")
+        .map_err(|_| "the log entry's verifier is not a certificate")?;
+    if !matches!(certs.as_slice(), [c] if c.as_slice() == signed.certificate) {
+        return Err(
+            "the log entry records another signer (its verifier is not this bundle's certificate)"
+                .into(),
+        );
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use aigis_crypto::sign::{SignAlg, SigningKey};
+    use serde_json::json;
+
+    use super::*;
+    use crate::signing::bundle::{EnvelopeSignature, Material};
+
+    const CERT: &[u8] = b"\x30\x03\x02\x01\x01";
+
+    fn pem_b64(der: &[u8]) -> String {
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            STANDARD.encode(der)
+        );
+        STANDARD.encode(pem)
+    }
+
+    fn body(sigs: &[(&[u8], &[u8])]) -> Value {
+        let hash = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            b"payload",
+        ));
+        json!({"kind": "dsse", "apiVersion": "0.0.1", "spec": {
+            "payloadHash": {"algorithm": "sha256", "value": hash},
+            "signatures": sigs.iter().map(|(sig, cert)| json!({
+                "signature": STANDARD.encode(sig), "verifier": pem_b64(cert),
+            })).collect::<Vec<_>>(),
+        }})
+    }
+
+    const SIGNED: Signed<'static> = Signed {
+        payload: b"payload",
+        signature: b"sig",
+        certificate: CERT,
+    };
+
+    #[test]
+    fn log_body_must_name_our_signature_and_certificate() {
+        check_body(&body(&[(b"sig", CERT)]), &SIGNED).unwrap();
+        let e = check_body(&body(&[(b"other", CERT)]), &SIGNED).unwrap_err();
+        assert!(e.contains("another signature"), "{e}");
+        let e = check_body(&body(&[(b"sig", b"\x30\x03\x02\x01\x02")]), &SIGNED).unwrap_err();
+        assert!(e.contains("another signer"), "{e}");
+        let e = check_body(&body(&[(b"sig", CERT), (b"sig2", CERT)]), &SIGNED).unwrap_err();
+        assert!(e.contains("exactly one signature"), "{e}");
+    }
+
+    #[test]
+    fn keyless_bundle_with_two_signatures_is_refused() {
+        let log = SigningKey::generate(SignAlg::EcdsaP256).unwrap();
+        let policy = SigstorePolicy {
+            cas: vec![CERT.to_vec()],
+            logs: vec![(vec![1], log.verifying_key().clone())],
+            identity: "a@example.com".into(),
+            issuer: "https://issuer.example".into(),
+        };
+        let sig = |s: &[u8]| EnvelopeSignature {
+            keyid: String::new(),
+            sig: s.to_vec(),
+        };
+        let bundle = Bundle {
+            material: Material::Sigstore {
+                certificate: CERT.to_vec(),
+                tlog_entries: Vec::new(),
+            },
+            payload_type: super::super::statement::PAYLOAD_TYPE.into(),
+            payload: b"payload".to_vec(),
+            signatures: vec![sig(b"logged"), sig(b"verifies")],
+        };
+        let e = verify(&policy, CERT, &[], &bundle).unwrap_err().to_string();
+        assert!(e.contains("exactly one DSSE signature"), "{e}");
+    }
 }

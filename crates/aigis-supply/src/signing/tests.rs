@@ -255,3 +255,66 @@ fn provenance_records_and_matches_the_model() {
     .unwrap_err();
     assert!(matches!(err, SigningError::BadSignature { .. }), "{err}");
 }
+
+/// `--ignore-unsigned-files` hashes the signed paths directly; a directory on such a path that
+/// was replaced by a symlink (here escaping the model) must be refused like the walker does.
+#[test]
+fn ignore_unsigned_refuses_a_symlinked_directory_on_a_signed_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("m");
+    model(&root);
+    let key = SigningKey::generate(SignAlg::EcdsaP256).unwrap();
+    let bundle = sign(&root, &[&key], &SignOptions::default());
+    // Same bytes, but now outside the model, reached through `a -> ../outside`.
+    fs::rename(root.join("a"), dir.path().join("outside")).unwrap();
+    std::os::unix::fs::symlink("../outside", root.join("a")).unwrap();
+    let lenient = VerifyOptions {
+        ignore_unsigned_files: true,
+        ..VerifyOptions::default()
+    };
+    let err = verify_model(&root, &bundle, &trust(&[&key]), &lenient).unwrap_err();
+    assert!(
+        matches!(&err, SigningError::Symlink { path, .. } if path.ends_with("m/a")),
+        "{err}"
+    );
+    let err = verify_model(&root, &bundle, &trust(&[&key]), &VerifyOptions::default()).unwrap_err();
+    assert!(matches!(err, SigningError::Symlink { .. }), "{err}");
+}
+
+/// Bytes appended to a file whose size is a multiple of the shard size only add shards; the
+/// size check reports them even when extra resources are not (`--ignore-unsigned-files`).
+#[test]
+fn shards_report_bytes_appended_at_a_shard_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("m");
+    model(&root);
+    fs::write(root.join("weights.bin"), vec![7u8; 4096]).unwrap();
+    let key = SigningKey::generate(SignAlg::EcdsaP256).unwrap();
+    let opts = SignOptions {
+        method: Method::Shards { shard_size: 1024 },
+        ..SignOptions::default()
+    };
+    let bundle = sign(&root, &[&key], &opts);
+    let lenient = VerifyOptions {
+        ignore_unsigned_files: true,
+        ..VerifyOptions::default()
+    };
+    verify_model(&root, &bundle, &trust(&[&key]), &lenient).unwrap();
+    let mut grown = vec![7u8; 4096];
+    grown.extend_from_slice(b"appended payload");
+    fs::write(root.join("weights.bin"), grown).unwrap();
+    for opts in [&lenient, &VerifyOptions::default()] {
+        let err = verify_model(&root, &bundle, &trust(&[&key]), opts).unwrap_err();
+        let SigningError::Mismatch { problems } = err else {
+            panic!("{err}")
+        };
+        assert!(
+            problems.contains(&Problem::SizeChanged {
+                name: "weights.bin".into(),
+                signed: 4096,
+                actual: 4112,
+            }),
+            "{problems:?}"
+        );
+    }
+}

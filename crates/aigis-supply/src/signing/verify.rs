@@ -2,6 +2,7 @@
 //! the statement is well formed, and that the model on disk is exactly what was signed.
 
 use std::collections::BTreeMap;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use aigis_crypto::sign::VerifyingKey;
@@ -115,6 +116,7 @@ pub fn verify_bundle(
                 tlog_entries,
             },
         ) => {
+            // sigstore::verify admits exactly one signature, the one the log entry records.
             let leaf = super::sigstore::verify(policy, certificate, tlog_entries, bundle)?;
             let signer = verify_one(bundle, &leaf.key).ok_or_else(|| SigningError::BadSignature {
                 detail: format!("no DSSE signature verifies with the key of the Sigstore certificate for {:?}", leaf.identity),
@@ -340,15 +342,14 @@ pub fn verify_model(
         only,
     };
     let listing = hashing::list(model, &ser, &hopts)?;
-    let present: Vec<String> = listing
+    let sizes: BTreeMap<String, u64> = listing
         .plan
         .files
         .iter()
-        .filter(|f| f.size == 0)
-        .map(|f| f.path.clone())
+        .map(|f| (f.path.clone(), f.size))
         .collect();
     let actual = hashing::hash_listing(model, &ser, listing, &hopts, &|_| {})?;
-    let (problems, warnings) = compare(&expected, &actual, &present, opts.ignore_unsigned_files);
+    let (problems, warnings) = compare(&expected, &actual, &sizes, opts.ignore_unsigned_files);
     if !problems.is_empty() {
         return Err(SigningError::Mismatch { problems });
     }
@@ -377,12 +378,19 @@ fn signed_files(m: &ModelManifest) -> Vec<String> {
     files
 }
 
+/// The differences between the signed manifest and the one hashed from disk; `sizes` are the
+/// sizes of the files hashed.
 fn compare(
     expected: &ModelManifest,
     actual: &ModelManifest,
-    empty_present: &[String],
+    sizes: &BTreeMap<String, u64>,
     ignore_unsigned: bool,
 ) -> (Vec<Problem>, Vec<String>) {
+    let empty_present: Vec<String> = sizes
+        .iter()
+        .filter(|(_, size)| **size == 0)
+        .map(|(path, _)| path.clone())
+        .collect();
     let exp: BTreeMap<&str, &str> = expected
         .resources
         .iter()
@@ -416,6 +424,7 @@ fn compare(
     }
     let mut warnings = Vec::new();
     if let Method::Shards { .. } = expected.serialization.method {
+        problems.extend(size_changes(expected, sizes));
         match &expected.empty_files {
             Some(signed) => {
                 for p in signed.iter().filter(|p| !empty_present.contains(p)) {
@@ -441,6 +450,30 @@ fn compare(
         }
     }
     (problems, warnings)
+}
+
+/// Signed files (in shards) whose size on disk is not the end of their last signed shard. Bytes
+/// appended at a shard boundary leave every signed shard intact and only add shards; this is
+/// what reports them when extra shards are not (`--ignore-unsigned-files`).
+fn size_changes(expected: &ModelManifest, sizes: &BTreeMap<String, u64>) -> Vec<Problem> {
+    let mut signed_end: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in &expected.resources {
+        if let (path, Some((_, end))) = super::statement::split_shard_name(&r.name) {
+            let e = signed_end.entry(path).or_default();
+            *e = (*e).max(end);
+        }
+    }
+    signed_end
+        .into_iter()
+        .filter_map(|(path, signed)| {
+            let actual = *sizes.get(path)?;
+            (actual != signed).then(|| Problem::SizeChanged {
+                name: path.to_string(),
+                signed,
+                actual,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -498,15 +531,23 @@ pub fn check_model(req: &ModelRequirement<'_>) -> Result<String, SigningError> {
         path: req.signature.to_path_buf(),
         source,
     };
-    let len = std::fs::metadata(req.signature).map_err(io)?.len();
-    if len > super::bundle::MAX_BUNDLE_LEN as u64 {
-        return Err(SigningError::TooLarge {
-            what: format!("signature bundle {}", req.signature.display()),
-            len: usize::try_from(len).unwrap_or(usize::MAX),
-            max: super::bundle::MAX_BUNDLE_LEN,
-        });
+    let too_large = |len: u64| SigningError::TooLarge {
+        what: format!("signature bundle {}", req.signature.display()),
+        len: usize::try_from(len).unwrap_or(usize::MAX),
+        max: super::bundle::MAX_BUNDLE_LEN,
+    };
+    let max = super::bundle::MAX_BUNDLE_LEN as u64;
+    let file = std::fs::File::open(req.signature).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len > max {
+        return Err(too_large(len));
     }
-    let bundle = std::fs::read(req.signature).map_err(io)?;
+    // At most one byte past the limit even if the file grew since (or is not a regular file).
+    let mut bundle = Vec::new();
+    file.take(max + 1).read_to_end(&mut bundle).map_err(io)?;
+    if bundle.len() as u64 > max {
+        return Err(too_large(bundle.len() as u64));
+    }
     let opts = VerifyOptions {
         signature_path: Some(req.signature.to_path_buf()),
         require_pq: req.require_pq,

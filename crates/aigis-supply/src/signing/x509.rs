@@ -11,7 +11,9 @@
 //! - every issuer is a CA (`basicConstraints cA`), with `keyCertSign` if it has a key usage,
 //!   within its `pathLenConstraint`; the path ends at a trusted certificate;
 //! - unknown critical extensions are refused;
-//! - the signing certificate has `digitalSignature` key usage or the `codeSigning` EKU.
+//! - the signing certificate has `digitalSignature` key usage or the `codeSigning` EKU, and
+//!   neither extension, when present, leaves those out (stricter than model_signing, which
+//!   accepts `digitalSignature` with an EKU of only `serverAuth`).
 
 use aigis_crypto::sign::VerifyingKey;
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
@@ -237,16 +239,40 @@ fn check_ca(cert: &X509Certificate<'_>, below: usize) -> Result<(), SigningError
     Ok(())
 }
 
+/// The signing certificate may sign code: `digitalSignature` or the `codeSigning` EKU says so,
+/// as model_signing requires, and neither extension, when present, restricts the key to other
+/// uses (RFC 5280 4.2.1.3 and 4.2.1.12: a TLS server certificate from the same CA, with
+/// `digitalSignature` and only `serverAuth`, does not sign models). Fulcio certificates carry
+/// both.
 fn check_leaf_usage(leaf: &X509Certificate<'_>) -> Result<(), SigningError> {
-    let digital = matches!(leaf.key_usage(), Ok(Some(ku)) if ku.value.digital_signature());
-    let code = matches!(leaf.extended_key_usage(), Ok(Some(eku)) if eku.value.code_signing);
-    if digital || code {
-        Ok(())
-    } else {
+    let refuse = |why: &str| {
         Err(cert_err(format!(
-            "signing certificate {:?} may not sign: it has neither the digitalSignature key usage nor the codeSigning extended key usage",
+            "signing certificate {:?} may not sign: {why}",
             subject_cn(leaf)
         )))
+    };
+    let ku = leaf
+        .key_usage()
+        .map_err(|e| cert_err(format!("signing certificate: bad keyUsage: {e}")))?;
+    let eku = leaf
+        .extended_key_usage()
+        .map_err(|e| cert_err(format!("signing certificate: bad extendedKeyUsage: {e}")))?;
+    let digital = ku.as_ref().map(|k| k.value.digital_signature());
+    let code_signing = eku.as_ref().is_some_and(|e| e.value.code_signing);
+    // anyExtendedKeyUsage does not restrict the key, but does not name code signing either.
+    let eku_allows = eku
+        .as_ref()
+        .is_none_or(|e| e.value.code_signing || e.value.any);
+    if digital == Some(false) {
+        refuse("its key usage lacks digitalSignature")
+    } else if !eku_allows {
+        refuse("its extended key usage lacks codeSigning (the key is restricted to other purposes)")
+    } else if digital.is_none() && !code_signing {
+        refuse(
+            "it has neither the digitalSignature key usage nor the codeSigning extended key usage",
+        )
+    } else {
+        Ok(())
     }
 }
 
@@ -293,4 +319,98 @@ fn verify_signed_by(
             child.signature_value.data.as_ref(),
         )
         .map_err(|_| cert_err("certificate signature does not verify"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 128 {
+            out.push(u8::try_from(len).unwrap());
+        } else {
+            out.push(0x82);
+            out.extend_from_slice(&u16::try_from(len).unwrap().to_be_bytes());
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
+        tlv(0x30, &parts.concat())
+    }
+
+    const KU: &[u8] = &[0x06, 0x03, 0x55, 0x1d, 0x0f];
+    const EKU: &[u8] = &[0x06, 0x03, 0x55, 0x1d, 0x25];
+    const CODE_SIGNING: &[u8] = &[0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
+    const SERVER_AUTH: &[u8] = &[0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
+    /// keyUsage bit strings: digitalSignature; keyCertSign only.
+    const DIGITAL: &[u8] = &[0x03, 0x02, 0x07, 0x80];
+    const CERT_SIGN: &[u8] = &[0x03, 0x02, 0x02, 0x04];
+
+    fn ext(oid: &[u8], value: &[u8]) -> Vec<u8> {
+        seq(&[oid.to_vec(), tlv(0x04, value)])
+    }
+
+    fn eku(purposes: &[&[u8]]) -> Vec<u8> {
+        ext(EKU, &tlv(0x30, &purposes.concat()))
+    }
+
+    /// A structurally valid (unsigned) P-256 certificate with these extensions: enough for the
+    /// usage check, which looks at nothing else.
+    fn leaf_with(extensions: &[Vec<u8>]) -> Vec<u8> {
+        let ecdsa_sha256 = seq(&[tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02])]);
+        let name = seq(&[tlv(
+            0x31,
+            &seq(&[tlv(0x06, &[0x55, 0x04, 0x03]), tlv(0x0c, b"leaf")]),
+        )]);
+        let validity = seq(&[tlv(0x17, b"250101000000Z"), tlv(0x17, b"350101000000Z")]);
+        let mut point = vec![0x00, 0x04];
+        point.extend_from_slice(&[1u8; 64]);
+        let spki = seq(&[
+            seq(&[
+                tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]),
+                tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]),
+            ]),
+            tlv(0x03, &point),
+        ]);
+        let mut tbs = vec![
+            tlv(0xa0, &tlv(0x02, &[2])),
+            tlv(0x02, &[1]),
+            ecdsa_sha256.clone(),
+            name.clone(),
+            validity,
+            name,
+            spki,
+        ];
+        if !extensions.is_empty() {
+            tbs.push(tlv(0xa3, &seq(extensions)));
+        }
+        let tbs = seq(&tbs);
+        seq(&[tbs, ecdsa_sha256, tlv(0x03, &[0, 0x30, 0])])
+    }
+
+    fn usage(extensions: &[Vec<u8>]) -> Result<(), String> {
+        let der = leaf_with(extensions);
+        check_leaf_usage(&parse(&der, "test leaf").unwrap()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn leaf_usage_follows_both_extensions_when_present() {
+        // What model_signing, Fulcio and the test PKIs issue.
+        usage(&[ext(KU, DIGITAL), eku(&[CODE_SIGNING])]).unwrap();
+        usage(&[ext(KU, DIGITAL)]).unwrap();
+        usage(&[eku(&[CODE_SIGNING])]).unwrap();
+        usage(&[ext(KU, DIGITAL), eku(&[SERVER_AUTH, CODE_SIGNING])]).unwrap();
+        // A TLS server certificate: digitalSignature, but its EKU restricts it to serverAuth.
+        let e = usage(&[ext(KU, DIGITAL), eku(&[SERVER_AUTH])]).unwrap_err();
+        assert!(e.contains("lacks codeSigning"), "{e}");
+        // A CA-style key usage does not become a signing key through its EKU.
+        let e = usage(&[ext(KU, CERT_SIGN), eku(&[CODE_SIGNING])]).unwrap_err();
+        assert!(e.contains("lacks digitalSignature"), "{e}");
+        let e = usage(&[]).unwrap_err();
+        assert!(e.contains("neither"), "{e}");
+    }
 }
