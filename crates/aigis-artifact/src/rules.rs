@@ -60,8 +60,16 @@ pub const RULES: &[(&str, &str)] = &[
         "Protocol 5 out-of-band buffers whose bytes the file does not contain (low).",
     ),
     (
+        "AIG-PICKLE-JOBLIB-LAYOUT",
+        "A joblib array laid out so that joblib and other unpicklers run different opcodes, such as an array inside an open FRAME (high).",
+    ),
+    (
         "AIG-PICKLE-MALFORMED",
         "Truncated stream, data after STOP or an invalid opcode after valid ones (low).",
+    ),
+    (
+        "AIG-POLYGLOT",
+        "Bytes recognised as another format (tar, zlib, zip...) that are also a pickle naming callables (medium; the pickle's own findings are reported too).",
     ),
     (
         "AIG-ZIP-NAME-MISMATCH",

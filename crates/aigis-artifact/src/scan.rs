@@ -6,12 +6,15 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use aigis_report::{NotScanned, Severity};
+use aigis_report::{Finding, NotScanned, Severity};
 
 use crate::detect::{Kind, detect};
 use crate::formats::pickle::{self, Options};
 use crate::reader::{Budget, MAX_DEPTH, SNIFF_BYTES, read_prefix};
 use crate::{Input, Origin, Outcome, container, formats};
+
+#[cfg(test)]
+mod tests;
 
 /// State shared down one top-level input's recursion: nesting depth and the decompression
 /// budget (the zip-bomb bound).
@@ -62,16 +65,54 @@ pub fn scan_input(ctx: &Ctx, input: &mut Input, name: &str, opts: Options) -> Ou
         }
     };
     let kind = detect(&prefix, name);
-    match kind {
+    let (mut out, read_as_pickle) = scan_as(ctx, input, kind, &prefix, name, opts);
+    // A loader that does not check the format (pickle.load, torch.load's fallback, joblib.load
+    // of an unknown compressor) reads any input as a pickle: a polyglot is scanned both ways.
+    if !read_as_pickle && !magic_stops_unpicklers(kind) {
+        out.merge(scan_as_pickle_too(ctx, input, kind, opts));
+    }
+    out
+}
+
+/// Formats whose magic bytes stop every unpickler before anything is imported (checked with
+/// CPython's `pickle.loads`): a byte that is no opcode (gzip, xz, zstd, 7z, HDF5, armored
+/// age), an opcode on an empty stack (npy's STACK_GLOBAL, age's APPEND), or a text persistent
+/// id without a `persistent_load` (zip's `P`; torch.load takes `PK\x03\x04` as a zip).
+fn magic_stops_unpicklers(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Zip
+            | Kind::Gzip
+            | Kind::Xz
+            | Kind::Zstd
+            | Kind::SevenZ
+            | Kind::Npy
+            | Kind::Hdf5
+            | Kind::Age
+    )
+}
+
+/// Scans `input` as `kind`; true when that reading was a pickle reading.
+fn scan_as(
+    ctx: &Ctx,
+    input: &mut Input,
+    kind: Kind,
+    prefix: &[u8],
+    name: &str,
+    opts: Options,
+) -> (Outcome, bool) {
+    let out = match kind {
         Kind::Zip => container::zip::scan(ctx, input),
         Kind::Tar => container::tar::scan(ctx, input),
         Kind::Gzip | Kind::Zlib | Kind::Bzip2 | Kind::Xz | Kind::Lzma | Kind::Zstd => {
-            container::compress::scan(ctx, input, kind, name, opts)
+            let u = container::compress::scan(ctx, input, kind, name, opts);
+            return (u.outcome, u.read_as_pickle);
         }
         Kind::SevenZ => container::sevenz::scan(ctx, input),
         // Never "clean": an encrypted model is scanned through its decrypting reader
         // (`aigis scan -i IDENTITY`), or reported as not scanned.
         Kind::Age => {
+            let mut out = Outcome::default();
             out.not_scanned.push(input.origin.not_scanned(
                 "age-encrypted: pass its identity (aigis scan -i KEY) to scan the plaintext",
             ));
@@ -85,7 +126,7 @@ pub fn scan_input(ctx: &Ctx, input: &mut Input, name: &str, opts: Options) -> Ou
                 torchscript: opts.torchscript || ctx.torchscript,
                 ..opts
             };
-            pickle::scan_with(ctx, input, opts)
+            return (pickle::scan_with(ctx, input, opts), true);
         }
         Kind::Safetensors => formats::safetensors::scan(input),
         Kind::Gguf => formats::gguf::scan(input),
@@ -95,8 +136,8 @@ pub fn scan_input(ctx: &Ctx, input: &mut Input, name: &str, opts: Options) -> Ou
         Kind::SavedModel => formats::savedmodel::scan(input),
         // JSON side files: a Keras model config (`.keras` archives hold one), then Hugging
         // Face configs and chat templates; anything else is still tried as a pickle.
-        Kind::Unknown if formats::keras::sniff(&prefix) => formats::keras::scan(input),
-        Kind::Unknown if formats::hf::applies_to(name) || formats::hf::sniff(&prefix) => {
+        Kind::Unknown if formats::keras::sniff(prefix) => formats::keras::scan(input),
+        Kind::Unknown if formats::hf::applies_to(name) || formats::hf::sniff(prefix) => {
             formats::hf::scan(input)
         }
         Kind::Unknown => {
@@ -106,11 +147,63 @@ pub fn scan_input(ctx: &Ctx, input: &mut Input, name: &str, opts: Options) -> Ou
             };
             let out = pickle::scan_with(ctx, input, opts);
             if is_not_a_pickle(&out) {
-                return Outcome::default();
+                return (Outcome::default(), true);
             }
-            out
+            return (out, true);
         }
+    };
+    (out, false)
+}
+
+/// Findings that name an imported callable the allowlist does not cover.
+const IMPORT_RULES: [&str; 5] = [
+    "AIG-PICKLE-DANGEROUS-GLOBAL",
+    "AIG-PICKLE-UNKNOWN-GLOBAL",
+    "AIG-PICKLE-UNKNOWN-CALL",
+    "AIG-PICKLE-BUILD-GLOBAL",
+    "AIG-PICKLE-NESTED",
+];
+
+/// Findings about calls and imports that cannot be resolved. Bytes that are not meant as a
+/// pickle produce them by chance (a REDUCE byte after arbitrary data), so they count only in
+/// a reading that reaches STOP or PROTO.
+const UNRESOLVED_RULES: [&str; 4] = [
+    "AIG-PICKLE-INDIRECT-CALL",
+    "AIG-PICKLE-UNRESOLVED-GLOBAL",
+    "AIG-PICKLE-EXT",
+    "AIG-PICKLE-JOBLIB-LAYOUT",
+];
+
+/// Reads an input recognised as `kind` as a pickle too, and keeps that reading only when it
+/// names a callable that is not allowlisted (or a limit stops it): an ordinary archive or
+/// weights file, read as a pickle, stops within its first bytes and adds nothing.
+fn scan_as_pickle_too(ctx: &Ctx, input: &mut Input, kind: Kind, opts: Options) -> Outcome {
+    let opts = Options {
+        torchscript: opts.torchscript || ctx.torchscript,
+        ..opts
+    };
+    let (mut out, shape) = pickle::scan_shaped(ctx, input, opts);
+    let names = |rules: &[&str]| out.findings.iter().any(|f| rules.contains(&f.rule_id()));
+    let imports = names(&IMPORT_RULES);
+    let unresolved = shape.is_pickle && names(&UNRESOLVED_RULES);
+    if !(imports || unresolved || shape.limited) {
+        return Outcome::default();
     }
+    out.findings.push(
+        Finding::new(
+            "AIG-POLYGLOT",
+            Severity::Medium,
+            format!(
+                "the bytes are both a {} and a pickle that names callables: a {} reader and pickle.load (or torch.load, joblib.load) see different content; the pickle's findings are listed beside this one",
+                kind.name(),
+                kind.name()
+            ),
+            input.origin.at(0),
+        )
+        .with_help("Do not load this file with pickle-based loaders; a genuine model file is one format only.")
+        .with_tag("polyglot"),
+    );
+    out
 }
 
 /// True when a file without pickle magic turned out not to be a protocol 0/1 pickle either:

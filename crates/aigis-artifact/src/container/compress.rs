@@ -89,14 +89,26 @@ fn decode(r: &mut dyn Read, kind: Kind, ctx: &Ctx) -> io::Result<Vec<u8>> {
     }
 }
 
+/// How a compression wrapper was read.
+#[derive(Debug, Default)]
+pub struct Unwrapped {
+    /// Findings and what could not be examined.
+    pub outcome: Outcome,
+    /// The header did not decode, so the bytes were read as a pickle instead.
+    pub read_as_pickle: bool,
+}
+
 /// Decompresses the wrapper and scans what is inside.
-pub fn scan(ctx: &Ctx, input: &mut Input, kind: Kind, name: &str, opts: Options) -> Outcome {
+pub fn scan(ctx: &Ctx, input: &mut Input, kind: Kind, name: &str, opts: Options) -> Unwrapped {
     let mut out = Outcome::default();
     let origin = input.origin.clone();
     if let Err(e) = input.source.seek(SeekFrom::Start(0)) {
         out.not_scanned
             .push(origin.not_scanned(format!("cannot read: {e}")));
-        return out;
+        return Unwrapped {
+            outcome: out,
+            read_as_pickle: false,
+        };
     }
     let mut src = (&mut *input.source).take(input.len);
     match decode(&mut src, kind, ctx) {
@@ -117,7 +129,10 @@ pub fn scan(ctx: &Ctx, input: &mut Input, kind: Kind, name: &str, opts: Options)
         // zlib and LZMA-alone headers are short and could be the start of a protocol 0/1
         // pickle instead, so a failed decode falls back to reading the bytes as a pickle.
         Err(_) if matches!(kind, Kind::Zlib | Kind::Lzma) => {
-            out.merge(pickle::scan_with(ctx, input, opts));
+            return Unwrapped {
+                outcome: pickle::scan_with(ctx, input, opts),
+                read_as_pickle: true,
+            };
         }
         Err(e) if e.kind() == io::ErrorKind::QuotaExceeded => {
             out.not_scanned
@@ -130,5 +145,8 @@ pub fn scan(ctx: &Ctx, input: &mut Input, kind: Kind, name: &str, opts: Options)
             )));
         }
     }
-    out
+    Unwrapped {
+        outcome: out,
+        read_as_pickle: false,
+    }
 }

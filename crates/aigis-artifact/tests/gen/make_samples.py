@@ -240,7 +240,8 @@ class JoblibPickler(pickle._Pickler):  # joblib subclasses the pure-Python pickl
         if isinstance(obj, Wrapped):
             w = NumpyArrayWrapper.__new__(NumpyArrayWrapper)
             w.__dict__.update({"subclass": ndarray, "shape": (len(obj.values),), "order": "C",
-                               "dtype": DType("f8", 8), "allow_mmap": True})
+                               "dtype": DType("f8", 8), "allow_mmap": True,
+                               "numpy_array_alignment_bytes": 16})
             super().save(w)
             self.framer.commit_frame(force=True)
             pos = self.f.tell() + 1

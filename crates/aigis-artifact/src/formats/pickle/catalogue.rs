@@ -4,6 +4,8 @@
 //! (`torch.save`, `numpy.ndarray.__reduce__`, `copyreg`, joblib's `NumpyArrayWrapper`) and from
 //! published advisories; anything in neither list is "unknown" and is still reported.
 
+use super::compat;
+
 /// The decision for one imported global.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -15,6 +17,13 @@ pub enum Verdict {
     Unknown,
 }
 
+/// `module`, `name` as the unpickler resolves them: Python 2 names rewritten as CPython does
+/// ([`compat`]), then C-accelerator and platform spellings of the same modules.
+fn canonical(module: &str, name: &str) -> (String, String) {
+    let (module, name) = compat::python3_name(module, name);
+    (canonical_module(module), name.to_owned())
+}
+
 /// Python 2 and C-accelerator spellings that the unpickler maps onto the same objects.
 fn canonical_module(module: &str) -> String {
     let (head, rest) = module.split_once('.').map_or((module, ""), |(h, r)| (h, r));
@@ -23,6 +32,7 @@ fn canonical_module(module: &str) -> String {
         "copy_reg" => "copyreg",
         "cPickle" | "_pickle" => "pickle",
         "_operator" => "operator",
+        "_socket" => "socket",
         "_io" => "io",
         "posix" | "nt" => "os",
         "httplib" => "http.client",
@@ -262,6 +272,11 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
     ),
     ("imaplib", "IMAP4_stream runs a command"),
     ("smtplib", "network access"),
+    (
+        "xmlrpc",
+        "network access (ServerProxy calls remote methods)",
+    ),
+    ("socketserver", "listens on sockets"),
     ("ftplib", "network access"),
     ("telnetlib", "network access"),
     ("poplib", "network access"),
@@ -404,7 +419,8 @@ const DANGEROUS_EXACT: &[(&str, &str)] = &[
 /// The verdict for `module.name` as the unpickler would resolve it. `torchscript` allows the
 /// `__torch__` class namespace, which only TorchScript's own unpickler resolves.
 pub fn classify(module: &str, name: &str, torchscript: bool) -> Verdict {
-    let module = canonical_module(module);
+    let (module, name) = canonical(module, name);
+    let name = name.as_str();
     let full = format!("{module}.{name}");
     // Exact allowlist entries win over a dangerous parent (joblib's array wrapper lives in the
     // joblib package, whose load functions are dangerous).
@@ -479,9 +495,9 @@ fn is_class_name(name: &str) -> bool {
 /// Whether `module.name` is one of the functions that unpickle bytes they are given, so that
 /// string and bytes arguments are scanned as nested pickles.
 pub fn is_loader(module: &str, name: &str) -> bool {
-    let module = canonical_module(module);
+    let (module, name) = canonical(module, name);
     matches!(
-        (module.as_str(), name),
+        (module.as_str(), name.as_str()),
         ("pickle", "loads" | "load" | "_loads")
             | ("torch" | "numpy", "load")
             | ("torch.serialization", "load" | "_load")
@@ -496,6 +512,31 @@ pub fn is_joblib_wrapper(module: &str, name: &str) -> bool {
             module,
             "joblib.numpy_pickle" | "sklearn.externals.joblib.numpy_pickle"
         )
+}
+
+/// Positions of the arguments that allowlisted `module.name` calls (or instantiates) itself:
+/// passing an unknown callable there is calling it.
+pub fn called_arguments(module: &str, name: &str) -> &'static [usize] {
+    let (module, name) = canonical(module, name);
+    match (module.as_str(), name.as_str()) {
+        // _rebuild_from_type_v2(func, new_type, args, state): func(*args), then new_type's
+        // __setstate__. _reconstructor(cls, base, state): base.__new__(cls, state), then
+        // base.__init__(obj, state).
+        ("torch._tensor", "_rebuild_from_type_v2") | ("copyreg", "_reconstructor") => &[0, 1],
+        // __randomstate_ctor / __generator_ctor(bit_generator_name, bit_generator_ctor).
+        ("numpy.random._pickle", "__randomstate_ctor" | "__generator_ctor") => &[1],
+        _ => &[],
+    }
+}
+
+/// Whether `module.name` is `copyreg._reconstructor` (protocol 0 and 1 object rebuilds).
+pub fn is_reconstructor(module: &str, name: &str) -> bool {
+    canonical(module, name) == ("copyreg".into(), "_reconstructor".into())
+}
+
+/// Whether `module.name` is `builtins.object`.
+pub fn is_object(module: &str, name: &str) -> bool {
+    canonical(module, name) == ("builtins".into(), "object".into())
 }
 
 #[cfg(test)]
@@ -517,6 +558,16 @@ mod tests {
             ("uuid", "_get_command_stdout"),
             ("cPickle", "loads"),
             ("fickling", "anything"),
+            // CPython's _compat_pickle renames (protocols 0-2).
+            ("thread", "start_new_thread"),
+            ("__builtin__", "reduce"),
+            ("__builtin__", "intern"),
+            ("itertools", "imap"),
+            ("itertools", "ifilter"),
+            ("urllib", "urlopen"),
+            ("SimpleHTTPServer", "test"),
+            ("xmlrpclib", "ServerProxy"),
+            ("_socket", "socket"),
         ] {
             assert!(
                 matches!(classify(m, n, false), Verdict::Dangerous(_)),

@@ -2,7 +2,6 @@
 //! nothing: it tracks enough of the stack and memo to resolve every import (GLOBAL, INST,
 //! STACK_GLOBAL from any string opcode or through the memo) and to see what is called.
 
-use std::collections::HashMap;
 use std::io;
 use std::rc::Rc;
 
@@ -14,9 +13,11 @@ use super::text::{decode_raw_unicode_escape, decode_string_repr};
 use super::value::{MAX_TRACKED_ITEMS, Obj, V};
 
 mod effects;
+mod memo;
 
 use crate::reader::{MAX_KEPT_OPERAND, MAX_MEMO_ENTRIES, MAX_PICKLE_OPS, MAX_PICKLE_STACK};
 use effects::{describe, dict_from, global_names, long_value, parse_key};
+use memo::Memo;
 
 /// One imported global.
 #[derive(Debug, Clone)]
@@ -81,50 +82,6 @@ pub enum End {
     Io(io::Error),
 }
 
-/// The memo: pickles number their entries densely from 0 (MEMOIZE always does), so a vector
-/// serves them; sparse keys (PUT with arbitrary numbers) go to a map.
-#[derive(Default)]
-struct Memo {
-    dense: Vec<Option<V>>,
-    sparse: HashMap<u64, V>,
-    len: usize,
-}
-
-impl Memo {
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn get(&self, key: u64) -> Option<&V> {
-        usize::try_from(key)
-            .ok()
-            .and_then(|i| self.dense.get(i))
-            .and_then(Option::as_ref)
-            .or_else(|| self.sparse.get(&key))
-    }
-
-    fn insert(&mut self, key: u64, v: V) {
-        let dense_limit = self.dense.len().max(1024).saturating_mul(2);
-        match usize::try_from(key) {
-            Ok(i) if i < dense_limit => {
-                if i >= self.dense.len() {
-                    self.dense.resize(i + 1, None);
-                }
-                if let Some(slot) = self.dense.get_mut(i)
-                    && slot.replace(v).is_none()
-                {
-                    self.len += 1;
-                }
-            }
-            _ => {
-                if self.sparse.insert(key, v).is_none() {
-                    self.len += 1;
-                }
-            }
-        }
-    }
-}
-
 /// The machine's state.
 #[derive(Default)]
 pub struct Machine {
@@ -143,6 +100,12 @@ pub struct Machine {
     pub nested: Vec<Nested>,
     /// The last PROTO operand seen.
     pub proto: Option<u8>,
+    /// Skips joblib's in-stream array bytes as `joblib.load` does; `false` runs them as
+    /// opcodes, as `pickle.load` does.
+    joblib_layout: bool,
+    /// joblib arrays skipped: from the first, `joblib.load` and `pickle.load` read different
+    /// opcodes.
+    pub joblib_arrays: usize,
 }
 
 enum Step {
@@ -153,6 +116,16 @@ enum Step {
 impl Machine {
     /// A machine; `torchscript` allows TorchScript's `__torch__` classes.
     pub fn new(torchscript: bool) -> Self {
+        Self {
+            torchscript,
+            joblib_layout: true,
+            ..Self::default()
+        }
+    }
+
+    /// A machine that reads the bytes as `pickle.load` does: joblib's raw array bytes are
+    /// opcodes (object arrays are still read as separate pickles).
+    pub fn as_pickle_load(torchscript: bool) -> Self {
         Self {
             torchscript,
             ..Self::default()
@@ -276,46 +249,59 @@ impl Machine {
 
     /// A call of `callee` with `args` by `opcode` at `at`; returns the result value.
     fn call(&mut self, callee: &V, args: V, at: u64, opcode: &'static str) -> V {
-        match callee {
-            V::Global(i) => {
-                let i = *i;
-                if let Some(imp) = self.imports.get_mut(i) {
-                    imp.called.get_or_insert((at, opcode));
-                    let loader = catalogue::is_loader(&imp.module, &imp.name);
-                    if loader {
-                        self.loader_args(&args, at);
-                    }
-                }
-                V::Called(Rc::new(Obj {
-                    import: Some(i),
-                    args,
-                    state: None.into(),
-                }))
+        let import = match callee {
+            V::Global(i) => Some(*i),
+            _ => None,
+        };
+        self.mark_called(callee, at, opcode);
+        if let Some(imp) = import.and_then(|i| self.imports.get(i)) {
+            let loader = catalogue::is_loader(&imp.module, &imp.name);
+            // Allowlisted callables that call what they are given (`func(*args)`) call an
+            // argument as surely as REDUCE does.
+            let passed_on = catalogue::called_arguments(&imp.module, &imp.name);
+            if loader {
+                self.loader_args(&args, at);
             }
-            _ => {
-                let what = match callee {
-                    V::Called(o) => match o.import.and_then(|i| self.imports.get(i)) {
-                        Some(imp) => format!("the result of calling {}.{}", imp.module, imp.name),
-                        None => "the result of another call".to_owned(),
-                    },
-                    V::Unresolved => "a global that cannot be resolved".to_owned(),
-                    _ => "a value that is not an imported callable".to_owned(),
-                };
-                self.event(
-                    "AIG-PICKLE-INDIRECT-CALL",
-                    Severity::High,
-                    at,
-                    format!("{opcode} calls {what} (getattr/attrgetter-style indirection hides the real callable)"),
-                    opcode.to_owned(),
-                    false,
-                );
-                V::Called(Rc::new(Obj {
-                    import: None,
-                    args,
-                    state: None.into(),
-                }))
+            for &k in passed_on {
+                if let Some(arg @ (V::Global(_) | V::Called(_) | V::Unresolved)) =
+                    args.item(k).cloned()
+                {
+                    self.mark_called(&arg, at, opcode);
+                }
             }
         }
+        V::Called(Rc::new(Obj {
+            import,
+            args,
+            state: None.into(),
+        }))
+    }
+
+    /// Records that `callee` is called: an import is marked; anything but a plain value
+    /// (another call's result, an unresolved global) is an indirect call.
+    fn mark_called(&mut self, callee: &V, at: u64, opcode: &'static str) {
+        let what = match callee {
+            V::Global(i) => {
+                if let Some(imp) = self.imports.get_mut(*i) {
+                    imp.called.get_or_insert((at, opcode));
+                }
+                return;
+            }
+            V::Called(o) => match o.import.and_then(|i| self.imports.get(i)) {
+                Some(imp) => format!("the result of calling {}.{}", imp.module, imp.name),
+                None => "the result of another call".to_owned(),
+            },
+            V::Unresolved => "a global that cannot be resolved".to_owned(),
+            _ => "a value that is not an imported callable".to_owned(),
+        };
+        self.event(
+            "AIG-PICKLE-INDIRECT-CALL",
+            Severity::High,
+            at,
+            format!("{opcode} calls {what} (getattr/attrgetter-style indirection hides the real callable)"),
+            opcode.to_owned(),
+            false,
+        );
     }
 
     fn loader_args(&mut self, args: &V, at: u64) {

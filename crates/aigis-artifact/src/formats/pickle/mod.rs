@@ -4,6 +4,7 @@
 //! still count), and pickles nested in operands are scanned recursively.
 
 pub mod catalogue;
+pub mod compat;
 pub mod joblib;
 pub mod machine;
 pub mod nested;
@@ -11,7 +12,10 @@ pub mod stream;
 pub mod text;
 pub mod value;
 
-use std::collections::BTreeMap;
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::collections::{BTreeMap, HashSet};
 use std::io::Cursor;
 
 use aigis_report::{Evidence, Finding, Severity};
@@ -54,72 +58,146 @@ pub fn scan(input: &mut Input) -> Outcome {
     scan_with(&Ctx::default(), input, Options::default())
 }
 
+/// What reading bytes as a pickle showed, beside the findings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shape {
+    /// A STOP or PROTO was reached, or the context says it is a pickle.
+    pub is_pickle: bool,
+    /// A limit stopped the reading.
+    pub limited: bool,
+}
+
 /// Scans a pickle stream (one or more concatenated pickles).
-#[allow(
-    clippy::too_many_lines,
-    reason = "the stream loop and the reporting read best in order"
-)]
 pub fn scan_with(ctx: &Ctx, input: &mut Input, opts: Options) -> Outcome {
-    let mut out = Outcome::default();
-    let origin = input.origin.clone();
-    let mut s = match Stream::new(input.source, input.len, 0) {
-        Ok(s) => s,
-        Err(e) => {
-            out.not_scanned
-                .push(origin.not_scanned(format!("cannot read: {e}")));
-            return out;
-        }
-    };
-    let mut m = Machine::new(opts.torchscript);
-    let mut stops = 0usize;
-    let mut notes: Vec<(u64, String)> = Vec::new();
+    scan_shaped(ctx, input, opts).0
+}
+
+/// How a stream of concatenated pickles was read.
+#[derive(Default)]
+struct Run {
+    stops: usize,
+    /// Structural notes (offset, message): data after STOP, a broken stream.
+    notes: Vec<(u64, String)>,
+    /// Why reading stopped before the end, when a limit or the source stopped it.
+    stopped: Vec<String>,
+    limited: bool,
+}
+
+fn run_stream(m: &mut Machine, s: &mut Stream, opts: Options) -> Run {
+    let mut run = Run::default();
     loop {
-        if stops >= MAX_PICKLES_PER_STREAM {
-            out.not_scanned.push(origin.not_scanned(format!(
+        if run.stops >= MAX_PICKLES_PER_STREAM {
+            run.stopped.push(format!(
                 "more than {MAX_PICKLES_PER_STREAM} concatenated pickles"
-            )));
+            ));
+            run.limited = true;
             break;
         }
         let start = s.pos();
-        match m.run_one(&mut s) {
+        match m.run_one(s) {
             End::Stop => {
-                stops += 1;
+                run.stops += 1;
                 if s.remaining() == 0 {
                     break;
                 }
             }
             End::Empty => break,
             End::Invalid(at, msg) | End::Truncated(at, msg) => {
-                if stops > 0 && opts.trailing_ok {
+                if run.stops > 0 && opts.trailing_ok {
                     // Raw storage bytes follow the pickles of a legacy checkpoint.
-                } else if at == start && stops > 0 {
-                    {
-                        notes.push((
-                            at,
-                            format!(
-                                "{} bytes of data follow the last STOP (not a pickle: {msg})",
-                                s.len() - at
-                            ),
-                        ));
-                    }
-                } else if stops > 0 || m.proto.is_some() || opts.known_pickle {
-                    notes.push((at, format!("the pickle stream breaks at offset {at}: {msg}; the standard loader fails here, after running everything before it")));
+                } else if at == start && run.stops > 0 {
+                    run.notes.push((
+                        at,
+                        format!(
+                            "{} bytes of data follow the last STOP (not a pickle: {msg})",
+                            s.len() - at
+                        ),
+                    ));
+                } else if run.stops > 0 || m.proto.is_some() || opts.known_pickle {
+                    run.notes.push((at, format!("the pickle stream breaks at offset {at}: {msg}; the standard loader fails here, after running everything before it")));
                 }
                 break;
             }
             End::Limit(at, msg) => {
-                out.not_scanned
-                    .push(origin.not_scanned(format!("{msg} (at offset {at})")));
+                run.stopped.push(format!("{msg} (at offset {at})"));
+                run.limited = true;
                 break;
             }
             End::Io(e) => {
-                out.not_scanned
-                    .push(origin.not_scanned(format!("read error: {e}")));
+                run.stopped.push(format!("read error: {e}"));
                 break;
             }
         }
     }
-    let is_pickle = stops > 0 || m.proto.is_some() || opts.known_pickle;
+    run
+}
+
+/// joblib skips its arrays' bytes, but `pickle.load` of the same file runs them as opcodes.
+/// When the stream held joblib arrays it is read again that way, and what that reading
+/// imports or calls is added to `m`.
+fn read_as_pickle_load(m: &mut Machine, input: &mut Input, opts: Options) -> Run {
+    if m.joblib_arrays == 0 {
+        return Run::default();
+    }
+    let mut s = match Stream::new(input.source, input.len, 0) {
+        Ok(s) => s,
+        Err(e) => {
+            return Run {
+                stopped: vec![format!("cannot read: {e}")],
+                ..Run::default()
+            };
+        }
+    };
+    let mut plain = Machine::as_pickle_load(opts.torchscript);
+    let mut run = run_stream(&mut plain, &mut s, opts);
+    // Up to the first array both readings are the same: keep one copy of what they share.
+    m.imports.append(&mut plain.imports);
+    let seen: HashSet<(&str, u64)> = m.events.iter().map(|e| (e.rule, e.offset)).collect();
+    let fresh: Vec<_> = plain
+        .events
+        .into_iter()
+        .filter(|e| !e.structural && !seen.contains(&(e.rule, e.offset)))
+        .collect();
+    m.events.extend(fresh);
+    let seen: HashSet<u64> = m.nested.iter().map(|n| n.offset).collect();
+    m.nested.extend(
+        plain
+            .nested
+            .into_iter()
+            .filter(|n| !seen.contains(&n.offset)),
+    );
+    for reason in &mut run.stopped {
+        *reason = format!("read as pickle.load reads it (joblib array bytes as opcodes): {reason}");
+    }
+    run
+}
+
+#[allow(
+    clippy::too_many_lines,
+    reason = "the reporting of one stream reads best in order"
+)]
+/// Scans a pickle stream and says what the reading showed.
+pub fn scan_shaped(ctx: &Ctx, input: &mut Input, opts: Options) -> (Outcome, Shape) {
+    let mut out = Outcome::default();
+    let origin = input.origin.clone();
+    let mut shape = Shape::default();
+    let mut m = Machine::new(opts.torchscript);
+    let run = match Stream::new(input.source, input.len, 0) {
+        Ok(mut s) => run_stream(&mut m, &mut s, opts),
+        Err(e) => {
+            out.not_scanned
+                .push(origin.not_scanned(format!("cannot read: {e}")));
+            return (out, shape);
+        }
+    };
+    let plain = read_as_pickle_load(&mut m, input, opts);
+    for reason in run.stopped.iter().chain(&plain.stopped) {
+        out.not_scanned.push(origin.not_scanned(reason.clone()));
+    }
+    shape.limited = run.limited || plain.limited;
+    let is_pickle = run.stops > 0 || m.proto.is_some() || opts.known_pickle;
+    shape.is_pickle = is_pickle;
+    let notes = run.notes;
     report_imports(&m, &origin, opts, &mut out);
     for e in &m.events {
         if e.structural && !is_pickle {
@@ -164,7 +242,7 @@ pub fn scan_with(ctx: &Ctx, input: &mut Input, opts: Options) -> Outcome {
         }
         out.merge(inner);
     }
-    out
+    (out, shape)
 }
 
 /// Scans in-memory pickle bytes.

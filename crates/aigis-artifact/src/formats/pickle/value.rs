@@ -61,18 +61,6 @@ impl V {
         }
     }
 
-    /// Looks `key` up in a dict value with string keys.
-    pub fn get(&self, key: &str) -> Option<V> {
-        match self {
-            V::Dict(items) => items
-                .borrow()
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(key))
-                .map(|(_, v)| v.clone()),
-            _ => None,
-        }
-    }
-
     /// Item `i` of a tuple value.
     pub fn item(&self, i: usize) -> Option<&V> {
         match self {

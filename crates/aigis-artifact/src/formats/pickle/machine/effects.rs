@@ -7,6 +7,7 @@ use aigis_report::Severity;
 
 use super::{Fail, Machine};
 use crate::formats::pickle::catalogue::{self, Verdict};
+use crate::formats::pickle::joblib::{ArrayLayout, build_attrs};
 use crate::formats::pickle::machine::End;
 use crate::formats::pickle::stream::{Short, Stream};
 use crate::formats::pickle::text::valid_dotted;
@@ -55,17 +56,22 @@ impl Machine {
                     false,
                 );
             }
-            V::Called(o) => {
-                *o.state.borrow_mut() = Some(state);
-                let wrapper = o
-                    .import
-                    .and_then(|i| self.imports.get(i))
-                    .is_some_and(|imp| catalogue::is_joblib_wrapper(&imp.module, &imp.name));
-                if wrapper {
-                    let o = Rc::clone(o);
-                    self.joblib_array(&o, at, s)?;
+            V::Called(o) => match self.joblib_wrapper(o) {
+                Some(built) => {
+                    let attrs = if built {
+                        merge_attrs(o.state.borrow().as_ref(), &state)
+                    } else {
+                        None
+                    };
+                    *o.state.borrow_mut() = Some(
+                        attrs
+                            .clone()
+                            .map_or(V::Other, |a| V::Dict(Rc::new(a.into()))),
+                    );
+                    self.joblib_array(attrs.as_deref(), at, s)?;
                 }
-            }
+                None => *o.state.borrow_mut() = Some(state),
+            },
             V::Unresolved => {
                 self.event(
                     "AIG-PICKLE-BUILD-GLOBAL",
@@ -81,27 +87,81 @@ impl Machine {
         Ok(())
     }
 
-    /// joblib writes each array's raw bytes (or, for object arrays, a separate pickle) right
-    /// after the BUILD of its `NumpyArrayWrapper`; the pickle resumes after them.
-    fn joblib_array(&mut self, wrapper: &Obj, at: u64, s: &mut Stream) -> Result<(), Fail> {
-        let state = wrapper.state.borrow().clone().unwrap_or(V::Other);
-        let layout = crate::formats::pickle::joblib::ArrayLayout::from_state(&state);
-        let Some(layout) = layout else {
-            return Err(Fail::Limit(
-                "joblib array header (dtype/shape) could not be read, so where the pickle resumes is unknown".into(),
-            ));
+    /// Whether BUILD on `o` makes joblib read an array: `o` is a `NumpyArrayWrapper` made by
+    /// NEWOBJ/REDUCE or by `copyreg._reconstructor(NumpyArrayWrapper, object, None)` (protocols
+    /// 0 and 1). `Some(false)` when its constructor ran with arguments, which set attributes
+    /// (a default alignment among them) that the scan cannot see.
+    fn joblib_wrapper(&self, o: &Obj) -> Option<bool> {
+        let import = |v: Option<&V>| match v {
+            Some(V::Global(i)) => self.imports.get(*i),
+            _ => None,
         };
-        if layout.allow_mmap {
-            let pad = s.uint(1, "joblib alignment padding length")?;
-            s.skip(pad, "joblib alignment padding")?;
+        let callee = o.import.and_then(|i| self.imports.get(i))?;
+        if catalogue::is_joblib_wrapper(&callee.module, &callee.name) {
+            return Some(matches!(&o.args, V::Tuple(a) if a.is_empty()));
+        }
+        let cls = import(o.args.item(0))?;
+        if catalogue::is_reconstructor(&callee.module, &callee.name)
+            && catalogue::is_joblib_wrapper(&cls.module, &cls.name)
+        {
+            let base = import(o.args.item(1));
+            let plain = base.is_some_and(|b| catalogue::is_object(&b.module, &b.name));
+            return Some(plain);
+        }
+        None
+    }
+
+    /// joblib reads each array's raw bytes (or, for object arrays, a separate pickle) right
+    /// after the BUILD of its `NumpyArrayWrapper`; joblib's unpickler resumes after them.
+    /// `attrs` is the wrapper's attributes, `None` when they cannot be known.
+    fn joblib_array(
+        &mut self,
+        attrs: Option<&[(V, V)]>,
+        at: u64,
+        s: &mut Stream,
+    ) -> Result<(), Fail> {
+        let layout = attrs
+            .ok_or("its attributes cannot be read")
+            .and_then(ArrayLayout::from_attrs);
+        let layout = match layout {
+            Ok(layout) => layout,
+            // pickle.load reads on; the joblib reading reports the unknown layout.
+            Err(_) if !self.joblib_layout => return Ok(()),
+            Err(why) => {
+                return Err(Fail::Limit(format!(
+                    "joblib array header at offset {at}: {why}, so where joblib resumes the pickle is unknown"
+                )));
+            }
+        };
+        if self.joblib_layout {
+            self.joblib_arrays += 1;
+            if let Some(end) = self.frame_end
+                && end > s.pos()
+            {
+                // joblib's pure-Python unpickler has read the whole frame already: it takes
+                // the array from after the frame and then runs the rest of the frame.
+                self.event(
+                    "AIG-PICKLE-JOBLIB-LAYOUT",
+                    Severity::High,
+                    at,
+                    format!("a joblib array starts inside a FRAME that has {} bytes left: joblib reads the array from after the frame while the pickle goes on inside it, so joblib and other readers run different opcodes (joblib ends the frame before every array)", end - s.pos()),
+                    "BUILD of NumpyArrayWrapper inside a FRAME".into(),
+                    false,
+                );
+            }
         }
         if layout.object {
+            // Read by a fresh unpickler (its own memo) in both readings: pickle.load would
+            // share the outer memo, but a GET that only resolves there is unresolved here,
+            // and an unresolved import or call is reported.
             let mut sub = Machine::new(self.torchscript);
+            sub.joblib_layout = self.joblib_layout;
             let end = sub.run_one(s);
             self.imports.append(&mut sub.imports);
             self.events.append(&mut sub.events);
             self.nested.append(&mut sub.nested);
             self.ops += sub.ops;
+            self.joblib_arrays += sub.joblib_arrays;
             return match end {
                 End::Stop => Ok(()),
                 End::Limit(_, m) => Err(Fail::Limit(m)),
@@ -114,9 +174,32 @@ impl Machine {
                 ))),
             };
         }
+        if !self.joblib_layout {
+            // pickle.load runs the padding and array bytes as opcodes.
+            return Ok(());
+        }
+        if layout.padded {
+            let pad = s.uint(1, "joblib alignment padding length")?;
+            s.skip(pad, "joblib alignment padding")?;
+        }
         s.skip(layout.nbytes, "joblib array data")?;
         Ok(())
     }
+}
+
+/// Most attributes kept for a joblib wrapper across its BUILDs.
+const MAX_WRAPPER_ATTRS: usize = 4 * MAX_TRACKED_ITEMS;
+
+/// The wrapper's attributes after a BUILD with `state`: BUILD updates the instance dict, so
+/// earlier attributes stay unless reassigned.
+fn merge_attrs(prev: Option<&V>, state: &V) -> Option<Vec<(V, V)>> {
+    let mut attrs = match prev {
+        None => Vec::new(),
+        Some(V::Dict(d)) => d.borrow().clone(),
+        Some(_) => return None,
+    };
+    attrs.extend(build_attrs(state)?);
+    (attrs.len() <= MAX_WRAPPER_ATTRS).then_some(attrs)
 }
 
 pub(super) fn global_names(module: &[u8], name: &[u8]) -> Result<(String, String), Fail> {
