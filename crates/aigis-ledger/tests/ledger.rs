@@ -209,13 +209,7 @@ fn deferred_events_are_completed_by_the_writer_in_queue_order() {
         "every queue slot is returned"
     );
     ledger.close();
-    let mut ids = Vec::new();
-    open_reader(Backend::File, &path)
-        .scan(0, &mut |row| {
-            ids.push(Event::from_canonical(&row.event).unwrap().request_id);
-            Ok(true)
-        })
-        .unwrap();
+    let ids = request_ids(&path);
     let expected: Vec<String> = (0..=40).map(|i| format!("req-{i}")).collect();
     assert_eq!(ids, expected);
 }
@@ -597,13 +591,7 @@ fn an_event_too_long_to_read_back_is_refused_and_nothing_else_is_affected() {
     assert!(ledger.healthy());
     assert_eq!(ledger.queue_free(), config().queue);
     ledger.close();
-    let mut ids = Vec::new();
-    open_reader(Backend::File, &path)
-        .scan(0, &mut |row| {
-            ids.push(Event::from_canonical(&row.event).unwrap().request_id);
-            Ok(true)
-        })
-        .unwrap();
+    let ids = request_ids(&path);
     assert_eq!(ids, ["req-0", "req-1", "req-2", "req-3"]);
 }
 
@@ -977,4 +965,16 @@ fn tiles_export(backend: Backend) {
     aigis_ledger::merkle::verify_inclusion(256, cp.size, &leaf, &proof, &cp.root).unwrap();
     assert!(out.join("tile/0/002.p/88").exists());
     assert!(out.join("tile/1/000.p/2").exists());
+}
+
+/// The request ids of a file store's log, in log order.
+fn request_ids(path: &std::path::Path) -> Vec<String> {
+    let mut ids = Vec::new();
+    open_reader(Backend::File, path)
+        .scan(0, &mut |row| {
+            ids.push(Event::from_canonical(&row.event).unwrap().request_id);
+            Ok(true)
+        })
+        .unwrap();
+    ids
 }

@@ -166,12 +166,32 @@ pub fn broken(kind: u64) -> Option<Vec<Bytes>> {
 /// deltas.
 pub fn responses(model: &str, answer: &Answer, n: usize) -> Vec<Bytes> {
     let ev = |name: &str, v: Value| event(Some(name), &v);
-    let text = match answer {
-        Answer::Text(t) => t.clone(),
-        Answer::Call { name, arguments } => return responses_call(model, name, arguments, n),
+    // The output item in progress, the events that fill it, and the item done.
+    let (added, body, done) = match answer {
+        Answer::Text(text) => {
+            let part = |t: &str| json!({"type": "output_text", "text": t, "annotations": []});
+            let item = |t: &str| json!({"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant", "content": [part(t)]});
+            let mut body = vec![ev(
+                "response.content_part.added",
+                json!({"type": "response.content_part.added", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": part("")}),
+            )];
+            body.extend(pieces(text, n).into_iter().map(|p| {
+                ev("response.output_text.delta", json!({"type": "response.output_text.delta", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "delta": p}))
+            }));
+            body.push(ev("response.output_text.done", json!({"type": "response.output_text.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "text": text})));
+            body.push(ev("response.content_part.done", json!({"type": "response.content_part.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": part(text)})));
+            let added = json!({"type": "message", "id": "msg_mock", "status": "in_progress", "role": "assistant", "content": []});
+            (added, body, item(text))
+        }
+        Answer::Call { name, arguments } => {
+            let item = |args: &str, status: &str| json!({"type": "function_call", "id": "fc_mock", "call_id": "call_mock", "name": name, "arguments": args, "status": status});
+            let mut body: Vec<Bytes> = pieces(arguments, n).into_iter().map(|p| {
+                ev("response.function_call_arguments.delta", json!({"type": "response.function_call_arguments.delta", "item_id": "fc_mock", "output_index": 0, "delta": p}))
+            }).collect();
+            body.push(ev("response.function_call_arguments.done", json!({"type": "response.function_call_arguments.done", "item_id": "fc_mock", "output_index": 0, "arguments": arguments})));
+            (item("", "in_progress"), body, item(arguments, "completed"))
+        }
     };
-    let part = |t: &str| json!({"type": "output_text", "text": t, "annotations": []});
-    let item = |t: &str| json!({"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant", "content": [part(t)]});
     let mut out = vec![
         ev(
             "response.created",
@@ -179,49 +199,15 @@ pub fn responses(model: &str, answer: &Answer, n: usize) -> Vec<Bytes> {
         ),
         ev(
             "response.output_item.added",
-            json!({"type": "response.output_item.added", "output_index": 0, "item": {"type": "message", "id": "msg_mock", "status": "in_progress", "role": "assistant", "content": []}}),
-        ),
-        ev(
-            "response.content_part.added",
-            json!({"type": "response.content_part.added", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": part("")}),
+            json!({"type": "response.output_item.added", "output_index": 0, "item": added}),
         ),
     ];
-    out.extend(pieces(&text, n).into_iter().map(|p| {
-        ev("response.output_text.delta", json!({"type": "response.output_text.delta", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "delta": p}))
-    }));
-    out.push(ev("response.output_text.done", json!({"type": "response.output_text.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "text": text})));
-    out.push(ev("response.content_part.done", json!({"type": "response.content_part.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": part(&text)})));
+    out.extend(body);
     out.push(ev(
         "response.output_item.done",
-        json!({"type": "response.output_item.done", "output_index": 0, "item": item(&text)}),
+        json!({"type": "response.output_item.done", "output_index": 0, "item": done}),
     ));
-    out.push(ev("response.completed", json!({"type": "response.completed", "response": {"id": "resp_mock", "object": "response", "status": "completed", "model": model, "output": [item(&text)],
-        "usage": {"input_tokens": 5, "output_tokens": 5, "total_tokens": 10}}})));
-    out
-}
-
-fn responses_call(model: &str, name: &str, arguments: &str, n: usize) -> Vec<Bytes> {
-    let ev = |kind: &str, v: Value| event(Some(kind), &v);
-    let item = |args: &str, status: &str| json!({"type": "function_call", "id": "fc_mock", "call_id": "call_mock", "name": name, "arguments": args, "status": status});
-    let mut out = vec![
-        ev(
-            "response.created",
-            json!({"type": "response.created", "response": {"id": "resp_mock", "object": "response", "status": "in_progress", "model": model, "output": []}}),
-        ),
-        ev(
-            "response.output_item.added",
-            json!({"type": "response.output_item.added", "output_index": 0, "item": item("", "in_progress")}),
-        ),
-    ];
-    out.extend(pieces(arguments, n).into_iter().map(|p| {
-        ev("response.function_call_arguments.delta", json!({"type": "response.function_call_arguments.delta", "item_id": "fc_mock", "output_index": 0, "delta": p}))
-    }));
-    out.push(ev("response.function_call_arguments.done", json!({"type": "response.function_call_arguments.done", "item_id": "fc_mock", "output_index": 0, "arguments": arguments})));
-    out.push(ev(
-        "response.output_item.done",
-        json!({"type": "response.output_item.done", "output_index": 0, "item": item(arguments, "completed")}),
-    ));
-    out.push(ev("response.completed", json!({"type": "response.completed", "response": {"id": "resp_mock", "object": "response", "status": "completed", "model": model, "output": [item(arguments, "completed")],
+    out.push(ev("response.completed", json!({"type": "response.completed", "response": {"id": "resp_mock", "object": "response", "status": "completed", "model": model, "output": [done],
         "usage": {"input_tokens": 5, "output_tokens": 5, "total_tokens": 10}}})));
     out
 }
