@@ -1,6 +1,6 @@
 """The response guard through the official OpenAI SDK in streaming mode (and raw SSE for the
 Anthropic Messages API), against the scripted mock upstream: the mock answers what a test puts
-in the body field `mock_script` (`say` or `call`), which the gateway forwards without
+in the body field `mock_script` (`say`, `refuse` or `call`), which the gateway forwards without
 inspecting, or with the system prompt when the user message is `say-system`."""
 
 import json
@@ -30,6 +30,16 @@ def test_a_secret_split_across_chunks_never_reaches_the_client(client, chunks):
         model=f"mock-chunks-{chunks}", stream=True, **say(f"Your key is {STREAM_SECRET} keep it safe.")
     )
     assert streamed_text(stream) == "Your key is [SECRET_1] keep it safe."
+
+
+def test_a_streamed_refusal_is_redacted_like_an_answer(client):
+    stream = client.chat.completions.create(
+        model="mock-chunks-5", stream=True, messages=[{"role": "user", "content": "hi"}],
+        extra_body={"mock_script": {"refuse": f"I will not repeat {STREAM_SECRET} here."}},
+    )
+    refusal = "".join(c.choices[0].delta.refusal or "" for c in stream if c.choices)
+    SEEN.append(refusal)
+    assert refusal == "I will not repeat [SECRET_1] here."
 
 
 def test_a_blocked_stream_raises_a_clean_sdk_error(client):

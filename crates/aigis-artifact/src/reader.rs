@@ -42,7 +42,12 @@ pub struct Budget(Arc<AtomicU64>);
 impl Budget {
     /// A budget of [`MAX_TOTAL_DECOMPRESSED`] bytes.
     pub fn new() -> Self {
-        Self(Arc::new(AtomicU64::new(MAX_TOTAL_DECOMPRESSED)))
+        Self::of(MAX_TOTAL_DECOMPRESSED)
+    }
+
+    /// A budget of `n` bytes.
+    pub fn of(n: u64) -> Self {
+        Self(Arc::new(AtomicU64::new(n)))
     }
 
     /// Takes `n` bytes from the budget; false (and nothing taken) when not enough is left.

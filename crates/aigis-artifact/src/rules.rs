@@ -102,7 +102,7 @@ pub const RULES: &[(&str, &str)] = &[
     ),
     (
         "AIG-ZIP-STRUCTURE",
-        "A zip without a central directory (medium).",
+        "A zip without a central directory, or whose directory PyTorch and Python's zipfile read differently: prepended data, or a member count that disagrees with the records (medium).",
     ),
     (
         "AIG-TAR-LINK",

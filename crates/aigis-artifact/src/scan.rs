@@ -71,6 +71,12 @@ pub fn scan_input(ctx: &Ctx, input: &mut Input, name: &str, opts: Options) -> Ou
     if !read_as_pickle && !magic_stops_unpicklers(kind) {
         out.merge(scan_as_pickle_too(ctx, input, kind, opts));
     }
+    // Python's zipfile (Keras, NumPy's `.npz`) finds an archive by its end record, wherever
+    // the archive starts: other bytes with a zip after them are also read as that zip. (A
+    // tar's zip member is scanned as a member.)
+    if !matches!(kind, Kind::Zip | Kind::Tar) && container::zip::opens(input) {
+        out.merge(container::zip::scan(ctx, input));
+    }
     out
 }
 

@@ -148,6 +148,7 @@ regression! {
     nested_base64_pickle: "nested_base64.pkl" => "AIG-PICKLE-NESTED", High;
     nested_hex_pickle: "nested_hex.pkl" => "AIG-PICKLE-NESTED", High;
     unknown_callable_called: "unknown_callable.pkl" => "AIG-PICKLE-UNKNOWN-CALL", High;
+    bit_generator_ctor_calls_its_class: "bit_generator_ctor_class.pkl" => "AIG-PICKLE-UNKNOWN-CALL", High;
     unknown_global_referenced: "unknown_reference.pkl" => "AIG-PICKLE-UNKNOWN-GLOBAL", Medium;
     concatenated_pickles: "multiple_pickles.pkl" => "AIG-PICKLE-DANGEROUS-GLOBAL", Critical;
     garbage_after_stop: "garbage_after_stop.pkl" => "AIG-PICKLE-DANGEROUS-GLOBAL", Critical;
@@ -186,6 +187,11 @@ regression! {
     zip_flag_0x20: "zip_flag_0x20.zip" => "AIG-ZIP-FLAGS", Medium;
     zip_hidden_local_entry: "zip_hidden_local.zip" => "AIG-ZIP-HIDDEN", Medium;
     zip_hidden_local_payload: "zip_hidden_local.zip" => "AIG-PICKLE-DANGEROUS-GLOBAL", Critical;
+    zip_two_views: "zip_two_views.zip" => "AIG-ZIP-STRUCTURE", Medium;
+    zip_two_views_payload: "zip_two_views.zip" => "AIG-PICKLE-DANGEROUS-GLOBAL", Critical;
+    zip_prepended_stub_payload: "zip_prepended_stub.zip" => "AIG-PICKLE-DANGEROUS-GLOBAL", Critical;
+    zip_count_short: "zip_count_short.zip" => "AIG-ZIP-STRUCTURE", Medium;
+    zip_count_short_payload: "zip_count_short.zip" => "AIG-PICKLE-DANGEROUS-GLOBAL", Critical;
     zip_duplicate_names: "zip_duplicate_names.zip" => "AIG-ZIP-DUPLICATE", Medium;
     zip_slip: "zip_slip.zip" => "AIG-ZIP-PATH", Medium;
     zip_symlink: "zip_symlink.zip" => "AIG-ZIP-SYMLINK", Medium;

@@ -17,7 +17,8 @@ use aigis_artifact::formats::{gguf, onnx, safetensors};
 use aigis_artifact::{Input, Origin, Outcome};
 use aigis_report::Severity;
 
-fn generate() -> Option<PathBuf> {
+/// The fixtures, in a directory of the test's own (`test` names it).
+fn generate(test: &str) -> Option<PathBuf> {
     let python = std::env::var("AIGIS_FIXTURE_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = Command::new(&python)
         .args(["-c", "import safetensors, gguf, onnx"])
@@ -34,7 +35,7 @@ fn generate() -> Option<PathBuf> {
         );
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("aigis-interop-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("aigis-interop-{}-{test}", std::process::id()));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/generators/gen_interop.py");
     let status = Command::new(&python)
         .arg(script)
@@ -74,7 +75,9 @@ fn worst(out: &Outcome) -> Option<Severity> {
 
 #[test]
 fn reference_writers() {
-    let Some(dir) = generate() else { return };
+    let Some(dir) = generate("writers") else {
+        return;
+    };
     let clean = |out: &Outcome, name: &str| {
         assert!(
             out.findings.is_empty() && out.not_scanned.is_empty(),
@@ -134,5 +137,30 @@ fn reference_writers() {
         )),
         Some(Severity::High)
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// NumPy objects pickled by NumPy itself (random generators with their bit generators and seed
+/// sequences, masked and structured arrays) and an `.npz` from `np.savez_compressed`: nothing
+/// to report.
+#[test]
+fn numpy_objects_scan_clean() {
+    let Some(dir) = generate("numpy") else {
+        return;
+    };
+    let mut scanned = 0;
+    for entry in std::fs::read_dir(dir.join("numpy")).unwrap() {
+        let path = entry.unwrap().path();
+        let out = aigis_artifact::scan::scan_file(&path);
+        assert!(
+            out.findings.is_empty() && out.not_scanned.is_empty(),
+            "{}: {:?} {:?}",
+            path.display(),
+            out.findings,
+            out.not_scanned
+        );
+        scanned += 1;
+    }
+    assert_eq!(scanned, 28);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,7 @@
 //! The `parse` stage: which endpoint a request is for, and strict validation of its body
 //! before anything else looks at it: JSON nesting depth (checked on the raw bytes, before
-//! any allocation), shape, message count, string sizes and `n`. Each violation is a 400 that
-//! names the field.
+//! any allocation), shape, message count, string sizes, keys repeated within an object, and
+//! `n`. Each violation is a 400 that names the field.
 
 use std::fmt::Write as _;
 use std::ops::{Deref, DerefMut};
@@ -192,6 +192,7 @@ fn parse_value(
         return Err(invalid("body", "the body must be a JSON object"));
     };
     check_strings(&json, limits.max_string, &mut String::new())?;
+    check_unique(&raw)?;
     let model = match obj.get("model") {
         Some(Value::String(m)) if !m.is_empty() && m.len() <= 256 => m.clone(),
         Some(_) => {
@@ -321,8 +322,7 @@ enum Summary {
     Object,
 }
 
-/// The top-level fields of a body the scan accepted (the last value of a repeated key, as
-/// `serde_json::Map` keeps it).
+/// The top-level fields of a body the scan accepted (it accepts no repeated key).
 #[derive(Default)]
 struct Top([Option<Summary>; TOP_KEYS.len()]);
 
@@ -390,9 +390,10 @@ impl Top {
 }
 
 /// One pass over the body without building a `Value` or allocating: syntax, nesting within
-/// `max_json_depth`, strings and keys within `max_string`, and a [`Summary`] of the top-level
-/// fields. `None` when the body is not valid JSON, not an object, too deep, or has a string
-/// over the limit (serde_json's own recursion limit bounds the stack before that).
+/// `max_json_depth`, strings and keys within `max_string`, no key twice in one object, and a
+/// [`Summary`] of the top-level fields. `None` when the body is not valid JSON, not an object,
+/// too deep, has a string over the limit or may repeat a key (serde_json's own recursion limit
+/// bounds the stack before that).
 fn scan(raw: &[u8], limits: &RequestLimits) -> Option<Top> {
     let mut de = serde_json::Deserializer::from_slice(raw);
     let seed = TopSeed {
@@ -489,20 +490,28 @@ impl<'de> Visitor<'de> for Walk {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Summary, A::Error> {
         let item = self.inside()?;
-        while map.next_key_seed(KeySeed { max: self.max })?.is_some() {
+        let mut seen = Keys::default();
+        while map
+            .next_key_seed(KeySeed {
+                max: self.max,
+                seen: &mut seen,
+            })?
+            .is_some()
+        {
             map.next_value_seed(item)?;
         }
         Ok(Summary::Object)
     }
 }
 
-/// A key: checked against `max`, and which of [`TOP_KEYS`] it is.
-#[derive(Clone, Copy)]
-struct KeySeed {
+/// A key: checked against `max` and against the object's earlier keys, and which of
+/// [`TOP_KEYS`] it is.
+struct KeySeed<'k> {
     max: usize,
+    seen: &'k mut Keys,
 }
 
-impl<'de> DeserializeSeed<'de> for KeySeed {
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Option<usize>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
@@ -510,7 +519,7 @@ impl<'de> DeserializeSeed<'de> for KeySeed {
     }
 }
 
-impl Visitor<'_> for KeySeed {
+impl Visitor<'_> for KeySeed<'_> {
     type Value = Option<usize>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -518,10 +527,149 @@ impl Visitor<'_> for KeySeed {
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Option<usize>, E> {
-        if s.len() > self.max {
+        if s.len() > self.max || !self.seen.insert(s) {
             return Err(stop());
         }
         Ok(TOP_KEYS.iter().position(|k| *k == s))
+    }
+}
+
+/// The keys of one object so far, as 64-bit FNV-1a hashes, for the typed scan: a repeated
+/// hash hands the body to the slow path, which compares the keys themselves (so a collision
+/// costs time, never a wrong answer). Most objects have a few keys and need no allocation.
+#[derive(Default)]
+struct Keys {
+    few: [u64; 16],
+    n: usize,
+    many: std::collections::HashSet<u64>,
+}
+
+impl Keys {
+    /// Adds `key`; false when it was there already.
+    fn insert(&mut self, key: &str) -> bool {
+        let h = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        if self.few[..self.n].contains(&h) {
+            return false;
+        }
+        if self.n < self.few.len() {
+            self.few[self.n] = h;
+            self.n += 1;
+            return true;
+        }
+        self.many.insert(h)
+    }
+}
+
+/// A key that appears twice in one object: JSON parsers disagree on which value counts (most
+/// keep the last, some the first, some refuse), so what the guard inspects and what a model
+/// reads could differ. The parameter names the object (`body` for the top level).
+fn check_unique(raw: &[u8]) -> Result<(), GatewayError> {
+    let mut path = String::new();
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let _ = Unique {
+        path: &mut path,
+        found: &mut found,
+    }
+    .deserialize(&mut de);
+    match found {
+        None => Ok(()),
+        Some((object, key)) => Err(invalid(
+            if object.is_empty() {
+                "body".into()
+            } else {
+                object
+            },
+            format!("the key `{key}` appears twice in one object: send each key once"),
+        )),
+    }
+}
+
+/// Walks a value for [`check_unique`], keeping the path of the value it is in.
+struct Unique<'a> {
+    path: &'a mut String,
+    found: &'a mut Option<(String, String)>,
+}
+
+impl<'de> DeserializeSeed<'de> for Unique<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Unique<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        loop {
+            let len = self.path.len();
+            let _ = write!(self.path, "[{i}]");
+            let item = Unique {
+                path: &mut *self.path,
+                found: &mut *self.found,
+            };
+            let more = seq.next_element_seed(item)?.is_some();
+            self.path.truncate(len);
+            if !more {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if keys.contains(&key) {
+                *self.found = Some((self.path.clone(), key));
+                return Err(stop());
+            }
+            let len = self.path.len();
+            if !self.path.is_empty() {
+                self.path.push('.');
+            }
+            self.path.push_str(&key);
+            keys.insert(key);
+            map.next_value_seed(Unique {
+                path: &mut *self.path,
+                found: &mut *self.found,
+            })?;
+            self.path.truncate(len);
+        }
+        Ok(())
     }
 }
 
@@ -551,7 +699,11 @@ impl<'de> Visitor<'de> for TopSeed {
             return Err(stop());
         }
         let mut top = Top::default();
-        while let Some(key) = map.next_key_seed(KeySeed { max: self.max })? {
+        let mut seen = Keys::default();
+        while let Some(key) = map.next_key_seed(KeySeed {
+            max: self.max,
+            seen: &mut seen,
+        })? {
             let walk = Walk {
                 max: self.max,
                 max_depth: self.max_depth,
@@ -869,6 +1021,38 @@ mod tests {
             }
         }
         assert!(fast >= 15, "the scan accepted only {fast} cases");
+    }
+
+    #[test]
+    fn a_key_repeated_in_one_object_is_refused() {
+        let chat = Endpoint::ChatCompletions;
+        for (body, at) in [
+            (r#"{"model":"m","messages":[{}],"model":"n"}"#, "body"),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"a","content":"b"}]}"#,
+                "messages[0]",
+            ),
+            (
+                r#"{"model":"m","messages":[{"content":[{"text":"a"},{"text":"b","type":"t","text":"c"}]}]}"#,
+                "messages[0].content[1]",
+            ),
+            // Keys are compared after their escapes are decoded.
+            (r#"{"model":"m","messages":[{}],"\u006dodel":"n"}"#, "body"),
+        ] {
+            assert_eq!(param(body, chat), at, "{body}");
+        }
+        let ok = |body: &str| parse(chat, Bytes::from(body.to_owned()), &limits()).is_ok();
+        assert!(ok(
+            r#"{"model":"m","messages":[{"a":1},{"a":2}],"a":{"a":3}}"#
+        ));
+        // More keys than the scan keeps inline.
+        let many = (0..40).fold(String::new(), |mut s, i| {
+            let _ = write!(s, r#""k{i}":{i},"#);
+            s
+        });
+        assert!(ok(&format!(r#"{{{many}"model":"m","messages":[{{}}]}}"#)));
+        let repeated = format!(r#"{{{many}"model":"m","messages":[{{}}],"k39":0}}"#);
+        assert_eq!(param(&repeated, chat), "body");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::identify::{FailureKind, Principal};
 use crate::inspect;
 use crate::metrics::GaugeGuard;
 use crate::parse::{self, Endpoint};
-use crate::resolve::resolve;
+use crate::resolve;
 use crate::server::{Runtime, Shared};
 
 /// The connection a request arrived on.
@@ -170,25 +170,25 @@ async fn serve(
     served.model = Some(parsed.model.clone());
     served.stream = parsed.stream;
 
-    let resolved = resolve(config, &parsed)?;
-    served.route = Some(resolved.route.name.clone());
-    capture_content(
-        shared,
-        runtime,
-        resolved.route,
-        &principal,
-        request_body,
-        served,
-    )?;
+    let Some(route) = config.route_for(&parsed.model) else {
+        // A caller learns that a model does not exist only where it would be allowed to use
+        // one of that name: to everyone else it is forbidden, as a model that exists is.
+        authorize_request(runtime, &principal, &parsed, None, peer, served)?;
+        return Err(GatewayError::ModelNotFound(parsed.model));
+    };
+    served.route = Some(route.name.clone());
+    capture_content(shared, runtime, route, &principal, request_body, served)?;
 
-    let authorized = authorize_request(runtime, &principal, &parsed, resolved.route, peer, served)?;
-    // Only a caller allowed to use the model learns that it is unavailable.
-    runtime.routable(resolved.route, &parsed.model)?;
+    let authorized = authorize_request(runtime, &principal, &parsed, Some(route), peer, served)?;
+    // Only a caller allowed to use the model learns how its route is set up and that it is
+    // unavailable.
+    resolve::check(config, route, &parsed)?;
+    runtime.routable(route, &parsed.model)?;
 
     let (admitted, mut ticket, rate_headers) = admit_request(
         shared,
         runtime,
-        resolved.route,
+        route,
         &principal,
         peer.ip(),
         &parsed,
@@ -199,19 +199,13 @@ async fn serve(
         ticket.is_metered() && parsed.stream && crate::settle::request_stream_usage(&mut parsed);
 
     // A request refused from here on never reached a model: it used no tokens.
-    let (inspected, inspection) = match inspect_request(
-        shared,
-        runtime,
-        resolved.route,
-        &principal,
-        &mut parsed,
-        served,
-    ) {
-        Ok(i) => i,
-        Err(e) => return Err(ticket.cancel(e).await),
-    };
+    let (inspected, inspection) =
+        match inspect_request(shared, runtime, route, &principal, &mut parsed, served) {
+            Ok(i) => i,
+            Err(e) => return Err(ticket.cancel(e).await),
+        };
 
-    let upstreams = runtime.upstreams_of(resolved.route);
+    let upstreams = runtime.upstreams_of(route);
     let forwarded = match forward::forward(
         &upstreams,
         Outbound {
@@ -331,7 +325,7 @@ fn authorize_request(
     runtime: &Runtime,
     principal: &Principal,
     parsed: &parse::Parsed,
-    route: &Route,
+    route: Option<&Route>,
     peer: SocketAddr,
     served: &mut Served,
 ) -> Result<Authorized, GatewayError> {
@@ -529,23 +523,25 @@ async fn identify(
     })
 }
 
-/// The `authorize` stage for a model request.
+/// The `authorize` stage for a model request. A model no route serves is a resource with
+/// an empty route, provider and tags, classified `unclassified`.
 fn authorize_model(
     runtime: &Runtime,
     principal: &Principal,
     action: &str,
     model: &str,
-    route: &Route,
+    route: Option<&Route>,
     facts: RequestFacts,
 ) -> Result<Authorized, authorize::Decision> {
     let config = &runtime.config;
-    let provider = config.route_kind(route).as_str();
     let resource = ModelResource {
         model,
-        route: &route.name,
-        provider,
-        classification: route.classification.as_deref().unwrap_or("unclassified"),
-        tags: &route.tags,
+        route: route.map_or("", |r| &r.name),
+        provider: route.map_or("", |r| config.route_kind(r).as_str()),
+        classification: route
+            .and_then(|r| r.classification.as_deref())
+            .unwrap_or("unclassified"),
+        tags: route.map_or(&[], |r| &r.tags),
     };
     let result = authorize::authorize(config.policy.as_deref(), runtime.open_mode(), |p| {
         p.authorize_model(principal, action, &resource, facts)
@@ -590,7 +586,7 @@ fn models(
                 .iter()
                 .chain(["models:list"].iter())
                 .any(|action| {
-                    authorize_model(runtime, principal, action, model, route, facts).is_ok()
+                    authorize_model(runtime, principal, action, model, Some(route), facts).is_ok()
                 })
     };
     let entry = |model: &str, route: &Route| serde_json::json!({"id": model, "object": "model", "created": 0, "owned_by": route.name});

@@ -1,23 +1,15 @@
-//! The `resolve` stage: a pure lookup from the requested model to its route and upstreams,
-//! checking that the endpoint family matches the upstreams' and that the requested completion
-//! tokens are within the route's cap.
+//! The `resolve` stage: the requested model's route (a lookup in the config), checked once the
+//! caller is authorized: the endpoint family must match the upstreams' and the requested
+//! completion tokens must be within the route's cap.
 
 use crate::config::{Config, Route, UpstreamKind};
 use crate::error::{Family, GatewayError};
 use crate::parse::Parsed;
 
-/// Where a request goes.
-#[derive(Debug)]
-pub struct Resolved<'c> {
-    /// The route serving the model.
-    pub route: &'c Route,
-}
-
-/// Finds the route for `parsed` and applies its request caps.
-pub fn resolve<'c>(config: &'c Config, parsed: &Parsed) -> Result<Resolved<'c>, GatewayError> {
-    let route = config
-        .route_for(&parsed.model)
-        .ok_or_else(|| GatewayError::ModelNotFound(parsed.model.clone()))?;
+/// Checks a request against the route serving its model: the endpoint family must match the
+/// upstreams' and the requested completion tokens must be within the route's cap. Run after
+/// authorization, so that only a caller allowed to use the model learns how its route is set up.
+pub fn check(config: &Config, route: &Route, parsed: &Parsed) -> Result<(), GatewayError> {
     let expected = match (parsed.endpoint.family(), config.route_kind(route)) {
         (Family::OpenAi, UpstreamKind::Anthropic) => Some("/v1/messages"),
         (Family::Anthropic, UpstreamKind::OpenAi) => {
@@ -42,5 +34,5 @@ pub fn resolve<'c>(config: &'c Config, parsed: &Parsed) -> Result<Resolved<'c>, 
             ),
         });
     }
-    Ok(Resolved { route })
+    Ok(())
 }

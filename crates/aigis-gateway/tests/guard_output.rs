@@ -230,6 +230,101 @@ async fn responses_api_streams_redact_deltas_and_the_texts_they_repeat() {
     assert!(raw.contains("event: response.completed"), "{raw}");
 }
 
+/// The JSON data of every event in an SSE body.
+fn events(raw: &str) -> Vec<Value> {
+    raw.split("\n\n")
+        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .collect()
+}
+
+/// The string at `pointer` in every event that has one, joined.
+fn joined(raw: &str, pointer: &str) -> String {
+    events(raw)
+        .iter()
+        .filter_map(|v| v.pointer(pointer).and_then(Value::as_str))
+        .collect()
+}
+
+#[tokio::test]
+async fn refusals_are_inspected_like_answers() {
+    let m = mock(Behavior::default()).await;
+    let gw = gateway(&config(&m, "secrets = \"redact\"")).await;
+    let said = format!("I cannot share {KEY} with you");
+    let redacted = "I cannot share [SECRET_1] with you";
+    let chat = |model: &str, stream: bool| {
+        json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}],
+            "mock_script": {"refuse": said}})
+        .to_string()
+    };
+    let (_, raw) = read_stream(
+        gw.public_addr(),
+        "/v1/chat/completions",
+        &chat("m-chunks-7", true),
+    )
+    .await;
+    assert!(!raw.contains("sk-proj-"), "{raw}");
+    assert_eq!(joined(&raw, "/choices/0/delta/refusal"), redacted, "{raw}");
+    let r = post(gw.public_addr(), "/v1/chat/completions", &chat("m", false)).await;
+    assert_eq!(
+        r.json()["choices"][0]["message"]["refusal"],
+        redacted,
+        "{}",
+        r.body
+    );
+    let body = json!({"model": "m-chunks-5", "stream": true, "input": "hi", "mock_script": {"refuse": said}})
+        .to_string();
+    let (_, raw) = read_stream(gw.public_addr(), "/v1/responses", &body).await;
+    assert!(!raw.contains("sk-proj-"), "{raw}");
+    let deltas: String = events(&raw)
+        .iter()
+        .filter(|v| v["type"] == "response.refusal.delta")
+        .filter_map(|v| v["delta"].as_str())
+        .collect();
+    assert_eq!(deltas, redacted, "{raw}");
+    assert!(raw.contains(&format!(r#""refusal":"{redacted}""#)), "{raw}");
+}
+
+/// A thinking block is signed by the provider, which checks the signature when the block is
+/// sent back: the gateway never changes one. What the policy would redact in it blocks the
+/// response instead; clean thinking passes byte for byte, before its signature.
+#[tokio::test]
+async fn thinking_passes_unchanged_or_blocks() {
+    let m = mock(Behavior::default()).await;
+    let toml = config(&m, "secrets = \"redact\"")
+        .replace("kind = \"openai\"", "kind = \"anthropic\"")
+        .replace("/v1\"", "\"");
+    let gw = gateway(&toml).await;
+    let body = |think: &str, stream: bool| {
+        json!({"model": "m-chunks-4", "stream": stream, "max_tokens": 64,
+            "messages": [{"role": "user", "content": "hi"}],
+            "mock_script": {"think": think, "say": "done"}})
+        .to_string()
+    };
+    let thought = "The user says hi; a short greeting back is enough.";
+    let (content, raw) = read_stream(gw.public_addr(), "/v1/messages", &body(thought, true)).await;
+    assert_eq!(content, "done", "{raw}");
+    assert_eq!(joined(&raw, "/delta/thinking"), thought, "{raw}");
+    let signature = raw.find("signature_delta").unwrap();
+    assert!(
+        raw.rfind("thinking_delta").unwrap() < signature,
+        "thinking text goes before its signature: {raw}"
+    );
+    let r = post(gw.public_addr(), "/v1/messages", &body(thought, false)).await;
+    assert_eq!(r.json()["content"][0]["thinking"], thought, "{}", r.body);
+
+    let secret = format!("The key {KEY} is in the context.");
+    let (_, raw) = read_stream(gw.public_addr(), "/v1/messages", &body(&secret, true)).await;
+    assert!(!raw.contains("sk-proj-"), "{raw}");
+    assert!(
+        raw.contains("event: error") && raw.contains("secrets"),
+        "{raw}"
+    );
+    let r = post(gw.public_addr(), "/v1/messages", &body(&secret, false)).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(!r.body.contains("sk-proj-"), "{}", r.body);
+}
+
 #[tokio::test]
 async fn pseudonyms_split_across_chunks_are_restored_for_the_caller() {
     let m = mock(Behavior::default()).await;

@@ -307,6 +307,52 @@ async fn policies_keep_each_team_on_its_models() {
     );
 }
 
+/// A caller that may not use a model cannot tell it from one that does not exist, nor learn how
+/// its route is set up: both are forbidden, before the route's own checks run.
+#[tokio::test]
+async fn forbidden_and_missing_models_look_the_same() {
+    let f = fixture("hidden-models").await;
+    let search = key(&f.keys, "search-bot", &["search"], &[]).await;
+    let finance = key(&f.keys, "finance-bot", &["finance"], &[]).await;
+    let error = |r: &Resp| {
+        let mut e = r.json()["error"].clone();
+        e["message"] = e["message"]
+            .as_str()
+            .unwrap()
+            .replace("no-such-model", "finance-llm")
+            .into();
+        (r.status, e)
+    };
+    let forbidden = chat_as(&f, &[("x-api-key", &search)], "finance-llm").await;
+    let missing = chat_as(&f, &[("x-api-key", &search)], "no-such-model").await;
+    assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+    assert_eq!(error(&forbidden), error(&missing), "{}", missing.body);
+    // The Anthropic endpoint for an OpenAI route is a 400 only to a caller that may use it.
+    let body =
+        r#"{"model":"finance-llm","max_tokens":10,"messages":[{"role":"user","content":"x"}]}"#;
+    let addr = f.gw.public_addr();
+    let r = send(
+        addr,
+        Method::POST,
+        "/v1/messages",
+        &[("x-api-key", &search)],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = send(
+        addr,
+        Method::POST,
+        "/v1/messages",
+        &[("x-api-key", &finance)],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("OpenAI endpoints"), "{}", r.body);
+    assert!(f.mock.requests().is_empty());
+}
+
 #[tokio::test]
 async fn repeated_failures_are_throttled_and_raise_a_security_event() {
     let f = fixture("throttle").await;

@@ -274,6 +274,7 @@ async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
         ("/v1/chat/completions", false) => {
             let message = match script::answer(&json, &user) {
                 script::Answer::Text(t) => json!({"role": "assistant", "content": t}),
+                script::Answer::Refusal(t) => json!({"role": "assistant", "content": null, "refusal": t}),
                 script::Answer::Call { name, arguments } => json!({"role": "assistant", "content": null,
                     "tool_calls": [{"id": "call_mock", "type": "function", "function": {"name": name, "arguments": arguments}}]}),
             };
@@ -284,7 +285,7 @@ async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
         }
         ("/v1/chat/completions", true) => sse(state, script::chat(&model, &script::answer(&json, &user), chunks), delay, (2, gated)),
         ("/v1/responses", true) => sse(state, script::responses(&model, &script::answer(&json, &user), chunks), delay, (4, gated)),
-        ("/v1/messages", true) => sse(state, script::anthropic(&model, &script::answer(&json, &user), chunks), delay, (3, gated)),
+        ("/v1/messages", true) => sse(state, script::anthropic(&model, &script::answer(&json, &user), script::thinking(&json), chunks), delay, (3, gated)),
         ("/v1/completions", _) => full(StatusCode::OK, "application/json", json!({
             "id": "cmpl-mock", "object": "text_completion", "created": 0, "model": model,
             "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": null}],
@@ -298,10 +299,7 @@ async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
             "output": [{"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant",
                         "content": [{"type": "output_text", "text": text, "annotations": []}]}],
             "usage": {"input_tokens": 5, "output_tokens": 5, "total_tokens": 10}}).to_string()),
-        ("/v1/messages", _) => full(StatusCode::OK, "application/json", json!({
-            "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": null,
-            "usage": {"input_tokens": 5, "output_tokens": 5}}).to_string()),
+        ("/v1/messages", _) => full(StatusCode::OK, "application/json", script::anthropic_message(&model, &script::answer(&json, &user), script::thinking(&json)).to_string()),
         _ => full(StatusCode::NOT_FOUND, "application/json", json!({"error": {"message": "mock: unknown path", "type": "invalid_request_error", "param": null, "code": null}}).to_string()),
     }
 }

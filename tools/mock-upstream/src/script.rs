@@ -3,6 +3,10 @@
 //! gateway forwards but does not inspect, so the request-side guard never sees it:
 //!
 //! - `"mock_script": {"say": TEXT}` answers TEXT;
+//! - `"mock_script": {"refuse": TEXT}` refuses with TEXT (OpenAI's `refusal` fields; text for
+//!   Anthropic);
+//! - `"mock_script": {"think": TEXT}` (Anthropic) puts a signed thinking block with TEXT before
+//!   the answer;
 //! - `"mock_script": {"call": JSON}` answers a call of the request's first tool with JSON as
 //!   its arguments;
 //! - a last user message `say-system` answers the request's system prompt (a prompt-leak
@@ -18,6 +22,8 @@ use serde_json::{Value, json};
 pub enum Answer {
     /// Text.
     Text(String),
+    /// A refusal.
+    Refusal(String),
     /// A call of `name` with `arguments`.
     Call { name: String, arguments: String },
 }
@@ -26,6 +32,9 @@ pub enum Answer {
 pub fn answer(json: &Value, user: &str) -> Answer {
     if let Some(text) = json.pointer("/mock_script/say").and_then(Value::as_str) {
         return Answer::Text(text.to_owned());
+    }
+    if let Some(text) = json.pointer("/mock_script/refuse").and_then(Value::as_str) {
+        return Answer::Refusal(text.to_owned());
     }
     if user == "say-system" {
         let system = json
@@ -56,6 +65,14 @@ pub fn answer(json: &Value, user: &str) -> Answer {
     Answer::Text(format!("mock reply to: {user}"))
 }
 
+/// The thinking the script puts before the answer (Anthropic).
+pub fn thinking(json: &Value) -> Option<&str> {
+    json.pointer("/mock_script/think").and_then(Value::as_str)
+}
+
+/// The signature the mock gives every thinking block.
+pub const SIGNATURE: &str = "mock-signature";
+
 /// `text` cut into `n` pieces of (about) equal character counts.
 pub fn pieces(text: &str, n: usize) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
@@ -84,11 +101,16 @@ pub fn chat(model: &str, answer: &Answer, n: usize) -> Vec<Bytes> {
         Value::Null,
     )];
     let finish = match answer {
-        Answer::Text(text) => {
+        Answer::Text(text) | Answer::Refusal(text) => {
+            let field = if matches!(answer, Answer::Refusal(_)) {
+                "refusal"
+            } else {
+                "content"
+            };
             out.extend(
                 pieces(text, n)
                     .into_iter()
-                    .map(|p| chunk(json!({"content": p}), Value::Null)),
+                    .map(|p| chunk(json!({ field: p }), Value::Null)),
             );
             "stop"
         }
@@ -112,40 +134,86 @@ pub fn chat(model: &str, answer: &Answer, n: usize) -> Vec<Bytes> {
     out
 }
 
-/// An Anthropic Messages stream.
-pub fn anthropic(model: &str, answer: &Answer, n: usize) -> Vec<Bytes> {
+/// An Anthropic Messages stream, with a thinking block first when `thinking` is given.
+pub fn anthropic(model: &str, answer: &Answer, thinking: Option<&str>, n: usize) -> Vec<Bytes> {
     let mut out = vec![event(
         Some("message_start"),
         &json!({"type": "message_start", "message": {
         "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [],
         "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 5, "output_tokens": 0}}}),
     )];
+    let delta = |index: usize, delta: Value| {
+        event(
+            Some("content_block_delta"),
+            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+        )
+    };
+    let stop_block = |index: usize| {
+        event(
+            Some("content_block_stop"),
+            &json!({"type": "content_block_stop", "index": index}),
+        )
+    };
+    let index = usize::from(thinking.is_some());
+    if let Some(thought) = thinking {
+        out.push(event(Some("content_block_start"), &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}})));
+        out.extend(
+            pieces(thought, n)
+                .into_iter()
+                .map(|p| delta(0, json!({"type": "thinking_delta", "thinking": p}))),
+        );
+        out.push(delta(
+            0,
+            json!({"type": "signature_delta", "signature": SIGNATURE}),
+        ));
+        out.push(stop_block(0));
+    }
     let stop = match answer {
-        Answer::Text(text) => {
-            out.push(event(Some("content_block_start"), &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
-            out.extend(pieces(text, n).into_iter().map(|p| {
-                event(Some("content_block_delta"), &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}))
-            }));
+        Answer::Text(text) | Answer::Refusal(text) => {
+            out.push(event(Some("content_block_start"), &json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})));
+            out.extend(
+                pieces(text, n)
+                    .into_iter()
+                    .map(|p| delta(index, json!({"type": "text_delta", "text": p}))),
+            );
             "end_turn"
         }
         Answer::Call { name, arguments } => {
-            out.push(event(Some("content_block_start"), &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_mock", "name": name, "input": {}}})));
+            out.push(event(Some("content_block_start"), &json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": "toolu_mock", "name": name, "input": {}}})));
             out.extend(pieces(arguments, n).into_iter().map(|p| {
-                event(Some("content_block_delta"), &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": p}}))
+                delta(
+                    index,
+                    json!({"type": "input_json_delta", "partial_json": p}),
+                )
             }));
             "tool_use"
         }
     };
-    out.push(event(
-        Some("content_block_stop"),
-        &json!({"type": "content_block_stop", "index": 0}),
-    ));
+    out.push(stop_block(index));
     out.push(event(Some("message_delta"), &json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": 5}})));
     out.push(event(
         Some("message_stop"),
         &json!({"type": "message_stop"}),
     ));
     out
+}
+
+/// A complete Anthropic message, with a thinking block first when `thinking` is given.
+pub fn anthropic_message(model: &str, answer: &Answer, thinking: Option<&str>) -> Value {
+    let mut content: Vec<Value> = thinking
+        .map(|t| json!({"type": "thinking", "thinking": t, "signature": SIGNATURE}))
+        .into_iter()
+        .collect();
+    content.push(match answer {
+        Answer::Text(t) | Answer::Refusal(t) => json!({"type": "text", "text": t}),
+        Answer::Call { name, arguments } => {
+            json!({"type": "tool_use", "id": "toolu_mock", "name": name,
+            "input": serde_json::from_str::<Value>(arguments).unwrap_or(Value::Null)})
+        }
+    });
+    json!({"id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+        "content": content, "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 5, "output_tokens": 5}})
 }
 
 /// A broken stream (see the module docs); `None` for an unknown kind.
@@ -168,6 +236,21 @@ pub fn responses(model: &str, answer: &Answer, n: usize) -> Vec<Bytes> {
     let ev = |name: &str, v: Value| event(Some(name), &v);
     // The output item in progress, the events that fill it, and the item done.
     let (added, body, done) = match answer {
+        Answer::Refusal(text) => {
+            let part = |t: &str| json!({"type": "refusal", "refusal": t});
+            let item = |t: &str| json!({"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant", "content": [part(t)]});
+            let mut body = vec![ev(
+                "response.content_part.added",
+                json!({"type": "response.content_part.added", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": part("")}),
+            )];
+            body.extend(pieces(text, n).into_iter().map(|p| {
+                ev("response.refusal.delta", json!({"type": "response.refusal.delta", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "delta": p}))
+            }));
+            body.push(ev("response.refusal.done", json!({"type": "response.refusal.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "refusal": text})));
+            body.push(ev("response.content_part.done", json!({"type": "response.content_part.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": part(text)})));
+            let added = json!({"type": "message", "id": "msg_mock", "status": "in_progress", "role": "assistant", "content": []});
+            (added, body, item(text))
+        }
         Answer::Text(text) => {
             let part = |t: &str| json!({"type": "output_text", "text": t, "annotations": []});
             let item = |t: &str| json!({"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant", "content": [part(t)]});

@@ -11,8 +11,8 @@ use aigis_report::{Evidence, Finding, Severity};
 
 use crate::formats::pickle::Options;
 use crate::reader::{
-    MAX_ARCHIVE_ENTRIES, MAX_MEMBER_IN_MEMORY, MAX_NAME_BYTES, Window, invalid, read_at,
-    read_bounded,
+    MAX_ARCHIVE_ENTRIES, MAX_MEMBER_IN_MEMORY, MAX_NAME_BYTES, MAX_TOTAL_DECOMPRESSED, Window,
+    invalid, read_at, read_bounded,
 };
 use crate::scan::{Ctx, scan_input};
 use crate::{Input, Origin, Outcome};
@@ -95,9 +95,25 @@ pub fn scan(ctx: &Ctx, input: &mut Input) -> Outcome {
         torchscript,
         ..ctx.deeper()
     };
+    // Stored members are read in place and cost no memory, but entries that share their bytes
+    // would have them read again and again (an overlap bomb): what is read beyond the archive's
+    // own size is charged to the scan's budget, as decompressed bytes are.
+    let mut stored = 0u64;
     for entry in &entries {
         if is_tensor_data(&entry.name, &names) {
             continue;
+        }
+        if entry.method == 0 {
+            let before = stored.saturating_sub(input.len);
+            stored = stored.saturating_add(entry.csize);
+            let again = stored.saturating_sub(input.len) - before;
+            if again > 0 && !inner.budget.take(again) {
+                out.not_scanned.push(origin.child(&entry.name).not_scanned(format!(
+                    "members overlap: reading `{}` again would pass the scan's total of {MAX_TOTAL_DECOMPRESSED} bytes (an overlap zip bomb)",
+                    entry.name
+                )));
+                break;
+            }
         }
         scan_member(&inner, input, entry, &origin, &mut out);
     }
@@ -118,6 +134,30 @@ fn is_tensor_data(name: &str, names: &BTreeSet<&str>) -> bool {
         && names.contains(format!("{prefix}data.pkl").as_str())
 }
 
+/// Whether Python's `zipfile` opens `input` as an archive: an end record in its last 64 KiB,
+/// and a central directory record where that end record says the directory ends (so stray
+/// `PK\x05\x06` bytes in tensor data do not count).
+pub fn opens(input: &mut Input) -> bool {
+    let len = input.len;
+    let tail_len = len.min(EOCD_SEARCH);
+    let Ok(tail) = read_at(input.source, len, len - tail_len, tail_len, EOCD_SEARCH) else {
+        return false;
+    };
+    let Some(at) = tail
+        .windows(4)
+        .rposition(|w| w == EOCD_SIG)
+        .map(|i| (len - tail_len) + i as u64)
+    else {
+        return false;
+    };
+    let Ok(dir) = end_record(input, at) else {
+        return false;
+    };
+    dir.end
+        .checked_sub(dir.size)
+        .is_some_and(|start| read_at(input.source, len, start, 4, 4).is_ok_and(|sig| sig == CD_SIG))
+}
+
 fn read_entries(input: &mut Input, out: &mut Outcome) -> io::Result<Vec<Entry>> {
     let len = input.len;
     let tail_len = len.min(EOCD_SEARCH);
@@ -127,7 +167,7 @@ fn read_entries(input: &mut Input, out: &mut Outcome) -> io::Result<Vec<Entry>> 
         .rposition(|w| w == EOCD_SIG)
         .map(|i| (len - tail_len) + i as u64);
     let mut entries = match eocd {
-        Some(at) => central_directory(input, at)?,
+        Some(at) => central_directory(input, at, out)?,
         None => {
             out.findings.push(
                 Finding::new(
@@ -182,38 +222,122 @@ fn read_entries(input: &mut Input, out: &mut Outcome) -> io::Result<Vec<Entry>> 
     Ok(entries)
 }
 
-fn central_directory(input: &mut Input, eocd: u64) -> io::Result<Vec<Entry>> {
+/// Where the end record puts the central directory.
+struct Directory {
+    /// Entries it counts (miniz, and so PyTorch, reads this many).
+    count: u64,
+    size: u64,
+    offset: u64,
+    /// Where the directory ends when its offsets are right: the end record, or the ZIP64 end
+    /// record and locator before it (Python's `zipfile` assumes them adjacent).
+    end: u64,
+}
+
+fn end_record(input: &mut Input, eocd: u64) -> io::Result<Directory> {
     let len = input.len;
     let rec = read_at(input.source, len, eocd, 22.min(len - eocd), 22)?;
-    let mut count = u64::from(u16_at(&rec, 10));
-    let mut cd_size = u64::from(u32_at(&rec, 12));
-    let mut cd_offset = u64::from(u32_at(&rec, 16));
-    if (count == 0xffff || cd_size == 0xffff_ffff || cd_offset == 0xffff_ffff) && eocd >= 20 {
+    let mut dir = Directory {
+        count: u64::from(u16_at(&rec, 10)),
+        size: u64::from(u32_at(&rec, 12)),
+        offset: u64::from(u32_at(&rec, 16)),
+        end: eocd,
+    };
+    // Both loaders take the ZIP64 end record whenever its locator is there (PyTorch always
+    // writes one), not only when a 32-bit field is saturated.
+    if eocd >= 76 {
         let loc = read_at(input.source, len, eocd - 20, 20, 20)?;
         if loc.get(..4) == Some(b"PK\x06\x07") {
             let z64 = u64_at(&loc, 8);
             let r = read_at(input.source, len, z64, 56, 56)?;
             if r.get(..4) == Some(b"PK\x06\x06") {
-                count = u64_at(&r, 32);
-                cd_size = u64_at(&r, 40);
-                cd_offset = u64_at(&r, 48);
+                dir.count = u64_at(&r, 32);
+                dir.size = u64_at(&r, 40);
+                dir.offset = u64_at(&r, 48);
+                dir.end = eocd - 76;
             }
         }
     }
-    if count > MAX_ARCHIVE_ENTRIES as u64 {
+    Ok(dir)
+}
+
+/// The members listed in the central directory, as both loaders read it.
+///
+/// miniz (PyTorch) takes the end record's offsets as they are and reads as many records as
+/// it counts. Python's `zipfile` (NumPy's `.npz`, Keras, joblib archives) ignores the count,
+/// reads records until the directory's size is used up, and moves every offset by the gap
+/// between where the directory is said to end and where it does (data prepended to the
+/// archive). An archive can give the two a different directory each; both are scanned.
+fn central_directory(input: &mut Input, eocd: u64, out: &mut Outcome) -> io::Result<Vec<Entry>> {
+    let dir = end_record(input, eocd)?;
+    let shift = dir
+        .end
+        .checked_sub(dir.offset.saturating_add(dir.size))
+        .filter(|&s| s > 0);
+    let plain = listed_entries(input, &dir, 0, out);
+    let Some(shift) = shift else {
+        return plain;
+    };
+    out.findings.push(
+        Finding::new(
+            "AIG-ZIP-STRUCTURE",
+            Severity::Medium,
+            format!("the central directory is said to end {shift} bytes before the end record: Python's zipfile moves every offset by {shift} (data prepended to the archive), PyTorch does not; both readings were scanned"),
+            input.origin.at(eocd),
+        )
+        .with_tag("zip"),
+    );
+    // Python's reading must succeed (it is what `numpy.load` and Keras see); PyTorch's is
+    // added when it also reads, as in a crafted archive that shows each loader its own
+    // members. A self-extracting archive has only Python's.
+    let mut entries = listed_entries(input, &dir, shift, out)?;
+    if let Ok(plain) = plain {
+        let seen: BTreeSet<u64> = entries.iter().map(|e| e.local_offset).collect();
+        entries.extend(
+            plain
+                .into_iter()
+                .filter(|e| !seen.contains(&e.local_offset)),
+        );
+    }
+    Ok(entries)
+}
+
+/// The directory's records, read `shift` bytes after where the end record puts it and with
+/// every local offset moved by `shift`.
+fn listed_entries(
+    input: &mut Input,
+    dir: &Directory,
+    shift: u64,
+    out: &mut Outcome,
+) -> io::Result<Vec<Entry>> {
+    let len = input.len;
+    if dir.count > MAX_ARCHIVE_ENTRIES as u64 {
         return Err(crate::reader::limit(format!(
-            "{count} entries is above the {MAX_ARCHIVE_ENTRIES}-entry limit"
+            "{} entries is above the {MAX_ARCHIVE_ENTRIES}-entry limit",
+            dir.count
         )));
     }
-    let cd = read_at(input.source, len, cd_offset, cd_size, 512 << 20)?;
+    let cd_offset = dir
+        .offset
+        .checked_add(shift)
+        .ok_or_else(|| invalid("central directory offset overflows"))?;
+    let cd = read_at(input.source, len, cd_offset, dir.size, 512 << 20)?;
     let mut entries = Vec::new();
     let mut i = 0usize;
-    while entries.len() < usize::try_from(count).unwrap_or(usize::MAX) {
+    while i < cd.len() {
         if cd.get(i..i + 4) != Some(CD_SIG) {
+            if entries.len() as u64 >= dir.count {
+                // miniz stops at its count; Python's zipfile refuses the archive.
+                break;
+            }
             return Err(invalid(format!(
                 "central directory record {} at offset {} has no signature",
                 entries.len(),
                 cd_offset + i as u64
+            )));
+        }
+        if entries.len() >= MAX_ARCHIVE_ENTRIES {
+            return Err(crate::reader::limit(format!(
+                "more than {MAX_ARCHIVE_ENTRIES} central directory records"
             )));
         }
         let made_by = u16_at(&cd, i + 4);
@@ -233,22 +357,10 @@ fn central_directory(input: &mut Input, eocd: u64) -> io::Result<Vec<Entry>> {
         let extra = cd
             .get(i + 46 + nlen..i + 46 + nlen + xlen)
             .unwrap_or_default();
-        // ZIP64 extended information: only the fields whose 32-bit value is saturated.
-        let mut j = 0usize;
-        while j + 4 <= extra.len() {
-            let id = u16_at(extra, j);
-            let size = usize::from(u16_at(extra, j + 2));
-            if id == 1 {
-                let mut k = j + 4;
-                for field in [&mut usize_, &mut csize, &mut local_offset] {
-                    if *field == 0xffff_ffff && k + 8 <= j + 4 + size {
-                        *field = u64_at(extra, k);
-                        k += 8;
-                    }
-                }
-            }
-            j += 4 + size;
-        }
+        zip64_sizes(extra, [&mut usize_, &mut csize, &mut local_offset]);
+        let local_offset = local_offset
+            .checked_add(shift)
+            .ok_or_else(|| invalid("local header offset overflows"))?;
         let mut e = Entry {
             name: String::from_utf8_lossy(name_bytes).into_owned(),
             local_name: String::new(),
@@ -278,7 +390,44 @@ fn central_directory(input: &mut Input, eocd: u64) -> io::Result<Vec<Entry>> {
         entries.push(e);
         i += 46 + nlen + xlen + clen;
     }
+    if entries.len() as u64 != dir.count {
+        out.findings.push(
+            Finding::new(
+                "AIG-ZIP-STRUCTURE",
+                Severity::Medium,
+                format!(
+                    "the end record counts {} members but the central directory holds {}: PyTorch reads the count, Python's zipfile every record; all were scanned",
+                    dir.count,
+                    entries.len()
+                ),
+                input.origin.at(cd_offset),
+            )
+            .with_tag("zip"),
+        );
+    }
     Ok(entries)
+}
+
+/// Reads the ZIP64 extended information in a central directory record's `extra` field into
+/// the fields (uncompressed size, compressed size, local header offset) whose 32-bit value is
+/// saturated.
+fn zip64_sizes(extra: &[u8], fields: [&mut u64; 3]) {
+    let mut j = 0usize;
+    while j + 4 <= extra.len() {
+        let id = u16_at(extra, j);
+        let size = usize::from(u16_at(extra, j + 2));
+        if id == 1 {
+            let mut k = j + 4;
+            for field in fields {
+                if *field == 0xffff_ffff && k + 8 <= j + 4 + size {
+                    *field = u64_at(extra, k);
+                    k += 8;
+                }
+            }
+            return;
+        }
+        j += 4 + size;
+    }
 }
 
 fn local_entry(input: &mut Input, at: u64, h: &[u8]) -> io::Result<Entry> {

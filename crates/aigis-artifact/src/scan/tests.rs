@@ -77,3 +77,88 @@ fn zlib_stream_that_is_also_a_pickle() {
     assert_eq!(inflated, content, "the zlib stream decodes");
     assert_posix_system(&scan_bytes(&bytes, "model.joblib"));
 }
+
+/// One stored member listed `entries` times, each name pointing at the same bytes.
+fn overlapping_zip(data: &[u8], entries: usize) -> Vec<u8> {
+    let crc = crc32fast::hash(data);
+    let size = data.len() as u32;
+    let mut zip = b"PK\x03\x04".to_vec();
+    for v in [20u16, 0, 0, 0, 0] {
+        zip.extend(v.to_le_bytes());
+    }
+    for v in [crc, size, size] {
+        zip.extend(v.to_le_bytes());
+    }
+    zip.extend([5u16, 0].iter().flat_map(|v| v.to_le_bytes()));
+    zip.extend(b"m.txt");
+    zip.extend(data);
+    let cd_offset = zip.len() as u32;
+    for i in 0..entries {
+        let name = format!("m{i:05}.txt");
+        zip.extend(b"PK\x01\x02");
+        for v in [20u16, 20, 0, 0, 0, 0] {
+            zip.extend(v.to_le_bytes());
+        }
+        for v in [crc, size, size] {
+            zip.extend(v.to_le_bytes());
+        }
+        for v in [name.len() as u16, 0, 0, 0, 0] {
+            zip.extend(v.to_le_bytes());
+        }
+        zip.extend([0u32, 0].iter().flat_map(|v| v.to_le_bytes()));
+        zip.extend(name.as_bytes());
+    }
+    let cd_size = zip.len() as u32 - cd_offset;
+    zip.extend(b"PK\x05\x06");
+    for v in [0u16, 0, entries as u16, entries as u16] {
+        zip.extend(v.to_le_bytes());
+    }
+    zip.extend([cd_size, cd_offset].iter().flat_map(|v| v.to_le_bytes()));
+    zip.extend(0u16.to_le_bytes());
+    zip
+}
+
+/// Entries that share one stored member's bytes are read again only while the scan's budget
+/// lasts: an overlap bomb ends as "not scanned", not as hours of reading.
+#[test]
+fn overlapping_stored_members_are_charged_to_the_budget() {
+    use crate::reader::Budget;
+    use crate::scan::{Ctx, scan_input};
+    use crate::{Input, Origin};
+    let zip = overlapping_zip(&[b'x'; 4096], 100);
+    let scan = |budget: Budget| {
+        let mut cur = std::io::Cursor::new(zip.as_slice());
+        let mut input = Input {
+            source: &mut cur,
+            len: zip.len() as u64,
+            origin: Origin::file("bomb.zip"),
+        };
+        let ctx = Ctx {
+            budget,
+            ..Ctx::default()
+        };
+        scan_input(
+            &ctx,
+            &mut input,
+            "bomb.zip",
+            crate::formats::pickle::Options::default(),
+        )
+    };
+    let out = scan(Budget::of(64 << 10));
+    assert!(
+        out.not_scanned
+            .iter()
+            .any(|n| n.reason().contains("overlap zip bomb")),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        out.findings
+            .iter()
+            .any(|f| f.rule_id() == "AIG-ZIP-OVERLAP"),
+        "{}",
+        describe(&out)
+    );
+    let out = scan(Budget::new());
+    assert!(out.not_scanned.is_empty(), "{}", describe(&out));
+}

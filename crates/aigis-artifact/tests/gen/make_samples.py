@@ -221,6 +221,32 @@ def npy(values, obj=False, payload=None):
     return out + b"".join(struct.pack("<d", v) for v in values)
 
 
+# NumPy's random generators (numpy/random/_pickle.py, bit_generator.pyx): default_rng()
+# pickles as __generator_ctor(PCG64 rebuilt by __bit_generator_ctor, with its state and a
+# SeedSequence in Cython's own pickle).
+generator_ctor = stub_function("numpy.random._pickle", "__generator_ctor")
+bit_generator_ctor = stub_function("numpy.random._pickle", "__bit_generator_ctor")
+PCG64 = stub_class("numpy.random._pcg64", "PCG64")
+SeedSequence = stub_class("numpy.random.bit_generator", "SeedSequence")
+unpickle_seed_sequence = stub_function("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence")
+
+
+class SeedSeq:
+    def __reduce__(self):
+        return (unpickle_seed_sequence, (SeedSequence, 0x5A7B3B1, (0, Array([1.0, 2.0, 3.0, 4.0]), 4, (), 0)))
+
+
+class BitGen:
+    def __reduce__(self):
+        state = {"bit_generator": "PCG64", "state": {"state": 2**100 + 7, "inc": 2**90 + 1}, "has_uint32": 0, "uinteger": 0}
+        return (bit_generator_ctor, (PCG64,), (state, SeedSeq()))
+
+
+class Rng:
+    def __reduce__(self):
+        return (generator_ctor, (BitGen(),), None)
+
+
 # ---- joblib: NumpyPickler writes arrays in-stream after each NumpyArrayWrapper ------------
 NumpyArrayWrapper = stub_class("joblib.numpy_pickle", "NumpyArrayWrapper")
 LogisticRegression = stub_class("sklearn.linear_model._logistic", "LogisticRegression")
@@ -310,6 +336,18 @@ def patch_zip(data, fn):
     return bytes(fn(bytearray(data)))
 
 
+def local_header(name, data):
+    return b"PK\x03\x04" + struct.pack("<HHHHHIIIHH", 20, 0, 0, 0, 0, zlib.crc32(data), len(data), len(data), len(name), 0) + name + data
+
+
+def cd_record(name, data, offset):
+    return b"PK\x01\x02" + struct.pack("<HHHHHHIIIHHHHHII", 20, 20, 0, 0, 0, 0, zlib.crc32(data), len(data), len(data), len(name), 0, 0, 0, 0, 0, offset) + name
+
+
+def end_record(count, size, offset):
+    return b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, count, count, size, offset, 0)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     big = None
@@ -336,6 +374,9 @@ def main():
     write("benign_arrays.npz", zip_bytes([("a.npy", npy([1.0])), ("b.npy", npy(["x"], obj=True))], zipfile.ZIP_DEFLATED), 0, "benign: compressed npz", "info")
     jl = joblib_dump(estimator())
     write("benign_estimator.joblib", jl, 0, "benign: joblib scikit-learn estimator with in-stream arrays", "info")
+    seeded = estimator()
+    seeded.__dict__["random_state"] = Rng()
+    write("benign_seeded_estimator.joblib", joblib_dump(seeded), 0, "benign: joblib estimator holding numpy.random.default_rng()", "info")
     write("benign_estimator.joblib.z", zlib.compress(jl), 0, "benign: joblib zlib", "info")
     write("benign_estimator.joblib.gz", gzip.compress(jl, mtime=0), 0, "benign: joblib gzip", "info")
     write("benign_estimator.joblib.bz2", bz2.compress(jl), 0, "benign: joblib bz2", "info")
@@ -385,6 +426,7 @@ def main():
     write("nested_base64.pkl", p2(b"}" + su("blob") + su(base64.b64encode(SYSTEM).decode()) + b"s"), 1, "base64-encoded pickle in a string")
     write("nested_hex.pkl", p2(b"}" + su("blob") + su(SYSTEM.hex()) + b"s"), 1, "hex-encoded pickle in a string")
     write("unknown_callable.pkl", p2(call1("evilpkg.tools", "run", "x")), 1, "unknown callable is called")
+    write("bit_generator_ctor_class.pkl", p2(glob("numpy.random._pickle", "__bit_generator_ctor") + glob("evilpkg.tools", "Runner") + b"\x85R"), 1, "numpy's __bit_generator_ctor instantiating an unknown class")
     write("unknown_reference.pkl", p2(glob("evilpkg.tools", "Thing")), 0, "unknown global only referenced (medium)")
     write("unknown_reference_medium.pkl", p2(glob("evilpkg.tools", "Thing")), 1, "unknown global only referenced (fails at medium)", "medium")
     write("multiple_pickles.pkl", pickle.dumps([1, 2], protocol=2) + SYSTEM, 1, "benign pickle then a malicious one")
@@ -469,6 +511,30 @@ def main():
     cd_off = struct.unpack("<I", cd[-6:-2])[0]
     cd[-6:-2] = struct.pack("<I", cd_off + len(local))
     write("zip_hidden_local.zip", hidden[:i] + local + bytes(cd), 1, "member only in a local header (not in the central directory)")
+    # Python's zipfile moves every offset by the bytes prepended to an archive and reads
+    # records until the directory's size is used up; miniz (PyTorch) does neither.
+    name = b"data.pkl"
+    decoy = pickle.dumps(list(range(64)), protocol=2)
+    lb, lm = local_header(name, decoy), local_header(name, SYSTEM)
+    cdb = cd_record(name, decoy, 0)
+    x = len(lb) + len(cdb)
+    concat = x + len(lm) - len(lb)
+    assert len(lb) >= len(lm)
+    two_views = lb + cdb + lm + cd_record(name, SYSTEM, x - concat) + end_record(1, len(cdb), len(lb))
+    assert zipfile.ZipFile(io.BytesIO(two_views)).read("data.pkl") == SYSTEM, "Python reads the payload"
+    write("zip_two_views.zip", two_views, 1, "each zip reader shown its own data.pkl (Python's zipfile the payload)")
+    stub = b"#!/bin/sh\necho self-extracting stub\nexit 0\n"
+    prepended = stub + zip_bytes([("data.pkl", SYSTEM)])
+    assert zipfile.ZipFile(io.BytesIO(prepended)).read("data.pkl") == SYSTEM
+    write("zip_prepended_stub.zip", prepended, 1, "payload in an archive behind a prepended stub")
+
+    def undercount(b):
+        i = b.rfind(b"PK\x05\x06")
+        b[i + 8:i + 12] = struct.pack("<HH", 1, 1)
+        return b
+    undercounted = patch_zip(zip_bytes([("data.pkl", decoy), ("extra/data.pkl", SYSTEM)]), undercount)
+    assert len(zipfile.ZipFile(io.BytesIO(undercounted)).namelist()) == 2
+    write("zip_count_short.zip", undercounted, 1, "end record counts fewer members than the directory holds")
     write("zip_duplicate_names.zip", zip_bytes([("data.pkl", pickle.dumps(1, protocol=2)), ("data.pkl", pickle.dumps(2, protocol=2))]), 1, "duplicate member names", "medium")
     write("zip_slip.zip", zip_bytes([("../../evil.pkl", pickle.dumps(1, protocol=2))]), 1, "zip-slip member name", "medium")
     zbuf = io.BytesIO()

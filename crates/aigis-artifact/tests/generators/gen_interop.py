@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes safetensors, GGUF and ONNX fixtures with the formats' own reference writers.
+"""Writes safetensors, GGUF and ONNX fixtures with the formats' own reference writers, and
+NumPy objects pickled by NumPy itself.
 
 Usage: gen_interop.py OUTDIR
 
@@ -7,6 +8,7 @@ Benign files must scan clean (no false positive on what the real writers produce
 malicious variants are built with the same writers plus the one crafted field. Pinned versions:
 requirements-fixtures.txt (numpy only: no torch, no tensorflow).
 """
+import pickle
 import sys
 from pathlib import Path
 
@@ -105,6 +107,26 @@ def onnx_files(out):
     (out / "traversal.onnx").write_bytes(evil.SerializeToString())
 
 
+def numpy_pickles(out):
+    """NumPy objects as pickle writes them (what joblib and torch.save embed), and an .npz."""
+    objects = {
+        "default_rng": np.random.default_rng(0),
+        "random_state": np.random.RandomState(0),
+        "pcg64dxsm": np.random.Generator(np.random.PCG64DXSM(1)),
+        "philox": np.random.Generator(np.random.Philox(1)),
+        "sfc64": np.random.Generator(np.random.SFC64(1)),
+        "mt19937": np.random.Generator(np.random.MT19937(1)),
+        "seed_sequence": np.random.SeedSequence(5),
+        "masked": np.ma.masked_array([1.0, 2.0], [False, True]),
+        "structured": np.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")]),
+    }
+    (out / "numpy").mkdir(exist_ok=True)
+    for name, obj in objects.items():
+        for proto in (2, 4, 5):
+            (out / "numpy" / f"{name}_p{proto}.pkl").write_bytes(pickle.dumps(obj, protocol=proto))
+    np.savez_compressed(out / "numpy" / "arrays.npz", a=np.arange(4), b=np.ones(3))
+
+
 def main():
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
@@ -114,6 +136,7 @@ def main():
     gguf_file(out / "ssti.gguf", SSTI)
     ggml_sizes(out)
     onnx_files(out)
+    numpy_pickles(out)
 
 
 if __name__ == "__main__":

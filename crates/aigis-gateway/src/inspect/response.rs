@@ -112,6 +112,23 @@ impl Inspection {
         })
     }
 
+    /// Records findings in text the gateway may not change (a thinking block, which the
+    /// provider signs and checks when it is sent back): what the policy would redact or
+    /// pseudonymise blocks instead.
+    pub(crate) fn note_unchangeable(&mut self, found: &[OutputFinding]) -> Option<GatewayError> {
+        let found: Vec<OutputFinding> = found
+            .iter()
+            .cloned()
+            .map(|mut f| {
+                if matches!(f.action, Action::Redact | Action::Pseudonymize) {
+                    f.action = Action::Block;
+                }
+                f
+            })
+            .collect();
+        self.note(&found)
+    }
+
     /// Checks a complete tool call.
     pub(crate) fn tool_call(&mut self, name: &str, arguments: &str) -> Option<GatewayError> {
         let found = output::check_tool_call(&self.scope(), name, arguments, self.tools.get(name));
@@ -127,6 +144,20 @@ impl Inspection {
 
     /// Inspects one whole text: the redacted text, or the error that blocks the response.
     pub(crate) fn text(&mut self, text: &str) -> Result<String, GatewayError> {
+        let step = self.whole(text);
+        if let Some(e) = self.note(&step.findings) {
+            return Err(e);
+        }
+        Ok(self.restore(step.text))
+    }
+
+    /// Inspects one whole text the gateway may not change (see [`Self::note_unchangeable`]).
+    pub(crate) fn unchangeable(&mut self, text: &str) -> Result<(), GatewayError> {
+        let step = self.whole(text);
+        self.note_unchangeable(&step.findings).map_or(Ok(()), Err)
+    }
+
+    fn whole(&self, text: &str) -> output::Step {
         let mut stream = TextStream::default();
         let scope = self.scope();
         let mut step = stream.push(&scope, text);
@@ -136,10 +167,7 @@ impl Inspection {
             step.findings.extend(end.findings);
             step.blocked |= end.blocked;
         }
-        if let Some(e) = self.note(&step.findings) {
-            return Err(e);
-        }
-        Ok(self.restore(step.text))
+        step
     }
 }
 
@@ -172,14 +200,19 @@ pub(crate) async fn inspect_complete(
 fn inspect_json(insp: &mut Inspection, json: &mut Value) -> Result<(), GatewayError> {
     let check = |r: Option<GatewayError>| r.map_or(Ok(()), Err);
     let mut first_text = None;
-    for (text, call) in outputs(insp.endpoint, json) {
-        if let Some(slot) = text {
-            let redacted = insp.text(slot.as_str().unwrap_or_default())?;
-            first_text.get_or_insert_with(|| redacted.clone());
-            *slot = Value::String(redacted);
-        }
-        if let Some((name, args)) = call {
-            check(insp.tool_call(&name, &args))?;
+    for out in outputs(insp.endpoint, json) {
+        match out {
+            Output::Text(slot) => {
+                let redacted = insp.text(slot.as_str().unwrap_or_default())?;
+                first_text.get_or_insert_with(|| redacted.clone());
+                *slot = Value::String(redacted);
+            }
+            Output::Refusal(slot) => {
+                let redacted = insp.text(slot.as_str().unwrap_or_default())?;
+                *slot = Value::String(redacted);
+            }
+            Output::Thinking(text) => insp.unchangeable(text)?,
+            Output::Call((name, args)) => check(insp.tool_call(&name, &args))?,
         }
     }
     check(insp.json_output(first_text.as_deref().unwrap_or_default()))
@@ -187,8 +220,31 @@ fn inspect_json(insp: &mut Inspection, json: &mut Value) -> Result<(), GatewayEr
 
 type ToolCall = (String, String);
 
-/// The text slots and tool calls of a complete response, per endpoint.
-fn outputs(endpoint: Endpoint, json: &mut Value) -> Vec<(Option<&mut Value>, Option<ToolCall>)> {
+/// One inspected part of a complete response.
+enum Output<'a> {
+    /// The answer's text (the first is what JSON mode checks).
+    Text(&'a mut Value),
+    /// A refusal's text.
+    Refusal(&'a mut Value),
+    /// A thinking block's text: signed by the provider, so never changed.
+    Thinking(&'a str),
+    Call(ToolCall),
+}
+
+fn string(v: Option<&mut Value>) -> Option<&mut Value> {
+    v.filter(|v| v.is_string())
+}
+
+/// The items of the array `field` of `v` (none when it is not an array).
+fn items<'a>(v: &'a mut Value, field: &str) -> Vec<&'a mut Value> {
+    v.get_mut(field)
+        .and_then(Value::as_array_mut)
+        .map(|a| a.iter_mut().collect())
+        .unwrap_or_default()
+}
+
+/// The texts and tool calls of a complete response, per endpoint.
+fn outputs(endpoint: Endpoint, json: &mut Value) -> Vec<Output<'_>> {
     let mut out = Vec::new();
     let call = |v: &Value, name: &str, args: &str| {
         let name = v.pointer(name).and_then(Value::as_str)?.to_owned();
@@ -200,66 +256,66 @@ fn outputs(endpoint: Endpoint, json: &mut Value) -> Vec<(Option<&mut Value>, Opt
     };
     match endpoint {
         Endpoint::ChatCompletions | Endpoint::Completions => {
-            for choice in json
-                .get_mut("choices")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
-                let calls: Vec<ToolCall> =
-                    choice
-                        .pointer("/message/tool_calls")
+            for choice in items(json, "choices") {
+                let message = choice.get("message");
+                let calls =
+                    message
+                        .and_then(|m| m.get("tool_calls"))
                         .and_then(Value::as_array)
                         .into_iter()
                         .flatten()
                         .filter_map(|c| call(c, "/function/name", "/function/arguments"))
-                        .chain(choice.pointer("/message").and_then(|m| {
+                        .chain(message.and_then(|m| {
                             call(m, "/function_call/name", "/function_call/arguments")
-                        }))
-                        .collect();
-                out.extend(calls.into_iter().map(|c| (None, Some(c))));
-                let slot = if choice.get("text").is_some_and(Value::is_string) {
-                    choice.get_mut("text")
-                } else {
-                    choice
-                        .pointer_mut("/message/content")
-                        .filter(|v| v.is_string())
-                };
-                out.push((slot, None));
+                        }));
+                out.extend(calls.map(Output::Call));
+                if choice.get("text").is_some_and(Value::is_string) {
+                    out.extend(string(choice.get_mut("text")).map(Output::Text));
+                } else if let Some(Value::Object(m)) = choice.get_mut("message") {
+                    let (mut content, mut refusal) = (None, None);
+                    for (k, v) in m.iter_mut() {
+                        match k.as_str() {
+                            "content" => content = string(Some(v)),
+                            "refusal" => refusal = string(Some(v)),
+                            _ => {}
+                        }
+                    }
+                    out.extend(content.map(Output::Text));
+                    out.extend(refusal.map(Output::Refusal));
+                }
             }
         }
         Endpoint::Messages => {
-            for block in json
-                .get_mut("content")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
+            for block in items(json, "content") {
                 match block.get("type").and_then(Value::as_str) {
-                    Some("tool_use") => out.push((None, call(block, "/name", "/input"))),
-                    Some("text") => out.push((block.get_mut("text"), None)),
+                    Some("tool_use") => {
+                        out.extend(call(block, "/name", "/input").map(Output::Call));
+                    }
+                    Some("text") => out.extend(string(block.get_mut("text")).map(Output::Text)),
+                    Some("thinking") => {
+                        out.extend(
+                            block
+                                .get("thinking")
+                                .and_then(Value::as_str)
+                                .map(Output::Thinking),
+                        );
+                    }
                     _ => {}
                 }
             }
         }
         Endpoint::Responses => {
-            for item in json
-                .get_mut("output")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
+            for item in items(json, "output") {
                 if item.get("type").and_then(Value::as_str) == Some("function_call") {
-                    out.push((None, call(item, "/name", "/arguments")));
+                    out.extend(call(item, "/name", "/arguments").map(Output::Call));
                     continue;
                 }
-                for part in item
-                    .get_mut("content")
-                    .and_then(Value::as_array_mut)
-                    .into_iter()
-                    .flatten()
-                {
-                    out.push((part.get_mut("text").filter(|v| v.is_string()), None));
+                for part in items(item, "content") {
+                    if part.get("type").and_then(Value::as_str) == Some("refusal") {
+                        out.extend(string(part.get_mut("refusal")).map(Output::Refusal));
+                    } else {
+                        out.extend(string(part.get_mut("text")).map(Output::Text));
+                    }
                 }
             }
         }

@@ -26,6 +26,19 @@ use crate::parse::Endpoint;
 /// A text channel: (choice or output index, content index).
 type Key = (u64, u64);
 
+/// The content index of a chat choice's refusal channel.
+const REFUSAL: u64 = u64::MAX;
+
+/// What a text channel carries, when it is not an answer's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    /// A refusal (`delta.refusal`, `response.refusal.delta`).
+    Refusal,
+    /// An Anthropic thinking block: signed by the provider, so never changed (see
+    /// [`Inspection::note_unchangeable`]).
+    Thinking,
+}
+
 /// A tool call being assembled from deltas.
 #[derive(Default)]
 struct Call {
@@ -37,6 +50,8 @@ struct Call {
 pub(crate) struct Processor {
     insp: Inspection,
     texts: BTreeMap<Key, TextStream>,
+    /// Channels that are not an answer's text.
+    kinds: BTreeMap<Key, Channel>,
     /// Released text per channel, for events that repeat the whole text (Responses API).
     released: BTreeMap<Key, String>,
     /// Upstream text per channel, when the output must be JSON.
@@ -58,6 +73,7 @@ impl Processor {
         Self {
             insp,
             texts: BTreeMap::new(),
+            kinds: BTreeMap::new(),
             released: BTreeMap::new(),
             full: BTreeMap::new(),
             calls: BTreeMap::new(),
@@ -150,7 +166,7 @@ impl Processor {
 
     /// Pushes text into a channel; returns the releasable (restored) text.
     fn push(&mut self, key: Key, text: &str) -> Result<String, GatewayError> {
-        if self.insp.json.is_some() {
+        if self.insp.json.is_some() && !self.kinds.contains_key(&key) {
             self.full.entry(key).or_default().push_str(text);
         }
         let scope = self.insp.scope();
@@ -178,10 +194,20 @@ impl Processor {
         key: Key,
         step: aigis_guard::output::Step,
     ) -> Result<String, GatewayError> {
-        if let Some(e) = self.insp.note(&step.findings) {
+        let thinking = self.kinds.get(&key) == Some(&Channel::Thinking);
+        let blocked = if thinking {
+            self.insp.note_unchangeable(&step.findings)
+        } else {
+            self.insp.note(&step.findings)
+        };
+        if let Some(e) = blocked {
             return Err(e);
         }
-        let text = self.insp.restore(step.text);
+        let text = if thinking {
+            step.text
+        } else {
+            self.insp.restore(step.text)
+        };
         if self.insp.endpoint == Endpoint::Responses {
             self.released.entry(key).or_default().push_str(&text);
         }
@@ -226,15 +252,30 @@ impl Processor {
 
     /// An event the gateway adds to carry released text.
     fn text_event(&self, key: Key, text: &str) -> Bytes {
+        let kind = self.kinds.get(&key).copied();
         match self.insp.endpoint {
-            Endpoint::Messages => sse_bytes(
-                Some("content_block_delta"),
-                &json!({"type": "content_block_delta", "index": key.0, "delta": {"type": "text_delta", "text": text}}),
-            ),
-            Endpoint::Responses => sse_bytes(
-                Some("response.output_text.delta"),
-                &json!({"type": "response.output_text.delta", "output_index": key.0, "content_index": key.1, "delta": text}),
-            ),
+            Endpoint::Messages => {
+                let delta = if kind == Some(Channel::Thinking) {
+                    json!({"type": "thinking_delta", "thinking": text})
+                } else {
+                    json!({"type": "text_delta", "text": text})
+                };
+                sse_bytes(
+                    Some("content_block_delta"),
+                    &json!({"type": "content_block_delta", "index": key.0, "delta": delta}),
+                )
+            }
+            Endpoint::Responses => {
+                let name = if kind == Some(Channel::Refusal) {
+                    "response.refusal.delta"
+                } else {
+                    "response.output_text.delta"
+                };
+                sse_bytes(
+                    Some(name),
+                    &json!({"type": name, "output_index": key.0, "content_index": key.1, "delta": text}),
+                )
+            }
             _ => {
                 let mut v = self
                     .template
@@ -242,6 +283,8 @@ impl Processor {
                     .unwrap_or_else(|| json!({"object": "chat.completion.chunk"}));
                 let field = if self.insp.endpoint == Endpoint::Completions {
                     json!({"index": key.0, "text": text, "finish_reason": null})
+                } else if kind == Some(Channel::Refusal) {
+                    json!({"index": key.0, "delta": {"refusal": text}, "finish_reason": null})
                 } else {
                     json!({"index": key.0, "delta": {"content": text}, "finish_reason": null})
                 };
@@ -266,6 +309,11 @@ impl Processor {
                     let released = self.push((index, 0), s)?;
                     *s = released;
                 }
+            }
+            if let Some(Value::String(s)) = choice.pointer_mut("/delta/refusal") {
+                self.kinds.insert((index, REFUSAL), Channel::Refusal);
+                let released = self.push((index, REFUSAL), s)?;
+                *s = released;
             }
             for (i, call) in choice
                 .pointer("/delta/tool_calls")
@@ -300,9 +348,11 @@ impl Processor {
             self.template = Some(json.clone());
         }
         for index in &finished {
-            let rest = self.finish((*index, 0))?;
-            if !rest.is_empty() {
-                append_text(&mut json, *index, &rest);
+            for (channel, field) in [(0, "content"), (REFUSAL, "refusal")] {
+                let rest = self.finish((*index, channel))?;
+                if !rest.is_empty() {
+                    append_text(&mut json, *index, field, &rest);
+                }
             }
             self.check_calls(Some(*index))?;
         }
@@ -348,6 +398,21 @@ impl Processor {
                 if let Some(Value::String(s)) = json.pointer_mut("/delta/text") {
                     let released = self.push(key, s)?;
                     *s = released;
+                } else if let Some(Value::String(s)) = json.pointer_mut("/delta/thinking") {
+                    self.kinds.insert(key, Channel::Thinking);
+                    let released = self.push(key, s)?;
+                    *s = released;
+                } else if json.pointer("/delta/type").and_then(Value::as_str)
+                    == Some("signature_delta")
+                {
+                    // The thinking text held back goes before its signature.
+                    let rest = self.finish(key)?;
+                    let mut out = Vec::new();
+                    if !rest.is_empty() {
+                        out.push(self.text_event(key, &rest));
+                    }
+                    out.push(sse_bytes(name, &json));
+                    return Ok(out);
                 } else if let Some(partial) = json.pointer("/delta/partial_json").cloned() {
                     self.delta_call(key, None, Some(&partial));
                     self.held.push(sse_bytes(name, &json));
@@ -391,12 +456,24 @@ impl Processor {
                     *s = released;
                 }
             }
-            "response.output_text.done" => {
+            "response.refusal.delta" => {
+                self.kinds.insert(key, Channel::Refusal);
+                if let Some(Value::String(s)) = json.get_mut("delta") {
+                    let released = self.push(key, s)?;
+                    *s = released;
+                }
+            }
+            kind @ ("response.output_text.done" | "response.refusal.done") => {
+                let field = if kind == "response.refusal.done" {
+                    "refusal"
+                } else {
+                    "text"
+                };
                 let rest = self.finish(key)?;
                 if !rest.is_empty() {
                     out.push(self.text_event(key, &rest));
                 }
-                json["text"] = Value::String(self.released.remove(&key).unwrap_or_default());
+                json[field] = Value::String(self.released.remove(&key).unwrap_or_default());
             }
             "response.function_call_arguments.done" => {
                 let item = json
@@ -448,12 +525,13 @@ impl Processor {
     }
 }
 
-/// Redacts every `text` string in a Responses API event that repeats whole texts.
+/// Redacts every `text` and `refusal` string in a Responses API event that repeats whole
+/// texts.
 fn redact_texts(insp: &mut Inspection, json: &mut Value) -> Result<(), GatewayError> {
     match json {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                if k == "text"
+                if (k == "text" || k == "refusal")
                     && let Value::String(s) = v
                 {
                     // Same detectors, fresh state: equal to what the deltas released.
@@ -476,20 +554,21 @@ fn redact_texts(insp: &mut Inspection, json: &mut Value) -> Result<(), GatewayEr
     Ok(())
 }
 
-/// Adds `text` to choice `index`'s content in a chunk (the gateway's held-back tail).
-fn append_text(json: &mut Value, index: u64, text: &str) {
+/// Adds `text` to choice `index`'s `field` (`content` or `refusal`) in a chunk (the gateway's
+/// held-back tail).
+fn append_text(json: &mut Value, index: u64, field: &str, text: &str) {
     let choices = json.get_mut("choices").and_then(Value::as_array_mut);
     for choice in choices.into_iter().flatten() {
         if choice.get("index").and_then(Value::as_u64).unwrap_or(0) != index {
             continue;
         }
-        let slot = if choice.get("text").is_some() {
+        let slot = if field == "content" && choice.get("text").is_some() {
             choice.get_mut("text")
         } else {
             choice
                 .get_mut("delta")
                 .and_then(Value::as_object_mut)
-                .map(|d| d.entry("content").or_insert(Value::String(String::new())))
+                .map(|d| d.entry(field).or_insert(Value::String(String::new())))
         };
         if let Some(slot) = slot {
             let mut s = slot.as_str().unwrap_or_default().to_owned();

@@ -129,13 +129,20 @@ const SAFE_EXACT: &[&str] = &[
     "numpy.dtype",
     "numpy.ma.core._mareconstruct",
     "numpy.ma.core.MaskedArray",
+    "numpy.ma.MaskedArray",
     "numpy.random._pickle.__randomstate_ctor",
     "numpy.random._pickle.__generator_ctor",
     "numpy.random._pickle.__bit_generator_ctor",
     "numpy.random.mtrand.RandomState",
     "numpy.random._mt19937.MT19937",
     "numpy.random._pcg64.PCG64",
+    "numpy.random._pcg64.PCG64DXSM",
+    "numpy.random._philox.Philox",
+    "numpy.random._sfc64.SFC64",
     "numpy.random.bit_generator.SeedSequence",
+    // Cython's pickle of SeedSequence (`default_rng()` state): `SeedSequence.__new__(cls)` on
+    // a subtype only, then its fields.
+    "numpy.random.bit_generator.__pyx_unpickle_SeedSequence",
     // joblib's in-stream array wrappers.
     "joblib.numpy_pickle.NumpyArrayWrapper",
     "joblib.numpy_pickle_compat.NDArrayWrapper",
@@ -523,8 +530,10 @@ pub fn called_arguments(module: &str, name: &str) -> &'static [usize] {
         // __setstate__. _reconstructor(cls, base, state): base.__new__(cls, state), then
         // base.__init__(obj, state).
         ("torch._tensor", "_rebuild_from_type_v2") | ("copyreg", "_reconstructor") => &[0, 1],
-        // __randomstate_ctor / __generator_ctor(bit_generator_name, bit_generator_ctor).
+        // __randomstate_ctor / __generator_ctor(bit_generator_name, bit_generator_ctor);
+        // __bit_generator_ctor(bit_generator) instantiates a class given as its argument.
         ("numpy.random._pickle", "__randomstate_ctor" | "__generator_ctor") => &[1],
+        ("numpy.random._pickle", "__bit_generator_ctor") => &[0],
         _ => &[],
     }
 }
