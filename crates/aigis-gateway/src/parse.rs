@@ -534,31 +534,47 @@ impl Visitor<'_> for KeySeed<'_> {
     }
 }
 
-/// The keys of one object so far, as 64-bit FNV-1a hashes, for the typed scan: a repeated
-/// hash hands the body to the slow path, which compares the keys themselves (so a collision
-/// costs time, never a wrong answer). Most objects have a few keys and need no allocation.
+/// The keys of one object so far, for the typed scan. A key under 16 bytes is kept exactly
+/// (its bytes and length packed into a `u128`); a longer one as a 64-bit FNV-1a hash, so a
+/// repeated hash hands the body to the slow path, which compares the keys themselves (a
+/// collision costs time, never a wrong answer). Most objects have a few keys and need no
+/// allocation.
 #[derive(Default)]
 struct Keys {
-    few: [u64; 16],
+    few: [u128; 16],
     n: usize,
-    many: std::collections::HashSet<u64>,
+    many: Option<std::collections::HashSet<u128>>,
 }
 
 impl Keys {
     /// Adds `key`; false when it was there already.
     fn insert(&mut self, key: &str) -> bool {
-        let h = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        if self.few[..self.n].contains(&h) {
+        let k = Self::fingerprint(key.as_bytes());
+        if self.few[..self.n].contains(&k) {
             return false;
         }
         if self.n < self.few.len() {
-            self.few[self.n] = h;
+            self.few[self.n] = k;
             self.n += 1;
             return true;
         }
-        self.many.insert(h)
+        self.many.get_or_insert_default().insert(k)
+    }
+
+    fn fingerprint(key: &[u8]) -> u128 {
+        if let Ok(len) = u8::try_from(key.len())
+            && len < 16
+        {
+            let mut packed = [0u8; 16];
+            packed[..key.len()].copy_from_slice(key);
+            packed[15] = len;
+            return u128::from_le_bytes(packed);
+        }
+        let h = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        // Top byte 0xff: never a packed short key (whose top byte is its length).
+        (0xff << 120) | u128::from(h)
     }
 }
 
@@ -1036,6 +1052,15 @@ mod tests {
                 r#"{"model":"m","messages":[{"content":[{"text":"a"},{"text":"b","type":"t","text":"c"}]}]}"#,
                 "messages[0].content[1]",
             ),
+            // Long keys (hashed) and keys of 15 bytes (packed with their length).
+            (
+                r#"{"model":"m","messages":[{}],"a_long_parameter_name":1,"a_long_parameter_name":2}"#,
+                "body",
+            ),
+            (
+                r#"{"model":"m","messages":[{"fifteen_bytes_k":1,"fifteen_bytes_k":1}]}"#,
+                "messages[0]",
+            ),
             // Keys are compared after their escapes are decoded.
             (r#"{"model":"m","messages":[{}],"\u006dodel":"n"}"#, "body"),
         ] {
@@ -1044,6 +1069,9 @@ mod tests {
         let ok = |body: &str| parse(chat, Bytes::from(body.to_owned()), &limits()).is_ok();
         assert!(ok(
             r#"{"model":"m","messages":[{"a":1},{"a":2}],"a":{"a":3}}"#
+        ));
+        assert!(ok(
+            r#"{"model":"m","messages":[{}],"fifteen_bytes_k":1,"fifteen_bytes_":2,"":3}"#
         ));
         // More keys than the scan keeps inline.
         let many = (0..40).fold(String::new(), |mut s, i| {
