@@ -138,35 +138,32 @@ fn is_tensor_data(name: &str, names: &BTreeSet<&str>) -> bool {
 /// and a central directory record where that end record says the directory ends (so stray
 /// `PK\x05\x06` bytes in tensor data do not count).
 pub fn opens(input: &mut Input) -> bool {
-    let len = input.len;
-    let tail_len = len.min(EOCD_SEARCH);
-    let Ok(tail) = read_at(input.source, len, len - tail_len, tail_len, EOCD_SEARCH) else {
-        return false;
-    };
-    let Some(at) = tail
-        .windows(4)
-        .rposition(|w| w == EOCD_SIG)
-        .map(|i| (len - tail_len) + i as u64)
-    else {
+    let Ok(Some(at)) = find_end(input) else {
         return false;
     };
     let Ok(dir) = end_record(input, at) else {
         return false;
     };
-    dir.end
-        .checked_sub(dir.size)
-        .is_some_and(|start| read_at(input.source, len, start, 4, 4).is_ok_and(|sig| sig == CD_SIG))
+    dir.end.checked_sub(dir.size).is_some_and(|start| {
+        read_at(input.source, input.len, start, 4, 4).is_ok_and(|sig| sig == CD_SIG)
+    })
+}
+
+/// The offset of the last end-of-central-directory signature in the last 64 KiB, where both
+/// loaders look for it.
+fn find_end(input: &mut Input) -> io::Result<Option<u64>> {
+    let len = input.len;
+    let tail_len = len.min(EOCD_SEARCH);
+    let tail = read_at(input.source, len, len - tail_len, tail_len, EOCD_SEARCH)?;
+    Ok(tail
+        .windows(4)
+        .rposition(|w| w == EOCD_SIG)
+        .map(|i| (len - tail_len) + i as u64))
 }
 
 fn read_entries(input: &mut Input, out: &mut Outcome) -> io::Result<Vec<Entry>> {
     let len = input.len;
-    let tail_len = len.min(EOCD_SEARCH);
-    let tail = read_at(input.source, len, len - tail_len, tail_len, EOCD_SEARCH)?;
-    let eocd = tail
-        .windows(4)
-        .rposition(|w| w == EOCD_SIG)
-        .map(|i| (len - tail_len) + i as u64);
-    let mut entries = match eocd {
+    let mut entries = match find_end(input)? {
         Some(at) => central_directory(input, at, out)?,
         None => {
             out.findings.push(
