@@ -285,6 +285,32 @@ async fn refusals_are_inspected_like_answers() {
     assert!(raw.contains(&format!(r#""refusal":"{redacted}""#)), "{raw}");
 }
 
+/// A Responses API reasoning summary is shown to the user like the answer: inspected the same
+/// way, in its deltas, its done event and the items that repeat it.
+#[tokio::test]
+async fn reasoning_summaries_are_inspected() {
+    let m = mock(Behavior::default()).await;
+    let gw = gateway(&config(&m, "secrets = \"redact\"")).await;
+    let body = json!({"model": "m-chunks-6", "stream": true, "input": "hi",
+        "mock_script": {"say": "ok", "think": format!("The user pasted {KEY} earlier.")}})
+    .to_string();
+    let (_, raw) = read_stream(gw.public_addr(), "/v1/responses", &body).await;
+    assert!(!raw.contains("sk-proj-"), "{raw}");
+    let redacted = "The user pasted [SECRET_1] earlier.";
+    let deltas: String = events(&raw)
+        .iter()
+        .filter(|v| v["type"] == "response.reasoning_summary_text.delta")
+        .filter_map(|v| v["delta"].as_str())
+        .collect();
+    assert_eq!(deltas, redacted, "{raw}");
+    let done = events(&raw)
+        .into_iter()
+        .find(|v| v["type"] == "response.reasoning_summary_text.done")
+        .unwrap();
+    assert_eq!(done["text"], redacted);
+    assert!(raw.contains("event: response.completed"), "{raw}");
+}
+
 /// A thinking block is signed by the provider, which checks the signature when the block is
 /// sent back: the gateway never changes one. What the policy would redact in it blocks the
 /// response instead; clean thinking passes byte for byte, before its signature.

@@ -284,7 +284,7 @@ async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
             "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}}).to_string())
         }
         ("/v1/chat/completions", true) => sse(state, script::chat(&model, &script::answer(&json, &user), chunks), delay, (2, gated)),
-        ("/v1/responses", true) => sse(state, script::responses(&model, &script::answer(&json, &user), chunks), delay, (4, gated)),
+        ("/v1/responses", true) => sse(state, script::responses(&model, &script::answer(&json, &user), script::thinking(&json), chunks), delay, (4, gated)),
         ("/v1/messages", true) => sse(state, script::anthropic(&model, &script::answer(&json, &user), script::thinking(&json), chunks), delay, (3, gated)),
         ("/v1/completions", _) => full(StatusCode::OK, "application/json", json!({
             "id": "cmpl-mock", "object": "text_completion", "created": 0, "model": model,

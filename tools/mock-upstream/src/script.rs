@@ -5,8 +5,8 @@
 //! - `"mock_script": {"say": TEXT}` answers TEXT;
 //! - `"mock_script": {"refuse": TEXT}` refuses with TEXT (OpenAI's `refusal` fields; text for
 //!   Anthropic);
-//! - `"mock_script": {"think": TEXT}` (Anthropic) puts a signed thinking block with TEXT before
-//!   the answer;
+//! - `"mock_script": {"think": TEXT}` puts a signed thinking block with TEXT before the answer
+//!   (Anthropic), or a reasoning item whose summary is TEXT after it (Responses API);
 //! - `"mock_script": {"call": JSON}` answers a call of the request's first tool with JSON as
 //!   its arguments;
 //! - a last user message `say-system` answers the request's system prompt (a prompt-leak
@@ -65,7 +65,7 @@ pub fn answer(json: &Value, user: &str) -> Answer {
     Answer::Text(format!("mock reply to: {user}"))
 }
 
-/// The thinking the script puts before the answer (Anthropic).
+/// The thinking the script adds to the answer.
 pub fn thinking(json: &Value) -> Option<&str> {
     json.pointer("/mock_script/think").and_then(Value::as_str)
 }
@@ -232,7 +232,7 @@ pub fn broken(kind: u64) -> Option<Vec<Bytes>> {
 
 /// An OpenAI Responses API stream: a message, or a function call whose arguments come in `n`
 /// deltas.
-pub fn responses(model: &str, answer: &Answer, n: usize) -> Vec<Bytes> {
+pub fn responses(model: &str, answer: &Answer, thinking: Option<&str>, n: usize) -> Vec<Bytes> {
     let ev = |name: &str, v: Value| event(Some(name), &v);
     // The output item in progress, the events that fill it, and the item done.
     let (added, body, done) = match answer {
@@ -290,7 +290,48 @@ pub fn responses(model: &str, answer: &Answer, n: usize) -> Vec<Bytes> {
         "response.output_item.done",
         json!({"type": "response.output_item.done", "output_index": 0, "item": done}),
     ));
-    out.push(ev("response.completed", json!({"type": "response.completed", "response": {"id": "resp_mock", "object": "response", "status": "completed", "model": model, "output": [done],
+    let mut output = vec![done];
+    if let Some(summary) = thinking {
+        let part = |t: &str| json!({"type": "summary_text", "text": t});
+        let item = |t: &[Value]| json!({"type": "reasoning", "id": "rs_mock", "summary": t});
+        let at = json!({"item_id": "rs_mock", "output_index": 1, "summary_index": 0});
+        let with = |name: &str, extra: Value| {
+            let mut v = at.clone();
+            v["type"] = json!(name);
+            if let (Some(v), Value::Object(extra)) = (v.as_object_mut(), extra) {
+                v.extend(extra);
+            }
+            ev(name, v)
+        };
+        out.push(ev(
+            "response.output_item.added",
+            json!({"type": "response.output_item.added", "output_index": 1, "item": item(&[])}),
+        ));
+        out.push(with(
+            "response.reasoning_summary_part.added",
+            json!({"part": part("")}),
+        ));
+        out.extend(
+            pieces(summary, n)
+                .into_iter()
+                .map(|p| with("response.reasoning_summary_text.delta", json!({"delta": p}))),
+        );
+        out.push(with(
+            "response.reasoning_summary_text.done",
+            json!({"text": summary}),
+        ));
+        out.push(with(
+            "response.reasoning_summary_part.done",
+            json!({"part": part(summary)}),
+        ));
+        let done = item(&[part(summary)]);
+        out.push(ev(
+            "response.output_item.done",
+            json!({"type": "response.output_item.done", "output_index": 1, "item": done}),
+        ));
+        output.push(done);
+    }
+    out.push(ev("response.completed", json!({"type": "response.completed", "response": {"id": "resp_mock", "object": "response", "status": "completed", "model": model, "output": output,
         "usage": {"input_tokens": 5, "output_tokens": 5, "total_tokens": 10}}})));
     out
 }

@@ -207,7 +207,7 @@ fn inspect_json(insp: &mut Inspection, json: &mut Value) -> Result<(), GatewayEr
                 first_text.get_or_insert_with(|| redacted.clone());
                 *slot = Value::String(redacted);
             }
-            Output::Refusal(slot) => {
+            Output::Aside(slot) => {
                 let redacted = insp.text(slot.as_str().unwrap_or_default())?;
                 *slot = Value::String(redacted);
             }
@@ -224,8 +224,8 @@ type ToolCall = (String, String);
 enum Output<'a> {
     /// The answer's text (the first is what JSON mode checks).
     Text(&'a mut Value),
-    /// A refusal's text.
-    Refusal(&'a mut Value),
+    /// Text shown beside the answer: a refusal, a reasoning summary.
+    Aside(&'a mut Value),
     /// A thinking block's text: signed by the provider, so never changed.
     Thinking(&'a str),
     Call(ToolCall),
@@ -281,7 +281,7 @@ fn outputs(endpoint: Endpoint, json: &mut Value) -> Vec<Output<'_>> {
                         }
                     }
                     out.extend(content.map(Output::Text));
-                    out.extend(refusal.map(Output::Refusal));
+                    out.extend(refusal.map(Output::Aside));
                 }
             }
         }
@@ -310,9 +310,15 @@ fn outputs(endpoint: Endpoint, json: &mut Value) -> Vec<Output<'_>> {
                     out.extend(call(item, "/name", "/arguments").map(Output::Call));
                     continue;
                 }
+                if item.get("type").and_then(Value::as_str) == Some("reasoning") {
+                    for part in items(item, "summary") {
+                        out.extend(string(part.get_mut("text")).map(Output::Aside));
+                    }
+                    continue;
+                }
                 for part in items(item, "content") {
                     if part.get("type").and_then(Value::as_str) == Some("refusal") {
-                        out.extend(string(part.get_mut("refusal")).map(Output::Refusal));
+                        out.extend(string(part.get_mut("refusal")).map(Output::Aside));
                     } else {
                         out.extend(string(part.get_mut("text")).map(Output::Text));
                     }

@@ -34,10 +34,38 @@ const REFUSAL: u64 = u64::MAX;
 enum Channel {
     /// A refusal (`delta.refusal`, `response.refusal.delta`).
     Refusal,
+    /// A Responses API reasoning summary.
+    Summary,
     /// An Anthropic thinking block: signed by the provider, so never changed (see
     /// [`Inspection::note_unchangeable`]).
     Thinking,
 }
+
+/// The Responses API's streamed texts: the delta and done events, what the channel carries,
+/// the field that indexes it within its output item, and the done event's text field.
+const RESPONSE_TEXTS: [(&str, &str, Option<Channel>, &str, &str); 3] = [
+    (
+        "response.output_text.delta",
+        "response.output_text.done",
+        None,
+        "content_index",
+        "text",
+    ),
+    (
+        "response.refusal.delta",
+        "response.refusal.done",
+        Some(Channel::Refusal),
+        "content_index",
+        "refusal",
+    ),
+    (
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_summary_text.done",
+        Some(Channel::Summary),
+        "summary_index",
+        "text",
+    ),
+];
 
 /// A tool call being assembled from deltas.
 #[derive(Default)]
@@ -266,14 +294,13 @@ impl Processor {
                 )
             }
             Endpoint::Responses => {
-                let name = if kind == Some(Channel::Refusal) {
-                    "response.refusal.delta"
-                } else {
-                    "response.output_text.delta"
-                };
+                let &(name, _, _, index, _) = RESPONSE_TEXTS
+                    .iter()
+                    .find(|t| t.2 == kind)
+                    .unwrap_or(&RESPONSE_TEXTS[0]);
                 sse_bytes(
                     Some(name),
-                    &json!({"type": name, "output_index": key.0, "content_index": key.1, "delta": text}),
+                    &json!({"type": name, "output_index": key.0, index: key.1, "delta": text}),
                 )
             }
             _ => {
@@ -449,32 +476,29 @@ impl Processor {
         let at = |j: &Value, f: &str| j.get(f).and_then(Value::as_u64).unwrap_or(0);
         let key = (at(&json, "output_index"), at(&json, "content_index"));
         let mut out = Vec::new();
-        match json.get("type").and_then(Value::as_str).unwrap_or_default() {
-            "response.output_text.delta" => {
+        let kind = json.get("type").and_then(Value::as_str).unwrap_or_default();
+        if let Some(&(delta, _, channel, index, field)) =
+            RESPONSE_TEXTS.iter().find(|t| t.0 == kind || t.1 == kind)
+        {
+            let key = (key.0, at(&json, index));
+            if let Some(c) = channel {
+                self.kinds.insert(key, c);
+            }
+            if kind == delta {
                 if let Some(Value::String(s)) = json.get_mut("delta") {
                     let released = self.push(key, s)?;
                     *s = released;
                 }
-            }
-            "response.refusal.delta" => {
-                self.kinds.insert(key, Channel::Refusal);
-                if let Some(Value::String(s)) = json.get_mut("delta") {
-                    let released = self.push(key, s)?;
-                    *s = released;
-                }
-            }
-            kind @ ("response.output_text.done" | "response.refusal.done") => {
-                let field = if kind == "response.refusal.done" {
-                    "refusal"
-                } else {
-                    "text"
-                };
+            } else {
                 let rest = self.finish(key)?;
                 if !rest.is_empty() {
                     out.push(self.text_event(key, &rest));
                 }
                 json[field] = Value::String(self.released.remove(&key).unwrap_or_default());
             }
+            return Ok(self.pass(name, &json, out));
+        }
+        match kind {
             "response.function_call_arguments.done" => {
                 let item = json
                     .get("item_id")
@@ -510,18 +534,26 @@ impl Processor {
                 self.held.push(sse_bytes(name, &json));
                 return Ok(out);
             }
-            "response.output_item.done" | "response.content_part.done" | "response.completed" => {
+            "response.output_item.done"
+            | "response.content_part.done"
+            | "response.reasoning_summary_part.done"
+            | "response.completed" => {
                 redact_texts(&mut self.insp, &mut json)?;
             }
             _ => {}
         }
-        let bytes = sse_bytes(name, &json);
+        Ok(self.pass(name, &json, out))
+    }
+
+    /// Sends `json` after `out`, or holds it behind events held for a tool call.
+    fn pass(&mut self, name: Option<&str>, json: &Value, mut out: Vec<Bytes>) -> Vec<Bytes> {
+        let bytes = sse_bytes(name, json);
         if self.held.is_empty() {
             out.push(bytes);
         } else {
             self.held.push(bytes);
         }
-        Ok(out)
+        out
     }
 }
 
