@@ -39,9 +39,8 @@ async fn read_stream(addr: std::net::SocketAddr, path: &str, body: &str) -> (Str
 }
 
 fn contents(raw: &str) -> String {
-    raw.split("\n\n")
-        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+    events(raw)
+        .iter()
         .map(|v| {
             let text = v
                 .pointer("/choices/0/delta/content")
@@ -218,14 +217,10 @@ async fn responses_api_streams_redact_deltas_and_the_texts_they_repeat() {
     let body = json!({"model": "m-chunks-5", "stream": true, "input": "hi", "mock_script": {"say": format!("use {KEY} now")}}).to_string();
     let (_, raw) = read_stream(gw.public_addr(), "/v1/responses", &body).await;
     assert!(!raw.contains("sk-proj-"), "{raw}");
-    let deltas: String = raw
-        .split("\n\n")
-        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter(|v| v["type"] == "response.output_text.delta")
-        .map(|v| v["delta"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    assert_eq!(deltas, "use [SECRET_1] now");
+    assert_eq!(
+        deltas(&raw, "response.output_text.delta"),
+        "use [SECRET_1] now"
+    );
     assert!(raw.contains(r#""text":"use [SECRET_1] now""#), "{raw}");
     assert!(raw.contains("event: response.completed"), "{raw}");
 }
@@ -235,6 +230,15 @@ fn events(raw: &str) -> Vec<Value> {
     raw.split("\n\n")
         .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .collect()
+}
+
+/// The `delta` strings of every event of type `kind`, joined.
+fn deltas(raw: &str, kind: &str) -> String {
+    events(raw)
+        .iter()
+        .filter(|v| v["type"] == kind)
+        .filter_map(|v| v["delta"].as_str())
         .collect()
 }
 
@@ -276,12 +280,7 @@ async fn refusals_are_inspected_like_answers() {
         .to_string();
     let (_, raw) = read_stream(gw.public_addr(), "/v1/responses", &body).await;
     assert!(!raw.contains("sk-proj-"), "{raw}");
-    let deltas: String = events(&raw)
-        .iter()
-        .filter(|v| v["type"] == "response.refusal.delta")
-        .filter_map(|v| v["delta"].as_str())
-        .collect();
-    assert_eq!(deltas, redacted, "{raw}");
+    assert_eq!(deltas(&raw, "response.refusal.delta"), redacted, "{raw}");
     assert!(raw.contains(&format!(r#""refusal":"{redacted}""#)), "{raw}");
 }
 
@@ -297,12 +296,11 @@ async fn reasoning_summaries_are_inspected() {
     let (_, raw) = read_stream(gw.public_addr(), "/v1/responses", &body).await;
     assert!(!raw.contains("sk-proj-"), "{raw}");
     let redacted = "The user pasted [SECRET_1] earlier.";
-    let deltas: String = events(&raw)
-        .iter()
-        .filter(|v| v["type"] == "response.reasoning_summary_text.delta")
-        .filter_map(|v| v["delta"].as_str())
-        .collect();
-    assert_eq!(deltas, redacted, "{raw}");
+    assert_eq!(
+        deltas(&raw, "response.reasoning_summary_text.delta"),
+        redacted,
+        "{raw}"
+    );
     let done = events(&raw)
         .into_iter()
         .find(|v| v["type"] == "response.reasoning_summary_text.done")

@@ -198,6 +198,51 @@ pub fn anthropic(model: &str, answer: &Answer, thinking: Option<&str>, n: usize)
     out
 }
 
+/// A Responses API reasoning item at output index 1 whose summary is `summary` in `n` deltas:
+/// its events and the item done.
+fn reasoning(summary: &str, n: usize) -> (Vec<Bytes>, Value) {
+    let ev = |name: &str, v: Value| event(Some(name), &v);
+    let mut out = Vec::new();
+    let part = |t: &str| json!({"type": "summary_text", "text": t});
+    let item = |t: &[Value]| json!({"type": "reasoning", "id": "rs_mock", "summary": t});
+    let at = json!({"item_id": "rs_mock", "output_index": 1, "summary_index": 0});
+    let with = |name: &str, extra: Value| {
+        let mut v = at.clone();
+        v["type"] = json!(name);
+        if let (Some(v), Value::Object(extra)) = (v.as_object_mut(), extra) {
+            v.extend(extra);
+        }
+        ev(name, v)
+    };
+    out.push(ev(
+        "response.output_item.added",
+        json!({"type": "response.output_item.added", "output_index": 1, "item": item(&[])}),
+    ));
+    out.push(with(
+        "response.reasoning_summary_part.added",
+        json!({"part": part("")}),
+    ));
+    out.extend(
+        pieces(summary, n)
+            .into_iter()
+            .map(|p| with("response.reasoning_summary_text.delta", json!({"delta": p}))),
+    );
+    out.push(with(
+        "response.reasoning_summary_text.done",
+        json!({"text": summary}),
+    ));
+    out.push(with(
+        "response.reasoning_summary_part.done",
+        json!({"part": part(summary)}),
+    ));
+    let done = item(&[part(summary)]);
+    out.push(ev(
+        "response.output_item.done",
+        json!({"type": "response.output_item.done", "output_index": 1, "item": done}),
+    ));
+    (out, done)
+}
+
 /// A complete Anthropic message, with a thinking block first when `thinking` is given.
 pub fn anthropic_message(model: &str, answer: &Answer, thinking: Option<&str>) -> Value {
     let mut content: Vec<Value> = thinking
@@ -236,33 +281,35 @@ pub fn responses(model: &str, answer: &Answer, thinking: Option<&str>, n: usize)
     let ev = |name: &str, v: Value| event(Some(name), &v);
     // The output item in progress, the events that fill it, and the item done.
     let (added, body, done) = match answer {
-        Answer::Refusal(text) => {
-            let part = |t: &str| json!({"type": "refusal", "refusal": t});
+        Answer::Text(text) | Answer::Refusal(text) => {
+            // A refusal streams as its own part type, event names and text field.
+            let (kind, field) = if matches!(answer, Answer::Refusal(_)) {
+                ("refusal", "refusal")
+            } else {
+                ("output_text", "text")
+            };
+            let part = |t: &str| match kind {
+                "refusal" => json!({"type": "refusal", "refusal": t}),
+                _ => json!({"type": "output_text", "text": t, "annotations": []}),
+            };
             let item = |t: &str| json!({"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant", "content": [part(t)]});
-            let mut body = vec![ev(
-                "response.content_part.added",
-                json!({"type": "response.content_part.added", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": part("")}),
-            )];
-            body.extend(pieces(text, n).into_iter().map(|p| {
-                ev("response.refusal.delta", json!({"type": "response.refusal.delta", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "delta": p}))
-            }));
-            body.push(ev("response.refusal.done", json!({"type": "response.refusal.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "refusal": text})));
-            body.push(ev("response.content_part.done", json!({"type": "response.content_part.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": part(text)})));
-            let added = json!({"type": "message", "id": "msg_mock", "status": "in_progress", "role": "assistant", "content": []});
-            (added, body, item(text))
-        }
-        Answer::Text(text) => {
-            let part = |t: &str| json!({"type": "output_text", "text": t, "annotations": []});
-            let item = |t: &str| json!({"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant", "content": [part(t)]});
-            let mut body = vec![ev(
-                "response.content_part.added",
-                json!({"type": "response.content_part.added", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": part("")}),
-            )];
-            body.extend(pieces(text, n).into_iter().map(|p| {
-                ev("response.output_text.delta", json!({"type": "response.output_text.delta", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "delta": p}))
-            }));
-            body.push(ev("response.output_text.done", json!({"type": "response.output_text.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "text": text})));
-            body.push(ev("response.content_part.done", json!({"type": "response.content_part.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": part(text)})));
+            let at = |name: &str, key: &str, value: Value| {
+                let mut v = json!({"type": name, "item_id": "msg_mock", "output_index": 0, "content_index": 0});
+                v[key] = value;
+                ev(name, v)
+            };
+            let (delta, done) = (
+                format!("response.{kind}.delta"),
+                format!("response.{kind}.done"),
+            );
+            let mut body = vec![at("response.content_part.added", "part", part(""))];
+            body.extend(
+                pieces(text, n)
+                    .into_iter()
+                    .map(|p| at(&delta, "delta", json!(p))),
+            );
+            body.push(at(&done, field, json!(text)));
+            body.push(at("response.content_part.done", "part", part(text)));
             let added = json!({"type": "message", "id": "msg_mock", "status": "in_progress", "role": "assistant", "content": []});
             (added, body, item(text))
         }
@@ -292,43 +339,8 @@ pub fn responses(model: &str, answer: &Answer, thinking: Option<&str>, n: usize)
     ));
     let mut output = vec![done];
     if let Some(summary) = thinking {
-        let part = |t: &str| json!({"type": "summary_text", "text": t});
-        let item = |t: &[Value]| json!({"type": "reasoning", "id": "rs_mock", "summary": t});
-        let at = json!({"item_id": "rs_mock", "output_index": 1, "summary_index": 0});
-        let with = |name: &str, extra: Value| {
-            let mut v = at.clone();
-            v["type"] = json!(name);
-            if let (Some(v), Value::Object(extra)) = (v.as_object_mut(), extra) {
-                v.extend(extra);
-            }
-            ev(name, v)
-        };
-        out.push(ev(
-            "response.output_item.added",
-            json!({"type": "response.output_item.added", "output_index": 1, "item": item(&[])}),
-        ));
-        out.push(with(
-            "response.reasoning_summary_part.added",
-            json!({"part": part("")}),
-        ));
-        out.extend(
-            pieces(summary, n)
-                .into_iter()
-                .map(|p| with("response.reasoning_summary_text.delta", json!({"delta": p}))),
-        );
-        out.push(with(
-            "response.reasoning_summary_text.done",
-            json!({"text": summary}),
-        ));
-        out.push(with(
-            "response.reasoning_summary_part.done",
-            json!({"part": part(summary)}),
-        ));
-        let done = item(&[part(summary)]);
-        out.push(ev(
-            "response.output_item.done",
-            json!({"type": "response.output_item.done", "output_index": 1, "item": done}),
-        ));
+        let (events, done) = reasoning(summary, n);
+        out.extend(events);
         output.push(done);
     }
     out.push(ev("response.completed", json!({"type": "response.completed", "response": {"id": "resp_mock", "object": "response", "status": "completed", "model": model, "output": output,
