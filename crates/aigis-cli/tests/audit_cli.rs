@@ -243,7 +243,8 @@ fn audit_commands_end_to_end() {
         .code(),
         Some(2)
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    // Clean-up only: a store file still being closed can make the directory briefly non-empty.
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Edits entry 5 through the ledger crate's raw access (the test-util feature).
