@@ -363,39 +363,13 @@ impl Guard {
             );
         }
 
-        let mut found = Vec::new();
-        let run_detectors = |text: &str, found: &mut Vec<Detection>| {
-            if p.secrets != Action::Off {
-                self.secrets.scan(text, found);
-            }
-            if p.pii.action != Action::Off {
-                self.pii.scan(text, found);
-            }
-        };
-        run_detectors(text, &mut found);
-        let direct = found.len();
-        for d in &decoded {
-            let mut inner = Vec::new();
-            run_detectors(&d.text, &mut inner);
-            found.extend(inner.into_iter().map(|mut x| {
-                x.span = d.span.clone();
-                x
-            }));
-        }
+        let found = self.pii_and_secrets(p, text, normalized.non_ascii, &decoded);
         let secrets: Vec<Range<usize>> = found
             .iter()
-            .filter(|d| d.detector == Detector::Secrets)
-            .map(|d| d.span.clone())
+            .filter(|(d, _)| d.detector == Detector::Secrets)
+            .map(|(d, _)| d.span.clone())
             .collect();
-        for (i, d) in found.into_iter().enumerate() {
-            let encoding = (i >= direct)
-                .then(|| {
-                    decoded
-                        .iter()
-                        .find(|s| s.span == d.span)
-                        .map(|s| s.encoding)
-                })
-                .flatten();
+        for (d, encoding) in found {
             match d.detector {
                 Detector::Secrets => out.push(finding(d, p.secrets, encoding, "secrets/1")),
                 Detector::Pii => {
@@ -413,6 +387,62 @@ impl Guard {
         }
 
         custom_findings(policy, part, text, &normalized, out);
+    }
+
+    /// The PII and secrets detections of a part, with the encoding of the payload each was found
+    /// in: in the original text; in the cleaned windows around characters that can hide a value
+    /// ([`normalize::cleaned_windows`], only for text with non-ASCII characters), merged into the
+    /// original's; and in every decoded payload.
+    fn pii_and_secrets(
+        &self,
+        p: &Profile,
+        text: &str,
+        non_ascii: bool,
+        decoded: &[normalize::Decoded],
+    ) -> Vec<(Detection, Option<Encoding>)> {
+        if p.secrets == Action::Off && p.pii.action == Action::Off {
+            return Vec::new();
+        }
+        let run_detectors = |text: &str, found: &mut Vec<Detection>| {
+            if p.secrets != Action::Off {
+                self.secrets.scan(text, found);
+            }
+            if p.pii.action != Action::Off {
+                self.pii.scan(text, found);
+            }
+        };
+        let mut found = Vec::new();
+        run_detectors(text, &mut found);
+        if non_ascii {
+            for window in normalize::cleaned_windows(text) {
+                let mut inner = Vec::new();
+                run_detectors(&window.text, &mut inner);
+                for mut d in inner {
+                    let span = window.original_span(d.span.clone());
+                    // Bytes cleaning left as they were: the scan of the original read them.
+                    if text.get(span.clone()) == window.text.get(d.span.clone()) {
+                        continue;
+                    }
+                    d.span = span;
+                    merge_detection(&mut found, d);
+                }
+            }
+        }
+        let mut found: Vec<_> = found.into_iter().map(|d| (d, None)).collect();
+        for d in decoded {
+            let mut inner = Vec::new();
+            run_detectors(&d.text, &mut inner);
+            // A payload inside a payload carries its outermost carrier's span and encoding.
+            let outermost = decoded
+                .iter()
+                .find(|s| s.span == d.span)
+                .map_or(d.encoding, |s| s.encoding);
+            found.extend(inner.into_iter().map(|mut x| {
+                x.span = d.span.clone();
+                (x, Some(outermost))
+            }));
+        }
+        found
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -538,6 +568,21 @@ fn custom_findings(
                 ));
             }
         }
+    }
+}
+
+/// Adds `d` to `found`, or widens a detection of the same kind that overlaps it to cover both
+/// (the same value, seen whole in the cleaned text and in part in the original).
+fn merge_detection(found: &mut Vec<Detection>, d: Detection) {
+    let same = found.iter_mut().find(|f| {
+        f.detector == d.detector
+            && f.kind == d.kind
+            && f.span.start < d.span.end
+            && d.span.start < f.span.end
+    });
+    match same {
+        Some(f) => f.span = f.span.start.min(d.span.start)..f.span.end.max(d.span.end),
+        None => found.push(d),
     }
 }
 
@@ -670,6 +715,73 @@ mod tests {
         );
     }
 
+    /// A GitHub token with a valid checksum: CRC32 of the random part, in base62.
+    fn github_token() -> String {
+        const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let random = "q7Zr2Lm9Xc4Tn8Vb1Kd6Hs3Jw5Pf0G";
+        let mut n = crc32fast::hash(random.as_bytes());
+        let mut digits = Vec::new();
+        for _ in 0..6 {
+            digits.push(ALNUM[(n % 62) as usize]);
+            n /= 62;
+        }
+        digits.reverse();
+        format!("ghp_{random}{}", String::from_utf8(digits).unwrap())
+    }
+
+    /// The findings of `kind`, as the texts of their spans.
+    fn found<'t>(d: &Decision, text: &'t str, kind: &str) -> Vec<&'t str> {
+        d.findings
+            .iter()
+            .filter(|f| f.detection.kind == kind)
+            .map(|f| &text[f.detection.span.clone()])
+            .collect()
+    }
+
+    #[test]
+    fn secrets_split_by_zero_width_characters_are_found_and_redacted_whole() {
+        let guard = Guard::new();
+        let token = github_token();
+        let text = format!(
+            "token {}\u{200B}{} and key AKIAQ3EG\u{200B}UQK7ZLW2MXRT end",
+            &token[..12],
+            &token[12..]
+        );
+        let d = guard.inspect(&policy("balanced"), &user(&text), None);
+        assert_eq!(
+            d.rewritten[0].as_deref(),
+            Some("token [SECRET_1] and key [SECRET_2] end"),
+            "{:?}",
+            d.findings
+        );
+        assert!(guard.inspect(&policy("strict"), &user(&text), None).blocked);
+    }
+
+    #[test]
+    fn pii_hidden_by_zero_width_fullwidth_or_narrow_spaces_is_found() {
+        let guard = Guard::new();
+        let strict = policy("strict");
+        let text = "mail jane\u{200b}@example.com, card ４１１１ １１１１ １１１１ １１１１, \
+                    call +1\u{202F}415\u{202F}555\u{202F}2671 now";
+        let d = guard.inspect(&strict, &user(text), None);
+        assert_eq!(
+            found(&d, text, "EMAIL_ADDRESS"),
+            ["jane\u{200b}@example.com"]
+        );
+        assert_eq!(
+            found(&d, text, "CREDIT_CARD"),
+            ["４１１１ １１１１ １１１１ １１１１"]
+        );
+        assert_eq!(
+            found(&d, text, "PHONE_NUMBER"),
+            ["+1\u{202F}415\u{202F}555\u{202F}2671"]
+        );
+        assert_eq!(
+            d.rewritten[0].as_deref(),
+            Some("mail [EMAIL_1], card [CREDIT_CARD_1], call [PHONE_1] now")
+        );
+    }
+
     #[test]
     fn pseudonyms_round_trip_through_the_vault() {
         let guard = Guard::new();
@@ -785,6 +897,10 @@ mod tests {
                 proptest::strategy::Just("4111 1111 1111 1111".to_owned()),
                 proptest::strategy::Just("\u{200B}".to_owned()),
                 proptest::strategy::Just("GB82 WEST 1234 5698 7654 32".to_owned()),
+                proptest::strategy::Just("jane\u{200B}@example.com".to_owned()),
+                proptest::strategy::Just("+1\u{202F}415\u{202F}555\u{202F}2671".to_owned()),
+                proptest::strategy::Just("４１１１ １１１１ １１１１ １１１１".to_owned()),
+                proptest::strategy::Just("ＡＫＩＡＱ３ＥＧＵＱＫ７ＺＬＷ２ＭＸＲＴ".to_owned()),
             ], 0..12)
         ) {
             let text = words.join(" ");

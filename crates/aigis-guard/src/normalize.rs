@@ -14,6 +14,10 @@
 //! | padding collapse | `i g n o r e`, `i.g.n.o.r.e`, `i-g-n-o-r-e` → `ignore` (runs of four or more single characters) |
 //! | whitespace | runs of whitespace become one space |
 //!
+//! `cleaned_windows` cleans the stretches around characters that can split or disguise a value
+//! (invisible characters, compatibility forms, unusual spaces) for the PII and secrets
+//! detectors, without the folding that would corrupt key material (see `clean.rs`).
+//!
 //! [`decode_segments`] finds embedded base64, hex, URL-encoded, rot13, Unicode-tag, HTML-reference,
 //! backslash-escaped and Morse payloads and
 //! decodes them, recursively up to [`Limits::max_depth`] and never more than
@@ -29,6 +33,9 @@ use unicode_normalization::UnicodeNormalization as _;
 use unicode_security::MixedScript as _;
 
 use crate::{Detection, Detector};
+
+mod clean;
+pub(crate) use clean::cleaned_windows;
 
 /// Bounds on decoding embedded payloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,18 +67,26 @@ pub struct Normalized {
     origin: Vec<Origin>,
     /// Hidden characters found on the way (invisible, bidi), with original spans.
     pub hidden: Vec<Detection>,
+    /// Whether the original has a character outside ASCII (only then can [`cleaned_windows`]
+    /// find anything).
+    pub(crate) non_ascii: bool,
 }
 
 impl Normalized {
     /// The byte range of the original text that produced `range` of the normalised text.
     pub fn original_span(&self, range: Range<usize>) -> Range<usize> {
-        if self.origin.is_empty() || range.start >= range.end {
-            return 0..0;
-        }
-        let start = self.origin[range.start.min(self.origin.len() - 1)].start();
-        let end = self.origin[(range.end - 1).min(self.origin.len() - 1)].end();
-        start..end.max(start)
+        span_in(&self.origin, range)
     }
+}
+
+/// The byte range of the original text that produced `range` of a text with this `origin`.
+fn span_in(origin: &[Origin], range: Range<usize>) -> Range<usize> {
+    if origin.is_empty() || range.start >= range.end {
+        return 0..0;
+    }
+    let start = origin[range.start.min(origin.len() - 1)].start();
+    let end = origin[(range.end - 1).min(origin.len() - 1)].end();
+    start..end.max(start)
 }
 
 /// An original character's byte offset (low 30 bits) and UTF-8 length minus one (high 2 bits):
@@ -134,6 +149,7 @@ pub fn normalize(original: &str) -> Normalized {
         text: out.text,
         origin: out.origin,
         hidden: lowered.hidden,
+        non_ascii: lowered.non_ascii,
     }
 }
 
@@ -143,6 +159,8 @@ struct Lowered {
     text: String,
     origin: Vec<Origin>,
     hidden: Vec<Detection>,
+    /// Whether a character outside ASCII was read.
+    non_ascii: bool,
 }
 
 /// The first step of [`normalize`]: removes (and reports) hidden characters, applies NFKC and
@@ -155,6 +173,7 @@ fn lower(original: &str) -> Lowered {
     let mut hidden = Vec::new();
     let mut hidden_run: Option<(&'static str, Range<usize>)> = None;
     let mut prev_is_letter = false;
+    let mut non_ascii = false;
     let mut at = 0;
     while at < end {
         let ascii_end = at + ascii_prefix(&bytes[at..end]);
@@ -170,6 +189,7 @@ fn lower(original: &str) -> Lowered {
         let Some(c) = original[at..].chars().next() else {
             break;
         };
+        non_ascii = true;
         let from = Origin::new(at, c);
         at += c.len_utf8();
         match hidden_kind(c, prev_is_letter) {
@@ -201,6 +221,7 @@ fn lower(original: &str) -> Lowered {
         text,
         origin,
         hidden,
+        non_ascii,
     }
 }
 

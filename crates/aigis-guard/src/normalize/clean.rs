@@ -1,0 +1,256 @@
+//! The cleaned text the PII and secrets detectors read besides the original, so that a value
+//! split by a zero-width space (`ghp_…\u{200B}…`, `jane\u{200B}@example.com`), written in
+//! fullwidth digits or grouped with narrow no-break spaces is still found.
+//!
+//! Cleaning removes the characters [`normalize`](super::normalize) removes (invisible, bidi and
+//! other format characters), applies NFKC to each character (fullwidth and mathematical forms,
+//! ligatures) and turns every other space into an ASCII one. Unlike normalisation it keeps case,
+//! leetspeak and look-alike letters: folding those would corrupt key material and checksums.
+//!
+//! Only [`Window`]s around the characters that cleaning changes are cleaned (and scanned): the
+//! change with [`MARGIN`] bytes either side, widened to whitespace (at most [`MAX_STRETCH`] bytes
+//! further) so that no token is cut. A document with a few zero-width characters costs a few
+//! hundred bytes of extra scanning; ASCII text costs nothing (the engine skips it).
+
+use std::ops::Range;
+
+use unicode_normalization::UnicodeNormalization as _;
+
+use super::{Origin, ascii_prefix, hidden_kind, span_in};
+
+/// Bytes kept either side of a changed character: room for a value's other tokens (a phone
+/// number's groups, an IBAN's blocks) and the context words near it.
+const MARGIN: usize = 128;
+
+/// Farthest a window's edge moves past [`MARGIN`] to reach whitespace.
+const MAX_STRETCH: usize = 1024;
+
+/// A stretch of the original text, cleaned, with the way back to the original.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// The cleaned text.
+    pub text: String,
+    /// For each byte of `text`, the original character it came from (offsets in the whole
+    /// original, not the window).
+    origin: Vec<Origin>,
+}
+
+impl Window {
+    /// The byte range of the original text that produced `range` of the cleaned text: from the
+    /// start of its first character to the end of its last, so a removed character inside is
+    /// covered too.
+    pub fn original_span(&self, range: Range<usize>) -> Range<usize> {
+        span_in(&self.origin, range)
+    }
+}
+
+/// What cleaning does to a character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Keep,
+    Drop,
+    /// An unusual space or line break, written as this ASCII one.
+    Space(char),
+    /// NFKC changes it.
+    Fold,
+}
+
+/// What cleaning does to a non-ASCII `c`, after an alphanumeric character or not.
+fn step(c: char, after_alnum: bool) -> Step {
+    // Joiners and variation selectors after an emoji build the emoji: they stay, as they do
+    // not split a value.
+    if hidden_kind(c, after_alnum).is_some()
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{034F}' | '\u{061C}')
+    {
+        return Step::Drop;
+    }
+    if c.is_whitespace() {
+        return Step::Space(if matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}') {
+            '\n'
+        } else {
+            ' '
+        });
+    }
+    let mut folded = std::iter::once(c).nfkc();
+    if folded.next() == Some(c) && folded.next().is_none() {
+        Step::Keep
+    } else {
+        Step::Fold
+    }
+}
+
+/// The [`Window`]s of `original` around every character cleaning changes, in order and apart;
+/// none when there is no such character. Linear in the text; ASCII runs are skipped 64 bytes at
+/// a time.
+pub fn cleaned_windows(original: &str) -> Vec<Window> {
+    let bytes = original.as_bytes();
+    let end = bytes.len().min(Origin::MAX + 1);
+    let mut spans: Vec<Range<usize>> = Vec::new();
+    let mut after_alnum = false;
+    let mut at = 0;
+    while at < end {
+        let ascii_end = at + ascii_prefix(&bytes[at..end]);
+        if ascii_end > at {
+            after_alnum = bytes[ascii_end - 1].is_ascii_alphanumeric();
+            at = ascii_end;
+            continue;
+        }
+        let Some(c) = original[at..].chars().next() else {
+            break;
+        };
+        let s = step(c, after_alnum);
+        if s != Step::Keep {
+            let (lo, hi) = (at.saturating_sub(MARGIN), at + c.len_utf8() + MARGIN);
+            match spans.last_mut() {
+                Some(last) if lo <= last.end => last.end = hi,
+                _ => spans.push(lo..hi),
+            }
+        }
+        if s != Step::Drop {
+            after_alnum = c.is_alphanumeric();
+        }
+        at += c.len_utf8();
+    }
+    let mut windows: Vec<Range<usize>> = Vec::with_capacity(spans.len());
+    for span in spans {
+        let span = widen(original, span, end);
+        match windows.last_mut() {
+            Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
+            _ => windows.push(span),
+        }
+    }
+    windows.into_iter().map(|w| clean(original, w)).collect()
+}
+
+/// `span` widened to the whitespace before and after it (at most [`MAX_STRETCH`] bytes
+/// further), within `..end` and on character boundaries.
+fn widen(original: &str, span: Range<usize>, end: usize) -> Range<usize> {
+    let bytes = original.as_bytes();
+    let mut lo = span.start;
+    let floor = lo.saturating_sub(MAX_STRETCH);
+    lo = bytes[floor..lo]
+        .iter()
+        .rposition(u8::is_ascii_whitespace)
+        .map_or(floor, |i| floor + i + 1);
+    while !original.is_char_boundary(lo) {
+        lo -= 1;
+    }
+    let mut hi = span.end.min(end);
+    let ceiling = (hi + MAX_STRETCH).min(end);
+    hi = bytes[hi..ceiling]
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .map_or(ceiling, |i| hi + i);
+    while !original.is_char_boundary(hi) {
+        hi += 1;
+    }
+    lo..hi
+}
+
+/// Cleans `range` of `original` (on character boundaries).
+fn clean(original: &str, range: Range<usize>) -> Window {
+    let bytes = original.as_bytes();
+    let mut text = String::with_capacity(range.len());
+    let mut origin = Vec::with_capacity(range.len());
+    let mut after_alnum = range.start > 0 && bytes[range.start - 1].is_ascii_alphanumeric();
+    let mut at = range.start;
+    while at < range.end {
+        let ascii_end = at + ascii_prefix(&bytes[at..range.end]);
+        if ascii_end > at {
+            text.push_str(&original[at..ascii_end]);
+            origin.extend(Origin::ascii(at..ascii_end));
+            after_alnum = bytes[ascii_end - 1].is_ascii_alphanumeric();
+            at = ascii_end;
+            continue;
+        }
+        let Some(c) = original[at..].chars().next() else {
+            break;
+        };
+        let from = Origin::new(at, c);
+        at += c.len_utf8();
+        let s = step(c, after_alnum);
+        let mut push = |c: char| {
+            text.push(c);
+            origin.extend(std::iter::repeat_n(from, c.len_utf8()));
+        };
+        match s {
+            Step::Drop => continue,
+            Step::Keep => push(c),
+            Step::Space(space) => push(space),
+            Step::Fold => std::iter::once(c).nfkc().for_each(push),
+        }
+        after_alnum = c.is_alphanumeric();
+    }
+    Window { text, origin }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cleaned(s: &str) -> Vec<(String, Range<usize>)> {
+        cleaned_windows(s)
+            .into_iter()
+            .map(|w| {
+                let all = w.original_span(0..w.text.len());
+                (w.text, all)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ascii_and_unchanged_text_have_no_windows() {
+        assert!(cleaned_windows("plain ASCII text, mail jane@example.com").is_empty());
+        assert!(cleaned_windows("café — 漢字 naïve 👩\u{200D}💻").is_empty());
+    }
+
+    #[test]
+    fn removes_folds_and_maps_back() {
+        let text = "key ghp_ab\u{200B}cd, ＡＫＩＡ１２ and +1\u{202F}415";
+        let w = &cleaned_windows(text)[0];
+        assert_eq!(w.text, "key ghp_abcd, AKIA12 and +1 415");
+        let at = w.text.find("ghp_abcd").unwrap();
+        assert_eq!(
+            &text[w.original_span(at..at + 8)],
+            "ghp_ab\u{200B}cd",
+            "the removed character is inside the span"
+        );
+        let at = w.text.find("AKIA12").unwrap();
+        assert_eq!(&text[w.original_span(at..at + 6)], "ＡＫＩＡ１２");
+        // Case, leetspeak and look-alikes stay as they are.
+        assert_eq!(cleaned("Ab1\u{200B}\u{456}x")[0].0, "Ab1\u{456}x");
+    }
+
+    #[test]
+    fn windows_are_local_and_do_not_cut_tokens() {
+        let filler = "word ".repeat(200);
+        let token = format!("{}\u{200B}{}", "a".repeat(300), "b".repeat(300));
+        let text = format!("{filler}{token} {filler}x\u{00A0}y {filler}");
+        let found = cleaned(&text);
+        assert_eq!(found.len(), 2, "{found:?}");
+        // The whole token, and a margin of whole words.
+        assert!(found[0].0.contains(&token.replace('\u{200B}', "")));
+        assert!(found[0].0.len() < token.len() + 2 * (MARGIN + 8));
+        assert!(found[1].0.contains("x y"));
+        for (_, span) in found {
+            assert!(text.is_char_boundary(span.start) && text.is_char_boundary(span.end));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn windows_map_into_the_original_on_boundaries(
+            s in "[a-z0-9 @.\u{200B}\u{202F}\u{FF11}\u{FF41}é漢]{0,300}|\\PC{0,80}"
+        ) {
+            let mut last = 0;
+            for w in cleaned_windows(&s) {
+                for i in 0..w.text.len() {
+                    let r = w.original_span(i..i + 1);
+                    proptest::prop_assert!(r.start >= last && r.end <= s.len());
+                    proptest::prop_assert!(s.is_char_boundary(r.start) && s.is_char_boundary(r.end));
+                }
+                last = w.original_span(0..w.text.len()).end;
+            }
+        }
+    }
+}
