@@ -413,31 +413,44 @@ impl Guard {
         };
         let mut found = Vec::new();
         run_detectors(text, &mut found);
+        let mut found: Vec<_> = found.into_iter().map(|d| (d, None)).collect();
+        let mut inner = Vec::new();
         if non_ascii {
             for window in normalize::cleaned_windows(text) {
-                let mut inner = Vec::new();
                 run_detectors(&window.text, &mut inner);
-                for mut d in inner {
+                for mut d in inner.drain(..) {
                     let span = window.original_span(d.span.clone());
                     // Bytes cleaning left as they were: the scan of the original read them.
                     if text.get(span.clone()) == window.text.get(d.span.clone()) {
                         continue;
                     }
                     d.span = span;
-                    merge_detection(&mut found, d);
+                    merge_detection(&mut found, d, None);
                 }
             }
         }
-        let mut found: Vec<_> = found.into_iter().map(|d| (d, None)).collect();
         for d in decoded {
-            let mut inner = Vec::new();
             run_detectors(&d.text, &mut inner);
+            if d.aligned() {
+                // rot13 of the whole text: a value keeps its place.
+                for mut x in inner.drain(..) {
+                    let span = d.span.start + x.span.start..d.span.start + x.span.end;
+                    // Bytes rot13 left as they were (digits, punctuation): the scan of the
+                    // original read them.
+                    if text.get(span.clone()) == d.text.get(x.span.clone()) {
+                        continue;
+                    }
+                    x.span = span;
+                    merge_detection(&mut found, x, Some(d.encoding));
+                }
+                continue;
+            }
             // A payload inside a payload carries its outermost carrier's span and encoding.
             let outermost = decoded
                 .iter()
                 .find(|s| s.span == d.span)
                 .map_or(d.encoding, |s| s.encoding);
-            found.extend(inner.into_iter().map(|mut x| {
+            found.extend(inner.drain(..).map(|mut x| {
                 x.span = d.span.clone();
                 (x, Some(outermost))
             }));
@@ -571,18 +584,23 @@ fn custom_findings(
     }
 }
 
-/// Adds `d` to `found`, or widens a detection of the same kind that overlaps it to cover both
-/// (the same value, seen whole in the cleaned text and in part in the original).
-fn merge_detection(found: &mut Vec<Detection>, d: Detection) {
-    let same = found.iter_mut().find(|f| {
+/// Adds `d`, found in text lined up with the original (cleaned, or rot13-decoded: `encoding`), to
+/// `found`, or widens a detection of the same kind that overlaps it to cover both (the same
+/// value, seen whole there and in part or also in the original).
+fn merge_detection(
+    found: &mut Vec<(Detection, Option<Encoding>)>,
+    d: Detection,
+    encoding: Option<Encoding>,
+) {
+    let same = found.iter_mut().find(|(f, _)| {
         f.detector == d.detector
             && f.kind == d.kind
             && f.span.start < d.span.end
             && d.span.start < f.span.end
     });
     match same {
-        Some(f) => f.span = f.span.start.min(d.span.start)..f.span.end.max(d.span.end),
-        None => found.push(d),
+        Some((f, _)) => f.span = f.span.start.min(d.span.start)..f.span.end.max(d.span.end),
+        None => found.push((d, encoding)),
     }
 }
 
@@ -780,6 +798,33 @@ mod tests {
             d.rewritten[0].as_deref(),
             Some("mail [EMAIL_1], card [CREDIT_CARD_1], call [PHONE_1] now")
         );
+    }
+
+    #[test]
+    fn a_rot13_hint_does_not_widen_a_finding_to_the_whole_text() {
+        let guard = Guard::new();
+        let strict = policy("strict");
+        let d = guard.inspect(&strict, &user("Caesar salad, call +1 415 555 2671"), None);
+        assert_eq!(
+            d.rewritten[0].as_deref(),
+            Some("Caesar salad, call [PHONE_1]"),
+            "{:?}",
+            d.findings
+        );
+        // An e-mail address written in rot13 is found where it is.
+        let text = "rot13: mail wnar@rknzcyr.pbz please";
+        let d = guard.inspect(&strict, &user(text), None);
+        assert_eq!(found(&d, text, "EMAIL_ADDRESS"), ["wnar@rknzcyr.pbz"]);
+        let email = d
+            .findings
+            .iter()
+            .find(|f| f.detection.kind == "EMAIL_ADDRESS")
+            .unwrap();
+        assert_eq!(
+            d.rewritten[0].as_deref(),
+            Some("rot13: mail [EMAIL_1] please")
+        );
+        assert!(email.encoding.is_none() || email.encoding == Some(Encoding::Rot13));
     }
 
     #[test]

@@ -734,6 +734,15 @@ pub struct Decoded {
     pub depth: u8,
 }
 
+impl Decoded {
+    /// Whether `text` lines up byte for byte with the original at `span`, so that `range` of
+    /// `text` is `span.start + range` of the original: rot13 of the original text itself (rot13
+    /// keeps every byte's place; a payload inside a payload does not line up).
+    pub fn aligned(&self) -> bool {
+        self.encoding == Encoding::Rot13 && self.depth == 1 && self.text.len() == self.span.len()
+    }
+}
+
 static BASE64: LazyLock<Regex> = LazyLock::new(|| compile(r"[A-Za-z0-9+/_-]{16,}={0,2}"));
 static HEX: LazyLock<Regex> =
     LazyLock::new(|| compile(r"(?:\\x|0x)?[0-9A-Fa-f]{2}(?:[ :]?(?:\\x|0x)?[0-9A-Fa-f]{2}){7,}"));
