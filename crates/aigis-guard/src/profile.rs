@@ -7,6 +7,7 @@
 //! |---|---|---|---|
 //! | injection (direct: user, system, assistant text) | block at 0.30 | block at 0.50 | flag at 0.80 |
 //! | injection (indirect: tool results, documents) | block at 0.40 | block at 0.70 | flag at 0.90 |
+//! | payloads past the decoding limits (injection action) | block | block | flag |
 //! | invisible and bidi characters | block | redact (strip) | flag |
 //! | PII | redact, every entity, score ≥ 0.4 | flag, every entity, score ≥ 0.5 | flag, score ≥ 0.8 |
 //! | secrets | block | redact | flag |
