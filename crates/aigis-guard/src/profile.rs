@@ -230,7 +230,8 @@ pub struct InjectionSpec {
 pub struct PiiSpec {
     /// Action.
     pub action: Option<Action>,
-    /// Entity types (short aliases such as `EMAIL`, `PHONE`, `IBAN` accepted).
+    /// Entity types (short aliases such as `EMAIL`, `PHONE`, `IBAN` accepted; an unknown name is
+    /// an error).
     pub entities: Option<Vec<String>>,
     /// Minimum confidence.
     pub min_score: Option<f32>,
@@ -272,6 +273,34 @@ pub fn canonical_entity(name: &str) -> String {
         "SSN" => "US_SSN".into(),
         _ => upper,
     }
+}
+
+/// Aliases [`canonical_entity`] accepts besides the entity names.
+const ENTITY_ALIASES: [&str; 5] = ["EMAIL", "PHONE", "IBAN", "IP", "SSN"];
+
+/// What is wrong with `given` (canonically `canonical`) as a PII entity name, naming the valid
+/// ones; `None` for an entity the detector reports. An unknown name would match nothing and
+/// silently turn detection off for the entity meant.
+fn unknown_entity(given: &str, canonical: &str) -> Option<String> {
+    let names: Vec<&str> = crate::pii::Pii::entities().iter().map(|e| e.name).collect();
+    if names.contains(&canonical) {
+        return None;
+    }
+    let upper = given.to_ascii_uppercase();
+    let close: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !upper.is_empty() && (n.contains(upper.as_str()) || upper.contains(n)))
+        .collect();
+    let hint = match close.as_slice() {
+        [one] => format!(" (did you mean `{one}`?)"),
+        _ => String::new(),
+    };
+    Some(format!(
+        "unknown entity `{given}`{hint}; valid entities are {} (aliases {})",
+        names.join(", "),
+        ENTITY_ALIASES.join(", ")
+    ))
 }
 
 /// The short placeholder name for an entity type (`EMAIL_ADDRESS` -> `EMAIL`).
@@ -364,6 +393,11 @@ fn apply(p: &mut Profile, spec: &ProfileSpec, name: &str, errors: &mut Vec<Strin
         p.pii.min_score = pii.min_score.unwrap_or(p.pii.min_score);
         if let Some(entities) = &pii.entities {
             p.pii.entities = entities.iter().map(|e| canonical_entity(e)).collect();
+            for (given, canonical) in entities.iter().zip(&p.pii.entities) {
+                if let Some(problem) = unknown_entity(given, canonical) {
+                    errors.push(format!("profile {name}: pii.entities: {problem}"));
+                }
+            }
         }
     }
     if let Some(a) = &spec.secrets {
@@ -419,6 +453,40 @@ mod tests {
         assert_eq!(child.secrets, Action::Block);
         assert_eq!(child.banned.substrings, ["project x"]);
         assert_eq!(resolved["balanced"], Profile::builtin("balanced").unwrap());
+    }
+
+    #[test]
+    fn unknown_pii_entities_are_rejected_with_the_valid_names() {
+        let errors = resolve(&specs(
+            r#"
+            [support]
+            pii = { action = "redact", entities = ["EMAIL", "CARD", "credit_card", "us_ssn", "PASSPORT_NO"] }
+            "#,
+        ))
+        .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with(
+                "profile support: pii.entities: unknown entity `CARD` (did you mean `CREDIT_CARD`?); \
+                 valid entities are CREDIT_CARD, CRYPTO, EMAIL_ADDRESS,"
+            ),
+            "{}",
+            errors[0]
+        );
+        assert!(errors[0].contains("(aliases EMAIL, PHONE, IBAN, IP, SSN)"));
+        assert!(
+            errors[1].contains("unknown entity `PASSPORT_NO`;"),
+            "{}",
+            errors[1]
+        );
+        // Every name the detector reports, and every alias, is accepted in any case.
+        let mut all: Vec<String> = crate::pii::Pii::entities()
+            .iter()
+            .map(|e| e.name.to_ascii_lowercase())
+            .collect();
+        all.extend(ENTITY_ALIASES.iter().map(|a| (*a).to_owned()));
+        let toml = format!("[all]\npii = {{ entities = {all:?} }}");
+        assert!(resolve(&specs(&toml)).is_ok());
     }
 
     #[test]
