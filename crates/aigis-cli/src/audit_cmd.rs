@@ -37,7 +37,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Show the latest entries.
+    /// Show the latest entries. Exits 2 when an entry could not be read (named on stderr).
     Tail {
         #[command(flatten)]
         target: Target,
@@ -76,6 +76,10 @@ pub enum Command {
         /// The request id (the `x-request-id` the gateway returned).
         #[arg(long)]
         request_id: String,
+        /// The entry to prove when several events have this request id (a client may send
+        /// its own `x-request-id`); without it, such an id is an error that lists them.
+        #[arg(long)]
+        index: Option<u64>,
         /// Write the receipt here instead of stdout.
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -100,6 +104,9 @@ pub enum Command {
     },
     /// Export events for a SIEM: JSON lines, OCSF 1.3 (API Activity 6003, Authentication
     /// 3002, Account Change 3001, Detection Finding 2004) or CEF.
+    ///
+    /// Exit codes: 0 everything exported, 2 an entry could not be read (each is named on
+    /// stderr and skipped; the rest is exported) or the store could not be opened.
     ///
     /// Example: aigis audit export --config aigis.toml --format ocsf --since 24h
     Export {
@@ -322,8 +329,9 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Prove {
             target,
             request_id,
+            index,
             output,
-        } => prove(&target, &request_id, output.as_deref()),
+        } => prove(&target, &request_id, index, output.as_deref()),
         Command::VerifyReceipt {
             receipt,
             vkeys,
@@ -407,12 +415,16 @@ fn tail(target: &Target, lines: u64, format: Format) -> anyhow::Result<ExitCode>
     let (mut reader, _) = target.open()?;
     let mut all: std::collections::VecDeque<Event> = std::collections::VecDeque::new();
     let cap = usize::try_from(lines).unwrap_or(usize::MAX);
+    let mut unreadable = Unreadable::default();
     reader.scan(0, &mut |row| {
-        if let Ok(e) = Event::from_json(&row.event) {
-            if all.len() == cap {
-                all.pop_front();
+        match Event::from_json(&row.event) {
+            Ok(e) => {
+                if all.len() == cap {
+                    all.pop_front();
+                }
+                all.push_back(e);
             }
-            all.push_back(e);
+            Err(e) => unreadable.note(row.idx, &e),
         }
         Ok(true)
     })?;
@@ -436,7 +448,31 @@ fn tail(target: &Target, lines: u64, format: Format) -> anyhow::Result<ExitCode>
             )?,
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(unreadable.exit_code())
+}
+
+/// Entries a listing skipped because they do not parse (edited, or written by a newer
+/// aigis): each is named on stderr, and the command exits 2, so that a feed with holes is
+/// never taken for a whole one.
+#[derive(Default)]
+struct Unreadable(u64);
+
+impl Unreadable {
+    fn note(&mut self, index: u64, error: &dyn std::fmt::Display) {
+        self.0 += 1;
+        eprintln!("aigis audit: entry {index} is unreadable and was skipped: {error}");
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        if self.0 == 0 {
+            return ExitCode::SUCCESS;
+        }
+        eprintln!(
+            "aigis audit: {} unreadable entries skipped; run `aigis audit verify`",
+            self.0
+        );
+        ExitCode::from(2)
+    }
 }
 
 fn read_anchor(path: &Path) -> anyhow::Result<Checkpoint> {
@@ -501,9 +537,14 @@ fn print_verify(r: &VerifyReport) {
     }
 }
 
-fn prove(target: &Target, request_id: &str, output: Option<&Path>) -> anyhow::Result<ExitCode> {
+fn prove(
+    target: &Target,
+    request_id: &str,
+    index: Option<u64>,
+    output: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let (mut reader, _) = target.open()?;
-    let receipt = audit::prove(reader.as_mut(), request_id)?;
+    let receipt = audit::prove(reader.as_mut(), request_id, index)?;
     let json = serde_json::to_string_pretty(&receipt)? + "\n";
     match output {
         Some(p) => std::fs::write(p, json).with_context(|| format!("writing {}", p.display()))?,
@@ -583,9 +624,14 @@ fn export_cmd(
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let mut io_error = None;
+    let mut unreadable = Unreadable::default();
     reader.scan(0, &mut |row| {
-        let Ok(e) = Event::from_json(&row.event) else {
-            return Ok(true);
+        let e = match Event::from_json(&row.event) {
+            Ok(e) => e,
+            Err(e) => {
+                unreadable.note(row.idx, &e);
+                return Ok(true);
+            }
         };
         if e.time_ms >= since {
             for line in export::lines(&e, &origin, format) {
@@ -601,7 +647,7 @@ fn export_cmd(
         return Err(e.into());
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(unreadable.exit_code())
 }
 
 fn content(

@@ -3,6 +3,11 @@
 //! or client certificate whose mapped roles include it) and, when policies are loaded, a
 //! permit for the `admin:*` action.
 //!
+//! With an audit ledger, every change (key creation, revocation and rotation, reload), every
+//! refused call and every failed authentication is recorded as an admin event; a change is
+//! refused with 503 while the ledger cannot record it (fail-closed, as on the public
+//! listener).
+//!
 //! ```text
 //! GET  /admin/status             gateway, routes (and their model checks), upstream health
 //! GET  /admin/limits?principal=…&team=…&model=…&route=…&ip=…   usage of every limit
@@ -80,10 +85,18 @@ async fn serve(
     let identity = runtime.identity.as_ref().ok_or_else(|| {
         GatewayError::Forbidden("use the admin API: it needs [identity] configured".into())
     })?;
-    let principal = identity.identify(&shared.throttle, req.headers(), peer.ip(), None).await.map_err(|f| {
-        tracing::warn!(target: "aigis::security", event = "admin_auth_failed", reason = %f.reason, source_ip = %peer.ip());
-        GatewayError::Unauthenticated("invalid credential")
-    })?;
+    let operation = operation(req.method(), &path);
+    let principal = match identity
+        .identify(&shared.throttle, req.headers(), peer.ip(), None)
+        .await
+    {
+        Ok(p) => p,
+        Err(f) => {
+            tracing::warn!(target: "aigis::security", event = "admin_auth_failed", reason = %f.reason, source_ip = %peer.ip());
+            record_admin(shared, None, "admin.authenticate", None, None, 401).await;
+            return Err(GatewayError::Unauthenticated("invalid credential"));
+        }
+    };
     let facts = RequestFacts {
         source_ip: peer.ip(),
         listener: "admin",
@@ -98,7 +111,12 @@ async fn serve(
             .is_none_or(|p| p.authorize_admin(&principal, action, facts).allowed);
     tracing::info!(target: "aigis::security", event = "admin_call", principal = %principal.id, action, path = %path, allowed);
     if !allowed {
+        let (name, target) = operation;
+        record_admin(shared, Some(&principal.id), name, target, None, 403).await;
         return Err(GatewayError::Forbidden(format!("perform {action}")));
+    }
+    if req.method() == Method::POST && shared.ledger.as_ref().is_some_and(|l| !l.accepting()) {
+        return Err(GatewayError::LedgerUnavailable);
     }
     if path == "/admin/limits" {
         let values = limit_query(req.uri().query().unwrap_or(""));
@@ -116,7 +134,7 @@ async fn serve(
         .ok_or_else(|| GatewayError::NotFound(path.clone()))?;
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/admin/status") => Ok(json(StatusCode::OK, &status(shared))),
-        (Method::POST, "/admin/reload") => match shared.reload().await {
+        (Method::POST, "/admin/reload") => match shared.reload(Some(&principal.id)).await {
             Ok(warnings) => Ok(json(
                 StatusCode::OK,
                 &serde_json::json!({"reloaded": true, "warnings": warnings.iter().map(ToString::to_string).collect::<Vec<_>>()}),
@@ -128,51 +146,72 @@ async fn serve(
         },
         (method, path) => {
             let result = keys_route(keys, &method, path, req).await;
-            record_key_change(shared, &principal.id, &method, path, &result).await;
-            result
+            if method == Method::POST {
+                let (name, mut target) = operation;
+                let status = match &result {
+                    Ok((r, _)) => r.status().as_u16(),
+                    Err(e) => e.status().as_u16(),
+                };
+                let new_key = result.as_ref().ok().and_then(|(_, id)| id.as_deref());
+                // A created key is the target; a rotation's target is the old key.
+                let detail = match (name, new_key) {
+                    ("keys.create", Some(id)) => {
+                        target = Some(id);
+                        None
+                    }
+                    (_, Some(id)) => Some(format!("new key {id}")),
+                    _ => None,
+                };
+                record_admin(shared, Some(&principal.id), name, target, detail, status).await;
+            }
+            result.map(|(response, _)| response)
         }
     }
 }
 
-/// Records a key change (create, revoke, rotate) in the audit ledger, if one is configured.
-async fn record_key_change(
+/// The audit name of an admin call and the key it names, if any.
+fn operation<'a>(method: &Method, path: &'a str) -> (&'static str, Option<&'a str>) {
+    let key = path
+        .strip_prefix("/admin/keys/")
+        .and_then(|rest| rest.rsplit_once('/'))
+        .map(|(key, _)| key);
+    match (method, path) {
+        (&Method::POST, "/admin/keys") => ("keys.create", None),
+        (&Method::POST, "/admin/reload") => ("config.reload", None),
+        (&Method::POST, p) if p.ends_with("/revoke") => ("keys.revoke", key),
+        (&Method::POST, p) if p.ends_with("/rotate") => ("keys.rotate", key),
+        (_, "/admin/keys") => ("keys.list", None),
+        (_, "/admin/limits") => ("limits.read", None),
+        _ => ("status.read", None),
+    }
+}
+
+/// Records an admin event in the audit ledger, if one is configured.
+async fn record_admin(
     shared: &Shared,
-    principal: &str,
-    method: &Method,
-    path: &str,
-    result: &Result<Response<Body>, GatewayError>,
+    principal: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    detail: Option<String>,
+    status: u16,
 ) {
     let Some(ledger) = &shared.ledger else {
         return;
     };
-    let (action, target) = match (method, path.rsplit_once('/')) {
-        (&Method::POST, _) if path == "/admin/keys" => ("keys.create", None),
-        (&Method::POST, Some((rest, verb @ ("revoke" | "rotate")))) => (
-            if verb == "revoke" {
-                "keys.revoke"
-            } else {
-                "keys.rotate"
-            },
-            rest.strip_prefix("/admin/keys/"),
-        ),
-        _ => return,
-    };
-    let status = match result {
-        Ok(r) => r.status().as_u16(),
-        Err(e) => e.status().as_u16(),
-    };
     let id = uuid::Uuid::now_v7().simple().to_string();
-    let event = crate::record::admin_event(&id, Some(principal), action, target, status);
+    let mut event = crate::record::admin_event(&id, principal, action, target, status);
+    event.detail = detail;
     ledger.append(event).await;
 }
 
-/// `/admin/keys…`: list, create, revoke, rotate.
+/// `/admin/keys…`: list, create, revoke, rotate; with the id of the key a create or rotate
+/// made.
 async fn keys_route(
     keys: &ApiKeys,
     method: &Method,
     path: &str,
     req: Request<Incoming>,
-) -> Result<Response<Body>, GatewayError> {
+) -> Result<(Response<Body>, Option<String>), GatewayError> {
     let store_err = |e: crate::identify::StoreError| GatewayError::Upstream {
         upstream: "key store".into(),
         detail: e.0,
@@ -180,9 +219,12 @@ async fn keys_route(
     match (method.clone(), path) {
         (Method::GET, "/admin/keys") => {
             let list = keys.store().list().await.map_err(store_err)?;
-            Ok(json(
-                StatusCode::OK,
-                &serde_json::json!({"keys": list.iter().map(KeyRecord::public_json).collect::<Vec<_>>()}),
+            Ok((
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({"keys": list.iter().map(KeyRecord::public_json).collect::<Vec<_>>()}),
+                ),
+                None,
             ))
         }
         (Method::POST, "/admin/keys") => {
@@ -212,7 +254,7 @@ async fn keys_route(
                 expires_in,
             };
             let new = keys.create(spec).await.map_err(store_err)?;
-            Ok(created_response(&new))
+            Ok((created_response(&new), Some(new.record.id.clone())))
         }
         (_, p) => {
             let rest = p.trim_start_matches("/admin/keys/");
@@ -223,14 +265,17 @@ async fn keys_route(
                     .revoke(which, api_key::now())
                     .await
                     .map_err(store_err)?;
-                return Ok(json(StatusCode::OK, &serde_json::json!({"revoked": n})));
+                return Ok((
+                    json(StatusCode::OK, &serde_json::json!({"revoked": n})),
+                    None,
+                ));
             }
             let new = keys
                 .rotate(which)
                 .await
                 .map_err(store_err)?
                 .ok_or_else(|| GatewayError::NotFound(p.to_owned()))?;
-            Ok(created_response(&new))
+            Ok((created_response(&new), Some(new.record.id.clone())))
         }
     }
 }

@@ -54,8 +54,10 @@ struct Served {
     principal: Option<String>,
     policies: Vec<String>,
     allowed: Option<bool>,
-    guard: Vec<String>,
-    response_guard: Vec<String>,
+    guard: Vec<inspect::GuardFinding>,
+    response_guard: Vec<inspect::GuardFinding>,
+    /// The status the upstream answered with.
+    upstream_status: Option<u16>,
     /// How an inspected stream ended; its record waits for it.
     stream_end: Option<tokio::sync::oneshot::Receiver<inspect::stream::StreamEnd>>,
     /// The request body, for the record's keyed digest (never stored itself).
@@ -115,6 +117,7 @@ pub(crate) async fn handle(
             response_findings: std::mem::take(&mut served.response_guard),
             stream: served.stream,
             status: response.status().as_u16(),
+            upstream_status: served.upstream_status,
             latency: started.elapsed(),
             tls_group: peer.tls_group.clone(),
         };
@@ -226,6 +229,7 @@ async fn serve(
         Err(e) => return Err(ticket.cancel(e).await),
     };
     served.upstream = Some(forwarded.upstream);
+    served.upstream_status = Some(forwarded.response.status().as_u16());
     let family = parsed.endpoint.family();
     let response = crate::settle::settle(
         ticket,
@@ -394,12 +398,11 @@ fn inspect_request(
     // Anonymous callers would all share one scope of the vault, so one could have another's
     // pseudonyms restored: their values are redacted instead.
     let vault = (principal.auth != "anonymous").then(|| (&shared.vault, principal.id.as_str()));
-    let inspected = inspect::inspect(policy, vault, route.tokenizer, parsed);
-    let findings = match &inspected {
-        Ok(i) => i.findings.as_slice(),
-        Err(_) => &[],
-    };
-    shared.metrics.guard_findings(findings);
+    let inspected = inspect::inspect(policy, vault, route.tokenizer, parsed, &mut served.guard);
+    if !served.guard.is_empty() {
+        let summaries: Vec<String> = served.guard.iter().map(inspect::summary).collect();
+        shared.metrics.guard_findings(&summaries);
+    }
     if let Err(e) = &inspected {
         tracing::warn!(
             target: "aigis::security",
@@ -411,7 +414,6 @@ fn inspect_request(
         );
     }
     let inspected = inspected?;
-    served.guard.clone_from(&inspected.findings);
     let response = response_inspection(
         shared,
         runtime,
@@ -680,7 +682,11 @@ fn record(
         stream: served.stream,
         principal: served.principal.as_deref().unwrap_or("-"),
         policies: &served.policies,
-        guard: &served.guard,
+        guard: &served
+            .guard
+            .iter()
+            .map(inspect::summary)
+            .collect::<Vec<_>>(),
         latency: elapsed,
     });
 }

@@ -39,10 +39,11 @@ pub(crate) struct Facts {
     pub allowed: Option<bool>,
     pub policies: Vec<String>,
     pub limits: Vec<(String, &'static str)>,
-    pub request_findings: Vec<String>,
-    pub response_findings: Vec<String>,
+    pub request_findings: Vec<GuardFinding>,
+    pub response_findings: Vec<GuardFinding>,
     pub stream: bool,
     pub status: u16,
+    pub upstream_status: Option<u16>,
     pub latency: Duration,
     pub tls_group: Option<Arc<str>>,
 }
@@ -70,6 +71,7 @@ impl Facts {
             response_findings: &self.response_findings,
             stream: self.stream,
             status: self.status,
+            upstream_status: self.upstream_status,
             latency: self.latency,
             tls_group: self.tls_group.as_deref(),
             ..Outcome::default()
@@ -83,7 +85,8 @@ const NONE: u32 = u32::MAX;
 /// Appends one complete response's record to `buf`, for the ledger's writer to complete
 /// ([`Recorder::defer`], [`unpack`]): the fixed fields, then each string of the facts, the
 /// prompt and the response as a `u32` length (`u32::MAX` for none) and the bytes; a list is
-/// its `u32` count and its items. Copying them lets the request free its own allocations at
+/// its `u32` count and its items; a finding is its kind and action, then its span as two
+/// `u64`s and its score as a `u32` (all ones for none). Copying them lets the request free its own allocations at
 /// once, on their thread, while in cache: a record that held them (about a dozen strings and
 /// buffers) until the writer took its batch cost the gateway more than all of the writer's
 /// work (`docs/BENCHMARKS.md`, round 8).
@@ -111,10 +114,22 @@ fn pack(
     fn strings(v: &[String]) -> (usize, impl Iterator<Item = &str>) {
         (v.len(), v.iter().map(String::as_str))
     }
+    fn put_findings(buf: &mut Vec<u8>, findings: &[GuardFinding]) {
+        buf.extend_from_slice(&u32::try_from(findings.len()).unwrap_or(0).to_le_bytes());
+        for f in findings {
+            put(buf, Some(f.kind.as_bytes()));
+            put(buf, f.action.as_deref().map(str::as_bytes));
+            let [start, end] = f.span.unwrap_or([u64::MAX; 2]);
+            buf.extend_from_slice(&start.to_le_bytes());
+            buf.extend_from_slice(&end.to_le_bytes());
+            buf.extend_from_slice(&f.score_milli.unwrap_or(NONE).to_le_bytes());
+        }
+    }
     buf.extend_from_slice(&facts.time_ms.to_le_bytes());
     let nanos = u64::try_from(facts.latency.as_nanos()).unwrap_or(u64::MAX);
     buf.extend_from_slice(&nanos.to_le_bytes());
     buf.extend_from_slice(&facts.status.to_le_bytes());
+    buf.extend_from_slice(&facts.upstream_status.unwrap_or(0).to_le_bytes());
     buf.push(facts.allowed.map_or(0, |a| 1 + u8::from(a)));
     buf.push(u8::from(facts.stream));
     buf.push(u8::from(usage.is_some()));
@@ -135,19 +150,23 @@ fn pack(
         .iter()
         .flat_map(|(name, outcome)| [name.as_str(), outcome]);
     put_list(buf, 2 * facts.limits.len(), limits);
-    let (n, findings) = strings(&facts.request_findings);
-    put_list(buf, n, findings);
-    let (n, findings) = strings(&facts.response_findings);
-    put_list(buf, n, findings);
+    put_findings(buf, &facts.request_findings);
+    put_findings(buf, &facts.response_findings);
     put(buf, prompt);
     put(buf, Some(response));
 }
 
 /// The bytes [`pack`] writes for a record.
 fn packed_len(facts: &Facts, prompt: Option<&[u8]>, response: &[u8]) -> usize {
-    const FIXED: usize = 8 + 8 + 2 + 3 + 8 + 8;
+    const FIXED: usize = 8 + 8 + 2 + 2 + 3 + 8 + 8;
     let field = |f: Option<&str>| 4 + f.map_or(0, str::len);
     let list = |v: &[String]| 4 + v.iter().map(|s| 4 + s.len()).sum::<usize>();
+    let findings = |v: &[GuardFinding]| {
+        4 + v
+            .iter()
+            .map(|f| 4 + f.kind.len() + field(f.action.as_deref()) + 16 + 4)
+            .sum::<usize>()
+    };
     FIXED
         + 4
         + facts.request_id.len()
@@ -164,8 +183,8 @@ fn packed_len(facts: &Facts, prompt: Option<&[u8]>, response: &[u8]) -> usize {
             .iter()
             .map(|(name, outcome)| 8 + name.len() + outcome.len())
             .sum::<usize>()
-        + list(&facts.request_findings)
-        + list(&facts.response_findings)
+        + findings(&facts.request_findings)
+        + findings(&facts.response_findings)
         + 4
         + prompt.map_or(0, <[u8]>::len)
         + 4
@@ -211,6 +230,24 @@ impl<'a> Fields<'a> {
         (0..n).map_while(|_| self.text()).collect()
     }
 
+    fn findings(&mut self) -> Vec<GuardFinding> {
+        let n = self.u32().unwrap_or(0);
+        (0..n)
+            .map_while(|_| {
+                let kind = self.text()?.to_owned();
+                let action = self.text().map(str::to_owned);
+                let [start, end] = [self.u64()?, self.u64()?];
+                let score = self.u32()?;
+                Some(GuardFinding {
+                    kind,
+                    action,
+                    span: (start != u64::MAX).then_some([start, end]),
+                    score_milli: (score != NONE).then_some(score),
+                })
+            })
+            .collect()
+    }
+
     /// The next record: its outcome (without digests, tokens or content), usage, prompt and
     /// response, passed to `each`; `None` at the end of the buffer.
     fn record(
@@ -220,6 +257,7 @@ impl<'a> Fields<'a> {
         let time_ms = self.u64()?;
         let latency = Duration::from_nanos(self.u64()?);
         let status = u16::from_le_bytes(self.take()?);
+        let upstream_status = Some(u16::from_le_bytes(self.take()?)).filter(|&s| s != 0);
         let [allowed, stream, has_usage] = self.take()?;
         let usage = Usage {
             prompt: self.u64()?,
@@ -233,8 +271,8 @@ impl<'a> Fields<'a> {
         let owned = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<_>>();
         let policies = owned(self.list());
         let limits: Vec<(&str, &str)> = self.list().chunks_exact(2).map(|p| (p[0], p[1])).collect();
-        let request_findings = owned(self.list());
-        let response_findings = owned(self.list());
+        let request_findings = self.findings();
+        let response_findings = self.findings();
         let prompt = self.bytes();
         let response = self.bytes().unwrap_or_default();
         let outcome = Outcome {
@@ -252,6 +290,7 @@ impl<'a> Fields<'a> {
             response_findings: &response_findings,
             stream: stream == 1,
             status,
+            upstream_status,
             latency,
             tls_group,
             ..Outcome::default()
@@ -314,10 +353,10 @@ pub(crate) struct Outcome<'a> {
     pub policies: &'a [String],
     /// Each limit checked and its outcome.
     pub limits: &'a [(&'a str, &'a str)],
-    /// Guard finding types on the request.
-    pub request_findings: &'a [String],
+    /// Guard findings on the request.
+    pub request_findings: &'a [GuardFinding],
     /// Guard finding types on the response.
-    pub response_findings: &'a [String],
+    pub response_findings: &'a [GuardFinding],
     /// Prompt and completion tokens, when counted.
     pub tokens: Option<(u64, u64)>,
     /// Streamed response.
@@ -342,18 +381,6 @@ pub(crate) struct Outcome<'a> {
     pub detail: Option<&'a str>,
 }
 
-fn findings(kinds: &[String]) -> Vec<GuardFinding> {
-    kinds
-        .iter()
-        .map(|k| GuardFinding {
-            kind: k.clone(),
-            action: None,
-            span: None,
-            score_milli: None,
-        })
-        .collect()
-}
-
 /// The audit event for one request, owned (a streamed request's, completed when its stream
 /// ends); takes the outcome, so its digests move in uncopied.
 pub(crate) fn event(o: Outcome<'_>) -> Event {
@@ -374,8 +401,8 @@ pub(crate) fn event(o: Outcome<'_>) -> Event {
             outcome: (*outcome).to_owned(),
         })
         .collect();
-    e.request_findings = findings(o.request_findings);
-    e.response_findings = findings(o.response_findings);
+    e.request_findings = o.request_findings.to_vec();
+    e.response_findings = o.response_findings.to_vec();
     e.cap_findings();
     e.tokens = o
         .tokens
@@ -406,8 +433,8 @@ fn with_event_ref<R>(
     (prompt_digest, response_digest): (Option<&str>, Option<&str>),
     f: impl FnOnce(&EventRef<'_>) -> R,
 ) -> R {
-    let request_findings = findings(capped(o.request_findings));
-    let response_findings = findings(capped(o.response_findings));
+    let request_findings = capped(o.request_findings);
+    let response_findings = capped(o.response_findings);
     let dropped = o.request_findings.len() - request_findings.len() + o.response_findings.len()
         - response_findings.len();
     let mut e = EventRef::new(EventKind::AiCall, o.request_id, o.action, o.time_ms);
@@ -417,8 +444,8 @@ fn with_event_ref<R>(
     e.upstream = o.upstream;
     e.decision = o.allowed.map(|allowed| (effect(allowed), o.policies));
     e.limits = o.limits;
-    e.request_findings = &request_findings;
-    e.response_findings = &response_findings;
+    e.request_findings = request_findings;
+    e.response_findings = response_findings;
     e.findings_dropped = u32::try_from(dropped).unwrap_or(u32::MAX);
     e.tokens = o
         .tokens
@@ -440,7 +467,7 @@ fn effect(allowed: bool) -> &'static str {
     if allowed { "allow" } else { "deny" }
 }
 
-fn capped(kinds: &[String]) -> &[String] {
+fn capped(kinds: &[GuardFinding]) -> &[GuardFinding] {
     &kinds[..kinds.len().min(MAX_FINDINGS)]
 }
 
@@ -449,8 +476,12 @@ fn latency_us(latency: Duration) -> u64 {
 }
 
 /// Completes a streamed request's event when its stream has ended.
-pub(crate) fn with_response(mut e: Event, response_findings: &[String], partial: bool) -> Event {
-    e.response_findings = findings(response_findings);
+pub(crate) fn with_response(
+    mut e: Event,
+    response_findings: &[GuardFinding],
+    partial: bool,
+) -> Event {
+    e.response_findings = response_findings.to_vec();
     e.cap_findings();
     e.partial = partial;
     e
@@ -787,8 +818,19 @@ impl Recorder {
 mod tests {
     use super::*;
 
-    fn kinds(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("kind \"{i}\"\n")).collect()
+    /// `n` findings; every third has no action, span or score.
+    fn kinds(n: usize) -> Vec<GuardFinding> {
+        (0..n as u64)
+            .map(|i| {
+                let full = i % 3 != 2;
+                GuardFinding {
+                    kind: format!("pii:kind \"{i}\"\n"),
+                    action: full.then(|| "redact".to_owned()),
+                    span: full.then_some([i, i + 7]),
+                    score_milli: full.then_some(u32::try_from(i).unwrap_or(0) * 10),
+                }
+            })
+            .collect()
     }
 
     fn facts(full: bool) -> Facts {
@@ -820,6 +862,7 @@ mod tests {
             },
             stream: full,
             status: 429,
+            upstream_status: full.then_some(503),
             latency: Duration::from_micros(98_765),
             tls_group: full.then(|| Arc::from("X25519MLKEM768")),
         }

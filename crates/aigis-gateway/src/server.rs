@@ -149,14 +149,17 @@ impl Shared {
     }
 
     /// Re-reads the config file and swaps it in atomically; on any error the running
-    /// configuration stays in force.
-    pub(crate) async fn reload(&self) -> Result<Vec<Diagnostic>, StartError> {
+    /// configuration stays in force. `principal` asked for it (none for a signal).
+    pub(crate) async fn reload(
+        &self,
+        principal: Option<&str>,
+    ) -> Result<Vec<Diagnostic>, StartError> {
         let result = self.try_reload().await;
         let label = if result.is_ok() { "ok" } else { "rejected" };
         if let Some(ledger) = &self.ledger {
             let id = uuid::Uuid::now_v7().simple().to_string();
             let status = if result.is_ok() { 200 } else { 422 };
-            let event = crate::record::admin_event(&id, None, "config.reload", None, status);
+            let event = crate::record::admin_event(&id, principal, "config.reload", None, status);
             ledger.append(event).await;
         }
         self.metrics
@@ -349,7 +352,7 @@ impl Gateway {
     /// Re-reads the config file and swaps it in atomically. On any error the running
     /// configuration stays in force. Listener addresses and `max_concurrent` need a restart.
     pub async fn reload(&self) -> Result<Vec<Diagnostic>, StartError> {
-        self.shared.reload().await
+        self.shared.reload(None).await
     }
 
     /// Stops accepting, then waits up to `shutdown_grace` for in-flight requests and streams.

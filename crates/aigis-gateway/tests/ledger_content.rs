@@ -415,3 +415,121 @@ async fn a_tls_connection_records_its_key_exchange_group() {
     assert_eq!(ev.tls_group.as_deref(), Some("X25519MLKEM768"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Admin calls on the ledger: a created key is the target of its event, a rotation names the
+/// new key, a reload carries its caller, and a refused call (403) and a failed login (401)
+/// are recorded too.
+#[tokio::test]
+async fn admin_calls_are_recorded_with_their_caller_target_and_refusals() {
+    let dir = tempdir("ledger-admin");
+    LedgerKeys::generate("gw.test/ledger")
+        .unwrap()
+        .write_new(&dir.join("ledger.key"))
+        .unwrap();
+    std::fs::write(
+        dir.join("pepper"),
+        "test-pepper-0123456789abcdef0123456789abcdef",
+    )
+    .unwrap();
+    let m = mock(Behavior::default()).await;
+    let cfg = format!(
+        "{SERVER}[identity.api_keys]\nstore = \"sqlite:keys.db\"\npepper = \"file:pepper\"\ncache_ttl = \"0\"\n{}{}\
+         [ledger]\nstore = \"sqlite:ledger.db\"\nsigning_key = \"file:ledger.key\"\ncheckpoint_every = \"50ms\"\n",
+        upstream("m", &m.base_url(), ""),
+        route("r", "[\"m\"]", "\"m\""),
+    );
+    let file = dir.join("aigis.toml");
+    std::fs::write(&file, &cfg).unwrap();
+    let loaded = aigis_gateway::config::load(&file, false).unwrap();
+    let api = loaded.config.identity.clone().unwrap().api_keys.unwrap();
+    let keys = identify::open_api_keys(&api).await.unwrap();
+    let gw = aigis_gateway::Gateway::start(loaded.config, Some((file.clone(), false)))
+        .await
+        .unwrap();
+    let admin_addr = gw.admin_addr();
+    let spec = |name: &str, roles: &[&str]| KeySpec {
+        name: name.into(),
+        kind: "service".into(),
+        teams: Vec::new(),
+        roles: roles.iter().map(|s| (*s).to_owned()).collect(),
+        expires_in: None,
+    };
+    let root = keys.create(spec("root", &["admin"])).await.unwrap();
+    let reader = keys.create(spec("reader", &[])).await.unwrap();
+    let admin = [("x-api-key", root.secret.as_str())];
+    let created = send(
+        admin_addr,
+        Method::POST,
+        "/admin/keys",
+        &admin,
+        r#"{"name":"via-api"}"#,
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let created_id = created.json()["id"].as_str().unwrap().to_owned();
+    let rotated = send(
+        admin_addr,
+        Method::POST,
+        "/admin/keys/via-api/rotate",
+        &admin,
+        "",
+    )
+    .await;
+    assert_eq!(rotated.status, 201, "{}", rotated.body);
+    let rotated_id = rotated.json()["id"].as_str().unwrap().to_owned();
+    let reload = send(admin_addr, Method::POST, "/admin/reload", &admin, "").await;
+    assert_eq!(reload.status, 200, "{}", reload.body);
+    let refused = send(
+        admin_addr,
+        Method::POST,
+        "/admin/keys",
+        &[("x-api-key", reader.secret.as_str())],
+        r#"{"name":"nope"}"#,
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    let bad = send(
+        admin_addr,
+        Method::GET,
+        "/admin/keys",
+        &[("x-api-key", "aigis_bad_key")],
+        "",
+    )
+    .await;
+    assert_eq!(bad.status, 401);
+    gw.shutdown().await;
+    let mut store = SqliteStore::open_existing(&dir.join("ledger.db")).unwrap();
+    let got: Vec<(String, Option<String>, Option<String>, u16)> = events(&mut store)
+        .into_iter()
+        .map(|e| (e.action, e.principal, e.target, e.status))
+        .collect();
+    let root_principal = Some(format!("key:{}", root.record.id));
+    assert_eq!(
+        got,
+        [
+            (
+                "keys.create".into(),
+                root_principal.clone(),
+                Some(created_id),
+                201
+            ),
+            (
+                "keys.rotate".into(),
+                root_principal.clone(),
+                Some("via-api".into()),
+                201
+            ),
+            ("config.reload".into(), root_principal, None, 200),
+            (
+                "keys.create".into(),
+                Some(format!("key:{}", reader.record.id)),
+                None,
+                403
+            ),
+            ("admin.authenticate".into(), None, None, 401),
+        ]
+    );
+    let rotation = events(&mut store).remove(1);
+    assert_eq!(rotation.detail, Some(format!("new key {rotated_id}")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

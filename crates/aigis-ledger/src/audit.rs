@@ -275,15 +275,35 @@ pub struct Receipt {
     pub tlog_proof: String,
 }
 
-/// Builds a receipt for the first event recorded under `request_id`, against the latest
-/// checkpoint. Fails if the event is newer than the latest checkpoint (wait for the next one).
-pub fn prove(reader: &mut dyn LogReader, request_id: &str) -> Result<Receipt, LedgerError> {
+/// Builds a receipt for the event recorded under `request_id`, against the latest
+/// checkpoint. Request ids can repeat (a client may send its own `x-request-id`): when more
+/// than one event has it, `index` picks one, and without it the error lists their indices.
+/// Fails if the event is newer than the latest checkpoint (wait for the next one).
+pub fn prove(
+    reader: &mut dyn LogReader,
+    request_id: &str,
+    index: Option<u64>,
+) -> Result<Receipt, LedgerError> {
     let rows = reader.find_request(request_id)?;
-    let row = rows.first().ok_or_else(|| {
-        LedgerError::Config(format!(
-            "no event with request id {request_id:?} in this ledger"
-        ))
-    })?;
+    let row = match (rows.as_slice(), index) {
+        ([], _) => {
+            return Err(LedgerError::Config(format!(
+                "no event with request id {request_id:?} in this ledger"
+            )));
+        }
+        ([row], None) => row,
+        (_, Some(i)) => rows.iter().find(|r| r.idx == i).ok_or_else(|| {
+            LedgerError::Config(format!("entry {i} does not have request id {request_id:?}"))
+        })?,
+        (_, None) => {
+            let at: Vec<String> = rows.iter().map(|r| r.idx.to_string()).collect();
+            return Err(LedgerError::Config(format!(
+                "{} events have request id {request_id:?} (entries {}): choose one with --index",
+                rows.len(),
+                at.join(", ")
+            )));
+        }
+    };
     let latest = reader
         .checkpoints()?
         .pop()
@@ -327,13 +347,7 @@ pub fn prove(reader: &mut dyn LogReader, request_id: &str) -> Result<Receipt, Le
         what: e.to_string(),
     })?;
     let proof_b64: Vec<String> = proof.iter().map(|h| b64(h)).collect();
-    let mut tlog = format!("c2sp.org/tlog-proof@v1\nindex {}\n", row.idx);
-    for p in &proof_b64 {
-        tlog.push_str(p);
-        tlog.push('\n');
-    }
-    tlog.push('\n');
-    tlog.push_str(&latest.note);
+    let tlog = tlog_proof(row.idx, &proof_b64, &latest.note);
     Ok(Receipt {
         format: RECEIPT_FORMAT.into(),
         event,
@@ -341,6 +355,19 @@ pub fn prove(reader: &mut dyn LogReader, request_id: &str) -> Result<Receipt, Le
         checkpoint: latest.note,
         tlog_proof: tlog,
     })
+}
+
+/// The `c2sp.org/tlog-proof@v1` text of an inclusion proof (base64 hashes) under a signed
+/// checkpoint note.
+fn tlog_proof(index: u64, proof: &[String], note: &str) -> String {
+    let mut tlog = format!("c2sp.org/tlog-proof@v1\nindex {index}\n");
+    for p in proof {
+        tlog.push_str(p);
+        tlog.push('\n');
+    }
+    tlog.push('\n');
+    tlog.push_str(note);
+    tlog
 }
 
 /// A receipt that failed verification.
@@ -419,6 +446,13 @@ pub fn verify_receipt(
     let index = r.event.index;
     merkle::verify_inclusion(index, cp.size, &leaf, &proof, &cp.root)
         .map_err(|source| ReceiptError::Inclusion { index, source })?;
+    // Generic C2SP tools read the text form alone: it must say exactly what was verified.
+    if r.tlog_proof != tlog_proof(index, &r.inclusion_proof, &r.checkpoint) {
+        return Err(ReceiptError::Malformed(
+            "the tlog_proof text disagrees with the receipt's index, inclusion proof or checkpoint"
+                .into(),
+        ));
+    }
     Ok(VerifiedReceipt {
         origin: cp.origin,
         index,

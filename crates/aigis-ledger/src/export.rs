@@ -1,8 +1,9 @@
 //! Export of events for SIEMs: JSON lines (the canonical events), OCSF 1.3 and CEF.
 //!
 //! OCSF mapping:
-//! - an AI call is **API Activity** (`class_uid` 6003, activity Create); a call refused with
-//!   401 is also an **Authentication** failure (3002, Logon);
+//! - an AI call is **API Activity** (`class_uid` 6003, activity Create);
+//! - a call refused with 401, on either listener (admin: `admin.authenticate`), is also an
+//!   **Authentication** failure (3002, Logon);
 //! - an admin action on keys is **Account Change** (3001: Create, Disable for revocation,
 //!   Other otherwise); other admin actions (policy or config reload) are API Activity Update;
 //! - every event with guard findings adds one **Detection Finding** (2004).
@@ -86,11 +87,6 @@ pub fn ocsf(e: &Event, origin: &str) -> Vec<Value> {
                 "tokens": e.tokens, "latency_us": e.latency_us, "partial": e.partial,
             });
             out.push(r);
-            if e.status == 401 {
-                let mut a = record(3002, 1, 3, e, origin);
-                a["auth_protocol"] = json!("Other");
-                out.push(a);
-            }
         }
         EventKind::Admin => {
             if let Some(op) = e.action.strip_prefix("keys.") {
@@ -109,6 +105,15 @@ pub fn ocsf(e: &Event, origin: &str) -> Vec<Value> {
                 out.push(r);
             }
         }
+    }
+    if e.status == 401 {
+        let mut a = record(3002, 1, 3, e, origin);
+        // Who tried is unknown: the credential did not authenticate.
+        a["user"] = json!({"uid": e.principal.as_deref().unwrap_or("unknown")});
+        a["auth_protocol_id"] = json!(99);
+        a["auth_protocol"] = json!("Other");
+        a["service"] = json!({"name": if e.kind == EventKind::Admin { "aigis admin API" } else { "aigis gateway" }});
+        out.push(a);
     }
     let all: Vec<GuardFinding> = e
         .request_findings

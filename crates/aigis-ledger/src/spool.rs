@@ -95,6 +95,7 @@ impl Spool {
         let (_, valid) = spool.read_events()?;
         let actual = file.metadata().map_err(io)?.len();
         if valid != actual {
+            spool.torn_tail_only(valid)?;
             tracing::error!(
                 target: "aigis::security",
                 spool = %path.display(),
@@ -201,9 +202,37 @@ impl Spool {
         Ok(())
     }
 
-    /// Every spooled event, oldest first.
+    /// Every spooled event, oldest first. A spool with an unreadable record before its end is
+    /// an error: acknowledged events follow it, and nothing may be dropped.
     pub fn events(&mut self) -> Result<Vec<Event>, LedgerError> {
-        Ok(self.read_events()?.0)
+        let (events, valid) = self.read_events()?;
+        self.torn_tail_only(valid)?;
+        Ok(events)
+    }
+
+    /// Checks that what follows the last readable record (at `valid`) is at most a write torn
+    /// by a crash, never acknowledged: the start of one record that runs to the end of the
+    /// file, or zeros. Anything else is damage with acknowledged records after it, which is
+    /// refused and named, not cut.
+    fn torn_tail_only(&self, valid: u64) -> Result<(), LedgerError> {
+        let mut data = Vec::new();
+        let mut f = self.file.try_clone().map_err(|e| self.io(&e))?;
+        f.seek(SeekFrom::Start(valid)).map_err(|e| self.io(&e))?;
+        f.read_to_end(&mut data).map_err(|e| self.io(&e))?;
+        let record_to_end = data.get(..4).is_none_or(|b| {
+            let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+            len <= MAX_EVENT_LEN && 12 + len >= data.len()
+        });
+        if record_to_end || data.iter().all(|&b| b == 0) {
+            return Ok(());
+        }
+        Err(LedgerError::Io {
+            path: self.path.display().to_string(),
+            message: format!(
+                "spool record at offset {valid} is damaged and {} bytes follow it: acknowledged records may be among them, so the spool is neither drained nor cut; move the file aside and recover it by hand",
+                data.len()
+            ),
+        })
     }
 
     fn read_events(&mut self) -> Result<(Vec<Event>, u64), LedgerError> {
@@ -331,6 +360,38 @@ mod tests {
         s.push(&[event(1, 0)]).unwrap();
         assert_eq!(file_len(&path), HEADER_LEN + s.len());
         assert_eq!(ids(&mut s), ["r000", "r001"]);
+    }
+
+    /// A torn last record is cut when the spool opens; damage with records after it is
+    /// refused by `open` and by the drain, never cut: those records were acknowledged.
+    #[test]
+    fn damage_before_the_end_is_refused_not_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool");
+        let mut s = Spool::open(&path, 1 << 20).unwrap();
+        s.push(&[event(0, 0), event(1, 0), event(2, 0)]).unwrap();
+        let full = file_len(&path);
+        drop(s);
+        // A torn tail: half of a fourth record.
+        let mut torn = std::fs::read(&path).unwrap();
+        torn.extend_from_slice(&[0, 0, 0, 40, b'{', b'"']);
+        std::fs::write(&path, &torn).unwrap();
+        let mut s = Spool::open(&path, 1 << 20).unwrap();
+        assert_eq!(ids(&mut s), ["r000", "r001", "r002"]);
+        assert_eq!(file_len(&path), full, "the torn record is cut");
+        // One byte of the second record's body flipped.
+        let mut data = std::fs::read(&path).unwrap();
+        let first = usize::try_from(HEADER_LEN).unwrap();
+        let len0 = u32::from_be_bytes(data[first..first + 4].try_into().unwrap());
+        let second = first + 12 + len0 as usize;
+        data[second + 6] ^= 0x20;
+        std::fs::write(&path, &data).unwrap();
+        let err = s.events().unwrap_err().to_string();
+        assert!(err.contains(&format!("offset {second}")), "{err}");
+        drop(s);
+        let err = Spool::open(&path, 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("neither drained nor cut"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), data, "nothing was cut");
     }
 
     #[test]

@@ -202,7 +202,17 @@ struct Writer {
     last_checkpoint_at: Instant,
     /// Emptied after each commit; kept for its events' buffers.
     batch: Batch,
+    /// Queued events (no caller waits for them) that neither the store nor the spool took,
+    /// oldest first: they go first into the next batch, which the writer tries while the
+    /// ledger refuses traffic, so the records of requests already answered are kept, not
+    /// dropped. At most [`MAX_HELD`].
+    held: Vec<Encoded>,
 }
+
+/// Most refused events [`Writer::held`] keeps: the queue's default capacity. Requests stop
+/// being admitted once the ledger fails, so only those already in flight add to it; past this
+/// bound the newest are dropped, with their number on `aigis::security`.
+const MAX_HELD: usize = 65_536;
 
 impl Ledger {
     /// Starts the writer thread over `store`, signing with `keys`. A spool, when given,
@@ -234,6 +244,7 @@ impl Ledger {
             last_checkpoint,
             last_checkpoint_at: Instant::now(),
             batch: Batch::default(),
+            held: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("aigis-ledger".into())
@@ -415,6 +426,13 @@ impl Writer {
             }
         }
         let _ = self.drain_spool();
+        if !self.held.is_empty() {
+            // One last try: the store may be back.
+            self.process(Vec::new());
+        }
+        if !self.held.is_empty() {
+            tracing::error!(target: "aigis::security", lost = self.held.len(), "ledger closed with records neither the store nor the spool took: they are lost");
+        }
         let _ = self.checkpoint(true);
     }
 
@@ -422,15 +440,19 @@ impl Writer {
     /// checkpoint, the spool is empty and the store is healthy (a failed store is probed, and a
     /// spool drained, on the writer's next wake-up, so those keep a timer).
     fn idle(&self) -> bool {
-        self.tree.size() == self.last_checkpoint
+        self.held.is_empty()
+            && self.tree.size() == self.last_checkpoint
             && self.shared.healthy.load(Ordering::Relaxed)
             && self.spool.as_ref().is_none_or(Spool::is_empty)
     }
 
     fn process(&mut self, jobs: Vec<Job>) {
         let mut batch = std::mem::take(&mut self.batch);
-        batch.reserve(jobs.len());
-        let mut acks = Vec::with_capacity(jobs.len());
+        batch.reserve(jobs.len() + self.held.len());
+        let mut acks = Vec::with_capacity(jobs.len() + self.held.len());
+        // Events refused before go first, keeping log order.
+        acks.resize_with(self.held.len(), || None);
+        batch.events.append(&mut self.held);
         let mut checkpoint_requests = Vec::new();
         for job in jobs {
             match job {
@@ -459,15 +481,30 @@ impl Writer {
         }
         if !batch.is_empty() {
             let result = self.commit(&mut batch.events);
-            for (ack, e) in acks.into_iter().zip(&batch.events) {
-                if let Some(ack) = ack {
-                    let _ = ack.send(result.clone().map(|spooled| {
-                        if spooled {
-                            Ack::Spooled
-                        } else {
-                            Ack::Stored(e.index)
-                        }
-                    }));
+            if let Err(e) = &result {
+                // A caller that waits is told; the others' events are held and tried again.
+                for (ack, event) in acks.into_iter().zip(batch.events.drain(..)) {
+                    match ack {
+                        Some(ack) => drop(ack.send(Err(e.clone()))),
+                        None => self.held.push(event),
+                    }
+                }
+                if self.held.len() > MAX_HELD {
+                    let dropped = self.held.len() - MAX_HELD;
+                    self.held.truncate(MAX_HELD);
+                    tracing::error!(target: "aigis::security", dropped, held = MAX_HELD, "ledger store and spool still failing: audit records beyond the held bound were dropped");
+                }
+            } else {
+                for (ack, e) in acks.into_iter().zip(&batch.events) {
+                    if let Some(ack) = ack {
+                        let _ = ack.send(result.clone().map(|spooled| {
+                            if spooled {
+                                Ack::Spooled
+                            } else {
+                                Ack::Stored(e.index)
+                            }
+                        }));
+                    }
                 }
             }
         }

@@ -211,7 +211,7 @@ fn segments_roll_over_and_reopen() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].idx, 150);
     assert!(r.find_request("req-1500").unwrap().is_empty());
-    let receipt = audit::prove(r.as_mut(), "req-77").unwrap();
+    let receipt = audit::prove(r.as_mut(), "req-77", None).unwrap();
     let json = serde_json::to_vec(&receipt).unwrap();
     assert_eq!(
         audit::verify_receipt(&json, &keys.verifiers())

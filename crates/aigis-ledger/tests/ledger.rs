@@ -491,7 +491,7 @@ fn receipts_verify_offline(backend: Backend) {
     let (keys, path) = build(dir.path(), 30, backend);
     let mut store = open_reader(backend, &path);
     let store = store.as_mut();
-    let receipt = audit::prove(store, "req-13").unwrap();
+    let receipt = audit::prove(store, "req-13", None).unwrap();
     assert_eq!(receipt.format, RECEIPT_FORMAT);
     let json = serde_json::to_vec_pretty(&receipt).unwrap();
     // Only the public keys, as text.
@@ -511,14 +511,52 @@ fn receipts_verify_offline(backend: Backend) {
     let mut r2 = receipt.clone();
     r2.event.index = 14;
     assert!(audit::verify_receipt(&serde_json::to_vec(&r2).unwrap(), &public).is_err());
+    // So does a text form that says something else than the verified fields.
+    let mut r3 = receipt.clone();
+    r3.tlog_proof = r3.tlog_proof.replacen("index 13", "index 12", 1);
+    assert!(audit::verify_receipt(&serde_json::to_vec(&r3).unwrap(), &public).is_err());
     // Another log's key rejects it.
     let other = LedgerKeys::generate("test.aigis/ledger")
         .unwrap()
         .verifiers();
     assert!(audit::verify_receipt(&json, &other).is_err());
     // An unknown request id is an error that names it.
-    let err = audit::prove(store, "nope").unwrap_err().to_string();
+    let err = audit::prove(store, "nope", None).unwrap_err().to_string();
     assert!(err.contains("nope"), "{err}");
+}
+
+/// A request id two events share (a client may send its own) is not proved by guesswork:
+/// the error lists the entries, and `index` picks one.
+#[tokio::test]
+async fn a_repeated_request_id_needs_an_index_to_prove() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(LedgerKeys::generate("test.aigis/ledger").unwrap());
+    let path = store_path(dir.path(), Backend::File);
+    let store = open_store(Backend::File, &path, keys.origin());
+    let ledger = Ledger::start(store, keys.clone(), None, config()).unwrap();
+    for e in [event(1), event(2), event(1)] {
+        ledger.append(e).await.unwrap();
+    }
+    ledger.checkpoint().await.unwrap();
+    ledger.close();
+    let mut store = open_reader(Backend::File, &path);
+    let err = audit::prove(store.as_mut(), "req-1", None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("entries 0, 2") && err.contains("--index"),
+        "{err}"
+    );
+    let receipt = audit::prove(store.as_mut(), "req-1", Some(2)).unwrap();
+    assert_eq!(receipt.event.index, 2);
+    assert!(audit::prove(store.as_mut(), "req-1", Some(1)).is_err());
+    assert_eq!(
+        audit::prove(store.as_mut(), "req-2", None)
+            .unwrap()
+            .event
+            .index,
+        1
+    );
 }
 
 #[test]
@@ -789,6 +827,47 @@ async fn spool_takes_over(backend: Backend) {
         first_refused,
         "every acknowledged event is in the store"
     );
+}
+
+/// With no spool (fail-closed), events nobody waits for (the gateway's records of requests
+/// already answered) are held while the store is down, not dropped: once it is back they are
+/// committed first, in order, and the ledger accepts traffic again.
+#[tokio::test]
+async fn fail_closed_holds_queued_records_until_the_store_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(LedgerKeys::generate("test.aigis/ledger").unwrap());
+    let path = store_path(dir.path(), Backend::File);
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flaky = Flaky {
+        inner: open_store(Backend::File, &path, keys.origin()),
+        fail: fail.clone(),
+        panics: false,
+    };
+    let ledger = Ledger::start(Box::new(flaky), keys.clone(), None, config()).unwrap();
+    assert_eq!(ledger.append(event(0)).await.unwrap(), Ack::Stored(0));
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    for i in 1..=5 {
+        ledger.enqueue(event(i)).await.unwrap();
+    }
+    // A caller that waits is told, and its event is not kept.
+    assert!(matches!(
+        ledger.append(event(99)).await,
+        Err(LedgerError::FailClosed(_))
+    ));
+    assert!(!ledger.healthy(), "the store is down: traffic is refused");
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(ledger.append(event(6)).await.unwrap(), Ack::Stored(6));
+    assert!(ledger.healthy());
+    ledger.close();
+    let mut store = open_reader(Backend::File, &path);
+    let report = audit::verify(store.as_mut(), &keys.verifiers(), &[]).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    for i in 0..=6 {
+        let rows = store.find_request(&format!("req-{i}")).unwrap();
+        assert_eq!(rows.len(), 1, "req-{i} is recorded once");
+        assert_eq!(rows[0].idx, i, "in queue order");
+    }
+    assert!(store.find_request("req-99").unwrap().is_empty());
 }
 
 /// A crash after the drained batch was committed and before the spool was emptied: the next

@@ -148,7 +148,7 @@ fn two_writers_append_concurrently_into_one_gap_free_verifiable_log() {
     assert_eq!(report.entries, 2 * PER_WRITER);
     assert!(report.checkpoints >= 2);
     // A receipt from the shared log verifies.
-    let receipt = audit::prove(&mut store, "w1-17").unwrap();
+    let receipt = audit::prove(&mut store, "w1-17", None).unwrap();
     audit::verify_receipt(&serde_json::to_vec(&receipt).unwrap(), &keys.verifiers()).unwrap();
 }
 

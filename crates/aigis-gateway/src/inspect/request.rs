@@ -21,6 +21,8 @@ use crate::config::Tokenizer;
 use crate::error::GatewayError;
 use crate::parse::{Endpoint, Parsed};
 
+use super::GuardFinding;
+
 /// Proof that the request passed the `inspect` stage; only this module can build it.
 #[derive(Debug)]
 #[allow(
@@ -28,8 +30,6 @@ use crate::parse::{Endpoint, Parsed};
     reason = "the private field is the point: only this module can build it"
 )]
 pub struct RequestInspected {
-    /// `detector:kind:action` of every finding (for the access log; never content).
-    pub findings: Vec<String>,
     /// True when pseudonyms were issued that the response may carry.
     pub pseudonymized: bool,
     _private: (),
@@ -44,7 +44,8 @@ struct Field {
     tokens: Option<Tokenizer>,
 }
 
-/// Runs `guard` over `parsed` under the named profile's `policy`; `None` when the route's guard
+/// Runs `guard` over `parsed` under the named profile's `policy`, putting what it finds (type,
+/// action, span in its field and score: never content) in `findings`, also when it blocks; `None` when the route's guard
 /// is off (the guard is then never touched, so a gateway without guarded routes never builds it).
 /// `vault` holds the caller's pseudonyms; without one (an anonymous caller, whose scope every
 /// other anonymous caller would share) `pseudonymize` redacts instead.
@@ -53,10 +54,10 @@ pub fn inspect(
     vault: Option<(&Vault, &str)>,
     tokenizer: Tokenizer,
     parsed: &mut Parsed,
+    findings: &mut Vec<GuardFinding>,
 ) -> Result<RequestInspected, GatewayError> {
     let Some((guard, profile, policy)) = guarded else {
         return Ok(RequestInspected {
-            findings: Vec::new(),
             pseudonymized: false,
             _private: (),
         });
@@ -79,7 +80,7 @@ pub fn inspect(
         })
         .collect();
     let decision = guard.inspect(policy, &texts, vault);
-    let findings = summary(&decision);
+    *findings = summary(&decision);
     if decision.blocked {
         let first = decision.findings.iter().find(|f| f.action == Action::Block);
         let (param, what) = first.map_or_else(
@@ -121,7 +122,6 @@ pub fn inspect(
             );
     }
     Ok(RequestInspected {
-        findings,
         pseudonymized,
         _private: (),
     })
@@ -149,16 +149,18 @@ fn decode_tokens(fields: &[Field], parsed: &Parsed) -> Result<Vec<Option<String>
         .collect()
 }
 
-fn summary(decision: &Decision) -> Vec<String> {
+fn summary(decision: &Decision) -> Vec<GuardFinding> {
     decision
         .findings
         .iter()
         .map(|f| {
-            format!(
-                "{}:{}:{}",
-                f.detection.detector.as_str(),
-                f.detection.kind,
-                f.action.as_str()
+            let d = &f.detection;
+            super::noted(
+                d.detector.as_str(),
+                &d.kind,
+                f.action,
+                Some(&d.span),
+                d.score,
             )
         })
         .collect()

@@ -16,6 +16,8 @@ use crate::error::GatewayError;
 use crate::parse::{Endpoint, Parsed};
 use crate::server::Shared;
 
+use super::GuardFinding;
+
 /// Everything the response of one request is inspected against, and what was found.
 pub(crate) struct Inspection {
     shared: Arc<Shared>,
@@ -30,8 +32,8 @@ pub(crate) struct Inspection {
     /// The request asked for JSON output.
     pub(crate) json: Option<JsonOutput>,
     pub(crate) endpoint: Endpoint,
-    /// Findings so far, as `response.detector:kind:action`.
-    pub(crate) findings: Vec<String>,
+    /// Findings so far.
+    pub(crate) findings: Vec<GuardFinding>,
 }
 
 impl Inspection {
@@ -93,7 +95,11 @@ impl Inspection {
         }
         let summaries: Vec<String> = found.iter().map(OutputFinding::summary).collect();
         self.shared.metrics.guard_findings(&summaries);
-        self.findings.extend(summaries);
+        self.findings.extend(
+            found
+                .iter()
+                .map(|f| super::noted(f.detector, &f.kind, f.action, f.span.as_ref(), f.score)),
+        );
         let block = found.iter().find(|f| f.action == Action::Block)?;
         tracing::warn!(
             target: "aigis::security",
@@ -175,7 +181,7 @@ impl Inspection {
 pub(crate) async fn inspect_complete(
     mut insp: Inspection,
     response: Response<Body>,
-) -> (Response<Body>, Vec<String>) {
+) -> (Response<Body>, Vec<GuardFinding>) {
     use http_body_util::BodyExt as _;
     if !response.status().is_success() {
         return (response, Vec::new());

@@ -176,9 +176,12 @@ impl Processor {
     /// Ends the stream with an upstream error event.
     fn fail(&mut self, detail: &str) -> Vec<Bytes> {
         tracing::warn!(target: "aigis::security", event = "malformed_upstream_stream", detail, "upstream stream is malformed; ended with an error event");
-        self.insp
-            .findings
-            .push("response.stream:malformed:block".into());
+        self.insp.findings.push(super::GuardFinding {
+            kind: "stream:malformed".into(),
+            action: Some("block".into()),
+            span: None,
+            score_milli: None,
+        });
         let err = GatewayError::Upstream {
             upstream: "upstream".into(),
             detail: format!("malformed stream: {detail}"),
@@ -621,8 +624,8 @@ fn sse_bytes(name: Option<&str>, json: &Value) -> Bytes {
 /// How an inspected stream ended, for the request's record.
 #[derive(Debug, Default)]
 pub(crate) struct StreamEnd {
-    /// `response.detector:kind:action` of every finding.
-    pub findings: Vec<String>,
+    /// Every finding on the response.
+    pub findings: Vec<super::GuardFinding>,
     /// The upstream's stream broke or was malformed.
     pub partial: bool,
 }
