@@ -190,12 +190,30 @@ regression! {
     zip_two_views: "zip_two_views.zip" => "AIG-ZIP-STRUCTURE", Medium;
     zip_two_views_payload: "zip_two_views.zip" => "AIG-PICKLE-DANGEROUS-GLOBAL", Critical;
     zip_prepended_stub_payload: "zip_prepended_stub.zip" => "AIG-PICKLE-DANGEROUS-GLOBAL", Critical;
+    zip64_two_end_records: "zip64_two_end_records.zip" => "AIG-ZIP-STRUCTURE", Medium;
+    zip64_two_end_records_payload: "zip64_two_end_records.zip" => "AIG-PICKLE-DANGEROUS-GLOBAL", Critical;
     zip_count_short: "zip_count_short.zip" => "AIG-ZIP-STRUCTURE", Medium;
     zip_count_short_payload: "zip_count_short.zip" => "AIG-PICKLE-DANGEROUS-GLOBAL", Critical;
     zip_duplicate_names: "zip_duplicate_names.zip" => "AIG-ZIP-DUPLICATE", Medium;
     zip_slip: "zip_slip.zip" => "AIG-ZIP-PATH", Medium;
     zip_symlink: "zip_symlink.zip" => "AIG-ZIP-SYMLINK", Medium;
     zip_in_zip: "zip_in_zip.zip" => "AIG-PICKLE-DANGEROUS-GLOBAL", Critical;
+}
+
+/// When only one loader can read an archive's directory, the other's failure is reported:
+/// behind a prepended stub PyTorch finds no directory where the end record says it is.
+#[test]
+fn a_directory_only_one_loader_reads_is_reported() {
+    let r = report(&samples().join("zip_prepended_stub.zip"));
+    assert!(
+        r.findings()
+            .iter()
+            .any(|f| f.rule_id() == "AIG-ZIP-STRUCTURE"
+                && f.message()
+                    .contains("PyTorch's reading of the central directory fails")),
+        "{}",
+        describe(&r)
+    );
 }
 
 #[test]

@@ -141,10 +141,10 @@ pub fn opens(input: &mut Input) -> bool {
     let Ok(Some(at)) = find_end(input) else {
         return false;
     };
-    let Ok(dir) = end_record(input, at) else {
+    let Ok([_, python]) = end_records(input, at) else {
         return false;
     };
-    dir.end.checked_sub(dir.size).is_some_and(|start| {
+    python.start().is_some_and(|start| {
         read_at(input.source, input.len, start, 4, 4).is_ok_and(|sig| sig == CD_SIG)
     })
 }
@@ -219,93 +219,142 @@ fn read_entries(input: &mut Input, out: &mut Outcome) -> io::Result<Vec<Entry>> 
     Ok(entries)
 }
 
-/// Where the end record puts the central directory.
+/// One loader's reading of the end records: where the central directory is, and how many
+/// records it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Directory {
+    /// Who reads it this way, for findings.
+    reader: &'static str,
     /// Entries it counts (miniz, and so PyTorch, reads this many).
     count: u64,
     size: u64,
     offset: u64,
-    /// Where the directory ends when its offsets are right: the end record, or the ZIP64 end
-    /// record and locator before it (Python's `zipfile` assumes them adjacent).
-    end: u64,
+    /// Added to the directory's offset and to every member's: nonzero only in Python's
+    /// reading, which moves them by the gap between where the directory is said to end and
+    /// where the end records start (data prepended to the archive, or a crafted archive).
+    shift: i64,
 }
 
-fn end_record(input: &mut Input, eocd: u64) -> io::Result<Directory> {
+impl Directory {
+    /// Where the reader looks for the first directory record.
+    fn start(&self) -> Option<u64> {
+        self.offset.checked_add_signed(self.shift)
+    }
+
+    fn same_records(&self, other: &Self) -> bool {
+        (self.count, self.size, self.offset, self.shift)
+            == (other.count, other.size, other.offset, other.shift)
+    }
+}
+
+/// The end records as PyTorch's miniz and Python's `zipfile` read them.
+///
+/// Both take a ZIP64 end record whenever its locator is there (PyTorch always writes one),
+/// not only when a 32-bit field is saturated. miniz reads the record the locator points to;
+/// Python's `zipfile` ignores that pointer and reads the 56 bytes just before the locator,
+/// and takes the directory to end where the record it used starts. An archive can give each
+/// its own directory.
+fn end_records(input: &mut Input, eocd: u64) -> io::Result<[Directory; 2]> {
     let len = input.len;
     let rec = read_at(input.source, len, eocd, 22.min(len - eocd), 22)?;
-    let mut dir = Directory {
+    let plain = Directory {
+        reader: "PyTorch",
         count: u64::from(u16_at(&rec, 10)),
         size: u64::from(u32_at(&rec, 12)),
         offset: u64::from(u32_at(&rec, 16)),
-        end: eocd,
+        shift: 0,
     };
-    // Both loaders take the ZIP64 end record whenever its locator is there (PyTorch always
-    // writes one), not only when a 32-bit field is saturated.
-    if eocd >= 76 {
+    let zip64 = |input: &mut Input, at: u64| -> io::Result<Option<Directory>> {
+        if at.saturating_add(56) > len {
+            return Ok(None);
+        }
+        let r = read_at(input.source, len, at, 56, 56)?;
+        Ok((r.get(..4) == Some(b"PK\x06\x06")).then(|| Directory {
+            count: u64_at(&r, 32),
+            size: u64_at(&r, 40),
+            offset: u64_at(&r, 48),
+            ..plain
+        }))
+    };
+    let (mut torch, mut python, mut python_end) = (plain, plain, eocd);
+    if eocd >= 20 {
         let loc = read_at(input.source, len, eocd - 20, 20, 20)?;
         if loc.get(..4) == Some(b"PK\x06\x07") {
-            let z64 = u64_at(&loc, 8);
-            let r = read_at(input.source, len, z64, 56, 56)?;
-            if r.get(..4) == Some(b"PK\x06\x06") {
-                dir.count = u64_at(&r, 32);
-                dir.size = u64_at(&r, 40);
-                dir.offset = u64_at(&r, 48);
-                dir.end = eocd - 76;
+            if let Some(dir) = zip64(input, u64_at(&loc, 8))? {
+                torch = dir;
+            }
+            if let Some(adjacent) = eocd.checked_sub(76) {
+                if let Some(dir) = zip64(input, adjacent)? {
+                    (python, python_end) = (dir, adjacent);
+                }
             }
         }
     }
-    Ok(dir)
+    let gap = i128::from(python_end) - i128::from(python.size) - i128::from(python.offset);
+    python.shift = i64::try_from(gap).map_err(|_| invalid("central directory offset overflows"))?;
+    python.reader = "Python's zipfile";
+    Ok([torch, python])
 }
 
 /// The members listed in the central directory, as both loaders read it.
 ///
-/// miniz (PyTorch) takes the end record's offsets as they are and reads as many records as
-/// it counts. Python's `zipfile` (NumPy's `.npz`, Keras, joblib archives) ignores the count,
-/// reads records until the directory's size is used up, and moves every offset by the gap
-/// between where the directory is said to end and where it does (data prepended to the
-/// archive). An archive can give the two a different directory each; both are scanned.
+/// miniz (PyTorch) takes the end records' offsets as they are and reads as many records as
+/// they count. Python's `zipfile` (NumPy's `.npz`, Keras, joblib archives) ignores the count,
+/// reads records until the directory's size is used up, and moves every offset by
+/// [`Directory::shift`]. When the two readings differ, each is scanned, and a reading that
+/// fails while the other succeeds is a finding: the loader it belongs to refuses the archive,
+/// or reads members the scan could not see.
 fn central_directory(input: &mut Input, eocd: u64, out: &mut Outcome) -> io::Result<Vec<Entry>> {
-    let dir = end_record(input, eocd)?;
-    let shift = dir
-        .end
-        .checked_sub(dir.offset.saturating_add(dir.size))
-        .filter(|&s| s > 0);
-    let plain = listed_entries(input, &dir, 0, out);
-    let Some(shift) = shift else {
-        return plain;
-    };
-    out.findings.push(
-        Finding::new(
-            "AIG-ZIP-STRUCTURE",
-            Severity::Medium,
-            format!("the central directory is said to end {shift} bytes before the end record: Python's zipfile moves every offset by {shift} (data prepended to the archive), PyTorch does not; both readings were scanned"),
-            input.origin.at(eocd),
-        )
-        .with_tag("zip"),
-    );
-    // Python's reading must succeed (it is what `numpy.load` and Keras see); PyTorch's is
-    // added when it also reads, as in a crafted archive that shows each loader its own
-    // members. A self-extracting archive has only Python's.
-    let mut entries = listed_entries(input, &dir, shift, out)?;
-    if let Ok(plain) = plain {
-        let seen: BTreeSet<u64> = entries.iter().map(|e| e.local_offset).collect();
-        entries.extend(
-            plain
-                .into_iter()
-                .filter(|e| !seen.contains(&e.local_offset)),
-        );
+    let [torch, python] = end_records(input, eocd)?;
+    if torch.same_records(&python) {
+        return listed_entries(input, &torch, out);
     }
-    Ok(entries)
+    let at = input.origin.at(eocd);
+    let structure = |message: String| {
+        Finding::new("AIG-ZIP-STRUCTURE", Severity::Medium, message, at.clone()).with_tag("zip")
+    };
+    if (torch.count, torch.size, torch.offset) != (python.count, python.size, python.offset) {
+        out.findings.push(structure(format!(
+            "the ZIP64 end record the locator points to differs from the one just before the locator: PyTorch reads the first ({} records at offset {}), Python's zipfile the second ({} at offset {}); both readings were scanned",
+            torch.count, torch.offset, python.count, python.offset
+        )));
+    }
+    if python.shift != 0 {
+        out.findings.push(structure(format!(
+            "the central directory is said to end {} bytes away from the end records: Python's zipfile moves every offset by {} (data prepended to the archive), PyTorch does not; both readings were scanned",
+            python.shift.unsigned_abs(),
+            python.shift
+        )));
+    }
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut failed = None;
+    for dir in [python, torch] {
+        match listed_entries(input, &dir, out) {
+            Ok(read) => {
+                let seen: BTreeSet<u64> = entries.iter().map(|e| e.local_offset).collect();
+                entries.extend(read.into_iter().filter(|e| !seen.contains(&e.local_offset)));
+            }
+            // A self-extracting archive has only Python's reading; a crafted one may give
+            // either loader a directory the other cannot read.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                out.findings.push(structure(format!(
+                    "{}'s reading of the central directory fails ({e}): it refuses the archive",
+                    dir.reader
+                )));
+                failed.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match failed {
+        Some(e) if entries.is_empty() => Err(e),
+        _ => Ok(entries),
+    }
 }
 
-/// The directory's records, read `shift` bytes after where the end record puts it and with
-/// every local offset moved by `shift`.
-fn listed_entries(
-    input: &mut Input,
-    dir: &Directory,
-    shift: u64,
-    out: &mut Outcome,
-) -> io::Result<Vec<Entry>> {
+/// The directory's records as `dir`'s reader reads them: at [`Directory::start`], with every
+/// local offset moved by [`Directory::shift`].
+fn listed_entries(input: &mut Input, dir: &Directory, out: &mut Outcome) -> io::Result<Vec<Entry>> {
     let len = input.len;
     if dir.count > MAX_ARCHIVE_ENTRIES as u64 {
         return Err(crate::reader::limit(format!(
@@ -314,9 +363,8 @@ fn listed_entries(
         )));
     }
     let cd_offset = dir
-        .offset
-        .checked_add(shift)
-        .ok_or_else(|| invalid("central directory offset overflows"))?;
+        .start()
+        .ok_or_else(|| invalid("the central directory would start before the file"))?;
     let cd = read_at(input.source, len, cd_offset, dir.size, 512 << 20)?;
     let mut entries = Vec::new();
     let mut i = 0usize;
@@ -356,8 +404,8 @@ fn listed_entries(
             .unwrap_or_default();
         zip64_sizes(extra, [&mut usize_, &mut csize, &mut local_offset]);
         let local_offset = local_offset
-            .checked_add(shift)
-            .ok_or_else(|| invalid("local header offset overflows"))?;
+            .checked_add_signed(dir.shift)
+            .ok_or_else(|| invalid("local header offset is outside the file"))?;
         let mut e = Entry {
             name: String::from_utf8_lossy(name_bytes).into_owned(),
             local_name: String::new(),

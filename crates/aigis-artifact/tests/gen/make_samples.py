@@ -528,6 +528,24 @@ def main():
     assert zipfile.ZipFile(io.BytesIO(prepended)).read("data.pkl") == SYSTEM
     write("zip_prepended_stub.zip", prepended, 1, "payload in an archive behind a prepended stub")
 
+    # Two ZIP64 end records: miniz (PyTorch) reads the one the locator points to, Python's
+    # zipfile the 56 bytes just before the locator. Each lists its own data.pkl, and a walk of
+    # the local headers from the start stops at the first directory, before the payload.
+    def zip64_end(count, size, offset):
+        return b"PK\x06\x06" + struct.pack("<QHHIIQQQQ", 44, 45, 45, 0, 0, count, count, size, offset)
+    cda = cd_record(name, decoy, 0)
+    z64a = len(lb) + len(cda)
+    lm_at = z64a + 56
+    cdb = cd_record(name, SYSTEM, lm_at)
+    cdb_at = lm_at + len(lm)
+    z64b = cdb_at + len(cdb)
+    locator = b"PK\x06\x07" + struct.pack("<IQI", 0, z64a, 1)
+    two_records = (lb + cda + zip64_end(1, len(cda), len(lb)) + lm + cdb + zip64_end(1, len(cdb), cdb_at)
+                   + locator + end_record(0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF))
+    assert len(two_records) == z64b + 56 + 20 + 22
+    assert zipfile.ZipFile(io.BytesIO(two_records)).read("data.pkl") == SYSTEM, "Python reads the payload"
+    write("zip64_two_end_records.zip", two_records, 1, "two ZIP64 end records, each zip reader shown its own (Python's zipfile the payload)")
+
     def undercount(b):
         i = b.rfind(b"PK\x05\x06")
         b[i + 8:i + 12] = struct.pack("<HH", 1, 1)
