@@ -283,10 +283,10 @@ fn end_records(input: &mut Input, eocd: u64) -> io::Result<[Directory; 2]> {
             if let Some(dir) = zip64(input, u64_at(&loc, 8))? {
                 torch = dir;
             }
-            if let Some(adjacent) = eocd.checked_sub(76) {
-                if let Some(dir) = zip64(input, adjacent)? {
-                    (python, python_end) = (dir, adjacent);
-                }
+            if let Some(adjacent) = eocd.checked_sub(76)
+                && let Some(dir) = zip64(input, adjacent)?
+            {
+                (python, python_end) = (dir, adjacent);
             }
         }
     }
