@@ -400,7 +400,7 @@ impl Guard {
 
     /// The PII and secrets detections of a part, with the encoding of the payload each was found
     /// in: in the original text; in the cleaned windows around characters that can hide a value
-    /// ([`normalize::cleaned_windows`], only for text with non-ASCII characters), merged into the
+    /// ([`normalize::scan_windows`], only for text with non-ASCII characters), merged into the
     /// original's; and in every decoded payload.
     fn pii_and_secrets(
         &self,
@@ -422,22 +422,11 @@ impl Guard {
         };
         let mut found = Vec::new();
         run_detectors(text, &mut found);
+        if non_ascii {
+            normalize::scan_windows(text, &mut found, run_detectors);
+        }
         let mut found: Vec<_> = found.into_iter().map(|d| (d, None)).collect();
         let mut inner = Vec::new();
-        if non_ascii {
-            for window in normalize::cleaned_windows(text) {
-                run_detectors(&window.text, &mut inner);
-                for mut d in inner.drain(..) {
-                    let span = window.original_span(d.span.clone());
-                    // Bytes cleaning left as they were: the scan of the original read them.
-                    if text.get(span.clone()) == window.text.get(d.span.clone()) {
-                        continue;
-                    }
-                    d.span = span;
-                    merge_detection(&mut found, d, None);
-                }
-            }
-        }
         for d in decoded {
             run_detectors(&d.text, &mut inner);
             if d.aligned() {
@@ -450,7 +439,9 @@ impl Guard {
                         continue;
                     }
                     x.span = span;
-                    merge_detection(&mut found, x, Some(d.encoding));
+                    if !normalize::widen_same(found.iter_mut().map(|(f, _)| f), &x) {
+                        found.push((x, Some(d.encoding)));
+                    }
                 }
                 continue;
             }
@@ -590,26 +581,6 @@ fn custom_findings(
                 ));
             }
         }
-    }
-}
-
-/// Adds `d`, found in text lined up with the original (cleaned, or rot13-decoded: `encoding`), to
-/// `found`, or widens a detection of the same kind that overlaps it to cover both (the same
-/// value, seen whole there and in part or also in the original).
-fn merge_detection(
-    found: &mut Vec<(Detection, Option<Encoding>)>,
-    d: Detection,
-    encoding: Option<Encoding>,
-) {
-    let same = found.iter_mut().find(|(f, _)| {
-        f.detector == d.detector
-            && f.kind == d.kind
-            && f.span.start < d.span.end
-            && d.span.start < f.span.end
-    });
-    match same {
-        Some((f, _)) => f.span = f.span.start.min(d.span.start)..f.span.end.max(d.span.end),
-        None => found.push((d, encoding)),
     }
 }
 

@@ -37,7 +37,7 @@ use unicode_security::MixedScript as _;
 use crate::{Detection, Detector};
 
 mod clean;
-pub(crate) use clean::cleaned_windows;
+pub(crate) use clean::{cleaned, scan_windows, widen_same};
 
 /// Bounds on decoding embedded payloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,13 +10,15 @@
 //! Only [`Window`]s around the characters that cleaning changes are cleaned (and scanned): the
 //! change with [`MARGIN`] bytes either side, widened to whitespace (at most [`MAX_STRETCH`] bytes
 //! further) so that no token is cut. A document with a few zero-width characters costs a few
-//! hundred bytes of extra scanning; ASCII text costs nothing (the engine skips it).
+//! hundred bytes of extra scanning; ASCII text costs nothing (the engine and the output stream
+//! skip it).
 
 use std::ops::Range;
 
 use unicode_normalization::UnicodeNormalization as _;
 
 use super::{Origin, ascii_prefix, hidden_kind, span_in};
+use crate::Detection;
 
 /// Bytes kept either side of a changed character: room for a value's other tokens (a phone
 /// number's groups, an IBAN's blocks) and the context words near it.
@@ -120,6 +122,63 @@ pub fn cleaned_windows(original: &str) -> Vec<Window> {
         }
     }
     windows.into_iter().map(|w| clean(original, w)).collect()
+}
+
+/// Runs `detect` over every cleaned [`Window`] of `text` and adds what it finds to `found` (the
+/// detections of `text` itself), with spans in `text`. A detection of bytes cleaning left as they
+/// were is dropped (the scan of `text` read them); one that overlaps a detection of the same
+/// detector and kind widens it instead (the same value, seen whole here and in part or also in
+/// `text`). Cheap for pure-ASCII text, which has no windows: callers with many texts check
+/// `is_ascii` first.
+pub(crate) fn scan_windows(
+    text: &str,
+    found: &mut Vec<Detection>,
+    mut detect: impl FnMut(&str, &mut Vec<Detection>),
+) {
+    let mut inner = Vec::new();
+    for window in cleaned_windows(text) {
+        detect(&window.text, &mut inner);
+        for mut d in inner.drain(..) {
+            let span = window.original_span(d.span.clone());
+            if text.get(span.clone()) == window.text.get(d.span.clone()) {
+                continue;
+            }
+            d.span = span;
+            if !widen_same(found.iter_mut(), &d) {
+                found.push(d);
+            }
+        }
+    }
+}
+
+/// Widens the first detection of `found` with `d`'s detector and kind that overlaps `d` to cover
+/// both; false when there is none.
+pub(crate) fn widen_same<'a>(
+    found: impl IntoIterator<Item = &'a mut Detection>,
+    d: &Detection,
+) -> bool {
+    let same = found.into_iter().find(|f| {
+        f.detector == d.detector
+            && f.kind == d.kind
+            && f.span.start < d.span.end
+            && d.span.start < f.span.end
+    });
+    match same {
+        Some(f) => {
+            f.span = f.span.start.min(d.span.start)..f.span.end.max(d.span.end);
+            true
+        }
+        None => false,
+    }
+}
+
+/// `text` cleaned whole (for short texts, such as a stream's last word; ASCII is borrowed).
+pub(crate) fn cleaned(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.is_ascii() {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(clean(text, 0..text.len()).text)
+    }
 }
 
 /// `span` widened to the whitespace before and after it (at most [`MAX_STRETCH`] bytes

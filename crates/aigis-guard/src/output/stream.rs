@@ -17,6 +17,10 @@
 //! - any candidate match that touches the end, and PII candidates whose right-hand context
 //!   window is not complete yet.
 //!
+//! PII and secrets are also looked for in the cleaned windows of the buffer (see
+//! `normalize/clean.rs`), so a value split by an invisible character or written in fullwidth
+//! forms is one match; the hold rules read a non-ASCII word or digit group cleaned too.
+//!
 //! The hold is capped by the profile's `hold_back` (PEM blocks by [`MAX_PEM`]). Within the cap
 //! the released text does not depend on how the upstream chunked it: it is exactly what
 //! inspecting the whole text at once gives. Text already released is never retracted.
@@ -26,6 +30,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::{Links, OutputFinding, Scope, leak, links};
+use crate::normalize;
 use crate::profile::Action;
 use crate::{Detection, Detector};
 
@@ -37,7 +42,7 @@ pub const MAX_PEM: usize = 16 * 1024;
 pub const MULTIWORD: usize = 5;
 /// How far back an unclosed link, image or tag is looked for.
 const MAX_OPEN: usize = 512;
-/// Longest run of digit groups held.
+/// Longest run of digit groups held, in characters.
 const MAX_GROUPS: usize = 64;
 /// Right-hand context the PII scorer reads after a candidate.
 const PII_RIGHT: usize = crate::pii::context::WINDOW;
@@ -307,14 +312,26 @@ fn detect(scope: &Scope<'_>, text: &str) -> Vec<Hit> {
     let profile = scope.policy.profile();
     let out = &profile.output;
     let mut hits = Vec::new();
+    let scan = |text: &str, found: &mut Vec<Detection>| {
+        if out.secrets != Action::Off {
+            scope.guard.secrets.scan(text, found);
+        }
+        if out.pii != Action::Off {
+            scope.guard.pii.scan(text, found);
+        }
+    };
     let mut found: Vec<Detection> = Vec::new();
-    if out.secrets != Action::Off {
-        scope.guard.secrets.scan(text, &mut found);
+    scan(text, &mut found);
+    // A value split by an invisible character, in fullwidth forms or grouped with unusual
+    // spaces is found in the cleaned windows and mapped back whole (ASCII text has none).
+    if !text.is_ascii() {
+        normalize::scan_windows(text, &mut found, scan);
     }
-    let secrets: Vec<Range<usize>> = found.iter().map(|d| d.span.clone()).collect();
-    if out.pii != Action::Off {
-        scope.guard.pii.scan(text, &mut found);
-    }
+    let secrets: Vec<Range<usize>> = found
+        .iter()
+        .filter(|d| d.detector == Detector::Secrets)
+        .map(|d| d.span.clone())
+        .collect();
     for d in found {
         let (detector, action) = match d.detector {
             Detector::Secrets => ("secrets", out.secrets),
@@ -389,13 +406,24 @@ fn word_can_go(scope: &Scope<'_>, b: &str, start: usize) -> bool {
     {
         return false;
     }
-    let secrets = acts(out.secrets);
-    if secrets && scope.guard.secrets.keyword_reaches(b, start) {
-        return false;
-    }
     let links = !matches!(out.links, Links::Allow | Links::Flag);
     if links && word.ends_with('!') {
         return false; // `![` opens a markdown image
+    }
+    // A key word, key, URL or canary written in fullwidth letters (`ｓｋ`) is one once cleaned,
+    // as the detectors read it.
+    let (b, start) = if b.is_ascii() {
+        (Cow::Borrowed(b), start)
+    } else {
+        let mut cleaned = normalize::cleaned(&b[..start]).into_owned();
+        let at = cleaned.len();
+        cleaned.push_str(&normalize::cleaned(word));
+        (Cow::Owned(cleaned), at)
+    };
+    let word = &b[start..];
+    let secrets = acts(out.secrets);
+    if secrets && scope.guard.secrets.keyword_reaches(&b, start) {
+        return false;
     }
     token_starts(word).into_iter().all(|tail| {
         let lower = tail.to_ascii_lowercase();
@@ -428,8 +456,10 @@ fn trailing_run(b: &str) -> usize {
         .map_or(0, |i| i + b[i..].chars().next().map_or(1, char::len_utf8))
 }
 
-/// A token that can be one group of a card, phone, IBAN or ID number.
+/// A token that can be one group of a card, phone, IBAN or ID number (also once cleaned:
+/// fullwidth digits, an invisible character inside).
 fn digitish(tok: &str) -> bool {
+    let tok = normalize::cleaned(tok);
     !tok.is_empty()
         && tok.len() <= 12
         && (tok.bytes().any(|c| c.is_ascii_digit()) || tok == "+")
@@ -438,26 +468,34 @@ fn digitish(tok: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b"+()./-".contains(&c))
 }
 
-/// Moves `p` back over digit groups separated by single spaces or dashes.
+/// Moves `p` back over digit groups separated by single spaces (also the unusual ones cleaning
+/// makes plain, `+1\u{202F}415`) or dashes, at most [`MAX_GROUPS`] characters.
 fn digit_groups(b: &str, mut p: usize) -> usize {
     if !b[p..].is_empty() && !digitish(&b[p..]) {
         return p;
     }
-    let floor = p.saturating_sub(MAX_GROUPS);
+    let mut held = 0;
     loop {
-        let before = &b[..p];
-        if !before.ends_with([' ', '-']) {
+        let Some(sep) = b[..p].chars().next_back().filter(|&c| {
+            c == ' ' || c == '-' || !c.is_ascii() && c.is_whitespace() && !is_line_break(c)
+        }) else {
             return p;
-        }
-        let end = p - 1;
+        };
+        let end = p - sep.len_utf8();
         let start = b[..end]
             .rfind(char::is_whitespace)
             .map_or(0, |i| i + b[i..].chars().next().map_or(1, char::len_utf8));
-        if start < floor || !digitish(&b[start..end]) {
+        held += b[start..p].chars().count();
+        if held > MAX_GROUPS || !digitish(&b[start..end]) {
             return p;
         }
         p = start;
     }
+}
+
+/// A line or paragraph separator: it ends a run of digit groups, as `\n` does.
+fn is_line_break(c: char) -> bool {
+    matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
 /// Start of the last `n` whitespace-separated words.

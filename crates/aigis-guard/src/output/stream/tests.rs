@@ -231,6 +231,10 @@ fn corpus() -> impl Strategy<Value = String> {
         Just("api_key:".to_owned()),
         Just("cafe42deadbeef".to_owned()),
         Just("ünïcödé ✓".to_owned()),
+        Just("jane\u{200B}@example.com".to_owned()),
+        Just("+1\u{202F}415\u{202F}555\u{202F}0132".to_owned()),
+        Just("ＡＫＩＡＱ３ＥＧＵＱＫ７ＺＬＷ２ＭＸＲＵ".to_owned()),
+        Just("AKIAQ3EG\u{200B}UQK7ZLW2MXRT".to_owned()),
         "[a-z]{1,8}",
     ];
     let sep = prop_oneof![Just(" "), Just(", "), Just(".\n"), Just(" - ")];
@@ -272,5 +276,66 @@ proptest! {
         prop_assert_eq!(&chunked.0, &whole.0);
         prop_assert_eq!(chunked.1, whole.1);
         prop_assert!(!chunked.0.contains(KEY));
+    }
+}
+
+/// Chunks of at most `n` bytes, on character boundaries.
+fn deltas(text: &str, n: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < text.len() {
+        let mut end = (at + n).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        out.push(&text[at..end]);
+        at = end;
+    }
+    out
+}
+
+#[test]
+fn values_split_by_invisible_characters_or_in_fullwidth_forms_are_redacted_whole() {
+    let p = policy("balanced", |pr| pr.output.pii = Action::Redact);
+    let text = "Reach jane\u{200B}@example.com or +1\u{202F}415\u{202F}555\u{202F}2671; \
+                key AKIAQ3EG\u{200B}UQK7ZLW2MXRT and ＡＫＩＡＱ３ＥＧＵＱＫ７ＺＬＷ２ＭＸＲＵ, bye.";
+    let (whole, blocked, found) = run(&p, &[], &[text]);
+    assert_eq!(
+        whole, "Reach [EMAIL_1] or [PHONE_1]; key [SECRET_1] and [SECRET_2], bye.",
+        "{found:?}"
+    );
+    assert!(!blocked);
+    let span = |kind: &str| {
+        let f = found.iter().find(|f| f.kind == kind).unwrap();
+        &text[f.span.clone().unwrap()]
+    };
+    assert_eq!(span("EMAIL_ADDRESS"), "jane\u{200B}@example.com");
+    assert_eq!(span("PHONE_NUMBER"), "+1\u{202F}415\u{202F}555\u{202F}2671");
+    // Streamed in small deltas: the same text, and no piece of a value gets out first.
+    for n in [1, 2, 3, 5, 8] {
+        let (streamed, _, _) = run(&p, &[], &deltas(text, n));
+        assert_eq!(streamed, whole, "deltas of {n} bytes");
+    }
+    // Balanced as shipped (PII flagged, secrets redacted, early release on), cut in two
+    // anywhere: a fullwidth `ＡＫＩＡＱ` is no plain word to release early.
+    let p = policy("balanced", |_| {});
+    for text in [
+        text,
+        "Here it is: ＡＫＩＡＱ３ＥＧＵＱＫ７ＺＬＷ２ＭＸＲＵ.",
+    ] {
+        let (whole, _, _) = run(&p, &[], &[text]);
+        assert!(whole.contains("[SECRET_1]"), "{whole}");
+        for (cut, _) in text.char_indices() {
+            let (streamed, _, _) = run(&p, &[], &[&text[..cut], &text[cut..]]);
+            assert_eq!(streamed, whole, "cut at {cut}");
+        }
+    }
+    // A phone grouped with narrow no-break spaces is held whole while PII blocks.
+    let p = policy("balanced", |pr| pr.output.pii = Action::Block);
+    let text = "Call +1\u{202F}415\u{202F}555\u{202F}2671 now.";
+    for n in [1, 2, 4] {
+        let (streamed, blocked, _) = run(&p, &[], &deltas(text, n));
+        assert!(blocked);
+        assert_eq!(streamed, "Call ", "deltas of {n} bytes");
     }
 }
