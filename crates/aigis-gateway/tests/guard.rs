@@ -160,6 +160,24 @@ async fn text_outside_message_content_and_token_ids_are_inspected() {
         "a blocked request reached the upstream"
     );
 
+    // Object keys are read by the model too: an order hidden in a property name is refused,
+    // and a secret in one, which the gateway would redact but does not rewrite in a key.
+    let key = "sk-proj-R8dfk2LpQ7vN3xZ0aY6bW1cE9gH4jK5mT2sUq7Lw0PzXc3Vb";
+    for (name, what) in [(INJECTION, "prompt injection"), (key, "credential")] {
+        let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "f", "description": "looks things up",
+                "parameters": {"type": "object", "properties": {name: {"type": "string"}}}}}]});
+        let r = post(addr, "/v1/chat/completions", &body.to_string()).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(
+            r.json()["error"]["param"],
+            "tools[0].function.parameters (object keys)"
+        );
+        assert!(r.body.contains(what), "{}", r.body);
+        assert!(!r.body.contains(name), "echoed: {}", r.body);
+    }
+    assert!(m.requests().is_empty());
+
     // An agent's ordinary tools pass: what a tool does is not an order to the model.
     let shell = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "list my files"}],
         "tools": [{"type": "function", "function": {"name": "shell", "description": "Execute a shell command on the user's machine and return its output.",
@@ -168,7 +186,6 @@ async fn text_outside_message_content_and_token_ids_are_inspected() {
     assert_eq!(r.status, 200, "{}", r.body);
 
     // A secret in token ids is redacted, and the ids forwarded are the redacted text's.
-    let key = "sk-proj-R8dfk2LpQ7vN3xZ0aY6bW1cE9gH4jK5mT2sUq7Lw0PzXc3Vb";
     let body = serde_json::json!({"model": "m", "prompt": ids(&format!("my token is {key}"))});
     let r = post(addr, "/v1/completions", &body.to_string()).await;
     assert_eq!(r.status, 200, "{}", r.body);

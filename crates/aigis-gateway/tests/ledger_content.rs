@@ -420,6 +420,7 @@ async fn a_tls_connection_records_its_key_exchange_group() {
 /// new key, a reload carries its caller, and a refused call (403) and a failed login (401)
 /// are recorded too.
 #[tokio::test]
+#[allow(clippy::too_many_lines)]
 async fn admin_calls_are_recorded_with_their_caller_target_and_refusals() {
     let dir = tempdir("ledger-admin");
     LedgerKeys::generate("gw.test/ledger")

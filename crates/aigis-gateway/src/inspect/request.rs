@@ -42,6 +42,10 @@ struct Field {
     path: String,
     source: Source,
     tokens: Option<Tokenizer>,
+    /// The object keys under `pointer`, one per line, inspected as one text: the model reads
+    /// them too (schema property names, argument names), but they are not rewritten in place,
+    /// so what the policy would redact in them blocks instead.
+    keys: Option<String>,
 }
 
 /// Runs `guard` over `parsed` under the named profile's `policy`, putting what it finds (type,
@@ -69,7 +73,7 @@ pub fn inspect(
         .iter()
         .zip(&decoded)
         .map(|(f, decoded)| Part {
-            text: decoded.as_deref().unwrap_or_else(|| {
+            text: decoded.as_deref().or(f.keys.as_deref()).unwrap_or_else(|| {
                 parsed
                     .json
                     .pointer(&f.pointer)
@@ -95,6 +99,19 @@ pub fn inspect(
         return Err(GatewayError::ContentPolicy {
             message: format!(
                 "the request was blocked by guard profile `{profile}`: {what} in `{param}`"
+            ),
+            param,
+        });
+    }
+    let unchangeable = decision.findings.iter().find(|f| {
+        fields[f.part].keys.is_some() && matches!(f.action, Action::Redact | Action::Pseudonymize)
+    });
+    if let Some(f) = unchangeable {
+        let param = fields[f.part].path.clone();
+        return Err(GatewayError::ContentPolicy {
+            message: format!(
+                "the request was blocked by guard profile `{profile}`: {} in `{param}`, which the gateway does not rewrite",
+                describe(f.detection.detector, &f.detection.kind)
             ),
             param,
         });
@@ -183,6 +200,7 @@ fn push(out: &mut Vec<Field>, pointer: String, path: String, source: Source) {
         path,
         source,
         tokens: None,
+        keys: None,
     });
 }
 
@@ -215,29 +233,52 @@ fn escape(key: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Every string under `value` (the values, not the object keys): tool definitions, JSON
+/// Every string under `value`, and its object keys as one more field: tool definitions, JSON
 /// schemas, tool-call arguments and blocks of unknown types, all of which the model reads.
 fn leaves(value: &Value, pointer: &str, path: &str, source: Source, out: &mut Vec<Field>) {
+    let mut keys = String::new();
+    strings(value, pointer, path, source, out, &mut keys);
+    if !keys.is_empty() {
+        out.push(Field {
+            pointer: pointer.to_owned(),
+            path: format!("{path} (object keys)"),
+            source,
+            tokens: None,
+            keys: Some(keys),
+        });
+    }
+}
+
+/// The strings under `value` as fields; its object keys appended to `keys`, one per line.
+fn strings(
+    value: &Value,
+    pointer: &str,
+    path: &str,
+    source: Source,
+    out: &mut Vec<Field>,
+    keys: &mut String,
+) {
     match value {
         Value::String(_) => push(out, pointer.to_owned(), path.to_owned(), source),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                leaves(
-                    item,
-                    &format!("{pointer}/{i}"),
-                    &format!("{path}[{i}]"),
-                    source,
-                    out,
-                );
+                let (p, d) = (format!("{pointer}/{i}"), format!("{path}[{i}]"));
+                strings(item, &p, &d, source, out, keys);
             }
         }
         Value::Object(members) => {
             for (key, item) in members {
+                // Provider-encrypted blobs (Anthropic's `encrypted_content`) are not text.
+                if key.starts_with("encrypted_") {
+                    continue;
+                }
+                keys.push_str(key);
+                keys.push('\n');
                 let (p, d) = (
                     format!("{pointer}/{}", escape(key)),
                     format!("{path}.{key}"),
                 );
-                leaves(item, &p, &d, source, out);
+                strings(item, &p, &d, source, out, keys);
             }
         }
         _ => {}
@@ -289,6 +330,9 @@ fn block(part: &Value, p: &str, d: &str, source: Source, out: &mut Vec<Field>) {
         Some("reasoning_text" | "summary_text") => {
             member(part, "text", p, d, Source::Assistant, out);
         }
+        // Anthropic's server tools (web search and fetch, MCP, code execution): what they
+        // bring back is indirect, like a tool's answer.
+        Some(kind) if kind.ends_with("_tool_result") => leaves(part, p, d, Source::Tool, out),
         // Anthropic: a tool's answer, a retrieved document or search result are indirect.
         Some("tool_result" | "search_result") => {
             member(part, "title", p, d, Source::Tool, out);
@@ -349,6 +393,7 @@ fn prompts(json: &Value, name: &str, source: Source, tokens: Tokenizer, out: &mu
         path,
         source,
         tokens: Some(tokens),
+        keys: None,
     };
     match json.get(name) {
         Some(Value::String(_)) => push(out, format!("/{name}"), name.to_owned(), source),
@@ -398,6 +443,13 @@ fn message(m: &Value, p: &str, d: &str, out: &mut Vec<Field>) {
             );
             member(f, "arguments", &cp, &cd, Source::Assistant, out);
         }
+        if let Some(c) = call.get("custom") {
+            let (cp, cd) = (
+                format!("{p}/tool_calls/{i}/custom"),
+                format!("{d}.tool_calls[{i}].custom"),
+            );
+            member(c, "input", &cp, &cd, Source::Assistant, out);
+        }
     }
     if let Some(f) = m.get("function_call") {
         let (cp, cd) = (format!("{p}/function_call"), format!("{d}.function_call"));
@@ -429,25 +481,32 @@ fn tools(json: &Value, key: &str, out: &mut Vec<Field>) {
         .enumerate()
     {
         let (mut p, mut d) = (format!("/{key}/{i}"), format!("{key}[{i}]"));
-        let function = match tool.get("function") {
-            Some(f) if f.is_object() => {
-                p.push_str("/function");
-                d.push_str(".function");
-                f
+        // Chat nests a definition under `function` or `custom`; the other APIs do not.
+        let nested = ["function", "custom"]
+            .into_iter()
+            .find_map(|k| tool.get(k).filter(|v| v.is_object()).map(|v| (k, v)));
+        let definition = match nested {
+            Some((k, v)) => {
+                p.push('/');
+                p.push_str(k);
+                d.push('.');
+                d.push_str(k);
+                v
             }
-            _ => tool,
+            None => tool,
         };
-        schema(function, &p, &d, out);
+        schema(definition, &p, &d, out);
     }
 }
 
-/// A definition's name, description and the schema under `parameters` (OpenAI), `input_schema`
-/// (Anthropic) or `schema` (structured output).
+/// A definition's name and description (an MCP server's `server_description`), and the schema
+/// under `parameters` (OpenAI), `input_schema` (Anthropic), `schema` (structured output) or
+/// `format` (a custom tool's grammar).
 fn schema(definition: &Value, p: &str, d: &str, out: &mut Vec<Field>) {
-    for key in ["name", "description"] {
+    for key in ["name", "description", "server_description"] {
         member(definition, key, p, d, Source::Definition, out);
     }
-    for key in ["parameters", "input_schema", "schema"] {
+    for key in ["parameters", "input_schema", "schema", "format"] {
         if let Some(s) = definition.get(key) {
             leaves(
                 s,
@@ -700,14 +759,23 @@ mod tests {
                     Source::Tool
                 ),
                 ("messages[0].content[3].title".into(), Source::Tool),
+                ("messages[0].content[5] (object keys)".into(), Source::User),
                 ("messages[0].content[5].type".into(), Source::User),
                 ("messages[0].content[5].words[0]".into(), Source::User),
                 ("messages[1].content[0].thinking".into(), Source::Assistant),
+                (
+                    "messages[1].content[1].input (object keys)".into(),
+                    Source::Assistant
+                ),
                 (
                     "messages[1].content[1].input.q[0]".into(),
                     Source::Assistant
                 ),
                 ("tools[0].description".into(), Source::Definition),
+                (
+                    "tools[0].input_schema (object keys)".into(),
+                    Source::Definition
+                ),
                 ("tools[0].input_schema.type".into(), Source::Definition),
                 ("tools[0].name".into(), Source::Definition),
             ]
@@ -732,8 +800,13 @@ mod tests {
                 ("input[1].output[0].text".into(), Source::Tool),
                 ("input[2].summary[0].text".into(), Source::Assistant),
                 ("input[3].content".into(), Source::User),
+                ("prompt.variables (object keys)".into(), Source::User),
                 ("prompt.variables.city".into(), Source::User),
                 ("text.format.name".into(), Source::Definition),
+                (
+                    "text.format.schema (object keys)".into(),
+                    Source::Definition
+                ),
                 ("text.format.schema.description".into(), Source::Definition),
             ]
         );
@@ -776,6 +849,69 @@ mod tests {
                 .decode(&[Value::from(u32::MAX)])
                 .unwrap_err()
                 .contains("cl100k_base")
+        );
+    }
+
+    /// Custom tools, custom tool calls, MCP server descriptions and Anthropic's server-tool
+    /// results are read by the model: inspected, the results as indirect content, without
+    /// their provider-encrypted blobs; object keys are one more field.
+    #[test]
+    fn finds_custom_tools_server_tool_results_and_object_keys() {
+        let chat = serde_json::json!({
+            "messages": [{"role": "assistant", "tool_calls": [
+                {"id": "1", "type": "custom", "custom": {"name": "sql", "input": "select 1"}}]}],
+            "tools": [{"type": "custom", "custom": {"name": "sql", "description": "runs SQL",
+                "format": {"type": "grammar", "grammar": {"syntax": "lark", "definition": "start: /.+/"}}}}]});
+        let found = sources(Endpoint::ChatCompletions, &chat);
+        for (path, source) in [
+            ("messages[0].tool_calls[0].custom.input", Source::Assistant),
+            ("tools[0].custom.description", Source::Definition),
+            (
+                "tools[0].custom.format.grammar.definition",
+                Source::Definition,
+            ),
+        ] {
+            assert!(
+                found.contains(&(path.into(), source)),
+                "{path} not in {found:?}"
+            );
+        }
+        let responses = serde_json::json!({"tools": [{"type": "mcp", "server_label": "l",
+            "server_description": "weather data", "server_url": "https://x"}]});
+        assert!(
+            sources(Endpoint::Responses, &responses)
+                .contains(&("tools[0].server_description".into(), Source::Definition))
+        );
+        let anthropic = serde_json::json!({"messages": [{"role": "user", "content": [
+            {"type": "web_fetch_tool_result", "tool_use_id": "s1", "content": {"type": "web_fetch_result",
+                "url": "https://e", "content": {"type": "document", "source": {"type": "text", "data": "page"}}}},
+            {"type": "web_search_tool_result", "tool_use_id": "s2", "content": [
+                {"type": "web_search_result", "title": "t", "url": "https://e", "encrypted_content": "QUJD"}]}]}]});
+        let found = sources(Endpoint::Messages, &anthropic);
+        assert!(
+            found.contains(&(
+                "messages[0].content[0].content.content.source.data".into(),
+                Source::Tool
+            )),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&(
+                "messages[0].content[1].content[0].title".into(),
+                Source::Tool
+            )),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().all(|(p, _)| !p.contains("encrypted_content")),
+            "{found:?}"
+        );
+        let mut out = Vec::new();
+        collect(Endpoint::Messages, &anthropic, Tokenizer::Auto, &mut out);
+        let keys = out.iter().find_map(|f| f.keys.as_deref()).unwrap();
+        assert!(
+            keys.contains("tool_use_id\n") && !keys.contains("encrypted"),
+            "{keys}"
         );
     }
 }
