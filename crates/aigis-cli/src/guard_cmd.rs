@@ -54,9 +54,10 @@ pub enum Command {
 /// Which profile, from where.
 #[derive(clap::Args)]
 struct ProfileArgs {
-    /// Guard profile: strict, balanced, permissive, or one defined in --config.
-    #[arg(long, default_value = "balanced")]
-    profile: String,
+    /// Guard profile: strict, balanced, permissive, or one defined in --config. Default: the
+    /// config's `[guard] profile` with --config, else balanced.
+    #[arg(long)]
+    profile: Option<String>,
     /// A gateway config whose `[guard.profiles.*]` define more profiles.
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -160,31 +161,46 @@ struct ConfigFile {
 }
 #[derive(serde::Deserialize, Default)]
 struct GuardSection {
+    /// The gateway's profile for routes without their own: ours when --profile is not given.
+    profile: Option<String>,
     #[serde(default)]
     profiles: BTreeMap<String, ProfileSpec>,
 }
 
-fn load_profile(args: &ProfileArgs) -> anyhow::Result<Profile> {
-    let specs: BTreeMap<String, ProfileSpec> = match &args.config {
+/// The profile the gateway uses when `[guard] profile` is not set (and ours without --config).
+const DEFAULT_PROFILE: &str = "balanced";
+
+/// The profile to scan with and its name: --profile, else the config's `[guard] profile`, else
+/// balanced.
+fn load_profile(args: &ProfileArgs) -> anyhow::Result<(String, Profile)> {
+    let guard = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             toml::from_str::<ConfigFile>(&text)
                 .with_context(|| format!("{}: invalid [guard] section", path.display()))?
                 .guard
-                .profiles
         }
-        None => BTreeMap::new(),
+        None => GuardSection::default(),
+    };
+    let name = match (&args.profile, guard.profile) {
+        (Some(name), _) => name.clone(),
+        (None, Some(name)) if name == "off" => bail!(
+            "the config's [guard] profile is `off` (requests are not inspected); \
+             choose one with --profile"
+        ),
+        (None, Some(name)) => name,
+        (None, None) => DEFAULT_PROFILE.to_owned(),
     };
     let mut profiles =
-        profile::resolve(&specs).map_err(|errors| anyhow::anyhow!(errors.join("\n")))?;
-    profiles.remove(&args.profile).with_context(|| {
+        profile::resolve(&guard.profiles).map_err(|errors| anyhow::anyhow!(errors.join("\n")))?;
+    let profile = profiles.remove(&name).with_context(|| {
         format!(
-            "unknown profile `{}`; available: {}",
-            args.profile,
+            "unknown profile `{name}`; available: {}",
             profiles.keys().cloned().collect::<Vec<_>>().join(", ")
         )
-    })
+    })?;
+    Ok((name, profile))
 }
 
 /// One text to scan and where it came from.
@@ -213,7 +229,7 @@ fn read_input(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
 }
 
 fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
-    let mut profile = load_profile(&args.profile)?;
+    let (_, mut profile) = load_profile(&args.profile)?;
     if !args.detectors.is_empty() {
         let known = [
             "injection",
@@ -457,7 +473,7 @@ fn load_samples(paths: &[PathBuf], field: &str) -> anyhow::Result<Vec<Sample>> {
 }
 
 fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
-    let profile = load_profile(&args.profile)?;
+    let (profile_name, profile) = load_profile(&args.profile)?;
     let threshold = profile.injection.threshold;
     let policy = Policy::new(profile)?;
     let guard = match &args.weights {
@@ -515,12 +531,13 @@ fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let latency = [0.5, 0.9, 0.99].map(|q| percentile(&mut micros, q));
-    print_eval(args, threshold, &rows, latency)?;
+    print_eval(args, &profile_name, threshold, &rows, latency)?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_eval(
     args: &EvalArgs,
+    profile: &str,
     threshold: f32,
     rows: &[(&str, String, Metrics)],
     latency: [f64; 3],
@@ -535,15 +552,14 @@ fn print_eval(
                         "precision": m.precision(), "recall": m.recall(), "f1": m.f1(), "fpr": m.fpr(), "roc_auc": m.roc_auc})
                 })
                 .collect();
-            let doc = serde_json::json!({"profile": args.profile.profile, "threshold": threshold, "rows": rows,
+            let doc = serde_json::json!({"profile": profile, "threshold": threshold, "rows": rows,
                 "injection_latency_us": {"p50": latency[0], "p90": latency[1], "p99": latency[2]}});
             writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
         }
         crate::Format::Table => {
             writeln!(
                 out,
-                "profile {} (injection threshold {threshold:.2})",
-                args.profile.profile
+                "profile {profile} (injection threshold {threshold:.2})"
             )?;
             writeln!(
                 out,
