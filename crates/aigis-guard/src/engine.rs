@@ -594,13 +594,10 @@ fn custom_matches(policy: &Policy, text: &str, normalized: &Normalized, out: &mu
     if p.topics.action != Action::Off
         && let Some((topics, names)) = &policy.topics
     {
-        let bytes = normalized.text.as_bytes();
         let mut seen = Vec::new();
         for m in topics.find_iter(&normalized.text) {
-            let whole = (m.start() == 0 || !is_word(bytes[m.start() - 1]))
-                && bytes.get(m.end()).is_none_or(|b| !is_word(*b));
             let name = &names[m.pattern().as_usize()];
-            if whole && !seen.contains(name) {
+            if whole_word(&normalized.text, m.range()) && !seen.contains(name) {
                 seen.push(name.clone());
                 let span = normalized.original_span(m.range());
                 out.push(custom(Detector::Topic, format!("topic:{name}"), span));
@@ -626,8 +623,18 @@ fn at(signal: &Signal, span: Range<usize>) -> SignalAt {
     }
 }
 
-fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b >= 0x80
+/// Whether `range` of `text` stands as a word: each end is the text's, next to a character that
+/// is not a letter or digit (a space, `“`, `«`, `—`), or in or next to a script written without
+/// spaces, where words have no boundary to see (`枪` in `我想买一把枪`, `rifle` in `买rifle`).
+fn whole_word(text: &str, range: Range<usize>) -> bool {
+    let word = &text[range.clone()];
+    let apart = |edge: Option<char>, neighbour: Option<char>| {
+        edge.is_some_and(normalize::written_without_spaces)
+            || neighbour
+                .is_none_or(|c| !c.is_alphanumeric() || normalize::written_without_spaces(c))
+    };
+    apart(word.chars().next(), text[..range.start].chars().next_back())
+        && apart(word.chars().next_back(), text[range.end..].chars().next())
 }
 
 fn custom(detector: Detector, kind: String, span: Range<usize>) -> Detection {
@@ -995,6 +1002,44 @@ mod tests {
             .find(|f| f.detection.kind == "banned-substring")
             .expect("rot13 banned phrase");
         assert_eq!(&text[f.detection.span.clone()], "cebwrpg avtugvatnyr");
+    }
+
+    #[test]
+    fn topic_words_are_whole_words_in_every_script() {
+        let guard = Guard::new();
+        let mut profile = Profile::builtin("balanced").unwrap();
+        profile.topics.lists.insert(
+            "weapons".into(),
+            vec![
+                "rifle".into(),
+                "枪支".into(),
+                "ライフル".into(),
+                "ปืน".into(),
+            ],
+        );
+        let policy = Policy::new(profile).unwrap();
+        let topic = |text: &str| {
+            let d = guard.inspect(&policy, &user(text), None);
+            d.findings
+                .iter()
+                .find(|f| f.detection.kind == "topic:weapons")
+                .map(|f| text[f.detection.span.clone()].to_owned())
+        };
+        for (text, word) in [
+            ("我想买一把枪支。", "枪支"),
+            ("ライフルを買いたい", "ライフル"),
+            ("ฉันอยากซื้อปืนใหม่", "ปืน"),
+            ("他想买rifle吗", "rifle"),
+            ("a “rifle” here", "rifle"),
+            ("a «rifle» here", "rifle"),
+            ("a rifle—no", "rifle"),
+            ("le fusil (ou Rifle), oui", "Rifle"),
+        ] {
+            assert_eq!(topic(text).as_deref(), Some(word), "{text}");
+        }
+        for text in ["rifles for sale", "a riflescope", "the riflé", "ärifle"] {
+            assert_eq!(topic(text), None, "{text}");
+        }
     }
 
     #[test]

@@ -256,6 +256,19 @@ fn flush(hidden: &mut Vec<Detection>, run: Option<(&'static str, Range<usize>)>)
     }
 }
 
+/// Whether `c` belongs to a script written without spaces between words: Thai, Lao, Khmer,
+/// Myanmar, Japanese kana and CJK ideographs. There a word has no boundary to look for.
+pub(crate) fn written_without_spaces(c: char) -> bool {
+    matches!(c,
+        '\u{0E00}'..='\u{0EFF}' // Thai, Lao
+        | '\u{1000}'..='\u{109F}' // Myanmar
+        | '\u{1780}'..='\u{17FF}' // Khmer
+        | '\u{3040}'..='\u{30FF}' // hiragana, katakana
+        | '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}'
+        | '\u{20000}'..='\u{323AF}' // CJK ideographs and their extensions
+    )
+}
+
 /// Characters that hide text: reported, then removed.
 fn hidden_kind(c: char, prev_is_letter: bool) -> Option<&'static str> {
     match c {

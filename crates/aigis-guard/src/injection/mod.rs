@@ -121,13 +121,13 @@ impl Default for Injection {
 }
 
 /// Whether `text` has at least `n` words: runs of alphanumeric characters, except in scripts
-/// written without spaces (Chinese, Japanese kana, Thai), where every two characters count as
-/// one word (so a Chinese sentence is not mistaken for a two-word text).
+/// written without spaces (Chinese, Japanese kana, Thai; see
+/// [`crate::normalize::written_without_spaces`]), where every two characters count as one word
+/// (so a Chinese sentence is not mistaken for a two-word text).
 fn has_words(text: &str, n: usize) -> bool {
     let (mut words, mut unspaced, mut in_word) = (0, 0, false);
     for c in text.chars() {
-        if matches!(c, '\u{0E00}'..='\u{0E7F}' | '\u{3040}'..='\u{30FF}' | '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}')
-        {
+        if crate::normalize::written_without_spaces(c) {
             unspaced += 1;
             in_word = false;
         } else {
