@@ -329,6 +329,27 @@ fn a_row_at_the_largest_index_ends_a_scan_with_an_error() {
     assert_eq!(r.first_bad_entry(), Some(2), "{:?}", r.problems);
 }
 
+/// A schema altered by hand (a NULL where the store wrote bytes) is an error from the
+/// reader, not a panic.
+#[test]
+fn a_null_in_an_altered_schema_is_an_error_not_a_panic() {
+    let Some(db) = Db::create() else { return };
+    let keys = LedgerKeys::generate("pg.test/ledger").unwrap();
+    let mut store = PgStore::connect(&db.url, Some(keys.origin())).unwrap();
+    let mut tree = store.load_tree().unwrap();
+    let mut batch: Vec<Encoded> = (0..3).map(|i| event(0, i).into()).collect();
+    store.append(&mut batch, &mut tree).unwrap();
+    store
+        .execute_batch(
+            "ALTER TABLE aigis_ledger_entries ALTER COLUMN event DROP NOT NULL; \
+             UPDATE aigis_ledger_entries SET event = NULL WHERE idx = 1",
+        )
+        .unwrap();
+    let err = store.scan(0, &mut |_| Ok(true)).unwrap_err();
+    assert!(err.to_string().contains("schema was altered"), "{err}");
+    assert!(audit::verify(&mut store, &keys.verifiers(), &[]).is_err());
+}
+
 /// Whether a connection through [`aigis_ledger::store::postgres::tls_connector`] to `url` is
 /// encrypted, as the server sees it; an error says why it could not be made.
 fn ssl_of(url: &str, root_cert: Option<&std::path::Path>) -> Result<bool, String> {

@@ -185,6 +185,9 @@ fn summary(decision: &Decision) -> Vec<GuardFinding> {
 
 fn describe(detector: Detector, kind: &str) -> String {
     match detector {
+        Detector::Injection if kind == "decode-limit" => {
+            "more encoded payloads than the guard decodes (some were left unread)".into()
+        }
         Detector::Injection => kind.replace('-', " "),
         Detector::Secrets => format!("a credential ({kind})"),
         Detector::Pii => format!("personal data ({kind})"),

@@ -86,6 +86,36 @@ fn u64_of(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// Column `i` of a row read back; a NULL or a value of another type (a schema altered by
+/// hand) is an error that says so, never a panic.
+fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
+    r: &'a tokio_postgres::Row,
+    i: usize,
+) -> Result<T, LedgerError> {
+    r.try_get(i).map_err(|e| LedgerError::Store {
+        store: "postgres".into(),
+        message: format!("unreadable column {i} ({e}): the schema was altered"),
+    })
+}
+
+/// A stored entry read back.
+fn entry(r: &tokio_postgres::Row) -> Result<Row, LedgerError> {
+    Ok(Row {
+        idx: u64_of(col(r, 0)?),
+        leaf: col(r, 1)?,
+        event: col(r, 2)?,
+    })
+}
+
+/// A stored checkpoint read back.
+fn checkpoint(r: &tokio_postgres::Row) -> Result<StoredCheckpoint, LedgerError> {
+    Ok(StoredCheckpoint {
+        size: u64_of(col(r, 0)?),
+        time_ms: u64_of(col(r, 1)?),
+        note: col(r, 2)?,
+    })
+}
+
 /// A PostgreSQL error with the server's message (tokio-postgres shows only "db error").
 fn pg_err(label: &str, e: &tokio_postgres::Error) -> LedgerError {
     match e.as_db_error() {
@@ -313,7 +343,7 @@ impl PgStore {
                     .query_one("SELECT size FROM aigis_ledger_head WHERE id = 1", &[]),
             )
             .map_err(|e| self.err(&e))?;
-        Ok(u64_of(head.get(0)))
+        Ok(u64_of(col(&head, 0)?))
     }
 
     fn leaves_from(&mut self, tree: &mut Tree, end: u64) -> Result<(), LedgerError> {
@@ -332,8 +362,8 @@ impl PgStore {
                 });
             }
             for r in rows {
-                let idx = u64_of(r.get(0));
-                let leaf: Vec<u8> = r.get(1);
+                let idx = u64_of(col(&r, 0)?);
+                let leaf: Vec<u8> = col(&r, 1)?;
                 let leaf = leaf.try_into().map_err(|_| LedgerError::Corrupt {
                     index: idx,
                     what: "stored leaf hash is not 32 bytes".into(),
@@ -363,7 +393,7 @@ async fn insert_batch(
             &[],
         )
         .await?;
-    let first = u64_of(row.get(0));
+    let first = u64_of(row.try_get(0)?);
     let n = events.len();
     let (mut idx, mut rid, mut time, mut leaf, mut ev) = (
         Vec::with_capacity(n),
@@ -474,11 +504,7 @@ impl Appender for PgStore {
                 &[],
             ))
             .map_err(|e| self.err(&e))?;
-        Ok(row.map(|r| StoredCheckpoint {
-            size: u64_of(r.get(0)),
-            time_ms: u64_of(r.get(1)),
-            note: r.get(2),
-        }))
+        row.as_ref().map(checkpoint).transpose()
     }
 }
 
@@ -500,14 +526,9 @@ impl LogReader for PgStore {
             let Some(last) = rows.last() else {
                 return Ok(());
             };
-            let last: i64 = last.get(0);
-            for r in rows {
-                let row = Row {
-                    idx: u64_of(r.get(0)),
-                    leaf: r.get(1),
-                    event: r.get(2),
-                };
-                if !f(row)? {
+            let last: i64 = col(last, 0)?;
+            for r in &rows {
+                if !f(entry(r)?)? {
                     return Ok(());
                 }
             }
@@ -530,14 +551,7 @@ impl LogReader for PgStore {
                 &[],
             ))
             .map_err(|e| self.err(&e))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| StoredCheckpoint {
-                size: u64_of(r.get(0)),
-                time_ms: u64_of(r.get(1)),
-                note: r.get(2),
-            })
-            .collect())
+        rows.iter().map(checkpoint).collect()
     }
 
     fn find_request(&mut self, request_id: &str) -> Result<Vec<Row>, LedgerError> {
@@ -548,14 +562,7 @@ impl LogReader for PgStore {
                 &[&request_id],
             ))
             .map_err(|e| self.err(&e))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Row {
-                idx: u64_of(r.get(0)),
-                leaf: r.get(1),
-                event: r.get(2),
-            })
-            .collect())
+        rows.iter().map(entry).collect()
     }
 
     fn prune_content(&mut self, before_ms: u64) -> Result<u64, LedgerError> {
@@ -575,6 +582,6 @@ impl LogReader for PgStore {
                     .query_opt("SELECT v FROM aigis_ledger_meta WHERE k = 'origin'", &[]),
             )
             .map_err(|e| self.err(&e))?;
-        Ok(row.map(|r| r.get(0)))
+        row.as_ref().map(|r| col(r, 0)).transpose()
     }
 }
