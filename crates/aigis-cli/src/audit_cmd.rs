@@ -475,10 +475,34 @@ impl Unreadable {
     }
 }
 
-fn read_anchor(path: &Path) -> anyhow::Result<Checkpoint> {
+/// A checkpoint kept outside the store. A signed note must verify under the log's key (and
+/// its cosigner's, when known); bare checkpoint text is the auditor's own word, taken as given
+/// with a notice. Either way it must be this log's (its origin).
+fn read_anchor(path: &Path, keys: &LedgerVerifiers) -> anyhow::Result<Checkpoint> {
     let text = read_text(path, aigis_ledger::note::MAX_NOTE_LEN as u64)?;
-    let body = Note::parse(&text).map_or(text.clone(), |n| n.text);
-    Checkpoint::from_text(&body).with_context(|| format!("{} is not a checkpoint", path.display()))
+    let checkpoint = if Note::parse(&text).is_ok() {
+        let cosigners: Vec<_> = keys.cosigner.iter().cloned().collect();
+        Checkpoint::verify(&text, &keys.log, &cosigners, Some(&keys.origin))
+            .map(|(cp, _)| cp)
+            .map_err(|e| anyhow::anyhow!("{}: the anchor does not verify: {e}", path.display()))?
+    } else {
+        let cp = Checkpoint::from_text(&text)
+            .with_context(|| format!("{} is not a checkpoint", path.display()))?;
+        eprintln!(
+            "notice: {} is an unsigned checkpoint; it is trusted as given",
+            path.display()
+        );
+        cp
+    };
+    if checkpoint.origin != keys.origin {
+        bail!(
+            "{}: the anchor is a checkpoint of {:?}, not of this log ({:?})",
+            path.display(),
+            checkpoint.origin,
+            keys.origin
+        );
+    }
+    Ok(checkpoint)
 }
 
 fn verify(target: &Target, anchors: &[PathBuf], format: Format) -> anyhow::Result<ExitCode> {
@@ -486,7 +510,7 @@ fn verify(target: &Target, anchors: &[PathBuf], format: Format) -> anyhow::Resul
     let keys = target.verifiers(&resolved)?;
     let anchors = anchors
         .iter()
-        .map(|p| read_anchor(p))
+        .map(|p| read_anchor(p, &keys))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let report = audit::verify(reader.as_mut(), &keys, &anchors)?;
     match format {
@@ -817,11 +841,50 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big");
         std::fs::write(&path, vec![b'#'; 128 * 1024 + 1]).unwrap();
+        let keys = aigis_ledger::LedgerKeys::generate("test/log")
+            .unwrap()
+            .verifiers();
         for err in [
             read_vkeys(&path).unwrap_err(),
-            read_anchor(&path).unwrap_err(),
+            read_anchor(&path, &keys).unwrap_err(),
         ] {
             assert!(format!("{err:#}").contains("is larger than"), "{err:#}");
         }
+    }
+
+    /// An anchor is this log's checkpoint: a signed one must verify, an unsigned one is taken
+    /// as given, another log's is refused.
+    #[test]
+    fn anchors_are_checked_against_the_log_keys() {
+        let keys = aigis_ledger::LedgerKeys::generate("test/log").unwrap();
+        let cp = Checkpoint {
+            origin: "test/log".into(),
+            size: 5,
+            root: [7; 32],
+        };
+        let note = cp
+            .sign(&[keys.log(), keys.cosigner()], 1_800_000_000)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("anchor");
+        let vkeys = keys.verifiers();
+        std::fs::write(&path, &note).unwrap();
+        assert_eq!(read_anchor(&path, &vkeys).unwrap(), cp);
+        // One signature byte changed.
+        let (text, sigs) = note.split_once("\n\n").unwrap();
+        let forged = format!("{text}\n\n{}", sigs.replacen('A', "B", 1));
+        std::fs::write(&path, &forged).unwrap();
+        let err = read_anchor(&path, &vkeys).unwrap_err();
+        assert!(format!("{err:#}").contains("does not verify"), "{err:#}");
+        // Unsigned text of this log is taken; of another log, refused.
+        std::fs::write(&path, cp.text()).unwrap();
+        assert_eq!(read_anchor(&path, &vkeys).unwrap(), cp);
+        let other = Checkpoint {
+            origin: "other/log".into(),
+            ..cp
+        };
+        std::fs::write(&path, other.text()).unwrap();
+        let err = read_anchor(&path, &vkeys).unwrap_err();
+        assert!(format!("{err:#}").contains("not of this log"), "{err:#}");
     }
 }
