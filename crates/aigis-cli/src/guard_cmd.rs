@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use aigis_guard::eval::{Metrics, Sample, parse_jsonl, percentile};
+use aigis_guard::eval::{DETECTORS, Metrics, Sample, detector_named, parse_jsonl, percentile};
 use aigis_guard::injection::model::{TrainOptions, train};
 use aigis_guard::injection::training::FitOptions;
 use aigis_guard::injection::{Injection, Model, training};
 use aigis_guard::profile::{self, Profile, ProfileSpec};
-use aigis_guard::{Action, Decision, Finding, Guard, Part, Policy, Source};
+use aigis_guard::{Action, Decision, Detector, Finding, Guard, Part, Policy, Source};
 use aigis_report::{Evidence, Location, NotScanned, Report, Severity};
 use anyhow::{Context, bail};
 
@@ -67,8 +67,8 @@ struct ProfileArgs {
 pub struct ScanArgs {
     #[command(flatten)]
     profile: ProfileArgs,
-    /// Detectors to run (comma-separated): injection, pii, secrets, invisible, banned, topics.
-    /// Default: all.
+    /// Detectors to run (comma-separated): injection, pii, secrets, invisible, banned, topic
+    /// (the names findings carry; `topics` is accepted too). Default: all.
     #[arg(long, value_delimiter = ',')]
     detectors: Vec<String>,
     /// Treat the text as a tool result or retrieved document (indirect-injection threshold).
@@ -231,29 +231,18 @@ fn read_input(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
 fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let (_, mut profile) = load_profile(&args.profile)?;
     if !args.detectors.is_empty() {
-        let known = [
-            "injection",
-            "pii",
-            "secrets",
-            "invisible",
-            "banned",
-            "topics",
-        ];
-        if let Some(bad) = args.detectors.iter().find(|d| !known.contains(&d.as_str())) {
-            bail!("unknown detector `{bad}`; known: {}", known.join(", "));
+        let mut wanted = Vec::new();
+        for name in &args.detectors {
+            let detector = detector_named(name).with_context(|| {
+                let known: Vec<&str> = DETECTORS.iter().map(|d| d.as_str()).collect();
+                format!(
+                    "unknown detector `{name}`; known: {} (`topics` is accepted for `topic`)",
+                    known.join(", ")
+                )
+            })?;
+            wanted.push(detector);
         }
-        let on = |name: &str| args.detectors.iter().any(|d| d == name);
-        let off = |a: &mut Action, name: &str| {
-            if !on(name) {
-                *a = Action::Off;
-            }
-        };
-        off(&mut profile.injection.action, "injection");
-        off(&mut profile.pii.action, "pii");
-        off(&mut profile.secrets, "secrets");
-        off(&mut profile.invisible, "invisible");
-        off(&mut profile.banned.action, "banned");
-        off(&mut profile.topics.action, "topics");
+        only(&mut profile, &wanted);
     }
     let policy = Policy::new(profile)?;
     let guard = Guard::new();
@@ -311,6 +300,21 @@ fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     ))
 }
 
+/// Turns off every detector of `profile` not in `wanted`.
+fn only(profile: &mut Profile, wanted: &[Detector]) {
+    let off = |a: &mut Action, d: Detector| {
+        if !wanted.contains(&d) {
+            *a = Action::Off;
+        }
+    };
+    off(&mut profile.injection.action, Detector::Injection);
+    off(&mut profile.pii.action, Detector::Pii);
+    off(&mut profile.secrets, Detector::Secrets);
+    off(&mut profile.invisible, Detector::Invisible);
+    off(&mut profile.banned.action, Detector::Banned);
+    off(&mut profile.topics.action, Detector::Topic);
+}
+
 fn records(bytes: &[u8], jsonl: bool, field: &str, name: &str, report: &mut Report) -> Vec<Record> {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => std::borrow::Cow::Borrowed(t),
@@ -366,7 +370,7 @@ fn add_findings(report: &mut Report, name: &str, record: &Record, decision: &Dec
             .get(f.detection.span.clone())
             .unwrap_or_default();
         let evidence = match f.detection.detector {
-            aigis_guard::Detector::Pii | aigis_guard::Detector::Secrets => Evidence::masked(value),
+            Detector::Pii | Detector::Secrets => Evidence::masked(value),
             _ => Evidence::text(value.chars().take(120).collect::<String>()),
         };
         let mut finding = aigis_report::Finding::new(rule, severity, message, location)
@@ -387,7 +391,6 @@ fn add_findings(report: &mut Report, name: &str, record: &Record, decision: &Dec
 }
 
 fn describe(f: &Finding) -> (String, Severity, String) {
-    use aigis_guard::Detector;
     let d = &f.detection;
     match d.detector {
         Detector::Injection => {

@@ -82,3 +82,81 @@ fn config_default_profile_is_used_without_profile_flag() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn detectors_accept_topic_and_topics() {
+    let config = temp_file(
+        "topics.toml",
+        "[guard.profiles.t]\nextends = \"balanced\"\ntopics = { action = \"flag\", lists = { weapons = [\"rifle\"] } }\n",
+    );
+    let text = temp_file(
+        "rifle.txt",
+        "Where can I buy a rifle? Mail jane.doe@example.com",
+    );
+    for name in ["topic", "topics"] {
+        let out = aigis(&[
+            "guard",
+            "scan",
+            "--format",
+            "json",
+            "--config",
+            config.to_str().unwrap(),
+            "--profile",
+            "t",
+            "--detectors",
+            name,
+            text.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = json(&out);
+        let rules: Vec<&str> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule_id"].as_str().unwrap())
+            .collect();
+        // Only the topic detector ran: the email is not reported.
+        assert_eq!(rules, ["AIG-GUARD-TOPIC"], "{name}");
+    }
+    // The jsonl format names the detector `topic`, the canonical name.
+    let out = aigis(&[
+        "guard",
+        "scan",
+        "--format",
+        "jsonl",
+        "--jsonl",
+        "--config",
+        config.to_str().unwrap(),
+        "--profile",
+        "t",
+        "--detectors",
+        "topic",
+        temp_file("rifle.jsonl", "{\"text\":\"a rifle\"}\n")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(
+        stdout(&out).contains("\"detector\":\"topic\""),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = aigis(&[
+        "guard",
+        "scan",
+        "--detectors",
+        "topicz",
+        text.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown detector `topicz`") && err.contains("topic"),
+        "{err}"
+    );
+}

@@ -7,6 +7,27 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::Detector;
+
+/// Every detector, in the order `--detectors` and the evaluation list them.
+pub const DETECTORS: [Detector; 6] = [
+    Detector::Injection,
+    Detector::Pii,
+    Detector::Secrets,
+    Detector::Invisible,
+    Detector::Banned,
+    Detector::Topic,
+];
+
+/// The detector a user named: its name as findings carry it ([`Detector::as_str`]: `injection`,
+/// `pii`, `secrets`, `invisible`, `banned`, `topic`), or `topics`, the name of its profile key.
+pub fn detector_named(name: &str) -> Option<Detector> {
+    if name == "topics" {
+        return Some(Detector::Topic);
+    }
+    DETECTORS.into_iter().find(|d| d.as_str() == name)
+}
+
 /// One labelled text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
