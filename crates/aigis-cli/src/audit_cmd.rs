@@ -791,11 +791,11 @@ fn print_content(
 
 fn prune(target: &Target, before: &str, format: Format) -> anyhow::Result<ExitCode> {
     let before = time::parse_time(before, aigis_ledger::now_ms()).map_err(anyhow::Error::msg)?;
-    let (mut reader, resolved) = target.open()?;
-    let mut removed = reader.prune_content(before)?;
-    if let Some(dir) = &resolved.content_dir {
-        removed += aigis_ledger::content::prune(dir, before)?;
-    }
+    let (_, resolved) = target.open()?;
+    let removed = match &resolved.content_dir {
+        Some(dir) => aigis_ledger::content::prune(dir, before)?,
+        None => 0,
+    };
     match format {
         Format::Json => println!(
             "{}",

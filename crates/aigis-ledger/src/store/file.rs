@@ -1090,12 +1090,6 @@ impl LogReader for FileStore {
         Ok(out)
     }
 
-    fn prune_content(&mut self, _before_ms: u64) -> Result<u64, LedgerError> {
-        // Captured content lives in the content folder (`crate::content::prune`); the file
-        // store holds only entries and checkpoints, which are never pruned.
-        Ok(0)
-    }
-
     fn origin(&mut self) -> Result<Option<String>, LedgerError> {
         let path = self.path("origin");
         match std::fs::read_to_string(&path) {

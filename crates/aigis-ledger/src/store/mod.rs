@@ -84,9 +84,6 @@ pub trait LogReader {
     fn checkpoints(&mut self) -> Result<Vec<StoredCheckpoint>, LedgerError>;
     /// Entries recorded under `request_id`.
     fn find_request(&mut self, request_id: &str) -> Result<Vec<Row>, LedgerError>;
-    /// Removes stored content (encrypted prompts/responses) older than `before_ms`; never
-    /// entries or hashes. Returns how many content records were removed.
-    fn prune_content(&mut self, before_ms: u64) -> Result<u64, LedgerError>;
     /// The origin recorded when the log was created.
     fn origin(&mut self) -> Result<Option<String>, LedgerError>;
 }

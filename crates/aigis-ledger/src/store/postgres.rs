@@ -50,13 +50,6 @@ CREATE TABLE IF NOT EXISTS aigis_ledger_checkpoints (
     time_ms BIGINT NOT NULL,
     note TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS aigis_ledger_content (
-    idx BIGINT NOT NULL,
-    label TEXT NOT NULL,
-    time_ms BIGINT NOT NULL,
-    ciphertext BYTEA NOT NULL,
-    PRIMARY KEY (idx, label)
-);
 ";
 
 /// Advisory lock key serialising schema creation between gateways starting together.
@@ -563,15 +556,6 @@ impl LogReader for PgStore {
             ))
             .map_err(|e| self.err(&e))?;
         rows.iter().map(entry).collect()
-    }
-
-    fn prune_content(&mut self, before_ms: u64) -> Result<u64, LedgerError> {
-        self.rt
-            .block_on(self.client.execute(
-                "DELETE FROM aigis_ledger_content WHERE time_ms < $1",
-                &[&i64_of(before_ms)],
-            ))
-            .map_err(|e| self.err(&e))
     }
 
     fn origin(&mut self) -> Result<Option<String>, LedgerError> {

@@ -30,13 +30,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     time_ms INTEGER NOT NULL,
     note TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS content (
-    idx INTEGER NOT NULL,
-    label TEXT NOT NULL,
-    time_ms INTEGER NOT NULL,
-    ciphertext BLOB NOT NULL,
-    PRIMARY KEY (idx, label)
-);
 ";
 
 /// A ledger in one SQLite file.
@@ -354,16 +347,6 @@ impl LogReader for SqliteStore {
             })
             .map_err(err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(err)
-    }
-
-    fn prune_content(&mut self, before_ms: u64) -> Result<u64, LedgerError> {
-        self.conn
-            .execute(
-                "DELETE FROM content WHERE time_ms < ?1",
-                [i64_of(before_ms)],
-            )
-            .map(|n| n as u64)
-            .map_err(|e| self.err(&e))
     }
 
     fn origin(&mut self) -> Result<Option<String>, LedgerError> {
