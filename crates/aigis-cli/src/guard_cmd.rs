@@ -393,6 +393,20 @@ fn add_findings(report: &mut Report, name: &str, record: &Record, decision: &Dec
 fn describe(f: &Finding) -> (String, Severity, String) {
     let d = &f.detection;
     match d.detector {
+        Detector::Injection if d.kind == "decode-limit" => {
+            let limits = aigis_guard::normalize::Limits::default();
+            (
+                "AIG-GUARD-DECODE-LIMIT".into(),
+                Severity::High,
+                format!(
+                    "decoding stopped at its limit ({} layers, {} payloads or {} KiB decoded) with \
+                     payloads left unread, the first here; they were not inspected",
+                    limits.max_depth,
+                    limits.max_segments,
+                    limits.max_decoded_bytes / 1024
+                ),
+            )
+        }
         Detector::Injection => {
             let signals: Vec<&str> = f.signals.iter().map(|s| s.id).collect();
             let why = if signals.is_empty() {
