@@ -557,7 +557,18 @@ fn print_verify(r: &VerifyReport) {
         println!("FAIL [{}] {}", p.kind, p.message);
     }
     if let Some(i) = r.first_bad_entry() {
-        println!("first bad entry: {i}");
+        // A root mismatch alone says which checkpoint interval holds the change, not which
+        // entry: its index is where that interval starts.
+        let only_interval = r
+            .problems
+            .iter()
+            .filter(|p| p.index == Some(i))
+            .all(|p| p.kind == "checkpoint_mismatch");
+        if only_interval {
+            println!("first bad entry: {i} or later (in the interval named above)");
+        } else {
+            println!("first bad entry: {i}");
+        }
     }
 }
 

@@ -455,6 +455,50 @@ fn truncation_with_checkpoints_needs_an_anchor() {
     }
 }
 
+/// An anchor of the empty log is checked against the empty tree and does not stop the
+/// checkpoints after it from being compared.
+#[test]
+fn an_anchor_of_the_empty_log_is_checked_and_the_rest_still_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let (keys, path) = build(dir.path(), 20, Backend::Sqlite);
+    let mut store = open_reader(Backend::Sqlite, &path);
+    let empty = Checkpoint {
+        origin: keys.origin().to_owned(),
+        size: 0,
+        root: aigis_ledger::merkle::empty_root(),
+    };
+    let r = audit::verify(store.as_mut(), &keys.verifiers(), &[empty.clone()]).unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    let wrong = Checkpoint {
+        root: [1; 32],
+        ..empty.clone()
+    };
+    let r = audit::verify(store.as_mut(), &keys.verifiers(), &[wrong]).unwrap();
+    assert!(
+        r.problems.iter().any(|p| p.kind == "checkpoint_mismatch"),
+        "{:?}",
+        r.problems
+    );
+    assert!(
+        r.problems.iter().all(|p| p.kind != "truncated"),
+        "{:?}",
+        r.problems
+    );
+    // Later checkpoints are still compared: an anchor beyond the log is a truncation.
+    let beyond = Checkpoint {
+        size: 25,
+        root: [2; 32],
+        ..empty
+    };
+    let zero = Checkpoint {
+        origin: keys.origin().to_owned(),
+        size: 0,
+        root: aigis_ledger::merkle::empty_root(),
+    };
+    let r = audit::verify(store.as_mut(), &keys.verifiers(), &[zero, beyond]).unwrap();
+    assert_eq!(r.first_bad_entry(), Some(20), "{:?}", r.problems);
+}
+
 #[test]
 fn forged_checkpoint_is_rejected() {
     for r in tampered(
