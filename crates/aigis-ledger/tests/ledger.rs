@@ -467,7 +467,12 @@ fn an_anchor_of_the_empty_log_is_checked_and_the_rest_still_compared() {
         size: 0,
         root: aigis_ledger::merkle::empty_root(),
     };
-    let r = audit::verify(store.as_mut(), &keys.verifiers(), &[empty.clone()]).unwrap();
+    let r = audit::verify(
+        store.as_mut(),
+        &keys.verifiers(),
+        std::slice::from_ref(&empty),
+    )
+    .unwrap();
     assert!(r.ok(), "{:?}", r.problems);
     let wrong = Checkpoint {
         root: [1; 32],
