@@ -8,7 +8,9 @@
 //! |---|---|
 //! | invisible characters removed | zero-width spaces and joiners, soft hyphens, word joiners, tag characters, variation selectors between letters (reported as `invisible-characters`) |
 //! | bidi controls removed | `U+202A..U+202E`, `U+2066..U+2069` (reported as `bidi-override`) |
+//! | blank fillers read as a space | Hangul fillers `U+115F`, `U+1160`, `U+3164`, `U+FFA0` and the Braille blank `U+2800` (reported as `filler-characters`) |
 //! | Unicode NFKC + lowercase | fullwidth letters, mathematical alphanumerics, ligatures, circled letters, case games |
+//! | combining marks composed or removed | decomposed accents composed (`e` + U+0301 is `é`, Hangul jamo are syllables); marks that compose with nothing on Latin, Greek and Cyrillic letters removed (`i̶g̶n̶o̶r̶e̶`; three or more on one letter, zalgo, reported as `combining-marks`); other scripts keep theirs (see `Cluster`) |
 //! | confusable skeletons (UTS #39) | Cyrillic or Greek look-alikes inside a Latin word (`іgnоrе`): mixed-script words only, so Russian stays Russian |
 //! | leetspeak folding | `d1sr3g4rd` → `disregard`, in tokens that mix letters and digits/symbols |
 //! | padding collapse | `i g n o r e`, `i.g.n.o.r.e`, `i-g-n-o-r-e` → `ignore` (runs of four or more single characters) |
@@ -110,6 +112,15 @@ impl Origin {
         let end = range.end.min(Self::MAX + 1) as u32;
         (range.start.min(Self::MAX + 1) as u32..end).map(Self)
     }
+    /// The original bytes `start..end` (from a character's start to the end of a mark after
+    /// it), when they fit in one origin (four bytes).
+    fn covering(start: usize, end: usize) -> Option<Self> {
+        let len = u32::try_from(end.checked_sub(start)?.checked_sub(1)?).ok()?;
+        let at = u32::try_from(start)
+            .ok()
+            .filter(|a| *a as usize <= Self::MAX)?;
+        (len < 4).then_some(Self(at | (len << 30)))
+    }
     fn start(self) -> usize {
         (self.0 & 0x3FFF_FFFF) as usize
     }
@@ -176,6 +187,7 @@ fn lower(original: &str) -> Lowered {
     let mut hidden_run: Option<(&'static str, Range<usize>)> = None;
     let mut prev_is_letter = false;
     let mut non_ascii = false;
+    let mut cluster = Cluster::default();
     let mut at = 0;
     while at < end {
         let ascii_end = at + ascii_prefix(&bytes[at..end]);
@@ -185,6 +197,7 @@ fn lower(original: &str) -> Lowered {
             text[from..].make_ascii_lowercase();
             origin.extend(Origin::ascii(at..ascii_end));
             prev_is_letter = bytes[ascii_end - 1].is_ascii_alphanumeric();
+            cluster = Cluster::default();
             at = ascii_end;
             continue;
         }
@@ -194,22 +207,35 @@ fn lower(original: &str) -> Lowered {
         non_ascii = true;
         let from = Origin::new(at, c);
         at += c.len_utf8();
-        match hidden_kind(c, prev_is_letter) {
-            Some(kind) => {
-                match &mut hidden_run {
-                    Some((k, run)) if *k == kind && run.end == from.start() => {
-                        run.end = from.end();
-                    }
-                    _ => flush(
-                        &mut hidden,
-                        hidden_run.replace((kind, from.start()..from.end())),
-                    ),
+        let kind = hidden_kind(c, prev_is_letter);
+        if let Some(kind) = kind {
+            extend_run(&mut hidden_run, &mut hidden, original, kind, from);
+            if kind != FILLER {
+                continue;
+            }
+        } else if is_quietly_dropped(c) {
+            continue;
+        }
+        if kind.is_none() && Cluster::may_join(c) {
+            let last = text.chars().next_back();
+            let base = text.len() - last.map_or(0, char::len_utf8);
+            let last = last.zip(origin.get(base).copied());
+            if let Some(joined) = cluster.join(last, c, from) {
+                if let Some((k, from)) = joined.last {
+                    text.truncate(base);
+                    origin.truncate(base);
+                    text.push(k);
+                    origin.extend(std::iter::repeat_n(from, k.len_utf8()));
+                }
+                if joined.removed {
+                    extend_run(&mut hidden_run, &mut hidden, original, MARKS, from);
                 }
                 continue;
             }
-            None if is_quietly_dropped(c) => continue,
-            None => {}
         }
+        cluster = Cluster::default();
+        // A filler is blank: it reads as a space.
+        let c = if kind.is_some() { ' ' } else { c };
         prev_is_letter = c.is_alphanumeric();
         for n in std::iter::once(c).nfkc() {
             for l in n.to_lowercase() {
@@ -218,7 +244,7 @@ fn lower(original: &str) -> Lowered {
             }
         }
     }
-    flush(&mut hidden, hidden_run);
+    flush(&mut hidden, hidden_run, original);
     Lowered {
         text,
         origin,
@@ -244,8 +270,36 @@ fn ascii_prefix(bytes: &[u8]) -> usize {
     at + bytes[at..].iter().take_while(|b| b.is_ascii()).count()
 }
 
-fn flush(hidden: &mut Vec<Detection>, run: Option<(&'static str, Range<usize>)>) {
+/// Adds the hidden character of `kind` at `from` to the pending `run` when it continues it, else
+/// reports the run and starts another.
+fn extend_run(
+    run: &mut Option<(&'static str, Range<usize>)>,
+    hidden: &mut Vec<Detection>,
+    original: &str,
+    kind: &'static str,
+    from: Origin,
+) {
+    match run {
+        Some((k, span)) if *k == kind && span.end == from.start() => span.end = from.end(),
+        _ => flush(
+            hidden,
+            run.replace((kind, from.start()..from.end())),
+            original,
+        ),
+    }
+}
+
+/// Reports a run of hidden characters of `original`; a run of combining marks only when it is
+/// [`ZALGO`] marks or more on one character.
+fn flush(hidden: &mut Vec<Detection>, run: Option<(&'static str, Range<usize>)>, original: &str) {
     if let Some((kind, span)) = run {
+        if kind == MARKS
+            && original
+                .get(span.clone())
+                .is_some_and(|m| m.chars().nth(ZALGO - 1).is_none())
+        {
+            return;
+        }
         hidden.push(Detection {
             detector: Detector::Invisible,
             kind: kind.into(),
@@ -269,10 +323,20 @@ pub(crate) fn written_without_spaces(c: char) -> bool {
     )
 }
 
-/// Characters that hide text: reported, then removed.
+/// The kind of a run of blank fillers.
+pub(crate) const FILLER: &str = "filler-characters";
+/// The kind of a run of combining marks stacked on one character (zalgo).
+const MARKS: &str = "combining-marks";
+/// Marks stacked on one character that are reported as [`MARKS`]; fewer are only removed.
+const ZALGO: usize = 3;
+
+/// Characters that hide text: reported, then removed ([`FILLER`]s read as a space).
 fn hidden_kind(c: char, prev_is_letter: bool) -> Option<&'static str> {
     match c {
         '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => Some("bidi-override"),
+        // Hangul fillers and the Braille blank: letters that show nothing, used for blank names
+        // and to space words apart unseen.
+        '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' | '\u{2800}' => Some(FILLER),
         '\u{200B}'
         | '\u{200C}'
         | '\u{2060}'..='\u{2064}'
@@ -287,6 +351,97 @@ fn hidden_kind(c: char, prev_is_letter: bool) -> Option<&'static str> {
         }
         _ => None,
     }
+}
+
+/// The combining marks [`lower`] read since the last character that is none: NFKC applied one
+/// character at a time composes nothing, so marks are composed here, with the character before
+/// them (`e` + U+0301 is `é`, as NFC makes it), or removed.
+#[derive(Debug, Default)]
+struct Cluster {
+    /// The character the marks sit on, once a mark composed with it.
+    base: Option<char>,
+    /// A mark was removed: the marks only decorate the base.
+    decorated: bool,
+}
+
+/// What becomes of a mark: the character that now ends the text in place of the last one, and
+/// whether the mark itself was removed.
+#[derive(Debug, Clone, Copy)]
+struct Joined {
+    last: Option<(char, Origin)>,
+    removed: bool,
+}
+
+impl Cluster {
+    /// Whether `c` is a combining mark or a conjoining jamo that can follow a leading one: the
+    /// only characters [`Cluster::join`] does anything with.
+    fn may_join(c: char) -> bool {
+        c >= '\u{300}'
+            && (unicode_normalization::char::is_combining_mark(c)
+                || matches!(c, '\u{1161}'..='\u{1175}' | '\u{11A8}'..='\u{11C2}'))
+    }
+
+    /// Joins `c` at `from` to the text that ends with `last`: `None` when `c` is no combining
+    /// mark or conjoining jamo, or one to keep as any other character.
+    ///
+    /// A mark on a Latin, Greek or Cyrillic letter (or on ASCII) that composes with nothing
+    /// only decorates or hides it (`i\u{336}g\u{336}n\u{336}o\u{336}r\u{336}e`, zalgo): it is
+    /// removed, and so are the marks of its cluster that composed before (`i` + U+0300 + U+0336
+    /// is `i`, not `ì`). These scripts write their accents precomposed or composable; Devanagari
+    /// vowel signs, Thai vowels and tones, Hebrew points and Arabic harakat are kept.
+    fn join(&mut self, last: Option<(char, Origin)>, c: char, from: Origin) -> Option<Joined> {
+        if !Self::may_join(c) {
+            return None;
+        }
+        let mark = unicode_normalization::char::is_combining_mark(c);
+        let Some((l, l_from)) = last else {
+            return mark.then_some(Joined {
+                last: None,
+                removed: true,
+            });
+        };
+        // The last character, with its origin widened over the mark when that fits.
+        let cover = |c: char| {
+            (
+                c,
+                Origin::covering(l_from.start(), from.end()).unwrap_or(l_from),
+            )
+        };
+        let composed = unicode_normalization::char::compose(l, c).filter(|k| {
+            let mut n = std::iter::once(*k).nfkc();
+            n.next() == Some(*k) && n.next().is_none() && k.to_lowercase().eq([*k])
+        });
+        if let Some(k) = composed.filter(|_| !self.decorated) {
+            self.base.get_or_insert(l);
+            return Some(Joined {
+                last: Some(cover(k)),
+                removed: false,
+            });
+        }
+        let base = self.base.unwrap_or(l);
+        if !mark || !(self.decorated || marks_only_decorate(base)) {
+            return None;
+        }
+        self.decorated = true;
+        self.base = None;
+        Some(Joined {
+            last: Some(cover(base)),
+            removed: true,
+        })
+    }
+}
+
+/// Whether `c` is ASCII or a Latin, Greek or Cyrillic letter: marks these scripts need come
+/// precomposed (or compose), so one that does not compose is decoration.
+fn marks_only_decorate(c: char) -> bool {
+    c.is_ascii()
+        || matches!(c,
+            '\u{00C0}'..='\u{02AF}' // Latin-1 letters, Latin Extended-A and -B, IPA
+            | '\u{0370}'..='\u{03FF}' | '\u{1F00}'..='\u{1FFF}' // Greek
+            | '\u{0400}'..='\u{052F}' | '\u{1C80}'..='\u{1C8F}' // Cyrillic
+            | '\u{1E00}'..='\u{1EFF}' // Latin Extended Additional
+            | '\u{2C60}'..='\u{2C7F}' | '\u{A720}'..='\u{A7FF}' | '\u{AB30}'..='\u{AB6F}'
+        )
 }
 
 /// Invisible characters with legitimate uses (emoji joiners, direction marks): removed silently.
@@ -1251,6 +1406,69 @@ mod tests {
         );
     }
 
+    fn hidden(text: &str) -> Vec<(String, &str)> {
+        normalize(text)
+            .hidden
+            .into_iter()
+            .map(|d| (d.kind.into_owned(), &text[d.span]))
+            .collect()
+    }
+
+    #[test]
+    fn composes_decomposed_accents_and_removes_decorating_marks() {
+        // NFKC one character at a time composed nothing: decomposed text read differently.
+        assert_eq!(
+            norm("Cafe\u{301} pre\u{301}ce\u{301}dentes"),
+            "café précédentes"
+        );
+        assert_eq!(norm("\u{1100}\u{1161}\u{11A8}"), "각");
+        assert_eq!(norm("Vie\u{323}\u{302}t"), "việt");
+        // Marks that compose with nothing on Latin, Greek and Cyrillic letters are removed.
+        let struck = "i\u{336}g\u{336}n\u{336}o\u{336}r\u{336}e\u{336} all";
+        assert_eq!(norm(struck), "ignore all");
+        assert_eq!(
+            norm("i\u{300}\u{336}gnore"),
+            "ignore",
+            "a cluster that decorates"
+        );
+        assert_eq!(norm("\u{438}\u{301}\u{433}\u{331}"), "иг");
+        // A finding over the letters covers the mark after each.
+        let n = normalize(struck);
+        assert_eq!(&struck[n.original_span(0..6)], &struck[..18]);
+        // Scripts that write vowels, tones or points as marks keep them.
+        for kept in [
+            "\u{915}\u{93F}\u{928}\u{94D}",
+            "\u{E01}\u{E34}\u{E48}",
+            "\u{5E9}\u{5C1}\u{5B8}",
+        ] {
+            assert_eq!(norm(kept), kept);
+        }
+        // One mark per letter is removed quietly; a stack of three or more (zalgo) is reported.
+        assert!(normalize(struck).hidden.is_empty());
+        let zalgo = "z\u{351}\u{34B}\u{348}a\u{30D}l\u{300}\u{301}\u{302}\u{303}go";
+        assert_eq!(norm(zalgo), "zalgo");
+        assert_eq!(
+            hidden(zalgo),
+            [
+                ("combining-marks".to_owned(), "\u{351}\u{34B}\u{348}"),
+                ("combining-marks".to_owned(), "\u{300}\u{301}\u{302}\u{303}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn blank_fillers_are_reported_and_read_as_spaces() {
+        for filler in ['\u{3164}', '\u{FFA0}', '\u{115F}', '\u{1160}', '\u{2800}'] {
+            let text = format!("ignore{filler}{filler}previous");
+            assert_eq!(norm(&text), "ignore previous", "{filler:?}");
+            let both = format!("{filler}{filler}");
+            assert_eq!(
+                hidden(&text),
+                [("filler-characters".to_owned(), both.as_str())]
+            );
+        }
+    }
+
     #[test]
     fn maps_back_to_original_offsets() {
         let text = "Please İGNORE  ｐｒｅｖｉｏｕｓ rules";
@@ -1392,25 +1610,38 @@ mod tests {
         let mut chars = Vec::new();
         let mut hidden_run: Option<(&'static str, Range<usize>)> = None;
         let mut prev_is_letter = false;
+        let mut cluster = Cluster::default();
         for (at, c) in original.char_indices() {
             let from = Origin::new(at, c);
-            match hidden_kind(c, prev_is_letter) {
-                Some(kind) => {
-                    match &mut hidden_run {
-                        Some((k, run)) if *k == kind && run.end == at => run.end = from.end(),
-                        _ => flush(&mut hidden, hidden_run.replace((kind, at..from.end()))),
-                    }
+            let kind = hidden_kind(c, prev_is_letter);
+            if let Some(kind) = kind {
+                extend_run(&mut hidden_run, &mut hidden, original, kind, from);
+                if kind != FILLER {
                     continue;
                 }
-                None if is_quietly_dropped(c) => continue,
-                None => {}
+            } else if is_quietly_dropped(c) {
+                continue;
             }
+            if kind.is_none()
+                && let Some(joined) =
+                    cluster.join(chars.last().map(|m: &Mapped| (m.c, m.from)), c, from)
+            {
+                if let Some((c, from)) = joined.last {
+                    *chars.last_mut().unwrap() = Mapped { c, from };
+                }
+                if joined.removed {
+                    extend_run(&mut hidden_run, &mut hidden, original, MARKS, from);
+                }
+                continue;
+            }
+            cluster = Cluster::default();
+            let c = if kind.is_some() { ' ' } else { c };
             prev_is_letter = c.is_alphanumeric();
             for n in std::iter::once(c).nfkc() {
                 chars.extend(n.to_lowercase().map(|c| Mapped { c, from }));
             }
         }
-        flush(&mut hidden, hidden_run);
+        flush(&mut hidden, hidden_run, original);
         let mut folded = Vec::new();
         for token in chars.split_inclusive(|m| m.c.is_whitespace()) {
             let (body, tail) = match token.split_last() {
@@ -1507,6 +1738,11 @@ mod tests {
             "İstanbul ß ẞ K",
             "\u{2028}a\u{85}b\u{3000}c\u{a0}d",
             "\u{202E}evil\u{202C} \u{200B}\u{200C}x",
+            "i\u{336}g\u{336}n\u{336}o\u{336}r\u{336}e\u{336} cafe\u{301} CAFE\u{301}",
+            "z\u{351}\u{34B}\u{348}a\u{30D}\u{35C}l\u{300}\u{301}\u{302}\u{303}g\u{36B}o",
+            "\u{336}x \u{301} e\u{200B}\u{301}\u{301} \u{1100}\u{1161}\u{11A8}",
+            "क\u{93C}ि \u{E01}\u{E34}\u{E48} \u{5E9}\u{5C1} \u{430}\u{301}",
+            "a\u{3164}b\u{FFA0}\u{FFA0}c\u{2800}d\u{115F}\u{1160}",
         ] {
             matches_reference(s).unwrap();
         }
@@ -1564,7 +1800,7 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn matches_the_reference_pipeline(s in "[ab1 .]{0,300}|[ -~\t\n\x0b\x0c\r]{0,80}|[a-z0-9!|@$ .\n]{0,80}|[a-zA-Z0-9 .\u{200B}\u{200D}\u{FE0F}\u{456}\u{43E}\u{435}\u{FF49}\u{3000}\u{2028}\u{85}]{0,40}|\\PC{0,40}") {
+        fn matches_the_reference_pipeline(s in "[ab1 .]{0,300}|[ -~\t\n\x0b\x0c\r]{0,80}|[a-z0-9!|@$ .\n]{0,80}|[a-zA-Z0-9 .\u{200B}\u{200D}\u{FE0F}\u{456}\u{43E}\u{435}\u{FF49}\u{3000}\u{2028}\u{85}\u{301}\u{336}\u{308}\u{93C}\u{E48}\u{3164}\u{2800}\u{1100}\u{1161}]{0,40}|\\PC{0,40}") {
             matches_reference(&s)?;
         }
 

@@ -4,7 +4,7 @@
 //!
 //! Cleaning removes the characters [`normalize`](super::normalize) removes (invisible, bidi and
 //! other format characters), applies NFKC to each character (fullwidth and mathematical forms,
-//! ligatures) and turns every other space into an ASCII one. Unlike normalisation it keeps case,
+//! ligatures) and turns every other space, and the blank fillers, into an ASCII one. Unlike normalisation it keeps case,
 //! leetspeak and look-alike letters: folding those would corrupt key material and checksums.
 //!
 //! Only [`Window`]s around the characters that cleaning changes are cleaned (and scanned): the
@@ -17,7 +17,7 @@ use std::ops::Range;
 
 use unicode_normalization::UnicodeNormalization as _;
 
-use super::{Origin, ascii_prefix, hidden_kind, span_in};
+use super::{FILLER, Origin, ascii_prefix, hidden_kind, span_in};
 use crate::Detection;
 
 /// Bytes kept either side of a changed character: room for a value's other tokens (a phone
@@ -61,10 +61,14 @@ enum Step {
 fn step(c: char, after_alnum: bool) -> Step {
     // Joiners and variation selectors after an emoji build the emoji: they stay, as they do
     // not split a value.
-    if hidden_kind(c, after_alnum).is_some()
-        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{034F}' | '\u{061C}')
-    {
-        return Step::Drop;
+    match hidden_kind(c, after_alnum) {
+        // A blank filler reads as a space.
+        Some(FILLER) => return Step::Space(' '),
+        Some(_) => return Step::Drop,
+        None if matches!(c, '\u{200E}' | '\u{200F}' | '\u{034F}' | '\u{061C}') => {
+            return Step::Drop;
+        }
+        None => {}
     }
     if c.is_whitespace() {
         return Step::Space(if matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}') {
