@@ -1,7 +1,7 @@
 //! `aigis guard scan | eval | train`: the guard engine offline.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -14,6 +14,9 @@ use aigis_guard::profile::{self, Profile, ProfileSpec};
 use aigis_guard::{Action, Decision, Detector, Finding, Guard, Part, Policy, Source};
 use aigis_report::{Evidence, Location, NotScanned, Report, Severity};
 use anyhow::{Context, bail};
+
+mod input;
+use input::{Record, read_input, records};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -204,31 +207,6 @@ fn load_profile(args: &ProfileArgs) -> anyhow::Result<(String, Profile)> {
     Ok((name, profile))
 }
 
-/// One text to scan and where it came from.
-struct Record {
-    line: Option<u64>,
-    text: String,
-}
-
-fn read_input(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    let reader: Box<dyn Read> = if path == Path::new("-") {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(
-            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?,
-        )
-    };
-    reader
-        .take(max + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.len() as u64 > max {
-        bail!("larger than --max-bytes ({max} bytes)");
-    }
-    Ok(bytes)
-}
-
 fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let (_, mut profile) = load_profile(&args.profile)?;
     if !args.detectors.is_empty() {
@@ -278,7 +256,7 @@ fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             None,
         );
         if let ScanFormat::Jsonl = args.format {
-            let line = serde_json::json!({ "line": record.line, "blocked": decision.blocked, "findings": decision.findings });
+            let line = jsonl_line(record, &decision);
             writeln!(out, "{line}")?;
         }
         add_findings(&mut report, &name, record, &decision);
@@ -333,53 +311,33 @@ fn only(profile: &mut Profile, wanted: &[Detector]) {
     off(&mut profile.topics.action, Detector::Topic);
 }
 
-fn records(bytes: &[u8], jsonl: bool, field: &str, name: &str, report: &mut Report) -> Vec<Record> {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => std::borrow::Cow::Borrowed(t),
-        Err(e) => {
-            report.add(aigis_report::Finding::new(
-                "AIG-GUARD-INVALID-UTF8",
-                Severity::Low,
-                "input is not valid UTF-8; invalid bytes were replaced with U+FFFD and the rest scanned",
-                Location::new(name).with_byte_offset(e.valid_up_to() as u64),
-            ));
-            String::from_utf8_lossy(bytes)
-        }
-    };
-    if !jsonl {
-        return vec![Record {
-            line: None,
-            text: text.into_owned(),
-        }];
-    }
-    let mut out = Vec::new();
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let line_no = i as u64 + 1;
-        match serde_json::from_str::<serde_json::Value>(line)
-            .ok()
-            .and_then(|v| v.get(field)?.as_str().map(str::to_owned))
-        {
-            Some(text) => out.push(Record {
-                line: Some(line_no),
-                text,
-            }),
-            None => report.add_not_scanned(NotScanned::new(
-                format!("{name}:{line_no}"),
-                format!("not a JSON object with a string field `{field}`"),
-            )),
-        }
-    }
-    out
+/// One record's decision for `--format jsonl`: the findings as the gateway records them (spans
+/// in the record's text), each with `file_offset`, where its span starts in the file.
+fn jsonl_line(record: &Record, decision: &Decision) -> serde_json::Value {
+    let findings: Vec<serde_json::Value> = decision
+        .findings
+        .iter()
+        .map(|f| {
+            let mut value = serde_json::to_value(f).unwrap_or_default();
+            if let Some(object) = value.as_object_mut() {
+                object.insert(
+                    "file_offset".into(),
+                    record.file_offset(f.detection.span.start).into(),
+                );
+            }
+            value
+        })
+        .collect();
+    serde_json::json!({ "line": record.line, "blocked": decision.blocked, "findings": findings })
 }
 
 fn add_findings(report: &mut Report, name: &str, record: &Record, decision: &Decision) {
     for f in &decision.findings {
         let (rule, severity, message) = describe(f);
-        let mut location = Location::new(name).with_byte_offset(f.detection.span.start as u64);
+        let mut location = Location::new(name);
+        if let Some(offset) = record.file_offset(f.detection.span.start) {
+            location = location.with_byte_offset(offset);
+        }
         if let Some(line) = record.line {
             location = location.with_line(line);
         }

@@ -262,3 +262,81 @@ fn a_partly_unscanned_file_exits_2_even_with_findings() {
     let out = aigis(&["guard", "scan", whole.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// The byte offset of every finding of `rule` in a JSON report.
+fn offsets(report: &serde_json::Value, rule: &str) -> Vec<u64> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule_id"] == rule)
+        .map(|f| f["location"]["byte_offset"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn offsets_are_bytes_of_the_file_after_invalid_utf8_and_json_escapes() {
+    let email = "jane.doe@example.com";
+    let rule = "AIG-GUARD-PII-EMAIL_ADDRESS";
+
+    // Text: three invalid bytes (three U+FFFD of 3 bytes each when scanned) before the email.
+    let mut text = b"\xff\xfe\xfd Notes. Mail ".to_vec();
+    let at = text.len() as u64;
+    text.extend_from_slice(format!("{email} today.").as_bytes());
+    let path = temp_file("invalid.txt", &text);
+    let report = json(&aigis(&[
+        "guard",
+        "scan",
+        "--format",
+        "json",
+        path.to_str().unwrap(),
+    ]));
+    assert_eq!(offsets(&report, rule), [at]);
+    assert_eq!(offsets(&report, "AIG-GUARD-INVALID-UTF8"), [0]);
+    let sarif = json(&aigis(&[
+        "guard",
+        "scan",
+        "--format",
+        "sarif",
+        path.to_str().unwrap(),
+    ]));
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let email_result = results.iter().find(|r| r["ruleId"] == rule).unwrap();
+    assert_eq!(
+        email_result["locations"][0]["physicalLocation"]["region"]["byteOffset"],
+        at
+    );
+
+    // JSONL: the second line's value has escapes and an invalid byte before the email.
+    let mut file = b"{\"text\": \"hello\"}\n".to_vec();
+    file.extend_from_slice(
+        b"{\"id\": \"\xff\", \"text\": \"caf\\u00e9 \\\"quoted\\\"\\n\xfe Mail ",
+    );
+    let at = file.len() as u64;
+    file.extend_from_slice(format!("{email}\"}}\n").as_bytes());
+    let path = temp_file("escapes.jsonl", &file);
+    let report = json(&aigis(&[
+        "guard",
+        "scan",
+        "--format",
+        "json",
+        path.to_str().unwrap(),
+    ]));
+    assert_eq!(offsets(&report, rule), [at]);
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == rule)
+        .unwrap();
+    assert_eq!(finding["location"]["line"], 2);
+
+    // --format jsonl keeps the span in the record's text and adds the file offset.
+    let out = aigis(&["guard", "scan", "--format", "jsonl", path.to_str().unwrap()]);
+    let line: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().nth(1).unwrap()).unwrap();
+    let f = &line["findings"][0];
+    assert_eq!(f["file_offset"], at);
+    let text = "café \"quoted\"\n\u{fffd} Mail ";
+    assert_eq!(f["detection"]["span"]["start"], text.len());
+}
