@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use aigis_guard::eval::{DETECTORS, Metrics, Sample, detector_named, parse_jsonl, percentile};
+use aigis_guard::eval::{DETECTORS, Metrics, Sample, detector_named, parse_jsonl};
 use aigis_guard::injection::model::{TrainOptions, train};
 use aigis_guard::injection::training::FitOptions;
 use aigis_guard::injection::{Injection, Model, training};
@@ -15,6 +15,7 @@ use aigis_guard::{Action, Decision, Detector, Finding, Guard, Part, Policy, Sour
 use aigis_report::{Evidence, Location, NotScanned, Report, Severity};
 use anyhow::{Context, bail};
 
+mod eval;
 mod input;
 use input::{Record, read_input, records};
 
@@ -34,11 +35,15 @@ pub enum Command {
     ///   cat prompts.jsonl | aigis guard scan --jsonl --field prompt --format sarif -
     ///   aigis guard scan --profile strict --detectors pii,secrets notes.md
     Scan(ScanArgs),
-    /// Measure the injection detector (and the whole profile) on labelled JSONL.
+    /// Measure the detectors (each, and the whole profile) on labelled JSONL.
     ///
-    /// Each line needs the text field and `label` (1 = attack). Prints accuracy, balanced
-    /// accuracy, precision, recall, F1, FPR, ROC AUC and latency percentiles, overall and per
-    /// `source` and `category`.
+    /// Each line needs the text field and `label` (1 = injection or jailbreak). Optional:
+    /// `source` and `category` (grouping), `role` (user, system, assistant, definition; tool,
+    /// document or indirect for text judged at the indirect threshold) and `expect`, ground truth
+    /// for other detectors ({"pii": 1, "secrets": 0}); a detector is measured only on rows
+    /// that give its ground truth. Prints accuracy, balanced accuracy, precision, recall, F1,
+    /// FPR and ROC AUC per detector, overall and per source, category and role, and latency
+    /// percentiles of the injection verdict, of the whole inspection and of each detector alone.
     ///
     /// Example: aigis guard eval --data validation.jsonl --data hard-negatives.jsonl
     Eval(EvalArgs),
@@ -152,7 +157,7 @@ pub struct TrainArgs {
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Scan(args) => scan(&args),
-        Command::Eval(args) => eval(&args),
+        Command::Eval(args) => eval::eval(&args),
         Command::Train(args) => train_cmd(&args),
     }
 }
@@ -463,126 +468,6 @@ fn load_samples(paths: &[PathBuf], field: &str) -> anyhow::Result<Vec<Sample>> {
         }));
     }
     Ok(all)
-}
-
-fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
-    let (profile_name, profile) = load_profile(&args.profile)?;
-    let threshold = profile.injection.threshold;
-    let policy = Policy::new(profile)?;
-    let guard = match &args.weights {
-        Some(path) => Guard::with_injection(Injection::with_model(Model::from_bytes(
-            &std::fs::read(path)?,
-        )?)),
-        None => Guard::new(),
-    };
-    let samples = load_samples(&args.data, &args.field)?;
-    let mut injection = Vec::with_capacity(samples.len());
-    let mut profile_hits = Vec::with_capacity(samples.len());
-    let mut micros = Vec::with_capacity(samples.len());
-    for s in &samples {
-        let t = Instant::now();
-        let verdict = guard.injection_verdict(&s.text);
-        micros.push(t.elapsed().as_secs_f64() * 1e6);
-        injection.push((verdict.score, s.label));
-        let decision = guard.inspect(
-            &policy,
-            &[Part {
-                text: &s.text,
-                source: Source::User,
-            }],
-            None,
-        );
-        let flagged = decision.findings.iter().any(|f| f.action != Action::Off);
-        profile_hits.push((if flagged { 1.0 } else { 0.0 }, s.label));
-    }
-    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, s) in samples.iter().enumerate() {
-        groups.entry("all".into()).or_default().push(i);
-        groups
-            .entry(format!("source={}", s.source))
-            .or_default()
-            .push(i);
-        if !s.category.is_empty() {
-            groups
-                .entry(format!("source={} category={}", s.source, s.category))
-                .or_default()
-                .push(i);
-        }
-    }
-    let pick = |v: &[(f32, bool)], idx: &[usize]| idx.iter().map(|&i| v[i]).collect::<Vec<_>>();
-    let mut rows = Vec::new();
-    for (group, idx) in &groups {
-        rows.push((
-            "injection",
-            group.clone(),
-            Metrics::new(&pick(&injection, idx), threshold),
-        ));
-        rows.push((
-            "all-detectors",
-            group.clone(),
-            Metrics::new(&pick(&profile_hits, idx), 0.5),
-        ));
-    }
-    let latency = [0.5, 0.9, 0.99].map(|q| percentile(&mut micros, q));
-    print_eval(args, &profile_name, threshold, &rows, latency)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_eval(
-    args: &EvalArgs,
-    profile: &str,
-    threshold: f32,
-    rows: &[(&str, String, Metrics)],
-    latency: [f64; 3],
-) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        crate::Format::Json => {
-            let rows: Vec<_> = rows
-                .iter()
-                .map(|(detector, group, m)| {
-                    serde_json::json!({"detector": detector, "group": group, "n": m.n, "accuracy": m.accuracy(), "balanced_accuracy": m.balanced_accuracy(),
-                        "precision": m.precision(), "recall": m.recall(), "f1": m.f1(), "fpr": m.fpr(), "roc_auc": m.roc_auc})
-                })
-                .collect();
-            let doc = serde_json::json!({"profile": profile, "threshold": threshold, "rows": rows,
-                "injection_latency_us": {"p50": latency[0], "p90": latency[1], "p99": latency[2]}});
-            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
-        }
-        crate::Format::Table => {
-            writeln!(
-                out,
-                "profile {profile} (injection threshold {threshold:.2})"
-            )?;
-            writeln!(
-                out,
-                "{:<14} {:<52} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
-                "detector", "group", "n", "acc", "bal_acc", "prec", "recall", "f1", "fpr", "auc"
-            )?;
-            for (detector, group, m) in rows {
-                let auc = m
-                    .roc_auc
-                    .map_or_else(|| "-".to_owned(), |a| format!("{a:.4}"));
-                writeln!(
-                    out,
-                    "{detector:<14} {group:<52} {:>6} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {auc:>7}",
-                    m.n,
-                    m.accuracy(),
-                    m.balanced_accuracy(),
-                    m.precision(),
-                    m.recall(),
-                    m.f1(),
-                    m.fpr()
-                )?;
-            }
-            writeln!(
-                out,
-                "injection latency per text (normalise + decode + score): p50 {:.1} µs, p90 {:.1} µs, p99 {:.1} µs",
-                latency[0], latency[1], latency[2]
-            )?;
-        }
-    }
-    Ok(())
 }
 
 fn train_cmd(args: &TrainArgs) -> anyhow::Result<ExitCode> {

@@ -340,3 +340,103 @@ fn offsets_are_bytes_of_the_file_after_invalid_utf8_and_json_escapes() {
     let text = "café \"quoted\"\n\u{fffd} Mail ";
     assert_eq!(f["detection"]["span"]["start"], text.len());
 }
+
+/// The row of `detector` on `group` in an eval JSON document, if any.
+fn eval_row<'a>(
+    doc: &'a serde_json::Value,
+    detector: &str,
+    group: &str,
+) -> Option<&'a serde_json::Value> {
+    doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["detector"] == detector && r["group"] == group)
+}
+
+#[test]
+fn eval_measures_each_labelled_detector_each_role_and_whole_inspection_latency() {
+    let rows = [
+        r#"{"text": "Please email jane.doe@example.com about the order", "label": 0, "expect": {"pii": 1, "secrets": 0}}"#,
+        r#"{"text": "What is the capital of France and why?", "label": 0, "expect": {"pii": 0, "secrets": 0}}"#,
+        r#"{"text": "Use sk_live_4eC39HqLyjWDarjtT1zdp7dcQ2 to charge the customer's card", "label": 0, "expect": {"secrets": 1}}"#,
+        r#"{"text": "The weather in Paris is mild in spring.", "label": 0}"#,
+        r#"{"text": "The weather in Paris is mild in spring.", "label": 0, "role": "document"}"#,
+    ];
+    let data = temp_file("eval.jsonl", rows.join("\n"));
+    // Every user text is called an injection (threshold 0), no tool text (threshold 1): the
+    // two copies of the same text are told apart only by their role.
+    let config = temp_file(
+        "thresholds.toml",
+        "[guard.profiles.edges]\nextends = \"balanced\"\ninjection = { action = \"block\", threshold = 0.0, indirect_threshold = 1.0 }\n",
+    );
+    let out = aigis(&[
+        "guard",
+        "eval",
+        "--format",
+        "json",
+        "--config",
+        config.to_str().unwrap(),
+        "--profile",
+        "edges",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    let doc = json(&out);
+
+    // (a) PII and secrets are measured on the rows that give their ground truth, and only there.
+    let pii = eval_row(&doc, "pii", "all").expect("a pii row");
+    assert_eq!(pii["n"], 2);
+    assert_eq!(
+        (pii["recall"].as_f64(), pii["fpr"].as_f64()),
+        (Some(1.0), Some(0.0)),
+        "{pii}"
+    );
+    let secrets = eval_row(&doc, "secrets", "all").expect("a secrets row");
+    assert_eq!(secrets["n"], 3);
+    assert_eq!(secrets["recall"].as_f64(), Some(1.0), "{secrets}");
+    assert!(
+        eval_row(&doc, "invisible", "all").is_none(),
+        "no ground truth, no row"
+    );
+
+    // (b) The role decides the threshold, and rows are reported per role.
+    let user = eval_row(&doc, "injection", "role=user").unwrap();
+    let tool = eval_row(&doc, "injection", "role=tool").unwrap();
+    assert_eq!(
+        (user["n"].as_u64(), user["fpr"].as_f64()),
+        (Some(4), Some(1.0))
+    );
+    assert_eq!(
+        (tool["n"].as_u64(), tool["fpr"].as_f64()),
+        (Some(1), Some(0.0))
+    );
+    assert_eq!(doc["indirect_threshold"], 1.0);
+
+    // (c) Whole inspections and each detector alone are timed, apart from the verdict.
+    for key in ["injection_latency_us", "inspection_latency_us"] {
+        assert!(doc[key]["p50"].as_f64().unwrap() > 0.0, "{key}: {doc}");
+    }
+    let detectors = doc["detector_latency_us"].as_object().unwrap();
+    let mut names: Vec<&str> = detectors.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["injection", "invisible", "pii", "secrets"],
+        "banned and topic have no lists"
+    );
+    assert!(detectors["pii"]["p99"].as_f64().unwrap() > 0.0);
+
+    // The table says the same.
+    let out = aigis(&["guard", "eval", "--data", data.to_str().unwrap()]);
+    let table = stdout(&out);
+    for needle in [
+        "pii ",
+        "secrets ",
+        "role=tool",
+        "whole inspection",
+        "pii alone",
+    ] {
+        assert!(table.contains(needle), "{needle}: {table}");
+    }
+}

@@ -1,13 +1,20 @@
 //! Labelled samples and detection metrics, for `aigis guard train` and `aigis guard eval`.
+//!
+//! A sample is one JSONL line: the text, `label` (1 = an injection or jailbreak: the injection
+//! detector's ground truth), optionally `source` and `category` (where the row comes from, for
+//! grouping), `role` (who wrote the text, which decides the injection threshold) and `expect`
+//! (ground truth for other detectors, `{"pii": 1, "secrets": 0}`). A detector is measured only
+//! on rows that say what it should find.
 
 // Counts stay far below 2^52, where f64 is exact.
 #![allow(clippy::cast_precision_loss)]
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
 
-use crate::Detector;
+use crate::{Detector, Source};
 
 /// Every detector, in the order `--detectors` and the evaluation list them.
 pub const DETECTORS: [Detector; 6] = [
@@ -33,12 +40,42 @@ pub fn detector_named(name: &str) -> Option<Detector> {
 pub struct Sample {
     /// The text.
     pub text: String,
-    /// True when the text is positive (an injection, contains PII, ...).
+    /// True when the text is an injection or jailbreak (`label`).
     pub label: bool,
-    /// Where it came from (`source` field, or empty).
+    /// Where it came from (`source` field, or empty): a data set, for grouping.
     pub source: String,
     /// Its category (`category` field, or empty).
     pub category: String,
+    /// Who wrote it (`role`, default `user`); [`Source::Tool`] is scored at the indirect
+    /// threshold.
+    pub role: Source,
+    /// Ground truth for detectors other than injection (`expect`): whether each should find
+    /// something in the text. A detector missing here is not measured on this sample.
+    pub expect: BTreeMap<Detector, bool>,
+}
+
+/// The role a sample's `role` names: `user`, `system`, `assistant`, `definition`, or text from
+/// outside — `tool`, `document` or `indirect`, all [`Source::Tool`].
+pub fn role_named(name: &str) -> Option<Source> {
+    Some(match name {
+        "user" => Source::User,
+        "system" => Source::System,
+        "assistant" => Source::Assistant,
+        "tool" | "document" | "indirect" => Source::Tool,
+        "definition" => Source::Definition,
+        _ => return None,
+    })
+}
+
+/// The name a role is reported under (`tool` for documents and indirect text too).
+pub fn role_name(role: Source) -> &'static str {
+    match role {
+        Source::User => "user",
+        Source::System => "system",
+        Source::Assistant => "assistant",
+        Source::Tool => "tool",
+        Source::Definition => "definition",
+    }
 }
 
 /// A JSONL line that is not a labelled sample.
@@ -58,8 +95,46 @@ struct Raw {
     source: Option<String>,
     #[serde(default)]
     category: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    expect: Option<serde_json::Value>,
     #[serde(flatten)]
     rest: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `0`/`1` or `true`/`false`.
+fn truth(value: &serde_json::Value) -> Option<bool> {
+    match value {
+        serde_json::Value::Bool(b) => Some(*b),
+        serde_json::Value::Number(n) if n.as_u64() == Some(0) => Some(false),
+        serde_json::Value::Number(n) if n.as_u64() == Some(1) => Some(true),
+        _ => None,
+    }
+}
+
+/// The `expect` object: detector names to `0`/`1`.
+fn expectations(value: &serde_json::Value) -> Result<BTreeMap<Detector, bool>, String> {
+    let object = value
+        .as_object()
+        .ok_or("`expect` must be an object such as {\"pii\": 1, \"secrets\": 0}")?;
+    let mut out = BTreeMap::new();
+    for (name, value) in object {
+        let detector = detector_named(name).ok_or_else(|| {
+            let known: Vec<&str> = DETECTORS[1..].iter().map(|d| d.as_str()).collect();
+            format!(
+                "`expect` names unknown detector `{name}`; known: {}",
+                known.join(", ")
+            )
+        })?;
+        if detector == Detector::Injection {
+            return Err("the injection detector's ground truth is `label`, not `expect`".into());
+        }
+        let found = truth(value)
+            .ok_or_else(|| format!("`expect.{name}` must be 0, 1, true or false, not {value}"))?;
+        out.insert(detector, found);
+    }
+    Ok(out)
 }
 
 /// Parses JSONL with a text field named `field` and a `label` of `0`/`1` or `true`/`false`.
@@ -83,14 +158,29 @@ pub fn parse_jsonl(input: &str, field: &str) -> Result<Vec<Sample>, Vec<SampleEr
                 continue;
             }
         };
-        let label = match raw.label {
-            serde_json::Value::Bool(b) => b,
-            serde_json::Value::Number(n) if n.as_u64() == Some(0) => false,
-            serde_json::Value::Number(n) if n.as_u64() == Some(1) => true,
-            other => {
+        let Some(label) = truth(&raw.label) else {
+            errors.push(error(format!(
+                "`label` must be 0, 1, true or false, not {}",
+                raw.label
+            )));
+            continue;
+        };
+        let role = match raw.role.as_deref().map(|r| (r, role_named(r))) {
+            None => Source::User,
+            Some((_, Some(role))) => role,
+            Some((name, None)) => {
                 errors.push(error(format!(
-                    "`label` must be 0, 1, true or false, not {other}"
+                    "unknown `role` `{name}`; known: user, system, assistant, tool, document, \
+                     indirect, definition"
                 )));
+                continue;
+            }
+        };
+        let expect = match raw.expect.as_ref().map(expectations) {
+            None => BTreeMap::new(),
+            Some(Ok(expect)) => expect,
+            Some(Err(message)) => {
+                errors.push(error(message));
                 continue;
             }
         };
@@ -103,6 +193,8 @@ pub fn parse_jsonl(input: &str, field: &str) -> Result<Vec<Sample>, Vec<SampleEr
             label,
             source: raw.source.unwrap_or_default(),
             category: raw.category.unwrap_or_default(),
+            role,
+            expect,
         });
     }
     if errors.is_empty() {
@@ -129,19 +221,45 @@ pub struct Metrics {
     pub roc_auc: Option<f64>,
 }
 
+/// One sample's result: the score (for ROC AUC), the call made, and the truth.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outcome {
+    /// The detector's score; higher means more likely positive.
+    pub score: f32,
+    /// Whether the detector called the sample positive (a score over a threshold that may
+    /// differ per sample, or a finding).
+    pub predicted: bool,
+    /// Whether it is positive.
+    pub label: bool,
+}
+
 impl Metrics {
     /// Counts `scored` (score, label) pairs, calling a score at or above `threshold` positive.
     pub fn new(scored: &[(f32, bool)], threshold: f32) -> Self {
+        let outcomes: Vec<Outcome> = scored
+            .iter()
+            .map(|&(score, label)| Outcome {
+                score,
+                predicted: score >= threshold,
+                label,
+            })
+            .collect();
+        Self::from_outcomes(&outcomes)
+    }
+
+    /// Counts calls against labels; ROC AUC ranks the scores.
+    pub fn from_outcomes(outcomes: &[Outcome]) -> Self {
+        let scored: Vec<(f32, bool)> = outcomes.iter().map(|o| (o.score, o.label)).collect();
         let mut m = Self {
-            n: scored.len(),
+            n: outcomes.len(),
             tp: 0,
             fp: 0,
             tn: 0,
             fn_: 0,
-            roc_auc: roc_auc(scored),
+            roc_auc: roc_auc(&scored),
         };
-        for &(score, label) in scored {
-            match (score >= threshold, label) {
+        for o in outcomes {
+            match (o.predicted, o.label) {
                 (true, true) => m.tp += 1,
                 (true, false) => m.fp += 1,
                 (false, false) => m.tn += 1,
@@ -261,6 +379,54 @@ mod tests {
         .unwrap_err();
         assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [1, 2, 3]);
         assert!(errors[2].message.contains("`text`"));
+    }
+
+    #[test]
+    fn roles_and_expectations_are_read_and_checked() {
+        let ok = parse_jsonl(
+            "{\"text\":\"a\",\"label\":0,\"role\":\"document\",\"expect\":{\"pii\":1,\"topics\":false}}\n{\"text\":\"b\",\"label\":1}\n",
+            "text",
+        )
+        .unwrap();
+        assert_eq!(ok[0].role, Source::Tool);
+        assert_eq!(
+            ok[0].expect,
+            BTreeMap::from([(Detector::Pii, true), (Detector::Topic, false)])
+        );
+        assert_eq!((ok[1].role, ok[1].expect.len()), (Source::User, 0));
+        let errors = parse_jsonl(
+            "{\"text\":\"a\",\"label\":0,\"role\":\"web\"}\n{\"text\":\"a\",\"label\":0,\"expect\":{\"injection\":1}}\n{\"text\":\"a\",\"label\":0,\"expect\":{\"pi\":1}}\n{\"text\":\"a\",\"label\":0,\"expect\":{\"pii\":2}}\n{\"text\":\"a\",\"label\":0,\"expect\":[\"pii\"]}",
+            "text",
+        )
+        .unwrap_err();
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert!(messages[0].contains("unknown `role` `web`"), "{messages:?}");
+        assert!(messages[1].contains("is `label`"), "{messages:?}");
+        assert!(
+            messages[2].contains("unknown detector `pi`"),
+            "{messages:?}"
+        );
+        assert!(messages[3].contains("`expect.pii`"), "{messages:?}");
+        assert!(messages[4].contains("must be an object"), "{messages:?}");
+    }
+
+    #[test]
+    fn outcomes_count_calls_not_scores() {
+        // A sample called positive below the usual threshold (an indirect one, or a finding).
+        let m = Metrics::from_outcomes(&[
+            Outcome {
+                score: 0.6,
+                predicted: false,
+                label: true,
+            },
+            Outcome {
+                score: 0.2,
+                predicted: true,
+                label: false,
+            },
+        ]);
+        assert_eq!((m.tp, m.fp, m.tn, m.fn_), (0, 1, 0, 1));
+        assert_eq!(m.roc_auc, Some(1.0));
     }
 
     #[test]
