@@ -19,6 +19,18 @@ fn ledger_section(store: &str, extra: &str) -> String {
     )
 }
 
+/// Every event of a store, in log order.
+fn events(store: &mut SqliteStore) -> Vec<aigis_ledger::Event> {
+    let mut out = Vec::new();
+    store
+        .scan(0, &mut |row| {
+            out.push(aigis_ledger::Event::from_canonical(&row.event).unwrap());
+            Ok(true)
+        })
+        .unwrap();
+    out
+}
+
 #[tokio::test]
 async fn every_request_is_recorded_without_content_and_provable() {
     // Both embedded stores: the file set and SQLite.
@@ -169,13 +181,7 @@ async fn a_streamed_response_is_recorded_once_when_it_ends_with_its_findings() {
     let report = audit::verify(&mut store, &keys.verifiers(), &[]).unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.entries, 1, "one record per request");
-    let mut events = Vec::new();
-    store
-        .scan(0, &mut |row| {
-            events.push(aigis_ledger::Event::from_canonical(&row.event).unwrap());
-            Ok(true)
-        })
-        .unwrap();
+    let events = events(&mut store);
     let found: Vec<(&str, Option<&str>)> = events[0]
         .response_findings
         .iter()
@@ -215,14 +221,7 @@ async fn request_findings_and_the_upstream_status_are_recorded() {
     let r = post(gw.public_addr(), "/v1/chat/completions", &chat(attack)).await;
     assert_eq!(r.status, 400, "{}", r.body);
     gw.shutdown().await;
-    let mut store = SqliteStore::open_existing(&dir.join("ledger.db")).unwrap();
-    let mut events = Vec::new();
-    store
-        .scan(0, &mut |row| {
-            events.push(aigis_ledger::Event::from_canonical(&row.event).unwrap());
-            Ok(true)
-        })
-        .unwrap();
+    let events = events(&mut SqliteStore::open_existing(&dir.join("ledger.db")).unwrap());
     assert_eq!(events.len(), 2);
     let (flagged, blocked) = (&events[0], &events[1]);
     let pii = flagged
@@ -276,14 +275,7 @@ async fn config_reload_is_recorded_as_an_admin_action() {
         .unwrap();
     gw.reload().await.unwrap();
     gw.shutdown().await;
-    let mut store = SqliteStore::open_existing(&dir.join("ledger.db")).unwrap();
-    let mut events = Vec::new();
-    store
-        .scan(0, &mut |row| {
-            events.push(aigis_ledger::Event::from_canonical(&row.event).unwrap());
-            Ok(true)
-        })
-        .unwrap();
+    let events = events(&mut SqliteStore::open_existing(&dir.join("ledger.db")).unwrap());
     assert_eq!(events.len(), 1);
     assert_eq!(
         (events[0].kind, events[0].action.as_str(), events[0].status),

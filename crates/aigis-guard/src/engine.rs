@@ -933,9 +933,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn custom_banned_and_topics() {
-        let guard = Guard::new();
+    /// `balanced` with a banned substring and pattern and a topic list.
+    fn banned_policy() -> Policy {
         let mut profile = Profile::builtin("balanced").unwrap();
         profile.banned.substrings = vec!["project nightingale".into()];
         profile.banned.patterns = vec![r"ACME-\d{4}".into()];
@@ -943,8 +942,14 @@ mod tests {
             .topics
             .lists
             .insert("weapons".into(), vec!["rifle".into()]);
+        Policy::new(profile).unwrap()
+    }
+
+    #[test]
+    fn custom_banned_and_topics() {
+        let guard = Guard::new();
         let d = guard.inspect(
-            &Policy::new(profile).unwrap(),
+            &banned_policy(),
             &user("About PROJECT  N1GHT1NGALE and ACME-1234, not rifles but a rifle"),
             None,
         );
@@ -963,14 +968,7 @@ mod tests {
     #[test]
     fn banned_content_and_topics_in_decoded_payloads_are_found() {
         let guard = Guard::new();
-        let mut profile = Profile::builtin("balanced").unwrap();
-        profile.banned.substrings = vec!["project nightingale".into()];
-        profile.banned.patterns = vec![r"ACME-\d{4}".into()];
-        profile
-            .topics
-            .lists
-            .insert("weapons".into(), vec!["rifle".into()]);
-        let policy = Policy::new(profile).unwrap();
+        let policy = banned_policy();
         let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
         for (plain, kind) in [
             (
