@@ -584,10 +584,24 @@ fn custom_matches(policy: &Policy, text: &str, normalized: &Normalized, out: &mu
                 out.push(custom(Detector::Banned, "banned-substring".into(), span));
             }
         }
-        for (i, re) in policy.patterns.iter().enumerate() {
-            for m in re.find_iter(text) {
-                let kind = format!("banned-pattern-{}", i + 1);
-                out.push(custom(Detector::Banned, kind, m.range()));
+        if !policy.patterns.is_empty() {
+            let patterns = |text: &str, out: &mut Vec<Detection>| {
+                for (i, re) in policy.patterns.iter().enumerate() {
+                    for m in re.find_iter(text) {
+                        let kind = format!("banned-pattern-{}", i + 1);
+                        out.push(custom(Detector::Banned, kind, m.range()));
+                    }
+                }
+            };
+            let from = out.len();
+            patterns(text, out);
+            // Patterns match the original, where case and digits are as written; the cleaned
+            // windows find a value split by an invisible character, struck through with
+            // combining marks or in fullwidth forms (as for PII and secrets).
+            if normalized.non_ascii {
+                let mut found = out.split_off(from);
+                normalize::scan_windows(text, &mut found, patterns);
+                out.append(&mut found);
             }
         }
     }
@@ -796,6 +810,88 @@ mod tests {
             d.findings
         );
         assert!(guard.inspect(&policy("strict"), &user(&text), None).blocked);
+    }
+
+    /// `text` with `mark` after every character but spaces.
+    fn marked(text: &str, mark: char) -> String {
+        text.chars()
+            .flat_map(|c| [Some(c), (c != ' ').then_some(mark)])
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn values_struck_through_with_combining_marks_are_found_and_redacted_whole() {
+        let guard = Guard::new();
+        let token = marked(&github_token(), '\u{336}');
+        let key = marked("AKIAQ3EGUQK7ZLW2MXRT", '\u{335}');
+        let mail = marked("jane@example.com", '\u{332}');
+        let text = format!("token {token} key {key} mail {mail} end");
+        let d = guard.inspect(&policy("strict"), &user(&text), None);
+        assert!(d.blocked, "{:?}", d.findings);
+        let mut strict = Profile::builtin("strict").unwrap();
+        strict.secrets = Action::Redact;
+        let d = guard.inspect(&Policy::new(strict).unwrap(), &user(&text), None);
+        assert_eq!(found(&d, &text, "EMAIL_ADDRESS"), [mail.as_str()]);
+        let secrets: Vec<&str> = d
+            .findings
+            .iter()
+            .filter(|f| f.detection.detector == Detector::Secrets)
+            .map(|f| &text[f.detection.span.clone()])
+            .collect();
+        assert_eq!(secrets, [token.as_str(), key.as_str()], "{:?}", d.findings);
+        assert_eq!(
+            d.rewritten[0].as_deref(),
+            Some("token [SECRET_1] key [SECRET_2] mail [EMAIL_1] end")
+        );
+        // Zalgo: more marks on a letter than its origin covers, the last letter's too.
+        let key =
+            marked("AKIAQ3EGUQK7ZLW2MXRT", '\u{336}').replace('\u{336}', "\u{336}\u{338}\u{334}");
+        let text = format!("key {key} end");
+        let d = guard.inspect(&policy("balanced"), &user(&text), None);
+        assert_eq!(found(&d, &text, "aws-access-key-id"), [key.as_str()]);
+        assert_eq!(d.rewritten[0].as_deref(), Some("key [SECRET_1] end"));
+    }
+
+    #[test]
+    fn banned_content_hidden_by_invisible_characters_marks_or_fullwidth_forms_is_found() {
+        let guard = Guard::new();
+        let policy = banned_policy();
+        for (text, kind) in [
+            // Substrings match the normalised text, which has neither.
+            ("about project night\u{200B}ingale", "banned-substring"),
+            ("about project \u{2060}nightingale", "banned-substring"),
+            (
+                "about p\u{336}r\u{336}o\u{336}j\u{336}e\u{336}c\u{336}t\u{336} nightingale",
+                "banned-substring",
+            ),
+            ("about ＰＲＯＪＥＣＴ nightingale", "banned-substring"),
+            // Patterns match the original and its cleaned windows.
+            ("ref ACME-12\u{200B}34 here", "banned-pattern-1"),
+            (
+                "ref A\u{336}C\u{336}M\u{336}E\u{336}-\u{336}1\u{336}2\u{336}3\u{336}4\u{336} here",
+                "banned-pattern-1",
+            ),
+            ("ref ＡＣＭＥ－１２３４ here", "banned-pattern-1"),
+        ] {
+            let d = guard.inspect(&policy, &user(text), None);
+            let hit: Vec<&str> = found(&d, text, kind);
+            assert_eq!(hit.len(), 1, "{text:?}: {:?}", d.findings);
+            assert!(d.blocked, "{text:?}");
+            if kind == "banned-pattern-1" {
+                assert_eq!(
+                    hit[0],
+                    &text[4..text.len() - 5],
+                    "the whole value, marks included"
+                );
+            }
+        }
+        // A match the original scan made is reported once.
+        let d = guard.inspect(&policy, &user("ref ACME-1234 é"), None);
+        assert_eq!(
+            found(&d, "ref ACME-1234 é", "banned-pattern-1"),
+            ["ACME-1234"]
+        );
     }
 
     #[test]

@@ -409,7 +409,11 @@ impl Cluster {
         };
         let composed = unicode_normalization::char::compose(l, c).filter(|k| {
             let mut n = std::iter::once(*k).nfkc();
-            n.next() == Some(*k) && n.next().is_none() && k.to_lowercase().eq([*k])
+            // Lowercase as the text is (the cleaned windows keep case: there an uppercase
+            // letter composes too).
+            n.next() == Some(*k)
+                && n.next().is_none()
+                && (k.to_lowercase().eq([*k]) || !l.to_lowercase().eq([l]))
         });
         if let Some(k) = composed.filter(|_| !self.decorated) {
             self.base.get_or_insert(l);

@@ -16,8 +16,9 @@
 use std::ops::Range;
 
 use unicode_normalization::UnicodeNormalization as _;
+use unicode_normalization::char::is_combining_mark;
 
-use super::{FILLER, Origin, ascii_prefix, hidden_kind, span_in};
+use super::{Cluster, FILLER, Origin, ascii_prefix, hidden_kind, span_in};
 use crate::Detection;
 
 /// Bytes kept either side of a changed character: room for a value's other tokens (a phone
@@ -93,11 +94,16 @@ pub fn cleaned_windows(original: &str) -> Vec<Window> {
     let end = bytes.len().min(Origin::MAX + 1);
     let mut spans: Vec<Range<usize>> = Vec::new();
     let mut after_alnum = false;
+    // The last character of the cleaned text, and the marks read after it.
+    let mut last: Option<char> = None;
+    let mut cluster = Cluster::default();
     let mut at = 0;
     while at < end {
         let ascii_end = at + ascii_prefix(&bytes[at..end]);
         if ascii_end > at {
             after_alnum = bytes[ascii_end - 1].is_ascii_alphanumeric();
+            last = Some(char::from(bytes[ascii_end - 1]));
+            cluster = Cluster::default();
             at = ascii_end;
             continue;
         }
@@ -105,15 +111,32 @@ pub fn cleaned_windows(original: &str) -> Vec<Window> {
             break;
         };
         let s = step(c, after_alnum);
-        if s != Step::Keep {
+        let mut changed = s != Step::Keep;
+        if s != Step::Drop {
+            // A mark joins the character before it as `clean` joins it: only one it removes
+            // changes the text (a composed accent is the same letter).
+            let joined = Cluster::may_join(c)
+                .then(|| cluster.join(last.map(|l| (l, Origin::default())), c, Origin::default()))
+                .flatten();
+            if let Some(j) = joined {
+                changed = j.removed;
+                last = j.last.map(|(k, _)| k).or(last);
+            } else {
+                cluster = Cluster::default();
+                last = match s {
+                    Step::Space(space) => Some(space),
+                    Step::Fold => std::iter::once(c).nfkc().last(),
+                    Step::Keep | Step::Drop => Some(c),
+                };
+                after_alnum = c.is_alphanumeric();
+            }
+        }
+        if changed {
             let (lo, hi) = (at.saturating_sub(MARGIN), at + c.len_utf8() + MARGIN);
             match spans.last_mut() {
                 Some(last) if lo <= last.end => last.end = hi,
                 _ => spans.push(lo..hi),
             }
-        }
-        if s != Step::Drop {
-            after_alnum = c.is_alphanumeric();
         }
         at += c.len_utf8();
     }
@@ -143,10 +166,16 @@ pub(crate) fn scan_windows(
     for window in cleaned_windows(text) {
         detect(&window.text, &mut inner);
         for mut d in inner.drain(..) {
-            let span = window.original_span(d.span.clone());
+            let mut span = window.original_span(d.span.clone());
             if text.get(span.clone()) == window.text.get(d.span.clone()) {
                 continue;
             }
+            // Marks on the value's last letter are the value's (its origin covers one at most).
+            span.end += text[span.end..]
+                .chars()
+                .take_while(|&c| c >= '\u{300}' && is_combining_mark(c))
+                .map(char::len_utf8)
+                .sum::<usize>();
             d.span = span;
             if !widen_same(found.iter_mut(), &d) {
                 found.push(d);
@@ -216,6 +245,7 @@ fn clean(original: &str, range: Range<usize>) -> Window {
     let mut text = String::with_capacity(range.len());
     let mut origin = Vec::with_capacity(range.len());
     let mut after_alnum = range.start > 0 && bytes[range.start - 1].is_ascii_alphanumeric();
+    let mut cluster = Cluster::default();
     let mut at = range.start;
     while at < range.end {
         let ascii_end = at + ascii_prefix(&bytes[at..range.end]);
@@ -223,6 +253,7 @@ fn clean(original: &str, range: Range<usize>) -> Window {
             text.push_str(&original[at..ascii_end]);
             origin.extend(Origin::ascii(at..ascii_end));
             after_alnum = bytes[ascii_end - 1].is_ascii_alphanumeric();
+            cluster = Cluster::default();
             at = ascii_end;
             continue;
         }
@@ -232,12 +263,33 @@ fn clean(original: &str, range: Range<usize>) -> Window {
         let from = Origin::new(at, c);
         at += c.len_utf8();
         let s = step(c, after_alnum);
+        if s == Step::Drop {
+            continue;
+        }
+        // Combining marks as normalisation treats them: composed with their letter, or removed
+        // from a Latin, Greek or Cyrillic letter they only decorate (`g\u{336}h\u{336}p\u{336}_`);
+        // the letter's origin then covers its marks.
+        if Cluster::may_join(c) {
+            let last = text.chars().next_back();
+            let base = text.len() - last.map_or(0, char::len_utf8);
+            let last = last.zip(origin.get(base).copied());
+            if let Some(joined) = cluster.join(last, c, from) {
+                if let Some((k, from)) = joined.last {
+                    text.truncate(base);
+                    origin.truncate(base);
+                    text.push(k);
+                    origin.extend(std::iter::repeat_n(from, k.len_utf8()));
+                }
+                continue;
+            }
+        }
+        cluster = Cluster::default();
         let mut push = |c: char| {
             text.push(c);
             origin.extend(std::iter::repeat_n(from, c.len_utf8()));
         };
         match s {
-            Step::Drop => continue,
+            Step::Drop => {}
             Step::Keep => push(c),
             Step::Space(space) => push(space),
             Step::Fold => std::iter::once(c).nfkc().for_each(push),
@@ -285,6 +337,23 @@ mod tests {
     }
 
     #[test]
+    fn marks_are_removed_or_composed_as_normalisation_does() {
+        // Strike-through, overline and underline on ASCII letters, digits and symbols go, and
+        // a letter's origin covers its mark.
+        let text = "key A\u{336}K\u{336}I\u{336}A\u{336}1\u{335}2\u{332}_\u{338} end";
+        let w = &cleaned_windows(text)[0];
+        assert_eq!(w.text, "key AKIA12_ end");
+        assert_eq!(&text[w.original_span(4..11)], &text[4..text.len() - 4]);
+        // Composable accents compose, in either case; other scripts keep their marks; a mark
+        // that composes alone makes no window.
+        assert_eq!(
+            cleaned("x\u{200B} E\u{301}cole e\u{301}\u{336} \u{915}\u{93F}")[0].0,
+            "x Ecole e \u{915}\u{93F}".replace("Ecole", "\u{C9}cole")
+        );
+        assert!(cleaned_windows("E\u{301}cole \u{915}\u{93F}").is_empty());
+    }
+
+    #[test]
     fn windows_are_local_and_do_not_cut_tokens() {
         let filler = "word ".repeat(200);
         let token = format!("{}\u{200B}{}", "a".repeat(300), "b".repeat(300));
@@ -303,7 +372,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn windows_map_into_the_original_on_boundaries(
-            s in "[a-z0-9 @.\u{200B}\u{202F}\u{FF11}\u{FF41}é漢]{0,300}|\\PC{0,80}"
+            s in "[a-z0-9 @.\u{200B}\u{202F}\u{FF11}\u{FF41}é漢\u{301}\u{336}\u{93F}]{0,300}|\\PC{0,80}"
         ) {
             let mut last = 0;
             for w in cleaned_windows(&s) {
