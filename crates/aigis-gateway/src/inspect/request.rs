@@ -239,8 +239,20 @@ fn escape(key: &str) -> std::borrow::Cow<'_, str> {
 /// Every string under `value`, and its object keys as one more field: tool definitions, JSON
 /// schemas, tool-call arguments and blocks of unknown types, all of which the model reads.
 fn leaves(value: &Value, pointer: &str, path: &str, source: Source, out: &mut Vec<Field>) {
+    leaves_but(value, pointer, path, source, out, |_, _| false);
+}
+
+/// [`leaves`], leaving out the members `skip` picks (by key and value).
+fn leaves_but(
+    value: &Value,
+    pointer: &str,
+    path: &str,
+    source: Source,
+    out: &mut Vec<Field>,
+    skip: fn(&str, &Value) -> bool,
+) {
     let mut keys = String::new();
-    strings(value, pointer, path, source, out, &mut keys);
+    strings(value, pointer, path, source, out, &mut keys, skip);
     if !keys.is_empty() {
         out.push(Field {
             pointer: pointer.to_owned(),
@@ -252,7 +264,8 @@ fn leaves(value: &Value, pointer: &str, path: &str, source: Source, out: &mut Ve
     }
 }
 
-/// The strings under `value` as fields; its object keys appended to `keys`, one per line.
+/// The strings under `value` as fields, but for the members `skip` picks; its object keys
+/// appended to `keys`, one per line.
 fn strings(
     value: &Value,
     pointer: &str,
@@ -260,32 +273,35 @@ fn strings(
     source: Source,
     out: &mut Vec<Field>,
     keys: &mut String,
+    skip: fn(&str, &Value) -> bool,
 ) {
     match value {
         Value::String(_) => push(out, pointer.to_owned(), path.to_owned(), source),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 let (p, d) = (format!("{pointer}/{i}"), format!("{path}[{i}]"));
-                strings(item, &p, &d, source, out, keys);
+                strings(item, &p, &d, source, out, keys, skip);
             }
         }
         Value::Object(members) => {
-            for (key, item) in members {
-                // Provider-encrypted blobs (Anthropic's `encrypted_content`) are not text.
-                if key.starts_with("encrypted_") {
-                    continue;
-                }
+            for (key, item) in members.iter().filter(|(k, v)| !skip(k, v)) {
                 keys.push_str(key);
                 keys.push('\n');
                 let (p, d) = (
                     format!("{pointer}/{}", escape(key)),
                     format!("{path}.{key}"),
                 );
-                strings(item, &p, &d, source, out, keys);
+                strings(item, &p, &d, source, out, keys, skip);
             }
         }
         _ => {}
     }
+}
+
+/// The opaque members of Anthropic's server-tool results: `encrypted_content` and
+/// `encrypted_index` strings, which the provider encrypted and only it reads.
+fn provider_encrypted(key: &str, value: &Value) -> bool {
+    matches!(key, "encrypted_content" | "encrypted_index") && value.is_string()
 }
 
 /// Content part and block types that carry no text (images, audio, files; Anthropic's
@@ -335,7 +351,9 @@ fn block(part: &Value, p: &str, d: &str, source: Source, out: &mut Vec<Field>) {
         }
         // Anthropic's server tools (web search and fetch, MCP, code execution): what they
         // bring back is indirect, like a tool's answer.
-        Some(kind) if kind.ends_with("_tool_result") => leaves(part, p, d, Source::Tool, out),
+        Some(kind) if kind.ends_with("_tool_result") => {
+            leaves_but(part, p, d, Source::Tool, out, provider_encrypted);
+        }
         // Anthropic: a tool's answer, a retrieved document or search result are indirect.
         Some("tool_result" | "search_result") => {
             member(part, "title", p, d, Source::Tool, out);
@@ -916,5 +934,12 @@ mod tests {
             keys.contains("tool_use_id\n") && !keys.contains("encrypted"),
             "{keys}"
         );
+        // Outside a server-tool result an `encrypted_…` member is text like any other.
+        let tool = serde_json::json!({"tools": [{"name": "t", "description": "d", "input_schema":
+            {"properties": {"encrypted_note": {"description": "x"}}}}]});
+        assert!(sources(Endpoint::Messages, &tool).contains(&(
+            "tools[0].input_schema.properties.encrypted_note.description".into(),
+            Source::Definition
+        )));
     }
 }
