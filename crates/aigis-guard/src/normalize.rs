@@ -17,8 +17,9 @@
 //! | whitespace | runs of whitespace become one space |
 //!
 //! `cleaned_windows` cleans the stretches around characters that can split or disguise a value
-//! (invisible characters, compatibility forms, unusual spaces) for the PII and secrets
-//! detectors, without the folding that would corrupt key material (see `clean.rs`).
+//! (invisible characters, compatibility forms, unusual spaces, decorating combining marks) for
+//! the PII and secrets detectors and banned patterns, without the folding that would corrupt
+//! key material (see `clean.rs`).
 //!
 //! [`decode_segments`] finds embedded base64, hex, URL-encoded, rot13, Unicode-tag, HTML-reference,
 //! backslash-escaped and Morse payloads and

@@ -1,10 +1,12 @@
-//! The cleaned text the PII and secrets detectors read besides the original, so that a value
+//! The cleaned text the PII and secrets detectors (and banned patterns) read besides the original, so that a value
 //! split by a zero-width space (`ghp_…\u{200B}…`, `jane\u{200B}@example.com`), written in
 //! fullwidth digits or grouped with narrow no-break spaces is still found.
 //!
 //! Cleaning removes the characters [`normalize`](super::normalize) removes (invisible, bidi and
 //! other format characters), applies NFKC to each character (fullwidth and mathematical forms,
-//! ligatures) and turns every other space, and the blank fillers, into an ASCII one. Unlike normalisation it keeps case,
+//! ligatures) and turns every other space, and the blank fillers, into an ASCII one. Combining
+//! marks are composed or removed as normalisation decides (`Cluster`): strike-through
+//! `g\u{336}h\u{336}p\u{336}_…` reads `ghp_…`. Unlike normalisation it keeps case,
 //! leetspeak and look-alike letters: folding those would corrupt key material and checksums.
 //!
 //! Only [`Window`]s around the characters that cleaning changes are cleaned (and scanned): the

@@ -18,8 +18,9 @@
 //!   window is not complete yet.
 //!
 //! PII and secrets are also looked for in the cleaned windows of the buffer (see
-//! `normalize/clean.rs`), so a value split by an invisible character or written in fullwidth
-//! forms is one match; the hold rules read a non-ASCII word or digit group cleaned too.
+//! `normalize/clean.rs`), so a value split by an invisible character, struck through with
+//! combining marks or written in fullwidth forms is one match; the hold rules read a non-ASCII
+//! word or digit group cleaned too.
 //!
 //! The hold is capped by the profile's `hold_back` (PEM blocks by [`MAX_PEM`]). Within the cap
 //! the released text does not depend on how the upstream chunked it: it is exactly what
