@@ -93,20 +93,7 @@ impl Spool {
             spool.start = 0;
         }
         let (_, valid) = spool.read_events()?;
-        let actual = file.metadata().map_err(io)?.len();
-        if valid != actual {
-            spool.torn_tail_only(valid)?;
-            tracing::error!(
-                target: "aigis::security",
-                spool = %path.display(),
-                offset = valid,
-                cut_bytes = actual.saturating_sub(valid),
-                "cutting an unreadable spool record and everything after it (a write torn by a crash, never acknowledged; or damage)"
-            );
-            file.set_len(valid).map_err(io)?;
-            file.sync_all().map_err(io)?;
-        }
-        spool.len = valid - spool.start;
+        spool.cut_at(valid)?;
         Ok(spool)
     }
 
@@ -202,37 +189,49 @@ impl Spool {
         Ok(())
     }
 
-    /// Every spooled event, oldest first. A spool with an unreadable record before its end is
-    /// an error: acknowledged events follow it, and nothing may be dropped.
+    /// Every spooled event, oldest first (an unreadable rest is set aside, as at open).
     pub fn events(&mut self) -> Result<Vec<Event>, LedgerError> {
         let (events, valid) = self.read_events()?;
-        self.torn_tail_only(valid)?;
+        self.cut_at(valid)?;
         Ok(events)
     }
 
-    /// Checks that what follows the last readable record (at `valid`) is at most a write torn
-    /// by a crash, never acknowledged: the start of one record that runs to the end of the
-    /// file, or zeros. Anything else is damage with acknowledged records after it, which is
-    /// refused and named, not cut.
-    fn torn_tail_only(&self, valid: u64) -> Result<(), LedgerError> {
-        let mut data = Vec::new();
+    /// Cuts the spool after its last readable record (at `valid`). A write torn by a crash,
+    /// never acknowledged (the start of one record that runs to the end of the file, or
+    /// zeros), is dropped. Anything else may hold acknowledged records after a damaged one, or
+    /// a batch whose pages reached the disk out of order before its sync returned: those bytes
+    /// are first copied, synced, to `PATH.damaged-TIME` for recovery by hand, and named on
+    /// `aigis::security`. So the ledger keeps working, and nothing is destroyed.
+    fn cut_at(&mut self, valid: u64) -> Result<(), LedgerError> {
+        let mut rest = Vec::new();
         let mut f = self.file.try_clone().map_err(|e| self.io(&e))?;
         f.seek(SeekFrom::Start(valid)).map_err(|e| self.io(&e))?;
-        f.read_to_end(&mut data).map_err(|e| self.io(&e))?;
-        let record_to_end = data.get(..4).is_none_or(|b| {
-            let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-            len <= MAX_EVENT_LEN && 12 + len >= data.len()
-        });
-        if record_to_end || data.iter().all(|&b| b == 0) {
-            return Ok(());
+        f.read_to_end(&mut rest).map_err(|e| self.io(&e))?;
+        if !rest.is_empty() {
+            let torn = rest.get(..4).is_none_or(|b| {
+                let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+                len <= MAX_EVENT_LEN && 12 + len >= rest.len()
+            }) || rest.iter().all(|&b| b == 0);
+            if torn {
+                tracing::error!(target: "aigis::security", spool = %self.path.display(), offset = valid, cut_bytes = rest.len(), "cutting a spool record torn by a crash (never acknowledged)");
+            } else {
+                let aside = self
+                    .path
+                    .with_extension(format!("spool.damaged-{}", crate::now_ms()));
+                let out = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&aside)
+                    .and_then(|mut o| o.write_all(&rest).map(|()| o))
+                    .map_err(|e| self.io(&e))?;
+                out.sync_all().map_err(|e| self.io(&e))?;
+                tracing::error!(target: "aigis::security", spool = %self.path.display(), offset = valid, bytes = rest.len(), set_aside = %aside.display(), "a spool record is damaged and bytes follow it: they are set aside for recovery by hand (they may hold acknowledged records), not drained");
+            }
+            self.file.set_len(valid).map_err(|e| self.io(&e))?;
+            self.file.sync_all().map_err(|e| self.io(&e))?;
         }
-        Err(LedgerError::Io {
-            path: self.path.display().to_string(),
-            message: format!(
-                "spool record at offset {valid} is damaged and {} bytes follow it: acknowledged records may be among them, so the spool is neither drained nor cut; move the file aside and recover it by hand",
-                data.len()
-            ),
-        })
+        self.len = valid - self.start;
+        Ok(())
     }
 
     fn read_events(&mut self) -> Result<(Vec<Event>, u64), LedgerError> {
@@ -362,10 +361,11 @@ mod tests {
         assert_eq!(ids(&mut s), ["r000", "r001"]);
     }
 
-    /// A torn last record is cut when the spool opens; damage with records after it is
-    /// refused by `open` and by the drain, never cut: those records were acknowledged.
+    /// A torn last record is cut when the spool opens; damage with records after it is set
+    /// aside to a file of its own, never destroyed, and the spool goes on with the records
+    /// before it.
     #[test]
-    fn damage_before_the_end_is_refused_not_cut() {
+    fn damage_before_the_end_is_set_aside_not_lost() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spool");
         let mut s = Spool::open(&path, 1 << 20).unwrap();
@@ -379,19 +379,35 @@ mod tests {
         let mut s = Spool::open(&path, 1 << 20).unwrap();
         assert_eq!(ids(&mut s), ["r000", "r001", "r002"]);
         assert_eq!(file_len(&path), full, "the torn record is cut");
-        // One byte of the second record's body flipped.
+        let aside = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.to_string_lossy().contains(".damaged-"))
+                .collect::<Vec<_>>()
+        };
+        assert!(aside().is_empty(), "a torn write is not set aside");
+        // One byte of the second record's body flipped, found by a drain's read.
         let mut data = std::fs::read(&path).unwrap();
         let first = usize::try_from(HEADER_LEN).unwrap();
         let len0 = u32::from_be_bytes(data[first..first + 4].try_into().unwrap());
         let second = first + 12 + len0 as usize;
         data[second + 6] ^= 0x20;
         std::fs::write(&path, &data).unwrap();
-        let err = s.events().unwrap_err().to_string();
-        assert!(err.contains(&format!("offset {second}")), "{err}");
+        assert_eq!(ids(&mut s), ["r000"]);
+        let kept = aside();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            std::fs::read(&kept[0]).unwrap(),
+            data[second..],
+            "every byte kept"
+        );
+        assert_eq!(file_len(&path), second as u64);
+        // The spool goes on: a new event follows the readable one, and a reopen agrees.
+        s.push(&[event(3, 0)]).unwrap();
         drop(s);
-        let err = Spool::open(&path, 1 << 20).unwrap_err().to_string();
-        assert!(err.contains("neither drained nor cut"), "{err}");
-        assert_eq!(std::fs::read(&path).unwrap(), data, "nothing was cut");
+        let mut s = Spool::open(&path, 1 << 20).unwrap();
+        assert_eq!(ids(&mut s), ["r000", "r003"]);
     }
 
     #[test]

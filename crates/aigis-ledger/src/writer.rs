@@ -471,16 +471,21 @@ impl Writer {
         }
         if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
             let _ = self.drain_spool();
-        } else if batch.is_empty() && !self.shared.healthy.load(Ordering::Relaxed) {
-            // Failed closed with nothing to write: probe the store so traffic resumes once
-            // it is back (an empty transaction).
+        } else if !self.shared.healthy.load(Ordering::Relaxed) {
+            // Failed closed: probe the store (an empty transaction) before a batch is tried on
+            // it again, so a store that stays down costs one cheap probe per turn, not the
+            // held batch retried and its error logged.
             if self.store.append(&mut [], &mut self.tree).is_ok() {
                 tracing::info!(target: "aigis::security", "ledger store is back; accepting traffic");
                 self.shared.healthy.store(true, Ordering::Relaxed);
             }
         }
         if !batch.is_empty() {
-            let result = self.commit(&mut batch.events);
+            let result = if self.shared.healthy.load(Ordering::Relaxed) {
+                self.commit(&mut batch.events)
+            } else {
+                Err(LedgerError::FailClosed("the store is still down".into()))
+            };
             if let Err(e) = &result {
                 // A caller that waits is told; the others' events are held and tried again.
                 for (ack, event) in acks.into_iter().zip(batch.events.drain(..)) {
