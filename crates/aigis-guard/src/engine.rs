@@ -812,6 +812,32 @@ mod tests {
         assert!(guard.inspect(&policy("strict"), &user(&text), None).blocked);
     }
 
+    /// A joiner or variation selector after punctuation builds no emoji: it splits the value
+    /// like a zero-width space and is removed (it was kept after anything but a letter).
+    #[test]
+    fn joiners_after_punctuation_split_no_value() {
+        let guard = Guard::new();
+        let token = github_token();
+        let text = format!(
+            "token ghp_\u{200D}{} mail jane@\u{FE0F}example.com end",
+            &token[4..]
+        );
+        let d = guard.inspect(&policy("balanced"), &user(&text), None);
+        assert!(
+            d.rewritten[0]
+                .as_deref()
+                .is_some_and(|t| t.starts_with("token [SECRET_1] mail")),
+            "{:?}",
+            d.findings
+        );
+        assert_eq!(
+            found(&d, &text, "EMAIL_ADDRESS"),
+            ["jane@\u{FE0F}example.com"],
+            "{:?}",
+            d.findings
+        );
+    }
+
     /// `text` with `mark` after every character but spaces.
     fn marked(text: &str, mark: char) -> String {
         text.chars()

@@ -60,11 +60,13 @@ enum Step {
     Fold,
 }
 
-/// What cleaning does to a non-ASCII `c`, after an alphanumeric character or not.
-fn step(c: char, after_alnum: bool) -> Step {
+/// What cleaning does to a non-ASCII `c`; `splits`: a joiner or variation selector here would
+/// split a value (it follows no emoji).
+fn step(c: char, splits: bool) -> Step {
     // Joiners and variation selectors after an emoji build the emoji: they stay, as they do
-    // not split a value.
-    match hidden_kind(c, after_alnum) {
+    // not split a value. After anything else (a letter, a digit, `-`, `_`, `@`) they are
+    // removed, so `sk-\u{200D}proj-…` reads whole.
+    match hidden_kind(c, splits) {
         // A blank filler reads as a space.
         Some(FILLER) => return Step::Space(' '),
         Some(_) => return Step::Drop,
@@ -95,7 +97,7 @@ pub fn cleaned_windows(original: &str) -> Vec<Window> {
     let bytes = original.as_bytes();
     let end = bytes.len().min(Origin::MAX + 1);
     let mut spans: Vec<Range<usize>> = Vec::new();
-    let mut after_alnum = false;
+    let mut splits = true;
     // The last character of the cleaned text, and the marks read after it.
     let mut last: Option<char> = None;
     let mut cluster = Cluster::default();
@@ -103,7 +105,7 @@ pub fn cleaned_windows(original: &str) -> Vec<Window> {
     while at < end {
         let ascii_end = at + ascii_prefix(&bytes[at..end]);
         if ascii_end > at {
-            after_alnum = bytes[ascii_end - 1].is_ascii_alphanumeric();
+            splits = true;
             last = Some(char::from(bytes[ascii_end - 1]));
             cluster = Cluster::default();
             at = ascii_end;
@@ -112,7 +114,7 @@ pub fn cleaned_windows(original: &str) -> Vec<Window> {
         let Some(c) = original[at..].chars().next() else {
             break;
         };
-        let s = step(c, after_alnum);
+        let s = step(c, splits);
         let mut changed = s != Step::Keep;
         if s != Step::Drop {
             // A mark joins the character before it as `clean` joins it: only one it removes
@@ -130,7 +132,7 @@ pub fn cleaned_windows(original: &str) -> Vec<Window> {
                     Step::Fold => std::iter::once(c).nfkc().last(),
                     Step::Keep | Step::Drop => Some(c),
                 };
-                after_alnum = c.is_alphanumeric();
+                splits = follows_no_emoji(c);
             }
         }
         if changed {
@@ -246,7 +248,10 @@ fn clean(original: &str, range: Range<usize>) -> Window {
     let bytes = original.as_bytes();
     let mut text = String::with_capacity(range.len());
     let mut origin = Vec::with_capacity(range.len());
-    let mut after_alnum = range.start > 0 && bytes[range.start - 1].is_ascii_alphanumeric();
+    let mut splits = original[..range.start]
+        .chars()
+        .next_back()
+        .is_none_or(follows_no_emoji);
     let mut cluster = Cluster::default();
     let mut at = range.start;
     while at < range.end {
@@ -254,7 +259,7 @@ fn clean(original: &str, range: Range<usize>) -> Window {
         if ascii_end > at {
             text.push_str(&original[at..ascii_end]);
             origin.extend(Origin::ascii(at..ascii_end));
-            after_alnum = bytes[ascii_end - 1].is_ascii_alphanumeric();
+            splits = true;
             cluster = Cluster::default();
             at = ascii_end;
             continue;
@@ -264,7 +269,7 @@ fn clean(original: &str, range: Range<usize>) -> Window {
         };
         let from = Origin::new(at, c);
         at += c.len_utf8();
-        let s = step(c, after_alnum);
+        let s = step(c, splits);
         if s == Step::Drop {
             continue;
         }
@@ -296,9 +301,15 @@ fn clean(original: &str, range: Range<usize>) -> Window {
             Step::Space(space) => push(space),
             Step::Fold => std::iter::once(c).nfkc().for_each(push),
         }
-        after_alnum = c.is_alphanumeric();
+        splits = follows_no_emoji(c);
     }
     Window { text, origin }
+}
+
+/// Whether a joiner or variation selector after `c` splits a value rather than builds an
+/// emoji: after ASCII, letters and digits it does; after other symbols (emoji) it may not.
+fn follows_no_emoji(c: char) -> bool {
+    c.is_ascii() || c.is_alphanumeric()
 }
 
 #[cfg(test)]
