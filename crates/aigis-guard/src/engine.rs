@@ -439,7 +439,11 @@ impl Guard {
                         continue;
                     }
                     x.span = span;
-                    if !normalize::widen_same(found.iter_mut().map(|(f, _)| f), &x) {
+                    // Past a few thousand findings the search for one to widen is skipped
+                    // (it would be quadratic): an overlap left is merged when rewriting.
+                    let widened = found.len() <= MERGE_SEARCH
+                        && normalize::widen_same(found.iter_mut().map(|(f, _)| f), &x);
+                    if !widened {
                         found.push((x, Some(d.encoding)));
                     }
                 }
@@ -540,6 +544,17 @@ fn custom_findings(
     let mut found: Vec<(Detection, Option<Encoding>)> = Vec::new();
     let mut inner = Vec::new();
     custom_matches(policy, text, normalized, &mut inner);
+    // A match is reported once per kind and span, a topic once per text: looked up, not
+    // searched for, as decoded payloads can hold tens of thousands of matches.
+    let key = |d: &Detection| {
+        let span = if d.detector == Detector::Topic {
+            0..0
+        } else {
+            d.span.clone()
+        };
+        (d.kind.clone(), span)
+    };
+    let mut seen: std::collections::HashSet<_> = inner.iter().map(key).collect();
     found.extend(inner.drain(..).map(|d| (d, None)));
     for d in decoded {
         custom_matches(policy, &d.text, &normalize::normalize(&d.text), &mut inner);
@@ -556,10 +571,7 @@ fn custom_findings(
                 x.span = d.span.clone();
                 outermost(decoded, d)
             };
-            let again = found.iter().any(|(f, _)| {
-                f.kind == x.kind && (f.span == x.span || x.detector == Detector::Topic)
-            });
-            if !again {
+            if seen.insert(key(&x)) {
                 found.push((x, Some(encoding)));
             }
         }
@@ -572,6 +584,9 @@ fn custom_findings(
         Finding::new(part, d, action, encoding, version)
     }));
 }
+
+/// Most findings of a text searched for one that a finding in rot13 of the whole text widens.
+const MERGE_SEARCH: usize = 4096;
 
 /// The banned substrings and patterns and the topics (each once) of one text, with spans in
 /// `text`; `normalized` is its normalisation.
@@ -810,6 +825,20 @@ mod tests {
             d.findings
         );
         assert!(guard.inspect(&policy("strict"), &user(&text), None).blocked);
+    }
+
+    /// Thousands of split values in one text are each found once (their merging is looked up
+    /// by position, not searched for).
+    #[test]
+    fn many_split_values_are_each_found_once() {
+        let guard = Guard::new();
+        let text: String = (0..5000)
+            .map(|i| format!("u{i}\u{200B}x@example.com "))
+            .collect();
+        let d = guard.inspect(&policy("balanced"), &user(&text), None);
+        let mails = found(&d, &text, "EMAIL_ADDRESS");
+        assert_eq!(mails.len(), 5000);
+        assert!(mails.iter().all(|m| m.contains('\u{200B}')));
     }
 
     /// A joiner or variation selector after punctuation builds no emoji: it splits the value
