@@ -365,10 +365,18 @@ impl Guard {
                 out,
             );
             // Payloads a decoding limit left unread were never inspected: they may hide an
-            // injection behind decoys, so they count as one (fail closed).
+            // injection behind decoys, so in direct text they count as one (fail closed); in
+            // tool results and documents the profile's `decode_limit` says.
             if let Some(span) = unread {
-                let detection = custom(Detector::Injection, "decode-limit".into(), span);
-                out.push(finding(detection, p.injection.action, None, "decode/1"));
+                let action = if source.indirect() {
+                    p.injection.decode_limit
+                } else {
+                    p.injection.action
+                };
+                if action != Action::Off {
+                    let detection = custom(Detector::Injection, "decode-limit".into(), span);
+                    out.push(finding(detection, action, None, "decode/1"));
+                }
             }
         }
 
@@ -1083,6 +1091,21 @@ mod tests {
                 .iter()
                 .all(|f| f.detection.kind != "decode-limit")
         );
+        // In a tool result or document (many encoded links, a large base64 image are common
+        // there) `balanced` flags the limit instead; `strict` still blocks.
+        let page = [Part {
+            text: &decoys.join(" "),
+            source: Source::Tool,
+        }];
+        for (name, action) in [("strict", Action::Block), ("balanced", Action::Flag)] {
+            let d = guard.inspect(&policy(name), &page, None);
+            let f = d
+                .findings
+                .iter()
+                .find(|f| f.detection.kind == "decode-limit");
+            assert_eq!(f.map(|f| f.action), Some(action), "{name}");
+            assert_eq!(d.blocked, action == Action::Block, "{name}");
+        }
     }
 
     /// `balanced` with a banned substring and pattern and a topic list.

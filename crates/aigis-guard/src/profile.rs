@@ -7,7 +7,8 @@
 //! |---|---|---|---|
 //! | injection (direct: user, system, assistant text) | block at 0.30 | block at 0.50 | flag at 0.80 |
 //! | injection (indirect: tool results, documents) | block at 0.40 | block at 0.70 | flag at 0.90 |
-//! | payloads past the decoding limits (injection action) | block | block | flag |
+//! | payloads past the decoding limits, direct (injection action) | block | block | flag |
+//! | payloads past the decoding limits, indirect (`decode_limit`) | block | flag | flag |
 //! | invisible and bidi characters | block | redact (strip) | flag |
 //! | PII | redact, every entity, score ≥ 0.4 | flag, every entity, score ≥ 0.5 | flag, score ≥ 0.8 |
 //! | secrets | block | redact | flag |
@@ -64,6 +65,11 @@ pub struct InjectionPolicy {
     pub threshold: f32,
     /// Score at or above which tool results and retrieved documents are an injection.
     pub indirect_threshold: f32,
+    /// What a tool result or retrieved document with payloads past the decoding limits gets
+    /// (`block`, `flag` or `off`): such content often holds many encoded links or a large
+    /// base64 image, so `balanced` flags it there; text from the user, system or assistant
+    /// gets the injection `action`, as decoys ahead of an encoded order are an attack there.
+    pub decode_limit: Action,
 }
 
 /// PII policy.
@@ -125,7 +131,7 @@ impl Profile {
     pub fn builtin(name: &str) -> Option<Self> {
         let (inj, threshold, indirect, invisible, pii, pii_score, secrets, custom) = match name {
             "strict" => (
-                Action::Block,
+                (Action::Block, Action::Block),
                 0.30,
                 0.40,
                 Action::Block,
@@ -135,7 +141,7 @@ impl Profile {
                 Action::Block,
             ),
             "balanced" => (
-                Action::Block,
+                (Action::Block, Action::Flag),
                 0.50,
                 0.70,
                 Action::Redact,
@@ -145,7 +151,7 @@ impl Profile {
                 Action::Block,
             ),
             "permissive" => (
-                Action::Flag,
+                (Action::Flag, Action::Flag),
                 0.80,
                 0.90,
                 Action::Flag,
@@ -158,9 +164,10 @@ impl Profile {
         };
         Some(Self {
             injection: InjectionPolicy {
-                action: inj,
+                action: inj.0,
                 threshold,
                 indirect_threshold: indirect,
+                decode_limit: inj.1,
             },
             invisible,
             pii: PiiPolicy {
@@ -222,6 +229,8 @@ pub struct InjectionSpec {
     pub threshold: Option<f32>,
     /// Indirect threshold.
     pub indirect_threshold: Option<f32>,
+    /// Action on payloads past the decoding limits in tool results and documents.
+    pub decode_limit: Option<Action>,
 }
 
 /// PII overrides.
@@ -383,6 +392,14 @@ fn apply(p: &mut Profile, spec: &ProfileSpec, name: &str, errors: &mut Vec<Strin
         p.injection.indirect_threshold = i
             .indirect_threshold
             .unwrap_or(p.injection.indirect_threshold);
+        if let Some(a) = i.decode_limit {
+            if a.rewrites() {
+                errors.push(format!(
+                    "profile {name}: injection.decode_limit can be block, flag or off"
+                ));
+            }
+            p.injection.decode_limit = a;
+        }
     }
     if let Some(a) = &spec.invisible {
         p.invisible = a.action;
