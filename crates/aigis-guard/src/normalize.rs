@@ -194,22 +194,14 @@ fn lower(original: &str) -> Lowered {
         } else if is_quietly_dropped(c) {
             continue;
         }
-        if kind.is_none() && Cluster::may_join(c) {
-            let last = text.chars().next_back();
-            let base = text.len() - last.map_or(0, char::len_utf8);
-            let last = last.zip(origin.get(base).copied());
-            if let Some(joined) = cluster.join(last, c, from) {
-                if let Some((k, from)) = joined.last {
-                    text.truncate(base);
-                    origin.truncate(base);
-                    text.push(k);
-                    origin.extend(std::iter::repeat_n(from, k.len_utf8()));
-                }
-                if joined.removed {
-                    extend_run(&mut hidden_run, &mut hidden, original, MARKS, from);
-                }
-                continue;
+        if kind.is_none()
+            && Cluster::may_join(c)
+            && let Some(joined) = cluster.join_onto(&mut text, &mut origin, c, from)
+        {
+            if joined.removed {
+                extend_run(&mut hidden_run, &mut hidden, original, MARKS, from);
             }
+            continue;
         }
         cluster = Cluster::default();
         // A filler is blank: it reads as a space.
@@ -351,6 +343,28 @@ struct Joined {
 }
 
 impl Cluster {
+    /// [`Cluster::join`] on the end of a text being built with its byte `origin`s: a mark
+    /// that composes replaces the last character by the composed one (with that character's
+    /// origin); `None` when `c` starts a new cluster.
+    fn join_onto(
+        &mut self,
+        text: &mut String,
+        origin: &mut Vec<Origin>,
+        c: char,
+        from: Origin,
+    ) -> Option<Joined> {
+        let last = text.chars().next_back();
+        let base = text.len() - last.map_or(0, char::len_utf8);
+        let joined = self.join(last.zip(origin.get(base).copied()), c, from)?;
+        if let Some((k, from)) = joined.last {
+            text.truncate(base);
+            origin.truncate(base);
+            text.push(k);
+            origin.extend(std::iter::repeat_n(from, k.len_utf8()));
+        }
+        Some(joined)
+    }
+
     /// Whether `c` is a combining mark or a conjoining jamo that can follow a leading one: the
     /// only characters [`Cluster::join`] does anything with.
     fn may_join(c: char) -> bool {

@@ -293,19 +293,8 @@ fn clean(original: &str, range: Range<usize>) -> Window {
         // Combining marks as normalisation treats them: composed with their letter, or removed
         // from a Latin, Greek or Cyrillic letter they only decorate (`g\u{336}h\u{336}p\u{336}_`);
         // the letter's origin then covers its marks.
-        if Cluster::may_join(c) {
-            let last = text.chars().next_back();
-            let base = text.len() - last.map_or(0, char::len_utf8);
-            let last = last.zip(origin.get(base).copied());
-            if let Some(joined) = cluster.join(last, c, from) {
-                if let Some((k, from)) = joined.last {
-                    text.truncate(base);
-                    origin.truncate(base);
-                    text.push(k);
-                    origin.extend(std::iter::repeat_n(from, k.len_utf8()));
-                }
-                continue;
-            }
+        if Cluster::may_join(c) && cluster.join_onto(&mut text, &mut origin, c, from).is_some() {
+            continue;
         }
         cluster = Cluster::default();
         let mut push = |c: char| {
