@@ -24,6 +24,17 @@ fn temp_file(name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
     path
 }
 
+/// `aigis guard scan --format FORMAT PATH`, its output parsed.
+fn scan_as(format: &str, path: &std::path::Path) -> serde_json::Value {
+    json(&aigis(&[
+        "guard",
+        "scan",
+        "--format",
+        format,
+        path.to_str().unwrap(),
+    ]))
+}
+
 fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(o), String::from_utf8_lossy(&o.stderr)))
@@ -284,22 +295,10 @@ fn offsets_are_bytes_of_the_file_after_invalid_utf8_and_json_escapes() {
     let at = text.len() as u64;
     text.extend_from_slice(format!("{email} today.").as_bytes());
     let path = temp_file("invalid.txt", &text);
-    let report = json(&aigis(&[
-        "guard",
-        "scan",
-        "--format",
-        "json",
-        path.to_str().unwrap(),
-    ]));
+    let report = scan_as("json", &path);
     assert_eq!(offsets(&report, rule), [at]);
     assert_eq!(offsets(&report, "AIG-GUARD-INVALID-UTF8"), [0]);
-    let sarif = json(&aigis(&[
-        "guard",
-        "scan",
-        "--format",
-        "sarif",
-        path.to_str().unwrap(),
-    ]));
+    let sarif = scan_as("sarif", &path);
     let results = sarif["runs"][0]["results"].as_array().unwrap();
     let email_result = results.iter().find(|r| r["ruleId"] == rule).unwrap();
     assert_eq!(
@@ -315,13 +314,7 @@ fn offsets_are_bytes_of_the_file_after_invalid_utf8_and_json_escapes() {
     let at = file.len() as u64;
     file.extend_from_slice(format!("{email}\"}}\n").as_bytes());
     let path = temp_file("escapes.jsonl", &file);
-    let report = json(&aigis(&[
-        "guard",
-        "scan",
-        "--format",
-        "json",
-        path.to_str().unwrap(),
-    ]));
+    let report = scan_as("json", &path);
     assert_eq!(offsets(&report, rule), [at]);
     let finding = report["findings"]
         .as_array()
