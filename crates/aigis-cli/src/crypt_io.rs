@@ -151,6 +151,12 @@ impl Write for Output {
     }
 }
 
+/// Largest passphrase file read (only its first line counts).
+const MAX_PASSPHRASE_FILE: usize = 64 * 1024;
+
+/// Largest certificate (PEM) file read.
+pub(crate) const MAX_CERT_FILE: usize = 1024 * 1024;
+
 /// Reads a passphrase: the first line of `file`, or a prompt on the terminal.
 pub fn passphrase(
     file: Option<&Path>,
@@ -158,9 +164,9 @@ pub fn passphrase(
     confirm: bool,
 ) -> anyhow::Result<Zeroizing<String>> {
     if let Some(f) = file {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
-        );
+        let bytes = Zeroizing::new(read_bounded(f, MAX_PASSPHRASE_FILE, "passphrase file")?);
+        let text = std::str::from_utf8(&bytes)
+            .with_context(|| format!("passphrase file {} is not UTF-8", f.display()))?;
         let line = text.lines().next().unwrap_or("");
         if line.is_empty() {
             bail!(
@@ -208,6 +214,12 @@ pub(crate) fn read_bounded(path: &Path, max: usize, what: &str) -> anyhow::Resul
     Ok(bytes)
 }
 
+/// A bounded file as UTF-8 text (see [`read_bounded`]): recipients, certificates.
+pub(crate) fn read_text(path: &Path, max: usize, what: &str) -> anyhow::Result<String> {
+    String::from_utf8(read_bounded(path, max, what)?)
+        .map_err(|_| anyhow::anyhow!("{what} {} is not UTF-8 text", path.display()))
+}
+
 /// Identity file text; the error path holds no copy of the secret bytes.
 pub(crate) fn utf8_secret(bytes: &[u8]) -> anyhow::Result<Zeroizing<String>> {
     Ok(Zeroizing::new(
@@ -229,7 +241,9 @@ pub(crate) fn load_identities(
         let prompt = format!("Passphrase for identity file {}: ", path.display());
         let pass = passphrase(passphrase_file, &prompt, false)?;
         let unlock = Identity::Scrypt(ScryptIdentity::new(pass, max_work_factor));
-        let mut plain = Zeroizing::new(Vec::new());
+        // Plaintext is shorter than the file: reserved up front, the buffer never moves and
+        // leaves no unwiped copy of the keys behind.
+        let mut plain = Zeroizing::new(Vec::with_capacity(bytes.len()));
         age::decrypt(&[unlock], &bytes[..], &mut *plain)
             .with_context(|| format!("cannot unlock identity file {}", path.display()))?;
         utf8_secret(&plain)?

@@ -61,8 +61,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         recipients.push(Recipient::parse(r)?);
     }
     for f in &args.recipients_files {
-        let text =
-            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let text = crypt_io::read_text(f, age::MAX_KEY_FILE_LEN, "recipients file")?;
         recipients
             .extend(Recipient::parse_file(&text).with_context(|| format!("in {}", f.display()))?);
     }

@@ -119,8 +119,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         } => {
             let mut chain = Vec::new();
             for p in std::iter::once(signing_certificate).chain(certificate_chain) {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
+                let text = crate::crypt_io::read_text(
+                    p,
+                    crate::crypt_io::MAX_CERT_FILE,
+                    "certificate file",
+                )?;
                 chain.extend(pem_certificates(&text, &p.display().to_string())?);
             }
             (common, Identity::Chain(chain))

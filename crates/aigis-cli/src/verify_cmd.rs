@@ -13,7 +13,6 @@ use aigis_supply::signing::x509::pem_certificates;
 use aigis_supply::signing::{
     Method, Problem, SigningError, Trust, Verified, VerifyOptions, provenance, verify_model,
 };
-use anyhow::Context as _;
 use serde_json::json;
 
 use crate::Format;
@@ -213,21 +212,29 @@ pub fn read_certs(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
     let mut certs = Vec::new();
     for p in paths {
         let text =
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            crate::crypt_io::read_text(p, crate::crypt_io::MAX_CERT_FILE, "certificate file")?;
         certs.extend(pem_certificates(&text, &p.display().to_string())?);
     }
     Ok(certs)
 }
 
-/// Whether an error means "verification failed" (1) rather than "could not verify" (2).
+/// Whether an error means "verification failed" (1) rather than "could not verify" (2). What
+/// the walk finds planted in the model (a symlink, a FIFO or device, an unsafe name) is not in
+/// what was signed: the model differs, so it fails.
 pub fn is_failure(e: &SigningError) -> bool {
-    !matches!(
-        e,
-        SigningError::Io { .. }
-            | SigningError::Digest(_)
-            | SigningError::Key { .. }
-            | SigningError::Unsupported { .. }
-    )
+    use aigis_crypto::digest::DigestError;
+    match e {
+        SigningError::Digest(d) => matches!(
+            d,
+            DigestError::Symlink { .. }
+                | DigestError::SpecialFile { .. }
+                | DigestError::UnsafeName { .. }
+        ),
+        SigningError::Io { .. } | SigningError::Key { .. } | SigningError::Unsupported { .. } => {
+            false
+        }
+        _ => true,
+    }
 }
 
 /// Prints the outcome and chooses the exit code.

@@ -236,3 +236,51 @@ fn verify_reports_bad_input_precisely() {
     assert_eq!(code, Some(1));
     assert!(err.contains("invalid signature bundle"), "{err}");
 }
+
+#[test]
+fn what_is_planted_in_a_signed_model_fails_verification() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let model = t.join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("weights.bin"), [7u8; 1024]).unwrap();
+    let key = t.join("ec.key");
+    assert!(
+        aigis(&["keygen", "--sign", "p256", "-o", s(&key)])
+            .status
+            .success()
+    );
+    let sig = t.join("model.sig");
+    let out = aigis(&[
+        "sign",
+        "key",
+        s(&model),
+        "--private-key",
+        s(&key),
+        "--signature",
+        s(&sig),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let verify = |public: &Path| {
+        aigis(&[
+            "verify",
+            "key",
+            s(&model),
+            "--signature",
+            s(&sig),
+            "--public-key",
+            s(public),
+        ])
+    };
+    let public = t.join("ec.key.pub");
+    let out = verify(&public);
+    assert!(out.status.success(), "{}", text(&out));
+    // A symlink planted beside the weights is not in what was signed: the model fails (1).
+    std::os::unix::fs::symlink("/etc/passwd", model.join("tokenizer.json")).unwrap();
+    let out = verify(&public);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("symlink"), "{}", text(&out));
+    // A key that cannot be read means the model could not be checked (2), not that it failed.
+    let out = verify(&t.join("missing.pub"));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}

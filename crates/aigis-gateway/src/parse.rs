@@ -134,12 +134,20 @@ pub struct Parsed {
     pub raw: Bytes,
     /// The largest completion-token count the request asks for, with the field that asked.
     tokens: Option<(&'static str, u64)>,
+    /// How many completions the model generates: the largest of `n` and `best_of` (1 when
+    /// neither is set).
+    choices: u64,
 }
 
 impl Parsed {
     /// The largest completion-token count the request asks for, with the field that asked.
     pub fn requested_tokens(&self) -> Option<(&'static str, u64)> {
         self.tokens
+    }
+
+    /// How many completions the model generates for this request (`n`, `best_of`).
+    pub fn choices(&self) -> u64 {
+        self.choices
     }
 }
 
@@ -168,6 +176,7 @@ pub fn parse(
             json: Json::lazy(raw.clone()),
             raw,
             tokens: top.requested_tokens(endpoint),
+            choices: top.choices(),
         });
     }
     parse_value(endpoint, raw, limits)
@@ -221,6 +230,10 @@ fn parse_value(
         .iter()
         .filter_map(|f| obj.get(*f).and_then(Value::as_u64).map(|n| (*f, n)))
         .max_by_key(|(_, n)| *n);
+    let choices = ["n", "best_of"]
+        .iter()
+        .filter_map(|f| obj.get(*f).and_then(Value::as_u64))
+        .fold(1, u64::max);
     Ok(Parsed {
         endpoint,
         model,
@@ -228,6 +241,7 @@ fn parse_value(
         json: Json::built(json, raw.clone()),
         raw,
         tokens,
+        choices,
     })
 }
 
@@ -298,7 +312,7 @@ impl serde::Serialize for Json {
 }
 
 /// The top-level fields [`parse`] checks, in [`TopKey`] order.
-const TOP_KEYS: [&str; 9] = [
+const TOP_KEYS: [&str; 10] = [
     "model",
     "stream",
     "messages",
@@ -308,6 +322,7 @@ const TOP_KEYS: [&str; 9] = [
     "max_completion_tokens",
     "max_output_tokens",
     "n",
+    "best_of",
 ];
 
 /// What the typed scan keeps of one top-level value (nothing of nested ones).
@@ -378,6 +393,16 @@ impl Top {
             Some(Summary::Str(Some(model))) => Some((model, stream)),
             _ => None,
         }
+    }
+
+    fn choices(&self) -> u64 {
+        ["n", "best_of"]
+            .iter()
+            .filter_map(|f| match self.get(f) {
+                Some(Summary::U64(n)) => Some(*n),
+                _ => None,
+            })
+            .fold(1, u64::max)
     }
 
     fn requested_tokens(&self, endpoint: Endpoint) -> Option<(&'static str, u64)> {

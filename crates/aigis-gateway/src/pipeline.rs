@@ -226,7 +226,8 @@ async fn serve(
     .await
     {
         Ok(f) => f,
-        Err(e) => return Err(ticket.cancel(e).await),
+        Err(u) if u.reached_model => return Err(ticket.abandon(u.error).await),
+        Err(u) => return Err(ticket.cancel(u.error).await),
     };
     served.upstream = Some(forwarded.upstream);
     served.upstream_status = Some(forwarded.response.status().as_u16());
@@ -336,7 +337,8 @@ fn authorize_request(
     let facts = RequestFacts {
         source_ip: peer.ip(),
         listener: "public",
-        max_tokens: parsed.requested_tokens().map_or(0, |(_, n)| n),
+        // No limit asked for is no limit: the largest value, so `max_tokens <= N` denies it.
+        max_tokens: parsed.requested_tokens().map_or(u64::MAX, |(_, n)| n),
         stream: parsed.stream,
     };
     let action = parsed.endpoint.action();

@@ -1,12 +1,13 @@
 //! rustls for the public listener: TLS 1.3 only, aws-lc-rs provider with X25519MLKEM768
 //! preferred (classical X25519 and P-256 still accepted), ALPN `h2` and `http/1.1`, certificates
 //! from PEM files read at start and at every reload, and optional or required client
-//! certificates (mTLS) verified against `client_ca`.
+//! certificates (mTLS) verified against `client_ca` and, when given, `client_crls`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{ClientAuth, TlsFiles};
@@ -15,6 +16,23 @@ use rustls::server::WebPkiClientVerifier;
 /// The aws-lc-rs provider the listener and upstream clients use.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Reads certificate revocation lists, each file PEM (one or more `X509 CRL` blocks) or DER.
+fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
+    let mut crls = Vec::new();
+    for path in paths {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if bytes.trim_ascii_start().starts_with(b"-----") {
+            for crl in CertificateRevocationListDer::pem_slice_iter(&bytes) {
+                crls.push(crl.map_err(|e| format!("bad CRL in {}: {e}", path.display()))?);
+            }
+        } else {
+            crls.push(CertificateRevocationListDer::from(bytes));
+        }
+    }
+    Ok(crls)
 }
 
 /// Builds the acceptor from the configured PEM files.
@@ -50,7 +68,8 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
                     .add(cert)
                     .map_err(|e| format!("unusable CA in {}: {e}", ca.display()))?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .with_crls(read_crls(&files.client_crls)?);
             let verifier = if files.client_auth == ClientAuth::Optional {
                 verifier.allow_unauthenticated()
             } else {

@@ -76,13 +76,15 @@ async fn key(keys: &ApiKeys, name: &str, teams: &[&str], roles: &[&str]) -> Stri
     keys.create(spec).await.unwrap().secret
 }
 
+/// A chat request for `model` with a bounded answer (`max_tokens` 100).
 async fn chat_as(f: &Fixture, headers: &[(&str, &str)], model: &str) -> Resp {
+    let body = serde_json::json!({"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]});
     send(
         f.gw.public_addr(),
         Method::POST,
         "/v1/chat/completions",
         headers,
-        &chat(model, false),
+        &body.to_string(),
     )
     .await
 }
@@ -261,18 +263,22 @@ async fn policies_keep_each_team_on_its_models() {
         3,
         "denied requests never reached the upstream"
     );
-    // A context condition: finance may not ask for more than 2000 tokens.
-    let body =
-        r#"{"model":"finance-llm","max_tokens":3000,"messages":[{"role":"user","content":"x"}]}"#;
-    let r = send(
-        f.gw.public_addr(),
-        Method::POST,
-        "/v1/chat/completions",
-        &[("x-api-key", &finance)],
-        body,
-    )
-    .await;
-    assert_eq!(r.status, 403);
+    // A context condition: finance may not ask for more than 2000 tokens, nor leave the
+    // answer unbounded (no `max_tokens` counts as the largest number, not as 0).
+    for body in [
+        r#"{"model":"finance-llm","max_tokens":3000,"messages":[{"role":"user","content":"x"}]}"#,
+        r#"{"model":"finance-llm","messages":[{"role":"user","content":"x"}]}"#,
+    ] {
+        let r = send(
+            f.gw.public_addr(),
+            Method::POST,
+            "/v1/chat/completions",
+            &[("x-api-key", &finance)],
+            body,
+        )
+        .await;
+        assert_eq!(r.status, 403, "{body}");
+    }
     // The model list shows only what the caller may use.
     let models = send(
         f.gw.public_addr(),

@@ -52,7 +52,18 @@ impl Ca {
         ou: &str,
         spiffe: Option<&str>,
     ) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        self.client_serial(cn, ou, spiffe, None)
+    }
+
+    fn client_serial(
+        &self,
+        cn: &str,
+        ou: &str,
+        spiffe: Option<&str>,
+        serial: Option<u64>,
+    ) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.serial_number = serial.map(rcgen::SerialNumber::from);
         params.distinguished_name.push(DnType::CommonName, cn);
         params
             .distinguished_name
@@ -177,5 +188,50 @@ async fn client_certificates_identify_workloads() {
         1,
         "only the trusted, permitted workload reached the upstream"
     );
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[tokio::test]
+async fn revoked_client_certificates_are_refused() {
+    let d = tempdir("mtls-crl");
+    let ca = Ca::new("aigis test ca");
+    setup(&d, &ca);
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2024, 1, 1),
+        next_update: rcgen::date_time_ymd(2099, 1, 1),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from(666u64),
+            revocation_time: rcgen::date_time_ymd(2025, 6, 1),
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&ca.issuer)
+    .unwrap();
+    std::fs::write(d.join("clients.crl.pem"), crl.pem().unwrap()).unwrap();
+    let m = mock(Behavior::default()).await;
+    let cfg = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
+         client_ca = \"clients-ca.pem\"\nclient_auth = \"required\"\nclient_crls = [\"clients.crl.pem\"]\n\
+         [policy]\npolicies = [\"file:mtls.cedar\"]\n{}{}",
+        upstream("m", &m.base_url(), ""),
+        route("r", "[\"m\"]", "\"m\"")
+    );
+    let gw = gateway_in(&cfg, &d).await;
+    let spiffe = Some("spiffe://example.org/ns/search/sa/bot");
+    let good = ca.client_serial("bot", "search", spiffe, Some(665));
+    assert_eq!(
+        call(gw.public_addr(), &ca, Some(good)).await.unwrap(),
+        "HTTP/1.1 200 OK"
+    );
+    let revoked = ca.client_serial("bot", "search", spiffe, Some(666));
+    assert!(
+        call(gw.public_addr(), &ca, Some(revoked)).await.is_err(),
+        "a revoked certificate was accepted"
+    );
+    assert_eq!(m.requests().len(), 1);
     std::fs::remove_dir_all(d).ok();
 }

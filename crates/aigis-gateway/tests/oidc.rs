@@ -263,3 +263,36 @@ fn symmetric_and_none_algorithms_are_config_errors() {
         );
     }
 }
+
+/// A discovery document must name the configured issuer (OpenID Connect Discovery §4.3): one
+/// that names another issuer is not trusted for keys, so no token verifies.
+#[tokio::test]
+async fn a_discovery_document_for_another_issuer_is_refused() {
+    let k1 = signing_key("k1");
+    let idp = idp(vec![k1.jwk.clone()]).await;
+    let m = mock(Behavior::default()).await;
+    // Same server, another spelling: the document says `http://127.0.0.1:…`.
+    let issuer = idp.url.replace("127.0.0.1", "localhost");
+    let cfg = format!(
+        "{SERVER}[[identity.oidc]]\nname = \"corp\"\nissuer = \"{issuer}\"\naudiences = [\"aigis\"]\njwks = \"discovery\"\nalgorithms = [\"ES256\"]\n{}{}",
+        upstream("m", &m.base_url(), ""),
+        route("search", "[\"search-small\"]", "\"m\"")
+    );
+    let gw = gateway(&cfg).await;
+    let auth = format!("Bearer {}", token(&k1, &claims(&issuer)));
+    let r = send(
+        gw.public_addr(),
+        Method::POST,
+        "/v1/chat/completions",
+        &[("authorization", &auth)],
+        &chat("search-small", false),
+    )
+    .await;
+    assert_ne!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        idp.fetches.load(Ordering::SeqCst),
+        0,
+        "the JWKS was fetched"
+    );
+    assert!(m.requests().is_empty());
+}

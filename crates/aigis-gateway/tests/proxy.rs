@@ -303,6 +303,46 @@ async fn first_byte_timeout_is_504() {
 }
 
 #[tokio::test]
+async fn a_request_the_model_may_have_run_keeps_its_token_charge() {
+    // 9 prompt tokens + 100 reserved fit once in 150 tokens, not twice.
+    const LIMIT: &str =
+        "[[limits]]\nname = \"tpm\"\nscope = \"principal\"\ntokens = \"150/hour\"\n";
+    const BODY: &str =
+        r#"{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
+    // Timed out after it was sent: the upstream may have generated, so the reservation stays.
+    let slow = mock(Behavior {
+        latency: Duration::from_secs(3),
+        ..Behavior::default()
+    })
+    .await;
+    let cfg = one_route(&slow, "timeouts = { first_byte = \"200ms\" }") + LIMIT;
+    let gw = gateway(&cfg).await;
+    let first = post(gw.public_addr(), "/v1/chat/completions", BODY).await;
+    assert_eq!(first.status, 504, "{}", first.body);
+    let second = post(gw.public_addr(), "/v1/chat/completions", BODY).await;
+    assert_eq!(
+        (second.status, second.error_code().as_str()),
+        (429, "rate_limit_exceeded"),
+        "{}",
+        second.body
+    );
+    // Never sent (nothing listens): no model ran, so the reservation is refunded.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let cfg = format!(
+        "{SERVER}{}{}{LIMIT}",
+        upstream("m", &url, ""),
+        route("r", "[\"m\"]", "\"m\"")
+    );
+    let gw = gateway(&cfg).await;
+    for _ in 0..2 {
+        let r = post(gw.public_addr(), "/v1/chat/completions", BODY).await;
+        assert_eq!(r.status, 502, "{}", r.body);
+    }
+}
+
+#[tokio::test]
 async fn idle_stream_ends_with_an_error_event_and_done() {
     let m = mock(Behavior {
         chunk_delay: Duration::from_secs(3),

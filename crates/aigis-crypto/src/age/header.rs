@@ -43,19 +43,19 @@ pub struct Header {
     pub len: u64,
 }
 
-fn mac_key(file_key: &FileKey) -> hmac::Key {
-    let key = hkdf32(file_key.expose(), b"", b"header");
-    hmac::Key::new(hmac::HMAC_SHA256, key.as_ref())
+fn mac_key(file_key: &FileKey) -> Result<hmac::Key, Error> {
+    let key = hkdf32(file_key.expose(), b"", b"header")?;
+    Ok(hmac::Key::new(hmac::HMAC_SHA256, key.as_ref()))
 }
 
 impl Header {
     /// Checks the header MAC under `file_key` in constant time.
     pub(crate) fn verify_mac(&self, file_key: &FileKey) -> Result<(), Error> {
-        hmac::verify(&mac_key(file_key), &self.mac_input, &self.mac).map_err(|_| Error::HeaderMac)
+        hmac::verify(&mac_key(file_key)?, &self.mac_input, &self.mac).map_err(|_| Error::HeaderMac)
     }
 
     /// Encodes `stanzas` and appends the MAC under `file_key`.
-    pub(crate) fn encode(stanzas: &[Stanza], file_key: &FileKey) -> Vec<u8> {
+    pub(crate) fn encode(stanzas: &[Stanza], file_key: &FileKey) -> Result<Vec<u8>, Error> {
         let mut out = VERSION_LINE.to_vec();
         for s in stanzas {
             out.extend_from_slice(b"->");
@@ -81,11 +81,11 @@ impl Header {
             }
         }
         out.extend_from_slice(b"---");
-        let tag = hmac::sign(&mac_key(file_key), &out);
+        let tag = hmac::sign(&mac_key(file_key)?, &out);
         out.push(b' ');
         out.extend_from_slice(b64_encode(tag.as_ref()).as_bytes());
         out.push(b'\n');
-        out
+        Ok(out)
     }
 
     /// Reads and parses a header from `input`, leaving it positioned at the payload nonce.

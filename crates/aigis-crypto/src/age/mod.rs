@@ -281,7 +281,7 @@ pub fn encrypt(
         .iter()
         .map(|r| r.wrap(&file_key))
         .collect::<Result<Vec<_>, _>>()?;
-    let header = Header::encode(&stanzas, &file_key);
+    let header = Header::encode(&stanzas, &file_key)?;
     let mut nonce = [0u8; 16];
     fill_random(&mut nonce)?;
     let key = PayloadKey::derive(&file_key, &nonce)?;

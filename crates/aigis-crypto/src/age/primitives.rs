@@ -38,17 +38,17 @@ pub(crate) fn fill_random(out: &mut [u8]) -> Result<(), Error> {
     rand::fill(out).map_err(|_| Error::Random)
 }
 
-/// HKDF-SHA-256 with a 32-byte output, as every derivation in the format uses.
-pub(crate) fn hkdf32(ikm: &[u8], salt: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
+/// HKDF-SHA-256 with a 32-byte output, as every derivation in the format uses. (32 bytes are
+/// within HKDF's 255-block bound, so the backend never fails here; if it did, no key would be
+/// derived rather than a predictable one.)
+pub(crate) fn hkdf32(ikm: &[u8], salt: &[u8], info: &[u8]) -> Result<Zeroizing<[u8; 32]>, Error> {
     let mut out = Zeroizing::new([0u8; 32]);
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(ikm);
-    // Expanding 32 bytes from SHA-256 cannot exceed the 255*32 HKDF bound.
     let info = [info];
-    let okm = prk.expand(&info, hkdf::HKDF_SHA256);
-    if let Ok(okm) = okm {
-        let _ = okm.fill(out.as_mut());
-    }
-    out
+    prk.expand(&info, hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(out.as_mut()))
+        .map_err(|_| Error::Random)?;
+    Ok(out)
 }
 
 fn zero_nonce_key(key: &[u8; 32]) -> Result<LessSafeKey, Error> {

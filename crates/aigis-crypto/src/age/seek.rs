@@ -19,7 +19,7 @@ pub struct SeekableReader<R> {
     plain_len: u64,
     pos: u64,
     cached: Option<u64>,
-    buf: Vec<u8>,
+    buf: zeroize::Zeroizing<Vec<u8>>,
     plain: usize,
 }
 
@@ -70,7 +70,7 @@ impl<R: Read + Seek> SeekableReader<R> {
             plain_len,
             pos: 0,
             cached: None,
-            buf: vec![0u8; SEALED_CHUNK_LEN],
+            buf: zeroize::Zeroizing::new(vec![0u8; SEALED_CHUNK_LEN]),
             plain: 0,
         };
         reader.load(chunks - 1)?;

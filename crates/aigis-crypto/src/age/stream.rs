@@ -25,7 +25,7 @@ pub(crate) struct PayloadKey(LessSafeKey);
 
 impl PayloadKey {
     pub(crate) fn derive(file_key: &FileKey, nonce: &[u8; 16]) -> Result<Self, Error> {
-        let key = hkdf32(file_key.expose(), nonce, b"payload");
+        let key = hkdf32(file_key.expose(), nonce, b"payload")?;
         UnboundKey::new(&CHACHA20_POLY1305, key.as_ref())
             .map(|k| Self(LessSafeKey::new(k)))
             .map_err(|_| Error::Random)
@@ -124,7 +124,8 @@ pub(crate) fn seal(
     output: &mut impl Write,
 ) -> Result<u64, Error> {
     let mut input = Lookahead::new(input);
-    let mut batch = vec![0u8; BATCH_CHUNKS * SEALED_CHUNK_LEN];
+    // Wiped when dropped: a chunk that failed to seal is still plaintext.
+    let mut batch = zeroize::Zeroizing::new(vec![0u8; BATCH_CHUNKS * SEALED_CHUNK_LEN]);
     let mut lens = Vec::with_capacity(BATCH_CHUNKS);
     let (mut counter, mut total) = (0u64, 0u64);
     loop {
@@ -180,7 +181,8 @@ pub(crate) fn open(
 ) -> Result<u64, Error> {
     let mut input = Lookahead::new(input);
     let mut sealed = vec![0u8; BATCH_CHUNKS * SEALED_CHUNK_LEN];
-    let mut plain = vec![0u8; BATCH_CHUNKS * CHUNK_LEN];
+    // Wiped when dropped: it held plaintext (an identity file's keys, say).
+    let mut plain = zeroize::Zeroizing::new(vec![0u8; BATCH_CHUNKS * CHUNK_LEN]);
     let mut lens = Vec::with_capacity(BATCH_CHUNKS);
     let mut results: Vec<Opened> = Vec::with_capacity(BATCH_CHUNKS);
     let (mut counter, mut total) = (0u64, 0u64);

@@ -87,7 +87,7 @@ impl X25519Identity {
         let mut salt = [0u8; 64];
         salt[..32].copy_from_slice(&share);
         salt[32..].copy_from_slice(&recipient.0);
-        let wrap_key = hkdf32(shared.as_ref(), &salt, INFO);
+        let wrap_key = hkdf32(shared.as_ref(), &salt, INFO)?;
         Ok(unwrap_file_key(&wrap_key, body))
     }
 }
@@ -108,7 +108,7 @@ impl X25519Recipient {
         let mut salt = [0u8; 64];
         salt[..32].copy_from_slice(&share);
         salt[32..].copy_from_slice(&self.0);
-        let wrap_key = hkdf32(shared.as_ref(), &salt, INFO);
+        let wrap_key = hkdf32(shared.as_ref(), &salt, INFO)?;
         Ok(Stanza {
             args: vec![TAG.to_owned(), b64_encode(&share)],
             body: wrap_file_key(&wrap_key, file_key)?.to_vec(),

@@ -142,7 +142,7 @@ impl Measure {
             Self::Request | Self::Held => 1,
             Self::Tokens(TokenKind::Prompt) => prompt,
             Self::Tokens(TokenKind::Completion) => completion,
-            Self::Tokens(TokenKind::Total) => prompt + completion,
+            Self::Tokens(TokenKind::Total) => prompt.saturating_add(completion),
             Self::Cost(price) => price.micro_usd(prompt, completion),
         }
     }
@@ -272,6 +272,10 @@ pub(crate) async fn admit(
     for limit in applicable {
         let limit = Arc::new(limit.clone());
         for key in keys::cell_keys(&limit, &values, now) {
+            // A team listed twice (by an API key, or a token's groups) is one cell, charged once.
+            if items.iter().any(|i: &Item| i.charge.key == key.key) {
+                continue;
+            }
             let (kind, measure) = cell_for(&limit, config, model, key.window_end_us)?;
             let amount = measure.amount(prompt, reserved_completion);
             items.push(Item {
@@ -333,9 +337,29 @@ pub(crate) async fn admit(
             };
             report(&ticket.items, None, all, outcomes);
             let items = std::mem::take(&mut ticket.items);
+            release_held(ticket.store.clone(), &ticket.id, &items);
             store_failed(&items, &e, metrics)?;
             Ok((Admitted(()), ticket, HeaderMap::new()))
         }
+    }
+}
+
+/// After a store error the charges may have been applied anyway (Redis timed out after the
+/// script ran): the ticket's concurrency slots are released in the background, so they do
+/// not stay taken until their lease ends.
+fn release_held(store: Option<Store>, ticket: &str, items: &[Item]) {
+    let held: Vec<Charge> = items
+        .iter()
+        .filter(|i| matches!(i.measure, Measure::Held))
+        .map(|i| i.charge.clone())
+        .collect();
+    if let (Some(store), false) = (store, held.is_empty()) {
+        let ticket = ticket.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = store.settle(Op::Release, &ticket, held).await {
+                tracing::warn!(error = %e, "could not release the concurrency slots of a failed admission");
+            }
+        });
     }
 }
 
@@ -362,7 +386,7 @@ fn report(
 }
 
 /// Completion tokens to reserve: what the request asks for, else the route's cap, else the
-/// default (embeddings produce none).
+/// default, for each completion it asks for (`n`, `best_of`); embeddings produce none.
 fn reserve(req: &Request<'_>) -> u64 {
     if req.parsed.endpoint == crate::parse::Endpoint::Embeddings {
         return 0;
@@ -372,6 +396,7 @@ fn reserve(req: &Request<'_>) -> u64 {
         .map(|(_, n)| n)
         .or(req.route.max_tokens)
         .unwrap_or(DEFAULT_COMPLETION_RESERVE)
+        .saturating_mul(req.parsed.choices())
 }
 
 /// The cell kind and measure of `limit` for a request for `model`.
@@ -639,7 +664,7 @@ impl Ticket {
             return Ok(());
         };
         // Grow by a step (fewer store round trips); near the limit, by exactly what is needed.
-        let step = completion.max(self.reserved_completion + EXTEND_STEP);
+        let step = completion.max(self.reserved_completion.saturating_add(EXTEND_STEP));
         let mut last = None;
         for target in [step, completion] {
             let (indices, charges) = self.deltas(self.prompt, target);
@@ -697,6 +722,15 @@ impl Ticket {
     pub async fn cancel<E>(&mut self, err: E) -> E {
         let ticket = std::mem::replace(self, Self::empty());
         ticket.settle(Some(Usage::default())).await;
+        err
+    }
+
+    /// Settles a request an upstream may have run but whose answer never came (timed out,
+    /// cut off, too large): charged as reserved, since the model may have used it all.
+    /// Returns `err` for the caller to pass on.
+    pub async fn abandon<E>(&mut self, err: E) -> E {
+        let ticket = std::mem::replace(self, Self::empty());
+        ticket.settle(None).await;
         err
     }
 

@@ -115,6 +115,17 @@ impl Local {
                 Err(refused) => return Ok(Verdict::Refused { index, refused }),
             }
         }
+        // All or nothing: a batch that would pass the cap writes no counter (a half-applied
+        // batch would hold slots no ticket settles).
+        let new_keys = charges
+            .iter()
+            .filter(|c| !slots.contains_key(c.key.as_str()))
+            .count();
+        if op != Op::Peek && slots.len() + new_keys > MAX_LOCAL_CELLS {
+            return Err(StoreError(format!(
+                "more than {MAX_LOCAL_CELLS} live counters in this process"
+            )));
+        }
         let mut readings = Vec::with_capacity(charges.len());
         for (c, value) in charges.iter().zip(next) {
             readings.push(reading(c.kind, value, now));
@@ -129,11 +140,6 @@ impl Local {
             if let Some(existing) = slots.get_mut(c.key.as_str()) {
                 *existing = slot;
                 continue;
-            }
-            if slots.len() >= MAX_LOCAL_CELLS {
-                return Err(StoreError(format!(
-                    "more than {MAX_LOCAL_CELLS} live counters in this process"
-                )));
             }
             slots.insert(c.key.clone(), slot);
         }

@@ -42,7 +42,7 @@ fn parsed(body: &str) -> Parsed {
         max_json_depth: 32,
         max_messages: 100,
         max_string: 1 << 20,
-        max_n: 1,
+        max_n: 4,
     };
     parse::parse(
         Endpoint::ChatCompletions,
@@ -133,6 +133,45 @@ async fn token_reservations_are_settled_with_actual_usage() {
         panic!("over the whole limit");
     };
     assert!(r.message.contains("can never admit"), "{}", r.message);
+}
+
+#[tokio::test]
+async fn reservations_count_every_completion_and_never_wrap() {
+    let cfg = config("[[limits]]\nname = \"tpm\"\nscope = \"principal\"\ntokens = \"100/hour\"");
+    let limiter = Limiter::default();
+    let alice = principal("alice", &[]);
+    // Added to the prompt, the largest max_tokens would wrap around to a few tokens.
+    let huge = format!(
+        r#"{{"model":"gpt-4o","max_tokens":{},"messages":[{{"role":"user","content":"hi"}}]}}"#,
+        u64::MAX
+    );
+    let Err(GatewayError::Limited(r)) = try_admit(&limiter, &cfg, &alice, &huge).await else {
+        panic!("u64::MAX completion tokens admitted");
+    };
+    assert!(r.message.contains("can never admit"), "{}", r.message);
+    // Three completions of up to 20 tokens each reserve 60.
+    let three =
+        r#"{"model":"gpt-4o","max_tokens":20,"n":3,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (_, ticket, headers) = try_admit(&limiter, &cfg, &alice, three).await.unwrap();
+    let left = 100 - ticket.prompt - 60;
+    assert_eq!(
+        headers["x-ratelimit-remaining-tokens"],
+        left.to_string().as_str()
+    );
+    ticket.settle(None).await;
+}
+
+#[tokio::test]
+async fn a_team_listed_twice_is_charged_once() {
+    let cfg = config("[[limits]]\nname = \"team-rpm\"\nscope = \"team\"\nrequests = \"2/min\"");
+    let limiter = Limiter::default();
+    let alice = principal("alice", &["search", "search"]);
+    for _ in 0..2 {
+        let (_, ticket, headers) = try_admit(&limiter, &cfg, &alice, HELLO).await.unwrap();
+        assert_eq!(headers["x-ratelimit-limit-requests"], "2");
+        ticket.settle(None).await;
+    }
+    assert!(try_admit(&limiter, &cfg, &alice, HELLO).await.is_err());
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod limits;
 mod raw;
 mod units;
 mod validate;
+pub(crate) use validate::secure_url;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -193,6 +194,9 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
     /// Whether clients must present a certificate.
     pub client_auth: ClientAuth,
+    /// Certificate revocation lists (PEM or DER) for client certificates; when any is given,
+    /// a client certificate whose revocation status they do not tell is refused.
+    pub client_crls: Vec<PathBuf>,
 }
 
 /// Client-certificate policy of the TLS listener.

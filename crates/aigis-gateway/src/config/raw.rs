@@ -29,6 +29,7 @@ pub struct Tls {
     pub key: String,
     pub client_ca: Option<String>,
     pub client_auth: Option<String>,
+    pub client_crls: Option<Vec<String>>,
 }
 
 /// One `[[upstreams]]` entry.

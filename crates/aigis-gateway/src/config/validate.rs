@@ -441,11 +441,26 @@ impl Validator<'_> {
                     return None;
                 }
             };
+            let crls = t.client_crls.unwrap_or_default();
+            if !crls.is_empty() && client_auth == ClientAuth::Off {
+                self.error(
+                    &key(&tat, "client_crls"),
+                    "revocation lists need client certificates (`client_ca`, `client_auth`)",
+                    None,
+                );
+                return None;
+            }
+            let client_crls = crls
+                .iter()
+                .enumerate()
+                .map(|(i, c)| self.file(&key(&tat, &format!("client_crls[{i}]")), c))
+                .collect::<Vec<_>>();
             Some(TlsFiles {
                 cert: cert?,
                 key: key_file?,
                 client_ca: client_ca.flatten(),
                 client_auth,
+                client_crls: client_crls.into_iter().collect::<Option<_>>()?,
             })
         });
         Some(Server {
@@ -831,6 +846,7 @@ fn key_hint(key: &str) -> Option<&'static str> {
 mod guard;
 #[path = "validate_identity.rs"]
 mod identity;
+pub(crate) use identity::secure_url;
 #[path = "validate_ledger.rs"]
 mod ledger;
 #[path = "validate_limits.rs"]

@@ -35,6 +35,7 @@ impl Validator<'_> {
             .enumerate()
             .filter_map(|(i, o)| self.oidc(i, o))
             .collect();
+        self.distinct_issuers(&oidc);
         let Some(k) = raw.api_keys else {
             if oidc.is_empty() {
                 self.error(
@@ -129,21 +130,41 @@ impl Validator<'_> {
         })
     }
 
+    /// Two providers with one name would share their log and metric labels and one policy
+    /// `issuer` tag; two with one issuer would accept each other's tokens under two
+    /// configurations. Either is a configuration error.
+    fn distinct_issuers(&mut self, oidc: &[OidcConfig]) {
+        for (i, o) in oidc.iter().enumerate() {
+            let at = [
+                Seg::Key("identity".into()),
+                Seg::Key("oidc".into()),
+                Seg::Index(i),
+            ];
+            let earlier = &oidc[..i];
+            if earlier.iter().any(|e| e.name == o.name) {
+                self.error(
+                    &key(&at, "name"),
+                    format!("another [[identity.oidc]] is already named `{}`", o.name),
+                    Some("give each provider its own name".into()),
+                );
+            }
+            if earlier.iter().any(|e| e.issuer == o.issuer) {
+                self.error(
+                    &key(&at, "issuer"),
+                    format!("the issuer `{}` is configured twice", o.issuer),
+                    Some("list each issuer once, with all its audiences".into()),
+                );
+            }
+        }
+    }
+
     fn oidc(&mut self, i: usize, o: raw::Oidc) -> Option<OidcConfig> {
         let at = [
             Seg::Key("identity".into()),
             Seg::Key("oidc".into()),
             Seg::Index(i),
         ];
-        let loopback = |u: &str| {
-            u.parse::<http::Uri>()
-                .ok()
-                .and_then(|u| u.host().map(str::to_owned))
-                .is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]")
-        };
-        let url_ok =
-            |u: &str| u.starts_with("https://") || (u.starts_with("http://") && loopback(u));
-        if !url_ok(&o.issuer) {
+        if !secure_url(&o.issuer) {
             self.error(
                 &key(&at, "issuer"),
                 "the issuer must be an https:// URL",
@@ -199,7 +220,7 @@ impl Validator<'_> {
         }
         let jwks = match o.jwks.as_str() {
             "discovery" => JwksSource::Discovery,
-            u if url_ok(u) => JwksSource::Url(u.to_owned()),
+            u if secure_url(u) => JwksSource::Url(u.to_owned()),
             f if f.starts_with("file:") => JwksSource::File(self.file(&key(&at, "jwks"), f)?),
             _ => {
                 self.error(
@@ -268,4 +289,15 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// Whether keys may be fetched from `url`: https, or plain http to a loopback test issuer.
+pub(crate) fn secure_url(url: &str) -> bool {
+    let loopback = || {
+        url.parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.host().map(str::to_owned))
+            .is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]")
+    };
+    url.starts_with("https://") || (url.starts_with("http://") && loopback())
 }

@@ -259,6 +259,25 @@ api_key = "env:AIGIS_TEST_SURELY_UNSET_VAR"
 }
 
 #[test]
+fn oidc_providers_are_named_and_issued_once() {
+    let provider = |name: &str, issuer: &str| {
+        format!(
+            "[[identity.oidc]]\nname = \"{name}\"\nissuer = \"{issuer}\"\naudiences = [\"aigis\"]\njwks = \"discovery\"\nalgorithms = [\"ES256\"]\n"
+        )
+    };
+    let src = format!(
+        "{GOOD}{}{}{}",
+        provider("corp", "https://idp.example"),
+        provider("corp", "https://other.example"),
+        provider("again", "https://idp.example"),
+    );
+    let e = errors(&src);
+    let at = |path: &str, text: &str| e.iter().any(|d| d.path == path && d.message.contains(text));
+    assert!(at("identity.oidc[1].name", "already named `corp`"), "{e:?}");
+    assert!(at("identity.oidc[2].issuer", "configured twice"), "{e:?}");
+}
+
+#[test]
 fn mixed_kinds_and_duplicates_are_errors() {
     let src = r#"
 [[upstreams]]

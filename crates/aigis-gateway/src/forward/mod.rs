@@ -74,6 +74,18 @@ pub struct Forwarded {
     pub upstream: String,
 }
 
+/// Why no upstream's answer reached the client.
+pub struct Unanswered {
+    /// The error for the client (the last upstream's).
+    pub error: GatewayError,
+    /// Whether an upstream may have run the model (the request was sent and then timed out,
+    /// was cut off or answered too much): it is then charged as reserved, not refunded.
+    pub reached_model: bool,
+}
+
+/// One failed attempt: the error and whether the request may have reached the model.
+type Failed = (GatewayError, bool);
+
 /// One request's forwarding inputs.
 pub struct Outbound<'a> {
     /// The validated request.
@@ -96,8 +108,9 @@ pub async fn forward(
     _admitted: crate::admit::Admitted,
     _inspected: crate::inspect::RequestInspected,
     metrics: &Metrics,
-) -> Result<Forwarded, GatewayError> {
+) -> Result<Forwarded, Unanswered> {
     let mut last_err = GatewayError::Unavailable("the route has no upstream".into());
+    let mut reached_model = false;
     let mut keep = Some(keep);
     for (i, up) in upstreams.iter().enumerate() {
         let is_last = i + 1 == upstreams.len();
@@ -119,16 +132,22 @@ pub async fn forward(
                     upstream: name.clone(),
                 });
             }
-            Err(e) => {
+            Err((e, reached)) => {
                 tracing::warn!(upstream = %name, error = %e, "upstream attempt failed");
                 last_err = e;
+                reached_model |= reached;
             }
         }
     }
-    Err(last_err)
+    Err(Unanswered {
+        error: last_err,
+        reached_model,
+    })
 }
 
 /// One try at one upstream. `Err` means "try the next one" (nothing reached the client).
+/// An upstream that answered with an error status ran no model; one that timed out or whose
+/// body failed may have.
 async fn attempt(
     up: &UpstreamState,
     out: &Outbound<'_>,
@@ -136,7 +155,7 @@ async fn attempt(
     keep: &mut Option<Keepalive>,
     is_last: bool,
     metrics: &Metrics,
-) -> Result<Response<Body>, GatewayError> {
+) -> Result<Response<Body>, Failed> {
     let cfg = &up.config;
     let Some(client) = &up.client else {
         metrics.upstream_outcome(&cfg.name, "ok");
@@ -158,10 +177,11 @@ async fn attempt(
         up.breaker.success();
     }
     if !is_last && outcome != "ok" {
-        return Err(GatewayError::Upstream {
+        let error = GatewayError::Upstream {
             upstream: cfg.name.clone(),
             detail: format!("answered {status}"),
-        });
+        };
+        return Err((error, false));
     }
     let (parts, incoming) = resp.into_parts();
     let streaming = parts
@@ -190,7 +210,7 @@ async fn attempt(
         let limit = out.max_response;
         let whole = body::collect(incoming, &cfg.name, limit, cfg.timeouts.idle, deadline).await;
         drop(lease);
-        body::full(whole?)
+        body::full(whole.map_err(|e| (e, true))?)
     };
     let mut response = Response::new(body);
     *response.status_mut() = parts.status;
@@ -208,28 +228,28 @@ fn upstream_uri(cfg: &Upstream, endpoint: Endpoint) -> String {
     format!("{}{}", base.trim_end_matches('/'), endpoint.upstream_path())
 }
 
-/// Sends the request and waits for the response head within the first-byte timeout.
+/// Sends the request and waits for the response head within the first-byte timeout. A
+/// request that failed once sent (timed out, connection lost) may have reached the model.
 async fn send(
     up: &UpstreamState,
     client: &pool::Pool,
     out: &Outbound<'_>,
     deadline: Instant,
     metrics: &Metrics,
-) -> Result<(Response<hyper::body::Incoming>, pool::Lease), GatewayError> {
+) -> Result<(Response<hyper::body::Incoming>, pool::Lease), Failed> {
     let cfg = &up.config;
     let upstream_err = |detail: String| GatewayError::Upstream {
         upstream: cfg.name.clone(),
         detail,
     };
+    let unsent = |detail: String| (upstream_err(detail), false);
     if cfg.api_key_missing {
         metrics.upstream_outcome(&cfg.name, "no_credential");
-        return Err(upstream_err(
-            "its api_key environment variable is not set".into(),
-        ));
+        return Err(unsent("its api_key environment variable is not set".into()));
     }
     let headers =
         provider::request_headers(cfg.kind, out.headers, cfg.api_key.as_ref(), out.request_id)
-            .map_err(upstream_err)?;
+            .map_err(unsent)?;
     let endpoint = out.parsed.endpoint;
     let builder = match up.uris.get(endpoint.index()) {
         Some(Some(uri)) => Request::post(uri.clone()),
@@ -237,7 +257,7 @@ async fn send(
     };
     let mut req = builder
         .body(Full::new(out.parsed.raw.clone()))
-        .map_err(|e| upstream_err(e.to_string()))?;
+        .map_err(|e| unsent(e.to_string()))?;
     *req.headers_mut() = headers;
 
     let first_byte = deadline.min(Instant::now() + cfg.timeouts.first_byte);
@@ -250,11 +270,12 @@ async fn send(
         Err(_) => {
             up.breaker.failure();
             metrics.upstream_outcome(&cfg.name, "timeout");
-            Err(timeout(if first_byte < deadline {
+            let which = if first_byte < deadline {
                 "first_byte"
             } else {
                 "total"
-            }))
+            };
+            Err((timeout(which), true))
         }
         Ok(Err(e)) => {
             up.breaker.failure();
@@ -263,8 +284,8 @@ async fn send(
             Err(match e {
                 pool::SendError::Connect {
                     timed_out: true, ..
-                } => timeout("connect"),
-                e => upstream_err(e.to_string()),
+                } => (timeout("connect"), false),
+                e => (upstream_err(e.to_string()), !connect),
             })
         }
     }

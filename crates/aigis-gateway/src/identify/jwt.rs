@@ -281,10 +281,24 @@ impl Issuer {
                 let (doc, _) = self.get(&doc_url).await?;
                 let doc: Value =
                     serde_json::from_slice(&doc).map_err(|e| format!("{doc_url}: {e}"))?;
-                doc.get("jwks_uri")
+                // OpenID Connect Discovery 1.0 §4.3: the document names exactly this issuer.
+                let issuer = doc.get("issuer").and_then(Value::as_str);
+                if issuer != Some(self.config.issuer.as_str()) {
+                    return Err(format!(
+                        "{doc_url}: the document is for issuer {issuer:?}, not {:?}",
+                        self.config.issuer
+                    ));
+                }
+                let jwks = doc
+                    .get("jwks_uri")
                     .and_then(Value::as_str)
-                    .ok_or_else(|| format!("{doc_url}: no jwks_uri"))?
-                    .to_owned()
+                    .ok_or_else(|| format!("{doc_url}: no jwks_uri"))?;
+                if !crate::config::secure_url(jwks) {
+                    return Err(format!(
+                        "{doc_url}: jwks_uri {jwks:?} is not an https:// URL"
+                    ));
+                }
+                jwks.to_owned()
             }
         };
         let (body, max_age) = self.get(&url).await?;

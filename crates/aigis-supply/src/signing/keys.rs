@@ -9,29 +9,35 @@ use zeroize::Zeroizing;
 use super::SigningError;
 
 /// Largest key file read.
-pub const MAX_KEY_FILE: u64 = 64 * 1024;
+pub const MAX_KEY_FILE: u64 = KEY_FILE_CAP as u64;
+const KEY_FILE_CAP: usize = 64 * 1024;
 
+/// Reads a key file whole, at most [`MAX_KEY_FILE`] bytes (a FIFO or device included: the
+/// bound is on what is read, not on what the metadata says), into memory wiped when dropped.
 fn read(path: &Path) -> Result<Zeroizing<String>, SigningError> {
-    let meta = std::fs::metadata(path).map_err(|source| SigningError::Io {
+    use std::io::Read;
+    let io = |source| SigningError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    if meta.len() > MAX_KEY_FILE {
-        return Err(SigningError::Key {
-            path: Some(path.to_path_buf()),
-            reason: format!("larger than {MAX_KEY_FILE} bytes; not a key file"),
-        });
+    };
+    // Reserved up front: the buffer never moves, leaving no unwiped copy of the key behind.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_FILE_CAP + 1));
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    let invalid = |reason: String| SigningError::Key {
+        path: Some(path.to_path_buf()),
+        reason,
+    };
+    if bytes.len() > KEY_FILE_CAP {
+        return Err(invalid(format!(
+            "larger than {MAX_KEY_FILE} bytes; not a key file"
+        )));
     }
-    let bytes = std::fs::read(path).map_err(|source| SigningError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    String::from_utf8(bytes)
-        .map(Zeroizing::new)
-        .map_err(|_| SigningError::Key {
-            path: Some(path.to_path_buf()),
-            reason: "not PEM text".into(),
-        })
+    let text = std::str::from_utf8(&bytes).map_err(|_| invalid("not PEM text".into()))?;
+    Ok(Zeroizing::new(text.to_owned()))
 }
 
 /// Loads a private key (PKCS#8 `PRIVATE KEY` of any aigis algorithm, or SEC1 `EC PRIVATE KEY`).

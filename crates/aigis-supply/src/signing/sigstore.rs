@@ -33,13 +33,53 @@ use super::bundle::Bundle;
 /// Largest trusted root accepted.
 pub const MAX_TRUSTED_ROOT_LEN: usize = 4 * 1024 * 1024;
 
+/// When a trusted-root CA or log key may be relied on (`validFor`): from `start` until `end`
+/// (open-ended without one), in seconds since the epoch. A retired or compromised key keeps
+/// verifying old entries but none from after its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidFor {
+    /// First second of the window.
+    pub start: i64,
+    /// Last second of the window, if it ends.
+    pub end: Option<i64>,
+}
+
+impl ValidFor {
+    /// Every time.
+    pub const ALWAYS: Self = Self {
+        start: i64::MIN,
+        end: None,
+    };
+
+    /// Reads a `TimeRange` (`{"start": RFC 3339, "end": RFC 3339}`; `start` is required).
+    fn read(range: &Value, what: &str) -> Result<Self, SigningError> {
+        let time = |v: &Value, member: &str| {
+            v.as_str()
+                .and_then(aigis_report::time::parse_rfc3339)
+                .and_then(|t| i64::try_from(t).ok())
+                .ok_or_else(|| err(format!("{what}: validFor.{member} is not an RFC 3339 time")))
+        };
+        let start = time(&range["start"], "start")?;
+        let end = match &range["end"] {
+            Value::Null => None,
+            v => Some(time(v, "end")?),
+        };
+        Ok(Self { start, end })
+    }
+
+    /// Whether `t` (seconds since the epoch) falls in the window.
+    pub fn contains(self, t: i64) -> bool {
+        t >= self.start && self.end.is_none_or(|end| t <= end)
+    }
+}
+
 /// What a Sigstore verification trusts and expects.
 #[derive(Debug, Clone)]
 pub struct SigstorePolicy {
-    /// Fulcio CA certificates (DER), roots and intermediates.
-    pub cas: Vec<Vec<u8>>,
-    /// Rekor logs: (log id bytes, key).
-    pub logs: Vec<(Vec<u8>, VerifyingKey)>,
+    /// Fulcio CA certificates (DER), roots and intermediates, with when each may have issued.
+    pub cas: Vec<(Vec<u8>, ValidFor)>,
+    /// Rekor logs: (log id bytes, key, when the key may have signed).
+    pub logs: Vec<(Vec<u8>, VerifyingKey, ValidFor)>,
     /// Expected signer identity (email or URI in the certificate's SAN).
     pub identity: String,
     /// Expected OIDC issuer.
@@ -72,7 +112,8 @@ fn b64(text: &str, what: &str) -> Result<Vec<u8>, SigningError> {
 impl SigstorePolicy {
     /// Reads a `trusted_root.json` (Sigstore `TrustedRoot`, media type
     /// `application/vnd.dev.sigstore.trustedroot+json;version=0.1`). Only ECDSA P-256/P-384 and
-    /// Ed25519 Rekor keys are used; others are skipped.
+    /// Ed25519 Rekor keys are used; others are skipped. Each CA and log key is trusted only
+    /// within its `validFor` window.
     pub fn from_trusted_root(
         json: &[u8],
         identity: &str,
@@ -88,31 +129,30 @@ impl SigstorePolicy {
         let root: Value = serde_json::from_slice(json)
             .map_err(|e| err(format!("trusted root is not JSON: {e}")))?;
         let mut cas = Vec::new();
-        for ca in root["certificateAuthorities"]
+        for (i, ca) in root["certificateAuthorities"]
             .as_array()
             .into_iter()
             .flatten()
+            .enumerate()
         {
+            let valid = ValidFor::read(&ca["validFor"], &format!("certificateAuthorities[{i}]"))?;
             for c in ca["certChain"]["certificates"]
                 .as_array()
                 .into_iter()
                 .flatten()
             {
-                cas.push(b64(
-                    c["rawBytes"].as_str().unwrap_or_default(),
-                    "CA certificate",
-                )?);
+                let der = b64(c["rawBytes"].as_str().unwrap_or_default(), "CA certificate")?;
+                cas.push((der, valid));
             }
         }
         let mut logs = Vec::new();
-        for log in root["tlogs"].as_array().into_iter().flatten() {
+        for (i, log) in root["tlogs"].as_array().into_iter().flatten().enumerate() {
             let id = b64(log["logId"]["keyId"].as_str().unwrap_or_default(), "logId")?;
-            let raw = b64(
-                log["publicKey"]["rawBytes"].as_str().unwrap_or_default(),
-                "log key",
-            )?;
-            if let Ok(key) = VerifyingKey::from_spki_der(&raw) {
-                logs.push((id, key));
+            let key = &log["publicKey"];
+            let raw = b64(key["rawBytes"].as_str().unwrap_or_default(), "log key")?;
+            if let Ok(verifying) = VerifyingKey::from_spki_der(&raw) {
+                let valid = ValidFor::read(&key["validFor"], &format!("tlogs[{i}]"))?;
+                logs.push((id, verifying, valid));
             }
         }
         if cas.is_empty() || logs.is_empty() {
@@ -143,7 +183,6 @@ pub fn verify(
             bundle.signatures.len()
         )));
     };
-    let chain = super::x509::verify_chain(&[certificate.to_vec()], &policy.cas)?;
     let (_, leaf) =
         X509Certificate::from_der(certificate).map_err(|e| err(format!("bad certificate: {e}")))?;
     let (identity, issuer) = identity_of(&leaf)?;
@@ -171,8 +210,18 @@ pub fn verify(
             signature: &signature.sig,
             certificate,
         };
-        match check_entry(policy, entry, &signed, from, to) {
-            Ok(()) => {
+        // The certificate must chain to a CA that could issue when the log saw the signature.
+        let chained = check_entry(policy, entry, &signed, from, to).and_then(|time| {
+            let cas: Vec<Vec<u8>> = policy
+                .cas
+                .iter()
+                .filter(|(_, valid)| valid.contains(time))
+                .map(|(der, _)| der.clone())
+                .collect();
+            super::x509::verify_chain(&[certificate.to_vec()], &cas).map_err(|e| e.to_string())
+        });
+        match chained {
+            Ok(chain) => {
                 return Ok(SigstoreSigner {
                     key: chain.key,
                     identity,
@@ -245,7 +294,7 @@ fn check_entry(
     signed: &Signed<'_>,
     from: i64,
     to: i64,
-) -> Result<(), String> {
+) -> Result<i64, String> {
     let num = |v: &Value| -> Option<i64> {
         v.as_str()
             .and_then(|s| s.parse().ok())
@@ -254,13 +303,19 @@ fn check_entry(
     let log_id = STANDARD
         .decode(entry["logId"]["keyId"].as_str().unwrap_or_default())
         .map_err(|_| "logId is not base64")?;
-    let key = policy
+    let time = num(&entry["integratedTime"]).ok_or("no integratedTime")?;
+    let mut keys = policy
         .logs
         .iter()
-        .find(|(id, _)| *id == log_id)
-        .map(|(_, k)| k)
-        .ok_or("the entry's log is not in the trusted root")?;
-    let time = num(&entry["integratedTime"]).ok_or("no integratedTime")?;
+        .filter(|(id, ..)| *id == log_id)
+        .peekable();
+    if keys.peek().is_none() {
+        return Err("the entry's log is not in the trusted root".into());
+    }
+    let key = keys
+        .find(|(.., valid)| valid.contains(time))
+        .map(|(_, k, _)| k)
+        .ok_or_else(|| format!("integrated at {time}, outside the log key's validFor window"))?;
     let index = num(&entry["logIndex"]).ok_or("no logIndex")?;
     let body_b64 = entry["canonicalizedBody"]
         .as_str()
@@ -291,7 +346,8 @@ fn check_entry(
             .map_err(|_| "body is not base64")?,
     )
     .map_err(|_| "body is not JSON")?;
-    check_body(&body, signed)
+    check_body(&body, signed)?;
+    Ok(time)
 }
 
 /// Checks a `dsse` entry body: this payload's hash, and exactly one signature, ours, whose
@@ -386,11 +442,58 @@ mod tests {
     }
 
     #[test]
+    fn trusted_root_windows_are_read_and_bound_what_they_trust() {
+        let range =
+            serde_json::json!({"start": "2021-03-07T03:20:29.000Z", "end": "2022-12-31T23:59:59Z"});
+        let v = ValidFor::read(&range, "tlogs[0]").unwrap();
+        assert!(v.contains(1_615_087_229) && v.contains(1_672_531_199));
+        assert!(!v.contains(1_615_087_228) && !v.contains(1_672_531_200));
+        let open =
+            ValidFor::read(&serde_json::json!({"start": "2022-04-13T20:06:15Z"}), "x").unwrap();
+        assert!(open.contains(i64::MAX) && !open.contains(0));
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"start": "yesterday"}),
+            Value::Null,
+        ] {
+            let e = ValidFor::read(&bad, "certificateAuthorities[1]")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("certificateAuthorities[1]: validFor.start"),
+                "{e}"
+            );
+        }
+        // A root whose only log key has no window is refused, not trusted for all time.
+        let log = SigningKey::generate(SignAlg::EcdsaP256).unwrap();
+        let spki = STANDARD.encode(log.verifying_key().to_spki_der());
+        let mut root = serde_json::json!({
+            "certificateAuthorities": [{"certChain": {"certificates": [{"rawBytes": STANDARD.encode(CERT)}]},
+                                         "validFor": {"start": "2022-04-13T20:06:15Z"}}],
+            "tlogs": [{"logId": {"keyId": STANDARD.encode([1u8])}, "publicKey": {"rawBytes": spki}}],
+        });
+        let read = |root: &Value| {
+            SigstorePolicy::from_trusted_root(&serde_json::to_vec(root).unwrap(), "a", "b")
+        };
+        assert!(
+            read(&root)
+                .unwrap_err()
+                .to_string()
+                .contains("tlogs[0]: validFor.start")
+        );
+        root["tlogs"][0]["publicKey"]["validFor"] =
+            serde_json::json!({"start": "2021-01-12T11:53:27Z"});
+        let policy = read(&root).unwrap();
+        assert_eq!(policy.logs[0].2.start, 1_610_452_407);
+        assert_eq!(policy.cas[0].1.end, None);
+    }
+
+    #[test]
     fn keyless_bundle_with_two_signatures_is_refused() {
         let log = SigningKey::generate(SignAlg::EcdsaP256).unwrap();
         let policy = SigstorePolicy {
-            cas: vec![CERT.to_vec()],
-            logs: vec![(vec![1], log.verifying_key().clone())],
+            cas: vec![(CERT.to_vec(), ValidFor::ALWAYS)],
+            logs: vec![(vec![1], log.verifying_key().clone(), ValidFor::ALWAYS)],
             identity: "a@example.com".into(),
             issuer: "https://issuer.example".into(),
         };

@@ -145,6 +145,25 @@ fn ignore_unsigned_and_ignore_paths() {
     verify_model(&root, &bundle, &trust(&[&key]), &lenient).unwrap();
 }
 
+/// A signature over an empty model lists no file: with `--ignore-unsigned-files` every file
+/// of any model would be ignored, so it must not verify one.
+#[test]
+fn ignore_unsigned_refuses_a_signature_that_covers_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("m");
+    fs::create_dir(&root).unwrap();
+    let key = SigningKey::generate(SignAlg::EcdsaP256).unwrap();
+    let bundle = sign(&root, &[&key], &SignOptions::default());
+    verify_model(&root, &bundle, &trust(&[&key]), &VerifyOptions::default()).unwrap();
+    fs::write(root.join("weights.bin"), b"anything").unwrap();
+    let lenient = VerifyOptions {
+        ignore_unsigned_files: true,
+        ..VerifyOptions::default()
+    };
+    let err = verify_model(&root, &bundle, &trust(&[&key]), &lenient).unwrap_err();
+    assert!(err.to_string().contains("covers no file"), "{err}");
+}
+
 #[test]
 fn symlinks_inside_followed_only_when_allowed_and_escapes_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -337,6 +337,14 @@ pub fn verify_model(
     ignore.dedup();
     ser.ignore_paths = ignore;
     let only = opts.ignore_unsigned_files.then(|| signed_files(&expected));
+    if only.as_ref().is_some_and(Vec::is_empty) {
+        // Every file of any model would be "unsigned", hence ignored: nothing would be checked.
+        return Err(SigningError::Statement {
+            reason: "the signature covers no file; with --ignore-unsigned-files it would verify \
+                     any model"
+                .into(),
+        });
+    }
     let hopts = HashOptions {
         threads: opts.threads,
         only,
