@@ -57,6 +57,8 @@ fn fill(db: &Path, key: &Path, n: u64) {
             );
             e.principal = Some("key:bot".into());
             e.status = 200;
+            let ip = if i % 2 == 0 { "203.0.113.7" } else { "2001:db8::7" };
+            e.client_ip = Some(ip.into());
             if i == 3 {
                 e.request_findings.push(GuardFinding {
                     kind: "injection".into(),
@@ -195,6 +197,8 @@ fn audit_commands_end_to_end() {
         1,
         "key creation is an account change"
     );
+    let call = lines.iter().find(|l| l["class_uid"] == 6003).unwrap();
+    assert_eq!(call["src_endpoint"]["ip"], "203.0.113.7", "{call}");
     let out = aigis(&[
         "audit",
         "export",
@@ -211,6 +215,8 @@ fn audit_commands_end_to_end() {
         "{cef}"
     );
     assert_eq!(cef.lines().count(), 6, "--since filters: {cef}");
+    assert!(cef.contains("src=203.0.113.7"), "{cef}");
+    assert!(cef.contains("c6a2=2001:db8::7 c6a2Label=source"), "{cef}");
     let out = aigis(&["audit", "export", "--store", &store]);
     assert_eq!(stdout(&out).lines().count(), 11);
 

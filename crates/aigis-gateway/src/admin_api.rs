@@ -93,7 +93,7 @@ async fn serve(
         Ok(p) => p,
         Err(f) => {
             tracing::warn!(target: "aigis::security", event = "admin_auth_failed", reason = %f.reason, source_ip = %peer.ip());
-            record_admin(shared, None, "admin.authenticate", None, None, 401).await;
+            record_admin(shared, None, peer, "admin.authenticate", None, None, 401).await;
             return Err(GatewayError::Unauthenticated("invalid credential"));
         }
     };
@@ -112,7 +112,7 @@ async fn serve(
     tracing::info!(target: "aigis::security", event = "admin_call", principal = %principal.id, action, path = %path, allowed);
     if !allowed {
         let (name, target) = operation;
-        record_admin(shared, Some(&principal.id), name, target, None, 403).await;
+        record_admin(shared, Some(&principal.id), peer, name, target, None, 403).await;
         return Err(GatewayError::Forbidden(format!("perform {action}")));
     }
     if req.method() == Method::POST && shared.ledger.as_ref().is_some_and(|l| !l.accepting()) {
@@ -134,7 +134,7 @@ async fn serve(
         .ok_or_else(|| GatewayError::NotFound(path.clone()))?;
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/admin/status") => Ok(json(StatusCode::OK, &status(shared))),
-        (Method::POST, "/admin/reload") => match shared.reload(Some(&principal.id)).await {
+        (Method::POST, "/admin/reload") => match shared.reload(Some((&principal.id, peer.ip()))).await {
             Ok(warnings) => Ok(json(
                 StatusCode::OK,
                 &serde_json::json!({"reloaded": true, "warnings": warnings.iter().map(ToString::to_string).collect::<Vec<_>>()}),
@@ -162,7 +162,16 @@ async fn serve(
                     (_, Some(id)) => Some(format!("new key {id}")),
                     _ => None,
                 };
-                record_admin(shared, Some(&principal.id), name, target, detail, status).await;
+                record_admin(
+                    shared,
+                    Some(&principal.id),
+                    peer,
+                    name,
+                    target,
+                    detail,
+                    status,
+                )
+                .await;
             }
             result.map(|(response, _)| response)
         }
@@ -190,6 +199,7 @@ fn operation<'a>(method: &Method, path: &'a str) -> (&'static str, Option<&'a st
 async fn record_admin(
     shared: &Shared,
     principal: Option<&str>,
+    peer: SocketAddr,
     action: &str,
     target: Option<&str>,
     detail: Option<String>,
@@ -199,7 +209,9 @@ async fn record_admin(
         return;
     };
     let id = uuid::Uuid::now_v7().simple().to_string();
-    let mut event = crate::record::admin_event(&id, principal, action, target, status);
+    let ip = ledger.client_ip(peer.ip());
+    let mut event =
+        crate::record::admin_event(&id, principal, ip.as_deref(), action, target, status);
     event.detail = detail;
     ledger.append(event).await;
 }

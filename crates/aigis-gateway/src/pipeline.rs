@@ -41,6 +41,9 @@ pub(crate) struct Peer {
     pub client_cert: Option<Arc<Principal>>,
     /// The TLS key-exchange group negotiated on the connection (e.g. `X25519MLKEM768`).
     pub tls_group: Option<Arc<str>>,
+    /// The client's address as audit events record it (once per connection; `None` without
+    /// a ledger or with `[ledger] client_ip = "off"`).
+    pub client_ip: Option<Arc<str>>,
 }
 
 /// What the access log and metrics record about one request (never content).
@@ -119,6 +122,7 @@ pub(crate) async fn handle(
             status: response.status().as_u16(),
             upstream_status: served.upstream_status,
             latency: started.elapsed(),
+            client_ip: peer.client_ip.clone(),
             tls_group: peer.tls_group.clone(),
         };
         let pending = crate::capture::Pending {

@@ -45,6 +45,7 @@ pub(crate) struct Facts {
     pub status: u16,
     pub upstream_status: Option<u16>,
     pub latency: Duration,
+    pub client_ip: Option<Arc<str>>,
     pub tls_group: Option<Arc<str>>,
 }
 
@@ -73,6 +74,7 @@ impl Facts {
             status: self.status,
             upstream_status: self.upstream_status,
             latency: self.latency,
+            client_ip: self.client_ip.as_deref(),
             tls_group: self.tls_group.as_deref(),
             ..Outcome::default()
         }
@@ -142,6 +144,7 @@ fn pack(
     put(buf, facts.model.as_deref().map(str::as_bytes));
     put(buf, facts.route.as_deref().map(str::as_bytes));
     put(buf, facts.upstream.as_deref().map(str::as_bytes));
+    put(buf, facts.client_ip.as_deref().map(str::as_bytes));
     put(buf, facts.tls_group.as_deref().map(str::as_bytes));
     let (n, policies) = strings(&facts.policies);
     put_list(buf, n, policies);
@@ -175,6 +178,7 @@ fn packed_len(facts: &Facts, prompt: Option<&[u8]>, response: &[u8]) -> usize {
         + field(facts.model.as_deref())
         + field(facts.route.as_deref())
         + field(facts.upstream.as_deref())
+        + field(facts.client_ip.as_deref())
         + field(facts.tls_group.as_deref())
         + list(&facts.policies)
         + 4
@@ -266,8 +270,8 @@ impl<'a> Fields<'a> {
         let request_id = self.text().unwrap_or_default();
         let principal = self.text();
         let action = self.text().unwrap_or_default();
-        let (model, route, upstream, tls_group) =
-            (self.text(), self.text(), self.text(), self.text());
+        let (model, route, upstream) = (self.text(), self.text(), self.text());
+        let (client_ip, tls_group) = (self.text(), self.text());
         let owned = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<_>>();
         let policies = owned(self.list());
         let limits: Vec<(&str, &str)> = self.list().chunks_exact(2).map(|p| (p[0], p[1])).collect();
@@ -292,6 +296,7 @@ impl<'a> Fields<'a> {
             status,
             upstream_status,
             latency,
+            client_ip,
             tls_group,
             ..Outcome::default()
         };
@@ -369,6 +374,8 @@ pub(crate) struct Outcome<'a> {
     pub upstream_status: Option<u16>,
     /// Time from request start to the record point.
     pub latency: Duration,
+    /// The client's address as `[ledger] client_ip` records it.
+    pub client_ip: Option<&'a str>,
     /// TLS key-exchange group of the client connection.
     pub tls_group: Option<&'a str>,
     /// Keyed digest of the request body.
@@ -412,6 +419,7 @@ pub(crate) fn event(o: Outcome<'_>) -> Event {
     e.status = o.status;
     e.upstream_status = o.upstream_status;
     e.latency_us = Some(latency_us(o.latency));
+    e.client_ip = o.client_ip.map(str::to_owned);
     e.tls_group = o.tls_group.map(str::to_owned);
     e.prompt_digest = o.prompt_digest;
     e.response_digest = o.response_digest;
@@ -455,6 +463,7 @@ fn with_event_ref<R>(
     e.status = o.status;
     e.upstream_status = o.upstream_status;
     e.latency_us = Some(latency_us(o.latency));
+    e.client_ip = o.client_ip;
     e.tls_group = o.tls_group;
     e.prompt_digest = prompt_digest;
     e.response_digest = response_digest;
@@ -487,10 +496,11 @@ pub(crate) fn with_response(
     e
 }
 
-/// An admin action as an audit event.
+/// An admin action as an audit event; `client_ip` as `[ledger] client_ip` records it.
 pub(crate) fn admin_event(
     operation_id: &str,
     principal: Option<&str>,
+    client_ip: Option<&str>,
     action: &str,
     target: Option<&str>,
     status: u16,
@@ -502,6 +512,7 @@ pub(crate) fn admin_event(
         aigis_ledger::now_ms(),
     );
     e.principal = principal.map(str::to_owned);
+    e.client_ip = client_ip.map(str::to_owned);
     e.target = target.map(str::to_owned);
     e.status = status;
     e
@@ -534,6 +545,8 @@ pub(crate) struct Recorder {
     content: Option<Arc<ContentStore>>,
     /// Complete responses' records gathered for the writer ([`Recorder::defer`]).
     gathered: Arc<Mutex<Gathered>>,
+    /// How much of a client's address events record.
+    client_ip: crate::config::ClientIp,
 }
 
 /// Records [`pack`]ed back to back on the requests' threads, waiting for one writer job to
@@ -677,8 +690,14 @@ impl Recorder {
             ledger,
             keys,
             content: config.capture.clone(),
+            client_ip: config.client_ip,
             gathered: Arc::default(),
         })
+    }
+
+    /// The text events record for a client at `ip` (`[ledger] client_ip`).
+    pub(crate) fn client_ip(&self, ip: std::net::IpAddr) -> Option<Arc<str>> {
+        self.client_ip.text(ip)
     }
 
     /// Whether records can be made durable; when false the gateway refuses traffic.
@@ -864,6 +883,7 @@ mod tests {
             status: 429,
             upstream_status: full.then_some(503),
             latency: Duration::from_micros(98_765),
+            client_ip: full.then(|| Arc::from("2001:db8::1")),
             tls_group: full.then(|| Arc::from("X25519MLKEM768")),
         }
     }
@@ -969,6 +989,7 @@ mod tests {
             checkpoint_every: Duration::from_mins(1),
             commit_interval: Duration::from_millis(1),
             on_store_error: LedgerOnError::FailClosed,
+            client_ip: crate::config::ClientIp::Full,
             spool_max: 0,
             spool: dir.join("ledger.spool"),
             capture_default: false,
@@ -1054,6 +1075,7 @@ mod tests {
                 status: 200,
                 upstream_status: Some(201),
                 latency: Duration::from_micros(1234),
+                client_ip: Some("192.0.2.0"),
                 tls_group: Some("X25519MLKEM768"),
                 prompt_digest: Some("ab".repeat(32)),
                 response_digest: Some("cd".repeat(32)),

@@ -152,14 +152,22 @@ impl Shared {
     /// configuration stays in force. `principal` asked for it (none for a signal).
     pub(crate) async fn reload(
         &self,
-        principal: Option<&str>,
+        by: Option<(&str, std::net::IpAddr)>,
     ) -> Result<Vec<Diagnostic>, StartError> {
         let result = self.try_reload().await;
         let label = if result.is_ok() { "ok" } else { "rejected" };
         if let Some(ledger) = &self.ledger {
             let id = uuid::Uuid::now_v7().simple().to_string();
             let status = if result.is_ok() { 200 } else { 422 };
-            let event = crate::record::admin_event(&id, principal, "config.reload", None, status);
+            let (principal, ip) = (by.map(|b| b.0), by.and_then(|b| ledger.client_ip(b.1)));
+            let event = crate::record::admin_event(
+                &id,
+                principal,
+                ip.as_deref(),
+                "config.reload",
+                None,
+                status,
+            );
             ledger.append(event).await;
         }
         self.metrics
@@ -455,12 +463,17 @@ async fn connection(
             async move { Ok::<_, std::convert::Infallible>(pipeline::handle(shared, peer, req).await) }
         })
     };
+    let client_ip = shared
+        .ledger
+        .as_ref()
+        .and_then(|l| l.client_ip(peer.ip()));
     let result = match &runtime.tls {
         None => {
             let service = service(Peer {
                 addr: peer,
                 client_cert: None,
                 tls_group: None,
+                client_ip,
             });
             watcher
                 .watch(
@@ -504,6 +517,7 @@ async fn connection(
                 addr: peer,
                 client_cert,
                 tls_group,
+                client_ip,
             });
             watcher
                 .watch(

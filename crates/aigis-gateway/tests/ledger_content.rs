@@ -1,7 +1,7 @@
 //! The ledger's content capture (`content = "encrypted"`) and the event fields the gateway
 //! fills: content sealed per tenant (readable with that tenant's identity only, never in
 //! plaintext, refused for a tenant without recipients, shredded without breaking `verify`),
-//! limit outcomes, token counts, the response digest and the TLS group.
+//! limit outcomes, token counts, the response digest, the client's address and the TLS group.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -233,6 +233,42 @@ async fn send_raw_stream(addr: std::net::SocketAddr, auth: &str, body: &str) -> 
     (id, String::from_utf8(bytes.to_vec()).unwrap())
 }
 
+#[tokio::test]
+async fn the_client_address_is_recorded_masked_to_its_network_or_not_at_all() {
+    for (mode, expected) in [("network", Some("127.0.0.0")), ("off", None)] {
+        let dir = tempdir(&format!("ledger-ip-{mode}"));
+        LedgerKeys::generate("gw.test/ledger")
+            .unwrap()
+            .write_new(&dir.join("ledger.key"))
+            .unwrap();
+        let m = mock(Behavior::default()).await;
+        let cfg = one_route(&m, "") + &ledger_config(&format!("client_ip = \"{mode}\"\n"));
+        let gw = gateway_in(&cfg, &dir).await;
+        let r = send_from(
+            Some(std::net::IpAddr::from([127, 0, 0, 77])),
+            gw.public_addr(),
+            Method::POST,
+            "/v1/chat/completions",
+            &[],
+            &chat("m", false),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let id = r.headers["x-request-id"].to_str().unwrap().to_owned();
+        let db = dir.join("ledger.db");
+        let recorded = || {
+            SqliteStore::open_existing(&db)
+                .and_then(|s| s.count())
+                .is_ok_and(|n| n == 1)
+        };
+        assert!(eventually(recorded).await);
+        gw.shutdown().await;
+        let mut store = SqliteStore::open_existing(&db).unwrap();
+        assert_eq!(event_of(&mut store, &id).client_ip.as_deref(), expected, "{mode}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
 fn ledger_config(extra: &str) -> String {
     format!(
         "\n[ledger]\nstore = \"sqlite:ledger.db\"\nsigning_key = \"file:ledger.key\"\ncheckpoint_every = \"50ms\"\n{extra}"
@@ -293,6 +329,7 @@ async fn events_carry_limit_outcomes_tokens_and_the_response_digest() {
         ev.response_digest.as_ref().expect("response digest")
     ));
     assert_eq!(ev.tls_group, None, "plain TCP has no TLS group");
+    assert_eq!(ev.client_ip.as_deref(), Some("127.0.0.1"), "the TCP peer");
 
     let all = events(&mut store);
     let stream = all.iter().find(|e| e.stream).unwrap();
@@ -500,7 +537,13 @@ async fn admin_calls_are_recorded_with_their_caller_target_and_refusals() {
     assert_eq!(bad.status, 401);
     gw.shutdown().await;
     let mut store = SqliteStore::open_existing(&dir.join("ledger.db")).unwrap();
-    let got: Vec<(String, Option<String>, Option<String>, u16)> = events(&mut store)
+    let all = events(&mut store);
+    assert!(
+        all.iter()
+            .all(|e| e.client_ip.as_deref() == Some("127.0.0.1")),
+        "every admin event names the caller's address"
+    );
+    let got: Vec<(String, Option<String>, Option<String>, u16)> = all
         .into_iter()
         .map(|e| (e.action, e.principal, e.target, e.status))
         .collect();

@@ -100,6 +100,7 @@ pub(crate) fn encode(e: &EventRef<'_>, out: &mut Vec<u8>) {
     if let Some(l) = e.latency_us {
         member!(out, "latency_us", num l);
     }
+    member!(out, "client_ip", opt e.client_ip);
     member!(out, "tls_group", opt e.tls_group);
     member!(out, "prompt_digest", opt e.prompt_digest);
     member!(out, "response_digest", opt e.response_digest);
@@ -261,6 +262,7 @@ mod tests {
                 e.model,
                 e.route,
                 e.upstream,
+                e.client_ip,
                 e.tls_group,
                 e.prompt_digest,
                 e.response_digest,
@@ -278,6 +280,7 @@ mod tests {
                 o[7].clone(),
                 o[8].clone(),
                 o[9].clone(),
+                o[10].clone(),
             ];
             let (decision, limits, request_findings, response_findings) = lists;
             e.decision = decision.map(|(effect, policies)| Decision { effect, policies });

@@ -141,6 +141,10 @@ pub struct Event {
     /// Time from request start to the record point, microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<u64>,
+    /// The client's address as the gateway saw it (the TCP peer: behind a load balancer, the
+    /// balancer's), in full or masked to its network (`[ledger] client_ip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
     /// TLS key-exchange group of the client connection (e.g. `X25519MLKEM768`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_group: Option<String>,
@@ -194,6 +198,7 @@ pub struct EventRef<'a> {
     pub status: u16,
     pub upstream_status: Option<u16>,
     pub latency_us: Option<u64>,
+    pub client_ip: Option<&'a str>,
     pub tls_group: Option<&'a str>,
     pub prompt_digest: Option<&'a str>,
     pub response_digest: Option<&'a str>,
@@ -227,6 +232,7 @@ impl<'a> EventRef<'a> {
             status: 0,
             upstream_status: None,
             latency_us: None,
+            client_ip: None,
             tls_group: None,
             prompt_digest: None,
             response_digest: None,
@@ -306,6 +312,7 @@ impl Event {
             status: 0,
             upstream_status: None,
             latency_us: None,
+            client_ip: None,
             tls_group: None,
             prompt_digest: None,
             response_digest: None,
@@ -356,6 +363,7 @@ impl Event {
                 status: self.status,
                 upstream_status: self.upstream_status,
                 latency_us: self.latency_us,
+                client_ip: self.client_ip.as_deref(),
                 tls_group: self.tls_group.as_deref(),
                 prompt_digest: self.prompt_digest.as_deref(),
                 response_digest: self.response_digest.as_deref(),

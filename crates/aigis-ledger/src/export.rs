@@ -49,7 +49,7 @@ fn actor(e: &Event) -> Value {
 
 fn record(class_uid: u32, activity_id: u32, category_uid: u32, e: &Event, origin: &str) -> Value {
     let (status_id, status_name) = status(e);
-    json!({
+    let mut r = json!({
         "class_uid": class_uid,
         "category_uid": category_uid,
         "activity_id": activity_id,
@@ -60,7 +60,11 @@ fn record(class_uid: u32, activity_id: u32, category_uid: u32, e: &Event, origin
         "status": status_name,
         "metadata": metadata(e, origin),
         "actor": actor(e),
-    })
+    });
+    if let Some(ip) = &e.client_ip {
+        r["src_endpoint"] = json!({"ip": ip});
+    }
+    r
 }
 
 fn finding_types(list: &[GuardFinding]) -> Vec<&str> {
@@ -176,6 +180,15 @@ pub fn cef(e: &Event, origin: &str) -> String {
     if e.status != 0 {
         ext.push(("cn2Label", "status".into()));
         ext.push(("cn2", e.status.to_string()));
+    }
+    // CEF's `src` holds IPv4 only; IPv6 goes in the custom IPv6 field.
+    match e.client_ip.as_deref() {
+        Some(ip) if ip.contains(':') => {
+            ext.push(("c6a2", ip.to_owned()));
+            ext.push(("c6a2Label", "source".into()));
+        }
+        Some(ip) => ext.push(("src", ip.to_owned())),
+        None => {}
     }
     for (label, key, v) in [
         ("model", "cs1", &e.model),

@@ -1,5 +1,6 @@
 //! `[ledger]`: the tamper-evident audit ledger every request and admin action is recorded in.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,30 @@ pub enum LedgerOnError {
     FailClosed,
 }
 
+/// How much of the client's address events record (`[ledger] client_ip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientIp {
+    /// The whole address.
+    Full,
+    /// Its network only: an IPv4 /24 or IPv6 /48, the host bits zeroed.
+    Network,
+    /// None.
+    Off,
+}
+
+impl ClientIp {
+    /// The text an event records for `ip`.
+    pub fn text(self, ip: IpAddr) -> Option<Arc<str>> {
+        let ip = match (self, ip.to_canonical()) {
+            (Self::Off, _) => return None,
+            (Self::Full, ip) => ip,
+            (Self::Network, IpAddr::V4(v4)) => IpAddr::from(u32::from(v4) & !0xff),
+            (Self::Network, IpAddr::V6(v6)) => IpAddr::from(u128::from(v6) & !((1u128 << 80) - 1)),
+        };
+        Some(Arc::from(ip.to_string()))
+    }
+}
+
 /// `[ledger]`
 #[derive(Debug, Clone)]
 pub struct LedgerConfig {
@@ -39,6 +64,8 @@ pub struct LedgerConfig {
     pub commit_interval: Duration,
     /// What happens when the store fails.
     pub on_store_error: LedgerOnError,
+    /// How much of the client's address events record.
+    pub client_ip: ClientIp,
     /// Largest spool, in bytes.
     pub spool_max: u64,
     /// The spool file: beside a file or SQLite store (`PATH.spool`), else beside the key file.
@@ -53,5 +80,25 @@ impl LedgerConfig {
     /// Whether requests on a route whose own setting is `route` capture encrypted content.
     pub fn captures(&self, route: Option<bool>) -> bool {
         route.unwrap_or(self.capture_default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_addresses_are_kept_masked_or_dropped() {
+        let text = |mode: ClientIp, ip: &str| mode.text(ip.parse().unwrap()).map(|t| t.to_string());
+        assert_eq!(text(ClientIp::Full, "203.0.113.77").as_deref(), Some("203.0.113.77"));
+        assert_eq!(text(ClientIp::Network, "203.0.113.77").as_deref(), Some("203.0.113.0"));
+        assert_eq!(
+            text(ClientIp::Network, "2001:db8:aa:bb:cc::1").as_deref(),
+            Some("2001:db8:aa::")
+        );
+        // An IPv4 client on a dual-stack listener is recorded as IPv4.
+        assert_eq!(text(ClientIp::Full, "::ffff:198.51.100.9").as_deref(), Some("198.51.100.9"));
+        assert_eq!(text(ClientIp::Network, "::ffff:198.51.100.9").as_deref(), Some("198.51.100.0"));
+        assert_eq!(text(ClientIp::Off, "203.0.113.77"), None);
     }
 }

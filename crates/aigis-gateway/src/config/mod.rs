@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use ledger::{LedgerConfig, LedgerOnError, LedgerStore};
+pub use ledger::{ClientIp, LedgerConfig, LedgerOnError, LedgerStore};
 pub use limits::{
     Budget, BudgetUnit, Limit, LimitsConfig, OnStoreError, Price, Quantity, Rate, RedisStore,
     Scope, TokenKind, Tokenizer, Window,

@@ -209,6 +209,7 @@ pub struct Ledger {
     pub content: Option<String>,
     pub on_store_error: Option<String>,
     pub spool_max: Option<String>,
+    pub client_ip: Option<String>,
     pub capture: Option<LedgerCapture>,
 }
 

@@ -9,7 +9,7 @@ use aigis_ledger::content::Recipient;
 use aigis_ledger::content::{ContentStore, DEFAULT_TENANT};
 
 use super::{Seg, Validator, key, raw};
-use crate::config::ledger::{LedgerConfig, LedgerOnError, LedgerStore};
+use crate::config::ledger::{ClientIp, LedgerConfig, LedgerOnError, LedgerStore};
 use crate::config::{Level, Route};
 
 /// Default spool bound.
@@ -94,6 +94,19 @@ impl Validator<'_> {
                 return None;
             }
         };
+        let client_ip = match l.client_ip.as_deref() {
+            None | Some("full") => ClientIp::Full,
+            Some("network") => ClientIp::Network,
+            Some("off") => ClientIp::Off,
+            Some(other) => {
+                self.error(
+                    &key(&at, "client_ip"),
+                    format!("unknown value `{other}`"),
+                    Some("\"full\" (default), \"network\" (/24, /48) or \"off\"".into()),
+                );
+                return None;
+            }
+        };
         let (checkpoint_every, commit_interval) = self.ledger_intervals(
             &at,
             l.checkpoint_every.as_deref(),
@@ -124,6 +137,7 @@ impl Validator<'_> {
             checkpoint_every,
             commit_interval,
             on_store_error,
+            client_ip,
             spool_max: spool_max as u64,
             spool,
             capture_default: capture_default == Some(true),

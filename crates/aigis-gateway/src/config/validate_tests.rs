@@ -148,8 +148,9 @@ fn ledger_section_is_validated() {
     assert_eq!(ok.on_store_error, LedgerOnError::FailClosed);
     assert_eq!(ok.spool_max, 1 << 20);
     assert_eq!(ok.spool, dir.join("ledger.db.spool"));
+    assert_eq!(ok.client_ip, crate::config::ClientIp::Full);
     let file = validate(
-        &with("store = \"file:ledger\"\nsigning_key = \"file:ledger.key\"\n"),
+        &with("store = \"file:ledger\"\nsigning_key = \"file:ledger.key\"\nclient_ip = \"network\"\n"),
         &dir,
         false,
     )
@@ -159,11 +160,15 @@ fn ledger_section_is_validated() {
     .unwrap();
     assert_eq!(file.store, LedgerStore::File(dir.join("ledger")));
     assert_eq!(file.spool, dir.join("ledger.spool"));
+    assert_eq!(file.client_ip, crate::config::ClientIp::Network);
     let errs = |ledger: &str| match validate(&with(ledger), &dir, false) {
         Ok(_) => panic!("expected errors for {ledger}"),
         Err(e) => e,
     };
     let key = "signing_key = \"file:ledger.key\"\n";
+    let e = errs(&format!("store = \"file:l\"\n{key}client_ip = \"hashed\"\n"));
+    assert_eq!(e[0].path, "ledger.client_ip");
+    assert!(e[0].message.contains("unknown value `hashed`"), "{e:?}");
     let e = errs(&format!("store = \"file:\"\n{key}"));
     assert_eq!(e[0].path, "ledger.store");
     assert!(
