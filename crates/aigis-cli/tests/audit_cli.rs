@@ -57,7 +57,11 @@ fn fill(db: &Path, key: &Path, n: u64) {
             );
             e.principal = Some("key:bot".into());
             e.status = 200;
-            let ip = if i % 2 == 0 { "203.0.113.7" } else { "2001:db8::7" };
+            let ip = if i % 2 == 0 {
+                "203.0.113.7"
+            } else {
+                "2001:db8::7"
+            };
             e.client_ip = Some(ip.into());
             if i == 3 {
                 e.request_findings.push(GuardFinding {

@@ -134,16 +134,18 @@ async fn serve(
         .ok_or_else(|| GatewayError::NotFound(path.clone()))?;
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/admin/status") => Ok(json(StatusCode::OK, &status(shared))),
-        (Method::POST, "/admin/reload") => match shared.reload(Some((&principal.id, peer.ip()))).await {
-            Ok(warnings) => Ok(json(
-                StatusCode::OK,
-                &serde_json::json!({"reloaded": true, "warnings": warnings.iter().map(ToString::to_string).collect::<Vec<_>>()}),
-            )),
-            Err(e) => Ok(json(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &serde_json::json!({"reloaded": false, "error": e.to_string()}),
-            )),
-        },
+        (Method::POST, "/admin/reload") => {
+            match shared.reload(Some((&principal.id, peer.ip()))).await {
+                Ok(warnings) => Ok(json(
+                    StatusCode::OK,
+                    &serde_json::json!({"reloaded": true, "warnings": warnings.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+                )),
+                Err(e) => Ok(json(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &serde_json::json!({"reloaded": false, "error": e.to_string()}),
+                )),
+            }
+        }
         (method, path) => {
             let result = keys_route(keys, &method, path, req).await;
             if method == Method::POST {
@@ -162,16 +164,8 @@ async fn serve(
                     (_, Some(id)) => Some(format!("new key {id}")),
                     _ => None,
                 };
-                record_admin(
-                    shared,
-                    Some(&principal.id),
-                    peer,
-                    name,
-                    target,
-                    detail,
-                    status,
-                )
-                .await;
+                let who = Some(principal.id.as_str());
+                record_admin(shared, who, peer, name, target, detail, status).await;
             }
             result.map(|(response, _)| response)
         }

@@ -463,10 +463,7 @@ async fn connection(
             async move { Ok::<_, std::convert::Infallible>(pipeline::handle(shared, peer, req).await) }
         })
     };
-    let client_ip = shared
-        .ledger
-        .as_ref()
-        .and_then(|l| l.client_ip(peer.ip()));
+    let client_ip = shared.ledger.as_ref().and_then(|l| l.client_ip(peer.ip()));
     let result = match &runtime.tls {
         None => {
             let service = service(Peer {

@@ -264,7 +264,11 @@ async fn the_client_address_is_recorded_masked_to_its_network_or_not_at_all() {
         assert!(eventually(recorded).await);
         gw.shutdown().await;
         let mut store = SqliteStore::open_existing(&db).unwrap();
-        assert_eq!(event_of(&mut store, &id).client_ip.as_deref(), expected, "{mode}");
+        assert_eq!(
+            event_of(&mut store, &id).client_ip.as_deref(),
+            expected,
+            "{mode}"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -1,6 +1,6 @@
 //! `[ledger]`: the tamper-evident audit ledger every request and admin action is recorded in.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,8 +43,10 @@ impl ClientIp {
         let ip = match (self, ip.to_canonical()) {
             (Self::Off, _) => return None,
             (Self::Full, ip) => ip,
-            (Self::Network, IpAddr::V4(v4)) => IpAddr::from(u32::from(v4) & !0xff),
-            (Self::Network, IpAddr::V6(v6)) => IpAddr::from(u128::from(v6) & !((1u128 << 80) - 1)),
+            (Self::Network, IpAddr::V4(v4)) => Ipv4Addr::from(u32::from(v4) & !0xff).into(),
+            (Self::Network, IpAddr::V6(v6)) => {
+                Ipv6Addr::from(u128::from(v6) & !((1u128 << 80) - 1)).into()
+            }
         };
         Some(Arc::from(ip.to_string()))
     }
@@ -90,15 +92,27 @@ mod tests {
     #[test]
     fn client_addresses_are_kept_masked_or_dropped() {
         let text = |mode: ClientIp, ip: &str| mode.text(ip.parse().unwrap()).map(|t| t.to_string());
-        assert_eq!(text(ClientIp::Full, "203.0.113.77").as_deref(), Some("203.0.113.77"));
-        assert_eq!(text(ClientIp::Network, "203.0.113.77").as_deref(), Some("203.0.113.0"));
+        assert_eq!(
+            text(ClientIp::Full, "203.0.113.77").as_deref(),
+            Some("203.0.113.77")
+        );
+        assert_eq!(
+            text(ClientIp::Network, "203.0.113.77").as_deref(),
+            Some("203.0.113.0")
+        );
         assert_eq!(
             text(ClientIp::Network, "2001:db8:aa:bb:cc::1").as_deref(),
             Some("2001:db8:aa::")
         );
         // An IPv4 client on a dual-stack listener is recorded as IPv4.
-        assert_eq!(text(ClientIp::Full, "::ffff:198.51.100.9").as_deref(), Some("198.51.100.9"));
-        assert_eq!(text(ClientIp::Network, "::ffff:198.51.100.9").as_deref(), Some("198.51.100.0"));
+        assert_eq!(
+            text(ClientIp::Full, "::ffff:198.51.100.9").as_deref(),
+            Some("198.51.100.9")
+        );
+        assert_eq!(
+            text(ClientIp::Network, "::ffff:198.51.100.9").as_deref(),
+            Some("198.51.100.0")
+        );
         assert_eq!(text(ClientIp::Off, "203.0.113.77"), None);
     }
 }

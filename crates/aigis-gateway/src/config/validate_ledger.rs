@@ -37,6 +37,23 @@ fn beside(store: &LedgerStore, signing_key: &Path, suffix: &str) -> PathBuf {
 }
 
 impl Validator<'_> {
+    /// `[ledger] client_ip`: `full` (default), `network` or `off`.
+    fn client_ip(&mut self, at: &[Seg], value: Option<&str>) -> Option<ClientIp> {
+        match value {
+            None | Some("full") => Some(ClientIp::Full),
+            Some("network") => Some(ClientIp::Network),
+            Some("off") => Some(ClientIp::Off),
+            Some(other) => {
+                self.error(
+                    at,
+                    format!("unknown value `{other}`"),
+                    Some("\"full\" (default), \"network\" (/24, /48) or \"off\"".into()),
+                );
+                None
+            }
+        }
+    }
+
     pub(super) fn ledger(
         &mut self,
         l: raw::Ledger,
@@ -94,19 +111,7 @@ impl Validator<'_> {
                 return None;
             }
         };
-        let client_ip = match l.client_ip.as_deref() {
-            None | Some("full") => ClientIp::Full,
-            Some("network") => ClientIp::Network,
-            Some("off") => ClientIp::Off,
-            Some(other) => {
-                self.error(
-                    &key(&at, "client_ip"),
-                    format!("unknown value `{other}`"),
-                    Some("\"full\" (default), \"network\" (/24, /48) or \"off\"".into()),
-                );
-                return None;
-            }
-        };
+        let client_ip = self.client_ip(&key(&at, "client_ip"), l.client_ip.as_deref())?;
         let (checkpoint_every, commit_interval) = self.ledger_intervals(
             &at,
             l.checkpoint_every.as_deref(),

@@ -129,6 +129,31 @@ fn ledger_commit_interval_has_a_default_and_a_bound() {
 }
 
 #[test]
+fn ledger_client_ip_is_full_network_or_off() {
+    use crate::config::ClientIp;
+    let dir = std::env::temp_dir().join(format!("aigis-ledger-ip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ledger.key"), "placeholder").unwrap();
+    let mode = |m: &str| {
+        let src =
+            format!("{GOOD}\n[ledger]\nstore = \"file:l\"\nsigning_key = \"file:ledger.key\"\n{m}");
+        validate(&src, &dir, false).map(|l| l.config.ledger.unwrap().client_ip)
+    };
+    assert_eq!(mode("").unwrap(), ClientIp::Full);
+    assert_eq!(
+        mode("client_ip = \"network\"\n").unwrap(),
+        ClientIp::Network
+    );
+    assert_eq!(mode("client_ip = \"off\"\n").unwrap(), ClientIp::Off);
+    let Err(e) = mode("client_ip = \"hashed\"\n") else {
+        panic!("an unknown mode was accepted");
+    };
+    assert_eq!(e[0].path, "ledger.client_ip");
+    assert!(e[0].message.contains("unknown value `hashed`"), "{e:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn ledger_section_is_validated() {
     let dir = std::env::temp_dir().join(format!("aigis-ledger-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -148,9 +173,8 @@ fn ledger_section_is_validated() {
     assert_eq!(ok.on_store_error, LedgerOnError::FailClosed);
     assert_eq!(ok.spool_max, 1 << 20);
     assert_eq!(ok.spool, dir.join("ledger.db.spool"));
-    assert_eq!(ok.client_ip, crate::config::ClientIp::Full);
     let file = validate(
-        &with("store = \"file:ledger\"\nsigning_key = \"file:ledger.key\"\nclient_ip = \"network\"\n"),
+        &with("store = \"file:ledger\"\nsigning_key = \"file:ledger.key\"\n"),
         &dir,
         false,
     )
@@ -160,15 +184,11 @@ fn ledger_section_is_validated() {
     .unwrap();
     assert_eq!(file.store, LedgerStore::File(dir.join("ledger")));
     assert_eq!(file.spool, dir.join("ledger.spool"));
-    assert_eq!(file.client_ip, crate::config::ClientIp::Network);
     let errs = |ledger: &str| match validate(&with(ledger), &dir, false) {
         Ok(_) => panic!("expected errors for {ledger}"),
         Err(e) => e,
     };
     let key = "signing_key = \"file:ledger.key\"\n";
-    let e = errs(&format!("store = \"file:l\"\n{key}client_ip = \"hashed\"\n"));
-    assert_eq!(e[0].path, "ledger.client_ip");
-    assert!(e[0].message.contains("unknown value `hashed`"), "{e:?}");
     let e = errs(&format!("store = \"file:\"\n{key}"));
     assert_eq!(e[0].path, "ledger.store");
     assert!(
