@@ -688,11 +688,36 @@ impl Ticket {
                         .and_then(|i| self.items.get(*i))
                         .map(|item| refusal(item, refused));
                 }
-                // The store is unreachable mid-stream: settlement charges what was used.
-                Err(_) => return Ok(()),
+                // The store is unreachable mid-stream: nothing meters the stream any more. A
+                // fail-closed limit stops it; fail-open ones let it run, and settlement
+                // charges what was used.
+                Err(e) => return self.store_lost(&e).map_or(Ok(()), Err),
             }
         }
         last.map_or(Ok(()), Err)
+    }
+
+    /// A stream's answer to losing the store: the refusal that stops it when a limit that
+    /// follows its tokens is fail-closed.
+    fn store_lost(&self, e: &StoreError) -> Option<Refusal> {
+        let Some(item) = self.items.iter().find(|i| {
+            i.measure.follows_completion() && i.limit.on_store_error == OnStoreError::FailClosed
+        }) else {
+            tracing::warn!(target: "aigis::security", event = "limit_store_error", error = %e, "limit store unreachable mid-stream; the stream goes on unmetered (on_store_error = fail-open)");
+            return None;
+        };
+        tracing::error!(target: "aigis::security", event = "limit_store_error", error = %e, limit = %item.limit.name, "limit store unreachable mid-stream; stopping the stream (on_store_error = fail-closed)");
+        Some(Refusal {
+            message: format!(
+                "The stream was stopped: the store of limit `{}` became unreachable and the \
+                 limit fails closed. Retry shortly.",
+                item.limit.name
+            ),
+            retry_after_secs: 1,
+            headers: HeaderMap::new(),
+            quota: false,
+            limit: item.limit.name.clone(),
+        })
     }
 
     /// Per completion-following item, the charge that brings it to (`prompt`, `completion`)
