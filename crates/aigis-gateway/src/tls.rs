@@ -25,8 +25,13 @@ fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'stat
         let bytes =
             std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         if bytes.trim_ascii_start().starts_with(b"-----") {
+            let before = crls.len();
             for crl in CertificateRevocationListDer::pem_slice_iter(&bytes) {
                 crls.push(crl.map_err(|e| format!("bad CRL in {}: {e}", path.display()))?);
+            }
+            // A list that revokes nothing because it was not read must not pass for one.
+            if crls.len() == before {
+                return Err(format!("no `X509 CRL` block in {}", path.display()));
             }
         } else {
             crls.push(CertificateRevocationListDer::from(bytes));

@@ -233,5 +233,12 @@ async fn revoked_client_certificates_are_refused() {
         "a revoked certificate was accepted"
     );
     assert_eq!(m.requests().len(), 1);
+    // A file with no list in it (here a certificate) is refused, not read as "none revoked".
+    std::fs::write(d.join("clients.crl.pem"), ca.issuer.pem()).unwrap();
+    let loaded = aigis_gateway::config::parse(&cfg, &d, false).unwrap();
+    let Err(err) = aigis_gateway::Gateway::start(loaded.config, None).await else {
+        panic!("a gateway started with a CRL file holding no list");
+    };
+    assert!(err.to_string().contains("no `X509 CRL` block"), "{err}");
     std::fs::remove_dir_all(d).ok();
 }
