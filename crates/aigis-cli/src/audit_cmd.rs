@@ -280,7 +280,8 @@ impl Target {
 }
 
 fn read_vkeys(path: &Path) -> anyhow::Result<LedgerVerifiers> {
-    let text = read_text(path, aigis_ledger::keys::MAX_KEY_FILE)?;
+    let max = usize::try_from(aigis_ledger::keys::MAX_KEY_FILE).unwrap_or(usize::MAX);
+    let text = crate::crypt_io::read_text(path, max, "verifier keys file")?;
     LedgerVerifiers::parse(&text).with_context(|| path.display().to_string())
 }
 
@@ -301,11 +302,6 @@ fn read_capped(reader: impl std::io::Read, max: u64, name: &Path) -> anyhow::Res
 fn read_file(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
     let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     read_capped(file, max, path)
-}
-
-fn read_text(path: &Path, max: u64) -> anyhow::Result<String> {
-    String::from_utf8(read_file(path, max)?)
-        .with_context(|| format!("reading {}: not UTF-8 text", path.display()))
 }
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
@@ -479,7 +475,7 @@ impl Unreadable {
 /// its cosigner's, when known); bare checkpoint text is the auditor's own word, taken as given
 /// with a notice. Either way it must be this log's (its origin).
 fn read_anchor(path: &Path, keys: &LedgerVerifiers) -> anyhow::Result<Checkpoint> {
-    let text = read_text(path, aigis_ledger::note::MAX_NOTE_LEN as u64)?;
+    let text = crate::crypt_io::read_text(path, aigis_ledger::note::MAX_NOTE_LEN, "checkpoint")?;
     let checkpoint = if Note::parse(&text).is_ok() {
         let cosigners: Vec<_> = keys.cosigner.iter().cloned().collect();
         Checkpoint::verify(&text, &keys.log, &cosigners, Some(&keys.origin))

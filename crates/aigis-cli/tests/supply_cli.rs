@@ -31,6 +31,15 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `aigis keygen --sign ALG -o PATH`, which must succeed.
+fn keygen(alg: &str, path: &Path) {
+    assert!(
+        aigis(&["keygen", "--sign", alg, "-o", s(path)])
+            .status
+            .success()
+    );
+}
+
 #[test]
 fn sbom_provenance_and_verify_tie_together() {
     let tmp = tempfile::tempdir().unwrap();
@@ -62,17 +71,9 @@ fn sbom_provenance_and_verify_tie_together() {
     );
 
     let key = t.join("pq.key");
-    assert!(
-        aigis(&["keygen", "--sign", "mldsa65-ed25519", "-o", s(&key)])
-            .status
-            .success()
-    );
+    keygen("mldsa65-ed25519", &key);
     let ec = t.join("ec.key");
-    assert!(
-        aigis(&["keygen", "--sign", "p384", "-o", s(&ec)])
-            .status
-            .success()
-    );
+    keygen("p384", &ec);
     let prov = t.join("model.prov.json");
     let out = aigis(&[
         "provenance",
@@ -192,11 +193,7 @@ fn verify_reports_bad_input_precisely() {
     std::fs::create_dir_all(&model).unwrap();
     std::fs::write(model.join("a.bin"), b"abc").unwrap();
     let ec = t.join("ec.key");
-    assert!(
-        aigis(&["keygen", "--sign", "p256", "-o", s(&ec)])
-            .status
-            .success()
-    );
+    keygen("p256", &ec);
     let ec_pub = t.join("ec.key.pub");
     let sig = t.join("model.sig");
     assert!(
@@ -245,11 +242,7 @@ fn what_is_planted_in_a_signed_model_fails_verification() {
     std::fs::create_dir(&model).unwrap();
     std::fs::write(model.join("weights.bin"), [7u8; 1024]).unwrap();
     let key = t.join("ec.key");
-    assert!(
-        aigis(&["keygen", "--sign", "p256", "-o", s(&key)])
-            .status
-            .success()
-    );
+    keygen("p256", &key);
     let sig = t.join("model.sig");
     let out = aigis(&[
         "sign",

@@ -31,6 +31,16 @@ fn events(store: &mut SqliteStore) -> Vec<Event> {
     out
 }
 
+/// Whether the SQLite ledger at `db` holds `n` events, waiting a while for the writer.
+async fn recorded(db: &Path, n: u64) -> bool {
+    eventually(|| {
+        SqliteStore::open_existing(db)
+            .and_then(|s| s.count())
+            .is_ok_and(|count| count == n)
+    })
+    .await
+}
+
 fn event_of(store: &mut SqliteStore, request_id: &str) -> Event {
     let rows = store.find_request(request_id).unwrap();
     assert_eq!(rows.len(), 1, "one record for {request_id}");
@@ -148,12 +158,7 @@ async fn encrypted_content_is_sealed_per_tenant_and_shredding_keeps_the_log_veri
     let resp = send_raw_stream(addr, &bob, &stream_body).await;
     let (b_id, streamed) = resp;
     let db = dir.join("ledger.db");
-    let recorded = || {
-        SqliteStore::open_existing(&db)
-            .and_then(|s| s.count())
-            .is_ok_and(|n| n == 4)
-    };
-    assert!(eventually(recorded).await, "the stream's record arrives");
+    assert!(recorded(&db, 4).await, "the stream's record arrives");
     gw.shutdown().await;
 
     let mut store = SqliteStore::open_existing(&db).unwrap();
@@ -256,12 +261,7 @@ async fn the_client_address_is_recorded_masked_to_its_network_or_not_at_all() {
         assert_eq!(r.status, 200, "{}", r.body);
         let id = r.headers["x-request-id"].to_str().unwrap().to_owned();
         let db = dir.join("ledger.db");
-        let recorded = || {
-            SqliteStore::open_existing(&db)
-                .and_then(|s| s.count())
-                .is_ok_and(|n| n == 1)
-        };
-        assert!(eventually(recorded).await);
+        assert!(recorded(&db, 1).await);
         gw.shutdown().await;
         let mut store = SqliteStore::open_existing(&db).unwrap();
         assert_eq!(
@@ -308,12 +308,7 @@ async fn events_carry_limit_outcomes_tokens_and_the_response_digest() {
     assert_eq!(refused.status, 429, "{}", refused.body);
     let refused_id = refused.headers["x-request-id"].to_str().unwrap().to_owned();
     let db = dir.join("ledger.db");
-    let recorded = || {
-        SqliteStore::open_existing(&db)
-            .and_then(|s| s.count())
-            .is_ok_and(|n| n == 3)
-    };
-    assert!(eventually(recorded).await);
+    assert!(recorded(&db, 3).await);
     gw.shutdown().await;
 
     let mut store = SqliteStore::open_existing(&db).unwrap();
@@ -385,12 +380,7 @@ async fn an_unmetered_anthropic_stream_records_its_reported_usage() {
     assert_eq!(status, 200);
     while next_text(&mut b).await.is_some() {}
     let db = dir.join("ledger.db");
-    let recorded = || {
-        SqliteStore::open_existing(&db)
-            .and_then(|s| s.count())
-            .is_ok_and(|n| n == 1)
-    };
-    assert!(eventually(recorded).await);
+    assert!(recorded(&db, 1).await);
     gw.shutdown().await;
     let mut store = SqliteStore::open_existing(&db).unwrap();
     let ev = &events(&mut store)[0];

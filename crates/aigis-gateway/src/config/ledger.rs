@@ -91,28 +91,25 @@ mod tests {
 
     #[test]
     fn client_addresses_are_kept_masked_or_dropped() {
-        let text = |mode: ClientIp, ip: &str| mode.text(ip.parse().unwrap()).map(|t| t.to_string());
-        assert_eq!(
-            text(ClientIp::Full, "203.0.113.77").as_deref(),
-            Some("203.0.113.77")
-        );
-        assert_eq!(
-            text(ClientIp::Network, "203.0.113.77").as_deref(),
-            Some("203.0.113.0")
-        );
-        assert_eq!(
-            text(ClientIp::Network, "2001:db8:aa:bb:cc::1").as_deref(),
-            Some("2001:db8:aa::")
-        );
-        // An IPv4 client on a dual-stack listener is recorded as IPv4.
-        assert_eq!(
-            text(ClientIp::Full, "::ffff:198.51.100.9").as_deref(),
-            Some("198.51.100.9")
-        );
-        assert_eq!(
-            text(ClientIp::Network, "::ffff:198.51.100.9").as_deref(),
-            Some("198.51.100.0")
-        );
-        assert_eq!(text(ClientIp::Off, "203.0.113.77"), None);
+        // An IPv4 client on a dual-stack listener (`::ffff:…`) is recorded as IPv4.
+        for (mode, ip, recorded) in [
+            (ClientIp::Full, "203.0.113.77", Some("203.0.113.77")),
+            (ClientIp::Network, "203.0.113.77", Some("203.0.113.0")),
+            (
+                ClientIp::Network,
+                "2001:db8:aa:bb:cc::1",
+                Some("2001:db8:aa::"),
+            ),
+            (ClientIp::Full, "::ffff:198.51.100.9", Some("198.51.100.9")),
+            (
+                ClientIp::Network,
+                "::ffff:198.51.100.9",
+                Some("198.51.100.0"),
+            ),
+            (ClientIp::Off, "203.0.113.77", None),
+        ] {
+            let text = mode.text(ip.parse().unwrap());
+            assert_eq!(text.as_deref(), recorded, "{mode:?} {ip}");
+        }
     }
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::{LedgerOnError, LedgerStore};
+use crate::config::{LedgerConfig, LedgerOnError, LedgerStore};
 
 fn errors(src: &str) -> Vec<Diagnostic> {
     match validate(src, Path::new("."), false) {
@@ -94,34 +94,32 @@ upstream = "c"
     assert!(!e.iter().any(|d| d.to_string().contains("sk-inline-secret")));
 }
 
-#[test]
-fn ledger_commit_interval_has_a_default_and_a_bound() {
-    let dir = std::env::temp_dir().join(format!("aigis-ledger-ci-{}", std::process::id()));
+/// A folder holding a placeholder `ledger.key`, for configs with a `[ledger]` section.
+fn ledger_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("aigis-ledger-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("ledger.key"), "placeholder").unwrap();
-    let ledger = |extra: &str| {
-        validate(
-            &format!(
-                "{GOOD}\n[ledger]\nstore = \"file:ledger\"\nsigning_key = \"file:ledger.key\"\n{extra}"
-            ),
-            &dir,
-            false,
-        )
-    };
-    let interval = |extra: &str| {
-        ledger(extra)
-            .unwrap()
-            .config
-            .ledger
-            .unwrap()
-            .commit_interval
-    };
+    dir
+}
+
+/// The `[ledger]` of the good config plus a file-set ledger and `extra` lines, loaded in `dir`.
+fn ledger_with(dir: &Path, extra: &str) -> Result<LedgerConfig, Vec<Diagnostic>> {
+    let src = format!(
+        "{GOOD}\n[ledger]\nstore = \"file:ledger\"\nsigning_key = \"file:ledger.key\"\n{extra}"
+    );
+    validate(&src, dir, false).map(|l| l.config.ledger.unwrap())
+}
+
+#[test]
+fn ledger_commit_interval_has_a_default_and_a_bound() {
+    let dir = ledger_dir("ci");
+    let interval = |extra: &str| ledger_with(&dir, extra).unwrap().commit_interval;
     assert_eq!(interval(""), Duration::from_millis(10));
     assert_eq!(
         interval("commit_interval = \"20ms\"\n"),
         Duration::from_millis(20)
     );
-    let Err(e) = ledger("commit_interval = \"2s\"\n") else {
+    let Err(e) = ledger_with(&dir, "commit_interval = \"2s\"\n") else {
         panic!("a commit interval over 1s is refused")
     };
     assert_eq!(e[0].path, "ledger.commit_interval");
@@ -131,14 +129,8 @@ fn ledger_commit_interval_has_a_default_and_a_bound() {
 #[test]
 fn ledger_client_ip_is_full_network_or_off() {
     use crate::config::ClientIp;
-    let dir = std::env::temp_dir().join(format!("aigis-ledger-ip-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("ledger.key"), "placeholder").unwrap();
-    let mode = |m: &str| {
-        let src =
-            format!("{GOOD}\n[ledger]\nstore = \"file:l\"\nsigning_key = \"file:ledger.key\"\n{m}");
-        validate(&src, &dir, false).map(|l| l.config.ledger.unwrap().client_ip)
-    };
+    let dir = ledger_dir("ip");
+    let mode = |m: &str| ledger_with(&dir, m).map(|l| l.client_ip);
     assert_eq!(mode("").unwrap(), ClientIp::Full);
     assert_eq!(
         mode("client_ip = \"network\"\n").unwrap(),

@@ -9,8 +9,7 @@ use zeroize::Zeroizing;
 use super::SigningError;
 
 /// Largest key file read.
-pub const MAX_KEY_FILE: u64 = KEY_FILE_CAP as u64;
-const KEY_FILE_CAP: usize = 64 * 1024;
+pub const MAX_KEY_FILE: usize = 64 * 1024;
 
 /// Reads a key file whole, at most [`MAX_KEY_FILE`] bytes (a FIFO or device included: the
 /// bound is on what is read, not on what the metadata says), into memory wiped when dropped.
@@ -21,17 +20,17 @@ fn read(path: &Path) -> Result<Zeroizing<String>, SigningError> {
         source,
     };
     // Reserved up front: the buffer never moves, leaving no unwiped copy of the key behind.
-    let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_FILE_CAP + 1));
+    let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE + 1));
     std::fs::File::open(path)
         .map_err(io)?
-        .take(MAX_KEY_FILE + 1)
+        .take(MAX_KEY_FILE as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(io)?;
     let invalid = |reason: String| SigningError::Key {
         path: Some(path.to_path_buf()),
         reason,
     };
-    if bytes.len() > KEY_FILE_CAP {
+    if bytes.len() > MAX_KEY_FILE {
         return Err(invalid(format!(
             "larger than {MAX_KEY_FILE} bytes; not a key file"
         )));
