@@ -689,8 +689,7 @@ impl Ticket {
                         .map(|item| refusal(item, refused));
                 }
                 // The store is unreachable mid-stream: nothing meters the stream any more. A
-                // fail-closed limit stops it; fail-open ones let it run, and settlement
-                // charges what was used.
+                // fail-closed limit stops it; fail-open ones let it run unmetered.
                 Err(e) => return self.store_lost(&e).map_or(Ok(()), Err),
             }
         }
