@@ -489,6 +489,12 @@ impl Encoded {
         })
     }
 
+    /// The canonical encoding with `"index":0`: what the event is wherever it lands in the
+    /// log (a store tells an event appended again from a new one by it).
+    pub(crate) fn unindexed(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Bytes held by the event's buffers.
     pub(crate) fn capacity(&self) -> usize {
         self.bytes.capacity() + self.request_id.capacity()

@@ -1,7 +1,10 @@
 //! The PostgreSQL store against the real server on 127.0.0.1:5432 (a private database
 //! `aigis_test_<random>` per test, dropped at the end): two writers appending concurrently
 //! produce one gap-free, verifiable log; an aborted transaction leaves no gap (a SERIAL
-//! column does, shown side by side); tampering is named as with SQLite.
+//! column does, shown side by side); tampering is named as with SQLite; a store whose
+//! connections are killed, or whose server goes away and comes back, reconnects; a batch whose
+//! `COMMIT` went unanswered (a proxy cuts the connection around it) is looked up, never stored
+//! twice.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -407,4 +410,237 @@ fn connections_use_tls_as_libpq_sslmode_says() {
         }
         Err(e) => eprintln!("notice: the server's certificate is not the snake-oil one ({e})"),
     }
+}
+
+/// Runs `sql` as the server's administrator (on the `postgres` database).
+fn admin(sql: &str) {
+    let sql = sql.to_owned();
+    std::thread::spawn(move || {
+        rt().block_on(async {
+            let (client, conn) = tokio_postgres::connect(ADMIN, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client.batch_execute(&sql).await.unwrap();
+        });
+    })
+    .join()
+    .unwrap();
+}
+
+/// Ends every connection to `db` (as a server restart or a failover does).
+fn kill_connections(db: &Db) {
+    admin(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+        db.name
+    ));
+}
+
+/// Every stored entry's index and request id, in index order.
+fn stored(store: &mut PgStore) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    store
+        .scan(0, &mut |r| {
+            let e = Event::from_canonical(&r.event).unwrap();
+            out.push((r.idx, e.request_id));
+            Ok(true)
+        })
+        .unwrap();
+    out
+}
+
+#[test]
+fn a_store_whose_connection_is_killed_reconnects() {
+    let Some(db) = Db::create() else { return };
+    let keys = LedgerKeys::generate("pg.test/ledger").unwrap();
+    let mut store = PgStore::connect(&db.url, Some(keys.origin())).unwrap();
+    let mut tree = store.load_tree().unwrap();
+    store.append(&mut [event(0, 0).into()], &mut tree).unwrap();
+    // Appends, reads and checkpoints each find their connection gone and go on over a new
+    // one: a server restart no longer leaves the ledger failing until the gateway restarts.
+    kill_connections(&db);
+    let mut batch = [Encoded::new(event(0, 1)), Encoded::new(event(0, 2))];
+    store.append(&mut batch, &mut tree).unwrap();
+    assert_eq!((batch[0].index, batch[1].index), (1, 2));
+    kill_connections(&db);
+    assert!(store.latest_checkpoint().unwrap().is_none());
+    kill_connections(&db);
+    assert_eq!(stored(&mut store).len(), 3);
+    assert_eq!(tree.root(), store.load_tree().unwrap().root());
+}
+
+#[test]
+fn the_ledger_recovers_when_its_store_comes_back() {
+    let Some(db) = Db::create() else { return };
+    let keys = Arc::new(LedgerKeys::generate("pg.test/ledger").unwrap());
+    let proxy = Proxy::start();
+    let store = PgStore::connect(&proxy.url(&db), Some(keys.origin())).unwrap();
+    let config = WriterConfig {
+        checkpoint_every: Duration::from_millis(50),
+        ..WriterConfig::default()
+    };
+    let ledger = Ledger::start(Box::new(store), keys, None, config).unwrap();
+    let rt = rt();
+    rt.block_on(ledger.append(event(0, 0))).unwrap();
+    // The server goes away: connections are cut and new ones refused. The ledger fails closed.
+    proxy.set(Mode::Refuse);
+    kill_connections(&db);
+    assert!(rt.block_on(ledger.append(event(0, 1))).is_err());
+    assert!(!ledger.healthy());
+    rt.block_on(ledger.enqueue(event(0, 2))).unwrap();
+    // It comes back: the writer's probe reconnects, the held record is committed, traffic
+    // resumes.
+    proxy.set(Mode::Pass);
+    let mut waited = 0;
+    while !(ledger.healthy() && ledger.size() == 2) {
+        assert!(waited < 200, "the ledger did not recover");
+        std::thread::sleep(Duration::from_millis(25));
+        waited += 1;
+    }
+    assert!(matches!(
+        rt.block_on(ledger.append(event(0, 3))),
+        Ok(Ack::Stored(2))
+    ));
+    ledger.close();
+}
+
+#[test]
+fn a_commit_that_went_unanswered_is_looked_up_and_never_stored_twice() {
+    for (mode, committed) in [(Mode::CutAfterCommit, true), (Mode::CutBeforeCommit, false)] {
+        let Some(db) = Db::create() else { return };
+        let keys = LedgerKeys::generate("pg.test/ledger").unwrap();
+        let proxy = Proxy::start();
+        let mut store = PgStore::connect(&proxy.url(&db), Some(keys.origin())).unwrap();
+        let mut tree = store.load_tree().unwrap();
+        proxy.set(mode);
+        let mut batch = [Encoded::new(event(0, 0)), Encoded::new(event(0, 1))];
+        assert!(
+            store.append(&mut batch, &mut tree).is_err(),
+            "{mode:?}: an unanswered commit is not acknowledged"
+        );
+        // The writer appends the batch again (from its spool or held records), then newer
+        // events; the store looks the batch up first.
+        let mut again = [
+            Encoded::new(event(0, 0)),
+            Encoded::new(event(0, 1)),
+            Encoded::new(event(0, 2)),
+        ];
+        store.append(&mut again, &mut tree).unwrap();
+        let indices: Vec<u64> = again.iter().map(|e| e.index).collect();
+        assert_eq!(indices, [0, 1, 2], "{mode:?}");
+        let ids: Vec<(u64, String)> = (0..3).map(|i| (i, format!("w0-{i}"))).collect();
+        assert_eq!(stored(&mut store), ids, "{mode:?} (committed: {committed})");
+        assert_eq!(tree.size(), 3);
+        assert_eq!(tree.root(), store.load_tree().unwrap().root());
+        // Once the batch was appended again, the same events are new events again.
+        let mut later = [Encoded::new(event(0, 0))];
+        store.append(&mut later, &mut tree).unwrap();
+        assert_eq!(later[0].index, 3);
+    }
+}
+
+/// What [`Proxy`] does to the connections through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Mode {
+    Pass,
+    /// Refuses new connections.
+    Refuse,
+    /// Passes the next `COMMIT` to the server, then cuts the connection before its answer.
+    CutAfterCommit,
+    /// Cuts the connection instead of passing the next `COMMIT`.
+    CutBeforeCommit,
+}
+
+/// A TCP proxy in front of the server, for a server that goes away or a commit whose answer
+/// is lost. Its URL turns TLS off, so it can see the `COMMIT`.
+struct Proxy {
+    port: u16,
+    mode: Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl Proxy {
+    fn start() -> Self {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(std::sync::atomic::AtomicU8::new(Mode::Pass as u8));
+        let shared = mode.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if shared.load(SeqCst) == Mode::Refuse as u8 {
+                    continue; // dropped: closed
+                }
+                let Ok(server) = TcpStream::connect("127.0.0.1:5432") else {
+                    continue;
+                };
+                pump(client, server, shared.clone());
+            }
+        });
+        Self { port, mode }
+    }
+
+    fn url(&self, db: &Db) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{}?sslmode=disable",
+            self.port, db.name
+        )
+    }
+
+    fn set(&self, mode: Mode) {
+        self.mode.store(mode as u8, SeqCst);
+    }
+}
+
+use std::sync::atomic::Ordering::SeqCst;
+
+/// Copies bytes both ways between a client and the server, cutting as `mode` says (a cut
+/// happens once, then the mode is back to passing).
+fn pump(
+    client: std::net::TcpStream,
+    server: std::net::TcpStream,
+    mode: Arc<std::sync::atomic::AtomicU8>,
+) {
+    use std::io::{Read, Write};
+    use std::net::Shutdown;
+    let swallow = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cut = |client: &std::net::TcpStream, server: &std::net::TcpStream| {
+        let _ = client.shutdown(Shutdown::Both);
+        let _ = server.shutdown(Shutdown::Both);
+    };
+    let (mut from_client, mut to_server) =
+        (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let up_swallow = swallow.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n @ 1..) = from_client.read(&mut buf) {
+            let chunk = &buf[..n];
+            if chunk.windows(6).any(|w| w == b"COMMIT") {
+                let m = mode.swap(Mode::Pass as u8, SeqCst);
+                if m == Mode::CutBeforeCommit as u8 {
+                    break;
+                }
+                if m == Mode::CutAfterCommit as u8 {
+                    up_swallow.store(true, SeqCst);
+                } else {
+                    mode.store(m, SeqCst);
+                }
+            }
+            if to_server.write_all(chunk).is_err() {
+                break;
+            }
+        }
+        cut(&from_client, &to_server);
+    });
+    let (mut from_server, mut to_client) = (server, client);
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n @ 1..) = from_server.read(&mut buf) {
+            if swallow.load(SeqCst) || to_client.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        cut(&to_client, &from_server);
+    });
 }

@@ -15,20 +15,47 @@
 //! The client is blocking to its caller: it owns a single-threaded tokio runtime and must be
 //! used outside async contexts (the ledger writer thread, the CLI).
 //!
+//! **Connection loss.** A connection that breaks (a server restart, a failover, an operation
+//! unanswered for [`OP_TIMEOUT`]) is replaced on the next operation, so the writer's probe
+//! finds the store again once the server is back. A statement outside a transaction that
+//! failed because the connection was gone is run once more on a new one (each is safe to
+//! repeat), as is an append whose transaction broke before its `COMMIT` was sent. An append
+//! whose `COMMIT` went unanswered is *in doubt*: the server may have committed it. The store
+//! says it failed (so the writer spools or holds its events) and, on the next append, looks up
+//! whether the batch's leaves are in the log at the indices it was given; if they are, the
+//! events the writer appends again are recognised (by their encoding without the index) and
+//! given their committed indices instead of being stored twice.
+//!
 //! **TLS** as libpq does it ([`tls_connector`]): the URL's `sslmode` decides. `prefer` (the
 //! default) encrypts when the server offers TLS and `require` refuses a server without, neither
 //! checking the certificate; `verify-full` checks it against the CA certificates of the PEM
 //! file `PGSSLROOTCERT` names, or else the system's roots; `disable` never uses TLS.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use tokio::time::timeout;
 use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Appender, LogReader, Row, SpoolMark, StoredCheckpoint};
 use crate::LedgerError;
 use crate::event::Encoded;
-use crate::merkle::{Tree, leaf_hash};
+use crate::merkle::{Hash, Tree, leaf_hash};
 
 /// Rows fetched per round trip when scanning.
 const PAGE: i64 = 10_000;
+
+/// Longest wait for a connection to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest wait for the answer to one operation (a statement, a batch's transaction, its
+/// `COMMIT`); past it the connection is taken as lost and replaced on the next operation.
+/// The writer thread waits on the store, so a server that stops answering without closing the
+/// connection (a network partition) must not hold it, and the queue behind it, forever.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(30);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS aigis_ledger_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -57,12 +84,63 @@ const SCHEMA_LOCK: i64 = 0x6169_6769_736c_6467; // "aigislgd"
 
 /// A ledger in a PostgreSQL database.
 pub struct PgStore {
-    rt: tokio::runtime::Runtime,
+    rt: Runtime,
     client: Client,
+    /// What a new connection needs: the URL as `tokio_postgres` reads it, and the connector.
+    url: String,
+    tls: MakeRustlsConnect,
     label: String,
     /// Reading the leaves after a commit failed: the caller's tree lags the log and is
     /// brought up to date before the next append.
     behind: bool,
+    /// An operation went unanswered: the connection is replaced before the next one.
+    broken: bool,
+    doubt: Doubt,
+}
+
+/// What the store knows of batches whose `COMMIT` was sent but never answered.
+#[derive(Default)]
+struct Doubt {
+    /// The last such batch, not looked up yet.
+    unresolved: Option<Unresolved>,
+    /// Events of such batches found in the log: each one's index by its encoding without the
+    /// index, until the writer has appended them again (it was told the batch failed, so it
+    /// does, before anything newer).
+    known: HashMap<Vec<u8>, u64>,
+}
+
+/// A batch whose `COMMIT` went unanswered: the indices it was given (from `first`), its
+/// leaves there, and its events' encodings without the index.
+struct Unresolved {
+    first: u64,
+    leaves: Vec<Hash>,
+    events: Vec<Vec<u8>>,
+}
+
+/// How an append's transaction failed.
+enum Failed {
+    /// Nothing of the batch was committed.
+    NotWritten(LedgerError),
+    /// The `COMMIT` went unanswered: the batch may be in the log ([`Doubt`]).
+    InDoubt(LedgerError),
+}
+
+/// Runs `$op`, an expression of the connection `$c`, on a live connection within
+/// [`OP_TIMEOUT`]. When it fails because the connection is gone, it runs once more on a new
+/// one: only for statements that are safe to repeat (reads, idempotent writes).
+macro_rules! on_live {
+    ($store:expr, |$c:ident| $op:expr) => {{
+        let mut retried = false;
+        loop {
+            $store.ready()?;
+            let $c = &$store.client;
+            let answer = within(&$store.rt, $op);
+            match $store.settle(answer) {
+                Err(_) if !retried && $store.lost() => retried = true,
+                done => break done,
+            }
+        }
+    }};
 }
 
 impl std::fmt::Debug for PgStore {
@@ -251,42 +329,33 @@ impl PgStore {
             .map_err(|e| err(&e))?;
         let root_cert = std::env::var_os("PGSSLROOTCERT").map(std::path::PathBuf::from);
         let (url, tls, _) = tls_connector(url, root_cert.as_deref()).map_err(|e| err(&e))?;
-        let client = rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&url, tls).await?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::warn!(error = %e, "ledger PostgreSQL connection ended");
-                }
-            });
-            Ok::<_, tokio_postgres::Error>(client)
-        });
-        let mut client = client.map_err(|e| err(&e))?;
-        rt.block_on(async {
+        let mut client = open(&rt, &label, &url, tls.clone())?;
+        let schema = within(&rt, async {
             let tx = client.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
                 .await?;
             tx.batch_execute(SCHEMA).await?;
             tx.commit().await
-        })
-        .map_err(|e| err(&e))?;
+        });
         let mut store = Self {
             rt,
             client,
+            url,
+            tls,
             label,
             behind: false,
+            broken: false,
+            doubt: Doubt::default(),
         };
+        store.settle(schema)?;
         if let Some(origin) = origin {
             let existing = store.origin()?;
             match existing {
                 None => {
-                    let c = &store.client;
-                    store
-                        .rt
-                        .block_on(c.execute(
-                            "INSERT INTO aigis_ledger_meta (k, v) VALUES ('origin', $1) ON CONFLICT DO NOTHING",
-                            &[&origin],
-                        ))
-                        .map_err(|e| pg_err(&store.label, &e))?;
+                    store.execute(
+                        "INSERT INTO aigis_ledger_meta (k, v) VALUES ('origin', $1) ON CONFLICT DO NOTHING",
+                        &[&origin],
+                    )?;
                 }
                 Some(o) if o == origin => {}
                 Some(o) => {
@@ -300,8 +369,48 @@ impl PgStore {
         Ok(store)
     }
 
-    fn err(&self, e: &tokio_postgres::Error) -> LedgerError {
-        pg_err(&self.label, e)
+    /// Whether the connection is gone (or was given up on): the next operation opens another.
+    fn lost(&self) -> bool {
+        self.broken || self.client.is_closed()
+    }
+
+    /// Replaces a lost connection.
+    fn ready(&mut self) -> Result<(), LedgerError> {
+        if !self.lost() {
+            return Ok(());
+        }
+        self.client = open(&self.rt, &self.label, &self.url, self.tls.clone())?;
+        self.broken = false;
+        tracing::info!(target: "aigis::security", store = %self.label, "ledger store reconnected");
+        Ok(())
+    }
+
+    /// An operation's outcome: an unanswered one marks the connection lost.
+    fn settle<T>(
+        &mut self,
+        answer: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<T, LedgerError> {
+        match answer {
+            Ok(done) => done.map_err(|e| pg_err(&self.label, &e)),
+            Err(_) => {
+                self.broken = true;
+                Err(unanswered(&self.label))
+            }
+        }
+    }
+
+    /// Runs a query (see [`on_live`]).
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, LedgerError> {
+        on_live!(self, |c| c.query(sql, params))
+    }
+
+    /// Runs an idempotent statement (see [`on_live`]); returns the rows it changed.
+    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, LedgerError> {
+        on_live!(self, |c| c.execute(sql, params))
     }
 
     /// Runs the append transaction and rolls it back at the end (tests: an aborted
@@ -309,10 +418,11 @@ impl PgStore {
     #[cfg(any(test, feature = "test-util"))]
     pub fn append_and_abort(&mut self, events: &mut [Encoded]) -> Result<(), LedgerError> {
         let label = self.label.clone();
+        let mut events: Vec<&mut Encoded> = events.iter_mut().collect();
         self.rt
             .block_on(async {
                 let tx = self.client.transaction().await?;
-                insert_batch(&tx, events).await?;
+                insert_batch(&tx, &mut events).await?;
                 tx.rollback().await
             })
             .map_err(|e| pg_err(&label, &e))
@@ -329,25 +439,20 @@ impl PgStore {
 
     /// The committed log size.
     fn head(&mut self) -> Result<u64, LedgerError> {
-        let head = self
-            .rt
-            .block_on(
-                self.client
-                    .query_one("SELECT size FROM aigis_ledger_head WHERE id = 1", &[]),
-            )
-            .map_err(|e| self.err(&e))?;
-        Ok(u64_of(col(&head, 0)?))
+        let rows = self.query("SELECT size FROM aigis_ledger_head WHERE id = 1", &[])?;
+        let head = rows.first().ok_or_else(|| LedgerError::Corrupt {
+            index: 0,
+            what: format!("{}: the row of aigis_ledger_head is missing", self.label),
+        })?;
+        Ok(u64_of(col(head, 0)?))
     }
 
     fn leaves_from(&mut self, tree: &mut Tree, end: u64) -> Result<(), LedgerError> {
         while tree.size() < end {
-            let rows = self
-                .rt
-                .block_on(self.client.query(
-                    "SELECT idx, leaf FROM aigis_ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx LIMIT $3",
-                    &[&i64_of(tree.size()), &i64_of(end), &PAGE],
-                ))
-                .map_err(|e| self.err(&e))?;
+            let rows = self.query(
+                "SELECT idx, leaf FROM aigis_ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx LIMIT $3",
+                &[&i64_of(tree.size()), &i64_of(end), &PAGE],
+            )?;
             if rows.is_empty() {
                 return Err(LedgerError::Corrupt {
                     index: tree.size(),
@@ -374,12 +479,48 @@ impl PgStore {
     }
 }
 
+/// Opens a connection within [`CONNECT_TIMEOUT`], its driver running on `rt`.
+fn open(
+    rt: &Runtime,
+    label: &str,
+    url: &str,
+    tls: MakeRustlsConnect,
+) -> Result<Client, LedgerError> {
+    rt.block_on(async {
+        let (client, conn) = timeout(CONNECT_TIMEOUT, tokio_postgres::connect(url, tls))
+            .await
+            .map_err(|_| LedgerError::store(label, &"no connection within 10 s"))?
+            .map_err(|e| pg_err(label, &e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::warn!(error = %e, "ledger PostgreSQL connection ended");
+            }
+        });
+        Ok(client)
+    })
+}
+
+/// Runs `op` on `rt` for at most [`OP_TIMEOUT`].
+fn within<F: std::future::Future>(
+    rt: &Runtime,
+    op: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    rt.block_on(async { timeout(OP_TIMEOUT, op).await })
+}
+
+fn unanswered(label: &str) -> LedgerError {
+    LedgerError::store(
+        label,
+        &format!("no answer within {} s", OP_TIMEOUT.as_secs()),
+    )
+}
+
 /// Locks the head, inserts `events` at the next indices (setting `index`), advances the head.
-/// Returns the new head.
+/// Returns the first index and the events' leaves.
 async fn insert_batch(
     tx: &tokio_postgres::Transaction<'_>,
-    events: &mut [Encoded],
-) -> Result<u64, tokio_postgres::Error> {
+    events: &mut [&mut Encoded],
+) -> Result<(u64, Vec<Hash>), tokio_postgres::Error> {
     let row = tx
         .query_one(
             "SELECT size FROM aigis_ledger_head WHERE id = 1 FOR UPDATE",
@@ -395,13 +536,16 @@ async fn insert_batch(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
+    let mut leaves = Vec::with_capacity(n);
     for (i, e) in events.iter_mut().enumerate() {
         e.index = first + i as u64;
         let bytes = e.canonical();
         idx.push(i64_of(e.index));
         rid.push(e.request_id.clone());
         time.push(i64_of(e.time_ms));
-        leaf.push(leaf_hash(&bytes).to_vec());
+        let hash = leaf_hash(&bytes);
+        leaf.push(hash.to_vec());
+        leaves.push(hash);
         ev.push(bytes);
     }
     tx.execute(
@@ -410,13 +554,130 @@ async fn insert_batch(
         &[&idx, &rid, &time, &leaf, &ev],
     )
     .await?;
-    let end = first + n as u64;
     tx.execute(
         "UPDATE aigis_ledger_head SET size = $1 WHERE id = 1",
-        &[&i64_of(end)],
+        &[&i64_of(first + n as u64)],
     )
     .await?;
-    Ok(end)
+    Ok((first, leaves))
+}
+
+impl PgStore {
+    /// Inserts the events of `events` not already in the log, with `mark`, in one transaction;
+    /// returns the head after it.
+    fn commit_batch(
+        &mut self,
+        events: &mut [Encoded],
+        mark: Option<&SpoolMark<'_>>,
+    ) -> Result<u64, Failed> {
+        let mut fresh = self.fresh(events);
+        let client = &mut self.client;
+        let written = within(&self.rt, async {
+            let tx = client.transaction().await?;
+            let inserted = insert_batch(&tx, &mut fresh).await?;
+            if let Some(m) = mark {
+                tx.execute(
+                    "INSERT INTO aigis_ledger_meta (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v",
+                    &[&format!("spool:{}", m.spool), &m.through.to_string()],
+                )
+                .await?;
+            }
+            Ok::<_, tokio_postgres::Error>((tx, inserted))
+        });
+        let (tx, (first, leaves)) = match written {
+            Ok(Ok(w)) => w,
+            Ok(Err(e)) => return Err(Failed::NotWritten(pg_err(&self.label, &e))),
+            Err(_) => {
+                self.broken = true;
+                return Err(Failed::NotWritten(unanswered(&self.label)));
+            }
+        };
+        let end = first + leaves.len() as u64;
+        let error = match within(&self.rt, tx.commit()) {
+            Ok(Ok(())) => return Ok(end),
+            // The server answered: it refused the commit.
+            Ok(Err(e)) if e.as_db_error().is_some() => {
+                return Err(Failed::NotWritten(pg_err(&self.label, &e)));
+            }
+            Ok(Err(e)) => pg_err(&self.label, &e),
+            Err(_) => unanswered(&self.label),
+        };
+        self.broken = true;
+        if !leaves.is_empty() {
+            tracing::warn!(target: "aigis::security", store = %self.label, first, events = leaves.len(), error = %error, "a batch's commit went unanswered; whether it is in the log is looked up before the next append");
+            self.doubt.unresolved = Some(Unresolved {
+                first,
+                leaves,
+                events: fresh.iter().map(|e| e.unindexed().to_vec()).collect(),
+            });
+        }
+        Err(Failed::InDoubt(error))
+    }
+
+    /// The events of `events` to insert: an event [`Doubt::known`] holds gets its index there
+    /// and is left out.
+    fn fresh<'e>(&self, events: &'e mut [Encoded]) -> Vec<&'e mut Encoded> {
+        let known = &self.doubt.known;
+        events
+            .iter_mut()
+            .filter_map(|e| match known.get(e.unindexed()) {
+                Some(&index) => {
+                    e.index = index;
+                    None
+                }
+                None => Some(e),
+            })
+            .collect()
+    }
+
+    /// After `events` committed: forgets the known events among them. The rest are forgotten
+    /// too when no event of a batch was known: the writer appends them again first, so none
+    /// will come after.
+    fn forget_known(&mut self, events: &[Encoded]) {
+        let known = &mut self.doubt.known;
+        if known.is_empty() || events.is_empty() {
+            return;
+        }
+        let seen = events
+            .iter()
+            .filter(|e| known.remove(e.unindexed()).is_some())
+            .count();
+        if seen == 0 {
+            known.clear();
+        } else {
+            tracing::info!(target: "aigis::security", store = %self.label, events = seen, "events of a batch whose commit went unanswered were in the log already; not stored again");
+        }
+    }
+
+    /// Looks up the batch whose `COMMIT` went unanswered: it is in the log when its leaves are
+    /// at its indices (a leaf binds the event and its index, and the batch was one
+    /// transaction).
+    fn resolve_doubt(&mut self) -> Result<(), LedgerError> {
+        let Some(batch) = &self.doubt.unresolved else {
+            return Ok(());
+        };
+        let (first, end) = (batch.first, batch.first + batch.leaves.len() as u64);
+        let rows = self.query(
+            "SELECT leaf FROM aigis_ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+            &[&i64_of(first), &i64_of(end)],
+        )?;
+        let Some(batch) = self.doubt.unresolved.take() else {
+            return Ok(());
+        };
+        let stored = rows
+            .iter()
+            .map(|r| col::<Vec<u8>>(r, 0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let committed = stored.len() == batch.leaves.len()
+            && stored.iter().zip(&batch.leaves).all(|(s, l)| s == l);
+        tracing::warn!(target: "aigis::security", store = %self.label, first, committed, "looked up the batch whose commit went unanswered");
+        if committed {
+            self.doubt
+                .known
+                .extend(batch.events.into_iter().zip(first..));
+        }
+        Ok(())
+    }
 }
 
 impl Appender for PgStore {
@@ -426,28 +687,25 @@ impl Appender for PgStore {
         tree: &mut Tree,
         mark: Option<&SpoolMark<'_>>,
     ) -> Result<(), LedgerError> {
-        if self.behind {
-            let head = self.head()?;
-            self.leaves_from(tree, head)?;
-            self.behind = false;
-        }
-        let label = self.label.clone();
-        let end = self
-            .rt
-            .block_on(async {
-                let tx = self.client.transaction().await?;
-                let end = insert_batch(&tx, events).await?;
-                if let Some(m) = mark {
-                    tx.execute(
-                        "INSERT INTO aigis_ledger_meta (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v",
-                        &[&format!("spool:{}", m.spool), &m.through.to_string()],
-                    )
-                    .await?;
+        let mut retried = false;
+        let end = loop {
+            self.ready()?;
+            self.resolve_doubt()?;
+            if self.behind {
+                let head = self.head()?;
+                self.leaves_from(tree, head)?;
+                self.behind = false;
+            }
+            match self.commit_batch(events, mark) {
+                Ok(end) => {
+                    self.forget_known(events);
+                    break end;
                 }
-                tx.commit().await?;
-                Ok::<_, tokio_postgres::Error>(end)
-            })
-            .map_err(|e| pg_err(&label, &e))?;
+                // Nothing was written and the connection is gone: once more on a new one.
+                Err(Failed::NotWritten(_)) if !retried && self.lost() => retried = true,
+                Err(Failed::NotWritten(e) | Failed::InDoubt(e)) => return Err(e),
+            }
+        };
         // Committed: the batch is in the log whatever happens next, and reporting it failed
         // would have the writer spool it and append it twice. A tree left behind only delays
         // the next checkpoint; it catches up before the next append.
@@ -459,14 +717,12 @@ impl Appender for PgStore {
     }
 
     fn drained(&mut self, spool: &str) -> Result<u64, LedgerError> {
-        let row = self
-            .rt
-            .block_on(self.client.query_opt(
-                "SELECT v FROM aigis_ledger_meta WHERE k = $1",
-                &[&format!("spool:{spool}")],
-            ))
-            .map_err(|e| self.err(&e))?;
-        Ok(row
+        let rows = self.query(
+            "SELECT v FROM aigis_ledger_meta WHERE k = $1",
+            &[&format!("spool:{spool}")],
+        )?;
+        Ok(rows
+            .first()
             .and_then(|r| r.get::<_, String>(0).parse().ok())
             .unwrap_or(0))
     }
@@ -480,24 +736,19 @@ impl Appender for PgStore {
     }
 
     fn put_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<(), LedgerError> {
-        self.rt
-            .block_on(self.client.execute(
-                "INSERT INTO aigis_ledger_checkpoints (size, time_ms, note) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[&i64_of(cp.size), &i64_of(cp.time_ms), &cp.note],
-            ))
-            .map(drop)
-            .map_err(|e| self.err(&e))
+        self.execute(
+            "INSERT INTO aigis_ledger_checkpoints (size, time_ms, note) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&i64_of(cp.size), &i64_of(cp.time_ms), &cp.note],
+        )
+        .map(drop)
     }
 
     fn latest_checkpoint(&mut self) -> Result<Option<StoredCheckpoint>, LedgerError> {
-        let row = self
-            .rt
-            .block_on(self.client.query_opt(
-                "SELECT size, time_ms, note FROM aigis_ledger_checkpoints ORDER BY size DESC LIMIT 1",
-                &[],
-            ))
-            .map_err(|e| self.err(&e))?;
-        row.as_ref().map(checkpoint).transpose()
+        let rows = self.query(
+            "SELECT size, time_ms, note FROM aigis_ledger_checkpoints ORDER BY size DESC LIMIT 1",
+            &[],
+        )?;
+        rows.first().map(checkpoint).transpose()
     }
 }
 
@@ -509,13 +760,10 @@ impl LogReader for PgStore {
     ) -> Result<(), LedgerError> {
         let mut next = i64_of(from);
         loop {
-            let rows = self
-                .rt
-                .block_on(self.client.query(
-                    "SELECT idx, leaf, event FROM aigis_ledger_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
-                    &[&next, &PAGE],
-                ))
-                .map_err(|e| self.err(&e))?;
+            let rows = self.query(
+                "SELECT idx, leaf, event FROM aigis_ledger_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+                &[&next, &PAGE],
+            )?;
             let Some(last) = rows.last() else {
                 return Ok(());
             };
@@ -537,35 +785,23 @@ impl LogReader for PgStore {
     }
 
     fn checkpoints(&mut self) -> Result<Vec<StoredCheckpoint>, LedgerError> {
-        let rows = self
-            .rt
-            .block_on(self.client.query(
-                "SELECT size, time_ms, note FROM aigis_ledger_checkpoints ORDER BY size",
-                &[],
-            ))
-            .map_err(|e| self.err(&e))?;
+        let rows = self.query(
+            "SELECT size, time_ms, note FROM aigis_ledger_checkpoints ORDER BY size",
+            &[],
+        )?;
         rows.iter().map(checkpoint).collect()
     }
 
     fn find_request(&mut self, request_id: &str) -> Result<Vec<Row>, LedgerError> {
-        let rows = self
-            .rt
-            .block_on(self.client.query(
-                "SELECT idx, leaf, event FROM aigis_ledger_entries WHERE request_id = $1 ORDER BY idx",
-                &[&request_id],
-            ))
-            .map_err(|e| self.err(&e))?;
+        let rows = self.query(
+            "SELECT idx, leaf, event FROM aigis_ledger_entries WHERE request_id = $1 ORDER BY idx",
+            &[&request_id],
+        )?;
         rows.iter().map(entry).collect()
     }
 
     fn origin(&mut self) -> Result<Option<String>, LedgerError> {
-        let row = self
-            .rt
-            .block_on(
-                self.client
-                    .query_opt("SELECT v FROM aigis_ledger_meta WHERE k = 'origin'", &[]),
-            )
-            .map_err(|e| self.err(&e))?;
-        row.as_ref().map(|r| col(r, 0)).transpose()
+        let rows = self.query("SELECT v FROM aigis_ledger_meta WHERE k = 'origin'", &[])?;
+        rows.first().map(|r| col(r, 0)).transpose()
     }
 }
