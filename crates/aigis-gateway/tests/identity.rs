@@ -579,6 +579,35 @@ async fn postgres_store_works_like_sqlite() {
     db.drop_database().await;
 }
 
+#[tokio::test]
+async fn a_postgres_key_store_that_stops_answering_fails_and_recovers() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    let store = identify::KeyStore::open(&db.url).await.unwrap();
+    assert!(store.by_prefix("aigis_nothing").await.unwrap().is_none());
+    // An operator's lock holds the table: statements wait on the server. They fail after
+    // the key store's timeout (503 upstream of here) instead of holding requests forever.
+    let (admin, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    admin
+        .batch_execute("BEGIN; LOCK TABLE aigis_api_keys IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let (first, second) = tokio::join!(store.by_prefix("aigis_a"), store.list());
+    for e in [first.unwrap_err(), second.unwrap_err()] {
+        assert!(e.to_string().contains("no answer within"), "{e}");
+    }
+    admin.batch_execute("ROLLBACK").await.unwrap();
+    // The unanswering connection was dropped; the next statement opens another.
+    assert!(store.by_prefix("aigis_nothing").await.unwrap().is_none());
+    assert_eq!(store.revoke("nothing", 0).await.unwrap(), 0);
+    drop((admin, store));
+    db.drop_database().await;
+}
+
 /// A private database on the shared PostgreSQL server, dropped at the end of the test.
 struct PgDatabase {
     url: String,

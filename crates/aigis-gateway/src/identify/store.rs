@@ -2,9 +2,23 @@
 //! schema, created and upgraded by the numbered migrations below. Only HMACs of keys are
 //! stored, never keys.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex as AsyncMutex;
+use tokio::time::timeout;
+
+/// Longest wait for a PostgreSQL connection to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for one key-store statement: keys are looked up on the request path, so a
+/// server that stops answering fails those requests (503) instead of holding them.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for the schema migration at open (it waits for another gateway migrating).
+const MIGRATE_TIMEOUT: Duration = Duration::from_mins(1);
+/// After a failed connection attempt, requests fail at once for this long instead of each
+/// trying again.
+const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// A stored API key (without the key itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,10 +102,18 @@ pub enum KeyStore {
     Postgres(Arc<Postgres>),
 }
 
-/// A PostgreSQL connection that reconnects when it breaks.
+/// A PostgreSQL connection that reconnects when it breaks or stops answering. Statements run
+/// concurrently on it (tokio-postgres pipelines them); the lock is held only to replace it.
 pub struct Postgres {
     url: String,
-    client: AsyncMutex<Option<tokio_postgres::Client>>,
+    conn: AsyncMutex<Conn>,
+}
+
+#[derive(Default)]
+struct Conn {
+    client: Option<Arc<tokio_postgres::Client>>,
+    /// No new attempt before this, after one failed.
+    retry_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -158,37 +180,18 @@ impl KeyStore {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pg = Postgres {
                 url: url.to_owned(),
-                client: AsyncMutex::new(None),
+                conn: AsyncMutex::default(),
             };
             let mut client = pg.connect().await?;
-            client.batch_execute(MIGRATIONS_TABLE).await.map_err(err)?;
-            // One gateway migrates at a time: the others wait on the advisory lock.
-            let tx = client.transaction().await.map_err(err)?;
-            tx.batch_execute("SELECT pg_advisory_xact_lock(7151100)")
+            timeout(MIGRATE_TIMEOUT, migrate(&mut client))
                 .await
-                .map_err(err)?;
-            let applied: i64 = tx
-                .query_one(
-                    "SELECT COALESCE(MAX(version), 0)::BIGINT FROM aigis_key_migrations",
-                    &[],
-                )
-                .await
-                .map_err(err)?
-                .get(0);
-            for (version, m) in (1i64..)
-                .zip(MIGRATIONS)
-                .skip(usize::try_from(applied).unwrap_or(0))
-            {
-                tx.batch_execute(m).await.map_err(err)?;
-                tx.execute(
-                    "INSERT INTO aigis_key_migrations (version, applied_at) VALUES ($1, $2)",
-                    &[&version, &super::api_key::now()],
-                )
-                .await
-                .map_err(err)?;
-            }
-            tx.commit().await.map_err(err)?;
-            *pg.client.lock().await = Some(client);
+                .map_err(|_| {
+                    StoreError(format!(
+                        "schema migration unanswered within {} s",
+                        MIGRATE_TIMEOUT.as_secs()
+                    ))
+                })??;
+            pg.conn.lock().await.client = Some(Arc::new(client));
             return Ok(Self::Postgres(Arc::new(pg)));
         }
         Err(StoreError(format!(
@@ -256,13 +259,8 @@ impl KeyStore {
                     .iter()
                     .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
                     .collect();
-                let guard = pg.client().await?;
-                let rows = guard
-                    .as_ref()
-                    .ok_or_else(no_connection)?
-                    .query(&sql, &refs)
-                    .await
-                    .map_err(err)?;
+                let (sql, refs) = (&sql, &refs);
+                let rows = pg.run(|c| async move { c.query(sql, refs).await }).await?;
                 Ok(rows
                     .iter()
                     .map(|r| KeyRecord {
@@ -318,29 +316,23 @@ impl KeyStore {
             Self::Postgres(pg) => {
                 let (teams, roles, hash) = (join(&k.teams), join(&k.roles), hex(&k.hash));
                 let version = i32::try_from(k.pepper_version).unwrap_or(i32::MAX);
-                let guard = pg.client().await?;
-                guard
-                    .as_ref()
-                    .ok_or_else(no_connection)?
-                    .execute(
-                        &sql,
-                        &[
-                            &k.id,
-                            &k.prefix,
-                            &k.name,
-                            &k.kind,
-                            &teams,
-                            &roles,
-                            &hash,
-                            &version,
-                            &k.created_at,
-                            &k.expires_at,
-                            &k.revoked_at,
-                        ],
-                    )
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
+                    &k.id,
+                    &k.prefix,
+                    &k.name,
+                    &k.kind,
+                    &teams,
+                    &roles,
+                    &hash,
+                    &version,
+                    &k.created_at,
+                    &k.expires_at,
+                    &k.revoked_at,
+                ];
+                let (sql, params) = (&sql, &params);
+                pg.run(|c| async move { c.execute(sql, params).await })
                     .await
                     .map(|_| ())
-                    .map_err(err)
             }
         }
     }
@@ -359,20 +351,44 @@ impl KeyStore {
                 .await
             }
             Self::Postgres(pg) => {
-                let guard = pg.client().await?;
-                guard
-                    .as_ref()
-                    .ok_or_else(no_connection)?
-                    .execute(sql, &[&now, &which])
+                let which = &which;
+                pg.run(|c| async move { c.execute(sql, &[&now, which]).await })
                     .await
-                    .map_err(err)
             }
         }
     }
 }
 
-fn no_connection() -> StoreError {
-    StoreError("no database connection".into())
+/// Creates the migrations table and applies the migrations a database lacks. One gateway
+/// migrates at a time: the others wait on the advisory lock.
+async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), StoreError> {
+    client.batch_execute(MIGRATIONS_TABLE).await.map_err(err)?;
+    let tx = client.transaction().await.map_err(err)?;
+    tx.batch_execute("SELECT pg_advisory_xact_lock(7151100)")
+        .await
+        .map_err(err)?;
+    let applied: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM aigis_key_migrations",
+            &[],
+        )
+        .await
+        .map_err(err)?
+        .get(0);
+    for (version, m) in (1i64..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(applied).unwrap_or(0))
+    {
+        tx.batch_execute(m).await.map_err(err)?;
+        tx.execute(
+            "INSERT INTO aigis_key_migrations (version, applied_at) VALUES ($1, $2)",
+            &[&version, &super::api_key::now()],
+        )
+        .await
+        .map_err(err)?;
+    }
+    tx.commit().await.map_err(err)?;
+    Ok(())
 }
 
 impl Postgres {
@@ -382,9 +398,16 @@ impl Postgres {
         let (url, tls, _) =
             aigis_ledger::store::postgres::tls_connector(&self.url, root_cert.as_deref())
                 .map_err(StoreError)?;
-        let (client, connection) = tokio_postgres::connect(&url, tls)
+        let shown = redact_url(&self.url);
+        let (client, connection) = timeout(CONNECT_TIMEOUT, tokio_postgres::connect(&url, tls))
             .await
-            .map_err(|e| StoreError(format!("cannot connect to {}: {e}", redact_url(&self.url))))?;
+            .map_err(|_| {
+                StoreError(format!(
+                    "cannot connect to {shown}: no answer within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| StoreError(format!("cannot connect to {shown}: {e}")))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "key store connection closed");
@@ -393,15 +416,60 @@ impl Postgres {
         Ok(client)
     }
 
-    /// The connection, re-established first if it was closed.
-    async fn client(
-        &self,
-    ) -> Result<tokio::sync::MutexGuard<'_, Option<tokio_postgres::Client>>, StoreError> {
-        let mut guard = self.client.lock().await;
-        if guard.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
-            *guard = Some(self.connect().await?);
+    /// The connection, re-established first if it was closed or given up on. After a failed
+    /// attempt, callers fail at once for [`RECONNECT_BACKOFF`] instead of queueing attempts.
+    async fn client(&self) -> Result<Arc<tokio_postgres::Client>, StoreError> {
+        let mut conn = self.conn.lock().await;
+        if let Some(c) = conn.client.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
         }
-        Ok(guard)
+        conn.client = None;
+        if conn.retry_at.is_some_and(|at| Instant::now() < at) {
+            return Err(StoreError(format!(
+                "{} is unreachable; retrying shortly",
+                redact_url(&self.url)
+            )));
+        }
+        match self.connect().await {
+            Ok(c) => {
+                let c = Arc::new(c);
+                *conn = Conn {
+                    client: Some(c.clone()),
+                    retry_at: None,
+                };
+                Ok(c)
+            }
+            Err(e) => {
+                conn.retry_at = Some(Instant::now() + RECONNECT_BACKOFF);
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `op` on the connection within [`QUERY_TIMEOUT`]. A connection that does not answer
+    /// in time is dropped (a half-open connection would otherwise be reused until the kernel
+    /// gives up on it, after minutes), so the next statement opens another.
+    async fn run<T, F: Future<Output = Result<T, tokio_postgres::Error>>>(
+        &self,
+        op: impl FnOnce(Arc<tokio_postgres::Client>) -> F,
+    ) -> Result<T, StoreError> {
+        let client = self.client().await?;
+        if let Ok(done) = timeout(QUERY_TIMEOUT, op(client.clone())).await {
+            return done.map_err(err);
+        }
+        let mut conn = self.conn.lock().await;
+        if conn
+            .client
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, &client))
+        {
+            conn.client = None;
+        }
+        tracing::warn!(target: "aigis::security", store = %redact_url(&self.url), "key store did not answer; reconnecting");
+        Err(StoreError(format!(
+            "no answer within {} s",
+            QUERY_TIMEOUT.as_secs()
+        )))
     }
 }
 
