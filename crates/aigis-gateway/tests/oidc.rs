@@ -296,3 +296,49 @@ async fn a_discovery_document_for_another_issuer_is_refused() {
     );
     assert!(m.requests().is_empty());
 }
+
+/// An IdP that answers with headers and then stalls mid-body: the fetch gives up after its
+/// 10 s bound (it used to wait forever, holding the refresh lock), and tokens that cannot be
+/// judged without keys are refused as unavailable (503), not as invalid: an IdP outage must
+/// not count towards throttling its users' addresses.
+#[tokio::test]
+async fn an_idp_that_stalls_gives_unavailable_not_invalid() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stall = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = tcp.read(&mut request).await;
+            let _ = tcp
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n{\"issuer\":")
+                .await;
+            held.push(tcp);
+        }
+    });
+    let m = mock(Behavior::default()).await;
+    let cfg = format!(
+        "{SERVER}[[identity.oidc]]\nname = \"corp\"\nissuer = \"{url}\"\naudiences = [\"aigis\"]\njwks = \"discovery\"\nalgorithms = [\"ES256\"]\n{}{}",
+        upstream("m", &m.base_url(), ""),
+        route("search", "[\"search-small\"]", "\"m\"")
+    );
+    let gw = gateway(&cfg).await;
+    let auth = format!("Bearer {}", token(&signing_key("k1"), &claims(&url)));
+    // More than the throttle's failure allowance, all from one address.
+    for _ in 0..8 {
+        let r = send(
+            gw.public_addr(),
+            Method::POST,
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &chat("search-small", false),
+        )
+        .await;
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert_eq!(r.error_code(), "auth_unavailable", "{}", r.body);
+    }
+    assert!(m.requests().is_empty());
+    stall.abort();
+}

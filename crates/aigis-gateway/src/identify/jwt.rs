@@ -42,6 +42,10 @@ pub struct Issuer {
     client: UpstreamClient,
     keys: RwLock<Keys>,
     refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// The last fetch of a remote JWKS failed: a token whose key is not cached cannot be
+    /// judged, so it is refused as unavailable (503), not as invalid (which would count
+    /// towards throttling its source while the IdP is down).
+    fetch_failed: std::sync::atomic::AtomicBool,
 }
 
 fn invalid(reason: impl Into<String>) -> Failure {
@@ -73,6 +77,7 @@ impl Issuer {
                 max_age: Duration::ZERO,
             }),
             refresh: tokio::sync::Mutex::new(None),
+            fetch_failed: std::sync::atomic::AtomicBool::new(false),
             client,
             config,
         };
@@ -80,7 +85,7 @@ impl Issuer {
             let text =
                 std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             issuer.install(&text, Duration::MAX)?;
-        } else if let Err(e) = issuer.fetch().await {
+        } else if let Err(e) = issuer.fetch_recorded().await {
             tracing::warn!(issuer = %issuer.config.name, error = %e, "JWKS not reachable yet; will retry on first token");
         }
         Ok(issuer)
@@ -209,8 +214,13 @@ impl Issuer {
         if !matches!(self.config.jwks, JwksSource::File(_)) {
             self.refresh().await;
         }
-        self.cached(kid)
-            .ok_or_else(|| invalid("jwt: no key with this kid"))
+        self.cached(kid).ok_or_else(|| {
+            if self.fetch_failed.load(std::sync::atomic::Ordering::Relaxed) {
+                Failure::unavailable("jwt: the issuer's keys could not be fetched")
+            } else {
+                invalid("jwt: no key with this kid")
+            }
+        })
     }
 
     /// One fetch at a time, and at most one attempt every `MIN_REFRESH`, whatever the reason
@@ -236,18 +246,36 @@ impl Issuer {
             return;
         }
         *last = Some(Instant::now());
-        if let Err(e) = self.fetch().await {
+        if let Err(e) = self.fetch_recorded().await {
             tracing::warn!(issuer = %self.config.name, error = %e, "JWKS refresh failed; serving cached keys");
         }
     }
 
+    /// [`Issuer::fetch`], remembering whether it failed.
+    async fn fetch_recorded(&self) -> Result<(), String> {
+        let fetched = self.fetch().await;
+        self.fetch_failed
+            .store(fetched.is_err(), std::sync::atomic::Ordering::Relaxed);
+        fetched
+    }
+
+    /// A document and its `max-age`, head and body within 10 s: a server that sends headers
+    /// and then stalls would otherwise hold the refresh lock (and every request waiting for
+    /// the first keys) forever.
     async fn get(&self, url: &str) -> Result<(Bytes, Option<Duration>), String> {
+        tokio::time::timeout(Duration::from_secs(10), self.get_unbounded(url))
+            .await
+            .map_err(|_| format!("{url}: timed out"))?
+    }
+
+    async fn get_unbounded(&self, url: &str) -> Result<(Bytes, Option<Duration>), String> {
         let req = http::Request::get(url)
             .body(Full::new(Bytes::new()))
             .map_err(|e| e.to_string())?;
-        let resp = tokio::time::timeout(Duration::from_secs(10), self.client.request(req))
+        let resp = self
+            .client
+            .request(req)
             .await
-            .map_err(|_| format!("{url}: timed out"))?
             .map_err(|e| format!("{url}: {e}"))?;
         if !resp.status().is_success() {
             return Err(format!("{url}: HTTP {}", resp.status()));
