@@ -142,16 +142,25 @@ impl Fleet {
             };
             invocation.arg(kind).arg(limit).arg(param).arg(c.amount);
         }
-        let reply: Vec<i64> =
-            tokio::time::timeout(self.config.timeout, invocation.invoke_async(&mut conn))
-                .await
-                .map_err(|_| {
-                    StoreError(format!(
-                        "Redis did not answer within {:?}",
-                        self.config.timeout
-                    ))
-                })?
-                .map_err(|e| StoreError(format!("Redis: {e}")))?;
+        let reply =
+            tokio::time::timeout(self.config.timeout, invocation.invoke_async(&mut conn)).await;
+        let reply: Vec<i64> = match reply {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) if !(e.is_timeout() || e.is_io_error() || e.is_connection_dropped()) => {
+                return Err(StoreError(format!("Redis: {e}")));
+            }
+            // The manager reconnects on errors it takes as fatal, not on a call that went
+            // unanswered: a half-open connection (a failover, a NAT that forgot it) would fail
+            // every call until the kernel gives up on it, after minutes. The next call opens a
+            // new one.
+            failed => {
+                *self.conn.lock().await = None;
+                return Err(StoreError(match failed {
+                    Ok(Err(e)) => format!("Redis: {e}"),
+                    _ => format!("Redis did not answer within {:?}", self.config.timeout),
+                }));
+            }
+        };
         let verdict = parse_reply(&reply, charges.len())?;
         if let Verdict::Refused { index, refused } = &verdict
             && refused.exhausted

@@ -91,9 +91,49 @@ impl Store {
     async fn settle(&self, op: Op, ticket: &str, charges: Vec<Charge>) -> Result<(), StoreError> {
         match self {
             Self::Local(l) => l.apply(op, &charges, now_us()).map(|_| ()),
-            Self::Fleet(f) => f.settle(op, ticket, charges).await,
+            Self::Fleet(f) => settle_fleet(f, op, ticket, charges).await,
         }
     }
+}
+
+/// Longest wait between two tries of a failed release.
+const RELEASE_RETRY_MAX: std::time::Duration = std::time::Duration::from_mins(1);
+
+/// Settles a batch on the fleet store. A release that fails is tried again in the background,
+/// with back-off, until it succeeds or the slot's lease would have ended anyway: lost to one
+/// Redis hiccup, it kept the caller's slot taken for the whole lease (30 minutes). A release
+/// names its ticket, so a repeat is harmless; refunds and extra charges are not tried again,
+/// since one that went unanswered may have been applied.
+async fn settle_fleet(
+    fleet: &Arc<Fleet>,
+    op: Op,
+    ticket: &str,
+    charges: Vec<Charge>,
+) -> Result<(), StoreError> {
+    let again = (op == Op::Release).then(|| charges.clone());
+    let settled = fleet.settle(op, ticket, charges).await;
+    if let (Err(_), Some(charges)) = (&settled, again) {
+        let (fleet, ticket) = (fleet.clone(), ticket.to_owned());
+        tokio::spawn(async move {
+            let until = std::time::Instant::now() + fleet::CONCURRENCY_LEASE;
+            let mut wait = std::time::Duration::from_secs(1);
+            while std::time::Instant::now() + wait < until {
+                tokio::time::sleep(wait).await;
+                if fleet
+                    .settle(Op::Release, &ticket, charges.clone())
+                    .await
+                    .is_ok()
+                {
+                    tracing::info!(
+                        "released the concurrency slots of a ticket after a store error"
+                    );
+                    return;
+                }
+                wait = (wait * 2).min(RELEASE_RETRY_MAX);
+            }
+        });
+    }
+    settled
 }
 
 impl Limiter {
@@ -853,7 +893,7 @@ impl Drop for Ticket {
                 if let Ok(handle) = tokio::runtime::Handle::try_current() {
                     handle.spawn(async move {
                         for (op, charges) in batches {
-                            let _ = fleet.settle(op, &id, charges).await;
+                            let _ = settle_fleet(&fleet, op, &id, charges).await;
                         }
                     });
                 }

@@ -571,3 +571,96 @@ async fn a_stream_stops_when_a_fail_closed_limit_loses_its_store() {
         .await
         .expect("a fail-open stream goes on");
 }
+
+/// A TCP proxy to `port` whose open connections can be silenced: kept open, nothing passed
+/// either way (a half-open connection after a failover or a NAT timeout). New connections
+/// pass.
+async fn silencer(port: u16) -> (u16, Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::Ordering::SeqCst;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let shared = generation.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+                continue;
+            };
+            let born = shared.load(SeqCst);
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            for (mut from, mut to) in [(client_read, server_write), (server_read, client_write)] {
+                let generation = shared.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1 << 14];
+                    while let Ok(n @ 1..) = from.read(&mut buf).await {
+                        if generation.load(SeqCst) == born && to.write_all(&buf[..n]).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+            }
+        }
+    });
+    (proxy_port, generation)
+}
+
+#[tokio::test]
+async fn a_redis_connection_that_stops_answering_is_replaced() {
+    let Some((_redis, port)) = private_redis() else {
+        eprintln!("notice: redis-server not available; a silent Redis connection not tested");
+        return;
+    };
+    let (proxy, silence) = silencer(port).await;
+    let fleet = Fleet::new(crate::config::RedisStore {
+        url: format!("redis://127.0.0.1:{proxy}"),
+        key_prefix: "t".into(),
+        timeout: std::time::Duration::from_millis(250),
+    })
+    .unwrap();
+    let charge = [Charge {
+        key: "k".into(),
+        kind: Kind::Rate {
+            limit: 100,
+            period_us: 3_600_000_000,
+        },
+        amount: 1,
+        monotone: false,
+    }];
+    assert!(fleet.apply(Op::Check, "t", &charge).await.is_ok());
+    silence.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let e = fleet.apply(Op::Check, "t", &charge).await.unwrap_err();
+    assert!(e.0.contains("Redis"), "{e:?}");
+    // The silent connection was dropped: the next call goes over a new one.
+    assert!(fleet.apply(Op::Check, "t", &charge).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_release_lost_to_a_store_error_is_tried_again() {
+    let Some((_redis, port)) = private_redis() else {
+        eprintln!("notice: redis-server not available; release retries not tested");
+        return;
+    };
+    let (proxy, silence) = silencer(port).await;
+    let cfg = config(&format!(
+        "[cluster]\nredis = \"redis://127.0.0.1:{proxy}\"\nkey_prefix = \"t\"\nstore_timeout = \"250ms\"\n\
+         [[limits]]\nname = \"one\"\nscope = \"principal\"\nconcurrent = 1"
+    ));
+    let limiter = Limiter::default();
+    let alice = principal("alice", &[]);
+    let (_, held, _) = try_admit(&limiter, &cfg, &alice, HELLO).await.unwrap();
+    assert!(try_admit(&limiter, &cfg, &alice, HELLO).await.is_err());
+    // The release goes unanswered; it is tried again over a new connection a second later,
+    // instead of the slot staying taken for its 30-minute lease.
+    silence.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    held.settle(None).await;
+    for _ in 0..100 {
+        if try_admit(&limiter, &cfg, &alice, HELLO).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the slot was never released");
+}
