@@ -64,14 +64,17 @@ impl Runtime {
 
     /// Builds clients, TLS state and the key store for `config`, and checks the routes'
     /// self-hosted models with `checker` (without one, every `model_check` fails closed).
+    /// `previous` is the runtime a reload replaces (see [`Identity::open`]).
     pub(crate) async fn build(
         config: Config,
         checker: Option<Arc<dyn ModelCheck>>,
         metrics: &Metrics,
+        previous: Option<&Self>,
     ) -> Result<Self, StartError> {
+        let previous_identity = previous.and_then(|p| p.identity.as_ref());
         let identity = match &config.identity {
             Some(i) => Some(
-                Identity::open(i)
+                Identity::open(i, previous_identity)
                     .await
                     .map_err(|e| StartError::Identity(e.to_string()))?,
             ),
@@ -203,8 +206,13 @@ impl Shared {
                  next restart"
             );
         }
-        let runtime =
-            Runtime::build(loaded.config, self.model_check.clone(), &self.metrics).await?;
+        let runtime = Runtime::build(
+            loaded.config,
+            self.model_check.clone(),
+            &self.metrics,
+            Some(&old),
+        )
+        .await?;
         announce_mode(&runtime);
         self.prepare_guard(&runtime.config);
         self.runtime.store(Arc::new(runtime));
@@ -288,7 +296,7 @@ impl Gateway {
     ) -> Result<Self, StartError> {
         let server = config.server.clone();
         let metrics = Metrics::default();
-        let runtime = Runtime::build(config, model_check.clone(), &metrics).await?;
+        let runtime = Runtime::build(config, model_check.clone(), &metrics, None).await?;
         announce_mode(&runtime);
         bootstrap_admin_key(&runtime).await?;
         let public = TcpListener::bind(server.listen)

@@ -342,3 +342,49 @@ async fn an_idp_that_stalls_gives_unavailable_not_invalid() {
     assert!(m.requests().is_empty());
     stall.abort();
 }
+
+/// A reload while the IdP is down keeps an unchanged issuer and its cached keys (it used to
+/// build a key-less issuer, so every token was refused until the IdP came back); an issuer
+/// whose configuration changed starts afresh.
+#[tokio::test]
+async fn a_reload_during_an_idp_outage_keeps_the_cached_keys() {
+    let k1 = signing_key("k1");
+    let idp = idp(vec![k1.jwk.clone()]).await;
+    let m = mock(Behavior::default()).await;
+    let d = tempdir("oidc-reload");
+    std::fs::write(d.join("teams.cedar"), POLICY).unwrap();
+    let file = d.join("aigis.toml");
+    let cfg = |skew: &str| {
+        format!(
+            "{SERVER}[[identity.oidc]]\nname = \"corp\"\nissuer = \"{}\"\naudiences = [\"aigis\"]\njwks = \"discovery\"\nalgorithms = [\"ES256\"]\n\
+             claims = {{ teams = \"groups\" }}\nclock_skew = \"{skew}\"\n[policy]\npolicies = [\"file:teams.cedar\"]\n{}{}",
+            idp.url,
+            upstream("m", &m.base_url(), ""),
+            route("search", "[\"search-small\"]", "\"m\"")
+        )
+    };
+    std::fs::write(&file, cfg("30s")).unwrap();
+    let loaded = aigis_gateway::config::load(&file, false).unwrap();
+    let gw = aigis_gateway::Gateway::start(loaded.config, Some((file.clone(), false)))
+        .await
+        .unwrap();
+    let auth = format!("Bearer {}", token(&k1, &claims(&idp.url)));
+    let call = || async {
+        send(
+            gw.public_addr(),
+            Method::POST,
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &chat("search-small", false),
+        )
+        .await
+        .status
+    };
+    assert_eq!(call().await, 200);
+    idp.task.abort();
+    gw.reload().await.unwrap();
+    assert_eq!(call().await, 200, "the unchanged issuer keeps its keys");
+    std::fs::write(&file, cfg("20s")).unwrap();
+    gw.reload().await.unwrap();
+    assert_eq!(call().await, 503, "a changed issuer cannot fetch keys yet");
+}

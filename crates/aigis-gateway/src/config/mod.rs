@@ -79,7 +79,7 @@ pub struct IdentityConfig {
 }
 
 /// One trusted OIDC issuer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OidcConfig {
     /// Unique name, part of principal ids (`oidc:NAME#SUB`).
     pub name: String,
@@ -98,7 +98,7 @@ pub struct OidcConfig {
 }
 
 /// Where an issuer's JWKS comes from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JwksSource {
     /// `ISSUER/.well-known/openid-configuration` names it.
     Discovery,
@@ -109,7 +109,7 @@ pub enum JwksSource {
 }
 
 /// Which claims fill the principal.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimNames {
     /// Subject claim (default `sub`).
     pub subject: String,

@@ -91,6 +91,11 @@ impl Issuer {
         Ok(issuer)
     }
 
+    /// The configuration it was set up with.
+    pub fn config(&self) -> &OidcConfig {
+        &self.config
+    }
+
     /// The exact `iss` value this issuer signs.
     pub fn issuer(&self) -> &str {
         &self.config.issuer

@@ -12,6 +12,7 @@ mod throttle;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use http::HeaderMap;
 
@@ -130,7 +131,7 @@ pub struct Identity {
     /// API keys, when `[identity.api_keys]` is configured.
     pub api_keys: Option<ApiKeys>,
     /// Trusted OIDC issuers.
-    pub issuers: Vec<jwt::Issuer>,
+    pub issuers: Vec<Arc<jwt::Issuer>>,
 }
 
 /// The one credential a request presents.
@@ -183,19 +184,33 @@ fn credential(headers: &HeaderMap) -> Result<Credential<'_>, Failure> {
 }
 
 impl Identity {
-    /// Opens the configured identity methods (the key store, the pepper).
-    pub async fn open(config: &crate::config::IdentityConfig) -> Result<Self, StoreError> {
+    /// Opens the configured identity methods (the key store, the pepper). An OIDC issuer of
+    /// `previous` (the identity a reload replaces) whose configuration is unchanged is kept,
+    /// with its cached keys: a reload during an IdP outage must not swap working keys for
+    /// none. An issuer reading a JWKS file reads it again.
+    pub async fn open(
+        config: &crate::config::IdentityConfig,
+        previous: Option<&Self>,
+    ) -> Result<Self, StoreError> {
         let api_keys = match &config.api_keys {
             Some(k) => Some(open_api_keys(k).await?),
             None => None,
         };
         let mut issuers = Vec::new();
         for o in &config.oidc {
-            issuers.push(
-                jwt::Issuer::new(o.clone())
-                    .await
-                    .map_err(|e| StoreError(format!("oidc issuer `{}`: {e}", o.name)))?,
-            );
+            let kept = previous
+                .into_iter()
+                .flat_map(|p| &p.issuers)
+                .find(|i| i.config() == o && !matches!(o.jwks, crate::config::JwksSource::File(_)));
+            let issuer = match kept {
+                Some(i) => i.clone(),
+                None => Arc::new(
+                    jwt::Issuer::new(o.clone())
+                        .await
+                        .map_err(|e| StoreError(format!("oidc issuer `{}`: {e}", o.name)))?,
+                ),
+            };
+            issuers.push(issuer);
         }
         Ok(Self { api_keys, issuers })
     }
