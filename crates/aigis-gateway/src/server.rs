@@ -395,7 +395,14 @@ impl Gateway {
         let mut int = signal(SignalKind::interrupt())?;
         loop {
             tokio::select! {
-                _ = hup.recv() => { let _ = self.reload().await; }
+                // A reload that waits on a slow store or IdP must not hold off a stop: a
+                // stop signal abandons it, leaving the old configuration in place (a reload
+                // swaps the runtime in only when it is complete).
+                _ = hup.recv() => tokio::select! {
+                    _ = self.reload() => {}
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                },
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }
