@@ -93,6 +93,18 @@ fn claims(iss: &str) -> serde_json::Value {
     json!({"iss": iss, "aud": "aigis", "sub": "alice", "groups": ["search"], "iat": now, "exp": now + 600})
 }
 
+/// A chat request to the `search-small` route with `authorization: AUTH`.
+async fn chat_with(gw: &aigis_gateway::Gateway, auth: &str) -> Resp {
+    send(
+        gw.public_addr(),
+        Method::POST,
+        "/v1/chat/completions",
+        &[("authorization", auth)],
+        &chat("search-small", false),
+    )
+    .await
+}
+
 fn token(key: &SigningKey, claims: &serde_json::Value) -> String {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(key.kid.clone());
@@ -280,14 +292,7 @@ async fn a_discovery_document_for_another_issuer_is_refused() {
     );
     let gw = gateway(&cfg).await;
     let auth = format!("Bearer {}", token(&k1, &claims(&issuer)));
-    let r = send(
-        gw.public_addr(),
-        Method::POST,
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        &chat("search-small", false),
-    )
-    .await;
+    let r = chat_with(&gw, &auth).await;
     assert_ne!(r.status, 200, "{}", r.body);
     assert_eq!(
         idp.fetches.load(Ordering::SeqCst),
@@ -328,14 +333,7 @@ async fn an_idp_that_stalls_gives_unavailable_not_invalid() {
     let auth = format!("Bearer {}", token(&signing_key("k1"), &claims(&url)));
     // More than the throttle's failure allowance, all from one address.
     for _ in 0..8 {
-        let r = send(
-            gw.public_addr(),
-            Method::POST,
-            "/v1/chat/completions",
-            &[("authorization", &auth)],
-            &chat("search-small", false),
-        )
-        .await;
+        let r = chat_with(&gw, &auth).await;
         assert_eq!(r.status, 503, "{}", r.body);
         assert_eq!(r.error_code(), "auth_unavailable", "{}", r.body);
     }
@@ -369,17 +367,7 @@ async fn a_reload_during_an_idp_outage_keeps_the_cached_keys() {
         .await
         .unwrap();
     let auth = format!("Bearer {}", token(&k1, &claims(&idp.url)));
-    let call = || async {
-        send(
-            gw.public_addr(),
-            Method::POST,
-            "/v1/chat/completions",
-            &[("authorization", &auth)],
-            &chat("search-small", false),
-        )
-        .await
-        .status
-    };
+    let call = || async { chat_with(&gw, &auth).await.status };
     assert_eq!(call().await, 200);
     idp.task.abort();
     gw.reload().await.unwrap();
