@@ -158,6 +158,15 @@ impl Shared {
         by: Option<(&str, std::net::IpAddr)>,
     ) -> Result<Vec<Diagnostic>, StartError> {
         let result = self.try_reload().await;
+        self.reloaded(result, by).await
+    }
+
+    /// Records a reload's outcome: its audit event, metric and log line.
+    async fn reloaded(
+        &self,
+        result: Result<Vec<Diagnostic>, StartError>,
+        by: Option<(&str, std::net::IpAddr)>,
+    ) -> Result<Vec<Diagnostic>, StartError> {
         let label = if result.is_ok() { "ok" } else { "rejected" };
         if let Some(ledger) = &self.ledger {
             let id = uuid::Uuid::now_v7().simple().to_string();
@@ -396,13 +405,17 @@ impl Gateway {
         loop {
             tokio::select! {
                 // A reload that waits on a slow store or IdP must not hold off a stop: a
-                // stop signal abandons it, leaving the old configuration in place (a reload
-                // swaps the runtime in only when it is complete).
-                _ = hup.recv() => tokio::select! {
-                    _ = self.reload() => {}
-                    _ = term.recv() => break,
-                    _ = int.recv() => break,
-                },
+                // stop signal abandons it, leaving the old configuration in place (its last
+                // step swaps the runtime in, with no wait after it). One that completed is
+                // recorded whatever comes next.
+                _ = hup.recv() => {
+                    let result = tokio::select! {
+                        r = self.shared.try_reload() => r,
+                        _ = term.recv() => break,
+                        _ = int.recv() => break,
+                    };
+                    let _ = self.shared.reloaded(result, None).await;
+                }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }
