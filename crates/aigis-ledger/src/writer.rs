@@ -34,6 +34,8 @@ pub const MAX_BATCH: usize = 4096;
 /// Default [`WriterConfig::linger`]: under load about 500 commits (`fdatasync`s) a second, so
 /// an append waiting for its acknowledgement waits little more than 2 ms.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(2);
+/// Default [`WriterConfig::stall`].
+pub const DEFAULT_STALL: Duration = Duration::from_secs(10);
 
 /// Writer settings.
 #[derive(Debug, Clone)]
@@ -50,6 +52,12 @@ pub struct WriterConfig {
     /// for every few events. When the disk is slower than this, it has no effect; an idle
     /// writer still takes the next append at once.
     pub linger: Duration,
+    /// How long the writer's work on one batch (its commit, spooling, the spool's drain, a
+    /// probe of a failed store, a checkpoint) may take before the ledger reports itself
+    /// unhealthy: a disk or database that stops answering then has new traffic refused
+    /// (fail-closed) instead of queued behind it without end. Healthy again when that work
+    /// returns.
+    pub stall: Duration,
 }
 
 impl Default for WriterConfig {
@@ -59,6 +67,7 @@ impl Default for WriterConfig {
             queue: 65_536,
             max_batch: MAX_BATCH,
             linger: DEFAULT_LINGER,
+            stall: DEFAULT_STALL,
         }
     }
 }
@@ -172,6 +181,44 @@ struct Shared {
     appended: AtomicU64,
     /// Turns of the writer's loop (tests check that an idle writer sleeps).
     wakeups: AtomicU64,
+    /// When the writer's work on the current batch started, in milliseconds since `epoch`
+    /// plus one; 0 while it waits for jobs.
+    busy_since: AtomicU64,
+    epoch: Instant,
+    /// [`WriterConfig::stall`] in milliseconds.
+    stall_ms: u64,
+    /// A stall was seen and logged, and the writer has not returned since.
+    stalled: AtomicBool,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether the writer's current work has run longer than the stall bound (logged once).
+    fn stalled(&self) -> bool {
+        let since = self.busy_since.load(Ordering::Relaxed);
+        if since == 0 || self.now_ms().saturating_add(1).saturating_sub(since) <= self.stall_ms {
+            return false;
+        }
+        if !self.stalled.swap(true, Ordering::Relaxed) {
+            tracing::error!(target: "aigis::security", after_ms = self.stall_ms, "ledger store stopped answering; refusing traffic (fail-closed) until it does");
+        }
+        true
+    }
+
+    /// Runs the writer's work on a batch, marked as such for [`Shared::stalled`].
+    fn busy<T>(&self, work: impl FnOnce() -> T) -> T {
+        self.busy_since
+            .store(self.now_ms().saturating_add(1), Ordering::Relaxed);
+        let done = work();
+        self.busy_since.store(0, Ordering::Relaxed);
+        if self.stalled.swap(false, Ordering::Relaxed) {
+            tracing::info!(target: "aigis::security", "ledger store answered again");
+        }
+        done
+    }
 }
 
 /// A running ledger: cheap to clone, shared by every request.
@@ -232,6 +279,10 @@ impl Ledger {
             size: AtomicU64::new(tree.size()),
             appended: AtomicU64::new(0),
             wakeups: AtomicU64::new(0),
+            busy_since: AtomicU64::new(0),
+            epoch: Instant::now(),
+            stall_ms: u64::try_from(config.stall.as_millis()).unwrap_or(u64::MAX),
+            stalled: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
         let mut writer = Writer {
@@ -260,10 +311,11 @@ impl Ledger {
         })
     }
 
-    /// Whether the store (or the spool) accepts records. When false, the gateway refuses
+    /// Whether the store (or the spool) accepts records, and the writer's work on its current
+    /// batch has not outlasted [`WriterConfig::stall`]. When false, the gateway refuses
     /// traffic (fail-closed).
     pub fn healthy(&self) -> bool {
-        self.shared.healthy.load(Ordering::Relaxed)
+        self.shared.healthy.load(Ordering::Relaxed) && !self.shared.stalled()
     }
 
     /// Entries committed to the store.
@@ -380,6 +432,7 @@ impl Ledger {
 impl Writer {
     fn run(&mut self, rx: &mpsc::Receiver<Job>) {
         let mut last_batch = Instant::now();
+        let shared = self.shared.clone();
         loop {
             if let Some(rest) = self.config.linger.checked_sub(last_batch.elapsed()) {
                 std::thread::sleep(rest);
@@ -417,11 +470,11 @@ impl Writer {
                 .filter(|j| matches!(j, Job::Append(..) | Job::Deferred(_)))
                 .count();
             self.shared.permits.add_permits(taken);
-            self.process(jobs);
+            shared.busy(|| self.process(jobs));
             if closing {
                 // Jobs sent before Close were ahead of it in the channel; take any stragglers.
                 let rest: Vec<Job> = rx.try_iter().collect();
-                self.process(rest);
+                shared.busy(|| self.process(rest));
                 break;
             }
         }

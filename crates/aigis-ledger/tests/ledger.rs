@@ -757,6 +757,7 @@ fn a_dead_writer_fails_closed() {
         inner: open_store(Backend::File, &path, keys.origin()),
         fail: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         panics: true,
+        gate: Arc::default(),
     };
     let ledger = Ledger::start(Box::new(store), keys, None, config()).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -781,11 +782,12 @@ fn a_dead_writer_fails_closed() {
 }
 
 /// A store that fails while `fail` is set: its appends return an error, or panic when
-/// `panics` is set.
+/// `panics` is set. Its appends wait while `gate` is held (a disk that stops answering).
 struct Flaky {
     inner: Box<dyn Appender>,
     fail: Arc<std::sync::atomic::AtomicBool>,
     panics: bool,
+    gate: Arc<std::sync::Mutex<()>>,
 }
 
 impl Appender for Flaky {
@@ -795,6 +797,7 @@ impl Appender for Flaky {
         tree: &mut Tree,
         mark: Option<&SpoolMark<'_>>,
     ) -> Result<(), LedgerError> {
+        drop(self.gate.lock());
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             assert!(!self.panics, "a store bug");
             return Err(LedgerError::Store {
@@ -834,6 +837,7 @@ async fn spool_takes_over(backend: Backend) {
         inner: open_store(backend, &path, keys.origin()),
         fail: fail.clone(),
         panics: false,
+        gate: Arc::default(),
     };
     let spool = Spool::open(&dir.path().join("ledger.spool"), 4096).unwrap();
     let ledger = Ledger::start(Box::new(flaky), keys.clone(), Some(spool), config()).unwrap();
@@ -891,6 +895,7 @@ async fn fail_closed_holds_queued_records_until_the_store_is_back() {
         inner: open_store(Backend::File, &path, keys.origin()),
         fail: fail.clone(),
         panics: false,
+        gate: Arc::default(),
     };
     let ledger = Ledger::start(Box::new(flaky), keys.clone(), None, config()).unwrap();
     assert_eq!(ledger.append(event(0)).await.unwrap(), Ack::Stored(0));
@@ -917,6 +922,56 @@ async fn fail_closed_holds_queued_records_until_the_store_is_back() {
         assert_eq!(rows[0].idx, i, "in queue order");
     }
     assert!(store.find_request("req-99").unwrap().is_empty());
+}
+
+/// A store that stops answering (a hung disk) makes the ledger unhealthy once the writer's
+/// work outlasts `stall`, so the gateway refuses traffic instead of queueing it without end;
+/// when the store answers again the queued records are committed and the ledger is healthy.
+#[tokio::test]
+async fn a_store_that_stops_answering_is_reported_unhealthy_until_it_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(LedgerKeys::generate("test.aigis/ledger").unwrap());
+    let path = store_path(dir.path(), Backend::File);
+    let gate = Arc::new(std::sync::Mutex::new(()));
+    let flaky = Flaky {
+        inner: open_store(Backend::File, &path, keys.origin()),
+        fail: Arc::default(),
+        panics: false,
+        gate: gate.clone(),
+    };
+    let stall = Duration::from_millis(300);
+    let ledger = Ledger::start(
+        Box::new(flaky),
+        keys.clone(),
+        None,
+        WriterConfig { stall, ..config() },
+    )
+    .unwrap();
+    assert_eq!(ledger.append(event(0)).await.unwrap(), Ack::Stored(0));
+    let held = gate.lock().unwrap();
+    ledger.enqueue(event(1)).await.unwrap();
+    tokio::time::sleep(stall / 3).await;
+    assert!(
+        ledger.healthy(),
+        "a commit shorter than the bound is no stall"
+    );
+    tokio::time::sleep(stall * 2).await;
+    assert!(
+        !ledger.healthy(),
+        "the store has not answered for longer than the bound"
+    );
+    let waiting = tokio::spawn({
+        let ledger = ledger.clone();
+        async move { ledger.append(event(2)).await }
+    });
+    drop(held);
+    assert_eq!(waiting.await.unwrap().unwrap(), Ack::Stored(2));
+    assert!(ledger.healthy());
+    ledger.close();
+    let mut store = open_reader(Backend::File, &path);
+    for i in 0..=2 {
+        assert_eq!(store.find_request(&format!("req-{i}")).unwrap().len(), 1);
+    }
 }
 
 /// A crash after the drained batch was committed and before the spool was emptied: the next
