@@ -165,6 +165,35 @@ pub fn verify(
     keys: &LedgerVerifiers,
     anchors: &[Checkpoint],
 ) -> Result<VerifyReport, LedgerError> {
+    verify_with_progress(reader, keys, anchors, &|_| {})
+}
+
+/// Says in the first checkpoint mismatch how many later checkpoints differ because of it.
+fn note_consequences(problems: &mut [Problem], mismatches: u64) {
+    if mismatches > 1
+        && let Some(p) = problems
+            .iter_mut()
+            .find(|p| p.kind == "checkpoint_mismatch")
+    {
+        let _ = write!(
+            p.message,
+            " (and {} later checkpoints differ as a consequence)",
+            mismatches - 1
+        );
+    }
+}
+
+/// Entries read between two calls of [`verify_with_progress`]'s `progress`.
+const PROGRESS_EVERY: u64 = 1 << 14;
+
+/// [`verify`], calling `progress` with the number of entries read so far every
+/// [`PROGRESS_EVERY`] entries (for a progress bar).
+pub fn verify_with_progress(
+    reader: &mut dyn LogReader,
+    keys: &LedgerVerifiers,
+    anchors: &[Checkpoint],
+    progress: &dyn Fn(u64),
+) -> Result<VerifyReport, LedgerError> {
     let mut problems = Vec::new();
     let stored = reader.checkpoints()?;
     let mut heads = check_checkpoints(&stored, keys, &mut problems);
@@ -195,6 +224,9 @@ pub fn verify(
     }
     let mut on_row = |row: crate::store::Row| -> Result<bool, LedgerError> {
         let expected = builder.size();
+        if expected.is_multiple_of(PROGRESS_EVERY) {
+            progress(expected);
+        }
         if row.idx != expected {
             problems.push(Problem {
                 index: Some(expected),
@@ -243,17 +275,7 @@ pub fn verify(
             ),
         });
     }
-    if mismatches > 1
-        && let Some(p) = problems
-            .iter_mut()
-            .find(|p| p.kind == "checkpoint_mismatch")
-    {
-        let _ = write!(
-            p.message,
-            " (and {} later checkpoints differ as a consequence)",
-            mismatches - 1
-        );
-    }
+    note_consequences(&mut problems, mismatches);
     if let Some(range) = mismatch_range {
         unname_explained_mismatch(&mut problems, &range);
     }

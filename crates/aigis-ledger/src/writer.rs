@@ -26,7 +26,7 @@ use crate::event::{Encoded, Event, EventRef};
 use crate::keys::LedgerKeys;
 use crate::merkle::Tree;
 use crate::spool::Spool;
-use crate::store::{Appender, StoredCheckpoint};
+use crate::store::{Appender, SpoolMark, StoredCheckpoint};
 use crate::{LedgerError, now_ms};
 
 /// Most events committed in one transaction.
@@ -52,11 +52,11 @@ pub struct WriterConfig {
     /// for every few events. When the disk is slower than this, it has no effect; an idle
     /// writer still takes the next append at once.
     pub linger: Duration,
-    /// How long the writer's work on one batch (its commit, spooling, the spool's drain, a
-    /// probe of a failed store, a checkpoint) may take before the ledger reports itself
-    /// unhealthy: a disk or database that stops answering then has new traffic refused
-    /// (fail-closed) instead of queued behind it without end. Healthy again when that work
-    /// returns.
+    /// How long the writer may work on a batch (its commit, spooling, a probe of a failed
+    /// store, a checkpoint) without a store operation returning before the ledger reports
+    /// itself unhealthy: a disk or database that stops answering then has new traffic refused
+    /// (fail-closed) instead of queued behind it without end. Healthy again when it answers.
+    /// A spool drain that commits batch after batch makes progress and is no stall.
     pub stall: Duration,
 }
 
@@ -208,16 +208,57 @@ impl Shared {
         true
     }
 
-    /// Runs the writer's work on a batch, marked as such for [`Shared::stalled`].
+    /// Runs some of the writer's work, marked as such for [`Shared::stalled`]. Work that
+    /// returns is progress: the work it is part of (a batch; a drain of the spool that commits
+    /// batch after batch) counts on from then.
     fn busy<T>(&self, work: impl FnOnce() -> T) -> T {
-        self.busy_since
-            .store(self.now_ms().saturating_add(1), Ordering::Relaxed);
+        let outer = self
+            .busy_since
+            .swap(self.now_ms().saturating_add(1), Ordering::Relaxed);
         let done = work();
-        self.busy_since.store(0, Ordering::Relaxed);
+        let since = if outer == 0 {
+            0
+        } else {
+            self.now_ms().saturating_add(1)
+        };
+        self.busy_since.store(since, Ordering::Relaxed);
         if self.stalled.swap(false, Ordering::Relaxed) {
             tracing::info!(target: "aigis::security", "ledger store answered again");
         }
         done
+    }
+}
+
+/// The writer's store, each operation watched by [`Shared::busy`].
+struct Watched {
+    store: Box<dyn Appender>,
+    shared: Arc<Shared>,
+}
+
+impl Appender for Watched {
+    fn append(&mut self, events: &mut [Encoded], tree: &mut Tree) -> Result<(), LedgerError> {
+        self.shared.busy(|| self.store.append(events, tree))
+    }
+    fn append_marked(
+        &mut self,
+        events: &mut [Encoded],
+        tree: &mut Tree,
+        mark: Option<&SpoolMark<'_>>,
+    ) -> Result<(), LedgerError> {
+        self.shared
+            .busy(|| self.store.append_marked(events, tree, mark))
+    }
+    fn drained(&mut self, spool: &str) -> Result<u64, LedgerError> {
+        self.shared.busy(|| self.store.drained(spool))
+    }
+    fn load_tree(&mut self) -> Result<Tree, LedgerError> {
+        self.shared.busy(|| self.store.load_tree())
+    }
+    fn put_checkpoint(&mut self, cp: &StoredCheckpoint) -> Result<(), LedgerError> {
+        self.shared.busy(|| self.store.put_checkpoint(cp))
+    }
+    fn latest_checkpoint(&mut self) -> Result<Option<StoredCheckpoint>, LedgerError> {
+        self.shared.busy(|| self.store.latest_checkpoint())
     }
 }
 
@@ -286,7 +327,10 @@ impl Ledger {
         });
         let (tx, rx) = mpsc::channel();
         let mut writer = Writer {
-            store,
+            store: Box::new(Watched {
+                store,
+                shared: shared.clone(),
+            }),
             keys,
             tree,
             spool,
