@@ -1,5 +1,5 @@
 //! The admin listener: `/healthz` (the process answers), `/readyz` (every upstream is
-//! reachable and no breaker is open), `/metrics` (Prometheus) and the authenticated admin API
+//! reachable, no breaker is open and the audit ledger, if any, records), `/metrics` (Prometheus) and the authenticated admin API
 //! (`admin_api.rs`). Bind it to loopback or a private interface only.
 
 use std::sync::Arc;
@@ -105,12 +105,18 @@ async fn ready(shared: &Shared) -> Response<Body> {
         .into_iter()
         .flatten()
         .collect();
-    if failing.is_empty() {
+    // A gateway whose ledger cannot record refuses every request: a load balancer should send
+    // them elsewhere.
+    let ledger = shared
+        .ledger
+        .as_ref()
+        .map(|l| if l.accepting() { "ok" } else { "unavailable" });
+    if failing.is_empty() && ledger != Some("unavailable") {
         json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
     } else {
         json(
             StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"status": "not ready", "unavailable": failing}),
+            &serde_json::json!({"status": "not ready", "unavailable": failing, "ledger": ledger}),
         )
     }
 }

@@ -37,6 +37,7 @@ mod capture;
 pub mod config;
 pub mod error;
 pub mod forward;
+pub mod forwarded;
 pub mod identify;
 pub mod inspect;
 pub mod metrics;

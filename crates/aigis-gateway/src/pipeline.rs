@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{HeaderValue, Method, Request, Response, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
@@ -84,6 +84,7 @@ pub(crate) async fn handle(
     let request_id = request_id(&req);
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let runtime = shared.runtime.load_full();
+    let peer = behind_proxies(&shared, &runtime, peer, req.headers());
     let mut served = Served::default();
     let mut response = match serve(&shared, &runtime, &peer, req, &request_id, &mut served).await {
         Ok(r) => r,
@@ -139,6 +140,21 @@ pub(crate) async fn handle(
         response = crate::capture::finish(&shared, pending, response).await;
     }
     response
+}
+
+/// The peer with the client's address in place of a trusted proxy's (see [`crate::forwarded`]):
+/// identity throttling, limits, policies and audit events then see the client.
+fn behind_proxies(shared: &Shared, runtime: &Runtime, mut peer: Peer, headers: &HeaderMap) -> Peer {
+    let trusted = &runtime.config.server.trusted_proxies;
+    if trusted.is_empty() {
+        return peer;
+    }
+    let client = crate::forwarded::client(peer.addr.ip(), headers, trusted);
+    if client != peer.addr.ip() {
+        peer.addr = SocketAddr::new(client, 0);
+        peer.client_ip = shared.ledger.as_ref().and_then(|l| l.client_ip(client));
+    }
+    peer
 }
 
 async fn serve(

@@ -547,7 +547,18 @@ pub(crate) struct Recorder {
     gathered: Arc<Mutex<Gathered>>,
     /// How much of a client's address events record.
     client_ip: crate::config::ClientIp,
+    /// Content seals running at once, at most [`MAX_SEALS`].
+    seals: Arc<tokio::sync::Semaphore>,
 }
+
+/// Longest a call's content may take to be sealed (age encryption and an `fsync` per blob,
+/// waiting for a turn included) before its response is refused.
+const SEAL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most content seals running at once. A disk that stops answering holds a blocking thread
+/// per seal until it answers; the bound keeps those from piling up to the runtime's limit,
+/// which other blocking work (key checks, reloads, the ledger's close) shares.
+const MAX_SEALS: usize = 64;
 
 /// Records [`pack`]ed back to back on the requests' threads, waiting for one writer job to
 /// take them all: per request a short lock and a copy, instead of a queue slot, a channel
@@ -637,6 +648,36 @@ const CHUNK: usize = 1 << 20;
 /// at the load above; the chunks beyond, gathered during a longer stall, are freed.
 const SPARE_CHUNKS: usize = 16;
 
+/// Runs `work` on a blocking thread while it holds one of `slots`' permits, and gives up
+/// waiting (for a permit, then for the work) after `limit`. Work given up on keeps its thread
+/// and its permit until it returns, so work that never returns holds at most as many threads
+/// as `slots` has permits.
+async fn bounded_blocking<T: Send + 'static>(
+    slots: &Arc<tokio::sync::Semaphore>,
+    limit: Duration,
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let run = async {
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    };
+    tokio::time::timeout(limit, run).await.map_err(|_| {
+        format!(
+            "did not finish within {} s (is the disk answering?)",
+            limit.as_secs_f32()
+        )
+    })?
+}
+
 /// Locks the gathered records. Packing does not panic, so a lock poisoned by a panic
 /// elsewhere holds whole records, and is taken as it is.
 fn lock(gathered: &Mutex<Gathered>) -> MutexGuard<'_, Gathered> {
@@ -692,6 +733,7 @@ impl Recorder {
             content: config.capture.clone(),
             client_ip: config.client_ip,
             gathered: Arc::default(),
+            seals: Arc::new(tokio::sync::Semaphore::new(MAX_SEALS)),
         })
     }
 
@@ -719,7 +761,7 @@ impl Recorder {
     }
 
     /// Seals a call's request and response for `tenant` (off the async threads: age and an
-    /// fsync per blob) and returns the reference to record.
+    /// fsync per blob) and returns the reference to record; an error after [`SEAL_TIMEOUT`].
     pub(crate) async fn seal(
         &self,
         tenant: String,
@@ -731,13 +773,12 @@ impl Recorder {
             .clone()
             .ok_or_else(|| "no [ledger.capture] configured".to_owned())?;
         let time_ms = aigis_ledger::now_ms();
-        tokio::task::spawn_blocking(move || {
+        bounded_blocking(&self.seals, SEAL_TIMEOUT, move || {
             store
                 .seal(&tenant, time_ms, &request, &response)
                 .map_err(|e| e.to_string())
         })
         .await
-        .map_err(|e| e.to_string())?
     }
 
     /// An incremental keyed digest (a response as it streams).
@@ -1099,5 +1140,42 @@ mod tests {
                 String::from_utf8(owned).unwrap()
             );
         }
+    }
+
+    /// Work that never returns (a seal on a disk that stopped answering) gives an error after
+    /// the limit, holds no more threads than the bound, and does not stop later work once it
+    /// returns.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[expect(
+        clippy::await_holding_lock,
+        reason = "the lock stands for the hung disk: blocking threads wait on it, not this task"
+    )]
+    async fn blocking_work_is_bounded_in_time_and_in_threads() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let slots = Arc::new(tokio::sync::Semaphore::new(2));
+        let gate = Arc::new(Mutex::new(()));
+        let started = Arc::new(AtomicUsize::new(0));
+        let held = gate.lock().unwrap();
+        let limit = Duration::from_millis(200);
+        let hung = (0..3).map(|_| {
+            let (gate, started) = (gate.clone(), started.clone());
+            bounded_blocking(&slots, limit, move || {
+                started.fetch_add(1, Ordering::SeqCst);
+                drop(gate.lock());
+                Ok(())
+            })
+        });
+        for result in futures_util::future::join_all(hung).await {
+            let e = result.unwrap_err();
+            assert!(e.contains("did not finish within 0.2 s"), "{e}");
+        }
+        assert_eq!(
+            started.load(Ordering::SeqCst),
+            2,
+            "the third never got a thread"
+        );
+        drop(held);
+        let done = bounded_blocking(&slots, Duration::from_secs(10), || Ok(7)).await;
+        assert_eq!(done, Ok(7));
     }
 }

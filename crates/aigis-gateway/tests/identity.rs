@@ -28,9 +28,9 @@ impl Drop for Fixture {
     }
 }
 
-fn config(mock: &Mock, store: &str) -> String {
+fn config(mock: &Mock, store: &str, server: &str) -> String {
     format!(
-        "{SERVER}[identity.api_keys]\nstore = \"{store}\"\npepper = \"file:pepper\"\ncache_ttl = \"0\"\n\
+        "{SERVER}{server}[identity.api_keys]\nstore = \"{store}\"\npepper = \"file:pepper\"\ncache_ttl = \"0\"\n\
          [policy]\npolicies = [\"file:teams.cedar\"]\n{}\
          [[routes]]\nname = \"search\"\nmodels = [\"search-small\"]\nupstream = \"m\"\nclassification = \"internal\"\n\
          [[routes]]\nname = \"finance\"\nmodels = [\"finance-llm\"]\nupstream = \"m\"\nclassification = \"confidential\"\n\
@@ -40,6 +40,11 @@ fn config(mock: &Mock, store: &str) -> String {
 }
 
 async fn fixture_with_store(name: &str, store: Option<String>) -> Fixture {
+    fixture_with(name, store, "").await
+}
+
+/// A fixture with more `[server]` settings.
+async fn fixture_with(name: &str, store: Option<String>, server: &str) -> Fixture {
     let dir = tempdir(name);
     std::fs::write(
         dir.join("pepper"),
@@ -49,7 +54,7 @@ async fn fixture_with_store(name: &str, store: Option<String>) -> Fixture {
     std::fs::write(dir.join("teams.cedar"), POLICY).unwrap();
     let mock = mock(Behavior::default()).await;
     let store = store.unwrap_or_else(|| "sqlite:keys.db".into());
-    let loaded = aigis_gateway::config::parse(&config(&mock, &store), &dir, false).unwrap();
+    let loaded = aigis_gateway::config::parse(&config(&mock, &store, server), &dir, false).unwrap();
     let api = loaded.config.identity.clone().unwrap().api_keys.unwrap();
     let keys = identify::open_api_keys(&api).await.unwrap();
     let gw = Gateway::start(loaded.config, None).await.unwrap();
@@ -392,6 +397,76 @@ async fn repeated_failures_are_throttled_and_raise_a_security_event() {
         "{metrics}"
     );
     assert!(f.mock.requests().is_empty());
+}
+
+/// Behind a trusted proxy each client is throttled on its own address (from
+/// `X-Forwarded-For`), so one client's failures do not lock out everyone behind the proxy; a
+/// client cannot escape its block by claiming another address, as the proxy appends the real
+/// one.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_throttled_on_its_own() {
+    let f = fixture_with("proxied", None, "trusted_proxies = [\"127.0.0.0/8\"]\n").await;
+    let good = key(&f.keys, "search-bot", &["search"], &[]).await;
+    let bad = format!("aigis_{}_{}", "a".repeat(12), "b".repeat(64));
+    let from = |client: &'static str| ("x-forwarded-for", client);
+    for _ in 0..5 {
+        let r = chat_as(
+            &f,
+            &[("x-api-key", &bad), from("203.0.113.7")],
+            "search-small",
+        )
+        .await;
+        assert_eq!(r.status, 401);
+    }
+    let blocked = chat_as(
+        &f,
+        &[("x-api-key", &good), from("203.0.113.7")],
+        "search-small",
+    )
+    .await;
+    assert_eq!(blocked.status, 429, "{}", blocked.body);
+    // What the client writes itself sits left of what the proxy appends.
+    let claimed = from("198.51.100.9, 203.0.113.7");
+    let r = chat_as(&f, &[("x-api-key", &good), claimed], "search-small").await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    // Another client behind the same proxy is not affected.
+    let other = chat_as(
+        &f,
+        &[("x-api-key", &good), from("203.0.113.8")],
+        "search-small",
+    )
+    .await;
+    assert_eq!(other.status, 200, "{}", other.body);
+}
+
+/// Without `trusted_proxies` the header is the client's own claim and is ignored: failures
+/// count against the connection's address.
+#[tokio::test]
+async fn forwarded_addresses_from_untrusted_peers_are_ignored() {
+    let f = fixture("unproxied").await;
+    let good = key(&f.keys, "search-bot", &["search"], &[]).await;
+    let bad = format!("aigis_{}_{}", "a".repeat(12), "b".repeat(64));
+    for i in 0..5 {
+        let claimed = format!("203.0.113.{i}");
+        let r = chat_as(
+            &f,
+            &[("x-api-key", &bad), ("x-forwarded-for", &claimed)],
+            "search-small",
+        )
+        .await;
+        assert_eq!(r.status, 401);
+    }
+    let r = chat_as(
+        &f,
+        &[("x-api-key", &good), ("x-forwarded-for", "203.0.113.99")],
+        "search-small",
+    )
+    .await;
+    assert_eq!(
+        r.status, 429,
+        "the connection's address is blocked: {}",
+        r.body
+    );
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ mod validate;
 pub(crate) use validate::secure_url;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -162,8 +162,74 @@ pub struct Server {
     pub max_response: usize,
     /// How long shutdown waits for in-flight requests and streams.
     pub shutdown_grace: Duration,
+    /// Proxies in front of the gateway whose `X-Forwarded-For` names the client
+    /// ([`crate::forwarded`]); none by default: the client is the connection's peer.
+    pub trusted_proxies: Vec<IpRange>,
     /// TLS for the public listener; plain HTTP when absent.
     pub tls: Option<TlsFiles>,
+}
+
+/// An IP address range, `ADDRESS/BITS` or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    addr: IpAddr,
+    bits: u8,
+}
+
+impl IpRange {
+    /// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address; host bits must be zero.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (addr, bits) = match text.split_once('/') {
+            Some((a, b)) => (a, Some(b)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{text}` is not an IP address or ADDRESS/BITS range"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            None => max,
+            Some(b) => b
+                .parse::<u8>()
+                .ok()
+                .filter(|b| *b <= max)
+                .ok_or_else(|| format!("`{text}`: the prefix length must be 0 to {max}"))?,
+        };
+        let range = Self { addr, bits };
+        if range.masked(addr) != addr {
+            return Err(format!(
+                "`{text}` has bits set past its /{bits} prefix (did you mean {}/{bits}?)",
+                range.masked(addr)
+            ));
+        }
+        Ok(range)
+    }
+
+    /// Whether the range is wider than a /8 (IPv4) or a /16 (IPv6): more than any proxy fleet.
+    pub fn is_broad(&self) -> bool {
+        self.bits < if self.addr.is_ipv4() { 8 } else { 16 }
+    }
+
+    /// Whether `ip` lies in the range (an IPv4-mapped IPv6 address counts as its IPv4 one).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip.is_ipv4() == self.addr.is_ipv4() && self.masked(ip) == self.addr
+    }
+
+    fn masked(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);
+                IpAddr::from((u32::from(v4) & mask).to_be_bytes())
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.bits))
+                    .unwrap_or(0);
+                IpAddr::from((u128::from(v6) & mask).to_be_bytes())
+            }
+        }
+    }
 }
 
 /// Request limits checked by the `parse` stage.

@@ -18,6 +18,7 @@ pub struct Server {
     pub max_concurrent: Option<u32>,
     pub max_response: Option<String>,
     pub shutdown_grace: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
     pub tls: Option<Tls>,
 }
 

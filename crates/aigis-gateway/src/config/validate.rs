@@ -15,8 +15,8 @@ use toml_edit::{Item, TableLike, Value};
 use super::raw;
 use super::units::{parse_duration, parse_size};
 use super::{
-    ClientAuth, Config, Diagnostic, Level, Loaded, RequestLimits, Route, Secret, Server, Timeouts,
-    TlsFiles, Upstream, UpstreamKind,
+    ClientAuth, Config, Diagnostic, IpRange, Level, Loaded, RequestLimits, Route, Secret, Server,
+    Timeouts, TlsFiles, Upstream, UpstreamKind,
 };
 
 const SECTIONS: &[&str] = &[
@@ -479,8 +479,40 @@ impl Validator<'_> {
                 s.shutdown_grace.as_deref(),
                 Duration::from_secs(30),
             )?,
+            trusted_proxies: self.ip_ranges(&key(&at, "trusted_proxies"), s.trusted_proxies)?,
             tls,
         })
+    }
+
+    /// IP ranges (`trusted_proxies`); every bad entry is reported.
+    fn ip_ranges(&mut self, at: &[Seg], list: Option<Vec<String>>) -> Option<Vec<IpRange>> {
+        let mut ranges = Vec::new();
+        let mut ok = true;
+        for (i, text) in list.unwrap_or_default().iter().enumerate() {
+            let mut here = at.to_vec();
+            here.push(Seg::Index(i));
+            match IpRange::parse(text) {
+                Ok(r) if r.is_broad() => {
+                    self.push(
+                        Level::Warning,
+                        &here,
+                        format!("`{text}` trusts X-Forwarded-For from a vast range: any client in it can choose the address it is known by"),
+                        Some("list only your proxies' addresses or their subnet".into()),
+                    );
+                    ranges.push(r);
+                }
+                Ok(r) => ranges.push(r),
+                Err(e) => {
+                    self.error(
+                        &here,
+                        e,
+                        Some("an address (\"10.0.0.7\") or a range (\"10.0.0.0/8\")".into()),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(ranges)
     }
 
     fn upstream(&mut self, i: usize, u: raw::Upstream) -> Option<Upstream> {

@@ -463,3 +463,38 @@ fn ledger_capture_is_validated_with_key_paths() {
     assert_eq!(e[0].path, "ledger.capture.recipients");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn trusted_proxies_are_ranges_and_vast_ones_are_warned_about() {
+    let with = |list: &str| {
+        GOOD.replace(
+            "[[upstreams]]",
+            &format!("trusted_proxies = {list}\n\n[[upstreams]]"),
+        )
+    };
+    let loaded = validate(
+        &with(r#"["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"]"#),
+        Path::new("."),
+        false,
+    )
+    .unwrap();
+    assert_eq!(loaded.config.server.trusted_proxies.len(), 3);
+    assert!(loaded.config.server.trusted_proxies[1].contains("192.0.2.7".parse().unwrap()));
+    let e = errors(&with(r#"["10.0.0.1/8", "proxy.internal"]"#));
+    let paths: Vec<&str> = e.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["server.trusted_proxies[0]", "server.trusted_proxies[1]"],
+        "{e:?}"
+    );
+    assert!(e[0].message.contains("did you mean 10.0.0.0/8"), "{e:?}");
+    let loaded = validate(&with(r#"["0.0.0.0/0"]"#), Path::new("."), false).unwrap();
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.path == "server.trusted_proxies[0]" && w.message.contains("vast")),
+        "{:?}",
+        loaded.warnings
+    );
+}

@@ -52,6 +52,12 @@ pub fn build(connect_timeout: Duration, ca: Option<&Path>) -> Result<UpstreamCli
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
+    // A pooled connection whose peer went away (a failover, a NAT that dropped it) is found
+    // dead by the kernel within about 30 s of silence, so the next request opens a new one
+    // instead of waiting on it until its own timeout.
+    http.set_keepalive(Some(Duration::from_secs(15)));
+    http.set_keepalive_interval(Some(Duration::from_secs(5)));
+    http.set_keepalive_retries(Some(3));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
