@@ -354,6 +354,13 @@ async fn fail_closed_refuses_traffic_when_the_store_dies() {
     }
     let r = refused.expect("the gateway refuses traffic once the ledger cannot record");
     assert_eq!(r.error_code(), "audit_unavailable", "{}", r.body);
+    let ready = get(gw.admin_addr(), "/readyz").await;
+    assert_eq!(ready.status, 503, "a load balancer sends traffic elsewhere");
+    assert!(
+        ready.body.contains(r#""ledger":"unavailable""#),
+        "{}",
+        ready.body
+    );
     gw.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
