@@ -1,7 +1,7 @@
 //! `aigis audit …`: the tamper-evident ledger: create its key, read it, verify it, prove one
 //! request with a receipt anyone can check offline, export to a SIEM, prune content.
 
-use std::io::{Read as _, Write as _};
+use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -22,6 +22,8 @@ pub enum Command {
     /// The key file is written with mode 0600 and never overwritten; the verifier keys are
     /// also written to KEY.pub. Point `[ledger] signing_key` at the key file.
     ///
+    /// Exit codes: 0 created; 2 could not (the key file exists, an unwritable folder).
+    ///
     /// Example: aigis audit init --key /etc/aigis/ledger.key --origin aigis.example.com/ledger
     Init {
         /// Where to write the key file.
@@ -38,6 +40,8 @@ pub enum Command {
         format: Format,
     },
     /// Show the latest entries. Exits 2 when an entry could not be read (named on stderr).
+    ///
+    /// Example: aigis audit tail --config aigis.toml -n 5 --format json
     Tail {
         #[command(flatten)]
         target: Target,
@@ -68,6 +72,9 @@ pub enum Command {
     },
     /// Write a receipt for one request: the event, its inclusion proof and the signed
     /// checkpoint. `aigis audit verify-receipt` checks it with only the public keys.
+    ///
+    /// Exit codes: 0 written; 2 could not (no such request, no checkpoint covers it yet, an
+    /// unreadable log).
     ///
     /// Example: aigis audit prove --config aigis.toml --request-id 5f0c… -o receipt.json
     Prove {
@@ -125,6 +132,8 @@ pub enum Command {
     /// Write the log as static C2SP tlog-tiles files (checkpoint, hash tiles, entry bundles)
     /// that any tlog client can fetch and check, e.g. behind a plain web server.
     ///
+    /// Exit codes: 0 written; 2 could not (an unreadable log, an unwritable folder).
+    ///
     /// Example: aigis audit tiles --config aigis.toml --out /srv/ledger
     Tiles {
         #[command(flatten)]
@@ -170,6 +179,10 @@ pub enum Command {
     },
     /// Remove stored content (encrypted prompts and responses) older than --before. Entries,
     /// hashes and checkpoints are never removed, so the log keeps verifying.
+    ///
+    /// Exit codes: 0 done (also when nothing was old enough); 2 could not remove.
+    ///
+    /// Example: aigis audit prune --config aigis.toml --before 90d
     Prune {
         #[command(flatten)]
         target: Target,
@@ -508,7 +521,20 @@ fn verify(target: &Target, anchors: &[PathBuf], format: Format) -> anyhow::Resul
         .iter()
         .map(|p| read_anchor(p, &keys))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let report = audit::verify(reader.as_mut(), &keys, &anchors)?;
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner().with_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} entries verified {per_sec}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let report =
+        audit::verify_with_progress(reader.as_mut(), &keys, &anchors, &|n| bar.set_position(n));
+    bar.finish_and_clear();
+    let report = report?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&verify_json(&report))?),
         Format::Table => print_verify(&report),
@@ -621,7 +647,7 @@ fn verify_receipt(
             v.tree_size,
             v.signed_by.join(", ")
         ),
-        (Format::Table, Err(e)) => println!("INVALID: {e}"),
+        (Format::Table, Err(e)) => println!("INVALID: {}: {e}", path.display()),
     }
     Ok(if result.is_ok() {
         ExitCode::SUCCESS
@@ -716,10 +742,16 @@ fn content(
         }
     };
     // With the ledger key, check each part against the digest in the (verifiable) log.
-    let key = resolved
-        .key
-        .as_deref()
-        .and_then(|k| LedgerKeys::load(k).ok());
+    let key = resolved.key.as_deref().and_then(|k| {
+        LedgerKeys::load(k)
+            .inspect_err(|e| {
+                eprintln!(
+                    "warning: ledger key {} unusable ({e}): the content is not checked against its digests",
+                    k.display()
+                );
+            })
+            .ok()
+    });
     let check = |label: &str, bytes: &[u8], digest: Option<&String>| {
         key.as_ref()
             .zip(digest)

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aigis_gateway::config::{self, Diagnostic, Level};
+use anyhow::Context;
 
 use crate::Format;
 
@@ -32,12 +33,12 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         strict,
         format,
     } = cmd;
-    if !file.is_file() {
-        anyhow::bail!("cannot read {}: no such file", file.display());
-    }
-    let (valid, diags) = match config::load(&file, strict) {
+    let src = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let base = file.parent().unwrap_or(std::path::Path::new("."));
+    let (valid, diags) = match config::parse(&src, base, strict) {
         Ok(loaded) => (true, loaded.warnings),
-        Err(e) => (false, e.errors),
+        Err(errors) => (false, errors),
     };
     match format {
         Format::Table => {

@@ -103,8 +103,10 @@ impl Output {
             Self::Stdout(mut out) => Ok(out.flush()?),
             Self::Device(mut f) => Ok(f.flush()?),
             Self::File { temp, path, mode } => {
-                temp.as_file().sync_all()?;
-                set_mode(temp.path(), mode)?;
+                temp.as_file()
+                    .sync_all()
+                    .and_then(|()| set_mode(temp.path(), mode))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
                 temp.persist(&path)
                     .map_err(|e| e.error)
                     .with_context(|| format!("cannot write {}", path.display()))?;

@@ -19,6 +19,10 @@ use crate::crypt_io::{self, Output};
 /// that is impossible: chunks that authenticated before the failure have already been written,
 /// and the exit code is non-zero.
 ///
+/// Exit codes: 0 decrypted; 1 the file did not decrypt (not for these identities or this
+/// passphrase, altered, truncated, or not an age file); 2 could not try (unreadable input or
+/// identity, unwritable output, bad arguments).
+///
 /// Examples:
 ///   aigis decrypt -i key.txt -o model.safetensors model.safetensors.age
 ///   aigis decrypt --passphrase-file pass.txt backup.age > backup.tar
@@ -63,17 +67,30 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             args.max_work_factor,
         )));
     }
+    let name = args
+        .input
+        .as_deref()
+        .filter(|p| p.as_os_str() != "-")
+        .map_or_else(|| "stdin".to_owned(), |p| p.display().to_string());
     let input = crypt_io::open_input(args.input.as_deref())?;
-    let decryptor = age::Decryptor::new(&identities, input).map_err(explain)?;
+    let decryptor = match age::Decryptor::new(&identities, input) {
+        Ok(d) => d,
+        Err(e) => return failed(&name, &e),
+    };
     let mut output = Output::create(args.output.as_deref(), false, 0o600)?;
-    decryptor.decrypt_to(&mut output).map_err(explain)?;
+    if let Err(e) = decryptor.decrypt_to(&mut output) {
+        // Dropped unfinished, the output's temporary file is removed.
+        return failed(&name, &e);
+    }
     output.commit()?;
     Ok(ExitCode::SUCCESS)
 }
 
-#[expect(clippy::needless_pass_by_value, reason = "used as map_err(explain)")]
-fn explain(e: age::Error) -> anyhow::Error {
+/// Reports a file that did not decrypt (exit 1), or an error that kept it from being tried,
+/// such as reading or writing (exit 2).
+fn failed(name: &str, e: &age::Error) -> anyhow::Result<ExitCode> {
     let hint = match e.class() {
+        age::FailureClass::Other => anyhow::bail!("decrypting {name}: {e}"),
         age::FailureClass::NoMatch => {
             "\nhint: pass the matching identity with -i (or the passphrase)"
         }
@@ -82,5 +99,6 @@ fn explain(e: age::Error) -> anyhow::Error {
         }
         _ => "",
     };
-    anyhow::anyhow!("{e}{hint}")
+    eprintln!("error: {name} did not decrypt: {e}{hint}");
+    Ok(ExitCode::from(1))
 }

@@ -123,12 +123,22 @@ enum DbAction {
     /// Build the database from OSV records: OSV zip exports (e.g. PyPI.zip, crates.io.zip),
     /// folders of OSV JSON or YAML records (e.g. a checkout of the PyPA or RustSec advisory
     /// database), or single record files. Replaces the database; give every source at once.
+    ///
+    /// Exit codes: 0 every record imported; 2 the database could not be built, or it was built
+    /// without some records that could not be read (each is named, with its file and line).
+    ///
+    /// Example: aigis deps db import PyPI.zip crates.io.zip ./advisory-db
     Import {
         /// Zip archives, folders or record files.
         #[arg(required = true)]
         sources: Vec<PathBuf>,
+        /// Output format of the summary (JSON: the database's metadata, as `db status`).
+        #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+        format: StatusFormat,
     },
     /// Show the database's age, sources and counts per ecosystem.
+    ///
+    /// Example: aigis deps db status --format json
     Status {
         /// Output format.
         #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
@@ -152,7 +162,9 @@ enum Format {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum StatusFormat {
+    /// Human-readable.
     Table,
+    /// JSON: the database's metadata.
     Json,
 }
 
@@ -168,15 +180,18 @@ fn db_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let dir = db_dir(args.scan.db.as_deref())?;
     match &args.command {
-        Some(DbCommand::Db(DbAction::Import { sources })) => import(sources, &dir),
+        Some(DbCommand::Db(DbAction::Import { sources, format })) => import(sources, &dir, *format),
         Some(DbCommand::Db(DbAction::Status { format })) => status(&dir, *format),
         None => scan(&args.scan, &dir),
     }
 }
 
-fn import(sources: &[PathBuf], dir: &Path) -> anyhow::Result<ExitCode> {
+fn import(sources: &[PathBuf], dir: &Path, format: StatusFormat) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let meta = db::import(sources, dir)?;
+    if let StatusFormat::Json = format {
+        println!("{}", serde_json::to_string_pretty(&meta)?);
+    }
     let mut err = std::io::stderr().lock();
     writeln!(
         err,

@@ -17,6 +17,9 @@ use crate::crypt_io::{self, Output};
 /// Reads IN (or stdin) and writes -o OUT (or stdout). OUT is written to a temporary file and
 /// renamed only on success.
 ///
+/// Exit codes: 0 encrypted; 2 could not (a bad recipient, an unreadable input, an unwritable
+/// output).
+///
 /// Examples:
 ///   aigis encrypt -r age1pq1… -o model.safetensors.age model.safetensors
 ///   aigis encrypt -R team-recipients.txt -a < notes.txt > notes.txt.age
@@ -86,7 +89,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     let input = crypt_io::open_input(args.input.as_deref())?;
     let mut output = Output::create(args.output.as_deref(), !args.armor, 0o644)?;
-    age::encrypt(&recipients, &options, input, &mut output)?;
+    age::encrypt(&recipients, &options, input, &mut output).with_context(|| {
+        let from = args
+            .input
+            .as_deref()
+            .filter(|p| p.as_os_str() != "-")
+            .map_or_else(|| "stdin".to_owned(), |p| p.display().to_string());
+        let to = args
+            .output
+            .as_deref()
+            .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
+        format!("encrypting {from} to {to}")
+    })?;
     output.commit()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -275,8 +275,12 @@ fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     if let Some(format) = format {
         report.render(format, &mut out)?;
     } else {
+        // The stream says what it left out too: a consumer must not take a missing record
+        // for a clean one.
         for n in report.not_scanned() {
             eprintln!("not scanned: {}: {}", n.path(), n.reason());
+            let line = serde_json::json!({"not_scanned": n.path(), "reason": n.reason()});
+            writeln!(out, "{line}")?;
         }
     }
     Ok(scan_exit_code(&report, args.fail_on))

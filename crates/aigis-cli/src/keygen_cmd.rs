@@ -27,6 +27,8 @@ use zeroize::Zeroizing;
 /// (interop with existing tooling), mldsa65 (post-quantum) or mldsa65-ed25519 (composite: both
 /// halves must verify; the recommended choice).
 ///   aigis keygen --sign mldsa65-ed25519 -o signing.key   (writes signing.key, signing.key.pub)
+///
+/// Exit codes: 0 written; 2 could not (the output exists, an unreadable identity file).
 #[derive(clap::Args)]
 pub struct Args {
     /// Generate a hybrid post-quantum identity (age1pq1… recipient, needs age >= 1.3 to read).
@@ -119,7 +121,7 @@ fn write_secret_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
             path.display()
         )
     })?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -37,6 +37,8 @@ pub enum Command {
         format: Format,
     },
     /// List keys (never their secrets).
+    ///
+    /// Example: aigis keys list --config aigis.toml --format json
     List {
         #[command(flatten)]
         target: Target,
@@ -45,13 +47,20 @@ pub enum Command {
         format: Format,
     },
     /// Revoke a key by id, prefix or name. Gateways stop accepting it within `cache_ttl`.
+    ///
+    /// Example: aigis keys revoke ci-bot
     Revoke {
         #[command(flatten)]
         target: Target,
         /// Key id, prefix or name.
         key: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
     /// Replace a key: a new key with the same name, teams and roles; the old one is revoked.
+    ///
+    /// Example: aigis keys rotate ci-bot   (prints the new key once)
     Rotate {
         #[command(flatten)]
         target: Target,
@@ -140,11 +149,19 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Command::Revoke { target, key } => {
+            Command::Revoke {
+                target,
+                key,
+                format,
+            } => {
                 let keys = open(&target).await?;
-                match keys.store().revoke(&key, identify::api_key::now()).await? {
-                    0 => bail!("no active key has the id, prefix or name `{key}`"),
-                    n => println!(
+                match (
+                    keys.store().revoke(&key, identify::api_key::now()).await?,
+                    format,
+                ) {
+                    (0, _) => bail!("no active key has the id, prefix or name `{key}`"),
+                    (n, Format::Json) => println!("{}", serde_json::json!({"revoked": n})),
+                    (n, Format::Table) => println!(
                         "revoked {n} key(s); gateways stop accepting them within their cache_ttl"
                     ),
                 }

@@ -160,24 +160,28 @@ fn tokens(args: &TokensArgs) -> anyhow::Result<ExitCode> {
     let tokenizer = Tokenizer::parse(&args.tokenizer)
         .with_context(|| format!("unknown tokenizer `{}`", args.tokenizer))?;
     let counter = Counter::for_model(tokenizer, &args.model);
-    let reader: Box<dyn std::io::BufRead> = match &args.file {
-        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufReader::new(
-            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
-        )),
-        _ => Box::new(std::io::stdin().lock()),
+    let (reader, name): (Box<dyn std::io::BufRead>, String) = match &args.file {
+        Some(p) if p.as_os_str() != "-" => (
+            Box::new(std::io::BufReader::new(
+                std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+            )),
+            p.display().to_string(),
+        ),
+        _ => (Box::new(std::io::stdin().lock()), "stdin".to_owned()),
     };
     let mut counts = Vec::new();
     for (i, line) in reader.lines().enumerate() {
-        let line = line?;
+        let at = format!("{name}:{}", i + 1);
+        let line = line.with_context(|| format!("{at}: cannot read"))?;
         if line.trim().is_empty() {
             continue;
         }
         let value: serde_json::Value =
-            serde_json::from_str(&line).with_context(|| format!("line {}: not JSON", i + 1))?;
+            serde_json::from_str(&line).with_context(|| format!("{at}: not JSON"))?;
         let n = match &value {
             serde_json::Value::String(s) => counter.count(s),
             serde_json::Value::Object(_) => counter.chat_prompt(&value),
-            _ => bail!("line {}: expected a JSON string or a request object", i + 1),
+            _ => bail!("{at}: expected a JSON string or a request object"),
         };
         counts.push(n);
     }

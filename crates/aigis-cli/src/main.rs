@@ -55,6 +55,9 @@ enum Command {
     /// Routes with `[routes.model_check]` serve only a self-hosted model whose OpenSSF
     /// signature (and scan) verifies, checked at start and at every reload; a failing route
     /// answers 503 `model_unverified` (docs/signing.md, "Gateway").
+    ///
+    /// Exit codes: 0 stopped by a signal after draining; 2 could not start (an invalid config,
+    /// an address in use, unreadable TLS files).
     Gateway(gateway_cmd::Args),
     /// Work with config files.
     #[command(subcommand)]
@@ -73,12 +76,12 @@ enum Command {
     Guard(guard_cmd::Command),
     // The about text and the long help come from `scan_cmd::Args`.
     Scan(scan_cmd::Args),
-    /// Generate an age identity (X25519 or hybrid post-quantum), print its recipients (-y),
-    /// or generate a signing key (--sign ALG).
+    // The about text and the long help come from `keygen_cmd::Args` (a doc comment here would
+    // replace them).
     Keygen(keygen_cmd::Args),
-    /// Encrypt files to age recipients or a passphrase (age v1; stock age/rage decrypt them).
+    // The about text and the long help come from `encrypt_cmd::Args`.
     Encrypt(encrypt_cmd::Args),
-    /// Decrypt age files (binary or armored) with identities or a passphrase.
+    // The about text and the long help come from `decrypt_cmd::Args`.
     Decrypt(decrypt_cmd::Args),
     /// Hash a file tree into a canonical manifest (sorted paths, sizes, digests).
     ///
@@ -165,7 +168,26 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if wants_json(std::env::args_os().map(|a| a.to_string_lossy().into_owned())) {
+                // A program reading stdout gets an answer it can parse, not nothing.
+                println!(
+                    "{}",
+                    serde_json::json!({"error": format!("{e:#}"), "exit": 2})
+                );
+            }
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether the command line asks for `--format json`.
+fn wants_json(args: impl Iterator<Item = String>) -> bool {
+    let mut previous = String::new();
+    for arg in args {
+        if arg == "--format=json" || (previous == "--format" && arg == "json") {
+            return true;
+        }
+        previous = arg;
+    }
+    false
 }

@@ -178,6 +178,9 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
                         "provenance verification FAILED for {}: {e}",
                         a.model.display()
                     );
+                    if a.format == Format::Json {
+                        println!("{}", json!({"verified": false, "error": e.to_string()}));
+                    }
                     Ok(ExitCode::from(1))
                 }
                 Err(e) => Err(e.into()),

@@ -91,13 +91,25 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         files = plain;
         age
     };
-    let walked = args.paths.iter().any(|p| p.is_dir());
-    let bar = if walked && !args.quiet && std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(files.len() as u64);
+    // Worth a bar: a folder, several files, or files large enough to take a while.
+    let long = args.paths.iter().any(|p| p.is_dir())
+        || files.len() + encrypted.len() > 1
+        || files
+            .iter()
+            .chain(&encrypted)
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum::<u64>()
+            > 64 << 20;
+    let bar = if long && !args.quiet && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new((files.len() + encrypted.len()) as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bar:40} {pos}/{len} files {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
         Some(bar)
     } else {
         None

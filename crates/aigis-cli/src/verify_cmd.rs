@@ -11,7 +11,8 @@ use aigis_supply::signing::sigstore::{MAX_TRUSTED_ROOT_LEN, SigstorePolicy};
 use aigis_supply::signing::verify::check_scan;
 use aigis_supply::signing::x509::pem_certificates;
 use aigis_supply::signing::{
-    Method, Problem, SigningError, Trust, Verified, VerifyOptions, provenance, verify_model,
+    Method, Problem, SigningError, Trust, Verified, VerifyOptions, provenance,
+    verify_model_with_progress,
 };
 use serde_json::json;
 
@@ -151,7 +152,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         require_pq: common.require_pq,
         threads: common.threads,
     };
-    let mut outcome = verify_model(&common.model, &bundle, &trust, &opts);
+    let bar = crate::sign_cmd::progress_bar();
+    let mut outcome =
+        verify_model_with_progress(&common.model, &bundle, &trust, &opts, &|n| bar.inc(n));
+    bar.finish_and_clear();
+    // What the JSON report adds to the signature's result (the scan and provenance checks).
+    let mut also = json!({});
     if let (Ok(_), Some(prov)) = (&outcome, &common.provenance) {
         let keys = if common.provenance_key.is_empty() {
             match &trust {
@@ -196,15 +202,22 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }))
         });
         match checked {
-            Ok((scanned, p)) if common.format == Format::Table => println!(
-                "scan clean ({scanned} files); provenance verified: built by {}",
-                p.statement["predicate"]["runDetails"]["builder"]["id"]
-            ),
-            Ok(_) => {}
+            Ok((scanned, p)) => {
+                let builder = &p.statement["predicate"]["runDetails"]["builder"]["id"];
+                if common.format == Format::Table {
+                    println!(
+                        "scan clean ({scanned} files); provenance verified: built by {builder}"
+                    );
+                }
+                also = json!({
+                    "scan": {"clean": true, "files": scanned},
+                    "provenance": {"verified": true, "builder": builder, "key_ids": p.key_ids},
+                });
+            }
             Err(e) => outcome = Err(e),
         }
     }
-    report(&common.model, common.format, outcome)
+    report(&common.model, common.format, outcome, also)
 }
 
 /// Reads every certificate of the given PEM files.
@@ -242,10 +255,11 @@ pub fn report(
     model: &std::path::Path,
     format: Format,
     outcome: Result<Verified, SigningError>,
+    also: serde_json::Value,
 ) -> anyhow::Result<ExitCode> {
     match outcome {
         Ok(v) => {
-            print_verified(model, format, &v);
+            print_verified(model, format, &v, also);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if is_failure(&e) => {
@@ -287,7 +301,7 @@ fn problem_json(p: &Problem) -> serde_json::Value {
     }
 }
 
-fn print_verified(model: &std::path::Path, format: Format, v: &Verified) {
+fn print_verified(model: &std::path::Path, format: Format, v: &Verified, also: serde_json::Value) {
     let method = match v.manifest.serialization.method {
         Method::Files => "files".to_string(),
         Method::Shards { shard_size } => format!("shards of {shard_size} bytes"),
@@ -316,9 +330,8 @@ fn print_verified(model: &std::path::Path, format: Format, v: &Verified) {
                 eprintln!("warning: {w}");
             }
         }
-        Format::Json => println!(
-            "{}",
-            json!({
+        Format::Json => {
+            let mut out = json!({
                 "verified": true,
                 "model": model.display().to_string(),
                 "subject_digest": v.root_digest,
@@ -326,7 +339,11 @@ fn print_verified(model: &std::path::Path, format: Format, v: &Verified) {
                 "resources": v.manifest.resources.len(),
                 "signers": v.signers.iter().map(|s| json!({"alg": s.alg, "key_id": s.key_id, "certificate_subject": s.subject})).collect::<Vec<_>>(),
                 "warnings": v.warnings,
-            })
-        ),
+            });
+            if let (Some(out), serde_json::Value::Object(also)) = (out.as_object_mut(), also) {
+                out.extend(also);
+            }
+            println!("{out}");
+        }
     }
 }

@@ -148,7 +148,7 @@ fn encrypt_decrypt_with_mixed_identities_and_armor() {
 
     // Wrong identity: the error names the recipient types in the file.
     let wrong = aigis(&["decrypt", "-i", s(&x_key), s(&sealed)]);
-    assert!(!wrong.status.success());
+    assert_eq!(wrong.status.code(), Some(1), "did not decrypt");
     assert!(
         text(&wrong.stderr).contains("mlkem768x25519"),
         "{}",
@@ -196,8 +196,12 @@ fn tampered_and_truncated_files_leave_no_output() {
     std::fs::write(&bad, &bytes).unwrap();
     let out = d.join("out");
     let o = aigis(&["decrypt", "-i", s(&key), "-o", s(&out), s(&bad)]);
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(1), "did not decrypt");
     let err = text(&o.stderr);
+    assert!(
+        err.contains(&format!("{} did not decrypt", bad.display())),
+        "{err}"
+    );
     assert!(
         err.contains("chunk 3") && err.contains("offset") && err.contains("modified"),
         "{err}"
@@ -217,8 +221,14 @@ fn tampered_and_truncated_files_leave_no_output() {
     )
     .unwrap();
     let o = aigis(&["decrypt", "-i", s(&key), "-o", s(&out), s(&cut)]);
+    assert_eq!(o.status.code(), Some(1), "did not decrypt");
     assert!(text(&o.stderr).contains("truncated"), "{}", text(&o.stderr));
     assert!(!out.exists());
+    // A file that cannot be read was never tried: 2, naming it.
+    let missing = d.join("missing.age");
+    let o = aigis(&["decrypt", "-i", s(&key), s(&missing)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains(s(&missing)), "{}", text(&o.stderr));
 }
 
 #[test]

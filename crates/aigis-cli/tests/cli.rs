@@ -89,6 +89,30 @@ fn unreadable_input_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = aigis(&["gateway", "--config", "/nonexistent/aigis.toml"]);
     assert_eq!(out.status.code(), Some(2));
+    // A folder, or a file that is not text, cannot be read either: 2, not "invalid" (1), and
+    // the error names the file and why.
+    let binary = temp_file("binary.toml", "");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
+    for path in [std::env::temp_dir(), binary] {
+        let out = aigis(&["config", "check", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", path.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("cannot read {}", path.display())),
+            "{err}"
+        );
+        // Asked for JSON, stdout still holds JSON.
+        let out = aigis(&[
+            "config",
+            "check",
+            "--format",
+            "json",
+            path.to_str().unwrap(),
+        ]);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["exit"], 2);
+        assert!(json["error"].as_str().unwrap().contains("cannot read"));
+    }
 }
 
 #[test]
@@ -97,6 +121,19 @@ fn help_teaches() {
     let text = stdout(&out);
     assert!(text.contains("embedded quick-start config"), "{text}");
     assert!(text.contains("SIGHUP"), "{text}");
+    // A command's own long help, examples included, reaches `--help` (a doc comment on its
+    // enum variant would replace it with one line).
+    for (command, teaches) in [
+        ("keygen", "--sign mldsa65-ed25519"),
+        ("encrypt", "--allow-mixed-pq"),
+        ("decrypt", "partial plaintext"),
+        ("scan", "Examples"),
+        ("sign", "Examples"),
+        ("verify", "Examples"),
+    ] {
+        let text = stdout(&aigis(&[command, "--help"]));
+        assert!(text.contains(teaches), "aigis {command} --help: {text}");
+    }
 }
 
 #[test]
@@ -183,10 +220,15 @@ fn guard_scan_reads_jsonl_and_reports_bad_input() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 3, "two decisions, then the line left out");
     assert_eq!(
         (lines[0]["blocked"].as_bool(), lines[1]["blocked"].as_bool()),
         (Some(false), Some(true))
+    );
+    assert!(
+        lines[2]["not_scanned"].as_str().unwrap().ends_with(":3"),
+        "{}",
+        lines[2]
     );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(":3"),
@@ -275,4 +317,54 @@ fn guard_eval_and_train_round_trip() {
         .find(|r| r["detector"] == "injection" && r["group"] == "all")
         .unwrap();
     assert!(all["balanced_accuracy"].as_f64().unwrap() > 0.9, "{all}");
+}
+
+/// `aigis keys` end to end on a store of its own: create, list, rotate and revoke, every
+/// report in JSON; revoking what is not there is an error (2) that names it.
+#[test]
+fn keys_are_created_listed_rotated_and_revoked() {
+    let dir = std::env::temp_dir().join(format!("aigis-cli-keys-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("aigis.toml");
+    std::fs::write(
+        &config,
+        "[identity.api_keys]\nstore = \"sqlite:keys.db\"\n\n[[upstreams]]\nname = \"echo\"\nkind = \"echo\"\n\n[[routes]]\nname = \"r\"\nmodels = [\"echo\"]\nupstream = \"echo\"\n",
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = aigis(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let created = json(&[
+        "keys", "create", "-c", c, "--name", "ci-bot", "--role", "reader", "--format", "json",
+    ]);
+    assert!(
+        created["key"].as_str().unwrap().starts_with("aigis_"),
+        "{created}"
+    );
+    let rotated = json(&["keys", "rotate", "-c", c, "ci-bot", "--format", "json"]);
+    assert_ne!(rotated["key"], created["key"]);
+    assert_eq!(
+        json(&["keys", "revoke", "-c", c, "ci-bot", "--format", "json"]),
+        serde_json::json!({"revoked": 1})
+    );
+    let listed = json(&["keys", "list", "-c", c, "--format", "json"]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        listed.iter().all(|k| k["status"] == "revoked"),
+        "{listed:?}"
+    );
+    let again = aigis(&["keys", "revoke", "-c", c, "ci-bot"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("`ci-bot`"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

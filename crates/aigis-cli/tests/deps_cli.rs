@@ -27,18 +27,22 @@ fn aigis(args: &[&str]) -> (i32, String, String) {
 
 fn import(db: &Path) {
     let advisories = fixtures().join("deps-edge/advisories");
-    let (code, _, err) = aigis(&[
+    let (code, out, err) = aigis(&[
         "deps",
         "db",
         "import",
         advisories.to_str().expect("utf-8"),
         "--db",
         db.to_str().expect("utf-8"),
+        "--format",
+        "json",
     ]);
     // One record in the folder is broken on purpose: imported with exit 2 and a line number.
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("broken-record.json:3"), "{err}");
     assert!(err.contains("PyPI: 5 advisories"), "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).expect("import JSON");
+    assert_eq!(summary["issues"], 1, "{summary}");
 }
 
 #[test]

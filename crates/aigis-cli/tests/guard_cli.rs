@@ -265,6 +265,17 @@ fn a_partly_unscanned_file_exits_2_even_with_findings() {
     let report = json(&aigis(&["guard", "scan", "--format", "json", path]));
     assert_eq!(report["findings"][0]["rule_id"], "AIG-GUARD-INJECTION");
     assert_eq!(report["summary"]["not_scanned"], 1);
+    // The JSON lines stream ends with the record it left out.
+    let out = aigis(&["guard", "scan", "--format", "jsonl", path]);
+    let last: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    assert!(
+        last["not_scanned"]
+            .as_str()
+            .unwrap()
+            .contains("partly.jsonl"),
+        "{last}"
+    );
     // Fully scanned: findings give 1, as before.
     let whole = temp_file(
         "whole.jsonl",

@@ -138,6 +138,26 @@ fn sbom_provenance_and_verify_tie_together() {
         "{}",
         text(&out)
     );
+    // The JSON report holds the scan and provenance checks too.
+    let out = aigis(&[
+        "verify",
+        "key",
+        s(&model),
+        "--signature",
+        s(&sig),
+        "--public-key",
+        s(&ec_pub),
+        "--public-key",
+        s(&pq_pub),
+        "--provenance",
+        s(&prov),
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verified"], true, "{report}");
+    assert_eq!(report["scan"]["clean"], true, "{report}");
+    assert_eq!(report["provenance"]["builder"], "https://ci.example/train");
 
     // A provenance for another model does not match this one.
     std::fs::write(model.join("sub/weights.bin"), [8u8; 4096]).unwrap();
@@ -149,8 +169,12 @@ fn sbom_provenance_and_verify_tie_together() {
         s(&prov),
         "--public-key",
         s(&pq_pub),
+        "--format",
+        "json",
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verified"], false, "{report}");
     // A malicious pickle makes the scan step fail even with a valid signature.
     std::fs::write(model.join("sub/weights.bin"), [9u8; 4096]).unwrap();
     std::fs::write(model.join("evil.pkl"), b"cos\nsystem\n(S'id'\ntR.").unwrap();

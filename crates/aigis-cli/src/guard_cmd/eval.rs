@@ -11,6 +11,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use anyhow::Context;
+
 use aigis_guard::eval::{DETECTORS, Metrics, Outcome, Sample, percentile, role_name};
 use aigis_guard::injection::{Injection, Model};
 use aigis_guard::{Action, Detector, Guard, Part, Policy, Profile, Source};
@@ -45,9 +47,13 @@ pub(super) fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let (profile_name, profile) = load_profile(&args.profile)?;
     // Timings are of inspections, not of the findings cache.
     let guard = match &args.weights {
-        Some(path) => Guard::with_injection(Injection::with_model(Model::from_bytes(
-            &std::fs::read(path)?,
-        )?)),
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read weights {}", path.display()))?;
+            let model =
+                Model::from_bytes(&bytes).with_context(|| format!("weights {}", path.display()))?;
+            Guard::with_injection(Injection::with_model(model))
+        }
         None => Guard::new(),
     }
     .with_cache(0);

@@ -39,7 +39,7 @@ use std::path::PathBuf;
 pub use bundle::{Bundle, Material, key_hint};
 pub use sign::{Identity, SignOptions, sign_model};
 pub use statement::{HashType, Method, ModelManifest, Resource, Serialization};
-pub use verify::{Trust, Verified, VerifyOptions, verify_model};
+pub use verify::{Trust, Verified, VerifyOptions, verify_model, verify_model_with_progress};
 
 /// One difference between a model on disk and its signature.
 #[derive(Debug, Clone, PartialEq, Eq)]

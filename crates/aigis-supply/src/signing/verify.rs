@@ -321,6 +321,18 @@ pub fn verify_model(
     trust: &Trust,
     opts: &VerifyOptions,
 ) -> Result<Verified, SigningError> {
+    verify_model_with_progress(model, bundle_bytes, trust, opts, &|_| {})
+}
+
+/// [`verify_model`], calling `progress` with the number of bytes hashed as hashing goes on
+/// (from several threads).
+pub fn verify_model_with_progress(
+    model: &Path,
+    bundle_bytes: &[u8],
+    trust: &Trust,
+    opts: &VerifyOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Verified, SigningError> {
     let bundle = Bundle::parse(bundle_bytes)?;
     let signed = verify_bundle(&bundle, trust, opts.require_pq)?;
     let expected = signed.manifest;
@@ -356,7 +368,7 @@ pub fn verify_model(
         .iter()
         .map(|f| (f.path.clone(), f.size))
         .collect();
-    let actual = hashing::hash_listing(model, &ser, listing, &hopts, &|_| {})?;
+    let actual = hashing::hash_listing(model, &ser, listing, &hopts, progress)?;
     let (problems, warnings) = compare(&expected, &actual, &sizes, opts.ignore_unsigned_files);
     if !problems.is_empty() {
         return Err(SigningError::Mismatch { problems });
