@@ -118,20 +118,25 @@ fn sbom_provenance_and_verify_tie_together() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let ec_pub = t.join("ec.key.pub");
-    let out = aigis(&[
-        "verify",
-        "key",
-        s(&model),
-        "--signature",
-        s(&sig),
-        "--public-key",
-        s(&ec_pub),
-        "--public-key",
-        s(&pq_pub),
-        "--require-pq",
-        "--provenance",
-        s(&prov),
-    ]);
+    let verify = |format: &str| {
+        aigis(&[
+            "verify",
+            "key",
+            s(&model),
+            "--signature",
+            s(&sig),
+            "--public-key",
+            s(&ec_pub),
+            "--public-key",
+            s(&pq_pub),
+            "--require-pq",
+            "--provenance",
+            s(&prov),
+            "--format",
+            format,
+        ])
+    };
+    let out = verify("table");
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("provenance verified"),
@@ -139,21 +144,7 @@ fn sbom_provenance_and_verify_tie_together() {
         text(&out)
     );
     // The JSON report holds the scan and provenance checks too.
-    let out = aigis(&[
-        "verify",
-        "key",
-        s(&model),
-        "--signature",
-        s(&sig),
-        "--public-key",
-        s(&ec_pub),
-        "--public-key",
-        s(&pq_pub),
-        "--provenance",
-        s(&prov),
-        "--format",
-        "json",
-    ]);
+    let out = verify("json");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verified"], true, "{report}");
     assert_eq!(report["scan"]["clean"], true, "{report}");
