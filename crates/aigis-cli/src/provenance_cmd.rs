@@ -28,8 +28,14 @@ use crate::Format;
 #[command(verbatim_doc_comment)]
 pub enum Command {
     /// Write signed provenance for the model a run produced.
+    #[command(after_long_help = "Exit codes: 0 recorded; 2 could not (unreadable model or key).")]
     Record(RecordArgs),
     /// Check provenance signatures and that the model matches its subject.
+    #[command(
+        after_long_help = "Exit codes: 0 verified; 1 verification failed (bad signature, the \
+                           model does not match any subject); 2 could not verify (unreadable \
+                           file or key)."
+    )]
     Verify(VerifyArgs),
 }
 

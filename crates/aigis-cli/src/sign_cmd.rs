@@ -42,14 +42,20 @@ pub struct Args {
     method: SignMethod,
 }
 
+/// The exit codes, repeated in each method's own `--help`.
+const SIGN_EXIT_CODES: &str = "Exit codes: 0 signed; 2 could not sign (unreadable file, symlink, \
+     bad key).";
+
 #[derive(clap::Subcommand)]
 enum SignMethod {
     /// Sign with private key(s); the bundle names the key by its hint (SHA-256 of its PEM).
+    #[command(after_long_help = SIGN_EXIT_CODES)]
     Key {
         #[command(flatten)]
         common: Common,
     },
     /// Sign with a private key and its X.509 certificate; the bundle carries the chain.
+    #[command(after_long_help = SIGN_EXIT_CODES)]
     Certificate {
         #[command(flatten)]
         common: Common,

@@ -48,9 +48,15 @@ pub struct Args {
     method: VerifyMethod,
 }
 
+/// The exit codes, repeated in each method's own `--help`.
+const VERIFY_EXIT_CODES: &str = "Exit codes: 0 verified; 1 verification failed (tampered file or \
+     bundle, wrong key, untrusted certificate, post-quantum signature required but absent); 2 \
+     could not verify (unreadable file or key, bad arguments).";
+
 #[derive(clap::Subcommand)]
 enum VerifyMethod {
     /// Verify with public key(s): each given key must have a valid signature in the bundle.
+    #[command(after_long_help = VERIFY_EXIT_CODES)]
     Key {
         #[command(flatten)]
         common: Common,
@@ -59,6 +65,7 @@ enum VerifyMethod {
         public_key: Vec<PathBuf>,
     },
     /// Verify the bundle's certificate chain against trusted CA certificates.
+    #[command(after_long_help = VERIFY_EXIT_CODES)]
     Certificate {
         #[command(flatten)]
         common: Common,
@@ -68,6 +75,7 @@ enum VerifyMethod {
     },
     /// Verify a Sigstore keyless signature offline against a Sigstore trusted root
     /// (Fulcio chain, signer identity and OIDC issuer, Rekor signed entry timestamp).
+    #[command(after_long_help = VERIFY_EXIT_CODES)]
     Sigstore {
         #[command(flatten)]
         common: Common,

@@ -134,6 +134,18 @@ fn help_teaches() {
         let text = stdout(&aigis(&[command, "--help"]));
         assert!(text.contains(teaches), "aigis {command} --help: {text}");
     }
+    // A method's own help names the exit codes too.
+    for command in [
+        ["verify", "key"],
+        ["sign", "certificate"],
+        ["provenance", "verify"],
+    ] {
+        let text = stdout(&aigis(&[command[0], command[1], "--help"]));
+        assert!(
+            text.contains("Exit codes: 0"),
+            "aigis {command:?} --help: {text}"
+        );
+    }
 }
 
 #[test]
