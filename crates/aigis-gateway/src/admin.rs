@@ -1,6 +1,7 @@
 //! The admin listener: `/healthz` (the process answers), `/readyz` (every upstream is
-//! reachable, no breaker is open and the audit ledger, if any, records), `/metrics` (Prometheus) and the authenticated admin API
-//! (`admin_api.rs`). Bind it to loopback or a private interface only.
+//! reachable, no breaker is open and the audit ledger, if any, records), `/metrics`
+//! (Prometheus) and the authenticated admin API (`admin_api.rs`). Bind it to loopback or a
+//! private interface only.
 
 use std::sync::Arc;
 use std::time::Duration;
