@@ -24,7 +24,10 @@
 //! says it failed (so the writer spools or holds its events) and, on the next append, looks up
 //! whether the batch's leaves are in the log at the indices it was given; if they are, the
 //! events the writer appends again are recognised (by their encoding without the index) and
-//! given their committed indices instead of being stored twice.
+//! given their committed indices instead of being stored twice. The lookup first waits for the
+//! head's row lock, which the batch's transaction holds until it has committed or aborted, so
+//! a `COMMIT` still on its way is not taken for a failed one; a transaction whose client is
+//! gone is ended by the server after [`IDLE_IN_TRANSACTION`].
 //!
 //! **TLS** as libpq does it ([`tls_connector`]): the URL's `sslmode` decides. `prefer` (the
 //! default) encrypts when the server offers TLS and `require` refuses a server without, neither
@@ -56,6 +59,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The writer thread waits on the store, so a server that stops answering without closing the
 /// connection (a network partition) must not hold it, and the queue behind it, forever.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The server ends a transaction of this store idle for longer (its client gone without the
+/// server noticing: a network partition), releasing the head's lock, which every gateway of
+/// the fleet needs to append. The store's own transactions never idle: they run statement
+/// after statement.
+const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(20);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS aigis_ledger_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -496,6 +505,14 @@ fn open(
                 tracing::warn!(error = %e, "ledger PostgreSQL connection ended");
             }
         });
+        let setting = format!(
+            "SET idle_in_transaction_session_timeout = {}",
+            IDLE_IN_TRANSACTION.as_millis()
+        );
+        timeout(OP_TIMEOUT, client.batch_execute(&setting))
+            .await
+            .map_err(|_| unanswered(label))?
+            .map_err(|e| pg_err(label, &e))?;
         Ok(client)
     })
 }
@@ -652,11 +669,21 @@ impl PgStore {
     /// Looks up the batch whose `COMMIT` went unanswered: it is in the log when its leaves are
     /// at its indices (a leaf binds the event and its index, and the batch was one
     /// transaction).
+    ///
+    /// The batch's transaction may still be running on its old connection (its `COMMIT` still
+    /// on the way, or its connection's loss not noticed yet): looked up then, it would be
+    /// missing, and then commit, and the events appended again would be stored twice. It holds
+    /// the head's row lock until it commits or aborts, so the lookup first waits for that lock
+    /// (the server ends such a transaction after [`IDLE_IN_TRANSACTION`]).
     fn resolve_doubt(&mut self) -> Result<(), LedgerError> {
         let Some(batch) = &self.doubt.unresolved else {
             return Ok(());
         };
         let (first, end) = (batch.first, batch.first + batch.leaves.len() as u64);
+        self.query(
+            "SELECT 1 FROM aigis_ledger_head WHERE id = 1 FOR SHARE",
+            &[],
+        )?;
         let rows = self.query(
             "SELECT leaf FROM aigis_ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
             &[&i64_of(first), &i64_of(end)],
