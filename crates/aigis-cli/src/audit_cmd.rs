@@ -1,7 +1,7 @@
 //! `aigis audit …`: the tamper-evident ledger: create its key, read it, verify it, prove one
 //! request with a receipt anyone can check offline, export to a SIEM, prune content.
 
-use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -521,16 +521,7 @@ fn verify(target: &Target, anchors: &[PathBuf], format: Format) -> anyhow::Resul
         .iter()
         .map(|p| read_anchor(p, &keys))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new_spinner().with_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos} entries verified {per_sec}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = crate::sign_cmd::spinner("{spinner} {pos} entries verified {per_sec}");
     let report =
         audit::verify_with_progress(reader.as_mut(), &keys, &anchors, &|n| bar.set_position(n));
     bar.finish_and_clear();

@@ -1,7 +1,7 @@
 //! `aigis deps`: scan lockfiles and environments against an offline OSV database, and manage
 //! that database (`aigis deps db import|status`).
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -188,16 +188,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 fn import(sources: &[PathBuf], dir: &Path, format: StatusFormat) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let spinner = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new_spinner().with_style(
-            indicatif::ProgressStyle::with_template("{spinner} importing advisories {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let spinner = crate::sign_cmd::spinner("{spinner} importing advisories {elapsed}");
     let meta = db::import(sources, dir);
     spinner.finish_and_clear();
     let meta = meta?;

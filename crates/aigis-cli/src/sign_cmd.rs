@@ -184,16 +184,21 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 /// A spinner of bytes hashed on stderr when it is a terminal.
 pub fn progress_bar() -> indicatif::ProgressBar {
-    if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {bytes} {binary_bytes_per_sec}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
+    spinner("{spinner} {bytes} {binary_bytes_per_sec}")
+}
+
+/// A spinner on stderr drawn with `template` (indicatif's), turning on its own, when stderr
+/// is a terminal; hidden otherwise.
+pub fn spinner(template: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
     }
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place.
