@@ -26,9 +26,10 @@ pub enum Command {
     /// A plain file is one text; a `.jsonl` file (or --jsonl) is one text per line, read from
     /// --field. Findings are printed with masked evidence (never the secret itself).
     ///
-    /// Exit codes: 2 = some of the input could not be scanned (unreadable, over --max-bytes, a
-    /// JSONL line without the field), even when findings were made too (unlike `aigis scan`,
-    /// where findings win); otherwise 1 = findings at or above --fail-on, 0 = none.
+    /// Exit codes: 0 = no finding at or above --fail-on and everything scanned; 1 = such
+    /// findings; 2 = some of the input could not be scanned (unreadable, over --max-bytes, a
+    /// JSONL line without the field). When 1 and 2 both apply, 1 wins, as for every command;
+    /// the report names what was not scanned.
     ///
     /// Examples:
     ///   aigis guard scan prompt.txt
@@ -283,26 +284,14 @@ fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "{line}")?;
         }
     }
-    Ok(scan_exit_code(&report, args.fail_on))
-}
-
-/// 2 whenever part of the input was not scanned, even with findings: a pipeline that lets
-/// findings through (report-only) must still stop on a file it did not fully read. This is
-/// stricter than `Report::exit_code`, the project's contract for other commands, where
-/// findings win; the report lists both either way.
-fn scan_exit_code(report: &Report, fail_on: Severity) -> ExitCode {
-    let code = if report.not_scanned().is_empty() {
-        report.exit_code(fail_on)
-    } else {
-        if report.exit_code(fail_on) == aigis_report::EXIT_FINDINGS {
-            eprintln!(
-                "exit 2: part of the input was not scanned; findings at or above {fail_on} were \
-                 also reported"
-            );
-        }
-        aigis_report::EXIT_INCOMPLETE
-    };
-    ExitCode::from(u8::try_from(code).unwrap_or(2))
+    let code = report.exit_code(args.fail_on);
+    if code == aigis_report::EXIT_FINDINGS && !report.not_scanned().is_empty() {
+        eprintln!(
+            "exit 1 (findings at or above {}); part of the input was also not scanned",
+            args.fail_on
+        );
+    }
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(2)))
 }
 
 /// Turns off every detector of `profile` not in `wanted`.

@@ -142,7 +142,10 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
                 finished_on: None,
             };
             let refs: Vec<_> = keys.iter().collect();
-            let env = record(&a.model, &run, &refs, a.threads)?;
+            let bar = crate::sign_cmd::progress_bar();
+            let env = record(&a.model, &run, &refs, a.threads, &|n| bar.inc(n));
+            bar.finish_and_clear();
+            let env = env?;
             crate::sign_cmd::write_atomically(&a.output, format!("{env}\n").as_bytes())?;
             eprintln!(
                 "recorded provenance for {} -> {}",
@@ -159,7 +162,12 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
                 .collect::<Result<Vec<_>, _>>()?;
             let bytes = std::fs::read(&a.provenance)
                 .with_context(|| format!("reading {}", a.provenance.display()))?;
-            match verify(&bytes, &keys, a.require_pq, &a.model, a.threads) {
+            let bar = crate::sign_cmd::progress_bar();
+            let verified = verify(&bytes, &keys, a.require_pq, &a.model, a.threads, &|n| {
+                bar.inc(n);
+            });
+            bar.finish_and_clear();
+            match verified {
                 Ok(v) => {
                     let pred = &v.statement["predicate"];
                     match a.format {

@@ -72,7 +72,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         threads: args.threads,
         fixed: None,
     };
-    let bom = model_bom(&args.model, &opts)?;
+    let bar = crate::sign_cmd::progress_bar();
+    let bom = model_bom(&args.model, &opts, &|n| bar.inc(n));
+    bar.finish_and_clear();
+    let bom = bom?;
     let text = format!("{}\n", serde_json::to_string_pretty(&bom)?);
     match &args.output {
         Some(path) => crate::sign_cmd::write_atomically(path, text.as_bytes())?,

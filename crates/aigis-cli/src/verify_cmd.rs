@@ -191,6 +191,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         } else {
             vec![keys]
         };
+        let bar = crate::sign_cmd::progress_bar();
         let checked = check_scan(&common.model).and_then(|scanned| {
             let mut last = None;
             for set in &sets {
@@ -200,6 +201,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     common.require_pq,
                     &common.model,
                     common.threads,
+                    &|n| bar.inc(n),
                 ) {
                     Ok(p) => return Ok((scanned, p)),
                     Err(e) => last = Some(e),
@@ -209,6 +211,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 detail: "no provenance key".into(),
             }))
         });
+        bar.finish_and_clear();
         match checked {
             Ok((scanned, p)) => {
                 let builder = &p.statement["predicate"]["runDetails"]["builder"]["id"];

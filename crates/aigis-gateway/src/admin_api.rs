@@ -128,10 +128,6 @@ async fn serve(
             })?;
         return Ok(json(StatusCode::OK, &status));
     }
-    let keys = identity
-        .api_keys
-        .as_ref()
-        .ok_or_else(|| GatewayError::NotFound(path.clone()))?;
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/admin/status") => Ok(json(StatusCode::OK, &status(shared))),
         (Method::POST, "/admin/reload") => {
@@ -147,6 +143,12 @@ async fn serve(
             }
         }
         (method, path) => {
+            // Without an API key store there are no keys to manage: the key routes do not
+            // exist (status and reload above work with OIDC or mTLS administrators alone).
+            let keys = identity
+                .api_keys
+                .as_ref()
+                .ok_or_else(|| GatewayError::NotFound(path.to_owned()))?;
             let result = keys_route(keys, &method, path, req).await;
             if method == Method::POST {
                 let (name, mut target) = operation;

@@ -128,6 +128,11 @@ mod tests {
         assert!(IpRange::parse("::/0").unwrap().contains(ip("2001:db8::1")));
         assert!(IpRange::parse("10.0.0.7").unwrap().contains(ip("10.0.0.7")));
         assert!(!IpRange::parse("10.0.0.7").unwrap().contains(ip("10.0.0.8")));
+        let mapped = IpRange::parse("::ffff:10.0.0.0/104").unwrap();
+        assert!(mapped.contains(ip("10.1.2.3")));
+        assert!(mapped.contains(ip("::ffff:10.1.2.3")));
+        assert!(!mapped.contains(ip("11.0.0.1")));
+        assert!(!mapped.is_broad());
         for bad in [
             "10.0.0.1/8",
             "10.0.0.0/33",

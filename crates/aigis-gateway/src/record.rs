@@ -718,6 +718,7 @@ impl Recorder {
         let writer = WriterConfig {
             checkpoint_every: config.checkpoint_every,
             linger: config.commit_interval,
+            stall: config.store_timeout,
             ..WriterConfig::default()
         };
         let ledger =
@@ -1029,6 +1030,7 @@ mod tests {
             signing_key: dir.join("ledger.key"),
             checkpoint_every: Duration::from_mins(1),
             commit_interval: Duration::from_millis(1),
+            store_timeout: Duration::from_secs(10),
             on_store_error: LedgerOnError::FailClosed,
             client_ip: crate::config::ClientIp::Full,
             spool_max: 0,

@@ -97,7 +97,7 @@ fn model_bom_reads_the_model_and_validates() {
         threads: None,
         fixed: None,
     };
-    let bom = model_bom(&root, &opts).unwrap();
+    let bom = model_bom(&root, &opts, &|_| {}).unwrap();
     let m = &bom["components"][0];
     assert_eq!(m["type"], "machine-learning-model");
     assert_eq!(m["name"], "tiny-llama");

@@ -64,6 +64,9 @@ pub struct LedgerConfig {
     /// Shortest time between two batch commits (group commit): each commit is one `write` and
     /// one `fdatasync`, so a longer interval costs less CPU and disk I/O per request.
     pub commit_interval: Duration,
+    /// How long the writer may wait on its store (a commit, a spool write, a probe) before the
+    /// ledger reports itself unhealthy and the gateway refuses traffic until the store answers.
+    pub store_timeout: Duration,
     /// What happens when the store fails.
     pub on_store_error: LedgerOnError,
     /// How much of the client's address events record.

@@ -93,6 +93,9 @@ pub struct OidcConfig {
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
     /// Claim names: subject, roles, teams, display name.
     pub claims: ClaimNames,
+    /// The only roles this provider's tokens may grant (`allowed_roles`); others are dropped.
+    /// `None`: any role, `admin` included.
+    pub allowed_roles: Option<Vec<String>>,
     /// Tolerance for `exp`, `nbf` and `iat`.
     pub clock_skew: Duration,
 }
@@ -202,7 +205,22 @@ impl IpRange {
                 range.masked(addr)
             ));
         }
-        Ok(range)
+        Ok(range.unmapped())
+    }
+
+    /// `::ffff:10.0.0.0/104` as the `10.0.0.0/8` it denotes: addresses are matched in their
+    /// canonical form (a mapped IPv4 address as IPv4), so a mapped range must be too.
+    fn unmapped(self) -> Self {
+        match self.addr {
+            IpAddr::V6(v6) if self.bits >= 96 => match v6.to_ipv4_mapped() {
+                Some(v4) => Self {
+                    addr: IpAddr::V4(v4),
+                    bits: self.bits - 96,
+                },
+                None => self,
+            },
+            _ => self,
+        }
     }
 
     /// Whether the range is wider than a /8 (IPv4) or a /16 (IPv6): more than any proxy fleet.

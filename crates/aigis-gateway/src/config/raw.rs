@@ -157,6 +157,7 @@ pub struct Oidc {
     pub jwks: String,
     pub algorithms: Vec<String>,
     pub claims: Option<Claims>,
+    pub allowed_roles: Option<Vec<String>>,
     pub clock_skew: Option<String>,
 }
 
@@ -207,6 +208,7 @@ pub struct Ledger {
     pub signing_key: String,
     pub checkpoint_every: Option<String>,
     pub commit_interval: Option<String>,
+    pub store_timeout: Option<String>,
     pub content: Option<String>,
     pub on_store_error: Option<String>,
     pub spool_max: Option<String>,

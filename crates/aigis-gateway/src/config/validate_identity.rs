@@ -155,7 +155,35 @@ impl Validator<'_> {
                     Some("list each issuer once, with all its audiences".into()),
                 );
             }
+            if oidc.len() > 1 && o.allowed_roles.is_none() {
+                self.push(
+                    Level::Warning,
+                    &at,
+                    format!(
+                        "`{}` may grant any role, `admin` included, as may every provider without allowed_roles",
+                        o.name
+                    ),
+                    Some("limit what each IdP's tokens may claim: allowed_roles = [\"reader\"] (or [] for none)".into()),
+                );
+            }
         }
+    }
+
+    /// Whether `allowed_roles` holds role names (no spaces: a token's roles may be one
+    /// space-separated string); errors otherwise.
+    fn role_names(&mut self, at: &[Seg], roles: Option<&[String]>) -> bool {
+        let bad = roles
+            .into_iter()
+            .flatten()
+            .find(|r| r.is_empty() || r.contains(char::is_whitespace));
+        if let Some(bad) = bad {
+            self.error(
+                &key(at, "allowed_roles"),
+                format!("`{bad}` is not a role name (empty, or with spaces)"),
+                Some("e.g. allowed_roles = [\"reader\"], or [] to grant none".into()),
+            );
+        }
+        bad.is_none()
     }
 
     fn oidc(&mut self, i: usize, o: raw::Oidc) -> Option<OidcConfig> {
@@ -231,6 +259,9 @@ impl Validator<'_> {
                 return None;
             }
         };
+        if !self.role_names(&at, o.allowed_roles.as_deref()) {
+            return None;
+        }
         let c = o.claims.unwrap_or_default();
         Some(OidcConfig {
             name: o.name,
@@ -244,6 +275,7 @@ impl Validator<'_> {
                 teams: c.teams.unwrap_or_else(|| "groups".into()),
                 name: c.name.unwrap_or_else(|| "name".into()),
             },
+            allowed_roles: o.allowed_roles,
             clock_skew: self.duration(
                 &key(&at, "clock_skew"),
                 o.clock_skew.as_deref(),

@@ -21,6 +21,9 @@ const DEFAULT_SPOOL_MAX: usize = 1 << 30;
 /// 2 CPU-µs less than at 5 ms; BENCHMARKS.md). A record waits at most this long (plus the sync)
 /// before it is durable.
 const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(10);
+/// Shortest and longest `store_timeout` accepted.
+const MIN_STORE_TIMEOUT: Duration = Duration::from_secs(1);
+const MAX_STORE_TIMEOUT: Duration = Duration::from_mins(10);
 /// Longest `commit_interval` accepted.
 const MAX_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -117,6 +120,7 @@ impl Validator<'_> {
             l.checkpoint_every.as_deref(),
             l.commit_interval.as_deref(),
         )?;
+        let store_timeout = self.store_timeout(&at, l.store_timeout.as_deref())?;
         let spool_max = self.size(
             &key(&at, "spool_max"),
             l.spool_max.as_deref(),
@@ -141,6 +145,7 @@ impl Validator<'_> {
             signing_key,
             checkpoint_every,
             commit_interval,
+            store_timeout,
             on_store_error,
             client_ip,
             spool_max: spool_max as u64,
@@ -348,5 +353,21 @@ impl Validator<'_> {
             return None;
         }
         Some((checkpoint_every, commit_interval))
+    }
+
+    /// `store_timeout`: 1 s to 10 min. Shorter would report a healthy disk's occasional slow
+    /// `fdatasync` (seen taking a second on a VM) as an outage.
+    fn store_timeout(&mut self, at: &[Seg], text: Option<&str>) -> Option<Duration> {
+        let path = key(at, "store_timeout");
+        let timeout = self.duration(&path, text, aigis_ledger::writer::DEFAULT_STALL)?;
+        if !(MIN_STORE_TIMEOUT..=MAX_STORE_TIMEOUT).contains(&timeout) {
+            self.error(
+                &path,
+                "must be from 1s to 10m",
+                Some("\"10s\" (default)".into()),
+            );
+            return None;
+        }
+        Some(timeout)
     }
 }

@@ -127,6 +127,21 @@ fn ledger_commit_interval_has_a_default_and_a_bound() {
 }
 
 #[test]
+fn ledger_store_timeout_has_a_default_and_bounds() {
+    let dir = ledger_dir("st");
+    let timeout = |extra: &str| ledger_with(&dir, extra).unwrap().store_timeout;
+    assert_eq!(timeout(""), Duration::from_secs(10));
+    assert_eq!(timeout("store_timeout = \"1m\"\n"), Duration::from_mins(1));
+    for bad in ["\"100ms\"", "\"1h\"", "\"soon\""] {
+        let Err(e) = ledger_with(&dir, &format!("store_timeout = {bad}\n")) else {
+            panic!("store_timeout = {bad} is refused")
+        };
+        assert_eq!(e[0].path, "ledger.store_timeout", "{bad}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn ledger_client_ip_is_full_network_or_off() {
     use crate::config::ClientIp;
     let dir = ledger_dir("ip");
@@ -292,6 +307,48 @@ fn oidc_providers_are_named_and_issued_once() {
     let at = |path: &str, text: &str| e.iter().any(|d| d.path == path && d.message.contains(text));
     assert!(at("identity.oidc[1].name", "already named `corp`"), "{e:?}");
     assert!(at("identity.oidc[2].issuer", "configured twice"), "{e:?}");
+}
+
+#[test]
+fn oidc_allowed_roles_are_names_and_their_absence_is_warned_of_among_several_providers() {
+    let provider = |name: &str, extra: &str| {
+        format!(
+            "[[identity.oidc]]\nname = \"{name}\"\nissuer = \"https://{name}.example\"\naudiences = [\"aigis\"]\njwks = \"discovery\"\nalgorithms = [\"ES256\"]\n{extra}\n"
+        )
+    };
+    let warned = |src: &str| -> Vec<String> {
+        let loaded = validate(src, Path::new("."), false).unwrap();
+        let oidc = loaded.config.identity.unwrap().oidc;
+        assert!(!oidc.is_empty());
+        loaded
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("may grant any role"))
+            .map(|w| w.path.clone())
+            .collect()
+    };
+    assert!(
+        warned(&format!("{GOOD}{}", provider("corp", ""))).is_empty(),
+        "one provider: no warning"
+    );
+    let two = format!(
+        "{GOOD}{}{}",
+        provider("corp", ""),
+        provider("partner", "allowed_roles = [\"reader\"]")
+    );
+    assert_eq!(warned(&two), ["identity.oidc[0]"]);
+    let loaded = validate(&two, Path::new("."), false).unwrap();
+    let oidc = loaded.config.identity.unwrap().oidc;
+    assert_eq!(
+        oidc[1].allowed_roles.as_deref(),
+        Some(&["reader".to_owned()][..])
+    );
+    assert_eq!(oidc[0].allowed_roles, None);
+    let e = errors(&format!(
+        "{GOOD}{}",
+        provider("corp", "allowed_roles = [\"read er\"]")
+    ));
+    assert_eq!(e[0].path, "identity.oidc[0].allowed_roles", "{e:?}");
 }
 
 #[test]

@@ -179,10 +179,24 @@ impl Issuer {
                 .to_owned(),
             kind: PrincipalKind::User,
             teams: list(&names.teams),
-            roles: list(&names.roles),
+            roles: self.granted(list(&names.roles)),
             attributes,
             auth: "oidc",
         })
+    }
+
+    /// `roles` less those this provider may not grant (`allowed_roles`).
+    fn granted(&self, mut roles: Vec<String>) -> Vec<String> {
+        if let Some(allowed) = &self.config.allowed_roles {
+            roles.retain(|r| {
+                let ok = allowed.contains(r);
+                if !ok {
+                    tracing::debug!(target: "aigis::security", provider = %self.config.name, role = %r, "role not in allowed_roles; dropped");
+                }
+                ok
+            });
+        }
+        roles
     }
 
     fn cached(&self, kid: Option<&str>) -> Option<DecodingKey> {

@@ -64,8 +64,13 @@ fn files_serialization() -> super::Serialization {
     }
 }
 
-/// Hashes a model (or dataset) directory or file: its file manifest.
-pub fn manifest_of(path: &Path, threads: Option<usize>) -> Result<ModelManifest, SigningError> {
+/// Hashes a model (or dataset) directory or file: its file manifest. `progress` is told the
+/// bytes hashed as they are.
+pub fn manifest_of(
+    path: &Path,
+    threads: Option<usize>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ModelManifest, SigningError> {
     hashing::hash_model(
         path,
         &files_serialization(),
@@ -73,12 +78,17 @@ pub fn manifest_of(path: &Path, threads: Option<usize>) -> Result<ModelManifest,
             threads,
             only: None,
         },
-        &|_| {},
+        progress,
     )
 }
 
 /// Builds the provenance statement for the model at `model`.
-pub fn statement(model: &Path, run: &Run, threads: Option<usize>) -> Result<Value, SigningError> {
+pub fn statement(
+    model: &Path,
+    run: &Run,
+    threads: Option<usize>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Value, SigningError> {
     if run.parameters.len() > MAX_PARAMETERS {
         return Err(SigningError::TooLarge {
             what: "parameters".into(),
@@ -86,7 +96,7 @@ pub fn statement(model: &Path, run: &Run, threads: Option<usize>) -> Result<Valu
             max: MAX_PARAMETERS,
         });
     }
-    let m = manifest_of(model, threads)?;
+    let m = manifest_of(model, threads, progress)?;
     let mut subjects = vec![json!({"name": m.model_name, "digest": {"sha256": m.root_digest()?}})];
     for r in &m.resources {
         let name = if r.name == "." {
@@ -100,7 +110,7 @@ pub fn statement(model: &Path, run: &Run, threads: Option<usize>) -> Result<Valu
     for i in &run.inputs {
         let mut d = json!({"name": format!("{}:{}", i.kind, i.name)});
         if let Some(p) = &i.path {
-            d["digest"] = json!({"sha256": manifest_of(p, threads)?.root_digest()?});
+            d["digest"] = json!({"sha256": manifest_of(p, threads, progress)?.root_digest()?});
         }
         if let Some(u) = &i.uri {
             d["uri"] = json!(u);
@@ -145,6 +155,7 @@ pub fn record(
     run: &Run,
     keys: &[&SigningKey],
     threads: Option<usize>,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<String, SigningError> {
     if run.builder_id.is_empty() {
         return Err(SigningError::Statement {
@@ -152,7 +163,7 @@ pub fn record(
                 .into(),
         });
     }
-    let st = statement(model, run, threads)?;
+    let st = statement(model, run, threads, progress)?;
     let payload = serde_json::to_vec_pretty(&st).map_err(|e| SigningError::Statement {
         reason: e.to_string(),
     })?;
@@ -183,6 +194,7 @@ pub fn verify(
     require_pq: bool,
     model: &Path,
     threads: Option<usize>,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<VerifiedProvenance, SigningError> {
     let env = Envelope::from_json(envelope_json).map_err(|e| SigningError::Bundle {
         reason: format!("provenance envelope: {e}"),
@@ -224,7 +236,7 @@ pub fn verify(
             ),
         });
     }
-    let m = manifest_of(model, threads)?;
+    let m = manifest_of(model, threads, progress)?;
     let root = m.root_digest()?;
     let subjects = st["subject"].as_array().cloned().unwrap_or_default();
     let digest_of = |s: &Value| s["digest"]["sha256"].as_str().map(str::to_ascii_lowercase);

@@ -250,8 +250,13 @@ fn model_parameters(card: &Card, data_components: &[Value]) -> serde_json::Map<S
     model_params
 }
 
-/// Builds the ML-BOM of `model`.
-pub fn model_bom(model: &Path, opts: &SbomOptions) -> Result<Value, SigningError> {
+/// Builds the ML-BOM of `model`; `progress` is told the bytes hashed (model and datasets) as
+/// they are.
+pub fn model_bom(
+    model: &Path,
+    opts: &SbomOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Value, SigningError> {
     let ser = Serialization {
         method: Method::Files,
         hash_type: HashType::Sha256,
@@ -262,7 +267,7 @@ pub fn model_bom(model: &Path, opts: &SbomOptions) -> Result<Value, SigningError
         threads: opts.threads,
         only: None,
     };
-    let manifest = hashing::hash_model(model, &ser, &hopts, &|_| {})?;
+    let manifest = hashing::hash_model(model, &ser, &hopts, progress)?;
     let root = manifest.root_digest()?;
     let name = manifest.model_name.clone();
     let model_ref = format!("model:{name}");
@@ -283,11 +288,16 @@ pub fn model_bom(model: &Path, opts: &SbomOptions) -> Result<Value, SigningError
 
     let mut data_components = Vec::new();
     for d in &opts.datasets {
-        data_components.push(dataset_component(&d.name, d.path.as_deref(), opts.threads)?);
+        data_components.push(dataset_component(
+            &d.name,
+            d.path.as_deref(),
+            opts.threads,
+            progress,
+        )?);
     }
     for d in &card.datasets {
         if !opts.datasets.iter().any(|g| &g.name == d) {
-            data_components.push(dataset_component(d, None, None)?);
+            data_components.push(dataset_component(d, None, None, progress)?);
         }
     }
     let model_params = model_parameters(&card, &data_components);
@@ -372,6 +382,7 @@ fn dataset_component(
     name: &str,
     path: Option<&Path>,
     threads: Option<usize>,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Value, SigningError> {
     let mut c = json!({
         "type": "data",
@@ -393,7 +404,7 @@ fn dataset_component(
                 threads,
                 only: None,
             },
-            &|_| {},
+            progress,
         )?;
         c["hashes"] = json!([{"alg": "SHA-256", "content": m.root_digest()?}]);
         c["properties"] =

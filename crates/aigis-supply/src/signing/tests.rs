@@ -236,15 +236,30 @@ fn provenance_records_and_matches_the_model() {
         }],
         ..Run::default()
     };
-    let env = record(&root, &run, &[&key], None).unwrap();
+    // Progress hears of every byte hashed: the model's files (not `.git`) and the dataset's 3.
+    let model_bytes = 1000 + 5 + 5000;
+    let hashed = std::sync::atomic::AtomicU64::new(0);
+    let count = |n| {
+        hashed.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    };
+    let env = record(&root, &run, &[&key], None, &count).unwrap();
+    assert_eq!(
+        hashed.swap(0, std::sync::atomic::Ordering::Relaxed),
+        model_bytes + 3
+    );
     let v = verify(
         env.as_bytes(),
         &[key.verifying_key().clone()],
         true,
         &root,
         None,
+        &count,
     )
     .unwrap();
+    assert_eq!(
+        hashed.load(std::sync::atomic::Ordering::Relaxed),
+        model_bytes
+    );
     assert_eq!(
         v.statement["predicate"]["runDetails"]["builder"]["id"],
         "https://ci.example/trainer"
@@ -260,6 +275,7 @@ fn provenance_records_and_matches_the_model() {
         false,
         &root,
         None,
+        &no_progress,
     )
     .unwrap_err();
     assert!(matches!(err, SigningError::Mismatch { .. }), "{err}");
@@ -270,6 +286,7 @@ fn provenance_records_and_matches_the_model() {
         false,
         &root,
         None,
+        &no_progress,
     )
     .unwrap_err();
     assert!(matches!(err, SigningError::BadSignature { .. }), "{err}");
