@@ -44,6 +44,7 @@ pub mod metrics;
 pub mod model_check;
 pub mod parse;
 mod pipeline;
+pub mod proxy_protocol;
 mod record;
 pub mod resolve;
 mod server;

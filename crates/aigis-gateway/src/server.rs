@@ -468,12 +468,22 @@ async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watc
 }
 
 async fn connection(
-    tcp: TcpStream,
-    peer: SocketAddr,
+    mut tcp: TcpStream,
+    mut peer: SocketAddr,
     shared: Arc<Shared>,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let runtime = shared.runtime.load_full();
+    let server = &runtime.config.server;
+    if server.proxy_protocol && server.trusted_proxies.iter().any(|r| r.contains(peer.ip())) {
+        match crate::proxy_protocol::read(&mut tcp).await {
+            Ok(crate::proxy_protocol::Origin::Client(client)) => peer = client,
+            Ok(crate::proxy_protocol::Origin::Proxy) => {}
+            Err(e) => {
+                return tracing::warn!(target: "aigis::security", proxy = %peer, error = %e, "connection from a trusted proxy refused");
+            }
+        }
+    }
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let max_header = runtime.config.server.limits.max_header;
     builder

@@ -439,6 +439,82 @@ async fn behind_a_trusted_proxy_each_client_is_throttled_on_its_own() {
     assert_eq!(other.status, 200, "{}", other.body);
 }
 
+/// A chat request over a raw connection that starts with `prefix` (a PROXY protocol header);
+/// the response's status, or `None` when the gateway closed the connection without one.
+async fn chat_after(f: &Fixture, prefix: &[u8], api_key: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = serde_json::json!({"model": "search-small", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    let mut tcp = tokio::net::TcpStream::connect(f.gw.public_addr())
+        .await
+        .unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nx-api-key: {api_key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(&[prefix, request.as_bytes()].concat())
+        .await
+        .ok()?;
+    let mut response = Vec::new();
+    let _ = tcp.read_to_end(&mut response).await;
+    let head = String::from_utf8_lossy(&response);
+    head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+/// Behind a load balancer that passes TCP through, the PROXY protocol names each client: one
+/// client's failed logins block only that client, in either header version; a header from an
+/// untrusted peer is not read, and a trusted proxy's connection without one is refused.
+#[tokio::test]
+async fn behind_a_proxy_protocol_balancer_each_client_is_throttled_on_its_own() {
+    let f = fixture_with(
+        "proxy-protocol",
+        None,
+        "trusted_proxies = [\"127.0.0.0/8\"]\nproxy_protocol = true\n",
+    )
+    .await;
+    let good = key(&f.keys, "search-bot", &["search"], &[]).await;
+    let bad = format!("aigis_{}_{}", "a".repeat(12), "b".repeat(64));
+    let v1 = |client: &str| format!("PROXY TCP4 {client} 127.0.0.1 40000 443\r\n").into_bytes();
+    let v2 = |client: [u8; 4]| {
+        let mut h = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+        h.extend_from_slice(&client);
+        h.extend_from_slice(&[127, 0, 0, 1, 0x9c, 0x40, 0x01, 0xbb]);
+        h
+    };
+    for _ in 0..5 {
+        assert_eq!(chat_after(&f, &v1("203.0.113.7"), &bad).await, Some(401));
+    }
+    assert_eq!(chat_after(&f, &v1("203.0.113.7"), &good).await, Some(429));
+    assert_eq!(
+        chat_after(&f, &v2([203, 0, 113, 7]), &good).await,
+        Some(429)
+    );
+    assert_eq!(
+        chat_after(&f, &v2([203, 0, 113, 8]), &good).await,
+        Some(200)
+    );
+    assert_eq!(chat_after(&f, &v1("203.0.113.9"), &good).await, Some(200));
+    // A health check (v2 LOCAL) is the proxy's own connection.
+    let local = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
+    assert_eq!(chat_after(&f, local, &good).await, Some(200));
+    // From a trusted proxy, a connection must start with the header.
+    assert_eq!(chat_after(&f, b"", &good).await, None);
+    assert_eq!(
+        chat_after(&f, b"PROXY TCP4 nonsense\r\n", &good).await,
+        None
+    );
+
+    // From anyone else the header is not read: it is no HTTP, and plain requests work.
+    let f = fixture_with(
+        "proxy-protocol-untrusted",
+        None,
+        "trusted_proxies = [\"192.0.2.0/24\"]\nproxy_protocol = true\n",
+    )
+    .await;
+    let good = key(&f.keys, "search-bot", &["search"], &[]).await;
+    assert_eq!(chat_after(&f, &v1("203.0.113.9"), &good).await, Some(400));
+    assert_eq!(chat_after(&f, b"", &good).await, Some(200));
+}
+
 /// Without `trusted_proxies` the header is the client's own claim and is ignored: failures
 /// count against the connection's address.
 #[tokio::test]

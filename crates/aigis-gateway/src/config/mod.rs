@@ -168,6 +168,9 @@ pub struct Server {
     /// Proxies in front of the gateway whose `X-Forwarded-For` names the client
     /// ([`crate::forwarded`]); none by default: the client is the connection's peer.
     pub trusted_proxies: Vec<IpRange>,
+    /// Connections from `trusted_proxies` start with a PROXY protocol header naming the client
+    /// ([`crate::proxy_protocol`]): for load balancers that pass TCP or TLS through.
+    pub proxy_protocol: bool,
     /// TLS for the public listener; plain HTTP when absent.
     pub tls: Option<TlsFiles>,
 }

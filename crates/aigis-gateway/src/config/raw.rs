@@ -19,6 +19,7 @@ pub struct Server {
     pub max_response: Option<String>,
     pub shutdown_grace: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub proxy_protocol: Option<bool>,
     pub tls: Option<Tls>,
 }
 

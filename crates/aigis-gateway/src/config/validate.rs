@@ -479,9 +479,28 @@ impl Validator<'_> {
                 s.shutdown_grace.as_deref(),
                 Duration::from_secs(30),
             )?,
+            proxy_protocol: self.proxy_protocol(&at, s.proxy_protocol, s.trusted_proxies.as_ref()),
             trusted_proxies: self.ip_ranges(&key(&at, "trusted_proxies"), s.trusted_proxies)?,
             tls,
         })
+    }
+
+    /// `proxy_protocol`: only with `trusted_proxies`, the only peers its header is read from.
+    fn proxy_protocol(
+        &mut self,
+        at: &[Seg],
+        on: Option<bool>,
+        trusted: Option<&Vec<String>>,
+    ) -> bool {
+        let on = on.unwrap_or(false);
+        if on && trusted.is_none_or(Vec::is_empty) {
+            self.error(
+                &key(at, "proxy_protocol"),
+                "proxy_protocol needs trusted_proxies: the header is read only from them",
+                Some("trusted_proxies = [\"10.0.0.0/24\"] (your load balancers)".into()),
+            );
+        }
+        on
     }
 
     /// IP ranges (`trusted_proxies`); every bad entry is reported.

@@ -554,4 +554,16 @@ fn trusted_proxies_are_ranges_and_vast_ones_are_warned_about() {
         "{:?}",
         loaded.warnings
     );
+    let e = errors(&GOOD.replace("[[upstreams]]", "proxy_protocol = true\n\n[[upstreams]]"));
+    assert_eq!(e[0].path, "server.proxy_protocol", "{e:?}");
+    let loaded = validate(
+        &with(
+            r#"["10.0.0.0/24"]
+proxy_protocol = true"#,
+        ),
+        Path::new("."),
+        false,
+    )
+    .unwrap();
+    assert!(loaded.config.server.proxy_protocol);
 }
