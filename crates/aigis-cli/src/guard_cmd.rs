@@ -468,21 +468,24 @@ fn train_cmd(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let injection = Injection::new();
     let examples = training::examples(&samples, injection.signatures());
     let started = Instant::now();
+    let spinner = crate::sign_cmd::spinner("{spinner} training {elapsed}");
     let model = if args.sgd {
         let options = TrainOptions {
             bits: args.bits,
             epochs: args.epochs,
             ..TrainOptions::default()
         };
-        train(&examples, options)
+        Ok(train(&examples, options))
     } else {
         let options = FitOptions {
             bits: args.bits,
             l2: args.l2,
             ..FitOptions::default()
         };
-        training::fit(&examples, options)?
+        training::fit(&examples, options)
     };
+    spinner.finish_and_clear();
+    let model = model?;
     eprintln!(
         "trained on {} examples in {:.1}s",
         examples.len(),
