@@ -521,7 +521,7 @@ fn verify(target: &Target, anchors: &[PathBuf], format: Format) -> anyhow::Resul
         .iter()
         .map(|p| read_anchor(p, &keys))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let bar = crate::sign_cmd::spinner("{spinner} {pos} entries verified {per_sec}");
+    let bar = crate::progress::spinner("{spinner} {pos} entries verified {per_sec}");
     let report =
         audit::verify_with_progress(reader.as_mut(), &keys, &anchors, &|n| bar.set_position(n));
     bar.finish_and_clear();

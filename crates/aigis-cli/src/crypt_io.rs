@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use aigis_crypto::age::{self, Identity, ScryptIdentity};
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use zeroize::Zeroizing;
 
 /// Sizes the rayon pool (the default is one thread per core, or `RAYON_NUM_THREADS`).
@@ -29,12 +28,10 @@ pub fn open_input(path: Option<&Path>) -> anyhow::Result<Box<dyn Read>> {
         Some(p) => {
             let file = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
             let len = file.metadata().map_or(0, |m| m.len());
-            if io::stderr().is_terminal() && len > 16 * 1024 * 1024 {
-                let bar = ProgressBar::new(len).with_style(
-                    ProgressStyle::with_template(
-                        "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            if crate::progress::shown() && len > 16 * 1024 * 1024 {
+                let bar = crate::progress::bar(
+                    len,
+                    "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
                 );
                 Ok(Box::new(bar.wrap_read(file)))
             } else {

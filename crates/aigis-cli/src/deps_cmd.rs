@@ -188,7 +188,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 fn import(sources: &[PathBuf], dir: &Path, format: StatusFormat) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let spinner = crate::sign_cmd::spinner("{spinner} importing advisories {elapsed}");
+    let spinner = crate::progress::spinner("{spinner} importing advisories {elapsed}");
     let meta = db::import(sources, dir);
     spinner.finish_and_clear();
     let meta = meta?;

@@ -1,6 +1,5 @@
 //! `aigis digest PATH`: the canonical manifest of a file tree.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,18 +48,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         hasher = hasher.with_symlinks(SymlinkPolicy::Record);
     }
     let plan = hasher.plan(&args.path)?;
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(plan.total_size());
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {wide_bar}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = crate::progress::bar(
+        plan.total_size(),
+        "{spinner} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {wide_bar}",
+    );
     let manifest = hasher.hash_plan(plan, &|n| bar.inc(n))?;
     bar.finish_and_clear();
     let json = manifest.to_json();

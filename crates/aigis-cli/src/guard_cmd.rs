@@ -468,7 +468,7 @@ fn train_cmd(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let injection = Injection::new();
     let examples = training::examples(&samples, injection.signatures());
     let started = Instant::now();
-    let spinner = crate::sign_cmd::spinner("{spinner} training {elapsed}");
+    let spinner = crate::progress::spinner("{spinner} training {elapsed}");
     let model = if args.sgd {
         let options = TrainOptions {
             bits: args.bits,

@@ -15,6 +15,7 @@ mod keygen_sign;
 mod keys_cmd;
 mod limits_cmd;
 mod policy_cmd;
+mod progress;
 mod provenance_cmd;
 mod sbom_cmd;
 mod scan_cmd;
@@ -38,6 +39,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "aigis", version, propagate_version = true)]
 struct Cli {
+    /// No progress display, even on a terminal (progress is never drawn into pipes or logs).
+    #[arg(long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -145,6 +149,9 @@ pub fn load_config(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.quiet {
+        progress::set_quiet();
+    }
     let result = match cli.command {
         Command::Gateway(args) => gateway_cmd::run(&args),
         Command::Config(cmd) => config_cmd::run(cmd),

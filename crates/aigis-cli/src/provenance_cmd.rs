@@ -142,7 +142,7 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
                 finished_on: None,
             };
             let refs: Vec<_> = keys.iter().collect();
-            let bar = crate::sign_cmd::progress_bar();
+            let bar = crate::progress::bytes();
             let env = record(&a.model, &run, &refs, a.threads, &|n| bar.inc(n));
             bar.finish_and_clear();
             let env = env?;
@@ -162,7 +162,7 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
                 .collect::<Result<Vec<_>, _>>()?;
             let bytes = std::fs::read(&a.provenance)
                 .with_context(|| format!("reading {}", a.provenance.display()))?;
-            let bar = crate::sign_cmd::progress_bar();
+            let bar = crate::progress::bytes();
             let verified = verify(&bytes, &keys, a.require_pq, &a.model, a.threads, &|n| {
                 bar.inc(n);
             });

@@ -72,7 +72,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         threads: args.threads,
         fixed: None,
     };
-    let bar = crate::sign_cmd::progress_bar();
+    let bar = crate::progress::bytes();
     let bom = model_bom(&args.model, &opts, &|n| bar.inc(n));
     bar.finish_and_clear();
     let bom = bom?;

@@ -1,6 +1,5 @@
 //! `aigis scan`: find malicious code in model files before anyone loads them.
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,9 +50,6 @@ pub struct Args {
     /// Files scanned in parallel (0: one per CPU core).
     #[arg(long, default_value_t = 0)]
     jobs: usize,
-    /// No progress bar, even on a terminal.
-    #[arg(long)]
-    quiet: bool,
     /// Age identity file for encrypted models (repeatable).
     #[arg(short, long = "identity", value_name = "FILE")]
     identities: Vec<PathBuf>,
@@ -101,32 +97,21 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .map(|m| m.len())
             .sum::<u64>()
             > 64 << 20;
-    let bar = if long && !args.quiet && std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new((files.len() + encrypted.len()) as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {bar:40} {pos}/{len} files {elapsed}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        Some(bar)
+    let bar = if long {
+        crate::progress::bar(
+            (files.len() + encrypted.len()) as u64,
+            "{spinner} {bar:40} {pos}/{len} files {elapsed}",
+        )
     } else {
-        None
+        indicatif::ProgressBar::hidden()
     };
-    let tick = || {
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
-    };
+    let tick = || bar.inc(1);
     let mut outcomes = aigis_artifact::scan::scan_files(&files, args.jobs, &tick);
     outcomes.extend(encrypted.iter().map(|f| {
         tick();
         scan_encrypted(f, &identities)
     }));
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    bar.finish_and_clear();
     let mut report = Report::new("aigis scan", env!("CARGO_PKG_VERSION"));
     for (id, text) in aigis_artifact::rules::RULES {
         report.describe_rule(*id, *text);

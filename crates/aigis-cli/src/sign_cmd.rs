@@ -1,7 +1,6 @@
 //! `aigis sign key|certificate MODEL`: OpenSSF model signing (OMS), compatible with
 //! `model_signing` 1.1.x, with an optional post-quantum signature in the same envelope.
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -166,7 +165,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         signature_path: Some(common.signature.clone()),
         threads: common.threads,
     };
-    let bar = progress_bar();
+    let bar = crate::progress::bytes();
     let bundle = sign_model(&common.model, &key_refs, identity, &opts, &|n| bar.inc(n))?;
     bar.finish_and_clear();
     write_atomically(&common.signature, bundle.as_bytes())?;
@@ -180,25 +179,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .join(" + ")
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// A spinner of bytes hashed on stderr when it is a terminal.
-pub fn progress_bar() -> indicatif::ProgressBar {
-    spinner("{spinner} {bytes} {binary_bytes_per_sec}")
-}
-
-/// A spinner on stderr drawn with `template` (indicatif's), turning on its own, when stderr
-/// is a terminal; hidden otherwise.
-pub fn spinner(template: &str) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new_spinner().with_style(
-        indicatif::ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place.

@@ -160,7 +160,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         require_pq: common.require_pq,
         threads: common.threads,
     };
-    let bar = crate::sign_cmd::progress_bar();
+    let bar = crate::progress::bytes();
     let mut outcome =
         verify_model_with_progress(&common.model, &bundle, &trust, &opts, &|n| bar.inc(n));
     bar.finish_and_clear();
@@ -191,7 +191,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         } else {
             vec![keys]
         };
-        let bar = crate::sign_cmd::progress_bar();
+        let bar = crate::progress::bytes();
         let checked = check_scan(&common.model).and_then(|scanned| {
             let mut last = None;
             for set in &sets {

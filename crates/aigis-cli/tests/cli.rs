@@ -380,3 +380,24 @@ fn keys_are_created_listed_rotated_and_revoked() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("`ci-bot`"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--quiet` is one flag for every command, before or after the command's name; the output
+/// is the same with or without it (progress only ever goes to a terminal's stderr).
+#[test]
+fn quiet_is_accepted_everywhere_and_changes_no_output() {
+    let file = temp_file("quiet.txt", "hello\n");
+    let path = file.to_str().unwrap();
+    let plain = aigis(&["digest", path]);
+    assert!(plain.status.success(), "{plain:?}");
+    for args in [
+        &["--quiet", "digest", path][..],
+        &["digest", "--quiet", path],
+        &["digest", path, "--quiet"],
+    ] {
+        let out = aigis(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert_eq!(out.stdout, plain.stdout, "{args:?}");
+    }
+    let out = aigis(&["guard", "scan", "--quiet", path]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
