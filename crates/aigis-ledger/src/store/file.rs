@@ -37,78 +37,29 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Seek as _, SeekFrom, Write as _};
+use std::io::{Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
-
-use aws_lc_rs::digest::{SHA256, digest};
 
 use super::{Appender, LogReader, Row, SpoolMark, StoredCheckpoint};
 use crate::LedgerError;
 use crate::event::{Encoded, Event};
-use crate::merkle::{Hash, Tree, leaf_hash};
+use crate::merkle::Tree;
+
+mod format;
+mod segment;
+
+#[cfg(any(test, feature = "test-util"))]
+use format::push_entry;
+use format::{
+    CHECK_LEN, CHECKPOINT_MAGIC, CHECKPOINT_OVERHEAD, MAX_NOTE, SEGMENT_HEADER, SEGMENT_MAGIC,
+    be_u32, be_u64, check_of, encode_batch, encode_batch_header, encode_checkpoint, finish_batch,
+    len_u32, segment_name,
+};
+pub use segment::RawEntry;
+use segment::{Next, SegmentReader, list_segments};
 
 /// A segment is closed once it holds this many bytes (the next batch starts a new one).
 pub const SEGMENT_MAX: u64 = 256 << 20;
-
-const SEGMENT_MAGIC: &[u8; 8] = b"AIGLOG1\n";
-const SEGMENT_HEADER: u64 = 16;
-const CHECKPOINT_MAGIC: &[u8; 8] = b"AIGCKP1\n";
-/// Batches of format 1: a truncated SHA-256 check.
-const BATCH_MAGIC_V1: &[u8; 4] = b"AIGB";
-/// Batches of format 2 (written now): a CRC-32 check.
-const BATCH_MAGIC: &[u8; 4] = b"AIGC";
-const BATCH_HEADER: usize = 16;
-/// The check of a checkpoint record and of a format 1 batch.
-const CHECK_LEN: usize = 16;
-/// The check of a format 2 batch.
-const CRC_LEN: usize = 4;
-/// Entry header: index, event length, leaf hash.
-const ENTRY_HEADER: usize = 8 + 4 + 32;
-/// Largest batch payload accepted when reading (bounded memory on a damaged file).
-const MAX_PAYLOAD: usize = 1 << 30;
-/// Largest checkpoint note accepted when reading.
-const MAX_NOTE: usize = 1 << 20;
-/// Bytes of a checkpoint record around its note.
-const CHECKPOINT_OVERHEAD: usize = 4 + 8 + 8 + CHECK_LEN;
-
-fn check_of(bytes: &[u8]) -> [u8; CHECK_LEN] {
-    let d = digest(&SHA256, bytes);
-    let mut out = [0u8; CHECK_LEN];
-    out.copy_from_slice(&d.as_ref()[..CHECK_LEN]);
-    out
-}
-
-/// A batch format: its magic, and the length and computation of its check.
-#[derive(Clone, Copy)]
-enum BatchFormat {
-    V1,
-    V2,
-}
-
-impl BatchFormat {
-    fn of(magic: &[u8]) -> Option<Self> {
-        match magic {
-            m if m == BATCH_MAGIC => Some(Self::V2),
-            m if m == BATCH_MAGIC_V1 => Some(Self::V1),
-            _ => None,
-        }
-    }
-
-    fn check_len(self) -> usize {
-        match self {
-            Self::V1 => CHECK_LEN,
-            Self::V2 => CRC_LEN,
-        }
-    }
-
-    /// Whether `check` is the check of `body`.
-    fn checks(self, body: &[u8], check: &[u8]) -> bool {
-        match self {
-            Self::V1 => check_of(body)[..] == *check,
-            Self::V2 => crc32fast::hash(body).to_be_bytes()[..] == *check,
-        }
-    }
-}
 
 /// The open segment, or an error naming `dir` (built only on failure: every batch asks).
 fn active_of<'a>(
@@ -125,22 +76,6 @@ fn seg_err(dir: &Path, first: u64, e: &std::io::Error) -> LedgerError {
     io_err(&dir.join(segment_name(first)), e)
 }
 
-fn be_u32(b: &[u8]) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[..4]);
-    u32::from_be_bytes(a)
-}
-
-fn be_u64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(a)
-}
-
-fn len_u32(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
 /// Opens a segment for appending: the file, positioned at its end, and its length.
 fn open_at_end(path: &Path) -> Result<(File, u64), LedgerError> {
     let io = |e: std::io::Error| io_err(path, &e);
@@ -153,208 +88,9 @@ fn open_at_end(path: &Path) -> Result<(File, u64), LedgerError> {
     Ok((file, len))
 }
 
-fn segment_name(first: u64) -> String {
-    format!("seg-{first:020}.log")
-}
-
 /// `fsync`s a directory (so a created or renamed file's name is durable).
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-/// Reads until `buf` is full or the file ends; returns how many bytes were read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-/// One stored entry as the segment holds it (tests rewrite segments through this).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawEntry {
-    /// Stored index.
-    pub idx: u64,
-    /// Stored leaf hash.
-    pub leaf: Hash,
-    /// Stored event bytes.
-    pub event: Vec<u8>,
-}
-
-/// What a batch read from a segment holds.
-struct Batch {
-    /// Offset of the batch in its segment.
-    offset: u64,
-    mark: Option<(String, u64)>,
-    entries: Vec<RawEntry>,
-    /// Whether the check matches (computed only when asked).
-    intact: bool,
-}
-
-/// How reading a batch ended.
-enum Next {
-    Batch(Batch),
-    /// Clean end of the segment.
-    End,
-    /// Bytes at `offset` that do not form a whole batch. `torn`: they are a prefix of a
-    /// batch running to the end of the file (a torn write, or one in progress); otherwise the
-    /// segment is damaged.
-    Partial {
-        offset: u64,
-        why: &'static str,
-        torn: bool,
-    },
-}
-
-/// Reads batches of one segment in order.
-struct SegmentReader {
-    path: PathBuf,
-    file: BufReader<File>,
-    /// File length when opened (a concurrent writer may append later; ignored).
-    len: u64,
-    pos: u64,
-    first: u64,
-    buf: Vec<u8>,
-}
-
-impl SegmentReader {
-    fn open(path: &Path) -> Result<Self, LedgerError> {
-        let io = |e: std::io::Error| io_err(path, &e);
-        let file = File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        let mut file = BufReader::with_capacity(1 << 18, file);
-        let mut head = [0u8; 16];
-        let n = read_full(&mut file, &mut head).map_err(io)?;
-        if n < head.len() || &head[..8] != SEGMENT_MAGIC {
-            return Err(LedgerError::Io {
-                path: path.display().to_string(),
-                message: "not a ledger segment (bad header)".into(),
-            });
-        }
-        Ok(Self {
-            path: path.to_owned(),
-            file,
-            len,
-            pos: SEGMENT_HEADER,
-            first: be_u64(&head[8..]),
-            buf: Vec::new(),
-        })
-    }
-
-    /// Reads the next batch; with `check`, also verifies its check when it is the file's last.
-    fn next(&mut self, check_last: bool) -> Result<Next, LedgerError> {
-        let offset = self.pos;
-        if offset >= self.len {
-            return Ok(Next::End);
-        }
-        if self.len - offset < (BATCH_HEADER + CRC_LEN) as u64 {
-            return Ok(Next::Partial {
-                offset,
-                why: "a batch header is cut short",
-                torn: true,
-            });
-        }
-        let mut head = [0u8; BATCH_HEADER];
-        self.file
-            .read_exact(&mut head)
-            .map_err(|e| io_err(&self.path, &e))?;
-        let Some(format) = BatchFormat::of(&head[..4]) else {
-            return Ok(Next::Partial {
-                offset,
-                why: "bytes that are not a batch",
-                torn: false,
-            });
-        };
-        let payload = be_u32(&head[4..]) as usize;
-        let count = be_u32(&head[8..]) as usize;
-        let mark_len = be_u32(&head[12..]) as usize;
-        let total = (BATCH_HEADER + payload + format.check_len()) as u64;
-        if payload > MAX_PAYLOAD || mark_len > payload {
-            return Ok(Next::Partial {
-                offset,
-                why: "a batch header with impossible lengths",
-                torn: false,
-            });
-        }
-        if self.len - offset < total {
-            return Ok(Next::Partial {
-                offset,
-                why: "a batch is cut short",
-                torn: true,
-            });
-        }
-        self.buf.clear();
-        self.buf.extend_from_slice(&head);
-        self.buf
-            .resize(BATCH_HEADER + payload + format.check_len(), 0);
-        self.file
-            .read_exact(&mut self.buf[BATCH_HEADER..])
-            .map_err(|e| io_err(&self.path, &e))?;
-        self.pos += total;
-        let body = BATCH_HEADER + payload;
-        let intact = !(check_last && self.pos == self.len)
-            || format.checks(&self.buf[..body], &self.buf[body..]);
-        let parsed = parse_payload(&self.buf[BATCH_HEADER..body], count, mark_len);
-        let (mark, entries) = match parsed {
-            Some(p) => p,
-            // Garbage at the end of the file whose check fails: a torn write.
-            None if !intact => (None, Vec::new()),
-            None => {
-                return Ok(Next::Partial {
-                    offset,
-                    why: "a batch's entries do not fit its length",
-                    torn: false,
-                });
-            }
-        };
-        Ok(Next::Batch(Batch {
-            offset,
-            mark,
-            entries,
-            intact,
-        }))
-    }
-}
-
-type Parsed = (Option<(String, u64)>, Vec<RawEntry>);
-
-/// Splits a batch payload into its mark and entries; `None` when the lengths do not add up.
-fn parse_payload(payload: &[u8], count: usize, mark_len: usize) -> Option<Parsed> {
-    let mark = if mark_len == 0 {
-        None
-    } else {
-        let text = std::str::from_utf8(&payload[..mark_len]).ok()?;
-        let (id, through) = text.split_once('\n')?;
-        Some((id.to_owned(), through.parse().ok()?))
-    };
-    let mut rest = &payload[mark_len..];
-    let mut entries = Vec::with_capacity(count.min(1 << 16));
-    for _ in 0..count {
-        if rest.len() < ENTRY_HEADER {
-            return None;
-        }
-        let idx = be_u64(rest);
-        let len = be_u32(&rest[8..]) as usize;
-        let mut leaf = [0u8; 32];
-        leaf.copy_from_slice(&rest[12..ENTRY_HEADER]);
-        let end = ENTRY_HEADER.checked_add(len)?;
-        if rest.len() < end {
-            return None;
-        }
-        entries.push(RawEntry {
-            idx,
-            leaf,
-            event: rest[ENTRY_HEADER..end].to_vec(),
-        });
-        rest = &rest[end..];
-    }
-    rest.is_empty().then_some((mark, entries))
 }
 
 fn io_err(path: &Path, e: &dyn std::fmt::Display) -> LedgerError {
@@ -362,26 +98,6 @@ fn io_err(path: &Path, e: &dyn std::fmt::Display) -> LedgerError {
         path: path.display().to_string(),
         message: e.to_string(),
     }
-}
-
-/// The segments of `dir` as (first index, path), by first index.
-fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LedgerError> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| io_err(dir, &e))? {
-        let entry = entry.map_err(|e| io_err(dir, &e))?;
-        let name = entry.file_name();
-        let Some(first) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("seg-"))
-            .and_then(|n| n.strip_suffix(".log"))
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        out.push((first, entry.path()));
-    }
-    out.sort_unstable_by_key(|(first, _)| *first);
-    Ok(out)
 }
 
 /// What [`FileStore::recover`] found: the tree and spool marks, and the last segment opened
@@ -828,38 +544,6 @@ impl FileStore {
     }
 }
 
-/// Starts a batch in `buf`: a header to be completed by [`finish_batch`], then the mark.
-fn encode_batch_header(buf: &mut Vec<u8>, mark: Option<&SpoolMark<'_>>) -> u32 {
-    buf.extend_from_slice(BATCH_MAGIC);
-    buf.extend_from_slice(&[0u8; BATCH_HEADER - 4]);
-    let Some(m) = mark else {
-        return 0;
-    };
-    let before = buf.len();
-    buf.extend_from_slice(m.spool.as_bytes());
-    buf.push(b'\n');
-    buf.extend_from_slice(m.through.to_string().as_bytes());
-    len_u32(buf.len() - before)
-}
-
-#[cfg(any(test, feature = "test-util"))]
-fn push_entry(buf: &mut Vec<u8>, idx: u64, leaf: &Hash, event: &[u8]) {
-    buf.extend_from_slice(&idx.to_be_bytes());
-    buf.extend_from_slice(&len_u32(event.len()).to_be_bytes());
-    buf.extend_from_slice(leaf);
-    buf.extend_from_slice(event);
-}
-
-/// Fills in the header of the batch that is all of `buf`, and appends its check.
-fn finish_batch(buf: &mut Vec<u8>, mark_len: u32, count: u32) {
-    let payload = len_u32(buf.len() - BATCH_HEADER);
-    buf[4..8].copy_from_slice(&payload.to_be_bytes());
-    buf[8..12].copy_from_slice(&count.to_be_bytes());
-    buf[12..16].copy_from_slice(&mark_len.to_be_bytes());
-    let check = crc32fast::hash(buf);
-    buf.extend_from_slice(&check.to_be_bytes());
-}
-
 /// Drops the whole pages of the synced bytes `from..to` of a segment from the page cache: the
 /// writer never reads them back, and a log growing by megabytes a second otherwise has every
 /// write copy into page-cache pages that are fresh each time. Advice only: an error changes
@@ -875,44 +559,6 @@ fn forget_written(file: &File, from: u64, to: u64) {
 
 #[cfg(not(target_os = "linux"))]
 fn forget_written(_: &File, _: u64, _: u64) {}
-
-fn encode_checkpoint(cp: &StoredCheckpoint) -> Vec<u8> {
-    let mut rec = Vec::with_capacity(cp.note.len() + CHECKPOINT_OVERHEAD);
-    rec.extend_from_slice(&len_u32(cp.note.len()).to_be_bytes());
-    rec.extend_from_slice(&cp.size.to_be_bytes());
-    rec.extend_from_slice(&cp.time_ms.to_be_bytes());
-    rec.extend_from_slice(cp.note.as_bytes());
-    let check = check_of(&rec);
-    rec.extend_from_slice(&check);
-    rec
-}
-
-/// Encodes `events` (setting their indices from `first`) as one batch into `buf`; returns
-/// their leaves.
-fn encode_batch(
-    buf: &mut Vec<u8>,
-    events: &mut [Encoded],
-    first: u64,
-    mark: Option<&SpoolMark<'_>>,
-) -> Vec<Hash> {
-    buf.clear();
-    let mark_len = encode_batch_header(buf, mark);
-    let mut leaves = Vec::with_capacity(events.len());
-    for (i, ev) in events.iter_mut().enumerate() {
-        ev.index = first + i as u64;
-        let at = buf.len();
-        buf.extend_from_slice(&ev.index.to_be_bytes());
-        buf.extend_from_slice(&[0u8; 4 + 32]);
-        ev.canonical_into(buf);
-        let leaf = leaf_hash(&buf[at + ENTRY_HEADER..]);
-        let len = len_u32(buf.len() - at - ENTRY_HEADER);
-        buf[at + 8..at + 12].copy_from_slice(&len.to_be_bytes());
-        buf[at + 12..at + ENTRY_HEADER].copy_from_slice(&leaf);
-        leaves.push(leaf);
-    }
-    finish_batch(buf, mark_len, len_u32(events.len()));
-    leaves
-}
 
 impl Appender for FileStore {
     fn append_marked(
@@ -1104,6 +750,7 @@ impl LogReader for FileStore {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]
 
+    use super::format::{BATCH_MAGIC, BATCH_MAGIC_V1, CRC_LEN};
     use super::*;
     use crate::EventKind;
 
