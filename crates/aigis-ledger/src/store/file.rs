@@ -48,13 +48,12 @@ use crate::merkle::Tree;
 mod format;
 mod segment;
 
-#[cfg(any(test, feature = "test-util"))]
-use format::push_entry;
 use format::{
     CHECK_LEN, CHECKPOINT_MAGIC, CHECKPOINT_OVERHEAD, MAX_NOTE, SEGMENT_HEADER, SEGMENT_MAGIC,
-    be_u32, be_u64, check_of, encode_batch, encode_batch_header, encode_checkpoint, finish_batch,
-    len_u32, segment_name,
+    be_u32, be_u64, check_of, encode_batch, encode_checkpoint, segment_name,
 };
+#[cfg(any(test, feature = "test-util"))]
+use format::{encode_batch_header, finish_batch, len_u32, push_entry};
 pub use segment::RawEntry;
 use segment::{Next, SegmentReader, list_segments};
 
