@@ -12,7 +12,7 @@ use crate::admit::Usage;
 const NONE: u32 = u32::MAX;
 
 /// Appends one complete response's record to `buf`, for the ledger's writer to complete
-/// ([`Recorder::defer`], [`unpack`]): the fixed fields, then each string of the facts, the
+/// ([`super::Recorder::defer`], [`unpack`]): the fixed fields, then each string of the facts, the
 /// prompt and the response as a `u32` length (`u32::MAX` for none) and the bytes; a list is
 /// its `u32` count and its items; a finding is its kind and action, then its span as two
 /// `u64`s and its score as a `u32` (all ones for none). Copying them lets the request free its own allocations at
