@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::*;
 use crate::config::{self, Config};
 use crate::parse::{self, Endpoint};
+use cell::Refused;
 
 fn config(limits: &str) -> Config {
     let src = format!(
