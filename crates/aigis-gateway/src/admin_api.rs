@@ -144,7 +144,7 @@ async fn serve(
         }
         (method, path) => {
             // Without an API key store there are no keys to manage: the key routes do not
-            // exist (status and reload above work with OIDC or mTLS administrators alone).
+            // exist (status and reload above work for OIDC administrators alone).
             let keys = identity
                 .api_keys
                 .as_ref()
