@@ -1,5 +1,9 @@
 //! `aigis`: the security layer for AI infrastructure. This binary parses the command line,
 //! dispatches to the library crates and renders their results; it holds no domain logic.
+#![allow(
+    rustdoc::bare_urls,
+    reason = "doc comments here are clap's --help text, printed as written"
+)]
 
 mod audit_cmd;
 mod config_cmd;

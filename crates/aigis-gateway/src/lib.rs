@@ -1,7 +1,7 @@
 //! # aigis-gateway
 //!
 //! An OpenAI-compatible reverse proxy that every call to a model passes through. A request
-//! flows through one stage per module, composed in one place ([`pipeline`]):
+//! flows through one stage per module, composed in one place (`pipeline`):
 //!
 //! ```text
 //! listen    (TCP / TLS 1.3, X25519MLKEM768 preferred)

@@ -160,7 +160,7 @@ fn invalid(param: impl Into<String>, message: impl Into<String>) -> GatewayError
 
 /// Validates a request body for `endpoint` against `limits`. A typed scan of the body decides
 /// a valid request without building a `serde_json::Value`; a body it does not accept goes
-/// through [`parse_value`], which names the violation.
+/// through `parse_value`, which names the violation.
 pub fn parse(
     endpoint: Endpoint,
     raw: Bytes,

@@ -42,7 +42,7 @@ type Key = [u8; 32];
 /// Findings of one part, their `part` index 0.
 type Entry = Arc<[Finding]>;
 
-/// Hits, misses and size of a [`Cache`].
+/// Hits, misses and size of a `Cache`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
     /// Parts whose findings came from memory.

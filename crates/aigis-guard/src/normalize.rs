@@ -116,10 +116,10 @@ struct Mapped {
 
 /// Normalises `original` (see the module docs). Never fails; linear in the input.
 ///
-/// [`lower`] removes hidden characters and applies NFKC and lowercase, copying ASCII runs in
-/// bulk; [`fold_into`] walks the whitespace-separated tokens, copies those that need no folding
+/// `lower` removes hidden characters and applies NFKC and lowercase, copying ASCII runs in
+/// bulk; `fold_into` walks the whitespace-separated tokens, copies those that need no folding
 /// as they are and folds the others, collapsing whitespace as it writes. Only text with a
-/// padding run (`i g n o r e`, rare) takes a second walk that [`collapse_padding`] rewrites.
+/// padding run (`i g n o r e`, rare) takes a second walk that `collapse_padding` rewrites.
 pub fn normalize(original: &str) -> Normalized {
     let lowered = lower(original);
     let mut out = Collapsed::with_capacity(lowered.text.len());

@@ -187,7 +187,7 @@ fn note_consequences(problems: &mut [Problem], mismatches: u64) {
 const PROGRESS_EVERY: u64 = 1 << 14;
 
 /// [`verify`], calling `progress` with the number of entries read so far every
-/// [`PROGRESS_EVERY`] entries (for a progress bar).
+/// `PROGRESS_EVERY` entries (for a progress bar).
 pub fn verify_with_progress(
     reader: &mut dyn LogReader,
     keys: &LedgerVerifiers,

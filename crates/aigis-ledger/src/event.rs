@@ -475,7 +475,7 @@ impl Encoded {
 
     /// Refuses an event whose canonical encoding could exceed [`MAX_EVENT_LEN`], which every
     /// reader (a store's, the spool's, a receipt's) refuses: recorded, it would make the log
-    /// unverifiable. The length is counted with the longest index ([`MAX_INDEX_DIGITS`]
+    /// unverifiable. The length is counted with the longest index (`MAX_INDEX_DIGITS`
     /// digits), since the index is assigned only inside the store's transaction; an event
     /// within 19 bytes of the limit is refused too.
     pub fn check_len(&self) -> Result<(), crate::LedgerError> {

@@ -1,5 +1,5 @@
 //! Where limit counters live: in this process ([`Local`], the embedded default) or in Redis
-//! shared by a fleet ([`super::fleet::Fleet`]). Both apply a batch of charges atomically: in
+//! shared by a fleet (`fleet::Fleet`). Both apply a batch of charges atomically: in
 //! [`Op::Check`] mode either every charge fits and all are taken, or none is.
 
 use std::collections::HashMap;

@@ -205,7 +205,7 @@ pub struct Decoding {
 type Found = (Encoding, Range<usize>, String);
 
 /// [`decode_segments`], with where a limit stopped it. When one layer holds more payloads than
-/// segments are left, they are taken one encoding at a time in turn ([`interleave`]), so that
+/// segments are left, they are taken one encoding at a time in turn (`interleave`), so that
 /// decoys of one encoding do not crowd out another's payloads.
 pub fn decode(original: &str, limits: Limits) -> Decoding {
     let mut out = Vec::new();

@@ -2,7 +2,7 @@
 //! after commit), assigns gap-free indices, keeps signed checkpoints, and reads entries back
 //! in index order for verification, proofs and export.
 //!
-//! - [`file`]: the embedded default, an append-only file set (one `write` and one
+//! - [`file`](mod@file): the embedded default, an append-only file set (one `write` and one
 //!   `fdatasync` per batch);
 //! - [`sqlite`]: embedded, one SQLite file (WAL, `synchronous=FULL`: a commit is on disk);
 //! - [`postgres`]: fleets; many gateways append concurrently, one sequencer row assigns

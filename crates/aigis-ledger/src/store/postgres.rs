@@ -27,7 +27,7 @@
 //! given their committed indices instead of being stored twice. The lookup first waits for the
 //! head's row lock, which the batch's transaction holds until it has committed or aborted, so
 //! a `COMMIT` still on its way is not taken for a failed one; a transaction whose client is
-//! gone is ended by the server after [`IDLE_IN_TRANSACTION`].
+//! gone is ended by the server after `IDLE_IN_TRANSACTION`.
 //!
 //! **TLS** as libpq does it ([`tls_connector`]): the URL's `sslmode` decides. `prefer` (the
 //! default) encrypts when the server offers TLS and `require` refuses a server without, neither

@@ -16,7 +16,7 @@
 //! - [`db`]: import, status, lookup.
 //! - [`inputs`], [`discover`]: the file formats read and how a tree is walked; [`markers`]: PEP
 //!   508 environment markers, evaluated for the target environment.
-//! - [`matching`], [`scan`], [`ai`]: the scan itself and the AI-specific checks.
+//! - [`matching`], [`scan`](mod@scan), [`ai`]: the scan itself and the AI-specific checks.
 //! - [`report`], [`vex`]: output.
 //! - [`online`]: the optional OSV API mode (`--online`), feeding the same matching.
 //!
