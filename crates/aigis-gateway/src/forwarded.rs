@@ -16,10 +16,14 @@ use crate::config::IpRange;
 /// Hops read from the right at most (a header is bounded by `max_header` anyway).
 const MAX_HOPS: usize = 32;
 
+/// Whether `ip` is one of the `trusted` proxies.
+pub fn is_trusted(trusted: &[IpRange], ip: IpAddr) -> bool {
+    trusted.iter().any(|r| r.contains(ip))
+}
+
 /// The client of a request that arrived from `peer`.
 pub fn client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpRange]) -> IpAddr {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
-    if !is_trusted(peer) {
+    if !is_trusted(trusted, peer) {
         return peer;
     }
     let values: Vec<String> = headers
@@ -40,7 +44,7 @@ pub fn client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpRange]) -> IpAddr 
             break;
         };
         client = ip.to_canonical();
-        if !is_trusted(client) {
+        if !is_trusted(trusted, client) {
             break;
         }
     }

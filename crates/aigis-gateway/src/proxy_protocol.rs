@@ -35,7 +35,7 @@ pub enum Origin {
 }
 
 /// Reads and consumes the PROXY header at the start of `tcp`, waiting at most [`READ_TIMEOUT`].
-/// Errors say what is wrong with the header, never echo it.
+/// Errors say what is wrong with the header (quoting at most one of its fields).
 pub async fn read(tcp: &mut TcpStream) -> Result<Origin, String> {
     tokio::time::timeout(READ_TIMEOUT, read_header(tcp))
         .await
@@ -121,7 +121,7 @@ fn parse_v1(header: &[u8]) -> Result<Origin, String> {
                 } else {
                     text.parse::<Ipv4Addr>().map(IpAddr::V4)
                 };
-                ip.map_err(|_| format!("PROXY v1 header: `{text}` is not an {family} address"))
+                ip.map_err(|_| format!("PROXY v1 header: `{text}` is not a {family} address"))
             };
             let src = addr(src)?;
             addr(dst)?;

@@ -475,7 +475,7 @@ async fn connection(
 ) {
     let runtime = shared.runtime.load_full();
     let server = &runtime.config.server;
-    if server.proxy_protocol && server.trusted_proxies.iter().any(|r| r.contains(peer.ip())) {
+    if server.proxy_protocol && crate::forwarded::is_trusted(&server.trusted_proxies, peer.ip()) {
         match crate::proxy_protocol::read(&mut tcp).await {
             Ok(crate::proxy_protocol::Origin::Client(client)) => peer = client,
             Ok(crate::proxy_protocol::Origin::Proxy) => {}
